@@ -1,0 +1,48 @@
+"""neurocomp: a compiler and bit-accurate emulator for spiking neural networks with
+on-chip learning.
+
+Describe a network once (:mod:`neurocomp.graph`), pick a chip profile
+(:func:`load_profile`), and compile, emulate and check it.
+"""
+
+from .errors import ModelError, NeurocompError, Problem, ProfileError
+from .graph import (
+    ALIF,
+    LI,
+    LIF,
+    Network,
+    Population,
+    Projection,
+    RuleSpec,
+    SparseWeights,
+    SpikeInput,
+    init_weights,
+    load_network,
+    save_network,
+)
+from .profiles import Profile, list_profiles, load_profile
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ALIF",
+    "LI",
+    "LIF",
+    "ModelError",
+    "Network",
+    "NeurocompError",
+    "Population",
+    "Problem",
+    "Profile",
+    "ProfileError",
+    "Projection",
+    "RuleSpec",
+    "SparseWeights",
+    "SpikeInput",
+    "__version__",
+    "init_weights",
+    "list_profiles",
+    "load_network",
+    "load_profile",
+    "save_network",
+]

@@ -1,0 +1,43 @@
+"""Chip profiles: frozen, schema-checked descriptions of a chip's arithmetic and limits."""
+
+from .loader import PROFILE_PATH_ENV, list_profiles, load_profile, profile_dirs
+from .profile import (
+    Capacity,
+    DecayFormat,
+    Energy,
+    Formats,
+    LearningEngine,
+    NeuronModelSupport,
+    Profile,
+    ScaledFormat,
+    Source,
+    StateFormat,
+    SynapseEncoding,
+    TimeSemantics,
+    TraceFormat,
+    WeightFormat,
+)
+from .table import profile_summary, profiles_table
+
+__all__ = [
+    "PROFILE_PATH_ENV",
+    "Capacity",
+    "DecayFormat",
+    "Energy",
+    "Formats",
+    "LearningEngine",
+    "NeuronModelSupport",
+    "Profile",
+    "ScaledFormat",
+    "Source",
+    "StateFormat",
+    "SynapseEncoding",
+    "TimeSemantics",
+    "TraceFormat",
+    "WeightFormat",
+    "list_profiles",
+    "load_profile",
+    "profile_dirs",
+    "profile_summary",
+    "profiles_table",
+]

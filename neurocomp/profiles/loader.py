@@ -1,0 +1,108 @@
+"""Finding, loading and checking chip profiles."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+from .._yaml import YamlError, read_yaml
+from ..errors import Problem, ProfileError
+from .profile import Profile
+from .schema import build, numeric_leaves, path_exists
+
+PROFILE_PATH_ENV = "NEUROCOMP_PROFILE_PATH"
+"""Extra folders (``os.pathsep``-separated) searched for ``<name>.yaml`` before the built-ins."""
+
+
+def profile_dirs() -> list[Path]:
+    """Folders searched for profiles, in order: ``$NEUROCOMP_PROFILE_PATH``, then the built-ins."""
+    extra = [Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(os.pathsep) if p]
+    builtin = Path(str(resources.files("neurocomp.hardware_profiles")))
+    return [*extra, builtin]
+
+
+def list_profiles() -> list[str]:
+    """Names of all profiles found, sorted; an earlier folder shadows a later one."""
+    names: set[str] = set()
+    for d in profile_dirs():
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def find_profile(name: str) -> Path:
+    for d in profile_dirs():
+        candidate = d / f"{name}.yaml"
+        if candidate.is_file():
+            return candidate
+    raise ProfileError(
+        [Problem(f"profile {name!r}", f"no such profile (available: {', '.join(list_profiles())})")]
+    )
+
+
+def load_profile(name_or_path: str | os.PathLike) -> Profile:
+    """Load a profile by name (``"loihi2"``) or from a YAML file path.
+
+    Raises :class:`ProfileError` listing every schema problem, each with the file and key.
+    """
+    text = os.fspath(name_or_path)
+    is_path = text.endswith((".yaml", ".yml")) or os.sep in text
+    path = Path(text) if is_path else find_profile(text)
+    if not path.is_file():
+        raise ProfileError([Problem(str(path), "profile file not found")])
+    stat = path.stat()
+    return _load_cached(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_cached(path: str, _mtime_ns: int, _size: int) -> Profile:
+    return _load_file(Path(path))
+
+
+def _load_file(path: Path) -> Profile:
+    where = path.name
+    try:
+        data = read_yaml(path)
+    except YamlError as exc:
+        raise ProfileError([Problem("", str(exc))]) from None
+    if not isinstance(data, dict):
+        raise ProfileError([Problem(where, "a profile must be a YAML mapping")])
+    problems: list[Problem] = []
+    profile = build(Profile, data, "", problems, where)
+    problems += _check_provenance(data, where)
+    if isinstance(data.get("name"), str) and data["name"] != path.stem:
+        problems.append(Problem(where, f"name: {data['name']!r} does not match the file name {path.stem!r}"))
+    if problems or profile is None:
+        raise ProfileError(problems, header=f"invalid profile {path}")
+    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    return _with_internal(profile, str(path), fingerprint)
+
+
+def _with_internal(profile: Profile, path: str, fingerprint: str) -> Profile:
+    object.__setattr__(profile, "path", path)  # loader-owned fields, set once before anyone sees it
+    object.__setattr__(profile, "fingerprint", fingerprint)
+    return profile
+
+
+def _check_provenance(data: dict, where: str) -> list[Problem]:
+    """Every number needs a source whose ``covers`` prefixes its key; estimates must exist."""
+    problems = []
+    sources = data.get("sources") or []
+    covers = [c for s in sources if isinstance(s, dict) for c in (s.get("covers") or []) if isinstance(c, str)]
+    for c in covers:
+        if not path_exists(data, c):
+            problems.append(Problem(where, f"sources: covers {c!r}, which is not a key of this profile"))
+    for e in data.get("estimates") or []:
+        if isinstance(e, str) and not path_exists(data, e):
+            problems.append(Problem(where, f"estimates: {e!r} is not a key of this profile"))
+    exempt = ("schema", "sources", "estimates")
+    for leaf in numeric_leaves(data):
+        if leaf.split(".")[0].split("[")[0] in exempt:
+            continue
+        if not any(leaf == c or leaf.startswith(c + ".") or leaf.startswith(c + "[") for c in covers):
+            problems.append(Problem(where, f"{leaf}: no entry in sources covers this number"))
+    return problems

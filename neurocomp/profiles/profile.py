@@ -1,0 +1,373 @@
+"""The chip profile: every number format, timing rule, capacity limit, learning-engine
+feature and energy figure of one chip, as frozen data.
+
+Profiles are read from ``hardware_profiles/<name>.yaml`` by :func:`neurocomp.load_profile`.
+Code that needs a bit width, rounding mode or limit reads it from here, never from a
+constant of its own. Field docs give the unit; "bits" always counts the sign bit unless
+the field says otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from .._frozen import FrozenDict
+
+Rounding = Literal["toward_zero", "floor", "nearest", "stochastic"]
+Overflow = Literal["wrap", "wrap_once", "saturate"]
+"""How an out-of-range integer is brought back in range.
+
+``wrap``: modulo 2**bits into the signed range. ``saturate``: clip to the range.
+``wrap_once``: one correction of +-2**bits, as Lava's Loihi LIF current does: a value
+``> 2**(bits-1)`` loses ``2**bits`` and one ``<= -2**(bits-1)`` gains it, once (Lava's ``PyLifModelBitAcc``; a value that overshoots by
+more than ``2**bits`` stays out of range). In every mode ``strict`` emulation raises instead.
+"""
+SignMode = Literal["mixed", "excitatory", "inhibitory"]
+NeuronModelName = Literal["LIF", "ALIF", "LI", "SpikeInput"]
+ResetMode = Literal["zero", "subtract"]
+
+
+def _ge(v: float) -> dict:
+    return {"ge": v}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WeightFormat:
+    """Synaptic weight encoding: an integer mantissa and a shared binary exponent.
+
+    ``encoding = "sign_mode"`` (Loihi): ``mantissa_bits`` is the magnitude width and the
+    sign comes from the projection's sign mode, so a mixed matrix spans
+    ``[-2**bits, 2**bits - 1]`` and loses ``mixed_sign_drops_lsb`` LSBs; excitatory spans
+    ``[0, 2**bits - 1]``, inhibitory ``[-(2**bits - 1), 0]``.
+    ``encoding = "twos_complement"``: ``mantissa_bits`` includes the sign,
+    ``[-2**(bits-1), 2**(bits-1) - 1]`` for every projection.
+    The effective weight is ``mantissa * 2**exponent`` with
+    ``exponent_min <= exponent <= exponent_max``; a negative exponent is a right shift of
+    the summed input rounded by ``exponent_rounding``.
+    """
+
+    mantissa_bits: int = field(metadata=_ge(1))
+    encoding: Literal["sign_mode", "twos_complement"]
+    exponent_min: int
+    exponent_max: int
+    exponent_rounding: Rounding
+    sign_modes: tuple[SignMode, ...]
+    mixed_sign_drops_lsb: bool = False
+    per_channel_exponent: bool = False
+
+    def mantissa_range(self, sign_mode: SignMode = "mixed") -> tuple[int, int]:
+        """Inclusive integer range of the mantissa under ``sign_mode``."""
+        b = self.mantissa_bits
+        if self.encoding == "twos_complement":
+            return -(2 ** (b - 1)), 2 ** (b - 1) - 1
+        return {"mixed": (-(2**b), 2**b - 1), "excitatory": (0, 2**b - 1), "inhibitory": (-(2**b - 1), 0)}[
+            sign_mode
+        ]
+
+    def _problems(self) -> list[str]:
+        out = []
+        if self.exponent_min > self.exponent_max:
+            out.append(f"exponent_min {self.exponent_min} > exponent_max {self.exponent_max}")
+        if not self.sign_modes:
+            out.append("sign_modes must list at least one mode")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateFormat:
+    """A state variable (current, voltage, adaptation): ``bits`` wide, two's complement
+    when ``kind = "int"`` (``frac_bits`` of them fractional), or an IEEE float of ``bits``
+    (32 or 64) when ``kind = "float"``. ``overflow`` applies to integer states only."""
+
+    bits: int = field(metadata={"ge": 2, "le": 64})
+    kind: Literal["int", "float"] = "int"
+    frac_bits: int = field(default=0, metadata=_ge(0))
+    overflow: Overflow = "saturate"
+
+    def int_range(self) -> tuple[int, int]:
+        """Inclusive signed range ``[-2**(bits-1), 2**(bits-1) - 1]`` of an integer state."""
+        return -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+
+    def _problems(self) -> list[str]:
+        if self.kind == "float" and self.bits not in (16, 32, 64):
+            return [f"a float state must be 16, 32 or 64 bits, not {self.bits}"]
+        if self.frac_bits >= self.bits:
+            return [f"frac_bits {self.frac_bits} must be below bits {self.bits}"]
+        return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecayFormat:
+    """How a leak ``x <- x * exp(-dt/tau)`` is computed per step.
+
+    * ``multiplicative``: a ``bits``-wide unsigned decay ``d`` and
+      ``x <- round(x * (2**bits - d - offset) / 2**bits)``; ``current_offset`` and
+      ``voltage_offset`` are the chip's fixed extra decrement (Loihi: 1 on the current).
+    * ``multiplier``: a ``bits``-wide fixed-point factor ``alpha`` (``bits - 1`` fractional
+      bits) and ``x <- round(x * alpha)``.
+    * ``bitshift``: ``x <- x - round(x / 2**dash)`` with a ``bits``-wide ``dash``.
+    * ``exact``: ``x <- x * exp(-dt/tau)`` in the state's own (float) arithmetic.
+
+    ``rounding`` is applied to the product; for negative states ``toward_zero``
+    (sign-magnitude) and ``floor`` (arithmetic shift) differ by one LSB. ``min_step``: a
+    nonzero state always moves toward zero by at least this much per step (XyloSim: 1).
+    """
+
+    representation: Literal["multiplicative", "multiplier", "bitshift", "exact"]
+    bits: int = field(metadata={"ge": 1, "le": 64})
+    rounding: Rounding
+    current_offset: int = 0
+    voltage_offset: int = 0
+    min_step: int = field(default=0, metadata=_ge(0))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScaledFormat:
+    """A parameter stored as ``mantissa << (exponent + shift)`` (threshold, bias).
+
+    ``mantissa_bits`` counts the sign bit when ``signed``. ``shift`` is a fixed left shift
+    the chip applies (Loihi: ``vth << 6``); ``exponent_min..exponent_max`` is the range
+    of the programmable exponent (0..0 when there is none)."""
+
+    mantissa_bits: int = field(metadata={"ge": 1, "le": 64})
+    signed: bool
+    exponent_min: int = 0
+    exponent_max: int = 0
+    shift: int = 0
+
+    def mantissa_range(self) -> tuple[int, int]:
+        b = self.mantissa_bits
+        return (-(2 ** (b - 1)), 2 ** (b - 1) - 1) if self.signed else (0, 2**b - 1)
+
+    def _problems(self) -> list[str]:
+        if self.exponent_min > self.exponent_max:
+            return [f"exponent_min {self.exponent_min} > exponent_max {self.exponent_max}"]
+        return []
+
+
+@dataclass(frozen=True, kw_only=True)
+class TraceFormat:
+    """A spike trace: ``bits`` wide (unsigned unless ``signed``), impulses with
+    ``impulse_fraction_bits`` fractional bits, decays rounded by ``decay_rounding``."""
+
+    bits: int = field(metadata={"ge": 1, "le": 64})
+    signed: bool = False
+    impulse_fraction_bits: int = field(default=0, metadata=_ge(0))
+    decay_rounding: Rounding = "floor"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Formats:
+    """The chip's numeric formats.
+
+    ``input_shift``: the summed synaptic input is shifted left by this many bits before it
+    is added to the current (Loihi: ``a << 6``), so weights and thresholds share a scale.
+    """
+
+    weight: WeightFormat
+    current: StateFormat
+    voltage: StateFormat
+    decay: DecayFormat
+    threshold: ScaledFormat | None = None  # None: stored in the state format (float chips)
+    bias: ScaledFormat | None = None  # None: the chip has no bias
+    trace: TraceFormat | None = None
+    input_shift: int = field(default=0, metadata=_ge(0))
+
+    def _problems(self) -> list[str]:
+        if self.current.kind == "int" and self.threshold is None:
+            return ["threshold: required when the state is integer"]
+        return []
+
+
+UpdatePhase = Literal["receive", "bias", "threshold", "current", "voltage", "adapt", "spike", "reset", "send"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeSemantics:
+    """What one time step means on the chip.
+
+    ``synaptic_delay_steps``: the latency every projection has (a spike at step ``t`` reaches
+    the post-synaptic current at ``t + synaptic_delay_steps``); a projection's own
+    ``delay_steps`` adds to it. ``update_order``: the phases of a neuron update, in order.
+    ``threshold``: ``greater`` spikes on ``v > th``, ``greater_equal`` on ``v >= th``.
+    ``max_spikes_per_step``: spikes one neuron can emit in one step (Xylo: 31).
+    ``input_delay_steps``: the latency of projections from external inputs when it differs
+    from ``synaptic_delay_steps`` (XyloSim delivers input spikes in the same step).
+    """
+
+    default_dt_ms: float = field(metadata={"gt": 0})
+    synaptic_delay_steps: int = field(metadata=_ge(0))
+    input_delay_steps: int | None = field(default=None, metadata=_ge(0))
+    update_order: tuple[UpdatePhase, ...]
+    threshold: Literal["greater", "greater_equal"]
+    max_spikes_per_step: int = field(default=1, metadata=_ge(1))
+
+
+@dataclass(frozen=True, kw_only=True)
+class NeuronModelSupport:
+    """How the chip runs one neuron model.
+
+    ``implementation``: ``native`` (a built-in model; for loihi2 one Lava has a fixed-point
+    process model for), ``programmable`` (microcode or core software), ``fixed_function``.
+    ``state``: the formats of the model's state variables where they differ from the
+    profile's ``formats`` (e.g. ``a`` for an ALIF adaptation variable).
+    ``synaptic_states``: synaptic currents per neuron (Xylo hidden neurons: 2).
+    """
+
+    implementation: Literal["native", "programmable", "fixed_function"]
+    reset_modes: tuple[ResetMode, ...] = ()
+    refractory_max_steps: int = field(default=0, metadata=_ge(0))
+    synaptic_current: bool = True
+    synaptic_states: int = field(default=1, metadata=_ge(1))
+    state: Mapping[str, StateFormat] = field(default_factory=FrozenDict)
+    notes: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SynapseEncoding:
+    """Bits one stored synapse costs in the core's synaptic memory (used to count memory)."""
+
+    weight_bits: int = field(metadata=_ge(1))
+    delay_bits: int = field(default=0, metadata=_ge(0))
+    index_bits: int = field(default=0, metadata=_ge(0))
+    tag_bits: int = field(default=0, metadata=_ge(0))
+    dense: bool = False  # True: a dense row costs weight bits for every (pre, post) pair
+
+    @property
+    def sparse_bits(self) -> int:
+        return self.weight_bits + self.delay_bits + self.index_bits + self.tag_bits
+
+
+@dataclass(frozen=True, kw_only=True)
+class Capacity:
+    """Capacity limits. ``None`` means the chip has no such limit (or it is unpublished,
+    which the profile's notes then say).
+
+    ``chips``: chips in the largest system the profile targets. Fan-in and fan-out are per
+    neuron (distinct pre- or post-synaptic neurons), axon counts per core.
+    ``input_channels`` / ``output_neurons`` are for chips with fixed I/O ports (Xylo, ReckOn).
+    """
+
+    chips: int = field(metadata=_ge(1))
+    cores_per_chip: int = field(metadata=_ge(1))
+    neurons_per_core: int = field(metadata=_ge(1))
+    synaptic_memory_bits_per_core: int = field(metadata=_ge(1))
+    synapse_encoding: SynapseEncoding
+    max_delay_steps: int = field(metadata=_ge(0))
+    fan_in_per_neuron: int | None = None
+    fan_out_per_neuron: int | None = None
+    input_axons_per_core: int | None = None
+    output_axons_per_core: int | None = None
+    input_channels: int | None = None
+    output_neurons: int | None = None
+
+    @property
+    def neurons_total(self) -> int:
+        return self.chips * self.cores_per_chip * self.neurons_per_core
+
+
+EngineKind = Literal["sum_of_products", "eprop_fixed", "programmable", "none"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LearningEngine:
+    """The on-chip learning engine.
+
+    ``sum_of_products`` (Loihi): rules ``dz = sum m*2^e * dependency * prod(factor + c)``
+    over ``variables``; ``mantissa_*``/``exponent_*`` bound the per-product scale,
+    ``accumulator_bits`` is the signed update accumulator, ``epoch_bits`` bounds the
+    learning epoch (``t_epoch < 2**epoch_bits``), ``synaptic_variable_bits`` the stored
+    width of w, t and d. ``eprop_fixed`` (ReckOn): a fixed-function e-prop with registers
+    in ``params``. ``programmable``: any rule in the core's arithmetic. ``none``: no learning.
+    ``rules``: the learning rules neurocomp can lower onto this engine.
+    """
+
+    kind: EngineKind
+    rules: tuple[str, ...] = ()
+    stochastic_rounding: bool = False
+    variables: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    synaptic_variable_bits: Mapping[str, int] = field(default_factory=FrozenDict)
+    mantissa_min: int | None = None
+    mantissa_max: int | None = None
+    exponent_min: int | None = None
+    exponent_max: int | None = None
+    accumulator_bits: int | None = None
+    epoch_bits: int | None = None
+    third_factor: bool = False
+    params: Mapping[str, Any] = field(default_factory=FrozenDict)  # engine-specific registers
+
+    def _problems(self) -> list[str]:
+        out = []
+        if self.kind == "none" and self.rules:
+            out.append(f"a learning engine of kind 'none' cannot list rules {list(self.rules)}")
+        if self.kind == "sum_of_products":
+            for key in ("mantissa_min", "mantissa_max", "exponent_min", "exponent_max", "accumulator_bits"):
+                if getattr(self, key) is None:
+                    out.append(f"{key} is required for a sum_of_products engine")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class Energy:
+    """Energy figures in picojoules, ``None`` where unpublished."""
+
+    pj_per_synaptic_op: float | None = None
+    pj_per_neuron_update: float | None = None
+    pj_per_synaptic_update: float | None = None
+    pj_per_spike_routed: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Source:
+    """Where numbers come from: ``covers`` lists dotted key prefixes of the profile."""
+
+    id: str
+    ref: str
+    covers: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """A chip profile. Build it with :func:`neurocomp.load_profile`, not by hand.
+
+    ``arithmetic``: ``fixed`` (integer state, bit-accurate emulation) or ``float32``
+    (the chip computes in single precision). ``estimates``: dotted keys whose values are
+    estimates rather than published figures. ``validation_backend``: a simulator whose
+    fixed-point models this profile's semantics must match bit for bit (loihi2: ``lava``).
+    """
+
+    schema: int
+    name: str
+    title: str
+    description: str
+    arithmetic: Literal["fixed", "float32"]
+    formats: Formats
+    time: TimeSemantics
+    neuron_models: Mapping[str, NeuronModelSupport]
+    capacity: Capacity
+    learning: LearningEngine
+    energy: Energy
+    sources: tuple[Source, ...]
+    estimates: tuple[str, ...] = ()
+    validation_backend: str | None = None
+    notes: str = ""
+    # Set by the loader, not read from YAML.
+    path: str = field(default="", compare=False, metadata={"internal": True})
+    fingerprint: str = field(default="", compare=False, metadata={"internal": True})
+
+    def _problems(self) -> list[str]:
+        known = NeuronModelName.__args__  # type: ignore[attr-defined]
+        return [
+            f"neuron_models.{m}: unknown neuron model (known: {', '.join(known)})"
+            for m in self.neuron_models
+            if m not in known
+        ]
+
+    def supports(self, model: str) -> bool:
+        return model in self.neuron_models
+
+    def is_estimate(self, key: str) -> bool:
+        return any(key == e or key.startswith(e + ".") for e in self.estimates)
