@@ -105,23 +105,50 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
             problems.append(Problem(where, f"{key}: unknown top-level key (known: {', '.join(sorted(_TOP_KEYS))})"))
     version = data.get("neurocomp", FORMAT_VERSION)
     if version != FORMAT_VERSION:
-        problems.append(Problem(where, f"neurocomp: format version {version!r} is not supported (this is {FORMAT_VERSION})"))
+        problems.append(
+            Problem(where, f"neurocomp: format version {version!r} is not supported (this is {FORMAT_VERSION})")
+        )
     name = data.get("name", Path(where).stem)
     pops_raw = _list_of(data, "populations", where, problems)
     projs_raw = _list_of(data, "projections", where, problems)
 
+    # Names are tracked as declared, separately from the populations that are valid, so a
+    # duplicate is found even when one copy is invalid, and a projection onto an invalid
+    # population is not misreported as naming an unknown one.
+    declared: dict[str, int | None] = {}
     pops: list[Population] = []
-    sizes: dict[str, int] = {}
     for i, raw in enumerate(pops_raw):
+        pname = raw.get("name") if isinstance(raw, Mapping) else None
+        if isinstance(pname, str) and pname in declared:
+            problems.append(Problem(f"population {pname!r}", f"duplicate name (populations[{i}])"))
+            continue
         pop = _population(raw, i, arrays, problems)
+        if isinstance(pname, str):
+            size = raw.get("size")
+            declared[pname] = size if isinstance(size, int) and not isinstance(size, bool) else None
         if pop is not None:
             pops.append(pop)
-            sizes.setdefault(pop.name, pop.size)
+    valid = {p.name for p in pops}
     projs: list[Projection] = []
+    seen_proj: set[str] = set()
     for i, raw in enumerate(projs_raw):
-        proj = _projection(raw, i, sizes, arrays, problems)
-        if proj is not None:
-            projs.append(proj)
+        proj = _projection(raw, i, declared, arrays, problems)
+        if proj is None:
+            continue
+        if proj.name in seen_proj:
+            problems.append(Problem(f"projection {proj.name!r}", f"duplicate name (projections[{i}])"))
+            continue
+        seen_proj.add(proj.name)
+        if all(n in valid or n not in declared for n in (proj.pre, proj.post)):
+            projs.append(proj)  # the Network checks it against its populations
+        elif declared[proj.post] is not None and declared[proj.pre] is not None:
+            want = (declared[proj.post], declared[proj.pre])
+            if proj.shape != want:
+                problems.append(
+                    Problem(
+                        f"projection {proj.name!r}", f"weights: shape {proj.shape} does not match [post, pre] = {want}"
+                    )
+                )
     try:
         net = Network(pops, projs, name=str(name), description=str(data.get("description", "")))
     except ModelError as exc:
@@ -172,7 +199,9 @@ def _neuron(raw: Any, where: str, problems: list[Problem]) -> NeuronModel | None
         return None
     cls = NEURON_MODELS.get(raw["model"])
     if cls is None:
-        problems.append(Problem(where, f"neuron.model: unknown model {raw['model']!r} (known: {', '.join(NEURON_MODELS)})"))
+        problems.append(
+            Problem(where, f"neuron.model: unknown model {raw['model']!r} (known: {', '.join(NEURON_MODELS)})")
+        )
         return None
     kwargs = {k: v for k, v in raw.items() if k != "model"}
     allowed = set(cls.__dataclass_fields__)
@@ -190,7 +219,9 @@ def _neuron(raw: Any, where: str, problems: list[Problem]) -> NeuronModel | None
     return None
 
 
-def _projection(raw: Any, i: int, sizes: dict[str, int], arrays: _Arrays, problems: list[Problem]) -> Projection | None:
+def _projection(
+    raw: Any, i: int, sizes: dict[str, int | None], arrays: _Arrays, problems: list[Problem]
+) -> Projection | None:
     if not isinstance(raw, Mapping):
         problems.append(Problem(f"projections[{i}]", f"expected a mapping, got {raw!r}"))
         return None
@@ -243,8 +274,15 @@ def _rule(raw: Any, where: str, problems: list[Problem]) -> RuleSpec | None:
         return None
 
 
-def _weights(raw: Any, n_post: int | None, n_pre: int | None, recurrent: bool, arrays: _Arrays, where: str,
-             problems: list[Problem]):
+def _weights(
+    raw: Any,
+    n_post: int | None,
+    n_pre: int | None,
+    recurrent: bool,
+    arrays: _Arrays,
+    where: str,
+    problems: list[Problem],
+):
     try:
         if isinstance(raw, list):
             arr = np.asarray(raw, dtype=np.float64)
@@ -269,7 +307,9 @@ def _weights(raw: Any, n_post: int | None, n_pre: int | None, recurrent: bool, a
             if raw.get("format", "dense") == "sparse":
                 shape = arrays.get(raw, "/shape")
                 return SparseWeights(
-                    tuple(int(x) for x in shape), arrays.get(raw, "/rows"), arrays.get(raw, "/cols"),
+                    tuple(int(x) for x in shape),
+                    arrays.get(raw, "/rows"),
+                    arrays.get(raw, "/cols"),
                     arrays.get(raw, "/values"),
                 )
             arr = np.asarray(arrays.get(raw), dtype=np.float64)
@@ -309,11 +349,21 @@ def save_network(net: Network, path: str | os.PathLike, inline_max: int = 64) ->
         key = f"projections/{pr.name}"
         if isinstance(w, SparseWeights):
             if w.nnz <= inline_max:
-                d["weights"] = {"sparse": {"shape": list(w.shape), "rows": w.rows.tolist(),
-                                           "cols": w.cols.tolist(), "values": w.values.tolist()}}
+                d["weights"] = {
+                    "sparse": {
+                        "shape": list(w.shape),
+                        "rows": w.rows.tolist(),
+                        "cols": w.cols.tolist(),
+                        "values": w.values.tolist(),
+                    }
+                }
             else:
-                for part, arr in (("rows", w.rows), ("cols", w.cols), ("values", w.values),
-                                  ("shape", np.asarray(w.shape, np.int64))):
+                for part, arr in (
+                    ("rows", w.rows),
+                    ("cols", w.cols),
+                    ("values", w.values),
+                    ("shape", np.asarray(w.shape, np.int64)),
+                ):
                     arrays[f"{key}/weights/{part}"] = arr
                 d["weights"] = {"file": npz_name, "key": f"{key}/weights", "format": "sparse"}
         else:

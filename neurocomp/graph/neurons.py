@@ -82,9 +82,10 @@ class LIF(NeuronModel):
         _positive_time("tau_mem_ms", self.tau_mem_ms, out)
         if self.tau_syn_ms is not None:
             _positive_time("tau_syn_ms", self.tau_syn_ms, out)
-        if _finite("v_th", self.v_th, out) and self.v_th <= 0:
+        th_ok = _finite("v_th", self.v_th, out) and self.v_th > 0
+        if not th_ok and _finite("", self.v_th, []):
             out.append(f"v_th: the threshold must be > 0, got {self.v_th!r}")
-        if _finite("v_reset", self.v_reset, out) and _finite("", self.v_th, []) and self.v_reset >= self.v_th:
+        if _finite("v_reset", self.v_reset, out) and th_ok and self.v_reset >= self.v_th:
             out.append(f"v_reset: {self.v_reset!r} must be below the threshold v_th={self.v_th!r}")
         if self.reset not in RESET_MODES:
             out.append(f"reset: {self.reset!r} is not one of {', '.join(RESET_MODES)}")

@@ -155,7 +155,11 @@ class Projection:
         if not isinstance(other, Projection):
             return NotImplemented
         if (self.name, self.pre, self.post, self.sign_mode, self.plasticity) != (
-            other.name, other.pre, other.post, other.sign_mode, other.plasticity
+            other.name,
+            other.pre,
+            other.post,
+            other.sign_mode,
+            other.plasticity,
         ):
             return False
         if type(self.weights) is not type(other.weights):

@@ -21,8 +21,14 @@ PROFILE_PATH_ENV = "NEUROCOMP_PROFILE_PATH"
 def profile_dirs() -> list[Path]:
     """Folders searched for profiles, in order: ``$NEUROCOMP_PROFILE_PATH``, then the built-ins."""
     extra = [Path(p) for p in os.environ.get(PROFILE_PATH_ENV, "").split(os.pathsep) if p]
-    builtin = Path(str(resources.files("neurocomp.hardware_profiles")))
-    return [*extra, builtin]
+    return [*extra, _builtin_dir()]
+
+
+def _builtin_dir() -> Path:
+    try:  # installed (wheel or editable): the folder is the package neurocomp.hardware_profiles
+        return Path(str(resources.files("neurocomp.hardware_profiles")))
+    except ModuleNotFoundError:  # a plain source checkout on sys.path
+        return Path(__file__).resolve().parents[2] / "hardware_profiles"
 
 
 def list_profiles() -> list[str]:
@@ -39,9 +45,7 @@ def find_profile(name: str) -> Path:
         candidate = d / f"{name}.yaml"
         if candidate.is_file():
             return candidate
-    raise ProfileError(
-        [Problem(f"profile {name!r}", f"no such profile (available: {', '.join(list_profiles())})")]
-    )
+    raise ProfileError([Problem(f"profile {name!r}", f"no such profile (available: {', '.join(list_profiles())})")])
 
 
 def load_profile(name_or_path: str | os.PathLike) -> Profile:

@@ -9,8 +9,8 @@ the field says otherwise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._frozen import FrozenDict
@@ -20,9 +20,10 @@ Overflow = Literal["wrap", "wrap_once", "saturate"]
 """How an out-of-range integer is brought back in range.
 
 ``wrap``: modulo 2**bits into the signed range. ``saturate``: clip to the range.
-``wrap_once``: one correction of +-2**bits, as Lava's Loihi LIF current does: a value
-``> 2**(bits-1)`` loses ``2**bits`` and one ``<= -2**(bits-1)`` gains it, once (Lava's ``PyLifModelBitAcc``; a value that overshoots by
-more than ``2**bits`` stays out of range). In every mode ``strict`` emulation raises instead.
+``wrap_once``: one correction of +-2**bits, as the current of Lava's ``PyLifModelBitAcc``:
+a value ``> 2**(bits-1)`` loses ``2**bits`` and one ``<= -2**(bits-1)`` gains it, once (a
+value that overshoots by more than ``2**bits`` stays out of range). In every mode,
+``strict`` emulation raises instead.
 """
 SignMode = Literal["mixed", "excitatory", "inhibitory"]
 NeuronModelName = Literal["LIF", "ALIF", "LI", "SpikeInput"]
@@ -62,9 +63,7 @@ class WeightFormat:
         b = self.mantissa_bits
         if self.encoding == "twos_complement":
             return -(2 ** (b - 1)), 2 ** (b - 1) - 1
-        return {"mixed": (-(2**b), 2**b - 1), "excitatory": (0, 2**b - 1), "inhibitory": (-(2**b - 1), 0)}[
-            sign_mode
-        ]
+        return {"mixed": (-(2**b), 2**b - 1), "excitatory": (0, 2**b - 1), "inhibitory": (-(2**b - 1), 0)}[sign_mode]
 
     def _problems(self) -> list[str]:
         out = []

@@ -18,7 +18,6 @@ from typing import Any, Literal, Union
 from .._frozen import FrozenDict
 from ..errors import Problem
 
-
 _MISSING = object()
 
 

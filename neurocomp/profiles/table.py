@@ -82,20 +82,24 @@ def profile_summary(p: Profile) -> str:
         f"default dt        {t.default_dt_ms:g} ms",
         "formats",
         f"  weight          {w.mantissa_bits}-bit mantissa ({w.encoding}), exponent {w.exponent_min}..{w.exponent_max},"
-        f" sign modes {', '.join(w.sign_modes)}"
-        + ("; mixed sign drops the LSB" if w.mixed_sign_drops_lsb else ""),
+        f" sign modes {', '.join(w.sign_modes)}" + ("; mixed sign drops the LSB" if w.mixed_sign_drops_lsb else ""),
         f"  input shift     << {f.input_shift}",
         f"  current         {_state_fmt(f.current)}",
         f"  voltage         {_state_fmt(f.voltage)}",
         f"  decay           {f.decay.representation}, {f.decay.bits} bits, rounding {f.decay.rounding}"
-        + (f", offsets u+{f.decay.current_offset} v+{f.decay.voltage_offset}"
-           if f.decay.current_offset or f.decay.voltage_offset else ""),
+        + (
+            f", offsets u+{f.decay.current_offset} v+{f.decay.voltage_offset}"
+            if f.decay.current_offset or f.decay.voltage_offset
+            else ""
+        ),
         "  threshold       " + _scaled(f.threshold, "in the state format"),
         "  bias            " + _scaled(f.bias, "in the state format" if f.voltage.kind == "float" else "none"),
     ]
     if f.trace:
-        lines.append(f"  trace           {f.trace.bits}-bit, impulse fraction {f.trace.impulse_fraction_bits} bits,"
-                     f" decay rounding {f.trace.decay_rounding}")
+        lines.append(
+            f"  trace           {f.trace.bits}-bit, impulse fraction {f.trace.impulse_fraction_bits} bits,"
+            f" decay rounding {f.trace.decay_rounding}"
+        )
     lines += [
         "time",
         f"  synaptic delay  {t.synaptic_delay_steps} step(s); threshold test '{t.threshold}';"
@@ -110,24 +114,31 @@ def profile_summary(p: Profile) -> str:
         "capacity",
         f"  chips x cores   {c.chips} x {c.cores_per_chip}{est('capacity.chips')}",
         f"  neurons/core    {c.neurons_per_core}{est('capacity.neurons_per_core')}",
-        f"  synaptic memory {c.synaptic_memory_bits_per_core} bits/core"
-        f"{est('capacity.synaptic_memory_bits_per_core')}",
+        f"  synaptic memory {c.synaptic_memory_bits_per_core} bits/core{est('capacity.synaptic_memory_bits_per_core')}",
         f"  fan-in/out      {_fmt_int(c.fan_in_per_neuron)} / {_fmt_int(c.fan_out_per_neuron)} per neuron",
         f"  max delay       {c.max_delay_steps} steps",
     ]
     if c.input_channels or c.output_neurons:
-        lines.append(f"  I/O             {_fmt_int(c.input_channels)} input channels, "
-                     f"{_fmt_int(c.output_neurons)} output neurons")
+        lines.append(
+            f"  I/O             {_fmt_int(c.input_channels)} input channels, "
+            f"{_fmt_int(c.output_neurons)} output neurons"
+        )
     lines += [
         "learning",
         f"  engine          {lrn.kind}" + (f"; rules: {', '.join(lrn.rules)}" if lrn.rules else ""),
     ]
     if lrn.kind == "sum_of_products":
-        lines.append(f"  scale           m in [{lrn.mantissa_min},{lrn.mantissa_max}], "
-                     f"e in [{lrn.exponent_min},{lrn.exponent_max}]; accumulator {lrn.accumulator_bits} bits")
+        lines.append(
+            f"  scale           m in [{lrn.mantissa_min},{lrn.mantissa_max}], "
+            f"e in [{lrn.exponent_min},{lrn.exponent_max}]; accumulator {lrn.accumulator_bits} bits"
+        )
     en = p.energy
-    vals = [("synaptic op", en.pj_per_synaptic_op), ("neuron update", en.pj_per_neuron_update),
-            ("synaptic update", en.pj_per_synaptic_update), ("spike routed", en.pj_per_spike_routed)]
+    vals = [
+        ("synaptic op", en.pj_per_synaptic_op),
+        ("neuron update", en.pj_per_neuron_update),
+        ("synaptic update", en.pj_per_synaptic_update),
+        ("spike routed", en.pj_per_spike_routed),
+    ]
     lines.append("energy (pJ)" + est("energy"))
     lines += [f"  {k:<15} {'unpublished' if v is None else f'{v:g}'}" for k, v in vals]
     lines.append("sources")
