@@ -21,9 +21,18 @@ class _StrictLoader(yaml.SafeLoader):
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    # Only keys written in this mapping can be duplicates; keys merged in with `<<: *anchor`
+    # may be overridden locally, as YAML intends.
+    explicit = [k for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"]
     seen: dict[Any, yaml.Node] = {}
-    for key_node, _ in node.value:
+    for key_node in explicit:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"a mapping key must be a scalar, not {type(key).__name__}", key_node.start_mark
+            ) from None
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "profiles",
         help="list chip profiles, or show one",
         description="List the chip profiles (built-in ones and any in $NEUROCOMP_PROFILE_PATH) with their key "
-        "limits, or show everything one profile says. '*' marks an estimated figure.",
+        "limits, or show everything one profile says. The table marks an estimated figure with '*'; "
+        "'show' says '(estimate)'.",
     )
     p.add_argument("action", nargs="?", choices=["list", "show"], default="list", help="list (default) or show")
     p.add_argument("name", nargs="?", help="profile name (e.g. loihi2) or path to a profile YAML, for 'show'")

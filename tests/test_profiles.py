@@ -1,8 +1,6 @@
 """Chip profiles: the built-ins, loihi2's Lava semantics, immutability, schema and provenance checks,
 YAML strictness, user profile folders, and the human-readable summaries.
 
-Tests marked ``xfail(strict=True)`` document package bugs found while writing this file; each
-reason says what is wrong. They start failing (XPASS) once the bug is fixed.
 """
 
 from __future__ import annotations
@@ -192,11 +190,6 @@ def test_loihi2_matches_lava_constants(loihi2):
 
 
 @pytest.mark.lava
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Lava clips v to +-(2**23 - 1) (symmetric), but a 24-bit 'saturate' StateFormat "
-    "saturates to int_range() = [-2**23, 2**23 - 1]; the schema cannot express Lava's voltage rail",
-)
 def test_loihi2_voltage_saturation_range_matches_lava(loihi2):
     lif = pytest.importorskip("lava.proc.lif.models").PyLifModelBitAcc({})
     assert loihi2.formats.voltage.int_range() == (-lif.max_uv_val + 1, lif.max_uv_val - 1)
@@ -254,22 +247,12 @@ def test_profile_mappings_are_read_only(loihi2, get_mapping):
     assert key in m
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: learning.params is Mapping[str, Any]; nested YAML mappings inside it stay plain "
-    "mutable dicts, so a 'frozen' (and lru-cached, shared) profile can be changed in place",
-)
 def test_nested_learning_params_are_read_only(tmp_path):
     p = load_profile(write_profile(tmp_path, loihi2_data()))  # a private copy: never mutate the cached one
     with pytest.raises(TypeError):
         p.learning.params["factor_widths"]["x1"] = 99
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a frozen Profile defines __hash__, but hashing loihi2/reckon raises TypeError "
-    "(FrozenDict.__hash__ meets the plain dicts nested in learning.params)",
-)
 def test_profile_is_hashable(loihi2):
     assert hash(loihi2) == hash(pickle.loads(pickle.dumps(loihi2)))
 
@@ -472,12 +455,6 @@ def test_duplicate_yaml_key_is_an_error(tmp_path):
     assert re.search(re.escape(str(path)) + r":\d+:\d+", msg)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ProfileError,
-    reason="BUG: _yaml's duplicate-key constructor builds every key before PyYAML flattens merge "
-    "keys, so any '<<: *anchor' fails with 'could not determine a constructor for ...merge'",
-)
 def test_yaml_merge_keys_are_supported(tmp_path, loihi2):
     text = LOIHI2_YAML.read_text()
     old_u = "  current:\n    bits: 24\n    overflow: wrap_once"
@@ -490,24 +467,12 @@ def test_yaml_merge_keys_are_supported(tmp_path, loihi2):
     assert load_profile(path) == loihi2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: an unhashable (complex) YAML key makes _yaml's duplicate check raise a bare "
-    "TypeError instead of YamlError/ProfileError",
-)
 def test_unhashable_yaml_key_is_a_profile_error(tmp_path):
     path = tmp_path / "complex.yaml"
     path.write_text("? [a, b]\n: 1\n")
     profile_error(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: a YAML date inside learning.params (typed Any) passes the schema, then the "
-    "fingerprint's json.dumps raises a bare TypeError",
-)
 def test_date_in_free_form_params_does_not_crash(tmp_path):
     path = write_profile(tmp_path, loihi2_data())
     path.write_text(path.read_text().replace("  params:\n", "  params:\n    revision: 2021-09-30\n", 1))

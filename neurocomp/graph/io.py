@@ -237,6 +237,9 @@ def _projection(
     if len(problems) > before:
         return None
     pre, post = raw["pre"], raw["post"]
+    unknown = [(role, n) for role, n in (("pre", pre), ("post", post)) if n not in sizes]
+    for role, n in unknown:
+        problems.append(Problem(where, f"{role}: unknown population {n!r}"))
     weights = _weights(raw["weights"], sizes.get(post), sizes.get(pre), pre == post, arrays, where, problems)
     delay = raw.get("delay_steps", 0)
     if isinstance(delay, (list, Mapping)):
@@ -250,7 +253,7 @@ def _projection(
         plasticity = _rule(raw["plasticity"], where, problems)
         if plasticity is None:
             return None
-    if weights is None:
+    if weights is None or unknown:
         return None
     try:
         return Projection(pre, post, weights, delay, raw.get("sign_mode"), plasticity, name=raw.get("name", ""))
@@ -293,7 +296,7 @@ def _weights(
             raise ValueError(f"expected a nested list, {{init: ...}}, {{file: ...}} or {{sparse: ...}}, got {raw!r}")
         if "init" in raw:
             if n_post is None or n_pre is None:
-                return None  # the unknown population is reported by the network check
+                return None  # the size is unknown: the population is unknown or its size invalid (reported)
             return init_weights(raw, n_post, n_pre, recurrent=recurrent)
         if "sparse" in raw:
             s = raw["sparse"]

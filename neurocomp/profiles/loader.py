@@ -82,7 +82,7 @@ def _load_file(path: Path) -> Profile:
         problems.append(Problem(where, f"name: {data['name']!r} does not match the file name {path.stem!r}"))
     if problems or profile is None:
         raise ProfileError(problems, header=f"invalid profile {path}")
-    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return _with_internal(profile, str(path), fingerprint)
 
 

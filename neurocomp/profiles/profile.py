@@ -78,16 +78,20 @@ class WeightFormat:
 class StateFormat:
     """A state variable (current, voltage, adaptation): ``bits`` wide, two's complement
     when ``kind = "int"`` (``frac_bits`` of them fractional), or an IEEE float of ``bits``
-    (32 or 64) when ``kind = "float"``. ``overflow`` applies to integer states only."""
+    (32 or 64) when ``kind = "float"``. ``overflow`` applies to integer states only;
+    ``symmetric`` limits the range to ``+-(2**(bits-1) - 1)`` (Lava clips v that way)."""
 
     bits: int = field(metadata={"ge": 2, "le": 64})
     kind: Literal["int", "float"] = "int"
     frac_bits: int = field(default=0, metadata=_ge(0))
     overflow: Overflow = "saturate"
+    symmetric: bool = False
 
     def int_range(self) -> tuple[int, int]:
-        """Inclusive signed range ``[-2**(bits-1), 2**(bits-1) - 1]`` of an integer state."""
-        return -(2 ** (self.bits - 1)), 2 ** (self.bits - 1) - 1
+        """Inclusive range of an integer state: ``[-2**(bits-1), 2**(bits-1) - 1]``, or
+        ``[-(2**(bits-1) - 1), 2**(bits-1) - 1]`` when ``symmetric``."""
+        hi = 2 ** (self.bits - 1) - 1
+        return (-hi if self.symmetric else -hi - 1), hi
 
     def _problems(self) -> list[str]:
         if self.kind == "float" and self.bits not in (16, 32, 64):

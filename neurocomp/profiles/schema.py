@@ -15,7 +15,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union
 
-from .._frozen import FrozenDict
+from .._frozen import FrozenDict, freeze
 from ..errors import Problem
 
 _MISSING = object()
@@ -96,10 +96,10 @@ def _convert(tp: Any, value: Any, path: str, problems: list[Problem], where: str
             if not isinstance(k, str):
                 _report(problems, where, path, f"key {k!r} must be a string")
                 continue
-            out[k] = v if val_tp is Any else _convert(val_tp, v, f"{path}.{k}", problems, where)
+            out[k] = freeze(v) if val_tp is Any else _convert(val_tp, v, f"{path}.{k}", problems, where)
         return FrozenDict(out)
     if tp is Any:
-        return value
+        return freeze(value)
     if tp is bool:
         if not isinstance(value, bool):
             _report(problems, where, path, f"expected true or false, got {value!r}")
