@@ -23,6 +23,9 @@ common tasks:
   neurocomp profiles                  list the chip profiles and their key limits
   neurocomp profiles show loihi2      everything one profile says, with sources
   neurocomp validate model.yaml       check a model file; prints every problem or OK
+  neurocomp compile model.yaml --profile loihi2 -o model.ncp
+                                      compile for a chip: quantization report, placement, energy
+  neurocomp inspect model.ncp         summarize a compiled program
 """
 
 
@@ -66,6 +69,41 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler import compile
+
+    program = compile(
+        args.model,
+        args.profile,
+        dt_ms=args.dt,
+        rounding=args.rounding,
+        seed=args.seed,
+        strict=args.strict,
+        max_zeroed_fraction=args.max_zeroed,
+        firing_rate_hz=args.firing_rate,
+        dump_ir_after=tuple(args.dump_ir_after),
+        time_passes=args.time_passes,
+    )
+    out = program.save(args.output)
+    if not args.quiet:
+        print(program.summary())
+    print(f"wrote {out}" + (f" ({len(program.warnings)} warnings)" if program.warnings else ""))
+    return EXIT_OK
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .compiler import Program
+
+    program = Program.load(args.program)
+    print(program.summary())
+    if args.cores:
+        print(program.placement.utilization(program.profile))
+    if args.passes:
+        for r in program.pass_log:
+            print(f"{r['name']:<16} {r['seconds']:>9.3f}s  peak {r['peak_rss_mib']:.0f} MiB  " + "; ".join(r["notes"]))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neurocomp", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -94,6 +132,69 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("models", nargs="+", metavar="MODEL.yaml", help="model files")
     p.add_argument("-v", "--verbose", action="store_true", help="print a summary of each valid model")
     p.set_defaults(func=_cmd_validate)
+
+    from .compiler.options import PASS_NAMES
+
+    p = sub.add_parser(
+        "compile",
+        help="compile a model for a chip profile into a Program (.ncp)",
+        description="Run the pipeline " + " -> ".join(PASS_NAMES) + " and write the Program. Prints the "
+        "quantization report, placement and energy estimate. Exits 2 if the model is invalid, violates the "
+        "profile's design rules (all violations are listed) or, with --strict, loses precision.",
+    )
+    p.add_argument("model", metavar="MODEL.yaml")
+    p.add_argument("--profile", required=True, help="profile name (see `neurocomp profiles`) or profile YAML path")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.ncp", help="where to write the Program")
+    p.add_argument("--dt", type=float, default=None, metavar="MS", help="time step in ms (default: the profile's)")
+    p.add_argument(
+        "--rounding",
+        choices=["nearest", "floor", "stochastic"],
+        default="nearest",
+        help="rounding of weights, thresholds and biases (default: nearest)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for stochastic rounding (default: 0)")
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail instead of warning when quantization clips values or zeroes too many weights",
+    )
+    p.add_argument(
+        "--max-zeroed",
+        type=float,
+        default=0.05,
+        metavar="FRACTION",
+        help="warn (or fail with --strict) when more than this fraction of a projection's nonzero "
+        "weights become 0 (default: 0.05)",
+    )
+    p.add_argument(
+        "--firing-rate",
+        type=float,
+        default=10.0,
+        metavar="HZ",
+        help="firing rate assumed by the traffic and energy estimates (default: 10)",
+    )
+    p.add_argument(
+        "--dump-ir-after",
+        action="append",
+        default=[],
+        metavar="PASS",
+        choices=[*PASS_NAMES, "all"],
+        help="print the IR after this pass (repeatable; 'all' for every pass)",
+    )
+    p.add_argument("--time-passes", action="store_true", help="print time and peak memory per pass")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the program summary")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser(
+        "inspect",
+        help="summarize a compiled Program",
+        description="Print a Program's populations, projections, placement, utilization, energy estimate, "
+        "quantization report and warnings.",
+    )
+    p.add_argument("program", metavar="PROGRAM.ncp")
+    p.add_argument("--cores", action="store_true", help="also print the utilization of every core")
+    p.add_argument("--passes", action="store_true", help="also print the pass log (time, memory, notes)")
+    p.set_defaults(func=_cmd_inspect)
     return parser
 
 

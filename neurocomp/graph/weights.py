@@ -23,8 +23,8 @@ _BLOCK_ROWS = 256  # initializers draw row blocks of this size; part of their de
 class SparseWeights:
     """A sparse ``[post, pre]`` weight matrix in canonical COO form.
 
-    ``rows`` are post-synaptic indices, ``cols`` pre-synaptic indices, both int64 and
-    sorted row-major without duplicates; ``values`` are float64. Explicit zeros are kept
+    ``rows`` are post-synaptic indices, ``cols`` pre-synaptic indices (int32, or int64 for
+    dimensions of 2**31 or more), sorted row-major without duplicates; ``values`` are float64. Explicit zeros are kept
     (a stored synapse of weight 0 is still a synapse, e.g. for a plastic projection).
     """
 
@@ -34,9 +34,12 @@ class SparseWeights:
     values: np.ndarray
 
     def __post_init__(self) -> None:
+        if getattr(self, "_trusted", False):
+            return
         shape = tuple(int(s) for s in self.shape)
-        rows = np.asarray(self.rows).astype(np.int64, copy=False).ravel()
-        cols = np.asarray(self.cols).astype(np.int64, copy=False).ravel()
+        index = np.int32 if max(shape) < 2**31 else np.int64  # half the memory for any realistic network
+        rows = np.asarray(self.rows).ravel()
+        cols = np.asarray(self.cols).ravel()
         values = np.asarray(self.values, dtype=np.float64).ravel()
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"sparse weights: shape must be two sizes >= 1, got {self.shape!r}")
@@ -46,16 +49,40 @@ class SparseWeights:
             )
         if len(rows) and (rows.min() < 0 or rows.max() >= shape[0] or cols.min() < 0 or cols.max() >= shape[1]):
             raise ValueError(f"sparse weights: an index lies outside the shape {shape}")
-        order = np.lexsort((cols, rows))
-        rows, cols, values = rows[order], cols[order], values[order]
-        flat = rows * shape[1] + cols
-        if len(flat) > 1 and np.any(flat[1:] == flat[:-1]):
-            i = int(np.nonzero(flat[1:] == flat[:-1])[0][0])
-            raise ValueError(f"sparse weights: duplicate entry at [post={rows[i]}, pre={cols[i]}]")
+        if not _is_canonical(rows, cols):
+            flat = rows.astype(np.int64) * shape[1] + cols
+            order = np.argsort(flat, kind="stable")
+            rows, cols, values, flat = rows[order], cols[order], values[order], flat[order]
+            if np.any(flat[1:] == flat[:-1]):
+                i = int(np.nonzero(flat[1:] == flat[:-1])[0][0])
+                raise ValueError(f"sparse weights: duplicate entry at [post={rows[i]}, pre={cols[i]}]")
+            del flat
         object.__setattr__(self, "shape", shape)
-        object.__setattr__(self, "rows", readonly_array(rows, np.int64))
-        object.__setattr__(self, "cols", readonly_array(cols, np.int64))
+        object.__setattr__(self, "rows", readonly_array(rows, index))
+        object.__setattr__(self, "cols", readonly_array(cols, index))
         object.__setattr__(self, "values", readonly_array(values, np.float64))
+
+    @classmethod
+    def _canonical(
+        cls, shape: tuple[int, int], rows: np.ndarray, cols: np.ndarray, values: np.ndarray
+    ) -> SparseWeights:
+        """Wrap arrays that are already canonical (sorted row-major, unique, in range, right
+        dtypes) without checking or copying them; they become read-only. For neurocomp's own
+        initializers, which build them that way, so that a 1e8-synapse matrix is not copied."""
+        obj = cls.__new__(cls)
+        for a in (rows, cols, values):
+            a.setflags(write=False)
+        object.__setattr__(obj, "_trusted", True)
+        for name, v in (("shape", tuple(shape)), ("rows", rows), ("cols", cols), ("values", values)):
+            object.__setattr__(obj, name, v)
+        return obj
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in ("shape", "rows", "cols", "values")}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
 
     @property
     def nnz(self) -> int:
@@ -90,6 +117,35 @@ class SparseWeights:
 
 Weights = np.ndarray | SparseWeights
 
+_CHUNK = 1 << 22  # entries per chunk for whole-array checks (bounds temporary memory)
+
+
+def row_pointers(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """CSR row pointers (int64, length ``n_rows + 1``) of sorted row indices: row ``j``'s
+    entries are ``indptr[j]:indptr[j + 1]``. Avoids ``bincount``'s int64 copy of ``rows``."""
+    return np.searchsorted(rows, np.arange(n_rows + 1, dtype=rows.dtype), side="left").astype(np.int64)
+
+
+def count_indices(idx: np.ndarray, n: int) -> np.ndarray:
+    """``np.bincount(idx, minlength=n)`` in chunks, so a large int32 index array is never
+    widened to int64 all at once."""
+    out = np.zeros(n, dtype=np.int64)
+    for a in range(0, len(idx), _CHUNK):
+        out += np.bincount(idx[a : a + _CHUNK], minlength=n)
+    return out
+
+
+def _is_canonical(rows: np.ndarray, cols: np.ndarray) -> bool:
+    """Sorted row-major with no duplicates, checked chunk by chunk to bound temporaries."""
+    n = len(rows)
+    for a in range(0, max(n - 1, 0), _CHUNK):
+        b = min(a + _CHUNK, n - 1)
+        r0, r1 = rows[a:b], rows[a + 1 : b + 1]
+        c0, c1 = cols[a:b], cols[a + 1 : b + 1]
+        if not np.all((r1 > r0) | ((r1 == r0) & (c1 > c0))):
+            return False
+    return True
+
 
 def weight_values(w: Weights) -> np.ndarray:
     """The stored values: all entries of a dense matrix, the nonzeros of a sparse one."""
@@ -106,9 +162,12 @@ def init_weights(spec: Mapping[str, Any], n_post: int, n_pre: int, recurrent: bo
     Spec keys: ``init`` (``normal``: ``mean``, ``std``; ``uniform``: ``low``, ``high``;
     ``glorot``: ``gain``, ``distribution`` normal|uniform; ``constant``: ``value``),
     ``seed`` (required), ``density`` in (0, 1] (each synapse exists with that probability),
-    ``format`` dense|sparse, and ``exclude_self`` (no autapses; recurrent projections only).
+    ``format`` dense|sparse, ``exclude_self`` (no autapses; recurrent projections only) and
+    ``bandwidth`` (local connectivity: post neuron ``j`` connects only to pre neurons within
+    ``bandwidth`` of ``j * n_pre / n_post``, wrapping around as on a ring).
 
-    Glorot uses the expected fan: ``std = gain * sqrt(2 / (density * (n_pre + n_post)))``.
+    Glorot uses the expected fans: ``std = gain * sqrt(2 / (fan_in + fan_out))`` with
+    ``fan_in = density * n_pre`` and ``fan_out = density * n_post`` (over the band, if any).
     Draws go block by block of 256 rows (mask, then values), so the result depends only on
     the spec and the shape, not on ``format``. Raises ``ValueError`` listing bad keys.
     """
@@ -118,18 +177,25 @@ def init_weights(spec: Mapping[str, Any], n_post: int, n_pre: int, recurrent: bo
     kind = spec["init"]
     density = float(spec.get("density", 1.0))
     rng = np.random.default_rng(int(spec["seed"]))
+    band = spec.get("bandwidth")
+    width = n_pre if band is None else min(n_pre, 2 * int(band) + 1)
     if kind == "glorot":
         gain = float(spec.get("gain", 1.0))
-        fan = density * (n_pre + n_post)
+        fan = density * width * (1 + n_post / n_pre)  # expected fan-in plus expected fan-out
         dist = spec.get("distribution", "normal")
         scale = gain * math.sqrt((6.0 if dist == "uniform" else 2.0) / fan)
+    index = np.int32 if max(n_post, n_pre) < 2**31 else np.int64
+    exclude_self = bool(spec.get("exclude_self", False))
     rows_out, cols_out, vals_out = [], [], []
     for r0 in range(0, n_post, _BLOCK_ROWS):
         nr = min(_BLOCK_ROWS, n_post - r0)
-        if density >= 1.0:
-            rr, cc = np.divmod(np.arange(nr * n_pre, dtype=np.int64), n_pre)
-        else:
-            rr, cc = np.nonzero(rng.random((nr, n_pre)) < density)
+        rr, cc = np.divmod(_bernoulli_positions(rng, nr * width, density), width)
+        rr += r0
+        if width < n_pre:  # offsets -band..band around the post neuron's position, on a ring
+            centre = (rr * n_pre) // n_post
+            cc = (centre - int(band) + cc) % n_pre
+            order = np.lexsort((cc, rr))  # keep each row's columns sorted (canonical COO)
+            rr, cc = rr[order], cc[order]
         k = len(rr)
         if kind == "normal":
             v = rng.normal(float(spec.get("mean", 0.0)), float(spec["std"]), size=k)
@@ -139,20 +205,43 @@ def init_weights(spec: Mapping[str, Any], n_post: int, n_pre: int, recurrent: bo
             v = rng.uniform(-scale, scale, size=k) if dist == "uniform" else rng.normal(0.0, scale, size=k)
         else:
             v = np.full(k, float(spec["value"]))
-        rows_out.append(rr + r0)
-        cols_out.append(cc)
+        if exclude_self:  # drawn, then dropped, so the draws do not depend on this option
+            keep = rr != cc
+            rr, cc, v = rr[keep], cc[keep], v[keep]
+        rows_out.append(rr.astype(index))
+        cols_out.append(cc.astype(index))
         vals_out.append(v)
-    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, np.int64)
-    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, np.int64)
+    rows = np.concatenate(rows_out) if rows_out else np.zeros(0, index)
+    del rows_out
+    cols = np.concatenate(cols_out) if cols_out else np.zeros(0, index)
+    del cols_out
     vals = np.concatenate(vals_out) if vals_out else np.zeros(0)
-    if spec.get("exclude_self", False):
-        keep = rows != cols
-        rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    del vals_out
     if spec.get("format", "dense") == "sparse":
-        return SparseWeights((n_post, n_pre), rows, cols, vals)
+        return SparseWeights._canonical((n_post, n_pre), rows, cols, vals)
     dense = np.zeros((n_post, n_pre))
     dense[rows, cols] = vals
     return dense
+
+
+def _bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
+    """Sorted positions in ``range(n)`` where independent Bernoulli(p) trials succeed.
+
+    The gaps between successes are geometric, so drawing them costs O(successes) rather
+    than O(n): this is what makes sparse initializers of 1e6-neuron networks cheap.
+    """
+    if p >= 1.0:
+        return np.arange(n, dtype=np.int64)
+    out = []
+    last = -1
+    while True:
+        m = max(16, int((n - 1 - last) * p * 1.05) + 16)
+        pos = last + np.cumsum(rng.geometric(p, size=m))
+        out.append(pos[pos < n])
+        if pos[-1] >= n:
+            break
+        last = int(pos[-1])
+    return np.concatenate(out).astype(np.int64)
 
 
 _INIT_KEYS = {
@@ -167,7 +256,7 @@ _OPTIONAL = {
     "glorot": {"gain", "distribution"},
     "constant": set(),
 }
-_COMMON = {"init", "seed", "density", "format", "exclude_self"}
+_COMMON = {"init", "seed", "density", "format", "exclude_self", "bandwidth"}
 
 
 def check_init_spec(spec: Mapping[str, Any], recurrent: bool) -> list[str]:
@@ -205,6 +294,9 @@ def check_init_spec(spec: Mapping[str, Any], recurrent: bool) -> list[str]:
         out.append(f"format: {spec.get('format')!r} is not one of dense, sparse")
     if spec.get("distribution", "normal") not in ("normal", "uniform"):
         out.append(f"distribution: {spec.get('distribution')!r} is not one of normal, uniform")
+    b = spec.get("bandwidth")
+    if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 0):
+        out.append(f"bandwidth: must be an integer >= 0, got {b!r}")
     if spec.get("exclude_self", False) and not recurrent:
         out.append("exclude_self: only applies to a projection from a population onto itself")
     return out

@@ -1,0 +1,312 @@
+"""Pass ``drc``: the design-rule check.
+
+Each rule is a small named function ``rule(net, profile) -> list[Violation]`` that reads
+its limits from the profile. All rules run; if any reports a violation, the pass raises
+one :class:`DRCError` listing every violation, each naming the element, the value and the
+limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import Problem
+from ...graph import ALIF, LI, LIF, Projection, SpikeInput
+from ...graph.weights import SparseWeights, count_indices, row_pointers
+from ...profiles import Profile
+from ..context import PassContext
+from ..errors import DRCError
+from ..ir import DiscreteNetwork
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    where: str
+    message: str
+
+    def problem(self) -> Problem:
+        return Problem(self.where, f"{self.message} [{self.rule}]")
+
+
+Rule = Callable[[DiscreteNetwork, Profile], list[Violation]]
+
+
+def stored_per_row(proj: Projection) -> np.ndarray:
+    """Synapses stored per post neuron: a sparse matrix's entries; a dense matrix's nonzeros
+    (all entries if plastic, since a zero weight can grow)."""
+    w = proj.weights
+    if isinstance(w, SparseWeights):
+        return np.diff(row_pointers(w.rows, w.shape[0]))
+    if proj.plasticity is not None:
+        return np.full(w.shape[0], w.shape[1], dtype=np.int64)
+    return np.count_nonzero(w, axis=1)
+
+
+def stored_per_col(proj: Projection) -> np.ndarray:
+    w = proj.weights
+    if isinstance(w, SparseWeights):
+        return count_indices(w.cols, w.shape[1])
+    if proj.plasticity is not None:
+        return np.full(w.shape[1], w.shape[0], dtype=np.int64)
+    return np.count_nonzero(w, axis=0)
+
+
+def _pop(name: str) -> str:
+    return f"population {name!r}"
+
+
+def _proj(name: str) -> str:
+    return f"projection {name!r}"
+
+
+# -- rules -------------------------------------------------------------------------------
+
+
+def neuron_model_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    return [
+        Violation(
+            "neuron_model_supported",
+            _pop(p.name),
+            f"neuron model {p.model} is not supported by {prof.name} (supported: {', '.join(prof.neuron_models)})",
+        )
+        for p in net.populations
+        if p.model not in prof.neuron_models
+    ]
+
+
+def reset_mode_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    out = []
+    for p in net.populations:
+        n, m = p.neuron, prof.neuron_models.get(p.model)
+        if m is None or not isinstance(n, LIF):
+            continue
+        if n.reset not in m.reset_modes:
+            out.append(
+                Violation(
+                    "reset_mode_supported",
+                    _pop(p.name),
+                    f"reset {n.reset!r} is not supported by {prof.name}'s {p.model} "
+                    f"(supported: {', '.join(m.reset_modes) or 'none'})",
+                )
+            )
+        if n.reset == "zero" and n.v_reset != 0.0 and m.implementation != "programmable":
+            out.append(
+                Violation(
+                    "reset_mode_supported",
+                    _pop(p.name),
+                    f"v_reset {n.v_reset:g}: {prof.name}'s {p.model} resets to 0 exactly",
+                )
+            )
+    return out
+
+
+def refractory_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    out = []
+    for p in net.populations:
+        m = prof.neuron_models.get(p.model)
+        if m is not None and isinstance(p.neuron, LIF) and p.neuron.refractory_steps > m.refractory_max_steps:
+            out.append(
+                Violation(
+                    "refractory_supported",
+                    _pop(p.name),
+                    f"refractory_steps {p.neuron.refractory_steps} exceeds {prof.name}'s limit "
+                    f"{m.refractory_max_steps} for {p.model}",
+                )
+            )
+    return out
+
+
+def synaptic_current_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    out = []
+    for p in net.populations:
+        m = prof.neuron_models.get(p.model)
+        if (
+            m is not None
+            and isinstance(p.neuron, (LIF, LI))
+            and p.neuron.tau_syn_ms is not None
+            and not m.synaptic_current
+        ):
+            out.append(
+                Violation(
+                    "synaptic_current_supported",
+                    _pop(p.name),
+                    f"tau_syn_ms {p.neuron.tau_syn_ms:g}: {prof.name}'s {p.model} has no synaptic "
+                    f"current (delta synapses only; set tau_syn_ms to null)",
+                )
+            )
+    return out
+
+
+def bias_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    if prof.formats.bias is not None or prof.formats.voltage.kind == "float":
+        return []
+    return [
+        Violation("bias_supported", _pop(p.name), f"bias {p.neuron.bias:g}: {prof.name} has no neuron bias")
+        for p in net.populations
+        if isinstance(p.neuron, (LIF, LI)) and p.neuron.bias != 0.0
+    ]
+
+
+def delay_within_limit(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    lim = prof.capacity.max_delay_steps
+    return [
+        Violation("delay_within_limit", _proj(pr.name), f"delay {pr.max_delay} steps exceeds {prof.name}'s limit {lim}")
+        for pr in net.projections
+        if pr.max_delay > lim
+    ]
+
+
+def sign_mode_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    modes = prof.formats.weight.sign_modes
+    out = []
+    for pr in net.projections:
+        mode = pr.inferred_sign_mode()
+        if prof.formats.weight.encoding == "twos_complement":
+            continue  # every two's-complement weight carries its own sign
+        if mode not in modes:
+            hint = " (split it into an excitatory and an inhibitory projection)" if mode == "mixed" else ""
+            out.append(
+                Violation(
+                    "sign_mode_supported",
+                    _proj(pr.name),
+                    f"sign mode {mode!r} is not supported by {prof.name} (supported: {', '.join(modes)}){hint}",
+                )
+            )
+    return out
+
+
+def _per_neuron_limit(net: DiscreteNetwork, limit: int | None, incoming: bool, rule: str, prof: Profile):
+    if limit is None:
+        return []
+    out = []
+    for pop in net.populations:
+        projs = [pr for pr in net.projections if (pr.post if incoming else pr.pre) == pop.name]
+        if not projs:
+            continue
+        counts = sum(stored_per_row(pr) if incoming else stored_per_col(pr) for pr in projs)
+        worst = int(np.argmax(counts))
+        if counts[worst] > limit:
+            n_over = int(np.count_nonzero(counts > limit))
+            kind = "fan-in" if incoming else "fan-out"
+            out.append(
+                Violation(
+                    rule,
+                    _pop(pop.name),
+                    f"{kind} {int(counts[worst])} (neuron {worst}; {n_over} neurons over) exceeds "
+                    f"{prof.name} limit {limit} (via {', '.join(pr.name for pr in projs)})",
+                )
+            )
+    return out
+
+
+def fan_in_within_limit(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    return _per_neuron_limit(net, prof.capacity.fan_in_per_neuron, True, "fan_in_within_limit", prof)
+
+
+def fan_out_within_limit(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    return _per_neuron_limit(net, prof.capacity.fan_out_per_neuron, False, "fan_out_within_limit", prof)
+
+
+def learning_rule_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    lrn = prof.learning
+    out = []
+    for pr in net.projections:
+        if pr.plasticity is None:
+            continue
+        rule = pr.plasticity.name
+        if lrn.kind == "none":
+            out.append(
+                Violation(
+                    "learning_rule_supported",
+                    _proj(pr.name),
+                    f"plastic ({rule!r}), but {prof.name} has no on-chip learning (inference only)",
+                )
+            )
+        elif rule not in lrn.rules:
+            out.append(
+                Violation(
+                    "learning_rule_supported",
+                    _proj(pr.name),
+                    f"learning rule {rule!r} cannot run on {prof.name}'s {lrn.kind} engine "
+                    f"(it runs: {', '.join(lrn.rules) or 'none'})",
+                )
+            )
+    return out
+
+
+def io_ports_within_limit(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    cap = prof.capacity
+    out = []
+    n_in = sum(p.size for p in net.populations if isinstance(p.neuron, SpikeInput))
+    if cap.input_channels is not None and n_in > cap.input_channels:
+        out.append(
+            Violation(
+                "io_ports_within_limit",
+                "network",
+                f"{n_in} input neurons exceed {prof.name}'s {cap.input_channels} input channels",
+            )
+        )
+    n_out = sum(p.size for p in net.populations if isinstance(p.neuron, LI))
+    if cap.output_neurons is not None and n_out > cap.output_neurons:
+        out.append(
+            Violation(
+                "io_ports_within_limit",
+                "network",
+                f"{n_out} readout neurons exceed {prof.name}'s {cap.output_neurons} output neurons",
+            )
+        )
+    return out
+
+
+def neuron_capacity(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    cap = prof.capacity
+    placed = sum(p.size for p in net.populations if not isinstance(p.neuron, SpikeInput))
+    if cap.input_channels is not None or cap.output_neurons is not None:  # fixed I/O ports: count hidden only
+        placed = sum(p.size for p in net.populations if isinstance(p.neuron, (LIF, ALIF)))
+    if placed > cap.neurons_total:
+        return [
+            Violation(
+                "neuron_capacity",
+                "network",
+                f"{placed} neurons exceed {prof.name}'s {cap.neurons_total} "
+                f"({cap.chips} chips x {cap.cores_per_chip} cores x {cap.neurons_per_core})",
+            )
+        ]
+    return []
+
+
+DRC_RULES: tuple[Rule, ...] = (
+    neuron_model_supported,
+    reset_mode_supported,
+    refractory_supported,
+    synaptic_current_supported,
+    bias_supported,
+    delay_within_limit,
+    sign_mode_supported,
+    fan_in_within_limit,
+    fan_out_within_limit,
+    learning_rule_supported,
+    io_ports_within_limit,
+    neuron_capacity,
+)
+"""The design rules, in the order they are reported."""
+
+
+def check_design_rules(net: DiscreteNetwork, prof: Profile, rules: tuple[Rule, ...] = DRC_RULES) -> list[Violation]:
+    """Run every rule; return all violations (empty: the network passes)."""
+    return [v for rule in rules for v in rule(net, prof)]
+
+
+def drc(net: DiscreteNetwork, ctx: PassContext) -> DiscreteNetwork:
+    violations = check_design_rules(net, ctx.profile)
+    if violations:
+        raise DRCError(
+            [v.problem() for v in violations],
+            header=f"{len(violations)} design-rule violation{'s' * (len(violations) > 1)} for {ctx.profile.name}",
+        )
+    ctx.note(f"{len(DRC_RULES)} rules passed")
+    return net

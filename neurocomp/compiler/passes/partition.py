@@ -1,0 +1,336 @@
+"""Pass ``partition``: split populations into core-sized blocks and place them on cores
+and chips.
+
+1. **Split.** Each placed population is cut into consecutive blocks that fit one core:
+   at most ``neurons_per_core`` neurons, at most ``synaptic_memory_bits_per_core`` of
+   incoming synapses (each stored synapse costs the profile's synapse encoding:
+   weight + delay + index + tag bits, or ``weight_bits * n_pre`` per row for dense
+   encodings), and at most ``input_axons_per_core`` distinct pre-synaptic neurons.
+2. **Traffic.** Between blocks, a spike of a pre neuron is sent once to every block it has
+   synapses in, so the traffic from block a to block b is the number of distinct neurons
+   of a with a synapse in b, times the firing probability per step.
+3. **Greedy placement.** Blocks are packed in order (populations in breadth-first order
+   from the inputs over the population graph, so connected blocks sit close) into cores,
+   and cores into chips.
+4. **Refinement.** Blocks move between chips while a move lowers the traffic that crosses
+   chips and the target chip has room, best gain first, for a few rounds.
+
+The cost is linear in the number of stored synapses (plus a blocks x blocks traffic matrix).
+External inputs are not placed: their spikes come from the host or the chip's input ports.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+
+from ...errors import Problem
+from ...graph.weights import row_pointers
+from ...profiles import Profile
+from ..context import PassContext
+from ..errors import PartitionError
+from ..ir import Block, PlacedNetwork, Placement, QProjection, QuantizedNetwork, occupies_core
+
+_REFINE_ROUNDS = 4
+
+
+def stored_rows(proj: QProjection) -> np.ndarray:
+    """Stored synapses per post neuron (sparse entries; dense nonzeros, or all if plastic)."""
+    if proj.is_sparse:
+        return np.diff(row_pointers(proj.rows, proj.shape[0]))
+    if proj.plasticity is not None:
+        return np.full(proj.shape[0], proj.shape[1], dtype=np.int64)
+    return np.count_nonzero(proj.weights, axis=1)
+
+
+class _Inputs:
+    """The stored synapses onto one population, with CSR row pointers computed once, and
+    the distinct pre-synaptic neurons of each block cached (they are needed for the axon
+    limit, the block's input axons and the traffic)."""
+
+    def __init__(self, projs: list[QProjection]):
+        self.projs = projs
+        self.indptr = [row_pointers(p.rows, p.shape[0]) if p.is_sparse else None for p in projs]
+        self._marks = [np.zeros(p.shape[1], dtype=bool) for p in projs]
+        self._cache: dict[tuple[int, int], list[np.ndarray]] = {}
+
+    def distinct(self, start: int, stop: int) -> list[np.ndarray]:
+        """Per projection, the sorted distinct pre indices with a synapse onto ``start:stop``."""
+        key = (start, stop)
+        if key not in self._cache:
+            self._cache[key] = [self._distinct(k, start, stop) for k in range(len(self.projs))]
+        return self._cache[key]
+
+    def _distinct(self, k: int, start: int, stop: int) -> np.ndarray:
+        p = self.projs[k]
+        if p.is_sparse:
+            cols = p.cols[self.indptr[k][start] : self.indptr[k][stop]]
+            if len(cols) * 32 < p.shape[1]:  # few entries: sorting them is cheaper than a pass over n_pre
+                return np.unique(cols)
+            mark = self._marks[k]
+            mark[cols] = True
+            out = np.flatnonzero(mark)
+            mark[out] = False
+            return out
+        if p.plasticity is not None:
+            return np.arange(p.shape[1])
+        return np.flatnonzero(np.any(p.weights[start:stop] != 0, axis=0))
+
+    def axons(self, start: int, stop: int) -> int:
+        return sum(len(c) for c in self.distinct(start, stop))
+
+
+def _placed_populations(net: QuantizedNetwork, prof: Profile) -> list[str]:
+    return [p.name for p in net.populations if occupies_core(p, prof)]
+
+
+def _population_order(net: QuantizedNetwork, placed: list[str]) -> list[str]:
+    """Breadth-first from the inputs over the population graph, then anything left."""
+    g = nx.DiGraph()
+    g.add_nodes_from(p.name for p in net.populations)
+    g.add_edges_from((pr.pre, pr.post) for pr in net.projections)
+    sources = [p.name for p in net.populations if p.model == "SpikeInput"] or placed[:1]
+    order: list[str] = []
+    for s in sources:
+        for n in [s, *(v for _, v in nx.bfs_edges(g, s))]:
+            if n in placed and n not in order:
+                order.append(n)
+    return order + [n for n in placed if n not in order]
+
+
+def _split(name: str, size: int, row_bits: np.ndarray, inputs: _Inputs, prof: Profile) -> list[tuple[int, int]]:
+    cap = prof.capacity
+    mem = cap.synaptic_memory_bits_per_core
+    cum = np.concatenate([[0], np.cumsum(row_bits)])
+    if np.any(row_bits > mem):
+        j = int(np.argmax(row_bits))
+        raise PartitionError(
+            [
+                Problem(
+                    f"population {name!r}",
+                    f"neuron {j} needs {int(row_bits[j])} bits of synapses, more than a {prof.name} core's {mem}",
+                )
+            ]
+        )
+    blocks, start = [], 0
+    while start < size:
+        k_mem = int(np.searchsorted(cum, cum[start] + mem, side="right")) - 1 - start
+        stop = start + max(1, min(cap.neurons_per_core, k_mem, size - start))
+        # shrink (halving) while the block's distinct inputs exceed the core's input axons
+        while cap.input_axons_per_core is not None and stop - start > 1:
+            if inputs.axons(start, stop) <= cap.input_axons_per_core:
+                break
+            stop = start + (stop - start) // 2
+        if cap.input_axons_per_core is not None and inputs.axons(start, stop) > cap.input_axons_per_core:
+            raise PartitionError(
+                [
+                    Problem(
+                        f"population {name!r}",
+                        f"neuron {start} alone has "
+                        f"{inputs.axons(start, stop)} distinct inputs, more "
+                        f"than a {prof.name} core's "
+                        f"{cap.input_axons_per_core} input axons",
+                    )
+                ]
+            )
+        blocks.append((start, stop))
+        start = stop
+    return blocks
+
+
+def partition(net: QuantizedNetwork, ctx: PassContext) -> PlacedNetwork:
+    prof = ctx.profile
+    cap = prof.capacity
+    enc = cap.synapse_encoding
+    placed = _population_order(net, _placed_populations(net, prof))
+    sizes = {p.name: p.size for p in net.populations}
+    incoming = {n: [pr for pr in net.projections if pr.post == n] for n in placed}
+    inputs = {n: _Inputs(incoming[n]) for n in placed}
+
+    # 1. split
+    blocks: list[tuple[str, int, int]] = []
+    block_bits: list[int] = []
+    block_axons: list[int] = []
+    first_block: dict[str, int] = {}
+    starts: dict[str, np.ndarray] = {}
+    for name in placed:
+        row_bits = np.zeros(sizes[name], dtype=np.int64)
+        for pr in incoming[name]:
+            if enc.dense:
+                row_bits += enc.weight_bits * pr.shape[1]
+            else:
+                row_bits += stored_rows(pr) * enc.sparse_bits
+        spans = _split(name, sizes[name], row_bits, inputs[name], prof)
+        first_block[name] = len(blocks)
+        starts[name] = np.array([a for a, _ in spans], dtype=np.int64)
+        cum = np.concatenate([[0], np.cumsum(row_bits)])
+        for a, b in spans:
+            blocks.append((name, a, b))
+            block_bits.append(int(cum[b] - cum[a]))
+            block_axons.append(inputs[name].axons(a, b))
+    nb = len(blocks)
+
+    # 2. traffic between blocks (distinct pre neurons per destination block) and from inputs
+    p_spike = ctx.options.firing_rate_hz * ctx.dt_ms / 1000.0
+    traffic = np.zeros((nb, nb))
+    input_traffic = 0.0
+    for post in placed:
+        bounds = [*starts[post][1:], sizes[post]]
+        for j, pr in enumerate(incoming[post]):
+            pre_placed = pr.pre in first_block
+            for k, (a, b) in enumerate(zip(starts[post], bounds, strict=True)):
+                cols = inputs[post].distinct(int(a), int(b))[j]
+                dst = first_block[post] + k
+                if pre_placed:
+                    src = np.searchsorted(starts[pr.pre], cols, side="right") - 1
+                    counts = np.bincount(src, minlength=len(starts[pr.pre]))
+                    traffic[first_block[pr.pre] : first_block[pr.pre] + len(counts), dst] += counts * p_spike
+                else:
+                    input_traffic += len(cols) * _input_rate(net, pr.pre, ctx) * ctx.dt_ms / 1000.0
+
+    # 3. greedy packing
+    core_of = np.zeros(nb, dtype=np.int64)
+    core_neurons: list[int] = []
+    core_bits: list[int] = []
+    core_axons: list[int] = []
+    for i, (_name, a, b) in enumerate(blocks):
+        n = b - a
+        if not core_neurons or not _fits(
+            core_neurons[-1] + n, core_bits[-1] + block_bits[i], core_axons[-1] + block_axons[i], prof
+        ):
+            core_neurons.append(0)
+            core_bits.append(0)
+            core_axons.append(0)
+        core_of[i] = len(core_neurons) - 1
+        core_neurons[-1] += n
+        core_bits[-1] += block_bits[i]
+        core_axons[-1] += block_axons[i]
+    n_cores = len(core_neurons)
+    if n_cores > cap.chips * cap.cores_per_chip:
+        raise PartitionError(
+            [
+                Problem(
+                    "network",
+                    f"needs {n_cores} cores; {prof.name} has {cap.chips} chips x "
+                    f"{cap.cores_per_chip} cores = {cap.chips * cap.cores_per_chip}",
+                )
+            ]
+        )
+    core_chip = np.arange(n_cores) // cap.cores_per_chip
+    sym = traffic + traffic.T
+
+    def cross_chip() -> float:
+        chip = core_chip[core_of]
+        return float(traffic[chip[:, None] != chip[None, :]].sum())
+
+    greedy_cross = cross_chip()
+
+    # 4. refinement: move blocks between chips, best gain first, while capacity allows
+    n_chips = int(core_chip.max()) + 1 if n_cores else 0
+    moves = 0
+    if n_chips > 1:
+        cn, cb, ca = (np.array(x, dtype=np.int64) for x in (core_neurons, core_bits, core_axons))
+        for _ in range(_REFINE_ROUNDS):
+            chip = core_chip[core_of]
+            to_chip = np.zeros((nb, n_chips))
+            for c in range(n_chips):
+                to_chip[:, c] = sym[:, chip == c].sum(axis=1)
+            gain = to_chip - to_chip[np.arange(nb), chip][:, None]
+            moved_now = 0
+            for i in np.argsort(-gain.max(axis=1)):
+                d = int(np.argmax(gain[i]))
+                if gain[i, d] <= 1e-12 or d == chip[i]:
+                    continue
+                n = blocks[i][2] - blocks[i][1]
+                on_d = np.flatnonzero(core_chip == d)
+                ok = [c for c in on_d if _fits(cn[c] + n, cb[c] + block_bits[i], ca[c] + block_axons[i], prof)]
+                if not ok:
+                    continue
+                c_new, c_old = ok[0], core_of[i]
+                cn[c_old] -= n
+                cb[c_old] -= block_bits[i]
+                ca[c_old] -= block_axons[i]
+                cn[c_new] += n
+                cb[c_new] += block_bits[i]
+                ca[c_new] += block_axons[i]
+                core_of[i] = c_new
+                # the moved block's neighbours now see it on chip d
+                gain[:, chip[i]] -= sym[:, i]
+                gain[:, d] += sym[:, i]
+                chip[i] = d
+                gain[i] = -np.inf
+                moved_now += 1
+            moves += moved_now
+            if not moved_now:
+                break
+        core_neurons, core_bits, core_axons = list(cn), list(cb), list(ca)
+        # drop cores a refinement emptied, keeping the order
+        used = np.flatnonzero(cn > 0)
+        remap = -np.ones(n_cores, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        core_of = remap[core_of]
+        core_chip = core_chip[used]
+        core_neurons, core_bits, core_axons = ([x[i] for i in used] for x in (core_neurons, core_bits, core_axons))
+
+    chip = core_chip[core_of]
+    cross_core = float(traffic[core_of[:, None] != core_of[None, :]].sum())
+    cross_chip_traffic = float(traffic[chip[:, None] != chip[None, :]].sum())
+    total_traffic = float(traffic.sum()) + input_traffic
+    energy, terms = _energy(net, prof, placed, sizes, total_traffic, ctx)
+    placement = Placement(
+        blocks=tuple(Block(n, a, b, int(core_of[i])) for i, (n, a, b) in enumerate(blocks)),
+        core_chip=np.asarray(core_chip, dtype=np.int64),
+        core_neurons=np.asarray(core_neurons, dtype=np.int64),
+        core_memory_bits=np.asarray(core_bits, dtype=np.int64),
+        core_input_axons=np.asarray(core_axons, dtype=np.int64),
+        traffic_total=total_traffic,
+        traffic_cross_core=cross_core,
+        traffic_cross_chip=cross_chip_traffic,
+        traffic_cross_chip_greedy=greedy_cross,
+        energy_pj_per_step=energy,
+        energy_terms=terms,
+    )
+    ctx.note(
+        f"{nb} blocks on {placement.n_cores} cores, {placement.n_chips} chips; spikes/step at "
+        f"{ctx.options.firing_rate_hz:g} Hz: {total_traffic:.4g} total, {cross_core:.4g} cross-core, "
+        f"{cross_chip_traffic:.4g} cross-chip (greedy {greedy_cross:.4g}, {moves} refinement moves)"
+    )
+    return PlacedNetwork(net, placement)
+
+
+def _fits(neurons: int, bits: int, axons: int, prof: Profile) -> bool:
+    cap = prof.capacity
+    return (
+        neurons <= cap.neurons_per_core
+        and bits <= cap.synaptic_memory_bits_per_core
+        and (cap.input_axons_per_core is None or axons <= cap.input_axons_per_core)
+    )
+
+
+def _input_rate(net: QuantizedNetwork, name: str, ctx: PassContext) -> float:
+    p = net.population(name)
+    rate = p.params.get("rate_hz") if p.model == "SpikeInput" else None
+    return float(rate) if rate is not None else ctx.options.firing_rate_hz
+
+
+def _energy(net, prof, placed, sizes, traffic, ctx) -> tuple[float | None, dict[str, float]]:
+    """Energy per step: neuron updates + synaptic ops (every stored synapse of a spiking
+    pre neuron) + routed spikes, from the profile's pJ figures."""
+    e = prof.energy
+    dt_s = ctx.dt_ms / 1000.0
+    syn_ops = sum(int(stored_rows(pr).sum()) * _input_rate(net, pr.pre, ctx) * dt_s for pr in net.projections)
+    counts = {
+        "neuron updates": float(sum(sizes[n] for n in placed)),
+        "synaptic ops": float(syn_ops),
+        "spikes routed": float(traffic),
+    }
+    figures = {
+        "neuron updates": e.pj_per_neuron_update,
+        "synaptic ops": e.pj_per_synaptic_op,
+        "spikes routed": e.pj_per_spike_routed,
+    }
+    terms = {k: counts[k] * v for k, v in figures.items() if v is not None}
+    terms.update({f"{k} (count)": v for k, v in counts.items()})
+    if all(v is None for v in figures.values()):
+        return None, terms
+    return float(sum(counts[k] * v for k, v in figures.items() if v is not None)), terms
