@@ -15,6 +15,8 @@ net.add(
     nc.Projection("rec", "out", nc.init_weights(init, 2, 200), plasticity=nc.RuleSpec("eprop", {"lr": 1e-3})),
 )
 print(net.summary())
-print(nc.load_profile("loihi2").capacity)
 nc.save_network(net, "quickstart.yaml")
 assert nc.load_network("quickstart.yaml") == net
+program = nc.compile(net, "spinnaker2")  # quantize, check design rules, place on cores
+print(program.summary())
+program.save("quickstart.ncp")

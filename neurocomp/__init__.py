@@ -5,6 +5,8 @@ Describe a network once (:mod:`neurocomp.graph`), pick a chip profile
 (:func:`load_profile`), and compile, emulate and check it.
 """
 
+from ._version import __version__
+from .compiler import Program, compile
 from .errors import ModelError, NeurocompError, Problem, ProfileError
 from .graph import (
     ALIF,
@@ -22,8 +24,6 @@ from .graph import (
 )
 from .profiles import Profile, list_profiles, load_profile
 
-__version__ = "0.1.0"
-
 __all__ = [
     "ALIF",
     "LI",
@@ -34,12 +34,14 @@ __all__ = [
     "Population",
     "Problem",
     "Profile",
+    "Program",
     "ProfileError",
     "Projection",
     "RuleSpec",
     "SparseWeights",
     "SpikeInput",
     "__version__",
+    "compile",
     "init_weights",
     "list_profiles",
     "load_network",

@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import __version__
+from ._version import __version__
 from .errors import NeurocompError
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2

@@ -214,7 +214,9 @@ class Program:
                 if manifest.get("format") != FORMAT:
                     raise ProgramError([Problem(where, "not a neurocomp program (unknown format)")])
                 version = manifest.get("format_version")
-                if not isinstance(version, int) or version > FORMAT_VERSION:
+                if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                    raise ProgramError([Problem(where, f"malformed manifest (format_version {version!r})")])
+                if version > FORMAT_VERSION:
                     raise ProgramError(
                         [
                             Problem(
@@ -242,8 +244,13 @@ class Program:
             ) from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
             raise ProgramError([Problem(where, f"malformed manifest ({exc})")]) from None
-        prof = cls._profile_for(manifest, profile, where)
-        return cls._from_manifest(manifest, arrays, prof)
+        try:
+            prof = cls._profile_for(manifest, profile, where)
+            return cls._from_manifest(manifest, arrays, prof)
+        except ProgramError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProgramError([Problem(where, f"malformed manifest (missing or bad {exc})")]) from None
 
     @staticmethod
     def _profile_for(manifest: dict, profile: Profile | str | None, where: str) -> Profile:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ... import __version__
+from ..._version import __version__
 from ..context import PassContext
 from ..ir import PlacedNetwork
 from ..program import Program

@@ -116,12 +116,18 @@ def _split(name: str, size: int, row_bits: np.ndarray, inputs: _Inputs, prof: Pr
     while start < size:
         k_mem = int(np.searchsorted(cum, cum[start] + mem, side="right")) - 1 - start
         stop = start + max(1, min(cap.neurons_per_core, k_mem, size - start))
-        # shrink (halving) while the block's distinct inputs exceed the core's input axons
-        while cap.input_axons_per_core is not None and stop - start > 1:
-            if inputs.axons(start, stop) <= cap.input_axons_per_core:
-                break
-            stop = start + (stop - start) // 2
-        if cap.input_axons_per_core is not None and inputs.axons(start, stop) > cap.input_axons_per_core:
+        limit = cap.input_axons_per_core
+        if limit is not None and stop - start > 1 and inputs.axons(start, stop) > limit:
+            # distinct inputs only grow with the block: binary-search the longest block that fits
+            lo, hi = start + 1, stop - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if inputs.axons(start, mid) <= limit:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            stop = lo
+        if limit is not None and inputs.axons(start, stop) > limit:
             raise PartitionError(
                 [
                     Problem(
@@ -188,34 +194,17 @@ def partition(net: QuantizedNetwork, ctx: PassContext) -> PlacedNetwork:
                 else:
                     input_traffic += len(cols) * _input_rate(net, pr.pre, ctx) * ctx.dt_ms / 1000.0
 
-    # 3. greedy packing
-    core_of = np.zeros(nb, dtype=np.int64)
-    core_neurons: list[int] = []
-    core_bits: list[int] = []
-    core_axons: list[int] = []
-    for i, (_name, a, b) in enumerate(blocks):
-        n = b - a
-        if not core_neurons or not _fits(
-            core_neurons[-1] + n, core_bits[-1] + block_bits[i], core_axons[-1] + block_axons[i], prof
-        ):
-            core_neurons.append(0)
-            core_bits.append(0)
-            core_axons.append(0)
-        core_of[i] = len(core_neurons) - 1
-        core_neurons[-1] += n
-        core_bits[-1] += block_bits[i]
-        core_axons[-1] += block_axons[i]
-    n_cores = len(core_neurons)
-    if n_cores > cap.chips * cap.cores_per_chip:
-        raise PartitionError(
-            [
-                Problem(
-                    "network",
-                    f"needs {n_cores} cores; {prof.name} has {cap.chips} chips x "
-                    f"{cap.cores_per_chip} cores = {cap.chips * cap.cores_per_chip}",
-                )
-            ]
+    # 3. greedy packing, in locality order; if that does not fit, first-fit decreasing
+    try:
+        core_of, cn, cb, ca = _pack(range(nb), blocks, block_bits, block_axons, prof, locality=True)
+    except PartitionError:
+        big_first = sorted(
+            range(nb), key=lambda i: (block_axons[i], block_bits[i], blocks[i][2] - blocks[i][1]), reverse=True
         )
+        core_of, cn, cb, ca = _pack(big_first, blocks, block_bits, block_axons, prof, locality=False)
+        ctx.note("locality-ordered packing did not fit; used first-fit decreasing")
+    n_cores = len(cn)
+    core_neurons, core_bits, core_axons = list(cn), list(cb), list(ca)
     core_chip = np.arange(n_cores) // cap.cores_per_chip
     sym = traffic + traffic.T
 
@@ -296,6 +285,52 @@ def partition(net: QuantizedNetwork, ctx: PassContext) -> PlacedNetwork:
         f"{cross_chip_traffic:.4g} cross-chip (greedy {greedy_cross:.4g}, {moves} refinement moves)"
     )
     return PlacedNetwork(net, placement)
+
+
+def _pack(order, blocks, block_bits, block_axons, prof: Profile, locality: bool):
+    """Place blocks on cores in ``order``. With ``locality``: the newest core if the block
+    fits there (neighbours stay together), else the first core with room on the newest
+    core's chip, else the first with room anywhere, else a new core. Without: first fit.
+    Returns the core of each block and the per-core neurons, bits and input axons."""
+    cap = prof.capacity
+    max_cores = cap.chips * cap.cores_per_chip
+    axon_cap = cap.input_axons_per_core if cap.input_axons_per_core is not None else np.iinfo(np.int64).max
+    cn, cb, ca = (np.zeros(max_cores, dtype=np.int64) for _ in range(3))
+    core_of = np.zeros(len(blocks), dtype=np.int64)
+    opened = 0
+    for i in order:
+        n, bits, ax = blocks[i][2] - blocks[i][1], block_bits[i], block_axons[i]
+        room = (
+            (cn[:opened] + n <= cap.neurons_per_core)
+            & (cb[:opened] + bits <= cap.synaptic_memory_bits_per_core)
+            & (ca[:opened] + ax <= axon_cap)
+        )
+        chip_start = ((opened - 1) // cap.cores_per_chip) * cap.cores_per_chip if opened else 0
+        on_chip = np.flatnonzero(room[chip_start:]) if locality else []
+        anywhere = np.flatnonzero(room)
+        if locality and opened and room[opened - 1]:
+            c = opened - 1
+        elif len(on_chip):
+            c = chip_start + int(on_chip[0])
+        elif len(anywhere):
+            c = int(anywhere[0])
+        elif opened < max_cores:
+            c, opened = opened, opened + 1
+        else:
+            raise PartitionError(
+                [
+                    Problem(
+                        "network",
+                        f"does not fit {prof.name}'s {cap.chips} chips x {cap.cores_per_chip} cores "
+                        f"({len(blocks)} blocks; no core has room for block {i})",
+                    )
+                ]
+            )
+        core_of[i] = c
+        cn[c] += n
+        cb[c] += bits
+        ca[c] += ax
+    return core_of, cn[:opened], cb[:opened], ca[:opened]
 
 
 def _fits(neurons: int, bits: int, axons: int, prof: Profile) -> bool:
