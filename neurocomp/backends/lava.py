@@ -1,0 +1,183 @@
+"""Run a loihi2 Program in Lava (lava-nc 0.10.0) under its fixed-point process models.
+
+Lava's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc`` are the public reference of
+Loihi 2's integer semantics, so this backend is how the emulator is validated: the same
+Program must give the same integers, bit for bit. Populations become ``LIF``, projections
+``Dense`` / ``Sparse`` (or ``DelayDense`` with delays), inputs ``RingBuffer``s, and
+``Monitor``s record ``u``, ``v`` and spikes. Lava has no batch: trials run one after
+another. Lava has no fixed-point ALIF, leaky readout or refractory LIF; programs with them
+are refused with the construct named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..compiler.program import Program
+from ..emulator.inputs import input_rasters
+from ..errors import Problem
+from .errors import BackendError, BackendUnavailable
+
+_INSTALL = (
+    "Lava is not installed. Install neurocomp's Lava extra (CPython 3.10 only): "
+    "pip install 'neurocomp[lava]', or use the project environment (make test)"
+)
+
+
+def _lava():
+    try:
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.dense.process import DelayDense, Dense
+        from lava.proc.io.source import RingBuffer
+        from lava.proc.lif.process import LIF
+        from lava.proc.monitor.process import Monitor
+        from lava.proc.sparse.process import Sparse
+        from lava.utils.weightutils import SignMode
+    except ImportError as exc:  # pragma: no cover - exercised on Python 3.11 without Lava
+        raise BackendUnavailable([Problem("lava backend", f"{_INSTALL} ({exc})")]) from None
+    return {
+        "RunSteps": RunSteps,
+        "Loihi2SimCfg": Loihi2SimCfg,
+        "Dense": Dense,
+        "DelayDense": DelayDense,
+        "Sparse": Sparse,
+        "RingBuffer": RingBuffer,
+        "LIF": LIF,
+        "Monitor": Monitor,
+        "SignMode": SignMode,
+    }
+
+
+def lava_available() -> bool:
+    try:
+        _lava()
+    except BackendUnavailable:
+        return False
+    return True
+
+
+class LavaBackend:
+    """``LavaBackend(program).run(steps, inputs, record)``, with the emulator's arguments and
+    recording format (``{"<population>/<var>": [steps, batch, neurons]}``)."""
+
+    def __init__(self, program: Program):
+        self.program = program
+        problems = []
+        if program.profile.validation_backend != "lava":
+            problems.append(
+                Problem(
+                    "program",
+                    f"compiled for {program.profile.name}, whose semantics Lava does not "
+                    f"model (only profiles validated by Lava, e.g. loihi2)",
+                )
+            )
+        for p in program.populations:
+            if p.model not in ("LIF", "SpikeInput"):
+                problems.append(Problem(f"population {p.name!r}", f"{p.model} has no fixed-point model in Lava 0.10.0"))
+            elif p.model == "LIF" and p.params.get("refractory", 0):
+                problems.append(Problem(f"population {p.name!r}", "Lava 0.10.0 has no fixed-point refractory LIF"))
+            elif p.model == "LIF" and p.params.get("reset") != "zero":
+                problems.append(Problem(f"population {p.name!r}", "Lava's LIF only resets v to zero"))
+        for pr in program.projections:
+            if not isinstance(pr.weight_exp, (int, np.integer)):
+                problems.append(
+                    Problem(f"projection {pr.name!r}", "Lava's Dense has one weight exponent per projection")
+                )
+        if problems:
+            raise BackendError(problems, header="this program cannot run in Lava")
+        self.lava = _lava()
+
+    def run(
+        self,
+        steps: int,
+        inputs: Mapping[str, np.ndarray] | None = None,
+        batch: int = 1,
+        record: tuple[str, ...] | list[str] = ("spikes",),
+    ) -> dict[str, np.ndarray]:
+        for var in record:
+            if var not in ("spikes", "v", "u"):
+                raise BackendError([Problem("record", f"Lava backend records spikes, v and u, not {var!r}")])
+        rasters = input_rasters(self.program, steps, batch, inputs or {})
+        out: dict[str, np.ndarray] = {}
+        for b in range(batch):
+            trial = self._run_trial(steps, {k: v[:, b, :] for k, v in rasters.items()}, record)
+            for key, arr in trial.items():
+                if key not in out:
+                    out[key] = np.zeros((steps, batch, arr.shape[1]), dtype=arr.dtype)
+                out[key][:, b, :] = arr
+        return out
+
+    def _run_trial(self, steps: int, rasters: Mapping[str, np.ndarray], record) -> dict[str, np.ndarray]:
+        L = self.lava
+        procs = {}
+        for p in self.program.populations:
+            if p.model == "SpikeInput":
+                # RingBuffer sends column (t-1) % length at step t: our row t-1
+                procs[p.name] = L["RingBuffer"](data=np.ascontiguousarray(rasters[p.name].T.astype(np.int32)))
+            else:
+                prm = p.params
+                procs[p.name] = L["LIF"](
+                    shape=(p.size,),
+                    du=int(prm["current_decay"]),
+                    dv=int(prm["voltage_decay"]),
+                    vth=int(prm["threshold"]),
+                    bias_mant=np.full(p.size, int(prm["bias_mant"])),
+                    bias_exp=np.full(p.size, int(prm["bias_exp"])),
+                    u=0,
+                    v=0,
+                    name=p.name,
+                )
+        sign = {
+            "mixed": L["SignMode"].MIXED,
+            "excitatory": L["SignMode"].EXCITATORY,
+            "inhibitory": L["SignMode"].INHIBITORY,
+        }
+        for pr in self.program.projections:
+            kwargs = dict(
+                weight_exp=int(pr.weight_exp), num_weight_bits=int(pr.num_weight_bits), sign_mode=sign[pr.sign_mode]
+            )
+            w = pr.dense_mantissas().astype(np.int32)
+            if pr.max_delay > 0:
+                delays = np.asarray(pr.delay_steps)
+                if delays.ndim and pr.is_sparse:
+                    dense_d = np.zeros(pr.shape, dtype=np.int64)
+                    dense_d[pr.rows, pr.cols] = delays
+                    delays = dense_d
+                conn = L["DelayDense"](weights=w, delays=delays if delays.ndim else int(delays), **kwargs)
+            elif pr.is_sparse:
+                from scipy.sparse import csr_matrix  # a Lava dependency
+
+                conn = L["Sparse"](
+                    weights=csr_matrix((pr.weights.astype(np.int32), (pr.rows, pr.cols)), shape=pr.shape), **kwargs
+                )
+            else:
+                conn = L["Dense"](weights=w, **kwargs)
+            procs[pr.pre].s_out.connect(conn.s_in)
+            conn.a_out.connect(procs[pr.post].a_in)
+        monitors = []
+        for p in self.program.populations:
+            if p.model == "SpikeInput":
+                continue
+            for var in record:
+                mon = L["Monitor"]()
+                target = {"spikes": procs[p.name].s_out, "v": procs[p.name].v, "u": procs[p.name].u}[var]
+                mon.probe(target=target, num_steps=steps)
+                monitors.append((p.name, var, mon, target))
+        anchor = next(iter(procs.values()))
+        out = {}
+        try:
+            anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag="fixed_pt"))
+            for name, var, mon, target in monitors:
+                data = mon.get_data()
+                series = data[procs[name].name][target.name]
+                dtype = np.uint8 if var == "spikes" else np.int32
+                out[f"{name}/{var}"] = np.asarray(series).reshape(steps, -1).astype(dtype)
+        finally:
+            anchor.stop()
+        for p in self.program.populations:
+            if p.model == "SpikeInput" and "spikes" in record:
+                out[f"{p.name}/spikes"] = rasters[p.name].astype(np.uint8)
+        return out

@@ -1,0 +1,141 @@
+"""Delivery of spikes through one projection of a Program.
+
+Each projection is split into groups of equal delay (Lava's DelayDense accumulates and
+shifts each delay slot separately, and so does this). A group accumulates the weights of
+the pre neurons that spiked (times their spike counts), applies the weight exponent, and
+adds the result to the post population's input for step ``t + latency + delay``.
+
+Accumulation is exact. Integer sums are computed in floating point only where that is
+provably exact: float32 when ``max|mantissa| * max fan-in * max spikes per step < 2**24``
+(for loihi2's 9-bit weights and fan-in <= 4096, 2**8 * 2**12 = 2**20), else float64
+(exact below 2**53); the bound is checked when the emulator is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..arith.fixed import shift
+from ..compiler.ir import QProjection
+from ..graph.weights import count_indices
+from ..profiles import Profile
+
+_FLOAT32_EXACT = 2**24
+_EVENT_FRACTION = 0.1  # below this fraction of active pre neurons, gather columns instead of a full matmul
+
+
+def chip_mantissas(proj: QProjection, profile: Profile) -> np.ndarray:
+    """The mantissas as the chip holds them: clipped to the sign mode's range, then with the
+    ``mantissa_bits - num_weight_bits`` LSBs (one more for mixed signs where the chip drops
+    it) floored away, as Lava's Dense does on its first step. A compiled Program is already
+    in this form; hand-built or learned weights may not be."""
+    w = profile.formats.weight
+    m = proj.weights.astype(np.int64)
+    if w.encoding != "sign_mode":
+        lo, hi = w.mantissa_range("mixed")
+        return np.clip(m, lo, hi)
+    mode = proj.sign_mode
+    lo, hi = w.mantissa_range(mode)  # type: ignore[arg-type]
+    k = w.mantissa_bits - proj.num_weight_bits + (1 if (mode == "mixed" and w.mixed_sign_drops_lsb) else 0)
+    m = np.clip(m, lo, hi)
+    if k <= 0:
+        return m
+    if mode == "inhibitory":  # Lava truncates the magnitude: -((-w >> k) << k)
+        return -((-m >> k) << k)
+    return (m >> k) << k
+
+
+@dataclass
+class _Group:
+    delay: int
+    dense: np.ndarray | None  # [post, pre] in the accumulation dtype
+    indptr: np.ndarray | None  # sparse: CSC by pre neuron
+    post_idx: np.ndarray | None
+    values: np.ndarray | None
+    exp: int | np.ndarray  # weight exponent (fixed) or 0 (float: folded into values)
+
+
+class Synapses:
+    """Runtime form of one projection: per-delay groups, ready to accumulate spikes."""
+
+    def __init__(self, proj: QProjection, latency: int, profile: Profile, max_spikes: int):
+        self.proj = proj
+        self.name, self.pre, self.post = proj.name, proj.pre, proj.post
+        self.n_post, self.n_pre = proj.shape
+        self.latency = latency
+        fixed = profile.arithmetic == "fixed"
+        self.fixed = fixed
+        self.rounding = profile.formats.weight.exponent_rounding
+        m = chip_mantissas(proj, profile)
+        if proj.is_sparse:
+            rows, cols = proj.rows.astype(np.int64), proj.cols.astype(np.int64)
+            fan_in = int(count_indices(proj.rows, self.n_post).max(initial=0))
+        else:
+            fan_in = int(np.count_nonzero(m, axis=1).max(initial=0))
+        bound = int(np.abs(m).max(initial=0)) * max(fan_in, 1) * max_spikes
+        self.exact_float32 = bound < _FLOAT32_EXACT
+        dtype = np.float32 if self.exact_float32 else np.float64
+        if not fixed:  # float chips: fold the exponent and scale into float32 weights (model units)
+            e = np.asarray(proj.weight_exp, dtype=np.float64)
+            scale = np.exp2(e) * proj.float_scale
+            dtype = np.float32
+        delays = np.asarray(proj.delay_steps)
+        self.groups: list[_Group] = []
+        for d in np.unique(delays) if delays.ndim else [int(delays)]:
+            sel = (delays == d) if delays.ndim else None
+            if proj.is_sparse:
+                r, c, v = (rows, cols, m) if sel is None else (rows[sel], cols[sel], m[sel])
+                vals = v.astype(np.float64)
+                if not fixed:
+                    vals = vals * (scale[r] if np.ndim(scale) else scale)
+                order = np.argsort(c, kind="stable")
+                indptr = np.searchsorted(c[order], np.arange(self.n_pre + 1))
+                self.groups.append(_Group(int(d), None, indptr, r[order], vals[order].astype(dtype), 0))
+            else:
+                w = m if sel is None else np.where(sel, m, 0)
+                w = w.astype(np.float64)
+                if not fixed:
+                    w = w * (scale[:, None] if np.ndim(scale) else scale)
+                self.groups.append(_Group(int(d), np.ascontiguousarray(w.astype(dtype)), None, None, None, 0))
+        self.exp = proj.weight_exp if fixed else 0
+        self.max_delay = max(g.delay for g in self.groups)
+
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``
+        (slots x batch x post, indexed by step modulo the number of slots)."""
+        active = np.flatnonzero(spikes.any(axis=0))
+        if active.size == 0:
+            return
+        n_slots = ring.shape[0]
+        for g in self.groups:
+            acc = self._accumulate(g, spikes, active)
+            if self.fixed:
+                acc = np.rint(acc).astype(np.int64)  # exact integers (see the module docstring)
+                e = self.exp
+                if isinstance(e, (int, np.integer)):
+                    acc = shift(acc, int(e), self.rounding)
+                else:  # per post neuron
+                    acc = np.where(np.asarray(e) >= 0, acc << np.maximum(e, 0), acc >> np.maximum(-np.asarray(e), 0))
+            ring[(t + self.latency + g.delay) % n_slots] += acc
+
+    def _accumulate(self, g: _Group, spikes: np.ndarray, active: np.ndarray) -> np.ndarray:
+        batch = spikes.shape[0]
+        if g.dense is not None:
+            s = spikes.astype(g.dense.dtype)
+            if active.size < _EVENT_FRACTION * self.n_pre:  # event-driven: only the spiking columns
+                return s[:, active] @ g.dense[:, active].T
+            return s @ g.dense.T
+        # sparse: gather the outgoing synapses of every (trial, pre neuron) that spiked
+        b_idx, pre_idx = np.nonzero(spikes[:, active])
+        pre_idx = active[pre_idx]
+        counts = g.indptr[pre_idx + 1] - g.indptr[pre_idx]
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros((batch, self.n_post))
+        starts = np.repeat(g.indptr[pre_idx] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        seg = starts + np.arange(total)
+        targets = g.post_idx[seg] + np.repeat(b_idx * self.n_post, counts)
+        w = g.values[seg].astype(np.float64) * np.repeat(spikes[b_idx, pre_idx], counts)
+        return np.bincount(targets, weights=w, minlength=batch * self.n_post).reshape(batch, self.n_post)
