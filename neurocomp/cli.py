@@ -26,6 +26,8 @@ common tasks:
   neurocomp compile model.yaml --profile loihi2 -o model.ncp
                                       compile for a chip: quantization report, placement, energy
   neurocomp inspect model.ncp         summarize a compiled program
+  neurocomp run model.ncp --steps 1000 --record spikes,v --out rec.npz
+                                      emulate it bit-accurately (or --backend lava)
 """
 
 
@@ -102,6 +104,62 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         for r in program.pass_log:
             print(f"{r['name']:<16} {r['seconds']:>9.3f}s  peak {r['peak_rss_mib']:.0f} MiB  " + "; ".join(r["notes"]))
     return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .compiler import Program
+    from .emulator import RECORDABLE
+
+    program = Program.load(args.program)
+    record = [r.strip() for r in args.record.split(",") if r.strip()]
+    inputs = {}
+    if args.input:
+        with np.load(args.input) as z:
+            for key in z.files:
+                name, _, var = key.rpartition("/")
+                if var != "spikes" or not name:
+                    print(f"neurocomp run: input key {key!r} is not '<population>/spikes'", file=sys.stderr)
+                    return EXIT_INVALID
+                inputs[name] = z[key]
+    if args.backend == "lava":
+        from .backends.lava import LavaBackend
+
+        rec = LavaBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record)
+    else:
+        from .emulator import Emulator
+
+        bad = [r for r in record if r not in RECORDABLE]
+        if bad:
+            print(f"neurocomp run: cannot record {bad} (recordable: {', '.join(RECORDABLE)})", file=sys.stderr)
+            return EXIT_INVALID
+        emu = Emulator(program, batch=args.batch, seed=args.seed, strict=args.strict)
+        rec = _run_with_progress(emu, args.steps, inputs, record)
+    np.savez(args.out, **rec)
+    spikes = {k: int(v.sum()) for k, v in rec.items() if k.endswith("/spikes")}
+    per = ", ".join(f"{k.split('/')[0]} {n}" for k, n in spikes.items())
+    print(f"ran {args.steps} steps x {args.batch} trial(s) on {args.backend}; spikes: {per}; wrote {args.out}")
+    return EXIT_OK
+
+
+def _run_with_progress(emu, steps: int, inputs, record):
+    """Run in chunks, with a progress bar on a terminal (chunked runs give the same bits)."""
+    import numpy as np
+
+    if not sys.stdout.isatty() or steps < 2000:
+        return emu.run(steps, inputs=inputs, record=record)
+    chunk = max(100, steps // 50)
+    parts = []
+    for start in range(0, steps, chunk):
+        n = min(chunk, steps - start)
+        part_inputs = {k: np.asarray(v)[start : start + n] for k, v in inputs.items()}
+        parts.append(emu.run(n, inputs=part_inputs, record=record))
+        done = start + n
+        bar = "#" * (30 * done // steps)
+        print(f"\r[{bar:<30}] {done}/{steps} steps", end="", flush=True)
+    print()
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +253,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cores", action="store_true", help="also print the utilization of every core")
     p.add_argument("--passes", action="store_true", help="also print the pass log (time, memory, notes)")
     p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser(
+        "run",
+        help="run a compiled Program on the emulator (or on Lava) and save the recording",
+        description="Run a Program for --steps steps. Inputs: an .npz with keys '<input population>/spikes' "
+        "shaped [steps, batch, neurons] or [steps, neurons] (inputs with a rate in the model need none). "
+        "The recording .npz has keys '<population>/spikes', '/v', '/u', each [steps, batch, neurons].",
+    )
+    p.add_argument("program", metavar="PROGRAM.ncp")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument(
+        "--backend",
+        choices=["emulator", "lava"],
+        default="emulator",
+        help="emulator (default), or lava (loihi2 programs; needs the lava extra)",
+    )
+    p.add_argument("--input", metavar="IN.npz", help="spike arrays for the input populations")
+    p.add_argument("--batch", type=int, default=1, help="independent trials run together (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the chip's own randomness (default 0)")
+    p.add_argument("--strict", action="store_true", help="stop at the first overflow instead of wrapping/saturating")
+    p.add_argument("--record", default="spikes", help="comma-separated variables: spikes,v,u (default: spikes)")
+    p.add_argument("--out", required=True, metavar="REC.npz", help="where to write the recording")
+    p.set_defaults(func=_cmd_run)
     return parser
 
 

@@ -64,16 +64,21 @@ def overflow(x: np.ndarray, fmt: StateFormat, strict: bool = False) -> np.ndarra
     """Bring ``x`` back into ``fmt``'s range as the profile says (``wrap``, ``wrap_once``,
     ``saturate``); with ``strict``, raise :class:`OverflowDetected` instead."""
     lo, hi = fmt.int_range()
+    if x.size == 0:
+        return x
+    x_min, x_max = int(x.min()), int(x.max())  # two reductions: the common in-range case builds no masks
     if fmt.overflow == "wrap_once":
         # Lava's u: one correction, applied when u > 2^(b-1) or u <= -2^(b-1) (not [lo, hi]).
         half = 2 ** (fmt.bits - 1)
+        if -half < x_min and x_max <= half:
+            return x
         over, under = x > half, x <= -half
         if strict and (over.any() or under.any()):
             _raise_first(x, over | under, lo, hi)
         return np.where(over, x - 2 * half, np.where(under, x + 2 * half, x))
-    bad = (x < lo) | (x > hi)
-    if not bad.any():
+    if lo <= x_min and x_max <= hi:
         return x
+    bad = (x < lo) | (x > hi)
     if strict:
         _raise_first(x, bad, lo, hi)
     if fmt.overflow == "saturate":

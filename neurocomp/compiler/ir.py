@@ -216,6 +216,48 @@ class QPopulation:
     scale_exp: int
     params: Mapping[str, Any]
 
+    @classmethod
+    def lif(
+        cls,
+        name: str,
+        size: int,
+        *,
+        du: int,
+        dv: int,
+        vth: int,
+        bias_mant=0,
+        bias_exp=0,
+        reset: str = "zero",
+        refractory: int = 0,
+    ) -> QPopulation:
+        """A LIF population given by its registers (Lava's names: ``du``, ``dv``, ``vth``,
+        ``bias_mant``, ``bias_exp``; the biases may be per neuron)."""
+        return cls(
+            name,
+            size,
+            "LIF",
+            True,
+            0,
+            FrozenDict(
+                current_decay=int(du),
+                voltage_decay=int(dv),
+                threshold=int(vth),
+                reset=reset,
+                refractory=int(refractory),
+                bias_mant=_scalar_or_tuple(bias_mant),
+                bias_exp=_scalar_or_tuple(bias_exp),
+            ),
+        )
+
+    @classmethod
+    def spike_input(cls, name: str, size: int, rate_hz: float | None = None, seed: int | None = None) -> QPopulation:
+        return cls(name, size, "SpikeInput", True, 0, FrozenDict(rate_hz=rate_hz, seed=seed))
+
+
+def _scalar_or_tuple(x):
+    a = np.asarray(x)
+    return int(a) if a.ndim == 0 else tuple(int(v) for v in a.ravel())
+
 
 @dataclass(frozen=True, eq=False)
 class QProjection:
@@ -242,6 +284,41 @@ class QProjection:
     delay_steps: int | np.ndarray
     plasticity: RuleSpec | None
     float_scale: float
+
+    @classmethod
+    def from_mantissas(
+        cls,
+        name: str,
+        pre: str,
+        post: str,
+        weights,
+        *,
+        weight_exp: int = 0,
+        sign_mode: str | None = None,
+        num_weight_bits: int = 8,
+        delay_steps=0,
+    ) -> QProjection:
+        """A dense projection given by its integer weights, as Lava's Dense takes them
+        (``sign_mode=None`` infers it as Lava does: all >= 0 excitatory, all <= 0 inhibitory)."""
+        w = np.asarray(weights, dtype=np.int32)
+        if sign_mode is None:
+            sign_mode = "excitatory" if w.min(initial=0) >= 0 else "inhibitory" if w.max(initial=0) <= 0 else "mixed"
+        d = delay_steps if np.ndim(delay_steps) == 0 else np.asarray(delay_steps, dtype=np.int64)
+        return cls(
+            name,
+            pre,
+            post,
+            tuple(w.shape),
+            w,
+            None,
+            None,
+            int(weight_exp),
+            sign_mode,
+            int(num_weight_bits),
+            int(d) if np.ndim(d) == 0 else d,
+            None,
+            1.0,
+        )
 
     @property
     def is_sparse(self) -> bool:

@@ -65,6 +65,29 @@ class Program:
     warnings: tuple[str, ...] = ()
     neurocomp_version: str = ""
 
+    @classmethod
+    def from_parts(
+        cls, profile: Profile | str, populations, projections, dt_ms: float = 1.0, name: str = "handmade"
+    ) -> Program:
+        """A Program assembled directly from integer populations and projections (hand-written
+        chip configurations, tests against a chip's reference tables). It is not placed and
+        has no quantization report."""
+        from .._version import __version__
+
+        prof = profile if isinstance(profile, Profile) else load_profile(profile)
+        empty = np.zeros(0, dtype=np.int64)
+        placement = Placement((), empty, empty, empty, empty, 0.0, 0.0, 0.0, 0.0, None, {})
+        return cls(
+            prof,
+            dt_ms,
+            name,
+            tuple(populations),
+            tuple(projections),
+            placement,
+            QuantReport(()),
+            neurocomp_version=__version__,
+        )
+
     def population(self, name: str) -> QPopulation:
         for p in self.populations:
             if p.name == name:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arith.fixed import OverflowDetected, decay, overflow, shift
+from ..arith.fixed import OverflowDetected, decay, overflow
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
@@ -295,8 +295,10 @@ class Emulator:
         u = decay(st["u"], f.decay, prm["current_decay"], "current", self.rng) + (a << f.input_shift)
         u = self._checked(u, f.current, name, "u", t)
         bias = 0
-        if "bias_mant" in prm:
-            bias = shift(np.int64(prm["bias_mant"]), int(prm["bias_exp"]) + (f.bias.shift if f.bias else 0))
+        if "bias_mant" in prm:  # recomputed every step, as Lava does; scalar or per neuron
+            m = np.asarray(prm["bias_mant"], dtype=np.int64)
+            e = np.asarray(prm["bias_exp"], dtype=np.int64) + (f.bias.shift if f.bias else 0)
+            bias = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
         v = decay(st["v"], f.decay, prm["voltage_decay"], "voltage", self.rng) + u + bias
         v = self._checked(v, f.voltage, name, "v", t)
         st["u"] = u
@@ -311,10 +313,13 @@ class Emulator:
             )
             th = th + a_st
         refr = st["refractory"]
-        frozen = refr > 0
-        v = np.where(frozen, st["v"], v)  # a refractory neuron's v does not move (u still integrates)
+        has_refr = bool(prm.get("refractory", 0))
+        if has_refr:
+            frozen = refr > 0
+            v = np.where(frozen, st["v"], v)  # a refractory neuron's v does not move (u still integrates)
         n = self._spike_counts(v, th)
-        n[frozen] = 0
+        if has_refr:
+            n[frozen] = 0
         base = np.int64(prm["threshold"]) << (f.threshold.shift + f.threshold.exponent_min)
         if prm["reset"] == "subtract":
             v = v - n * base  # e-prop resets by v_th, not by the adaptive threshold

@@ -23,7 +23,7 @@ from ..graph.weights import count_indices
 from ..profiles import Profile
 
 _FLOAT32_EXACT = 2**24
-_EVENT_FRACTION = 0.1  # below this fraction of active pre neurons, gather columns instead of a full matmul
+_EVENT_FRACTION = 0.25  # below this fraction of active pre neurons, gather their rows instead of a full matmul
 
 
 def chip_mantissas(proj: QProjection, profile: Profile) -> np.ndarray:
@@ -98,7 +98,8 @@ class Synapses:
                 w = w.astype(np.float64)
                 if not fixed:
                     w = w * (scale[:, None] if np.ndim(scale) else scale)
-                self.groups.append(_Group(int(d), np.ascontiguousarray(w.astype(dtype)), None, None, None, 0))
+                # stored [pre, post]: a spiking pre neuron's weights are one contiguous row
+                self.groups.append(_Group(int(d), np.ascontiguousarray(w.T.astype(dtype)), None, None, None, 0))
         self.exp = proj.weight_exp if fixed else 0
         self.max_delay = max(g.delay for g in self.groups)
 
@@ -122,11 +123,14 @@ class Synapses:
 
     def _accumulate(self, g: _Group, spikes: np.ndarray, active: np.ndarray) -> np.ndarray:
         batch = spikes.shape[0]
-        if g.dense is not None:
-            s = spikes.astype(g.dense.dtype)
-            if active.size < _EVENT_FRACTION * self.n_pre:  # event-driven: only the spiking columns
-                return s[:, active] @ g.dense[:, active].T
-            return s @ g.dense.T
+        if g.dense is not None:  # g.dense is [pre, post]
+            if active.size < _EVENT_FRACTION * self.n_pre:  # event-driven: only the rows of spiking neurons
+                rows = g.dense[active]
+                if batch == 1:
+                    counts = spikes[0, active]
+                    return (rows.sum(axis=0) if np.all(counts == 1) else counts @ rows)[None, :]
+                return spikes[:, active].astype(g.dense.dtype) @ rows
+            return spikes.astype(g.dense.dtype) @ g.dense
         # sparse: gather the outgoing synapses of every (trial, pre neuron) that spiked
         b_idx, pre_idx = np.nonzero(spikes[:, active])
         pre_idx = active[pre_idx]
