@@ -110,7 +110,7 @@ class Emulator:
             lat = prof.time.synaptic_delay_steps
             if pre_is_input and prof.time.input_delay_steps is not None:
                 lat = prof.time.input_delay_steps
-            self.synapses.append(Synapses(pr, lat, prof, max_spikes if not pre_is_input else max(max_spikes, 1)))
+            self.synapses.append(Synapses(pr, lat, prof, max_spikes))
         self._slots = {
             name: 1 + max([s.latency + s.max_delay for s in self.synapses if s.post == name], default=0)
             for name in self.pops
@@ -264,15 +264,14 @@ class Emulator:
 
     # -- neuron updates ------------------------------------------------------------------
     def _update(self, name: str, p: _Population, t: int) -> None:
-        st, prm = p.state, p.q.params
-        slot = t % st["input"].shape[0]
-        a = st["input"][slot].copy()
-        st["input"][slot] = 0
+        ring = p.state["input"]
+        slot = t % ring.shape[0]
+        a = ring[slot].copy()  # the input that arrived for step t; the slot is reused for t + slots
+        ring[slot] = 0
         if self.fixed:
             self._update_fixed(name, p, a, t)
         else:
             self._update_float(p, a)
-        del prm
 
     def _checked(self, x: np.ndarray, fmt, name: str, var: str, t: int) -> np.ndarray:
         try:

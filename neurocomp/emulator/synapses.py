@@ -54,7 +54,6 @@ class _Group:
     indptr: np.ndarray | None  # sparse: CSC by pre neuron
     post_idx: np.ndarray | None
     values: np.ndarray | None
-    exp: int | np.ndarray  # weight exponent (fixed) or 0 (float: folded into values)
 
 
 class Synapses:
@@ -92,15 +91,15 @@ class Synapses:
                     vals = vals * (scale[r] if np.ndim(scale) else scale)
                 order = np.argsort(c, kind="stable")
                 indptr = np.searchsorted(c[order], np.arange(self.n_pre + 1))
-                self.groups.append(_Group(int(d), None, indptr, r[order], vals[order].astype(dtype), 0))
+                self.groups.append(_Group(int(d), None, indptr, r[order], vals[order].astype(dtype)))
             else:
                 w = m if sel is None else np.where(sel, m, 0)
                 w = w.astype(np.float64)
                 if not fixed:
                     w = w * (scale[:, None] if np.ndim(scale) else scale)
                 # stored [pre, post]: a spiking pre neuron's weights are one contiguous row
-                self.groups.append(_Group(int(d), np.ascontiguousarray(w.T.astype(dtype)), None, None, None, 0))
-        self.exp = proj.weight_exp if fixed else 0
+                self.groups.append(_Group(int(d), np.ascontiguousarray(w.T.astype(dtype)), None, None, None))
+        self.exp = proj.weight_exp if fixed else 0  # float chips: folded into the weights above
         self.max_delay = max(g.delay for g in self.groups)
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
