@@ -53,6 +53,7 @@ class _Population:
     q: QPopulation
     kind: str  # input | lif | alif | li
     state: dict[str, np.ndarray] = field(default_factory=dict)
+    const: dict[str, Any] = field(default_factory=dict)  # per-step constants, in state units
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Emulator:
         self.pops: dict[str, _Population] = {}
         for q in program.populations:
             kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li"}[q.model]
-            self.pops[q.name] = _Population(q, kind)
+            self.pops[q.name] = _Population(q, kind, const=self._constants(q) if self.fixed else {})
         max_spikes = prof.time.max_spikes_per_step
         self.synapses: list[Synapses] = []
         for pr in program.projections:
@@ -263,6 +264,22 @@ class Emulator:
         self.t = t
 
     # -- neuron updates ------------------------------------------------------------------
+    def _constants(self, q: QPopulation) -> dict[str, Any]:
+        """Registers turned into state units once (Lava recomputes the bias every step, but
+        it only changes if the registers do, and a Program's registers are fixed)."""
+        f = self.profile.formats
+        prm = q.params
+        out: dict[str, Any] = {"bias": np.int64(0)}
+        if "bias_mant" in prm:
+            m = np.asarray(prm["bias_mant"], dtype=np.int64)
+            e = np.asarray(prm["bias_exp"], dtype=np.int64) + (f.bias.shift if f.bias else 0)
+            out["bias"] = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+        if "threshold" in prm:
+            th_shift = f.threshold.shift + f.threshold.exponent_min
+            out["threshold"] = np.int64(prm["threshold"]) << th_shift
+            out["beta"] = np.int64(prm.get("beta", 0)) << th_shift
+        return out
+
     def _update(self, name: str, p: _Population, t: int) -> None:
         ring = p.state["input"]
         slot = t % ring.shape[0]
@@ -293,18 +310,14 @@ class Emulator:
         st, prm = p.state, p.q.params
         u = decay(st["u"], f.decay, prm["current_decay"], "current", self.rng) + (a << f.input_shift)
         u = self._checked(u, f.current, name, "u", t)
-        bias = 0
-        if "bias_mant" in prm:  # recomputed every step, as Lava does; scalar or per neuron
-            m = np.asarray(prm["bias_mant"], dtype=np.int64)
-            e = np.asarray(prm["bias_exp"], dtype=np.int64) + (f.bias.shift if f.bias else 0)
-            bias = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
-        v = decay(st["v"], f.decay, prm["voltage_decay"], "voltage", self.rng) + u + bias
+        c = p.const
+        v = decay(st["v"], f.decay, prm["voltage_decay"], "voltage", self.rng) + u + c["bias"]
         v = self._checked(v, f.voltage, name, "v", t)
         st["u"] = u
         if p.kind == "li":
             st["v"] = v
             return
-        th = np.int64(prm["threshold"]) << (f.threshold.shift + f.threshold.exponent_min)
+        th = c["threshold"]
         if p.kind == "alif":
             adapt_fmt = self.profile.neuron_models["ALIF"].state.get("a", f.voltage)
             a_st = self._checked(
@@ -319,16 +332,15 @@ class Emulator:
         n = self._spike_counts(v, th)
         if has_refr:
             n[frozen] = 0
-        base = np.int64(prm["threshold"]) << (f.threshold.shift + f.threshold.exponent_min)
         if prm["reset"] == "subtract":
-            v = v - n * base  # e-prop resets by v_th, not by the adaptive threshold
+            v = v - n * c["threshold"]  # e-prop resets by v_th, not by the adaptive threshold
         else:
             v = np.where(n > 0, 0, v)
         if prm.get("refractory", 0):
             refr = np.where(n > 0, prm["refractory"], np.maximum(refr - 1, 0))
         st["refractory"] = refr
         if p.kind == "alif":
-            st["a"] = a_st + n * (np.int64(prm["beta"]) << (f.threshold.shift + f.threshold.exponent_min))
+            st["a"] = a_st + n * c["beta"]
         st["v"] = v
         st["spikes"] = n
 
