@@ -110,6 +110,17 @@ class LavaBackend:
                 out[key][:, b, :] = arr
         return out
 
+    def _connected_parts(self) -> list[list[str]]:
+        """Neuron populations grouped with everything they connect to (inputs join a part
+        through their projections; an input without projections needs no run)."""
+        import networkx as nx
+
+        g = nx.Graph()
+        g.add_nodes_from(p.name for p in self.program.populations if p.model != "SpikeInput")
+        g.add_edges_from((pr.pre, pr.post) for pr in self.program.projections)
+        order = [p.name for p in self.program.populations]
+        return sorted((sorted(c, key=order.index) for c in nx.connected_components(g)), key=lambda c: order.index(c[0]))
+
     def _run_trial(self, steps: int, rasters: Mapping[str, np.ndarray], record) -> dict[str, np.ndarray]:
         L = self.lava
         procs = {}
@@ -166,17 +177,21 @@ class LavaBackend:
                 target = {"spikes": procs[p.name].s_out, "v": procs[p.name].v, "u": procs[p.name].u}[var]
                 mon.probe(target=target, num_steps=steps)
                 monitors.append((p.name, var, mon, target))
-        anchor = next(iter(procs.values()))
         out = {}
-        try:
-            anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag="fixed_pt"))
-            for name, var, mon, target in monitors:
-                data = mon.get_data()
-                series = data[procs[name].name][target.name]
-                dtype = np.uint8 if var == "spikes" else np.int32
-                out[f"{name}/{var}"] = np.asarray(series).reshape(steps, -1).astype(dtype)
-        finally:
-            anchor.stop()
+        # Lava compiles and runs only the processes connected to the one it is asked to run,
+        # so each connected part of the network is run on its own.
+        for part in self._connected_parts():
+            anchor = procs[part[0]]
+            try:
+                anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag="fixed_pt"))
+                for name, var, mon, target in monitors:
+                    if name not in part:
+                        continue
+                    series = mon.get_data()[procs[name].name][target.name]
+                    dtype = np.uint8 if var == "spikes" else np.int32
+                    out[f"{name}/{var}"] = np.asarray(series).reshape(steps, -1).astype(dtype)
+            finally:
+                anchor.stop()
         for p in self.program.populations:
             if p.model == "SpikeInput" and "spikes" in record:
                 out[f"{p.name}/spikes"] = rasters[p.name].astype(np.uint8)
