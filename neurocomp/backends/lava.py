@@ -11,6 +11,7 @@ are refused with the construct named.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -96,18 +97,30 @@ class LavaBackend:
         inputs: Mapping[str, np.ndarray] | None = None,
         batch: int = 1,
         record: tuple[str, ...] | list[str] = ("spikes",),
+        final: tuple[str, ...] = (),
     ) -> dict[str, np.ndarray]:
+        """Run ``steps`` steps per trial. ``record``: variables monitored on every step
+        (Lava's Monitor readout moves one value at a time through its channels, about
+        70 us per value, so record only what is needed). ``final``: variables (``v``, ``u``)
+        read once after the run, returned as ``<population>/final_<var>`` shaped
+        ``[batch, neurons]``. Afterwards ``run_seconds`` holds the time of Lava's run phase
+        alone (without building, start-up or readout)."""
         for var in record:
             if var not in ("spikes", "v", "u"):
                 raise BackendError([Problem("record", f"Lava backend records spikes, v and u, not {var!r}")])
         rasters = input_rasters(self.program, steps, batch, inputs or {})
         out: dict[str, np.ndarray] = {}
+        self.run_seconds = 0.0
         for b in range(batch):
-            trial = self._run_trial(steps, {k: v[:, b, :] for k, v in rasters.items()}, record)
+            trial = self._run_trial(steps, {k: v[:, b, :] for k, v in rasters.items()}, record, final)
             for key, arr in trial.items():
                 if key not in out:
-                    out[key] = np.zeros((steps, batch, arr.shape[1]), dtype=arr.dtype)
-                out[key][:, b, :] = arr
+                    shape = (batch, arr.shape[0]) if arr.ndim == 1 else (steps, batch, arr.shape[1])
+                    out[key] = np.zeros(shape, dtype=arr.dtype)
+                if arr.ndim == 1:
+                    out[key][b] = arr
+                else:
+                    out[key][:, b, :] = arr
         return out
 
     def _connected_parts(self) -> list[list[str]]:
@@ -121,7 +134,7 @@ class LavaBackend:
         order = [p.name for p in self.program.populations]
         return sorted((sorted(c, key=order.index) for c in nx.connected_components(g)), key=lambda c: order.index(c[0]))
 
-    def _run_trial(self, steps: int, rasters: Mapping[str, np.ndarray], record) -> dict[str, np.ndarray]:
+    def _run_trial(self, steps: int, rasters: Mapping[str, np.ndarray], record, final=()) -> dict[str, np.ndarray]:
         L = self.lava
         procs = {}
         for p in self.program.populations:
@@ -183,7 +196,14 @@ class LavaBackend:
         for part in self._connected_parts():
             anchor = procs[part[0]]
             try:
+                t0 = time.perf_counter()
                 anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag="fixed_pt"))
+                self.run_seconds += time.perf_counter() - t0
+                for name in part:
+                    if self.program.population(name).model != "SpikeInput":
+                        for var in final:
+                            value = {"v": procs[name].v, "u": procs[name].u}[var].get()
+                            out[f"{name}/final_{var}"] = np.asarray(value).astype(np.int64).reshape(-1)
                 for name, var, mon, target in monitors:
                     if name not in part:
                         continue
