@@ -5,6 +5,16 @@ Everything here is driven by a profile's formats; nothing hard-codes a chip.
 """
 
 from .decay import DecayChoice, choose_decay, decay_factor
-from .rounding import round_to_int, shift_right
+from .fixed import OverflowDetected, decay, overflow, shift
+from .rounding import round_to_int
 
-__all__ = ["DecayChoice", "choose_decay", "decay_factor", "round_to_int", "shift_right"]
+__all__ = [
+    "DecayChoice",
+    "OverflowDetected",
+    "choose_decay",
+    "decay",
+    "decay_factor",
+    "overflow",
+    "round_to_int",
+    "shift",
+]

@@ -1,4 +1,5 @@
-"""Rounding of real values to integers, and integer right shifts, by named mode.
+"""Rounding of real values to integers by named mode (integer shifts and decays are in
+:mod:`neurocomp.arith.fixed`).
 
 Modes (the profile's ``Rounding``): ``nearest`` (half away from zero, so the result does
 not depend on the sign), ``floor``, ``toward_zero`` and ``stochastic`` (up with
@@ -27,18 +28,3 @@ def round_to_int(x: np.ndarray | float, mode: str, rng: np.random.Generator | No
     else:
         raise ValueError(f"unknown rounding mode {mode!r}")
     return out.astype(np.int64)
-
-
-def shift_right(x: np.ndarray, n: int, mode: str) -> np.ndarray:
-    """``x / 2**n`` for integer arrays, rounded by ``mode`` (``floor``: arithmetic shift;
-    ``toward_zero``: sign-magnitude shift, as Loihi's decays). ``n <= 0`` shifts left."""
-    x = np.asarray(x, dtype=np.int64)
-    if n <= 0:
-        return x << -n
-    if mode == "floor":
-        return x >> n
-    if mode == "toward_zero":
-        return np.sign(x) * (np.abs(x) >> n)
-    if mode == "nearest":
-        return np.sign(x) * ((np.abs(x) + (1 << (n - 1))) >> n)
-    raise ValueError(f"shift_right: unsupported rounding mode {mode!r}")

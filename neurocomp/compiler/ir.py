@@ -520,9 +520,3 @@ def occupies_core(pop: QPopulation, profile: Profile) -> bool:
     if pop.model == "SpikeInput":
         return False
     return pop.spiking or profile.capacity.output_neurons is None
-
-
-def log2_floor(x: float) -> int:
-    """``floor(log2(x))`` for x > 0, exact for powers of two."""
-    m, e = math.frexp(x)  # x = m * 2**e with 0.5 <= m < 1
-    return e - 1
