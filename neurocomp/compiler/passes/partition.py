@@ -232,8 +232,8 @@ def partition(net: QuantizedNetwork, ctx: PassContext) -> PlacedNetwork:
                     continue
                 n = blocks[i][2] - blocks[i][1]
                 on_d = np.flatnonzero(core_chip == d)
-                ok = [c for c in on_d if _fits(cn[c] + n, cb[c] + block_bits[i], ca[c] + block_axons[i], prof)]
-                if not ok:
+                ok = on_d[_room(cn[on_d], cb[on_d], ca[on_d], n, block_bits[i], block_axons[i], prof)]
+                if not len(ok):
                     continue
                 c_new, c_old = ok[0], core_of[i]
                 cn[c_old] -= n
@@ -294,17 +294,12 @@ def _pack(order, blocks, block_bits, block_axons, prof: Profile, locality: bool)
     Returns the core of each block and the per-core neurons, bits and input axons."""
     cap = prof.capacity
     max_cores = cap.chips * cap.cores_per_chip
-    axon_cap = cap.input_axons_per_core if cap.input_axons_per_core is not None else np.iinfo(np.int64).max
     cn, cb, ca = (np.zeros(max_cores, dtype=np.int64) for _ in range(3))
     core_of = np.zeros(len(blocks), dtype=np.int64)
     opened = 0
     for i in order:
         n, bits, ax = blocks[i][2] - blocks[i][1], block_bits[i], block_axons[i]
-        room = (
-            (cn[:opened] + n <= cap.neurons_per_core)
-            & (cb[:opened] + bits <= cap.synaptic_memory_bits_per_core)
-            & (ca[:opened] + ax <= axon_cap)
-        )
+        room = _room(cn[:opened], cb[:opened], ca[:opened], n, bits, ax, prof)
         chip_start = ((opened - 1) // cap.cores_per_chip) * cap.cores_per_chip if opened else 0
         on_chip = np.flatnonzero(room[chip_start:]) if locality else []
         anywhere = np.flatnonzero(room)
@@ -333,13 +328,16 @@ def _pack(order, blocks, block_bits, block_axons, prof: Profile, locality: bool)
     return core_of, cn[:opened], cb[:opened], ca[:opened]
 
 
-def _fits(neurons: int, bits: int, axons: int, prof: Profile) -> bool:
+def _room(
+    neurons: np.ndarray, bits: np.ndarray, axons: np.ndarray, n: int, b: int, a: int, prof: Profile
+) -> np.ndarray:
+    """Which cores (given their current neurons, synaptic bits and input axons) can take a
+    block of ``n`` neurons, ``b`` bits and ``a`` axons within the profile's core limits."""
     cap = prof.capacity
-    return (
-        neurons <= cap.neurons_per_core
-        and bits <= cap.synaptic_memory_bits_per_core
-        and (cap.input_axons_per_core is None or axons <= cap.input_axons_per_core)
-    )
+    ok = (neurons + n <= cap.neurons_per_core) & (bits + b <= cap.synaptic_memory_bits_per_core)
+    if cap.input_axons_per_core is not None:
+        ok &= axons + a <= cap.input_axons_per_core
+    return ok
 
 
 def _input_rate(net: QuantizedNetwork, name: str, ctx: PassContext) -> float:
