@@ -5,7 +5,7 @@ Everything here is driven by a profile's formats; nothing hard-codes a chip.
 """
 
 from .decay import DecayChoice, choose_decay, decay_factor
-from .fixed import OverflowDetected, decay, overflow, shift
+from .fixed import OverflowDetected, decay, exact_in_float64, overflow, round_scaled, shift
 from .rounding import round_to_int
 
 __all__ = [
@@ -14,7 +14,9 @@ __all__ = [
     "choose_decay",
     "decay",
     "decay_factor",
+    "exact_in_float64",
     "overflow",
+    "round_scaled",
     "round_to_int",
     "shift",
 ]

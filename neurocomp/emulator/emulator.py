@@ -1,14 +1,18 @@
 """The bit-accurate emulator: steps a compiled Program in the chip's arithmetic.
 
-One engine serves every profile. Fixed-point profiles run on int64 state with the
-profile's decays, shifts and overflow; float profiles run in float32. A step ``t``
+One engine serves every profile. Fixed-point profiles run on integer state with the
+profile's decays, shifts and overflow; the integers are held exactly in float64 arrays
+(see :mod:`neurocomp.arith.fixed` for why that is exact and faster), and every bound that
+exactness needs is checked when the emulator is built. Float profiles run in float32.
+``Emulator.state``, checkpoints and recordings give integers as integers. A step ``t``
 (1-based, as Lava counts) does, in order:
 
 1. spike inputs emit their step-``t`` spikes (row ``t - 1`` of a given array, as Lava's
    RingBuffer sends column ``(t - 1) % length`` at step ``t``; or a frozen Poisson draw);
    projections with zero latency deliver them at once;
 2. every neuron population reads the input that arrived for step ``t`` and updates:
-   ``u <- decay(u) + (a << input_shift)`` (overflow per profile), ``v <- decay(v) + u +
+   ``u <- decay(u) + (a << input_shift)`` (overflow per profile; the shift is applied as
+   the input is delivered), ``v <- decay(v) + u +
    bias`` (overflow per profile), spike if ``v`` exceeds the threshold, reset;
 3. every projection accumulates the step-``t`` spikes of its pre population and schedules
    them for step ``t + latency + delay`` (latency: the profile's synaptic delay, 1 on Loihi).
@@ -28,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..arith.fixed import OverflowDetected, decay, overflow
+from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_float64, overflow
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
@@ -98,6 +102,8 @@ class Emulator:
         self.seed = seed
         self.strict = strict
         self.fixed = prof.arithmetic == "fixed"
+        self._dtype = np.float64 if self.fixed else np.float32
+        self._one_spike = prof.time.max_spikes_per_step == 1
         self.t = 0
         self.rng = np.random.default_rng(seed)
         self.pops: dict[str, _Population] = {}
@@ -126,11 +132,12 @@ class Emulator:
     # -- state -------------------------------------------------------------------------
     def reset(self) -> None:
         """Zero every state (the initial state of a compiled Program) and restart at step 0."""
-        dt = np.int64 if self.fixed else np.float32
+        dt = self._dtype
         b = self.batch
         for name, p in self.pops.items():
             n = p.q.size
-            p.state = {"spikes": np.zeros((b, n), dtype=np.int64)}
+            # spike counts; a flag where one spike per step is the most (cheaper to find and add)
+            p.state = {"spikes": np.zeros((b, n), bool if self._one_spike else dt)}
             if p.kind != "input":
                 p.state.update(
                     u=np.zeros((b, n), dt), v=np.zeros((b, n), dt), input=np.zeros((self._slots[name], b, n), dt)
@@ -138,7 +145,7 @@ class Emulator:
             if p.kind == "alif":
                 p.state["a"] = np.zeros((b, n), dt)
             if p.kind in ("lif", "alif"):
-                p.state["refractory"] = np.zeros((b, n), dtype=np.int64)
+                p.state["refractory"] = np.zeros((b, n), dt)
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
         for name in self._input_rngs:
@@ -146,8 +153,15 @@ class Emulator:
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        """A copy of every state array, keyed ``<population>/<variable>``."""
-        return {f"{n}/{k}": v.copy() for n, p in self.pops.items() for k, v in p.state.items()}
+        """A copy of every state array, keyed ``<population>/<variable>``: int64 for the
+        integers of a fixed-point chip, spike counts and refractory counters; float32 for
+        the states of a float chip."""
+        return {f"{n}/{k}": self._external(k, v) for n, p in self.pops.items() for k, v in p.state.items()}
+
+    def _external(self, var: str, arr: np.ndarray) -> np.ndarray:
+        if self.fixed or var in ("spikes", "refractory") or arr.dtype == bool:
+            return arr.astype(np.int64)
+        return arr.copy()
 
     def checkpoint(self) -> Checkpoint:
         rngs = {
@@ -173,7 +187,7 @@ class Emulator:
                         )
                     ]
                 )
-            self.pops[name].state[var] = arr.copy()
+            self.pops[name].state[var] = arr.astype(self.pops[name].state[var].dtype)
         self.t = ckpt.t
         self.rng.bit_generator.state = ckpt.rng_states["__chip__"]
         for n, r in self._input_rngs.items():
@@ -201,11 +215,11 @@ class Emulator:
                 if var in p.state:
                     dtype = np.uint8 if var == "spikes" and self.profile.time.max_spikes_per_step == 1 else rec_dtype
                     out[f"{name}/{var}"] = np.zeros((steps, self.batch, p.q.size), dtype=dtype)
+        sinks = [(arr, self.pops[key.split("/")[0]].state, key.split("/")[1]) for key, arr in out.items()]
         for i in range(steps):
-            self.step({k: v[i] for k, v in given.items()})
-            for key, arr in out.items():
-                name, var = key.split("/")
-                arr[i] = self.pops[name].state[var]
+            self.step({k: v[i] for k, v in given.items()} if given else None)
+            for arr, st, var in sinks:
+                arr[i] = st[var]  # exact: integers held in float64 convert exactly
         return out
 
     def _check_inputs(self, inputs: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
@@ -247,11 +261,10 @@ class Emulator:
             if p.kind != "input":
                 continue
             if name in inputs:
-                s = np.asarray(inputs[name], dtype=np.int64)
-                p.state["spikes"] = np.broadcast_to(s, (self.batch, p.q.size)).copy()
+                s = np.asarray(inputs[name], dtype=self._dtype)
             else:  # frozen Poisson: one draw per step, shared by all trials
-                draw = poisson_step(self._input_rngs[name], p.q.params["rate_hz"], self.program.dt_ms, p.q.size)
-                p.state["spikes"] = np.broadcast_to(draw, (self.batch, p.q.size)).copy()
+                s = poisson_step(self._input_rngs[name], p.q.params["rate_hz"], self.program.dt_ms, p.q.size)
+            p.state["spikes"][...] = s
         for syn in self.synapses:  # zero-latency input projections arrive this step
             if syn.latency + syn.max_delay == 0:
                 syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["input"], t)
@@ -265,34 +278,62 @@ class Emulator:
 
     # -- neuron updates ------------------------------------------------------------------
     def _constants(self, q: QPopulation) -> dict[str, Any]:
-        """Registers turned into state units once (Lava recomputes the bias every step, but
-        it only changes if the registers do, and a Program's registers are fixed)."""
-        f = self.profile.formats
+        """Registers turned into state units, and each leak into a ready function, once (Lava
+        recomputes the bias every step, but it only changes if the registers do, and a
+        Program's registers are fixed). Checks that every intermediate is exact in float64."""
+        prof = self.profile
+        f = prof.formats
         prm = q.params
-        out: dict[str, Any] = {"bias": np.int64(0)}
+        out: dict[str, Any] = {"bias": 0.0}
+        if q.model == "SpikeInput":
+            return out
         if "bias_mant" in prm:
             m = np.asarray(prm["bias_mant"], dtype=np.int64)
             e = np.asarray(prm["bias_exp"], dtype=np.int64) + (f.bias.shift if f.bias else 0)
-            out["bias"] = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+            bias = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
+            out["bias"] = bias.astype(np.float64) if bias.ndim else float(bias)
+        out["fmt_u"], out["fmt_v"] = f.current, f.voltage
+        out["leak_u"] = self._leak(prm["current_decay"], "current")
+        out["leak_v"] = self._leak(prm["voltage_decay"], "voltage")
         if "threshold" in prm:
             th_shift = f.threshold.shift + f.threshold.exponent_min
-            out["threshold"] = np.int64(prm["threshold"]) << th_shift
-            out["beta"] = np.int64(prm.get("beta", 0)) << th_shift
+            out["threshold"] = float(int(prm["threshold"]) << th_shift)
+            out["beta"] = float(int(prm.get("beta", 0)) << th_shift)
+        if q.model == "ALIF":
+            out["fmt_a"] = prof.neuron_models["ALIF"].state.get("a", f.voltage)
+            out["leak_a"] = self._leak(prm["adapt_decay"], "voltage")
+        widest = max(fmt.bits for key, fmt in out.items() if key.startswith("fmt_"))
+        if not exact_in_float64(2 ** (widest + f.decay.bits + 1)):
+            raise EmulatorError(
+                [Problem(f"population {q.name!r}", f"{widest}-bit states times {f.decay.bits}-bit decays exceed 2**53")]
+            )
         return out
+
+    def _leak(self, code, role: str):
+        """``x -> decay(x)`` for a fixed decay register. The common deterministic case is one
+        multiply by the exact factor ``k / 2**n`` and one rounding call, in place on ``x``
+        (other cases return a new array; callers use the result either way)."""
+        d = self.profile.formats.decay
+        if d.representation in ("multiplicative", "multiplier") and d.rounding in ("toward_zero", "floor"):
+            k, n = decay_multiplier(d, code, role)
+            factor = k * 2.0**-n
+            rnd = np.trunc if d.rounding == "toward_zero" else np.floor
+            return lambda x: rnd(np.multiply(x, factor, out=x), out=x)  # in place on a state we own
+        return lambda x: decay(x, d, code, role, self.rng)  # self.rng read at call time (reset swaps it)
 
     def _update(self, name: str, p: _Population, t: int) -> None:
         ring = p.state["input"]
         slot = t % ring.shape[0]
-        a = ring[slot].copy()  # the input that arrived for step t; the slot is reused for t + slots
-        ring[slot] = 0
+        a = ring[slot]  # the input that arrived for step t (a view: only read, then cleared)
         if self.fixed:
             self._update_fixed(name, p, a, t)
         else:
             self._update_float(p, a)
+        ring[slot] = 0  # the slot is reused for step t + slots
 
     def _checked(self, x: np.ndarray, fmt, name: str, var: str, t: int) -> np.ndarray:
         try:
-            return overflow(x, fmt, self.strict)
+            return overflow(x, fmt, self.strict, inplace=True)  # x: a fresh array of this step
         except OverflowDetected as exc:
             trial, neuron = exc.index
             raise EmulatorOverflowError(
@@ -306,56 +347,57 @@ class Emulator:
             ) from None
 
     def _update_fixed(self, name: str, p: _Population, a: np.ndarray, t: int) -> None:
-        f = self.profile.formats
-        st, prm = p.state, p.q.params
-        u = decay(st["u"], f.decay, prm["current_decay"], "current", self.rng) + (a << f.input_shift)
-        u = self._checked(u, f.current, name, "u", t)
-        c = p.const
-        v = decay(st["v"], f.decay, prm["voltage_decay"], "voltage", self.rng) + u + c["bias"]
-        v = self._checked(v, f.voltage, name, "v", t)
-        st["u"] = u
+        # The states are updated in place (this object owns them; ``state``, checkpoints
+        # and recordings copy): on a batch, fresh temporaries per operation cost more than
+        # the arithmetic. ``a`` is the input slot of step t, cleared by the caller afterwards.
+        st, prm, c = p.state, p.q.params, p.const
+        has_refr = bool(prm.get("refractory", 0))
+        v_before = st["v"].copy() if has_refr else None
+        u = c["leak_u"](st["u"])
+        u += a  # already shifted by the chip's input shift (see Synapses.deliver)
+        u = st["u"] = self._checked(u, c["fmt_u"], name, "u", t)
+        v = c["leak_v"](st["v"])
+        v += u
+        v += c["bias"]
+        v = self._checked(v, c["fmt_v"], name, "v", t)
         if p.kind == "li":
             st["v"] = v
             return
         th = c["threshold"]
         if p.kind == "alif":
-            adapt_fmt = self.profile.neuron_models["ALIF"].state.get("a", f.voltage)
-            a_st = self._checked(
-                decay(st["a"], f.decay, prm["adapt_decay"], "voltage", self.rng), adapt_fmt, name, "a", t
-            )
+            a_st = self._checked(c["leak_a"](st["a"]), c["fmt_a"], name, "a", t)
             th = th + a_st
-        refr = st["refractory"]
-        has_refr = bool(prm.get("refractory", 0))
         if has_refr:
+            refr = st["refractory"]
             frozen = refr > 0
-            v = np.where(frozen, st["v"], v)  # a refractory neuron's v does not move (u still integrates)
+            np.copyto(v, v_before, where=frozen)  # a refractory neuron's v does not move (u still integrates)
         n = self._spike_counts(v, th)
         if has_refr:
             n[frozen] = 0
+            st["refractory"] = np.where(n > 0, float(prm["refractory"]), np.maximum(refr - 1, 0))
         if prm["reset"] == "subtract":
-            v = v - n * c["threshold"]  # e-prop resets by v_th, not by the adaptive threshold
+            v -= n * c["threshold"]  # e-prop resets by v_th, not by the adaptive threshold
         else:
-            v = np.where(n > 0, 0, v)
-        if prm.get("refractory", 0):
-            refr = np.where(n > 0, prm["refractory"], np.maximum(refr - 1, 0))
-        st["refractory"] = refr
+            np.copyto(v, 0.0, where=n if n.dtype == bool else n > 0)
         if p.kind == "alif":
-            st["a"] = a_st + n * c["beta"]
+            a_st += n * c["beta"]
+            st["a"] = a_st
         st["v"] = v
         st["spikes"] = n
 
     def _spike_counts(self, v: np.ndarray, th) -> np.ndarray:
+        """Spikes per neuron this step, in the state dtype."""
         tm = self.profile.time
-        fired = v > th if tm.threshold == "greater" else v >= th
+        fired = np.greater(v, th) if tm.threshold == "greater" else np.greater_equal(v, th)
         if tm.max_spikes_per_step == 1:
-            return fired.astype(np.int64)
+            return fired
         # several spikes per step (Xylo): while v >= th and under the cap, spike and subtract
-        return np.where(fired, np.minimum(tm.max_spikes_per_step, v // np.maximum(th, 1)), 0).astype(np.int64)
+        return np.where(fired, np.minimum(tm.max_spikes_per_step, v // np.maximum(th, 1)), 0).astype(v.dtype)
 
     def _update_float(self, p: _Population, a: np.ndarray) -> None:
         st, prm = p.state, p.q.params
         f32 = np.float32
-        u = st["u"] * f32(prm["current_decay"]) + a.astype(f32)
+        u = st["u"] * f32(prm["current_decay"]) + a
         v = st["v"] * f32(prm["voltage_decay"]) + u + f32(prm.get("bias", 0.0))
         st["u"] = u
         if p.kind == "li":
@@ -370,12 +412,12 @@ class Emulator:
         frozen = refr > 0
         v = np.where(frozen, st["v"], v)
         fired = (v > thr) & ~frozen
-        n = fired.astype(np.int64)
+        n = fired if self._one_spike else fired.astype(f32)
         v = v - fired * th if prm["reset"] == "subtract" else np.where(fired, f32(0.0), v)
         if prm.get("refractory", 0):
-            refr = np.where(fired, prm["refractory"], np.maximum(refr - 1, 0))
+            refr = np.where(fired, f32(prm["refractory"]), np.maximum(refr - 1, f32(0))).astype(f32)
         st["refractory"] = refr
         if p.kind == "alif":
-            st["a"] = a_st + fired * f32(prm["beta"])
+            st["a"] = a_st + n * f32(prm["beta"])
         st["v"] = v.astype(f32)
         st["spikes"] = n

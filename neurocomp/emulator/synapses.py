@@ -8,7 +8,9 @@ adds the result to the post population's input for step ``t + latency + delay``.
 Accumulation is exact. Integer sums are computed in floating point only where that is
 provably exact: float32 when ``max|mantissa| * max fan-in * max spikes per step < 2**24``
 (for loihi2's 9-bit weights and fan-in <= 4096, 2**8 * 2**12 = 2**20), else float64
-(exact below 2**53); the bound is checked when the emulator is built.
+(exact below 2**53); the bound is checked when the emulator is built. The sum is then
+scaled by ``2**weight_exp`` in float64 (exact while the bound times ``2**weight_exp``
+stays below 2**53, also checked) and rounded as the chip's shift rounds.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ..graph.weights import count_indices
 from ..profiles import Profile
 
 _FLOAT32_EXACT = 2**24
+_FLOAT64_EXACT = 2**53
 _EVENT_FRACTION = 0.25  # below this fraction of active pre neurons, gather their rows instead of a full matmul
 
 
@@ -99,25 +102,32 @@ class Synapses:
                     w = w * (scale[:, None] if np.ndim(scale) else scale)
                 # stored [pre, post]: a spiking pre neuron's weights are one contiguous row
                 self.groups.append(_Group(int(d), np.ascontiguousarray(w.T.astype(dtype)), None, None, None))
-        self.exp = proj.weight_exp if fixed else 0  # float chips: folded into the weights above
+        # float chips: the exponent is folded into the weights above; per-channel exponents
+        # (one per post neuron) broadcast over [batch, post]
+        self.exp = np.asarray(proj.weight_exp if fixed else 0, dtype=np.int64)
         self.max_delay = max(g.delay for g in self.groups)
+        # the ring holds input in state units: the chip's ``<< input_shift`` (Lava's a_in << 6)
+        # is applied here, after the exponent's rounding, where it costs no extra pass
+        self._in_scale = float(2**profile.formats.input_shift) if fixed else 1.0
+        self._scale = float(2 ** int(self.exp)) * self._in_scale if self.exp.ndim == 0 and self.exp >= 0 else None
+        if fixed and bound * 2 ** max(int(self.exp.max(initial=0)), 0) * self._in_scale >= _FLOAT64_EXACT:
+            raise ValueError(f"projection {self.name!r}: summed input {bound} * 2**exp is not exact in float64")
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``
-        (slots x batch x post, indexed by step modulo the number of slots)."""
-        active = np.flatnonzero(spikes.any(axis=0))
+        (slots x batch x post, indexed by step modulo the number of slots), in the units of
+        the post population's ``u`` (scaled by the chip's input shift)."""
+        active = (spikes[0] if spikes.shape[0] == 1 else spikes.any(axis=0)).nonzero()[0]
         if active.size == 0:
             return
         n_slots = ring.shape[0]
         for g in self.groups:
             acc = self._accumulate(g, spikes, active)
-            if self.fixed:
-                acc = np.rint(acc).astype(np.int64)  # exact integers (see the module docstring)
-                e = self.exp
-                if isinstance(e, (int, np.integer)):
-                    acc = shift(acc, int(e), self.rounding)
-                else:  # per post neuron
-                    acc = np.where(np.asarray(e) >= 0, acc << np.maximum(e, 0), acc >> np.maximum(-np.asarray(e), 0))
+            if self.fixed:  # exact integers (see the module docstring); the exponent shift rounds as the chip does
+                if self._scale is not None:  # a non-negative scalar exponent: one exact multiply by a power of two
+                    acc = acc * self._scale
+                else:
+                    acc = shift(acc.astype(np.float64), self.exp, self.rounding) * self._in_scale
             ring[(t + self.latency + g.delay) % n_slots] += acc
 
     def _accumulate(self, g: _Group, spikes: np.ndarray, active: np.ndarray) -> np.ndarray:
@@ -126,8 +136,9 @@ class Synapses:
             if active.size < _EVENT_FRACTION * self.n_pre:  # event-driven: only the rows of spiking neurons
                 rows = g.dense[active]
                 if batch == 1:
-                    counts = spikes[0, active]
-                    return (rows.sum(axis=0) if np.all(counts == 1) else counts @ rows)[None, :]
+                    if spikes.dtype == bool:  # one spike each
+                        return rows.sum(axis=0)[None, :]
+                    return (spikes[0, active].astype(rows.dtype) @ rows)[None, :]
                 return spikes[:, active].astype(g.dense.dtype) @ rows
             return spikes.astype(g.dense.dtype) @ g.dense
         # sparse: gather the outgoing synapses of every (trial, pre neuron) that spiked
