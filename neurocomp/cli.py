@@ -119,10 +119,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
         with np.load(args.input) as z:
             for key in z.files:
                 name, _, var = key.rpartition("/")
-                if var != "spikes" or not name:
-                    print(f"neurocomp run: input key {key!r} is not '<population>/spikes'", file=sys.stderr)
+                if var == "spikes" and name:
+                    inputs[name] = z[key]
+                elif var in ("y1", "y2", "y3") and name:  # graded third factors of a plastic projection
+                    inputs[key] = z[key]
+                else:
+                    print(
+                        f"neurocomp run: input key {key!r} is not '<population>/spikes' or '<projection>/y1..y3'",
+                        file=sys.stderr,
+                    )
                     return EXIT_INVALID
-                inputs[name] = z[key]
+    if (args.learn or args.save_learned) and args.backend != "emulator":
+        print("neurocomp run: --learn and --save-learned run on the emulator", file=sys.stderr)
+        return EXIT_INVALID
+    if args.save_learned and not args.learn:
+        print("neurocomp run: --save-learned needs --learn", file=sys.stderr)
+        return EXIT_INVALID
     if args.backend == "lava":
         from .backends.lava import LavaBackend
 
@@ -134,8 +146,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if bad:
             print(f"neurocomp run: cannot record {bad} (recordable: {', '.join(RECORDABLE)})", file=sys.stderr)
             return EXIT_INVALID
-        emu = Emulator(program, batch=args.batch, seed=args.seed, strict=args.strict)
-        rec = _run_with_progress(emu, args.steps, inputs, record)
+        emu = Emulator(program, batch=args.batch, seed=args.seed, strict=args.strict, learn_mode=args.learn_mode)
+        rec = _run_with_progress(emu, args.steps, inputs, record, args.learn, args.snapshot_every)
+        if args.save_learned:
+            learned = {name: syn.engine.weights[0] for name, syn in emu.plastic.items()}
+            program.with_weights(learned, f"weights learned on the emulator over {args.steps} steps, trial 0").save(
+                args.save_learned
+            )
+            print(f"saved the learned weights of {', '.join(learned) or 'no projection'} to {args.save_learned}")
     np.savez(args.out, **rec)
     spikes = {k: int(v.sum()) for k, v in rec.items() if k.endswith("/spikes")}
     per = ", ".join(f"{k.split('/')[0]} {n}" for k, n in spikes.items())
@@ -143,23 +161,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_with_progress(emu, steps: int, inputs, record):
-    """Run in chunks, with a progress bar on a terminal (chunked runs give the same bits)."""
+def _run_with_progress(emu, steps: int, inputs, record, learn: bool = False, snapshot_every: int = 0):
+    """Run in chunks (chunked runs give the same bits), with a progress bar on a terminal.
+    With ``snapshot_every`` K, the weights of plastic projections are recorded after every
+    K steps (keys ``<projection>/w_snapshots`` ``[snapshots, trials, post, pre]`` and
+    ``<projection>/w_snapshot_steps``)."""
     import numpy as np
 
-    if not sys.stdout.isatty() or steps < 2000:
-        return emu.run(steps, inputs=inputs, record=record)
-    chunk = max(100, steps // 50)
-    parts = []
+    tty = sys.stdout.isatty() and steps >= 2000
+    chunk = snapshot_every if snapshot_every > 0 else (max(100, steps // 50) if tty else steps)
+    parts, snaps, at = [], {name: [] for name in emu.plastic}, []
     for start in range(0, steps, chunk):
         n = min(chunk, steps - start)
         part_inputs = {k: np.asarray(v)[start : start + n] for k, v in inputs.items()}
-        parts.append(emu.run(n, inputs=part_inputs, record=record))
+        parts.append(emu.run(n, inputs=part_inputs, record=record, learn=learn))
         done = start + n
-        bar = "#" * (30 * done // steps)
-        print(f"\r[{bar:<30}] {done}/{steps} steps", end="", flush=True)
-    print()
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        if snapshot_every > 0:
+            at.append(emu.t)
+            for name, syn in emu.plastic.items():
+                snaps[name].append(syn.engine.weights.copy())
+        if tty:
+            bar = "#" * (30 * done // steps)
+            print(f"\r[{bar:<30}] {done}/{steps} steps", end="", flush=True)
+    if tty:
+        print()
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    if snapshot_every > 0:
+        for name, s in snaps.items():
+            out[f"{name}/w_snapshots"] = np.stack(s)
+            out[f"{name}/w_snapshot_steps"] = np.asarray(at)
+    return out
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,7 +290,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a compiled Program on the emulator (or on Lava) and save the recording",
         description="Run a Program for --steps steps. Inputs: an .npz with keys '<input population>/spikes' "
         "shaped [steps, batch, neurons] or [steps, neurons] (inputs with a rate in the model need none). "
-        "The recording .npz has keys '<population>/spikes', '/v', '/u', each [steps, batch, neurons].",
+        "The recording .npz has keys '<population>/spikes', '/v', '/u', each [steps, batch, neurons]. "
+        "With --learn, plastic projections learn on the chip's learning engine; graded third factors come "
+        "from input keys '<projection>/y1..y3' shaped [steps, batch, post] or [steps, post].",
     )
     p.add_argument("program", metavar="PROGRAM.ncp")
     p.add_argument("--steps", type=int, required=True)
@@ -275,6 +308,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first overflow instead of wrapping/saturating")
     p.add_argument("--record", default="spikes", help="comma-separated variables: spikes,v,u (default: spikes)")
     p.add_argument("--out", required=True, metavar="REC.npz", help="where to write the recording")
+    p.add_argument("--learn", action="store_true", help="emulate the on-chip learning of plastic projections")
+    p.add_argument(
+        "--learn-mode",
+        choices=["independent", "shared"],
+        default="independent",
+        help="with --batch: each trial learns its own weights (default), or all trials update one set",
+    )
+    p.add_argument("--save-learned", metavar="OUT.ncp", help="save a Program holding the learned weights (trial 0)")
+    p.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="record the plastic weights after every K steps ('<projection>/w_snapshots')",
+    )
     p.set_defaults(func=_cmd_run)
     return parser
 

@@ -58,7 +58,7 @@ def small_net() -> nc.Network:
             "out",
             -np.abs(rng.normal(0, 0.2, (2, 5))),
             name="lif-out",
-            plasticity=nc.RuleSpec("stdp", {"a_plus": 1.0, "taus_ms": [20.0, 20.0]}),
+            plasticity=nc.RuleSpec("stdp", {"lr": 0.01, "a_plus": 1.0, "tau_plus_ms": 20.0, "tau_minus_ms": 20.0}),
         ),
     )
     return net

@@ -253,8 +253,8 @@ def test_bad_inputs_are_reported():
         Emulator(prog).run(5)
     with pytest.raises(EmulatorError, match=r"shape \(5, 2\); expected \[5, 1, 3\] or \[5, 3\]"):
         Emulator(prog).run(5, inputs={"in": np.zeros((5, 2))})
-    with pytest.raises(EmulatorError, match="unknown variable 'w'"):
-        Emulator(prog).run(5, inputs={"in": np.zeros((5, 3))}, record=["w"])
+    with pytest.raises(EmulatorError, match="unknown variable 'q'"):
+        Emulator(prog).run(5, inputs={"in": np.zeros((5, 3))}, record=["q"])
 
 
 # -- accumulation paths -------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from .._frozen import FrozenDict
 from ..arith.decay import DecayChoice
 from ..graph import Network, Projection, RuleSpec
 from ..graph.neurons import NeuronModel
+from ..learning.rule import EngineRule
 from ..profiles import Profile
 
 # -- discretized -------------------------------------------------------------------------
@@ -284,6 +285,7 @@ class QProjection:
     delay_steps: int | np.ndarray
     plasticity: RuleSpec | None
     float_scale: float
+    learning: EngineRule | None = None  # the rule as the chip's learning engine runs it (lower_learning)
 
     @classmethod
     def from_mantissas(

@@ -27,6 +27,7 @@ from .._frozen import freeze, thaw
 from ..errors import Problem, ProfileError
 from ..graph import RuleSpec
 from ..graph.weights import row_pointers
+from ..learning.rule import EngineRule
 from ..profiles import Profile, load_profile
 from .errors import ProgramError
 from .ir import Block, ParamStats, Placement, QPopulation, QProjection, QuantReport
@@ -103,6 +104,34 @@ class Program:
     def with_pass_log(self, log: tuple[Mapping[str, Any], ...]) -> Program:
         return replace(self, pass_log=log)
 
+    def with_weights(self, weights: Mapping[str, np.ndarray], note: str = "learned weights") -> Program:
+        """A new Program whose projections ``weights`` names carry the given integer
+        mantissas (dense ``[post, pre]``; a sparse projection takes the values at its stored
+        synapses). Used to save what on-chip learning produced; the rest is unchanged and the
+        pass log records the change."""
+        problems, projs = [], []
+        for pr in self.projections:
+            if pr.name not in weights:
+                projs.append(pr)
+                continue
+            w = np.asarray(weights[pr.name])
+            if w.shape != pr.shape or not np.array_equal(w, np.round(w)):
+                problems.append(Problem(f"projection {pr.name!r}", f"weights must be integers shaped {pr.shape}"))
+                continue
+            new = w[pr.rows, pr.cols] if pr.is_sparse else w
+            projs.append(replace(pr, weights=np.ascontiguousarray(new, dtype=np.int32)))
+        unknown = [k for k in weights if not any(p.name == k for p in self.projections)]
+        problems += [Problem(f"projection {k!r}", "is not in the program") for k in unknown]
+        if problems:
+            raise ProgramError(problems)
+        entry = {
+            "name": "with_weights",
+            "seconds": 0.0,
+            "peak_rss_mib": 0.0,
+            "notes": [f"{note}: {', '.join(weights)}"],
+        }
+        return replace(self, projections=tuple(projs), pass_log=tuple(self.pass_log) + (entry,))
+
     # -- comparison ------------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Program):
@@ -151,6 +180,7 @@ class Program:
                     "weight_exp": put(f"{base}/weight_exp", pr.weight_exp),
                     "delay_steps": put(f"{base}/delay_steps", pr.delay_steps),
                     "plasticity": None if pr.plasticity is None else pr.plasticity.to_dict(),
+                    "learning": None if pr.learning is None else pr.learning.to_dict(),
                 }
             )
         pl = self.placement
@@ -328,6 +358,7 @@ class Program:
                     delay_steps=get(p["delay_steps"]),
                     plasticity=None if rule is None else RuleSpec(rule["rule"], rule["params"]),
                     float_scale=p["float_scale"],
+                    learning=None if p.get("learning") is None else EngineRule.from_dict(p["learning"]),
                 )
             )
         pl = m["placement"]

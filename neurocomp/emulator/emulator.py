@@ -37,9 +37,10 @@ from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
 from .inputs import poisson_step
+from .plastic import LEARNING_VARS, PlasticSynapses
 from .synapses import Synapses
 
-RECORDABLE = ("spikes", "v", "u", "a")
+RECORDABLE = ("spikes", "v", "u", "a") + LEARNING_VARS
 
 
 class EmulatorError(NeurocompError, ValueError):
@@ -90,12 +91,21 @@ class Emulator:
     ``batch``: independent trials run together (trial ``b`` equals the same trial run alone).
     ``seed``: seeds the chip's own randomness (stochastic rounding). ``strict``: raise on the
     first overflow (naming population, neuron, trial, step and value) instead of wrapping or
-    saturating as the profile says.
+    saturating as the profile says. ``learn_mode``: for plastic projections in a batch,
+    ``"independent"`` (each trial learns its own weights) or ``"shared"`` (one set of weights,
+    every trial's update added to it). Learning runs when ``run(..., learn=True)``.
     """
 
-    def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False):
+    def __init__(
+        self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, learn_mode: str = "independent"
+    ):
         if batch < 1:
             raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
+        if learn_mode not in ("independent", "shared"):
+            raise EmulatorError(
+                [Problem("emulator", f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")]
+            )
+        self.learn_mode = learn_mode
         self.program = program
         self.profile = prof = program.profile
         self.batch = batch
@@ -111,13 +121,20 @@ class Emulator:
             kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li"}[q.model]
             self.pops[q.name] = _Population(q, kind, const=self._constants(q) if self.fixed else {})
         max_spikes = prof.time.max_spikes_per_step
-        self.synapses: list[Synapses] = []
+        self.synapses: list[Synapses | PlasticSynapses] = []
         for pr in program.projections:
             pre_is_input = self.pops[pr.pre].kind == "input"
             lat = prof.time.synaptic_delay_steps
             if pre_is_input and prof.time.input_delay_steps is not None:
                 lat = prof.time.input_delay_steps
-            self.synapses.append(Synapses(pr, lat, prof, max_spikes))
+            if pr.learning is not None:
+                self.synapses.append(PlasticSynapses(pr, lat, prof, batch, learn_mode))
+            else:
+                self.synapses.append(Synapses(pr, lat, prof, max_spikes))
+        self.plastic = {s.name: s for s in self.synapses if isinstance(s, PlasticSynapses)}
+        self._unlowered = [
+            (pr.name, pr.plasticity.name) for pr in program.projections if pr.plasticity and pr.learning is None
+        ]
         self._slots = {
             name: 1 + max([s.latency + s.max_delay for s in self.synapses if s.post == name], default=0)
             for name in self.pops
@@ -146,6 +163,8 @@ class Emulator:
                 p.state["a"] = np.zeros((b, n), dt)
             if p.kind in ("lif", "alif"):
                 p.state["refractory"] = np.zeros((b, n), dt)
+        for syn in self.plastic.values():
+            syn.reset()
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
         for name in self._input_rngs:
@@ -156,7 +175,11 @@ class Emulator:
         """A copy of every state array, keyed ``<population>/<variable>``: int64 for the
         integers of a fixed-point chip, spike counts and refractory counters; float32 for
         the states of a float chip."""
-        return {f"{n}/{k}": self._external(k, v) for n, p in self.pops.items() for k, v in p.state.items()}
+        out = {f"{n}/{k}": self._external(k, v) for n, p in self.pops.items() for k, v in p.state.items()}
+        for name, syn in self.plastic.items():  # learning state: weights, tags, traces, spike times
+            out.update({f"{name}/{k}": v.copy() for k, v in syn.engine.state.items()})
+            out.update({f"{name}/neuron_{k}": v.copy() for k, v in syn.neuron_traces.items()})
+        return out
 
     def _external(self, var: str, arr: np.ndarray) -> np.ndarray:
         if self.fixed or var in ("spikes", "refractory") or arr.dtype == bool:
@@ -167,6 +190,7 @@ class Emulator:
         rngs = {
             "__chip__": self.rng.bit_generator.state,
             **{n: r.bit_generator.state for n, r in self._input_rngs.items()},
+            **{f"__learn__/{n}": syn.engine.get_state()[1] for n, syn in self.plastic.items()},
         }
         return Checkpoint(self.t, self.state, json.loads(json.dumps(rngs)), self.program.profile.fingerprint)
 
@@ -175,6 +199,9 @@ class Emulator:
             raise EmulatorError([Problem("checkpoint", "was taken with another profile")])
         for key, arr in ckpt.arrays.items():
             name, var = key.split("/", 1)
+            if name in self.plastic:
+                self._restore_learning(self.plastic[name], var, arr)
+                continue
             if name not in self.pops or var not in self.pops[name].state:
                 raise EmulatorError([Problem("checkpoint", f"state {key!r} does not belong to this program")])
             if arr.shape != self.pops[name].state[var].shape:
@@ -192,6 +219,17 @@ class Emulator:
         self.rng.bit_generator.state = ckpt.rng_states["__chip__"]
         for n, r in self._input_rngs.items():
             r.bit_generator.state = ckpt.rng_states[n]
+        for n, syn in self.plastic.items():
+            syn.engine.set_state({}, ckpt.rng_states[f"__learn__/{n}"])
+
+    @staticmethod
+    def _restore_learning(syn: PlasticSynapses, var: str, arr: np.ndarray) -> None:
+        if var.startswith("neuron_") and var[7:] in syn.neuron_traces:
+            syn.neuron_traces[var[7:]] = arr.astype(np.float64)
+        elif var in syn.engine.state:
+            syn.engine.set_state({var: arr}, None)
+        else:
+            raise EmulatorError([Problem("checkpoint", f"state {syn.name}/{var} does not belong to this program")])
 
     # -- running ----------------------------------------------------------------------
     def run(
@@ -199,11 +237,27 @@ class Emulator:
         steps: int,
         inputs: Mapping[str, np.ndarray] | None = None,
         record: tuple[str, ...] | list[str] = ("spikes",),
+        learn: bool = False,
     ) -> dict[str, np.ndarray]:
         """Run ``steps`` steps. ``inputs`` maps input populations to spike arrays shaped
         ``[steps, batch, neurons]`` or ``[steps, neurons]`` (shared by all trials); row ``i``
-        is emitted at step ``t + i + 1``. ``record`` picks variables from ``spikes``, ``v``,
-        ``u``, ``a``. Returns ``{"<population>/<variable>": [steps, batch, neurons]}``."""
+        is emitted at step ``t + i + 1``; and ``<projection>/<y>`` to the graded values a
+        three-factor rule reads as ``y`` (``[steps, batch, post]`` or ``[steps, post]``).
+        ``record`` picks variables from ``spikes``, ``v``, ``u``, ``a`` (populations) and
+        ``w``, ``t``, ``d``, ``x1`` ... ``y3`` (plastic projections). ``learn``: run the
+        on-chip learning of plastic projections. Returns ``{"<population>/<variable>":
+        [steps, batch, neurons]}`` and ``{"<projection>/<variable>": [steps, trials, ...]}``."""
+        if learn and self._unlowered:
+            raise EmulatorError(
+                [
+                    Problem(
+                        f"projection {name!r}",
+                        f"rule {rule!r} has no lowering onto {self.profile.name}'s {self.profile.learning.kind} "
+                        "engine in this release, so its on-chip learning cannot be emulated",
+                    )
+                    for name, rule in self._unlowered
+                ]
+            )
         given = self._check_inputs(inputs or {}, steps)
         for var in record:
             if var not in RECORDABLE:
@@ -216,8 +270,14 @@ class Emulator:
                     dtype = np.uint8 if var == "spikes" and self.profile.time.max_spikes_per_step == 1 else rec_dtype
                     out[f"{name}/{var}"] = np.zeros((steps, self.batch, p.q.size), dtype=dtype)
         sinks = [(arr, self.pops[key.split("/")[0]].state, key.split("/")[1]) for key, arr in out.items()]
+        for name, syn in self.plastic.items():
+            for var in record:
+                if var in syn.engine.state:
+                    arr = np.zeros((steps,) + syn.engine.state[var].shape, dtype=syn.engine.state[var].dtype)
+                    out[f"{name}/{var}"] = arr
+                    sinks.append((arr, syn.engine.state, var))
         for i in range(steps):
-            self.step({k: v[i] for k, v in given.items()} if given else None)
+            self.step({k: v[i] for k, v in given.items()} if given else None, learn=learn)
             for arr, st, var in sinks:
                 arr[i] = st[var]  # exact: integers held in float64 convert exactly
         return out
@@ -225,6 +285,26 @@ class Emulator:
     def _check_inputs(self, inputs: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
         problems, given = [], {}
         for name, arr in inputs.items():
+            proj, _, y = name.rpartition("/")
+            if proj in self.plastic:
+                syn = self.plastic[proj]
+                if y not in syn.graded_inputs:
+                    problems.append(
+                        Problem(f"input {name!r}", f"projection {proj!r} reads graded inputs {list(syn.graded_inputs)}")
+                    )
+                    continue
+                a = np.asarray(arr, dtype=np.float64)
+                if a.ndim == 2:
+                    a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
+                if a.ndim != 3 or a.shape[1:] != (self.batch, syn.n_post) or a.shape[0] < steps:
+                    problems.append(
+                        Problem(
+                            f"input {name!r}", f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {syn.n_post}]"
+                        )
+                    )
+                    continue
+                given[name] = a
+                continue
             p = self.pops.get(name)
             if p is None or p.kind != "input":
                 problems.append(Problem(f"input {name!r}", "is not an input population of the program"))
@@ -253,8 +333,9 @@ class Emulator:
             raise EmulatorError(problems)
         return given
 
-    def step(self, inputs: Mapping[str, np.ndarray] | None = None) -> None:
-        """Advance one step (see the module docstring for the order)."""
+    def step(self, inputs: Mapping[str, np.ndarray] | None = None, learn: bool = False) -> None:
+        """Advance one step (see the module docstring for the order); ``learn`` runs the
+        learning engines of plastic projections after delivery."""
         t = self.t + 1
         inputs = inputs or {}
         for name, p in self.pops.items():
@@ -274,6 +355,10 @@ class Emulator:
         for syn in self.synapses:
             if syn.latency + syn.max_delay > 0:
                 syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["input"], t)
+        if learn:
+            for name, syn in self.plastic.items():
+                graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
+                syn.learn(t, self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["spikes"], graded)
         self.t = t
 
     # -- neuron updates ------------------------------------------------------------------

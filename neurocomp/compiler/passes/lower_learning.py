@@ -1,13 +1,22 @@
 """Pass ``lower_learning``: map each plastic projection's rule onto the chip's learning engine.
 
-This release checks that the engine can run each rule and passes plastic projections
-through with their rule specification; the lowering of each rule onto the engine's
-traces, tags and epochs (``neurocomp.rules``) arrives with on-chip learning support.
+For a sum-of-products engine (Loihi 1/2) each rule's lowering (``neurocomp.rules``) turns
+its hyperparameters into an :class:`~neurocomp.learning.rule.EngineRule`: rule strings over
+the engine's traces, tags and epochs, with every approximation noted in the pass log.
+A rule the engine cannot run fails here with the missing feature named; all plastic
+projections are checked before the pass fails. Engines without a lowering in this release
+(ReckOn's fixed e-prop, SpiNNaker 2's programmable cores) keep the rule specification and
+get no engine rule; the emulator refuses to run their learning rather than ignore it.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
 from ...errors import Problem
+from ...rules import LOWERINGS, LoweringContext, LoweringError, lower
 from ..context import PassContext
 from ..errors import CompileError
 from ..ir import QuantizedNetwork
@@ -15,21 +24,54 @@ from ..ir import QuantizedNetwork
 
 def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
     lrn = ctx.profile.learning
-    plastic = [p for p in net.projections if p.plasticity is not None]
-    problems = [
-        Problem(
-            f"projection {p.name!r}",
-            f"learning rule {p.plasticity.name!r} cannot run on {ctx.profile.name} "  # type: ignore[union-attr]
-            f"({lrn.kind} engine; it runs: {', '.join(lrn.rules) or 'nothing'})",
-        )
-        for p in plastic
-        if lrn.kind == "none" or p.plasticity.name not in lrn.rules  # type: ignore[union-attr]
-    ]
+    problems: list[Problem] = []
+    projections = []
+    lowered, kept = [], []
+    for i, p in enumerate(net.projections):
+        if p.plasticity is None:
+            projections.append(p)
+            continue
+        rule = p.plasticity.name
+        if lrn.kind == "none" or rule not in lrn.rules:
+            problems.append(
+                Problem(
+                    f"projection {p.name!r}",
+                    f"learning rule {rule!r} cannot run on {ctx.profile.name} "
+                    f"({lrn.kind} engine; it runs: {', '.join(lrn.rules) or 'nothing'})",
+                )
+            )
+            continue
+        has_lowering = lrn.kind in LOWERINGS.get(rule, {})
+        if has_lowering and (np.ndim(p.weight_exp) or np.ndim(p.delay_steps)):
+            problems.append(
+                Problem(
+                    f"projection {p.name!r}",
+                    "a plastic projection needs one weight exponent and one delay "
+                    "(per-channel exponents or per-synapse delays are not learnable here)",
+                )
+            )
+            continue
+        lsb = float(np.max(np.exp2(np.asarray(p.weight_exp, dtype=np.float64))) * p.float_scale)
+        lctx = LoweringContext(p.name, ctx.profile, ctx.dt_ms, lsb, seed=ctx.options.seed + i)
+        try:
+            engine_rule = lower(rule, p.plasticity.params, lctx)
+        except LoweringError as exc:
+            problems.extend(exc.problems)
+            continue
+        for n in lctx.notes:
+            ctx.note(n)
+        if engine_rule is None:
+            kept.append(f"{p.name} ({rule})")
+            projections.append(p)
+        else:
+            lowered.append(f"{p.name} ({rule})")
+            projections.append(replace(p, learning=engine_rule))
     if problems:
         raise CompileError(problems, header=f"{len(problems)} plastic projection(s) cannot be lowered")
-    if plastic:
-        names = ", ".join(f"{p.name} ({p.plasticity.name})" for p in plastic)  # type: ignore[union-attr]
-        ctx.note(f"{len(plastic)} plastic projection(s) kept with their rule for the {lrn.kind} engine: {names}")
-    else:
+    if lowered:
+        ctx.note(f"lowered onto the {lrn.kind} engine: {', '.join(lowered)}")
+    if kept:
+        ctx.note(f"no {lrn.kind} lowering in this release (learning is not emulated): {', '.join(kept)}")
+    if not lowered and not kept:
         ctx.note("no plastic projections")
-    return net
+    return replace(net, projections=tuple(projections))

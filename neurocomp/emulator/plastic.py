@@ -1,0 +1,105 @@
+"""Delivery through a plastic projection, and its on-chip learning.
+
+A plastic projection keeps its weights as learning state (``SumOfProductsEngine``): they
+change at the end of every epoch, so they are read each step instead of being baked into
+the accumulation matrices of :class:`~neurocomp.emulator.synapses.Synapses`. Delivery is
+otherwise the same: the sum over the pre neurons that spiked, the exponent shift (rounded as
+the chip shifts), the input shift, one step of latency plus the projection's delay.
+Lava's LearningDense delivers and learns in this order too: the step's input is computed
+with the weights before this step's learning phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..arith.fixed import shift
+from ..compiler.ir import QProjection
+from ..learning.engine import SumOfProductsEngine
+from ..profiles import Profile
+from .synapses import chip_mantissas
+
+LEARNING_VARS = ("w", "t", "d", "x1", "x2", "y1", "y2", "y3")
+
+
+class PlasticSynapses:
+    """Runtime form of a plastic projection with a scalar delay (a sparse one is held dense,
+    with a mask of the synapses that exist)."""
+
+    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int, learn_mode: str):
+        self.proj = proj
+        self.name, self.pre, self.post = proj.name, proj.pre, proj.post
+        self.n_post, self.n_pre = proj.shape
+        self.latency = latency
+        self.max_delay = int(proj.delay_steps)
+        self.rule = proj.learning
+        self.fixed = profile.arithmetic == "fixed"
+        self.rounding = profile.formats.weight.exponent_rounding
+        self.exp = int(proj.weight_exp)
+        self.in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
+        # the chip truncates the initial weights as its static synapses do (Lava's LearningDense
+        # calls truncate_weights on its first step); learned weights are not truncated again
+        m = chip_mantissas(proj, profile)
+        mask = None
+        if proj.is_sparse:
+            dense = np.zeros(proj.shape, dtype=np.int64)
+            dense[proj.rows, proj.cols] = m
+            mask = np.zeros(proj.shape, dtype=bool)
+            mask[proj.rows, proj.cols] = True
+            m = dense
+        self.engine = SumOfProductsEngine(
+            self.rule,
+            m,
+            mask=mask,
+            engine=profile.learning,
+            sign_mode=proj.sign_mode,
+            batch=batch,
+            learn_mode=learn_mode,
+            arithmetic="fixed" if self.fixed else "float",
+        )
+        self.graded_inputs = tuple(y for y, src in self.rule.graded.items() if src.get("source") == "input")
+        self._post_trace = {y: src for y, src in self.rule.graded.items() if src.get("source") == "post_trace"}
+        self.reset()
+
+    def reset(self) -> None:
+        self.engine.reset()
+        self.neuron_traces = {y: np.zeros((self.engine.batch, self.n_post)) for y in self._post_trace}
+
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        """As :meth:`Synapses.deliver`, with the current weights (exact: integer sums below 2**53)."""
+        if not spikes.any():
+            return
+        w = self.engine.weights  # [1 or batch, post, pre]
+        s = spikes.astype(np.float64)
+        if w.shape[0] == 1:
+            acc = s @ w[0].T.astype(np.float64)
+        else:
+            acc = np.einsum("bnm,bm->bn", w.astype(np.float64), s)
+        if self.fixed:
+            acc = shift(acc, self.exp, self.rounding) * self.in_scale
+        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += acc
+
+    def learn(self, t: int, pre: np.ndarray, post: np.ndarray, given: Mapping[str, np.ndarray]) -> None:
+        """The learning engine's step ``t``: spikes and graded values, then the learning phase
+        at the end of an epoch. ``given``: the graded inputs of this step, ``{y: [batch, post]}``."""
+        graded = dict(given)
+        for y, src in self._post_trace.items():
+            graded[y] = self._neuron_trace(y, src, post)
+        self.engine.spikes(t, pre, post, graded if self.rule.post_traces == "graded" else None)
+        self.engine.learn(t)
+
+    def _neuron_trace(self, y: str, src: Mapping, post: np.ndarray) -> np.ndarray:
+        """A post-synaptic spike trace kept by the neuron and sent as a graded value (the
+        pattern of Lava's R-STDP tutorial): ``y <- floor(y * exp(-1/tau)) + impulse * s``,
+        saturated to the 7-bit trace range; float arithmetic keeps the exact value."""
+        decay = np.exp(-1.0 / float(src["tau"]))
+        v = self.neuron_traces[y] * decay
+        if self.fixed:
+            v = np.floor(v)
+        v = v + float(src["impulse"]) * post
+        if self.fixed:
+            v = np.clip(v, 0, 2**self.engine.trace_bits - 1)
+        self.neuron_traces[y] = v
+        return v

@@ -1,0 +1,410 @@
+"""The sum-of-products learning engine (Loihi 1/2), batched, in fixed or float arithmetic.
+
+One object per plastic projection holds its synaptic variables (``w``, tag ``t``, ``d``),
+the pre traces ``x1 x2``, the post traces ``y1 y2 y3``, the within-epoch spike times
+``tx ty`` and the engine's random streams, and runs the two phases of a step:
+
+* :meth:`SumOfProductsEngine.spikes` (every step): impulses for a neuron's second and later
+  spikes in the epoch, the spike times, and (three-factor rules) the graded post traces;
+* :meth:`SumOfProductsEngine.learn` (when ``t % t_epoch == 0``): the trace histories over
+  the epoch, then ``dw``/``dt``/``dd``, then the reset of the spike times.
+
+``arithmetic="fixed"`` is the chip: Lava 0.10.0's ``LearningConnectionModelBitApproximate``
+(reference ``loihi2-fixed-point.md`` §5.4-5.6), with 7-bit traces updated by stochastic
+rounding, the products shifted by their factor widths into a 16-bit accumulator, one shared
+random number per epoch for rounding the synaptic variables, and Lava's PRNG streams and
+seeds. ``arithmetic="float"`` is the same engine structure in float64 (Lava's
+``LearningConnectionModelFloat``): exact decays and impulses, no shifts, no rounding.
+Both are the *lowered* rule; the rule's own float form lives in ``neurocomp.rules``.
+
+Widths, bounds and seeds come from the profile's ``learning`` section. Batches: each trial
+has its own traces and tags; ``learn_mode="independent"`` gives each trial its own weights,
+``"shared"`` one set of weights to which every trial's update is added (the trials' products
+enter the one accumulator in trial order). All trials see the same random numbers, so trial
+``b`` of a batch equals the same trial run alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..profiles.profile import LearningEngine
+from .expr import Expr, Factor, Product
+from .rule import EngineRule
+
+X_TRACES = ("x1", "x2")
+Y_TRACES = ("y1", "y2", "y3")
+SYN_VARS = ("w", "t", "d")
+_TARGET_VAR = {"dw": "w", "dt": "t", "dd": "d"}
+
+
+class _TraceRandom:
+    """Lava's ``TraceRandom``: a float stream for decay rounding and an integer stream
+    (``0 .. 2**trace_bits - 1``) for impulse rounding, one value each, advanced together."""
+
+    def __init__(self, seed_decay: int, seed_impulse: int, trace_bits: int):
+        self.bits = trace_bits
+        self.rng_decay = np.random.default_rng(seed_decay)
+        self.rng_impulse = np.random.default_rng(seed_impulse)
+        self.advance()
+
+    def advance(self) -> None:
+        self.decay = self.rng_decay.random(1)[0]
+        self.impulse = self.rng_impulse.integers(0, 2**self.bits, size=1, dtype=int)[0]
+
+    def get_state(self) -> dict:
+        return {
+            "decay_rng": self.rng_decay.bit_generator.state,
+            "impulse_rng": self.rng_impulse.bit_generator.state,
+            "decay": float(self.decay),
+            "impulse": int(self.impulse),
+        }
+
+    def set_state(self, s: Mapping[str, Any]) -> None:
+        self.rng_decay.bit_generator.state = s["decay_rng"]
+        self.rng_impulse.bit_generator.state = s["impulse_rng"]
+        self.decay, self.impulse = np.float64(s["decay"]), np.int64(s["impulse"])
+
+
+class _ConnRandom:
+    """Lava's ``ConnVarRandom``: one uniform number per epoch for rounding w, t and d."""
+
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.advance()
+
+    def advance(self) -> None:
+        self.value = self.rng.random(1)[0]
+
+    def get_state(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "value": float(self.value)}
+
+    def set_state(self, s: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = s["rng"]
+        self.value = np.float64(s["value"])
+
+
+class SumOfProductsEngine:
+    """Learning state and phases of one plastic projection (see the module docstring).
+
+    ``weights``: the initial weight mantissas ``[post, pre]`` (integers as the chip holds
+    them). ``sign_mode``: ``mixed``, ``excitatory`` or ``inhibitory`` (bounds the weights).
+    ``mask``: ``[post, pre]`` flags of the synapses that exist (sparse projections; Lava's
+    LearningSparse updates only those); absent synapses keep w, t and d at 0.
+    """
+
+    def __init__(
+        self,
+        rule: EngineRule,
+        weights: np.ndarray,
+        *,
+        engine: LearningEngine,
+        sign_mode: str = "mixed",
+        batch: int = 1,
+        learn_mode: str = "independent",
+        arithmetic: str = "fixed",
+        mask: np.ndarray | None = None,
+    ):
+        if learn_mode not in ("independent", "shared"):
+            raise ValueError(f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")
+        if arithmetic not in ("fixed", "float"):
+            raise ValueError(f"arithmetic must be 'fixed' or 'float', got {arithmetic!r}")
+        self.rule = rule
+        self.engine = engine
+        self.sign_mode = sign_mode
+        self.batch = batch
+        self.learn_mode = learn_mode
+        self.fixed = arithmetic == "fixed"
+        self.n_post, self.n_pre = weights.shape
+        prm = engine.params
+        self.trace_bits = int(prm.get("trace_bits", 7))
+        self.frac_bits = int(prm.get("impulse_fraction_bits", 8))
+        self.widths = {k: int(v) for k, v in prm.get("factor_widths", {}).items()}
+        self.mant_bits = int(prm.get("scale_mantissa_bits", 4))
+        self.acc_bits = int(engine.accumulator_bits or 16) - 1  # magnitude bits of the signed accumulator
+        self.var_bits = {v: int(engine.synaptic_variable_bits.get(v, 9)) - 1 for v in SYN_VARS}
+        self.conn_seed = int(prm.get("conn_random_seed", 2))
+        self.exp_min = int(engine.exponent_min if engine.exponent_min is not None else -7)
+        self._check_bounds()
+        tr = rule.traces
+        self.impulse = {k: float(tr[k].impulse) for k in X_TRACES + Y_TRACES}
+        self.tau = {k: float(tr[k].tau) for k in X_TRACES + Y_TRACES}
+        # Lava splits an impulse into an integer and 8 fractional bits (rounded to nearest)
+        self.imp_int = {k: int(np.floor(v)) for k, v in self.impulse.items()}
+        self.imp_frac = {k: int(np.round((v - np.floor(v)) * 2**self.frac_bits)) for k, v in self.impulse.items()}
+        # exp(-1/tau) computed as Lava computes it (one vectorized call per side), so the
+        # float64 factors, and so every stochastic rounding decision, are the same
+        self.decay_factor: dict[str, float] = {}
+        for side in (X_TRACES, Y_TRACES):
+            taus = np.array([self.tau[k] for k in side])
+            factors = np.exp(-1 / taus[taus != 0][:, np.newaxis])[:, 0]
+            for k, f in zip([k for k in side if self.tau[k] != 0], factors, strict=True):
+                self.decay_factor[k] = f
+        self._w0 = np.asarray(weights)
+        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+        self.reset()
+
+    def _check_bounds(self) -> None:
+        """Lava multiplies a product's factors in int32; the rule's factor count (limited by
+        the profile) must keep that product exact, which the int64 arithmetic here assumes."""
+        for target, expr in self.rule.expressions.items():
+            for i, p in enumerate(expr.products, 1):
+                bits = sum(self.widths.get(f.var, 9) for f in p.factors) + self.mant_bits - 1
+                if bits >= 31:
+                    raise ValueError(f"rule {target}, product {i}: a {bits + 1}-bit product overflows Lava's int32")
+
+    # -- state -----------------------------------------------------------------------
+    def reset(self) -> None:
+        dt = np.int64 if self.fixed else np.float64
+        b, n, m = self.batch, self.n_post, self.n_pre
+        bw = b if self.learn_mode == "independent" else 1
+        w0 = self._w0.astype(dt)
+        self.state: dict[str, np.ndarray] = {
+            "w": np.broadcast_to(w0, (bw, n, m)).copy(),
+            "t": np.zeros((b, n, m), dt),
+            "d": np.zeros((b, n, m), dt),
+            **{k: np.zeros((b, m), dt) for k in X_TRACES},
+            **{k: np.zeros((b, n), dt) for k in Y_TRACES},
+            "tx": np.zeros((b, m), np.int64),
+            "ty": np.zeros((b, n), np.int64),
+        }
+        seed = int(self.rule.rng_seed)
+        self.x_random = _TraceRandom(seed, seed + 1, self.trace_bits)
+        self.y_random = _TraceRandom(seed + 2, seed + 3, self.trace_bits)
+        self.conn_random = _ConnRandom(self.conn_seed)
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        rngs = {"x": self.x_random.get_state(), "y": self.y_random.get_state(), "conn": self.conn_random.get_state()}
+        return {k: v.copy() for k, v in self.state.items()}, rngs
+
+    def set_state(self, arrays: Mapping[str, np.ndarray], rngs: Mapping[str, Any] | None) -> None:
+        """Restore arrays (any subset) and, unless ``rngs`` is None, the random streams."""
+        for k, v in arrays.items():
+            if v.shape != self.state[k].shape:
+                raise ValueError(f"learning state {k!r} has shape {v.shape}, expected {self.state[k].shape}")
+            self.state[k] = v.astype(self.state[k].dtype)
+        if rngs is None:
+            return
+        self.x_random.set_state(rngs["x"])
+        self.y_random.set_state(rngs["y"])
+        self.conn_random.set_state(rngs["conn"])
+
+    @property
+    def weights(self) -> np.ndarray:
+        """``[trials or 1, post, pre]``: the current weights."""
+        return self.state["w"]
+
+    # -- every step ------------------------------------------------------------------
+    def _within_epoch(self, t: int) -> int:
+        k = t % self.rule.t_epoch
+        return k if k else self.rule.t_epoch
+
+    def _add_impulse(self, values: np.ndarray, name: str, random) -> np.ndarray:
+        if not self.fixed:
+            return values + self.impulse[name]
+        # stochastic rounding of the fraction against ONE integer draw in [0, 128) compared
+        # with a fraction in 256ths: Lava rounds up with probability min(frac, 128)/128
+        new = values + self.imp_int[name] + (random < self.imp_frac[name])
+        return np.clip(new, 0, 2**self.trace_bits - 1)
+
+    def spikes(self, t: int, pre: np.ndarray, post: np.ndarray, graded: Mapping[str, np.ndarray] | None = None) -> None:
+        """Step ``t`` (1-based): ``pre`` ``[batch, pre]`` and ``post`` ``[batch, post]`` spike
+        flags of this step; ``graded``: y1..y3 values ``[batch, post]`` sent by the post
+        neurons this step (three-factor rules)."""
+        st = self.state
+        pre = pre.astype(bool)
+        post = post.astype(bool)
+        within = self._within_epoch(t)
+        # a second or later pre spike in the epoch adds its impulse now, with random 0
+        multi = (st["tx"] > 0) & pre
+        if multi.any():
+            for k in X_TRACES:
+                st[k] = np.where(multi, self._add_impulse(st[k], k, 0), st[k])
+        st["tx"][pre] = within
+        self.x_random.advance()
+        self.y_random.advance()
+        multi_y = (st["ty"] > 0) & post
+        if multi_y.any():
+            for k in Y_TRACES:
+                st[k] = np.where(multi_y, self._add_impulse(st[k], k, self.y_random.impulse), st[k])
+        st["ty"][post] = within
+        if self.rule.post_traces == "graded":  # the neuron's values overwrite y1..y3 (not clipped)
+            graded = graded or {}
+            for k in Y_TRACES:
+                v = graded.get(k)
+                st[k] = np.zeros_like(st[k]) if v is None else np.broadcast_to(v, st[k].shape).astype(st[k].dtype)
+        self.x_random.advance()
+        self.y_random.advance()
+
+    # -- learning phase ----------------------------------------------------------------
+    def learn(self, t: int) -> bool:
+        """Run the learning phase if step ``t`` ends an epoch; returns whether it ran."""
+        T = self.rule.t_epoch
+        if t % T:
+            return False
+        self.conn_random.advance()
+        st = self.state
+        hx = self._history(X_TRACES, st["tx"], self.x_random)  # [T+1, B, 2, pre]
+        hy = self._history(Y_TRACES, st["ty"], self.y_random)  # [T+1, B, 3, post]
+        for i, k in enumerate(X_TRACES):
+            st[k] = hx[-1, :, i].copy()
+        if self.rule.post_traces == "spikes":
+            for i, k in enumerate(Y_TRACES):
+                st[k] = hy[-1, :, i].copy()
+        args = _Args(self, hx, hy, t)
+        new = {}
+        for target, expr in self.rule.expressions.items():  # all rules see the pre-update w, t, d
+            var = _TARGET_VAR[target]
+            new[var] = self._apply(var, expr, args)
+            if self.mask is not None:
+                new[var] = np.where(self.mask, new[var], st[var])
+        st.update(new)
+        st["tx"][...] = 0
+        st["ty"][...] = 0
+        return True
+
+    def _history(self, names: tuple[str, ...], tspk: np.ndarray, rnd: _TraceRandom) -> np.ndarray:
+        """Trace values at each step of the epoch: ``h[0]`` now, ``h[k]`` decayed ``k`` times
+        with the impulses of the (last) spikes at within-epoch step ``k`` added."""
+        T = self.rule.t_epoch
+        st = self.state
+        h0 = np.stack([st[k] for k in names], axis=1)  # [B, n_traces, n]
+        h = np.zeros((T + 1,) + h0.shape, dtype=h0.dtype)
+        h[0] = h0
+        for k in range(1, T + 1):
+            spk = (tspk == k)[:, None, :]
+            for i, name in enumerate(names):
+                if name not in self.decay_factor:  # tau 0: Lava's fixed model zeroes the trace (its float one: NaN)
+                    cur = np.zeros_like(h[k - 1, :, i])
+                elif self.fixed:
+                    y = self.decay_factor[name] * h[k - 1, :, i]
+                    cur = (np.floor(y) + (rnd.decay < (y % 1))).astype(np.int64)
+                else:
+                    cur = self.decay_factor[name] * h[k - 1, :, i]
+                h[k, :, i] = cur
+            if spk.any():
+                for i, name in enumerate(names):
+                    h[k, :, i] = np.where(spk[:, 0], self._add_impulse(h[k, :, i], name, rnd.impulse), h[k, :, i])
+        return h
+
+    def _apply(self, var: str, expr: Expr, args: _Args) -> np.ndarray:
+        S = self.state[var]
+        if not self.fixed:
+            delta = sum(self._product_float(p, args) for p in expr.products)
+            if var == "w" and self.learn_mode == "shared":
+                delta = delta.sum(axis=0, keepdims=True)
+            return self._saturate_sign(var, S + delta)
+        shift = self.acc_bits - self.var_bits[var]  # 15 - 8 = 7: S sits in the accumulator's top bits
+        lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
+        acc = np.broadcast_to(S << shift, self._shape_for(var)).copy()
+        for p in expr.products:
+            m = np.clip(self._product_fixed(p, args), lim_lo, lim_hi)
+            if var == "w" and self.learn_mode == "shared":
+                for b in range(m.shape[0]):  # every trial's update enters the one accumulator, in order
+                    acc = np.clip(acc + m[b : b + 1], lim_lo, lim_hi)
+            else:
+                acc = np.clip(acc + m, lim_lo, lim_hi)
+        acc = self._saturate_sign(var, acc)
+        # stochastic rounding to the variable's grid with the epoch's one random number
+        q = acc / 2**shift
+        acc = np.floor(q).astype(np.int64) + (self.conn_random.value < (q % 1))
+        return self._clip_var(var, acc)
+
+    def _shape_for(self, var: str) -> tuple[int, int, int]:
+        return self.state[var].shape  # type: ignore[return-value]
+
+    def _product_fixed(self, p: Product, args: _Args) -> np.ndarray:
+        m = args.dependency(p)
+        width = self.mant_bits
+        for f in p.factors:
+            w = self.widths[f.var]
+            width += w
+            m = m * np.clip(args.factor(f, p.dependency), -(2**w), 2**w - 1)
+        m = m * p.mantissa
+        m = m >> max(0, width - self.acc_bits)  # floor shift by the excess width
+        m = m << (p.exponent - self.exp_min)  # Lava stores s_exp = e + 7 and shifts by it
+        b = self.batch
+        return np.broadcast_to(m, (b, self.n_post, self.n_pre))
+
+    def _product_float(self, p: Product, args: _Args) -> np.ndarray:
+        m = args.dependency(p) * (p.mantissa * 2.0**p.exponent)
+        for f in p.factors:
+            m = m * args.factor(f, p.dependency)
+        return np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
+
+    def _saturate_sign(self, var: str, x: np.ndarray) -> np.ndarray:
+        if var == "w":
+            if self.sign_mode == "excitatory":
+                return np.maximum(0, x)
+            if self.sign_mode == "inhibitory":
+                return np.minimum(0, x)
+            return x
+        if var == "d":
+            return np.maximum(0, x)
+        return x
+
+    def _clip_var(self, var: str, x: np.ndarray) -> np.ndarray:
+        n = self.var_bits[var]
+        if var == "w":  # Lava's clip_weights(sign_mode, 8 bits)
+            lo = {"mixed": -(2**n), "excitatory": 0, "inhibitory": -(2**n - 1)}[self.sign_mode]
+            hi = 0 if self.sign_mode == "inhibitory" else 2**n - 1
+            return np.clip(x, lo, hi)
+        if var == "d":
+            return np.clip(x, 0, 2**n - 1)
+        return np.clip(x, -(2**n) - 1, 2**n - 1)  # tag t: Lava clips at -(2**8) - 1 (sic)
+
+
+class _Args:
+    """The values a product reads in one learning phase: dependencies, the traces at the
+    time each dependency selects, and the synaptic variables before the update. Arrays are
+    shaped to broadcast to ``[batch, post, pre]``."""
+
+    def __init__(self, eng: SumOfProductsEngine, hx: np.ndarray, hy: np.ndarray, t: int):
+        self.eng, self.hx, self.hy = eng, hx, hy
+        st = eng.state
+        self.tx, self.ty = st["tx"], st["ty"]
+        self.x0 = (self.tx > 0)[:, None, :].astype(np.int64)
+        self.y0 = (self.ty > 0)[:, :, None].astype(np.int64)
+        k = eng.rule.decimate
+        T = eng.rule.t_epoch
+        self.u = 0 if k is None else int(int(t / T) % 2**k == 0)
+        self._cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def dependency(self, p: Product):
+        return {"x0": self.x0, "y0": self.y0, "u": self.u}[p.dependency]
+
+    def factor(self, f: Factor, dep: str):
+        if f.var in ("x0", "y0"):
+            v = getattr(self, f.var) + f.const
+        elif f.var in SYN_VARS:
+            v = self.eng.state[f.var] + f.const
+            if f.sgn:
+                v = np.sign(v)
+        else:
+            v = self.trace(f.var, dep) + f.const
+        return v
+
+    def trace(self, name: str, dep: str) -> np.ndarray:
+        key = (name, dep)
+        if key in self._cache:
+            return self._cache[key]
+        is_x = name in X_TRACES
+        h = self.hx if is_x else self.hy  # [T+1, B, k, n]
+        i = (X_TRACES if is_x else Y_TRACES).index(name)
+        hi = np.moveaxis(h[:, :, i], 0, -1)  # [B, n, T+1]
+        if dep == "u":
+            v = h[-1, :, i]
+            out = v[:, None, :] if is_x else v[:, :, None]
+        elif (dep == "x0") == is_x:  # a trace of the dependency's own side, at its own spike: [B, n]
+            tsp = self.tx if is_x else self.ty
+            v = np.take_along_axis(hi, tsp[:, :, None], axis=2)[:, :, 0]
+            out = v[:, None, :] if is_x else v[:, :, None]
+        elif is_x:  # pre trace at each post neuron's spike time: [B, post, pre]
+            out = np.take_along_axis(hi[:, None, :, :], self.ty[:, :, None, None], axis=3)[..., 0]
+        else:  # post trace at each pre neuron's spike time: [B, post, pre]
+            out = np.take_along_axis(hi[:, :, None, :], self.tx[:, None, :, None], axis=3)[..., 0]
+        self._cache[key] = out
+        return out

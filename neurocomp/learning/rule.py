@@ -1,0 +1,173 @@
+"""A learning rule as a sum-of-products learning engine runs it (Loihi 1/2, Lava).
+
+:class:`EngineRule` is what the ``lower_learning`` pass produces for a plastic projection on
+a ``sum_of_products`` engine, whatever rule it came from (STDP, R-STDP, e-prop, or rule
+strings written by hand): the ``dw``/``dt``/``dd`` expressions, five traces with their
+impulses and time constants, the epoch length, the seed of the engine's random streams,
+and where the post-synaptic traces come from (``post_traces="spikes"``: y1..y3 are traces
+of the post neuron's spikes, Lava's 2-factor rule; ``"graded"``: the post neuron sends
+y1..y3 as graded values every step, Lava's 3-factor rule, described by ``graded``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._frozen import FrozenDict, freeze, thaw
+from ..errors import Problem
+from .expr import Expr, RuleSyntaxError, parse
+
+TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
+TARGETS = ("dw", "dt", "dd")
+# Lava's Loihi3FLearningRule: y traces come from the neuron, so their own impulse is 0 and
+# their decay is (almost) off; tau 65535 still loses an LSB now and then, which is reproduced.
+GRADED_Y_TAU = 65535
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A synaptic trace: ``impulse`` added per spike (in trace LSBs; fractional part kept to
+    the engine's ``impulse_fraction_bits``), decay ``exp(-1/tau)`` per step (``tau`` in steps;
+    0 zeroes the trace every step, as Lava's fixed-point model does)."""
+
+    impulse: float = 0.0
+    tau: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineRule:
+    """A rule in the engine's own terms (see the module docstring).
+
+    ``graded`` maps ``y1``/``y2``/``y3`` to the graded source that feeds it when
+    ``post_traces == "graded"``: ``{"source": "input"}`` (a value per post neuron and step,
+    given as the run's input ``<projection>/<y>``) or ``{"source": "post_trace", "impulse":
+    I, "tau": steps}`` (the post neuron's own spike trace). Unlisted graded traces stay 0.
+    """
+
+    dw: Expr | None = None
+    dt: Expr | None = None
+    dd: Expr | None = None
+    traces: Mapping[str, Trace] = field(default_factory=FrozenDict)
+    t_epoch: int = 1
+    rng_seed: int = 0
+    post_traces: str = "spikes"
+    graded: Mapping[str, str] = field(default_factory=FrozenDict)
+    source: str = "custom"  # the rule it was lowered from, for reports
+
+    def __post_init__(self) -> None:
+        traces = {name: self.traces.get(name, Trace()) for name in TRACE_NAMES}
+        if self.post_traces == "graded":  # the neuron supplies y1..y3 (Lava's 3-factor rule)
+            traces.update({y: Trace(0.0, GRADED_Y_TAU) for y in ("y1", "y2", "y3")})
+        object.__setattr__(self, "traces", FrozenDict(traces))
+        object.__setattr__(self, "graded", freeze(dict(self.graded)))
+
+    @property
+    def expressions(self) -> dict[str, Expr]:
+        return {k: getattr(self, k) for k in TARGETS if getattr(self, k) is not None}
+
+    @property
+    def decimate(self) -> int | None:
+        ks = {e.decimate for e in self.expressions.values() if e.decimate is not None}
+        return ks.pop() if ks else None
+
+    @classmethod
+    def from_strings(
+        cls,
+        *,
+        dw: str | None = None,
+        dt: str | None = None,
+        dd: str | None = None,
+        engine=None,
+        **kw: Any,
+    ) -> EngineRule:
+        """Parse rule strings (checked against ``engine``, a profile's ``LearningEngine``)
+        and check the whole rule; every problem is reported at once."""
+        problems: list[Problem] = []
+        exprs: dict[str, Expr] = {}
+        for target, text in (("dw", dw), ("dt", dt), ("dd", dd)):
+            if text is None:
+                continue
+            try:
+                exprs[target] = parse(text, target, engine)
+            except RuleSyntaxError as exc:
+                problems.extend(exc.problems)
+        traces = kw.pop("traces", {})
+        rule = None
+        if not problems:
+            rule = cls(**exprs, traces={k: v if isinstance(v, Trace) else Trace(**v) for k, v in traces.items()}, **kw)
+            problems = rule.problems(engine)
+        if problems:
+            raise RuleSyntaxError(problems, header="learning rule cannot run on this engine")
+        return rule  # type: ignore[return-value]
+
+    def problems(self, engine=None) -> list[Problem]:
+        """Everything about this rule that ``engine`` (or the rule itself) cannot take."""
+        out: list[Problem] = []
+        if not self.expressions:
+            out.append(Problem("learning rule", "needs at least one of dw, dt, dd"))
+        ks = {e.decimate for e in self.expressions.values() if e.decimate is not None}
+        if len(ks) > 1:
+            out.append(Problem("learning rule", f"u_k with different k across dw/dt/dd: {sorted(ks)}"))
+        if self.post_traces not in ("spikes", "graded"):
+            out.append(Problem("learning rule", f"post_traces must be 'spikes' or 'graded', got {self.post_traces!r}"))
+        for y, src in self.graded.items():
+            if y not in ("y1", "y2", "y3"):
+                out.append(Problem("learning rule", f"graded source for {y!r}: only y1, y2, y3 can be graded"))
+            if not isinstance(src, Mapping) or "source" not in src:
+                out.append(Problem("learning rule", f"graded source for {y}: expected {{source: ...}}, got {src!r}"))
+            if self.post_traces != "graded":
+                out.append(Problem("learning rule", f"graded source for {y} needs post_traces: graded"))
+        for name, tr in self.traces.items():
+            if tr.impulse < 0 or tr.tau < 0:
+                out.append(Problem(f"trace {name}", f"impulse {tr.impulse} and tau {tr.tau} must be >= 0"))
+        if not isinstance(self.t_epoch, int) or self.t_epoch < 1:
+            out.append(Problem("learning rule", f"t_epoch must be an integer >= 1, got {self.t_epoch!r}"))
+        if engine is not None:
+            if engine.kind != "sum_of_products":
+                out.append(Problem("learning rule", f"the {engine.kind} engine does not run sum-of-products rules"))
+            elif engine.epoch_bits is not None and self.t_epoch >= 2**engine.epoch_bits:
+                out.append(
+                    Problem(
+                        "learning rule", f"t_epoch {self.t_epoch} exceeds the engine's {engine.epoch_bits}-bit epoch"
+                    )
+                )
+            if self.post_traces == "graded" and not engine.third_factor:
+                out.append(
+                    Problem(
+                        "learning rule", "needs graded post traces (a third factor), which this engine does not have"
+                    )
+                )
+            tb = int(engine.params.get("trace_bits", 7))
+            for name, tr in self.traces.items():
+                if tr.impulse >= 2**tb:
+                    out.append(
+                        Problem(f"trace {name}", f"impulse {tr.impulse} exceeds the {tb}-bit trace (max {2**tb - 1})")
+                    )
+        return out
+
+    # -- serialization ---------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            **{k: str(e) for k, e in self.expressions.items()},
+            "traces": {k: {"impulse": t.impulse, "tau": t.tau} for k, t in self.traces.items()},
+            "t_epoch": self.t_epoch,
+            "rng_seed": self.rng_seed,
+            "post_traces": self.post_traces,
+            "graded": thaw(self.graded),
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EngineRule:
+        exprs = {k: parse(d[k], k) for k in TARGETS if d.get(k) is not None}
+        return cls(
+            **exprs,
+            traces={k: Trace(**v) for k, v in d.get("traces", {}).items()},
+            t_epoch=int(d.get("t_epoch", 1)),
+            rng_seed=int(d.get("rng_seed", 0)),
+            post_traces=d.get("post_traces", "spikes"),
+            graded=dict(d.get("graded", {})),
+            source=d.get("source", "custom"),
+        )

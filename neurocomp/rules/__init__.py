@@ -1,0 +1,38 @@
+"""Learning rules: one module per rule, each with its hyperparameters, its exact float form
+and its lowering onto each kind of learning engine.
+
+``lower(name, params, ctx)`` dispatches on the rule's name and the profile's engine kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ..learning.rule import EngineRule
+from . import custom, rstdp, stdp
+from .base import LoweringContext, LoweringError
+
+# rule name -> engine kind -> lowering
+LOWERINGS = {
+    "custom": {"sum_of_products": custom.lower},
+    "stdp": {"sum_of_products": stdp.lower},
+    "rstdp": {"sum_of_products": rstdp.lower},
+    # rules whose lowerings are still to come: accepted by the DRC where the profile lists
+    # them, kept with their specification, and refused by the emulator's learning
+    "eprop": {},
+    "rflo": {},
+}
+
+
+def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule | None:
+    """The engine form of rule ``name`` on ``ctx.profile``, or None if neurocomp has no
+    lowering for this engine kind yet (the caller reports that)."""
+    by_kind = LOWERINGS.get(name)
+    if by_kind is None:
+        raise ctx.fail(f"unknown learning rule {name!r} (known: {', '.join(LOWERINGS)})")
+    fn = by_kind.get(ctx.profile.learning.kind)
+    return None if fn is None else fn(params, ctx)
+
+
+__all__ = ["LOWERINGS", "LoweringContext", "LoweringError", "lower"]

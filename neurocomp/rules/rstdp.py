@@ -1,0 +1,99 @@
+"""Reward-modulated STDP: the STDP pairing goes into an eligibility trace (the tag), and a
+reward signal turns the eligibility into weight change.
+
+Float rule, per step (STDP traces as in :mod:`neurocomp.rules.stdp`; ``R_j`` the reward
+delivered to post neuron ``j`` this step)::
+
+    e_ij <- e_ij * (1 - dt/tau_elig) + lr * (a_plus * x_i * post_j - a_minus * y_j * pre_i)
+    w_ij <- w_ij + lr_reward * R_j * e_ij
+
+Lowering onto a sum-of-products engine with a graded third factor (Loihi 2; Lava's
+``RewardModulatedSTDP`` with the tutorial's R-STDP neuron): the post neuron sends its spike
+trace as y1 and the reward as y2 (a graded input ``<projection>/y2``, integers)::
+
+    dt = c_plus * y0 * x1 - c_minus * x0 * y1 - 2^-k * u0 * t
+    dw = c_w * u0 * t * y2
+
+``t`` holds the eligibility in weight LSBs. Approximations (noted at compile time): the
+eligibility decay ``dt/tau_elig`` becomes a power of two ``2^-k``; ``c_w = 32 * lr_reward``
+(the engine shifts a tag x trace product by 5) is rounded to ``m * 2**e``; the tag is a
+9-bit integer; plus those of STDP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._frozen import thaw
+from ..learning.expr import parse
+from ..learning.rule import EngineRule, Trace
+from .base import LoweringContext, literal, require, scale_literal, steps
+from .stdp import StdpFloat
+
+DEFAULTS = {
+    "lr": ...,
+    "lr_reward": ...,
+    "a_plus": 1.0,
+    "a_minus": 1.0,
+    "tau_plus_ms": 20.0,
+    "tau_minus_ms": 20.0,
+    "tau_elig_ms": 100.0,
+    "trace_impulse": 16.0,
+}
+
+
+@dataclass
+class RstdpFloat(StdpFloat):
+    """The float rule (state adds the eligibility ``e`` ``[batch, post, pre]``)."""
+
+    lr_reward: float = 1.0
+    tau_elig_ms: float = 100.0
+
+    def init(self, batch: int, n_post: int, n_pre: int) -> dict[str, np.ndarray]:
+        return {**super().init(batch, n_post, n_pre), "e": np.zeros((batch, n_post, n_pre))}
+
+    def step(self, state: dict[str, np.ndarray], pre: np.ndarray, post: np.ndarray, reward=None) -> np.ndarray:
+        pairing = super().step(state, pre, post)
+        state["e"] = state["e"] * (1 - self.dt_ms / self.tau_elig_ms) + pairing
+        r = np.zeros(post.shape) if reward is None else np.broadcast_to(reward, post.shape)
+        return self.lr_reward * r[:, :, None] * state["e"]
+
+
+def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
+    p = require(thaw(params), DEFAULTS, ctx, "rstdp")
+    lrn = ctx.profile.learning
+    if not lrn.third_factor:
+        raise ctx.fail(f"rstdp needs a graded third factor (the reward as y2); {ctx.profile.name} has none")
+    imp = float(p["trace_impulse"])
+    c_plus = scale_literal(p["lr"] * p["a_plus"] / (imp * ctx.weight_lsb), ctx, "rstdp potentiation scale")
+    c_minus = scale_literal(p["lr"] * p["a_minus"] / (imp * ctx.weight_lsb), ctx, "rstdp depression scale")
+    decay = ctx.dt_ms / p["tau_elig_ms"]
+    k = round(-math.log2(decay))
+    if not lrn.exponent_min <= -k <= lrn.exponent_max:
+        raise ctx.fail(
+            f"rstdp: eligibility decay dt/tau_elig = {decay:.3g} per step needs 2^-{k}; "
+            f"the engine's exponents are {lrn.exponent_min}..{lrn.exponent_max}"
+        )
+    if 2.0**-k != decay:
+        ctx.note(f"rstdp eligibility decay {decay:.4g} per step rounded to 2^-{k} = {2.0**-k:.4g}")
+    c_w = scale_literal(32 * p["lr_reward"], ctx, "rstdp reward scale (32 * lr_reward)")
+    dt_terms = [f"{literal(*c_plus)}*y0*x1", f"{literal(-c_minus[0], c_minus[1])}*x0*y1", f"-2^{-k}*u0*t"]
+    rule = EngineRule(
+        dt=parse(" + ".join(dt_terms).replace("+ -", "- "), "dt", lrn),
+        dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
+        traces={"x1": Trace(imp, steps(p["tau_plus_ms"], ctx, "rstdp tau_plus"))},
+        rng_seed=ctx.seed,
+        post_traces="graded",
+        graded={
+            "y1": {"source": "post_trace", "impulse": imp, "tau": steps(p["tau_minus_ms"], ctx, "rstdp tau_minus")},
+            "y2": {"source": "input"},
+        },
+        source="rstdp",
+    )
+    ctx.note(f"rstdp lowered to dt = {rule.dt}; dw = {rule.dw}; reward as graded input '{ctx.projection}/y2'")
+    return rule
