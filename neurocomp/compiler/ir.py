@@ -254,6 +254,15 @@ class QPopulation:
     def spike_input(cls, name: str, size: int, rate_hz: float | None = None, seed: int | None = None) -> QPopulation:
         return cls(name, size, "SpikeInput", True, 0, FrozenDict(rate_hz=rate_hz, seed=seed))
 
+    @classmethod
+    def error_unit(cls, name: str, readout: str, size: int, scale_exp: int, shift: int, bits: int = 8) -> QPopulation:
+        """Graded error units ``e_k = (v_k - target_k) >> shift`` of a leaky readout, saturated
+        to ``bits`` signed bits (the payload of a graded spike), added by e-prop's lowering.
+        ``scale_exp`` is the readout's voltage scale, in which the target is given."""
+        return cls(
+            name, size, "ErrorUnit", False, scale_exp, FrozenDict(readout=readout, shift=int(shift), bits=int(bits))
+        )
+
 
 def _scalar_or_tuple(x):
     a = np.asarray(x)

@@ -94,13 +94,26 @@ class Emulator:
     saturating as the profile says. ``learn_mode``: for plastic projections in a batch,
     ``"independent"`` (each trial learns its own weights) or ``"shared"`` (one set of weights,
     every trial's update added to it). Learning runs when ``run(..., learn=True)``.
+    ``learn_arithmetic``: ``"chip"`` runs the learning engine in the profile's arithmetic;
+    ``"float"`` runs the same lowered rule in float64 on the same dynamics (the lowered-float
+    level of a rule check).
     """
 
     def __init__(
-        self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, learn_mode: str = "independent"
+        self,
+        program: Program,
+        batch: int = 1,
+        seed: int = 0,
+        strict: bool = False,
+        learn_mode: str = "independent",
+        learn_arithmetic: str = "chip",
     ):
         if batch < 1:
             raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
+        if learn_arithmetic not in ("chip", "float"):
+            raise EmulatorError(
+                [Problem("emulator", f"learn_arithmetic must be 'chip' or 'float', got {learn_arithmetic!r}")]
+            )
         if learn_mode not in ("independent", "shared"):
             raise EmulatorError(
                 [Problem("emulator", f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")]
@@ -118,7 +131,7 @@ class Emulator:
         self.rng = np.random.default_rng(seed)
         self.pops: dict[str, _Population] = {}
         for q in program.populations:
-            kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li"}[q.model]
+            kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li", "ErrorUnit": "error"}[q.model]
             self.pops[q.name] = _Population(q, kind, const=self._constants(q) if self.fixed else {})
         max_spikes = prof.time.max_spikes_per_step
         self.synapses: list[Synapses | PlasticSynapses] = []
@@ -128,10 +141,18 @@ class Emulator:
             if pre_is_input and prof.time.input_delay_steps is not None:
                 lat = prof.time.input_delay_steps
             if pr.learning is not None:
-                self.synapses.append(PlasticSynapses(pr, lat, prof, batch, learn_mode))
+                self.synapses.append(PlasticSynapses(pr, lat, prof, batch, learn_mode, learn_arithmetic))
+            elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
+                self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
             else:
                 self.synapses.append(Synapses(pr, lat, prof, max_spikes))
         self.plastic = {s.name: s for s in self.synapses if isinstance(s, PlasticSynapses)}
+        # graded feedback (from error units) goes to a population's learning-signal port, not to u
+        self._feedback = {s.name for s in self.synapses if self.pops[s.pre].kind == "error"}
+        for syn in self.plastic.values():  # the pseudo-derivative reads v before the reset
+            if any(src.get("source") == "pseudo_derivative" for src in syn.rule.graded.values()):
+                self.pops[syn.post].const["keep_v_pre"] = True
+        self.shadow: dict[str, PlasticSynapses] = {}
         self._unlowered = [
             (pr.name, pr.plasticity.name) for pr in program.projections if pr.plasticity and pr.learning is None
         ]
@@ -147,24 +168,34 @@ class Emulator:
         self.reset()
 
     # -- state -------------------------------------------------------------------------
-    def reset(self) -> None:
-        """Zero every state (the initial state of a compiled Program) and restart at step 0."""
+    def reset(self, keep_weights: bool = False) -> None:
+        """Zero every state (the initial state of a compiled Program) and restart at step 0.
+        ``keep_weights``: plastic projections keep the weights they learned and their random
+        streams continue (a new trial of training on a chip that keeps running); their tags,
+        traces and the neuron states restart."""
         dt = self._dtype
         b = self.batch
         for name, p in self.pops.items():
             n = p.q.size
             # spike counts; a flag where one spike per step is the most (cheaper to find and add)
             p.state = {"spikes": np.zeros((b, n), bool if self._one_spike else dt)}
-            if p.kind != "input":
+            if p.kind == "error":
+                p.state = {"spikes": np.zeros((b, n), dt)}  # the graded payload e_k
+            elif p.kind != "input":
                 p.state.update(
                     u=np.zeros((b, n), dt), v=np.zeros((b, n), dt), input=np.zeros((self._slots[name], b, n), dt)
                 )
+                if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
+                    p.state["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
             if p.kind == "alif":
                 p.state["a"] = np.zeros((b, n), dt)
             if p.kind in ("lif", "alif"):
                 p.state["refractory"] = np.zeros((b, n), dt)
-        for syn in self.plastic.values():
+        for syn in getattr(self, "plastic", {}).values():
+            arrays, rngs = syn.engine.get_state()
             syn.reset()
+            if keep_weights:
+                syn.engine.set_state({"w": arrays["w"]}, rngs)
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
         for name in self._input_rngs:
@@ -221,6 +252,19 @@ class Emulator:
             r.bit_generator.state = ckpt.rng_states[n]
         for n, syn in self.plastic.items():
             syn.engine.set_state({}, ckpt.rng_states[f"__learn__/{n}"])
+
+    def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:
+        """Shadow learners: a second copy of every plastic projection's learning engine, in
+        ``arithmetic`` (``"float"`` or ``"chip"``), that learns from exactly the same spikes and
+        graded signals as the running one but never feeds back into the dynamics. Comparing
+        their weight changes with the running engine's isolates the learning arithmetic (the
+        teacher-forced alignment of a rule check). Starts from the current weights."""
+        self.shadow = {}
+        for name, syn in self.plastic.items():
+            sh = PlasticSynapses(syn.proj, syn.latency, self.profile, self.batch, self.learn_mode, arithmetic)
+            sh.engine.state["w"] = syn.engine.weights.astype(sh.engine.state["w"].dtype)
+            self.shadow[name] = sh
+        return self.shadow
 
     @staticmethod
     def _restore_learning(syn: PlasticSynapses, var: str, arr: np.ndarray) -> None:
@@ -286,6 +330,18 @@ class Emulator:
         problems, given = [], {}
         for name, arr in inputs.items():
             proj, _, y = name.rpartition("/")
+            if y == "target" and proj in self.pops and self.pops[proj].kind == "error":
+                a = np.asarray(arr, dtype=np.float64)
+                if a.ndim == 2:
+                    a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
+                n = self.pops[proj].q.size
+                if a.ndim != 3 or a.shape[1:] != (self.batch, n) or a.shape[0] < steps:
+                    problems.append(
+                        Problem(f"input {name!r}", f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {n}]")
+                    )
+                    continue
+                given[name] = a
+                continue
             if proj in self.plastic:
                 syn = self.plastic[proj]
                 if y not in syn.graded_inputs:
@@ -338,6 +394,9 @@ class Emulator:
         learning engines of plastic projections after delivery."""
         t = self.t + 1
         inputs = inputs or {}
+        for p in self.pops.values():  # the learning signal of the last step has been read
+            if "ls" in p.state:
+                p.state["ls"][self.t % p.state["ls"].shape[0]] = 0
         for name, p in self.pops.items():
             if p.kind != "input":
                 continue
@@ -350,15 +409,22 @@ class Emulator:
             if syn.latency + syn.max_delay == 0:
                 syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["input"], t)
         for name, p in self.pops.items():
-            if p.kind != "input":
+            if p.kind not in ("input", "error"):
                 self._update(name, p, t)
+        for name, p in self.pops.items():  # error units read their readout after it updated
+            if p.kind == "error":
+                self._update_error(name, p, inputs.get(f"{name}/target"))
         for syn in self.synapses:
             if syn.latency + syn.max_delay > 0:
-                syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["input"], t)
+                port = "ls" if syn.name in self._feedback else "input"
+                syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state[port], t)
         if learn:
             for name, syn in self.plastic.items():
                 graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
-                syn.learn(t, self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["spikes"], graded)
+                syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
+            for name, syn in self.shadow.items():
+                graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
+                syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
         self.t = t
 
     # -- neuron updates ------------------------------------------------------------------
@@ -370,7 +436,7 @@ class Emulator:
         f = prof.formats
         prm = q.params
         out: dict[str, Any] = {"bias": 0.0}
-        if q.model == "SpikeInput":
+        if q.model in ("SpikeInput", "ErrorUnit"):
             return out
         if "bias_mant" in prm:
             m = np.asarray(prm["bias_mant"], dtype=np.int64)
@@ -457,6 +523,8 @@ class Emulator:
             frozen = refr > 0
             np.copyto(v, v_before, where=frozen)  # a refractory neuron's v does not move (u still integrates)
         n = self._spike_counts(v, th)
+        if c.get("keep_v_pre"):
+            st["v_pre"] = v.copy()
         if has_refr:
             n[frozen] = 0
             st["refractory"] = np.where(n > 0, float(prm["refractory"]), np.maximum(refr - 1, 0))
@@ -469,6 +537,21 @@ class Emulator:
             st["a"] = a_st
         st["v"] = v
         st["spikes"] = n
+
+    def _update_error(self, name: str, p: _Population, target) -> None:
+        """``e = (v_readout - target + half) >> shift``, saturated to the payload's signed bits. The
+        target (model units, ``[batch, n]``) arrives as the host sends it: in the readout's
+        integer voltage units (``round(target * 2**scale_exp)``); no target means 0."""
+        prm = p.q.params
+        v = self.pops[prm["readout"]].state["v"]
+        if not self.fixed:
+            tgt = 0.0 if target is None else np.asarray(target, dtype=np.float32)
+            p.state["spikes"] = (v - tgt).astype(np.float32)
+            return
+        tgt = 0.0 if target is None else np.round(np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp)
+        lim = 2.0 ** (prm["bits"] - 1)
+        # rounded to nearest (half an LSB added before the shift): a floor would bias every error down
+        p.state["spikes"] = np.clip(np.floor((v - tgt) * 2.0 ** -prm["shift"] + 0.5), -lim, lim - 1)
 
     def _spike_counts(self, v: np.ndarray, th) -> np.ndarray:
         """Spikes per neuron this step, in the state dtype."""

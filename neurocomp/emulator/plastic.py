@@ -12,6 +12,7 @@ with the weights before this step's learning phase.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,9 @@ class PlasticSynapses:
     """Runtime form of a plastic projection with a scalar delay (a sparse one is held dense,
     with a mask of the synapses that exist)."""
 
-    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int, learn_mode: str):
+    def __init__(
+        self, proj: QProjection, latency: int, profile: Profile, batch: int, learn_mode: str, arithmetic: str = "chip"
+    ):
         self.proj = proj
         self.name, self.pre, self.post = proj.name, proj.pre, proj.post
         self.n_post, self.n_pre = proj.shape
@@ -36,6 +39,8 @@ class PlasticSynapses:
         self.max_delay = int(proj.delay_steps)
         self.rule = proj.learning
         self.fixed = profile.arithmetic == "fixed"
+        # the learning engine's arithmetic: the chip's, or float64 on the same dynamics
+        self.learn_fixed = self.fixed and arithmetic == "chip"
         self.rounding = profile.formats.weight.exponent_rounding
         self.exp = int(proj.weight_exp)
         self.in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
@@ -57,7 +62,7 @@ class PlasticSynapses:
             sign_mode=proj.sign_mode,
             batch=batch,
             learn_mode=learn_mode,
-            arithmetic="fixed" if self.fixed else "float",
+            arithmetic="fixed" if self.learn_fixed else "float",
         )
         self.graded_inputs = tuple(y for y, src in self.rule.graded.items() if src.get("source") == "input")
         self._post_trace = {y: src for y, src in self.rule.graded.items() if src.get("source") == "post_trace"}
@@ -81,14 +86,46 @@ class PlasticSynapses:
             acc = shift(acc, self.exp, self.rounding) * self.in_scale
         ring[(t + self.latency + self.max_delay) % ring.shape[0]] += acc
 
-    def learn(self, t: int, pre: np.ndarray, post: np.ndarray, given: Mapping[str, np.ndarray]) -> None:
+    def learn(self, t: int, pre, post, given: Mapping[str, np.ndarray], pops: Mapping[str, Any]) -> None:
         """The learning engine's step ``t``: spikes and graded values, then the learning phase
-        at the end of an epoch. ``given``: the graded inputs of this step, ``{y: [batch, post]}``."""
+        at the end of an epoch. ``pre``/``post``: the emulator's populations; ``given``: the
+        graded inputs of this step, ``{y: [batch, post]}``; ``pops``: all populations (error
+        units are read by name)."""
+        spikes = post.state["spikes"]
         graded = dict(given)
-        for y, src in self._post_trace.items():
-            graded[y] = self._neuron_trace(y, src, post)
-        self.engine.spikes(t, pre, post, graded if self.rule.post_traces == "graded" else None)
+        for y, src in self.rule.graded.items():
+            kind = src.get("source")
+            if kind == "post_trace":
+                graded[y] = self._neuron_trace(y, src, spikes)
+            elif kind == "pseudo_derivative":
+                graded[y] = self._pseudo_derivative(post)
+            elif kind == "learning_signal":
+                graded[y] = self._learning_signal(post, t, int(src.get("shift", 0)))
+            elif kind == "error":
+                graded[y] = pops[src["unit"]].state["spikes"]
+        self.engine.spikes(t, pre.state["spikes"], spikes, graded if self.rule.post_traces == "graded" else None)
         self.engine.learn(t)
+
+    def _pseudo_derivative(self, post) -> np.ndarray:
+        """e-prop's pseudo-derivative sent as a graded 7-bit value: ``127 * max(0, 1 - |v - th|
+        / th)`` of the membrane before its reset (rounded to nearest in the chip's arithmetic;
+        the ``gamma / th`` factor is folded into the rule's scale by the lowering)."""
+        v = post.state.get("v_pre", post.state["v"])
+        th = post.const["threshold"] if self.fixed else float(post.q.params["threshold"])
+        top = 2**self.engine.trace_bits - 1
+        psi = top * np.maximum(0.0, th - np.abs(v - th)) / th
+        return np.floor(psi + 0.5) if self.learn_fixed else psi  # the neuron rounds to nearest (unbiased)
+
+    def _learning_signal(self, post, t: int, shift: int) -> np.ndarray:
+        """The learning signal that arrived at the post neurons for step ``t`` (the feedback
+        projection's sum), shifted into a signed 7-bit graded value (rounded to nearest,
+        saturated) on the chip."""
+        ring = post.state["ls"]
+        ls = ring[t % ring.shape[0]] * 2.0**-shift
+        if not self.learn_fixed:
+            return ls
+        top = 2**self.engine.trace_bits
+        return np.clip(np.floor(ls + 0.5), -top, top - 1)  # rounded to nearest (a floor would bias L down)
 
     def _neuron_trace(self, y: str, src: Mapping, post: np.ndarray) -> np.ndarray:
         """A post-synaptic spike trace kept by the neuron and sent as a graded value (the
@@ -96,10 +133,10 @@ class PlasticSynapses:
         saturated to the 7-bit trace range; float arithmetic keeps the exact value."""
         decay = np.exp(-1.0 / float(src["tau"]))
         v = self.neuron_traces[y] * decay
-        if self.fixed:
+        if self.learn_fixed:
             v = np.floor(v)
         v = v + float(src["impulse"]) * post
-        if self.fixed:
+        if self.learn_fixed:
             v = np.clip(v, 0, 2**self.engine.trace_bits - 1)
         self.neuron_traces[y] = v
         return v

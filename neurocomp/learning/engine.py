@@ -13,8 +13,9 @@ the pre traces ``x1 x2``, the post traces ``y1 y2 y3``, the within-epoch spike t
 (reference ``loihi2-fixed-point.md`` §5.4-5.6), with 7-bit traces updated by stochastic
 rounding, the products shifted by their factor widths into a 16-bit accumulator, one shared
 random number per epoch for rounding the synaptic variables, and Lava's PRNG streams and
-seeds. ``arithmetic="float"`` is the same engine structure in float64 (Lava's
-``LearningConnectionModelFloat``): exact decays and impulses, no shifts, no rounding.
+seeds. ``arithmetic="float"`` is the same engine structure in float64: exact decays and impulses,
+no rounding, no saturation; a product's width shift is an exact division (Lava's
+``LearningConnectionModelFloat`` leaves it out, which makes it 2**s times its fixed model).
 Both are the *lowered* rule; the rule's own float form lives in ``neurocomp.rules``.
 
 Widths, bounds and seeds come from the profile's ``learning`` section. Batches: each trial
@@ -330,7 +331,11 @@ class SumOfProductsEngine:
         return np.broadcast_to(m, (b, self.n_post, self.n_pre))
 
     def _product_float(self, p: Product, args: _Args) -> np.ndarray:
-        m = args.dependency(p) * (p.mantissa * 2.0**p.exponent)
+        # The engine's width shift is kept, as an exact division: the float level is then the
+        # same rule as the fixed one without its rounding. (Lava's float model omits the shift,
+        # so it is 2**s times its own fixed model for products wider than the accumulator.)
+        width = self.mant_bits + sum(self.widths[f.var] for f in p.factors)
+        m = args.dependency(p) * (p.mantissa * 2.0 ** (p.exponent - max(0, width - self.acc_bits)))
         for f in p.factors:
             m = m * args.factor(f, p.dependency)
         return np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..learning.rule import EngineRule
-from . import custom, rstdp, stdp
+from . import custom, eprop, rstdp, stdp
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -18,9 +18,11 @@ LOWERINGS = {
     "custom": {"sum_of_products": custom.lower},
     "stdp": {"sum_of_products": stdp.lower},
     "rstdp": {"sum_of_products": rstdp.lower},
+    # e-prop lowers the whole network at once (it adds error units and feedback):
+    # eprop.lower_network, called by the lower_learning pass
+    "eprop": {"sum_of_products": None},
     # rules whose lowerings are still to come: accepted by the DRC where the profile lists
     # them, kept with their specification, and refused by the emulator's learning
-    "eprop": {},
     "rflo": {},
 }
 
@@ -35,4 +37,4 @@ def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
     return None if fn is None else fn(params, ctx)
 
 
-__all__ = ["LOWERINGS", "LoweringContext", "LoweringError", "lower"]
+__all__ = ["LOWERINGS", "LoweringContext", "LoweringError", "eprop", "lower"]

@@ -71,15 +71,14 @@ def scale_literal(value: float, ctx: LoweringContext, what: str) -> tuple[int, i
         err = abs(m * 2.0**e - value)
         if m != 0 and (best is None or err < best[0] - 1e-15):
             best = (err, m, e)
-    assert best is not None
-    err, m, e = best
-    rel = err / abs(value)
     smallest, largest = 2.0**e_lo, max(abs(m_lo), m_hi) * 2.0**e_hi
-    if rel > 0.5:
+    if best is None or best[0] / abs(value) > 0.5:
         raise ctx.fail(
             f"{what} = {value:.4g} (in engine units) is outside what the engine can scale by: "
             f"{smallest:g} .. {largest:g} (m*2^e with m in [{m_lo}, {m_hi}], e in [{e_lo}, {e_hi}])"
         )
+    err, m, e = best
+    rel = err / abs(value)
     if rel > 1e-12:
         ctx.note(f"{what} {value:.6g} rounded to {m}*2^{e} = {m * 2.0**e:.6g} (relative error {rel:.1%})")
     return m, e

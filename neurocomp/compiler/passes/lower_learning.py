@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...errors import Problem
-from ...rules import LOWERINGS, LoweringContext, LoweringError, lower
+from ...rules import LOWERINGS, LoweringContext, LoweringError, eprop, lower
 from ..context import PassContext
 from ..errors import CompileError
 from ..ir import QuantizedNetwork
@@ -27,8 +27,23 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
     problems: list[Problem] = []
     projections = []
     lowered, kept = [], []
+    network_level = set()
+    if lrn.kind == "sum_of_products" and "eprop" in lrn.rules:  # e-prop adds error units and feedback
+        notes: list[str] = []
+        try:
+            net = eprop.lower_network(net, ctx.profile, ctx.dt_ms, notes, ctx.options.firing_rate_hz)
+        except LoweringError as exc:
+            problems.extend(exc.problems)
+        for n in notes:
+            ctx.note(n)
+        network_level = {p.name for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"}
     for i, p in enumerate(net.projections):
         if p.plasticity is None:
+            projections.append(p)
+            continue
+        if p.name in network_level:
+            if p.learning is not None:
+                lowered.append(f"{p.name} ({p.plasticity.name})")
             projections.append(p)
             continue
         rule = p.plasticity.name
@@ -74,4 +89,4 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
         ctx.note(f"no {lrn.kind} lowering in this release (learning is not emulated): {', '.join(kept)}")
     if not lowered and not kept:
         ctx.note("no plastic projections")
-    return replace(net, projections=tuple(projections))
+    return replace(net, projections=tuple(projections))  # keeps any populations e-prop added

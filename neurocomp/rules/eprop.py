@@ -1,0 +1,243 @@
+"""e-prop (Bellec et al. 2020) lowered onto a sum-of-products engine with graded third
+factors (Loihi 2).
+
+The float rule (paper conventions, ``eprop.md`` §1): hidden LIF neurons ``j``, inputs or
+hidden neurons ``i``, a leaky readout ``y_k``::
+
+    z_bar_i <- alpha * z_bar_i + z_i                          presynaptic trace (alpha: membrane decay)
+    psi_j    = gamma / v_th * max(0, 1 - |v_j - v_th| / v_th)  pseudo-derivative
+    e_ji     = psi_j * z_bar_i                                  eligibility
+    e_bar_ji <- kappa * e_bar_ji + (1 - kappa) * e_ji           readout filter (kappa: readout decay)
+    L_j      = sum_k B_jk (y_k - y*_k)                          learning signal (regression)
+    dW_ji    = -lr * L_j * e_bar_ji                             hidden weights, every step
+    dW_kj    = -lr * (y_k - y*_k) * z_out_j,   z_out_j <- kappa z_out_j + (1 - kappa) z_j
+
+The lowering (one graph-level step for the whole network, since it adds elements):
+
+* a population ``<readout>.error`` of graded error units ``e_k = (v_k - target_k) >> s``
+  (8-bit payload; the target is the run's input ``<readout>.error/target``, model units);
+* a static projection ``<readout>.error-><hidden>`` holding the feedback matrix ``B``
+  (random ``N(0, 1/n_hidden)``, or symmetric: the initial readout weights transposed), which
+  delivers ``L_j`` to the hidden neurons' learning-signal port one step later;
+* on each projection into a hidden population (three-factor rule, ``t_epoch`` 1): the post
+  neuron sends ``y3 = 127 * max(0, 1 - |v - v_th| / v_th)`` (pseudo-derivative, pre-reset v)
+  and ``y2 = L >> s_L`` (learning signal); the tag holds the filtered eligibility::
+
+      dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
+      dw = -c_w * u0 * t * y2
+
+* on the readout projection: ``y2 = e_k`` from the error unit, ``x1`` the presynaptic trace
+  with the readout's time constant, ``dw = -c_o * u0 * x1 * y2``.
+
+Approximations, each noted in the compile log where it is made:
+  - ``kappa`` becomes ``1 - 2^-k`` (the tag's decay is a power of two);
+  - ``gamma / v_th``, the trace impulse, the 7-bit scalings of psi and L, the error shift and
+    ``lr`` all fold into ``c_w`` and ``c_o``, each rounded to ``m * 2^e``;
+  - the tag keeps ``F(x1 * y3) / (8 * 2^a)`` as a 9-bit integer (``a`` bits of headroom), the
+    traces are 7-bit, psi and L 7-bit, the error 8-bit; all round stochastically or floor;
+  - the learning signal reaches the hidden neurons one step after the error it comes from;
+  - the update is applied every step (online e-prop), not summed over a trial;
+  - symmetric feedback uses the readout weights as compiled, not as they learn;
+  - firing-rate regularization is not lowered (the parameters are accepted and noted).
+Not lowered in this release (DRC error naming what is missing): ALIF hidden neurons
+(adaptation eligibility), classification losses (softmax in the error units), adaptive feedback.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from .._frozen import thaw
+from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
+from ..errors import Problem
+from ..learning.expr import parse
+from ..learning.rule import EngineRule, Trace
+from .base import LoweringContext, LoweringError, literal, scale_literal, steps
+
+DEFAULTS = {
+    "lr": ...,
+    "feedback": "random",
+    "dampening": 0.3,
+    "loss": "mse",
+    "reg": 0.0,
+    "reg_rate_hz": 10.0,
+    "seed": 0,
+    "trace_impulse": 16.0,
+    "error_range": 2.0,
+}
+ERROR_BITS = 8
+
+
+def _params(proj: QProjection, problems: list[Problem]) -> dict:
+    p = thaw(proj.plasticity.params)  # type: ignore[union-attr]
+    where = f"projection {proj.name!r}"
+    for k in p:
+        if k not in DEFAULTS:
+            problems.append(Problem(where, f"eprop: unknown parameter {k!r} (known: {', '.join(DEFAULTS)})"))
+    out = {k: p.get(k, v) for k, v in DEFAULTS.items()}
+    if out["lr"] is ...:
+        problems.append(Problem(where, "eprop: parameter 'lr' is required"))
+    return out
+
+
+def lower_network(
+    net: QuantizedNetwork, ctx_profile, dt_ms: float, notes: list[str], rate_hz: float = 10.0
+) -> QuantizedNetwork:
+    """Lower every e-prop projection of ``net`` (sum-of-products engine with graded third
+    factors); returns the network with the error units, the feedback projections and each
+    projection's engine rule added. Every problem is collected before failing."""
+    prof = ctx_profile
+    lrn = prof.learning
+    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
+    if not eprop:
+        return net
+    problems: list[Problem] = []
+    params = {p.name: _params(p, problems) for p in eprop}
+    pops = {p.name: p for p in net.populations}
+    disc = net.source
+    if not lrn.third_factor:
+        problems += [
+            Problem(f"projection {p.name!r}", f"eprop needs graded third factors (psi and L); {prof.name} has none")
+            for p in eprop
+        ]
+    readouts = sorted({p.post for p in eprop if pops[p.post].model == "LI"})
+    hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
+    if len(readouts) != 1:
+        problems.append(Problem("eprop", f"needs exactly one plastic leaky readout (LI) population, found {readouts}"))
+    for h in hidden:
+        if pops[h].model != "LIF":
+            problems.append(
+                Problem(
+                    f"population {h!r}",
+                    f"eprop on {pops[h].model} neurons is not lowered onto {prof.name} in this release "
+                    "(the adaptation eligibility needs a second tag); use LIF",
+                )
+            )
+    for p in eprop:
+        pr = params[p.name]
+        if pr["loss"] != "mse":
+            problems.append(Problem(f"projection {p.name!r}", f"eprop loss {pr['loss']!r} is not lowered (mse only)"))
+        if pr["feedback"] not in ("random", "symmetric"):
+            problems.append(
+                Problem(
+                    f"projection {p.name!r}",
+                    f"eprop feedback {pr['feedback']!r} is not lowered onto {prof.name} "
+                    "(adaptive feedback needs B to learn from graded pre-synaptic errors)",
+                )
+            )
+        if np.ndim(p.weight_exp) or np.ndim(p.delay_steps) or p.is_sparse:
+            problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one exponent"))
+    if problems:
+        raise LoweringError(problems, header="e-prop cannot be lowered")
+
+    R = readouts[0]
+    ro = pops[R]
+    first = params[eprop[0].name]
+    I = float(first["trace_impulse"])
+    gamma = float(first["dampening"])
+    # readout filter kappa = 1 - 2^-k (the tag decays by a power of two)
+    kappa = float(disc.population(R).decays["voltage"].factor)
+    k = max(1, round(-math.log2(max(1.0 - kappa, 1e-12))))
+    if k > -lrn.exponent_min:
+        raise LoweringError(
+            [Problem(f"population {R!r}", f"readout decay {kappa:.5f} needs 2^-{k}, below 2^{lrn.exponent_min}")]
+        )
+    if 2.0**-k != 1.0 - kappa:
+        notes.append(f"eprop: readout filter kappa {kappa:.5f} realized as 1 - 2^-{k} = {1 - 2.0**-k:.5f}")
+    # tag scale: t holds F(x1*y3) / (8 * 2^a). The largest a trace usually reaches (twice
+    # that of a neuron firing at the compile's firing-rate estimate) times the largest y3
+    # should still fit the 9-bit tag (a >= a_fit). A smaller a gives the tag more resolution
+    # but needs a finer weight scale c_w (proportional to 2^a); each projection takes the
+    # smallest a whose c_w the engine still represents with a mantissa of at least 4.
+    tau_in = max(
+        (-1.0 / math.log(f) for f in (disc.population(h).decays["voltage"].factor for h in hidden) if 0 < f < 1),
+        default=1.0,
+    )
+    x1_typ = 2 * I * (1 + rate_hz * dt_ms / 1000 * tau_in)
+    a_fit = math.ceil(math.log2(x1_typ * 127 / (8 * 255)))
+    a_max = -lrn.exponent_min - k  # the dt scale 2^-(k+a) must stay representable
+    # error units: e = (v - target) >> s_e, an error of error_range model units -> full 8-bit payload
+    err_range = float(first["error_range"])
+    s_e = max(0, math.ceil(math.log2(err_range * 2.0**ro.scale_exp / (2 ** (ERROR_BITS - 1) - 1))))
+    Eq = 2.0**s_e / 2.0**ro.scale_exp  # model units per error LSB
+    err_pop = QPopulation.error_unit(f"{R}.error", R, ro.size, ro.scale_exp, s_e, ERROR_BITS)
+    notes.append(f"eprop: error units {err_pop.name} = (v - target) >> {s_e} ({Eq:.3g} model units per LSB, 8-bit)")
+
+    new_projs: list[QProjection] = []
+    rules: dict[str, EngineRule] = {}
+    in_shift = 2.0**prof.formats.input_shift
+    read_proj = {p.pre: p for p in eprop if p.post == R}
+    for h in hidden:
+        n_h = pops[h].size
+        fb = first["feedback"]
+        if fb == "symmetric":
+            if h not in read_proj:
+                raise LoweringError(
+                    [Problem(f"population {h!r}", "symmetric feedback needs a readout projection from it")]
+                )
+            B = read_proj[h].effective().T  # [n_h, n_out]
+        else:
+            B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, ro.size)) / math.sqrt(n_h)
+        b_exp = math.ceil(math.log2(max(np.abs(B).max(), 1e-30) / 254))
+        Bm = (2 * np.round(B / 2.0 ** (b_exp + 1))).astype(np.int32)  # even 9-bit mantissas (Lava drops the LSB)
+        fb_name = f"{R}.error->{h}"
+        new_projs.append(QProjection.from_mantissas(fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=8))
+        # the feedback sum arrives in u-like units (<< input_shift): L_model = ls * B_lsb * Eq / in_shift
+        ls_unit = 2.0**b_exp * Eq / in_shift
+        # y2 = ring >> s_L: the largest possible |sum_k B_jk e_k| still fits the 7-bit graded value
+        l_max = float(np.abs(Bm).sum(axis=1).max()) * (2 ** (ERROR_BITS - 1) - 1) * in_shift
+        s_L = max(0, math.ceil(math.log2(max(l_max / 127, 1.0))))
+        Lq = 2.0**s_L * ls_unit  # model units per y2 LSB
+        notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
+        theta = float(disc.population(h).neuron.v_th)
+        alpha = float(disc.population(h).decays["voltage"].factor)
+        hctx = LoweringContext(h, prof, dt_ms, 1.0)
+        tau_steps = steps(-dt_ms / math.log(alpha), hctx, "eprop presynaptic trace tau") if 0 < alpha < 1 else 1
+        notes.extend(hctx.notes)
+        for p in eprop:
+            if p.post != h:
+                continue
+            pr = params[p.name]
+            ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
+            c_w0 = 32 * pr["lr"] * Lq * gamma * 8 / (theta * 127 * I) / ctx.weight_lsb  # c_w at a = 0
+            a = max(a_fit, math.ceil(math.log2(4 * 2.0**lrn.exponent_min / c_w0)) if c_w0 > 0 else a_fit)
+            a = max(-k - lrn.exponent_max, min(a_max, a))
+            E = gamma * 8 * 2.0**a / (theta * 127 * I)  # model eligibility per tag LSB
+            ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {8 * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
+            c_w = scale_literal(-32 * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
+            rules[p.name] = EngineRule(
+                dt=parse(f"2^{-(k + a)}*u0*x1*y3 - 2^{-k}*u0*t", "dt", lrn),
+                dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
+                traces={"x1": Trace(I, tau_steps)},
+                post_traces="graded",
+                graded={
+                    "y2": {"source": "learning_signal", "shift": s_L},
+                    "y3": {"source": "pseudo_derivative"},
+                },
+                source="eprop",
+            )
+            notes.extend(ctx.notes)
+            notes.append(f"eprop: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
+            if pr["reg"]:
+                notes.append(f"eprop: {p.name}: firing-rate regularization (reg {pr['reg']}) is not lowered")
+    for p in eprop:
+        if p.post != R:
+            continue
+        pr = params[p.name]
+        ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
+        # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
+        c_o = scale_literal(-8 * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop readout scale")
+        rules[p.name] = EngineRule(
+            dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lrn),
+            traces={"x1": Trace(I, steps(-dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms, ctx, "readout tau"))},
+            post_traces="graded",
+            graded={"y2": {"source": "error", "unit": err_pop.name}},
+            source="eprop",
+        )
+        notes.extend(ctx.notes)
+        notes.append(f"eprop: {p.name} (readout): dw = {rules[p.name].dw}")
+    projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
+    return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
