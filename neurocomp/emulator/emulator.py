@@ -311,7 +311,8 @@ class Emulator:
         for name, p in self.pops.items():
             for var in record:
                 if var in p.state:
-                    dtype = np.uint8 if var == "spikes" and self.profile.time.max_spikes_per_step == 1 else rec_dtype
+                    one_bit = var == "spikes" and self._one_spike and p.kind != "error"  # error units: graded
+                    dtype = np.uint8 if one_bit else rec_dtype
                     out[f"{name}/{var}"] = np.zeros((steps, self.batch, p.q.size), dtype=dtype)
         sinks = [(arr, self.pops[key.split("/")[0]].state, key.split("/")[1]) for key, arr in out.items()]
         for name, syn in self.plastic.items():

@@ -37,6 +37,13 @@ from .expr import Expr, Factor, Product
 from .rule import EngineRule
 
 X_TRACES = ("x1", "x2")
+
+
+def _clip(x, lo, hi):
+    """``np.clip`` without its Python-level overhead (called several times per product)."""
+    return np.minimum(np.maximum(x, lo), hi)
+
+
 Y_TRACES = ("y1", "y2", "y3")
 SYN_VARS = ("w", "t", "d")
 _TARGET_VAR = {"dw": "w", "dt": "t", "dd": "d"}
@@ -144,6 +151,15 @@ class SumOfProductsEngine:
             factors = np.exp(-1 / taus[taus != 0][:, np.newaxis])[:, 0]
             for k, f in zip([k for k in side if self.tau[k] != 0], factors, strict=True):
                 self.decay_factor[k] = f
+        # traces whose values can be nonzero or are read by a rule; the others stay exactly 0
+        # (tau 0 zeroes them, impulse 0 adds nothing; with graded post traces the neuron's
+        # values are read through the history), so their history is not computed
+        used = {f.var for e in rule.expressions.values() for p in e.products for f in p.factors}
+        self._live = {
+            k
+            for k in X_TRACES + Y_TRACES
+            if k in used or (self.impulse[k] > 0 and not (k in Y_TRACES and rule.post_traces == "graded"))
+        }
         self._w0 = np.asarray(weights)
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         self.reset()
@@ -209,7 +225,7 @@ class SumOfProductsEngine:
         # stochastic rounding of the fraction against ONE integer draw in [0, 128) compared
         # with a fraction in 256ths: Lava rounds up with probability min(frac, 128)/128
         new = values + self.imp_int[name] + (random < self.imp_frac[name])
-        return np.clip(new, 0, 2**self.trace_bits - 1)
+        return _clip(new, 0, 2**self.trace_bits - 1)
 
     def spikes(self, t: int, pre: np.ndarray, post: np.ndarray, graded: Mapping[str, np.ndarray] | None = None) -> None:
         """Step ``t`` (1-based): ``pre`` ``[batch, pre]`` and ``post`` ``[batch, post]`` spike
@@ -275,9 +291,10 @@ class SumOfProductsEngine:
         h0 = np.stack([st[k] for k in names], axis=1)  # [B, n_traces, n]
         h = np.zeros((T + 1,) + h0.shape, dtype=h0.dtype)
         h[0] = h0
+        live = [(i, name) for i, name in enumerate(names) if name in self._live]
         for k in range(1, T + 1):
             spk = (tspk == k)[:, None, :]
-            for i, name in enumerate(names):
+            for i, name in live:
                 if name not in self.decay_factor:  # tau 0: Lava's fixed model zeroes the trace (its float one: NaN)
                     cur = np.zeros_like(h[k - 1, :, i])
                 elif self.fixed:
@@ -287,7 +304,7 @@ class SumOfProductsEngine:
                     cur = self.decay_factor[name] * h[k - 1, :, i]
                 h[k, :, i] = cur
             if spk.any():
-                for i, name in enumerate(names):
+                for i, name in live:
                     h[k, :, i] = np.where(spk[:, 0], self._add_impulse(h[k, :, i], name, rnd.impulse), h[k, :, i])
         return h
 
@@ -302,12 +319,13 @@ class SumOfProductsEngine:
         lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
         acc = np.broadcast_to(S << shift, self._shape_for(var)).copy()
         for p in expr.products:
-            m = np.clip(self._product_fixed(p, args), lim_lo, lim_hi)
+            m = _clip(self._product_fixed(p, args), lim_lo, lim_hi)
             if var == "w" and self.learn_mode == "shared":
+                m = np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
                 for b in range(m.shape[0]):  # every trial's update enters the one accumulator, in order
-                    acc = np.clip(acc + m[b : b + 1], lim_lo, lim_hi)
+                    acc = _clip(acc + m[b : b + 1], lim_lo, lim_hi)
             else:
-                acc = np.clip(acc + m, lim_lo, lim_hi)
+                acc = _clip(acc + m, lim_lo, lim_hi)
         acc = self._saturate_sign(var, acc)
         # stochastic rounding to the variable's grid with the epoch's one random number
         q = acc / 2**shift
@@ -323,12 +341,11 @@ class SumOfProductsEngine:
         for f in p.factors:
             w = self.widths[f.var]
             width += w
-            m = m * np.clip(args.factor(f, p.dependency), -(2**w), 2**w - 1)
+            m = m * _clip(args.factor(f, p.dependency), -(2**w), 2**w - 1)
         m = m * p.mantissa
         m = m >> max(0, width - self.acc_bits)  # floor shift by the excess width
         m = m << (p.exponent - self.exp_min)  # Lava stores s_exp = e + 7 and shifts by it
-        b = self.batch
-        return np.broadcast_to(m, (b, self.n_post, self.n_pre))
+        return m if m.ndim == 3 else np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
 
     def _product_float(self, p: Product, args: _Args) -> np.ndarray:
         # The engine's width shift is kept, as an exact division: the float level is then the
@@ -356,10 +373,10 @@ class SumOfProductsEngine:
         if var == "w":  # Lava's clip_weights(sign_mode, 8 bits)
             lo = {"mixed": -(2**n), "excitatory": 0, "inhibitory": -(2**n - 1)}[self.sign_mode]
             hi = 0 if self.sign_mode == "inhibitory" else 2**n - 1
-            return np.clip(x, lo, hi)
+            return _clip(x, lo, hi)
         if var == "d":
-            return np.clip(x, 0, 2**n - 1)
-        return np.clip(x, -(2**n) - 1, 2**n - 1)  # tag t: Lava clips at -(2**8) - 1 (sic)
+            return _clip(x, 0, 2**n - 1)
+        return _clip(x, -(2**n) - 1, 2**n - 1)  # tag t: Lava clips at -(2**8) - 1 (sic)
 
 
 class _Args:

@@ -33,10 +33,11 @@ class LoweringContext:
     weight_lsb: float
     seed: int = 0
     notes: list[str] = field(default_factory=list)
+    kind: str = "projection"  # what ``projection`` names (a population, for per-population choices)
 
     @property
     def where(self) -> str:
-        return f"projection {self.projection!r}"
+        return f"{self.kind} {self.projection!r}"
 
     def note(self, text: str) -> None:
         self.notes.append(f"{self.where}: {text}")
@@ -96,5 +97,5 @@ def steps(tau_ms: float, ctx: LoweringContext, what: str) -> int:
     exact = tau_ms / ctx.dt_ms
     n = max(1, round(exact))
     if not math.isclose(n, exact, rel_tol=1e-9):
-        ctx.note(f"{what} {tau_ms} ms = {exact:.4g} steps, rounded to {n}")
+        ctx.note(f"{what} {tau_ms:.4g} ms = {exact:.4g} steps, rounded to {n}")
     return n

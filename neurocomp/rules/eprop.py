@@ -194,7 +194,7 @@ def lower_network(
         notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
         theta = float(disc.population(h).neuron.v_th)
         alpha = float(disc.population(h).decays["voltage"].factor)
-        hctx = LoweringContext(h, prof, dt_ms, 1.0)
+        hctx = LoweringContext(h, prof, dt_ms, 1.0, kind="population")
         tau_steps = steps(-dt_ms / math.log(alpha), hctx, "eprop presynaptic trace tau") if 0 < alpha < 1 else 1
         notes.extend(hctx.notes)
         for p in eprop:

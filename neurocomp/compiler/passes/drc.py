@@ -227,12 +227,16 @@ def learning_rule_supported(net: DiscreteNetwork, prof: Profile) -> list[Violati
                 )
             )
         elif rule not in lrn.rules:
+            # name the missing engine feature where there is one
+            why = ""
+            if lrn.kind == "sum_of_products" and rule in ("eprop", "rstdp", "rflo") and not lrn.third_factor:
+                why = f"; {prof.name} has no graded third factor"
             out.append(
                 Violation(
                     "learning_rule_supported",
                     _proj(pr.name),
                     f"learning rule {rule!r} cannot run on {prof.name}'s {lrn.kind} engine "
-                    f"(it runs: {', '.join(lrn.rules) or 'none'})",
+                    f"(it runs: {', '.join(lrn.rules) or 'none'}){why}",
                 )
             )
     return out

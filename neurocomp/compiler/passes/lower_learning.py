@@ -21,6 +21,9 @@ from ..context import PassContext
 from ..errors import CompileError
 from ..ir import QuantizedNetwork
 
+# rules whose lowering needs graded post-synaptic values (a third factor) from the neuron
+THIRD_FACTOR_RULES = ("eprop", "rstdp", "rflo")
+
 
 def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
     lrn = ctx.profile.learning
@@ -48,11 +51,14 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
             continue
         rule = p.plasticity.name
         if lrn.kind == "none" or rule not in lrn.rules:
+            why = ""
+            if lrn.kind == "sum_of_products" and rule in THIRD_FACTOR_RULES and not lrn.third_factor:
+                why = f": {ctx.profile.name} has no graded third factor"
             problems.append(
                 Problem(
                     f"projection {p.name!r}",
                     f"learning rule {rule!r} cannot run on {ctx.profile.name} "
-                    f"({lrn.kind} engine; it runs: {', '.join(lrn.rules) or 'nothing'})",
+                    f"({lrn.kind} engine; it runs: {', '.join(lrn.rules) or 'nothing'}){why}",
                 )
             )
             continue
