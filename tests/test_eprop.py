@@ -189,3 +189,61 @@ def test_loihi1_and_xylo_refuse_eprop_naming_the_missing_feature():
         nc.compile(small_net(), "loihi1", out=io.StringIO())
     with pytest.raises(nc.NeurocompError, match="xylo has no on-chip learning"):
         nc.compile(small_net(), "xylo", out=io.StringIO())
+
+
+# -- ReckOn: the same e-prop on a fixed-function engine --------------------------------------------
+def reckon_program(lr=3e-4, feedback="symmetric"):
+    net = small_net(n_in=10, n_rec=30, n_out=1, eprop={"lr": lr, "feedback": feedback})
+    return nc.compile(net, "reckon", out=io.StringIO())
+
+
+def test_reckon_lowering_sets_registers_and_refuses_random_feedback():
+    prog = reckon_program()
+    roles = {pr.name: pr.learning.role for pr in prog.projections}
+    assert roles == {"in->rec": "input", "rec->rec": "recurrent", "rec->out": "output"}
+    reg = prog.projection("in->rec").learning.registers
+    th = prog.population("rec").params["threshold"]
+    assert reg.thr_h == tuple(round(f * th) for f in (0.25, 0.5, 0.75, 1.25))
+    assert 0 < reg.lr_p < 32
+    notes = [n for r in prog.pass_log if r["name"] == "lower_learning" for n in r["notes"]]
+    assert any("rounded to a power of two" in n for n in notes), notes
+    with pytest.raises(CompileError, match="reckon's learning signal is symmetric"):
+        reckon_program(feedback="random")
+
+
+def test_reckon_program_round_trip_and_resume(tmp_path):
+    prog = reckon_program()
+    again = Program.load(prog.save(tmp_path / "r.ncp"))
+    assert again.projection("rec->rec").learning == prog.projection("rec->rec").learning
+    steps = 80
+    tgt = target(steps, 1)
+    one = Emulator(again)
+    one.run(steps, inputs={"out/target": tgt}, learn=True)
+    two = Emulator(prog)
+    two.run(30, inputs={"out/target": tgt[:30]}, learn=True)
+    ckpt = two.checkpoint()
+    ckpt.save(tmp_path / "c.npz")
+    three = Emulator(prog)
+    three.restore(type(ckpt).load(tmp_path / "c.npz"))
+    three.run(steps - 30, inputs={"out/target": tgt[30:]}, learn=True)
+    a, b = one.state, three.state
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.array_equal(a["rec->out/w"][0], prog.projection("rec->out").weights)  # it learned
+
+
+def test_reckon_training_reduces_the_loss_and_skips_steps_without_target():
+    prog = reckon_program()
+    steps = 300
+    tgt = 0.4 * np.sin(2 * np.pi * np.arange(steps) / 150)[:, None]
+    emu = Emulator(prog)
+    scale = 2.0 ** prog.population("out").scale_exp
+    losses = []
+    for _ in range(6):
+        emu.reset(keep_weights=True)
+        rec = emu.run(steps, inputs={"out/target": tgt}, record=["v"], learn=True)
+        losses.append(float(np.mean((rec["out/v"][:, 0] / scale - tgt) ** 2)))
+    assert losses[-1] < 0.6 * losses[0], losses
+    # no valid target (NaN: TARGET_VALID low): the weights do not move
+    w = {n: s.engine.weights.copy() for n, s in emu.plastic.items()}
+    emu.run(50, inputs={"out/target": np.full((50, 1), np.nan)}, learn=True)
+    assert all(np.array_equal(w[n], s.engine.weights) for n, s in emu.plastic.items())

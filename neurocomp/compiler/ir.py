@@ -294,7 +294,9 @@ class QProjection:
     delay_steps: int | np.ndarray
     plasticity: RuleSpec | None
     float_scale: float
-    learning: EngineRule | None = None  # the rule as the chip's learning engine runs it (lower_learning)
+    # the rule as the chip's learning engine runs it (lower_learning): an EngineRule for a
+    # sum-of-products engine, a ReckonLearning for ReckOn's fixed-function e-prop
+    learning: EngineRule | Any | None = None
 
     @classmethod
     def from_mantissas(

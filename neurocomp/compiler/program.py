@@ -48,6 +48,17 @@ def _narrow(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _learning_from_dict(d):
+    """A projection's lowered learning rule, by engine kind."""
+    if d is None:
+        return None
+    if d.get("engine") == "eprop_fixed":
+        from ..rules.reckon import ReckonLearning
+
+        return ReckonLearning.from_dict(d)
+    return EngineRule.from_dict(d)
+
+
 @dataclass(frozen=True, eq=False)
 class Program:
     """A network compiled for one chip profile: integer registers and weights, placement
@@ -358,7 +369,7 @@ class Program:
                     delay_steps=get(p["delay_steps"]),
                     plasticity=None if rule is None else RuleSpec(rule["rule"], rule["params"]),
                     float_scale=p["float_scale"],
-                    learning=None if p.get("learning") is None else EngineRule.from_dict(p["learning"]),
+                    learning=_learning_from_dict(p.get("learning")),
                 )
             )
         pl = m["placement"]

@@ -36,8 +36,10 @@ from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_fl
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
+from ..rules.reckon import ReckonLearning
 from .inputs import poisson_step
 from .plastic import LEARNING_VARS, PlasticSynapses
+from .reckon import ReckonLearner, ReckonSynapses
 from .synapses import Synapses
 
 RECORDABLE = ("spikes", "v", "u", "a") + LEARNING_VARS
@@ -140,17 +142,33 @@ class Emulator:
             lat = prof.time.synaptic_delay_steps
             if pre_is_input and prof.time.input_delay_steps is not None:
                 lat = prof.time.input_delay_steps
-            if pr.learning is not None:
+            if isinstance(pr.learning, ReckonLearning):
+                self.synapses.append(ReckonSynapses(pr, lat, prof, batch))
+            elif pr.learning is not None:
                 self.synapses.append(PlasticSynapses(pr, lat, prof, batch, learn_mode, learn_arithmetic))
             elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
                 self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
             else:
                 self.synapses.append(Synapses(pr, lat, prof, max_spikes))
-        self.plastic = {s.name: s for s in self.synapses if isinstance(s, PlasticSynapses)}
+        self.plastic = {s.name: s for s in self.synapses if isinstance(s, PlasticSynapses | ReckonSynapses)}
+        # ReckOn: one learner per readout drives its projections together
+        reckon_syns = [s for s in self.synapses if isinstance(s, ReckonSynapses)]
+        self._learners: dict[str, ReckonLearner] = {}
+        if reckon_syns:
+            if learn_mode != "independent" or learn_arithmetic != "chip":
+                raise EmulatorError(
+                    [Problem("emulator", "reckon's fixed-function learning runs independent trials in chip arithmetic")]
+                )
+            for readout in sorted({s.rule.readout for s in reckon_syns}):
+                learner = ReckonLearner([s for s in reckon_syns if s.rule.readout == readout], self.pops)
+                self._learners[readout] = learner
+                self.pops[learner.hidden].const["keep_v_pre"] = True
         # graded feedback (from error units) goes to a population's learning-signal port, not to u
         self._feedback = {s.name for s in self.synapses if self.pops[s.pre].kind == "error"}
         for syn in self.plastic.values():  # the pseudo-derivative reads v before the reset
-            if any(src.get("source") == "pseudo_derivative" for src in syn.rule.graded.values()):
+            if isinstance(syn, PlasticSynapses) and any(
+                src.get("source") == "pseudo_derivative" for src in syn.rule.graded.values()
+            ):
                 self.pops[syn.post].const["keep_v_pre"] = True
         self.shadow: dict[str, PlasticSynapses] = {}
         self._unlowered = [
@@ -191,6 +209,8 @@ class Emulator:
                 p.state["a"] = np.zeros((b, n), dt)
             if p.kind in ("lif", "alif"):
                 p.state["refractory"] = np.zeros((b, n), dt)
+            if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
+                p.state["v_pre"] = np.zeros((b, n), dt)
         for syn in getattr(self, "plastic", {}).values():
             arrays, rngs = syn.engine.get_state()
             syn.reset()
@@ -253,12 +273,14 @@ class Emulator:
         for n, syn in self.plastic.items():
             syn.engine.set_state({}, ckpt.rng_states[f"__learn__/{n}"])
 
-    def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:
+    def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:  # noqa: D417
         """Shadow learners: a second copy of every plastic projection's learning engine, in
         ``arithmetic`` (``"float"`` or ``"chip"``), that learns from exactly the same spikes and
         graded signals as the running one but never feeds back into the dynamics. Comparing
         their weight changes with the running engine's isolates the learning arithmetic (the
         teacher-forced alignment of a rule check). Starts from the current weights."""
+        if self._learners:
+            raise EmulatorError([Problem("emulator", "shadow learners are for sum-of-products engines")])
         self.shadow = {}
         for name, syn in self.plastic.items():
             sh = PlasticSynapses(syn.proj, syn.latency, self.profile, self.batch, self.learn_mode, arithmetic)
@@ -331,7 +353,7 @@ class Emulator:
         problems, given = [], {}
         for name, arr in inputs.items():
             proj, _, y = name.rpartition("/")
-            if y == "target" and proj in self.pops and self.pops[proj].kind == "error":
+            if y == "target" and proj in self.pops and (self.pops[proj].kind == "error" or proj in self._learners):
                 a = np.asarray(arr, dtype=np.float64)
                 if a.ndim == 2:
                     a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
@@ -421,8 +443,12 @@ class Emulator:
                 syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state[port], t)
         if learn:
             for name, syn in self.plastic.items():
+                if isinstance(syn, ReckonSynapses):
+                    continue
                 graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
                 syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
+            for readout, learner in self._learners.items():
+                learner.step(self.pops, inputs.get(f"{readout}/target"), self.rng)
             for name, syn in self.shadow.items():
                 graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
                 syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
@@ -581,6 +607,8 @@ class Emulator:
         frozen = refr > 0
         v = np.where(frozen, st["v"], v)
         fired = (v > thr) & ~frozen
+        if p.const.get("keep_v_pre"):
+            st["v_pre"] = v.astype(f32)
         n = fired if self._one_spike else fired.astype(f32)
         v = v - fired * th if prm["reset"] == "subtract" else np.where(fired, f32(0.0), v)
         if prm.get("refractory", 0):

@@ -23,14 +23,19 @@ The random numbers are inputs to these functions. On the chip they come from a 3
 whose polynomial is not published here; a caller draws them from a seeded generator, so the
 arithmetic is the chip's and the random stream is a documented stand-in. (The mapping of
 e-prop's hyperparameters onto these registers and the emulator's use of this engine are
-still to come; these functions are the engine's arithmetic.)
+are below: :func:`lower_network` and the emulator's ``ReckonLearner``.)
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+
+from .._frozen import thaw
 
 W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
 
@@ -103,3 +108,140 @@ def output_update(w_out, err, trace_out, reg: ReckonRegisters, rand) -> np.ndarr
     """The update of output weights ``w_out[k, j]`` for one valid step."""
     p = err[:, None].astype(np.int64) * trace_out[None, :]
     return stochastic_step(w_out, p, reg.lr_p_out, reg.lr_r_out, rand)
+
+
+# -- lowering -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReckonLearning:
+    """A plastic projection's part in ReckOn's e-prop: ``role`` is ``input`` (inputs ->
+    recurrent), ``recurrent`` or ``output`` (recurrent -> readout); ``readout`` names the
+    readout population whose target drives the learning (input ``<readout>/target``)."""
+
+    registers: ReckonRegisters
+    role: str
+    readout: str
+    source: str = "eprop"
+
+    def to_dict(self) -> dict:
+        return {"engine": "eprop_fixed", "registers": self.registers.to_dict(), "role": self.role,
+                "readout": self.readout, "source": self.source}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReckonLearning:
+        r = dict(d["registers"])
+        r["thr_h"], r["h_values"] = tuple(r["thr_h"]), tuple(r["h_values"])
+        return cls(ReckonRegisters(**r), d["role"], d["readout"], d.get("source", "eprop"))
+
+
+# 5-level pseudo-derivative: thresholds at these fractions of v_th, levels ~ 15 * psi_hat at
+# the middle of each segment (psi_hat = max(0, 1 - |v - v_th| / v_th), a triangle peaking at v_th)
+H_FRACTIONS = (0.25, 0.5, 0.75, 1.25)
+H_LEVELS = (0, 6, 9, 13, 8)
+H_FULL = 15
+
+
+def lower_network(net, profile, dt_ms: float, notes: list[str]):
+    """Map every e-prop projection of ``net`` onto ReckOn's registers; returns the network
+    with each projection's :class:`ReckonLearning`. Every problem is collected first."""
+    from dataclasses import replace
+
+    from ..errors import Problem
+    from .base import LoweringError
+
+    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
+    if not eprop:
+        return net
+    pops = {p.name: p for p in net.populations}
+    problems: list[Problem] = []
+    params = {}
+    for p in eprop:
+        prm = thaw(p.plasticity.params)
+        unknown = [k for k in prm if k not in DEFAULTS]
+        problems += [Problem(f"projection {p.name!r}", f"eprop: unknown parameter {k!r}") for k in unknown]
+        prm = {k: prm.get(k, v) for k, v in DEFAULTS.items()}
+        if prm["lr"] is ...:
+            problems.append(Problem(f"projection {p.name!r}", "eprop: parameter 'lr' is required"))
+        if prm["feedback"] != "symmetric":
+            problems.append(
+                Problem(
+                    f"projection {p.name!r}",
+                    f"eprop feedback {prm['feedback']!r}: reckon's learning signal is symmetric (W_out^T) only",
+                )
+            )
+        if prm["loss"] != "mse":
+            problems.append(Problem(f"projection {p.name!r}", "eprop on reckon: only the regression (mse) loss"))
+        params[p.name] = prm
+    readouts = sorted({p.post for p in eprop if pops[p.post].model == "LI"})
+    hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
+    if len(readouts) != 1 or len(hidden) != 1:
+        problems.append(
+            Problem("eprop", f"reckon learns one recurrent layer and one readout; found {hidden} -> {readouts}")
+        )
+    if problems:
+        raise LoweringError(problems, header="e-prop cannot be lowered onto reckon")
+    R, H = readouts[0], hidden[0]
+    first = params[eprop[0].name]
+    theta = int(pops[H].params["threshold"])  # integer v units
+    thr = tuple(int(round(f * theta)) for f in H_FRACTIONS)
+    gamma = float(first["dampening"])
+    learn_sig_scale = 5
+    disc = net.source
+    theta_model = float(disc.population(H).neuron.v_th)
+    out_scale = 2.0 ** pops[R].scale_exp
+    learning = {}
+    for p in eprop:
+        role = "output" if p.post == R else ("recurrent" if p.pre == H else "input")
+        lsb = float(2.0**p.weight_exp * p.float_scale)
+        lr = float(params[p.name]["lr"])
+        if role == "output":
+            # p = e_int * trace_out, e_int = err * out_scale, trace_out = (2 << FP_LOC_TOUT) * z_bar;
+            # dW (model) = lsb * p * 2^(LR_P - 32) should be lr * err * z_bar
+            unit = out_scale * (2 << ReckonRegisters.fp_loc_tout)
+        else:
+            w_out = next(q for q in eprop if q.pre == H and q.post == R)
+            out_lsb = float(2.0**w_out.weight_exp * w_out.float_scale)
+            # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - 12),
+            # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / 15
+            unit = out_scale / out_lsb * 2.0 ** (learn_sig_scale - 12) * 8 * H_FULL * theta_model / gamma
+        shift = 32 + math.log2(lr / (lsb * unit))
+        lr_p = int(round(shift))
+        if not 0 <= lr_p <= 31:
+            raise LoweringError(
+                [Problem(f"projection {p.name!r}", f"eprop learning rate {lr:g} needs LR_P {shift:.1f}, outside 0..31")]
+            )
+        if abs(lr_p - shift) > 1e-9:
+            notes.append(
+                f"eprop on reckon: {p.name}: learning rate {lr:g} rounded to a power of two "
+                f"(LR_P {lr_p}, factor {2 ** (lr_p - shift):.3g})"
+            )
+        reg = ReckonRegisters(
+            thr_h=thr,
+            h_values=H_LEVELS,
+            learn_sig_scale=learn_sig_scale,
+            lr_p=lr_p if role != "output" else ReckonRegisters.lr_p,
+            lr_p_out=lr_p if role == "output" else ReckonRegisters.lr_p_out,
+            lr_r=0,
+            lr_r_out=0,
+            regularize=bool(params[p.name]["reg"]),
+        )
+        learning[p.name] = ReckonLearning(reg, role, R)
+    notes.append(
+        f"eprop on reckon: pseudo-derivative levels {H_LEVELS} at v = {thr} (v_th = {theta}); presynaptic "
+        "traces only; symmetric feedback; stochastic +-1 LSB updates on steps with a target"
+    )
+    return replace(
+        net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
+    )
+
+
+DEFAULTS = {
+    "lr": ...,
+    "feedback": "symmetric",
+    "dampening": 0.3,
+    "loss": "mse",
+    "reg": 0.0,
+    "reg_rate_hz": 10.0,
+    "seed": 0,
+    "trace_impulse": 16.0,
+    "error_range": 2.0,
+}

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...errors import Problem
-from ...rules import LOWERINGS, LoweringContext, LoweringError, eprop, lower
+from ...rules import LOWERINGS, LoweringContext, LoweringError, eprop, lower, reckon
 from ..context import PassContext
 from ..errors import CompileError
 from ..ir import QuantizedNetwork
@@ -35,6 +35,15 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
         notes: list[str] = []
         try:
             net = eprop.lower_network(net, ctx.profile, ctx.dt_ms, notes, ctx.options.firing_rate_hz)
+        except LoweringError as exc:
+            problems.extend(exc.problems)
+        for n in notes:
+            ctx.note(n)
+        network_level = {p.name for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"}
+    if lrn.kind == "eprop_fixed" and "eprop" in lrn.rules:  # ReckOn: registers of a fixed-function e-prop
+        notes = []
+        try:
+            net = reckon.lower_network(net, ctx.profile, ctx.dt_ms, notes)
         except LoweringError as exc:
             problems.extend(exc.problems)
         for n in notes:
