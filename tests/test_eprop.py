@@ -247,3 +247,127 @@ def test_reckon_training_reduces_the_loss_and_skips_steps_without_target():
     w = {n: s.engine.weights.copy() for n, s in emu.plastic.items()}
     emu.run(50, inputs={"out/target": np.full((50, 1), np.nan)}, learn=True)
     assert all(np.array_equal(w[n], s.engine.weights) for n, s in emu.plastic.items())
+
+
+# -- SpiNNaker 2: the exact rule on programmable cores ---------------------------------------------
+def spinnaker_program(feedback="random", hidden="LIF", loss="mse", lr=3e-4):
+    net = small_net(n_in=10, n_rec=30, n_out=2, hidden=hidden, eprop={"lr": lr, "feedback": feedback, "loss": loss})
+    return nc.compile(net, "spinnaker2", out=io.StringIO())
+
+
+def loop_reference(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurrent):
+    """EpropExact's step written synapse by synapse from its docstring's equations (float64)."""
+    bsz, n_h = v.shape
+    n_out = y.shape[1]
+    A = rule.v_th + (a if a is not None else 0)
+    psi = rule.gamma / rule.v_th * np.maximum(0, 1 - np.abs(v - A) / rule.v_th)
+    if rule.loss == "ce":
+        p = np.exp(y - y.max(axis=1, keepdims=True))
+        err = p / p.sum(axis=1, keepdims=True) - target
+    else:
+        err = y - target
+    L = np.zeros((bsz, n_h))
+    for b in range(bsz):
+        for j in range(n_h):
+            L[b, j] = sum(st["B"][b, j, k] * err[b, k] for k in range(n_out))
+            if rule.reg:
+                L[b, j] += rule.reg * (st["f"][b, j] - rule.f_target)
+    for name, wp in w.items():
+        zb = st[f"{name}/z_bar"]
+        for b in range(bsz):
+            for j in range(n_h):
+                for i in range(zb.shape[1]):
+                    if rule.beta:
+                        eps = st[f"{name}/eps"][b, j, i]
+                        e = psi[b, j] * (zb[b, i] - rule.beta * eps)
+                        st[f"{name}/eps"][b, j, i] = psi[b, j] * zb[b, i] + (rule.rho - psi[b, j] * rule.beta) * eps
+                    else:
+                        e = psi[b, j] * zb[b, i]
+                    eb = rule.kappa * st[f"{name}/e_bar"][b, j, i] + (1 - rule.kappa) * e
+                    st[f"{name}/e_bar"][b, j, i] = eb
+                    if not (name in recurrent and i == j):
+                        wp[b, j, i] -= rule.lr * L[b, j] * eb
+        st[f"{name}/z_bar"] = rule.alpha * zb + pre_spikes[name]
+    st["z_out"] = rule.kappa * st["z_out"] + (1 - rule.kappa) * z
+    st["f"] = 0.999 * st["f"] + 0.001 * z
+    for b in range(bsz):
+        for k in range(n_out):
+            for j in range(n_h):
+                d = rule.lr * err[b, k] * st["z_out"][b, j]
+                w_out[b, k, j] -= d
+                if rule.feedback == "adaptive":
+                    st["B"][b, j, k] -= d
+    if rule.feedback == "symmetric":
+        st["B"] = np.swapaxes(w_out, 1, 2).copy()
+
+
+@pytest.mark.parametrize(
+    ("alif", "loss", "feedback"), [(False, "mse", "random"), (True, "ce", "adaptive"), (True, "mse", "symmetric")]
+)
+def test_exact_eprop_step_matches_a_synapse_by_synapse_loop(alif, loss, feedback):
+    from neurocomp.rules.eprop import EpropExact
+
+    rng = np.random.default_rng(3)
+    bsz, n_h, n_in, n_out = 2, 4, 3, 2
+    rule = EpropExact(lr=0.01, gamma=0.3, feedback=feedback, loss=loss, reg=0.5 if alif else 0.0,
+                      reg_rate_per_step=0.01, alpha=0.95, kappa=0.9, v_th=0.6,
+                      beta=0.07 if alif else 0.0, rho=0.99 if alif else 0.0, dtype=np.float64)  # fmt: skip
+    B = rng.standard_normal((n_h, n_out))
+    st = rule.init(bsz, n_h, {"in->h": n_in, "h->h": n_h}, n_out, B)
+    w = {"in->h": rng.standard_normal((bsz, n_h, n_in)), "h->h": rng.standard_normal((bsz, n_h, n_h))}
+    w_out = rng.standard_normal((bsz, n_out, n_h))
+    ref_st = {k: v.copy() for k, v in st.items()}
+    ref_w = {k: v.copy() for k, v in w.items()}
+    ref_out = w_out.copy()
+    for _ in range(6):
+        v = rng.uniform(0, 1.2, (bsz, n_h))
+        a = rng.uniform(0, 0.2, (bsz, n_h)) if alif else None
+        z = (rng.random((bsz, n_h)) < 0.3).astype(float)
+        y = rng.standard_normal((bsz, n_out))
+        tgt = np.eye(n_out)[rng.integers(0, n_out, bsz)] if loss == "ce" else rng.standard_normal((bsz, n_out))
+        pre = {"in->h": (rng.random((bsz, n_in)) < 0.4).astype(float), "h->h": z}
+        rule.step(st, w, w_out, v, a, z, y, tgt, pre, recurrent={"h->h"})
+        loop_reference(rule, ref_st, ref_w, ref_out, v, a, z, y, tgt, pre, {"h->h"})
+        # same float64 arithmetic in another order: agreement to rounding error
+        for k in w:
+            np.testing.assert_allclose(w[k], ref_w[k], rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(w_out, ref_out, rtol=1e-12, atol=1e-12)
+        for k in st:
+            np.testing.assert_allclose(st[k], ref_st[k], rtol=1e-12, atol=1e-12)
+    assert (
+        np.abs(w["h->h"][:, np.arange(n_h), np.arange(n_h)] - ref_w["h->h"][:, np.arange(n_h), np.arange(n_h)]).max()
+        == 0
+    )
+
+
+def test_spinnaker2_runs_exact_eprop_and_learns():
+    prog = spinnaker_program()
+    assert {pr.learning.role for pr in prog.projections} == {"hidden", "output"}
+    steps = 300
+    tgt = target(steps)
+    emu = Emulator(prog)
+    losses = []
+    for _ in range(6):
+        emu.reset(keep_weights=True)
+        rec = emu.run(steps, inputs={"out/target": tgt}, record=["v"], learn=True)
+        losses.append(float(np.mean((rec["out/v"][:, 0] - tgt) ** 2)))
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+@pytest.mark.parametrize(("hidden", "loss", "feedback"), [("ALIF", "ce", "adaptive"), ("LIF", "mse", "symmetric")])
+def test_spinnaker2_accepts_alif_ce_and_all_feedbacks_and_resumes(tmp_path, hidden, loss, feedback):
+    prog = spinnaker_program(feedback=feedback, hidden=hidden, loss=loss)
+    again = Program.load(prog.save(tmp_path / "s.ncp"))
+    steps = 60
+    tgt = np.eye(2)[(np.arange(steps) // 30) % 2] if loss == "ce" else target(steps)
+    one = Emulator(again)
+    one.run(steps, inputs={"out/target": tgt}, learn=True)
+    two = Emulator(prog)
+    two.run(20, inputs={"out/target": tgt[:20]}, learn=True)
+    ckpt = two.checkpoint()
+    three = Emulator(prog)
+    three.restore(ckpt)
+    three.run(steps - 20, inputs={"out/target": tgt[20:]}, learn=True)
+    a, b = one.state, three.state
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert not np.allclose(a["rec->out/w"][0], prog.projection("rec->out").effective())

@@ -56,6 +56,10 @@ def _learning_from_dict(d):
         from ..rules.reckon import ReckonLearning
 
         return ReckonLearning.from_dict(d)
+    if d.get("engine") == "programmable":
+        from ..rules.eprop import ProgrammableEprop
+
+        return ProgrammableEprop.from_dict(d)
     return EngineRule.from_dict(d)
 
 

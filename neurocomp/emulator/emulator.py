@@ -36,9 +36,11 @@ from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_fl
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
+from ..rules.eprop import ProgrammableEprop
 from ..rules.reckon import ReckonLearning
 from .inputs import poisson_step
 from .plastic import LEARNING_VARS, PlasticSynapses
+from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonSynapses
 from .synapses import Synapses
 
@@ -144,13 +146,19 @@ class Emulator:
                 lat = prof.time.input_delay_steps
             if isinstance(pr.learning, ReckonLearning):
                 self.synapses.append(ReckonSynapses(pr, lat, prof, batch))
+            elif isinstance(pr.learning, ProgrammableEprop):
+                self.synapses.append(ProgrammableSynapses(pr, lat, prof, batch))
             elif pr.learning is not None:
                 self.synapses.append(PlasticSynapses(pr, lat, prof, batch, learn_mode, learn_arithmetic))
             elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
                 self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
             else:
                 self.synapses.append(Synapses(pr, lat, prof, max_spikes))
-        self.plastic = {s.name: s for s in self.synapses if isinstance(s, PlasticSynapses | ReckonSynapses)}
+        self.plastic = {
+            s.name: s
+            for s in self.synapses
+            if isinstance(s, PlasticSynapses | ReckonSynapses | ProgrammableSynapses)
+        }
         # ReckOn: one learner per readout drives its projections together
         reckon_syns = [s for s in self.synapses if isinstance(s, ReckonSynapses)]
         self._learners: dict[str, ReckonLearner] = {}
@@ -163,6 +171,14 @@ class Emulator:
                 learner = ReckonLearner([s for s in reckon_syns if s.rule.readout == readout], self.pops)
                 self._learners[readout] = learner
                 self.pops[learner.hidden].const["keep_v_pre"] = True
+        prog_syns = [s for s in self.synapses if isinstance(s, ProgrammableSynapses)]
+        if prog_syns:
+            if learn_mode != "independent":
+                raise EmulatorError([Problem("emulator", "e-prop on programmable cores runs independent trials")])
+            for readout in sorted({s.rule.readout for s in prog_syns}):
+                ex = EpropLearner([s for s in prog_syns if s.rule.readout == readout], self.pops, batch, program.dt_ms)
+                self._learners[readout] = ex
+                self.pops[ex.hidden].const["keep_v_pre"] = True
         # graded feedback (from error units) goes to a population's learning-signal port, not to u
         self._feedback = {s.name for s in self.synapses if self.pops[s.pre].kind == "error"}
         for syn in self.plastic.values():  # the pseudo-derivative reads v before the reset
@@ -216,6 +232,9 @@ class Emulator:
             syn.reset()
             if keep_weights:
                 syn.engine.set_state({"w": arrays["w"]}, rngs)
+        for learner in getattr(self, "_learners", {}).values():
+            if isinstance(learner, EpropLearner):
+                learner.reset(keep=keep_weights)
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
         for name in self._input_rngs:
@@ -230,6 +249,9 @@ class Emulator:
         for name, syn in self.plastic.items():  # learning state: weights, tags, traces, spike times
             out.update({f"{name}/{k}": v.copy() for k, v in syn.engine.state.items()})
             out.update({f"{name}/neuron_{k}": v.copy() for k, v in syn.neuron_traces.items()})
+        for readout, learner in self._learners.items():  # exact e-prop's traces and eligibilities
+            if isinstance(learner, EpropLearner):
+                out.update({f"{readout}/learner:{k}": v.copy() for k, v in learner.state.items()})
         return out
 
     def _external(self, var: str, arr: np.ndarray) -> np.ndarray:
@@ -250,6 +272,9 @@ class Emulator:
             raise EmulatorError([Problem("checkpoint", "was taken with another profile")])
         for key, arr in ckpt.arrays.items():
             name, var = key.split("/", 1)
+            if var.startswith("learner:") and isinstance(self._learners.get(name), EpropLearner):
+                self._learners[name].state[var[len("learner:") :]] = arr.astype(np.float32)
+                continue
             if name in self.plastic:
                 self._restore_learning(self.plastic[name], var, arr)
                 continue
@@ -443,12 +468,15 @@ class Emulator:
                 syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state[port], t)
         if learn:
             for name, syn in self.plastic.items():
-                if isinstance(syn, ReckonSynapses):
+                if not isinstance(syn, PlasticSynapses):
                     continue
                 graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
                 syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
             for readout, learner in self._learners.items():
-                learner.step(self.pops, inputs.get(f"{readout}/target"), self.rng)
+                if isinstance(learner, EpropLearner):
+                    learner.step(self.pops, inputs.get(f"{readout}/target"))
+                else:
+                    learner.step(self.pops, inputs.get(f"{readout}/target"), self.rng)
             for name, syn in self.shadow.items():
                 graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
                 syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)

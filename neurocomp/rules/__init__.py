@@ -20,7 +20,7 @@ LOWERINGS = {
     "rstdp": {"sum_of_products": rstdp.lower},
     # e-prop lowers the whole network at once (it adds error units and feedback):
     # eprop.lower_network, called by the lower_learning pass
-    "eprop": {"sum_of_products": None, "eprop_fixed": None},
+    "eprop": {"sum_of_products": None, "eprop_fixed": None, "programmable": None},
     # rules whose lowerings are still to come: accepted by the DRC where the profile lists
     # them, kept with their specification, and refused by the emulator's learning
     "rflo": {},

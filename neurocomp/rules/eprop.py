@@ -46,7 +46,9 @@ Not lowered in this release (DRC error naming what is missing): ALIF hidden neur
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -241,3 +243,149 @@ def lower_network(
         notes.append(f"eprop: {p.name} (readout): dw = {rules[p.name].dw}")
     projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
     return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
+
+
+# -- the exact rule (programmable cores, and the float reference) ---------------------------------
+class EpropExact:
+    """e-prop as the paper defines it (module docstring, plus ALIF and classification), on
+    arrays of any float dtype: float32 on a programmable core (SpiNNaker 2), float64 for the
+    reference. One hidden population ``H`` (LIF or ALIF), its input projections, one readout.
+
+    Per step, after the neurons updated (``v`` before the reset, spikes ``z``):
+
+    * ``psi_j = gamma / v_th * max(0, 1 - |v_j - A_j| / v_th)``, ``A_j = v_th + a_j`` (ALIF);
+    * ``e_ji = psi_j * (z_bar_i - beta * eps_ji)``, ``eps_ji <- psi_j * z_bar_i + (rho - psi_j * beta) * eps_ji``
+      (``eps`` only for ALIF), where ``z_bar_i`` is the presynaptic trace of the spikes that
+      have reached ``j`` (one step of latency);
+    * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
+    * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
+    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` (``f_j``: a running rate, per step);
+    * ``W_ji -= lr * L_j * e_bar_ji`` (no autapses), ``W_out_kj -= lr * err_k * z_out_j`` with
+      ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
+    * then ``z_bar <- alpha * z_bar + z_pre``.
+    """
+
+    def __init__(self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, alpha, kappa, v_th, beta, rho, dtype):
+        self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
+        self.reg, self.f_target = reg, reg_rate_per_step
+        self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
+        self.dtype = dtype
+
+    def init(self, batch: int, n_hidden: int, pres: Mapping[str, int], n_out: int, B: np.ndarray) -> dict:
+        d = self.dtype
+        st = {"B": np.broadcast_to(np.asarray(B, d), (batch, n_hidden, n_out)).copy()}
+        st["z_out"] = np.zeros((batch, n_hidden), d)
+        st["f"] = np.zeros((batch, n_hidden), d)
+        for name, n in pres.items():
+            st[f"{name}/z_bar"] = np.zeros((batch, n), d)
+            st[f"{name}/e_bar"] = np.zeros((batch, n_hidden, n), d)
+            if self.beta:
+                st[f"{name}/eps"] = np.zeros((batch, n_hidden, n), d)
+        return st
+
+    def step(self, st: dict, w, w_out, v, a, z, y, target, pre_spikes, recurrent=()) -> None:
+        """One step. ``w``: hidden projections' weights ``[batch, H, pre]`` (updated in place),
+        ``w_out`` ``[batch, out, H]``; ``v``/``a``/``z`` of the hidden neurons; ``y`` the readout;
+        ``target`` ``[batch, out]`` (NaN rows: no learning this step); ``pre_spikes`` per
+        projection; ``recurrent``: names of projections from H onto itself (no autapses)."""
+        d = self.dtype
+        th = d(self.v_th)
+        A = th + (a if a is not None else 0)
+        psi = (d(self.gamma) / th) * np.maximum(d(0), d(1) - np.abs(v - A) / th)
+        valid = None if target is None else ~np.isnan(target).any(axis=-1)
+        learn = valid is not None and bool(valid.any())
+        if learn:
+            if self.loss == "ce":
+                p = np.exp(y - y.max(axis=-1, keepdims=True))
+                err = p / p.sum(axis=-1, keepdims=True) - np.nan_to_num(target)
+            else:
+                err = y - np.nan_to_num(target)
+            err = (err * valid[:, None]).astype(d)
+            L = np.einsum("bjk,bk->bj", st["B"], err)
+            if self.reg:
+                L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
+        for name, wp in w.items():
+            zb = st[f"{name}/z_bar"]
+            if self.beta:
+                eps = st[f"{name}/eps"]
+                e = psi[:, :, None] * (zb[:, None, :] - d(self.beta) * eps)
+                st[f"{name}/eps"] = (
+                    psi[:, :, None] * zb[:, None, :] + (d(self.rho) - psi[:, :, None] * d(self.beta)) * eps
+                )
+            else:
+                e = psi[:, :, None] * zb[:, None, :]
+            k = d(self.kappa)
+            st[f"{name}/e_bar"] = k * st[f"{name}/e_bar"] + (d(1) - k) * e
+            if learn:
+                dw = d(self.lr) * L[:, :, None] * st[f"{name}/e_bar"]
+                if name in recurrent:
+                    dw[:, np.arange(dw.shape[1]), np.arange(dw.shape[1])] = 0  # autapses stay absent
+                wp -= dw.astype(d)
+            st[f"{name}/z_bar"] = d(self.alpha) * zb + pre_spikes[name].astype(d)
+        st["z_out"] = d(self.kappa) * st["z_out"] + (d(1) - d(self.kappa)) * z.astype(d)
+        st["f"] = d(0.999) * st["f"] + d(0.001) * z.astype(d)  # a ~1 s running rate (per step)
+        if learn:
+            dwo = d(self.lr) * err[:, :, None] * st["z_out"][:, None, :]
+            w_out -= dwo
+            if self.feedback == "adaptive":
+                st["B"] -= np.swapaxes(dwo, 1, 2)
+            elif self.feedback == "symmetric":
+                st["B"] = np.swapaxes(w_out, 1, 2).copy()
+
+
+@dataclass(frozen=True)
+class ProgrammableEprop:
+    """A plastic projection's part in e-prop on a programmable core: ``role`` ``hidden`` or
+    ``output``; the rule's hyperparameters; ``readout`` and ``hidden`` population names."""
+
+    params: Mapping[str, Any]
+    role: str
+    readout: str
+    hidden: str
+    source: str = "eprop"
+
+    def to_dict(self) -> dict:
+        return {"engine": "programmable", "params": dict(self.params), "role": self.role,
+                "readout": self.readout, "hidden": self.hidden, "source": self.source}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ProgrammableEprop:
+        return cls(dict(d["params"]), d["role"], d["readout"], d["hidden"], d.get("source", "eprop"))
+
+
+def lower_programmable(net: QuantizedNetwork, profile, dt_ms: float, notes: list[str]) -> QuantizedNetwork:
+    """e-prop on a programmable engine: the exact rule (:class:`EpropExact`) in the core's
+    number format; nothing to approximate but the arithmetic. Checks the structure only."""
+    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
+    if not eprop:
+        return net
+    problems: list[Problem] = []
+    params = {p.name: _params(p, problems) for p in eprop}
+    pops = {p.name: p for p in net.populations}
+    readouts = sorted({p.post for p in eprop if pops[p.post].model == "LI"})
+    hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
+    if len(readouts) != 1 or len(hidden) != 1:
+        problems.append(Problem("eprop", f"needs one hidden and one readout population; found {hidden} -> {readouts}"))
+    for p in eprop:
+        pr = params[p.name]
+        if pr["loss"] not in ("mse", "ce"):
+            problems.append(Problem(f"projection {p.name!r}", f"eprop loss {pr['loss']!r}: mse or ce"))
+        if pr["feedback"] not in ("random", "symmetric", "adaptive"):
+            problems.append(
+                Problem(f"projection {p.name!r}", f"eprop feedback {pr['feedback']!r}: random, symmetric or adaptive")
+            )
+        if p.is_sparse or np.ndim(p.delay_steps):
+            problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one delay"))
+    if problems:
+        raise LoweringError(problems, header="e-prop cannot be lowered")
+    R, H = readouts[0], hidden[0]
+    learning = {
+        p.name: ProgrammableEprop(
+            {k: v for k, v in params[p.name].items() if v is not ...}, "output" if p.post == R else "hidden", R, H
+        )
+        for p in eprop
+    }
+    notes.append(f"eprop on {profile.name}'s programmable cores: the exact rule in float32; target input '{R}/target'")
+    return replace(
+        net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
+    )

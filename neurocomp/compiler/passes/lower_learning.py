@@ -40,10 +40,14 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
         for n in notes:
             ctx.note(n)
         network_level = {p.name for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"}
-    if lrn.kind == "eprop_fixed" and "eprop" in lrn.rules:  # ReckOn: registers of a fixed-function e-prop
+    network_lowering = {
+        "eprop_fixed": reckon.lower_network,  # ReckOn: registers of a fixed-function e-prop
+        "programmable": eprop.lower_programmable,  # the exact rule on the cores
+    }
+    if lrn.kind in network_lowering and "eprop" in lrn.rules:
         notes = []
         try:
-            net = reckon.lower_network(net, ctx.profile, ctx.dt_ms, notes)
+            net = network_lowering[lrn.kind](net, ctx.profile, ctx.dt_ms, notes)
         except LoweringError as exc:
             problems.extend(exc.problems)
         for n in notes:

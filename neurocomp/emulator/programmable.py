@@ -1,0 +1,117 @@
+"""Learning rules on programmable cores (SpiNNaker 2): the exact rule in the core's
+arithmetic (float32), with the weights held as float32 learning state in model units.
+
+:class:`ProgrammableSynapses` delivers through the current weights; :class:`EpropLearner`
+runs :class:`~neurocomp.rules.eprop.EpropExact` over a hidden population's projections and
+its readout once per step, after the neurons updated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..compiler.ir import QProjection
+from ..profiles import Profile
+from ..rules.eprop import EpropExact
+
+
+class _State:
+    def __init__(self, w: np.ndarray, batch: int):
+        self._w0, self.batch = w, batch
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = {"w": np.broadcast_to(self._w0, (self.batch,) + self._w0.shape).astype(np.float32).copy()}
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.state["w"]
+
+    def get_state(self):
+        return {k: v.copy() for k, v in self.state.items()}, {}
+
+    def set_state(self, arrays, rngs) -> None:
+        for k, v in arrays.items():
+            self.state[k] = v.astype(np.float32)
+
+
+class ProgrammableSynapses:
+    """A plastic dense projection on a programmable core: float32 weights in model units."""
+
+    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int):
+        self.proj = proj
+        self.name, self.pre, self.post = proj.name, proj.pre, proj.post
+        self.n_post, self.n_pre = proj.shape
+        self.latency = latency
+        self.max_delay = int(proj.delay_steps)
+        self.rule = proj.learning
+        self.engine = _State(proj.effective().astype(np.float32), batch)
+        self.neuron_traces: dict[str, np.ndarray] = {}
+        self.graded_inputs: tuple[str, ...] = ()
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        if not spikes.any():
+            return
+        acc = np.einsum("bnm,bm->bn", self.engine.weights, spikes.astype(np.float32))
+        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += acc
+
+
+class EpropLearner:
+    """Exact e-prop over the projections of one hidden population and its readout."""
+
+    def __init__(self, syns: list[ProgrammableSynapses], pops: Mapping[str, Any], batch: int, dt_ms: float):
+        self.syns = syns
+        out = next(s for s in syns if s.rule.role == "output")
+        self.out, self.readout, self.hidden = out, out.post, out.pre
+        self.hid = [s for s in syns if s.rule.role == "hidden"]
+        prm = dict(out.rule.params)
+        hp, rp = pops[self.hidden].q.params, pops[self.readout].q.params
+        self.alif = pops[self.hidden].q.model == "ALIF"
+        self.rule = EpropExact(
+            lr=float(prm["lr"]),
+            gamma=float(prm["dampening"]),
+            feedback=prm["feedback"],
+            loss=prm["loss"],
+            reg=float(prm["reg"]),
+            reg_rate_per_step=float(prm["reg_rate_hz"]) * dt_ms / 1000,
+            alpha=float(hp["voltage_decay"]),
+            kappa=float(rp["voltage_decay"]),
+            v_th=float(hp["threshold"]),
+            beta=float(hp.get("beta", 0.0)) if self.alif else 0.0,
+            rho=float(hp.get("adapt_decay", 0.0)) if self.alif else 0.0,
+            dtype=np.float32,
+        )
+        n_h, n_out = pops[self.hidden].q.size, pops[self.readout].q.size
+        if prm["feedback"] == "symmetric":
+            B = out.engine.weights[0].T
+        else:  # random (and the start of adaptive): N(0, 1/n_hidden), seeded
+            B = np.random.default_rng(int(prm.get("seed", 0))).standard_normal((n_h, n_out)) / np.sqrt(n_h)
+        self._B0 = B
+        self.batch = batch
+        self.pres = {s.name: pops[s.pre].q.size for s in self.hid}
+        self.reset()
+
+    def reset(self, keep: bool = False) -> None:
+        B = self.state["B"] if keep and self.rule.feedback == "adaptive" else self._B0
+        self.state = self.rule.init(self.batch, len(self._B0), self.pres, self._B0.shape[1], B)
+
+    def step(self, pops: Mapping[str, Any], target) -> None:
+        h = pops[self.hidden].state
+        self.rule.step(
+            self.state,
+            {s.name: s.engine.state["w"] for s in self.hid},
+            self.out.engine.state["w"],
+            h.get("v_pre", h["v"]),
+            h.get("a") if self.alif else None,
+            h["spikes"],
+            pops[self.readout].state["v"],
+            None if target is None else np.asarray(target, dtype=np.float32),
+            {s.name: pops[s.pre].state["spikes"] for s in self.hid},
+            recurrent={s.name for s in self.hid if s.pre == self.hidden},
+        )
