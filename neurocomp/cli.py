@@ -154,6 +154,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 args.save_learned
             )
             print(f"saved the learned weights of {', '.join(learned) or 'no projection'} to {args.save_learned}")
+            for name, w in learned.items():  # Lava's Dense drops a mixed-sign weight's LSB when it loads
+                pr = program.projection(name)
+                odd = int(np.count_nonzero(np.asarray(w) % 2)) if pr.sign_mode == "mixed" else 0
+                if odd and program.profile.formats.weight.mixed_sign_drops_lsb:
+                    print(
+                        f"note: {odd} learned weights of mixed-sign {name!r} are odd; the chip floors them to even when it loads the program"
+                    )
     np.savez(args.out, **rec)
     spikes = {k: int(v.sum()) for k, v in rec.items() if k.endswith("/spikes")}
     per = ", ".join(f"{k.split('/')[0]} {n}" for k, n in spikes.items())

@@ -155,9 +155,7 @@ class Emulator:
             else:
                 self.synapses.append(Synapses(pr, lat, prof, max_spikes))
         self.plastic = {
-            s.name: s
-            for s in self.synapses
-            if isinstance(s, PlasticSynapses | ReckonSynapses | ProgrammableSynapses)
+            s.name: s for s in self.synapses if isinstance(s, PlasticSynapses | ReckonSynapses | ProgrammableSynapses)
         }
         # ReckOn: one learner per readout drives its projections together
         reckon_syns = [s for s in self.synapses if isinstance(s, ReckonSynapses)]
@@ -268,8 +266,27 @@ class Emulator:
         return Checkpoint(self.t, self.state, json.loads(json.dumps(rngs)), self.program.profile.fingerprint)
 
     def restore(self, ckpt: Checkpoint) -> None:
+        """Continue from ``ckpt``. Every array is checked against this emulator's states
+        (names and shapes) before anything is written, so a refused checkpoint changes nothing."""
         if ckpt.program_fingerprint != self.program.profile.fingerprint:
             raise EmulatorError([Problem("checkpoint", "was taken with another profile")])
+        current = self.state
+        problems = [
+            Problem("checkpoint", f"state {k!r} does not belong to this program")
+            for k in ckpt.arrays
+            if k not in current
+        ]
+        problems += [
+            Problem(
+                "checkpoint",
+                f"state {k!r} has shape {a.shape}, expected {current[k].shape} (batch differs? learn_mode?)",
+            )
+            for k, a in ckpt.arrays.items()
+            if k in current and a.shape != current[k].shape
+        ]
+        problems += [Problem("checkpoint", f"state {k!r} is missing") for k in current if k not in ckpt.arrays]
+        if problems:
+            raise EmulatorError(problems, header="checkpoint does not fit this emulator")
         for key, arr in ckpt.arrays.items():
             name, var = key.split("/", 1)
             if var.startswith("learner:") and isinstance(self._learners.get(name), EpropLearner):

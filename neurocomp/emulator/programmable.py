@@ -86,6 +86,7 @@ class EpropLearner:
             beta=float(hp.get("beta", 0.0)) if self.alif else 0.0,
             rho=float(hp.get("adapt_decay", 0.0)) if self.alif else 0.0,
             dtype=np.float32,
+            filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
         )
         n_h, n_out = pops[self.hidden].q.size, pops[self.readout].q.size
         if prm["feedback"] == "symmetric":

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..learning.rule import EngineRule
-from . import custom, eprop, reckon, rstdp, stdp
+from . import custom, eprop, reckon, rflo, rstdp, stdp
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -21,9 +21,7 @@ LOWERINGS = {
     # e-prop lowers the whole network at once (it adds error units and feedback):
     # eprop.lower_network, called by the lower_learning pass
     "eprop": {"sum_of_products": None, "eprop_fixed": None, "programmable": None},
-    # rules whose lowerings are still to come: accepted by the DRC where the profile lists
-    # them, kept with their specification, and refused by the emulator's learning
-    "rflo": {},
+    "rflo": {"sum_of_products": None, "programmable": None},
 }
 
 
@@ -37,4 +35,4 @@ def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
     return None if fn is None else fn(params, ctx)
 
 
-__all__ = ["LOWERINGS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon"]
+__all__ = ["LOWERINGS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo"]

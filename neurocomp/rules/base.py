@@ -52,6 +52,14 @@ def require(params: Mapping[str, Any], defaults: Mapping[str, Any], ctx: Lowerin
     problems = [f"{rule}: unknown parameter {k!r} (known: {', '.join(defaults)})" for k in params if k not in defaults]
     out = {k: params.get(k, v) for k, v in defaults.items()}
     problems += [f"{rule}: parameter {k!r} is required" for k, v in out.items() if v is ...]
+    for k, v in out.items():  # numbers must be finite numbers; times and impulses positive
+        d = defaults[k]  # required parameters (default ...) are numbers too
+        if v is ... or (d is not ... and (not isinstance(d, (int, float)) or isinstance(d, bool))):
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            problems.append(f"{rule}: parameter {k!r} must be a finite number, got {v!r}")
+        elif (k.startswith("tau") or k.endswith("impulse")) and v <= 0:
+            problems.append(f"{rule}: parameter {k!r} must be > 0, got {v!r}")
     if problems:
         raise ctx.fail(*problems)
     return out

@@ -30,6 +30,15 @@ DEFAULTS = {
 
 def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     p = require(thaw(params), DEFAULTS, ctx, "custom")
+    bad = [
+        f"custom: {k} must be an integer, got {p[k]!r}"
+        for k in ("t_epoch", "rng_seed")
+        if p[k] is not None and (isinstance(p[k], bool) or not isinstance(p[k], int))
+    ]
+    if not isinstance(p["traces"], dict) or not all(isinstance(v, dict) for v in p["traces"].values()):
+        bad.append(f"custom: traces must map x1..y3 to {{impulse, tau}}, got {p['traces']!r}")
+    if bad:
+        raise ctx.fail(*bad)
     try:
         traces = {k: Trace(**v) for k, v in p["traces"].items()}
         return EngineRule.from_strings(

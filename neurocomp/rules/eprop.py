@@ -86,20 +86,24 @@ def _params(proj: QProjection, problems: list[Problem]) -> dict:
 
 
 def lower_network(
-    net: QuantizedNetwork, ctx_profile, dt_ms: float, notes: list[str], rate_hz: float = 10.0
+    net: QuantizedNetwork, ctx_profile, dt_ms: float, notes: list[str], rate_hz: float = 10.0, rule: str = "eprop"
 ) -> QuantizedNetwork:
     """Lower every e-prop projection of ``net`` (sum-of-products engine with graded third
     factors); returns the network with the error units, the feedback projections and each
     projection's engine rule added. Every problem is collected before failing."""
     prof = ctx_profile
     lrn = prof.learning
-    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
+    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == rule]
     if not eprop:
         return net
     problems: list[Problem] = []
     params = {p.name: _params(p, problems) for p in eprop}
     pops = {p.name: p for p in net.populations}
     disc = net.source
+    if rule == "rflo":  # RFLO: random feedback by definition
+        for p in eprop:
+            if params[p.name]["feedback"] not in ("random",):
+                problems.append(Problem(f"projection {p.name!r}", "rflo uses random feedback"))
     if not lrn.third_factor:
         problems += [
             Problem(f"projection {p.name!r}", f"eprop needs graded third factors (psi and L); {prof.name} has none")
@@ -140,14 +144,15 @@ def lower_network(
     first = params[eprop[0].name]
     I = float(first["trace_impulse"])
     gamma = float(first["dampening"])
-    # readout filter kappa = 1 - 2^-k (the tag decays by a power of two)
+    # readout filter kappa = 1 - 2^-k (the tag decays by a power of two); RFLO has no filter
+    # on the eligibility: k = 0 makes the tag the step's x1*y3 (dt = ... - u0*t)
     kappa = float(disc.population(R).decays["voltage"].factor)
-    k = max(1, round(-math.log2(max(1.0 - kappa, 1e-12))))
+    k = 0 if rule == "rflo" else max(1, round(-math.log2(max(1.0 - kappa, 1e-12))))
     if k > -lrn.exponent_min:
         raise LoweringError(
             [Problem(f"population {R!r}", f"readout decay {kappa:.5f} needs 2^-{k}, below 2^{lrn.exponent_min}")]
         )
-    if 2.0**-k != 1.0 - kappa:
+    if rule == "eprop" and 2.0**-k != 1.0 - kappa:
         notes.append(f"eprop: readout filter kappa {kappa:.5f} realized as 1 - 2^-{k} = {1 - 2.0**-k:.5f}")
     # tag scale: t holds F(x1*y3) / (8 * 2^a). The largest a trace usually reaches (twice
     # that of a neuron firing at the compile's firing-rate estimate) times the largest y3
@@ -211,7 +216,7 @@ def lower_network(
             ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {8 * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
             c_w = scale_literal(-32 * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
             rules[p.name] = EngineRule(
-                dt=parse(f"2^{-(k + a)}*u0*x1*y3 - 2^{-k}*u0*t", "dt", lrn),
+                dt=parse(f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t", "dt", lrn),
                 dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
                 traces={"x1": Trace(I, tau_steps)},
                 post_traces="graded",
@@ -219,10 +224,10 @@ def lower_network(
                     "y2": {"source": "learning_signal", "shift": s_L},
                     "y3": {"source": "pseudo_derivative"},
                 },
-                source="eprop",
+                source=rule,
             )
             notes.extend(ctx.notes)
-            notes.append(f"eprop: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
+            notes.append(f"{rule}: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
             if pr["reg"]:
                 notes.append(f"eprop: {p.name}: firing-rate regularization (reg {pr['reg']}) is not lowered")
     for p in eprop:
@@ -237,7 +242,7 @@ def lower_network(
             traces={"x1": Trace(I, steps(-dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms, ctx, "readout tau"))},
             post_traces="graded",
             graded={"y2": {"source": "error", "unit": err_pop.name}},
-            source="eprop",
+            source=rule,
         )
         notes.extend(ctx.notes)
         notes.append(f"eprop: {p.name} (readout): dw = {rules[p.name].dw}")
@@ -265,7 +270,10 @@ class EpropExact:
     * then ``z_bar <- alpha * z_bar + z_pre``.
     """
 
-    def __init__(self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, alpha, kappa, v_th, beta, rho, dtype):
+    def __init__(
+        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, alpha, kappa, v_th, beta, rho, dtype, filter_e=True
+    ):
+        self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
         self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
         self.reg, self.f_target = reg, reg_rate_per_step
         self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
@@ -314,7 +322,7 @@ class EpropExact:
                 )
             else:
                 e = psi[:, :, None] * zb[:, None, :]
-            k = d(self.kappa)
+            k = d(self.kappa) if self.filter_e else d(0)
             st[f"{name}/e_bar"] = k * st[f"{name}/e_bar"] + (d(1) - k) * e
             if learn:
                 dw = d(self.lr) * L[:, :, None] * st[f"{name}/e_bar"]
@@ -353,17 +361,27 @@ class ProgrammableEprop:
         return cls(dict(d["params"]), d["role"], d["readout"], d["hidden"], d.get("source", "eprop"))
 
 
-def lower_programmable(net: QuantizedNetwork, profile, dt_ms: float, notes: list[str]) -> QuantizedNetwork:
+def lower_programmable(
+    net: QuantizedNetwork, profile, dt_ms: float, notes: list[str], rate_hz: float = 10.0, rule: str = "eprop"
+) -> QuantizedNetwork:
     """e-prop on a programmable engine: the exact rule (:class:`EpropExact`) in the core's
     number format; nothing to approximate but the arithmetic. Checks the structure only."""
-    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
+    eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == rule]
     if not eprop:
         return net
     problems: list[Problem] = []
     params = {p.name: _params(p, problems) for p in eprop}
+    if rule == "rflo":
+        problems += [
+            Problem(f"projection {p.name!r}", "rflo uses random feedback")
+            for p in eprop
+            if params[p.name]["feedback"] != "random"
+        ]
     pops = {p.name: p for p in net.populations}
     readouts = sorted({p.post for p in eprop if pops[p.post].model == "LI"})
     hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
+    if len(readouts) == 1 and not hidden:  # only the readout learns (a delta rule on its inputs)
+        hidden = sorted({p.pre for p in eprop if p.post == readouts[0]})
     if len(readouts) != 1 or len(hidden) != 1:
         problems.append(Problem("eprop", f"needs one hidden and one readout population; found {hidden} -> {readouts}"))
     for p in eprop:
@@ -381,11 +399,15 @@ def lower_programmable(net: QuantizedNetwork, profile, dt_ms: float, notes: list
     R, H = readouts[0], hidden[0]
     learning = {
         p.name: ProgrammableEprop(
-            {k: v for k, v in params[p.name].items() if v is not ...}, "output" if p.post == R else "hidden", R, H
+            {k: v for k, v in params[p.name].items() if v is not ...},
+            "output" if p.post == R else "hidden",
+            R,
+            H,
+            source=rule,
         )
         for p in eprop
     }
-    notes.append(f"eprop on {profile.name}'s programmable cores: the exact rule in float32; target input '{R}/target'")
+    notes.append(f"{rule} on {profile.name}'s programmable cores: the exact rule in float32; target input '{R}/target'")
     return replace(
         net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
     )

@@ -4,8 +4,8 @@ reward signal turns the eligibility into weight change.
 Float rule, per step (STDP traces as in :mod:`neurocomp.rules.stdp`; ``R_j`` the reward
 delivered to post neuron ``j`` this step)::
 
+    w_ij <- w_ij + lr_reward * R_j * e_ij                         (the eligibility so far)
     e_ij <- e_ij * (1 - dt/tau_elig) + lr * (a_plus * x_i * post_j - a_minus * y_j * pre_i)
-    w_ij <- w_ij + lr_reward * R_j * e_ij
 
 Lowering onto a sum-of-products engine with a graded third factor (Loihi 2; Lava's
 ``RewardModulatedSTDP`` with the tutorial's R-STDP neuron): the post neuron sends its spike
@@ -58,10 +58,13 @@ class RstdpFloat(StdpFloat):
         return {**super().init(batch, n_post, n_pre), "e": np.zeros((batch, n_post, n_pre))}
 
     def step(self, state: dict[str, np.ndarray], pre: np.ndarray, post: np.ndarray, reward=None) -> np.ndarray:
+        """Advance one step; returns ``dw``, which reads the eligibility before this step's
+        pairing (as the engine's ``dw`` reads the tag before ``dt`` updates it)."""
+        r = np.zeros(post.shape) if reward is None else np.broadcast_to(reward, post.shape)
+        dw = self.lr_reward * r[:, :, None] * state["e"]
         pairing = super().step(state, pre, post)
         state["e"] = state["e"] * (1 - self.dt_ms / self.tau_elig_ms) + pairing
-        r = np.zeros(post.shape) if reward is None else np.broadcast_to(reward, post.shape)
-        return self.lr_reward * r[:, :, None] * state["e"]
+        return dw
 
 
 def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
@@ -71,7 +74,7 @@ def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
         raise ctx.fail(f"rstdp needs a graded third factor (the reward as y2); {ctx.profile.name} has none")
     imp = float(p["trace_impulse"])
     c_plus = scale_literal(p["lr"] * p["a_plus"] / (imp * ctx.weight_lsb), ctx, "rstdp potentiation scale")
-    c_minus = scale_literal(p["lr"] * p["a_minus"] / (imp * ctx.weight_lsb), ctx, "rstdp depression scale")
+    c_minus = scale_literal(-p["lr"] * p["a_minus"] / (imp * ctx.weight_lsb), ctx, "rstdp depression scale")
     decay = ctx.dt_ms / p["tau_elig_ms"]
     k = round(-math.log2(decay))
     if not lrn.exponent_min <= -k <= lrn.exponent_max:
@@ -82,7 +85,7 @@ def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     if 2.0**-k != decay:
         ctx.note(f"rstdp eligibility decay {decay:.4g} per step rounded to 2^-{k} = {2.0**-k:.4g}")
     c_w = scale_literal(32 * p["lr_reward"], ctx, "rstdp reward scale (32 * lr_reward)")
-    dt_terms = [f"{literal(*c_plus)}*y0*x1", f"{literal(-c_minus[0], c_minus[1])}*x0*y1", f"-2^{-k}*u0*t"]
+    dt_terms = [f"{literal(*c_plus)}*y0*x1", f"{literal(*c_minus)}*x0*y1", f"-2^{-k}*u0*t"]
     rule = EngineRule(
         dt=parse(" + ".join(dt_terms).replace("+ -", "- "), "dt", lrn),
         dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),

@@ -68,12 +68,12 @@ def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     p = require(thaw(params), DEFAULTS, ctx, "stdp")
     imp = float(p["trace_impulse"])
     c_plus = scale_literal(p["lr"] * p["a_plus"] / (imp * ctx.weight_lsb), ctx, "stdp potentiation scale")
-    c_minus = scale_literal(p["lr"] * p["a_minus"] / (imp * ctx.weight_lsb), ctx, "stdp depression scale")
+    c_minus = scale_literal(-p["lr"] * p["a_minus"] / (imp * ctx.weight_lsb), ctx, "stdp depression scale")
     terms = []
     if c_plus[0]:
         terms.append(f"{literal(*c_plus)}*y0*x1")
     if c_minus[0]:
-        terms.append(f"{literal(-c_minus[0], c_minus[1])}*x0*y1")
+        terms.append(f"{literal(*c_minus)}*x0*y1")
     if not terms:
         raise ctx.fail("stdp: a_plus and a_minus are both 0: nothing to learn")
     dw = " + ".join(terms).replace("+ -", "- ")

@@ -231,6 +231,8 @@ def learning_rule_supported(net: DiscreteNetwork, prof: Profile) -> list[Violati
             why = ""
             if lrn.kind == "sum_of_products" and rule in ("eprop", "rstdp", "rflo") and not lrn.third_factor:
                 why = f"; {prof.name} has no graded third factor"
+            elif lrn.kind == "eprop_fixed" and rule == "rflo":
+                why = f"; RFLO needs random feedback, and {prof.name}'s learning signal is symmetric (W_out^T)"
             out.append(
                 Violation(
                     "learning_rule_supported",

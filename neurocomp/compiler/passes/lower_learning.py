@@ -31,28 +31,29 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
     projections = []
     lowered, kept = [], []
     network_level = set()
-    if lrn.kind == "sum_of_products" and "eprop" in lrn.rules:  # e-prop adds error units and feedback
+    # e-prop and RFLO lower the whole network at once (they add error units and feedback)
+    network_lowering = {
+        ("sum_of_products", "eprop"): eprop.lower_network,
+        ("sum_of_products", "rflo"): eprop.lower_network,
+        ("eprop_fixed", "eprop"): reckon.lower_network,  # ReckOn: registers of a fixed-function e-prop
+        ("programmable", "eprop"): eprop.lower_programmable,  # the exact rule on the cores
+        ("programmable", "rflo"): eprop.lower_programmable,
+    }
+    for rule in ("eprop", "rflo"):
+        fn = network_lowering.get((lrn.kind, rule))
+        if fn is None or rule not in lrn.rules:
+            continue
         notes: list[str] = []
         try:
-            net = eprop.lower_network(net, ctx.profile, ctx.dt_ms, notes, ctx.options.firing_rate_hz)
+            if fn is reckon.lower_network:
+                net = fn(net, ctx.profile, ctx.dt_ms, notes)
+            else:
+                net = fn(net, ctx.profile, ctx.dt_ms, notes, ctx.options.firing_rate_hz, rule=rule)
         except LoweringError as exc:
             problems.extend(exc.problems)
         for n in notes:
             ctx.note(n)
-        network_level = {p.name for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"}
-    network_lowering = {
-        "eprop_fixed": reckon.lower_network,  # ReckOn: registers of a fixed-function e-prop
-        "programmable": eprop.lower_programmable,  # the exact rule on the cores
-    }
-    if lrn.kind in network_lowering and "eprop" in lrn.rules:
-        notes = []
-        try:
-            net = network_lowering[lrn.kind](net, ctx.profile, ctx.dt_ms, notes)
-        except LoweringError as exc:
-            problems.extend(exc.problems)
-        for n in notes:
-            ctx.note(n)
-        network_level = {p.name for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"}
+        network_level |= {p.name for p in net.projections if p.plasticity is not None and p.plasticity.name == rule}
     for i, p in enumerate(net.projections):
         if p.plasticity is None:
             projections.append(p)
@@ -89,8 +90,15 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
         lctx = LoweringContext(p.name, ctx.profile, ctx.dt_ms, lsb, seed=ctx.options.seed + i)
         try:
             engine_rule = lower(rule, p.plasticity.params, lctx)
+            if engine_rule is not None:  # the rule as a whole, against the engine's limits
+                bad = engine_rule.problems(ctx.profile.learning)
+                if bad:
+                    raise LoweringError([Problem(f"projection {p.name!r}", str(b)) for b in bad])
         except LoweringError as exc:
             problems.extend(exc.problems)
+            continue
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:  # a parameter of the wrong kind
+            problems.append(Problem(f"projection {p.name!r}", f"rule {rule!r}: bad parameters ({exc})"))
             continue
         for n in lctx.notes:
             ctx.note(n)
