@@ -159,7 +159,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 odd = int(np.count_nonzero(np.asarray(w) % 2)) if pr.sign_mode == "mixed" else 0
                 if odd and program.profile.formats.weight.mixed_sign_drops_lsb:
                     print(
-                        f"note: {odd} learned weights of mixed-sign {name!r} are odd; the chip floors them to even when it loads the program"
+                        f"note: {odd} learned weights of mixed-sign {name!r} are odd; "
+                        "the chip floors them to even when it loads the program"
                     )
     np.savez(args.out, **rec)
     spikes = {k: int(v.sum()) for k, v in rec.items() if k.endswith("/spikes")}
