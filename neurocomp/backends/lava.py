@@ -101,10 +101,11 @@ def _neuron_classes(LIF) -> dict[str, type]:
         """Lava's LIF with the output ports of Lava's ``LearningNeuronProcess``
         (``s_out_bap``, ``s_out_y1..3``) and a Var ``spiked`` holding the last step's spikes.
         ``y_sources`` (in ``proc_params``): ``{"y2": {"source": "input", "values": [steps, n]}
-        | {"source": "post_trace", "impulse": I, "tau": tau}}``; empty: no graded values sent."""
+        | {"source": "post_trace", "impulse": I, "tau": tau}}`` (unlisted y: 0); None: a
+        population that feeds no three-factor rule and sends nothing on these ports."""
 
         def __init__(self, *, y_sources: Mapping | None = None, **kwargs):
-            super().__init__(y_sources=dict(y_sources or {}), **kwargs)
+            super().__init__(y_sources=None if y_sources is None else dict(y_sources), **kwargs)
             shape = kwargs["shape"]
             self.spiked = Var(shape=shape, init=0)
             self.s_out_bap = OutPort(shape=shape)
@@ -129,14 +130,14 @@ def _neuron_classes(LIF) -> dict[str, type]:
 
         def __init__(self, proc_params):
             super().__init__(proc_params)
-            self.y_sources = dict(proc_params["y_sources"])
-            self.y_trace = {y: None for y, src in self.y_sources.items() if src["source"] == "post_trace"}
+            self.y_sources = proc_params["y_sources"]  # None: not the post population of a 3-factor rule
+            self.y_trace = {}
 
         def run_spk(self):
             super().run_spk()
             s = self.s_out_buff
             self.spiked[:] = s
-            if not self.y_sources:
+            if self.y_sources is None:
                 return
             self.s_out_bap.send(s)
             for y in ("y1", "y2", "y3"):
@@ -147,8 +148,8 @@ def _neuron_classes(LIF) -> dict[str, type]:
                     rows = src["values"]
                     value = rows[self.time_step - 1] if self.time_step <= len(rows) else np.zeros(s.shape)
                 else:
-                    prev = self.y_trace[y]
-                    v = np.floor((np.zeros(s.shape) if prev is None else prev) * np.exp(-1.0 / float(src["tau"])))
+                    prev = self.y_trace.get(y, np.zeros(s.shape))
+                    v = np.floor(prev * np.exp(-1.0 / float(src["tau"])))
                     value = self.y_trace[y] = np.clip(v + float(src["impulse"]) * s, 0, 127)
                 getattr(self, f"s_out_{y}").send(np.asarray(value).astype(np.int32))
 
@@ -274,10 +275,13 @@ class LavaBackend:
             if problems:
                 raise BackendError(problems, header="this program cannot learn in Lava")
         given = dict(inputs or {})
-        graded = self._graded_inputs(given, plastic, steps, batch)
+        # graded inputs are taken (and checked) whether or not this run learns, as the emulator does
+        every_plastic = [pr for pr in self.program.projections if pr.learning is not None]
+        graded = self._graded_inputs(given, every_plastic, steps, batch)
         rasters = input_rasters(self.program, steps, batch, given)
         out: dict[str, np.ndarray] = {}
         self.run_seconds = 0.0
+        self.process_models: dict[str, str] = {}
         for b in range(batch):
             trial = self._run_trial(
                 steps,
@@ -391,7 +395,7 @@ class LavaBackend:
             )
             if plastic:
                 pr3 = three_factor.get(p.name)
-                y_sources = self._y_sources(pr3, graded or {}, steps) if pr3 is not None else {}
+                y_sources = None if pr3 is None else self._y_sources(pr3, graded or {}, steps)
                 procs[p.name] = L["RecordingLIF"](y_sources=y_sources, **kwargs)
             else:
                 procs[p.name] = L["LIF"](**kwargs)
@@ -535,15 +539,20 @@ class LavaBackend:
 
     def _check_models(self, part, procs, conns) -> None:
         """The process models Lava chose are the bit-approximate learning engine and the
-        bit-accurate LIF step (a different choice would make the comparison meaningless)."""
+        bit-accurate LIF step (a different choice would make the comparison meaningless);
+        they are kept in ``process_models`` (name -> model class name)."""
         L = self.lava
-        wrong = []
+        expected = {}
         for pr in self.program.projections:
             if pr.name in conns and pr.post in part:
-                if conns[pr.name].model_class is not L["PyLearningDenseModelBitApproximate"]:
-                    wrong.append(f"{pr.name}: {conns[pr.name].model_class}")
+                expected[pr.name] = (conns[pr.name], L["PyLearningDenseModelBitApproximate"])
         for name in part:
-            if self.program.population(name).model == "LIF" and procs[name].model_class is not L["PyRecordingLIFModel"]:
-                wrong.append(f"{name}: {procs[name].model_class}")
+            if self.program.population(name).model == "LIF":
+                expected[name] = (procs[name], L["PyRecordingLIFModel"])
+        wrong = []
+        for name, (proc, model) in expected.items():
+            self.process_models[name] = proc.model_class.__name__
+            if proc.model_class is not model:
+                wrong.append(f"{name}: {proc.model_class}")
         if wrong:
             raise BackendError([Problem("lava backend", f"unexpected process model {w}") for w in wrong])

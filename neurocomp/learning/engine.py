@@ -345,7 +345,7 @@ class SumOfProductsEngine:
         m = m * p.mantissa
         m = m >> max(0, width - self.acc_bits)  # floor shift by the excess width
         m = m << (p.exponent - self.exp_min)  # Lava stores s_exp = e + 7 and shifts by it
-        return m if m.ndim == 3 else np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
+        return m if np.ndim(m) == 3 else np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))  # u*literal: an int
 
     def _product_float(self, p: Product, args: _Args) -> np.ndarray:
         # The engine's width shift is kept, as an exact division: the float level is then the
