@@ -46,7 +46,7 @@ class PlasticSynapses:
         self.in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
         # the chip truncates the initial weights as its static synapses do (Lava's LearningDense
         # calls truncate_weights on its first step); learned weights are not truncated again
-        m = chip_mantissas(proj, profile)
+        m = chip_mantissas(proj, profile, clip=False)  # Lava's LearningDense truncates; its first epoch clips
         mask = None
         if proj.is_sparse:
             dense = np.zeros(proj.shape, dtype=np.int64)
