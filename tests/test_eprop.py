@@ -371,3 +371,21 @@ def test_spinnaker2_accepts_alif_ce_and_all_feedbacks_and_resumes(tmp_path, hidd
     a, b = one.state, three.state
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert not np.allclose(a["rec->out/w"][0], prog.projection("rec->out").effective())
+
+
+def test_rate_regularization_on_loihi2_lowers_the_rates():
+    """With reg > 0 the neurons add reg * (rate - target) to their learning signal; towards a
+    5 Hz target the trained network fires less than the same training without it."""
+    final = {}
+    for reg in (0.0, 30.0):
+        prog = compile_small(seed=0, eprop={"reg": reg, "reg_rate_hz": 5.0})
+        emu = Emulator(prog)
+        for _ in range(5):
+            emu.reset(keep_weights=True)
+            rec = emu.run(300, inputs={"out.error/target": target(300)}, record=["spikes"], learn=True)
+        final[reg] = rec["rec/spikes"].mean()
+        if reg:
+            src = prog.projection("in->rec").learning.graded["y2"]
+            assert src["reg"] > 0 and src["rate_target"] == pytest.approx(0.005 * 2**16)
+            assert "in->rec/neuron_rate" in emu.state  # the running rate is state (checkpointed)
+    assert final[30.0] < 0.95 * final[0.0], final

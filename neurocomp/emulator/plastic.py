@@ -71,6 +71,8 @@ class PlasticSynapses:
     def reset(self) -> None:
         self.engine.reset()
         self.neuron_traces = {y: np.zeros((self.engine.batch, self.n_post)) for y in self._post_trace}
+        if any(src.get("reg") for src in self.rule.graded.values()):  # the neuron's running rate
+            self.neuron_traces["rate"] = np.zeros((self.engine.batch, self.n_post))
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """As :meth:`Synapses.deliver`, with the current weights (exact: integer sums below 2**53)."""
@@ -100,7 +102,7 @@ class PlasticSynapses:
             elif kind == "pseudo_derivative":
                 graded[y] = self._pseudo_derivative(post)
             elif kind == "learning_signal":
-                graded[y] = self._learning_signal(post, t, int(src.get("shift", 0)))
+                graded[y] = self._learning_signal(post, t, src)
             elif kind == "error":
                 graded[y] = pops[src["unit"]].state["spikes"]
         self.engine.spikes(t, pre.state["spikes"], spikes, graded if self.rule.post_traces == "graded" else None)
@@ -116,12 +118,20 @@ class PlasticSynapses:
         psi = top * np.maximum(0.0, th - np.abs(v - th)) / th
         return np.floor(psi + 0.5) if self.learn_fixed else psi  # the neuron rounds to nearest (unbiased)
 
-    def _learning_signal(self, post, t: int, shift: int) -> np.ndarray:
+    def _learning_signal(self, post, t: int, src: Mapping) -> np.ndarray:
         """The learning signal that arrived at the post neurons for step ``t`` (the feedback
         projection's sum), shifted into a signed 7-bit graded value (rounded to nearest,
-        saturated) on the chip."""
+        saturated) on the chip; plus, with rate regularization, ``reg * (r - r0)`` where ``r``
+        is the neuron's running rate (a trace ``r <- r - (r >> s) + z << (16 - s)``)."""
         ring = post.state["ls"]
-        ls = ring[t % ring.shape[0]] * 2.0**-shift
+        ls = ring[t % ring.shape[0]] * 2.0 ** -int(src.get("shift", 0))
+        if src.get("reg"):
+            s = int(src["rate_shift"])
+            r = self.neuron_traces.get("rate", np.zeros_like(ls))
+            z = post.state["spikes"]
+            r = (r - np.floor(r * 2.0**-s) if self.learn_fixed else r * (1 - 2.0**-s)) + z * 2.0 ** (16 - s)
+            self.neuron_traces["rate"] = r
+            ls = ls + float(src["reg"]) * (r - float(src["rate_target"]))
         if not self.learn_fixed:
             return ls
         top = 2**self.engine.trace_bits

@@ -38,7 +38,8 @@ Approximations, each noted in the compile log where it is made:
   - the learning signal reaches the hidden neurons one step after the error it comes from;
   - the update is applied every step (online e-prop), not summed over a trial;
   - symmetric feedback uses the readout weights as compiled, not as they learn;
-  - firing-rate regularization is not lowered (the parameters are accepted and noted).
+  - firing-rate regularization adds ``reg * (r - r0)`` to the learning signal in the neuron,
+    ``r`` a 16-fraction-bit spike trace with a 2^-10 decay (a ~1 s running rate).
 Not lowered in this release (DRC error naming what is missing): ALIF hidden neurons
 (adaptation eligibility), classification losses (softmax in the error units), adaptive feedback.
 """
@@ -71,6 +72,20 @@ DEFAULTS = {
     "error_range": 2.0,
 }
 ERROR_BITS = 8
+RATE_SHIFT = 10  # the neuron's rate trace decays by 2^-10 per step (tau ~ 1 s at 1 ms steps)
+
+
+def _regularization(pr: Mapping[str, Any], Lq: float, dt_ms: float) -> dict:
+    """The graded learning signal's rate term: ``L += reg * (f - f_target)`` with ``f`` the
+    neuron's rate per step, kept as a 16-fraction-bit trace ``r``; in y2 units the term is
+    ``c * (r - r0)`` with ``c = reg / (Lq * 2^16)`` and ``r0 = f_target * 2^16``."""
+    if not pr["reg"]:
+        return {}
+    return {
+        "reg": float(pr["reg"]) / (Lq * 2**16),
+        "rate_target": float(pr["reg_rate_hz"]) * dt_ms / 1000 * 2**16,
+        "rate_shift": RATE_SHIFT,
+    }
 
 
 def _params(proj: QProjection, problems: list[Problem]) -> dict:
@@ -221,7 +236,7 @@ def lower_network(
                 traces={"x1": Trace(I, tau_steps)},
                 post_traces="graded",
                 graded={
-                    "y2": {"source": "learning_signal", "shift": s_L},
+                    "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, dt_ms)},
                     "y3": {"source": "pseudo_derivative"},
                 },
                 source=rule,
@@ -229,7 +244,11 @@ def lower_network(
             notes.extend(ctx.notes)
             notes.append(f"{rule}: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
             if pr["reg"]:
-                notes.append(f"eprop: {p.name}: firing-rate regularization (reg {pr['reg']}) is not lowered")
+                notes.append(
+                    f"{rule}: {p.name}: firing-rate regularization: the neuron adds reg * (rate - target) to L, "
+                    f"its rate a spike trace r <- r - (r >> {RATE_SHIFT}) + z << {16 - RATE_SHIFT} "
+                    f"(16 fraction bits, tau {2**RATE_SHIFT} steps)"
+                )
     for p in eprop:
         if p.post != R:
             continue
