@@ -129,8 +129,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                     )
                     return EXIT_INVALID
-    if (args.learn or args.save_learned) and args.backend != "emulator":
-        print("neurocomp run: --learn and --save-learned run on the emulator", file=sys.stderr)
+    if (args.save_learned or args.snapshot_every) and args.backend != "emulator":
+        print("neurocomp run: --save-learned and --snapshot-every run on the emulator", file=sys.stderr)
         return EXIT_INVALID
     if args.save_learned and not args.learn:
         print("neurocomp run: --save-learned needs --learn", file=sys.stderr)
@@ -138,7 +138,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.backend == "lava":
         from .backends.lava import LavaBackend
 
-        rec = LavaBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record)
+        rec = LavaBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record, learn=args.learn)
     else:
         from .emulator import Emulator
 
@@ -316,7 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first overflow instead of wrapping/saturating")
     p.add_argument("--record", default="spikes", help="comma-separated variables: spikes,v,u (default: spikes)")
     p.add_argument("--out", required=True, metavar="REC.npz", help="where to write the recording")
-    p.add_argument("--learn", action="store_true", help="emulate the on-chip learning of plastic projections")
+    p.add_argument(
+        "--learn", action="store_true", help="run the on-chip learning of plastic projections (emulator or Lava)"
+    )
     p.add_argument(
         "--learn-mode",
         choices=["independent", "shared"],
