@@ -12,13 +12,17 @@ exactness needs is checked when the emulator is built. Float profiles run in flo
    projections with zero latency deliver them at once;
 2. every neuron population reads the input that arrived for step ``t`` and updates:
    ``u <- decay(u) + (a << input_shift)`` (overflow per profile; the shift is applied as
-   the input is delivered), ``v <- decay(v) + u +
-   bias`` (overflow per profile), spike if ``v`` exceeds the threshold, reset;
-3. every projection accumulates the step-``t`` spikes of its pre population and schedules
-   them for step ``t + latency + delay`` (latency: the profile's synaptic delay, 1 on Loihi).
+   the input is delivered), ``v <- decay(v) + u + bias`` (overflow per profile), spike if
+   ``v`` exceeds the threshold, reset; then error units (e-prop) read their readouts;
+3. every projection accumulates the step-``t`` spikes of its pre population with its
+   current weights and schedules them for step ``t + latency + delay`` (latency: the
+   profile's synaptic delay, 1 on Loihi); feedback from error units goes to the post
+   neurons' learning-signal port instead of ``u``;
+4. with ``learn=True``, the learning engines of plastic projections take the step's pre
+   and post spikes (and graded third factors), and learn at the end of an epoch.
 
-This is the order of Lava's fixed-point LIF and Dense models (reference semantics for
-loihi2); see the profile for each chip's formats.
+This is the order of Lava's fixed-point LIF, Dense and LearningDense models (reference
+semantics for loihi2); see the profile for each chip's formats.
 """
 
 from __future__ import annotations
@@ -315,7 +319,7 @@ class Emulator:
         for n, syn in self.plastic.items():
             syn.engine.set_state({}, ckpt.rng_states[f"__learn__/{n}"])
 
-    def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:  # noqa: D417
+    def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:
         """Shadow learners: a second copy of every plastic projection's learning engine, in
         ``arithmetic`` (``"float"`` or ``"chip"``), that learns from exactly the same spikes and
         graded signals as the running one but never feeds back into the dynamics. Comparing

@@ -3,10 +3,13 @@
 For a sum-of-products engine (Loihi 1/2) each rule's lowering (``neurocomp.rules``) turns
 its hyperparameters into an :class:`~neurocomp.learning.rule.EngineRule`: rule strings over
 the engine's traces, tags and epochs, with every approximation noted in the pass log.
-A rule the engine cannot run fails here with the missing feature named; all plastic
-projections are checked before the pass fails. Engines without a lowering in this release
-(ReckOn's fixed e-prop, SpiNNaker 2's programmable cores) keep the rule specification and
-get no engine rule; the emulator refuses to run their learning rather than ignore it.
+e-prop and RFLO lower the whole network at once: on Loihi 2 they add error units and a
+feedback projection; on ReckOn e-prop becomes register settings (``ReckonLearning``); on
+programmable cores the exact rule runs (``ProgrammableEprop``). A rule the engine cannot run
+fails here with the missing feature named; all plastic projections are checked before the
+pass fails. A rule with no lowering for the engine yet (e.g. STDP on SpiNNaker 2) keeps its
+specification and gets no engine rule; the emulator refuses to run its learning rather
+than ignore it.
 """
 
 from __future__ import annotations
