@@ -13,6 +13,7 @@ import neurocomp as nc
 from neurocomp.compiler.errors import CompileError
 from neurocomp.compiler.program import Program
 from neurocomp.emulator import Emulator
+from tests.conftest import ROOT
 
 EPROP = {"lr": 3e-3, "feedback": "random", "dampening": 0.3, "seed": 5, "trace_impulse": 1.0}
 
@@ -156,7 +157,7 @@ def test_fixed_update_aligns_with_float_update():
 
 
 def test_training_on_the_chip_reduces_the_loss():
-    prog = nc.compile(nc.load_network("examples/eprop_pattern.yaml"), "loihi2", out=io.StringIO())
+    prog = nc.compile(nc.load_network(ROOT / "examples" / "eprop_pattern.yaml"), "loihi2", out=io.StringIO())
     steps = 300
     tgt = 0.4 * np.sin(2 * np.pi * np.arange(steps) / 150)[:, None]
     emu = Emulator(prog)
