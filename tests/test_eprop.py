@@ -173,7 +173,7 @@ def test_training_on_the_chip_reduces_the_loss():
 @pytest.mark.parametrize(
     ("kw", "message"),
     [
-        ({"hidden": "ALIF"}, "eprop on ALIF neurons is not lowered"),
+        ({"hidden": "ALIF"}, "cannot represent adaptation beyond about 128 steps"),
         ({"eprop": {"loss": "ce"}}, "eprop loss 'ce' is not lowered"),
         ({"feedback": "adaptive"}, "eprop feedback 'adaptive' is not lowered"),
         ({"eprop": {"bogus": 1}}, "eprop: unknown parameter 'bogus'"),
@@ -390,3 +390,58 @@ def test_rate_regularization_on_loihi2_lowers_the_rates():
             assert src["reg"] > 0 and src["rate_target"] == pytest.approx(0.005 * 2**16)
             assert "in->rec/neuron_rate" in emu.state  # the running rate is state (checkpointed)
     assert final[30.0] < 0.95 * final[0.0], final
+
+
+def alif_net(tau_adapt_ms: float) -> nc.Network:
+    net = small_net(hidden="ALIF")
+    rec = net.population("rec")
+    net2 = nc.Network(name="eprop-alif")
+    for p in net.populations:
+        if p.name == "rec":
+            p = nc.Population("rec", rec.size, nc.ALIF(tau_mem_ms=20.0, v_th=0.5, tau_adapt_ms=tau_adapt_ms, beta=0.1))
+        net2.add(p)
+    for pr in net.projections:
+        net2.add(pr)
+    return net2
+
+
+def test_alif_eprop_on_loihi2_follows_its_stated_equations():
+    """ALIF: the adaptation eligibility in tag d. In float learning, every step's change of d
+    and t equals the lowering's equations on the recorded traces (1e-9, as for LIF)."""
+    prog = nc.compile(alif_net(50.0), "loihi2", out=io.StringIO())
+    rule = prog.projection("in->rec").learning
+    assert rule.dd is not None and "u0*y3*d" in str(rule.dt)
+    steps = 80
+    rec = Emulator(prog, learn_arithmetic="float").run(
+        steps, inputs={"out.error/target": target(steps)}, record=["t", "d", "x1", "y3"], learn=True
+    )
+    t, d = rec["in->rec/t"][:, 0], rec["in->rec/d"][:, 0]
+    x1, y3 = rec["in->rec/x1"][:, 0], rec["in->rec/y3"][:, 0]
+    yd = np.exp(-1 / 65535)  # graded y values pass through the engine's y history (tau 65535)
+
+    def scale(p):  # the product's scale with its width shift: x1*y3 by 3, y3*d by 5, d or t by 0
+        shift = {("x1", "y3"): 3, ("y3", "d"): 5}.get(tuple(f.var for f in p.factors), 0)
+        return p.mantissa * 2.0 ** (p.exponent - shift)
+
+    def value(p, s):
+        vars_ = tuple(f.var for f in p.factors)
+        return {
+            ("x1", "y3"): x1[s][None, :] * yd * y3[s][:, None],
+            ("y3", "d"): yd * y3[s][:, None] * d[s - 1],
+            ("d",): d[s - 1],
+            ("t",): t[s - 1],
+        }[vars_]
+
+    moved = 0
+    for s in range(1, steps):
+        dd = sum(scale(p) * value(p, s) for p in rule.dd.products)
+        dt = sum(scale(p) * value(p, s) for p in rule.dt.products)
+        np.testing.assert_allclose(d[s], np.maximum(d[s - 1] + dd, 0), rtol=1e-9, atol=1e-9)  # d >= 0 (Lava)
+        np.testing.assert_allclose(t[s] - t[s - 1], dt, rtol=1e-9, atol=1e-9)
+        moved += int(np.abs(dd).max() > 0)
+    assert moved > 20
+
+
+def test_alif_eprop_refuses_adaptation_longer_than_the_engine_can_decay():
+    with pytest.raises(CompileError, match=r"cannot represent adaptation beyond about 128 steps"):
+        nc.compile(alif_net(2000.0), "loihi2", out=io.StringIO())

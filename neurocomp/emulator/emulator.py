@@ -229,6 +229,8 @@ class Emulator:
                 p.state["refractory"] = np.zeros((b, n), dt)
             if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
                 p.state["v_pre"] = np.zeros((b, n), dt)
+                if p.kind == "alif":
+                    p.state["th_pre"] = np.zeros((b, n), dt)
         for syn in getattr(self, "plastic", {}).values():
             arrays, rngs = syn.engine.get_state()
             syn.reset()
@@ -599,8 +601,10 @@ class Emulator:
             frozen = refr > 0
             np.copyto(v, v_before, where=frozen)  # a refractory neuron's v does not move (u still integrates)
         n = self._spike_counts(v, th)
-        if c.get("keep_v_pre"):
+        if c.get("keep_v_pre"):  # what a pseudo-derivative reads: v before the reset, the threshold used
             st["v_pre"] = v.copy()
+            if p.kind == "alif":
+                st["th_pre"] = np.broadcast_to(th, v.shape).copy()
         if has_refr:
             n[frozen] = 0
             st["refractory"] = np.where(n > 0, float(prm["refractory"]), np.maximum(refr - 1, 0))
@@ -658,6 +662,8 @@ class Emulator:
         fired = (v > thr) & ~frozen
         if p.const.get("keep_v_pre"):
             st["v_pre"] = v.astype(f32)
+            if p.kind == "alif":
+                st["th_pre"] = np.broadcast_to(thr, v.shape).astype(f32)
         n = fired if self._one_spike else fired.astype(f32)
         v = v - fired * th if prm["reset"] == "subtract" else np.where(fired, f32(0.0), v)
         if prm.get("refractory", 0):

@@ -109,13 +109,15 @@ class PlasticSynapses:
         self.engine.learn(t)
 
     def _pseudo_derivative(self, post) -> np.ndarray:
-        """e-prop's pseudo-derivative sent as a graded 7-bit value: ``127 * max(0, 1 - |v - th|
-        / th)`` of the membrane before its reset (rounded to nearest in the chip's arithmetic;
+        """e-prop's pseudo-derivative sent as a graded 7-bit value: ``127 * max(0, 1 - |v - A|
+        / th)`` of the membrane before its reset (``A``: the threshold the step used, adaptive
+        for ALIF) (rounded to nearest in the chip's arithmetic;
         the ``gamma / th`` factor is folded into the rule's scale by the lowering)."""
         v = post.state.get("v_pre", post.state["v"])
         th = post.const["threshold"] if self.fixed else float(post.q.params["threshold"])
+        A = post.state.get("th_pre", th)  # ALIF: the adaptive threshold of the step; normalized by v_th
         top = 2**self.engine.trace_bits - 1
-        psi = top * np.maximum(0.0, th - np.abs(v - th)) / th
+        psi = top * np.maximum(0.0, th - np.abs(v - A)) / th
         return np.floor(psi + 0.5) if self.learn_fixed else psi  # the neuron rounds to nearest (unbiased)
 
     def _learning_signal(self, post, t: int, src: Mapping) -> np.ndarray:

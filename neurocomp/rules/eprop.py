@@ -40,8 +40,9 @@ Approximations, each noted in the compile log where it is made:
   - symmetric feedback uses the readout weights as compiled, not as they learn;
   - firing-rate regularization adds ``reg * (r - r0)`` to the learning signal in the neuron,
     ``r`` a 16-fraction-bit spike trace with a 2^-10 decay (a ~1 s running rate).
-Not lowered in this release (DRC error naming what is missing): ALIF hidden neurons
-(adaptation eligibility), classification losses (softmax in the error units), adaptive feedback.
+ALIF hidden neurons add the adaptation eligibility in the tag ``d`` (see :func:`_alif_rules`).
+Not lowered in this release (an error naming what is missing): classification losses
+(softmax in the error units) and adaptive feedback.
 """
 
 from __future__ import annotations
@@ -100,6 +101,41 @@ def _params(proj: QProjection, problems: list[Problem]) -> dict:
     return out
 
 
+def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringContext):
+    """The ALIF form: the adaptation eligibility ``eps`` lives in the tag ``d``, in units
+    ``2^b`` times those of ``t`` (``F(x1*y3) / (8 * 2^a)``)::
+
+        dd = 2^-(a+b) * u0*x1*y3 - (1 - rho) * u0*d - c3 * u0*y3*d     eps <- psi z_bar + (rho - psi beta) eps
+        dt = 2^-(k+a) * u0*x1*y3 - 2^(b-k) * c3 * u0*y3*d - 2^-k * u0*t   e = psi (z_bar - beta eps)
+
+    with ``c3 = 32 * beta * gamma / (127 * v_th)`` (y3 * d is shifted by 5); ``b`` is the
+    smallest that makes the eligibility's ``beta`` term representable. The engine's smallest
+    scale, 2^-7 per step, bounds ``1 - rho``: adaptation time constants beyond about 128
+    steps cannot be represented (an error). ``d`` saturates at 255 (a 9-bit unsigned tag)."""
+    lrn = ctx.profile.learning
+    rho = float(pop.decays["adapt"].factor)
+    beta = float(pop.neuron.beta)
+    smallest = 2.0**lrn.exponent_min
+    try:
+        c2 = scale_literal(1.0 - rho, ctx, "eprop ALIF adaptation decay 1 - rho")
+    except LoweringError:
+        raise ctx.fail(
+            f"eprop on ALIF population {pop.name!r}: the adaptation eligibility decays by 1 - rho = {1 - rho:.3g} "
+            f"per step (tau_adapt {pop.neuron.tau_adapt_ms:g} ms), below the engine's smallest scale "
+            f"{smallest:g}: {ctx.profile.name} cannot represent adaptation beyond about {1 / smallest:.0f} steps"
+        ) from None
+    c3_exact = 32 * beta * gamma / (127 * theta)
+    cf0 = 2.0**-k * c3_exact  # the beta term of dt at b = 0
+    b = max(0, math.ceil(math.log2(4 * smallest / cf0))) if cf0 > 0 else 0
+    b = min(b, -lrn.exponent_min - a)
+    c3 = scale_literal(c3_exact, ctx, "eprop ALIF beta * psi scale")
+    cf = scale_literal(cf0 * 2.0**b, ctx, "eprop ALIF eligibility scale")
+    ctx.note(f"eprop ALIF: eps in tag d at 2^{b} times the tag t's units")
+    dd = f"{literal(1, -(a + b))}*u0*x1*y3 - {literal(*c2)}*u0*d - {literal(*c3)}*u0*y3*d"
+    dt = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(*cf)}*u0*y3*d - {literal(1, -k)}*u0*t"
+    return dt, dd
+
+
 def lower_network(
     net: QuantizedNetwork, ctx_profile, dt_ms: float, notes: list[str], rate_hz: float = 10.0, rule: str = "eprop"
 ) -> QuantizedNetwork:
@@ -129,14 +165,8 @@ def lower_network(
     if len(readouts) != 1:
         problems.append(Problem("eprop", f"needs exactly one plastic leaky readout (LI) population, found {readouts}"))
     for h in hidden:
-        if pops[h].model != "LIF":
-            problems.append(
-                Problem(
-                    f"population {h!r}",
-                    f"eprop on {pops[h].model} neurons is not lowered onto {prof.name} in this release "
-                    "(the adaptation eligibility needs a second tag); use LIF",
-                )
-            )
+        if pops[h].model not in ("LIF", "ALIF"):
+            problems.append(Problem(f"population {h!r}", f"eprop on {pops[h].model} neurons is not lowered"))
     for p in eprop:
         pr = params[p.name]
         if pr["loss"] != "mse":
@@ -230,8 +260,13 @@ def lower_network(
             E = gamma * 8 * 2.0**a / (theta * 127 * I)  # model eligibility per tag LSB
             ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {8 * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
             c_w = scale_literal(-32 * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
+            dt_text = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t"
+            dd_text = None
+            if pops[h].model == "ALIF":
+                dt_text, dd_text = _alif_rules(disc.population(h), gamma, theta, k, a, ctx)
             rules[p.name] = EngineRule(
-                dt=parse(f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t", "dt", lrn),
+                dt=parse(dt_text, "dt", lrn),
+                dd=None if dd_text is None else parse(dd_text, "dd", lrn),
                 dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
                 traces={"x1": Trace(I, tau_steps)},
                 post_traces="graded",
