@@ -170,7 +170,7 @@ class Emulator:
                     [Problem("emulator", "reckon's fixed-function learning runs independent trials in chip arithmetic")]
                 )
             for readout in sorted({s.rule.readout for s in reckon_syns}):
-                learner = ReckonLearner([s for s in reckon_syns if s.rule.readout == readout], self.pops)
+                learner = ReckonLearner([s for s in reckon_syns if s.rule.readout == readout], self.pops, prof)
                 self._learners[readout] = learner
                 self.pops[learner.hidden].const["keep_v_pre"] = True
         prog_syns = [s for s in self.synapses if isinstance(s, ProgrammableSynapses)]

@@ -152,3 +152,59 @@ class PlasticSynapses:
             v = np.clip(v, 0, 2**self.engine.trace_bits - 1)
         self.neuron_traces[y] = v
         return v
+
+
+class WeightState:
+    """The learning state of a projection whose learner is not a ``SumOfProductsEngine``
+    (ReckOn's, a programmable core's): weights ``[trials, post, pre]`` and optional per-pre
+    traces, with the interface the emulator expects of an engine."""
+
+    def __init__(self, w: np.ndarray, batch: int, dtype, traces: tuple[str, ...] = ()):
+        self._w0, self.batch, self.dtype, self.traces = w, batch, dtype, traces
+        self.reset()
+
+    def reset(self) -> None:
+        w = np.broadcast_to(self._w0, (self.batch,) + self._w0.shape).astype(self.dtype).copy()
+        self.state = {"w": w, **{k: np.zeros((self.batch, self._w0.shape[1]), self.dtype) for k in self.traces}}
+
+    @property
+    def weights(self) -> np.ndarray:
+        return self.state["w"]
+
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
+        return {k: v.copy() for k, v in self.state.items()}, {}
+
+    def set_state(self, arrays: Mapping[str, np.ndarray], rngs) -> None:
+        for k, v in arrays.items():
+            self.state[k] = v.astype(self.dtype)
+
+
+class LearnedSynapses:
+    """Delivery through weights held as learning state (each trial its own), one step of
+    latency plus a scalar delay; ``_to_input`` turns the summed weights into the post
+    population's input units. The learner that changes the weights lives elsewhere."""
+
+    def __init__(self, proj: QProjection, latency: int, batch: int, w0, dtype, sum_dtype, traces=()):
+        self.proj = proj
+        self.name, self.pre, self.post = proj.name, proj.pre, proj.post
+        self.n_post, self.n_pre = proj.shape
+        self.latency = latency
+        self.max_delay = int(proj.delay_steps)
+        self.rule = proj.learning
+        self.sum_dtype = sum_dtype
+        self.engine = WeightState(w0, batch, dtype, traces)
+        self.neuron_traces: dict[str, np.ndarray] = {}
+        self.graded_inputs: tuple[str, ...] = ()
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    def _to_input(self, acc: np.ndarray) -> np.ndarray:
+        return acc
+
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        if not spikes.any():
+            return
+        d = self.sum_dtype
+        acc = np.einsum("bnm,bm->bn", self.engine.weights.astype(d, copy=False), spikes.astype(d))
+        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += self._to_input(acc)

@@ -16,50 +16,14 @@ import numpy as np
 from ..compiler.ir import QProjection
 from ..profiles import Profile
 from ..rules.eprop import EpropExact
+from .plastic import LearnedSynapses
 
 
-class _State:
-    def __init__(self, w: np.ndarray, batch: int):
-        self._w0, self.batch = w, batch
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = {"w": np.broadcast_to(self._w0, (self.batch,) + self._w0.shape).astype(np.float32).copy()}
-
-    @property
-    def weights(self) -> np.ndarray:
-        return self.state["w"]
-
-    def get_state(self):
-        return {k: v.copy() for k, v in self.state.items()}, {}
-
-    def set_state(self, arrays, rngs) -> None:
-        for k, v in arrays.items():
-            self.state[k] = v.astype(np.float32)
-
-
-class ProgrammableSynapses:
+class ProgrammableSynapses(LearnedSynapses):
     """A plastic dense projection on a programmable core: float32 weights in model units."""
 
     def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int):
-        self.proj = proj
-        self.name, self.pre, self.post = proj.name, proj.pre, proj.post
-        self.n_post, self.n_pre = proj.shape
-        self.latency = latency
-        self.max_delay = int(proj.delay_steps)
-        self.rule = proj.learning
-        self.engine = _State(proj.effective().astype(np.float32), batch)
-        self.neuron_traces: dict[str, np.ndarray] = {}
-        self.graded_inputs: tuple[str, ...] = ()
-
-    def reset(self) -> None:
-        self.engine.reset()
-
-    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
-        if not spikes.any():
-            return
-        acc = np.einsum("bnm,bm->bn", self.engine.weights, spikes.astype(np.float32))
-        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += acc
+        super().__init__(proj, latency, batch, proj.effective(), np.float32, np.float32)
 
 
 class EpropLearner:

@@ -23,73 +23,35 @@ from ..arith.fixed import shift
 from ..compiler.ir import QProjection
 from ..profiles import Profile
 from ..rules import reckon as rk
+from .plastic import LearnedSynapses
 from .synapses import chip_mantissas
 
-TRACE = {  # role -> (impulse base, register of its position, trace bits, decay fraction bits)
-    "input": (8, "fp_loc_tinp", 12, 15),
-    "recurrent": (8, "fp_loc_trec", 12, 15),
-    "output": (2, "fp_loc_tout", 10, 7),
+TRACE = {  # role -> (impulse base, register of its position, decay fraction bits); widths: the profile
+    "input": (8, "fp_loc_tinp", 15),
+    "recurrent": (8, "fp_loc_trec", 15),
+    "output": (2, "fp_loc_tout", 7),
 }
 
 
-class _State:
-    """The learning state of one projection, with the interface the emulator expects."""
-
-    def __init__(self, w: np.ndarray, batch: int, n_pre: int):
-        self._w0 = w
-        self.batch, self.n_pre = batch, n_pre
-        self.reset()
-
-    def reset(self) -> None:
-        self.state = {
-            "w": np.broadcast_to(self._w0, (self.batch,) + self._w0.shape).astype(np.int64).copy(),
-            "x1": np.zeros((self.batch, self.n_pre), np.int64),
-        }
-
-    @property
-    def weights(self) -> np.ndarray:
-        return self.state["w"]
-
-    def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
-        return {k: v.copy() for k, v in self.state.items()}, {}
-
-    def set_state(self, arrays: Mapping[str, np.ndarray], rngs) -> None:
-        for k, v in arrays.items():
-            self.state[k] = v.astype(np.int64)
-
-
-class ReckonSynapses:
+class ReckonSynapses(LearnedSynapses):
     """A plastic projection on ReckOn: delivery with the current weights (8-bit, shifted by
-    ``FP_LOC_W``), weights and presynaptic trace as state."""
+    ``FP_LOC_W``), weights and presynaptic trace ``x1`` as state."""
 
     def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int):
-        self.proj = proj
-        self.name, self.pre, self.post = proj.name, proj.pre, proj.post
-        self.n_post, self.n_pre = proj.shape
-        self.latency = latency
-        self.max_delay = int(proj.delay_steps)
-        self.rule = proj.learning
+        # integer sums of 8-bit weights over a 512 fan-in are exact in float64
+        super().__init__(proj, latency, batch, chip_mantissas(proj, profile), np.int64, np.float64, ("x1",))
         self.exp = int(proj.weight_exp)
         self.rounding = profile.formats.weight.exponent_rounding
         self.in_scale = float(2**profile.formats.input_shift)
-        self.engine = _State(chip_mantissas(proj, profile), batch, self.n_pre)
-        self.neuron_traces: dict[str, np.ndarray] = {}
-        self.graded_inputs: tuple[str, ...] = ()
 
-    def reset(self) -> None:
-        self.engine.reset()
-
-    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
-        if not spikes.any():
-            return
-        acc = np.einsum("bnm,bm->bn", self.engine.weights.astype(np.float64), spikes.astype(np.float64))
-        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += shift(acc, self.exp, self.rounding) * self.in_scale
+    def _to_input(self, acc: np.ndarray) -> np.ndarray:
+        return shift(acc, self.exp, self.rounding) * self.in_scale
 
 
 class ReckonLearner:
     """The chip's learning step over the projections of one readout (see the module docstring)."""
 
-    def __init__(self, syns: list[ReckonSynapses], pops: Mapping[str, Any]):
+    def __init__(self, syns: list[ReckonSynapses], pops: Mapping[str, Any], profile: Profile):
         self.by_role = {s.rule.role: s for s in syns}
         missing = {"input", "output"} - set(self.by_role)
         if missing:
@@ -97,6 +59,8 @@ class ReckonLearner:
         out = self.by_role["output"]
         self.readout, self.hidden = out.post, out.pre
         self.reg = out.rule.registers
+        self.trace_bits = profile.learning.params["trace_bits"]  # per role: input, recurrent, output
+        self.ls_bits = int(profile.learning.params["learning_signal_bits"])
         self.scale = 2.0 ** pops[self.readout].q.scale_exp
         # trace decays: the recurrent neurons' alpha (1.15) for input and recurrent traces,
         # the readout's kappa for the output trace, in ReckOn's 1.7 format
@@ -112,7 +76,8 @@ class ReckonLearner:
             syn = self.by_role.get(role)
             if syn is None:
                 continue
-            base, reg_name, bits, frac = TRACE[role]
+            base, reg_name, frac = TRACE[role]
+            bits = int(self.trace_bits[role])
             x = syn.engine.state["x1"]
             rand = rng.integers(0, 2**frac, x.shape)
             spikes = pops[syn.pre].state["spikes"]
@@ -137,7 +102,7 @@ class ReckonLearner:
         }
         for b in np.flatnonzero(valid):
             w_out = out.engine.state["w"][b]
-            L = rk.learning_signal(err[b], w_out, self.reg)
+            L = rk.learning_signal(err[b], w_out, self.reg, self.ls_bits)
             h = rk.pseudo_derivative(v_hid[b], self.reg)
             for role in ("input", "recurrent"):
                 syn = self.by_role.get(role)

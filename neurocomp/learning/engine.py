@@ -317,7 +317,7 @@ class SumOfProductsEngine:
             return self._saturate_sign(var, S + delta)
         shift = self.acc_bits - self.var_bits[var]  # 15 - 8 = 7: S sits in the accumulator's top bits
         lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
-        acc = np.broadcast_to(S << shift, self._shape_for(var)).copy()
+        acc = np.broadcast_to(S << shift, S.shape).copy()
         for p in expr.products:
             m = _clip(self._product_fixed(p, args), lim_lo, lim_hi)
             if var == "w" and self.learn_mode == "shared":
@@ -331,9 +331,6 @@ class SumOfProductsEngine:
         q = acc / 2**shift
         acc = np.floor(q).astype(np.int64) + (self.conn_random.value < (q % 1))
         return self._clip_var(var, acc)
-
-    def _shape_for(self, var: str) -> tuple[int, int, int]:
-        return self.state[var].shape  # type: ignore[return-value]
 
     def _product_fixed(self, p: Product, args: _Args) -> np.ndarray:
         m = args.dependency(p)

@@ -72,7 +72,33 @@ DEFAULTS = {
     "trace_impulse": 16.0,
     "error_range": 2.0,
 }
-ERROR_BITS = 8
+ERROR_BITS = 8  # the error units' graded payload (signed)
+
+
+@dataclass(frozen=True)
+class _Widths:
+    """The engine widths the lowering's scales depend on, read from the profile: the largest
+    graded (trace) value, the largest tag value, and the factor by which the engine divides
+    each kind of product (its width beyond the accumulator, e.g. 7 + 7 + 4 - 15 = 3 bits)."""
+
+    y_top: int  # 2**trace_bits - 1
+    tag_max: int  # largest t
+    xy: float  # a trace times a trace (x1*y3, x1*y2)
+    ty: float  # the tag times a trace (t*y2)
+    yd: float  # a trace times d (y3*d)
+
+    @classmethod
+    def of(cls, lrn) -> _Widths:
+        w, m, acc = lrn.params["factor_widths"], int(lrn.params["scale_mantissa_bits"]), lrn.accumulator_bits - 1
+
+        def div(*names: str) -> float:
+            return 2.0 ** max(0, sum(int(w[n]) for n in names) + m - acc)
+
+        tb = int(lrn.params["trace_bits"])
+        tag = int(lrn.synaptic_variable_bits["t"]) - 1
+        return cls(2**tb - 1, 2**tag - 1, div("x1", "y3"), div("t", "y2"), div("y3", "d"))
+
+
 RATE_SHIFT = 10  # the neuron's rate trace decays by 2^-10 per step (tau ~ 1 s at 1 ms steps)
 
 
@@ -89,13 +115,15 @@ def _regularization(pr: Mapping[str, Any], Lq: float, dt_ms: float) -> dict:
     }
 
 
-def _params(proj: QProjection, problems: list[Problem]) -> dict:
+def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[str, Any] = DEFAULTS) -> dict:
+    """The projection's e-prop parameters completed with ``defaults``; unknown and missing
+    ones are appended to ``problems``."""
     p = thaw(proj.plasticity.params)  # type: ignore[union-attr]
     where = f"projection {proj.name!r}"
     for k in p:
-        if k not in DEFAULTS:
-            problems.append(Problem(where, f"eprop: unknown parameter {k!r} (known: {', '.join(DEFAULTS)})"))
-    out = {k: p.get(k, v) for k, v in DEFAULTS.items()}
+        if k not in defaults:
+            problems.append(Problem(where, f"eprop: unknown parameter {k!r} (known: {', '.join(defaults)})"))
+    out = {k: p.get(k, v) for k, v in defaults.items()}
     if out["lr"] is ...:
         problems.append(Problem(where, "eprop: parameter 'lr' is required"))
     return out
@@ -113,6 +141,7 @@ def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringCo
     scale, 2^-7 per step, bounds ``1 - rho``: adaptation time constants beyond about 128
     steps cannot be represented (an error). ``d`` saturates at 255 (a 9-bit unsigned tag)."""
     lrn = ctx.profile.learning
+    wd = _Widths.of(lrn)
     rho = float(pop.decays["adapt"].factor)
     beta = float(pop.neuron.beta)
     smallest = 2.0**lrn.exponent_min
@@ -124,7 +153,7 @@ def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringCo
             f"per step (tau_adapt {pop.neuron.tau_adapt_ms:g} ms), below the engine's smallest scale "
             f"{smallest:g}: {ctx.profile.name} cannot represent adaptation beyond about {1 / smallest:.0f} steps"
         ) from None
-    c3_exact = 32 * beta * gamma / (127 * theta)
+    c3_exact = wd.yd * beta * gamma / (wd.y_top * theta)
     cf0 = 2.0**-k * c3_exact  # the beta term of dt at b = 0
     b = max(0, math.ceil(math.log2(4 * smallest / cf0))) if cf0 > 0 else 0
     b = min(b, -lrn.exponent_min - a)
@@ -148,7 +177,7 @@ def lower_network(
     if not eprop:
         return net
     problems: list[Problem] = []
-    params = {p.name: _params(p, problems) for p in eprop}
+    params = {p.name: eprop_params(p, problems) for p in eprop}
     pops = {p.name: p for p in net.populations}
     disc = net.source
     if rule == "rflo":  # RFLO: random feedback by definition
@@ -186,6 +215,7 @@ def lower_network(
 
     R = readouts[0]
     ro = pops[R]
+    wd = _Widths.of(lrn)
     first = params[eprop[0].name]
     I = float(first["trace_impulse"])
     gamma = float(first["dampening"])
@@ -209,7 +239,7 @@ def lower_network(
         default=1.0,
     )
     x1_typ = 2 * I * (1 + rate_hz * dt_ms / 1000 * tau_in)
-    a_fit = math.ceil(math.log2(x1_typ * 127 / (8 * 255)))
+    a_fit = math.ceil(math.log2(x1_typ * wd.y_top / (wd.xy * wd.tag_max)))
     a_max = -lrn.exponent_min - k  # the dt scale 2^-(k+a) must stay representable
     # error units: e = (v - target) >> s_e, an error of error_range model units -> full 8-bit payload
     err_range = float(first["error_range"])
@@ -233,15 +263,22 @@ def lower_network(
             B = read_proj[h].effective().T  # [n_h, n_out]
         else:
             B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, ro.size)) / math.sqrt(n_h)
-        b_exp = math.ceil(math.log2(max(np.abs(B).max(), 1e-30) / 254))
-        Bm = (2 * np.round(B / 2.0 ** (b_exp + 1))).astype(np.int32)  # even 9-bit mantissas (Lava drops the LSB)
+        wf = prof.formats.weight  # B in the chip's mixed-sign format: even mantissas where the chip drops the LSB
+        step = 2 if wf.mixed_sign_drops_lsb else 1
+        b_top = wf.mantissa_range("mixed")[1] // step * step
+        b_exp = math.ceil(math.log2(max(np.abs(B).max(), 1e-30) / b_top))
+        Bm = (step * np.round(B / 2.0**b_exp / step)).astype(np.int32)
         fb_name = f"{R}.error->{h}"
-        new_projs.append(QProjection.from_mantissas(fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=8))
+        new_projs.append(
+            QProjection.from_mantissas(
+                fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=wf.mantissa_bits
+            )
+        )
         # the feedback sum arrives in u-like units (<< input_shift): L_model = ls * B_lsb * Eq / in_shift
         ls_unit = 2.0**b_exp * Eq / in_shift
         # y2 = ring >> s_L: the largest possible |sum_k B_jk e_k| still fits the 7-bit graded value
         l_max = float(np.abs(Bm).sum(axis=1).max()) * (2 ** (ERROR_BITS - 1) - 1) * in_shift
-        s_L = max(0, math.ceil(math.log2(max(l_max / 127, 1.0))))
+        s_L = max(0, math.ceil(math.log2(max(l_max / wd.y_top, 1.0))))
         Lq = 2.0**s_L * ls_unit  # model units per y2 LSB
         notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
         theta = float(disc.population(h).neuron.v_th)
@@ -254,12 +291,12 @@ def lower_network(
                 continue
             pr = params[p.name]
             ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
-            c_w0 = 32 * pr["lr"] * Lq * gamma * 8 / (theta * 127 * I) / ctx.weight_lsb  # c_w at a = 0
+            c_w0 = wd.ty * pr["lr"] * Lq * gamma * wd.xy / (theta * wd.y_top * I) / ctx.weight_lsb  # c_w at a = 0
             a = max(a_fit, math.ceil(math.log2(4 * 2.0**lrn.exponent_min / c_w0)) if c_w0 > 0 else a_fit)
             a = max(-k - lrn.exponent_max, min(a_max, a))
-            E = gamma * 8 * 2.0**a / (theta * 127 * I)  # model eligibility per tag LSB
-            ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {8 * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
-            c_w = scale_literal(-32 * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
+            E = gamma * wd.xy * 2.0**a / (theta * wd.y_top * I)  # model eligibility per tag LSB
+            ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {wd.xy * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
+            c_w = scale_literal(-wd.ty * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
             dt_text = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t"
             dd_text = None
             if pops[h].model == "ALIF":
@@ -290,7 +327,7 @@ def lower_network(
         pr = params[p.name]
         ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
         # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
-        c_o = scale_literal(-8 * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop readout scale")
+        c_o = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop readout scale")
         rules[p.name] = EngineRule(
             dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lrn),
             traces={"x1": Trace(I, steps(-dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms, ctx, "readout tau"))},
@@ -424,7 +461,7 @@ def lower_programmable(
     if not eprop:
         return net
     problems: list[Problem] = []
-    params = {p.name: _params(p, problems) for p in eprop}
+    params = {p.name: eprop_params(p, problems) for p in eprop}
     if rule == "rflo":
         problems += [
             Problem(f"projection {p.name!r}", "rflo uses random feedback")

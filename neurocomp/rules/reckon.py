@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from .._frozen import thaw
+from .eprop import DEFAULTS as EPROP_DEFAULTS
+from .eprop import eprop_params
 
 W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
 
@@ -82,10 +83,11 @@ def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
     return np.asarray(reg.h_values, dtype=np.int64)[levels]
 
 
-def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
-    """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit)."""
+def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bits: int = 16) -> np.ndarray:
+    """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit),
+    saturated to ``bits`` (the profile's ``learning_signal_bits``)."""
     psum = err.astype(np.int64) @ w_out.astype(np.int64)
-    return np.clip((psum << reg.learn_sig_scale) >> 12, -(2**15), 2**15 - 1)
+    return np.clip((psum << reg.learn_sig_scale) >> 12, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
 def stochastic_step(w: np.ndarray, p: np.ndarray, lr_p: int, lr_r: int, rand: np.ndarray) -> np.ndarray:
@@ -133,6 +135,9 @@ class ReckonLearning:
         return cls(ReckonRegisters(**r), d["role"], d["readout"], d.get("source", "eprop"))
 
 
+# e-prop's parameters; ReckOn's learning signal goes through W_out, so feedback is symmetric
+DEFAULTS = {**EPROP_DEFAULTS, "feedback": "symmetric"}
+
 # 5-level pseudo-derivative: thresholds at these fractions of v_th, levels ~ 15 * psi_hat at
 # the middle of each segment (psi_hat = max(0, 1 - |v - v_th| / v_th), a triangle peaking at v_th)
 H_FRACTIONS = (0.25, 0.5, 0.75, 1.25)
@@ -155,12 +160,7 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     problems: list[Problem] = []
     params = {}
     for p in eprop:
-        prm = thaw(p.plasticity.params)
-        unknown = [k for k in prm if k not in DEFAULTS]
-        problems += [Problem(f"projection {p.name!r}", f"eprop: unknown parameter {k!r}") for k in unknown]
-        prm = {k: prm.get(k, v) for k, v in DEFAULTS.items()}
-        if prm["lr"] is ...:
-            problems.append(Problem(f"projection {p.name!r}", "eprop: parameter 'lr' is required"))
+        prm = eprop_params(p, problems, DEFAULTS)
         if prm["feedback"] != "symmetric":
             problems.append(
                 Problem(
@@ -232,16 +232,3 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     return replace(
         net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
     )
-
-
-DEFAULTS = {
-    "lr": ...,
-    "feedback": "symmetric",
-    "dampening": 0.3,
-    "loss": "mse",
-    "reg": 0.0,
-    "reg_rate_hz": 10.0,
-    "seed": 0,
-    "trace_impulse": 16.0,
-    "error_range": 2.0,
-}
