@@ -152,8 +152,6 @@ def test_fixed_update_aligns_with_float_update():
     cos = fixed @ flt / (np.linalg.norm(fixed) * np.linalg.norm(flt))
     assert np.linalg.norm(fixed) > 10  # tens of weight LSBs moved: a real update
     assert cos >= 0.9, cos
-    # and the comparison can fail: a sign error in the fixed engine would give cos < 0
-    assert fixed @ -flt < 0
 
 
 def test_training_on_the_chip_reduces_the_loss():
