@@ -1,0 +1,6 @@
+"""Float64 reference: the float network and each learning rule in its exact form, and BPTT
+gradients for comparison (no quantization anywhere)."""
+
+from .conventions import Conventions
+
+__all__ = ["Conventions"]

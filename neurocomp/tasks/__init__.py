@@ -1,0 +1,1 @@
+"""Benchmark tasks: deterministic, seeded generators of inputs and targets."""
