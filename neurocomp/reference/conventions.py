@@ -21,10 +21,11 @@ profile's synaptic latency (1 step on Loihi: a spike at ``t`` reaches ``u`` at `
     v_t = alpha * v_{t-1} + (1 - alpha) * (W_in x_t + W_rec z_{t-1}) - v_th * z_{t-1}
     z_t = v_t > v_th
 
-The input is scaled by ``1 - alpha`` (``input_scale="one_minus_alpha"``), the reset subtracts
+and the readout ``y_t = kappa y_{t-1} + (1 - kappa) W_out z_t``. The input of every population
+is scaled by one minus its decay (``input_scale="one_minus_alpha"``), the reset subtracts
 ``v_th`` from the next step's voltage without decay (``reset_timing="next_step"``, which
-applies to subtractive resets only), external inputs act in the same step (latency 0) and
-recurrent spikes one step later (latency 1).
+applies to subtractive resets only), external inputs and the readout's input act in the same
+step (latency 0) and recurrent spikes one step later (latency 1).
 
 Mapping of one onto the other for the loihi2 lowering: the chip's ``v_th`` and weights are
 the float model's (no ``1 - alpha``: a Bellec network maps onto the chip with its weights
@@ -51,15 +52,20 @@ class Conventions:
     ``reset_timing``: ``"immediate"`` (reset in the spiking step, decayed with ``v``) or
     ``"next_step"`` (``v_th`` subtracted from the next step's ``v``, undecayed; subtractive
     reset only).
-    ``input_latency`` / ``recurrent_latency``: steps from a spike of an external input / of a
-    neuron population to its effect on the post-synaptic current (a projection's own
-    ``delay_steps`` add to these).
+    ``input_latency`` / ``recurrent_latency`` / ``readout_latency``: steps from a spike of an
+    external input / of a neuron to its effect on a spiking population's current / on a
+    leaky readout (LI) (a projection's own ``delay_steps`` add to these).
+
+    ALIF adaptation follows ``reset_timing`` too: ``"next_step"`` is the paper's
+    ``a_t = rho a_{t-1} + z_{t-1}``; ``"immediate"`` adds the spike at once, so it decays with
+    the state: ``a_t = rho (a_{t-1} + z_{t-1})`` (the emulator's order).
     """
 
     input_scale: InputScale = "none"
     reset_timing: ResetTiming = "immediate"
     input_latency: int = 1
     recurrent_latency: int = 1
+    readout_latency: int = 1
     name: str = "custom"
 
     def __post_init__(self) -> None:
@@ -67,7 +73,7 @@ class Conventions:
             raise ValueError(f"input_scale: {self.input_scale!r} is not 'none' or 'one_minus_alpha'")
         if self.reset_timing not in ("immediate", "next_step"):
             raise ValueError(f"reset_timing: {self.reset_timing!r} is not 'immediate' or 'next_step'")
-        for k in ("input_latency", "recurrent_latency"):
+        for k in ("input_latency", "recurrent_latency", "readout_latency"):
             v = getattr(self, k)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{k}: must be an integer >= 0, got {v!r}")
@@ -79,9 +85,9 @@ class Conventions:
         inp = lat
         if profile is not None and getattr(profile.time, "input_delay_steps", None) is not None:
             inp = int(profile.time.input_delay_steps)
-        return cls("none", "immediate", inp, lat, name="chip" if profile is None else f"chip:{profile.name}")
+        return cls("none", "immediate", inp, lat, lat, name="chip" if profile is None else f"chip:{profile.name}")
 
     @classmethod
     def bellec(cls) -> Conventions:
         """Bellec et al. 2020's reference code (tutorial_pattern_generation.py, models.py)."""
-        return cls("one_minus_alpha", "next_step", 0, 1, name="bellec")
+        return cls("one_minus_alpha", "next_step", 0, 1, 0, name="bellec")
