@@ -1,1 +1,30 @@
-"""Benchmark tasks: deterministic, seeded generators of inputs and targets."""
+"""Benchmark tasks: deterministic, seeded generators of inputs and targets.
+
+``make(name, seed=0, **overrides)`` builds a :class:`~neurocomp.tasks.base.Task` from the
+registry :data:`TASKS` (name -> generator ``f(seed=..., **overrides) -> Task``). A task
+module adds itself here with one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import rflo_periodic
+from .base import Task, nmse
+
+TASKS: dict[str, Callable[..., Task]] = {
+    rflo_periodic.NAME: rflo_periodic.make,
+}
+
+
+def make(name: str, seed: int = 0, **overrides: Any) -> Task:
+    """The task ``name`` generated from ``seed`` with its parameters replaced by ``overrides``."""
+    try:
+        gen = TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r} (known: {', '.join(sorted(TASKS))})") from None
+    return gen(seed=seed, **overrides)
+
+
+__all__ = ["TASKS", "Task", "make", "nmse"]
