@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import rflo_periodic
+from . import pattern_generation, rflo_periodic
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
+    pattern_generation.NAME: pattern_generation.make,
     rflo_periodic.NAME: rflo_periodic.make,
 }
 
