@@ -112,6 +112,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from .compiler import Program
     from .emulator import RECORDABLE
 
+    if args.backend == "brian2":  # the float network, not a Program
+        return _run_brian2(args)
     program = Program.load(args.program)
     record = [r.strip() for r in args.record.split(",") if r.strip()]
     inputs = {}
@@ -166,6 +168,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spikes = {k: int(v.sum()) for k, v in rec.items() if k.endswith("/spikes")}
     per = ", ".join(f"{k.split('/')[0]} {n}" for k, n in spikes.items())
     print(f"ran {args.steps} steps x {args.batch} trial(s) on {args.backend}; spikes: {per}; wrote {args.out}")
+    return EXIT_OK
+
+
+def _run_brian2(args: argparse.Namespace) -> int:
+    """``run MODEL.yaml --backend brian2``: the float network in Brian2 (see neurocomp.backends.brian2)."""
+    import numpy as np
+
+    from .backends.brian2 import Brian2Backend
+    from .graph import load_network
+
+    if args.program.endswith(".ncp"):
+        print("neurocomp run: --backend brian2 runs the float model: give MODEL.yaml, not a Program", file=sys.stderr)
+        return EXIT_INVALID
+    if args.save_learned or args.snapshot_every:
+        print("neurocomp run: --save-learned and --snapshot-every run on the emulator", file=sys.stderr)
+        return EXIT_INVALID
+    record = [r.strip() for r in args.record.split(",") if r.strip()]
+    inputs = {}
+    if args.input:
+        with np.load(args.input) as z:
+            bad = [k for k in z.files if not k.endswith("/spikes")]
+            if bad:
+                print(f"neurocomp run: input keys {bad} are not '<population>/spikes'", file=sys.stderr)
+                return EXIT_INVALID
+            inputs = {k.rpartition("/")[0]: z[k] for k in z.files}
+    backend = Brian2Backend(load_network(args.program), dt_ms=args.dt, codegen=args.codegen)
+    rec = backend.run(args.steps, inputs=inputs, record=record, batch=args.batch, learn=args.learn)
+    np.savez(args.out, **rec)
+    spikes = ", ".join(f"{k.split('/')[0]} {int(v.sum())}" for k, v in rec.items() if k.endswith("/spikes"))
+    print(
+        f"ran {args.steps} steps x {args.batch} trial(s) on brian2 ({args.codegen}); spikes: {spikes}; wrote {args.out}"
+    )
     return EXIT_OK
 
 
@@ -302,14 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
         "With --learn, plastic projections learn on the chip's learning engine; graded third factors come "
         "from input keys '<projection>/y1..y3' shaped [steps, batch, post] or [steps, post].",
     )
-    p.add_argument("program", metavar="PROGRAM.ncp")
+    p.add_argument("program", metavar="PROGRAM.ncp|MODEL.yaml", help="a Program; a model file for --backend brian2")
     p.add_argument("--steps", type=int, required=True)
     p.add_argument(
         "--backend",
-        choices=["emulator", "lava"],
+        choices=["emulator", "lava", "brian2"],
         default="emulator",
-        help="emulator (default), or lava (loihi2 programs; needs the lava extra)",
+        help="emulator (default), lava (loihi2 programs; needs the lava extra), or brian2 (the float model "
+        "MODEL.yaml in Brian2; needs the brian2 extra)",
     )
+    p.add_argument("--dt", type=float, default=1.0, metavar="MS", help="brian2: the time step in ms (default 1)")
+    p.add_argument("--codegen", choices=["numpy", "cython"], default="numpy", help="brian2: code generation target")
     p.add_argument("--input", metavar="IN.npz", help="spike arrays for the input populations")
     p.add_argument("--batch", type=int, default=1, help="independent trials run together (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the chip's own randomness (default 0)")
