@@ -2,5 +2,6 @@
 gradients for comparison (no quantization anywhere)."""
 
 from .conventions import Conventions
+from .simulator import Reference, ReferenceError
 
-__all__ = ["Conventions"]
+__all__ = ["Conventions", "Reference", "ReferenceError"]
