@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import pattern_generation, rflo_periodic
+from . import evidence, pattern_generation, rflo_periodic
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
+    evidence.NAME: evidence.make,
     pattern_generation.NAME: pattern_generation.make,
     rflo_periodic.NAME: rflo_periodic.make,
 }
