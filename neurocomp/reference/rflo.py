@@ -1,0 +1,254 @@
+"""RFLO's float reference: Murray's rate network and its exact learning rule (float64).
+
+Murray 2019 (eLife 8:e43299), "Local online learning in recurrent networks with random
+feedback"; the equations and the initialization of the author's notebook
+(``murray-lab/rflo-learning/RFLO_Example.ipynb``; ``eprop.md`` §4, ``learning-rules.md`` §2.1).
+Time is counted in steps; ``tau`` is in steps. A trial starts from ``h^0 = h0`` (every unit)
+and runs steps ``t = 1..T``::
+
+    u^t   = W h^(t-1) + W_in x^t
+    h^t   = h^(t-1) + (-h^(t-1) + tanh(u^t)) / tau
+    y^t   = W_out h^t,             eps^t = y*^t - y^t          (loss 1/(2T) sum_t |eps^t|^2)
+    p^t   = (1 - 1/tau) p^(t-1) + tanh'(u^t) h^(t-1)^T / tau   (p^0 = 0; eligibility of W)
+    q^t   = (1 - 1/tau) q^(t-1) + tanh'(u^t) x^t^T / tau       (q^0 = 0; eligibility of W_in)
+    L^t   = B eps^t                                            (B fixed and random)
+    dW    = lr_rec / T * sum_t L^t (.) p^t     (row i scaled by L_i^t)
+    dW_in = lr_in  / T * sum_t L^t (.) q^t
+    dW_out = lr_out / T * sum_t eps^t h^t^T
+
+The sums are applied at the end of the trial (the notebook's default) or, with
+``online=True``, each step's term is applied at once (the next step uses the new weights).
+
+Where this differs from the notebook, and why:
+
+* ``tanh'(u) = 1 - tanh(u)^2`` exactly; the notebook uses ``1/cosh(10 tanh(u/10))^2``, the
+  same function to within 1e-3 relative for ``|u| < 1.2``, written that way to avoid overflow
+  in ``cosh`` (``1 - tanh^2`` has no overflow).
+* ``q`` uses ``x^t``, the input that enters ``u^t`` (the paper's equation); the notebook
+  uses ``x^(t-1)``. The ``rflo-periodic`` task has zero input and ``lr_in = 0``, so this
+  changes nothing there.
+* A trial is ``T`` full steps after ``h^0``; the notebook runs ``T - 1`` steps and counts a
+  fixed ``y^0 = 0`` against ``y*^0 = 0`` in its loss.
+
+RTRL would add the nonlocal term ``tanh'(u_i) sum_k W_ik p_kj / tau`` to ``p`` (and use
+``W_out^T`` in place of ``B``); RFLO drops it, which makes the rule local.
+
+Batched: ``seed`` may be a sequence, one independent network per seed (weights
+``[batch, ...]``), all trained on the same or on per-network inputs. Weights are indexed
+``[post, pre]`` like everywhere in neurocomp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def init_weights(
+    n_in: int, n_rec: int, n_out: int, seed: int, g: float = 1.5
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The notebook's initialization, drawn in its order from ``default_rng(seed)``:
+    ``W_in ~ 0.1 (U[0,1) - 1)`` (in [-0.1, 0), as the notebook has it), ``W ~ N(0, g^2/n_rec)``,
+    ``W_out ~ 0.1 U[-1, 1) / sqrt(n_rec)``, ``B ~ N(0, 1/n_out)``. Returns
+    ``(W_in [n_rec, n_in], W [n_rec, n_rec], W_out [n_out, n_rec], B [n_rec, n_out])``."""
+    rng = np.random.default_rng(seed)
+    w_in = 0.1 * (rng.random((n_rec, n_in)) - 1.0)
+    w = g * rng.standard_normal((n_rec, n_rec)) / np.sqrt(n_rec)
+    w_out = 0.1 * (2.0 * rng.random((n_out, n_rec)) - 1.0) / np.sqrt(n_rec)
+    b = rng.standard_normal((n_rec, n_out)) / np.sqrt(n_out)
+    return w_in, w, w_out, b
+
+
+def dtanh(u: np.ndarray) -> np.ndarray:
+    """``tanh'(u) = 1 - tanh(u)^2``."""
+    return 1.0 - np.tanh(u) ** 2
+
+
+@dataclass
+class RfloRate:
+    """Murray's rate network trained with RFLO, batched over independent networks.
+
+    ``n_in``, ``n_rec``, ``n_out``: sizes. ``tau``: time constant in steps. ``lr_in``,
+    ``lr_rec``, ``lr_out``: learning rates of ``W_in``, ``W``, ``W_out`` (dimensionless; the
+    update is divided by the trial length ``T``). ``seed``: one int (one network) or a
+    sequence (one network per seed). ``g``: gain of the initial recurrent weights. ``h0``:
+    the initial rate of every unit at the start of each trial.
+
+    State after construction: ``W [batch, n_rec, n_rec]``, ``W_in [batch, n_rec, n_in]``,
+    ``W_out [batch, n_out, n_rec]``, ``B [batch, n_rec, n_out]`` (float64; assign to them to
+    start from other weights).
+    """
+
+    n_in: int
+    n_rec: int
+    n_out: int
+    tau: float = 10.0
+    lr_in: float = 0.0
+    lr_rec: float = 0.03
+    lr_out: float = 0.03
+    seed: int | Sequence[int] = 0
+    g: float = 1.5
+    h0: float = 0.1
+    W: np.ndarray = field(init=False, repr=False)
+    W_in: np.ndarray = field(init=False, repr=False)
+    W_out: np.ndarray = field(init=False, repr=False)
+    B: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tau < 1.0:
+            raise ValueError(f"tau must be >= 1 step, got {self.tau}")
+        seeds = [self.seed] if np.isscalar(self.seed) else list(self.seed)
+        drawn = [init_weights(self.n_in, self.n_rec, self.n_out, int(s), self.g) for s in seeds]
+        self.W_in, self.W, self.W_out, self.B = (np.stack(m) for m in zip(*drawn, strict=True))
+
+    @property
+    def batch(self) -> int:
+        """The number of independent networks."""
+        return self.W.shape[0]
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def _per_network(self, a: np.ndarray, n: int, what: str) -> np.ndarray:
+        """``[T, n]`` (shared by every network) or ``[T, batch, n]`` -> ``[T, batch, n]``."""
+        a = np.asarray(a, dtype=np.float64)
+        if a.ndim == 2:
+            a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
+        if a.ndim != 3 or a.shape[1:] != (self.batch, n):
+            raise ValueError(f"{what} must be [T, {n}] or [T, {self.batch}, {n}], got {a.shape}")
+        return a
+
+    # -- one trial ------------------------------------------------------------------------
+
+    def trial(self, x: np.ndarray, target: np.ndarray, learn: bool = True, online: bool = False) -> np.ndarray:
+        """Run one trial of ``T`` steps from ``h0``: ``x`` ``[T, n_in]`` or
+        ``[T, batch, n_in]``, ``target`` likewise with ``n_out``. With ``learn``, apply RFLO's
+        updates (summed and applied at the end, or each step with ``online``). Returns the
+        outputs ``y`` ``[T, batch, n_out]`` (the outputs before this trial's updates, except
+        what ``online`` changed within the trial)."""
+        x = self._per_network(x, self.n_in, "x")
+        target = self._per_network(target, self.n_out, "target")
+        if x.shape[0] != target.shape[0]:
+            raise ValueError(f"x has {x.shape[0]} steps, target {target.shape[0]}")
+        if learn and (online or self.traces_per_step):
+            return self._trial_steps(x, target, online=online)
+        return self._trial_filtered(x, target, learn)
+
+    def _trial_filtered(self, x: np.ndarray, target: np.ndarray, learn: bool) -> np.ndarray:
+        """Trial-end updates in closed form. The weights are constant within the trial, so
+        the forward pass runs alone and the eligibility sums are rewritten without the
+        ``[N, N]`` trace per step::
+
+            sum_t L_i^t p_ij^t = 1/tau sum_k tanh'(u_i^k) R_i^k h_j^(k-1),
+            R^k = sum_(t >= k) (1 - 1/tau)^(t-k) L^t        (L filtered backwards in time)
+
+        which is one matrix product over time. Equal to :meth:`_trial_steps` up to float
+        rounding (the tests check 1e-12)."""
+        T, nb, n = x.shape[0], self.batch, self.n_rec
+        a = 1.0 - 1.0 / self.tau
+        # Time-major storage: the state of step t is one contiguous [b, N] block, which numpy's
+        # batched matmul needs to reach BLAS (3x faster than a strided view).
+        drive = np.einsum("bik,tbk->tbi", self.W_in, x)  # W_in x^t for every step at once
+        hs = np.empty((T + 1, nb, n))  # h^0 .. h^T
+        th = np.empty((T, nb, n))  # tanh(u^1) .. tanh(u^T)
+        hs[0] = self.h0
+        wh = np.empty((nb, n, 1))
+        for t in range(T):
+            h = hs[t]
+            np.matmul(self.W, h[:, :, None], out=wh)
+            u = np.add(wh[:, :, 0], drive[t], out=th[t])
+            np.tanh(u, out=u)
+            np.add(h, (u - h) / self.tau, out=hs[t + 1])
+        hb = hs.transpose(1, 0, 2)  # [b, T + 1, N] views for the products over time
+        y = np.matmul(hb[:, 1:], self.W_out.transpose(0, 2, 1))  # [b, T, n_out]
+        if learn:
+            err = target.transpose(1, 0, 2) - y
+            sig = self._signal(np.matmul(self.B, err.transpose(0, 2, 1)), "learning")  # L^t as [b, N, T]
+            err_q = self._signal(err.transpose(0, 2, 1), "error")  # [b, n_out, T]
+            # R^k = sum_{t>=k} a^(t-k) L^t as one product with the upper-triangular [T, T] filter
+            lag = np.arange(T)[:, None] - np.arange(T)[None, :]
+            filt = np.where(lag >= 0, a ** np.maximum(lag, 0), 0.0)  # [t, k]
+            back = (sig.reshape(-1, T) @ filt).reshape(sig.shape)  # R as [b, N, T]
+            g = (1.0 - th.transpose(1, 2, 0) ** 2) * back / self.tau  # tanh'(u_i^k) R_i^k / tau
+            dW_in = np.matmul(g, x.transpose(1, 0, 2)) if self.lr_in != 0.0 else np.zeros_like(self.W_in)
+            self._apply((np.matmul(g, hb[:, :-1]), dW_in, np.matmul(err_q, hb[:, 1:])), T)
+        return y.transpose(1, 0, 2)
+
+    def _trial_steps(self, x: np.ndarray, target: np.ndarray, online: bool) -> np.ndarray:
+        """The equations step by step, with the ``[batch, N, N]`` eligibility traces.
+
+        The per-step hooks :meth:`_trace` (a new trace value), :meth:`_signal` (an error or
+        learning signal) and :meth:`_apply` (a weight update) are the identity here; a
+        fixed-point model overrides them to round to its formats, so there is one definition
+        of the rule."""
+        T, nb = x.shape[0], self.batch
+        a = 1.0 - 1.0 / self.tau
+        h = np.full((nb, self.n_rec), self.h0)
+        p = np.zeros((nb, self.n_rec, self.n_rec))
+        q = np.zeros((nb, self.n_rec, self.n_in))
+        acc = [np.zeros_like(self.W), np.zeros_like(self.W_in), np.zeros_like(self.W_out)]
+        tmp = np.empty_like(p)
+        ys = np.empty((T, nb, self.n_out))
+        for t in range(T):
+            u = np.matmul(self.W, h[:, :, None])[:, :, 0] + np.matmul(self.W_in, x[t][:, :, None])[:, :, 0]
+            z = np.tanh(u)
+            h_prev, h = h, h + (z - h) / self.tau
+            y = ys[t] = np.matmul(self.W_out, h[:, :, None])[:, :, 0]
+            err = target[t] - y
+            d = (1.0 - z**2) / self.tau  # tanh'(u^t) / tau
+            p *= a
+            p += np.multiply(d[:, :, None], h_prev[:, None, :], out=tmp)
+            p = self._trace(p)
+            q = self._trace(a * q + d[:, :, None] * x[t][:, None, :])
+            sig = self._signal(np.matmul(self.B, err[:, :, None])[:, :, 0], "learning")  # L^t
+            err_q = self._signal(err, "error")
+            inc = (np.multiply(sig[:, :, None], p, out=tmp), sig[:, :, None] * q, err_q[:, :, None] * h[:, None, :])
+            if online:
+                self._apply(inc, T)
+            else:
+                for s, i in zip(acc, inc, strict=True):
+                    s += i
+        if not online:
+            self._apply(acc, T)
+        return ys
+
+    # Hooks of a fixed-point model (identity in the float reference). `_signal` rounds the
+    # error ("error", [batch, n_out, ...]) or the learning signal ("learning", [batch, n_rec,
+    # ...]), `_trace` a new eligibility-trace value (both may round their argument in place:
+    # the callers pass arrays of their own), `_apply` adds the (summed) increments to the
+    # weights. A model that rounds traces sets `traces_per_step = True`: the closed form of
+    # trial-end updates never forms the traces.
+    traces_per_step = False
+
+    def _trace(self, p: np.ndarray) -> np.ndarray:
+        return p
+
+    def _signal(self, s: np.ndarray, which: str) -> np.ndarray:
+        return s
+
+    def _apply(self, inc: Sequence[np.ndarray], T: int) -> None:
+        """Add ``lr / T * inc`` to ``(W, W_in, W_out)``."""
+        self.W += self.lr_rec / T * inc[0]
+        self.W_in += self.lr_in / T * inc[1]
+        self.W_out += self.lr_out / T * inc[2]
+
+    # -- training -------------------------------------------------------------------------
+
+    def train(
+        self, x: np.ndarray, target: np.ndarray, trials: int, online: bool = False, stepwise: bool = False
+    ) -> np.ndarray:
+        """Train on the same trial ``trials`` times; returns the normalized error
+        ``mean(eps^2) / var(y*)`` of every trial (measured during it, before its trial-end
+        update) ``[trials, batch]``. ``stepwise`` runs the step-by-step form even for trial-end
+        updates (slower; the form a fixed-point model needs)."""
+        target3 = self._per_network(target, self.n_out, "target")
+        var = np.var(target3, axis=(0, 2))  # per network
+        out = np.empty((trials, self.batch))
+        for i in range(trials):
+            if stepwise:
+                y = self._trial_steps(self._per_network(x, self.n_in, "x"), target3, online=online)
+            else:
+                y = self.trial(x, target3, online=online)
+            out[i] = np.mean((y - target3) ** 2, axis=(0, 2)) / var
+        return out
