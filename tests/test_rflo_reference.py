@@ -218,7 +218,7 @@ def test_float_rflo_learns_the_periodic_output_ci_sized():
 
 def test_fixed_point_rflo_learns_with_stochastic_rounding_and_stalls_with_nearest():
     """loihi2's widths, 80 trials, one seed. With stochastic rounding the fixed-point rule
-    follows the float one (measured 0.36 at trial 80, float 0.35): the bound 0.6 says it
+    follows the float one (measured 0.35 at trial 80, as float): the bound 0.6 says it
     learns. With round-to-nearest every late weight update is below half an LSB, so the
     weights stop changing and the error stays exactly constant (measured 0.82 from about trial
     30): the failure the benchmark's fixed-nearest row shows at 10 000 trials."""

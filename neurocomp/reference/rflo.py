@@ -66,7 +66,13 @@ def dtanh(u: np.ndarray) -> np.ndarray:
     return 1.0 - np.tanh(u) ** 2
 
 
-@dataclass
+def _sum_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``sum_t a[t] b[t]^T`` per network: ``[T, batch, m]`` and ``[T, batch, n]`` ->
+    ``[batch, m, n]``."""
+    return np.matmul(a.transpose(1, 2, 0), b.transpose(1, 0, 2))
+
+
+@dataclass(eq=False)  # weights are arrays: compare them explicitly
 class RfloRate:
     """Murray's rate network trained with RFLO, batched over independent networks.
 
@@ -135,6 +141,34 @@ class RfloRate:
             return self._trial_steps(x, target, online=online)
         return self._trial_filtered(x, target, learn)
 
+    def _forward(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The network over one trial with the current (constant) weights: ``h^0 .. h^T``
+        ``[T + 1, batch, N]``, ``tanh(u^1) .. tanh(u^T)`` ``[T, batch, N]`` and ``y^1 .. y^T``
+        ``[T, batch, n_out]``."""
+        T, nb, n = x.shape[0], self.batch, self.n_rec
+        # Time-major storage: the state of step t is one contiguous [b, N] block, which numpy's
+        # batched matmul needs to reach BLAS (3x faster than a strided view).
+        drive = np.einsum("bik,tbk->tbi", self.W_in, x)  # W_in x^t for every step at once
+        hs = np.empty((T + 1, nb, n))
+        z = np.empty((T, nb, n))
+        hs[0] = self.h0
+        wh = np.empty((nb, n, 1))
+        for t in range(T):
+            h = hs[t]
+            np.matmul(self.W, h[:, :, None], out=wh)
+            u = np.add(wh[:, :, 0], drive[t], out=z[t])
+            np.tanh(u, out=u)
+            np.add(h, (u - h) / self.tau, out=hs[t + 1])
+        y = np.matmul(hs[1:].transpose(1, 0, 2), self.W_out.transpose(0, 2, 1)).transpose(1, 0, 2)
+        return hs, z, y
+
+    def _errors(self, y: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The error for ``W_out``'s delta rule and the learning signal ``L = B eps``, each
+        through :meth:`_signal` (``[..., batch, n_out]`` and ``[..., batch, N]``)."""
+        err = target - y
+        sig = self._signal(np.matmul(err[..., None, :], self.B.transpose(0, 2, 1))[..., 0, :], "learning")
+        return self._signal(err, "error"), sig
+
     def _trial_filtered(self, x: np.ndarray, target: np.ndarray, learn: bool) -> np.ndarray:
         """Trial-end updates in closed form. The weights are constant within the trial, so
         the forward pass runs alone and the eligibility sums are rewritten without the
@@ -145,77 +179,79 @@ class RfloRate:
 
         which is one matrix product over time. Equal to :meth:`_trial_steps` up to float
         rounding (the tests check 1e-12)."""
-        T, nb, n = x.shape[0], self.batch, self.n_rec
-        a = 1.0 - 1.0 / self.tau
-        # Time-major storage: the state of step t is one contiguous [b, N] block, which numpy's
-        # batched matmul needs to reach BLAS (3x faster than a strided view).
-        drive = np.einsum("bik,tbk->tbi", self.W_in, x)  # W_in x^t for every step at once
-        hs = np.empty((T + 1, nb, n))  # h^0 .. h^T
-        th = np.empty((T, nb, n))  # tanh(u^1) .. tanh(u^T)
-        hs[0] = self.h0
-        wh = np.empty((nb, n, 1))
-        for t in range(T):
-            h = hs[t]
-            np.matmul(self.W, h[:, :, None], out=wh)
-            u = np.add(wh[:, :, 0], drive[t], out=th[t])
-            np.tanh(u, out=u)
-            np.add(h, (u - h) / self.tau, out=hs[t + 1])
-        hb = hs.transpose(1, 0, 2)  # [b, T + 1, N] views for the products over time
-        y = np.matmul(hb[:, 1:], self.W_out.transpose(0, 2, 1))  # [b, T, n_out]
-        if learn:
-            err = target.transpose(1, 0, 2) - y
-            sig = self._signal(np.matmul(self.B, err.transpose(0, 2, 1)), "learning")  # L^t as [b, N, T]
-            err_q = self._signal(err.transpose(0, 2, 1), "error")  # [b, n_out, T]
-            # R^k = sum_{t>=k} a^(t-k) L^t as one product with the upper-triangular [T, T] filter
-            lag = np.arange(T)[:, None] - np.arange(T)[None, :]
-            filt = np.where(lag >= 0, a ** np.maximum(lag, 0), 0.0)  # [t, k]
-            back = (sig.reshape(-1, T) @ filt).reshape(sig.shape)  # R as [b, N, T]
-            g = (1.0 - th.transpose(1, 2, 0) ** 2) * back / self.tau  # tanh'(u_i^k) R_i^k / tau
-            dW_in = np.matmul(g, x.transpose(1, 0, 2)) if self.lr_in != 0.0 else np.zeros_like(self.W_in)
-            self._apply((np.matmul(g, hb[:, :-1]), dW_in, np.matmul(err_q, hb[:, 1:])), T)
-        return y.transpose(1, 0, 2)
+        hs, z, y = self._forward(x)
+        if not learn:
+            return y
+        T = x.shape[0]
+        err, sig = self._errors(y, target)
+        # R^k = sum_{t>=k} a^(t-k) L^t as one product with the upper-triangular [T, T] filter
+        back = (self._backward_filter(T) @ sig.reshape(T, -1)).reshape(sig.shape)  # R^k, [T, b, N]
+        g = ((1.0 - z**2) * back / self.tau).transpose(1, 2, 0)  # tanh'(u_i^k) R_i^k / tau, [b, N, T]
+        dW = np.matmul(g, hs[:-1].transpose(1, 0, 2))  # sums over time as [b, N, T] @ [b, T, N]
+        dW_in = np.matmul(g, x.transpose(1, 0, 2)) if self.lr_in != 0.0 else np.zeros_like(self.W_in)
+        self._apply((dW, dW_in, _sum_outer(err, hs[1:])), T)
+        return y
+
+    def _backward_filter(self, T: int) -> np.ndarray:
+        """``F[k, t] = (1 - 1/tau)^(t - k)`` for ``t >= k``, else 0 (``[T, T]``, cached)."""
+        cache = self.__dict__.setdefault("_filters", {})
+        if (T, self.tau) not in cache:
+            lag = np.arange(T)[None, :] - np.arange(T)[:, None]
+            cache[(T, self.tau)] = np.where(lag >= 0, (1.0 - 1.0 / self.tau) ** np.maximum(lag, 0), 0.0)
+        return cache[(T, self.tau)]
 
     def _trial_steps(self, x: np.ndarray, target: np.ndarray, online: bool) -> np.ndarray:
         """The equations step by step, with the ``[batch, N, N]`` eligibility traces.
 
-        The per-step hooks :meth:`_trace` (a new trace value), :meth:`_signal` (an error or
-        learning signal) and :meth:`_apply` (a weight update) are the identity here; a
-        fixed-point model overrides them to round to its formats, so there is one definition
-        of the rule."""
-        T, nb = x.shape[0], self.batch
+        With trial-end updates the weights are constant within the trial, so the forward pass
+        and the signals come first and the traces are then formed step by step; ``online``
+        interleaves them, each step using the weights the previous one left. ``q`` is formed
+        only when ``lr_in != 0`` (it is multiplied by ``lr_in``).
+
+        The hooks :meth:`_trace` (a new trace value), :meth:`_signal` (an error or learning
+        signal) and :meth:`_apply` (a weight update) are the identity here; a fixed-point model
+        overrides them to round to its formats, so there is one definition of the rule."""
+        T, nb, n = x.shape[0], self.batch, self.n_rec
         a = 1.0 - 1.0 / self.tau
-        h = np.full((nb, self.n_rec), self.h0)
-        p = np.zeros((nb, self.n_rec, self.n_rec))
-        q = np.zeros((nb, self.n_rec, self.n_in))
-        acc = [np.zeros_like(self.W), np.zeros_like(self.W_in), np.zeros_like(self.W_out)]
+        p = np.zeros((nb, n, n))
+        q = np.zeros((nb, n, self.n_in))
         tmp = np.empty_like(p)
+        if not online:
+            hs, z, ys = self._forward(x)
+            err, sig = self._errors(ys, target)
+            d = (1.0 - z**2) / self.tau  # tanh'(u^t) / tau
+            acc_w, acc_in = np.zeros_like(self.W), np.zeros_like(self.W_in)
+            for t in range(T):
+                p *= a
+                p += np.multiply(d[t][:, :, None], hs[t][:, None, :], out=tmp)
+                p = self._trace(p)
+                acc_w += np.multiply(sig[t][:, :, None], p, out=tmp)
+                if self.lr_in != 0.0:
+                    q = self._trace(a * q + d[t][:, :, None] * x[t][:, None, :])
+                    acc_in += sig[t][:, :, None] * q
+            self._apply((acc_w, acc_in, _sum_outer(err, hs[1:])), T)
+            return ys
+        h = np.full((nb, n), self.h0)
         ys = np.empty((T, nb, self.n_out))
         for t in range(T):
             u = np.matmul(self.W, h[:, :, None])[:, :, 0] + np.matmul(self.W_in, x[t][:, :, None])[:, :, 0]
             z = np.tanh(u)
             h_prev, h = h, h + (z - h) / self.tau
-            y = ys[t] = np.matmul(self.W_out, h[:, :, None])[:, :, 0]
-            err = target[t] - y
-            d = (1.0 - z**2) / self.tau  # tanh'(u^t) / tau
+            ys[t] = np.matmul(self.W_out, h[:, :, None])[:, :, 0]
+            err, sig = self._errors(ys[t], target[t])
+            d = (1.0 - z**2) / self.tau
             p *= a
             p += np.multiply(d[:, :, None], h_prev[:, None, :], out=tmp)
             p = self._trace(p)
-            q = self._trace(a * q + d[:, :, None] * x[t][:, None, :])
-            sig = self._signal(np.matmul(self.B, err[:, :, None])[:, :, 0], "learning")  # L^t
-            err_q = self._signal(err, "error")
-            inc = (np.multiply(sig[:, :, None], p, out=tmp), sig[:, :, None] * q, err_q[:, :, None] * h[:, None, :])
-            if online:
-                self._apply(inc, T)
-            else:
-                for s, i in zip(acc, inc, strict=True):
-                    s += i
-        if not online:
-            self._apply(acc, T)
+            if self.lr_in != 0.0:
+                q = self._trace(a * q + d[:, :, None] * x[t][:, None, :])
+            inc = (np.multiply(sig[:, :, None], p, out=tmp), sig[:, :, None] * q, err[:, :, None] * h[:, None, :])
+            self._apply(inc, T)
         return ys
 
     # Hooks of a fixed-point model (identity in the float reference). `_signal` rounds the
-    # error ("error", [batch, n_out, ...]) or the learning signal ("learning", [batch, n_rec,
-    # ...]), `_trace` a new eligibility-trace value (both may round their argument in place:
+    # error ("error", [..., batch, n_out]) or the learning signal ("learning", [..., batch,
+    # n_rec]), `_trace` a new eligibility-trace value (both may round their argument in place:
     # the callers pass arrays of their own), `_apply` adds the (summed) increments to the
     # weights. A model that rounds traces sets `traces_per_step = True`: the closed form of
     # trial-end updates never forms the traces.
@@ -240,8 +276,8 @@ class RfloRate:
     ) -> np.ndarray:
         """Train on the same trial ``trials`` times; returns the normalized error
         ``mean(eps^2) / var(y*)`` of every trial (measured during it, before its trial-end
-        update) ``[trials, batch]``. ``stepwise`` runs the step-by-step form even for trial-end
-        updates (slower; the form a fixed-point model needs)."""
+        update) ``[trials, batch]``. ``stepwise`` forms the traces step by step even for
+        trial-end updates, where the closed form would do (slower; for checks)."""
         target3 = self._per_network(target, self.n_out, "target")
         var = np.var(target3, axis=(0, 2))  # per network
         out = np.empty((trials, self.batch))

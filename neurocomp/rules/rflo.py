@@ -8,8 +8,10 @@ Rate version (the paper's; ``eprop.md`` §4), per time step with ``tau`` in step
     p_ij <- (1 - 1/tau) p_ij + tanh'(u_i) h_j(prev) / tau       (q_ik likewise with x_k)
     dW_ij = lr_rec * (B err)_i p_ij,  dW_in likewise with q,  dW_out = lr_out * err h^T
 
-with ``B`` fixed and random (``N(0, 1/n_out)``). :class:`RfloRate` runs it batched, online
-(updates every step) or accumulated over a trial and applied at its end.
+with ``B`` fixed and random (``N(0, 1/n_out)``). Its float form, :class:`RfloRate`, is the
+reference's (:mod:`neurocomp.reference.rflo` states the equations exactly, with the 1/T of
+trial-end updates); :class:`RfloRateFixed` is the same rule with its learning path in a chip's
+fixed-point formats, read from a profile (:class:`RfloFixedPoint`).
 
 Spiking version (random e-prop without readout filtering): ``e_ji = psi_j * z_bar_i`` used
 directly, ``dW_ji = -lr * L_j * e_ji``, ``L = B err`` with B random. It lowers like e-prop
@@ -155,7 +157,7 @@ class RfloRateFixed(RfloRate):
         # error and learning-signal ranges: their largest values at the start (y = 0)
         self.err_lsb = self._lsb(_pow2_at_least(target_max), f.signal_bits)
         lmax = np.abs(self.B).sum(axis=2).max(axis=1) * target_max  # per network
-        self.sig_lsb = np.array([self._lsb(_pow2_at_least(m), f.signal_bits) for m in lmax])[:, None, None]
+        self.sig_lsb = np.array([self._lsb(_pow2_at_least(m), f.signal_bits) for m in lmax])[:, None]
         self.trace_lsb = self._lsb(1.0, f.trace_bits)
 
     @staticmethod
@@ -194,8 +196,8 @@ class RfloRateFixed(RfloRate):
     def _signal(self, s: np.ndarray, which: str) -> np.ndarray:
         if "signal" not in self.fixed.quantize:
             return s
-        # [batch, ...]: the learning signal's LSB is per network
-        lsb = self.err_lsb if which == "error" else self.sig_lsb.reshape((-1,) + (1,) * (s.ndim - 1))
+        # [..., batch, n]: the learning signal's LSB is per network ([batch, 1])
+        lsb = self.err_lsb if which == "error" else self.sig_lsb
         return self._round(s, lsb, 2.0 ** (self.fixed.signal_bits - 1))
 
     def _apply(self, inc, T: int) -> None:
