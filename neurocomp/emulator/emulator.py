@@ -45,7 +45,7 @@ from ..rules.reckon import ReckonLearning
 from .inputs import poisson_step
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
-from .reckon import ReckonLearner, ReckonSynapses
+from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
 from .synapses import Synapses
 
 RECORDABLE = ("spikes", "v", "u", "a") + LEARNING_VARS
@@ -137,10 +137,16 @@ class Emulator:
         self._one_spike = prof.time.max_spikes_per_step == 1
         self.t = 0
         self.rng = np.random.default_rng(seed)
+        self._chip_random: ReckonRandom | None = None  # the chip's own LFSRs, where its profile has them
         self.pops: dict[str, _Population] = {}
         for q in program.populations:
             kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li", "ErrorUnit": "error"}[q.model]
             self.pops[q.name] = _Population(q, kind, const=self._constants(q) if self.fixed else {})
+        if prof.random_sources:
+            try:
+                self._chip_random = self._make_chip_random(batch, seed)
+            except ValueError as exc:
+                raise EmulatorError([Problem(f"profile {prof.name!r}", str(exc))]) from None
         max_spikes = prof.time.max_spikes_per_step
         self.synapses: list[Synapses | PlasticSynapses] = []
         for pr in program.projections:
@@ -203,6 +209,18 @@ class Emulator:
         }
         self.reset()
 
+    def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
+        """The chip's LFSRs (ReckOn), laid out over the core's neurons in program order."""
+        kinds = {name: p.kind for name, p in self.pops.items()}
+        sizes = {
+            "hidden": [(n, p.q.size) for n, p in self.pops.items() if kinds[n] in ("lif", "alif")],
+            "input": sum(p.q.size for n, p in self.pops.items() if kinds[n] == "input"),
+            "output": [(n, p.q.size) for n, p in self.pops.items() if kinds[n] == "li"],
+        }
+        hidden = [n for n in self.pops if kinds[n] in ("lif", "alif")]
+        leaks = {n: int(np.max(self.pops[n].q.params["voltage_decay"])) for n in hidden}
+        return ReckonRandom(self.profile, batch, seed, sizes, leaks)
+
     # -- state -------------------------------------------------------------------------
     def reset(self, keep_weights: bool = False) -> None:
         """Zero every state (the initial state of a compiled Program) and restart at step 0.
@@ -239,6 +257,8 @@ class Emulator:
         for learner in getattr(self, "_learners", {}).values():
             if isinstance(learner, EpropLearner):
                 learner.reset(keep=keep_weights)
+        if self._chip_random is not None and not keep_weights:  # kept weights: the chip keeps running
+            self._chip_random.reset()
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
         for name in self._input_rngs:
@@ -269,6 +289,8 @@ class Emulator:
             **{n: r.bit_generator.state for n, r in self._input_rngs.items()},
             **{f"__learn__/{n}": syn.engine.get_state()[1] for n, syn in self.plastic.items()},
         }
+        if self._chip_random is not None:  # the chip's LFSR registers, per trial
+            rngs["__lfsr__"] = self._chip_random.get_state()
         return Checkpoint(self.t, self.state, json.loads(json.dumps(rngs)), self.program.profile.fingerprint)
 
     def restore(self, ckpt: Checkpoint) -> None:
@@ -291,6 +313,12 @@ class Emulator:
             if k in current and a.shape != current[k].shape
         ]
         problems += [Problem("checkpoint", f"state {k!r} is missing") for k in current if k not in ckpt.arrays]
+        if self._chip_random is not None:
+            lfsr = ckpt.rng_states.get("__lfsr__")
+            want = {role: r.shape for role, r in self._chip_random.regs.items()}
+            got = {role: np.shape(v) for role, v in (lfsr or {}).items()}
+            if got != want:
+                problems.append(Problem("checkpoint", f"LFSR registers {got or 'missing'}, expected {want}"))
         if problems:
             raise EmulatorError(problems, header="checkpoint does not fit this emulator")
         for key, arr in ckpt.arrays.items():
@@ -320,6 +348,8 @@ class Emulator:
             r.bit_generator.state = ckpt.rng_states[n]
         for n, syn in self.plastic.items():
             syn.engine.set_state({}, ckpt.rng_states[f"__learn__/{n}"])
+        if self._chip_random is not None:
+            self._chip_random.set_state(ckpt.rng_states["__lfsr__"])
 
     def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:
         """Shadow learners: a second copy of every plastic projection's learning engine, in
@@ -465,6 +495,8 @@ class Emulator:
         learning engines of plastic projections after delivery."""
         t = self.t + 1
         inputs = inputs or {}
+        if self._chip_random is not None:  # this step's rounding numbers from the chip's LFSRs
+            self._chip_random.begin_step()
         for p in self.pops.values():  # the learning signal of the last step has been read
             if "ls" in p.state:
                 p.state["ls"][self.t % p.state["ls"].shape[0]] = 0
@@ -499,7 +531,7 @@ class Emulator:
                 if isinstance(learner, EpropLearner):
                     learner.step(self.pops, inputs.get(f"{readout}/target"))
                 else:
-                    learner.step(self.pops, inputs.get(f"{readout}/target"), self.rng)
+                    learner.step(self.pops, inputs.get(f"{readout}/target"), self._chip_random)
             for name, syn in self.shadow.items():
                 graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
                 syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
@@ -522,15 +554,15 @@ class Emulator:
             bias = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
             out["bias"] = bias.astype(np.float64) if bias.ndim else float(bias)
         out["fmt_u"], out["fmt_v"] = f.current, f.voltage
-        out["leak_u"] = self._leak(prm["current_decay"], "current")
-        out["leak_v"] = self._leak(prm["voltage_decay"], "voltage")
+        out["leak_u"] = self._leak(prm["current_decay"], "current", q)
+        out["leak_v"] = self._leak(prm["voltage_decay"], "voltage", q)
         if "threshold" in prm:
             th_shift = f.threshold.shift + f.threshold.exponent_min
             out["threshold"] = float(int(prm["threshold"]) << th_shift)
             out["beta"] = float(int(prm.get("beta", 0)) << th_shift)
         if q.model == "ALIF":
             out["fmt_a"] = prof.neuron_models["ALIF"].state.get("a", f.voltage)
-            out["leak_a"] = self._leak(prm["adapt_decay"], "voltage")
+            out["leak_a"] = self._leak(prm["adapt_decay"], "voltage", q, "adapt")
         widest = max(fmt.bits for key, fmt in out.items() if key.startswith("fmt_"))
         if not exact_in_float64(2 ** (widest + f.decay.bits + 1)):
             raise EmulatorError(
@@ -538,11 +570,22 @@ class Emulator:
             )
         return out
 
-    def _leak(self, code, role: str):
+    def _leak(self, code, role: str, q: QPopulation, state: str = "v"):
         """``x -> decay(x)`` for a fixed decay register. The common deterministic case is one
         multiply by the exact factor ``k / 2**n`` and one rounding call, in place on ``x``
-        (other cases return a new array; callers use the result either way)."""
+        (other cases return a new array; callers use the result either way). Stochastic
+        rounding with the chip's LFSRs (``stochastic_rule: lfsr``) reads this step's numbers
+        of the population's neurons; a leak to 0 needs none."""
         d = self.profile.formats.decay
+        if d.rounding == "stochastic" and d.stochastic_rule == "lfsr":
+            k, n = decay_multiplier(d, code, role)
+            if np.ndim(k) or role == "current" or state != "v":
+                if np.ndim(k) == 0 and float(k) == 0:  # no state kept (ReckOn has no synaptic current)
+                    return lambda x: np.multiply(x, 0.0, out=x)
+                msg = f"{role} leak: the chip's LFSRs round only scalar voltage leaks"
+                raise EmulatorError([Problem(f"population {q.name!r}", msg)])
+            kind = {"LI": "li"}.get(q.model, "lif")
+            return lambda x: self._chip_random.leak(q.name, kind, x, int(k), int(n))
         if d.representation in ("multiplicative", "multiplier") and d.rounding in ("toward_zero", "floor"):
             k, n = decay_multiplier(d, code, role)
             factor = k * 2.0**-n

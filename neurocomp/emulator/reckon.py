@@ -1,15 +1,40 @@
-"""ReckOn's fixed-function e-prop in the emulator.
+"""ReckOn in the emulator: its LFSRs, and its fixed-function e-prop.
 
-The three plastic projections of a ReckOn network (inputs -> recurrent, recurrent ->
+**Random numbers.** Every stochastic decision of the chip reads one of its LFSRs (the
+profile's ``random_sources``; :mod:`neurocomp.arith.lfsr`), which :class:`ReckonRandom`
+holds as state: one register per LFSR instance and trial, all trials seeded alike, so trial
+``b`` of a batch draws what the same trial run alone draws. The emulator's ``seed`` 0 takes
+the profile's seeds (the published testbench's ``SPI_SEED_*``); another seed derives other
+nonzero seeds from it. Checkpoints carry the registers. The draws follow ``srnn.v``:
+
+* every step (the ``STEP`` phase walks the neuron SRAM, two neurons per 128-bit word, over
+  ``max(recurrent, input, output)`` neurons): each of the paired rounding LFSRs
+  (``membrane``, ``trace_input``, ``trace_recurrent``, ``trace_output``) gives one number per
+  word, instance 0 to the word's even neuron, instance 1 to the odd one (neuron ``i``: word
+  ``i // 2``); the ``membrane`` LFSRs skip words whose leak is exactly 1.0. The ``readout``
+  LFSR gives one 7-bit number per cycle of the first 16 cycles (output ``k``: number ``k``);
+* on a step with a target (``EPROP`` phase), for one trial: the ``weights_output`` LFSR gives
+  one draw (16 numbers of 28 bits, output ``k``: number ``k``) for each hidden neuron ``j`` in
+  order whose ``trace_out_j >> FP_LOC_TOUT`` is nonzero; then block by block of 16 hidden
+  neurons, pre neuron by pre neuron, the ``weights_input`` and ``weights_recurrent`` LFSRs
+  give one draw (16 numbers of 32 bits, the block's neuron ``n``: number ``n``) for each SRAM
+  word written, i.e. unless the pre trace ``>> FP_LOC`` is 0 and no neuron of the block has a
+  regularization term. Words where every ``h_j`` is 0 are written (unchanged), so they draw.
+
+This model's approximations (the rest is the chip's arithmetic, :mod:`neurocomp.rules.reckon`):
+the trace LFSRs advance every step as on the chip, but traces and updates follow the
+emulator's step order (neurons, delivery, then traces: decay, then this step's spike
+impulse; ``srnn.v`` adds the impulse of step ``t`` during step ``t + 1`` before its decay);
+an odd neuron count is treated as if the last word were full (``srnn.v``'s loop skips it);
+the readout's leak uses the compiled 16-bit factor and compares its top 7 fraction bits
+with the 7-bit number (the chip's ``KAPPA`` has 7 fraction bits: exact when the compiled
+factor is a multiple of 256).
+
+**Learning.** The plastic projections of a ReckOn network (inputs -> recurrent, recurrent ->
 recurrent, recurrent -> readout) hold their weights as state, as any plastic projection
-does, plus their presynaptic trace ``x1`` (ReckOn keeps traces per presynaptic neuron
-only). :class:`ReckonLearner` runs the chip's learning step across them with the arithmetic
-of :mod:`neurocomp.rules.reckon`: traces every step; on steps with a target, the error,
-the learning signal, the pseudo-derivative and the stochastic +-1 LSB updates.
-
-Random numbers come from the emulator's seeded generator in a fixed order each step (trace
-roundings of the input, recurrent and output traces, then the update comparisons of the
-input, recurrent and output weights); the chip's LFSR is not modelled (see the rule module).
+does, plus their presynaptic trace ``x1``. :class:`ReckonLearner` runs the chip's learning
+step across them: traces every step; on steps with a target, the error, the learning
+signal, the pseudo-derivative and the stochastic +-1 LSB updates.
 """
 
 from __future__ import annotations
@@ -20,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from ..arith.fixed import shift
+from ..arith.lfsr import Lfsr
 from ..compiler.ir import QProjection
 from ..profiles import Profile
 from ..rules import reckon as rk
@@ -31,6 +57,120 @@ TRACE = {  # role -> (impulse base, register of its position, decay fraction bit
     "recurrent": (8, "fp_loc_trec", 15),
     "output": (2, "fp_loc_tout", 7),
 }
+PAIRED = ("membrane", "trace_input", "trace_recurrent", "trace_output")  # one number per SRAM word
+READOUT_CYCLES = 16  # srnn.v leaks one output neuron per STEP cycle, cycles 0..15
+ROLES = PAIRED + ("readout", "weights_input", "weights_recurrent", "weights_output")
+BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
+
+
+class ReckonRandom:
+    """The chip's LFSR registers, per trial (see the module docstring for the draw order).
+
+    ``sizes``: ``{"hidden": [LIF population sizes], "input": n, "output": [LI sizes]}`` in
+    program order, which fixes each neuron's index in the core. ``leaks``: the voltage decay
+    code of each hidden population (words with a leak of exactly 1.0 do not draw)."""
+
+    def __init__(self, profile: Profile, batch: int, seed: int, sizes: Mapping[str, Any], leaks: Mapping[str, int]):
+        self.batch = batch
+        self.gens: dict[str, Lfsr] = {}
+        self.seeds: dict[str, np.ndarray] = {}
+        by_role = {src.role: name for name, src in profile.random_sources.items()}
+        unknown = sorted(set(by_role) - set(ROLES))
+        if unknown:
+            raise ValueError(f"{profile.name}: random sources with roles {unknown} have no schedule (known: {ROLES})")
+        missing = sorted(set(ROLES) - set(by_role))
+        if missing:
+            raise ValueError(f"{profile.name}: random_sources lack the roles {missing}")
+        for role, name in by_role.items():
+            src = profile.random_sources[name]
+            self.gens[role] = Lfsr.from_source(src)
+            seeds = np.asarray(src.seeds, dtype=np.int64)
+            if seed:  # other nonzero seeds, derived from the emulator's seed and the source's name
+                rng = np.random.default_rng([int(seed), *name.encode()])
+                seeds = rng.integers(1, 2**src.bits, size=seeds.shape, dtype=np.int64)
+            self.seeds[role] = seeds
+        for role in PAIRED:
+            if self.seeds[role].size != 2:
+                raise ValueError(f"{profile.name}: random source {by_role[role]!r} needs 2 instances (even, odd)")
+        self.offsets: dict[str, int] = {}
+        hidden = list(sizes["hidden"])
+        self.n_hidden = sum(n for _, n in hidden)
+        off = 0
+        for name, n in hidden:
+            self.offsets[name] = off
+            off += n
+        off = 0
+        for name, n in sizes["output"]:
+            self.offsets[name] = off
+            off += n
+        n_max = max(self.n_hidden, int(sizes["input"]), off, 1)
+        self.n_words = (n_max + 1) // 2
+        self.n_readout_draws = min(READOUT_CYCLES, n_max)
+        # per word: does the membrane LFSR advance (a leak other than 1.0); words beyond the
+        # hidden neurons hold the last hidden population's leak
+        full = 2 ** (profile.formats.decay.bits - 1)
+        word_leak = np.full(self.n_words, int(leaks[hidden[-1][0]]) if hidden else full)
+        for name, n in hidden:
+            o = self.offsets[name]
+            word_leak[o // 2 : (o + n + 1) // 2] = int(leaks[name])
+        self.membrane_draws = np.cumsum(word_leak != full) - 1  # word -> draw index (-1: none yet)
+        self.n_membrane_draws = int((word_leak != full).sum())
+        self.reset()
+
+    def reset(self) -> None:
+        """Re-seed every register (a chip reset followed by programming the seeds)."""
+        self.regs = {role: np.broadcast_to(s, (self.batch, s.size)).copy() for role, s in self.seeds.items()}
+        self.words: dict[str, np.ndarray] = {}
+
+    def get_state(self) -> dict:
+        return {role: r.tolist() for role, r in self.regs.items()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        regs = {role: np.asarray(state[role], dtype=np.int64) for role in self.regs}
+        for role, r in regs.items():
+            if r.shape != self.regs[role].shape:
+                raise ValueError(f"LFSR registers {role!r} have shape {r.shape}, expected {self.regs[role].shape}")
+        self.regs = regs
+        self.words = {}
+
+    def _draw(self, role: str, n: int) -> np.ndarray:
+        """``n`` draws from every instance of ``role`` in every trial: ``[batch, instances, n]`` numbers."""
+        gen = self.gens[role]
+        words, self.regs[role] = gen.draw(self.regs[role], n)
+        return words[..., 0]
+
+    def begin_step(self) -> None:
+        """The fixed draws of one step (``STEP`` phase): rounding numbers for every neuron."""
+        self.words = {role: self._draw(role, self.n_words) for role in PAIRED if role != "membrane"}
+        self.words["membrane"] = self._draw("membrane", self.n_membrane_draws)
+        self.words["readout"] = self._draw("readout", self.n_readout_draws)[:, 0]
+
+    def numbers(self, role: str, first: int, n: int) -> np.ndarray:
+        """This step's rounding numbers of neurons ``first .. first + n - 1`` of a paired role
+        (``[batch, n]``), or of outputs (``readout``)."""
+        if role == "readout":
+            return self.words["readout"][:, first : first + n]
+        idx = np.arange(first, first + n)
+        word = idx // 2
+        if role == "membrane":
+            word = self.membrane_draws[word]
+        return self.words[role][:, idx % 2, word]
+
+    def leak(self, pop: str, kind: str, x: np.ndarray, factor: int, frac_bits: int) -> np.ndarray:
+        """A leak ``x * factor / 2**frac_bits`` rounded with this step's numbers (the chip's
+        rule: up when the dropped fraction is >= the number and the floor is nonzero)."""
+        role = "readout" if kind == "li" else "membrane"
+        if role == "membrane" and factor == 2**frac_bits:
+            return x  # a leak of exactly 1.0: nothing to round, and the chip draws nothing
+        rand = self.numbers(role, self.offsets[pop], x.shape[-1])
+        return rk.decay_trace(x, factor, frac_bits, rand, self.gens[role].word_bits).astype(np.float64)
+
+    def weight_numbers(self, role: str, trial: int, n: int) -> np.ndarray:
+        """``n`` draws for one trial's weight updates: ``[n, numbers per draw]``."""
+        gen = self.gens[role]
+        words, reg = gen.draw(self.regs[role][trial : trial + 1, 0], n)
+        self.regs[role][trial, 0] = reg[0]
+        return words[0]
 
 
 class ReckonSynapses(LearnedSynapses):
@@ -70,19 +210,24 @@ class ReckonLearner:
             "output": int(round(int(pops[self.readout].q.params["voltage_decay"]) / 2**8)),
         }
 
-    def step(self, pops: Mapping[str, Any], target, rng: np.random.Generator) -> None:
-        """Traces of step ``t``, then (with a target) the weight updates."""
+    def step(self, pops: Mapping[str, Any], target, chip: ReckonRandom) -> None:
+        """Traces of step ``t`` (rounded with this step's numbers), then (with a target) the
+        weight updates, each trial with its own weight LFSRs."""
         for role in ("input", "recurrent", "output"):
             syn = self.by_role.get(role)
             if syn is None:
                 continue
             base, reg_name, frac = TRACE[role]
-            bits = int(self.trace_bits[role])
             x = syn.engine.state["x1"]
-            rand = rng.integers(0, 2**frac, x.shape)
+            src = f"trace_{role}"
+            first = chip.offsets.get(syn.pre, 0)  # input channels and hidden neurons count from 0
+            rand = chip.numbers(src, first, x.shape[-1])
             spikes = pops[syn.pre].state["spikes"]
             imp = base << getattr(syn.rule.registers, reg_name)
-            syn.engine.state["x1"] = rk.update_trace(x, spikes, self.factors[role], frac, imp, bits, rand)
+            bits = int(self.trace_bits[role])
+            syn.engine.state["x1"] = rk.update_trace(
+                x, spikes, self.factors[role], frac, imp, bits, rand, chip.gens[src].word_bits
+            )
         if target is None:
             return
         tgt = np.asarray(target, dtype=np.float64)
@@ -92,34 +237,51 @@ class ReckonLearner:
         v_out = pops[self.readout].state["v"]
         err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -(2**15), 2**15 - 1).astype(np.int64)
         v_hid = pops[self.hidden].state.get("v_pre", pops[self.hidden].state["v"]).astype(np.int64)
+        for b in np.flatnonzero(valid):
+            self._update(int(b), err[b], v_hid[b], chip)
+
+    def _update(self, b: int, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
+        """One trial's EPROP phase, drawing from the weight LFSRs in the chip's order."""
         out = self.by_role["output"]
         rec = self.by_role.get("recurrent")
-        trace_rec_post = rec.engine.state["x1"] if rec is not None else np.zeros_like(v_hid)
-        draws = {
-            role: rng.integers(0, 2**32, self.by_role[role].engine.weights.shape)
-            for role in ("input", "recurrent", "output")
-            if role in self.by_role
-        }
-        for b in np.flatnonzero(valid):
-            w_out = out.engine.state["w"][b]
-            L = rk.learning_signal(err[b], w_out, self.reg, self.ls_bits)
-            h = rk.pseudo_derivative(v_hid[b], self.reg)
-            for role in ("input", "recurrent"):
-                syn = self.by_role.get(role)
-                if syn is None:
-                    continue
-                reg = syn.rule.registers
-                fp = reg.fp_loc_tinp if role == "input" else reg.fp_loc_trec
-                syn.engine.state["w"][b] = rk.hidden_update(
-                    syn.engine.state["w"][b],
-                    syn.engine.state["x1"][b],
-                    fp,
-                    L,
-                    h,
-                    trace_rec_post[b],
-                    reg,
-                    draws[role][b],
-                )
-            out.engine.state["w"][b] = rk.output_update(
-                w_out, err[b], out.engine.state["x1"][b], out.rule.registers, draws["output"][b]
-            )
+        reg = self.reg
+        w_out = out.engine.state["w"][b]
+        n_out, n_hid = w_out.shape
+        L = rk.learning_signal(err, w_out, reg, self.ls_bits)  # from W_out before its update
+        h = rk.pseudo_derivative(v, reg)
+        trace_rec_post = rec.engine.state["x1"][b] if rec is not None else np.zeros(n_hid, np.int64)
+        # output weights: one draw per hidden neuron whose shifted output trace is nonzero
+        t_out = out.engine.state["x1"][b].astype(np.int64)
+        rows = np.flatnonzero((t_out >> out.rule.registers.fp_loc_tout) != 0)
+        rand_out = np.zeros((n_out, n_hid), np.int64)
+        if rows.size:
+            rand_out[:, rows] = chip.weight_numbers("weights_output", b, rows.size)[:, :n_out].T
+        # input and recurrent weights: one draw per written word (pre i, block of 16 post neurons)
+        n_blocks = -(-n_hid // BLOCK)
+        reg_zero = np.ones(n_blocks, bool)
+        if reg.regularize:
+            over = np.zeros(n_blocks * BLOCK, np.int64)
+            over[:n_hid] = rk.regularization_trace(trace_rec_post, reg)
+            reg_zero = ~(over.reshape(n_blocks, BLOCK) != 0).any(axis=1)
+        for role in ("input", "recurrent"):
+            syn = self.by_role.get(role)
+            if syn is None:
+                continue
+            regs = syn.rule.registers
+            fp = regs.fp_loc_tinp if role == "input" else regs.fp_loc_trec
+            trace_pre = syn.engine.state["x1"][b].astype(np.int64)
+            drawn = ~(((trace_pre >> fp) == 0)[None, :] & reg_zero[:, None])  # [block, pre], in draw order
+            rand = np.zeros((n_blocks * BLOCK, trace_pre.size), np.int64)
+            blk, pre = np.nonzero(drawn)
+            if blk.size:
+                nums = chip.weight_numbers(f"weights_{role}", b, blk.size)  # [draws, 16]
+                rand[blk[:, None] * BLOCK + np.arange(BLOCK), pre[:, None]] = nums
+            w = syn.engine.state["w"][b]
+            new = rk.hidden_update(w, trace_pre, fp, L, h, trace_rec_post, regs, rand[:n_hid])
+            written = drawn[np.arange(n_hid) // BLOCK]  # [post, pre]: only the words written change
+            new = np.where(written, new, w)
+            if role == "recurrent":  # a written recurrent word sets its autapse to 0 (srnn.v)
+                diag = np.arange(n_hid)
+                new[diag[written[diag, diag]], diag[written[diag, diag]]] = 0
+            syn.engine.state["w"][b] = new
+        out.engine.state["w"][b] = rk.output_update(w_out, err, t_out, out.rule.registers, rand_out)

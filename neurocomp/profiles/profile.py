@@ -25,6 +25,16 @@ a value ``> 2**(bits-1)`` loses ``2**bits`` and one ``<= -2**(bits-1)`` gains it
 value that overshoots by more than ``2**bits`` stays out of range). In every mode,
 ``strict`` emulation raises instead.
 """
+StochasticRule = Literal["uniform", "lfsr"]
+"""How ``stochastic`` rounding of ``p / 2**n`` decides to round up.
+
+``uniform``: up with probability equal to the dropped fraction (one uniform draw from the
+emulator's seeded generator per element, ``u < fraction``). ``lfsr``: as ReckOn's ``srnn.v``
+rounds its leaks and trace decays: up when the dropped fraction bits are at least a random
+integer from the chip's LFSR (``frac >= rand``; with a ``w``-bit random and ``w < n``, the top
+``w`` fraction bits are compared) and the kept integer part is nonzero (the RTL's
+``|leak[30:15]`` term: a value that decays below 1 is never rounded back up).
+"""
 SignMode = Literal["mixed", "excitatory", "inhibitory"]
 NeuronModelName = Literal["LIF", "ALIF", "LI", "SpikeInput"]
 ResetMode = Literal["zero", "subtract"]
@@ -116,6 +126,7 @@ class DecayFormat:
     ``rounding`` is applied to the product; for negative states ``toward_zero``
     (sign-magnitude) and ``floor`` (arithmetic shift) differ by one LSB. ``min_step``: a
     nonzero state always moves toward zero by at least this much per step (XyloSim: 1).
+    ``stochastic_rule``: how ``stochastic`` rounding decides (see :data:`StochasticRule`).
     """
 
     representation: Literal["multiplicative", "multiplier", "bitshift", "exact"]
@@ -124,6 +135,7 @@ class DecayFormat:
     current_offset: int = 0
     voltage_offset: int = 0
     min_step: int = field(default=0, metadata=_ge(0))
+    stochastic_rule: StochasticRule = "uniform"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,12 +165,14 @@ class ScaledFormat:
 @dataclass(frozen=True, kw_only=True)
 class TraceFormat:
     """A spike trace: ``bits`` wide (unsigned unless ``signed``), impulses with
-    ``impulse_fraction_bits`` fractional bits, decays rounded by ``decay_rounding``."""
+    ``impulse_fraction_bits`` fractional bits, decays rounded by ``decay_rounding``
+    (``stochastic_rule`` as for :class:`DecayFormat`)."""
 
     bits: int = field(metadata={"ge": 1, "le": 64})
     signed: bool = False
     impulse_fraction_bits: int = field(default=0, metadata=_ge(0))
     decay_rounding: Rounding = "floor"
+    stochastic_rule: StochasticRule = "uniform"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -314,6 +328,45 @@ class LearningEngine:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LfsrSource:
+    """A pseudo-random source of the chip: an unfolded Fibonacci LFSR (see
+    :mod:`neurocomp.arith.lfsr`). ``bits``: the register width L. ``taps``: ``[L, t]``, the
+    recurrence ``s[n] = s[n - (L - t)] ^ s[n - L]`` (polynomial x^L + x^t + 1, which must be
+    primitive: a maximal-length sequence). ``outputs``: sequence bits per draw (one enabled
+    clock cycle), cut into ``word_bits``-bit random numbers, least significant bit first.
+    ``layout``: where the register bits sit in the sequence (``window`` or ``chained``).
+    ``seeds``: the register values the chip is programmed with, one per instance of the
+    generator (ReckOn has one per neuron of a two-neuron SRAM word for its roundings).
+    ``reset``: the register values after a hardware reset, before any seed is programmed.
+    ``role``: what the chip draws from it (the emulator's schedule of draws is per role)."""
+
+    role: str
+    bits: int = field(metadata={"ge": 2, "le": 62})
+    taps: tuple[int, ...]
+    outputs: int = field(metadata=_ge(1))
+    word_bits: int = field(metadata={"ge": 1, "le": 62})
+    layout: Literal["window", "chained"] = "window"
+    seeds: tuple[int, ...]
+    reset: tuple[int, ...] = ()
+
+    def _problems(self) -> list[str]:
+        from ..arith.lfsr import layout_problems
+
+        out = layout_problems(self.bits, self.taps, self.outputs, self.word_bits, self.layout)
+        if not self.seeds:
+            out.append("seeds: at least one seed (one per instance)")
+        for name, values in (("seeds", self.seeds), ("reset", self.reset)):
+            for i, v in enumerate(values):
+                if not 0 < v < 2**self.bits:
+                    out.append(
+                        f"{name}[{i}] = {v:#x}: a {self.bits}-bit register value other than 0 (0 locks the LFSR)"
+                    )
+        if self.reset and len(self.reset) != len(self.seeds):
+            out.append(f"reset: {len(self.reset)} values for {len(self.seeds)} instances")
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class Energy:
     """Energy figures in picojoules, ``None`` where unpublished."""
 
@@ -340,6 +393,8 @@ class Profile:
     (the chip computes in single precision). ``estimates``: dotted keys whose values are
     estimates rather than published figures. ``validation_backend``: a simulator whose
     fixed-point models this profile's semantics must match bit for bit (loihi2: ``lava``).
+    ``random_sources``: the chip's own pseudo-random generators by name (ReckOn's LFSRs);
+    without them, stochastic roundings draw from the emulator's seeded generator.
     """
 
     schema: int
@@ -354,6 +409,7 @@ class Profile:
     learning: LearningEngine
     energy: Energy
     sources: tuple[Source, ...]
+    random_sources: Mapping[str, LfsrSource] = field(default_factory=FrozenDict)
     estimates: tuple[str, ...] = ()
     validation_backend: str | None = None
     notes: str = ""
@@ -363,11 +419,22 @@ class Profile:
 
     def _problems(self) -> list[str]:
         known = NeuronModelName.__args__  # type: ignore[attr-defined]
-        return [
+        out = [
             f"neuron_models.{m}: unknown neuron model (known: {', '.join(known)})"
             for m in self.neuron_models
             if m not in known
         ]
+        lfsr_rules = [
+            key
+            for key, rule in (
+                ("formats.decay", self.formats.decay.stochastic_rule),
+                ("formats.trace", self.formats.trace.stochastic_rule if self.formats.trace else "uniform"),
+            )
+            if rule == "lfsr"
+        ]
+        if lfsr_rules and not self.random_sources:
+            out.append(f"{', '.join(lfsr_rules)}: stochastic_rule 'lfsr' needs random_sources (the chip's LFSRs)")
+        return out
 
     def supports(self, model: str) -> bool:
         return model in self.neuron_models

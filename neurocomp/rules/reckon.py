@@ -1,29 +1,38 @@
 """e-prop as ReckOn's fixed-function learning engine runs it (Frenkel & Indiveri 2022;
-``eprop.md`` §3a, from the chip's ``srnn.v``).
+``eprop.md`` §3a; the chip's RTL, github ChFrenkel/ReckOn ``src/srnn.v``).
 
 ReckOn approximates e-prop structurally: presynaptic-only traces (``e_ji ~ h_j * trace_i``,
 no per-synapse filtering), a 5-level step pseudo-derivative, symmetric feedback through the
 output weights, and stochastic +-1 LSB weight updates, applied only on steps where the
-target is valid. All of it is integer arithmetic on the chip's register widths:
+target is valid. All of it is integer arithmetic on the chip's register widths, as
+``srnn.v`` computes it:
 
-* traces (12-bit input and recurrent, 10-bit output), per step:
+* traces (12-bit input and recurrent, 10-bit output; unsigned), per step:
   ``trace <- sat(round_s(trace * alpha) + spike * (imp << FP_LOC))`` with ``alpha`` in 1.15
-  (``kappa`` in 1.7 for the output trace), ``imp`` 8 (input, recurrent) or 2 (output),
-  ``round_s`` stochastic rounding of the 15 (7) fraction bits against a random integer;
-* pseudo-derivative ``h_j`` (5-bit signed): ``H_0`` below ``THR_H_0``, ..., ``H_4`` at or
-  above ``THR_H_3`` of the membrane ``v_j`` (16-bit);
-* learning signal ``L_j = sat16(((sum_k e_k * W_out_kj) << LEARN_SIG_SCALE) >> 12)``;
-* ``p_ji = L_j * (trace_i >> FP_LOC) * h_j``, minus the additive regularization
-  ``(trace_rec_j - F0) << K_P`` where the post neuron's trace exceeds ``F0``;
-* output ``p_kj = e_k * trace_out_j``;
-* update: ``W_ji += sign(p)`` where ``(|p| << LR_P) >> LR_R`` exceeds a 32-bit random
-  number, unless the weight would leave its 8-bit range.
+  (``kappa`` in 1.7 for the output trace), ``imp`` 8 (input, recurrent) or 2 (output).
+  ``round_s`` adds 1 to the floor when the dropped fraction bits are >= a random number from
+  the chip's LFSR *and* the floor is nonzero (``srnn.v``: ``trace_step[14:0] >= rand &&
+  |trace_step[26:15]``);
+* pseudo-derivative ``h_j`` (5-bit signed): ``H_i`` for the first ``i`` with ``v_j <
+  THR_H_i`` (a priority chain, so unsorted thresholds behave as the chip's), ``H_4`` if none;
+* learning signal ``L_j = sat16(((sum_k e_k * W_out_kj) << LEARN_SIG_SCALE) >> 12)``
+  (``e_k``: 16-bit errors, ``W_out``: 8-bit weights before this step's update);
+* input and recurrent weights, per synapse (32-bit signed arithmetic that wraps):
+  ``p_ji = L_j * (trace_i >> FP_LOC) * h_j`` (0 where ``h_j = 0``), minus the additive
+  regularization ``((trace_rec_j >> FP_LOC_TREC) - F0)+ << K_P``; then, as the RTL does,
+  ``p`` is forced to ``-2**31`` where ``p - reg >= 0`` while bit 27 of ``L * trace * h`` is set
+  (``srnn.v`` tests bit 31 of the product shifted left by 4, i.e. bit 27: a quirk of the
+  chip, reproduced because it is the chip's arithmetic);
+* output weights: ``p_kj = e_k * (trace_out_j >> FP_LOC_TOUT)`` (28 bits);
+* update (``stoch_update``, ``W`` = 32 or 28 bits): ``|p| << LR_P`` saturated to ``W`` bits,
+  then ``>> LR_R``; the weight moves by ``sign(p)`` when that is >= a ``W``-bit random
+  number (or ``p = -2**(W-1)``), and ``p != 0``, unless the 8-bit weight would overflow. A
+  written recurrent word sets the autapse ``W_jj`` to 0.
 
-The random numbers are inputs to these functions. On the chip they come from a 32-bit LFSR
-whose polynomial is not published here; a caller draws them from a seeded generator, so the
-arithmetic is the chip's and the random stream is a documented stand-in. (The mapping of
-e-prop's hyperparameters onto these registers and the emulator's use of this engine are
-are below: :func:`lower_network` and the emulator's ``ReckonLearner``.)
+The random numbers come from the chip's LFSRs (:mod:`neurocomp.arith.lfsr`, the profile's
+``random_sources``), drawn as the chip's controller draws them; see
+:mod:`neurocomp.emulator.reckon` for the order. The functions here take them as inputs.
+(The mapping of e-prop's hyperparameters onto these registers is :func:`lower_network`.)
 """
 
 from __future__ import annotations
@@ -39,6 +48,8 @@ from .eprop import DEFAULTS as EPROP_DEFAULTS
 from .eprop import eprop_params
 
 W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
+HIDDEN_PROB_BITS = 32  # stoch_update WIDTH_IN of the input and recurrent weights
+OUTPUT_PROB_BITS = 28  # ... of the output weights
 
 
 @dataclass(frozen=True)
@@ -55,7 +66,7 @@ class ReckonRegisters:
     lr_r: int = 0
     lr_p_out: int = 14
     lr_r_out: int = 0
-    regul_f0: int = 160
+    regul_f0: int = 160  # compared with trace_rec >> FP_LOC_TREC
     regul_k_p: int = 10
     regularize: bool = True
 
@@ -63,53 +74,103 @@ class ReckonRegisters:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
-def decay_trace(trace: np.ndarray, factor: int, frac_bits: int, rand: np.ndarray) -> np.ndarray:
-    """``round_s(trace * factor / 2**frac_bits)``: stochastic rounding, up when the
-    ``frac_bits``-bit fraction exceeds ``rand`` (integers in ``[0, 2**frac_bits)``)."""
-    p = trace.astype(np.int64) * factor
+def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's-complement wrap of int64 values to ``bits`` bits (Verilog's truncation)."""
+    m = 1 << bits
+    return ((np.asarray(x, dtype=np.int64) + (m >> 1)) % m) - (m >> 1)
+
+
+def decay_trace(trace, factor: int, frac_bits: int, rand, rand_bits: int | None = None) -> np.ndarray:
+    """``round_s(trace * factor / 2**frac_bits)`` with the chip's stochastic rounding: up by one
+    when the dropped ``frac_bits`` (their top ``rand_bits`` when the random number is narrower)
+    are >= ``rand`` and the floor is nonzero."""
+    p = np.asarray(trace, dtype=np.int64) * int(factor)
     q = p >> frac_bits
-    return q + ((p & ((1 << frac_bits) - 1)) > rand)
+    frac = p & ((1 << frac_bits) - 1)
+    if rand_bits is not None and rand_bits < frac_bits:
+        frac = frac >> (frac_bits - rand_bits)
+    return q + ((frac >= rand) & (q != 0))
 
 
-def update_trace(trace, spikes, factor: int, frac_bits: int, impulse: int, bits: int, rand) -> np.ndarray:
+def update_trace(trace, spikes, factor: int, frac_bits: int, impulse: int, bits: int, rand, rand_bits=None):
     """One step of a presynaptic trace: decay, then the spike's impulse, saturated to ``bits``."""
-    t = decay_trace(trace, factor, frac_bits, rand) + spikes.astype(np.int64) * impulse
+    t = decay_trace(trace, factor, frac_bits, rand, rand_bits) + np.asarray(spikes, dtype=np.int64) * impulse
     return np.minimum(t, (1 << bits) - 1)
 
 
 def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
-    """The 5-level step ``h_j`` of the membrane ``v_j``."""
-    levels = np.searchsorted(np.asarray(reg.thr_h), v, side="right")  # 0..4: how many thresholds v reaches
-    return np.asarray(reg.h_values, dtype=np.int64)[levels]
+    """The 5-level step ``h_j`` of the membrane ``v_j``: ``H_i`` for the first threshold
+    ``THR_H_i`` that ``v`` is below, ``H_4`` if none."""
+    v = np.asarray(v, dtype=np.int64)
+    out = np.full(v.shape, reg.h_values[4], dtype=np.int64)
+    for thr, h in reversed(list(zip(reg.thr_h, reg.h_values[:4], strict=True))):
+        out = np.where(v < thr, h, out)
+    return out
 
 
 def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bits: int = 16) -> np.ndarray:
     """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit),
     saturated to ``bits`` (the profile's ``learning_signal_bits``)."""
-    psum = err.astype(np.int64) @ w_out.astype(np.int64)
+    psum = np.asarray(err, dtype=np.int64) @ np.asarray(w_out, dtype=np.int64)
     return np.clip((psum << reg.learn_sig_scale) >> 12, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
-def stochastic_step(w: np.ndarray, p: np.ndarray, lr_p: int, lr_r: int, rand: np.ndarray) -> np.ndarray:
-    """``W += sign(p)`` where ``(|p| << lr_p) >> lr_r > rand`` (32-bit), kept in 8 bits."""
-    fire = ((np.abs(p) << lr_p) >> lr_r) > rand
-    new = w + np.sign(p) * fire
+def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int = HIDDEN_PROB_BITS, enable=True) -> np.ndarray:
+    """``srnn.v``'s ``stoch_update``: ``p`` a ``width``-bit signed value, ``rand`` a ``width``-bit
+    random number. ``W += sign(p)`` where ``p != 0`` (and ``enable``) and either
+    ``min(|p| << lr_p, 2**width - 1) >> lr_r >= rand`` or ``p = -2**(width-1)``; no change when
+    the 8-bit weight would overflow."""
+    w = np.asarray(w, dtype=np.int64)
+    p = np.asarray(p, dtype=np.int64)
+    top = (1 << width) - 1
+    mag = np.abs(p)
+    # |p| < 2**width and lr_p < 32: the shifted value fits int64 (width + 31 < 63 bits)
+    tot = np.minimum(mag << lr_p, top) >> lr_r
+    fire = (p == -(1 << (width - 1))) | (tot >= np.asarray(rand, dtype=np.int64))
+    change = fire & (p != 0) & np.asarray(enable, dtype=bool)
+    new = w + np.sign(p) * change
     return np.where((new < W_MIN) | (new > W_MAX), w, new)  # no change on overflow
+
+
+def regularization_trace(trace_rec_post, reg: ReckonRegisters) -> np.ndarray:
+    """``trace_reg`` of each post neuron: ``max(0, (trace_rec >> FP_LOC_TREC) - F0)``, 0 when
+    regularization is off (a block of 16 post neurons with all of them 0 skips words whose
+    pre trace is 0)."""
+    t = np.asarray(trace_rec_post, dtype=np.int64)
+    if not reg.regularize:
+        return np.zeros_like(t)
+    return np.maximum((t >> reg.fp_loc_trec) - reg.regul_f0, 0)
+
+
+def regularization(trace_rec_post, reg: ReckonRegisters) -> np.ndarray:
+    """The additive regularization term of each post neuron, ``trace_reg << K_P`` in 32 bits."""
+    return _wrap(regularization_trace(trace_rec_post, reg) << reg.regul_k_p, 32)
+
+
+def hidden_prob(trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegisters) -> tuple[np.ndarray, np.ndarray]:
+    """``(p, enable)`` of input or recurrent synapses ``[j, i]`` for one valid step (see the
+    module docstring): the 32-bit value ``stoch_update`` takes, and whether the update is on
+    (``h_j != 0``, or regularization)."""
+    h = np.asarray(h, dtype=np.int64)
+    prod = np.asarray(L, dtype=np.int64)[:, None] * (np.asarray(trace_pre, dtype=np.int64)[None, :] >> fp_loc)
+    prod = _wrap(np.where(h[:, None] != 0, prod * h[:, None], 0), 32)
+    s = _wrap(prod - regularization(trace_rec_post, reg)[:, None], 32)
+    quirk = (s >= 0) & (((prod >> 27) & 1) == 1)  # srnn.v: ~prob_s[31] & prob_k[31], prob_k = prod << 4
+    p = np.where(quirk, -(1 << 31), s)
+    enable = np.broadcast_to((h != 0)[:, None] | reg.regularize, p.shape)
+    return p, enable
 
 
 def hidden_update(w, trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegisters, rand) -> np.ndarray:
     """The update of input or recurrent weights ``w[j, i]`` for one valid step."""
-    p = L[:, None] * (trace_pre[None, :] >> fp_loc) * h[:, None]
-    if reg.regularize:
-        over = np.maximum(trace_rec_post - reg.regul_f0, 0)
-        p = p - (over << reg.regul_k_p)[:, None]
-    return stochastic_step(w, p, reg.lr_p, reg.lr_r, rand)
+    p, enable = hidden_prob(trace_pre, fp_loc, L, h, trace_rec_post, reg)
+    return stochastic_step(w, p, reg.lr_p, reg.lr_r, rand, HIDDEN_PROB_BITS, enable)
 
 
 def output_update(w_out, err, trace_out, reg: ReckonRegisters, rand) -> np.ndarray:
     """The update of output weights ``w_out[k, j]`` for one valid step."""
-    p = err[:, None].astype(np.int64) * trace_out[None, :]
-    return stochastic_step(w_out, p, reg.lr_p_out, reg.lr_r_out, rand)
+    p = np.asarray(err, dtype=np.int64)[:, None] * (np.asarray(trace_out, dtype=np.int64)[None, :] >> reg.fp_loc_tout)
+    return stochastic_step(w_out, _wrap(p, OUTPUT_PROB_BITS), reg.lr_p_out, reg.lr_r_out, rand, OUTPUT_PROB_BITS)
 
 
 # -- lowering -------------------------------------------------------------------------------
@@ -194,9 +255,10 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
         lsb = float(2.0**p.weight_exp * p.float_scale)
         lr = float(params[p.name]["lr"])
         if role == "output":
-            # p = e_int * trace_out, e_int = err * out_scale, trace_out = (2 << FP_LOC_TOUT) * z_bar;
-            # dW (model) = lsb * p * 2^(LR_P - 32) should be lr * err * z_bar
-            unit = out_scale * (2 << ReckonRegisters.fp_loc_tout)
+            # p = e_int * (trace_out >> FP_LOC_TOUT), e_int = err * out_scale, trace_out =
+            # (2 << FP_LOC_TOUT) * z_bar; dW (model) = lsb * p * 2^(LR_P - 28) (a 28-bit random
+            # number) should be lr * err * z_bar
+            unit = out_scale * 2 * 2.0 ** (HIDDEN_PROB_BITS - OUTPUT_PROB_BITS)
         else:
             w_out = next(q for q in eprop if q.pre == H and q.post == R)
             out_lsb = float(2.0**w_out.weight_exp * w_out.float_scale)
