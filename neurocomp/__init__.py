@@ -6,6 +6,7 @@ Describe a network once (:mod:`neurocomp.graph`), pick a chip profile
 """
 
 from ._version import __version__
+from .analysis import check  # noqa: E402  (after the compiler it uses)
 from .compiler import Program, compile
 from .errors import ModelError, NeurocompError, Problem, ProfileError
 from .graph import (
@@ -25,6 +26,7 @@ from .graph import (
 from .profiles import Profile, list_profiles, load_profile
 
 __all__ = [
+    "check",
     "ALIF",
     "LI",
     "LIF",

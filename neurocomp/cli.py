@@ -371,7 +371,47 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the plastic weights after every K steps ('<projection>/w_snapshots')",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "check",
+        help="compare a learning rule on a chip with its float reference",
+        description=(
+            "Run the rule at three levels (float64 reference, lowered-float, lowered-fixed) from the same initial "
+            "weights and inputs; report update alignment, learning curves (with BPTT), error attribution and spike "
+            "agreement; write report.json, summary.txt and PNG plots to --out."
+        ),
+    )
+    p.add_argument("model", help="model YAML with an e-prop network")
+    p.add_argument("--profile", required=True, help="chip profile name")
+    p.add_argument("--task", required=True, help="task name (pattern-generation, evidence-accumulation, ...)")
+    p.add_argument("--iterations", type=int, default=8, help="training iterations per level (default 8)")
+    p.add_argument("--seed", type=int, default=0, help="task and emulator seed (default 0)")
+    p.add_argument("--align", type=int, default=3, help="teacher-forced updates compared (default 3)")
+    p.add_argument("--steps", type=int, default=None, help="steps per trial (default: the task's)")
+    p.add_argument("--no-attribution", action="store_true", help="skip the attribution runs")
+    p.add_argument("--no-bptt", action="store_true", help="skip BPTT")
+    p.add_argument("--out", default="check-out", help="output directory (default check-out)")
+    p.set_defaults(func=_cmd_check)
     return parser
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .analysis.check import check
+
+    rep = check(
+        args.model,
+        args.profile,
+        args.task,
+        iterations=args.iterations,
+        seed=args.seed,
+        out=args.out,
+        align=args.align,
+        attribution=not args.no_attribution,
+        bptt=not args.no_bptt,
+        steps=args.steps,
+    )
+    print(rep.summary())
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

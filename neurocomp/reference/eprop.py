@@ -439,6 +439,100 @@ class RecurrentSNN:
             "W_out": self._out_grad(tr, dy),
         }
 
+    def run_online(
+        self, x: np.ndarray, target: np.ndarray, p: EpropParams, B: np.ndarray, lr: float
+    ) -> tuple[Trace, dict[str, np.ndarray]]:
+        """One trial of online e-prop: the forward dynamics with the per-synapse traces of
+        :meth:`eprop_online`, and every step's update ``-lr (L_t e_bar_t + R_t e_t)`` (and the
+        readout's ``-lr err_t z_bar_t``) applied at once, so that step ``t + 1`` runs on the
+        new weights (the paper's online form; the regularizer uses the running mean rate of
+        the trial so far). Batch 1. Updates the weights in place; returns the trace and the
+        total change per matrix. Symmetric feedback reads the current ``W_out``."""
+        x = np.asarray(x, np.float64)
+        target = np.asarray(target, np.float64)
+        T, nb, n = x.shape[0], x.shape[1], self.n_rec
+        if nb != 1:
+            raise ValueError("run_online runs one trial at a time (batch 1)")
+        c = self.conventions
+        li, lr_, lo = c.input_latency, c.recurrent_latency, c.readout_latency
+        s_v, s_y = self._scales()
+        r, cad = self._reset_consts()
+        gamma = p.dampening
+        f0 = p.reg_rate_hz * self.dt_ms / 1000.0
+        W0 = {k: v.copy() for k, v in self.weights().items()}
+        xin = np.zeros_like(x)
+        xin[li:] = x[: T - li] if li else x
+        V, Z, Aa, PSI = (np.zeros((T, 1, n)) for _ in range(4))
+        zr_all, y_all = np.zeros((T, 1, n)), np.zeros((T, 1, self.n_out))
+        v, a, z, yk = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(self.n_out)
+        refr = np.zeros(n, np.int64)
+        P = self.n_in + n
+        eps_v, eps_a, e_bar = np.zeros((n, P)), np.zeros((n, P)), np.zeros((n, P))
+        hist: list[np.ndarray] = []
+        zf = np.zeros(n)  # the readout's filter of z, for W_out's update
+        zh: list[np.ndarray] = []
+        f_sum = np.zeros(n)
+        valid = ~np.isnan(target).any(axis=2)[:, 0]
+        tg = np.nan_to_num(target)[:, 0, :]
+        for t in range(T):
+            zr = Z[t - lr_, 0] if t >= lr_ else np.zeros(n)
+            psi_prev = PSI[t - 1, 0] if t else np.zeros(n)
+            zprev = z
+            keep = np.where(self.zero_reset, 1.0 - zprev, 1.0)
+            v = self.alpha * keep * v - np.where(self.zero_reset, 0.0, r) * zprev
+            v = v + s_v * ((self.W_in * self.mask_in) @ xin[t, 0] + (self.W_rec * self.mask_rec) @ zr)
+            a = self.rho * a + cad * zprev
+            A = self.v_th + self.beta * a
+            u = (v - A) / self.v_th
+            psi = gamma / self.v_th * np.maximum(0.0, 1.0 - np.abs(u))
+            z = (u > 0).astype(np.float64)
+            if (self.n_ref > 0).any():
+                b = refr > 0
+                z[b] = 0.0
+                psi[b] = 0.0
+                refr = np.where(z > 0, self.n_ref, np.maximum(refr - 1, 0))
+            V[t, 0], Z[t, 0], Aa[t, 0], PSI[t, 0], zr_all[t, 0] = v, z, a, psi, zr
+            # eligibility (as eprop_online)
+            pre = np.concatenate([xin[t, 0], zr])
+            if t:
+                eps_a = (
+                    cad[:, None] * psi_prev[:, None] * eps_v
+                    + (self.rho[:, None] - cad[:, None] * self.beta[:, None] * psi_prev[:, None]) * eps_a
+                )
+                eps_v = self.alpha[:, None] * keep[:, None] * eps_v
+            eps_v = eps_v + s_v[:, None] * pre[None, :]
+            e = psi[:, None] * (eps_v - self.beta[:, None] * eps_a)
+            hist.append(e)
+            e_in = hist.pop(0) if len(hist) > lo else 0.0
+            e_bar = self.kappa * e_bar + s_y * e_in
+            zh.append(z)
+            z_in = zh.pop(0) if len(zh) > lo else np.zeros(n)
+            yk = self.kappa * yk + s_y * self.W_out @ z_in
+            zf = self.kappa * zf + s_y * z_in
+            y_all[t, 0] = yk
+            f_sum += z
+            R = p.reg * (f_sum / (t + 1) - f0) / T if p.reg else 0.0
+            if valid[t] or p.reg:
+                err = np.zeros(self.n_out)
+                if valid[t]:
+                    if p.loss == "ce":
+                        q = np.exp(yk - yk.max())
+                        err = (q / q.sum() - tg[t]) / max(int(valid.sum()), 1)
+                    else:
+                        err = yk - tg[t]
+                fb = self.W_out.T if p.feedback == "symmetric" else B
+                L = fb @ err
+                dW = -lr * (L[:, None] * e_bar + (R * e if p.reg else 0.0))
+                self.W_in += dW[:, : self.n_in] * self.mask_in
+                self.W_rec += dW[:, self.n_in :] * self.mask_rec
+                d_out = -lr * np.outer(err, zf)
+                self.W_out += d_out
+                if p.feedback == "adaptive":
+                    B += d_out.T
+        th = self.v_th + self.beta * Aa
+        tr = Trace(xin, zr_all, V, Aa, th, Z, PSI, y_all)
+        return tr, {k: getattr(self, k) - W0[k] for k in W0}
+
     # -- training ---------------------------------------------------------------------------
     def loss(self, tr: Trace, target: np.ndarray, p: EpropParams) -> float:
         """The task loss (mean over trials), without the regularizer."""
@@ -579,6 +673,10 @@ class RecurrentSNN:
         """The ``[post, pre]`` block of projection ``name``."""
         mat, rows, cols = self.blocks[name]
         return getattr(self, mat)[rows, cols]
+
+    def projection_weights_all(self) -> dict[str, np.ndarray]:
+        """Every projection's ``[post, pre]`` block (copies)."""
+        return {name: self.projection_weights(name).copy() for name in self.blocks}
 
     def projection_grads(self, g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A gradient dict split per projection."""

@@ -1,0 +1,80 @@
+"""``neurocomp check``: the three levels of e-prop on loihi2, CI-sized (short trials, few
+iterations). The bounds are loose on purpose: the run is too short for learning curves to
+separate, so the tests check what must hold regardless — the levels start from the same
+network, the lowered updates point the reference's way, attribution runs every row, and
+the report and plots are written."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from neurocomp.analysis import CheckError, check
+from neurocomp.cli import main
+
+from .conftest import ROOT
+
+MODEL = ROOT / "examples" / "eprop_pattern.yaml"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("check")
+    return check(MODEL, "loihi2", "pattern-generation", iterations=2, align=1, steps=250, out=out, progress=False), out
+
+
+def test_levels_start_from_the_same_network(report):
+    rep, _ = report
+    c = rep.curves
+    assert set(c) >= {"reference", "bptt", "lowered-float", "lowered-fixed"}
+    # iteration 0 of the reference and of BPTT is the same forward pass of the same weights
+    assert c["reference"]["loss"][0] == pytest.approx(c["bptt"]["loss"][0], rel=0.5)  # online vs end-of-trial
+    # the chip's dynamics at the initial weights follow the float64 dynamics closely
+    s = rep.spikes["reference vs lowered-fixed (initial weights)"]
+    assert s["coincidence"] > 0.7 and s["rate_error_hz_mean"] < 10
+
+
+def test_lowered_updates_point_the_reference_way(report):
+    """Teacher-forced from the same weights, the readout's lowered update must be well
+    aligned with the reference's (they share B-free structure: err * filtered z); a sign
+    or scale error in the lowering would give a cosine near -1 or 0."""
+    rep, _ = report
+    for level in ("lowered-float", "lowered-fixed"):
+        out = rep.alignment["levels"][level]["rec->out"]
+        assert out["cosine_mean"] > 0.5, level
+        rec = rep.alignment["levels"][level]["in->rec"]
+        assert rec["cosine_mean"] > 0.0, level
+
+
+def test_attribution_has_every_row_and_report_files(report):
+    rep, out = report
+    rows = [r["row"] for r in rep.attribution]
+    assert rows[0].startswith("all quantized") and rows[-1].startswith("all float")
+    assert any("round-to-nearest" in r for r in rows) and sum("in float" in r for r in rows) == 4
+    data = json.loads((out / "report.json").read_text())
+    assert data["config"]["profile"] == "loihi2" and len(data["curves"]["lowered-fixed"]["nmse"]) == 2
+    assert (out / "summary.txt").read_text().startswith("neurocomp check")
+    for png in ("learning_curves.png", "alignment.png", "attribution.png", "raster.png"):
+        pytest.importorskip("matplotlib")
+        assert (out / png).stat().st_size > 1000
+
+
+def test_check_refuses_models_without_a_checkable_rule(tmp_path):
+    import neurocomp as nc
+
+    net = nc.Network(name="static")
+    net.add(nc.Population("in", 2, nc.SpikeInput()), nc.Population("out", 1, nc.LI(tau_mem_ms=10.0)))
+    net.add(nc.Projection("in", "out", np.full((1, 2), 0.1)))
+    with pytest.raises(CheckError, match="no plastic projection"):
+        check(net, "loihi2", "pattern-generation", iterations=1)
+
+
+def test_cli_check_writes_the_report(tmp_path, capsys):
+    rc = main(["check", str(MODEL), "--profile", "loihi2", "--task", "pattern-generation", "--iterations", "1",
+               "--align", "1", "--steps", "250", "--no-attribution", "--no-bptt", "--out", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    assert "learning curves" in capsys.readouterr().out
+    rep = json.loads((tmp_path / "report.json").read_text())
+    assert np.isfinite(rep["final"]["lowered-fixed"]["nmse"])
