@@ -1,8 +1,10 @@
 """The main job, end to end: load and validate every example model, compile each one for
 every chip profile, show what the compiler reports (quantization loss, placement, energy)
 and refuses (every design-rule violation at once), then emulate a compiled program and run
-the same program in Lava to show that they agree bit for bit, and finally train a small
-e-prop network with the chip's own learning engine (loihi2), printing the loss as it falls.
+the same program in Lava to show that they agree bit for bit, train a small e-prop network
+with the chip's own learning engine (loihi2), printing the loss as it falls, and finally
+check that on-chip rule against its float reference (``neurocomp check``): update
+alignment, learning curves, error attribution and spike agreement, as a summary.
 
 Run it with ``make demo`` (which sets up .venv first) or ``python examples/demo.py``.
 Compiled programs go to ``out/demo/`` (inspect them with ``neurocomp inspect``).
@@ -92,6 +94,12 @@ def main() -> int:
 
     print("\n== 9. On-chip e-prop on loihi2 (examples/eprop_pattern.yaml): what the lowering did, then training")
     ok = train_eprop_on_chip(iterations=12, steps=500) and ok
+
+    print("\n== 10. The main job: check on-chip e-prop (loihi2) against the float reference")
+    print("  (neurocomp check examples/eprop_pattern.yaml --profile loihi2 --task pattern-generation; short run)")
+    rep = nc.check(ROOT / "eprop_pattern.yaml", "loihi2", "pattern-generation", iterations=3, align=2, steps=500,
+                   out=OUT / "check", progress=False)  # fmt: skip
+    print("  " + rep.summary().replace("\n", "\n  "))
     print(f"\nPrograms written to {OUT}")
     return 0 if ok else 1
 

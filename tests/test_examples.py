@@ -15,7 +15,8 @@ def _run(args, cwd):
 def test_demo_runs_and_shows_models_and_profiles(tmp_path):
     res = _run([str(ROOT / "examples" / "demo.py")], tmp_path)
     assert res.returncode == 0, res.stderr
-    for fragment in ("OK pattern_generation.yaml", "OK evidence_accumulation.yaml", "loihi2", "xylo", "pJ/SOP"):
+    for fragment in ("OK pattern_generation.yaml", "OK evidence_accumulation.yaml", "loihi2", "xylo", "pJ/SOP",
+                     "alignment with the reference's update", "attribution"):  # fmt: skip
         assert fragment in res.stdout
 
 
