@@ -9,7 +9,7 @@ from tests.conftest import ROOT
 
 
 def _run(args, cwd):
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=900)
 
 
 def test_demo_runs_and_shows_models_and_profiles(tmp_path):
