@@ -1,5 +1,6 @@
 """The bit-accurate emulator of compiled Programs."""
 
+from ..learning.engine import LEARN_QUANTITIES
 from .emulator import RECORDABLE, Checkpoint, Emulator, EmulatorError, EmulatorOverflowError
 
-__all__ = ["RECORDABLE", "Checkpoint", "Emulator", "EmulatorError", "EmulatorOverflowError"]
+__all__ = ["LEARN_QUANTITIES", "RECORDABLE", "Checkpoint", "Emulator", "EmulatorError", "EmulatorOverflowError"]

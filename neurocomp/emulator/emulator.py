@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_fl
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
+from ..learning.engine import LEARN_QUANTITIES
 from ..rules.eprop import ProgrammableEprop
 from ..rules.reckon import ReckonLearning
 from .inputs import poisson_step
@@ -104,7 +105,41 @@ class Emulator:
     every trial's update added to it). Learning runs when ``run(..., learn=True)``.
     ``learn_arithmetic``: ``"chip"`` runs the learning engine in the profile's arithmetic;
     ``"float"`` runs the same lowered rule in float64 on the same dynamics (the lowered-float
-    level of a rule check).
+    level of a rule check); it is exactly ``"chip"`` with every one of
+    :data:`LEARN_QUANTITIES` in ``learn_float``.
+
+    Attribution of the gap between the two (the lowered-fixed run repeated with quantities
+    switched back to float64, the others as the chip has them):
+
+    ``learn_float``: a subset of :data:`LEARN_QUANTITIES` (a single name is accepted too):
+
+    * ``"weights"``: plastic weights in float64 (loihi2: 9-bit mantissas); an update is
+      added exactly, with no 16-bit accumulator and no rounding to the weight's LSB, then
+      saturated to the weight format's range by sign mode, as the chip's weights are. The
+      synaptic input reads the float weights with the exponent applied exactly, so the
+      (otherwise integer) neuron states receive non-integer input; they are float64 arrays
+      and carry it unchanged, and ``state``, checkpoints and recordings then give them as
+      float64;
+    * ``"traces"``: pre and post spike traces (x1, x2; y1..y3 when they are spike traces,
+      also a trace the neuron keeps and sends, as R-STDP's y1) with exact ``exp(-1/tau)``
+      decays and impulses, unsaturated (loihi2: 7-bit, stochastically rounded);
+    * ``"graded"``: the graded third factors unquantized: the pseudo-derivative and the
+      learning signal (7-bit on loihi2, with its rate-regularization trace), the error units'
+      payload (8-bit, with the target rounded to the readout's integer units) and hence the
+      feedback sum, and graded inputs such as a reward;
+    * ``"tags"``: the tags ``t`` and ``d`` in float64, updated exactly and unsaturated (9-bit).
+
+    ``learn_rounding``: None (the profile's: stochastic on loihi2 and reckon), or
+    ``"stochastic"`` or ``"nearest"`` for every stochastic rounding of the learning engine:
+    trace decays and impulse fractions and the synaptic variables' rounding onto their grid
+    (loihi2, with Lava's ConnVarRandom draw), the trace decays and +-1 LSB weight steps
+    (reckon). Nearest rounds halves up; the random streams advance as before, so nothing
+    else changes. It acts on the quantities still in fixed point.
+
+    ReckOn's engine takes ``"weights"``, ``"traces"`` and ``"graded"`` (its error and learning
+    signal) and ``learn_rounding``; it has no tags. Programmable cores run the exact rule in
+    their own float format and take none of these. A knob an engine cannot honour is an
+    error naming it; with the defaults (``()`` and None) every run is the chip's, bit for bit.
     """
 
     def __init__(
@@ -115,6 +150,8 @@ class Emulator:
         strict: bool = False,
         learn_mode: str = "independent",
         learn_arithmetic: str = "chip",
+        learn_float: Iterable[str] = (),
+        learn_rounding: str | None = None,
     ):
         if batch < 1:
             raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
@@ -126,7 +163,26 @@ class Emulator:
             raise EmulatorError(
                 [Problem("emulator", f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")]
             )
+        learn_float = frozenset([learn_float] if isinstance(learn_float, str) else learn_float)
+        if learn_float - set(LEARN_QUANTITIES):
+            raise EmulatorError(
+                [
+                    Problem(
+                        "emulator",
+                        f"learn_float: unknown quantities {sorted(learn_float - set(LEARN_QUANTITIES))} "
+                        f"(valid: {', '.join(LEARN_QUANTITIES)})",
+                    )
+                ]
+            )
+        if learn_rounding not in (None, "stochastic", "nearest"):
+            raise EmulatorError(
+                [Problem("emulator", f"learn_rounding must be None, 'stochastic' or 'nearest', got {learn_rounding!r}")]
+            )
         self.learn_mode = learn_mode
+        self.learn_arithmetic = learn_arithmetic
+        # the quantities the learning holds in float64 ("float": all of them)
+        self.learn_float = frozenset(LEARN_QUANTITIES) if learn_arithmetic == "float" else learn_float
+        self.learn_rounding = learn_rounding
         self.program = program
         self.profile = prof = program.profile
         self.batch = batch
@@ -138,6 +194,8 @@ class Emulator:
         self.t = 0
         self.rng = np.random.default_rng(seed)
         self._chip_random: ReckonRandom | None = None  # the chip's own LFSRs, where its profile has them
+        # graded float (attribution): the error units send unquantized errors
+        self._graded_float = self.fixed and "graded" in self.learn_float
         self.pops: dict[str, _Population] = {}
         for q in program.populations:
             kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li", "ErrorUnit": "error"}[q.model]
@@ -159,14 +217,23 @@ class Emulator:
             elif isinstance(pr.learning, ProgrammableEprop):
                 self.synapses.append(ProgrammableSynapses(pr, lat, prof, batch))
             elif pr.learning is not None:
-                self.synapses.append(PlasticSynapses(pr, lat, prof, batch, learn_mode, learn_arithmetic))
+                self.synapses.append(
+                    PlasticSynapses(
+                        pr, lat, prof, batch, learn_mode, learn_arithmetic, self.learn_float, learn_rounding
+                    )
+                )
             elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
                 self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
+                if self._graded_float:  # unquantized errors: delivered exactly
+                    self.synapses[-1].carry_float()
             else:
                 self.synapses.append(Synapses(pr, lat, prof, max_spikes))
         self.plastic = {
             s.name: s for s in self.synapses if isinstance(s, PlasticSynapses | ReckonSynapses | ProgrammableSynapses)
         }
+        self._check_learn_knobs(learn_float, learn_rounding)
+        # float weights or errors feed non-integer values into the fixed-point states
+        self._float_states = self.fixed and bool(self.plastic) and bool(self.learn_float & {"weights", "graded"})
         # ReckOn: one learner per readout drives its projections together
         reckon_syns = [s for s in self.synapses if isinstance(s, ReckonSynapses)]
         self._learners: dict[str, ReckonLearner] = {}
@@ -221,6 +288,32 @@ class Emulator:
         leaks = {n: int(np.max(self.pops[n].q.params["voltage_decay"])) for n in hidden}
         return ReckonRandom(self.profile, batch, seed, sizes, leaks)
 
+    def _check_learn_knobs(self, learn_float: frozenset[str], learn_rounding: str | None) -> None:
+        """Refuse attribution knobs the program's learning engines cannot honour, naming them."""
+        prog = sorted(n for n, s in self.plastic.items() if isinstance(s, ProgrammableSynapses))
+        reckon = sorted(n for n, s in self.plastic.items() if isinstance(s, ReckonSynapses))
+        problems = []
+        if prog and (learn_float or learn_rounding):
+            knobs = [f"learn_float {sorted(learn_float)}"] * bool(learn_float)
+            knobs += [f"learn_rounding {learn_rounding!r}"] * bool(learn_rounding)
+            problems.append(
+                Problem(
+                    f"projections {prog}",
+                    f"{' and '.join(knobs)}: {self.profile.name}'s programmable cores run the exact rule in "
+                    "their own float format; there is no quantized quantity or rounding to switch",
+                )
+            )
+        if reckon and "tags" in learn_float:
+            problems.append(
+                Problem(
+                    f"projections {reckon}",
+                    "learn_float 'tags': reckon's fixed-function e-prop has no tags (t, d); "
+                    "it takes 'weights', 'traces' and 'graded'",
+                )
+            )
+        if problems:
+            raise EmulatorError(problems)
+
     # -- state -------------------------------------------------------------------------
     def reset(self, keep_weights: bool = False) -> None:
         """Zero every state (the initial state of a compiled Program) and restart at step 0.
@@ -269,7 +362,7 @@ class Emulator:
         """A copy of every state array, keyed ``<population>/<variable>``: int64 for the
         integers of a fixed-point chip, spike counts and refractory counters; float32 for
         the states of a float chip."""
-        out = {f"{n}/{k}": self._external(k, v) for n, p in self.pops.items() for k, v in p.state.items()}
+        out = {f"{n}/{k}": self._external(k, v, p.kind) for n, p in self.pops.items() for k, v in p.state.items()}
         for name, syn in self.plastic.items():  # learning state: weights, tags, traces, spike times
             out.update({f"{name}/{k}": v.copy() for k, v in syn.engine.state.items()})
             out.update({f"{name}/neuron_{k}": v.copy() for k, v in syn.neuron_traces.items()})
@@ -278,7 +371,9 @@ class Emulator:
                 out.update({f"{readout}/learner:{k}": v.copy() for k, v in learner.state.items()})
         return out
 
-    def _external(self, var: str, arr: np.ndarray) -> np.ndarray:
+    def _external(self, var: str, arr: np.ndarray, kind: str = "") -> np.ndarray:
+        if self._float_states and arr.dtype != bool and var != "refractory" and (var != "spikes" or kind == "error"):
+            return arr.copy()  # attribution: float weights or errors make these non-integer (float64 as held)
         if self.fixed or var in ("spikes", "refractory") or arr.dtype == bool:
             return arr.astype(np.int64)
         return arr.copy()
@@ -351,17 +446,23 @@ class Emulator:
         if self._chip_random is not None:
             self._chip_random.set_state(ckpt.rng_states["__lfsr__"])
 
-    def attach_shadow(self, arithmetic: str = "float") -> dict[str, PlasticSynapses]:
+    def attach_shadow(
+        self, arithmetic: str = "float", learn_float: Iterable[str] = (), learn_rounding: str | None = None
+    ) -> dict[str, PlasticSynapses]:
         """Shadow learners: a second copy of every plastic projection's learning engine, in
-        ``arithmetic`` (``"float"`` or ``"chip"``), that learns from exactly the same spikes and
-        graded signals as the running one but never feeds back into the dynamics. Comparing
-        their weight changes with the running engine's isolates the learning arithmetic (the
-        teacher-forced alignment of a rule check). Starts from the current weights."""
+        ``arithmetic`` (``"float"`` or ``"chip"``, with ``learn_float`` and ``learn_rounding``
+        as for the emulator), that learns from exactly the same spikes and graded signals as
+        the running one but never feeds back into the dynamics. Comparing their weight changes
+        with the running engine's isolates the learning arithmetic (the teacher-forced
+        alignment of a rule check). Starts from the current weights. (The graded values a
+        shadow reads are those the running emulator computes: the error units' payload is the
+        running emulator's.)"""
         if self._learners:
             raise EmulatorError([Problem("emulator", "shadow learners are for sum-of-products engines")])
         self.shadow = {}
         for name, syn in self.plastic.items():
-            sh = PlasticSynapses(syn.proj, syn.latency, self.profile, self.batch, self.learn_mode, arithmetic)
+            args = (syn.proj, syn.latency, self.profile, self.batch, self.learn_mode)
+            sh = PlasticSynapses(*args, arithmetic, learn_float, learn_rounding)
             sh.engine.state["w"] = syn.engine.weights.astype(sh.engine.state["w"].dtype)
             self.shadow[name] = sh
         return self.shadow
@@ -407,7 +508,7 @@ class Emulator:
             if var not in RECORDABLE:
                 raise EmulatorError([Problem("record", f"unknown variable {var!r} (known: {', '.join(RECORDABLE)})")])
         out: dict[str, np.ndarray] = {}
-        rec_dtype = np.int32 if self.fixed else np.float32
+        rec_dtype = np.float64 if self._float_states else np.int32 if self.fixed else np.float32
         for name, p in self.pops.items():
             for var in record:
                 if var in p.state:
@@ -670,6 +771,10 @@ class Emulator:
         if not self.fixed:
             tgt = 0.0 if target is None else np.asarray(target, dtype=np.float32)
             p.state["spikes"] = (v - tgt).astype(np.float32)
+            return
+        if self._graded_float:  # attribution: the exact error (target not rounded, no rounding, no saturation)
+            tgt = 0.0 if target is None else np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp
+            p.state["spikes"] = (v - tgt) * 2.0 ** -prm["shift"]
             return
         tgt = 0.0 if target is None else np.round(np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp)
         lim = 2.0 ** (prm["bits"] - 1)

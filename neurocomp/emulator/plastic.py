@@ -7,6 +7,13 @@ otherwise the same: the sum over the pre neurons that spiked, the exponent shift
 the chip shifts), the input shift, one step of latency plus the projection's delay.
 Lava's LearningDense delivers and learns in this order too: the step's input is computed
 with the weights before this step's learning phase.
+
+Attribution (``learn_float``, see :class:`~neurocomp.emulator.Emulator`): with ``"weights"``
+in float64 the input is the exact ``sum(w) * 2**weight_exp`` (no rounding of the exponent
+shift), so non-integer input enters the otherwise integer dynamics, whose states are float64
+arrays and carry it as it is; ``"graded"`` leaves the pseudo-derivative and the learning
+signal (with its rate term) unrounded and unsaturated; ``"traces"`` leaves a neuron's own
+post trace unrounded and unsaturated.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import numpy as np
 
 from ..arith.fixed import shift
 from ..compiler.ir import QProjection
-from ..learning.engine import SumOfProductsEngine
+from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
 from ..profiles import Profile
 from .synapses import chip_mantissas
 
@@ -27,10 +34,21 @@ LEARNING_VARS = ("w", "t", "d", "x1", "x2", "y1", "y2", "y3")
 
 class PlasticSynapses:
     """Runtime form of a plastic projection with a scalar delay (a sparse one is held dense,
-    with a mask of the synapses that exist)."""
+    with a mask of the synapses that exist). ``arithmetic``: ``"chip"`` or ``"float"`` (all of
+    :data:`LEARN_QUANTITIES` in float64); ``learn_float``: those of them held in float64 in
+    chip arithmetic; ``learn_rounding``: ``"stochastic"``, ``"nearest"`` or None (the profile's)
+    for the engine's roundings."""
 
     def __init__(
-        self, proj: QProjection, latency: int, profile: Profile, batch: int, learn_mode: str, arithmetic: str = "chip"
+        self,
+        proj: QProjection,
+        latency: int,
+        profile: Profile,
+        batch: int,
+        learn_mode: str,
+        arithmetic: str = "chip",
+        learn_float=(),
+        learn_rounding: str | None = None,
     ):
         self.proj = proj
         self.name, self.pre, self.post = proj.name, proj.pre, proj.post
@@ -41,6 +59,11 @@ class PlasticSynapses:
         self.fixed = profile.arithmetic == "fixed"
         # the learning engine's arithmetic: the chip's, or float64 on the same dynamics
         self.learn_fixed = self.fixed and arithmetic == "chip"
+        # the quantities held in float64: the chosen ones on the chip, all of them otherwise
+        self.learn_float = frozenset(learn_float) if self.learn_fixed else frozenset(LEARN_QUANTITIES)
+        self.graded_fixed = "graded" not in self.learn_float
+        self.traces_fixed = "traces" not in self.learn_float
+        self.weights_fixed = "weights" not in self.learn_float
         self.rounding = profile.formats.weight.exponent_rounding
         self.exp = int(proj.weight_exp)
         self.in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
@@ -63,6 +86,8 @@ class PlasticSynapses:
             batch=batch,
             learn_mode=learn_mode,
             arithmetic="fixed" if self.learn_fixed else "float",
+            float_quantities=self.learn_float if self.learn_fixed else (),
+            rounding=learn_rounding,
         )
         self.graded_inputs = tuple(y for y, src in self.rule.graded.items() if src.get("source") == "input")
         self._post_trace = {y: src for y, src in self.rule.graded.items() if src.get("source") == "post_trace"}
@@ -84,8 +109,10 @@ class PlasticSynapses:
             acc = s @ w[0].T.astype(np.float64)
         else:
             acc = np.einsum("bnm,bm->bn", w.astype(np.float64), s)
-        if self.fixed:
+        if self.fixed and self.weights_fixed:
             acc = shift(acc, self.exp, self.rounding) * self.in_scale
+        elif self.fixed:  # float weights: the exact input, not rounded by the exponent's shift
+            acc = acc * 2.0**self.exp * self.in_scale
         ring[(t + self.latency + self.max_delay) % ring.shape[0]] += acc
 
     def learn(self, t: int, pre, post, given: Mapping[str, np.ndarray], pops: Mapping[str, Any]) -> None:
@@ -118,7 +145,7 @@ class PlasticSynapses:
         A = post.state.get("th_pre", th)  # ALIF: the adaptive threshold of the step; normalized by v_th
         top = 2**self.engine.trace_bits - 1
         psi = top * np.maximum(0.0, th - np.abs(v - A)) / th
-        return np.floor(psi + 0.5) if self.learn_fixed else psi  # the neuron rounds to nearest (unbiased)
+        return np.floor(psi + 0.5) if self.graded_fixed else psi  # the neuron rounds to nearest (unbiased)
 
     def _learning_signal(self, post, t: int, src: Mapping) -> np.ndarray:
         """The learning signal that arrived at the post neurons for step ``t`` (the feedback
@@ -131,10 +158,10 @@ class PlasticSynapses:
             s = int(src["rate_shift"])
             r = self.neuron_traces.get("rate", np.zeros_like(ls))
             z = post.state["spikes"]
-            r = (r - np.floor(r * 2.0**-s) if self.learn_fixed else r * (1 - 2.0**-s)) + z * 2.0 ** (16 - s)
+            r = (r - np.floor(r * 2.0**-s) if self.graded_fixed else r * (1 - 2.0**-s)) + z * 2.0 ** (16 - s)
             self.neuron_traces["rate"] = r
             ls = ls + float(src["reg"]) * (r - float(src["rate_target"]))
-        if not self.learn_fixed:
+        if not self.graded_fixed:
             return ls
         top = 2**self.engine.trace_bits
         return np.clip(np.floor(ls + 0.5), -top, top - 1)  # rounded to nearest (a floor would bias L down)
@@ -145,10 +172,10 @@ class PlasticSynapses:
         saturated to the 7-bit trace range; float arithmetic keeps the exact value."""
         decay = np.exp(-1.0 / float(src["tau"]))
         v = self.neuron_traces[y] * decay
-        if self.learn_fixed:
+        if self.traces_fixed:
             v = np.floor(v)
         v = v + float(src["impulse"]) * post
-        if self.learn_fixed:
+        if self.traces_fixed:
             v = np.clip(v, 0, 2**self.engine.trace_bits - 1)
         self.neuron_traces[y] = v
         return v

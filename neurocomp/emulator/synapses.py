@@ -112,8 +112,20 @@ class Synapses:
         # is applied here, after the exponent's rounding, where it costs no extra pass
         self._in_scale = float(2**profile.formats.input_shift) if fixed else 1.0
         self._scale = float(2 ** int(self.exp)) * self._in_scale if self.exp.ndim == 0 and self.exp >= 0 else None
+        self._exact = False  # see carry_float
         if fixed and bound * 2 ** max(int(self.exp.max(initial=0)), 0) * self._in_scale >= _FLOAT64_EXACT:
             raise ValueError(f"projection {self.name!r}: summed input {bound} * 2**exp is not exact in float64")
+
+    def carry_float(self) -> None:
+        """Deliver non-integer payloads (a learning-attribution run's unquantized errors)
+        exactly: float64 weights, and the exponent applied as an exact power of two instead
+        of the chip's rounded shift."""
+        for g in self.groups:
+            if g.dense is not None:
+                g.dense = g.dense.astype(np.float64)
+            if g.values is not None:
+                g.values = g.values.astype(np.float64)
+        self._exact = True
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``
@@ -128,6 +140,8 @@ class Synapses:
             if self.fixed:  # exact integers (see the module docstring); the exponent shift rounds as the chip does
                 if self._scale is not None:  # a non-negative scalar exponent: one exact multiply by a power of two
                     acc = acc * self._scale
+                elif self._exact:
+                    acc = acc * np.exp2(self.exp.astype(np.float64)) * self._in_scale
                 else:
                     acc = shift(acc.astype(np.float64), self.exp, self.rounding) * self._in_scale
             ring[(t + self.latency + g.delay) % n_slots] += acc

@@ -14,9 +14,35 @@ the pre traces ``x1 x2``, the post traces ``y1 y2 y3``, the within-epoch spike t
 rounding, the products shifted by their factor widths into a 16-bit accumulator, one shared
 random number per epoch for rounding the synaptic variables, and Lava's PRNG streams and
 seeds. ``arithmetic="float"`` is the same engine structure in float64: exact decays and impulses,
-no rounding, no saturation; a product's width shift is an exact division (Lava's
+no rounding, no saturation but the weights' range; a product's width shift is an exact division (Lava's
 ``LearningConnectionModelFloat`` leaves it out, which makes it 2**s times its fixed model).
 Both are the *lowered* rule; the rule's own float form lives in ``neurocomp.rules``.
+
+Between the two, ``float_quantities`` switches single quantities of the fixed engine back to
+float64 (the attribution of a rule check: which quantization causes the gap), each one of
+:data:`LEARN_QUANTITIES`:
+
+* ``"weights"``: ``w`` in float64; ``dw`` is added exactly (no 16-bit accumulator, no
+  rounding to the 9-bit grid), then saturated to the weight range by sign mode
+  (mixed ``[-256, 255]``, excitatory ``[0, 255]``, inhibitory ``[-255, 0]``, mantissa units);
+* ``"tags"``: ``t`` and ``d`` in float64; their updates are added exactly, with no range
+  clip (``d`` keeps its sign constraint ``d >= 0``: it is an unsigned variable);
+* ``"traces"``: the spike traces ``x1 x2`` (and ``y1 y2 y3`` when the post neurons send
+  spikes, or a spike trace of their own as a graded value) decay by the exact
+  ``exp(-1/tau)`` and add the exact impulse, with no 7-bit saturation;
+* ``"graded"``: the other graded post traces (three-factor rules: learning signal,
+  pseudo-derivative, error, reward) hold the values the neurons send unquantized, and decay
+  exactly over the epoch's history (Lava's tau 65535).
+
+A product whose factors include a float quantity, updating a variable that is still fixed,
+is computed in float64, floored onto the accumulator's grid (the chip's width shift) and
+accumulated as the chip does; a float factor is not clipped to its factor width. With all
+four quantities in float the engine is the ``"float"`` arithmetic above, which is how that
+arithmetic is implemented. ``rounding`` (``"stochastic"`` or ``"nearest"``; default: the
+profile's ``stochastic_rounding``) picks how the fixed quantities round: trace decays and
+impulse fractions, and the synaptic variables onto their grid. Round to nearest rounds
+halves up; the random streams advance as they always do, so switching it changes nothing
+else.
 
 Widths, bounds and seeds come from the profile's ``learning`` section. Batches: each trial
 has its own traces and tags; ``learn_mode="independent"`` gives each trial its own weights,
@@ -27,7 +53,7 @@ enter the one accumulator in trial order). All trials see the same random number
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -37,6 +63,8 @@ from .expr import Expr, Factor, Product
 from .rule import EngineRule
 
 X_TRACES = ("x1", "x2")
+LEARN_QUANTITIES = ("weights", "traces", "graded", "tags")
+ROUNDINGS = ("stochastic", "nearest")
 
 
 def _clip(x, lo, hi):
@@ -102,6 +130,9 @@ class SumOfProductsEngine:
     them). ``sign_mode``: ``mixed``, ``excitatory`` or ``inhibitory`` (bounds the weights).
     ``mask``: ``[post, pre]`` flags of the synapses that exist (sparse projections; Lava's
     LearningSparse updates only those); absent synapses keep w, t and d at 0.
+    ``float_quantities``: names from :data:`LEARN_QUANTITIES` held in float64 although
+    ``arithmetic="fixed"``; ``rounding``: ``"stochastic"``, ``"nearest"`` or None (the
+    profile's); see the module docstring.
     """
 
     def __init__(
@@ -115,6 +146,8 @@ class SumOfProductsEngine:
         learn_mode: str = "independent",
         arithmetic: str = "fixed",
         mask: np.ndarray | None = None,
+        float_quantities: Iterable[str] = (),
+        rounding: str | None = None,
     ):
         if learn_mode not in ("independent", "shared"):
             raise ValueError(f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")
@@ -126,6 +159,25 @@ class SumOfProductsEngine:
         self.batch = batch
         self.learn_mode = learn_mode
         self.fixed = arithmetic == "fixed"
+        floats = set(float_quantities) if self.fixed else set(LEARN_QUANTITIES)
+        if floats - set(LEARN_QUANTITIES):
+            raise ValueError(
+                f"unknown learning quantities {sorted(floats - set(LEARN_QUANTITIES))} "
+                f"(valid: {', '.join(LEARN_QUANTITIES)})"
+            )
+        if rounding is None:
+            rounding = "stochastic" if engine.stochastic_rounding else "nearest"
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS} or None, got {rounding!r}")
+        self.float_quantities = frozenset(floats)
+        self.nearest = rounding == "nearest"
+        # per variable: held in the chip's integers, or float64 (attribution). A graded y is a
+        # third factor unless the neuron sends a spike trace of its own in it (R-STDP's y1)
+        kind = {"w": "weights", "t": "tags", "d": "tags", **{k: "traces" for k in X_TRACES}}
+        for k in Y_TRACES:
+            graded = rule.post_traces == "graded" and rule.graded.get(k, {}).get("source") != "post_trace"
+            kind[k] = "graded" if graded else "traces"
+        self.var_fixed = {k: q not in floats for k, q in kind.items()}
         self.n_post, self.n_pre = weights.shape
         prm = engine.params
         self.trace_bits = int(prm.get("trace_bits", 7))
@@ -175,16 +227,16 @@ class SumOfProductsEngine:
 
     # -- state -----------------------------------------------------------------------
     def reset(self) -> None:
-        dt = np.int64 if self.fixed else np.float64
+        dt = {k: np.int64 if fixed else np.float64 for k, fixed in self.var_fixed.items()}
         b, n, m = self.batch, self.n_post, self.n_pre
         bw = b if self.learn_mode == "independent" else 1
-        w0 = self._w0.astype(dt)
+        w0 = self._w0.astype(dt["w"])
         self.state: dict[str, np.ndarray] = {
             "w": np.broadcast_to(w0, (bw, n, m)).copy(),
-            "t": np.zeros((b, n, m), dt),
-            "d": np.zeros((b, n, m), dt),
-            **{k: np.zeros((b, m), dt) for k in X_TRACES},
-            **{k: np.zeros((b, n), dt) for k in Y_TRACES},
+            "t": np.zeros((b, n, m), dt["t"]),
+            "d": np.zeros((b, n, m), dt["d"]),
+            **{k: np.zeros((b, m), dt[k]) for k in X_TRACES},
+            **{k: np.zeros((b, n), dt[k]) for k in Y_TRACES},
             "tx": np.zeros((b, m), np.int64),
             "ty": np.zeros((b, n), np.int64),
         }
@@ -220,11 +272,15 @@ class SumOfProductsEngine:
         return k if k else self.rule.t_epoch
 
     def _add_impulse(self, values: np.ndarray, name: str, random) -> np.ndarray:
-        if not self.fixed:
+        if not self.var_fixed[name]:
             return values + self.impulse[name]
-        # stochastic rounding of the fraction against ONE integer draw in [0, 128) compared
-        # with a fraction in 256ths: Lava rounds up with probability min(frac, 128)/128
-        new = values + self.imp_int[name] + (random < self.imp_frac[name])
+        if self.nearest:  # the 8-bit fraction rounds up from one half
+            up = self.imp_frac[name] >= 2 ** (self.frac_bits - 1)
+        else:
+            # stochastic rounding of the fraction against ONE integer draw in [0, 128) compared
+            # with a fraction in 256ths: Lava rounds up with probability min(frac, 128)/128
+            up = random < self.imp_frac[name]
+        new = values + self.imp_int[name] + up
         return _clip(new, 0, 2**self.trace_bits - 1)
 
     def spikes(self, t: int, pre: np.ndarray, post: np.ndarray, graded: Mapping[str, np.ndarray] | None = None) -> None:
@@ -297,9 +353,10 @@ class SumOfProductsEngine:
             for i, name in live:
                 if name not in self.decay_factor:  # tau 0: Lava's fixed model zeroes the trace (its float one: NaN)
                     cur = np.zeros_like(h[k - 1, :, i])
-                elif self.fixed:
+                elif self.var_fixed[name]:
                     y = self.decay_factor[name] * h[k - 1, :, i]
-                    cur = (np.floor(y) + (rnd.decay < (y % 1))).astype(np.int64)
+                    up = (y % 1) >= 0.5 if self.nearest else rnd.decay < (y % 1)
+                    cur = (np.floor(y) + up).astype(np.int64)
                 else:
                     cur = self.decay_factor[name] * h[k - 1, :, i]
                 h[k, :, i] = cur
@@ -310,11 +367,14 @@ class SumOfProductsEngine:
 
     def _apply(self, var: str, expr: Expr, args: _Args) -> np.ndarray:
         S = self.state[var]
-        if not self.fixed:
+        if not self.var_fixed[var]:
             delta = sum(self._product_float(p, args) for p in expr.products)
             if var == "w" and self.learn_mode == "shared":
                 delta = delta.sum(axis=0, keepdims=True)
-            return self._saturate_sign(var, S + delta)
+            new = self._saturate_sign(var, S + delta)
+            # float weights keep the weight format's range (a limit of the chip's synapse, not
+            # a quantization); float tags are unbounded
+            return self._clip_var("w", new) if var == "w" else new
         shift = self.acc_bits - self.var_bits[var]  # 15 - 8 = 7: S sits in the accumulator's top bits
         lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
         acc = np.broadcast_to(S << shift, S.shape).copy()
@@ -328,8 +388,10 @@ class SumOfProductsEngine:
                 acc = _clip(acc + m, lim_lo, lim_hi)
         acc = self._saturate_sign(var, acc)
         # stochastic rounding to the variable's grid with the epoch's one random number
+        # (drawn in either case, so the stream stays aligned with the chip's)
         q = acc / 2**shift
-        acc = np.floor(q).astype(np.int64) + (self.conn_random.value < (q % 1))
+        up = (q % 1) >= 0.5 if self.nearest else self.conn_random.value < (q % 1)
+        acc = np.floor(q).astype(np.int64) + up
         return self._clip_var(var, acc)
 
     def _product_fixed(self, p: Product, args: _Args) -> np.ndarray:
@@ -338,9 +400,15 @@ class SumOfProductsEngine:
         for f in p.factors:
             w = self.widths[f.var]
             width += w
-            m = m * _clip(args.factor(f, p.dependency), -(2**w), 2**w - 1)
+            v = args.factor(f, p.dependency)
+            # a float quantity (attribution) is read unsaturated; the chip's factors are clipped to their width
+            m = m * (_clip(v, -(2**w), 2**w - 1) if self.var_fixed.get(f.var, True) else v)
         m = m * p.mantissa
-        m = m >> max(0, width - self.acc_bits)  # floor shift by the excess width
+        s = max(0, width - self.acc_bits)
+        if np.asarray(m).dtype.kind == "f":  # a float factor: the accumulator's integer grid still floors it
+            m = np.floor(m * 2.0**-s).astype(np.int64)
+        else:
+            m = m >> s  # floor shift by the excess width
         m = m << (p.exponent - self.exp_min)  # Lava stores s_exp = e + 7 and shifts by it
         return m if np.ndim(m) == 3 else np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))  # u*literal: an int
 

@@ -1,0 +1,248 @@
+"""Attribution of the gap between the lowered-float and lowered-fixed learning levels: the
+chip run repeated with one quantized quantity at a time switched back to float64
+(``Emulator(..., learn_float=..., learn_rounding=...)``), on loihi2's e-prop.
+
+Each knob is checked for what it promises: the default is the chip's run; the switched
+quantity follows its exact float equation on recorded values while the others stay on the
+chip's integer grid; all four switched is ``learn_arithmetic="float"``; round to nearest
+stalls small updates that stochastic rounding keeps alive."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import neurocomp as nc
+from neurocomp.emulator import LEARN_QUANTITIES, Emulator, EmulatorError
+from tests.conftest import ROOT
+
+STEPS = 150
+PATTERN = ROOT / "examples" / "eprop_pattern.yaml"
+YD = np.exp(-1 / 65535)  # graded y values pass once through the engine's y history (Lava's tau 65535)
+
+
+def pattern(tmp_path=None, lr: float | None = None):
+    """``examples/eprop_pattern.yaml`` compiled for loihi2 (optionally with another ``lr``)."""
+    path = PATTERN
+    if lr is not None:
+        path = tmp_path / "pattern.yaml"
+        path.write_text(PATTERN.read_text().replace("lr: 3.0e-3", f"lr: {lr:g}"))
+    return nc.compile(nc.load_network(path), "loihi2", out=io.StringIO())
+
+
+@pytest.fixture(scope="module")
+def prog():
+    return pattern()
+
+
+def target(steps: int = STEPS) -> np.ndarray:
+    return 0.4 * np.sin(2 * np.pi * np.arange(steps) / 150)[:, None]
+
+
+def run(prog, steps: int = STEPS, record=("spikes", "v"), **knobs):
+    emu = Emulator(prog, **knobs)
+    rec = emu.run(steps, inputs={"out.error/target": target(steps)}, record=list(record), learn=True)
+    return emu, rec
+
+
+def integral(x) -> bool:
+    return bool(np.array_equal(x, np.round(x)))
+
+
+def scale(prod, prog) -> float:
+    """A product's scale with the engine's width shift (e.g. t*y2: 9 + 7 + 4 - 15 = 5 bits)."""
+    lrn = prog.profile.learning
+    widths = lrn.params["factor_widths"]
+    width = int(lrn.params["scale_mantissa_bits"]) + sum(int(widths[f.var]) for f in prod.factors)
+    return prod.mantissa * 2.0 ** (prod.exponent - max(0, width - (lrn.accumulator_bits - 1)))
+
+
+def test_default_knobs_are_the_chip_bit_for_bit(prog):
+    """No knob, explicit defaults, and the profile's own rounding named: the same run, with
+    the chip's integer learning state. (The chip path itself is checked bit for bit against
+    Lava's LearningDense in test_lava_learning.)"""
+    base, rec = run(prog)
+    for knobs in ({"learn_float": (), "learn_rounding": None}, {"learn_rounding": "stochastic"}):
+        emu, rec2 = run(prog, **knobs)
+        assert all(np.array_equal(rec[k], rec2[k]) for k in rec)
+        a, b = base.state, emu.state
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) and a[k].dtype == b[k].dtype for k in a)
+    assert all(base.state[f"{n}/{v}"].dtype == np.int64 for n in base.plastic for v in ("w", "t", "x1", "y2"))
+
+
+def test_each_quantity_changes_the_learned_weights(prog):
+    base, _ = run(prog)
+    for q in LEARN_QUANTITIES:
+        emu, _ = run(prog, learn_float=(q,))
+        changed = [n for n in emu.plastic if not np.array_equal(emu.state[f"{n}/w"], base.state[f"{n}/w"])]
+        assert changed == list(emu.plastic), (q, changed)
+
+
+def test_float_weights_add_each_update_exactly(prog):
+    """``weights``: each step's dw on a hidden projection is ``c_w * t * Y`` exactly, with the
+    tag ``t`` still the chip's integer and ``Y`` the integer the y history read (y2, or one
+    LSB off: the chip's tau-65535 rounding); the synaptic input reads the float weights."""
+    emu, rec = run(prog, record=("w", "t", "y2", "x1"), learn_float=("weights",))
+    for name in ("in->rec", "rec->rec"):
+        (p,) = prog.projection(name).learning.dw.products
+        w, t, y2 = rec[f"{name}/w"][:, 0], rec[f"{name}/t"][:, 0], rec[f"{name}/y2"][:, 0]
+        assert integral(t) and integral(y2) and integral(rec[f"{name}/x1"])
+        assert not integral(w)
+        moved = 0
+        for s in range(1, STEPS):
+            dw = w[s] - w[s - 1]
+            on = t[s - 1] != 0
+            Y = dw[on] / (scale(p, prog) * t[s - 1][on])
+            np.testing.assert_allclose(Y, np.round(Y), atol=1e-9)  # an integer multiple: no rounding of dw
+            y = np.broadcast_to(y2[s][:, None], on.shape)[on]
+            # (a post spike clips the history's graded values to the trace range [0, 127], as in Lava)
+            assert np.all((np.abs(np.round(Y) - y) <= 1) | ((Y == 0) & (y < 0)))
+            assert np.all(dw[~on] == 0)
+            moved += int(on.sum())
+        assert moved > 100
+    syn = emu.plastic["in->rec"]  # delivery reads the float weights, the exponent applied exactly
+    ring = np.zeros((syn.latency + syn.max_delay + 1, 1, syn.n_post))
+    syn.deliver(np.ones((1, syn.n_pre), bool), ring, 0)
+    w = syn.engine.weights[0]
+    assert not integral(w)
+    np.testing.assert_array_equal(
+        ring.sum(axis=0)[0], w.sum(axis=1) * 2.0**syn.exp * 2**prog.profile.formats.input_shift
+    )
+    assert emu.state["rec/u"].dtype == np.float64  # the states as held (non-integer input could reach them)
+
+
+def test_float_traces_decay_exactly(prog):
+    """``traces``: x1 follows ``x1 <- exp(-1/tau) x1 + I * spike`` in float64 (no 7-bit
+    rounding); tags, weights and the graded y values stay integers."""
+    _, rec = run(prog, record=("spikes", "x1", "t", "w", "y3"), learn_float=("traces",))
+    for name, pre in (("in->rec", "in"), ("rec->rec", "rec")):
+        tr = prog.projection(name).learning.traces["x1"]
+        x1, z = rec[f"{name}/x1"][:, 0], rec[f"{pre}/spikes"][:, 0]
+        assert not integral(x1)
+        expected = x1[:-1] * np.exp(-1 / tr.tau) + tr.impulse * z[1:]
+        np.testing.assert_allclose(x1[1:], expected, rtol=1e-12, atol=0)
+        assert integral(rec[f"{name}/t"]) and integral(rec[f"{name}/w"]) and integral(rec[f"{name}/y3"])
+
+
+def test_float_graded_factors_are_unquantized(prog):
+    """``graded``: the error payload is ``(v - target) * 2**-shift`` unrounded, the learning
+    signal is ``B`` times it unrounded (7-bit on the chip), the pseudo-derivative unrounded;
+    traces, tags and weights stay integers."""
+    _, rec = run(prog, record=("spikes", "v", "y2", "y3", "x1", "t", "w"), learn_float=("graded",))
+    err_pop = prog.population("out.error")
+    err = rec["out.error/spikes"][:, 0]
+    v_out = rec["out/v"][:, 0]
+    expected = (v_out - target() * 2.0**err_pop.scale_exp) * 2.0 ** -err_pop.params["shift"]
+    np.testing.assert_allclose(err, expected, rtol=1e-12)
+    assert not integral(err)
+    fb = prog.projection("out.error->rec")
+    s_L = prog.projection("in->rec").learning.graded["y2"]["shift"]
+    ls = (err[:-1] @ fb.weights.T.astype(float)) * 2**prog.profile.formats.input_shift * 2.0**-s_L
+    np.testing.assert_allclose(rec["in->rec/y2"][1:, 0], ls, rtol=1e-12, atol=1e-12)
+    y3 = rec["in->rec/y3"]
+    assert not integral(y3) and y3.min() >= 0 and y3.max() <= 127
+    for name in ("in->rec", "rec->rec"):
+        assert integral(rec[f"{name}/x1"]) and integral(rec[f"{name}/t"]) and integral(rec[f"{name}/w"])
+
+
+def test_float_tags_update_exactly(prog):
+    """``tags``: dt is ``c_e * x1 * Y3 - 2^-k * t`` exactly, with x1 the chip's integer trace
+    and ``Y3`` the integer the y history read (y3 or one LSB below); w stays integer."""
+    _, rec = run(prog, record=("t", "x1", "y3", "w"), learn_float=("tags",))
+    for name in ("in->rec", "rec->rec"):
+        rule = prog.projection(name).learning
+        decay, inject = sorted(rule.dt.products, key=lambda p: p.mantissa)  # -2^-k*u0*t, 2^-(k+a)*u0*x1*y3
+        t, x1, y3 = rec[f"{name}/t"][:, 0], rec[f"{name}/x1"][:, 0], rec[f"{name}/y3"][:, 0]
+        assert not integral(t) and integral(x1) and integral(rec[f"{name}/w"])
+        for s in range(1, STEPS):
+            rest = t[s] - t[s - 1] - scale(decay, prog) * t[s - 1]
+            on = np.broadcast_to(x1[s][None, :] != 0, rest.shape)
+            Y3 = rest[on] / (scale(inject, prog) * np.broadcast_to(x1[s][None, :], rest.shape)[on])
+            np.testing.assert_allclose(Y3, np.round(Y3), atol=1e-6)
+            assert np.all(np.abs(np.round(Y3) - np.broadcast_to(y3[s][:, None], rest.shape)[on]) <= 1)
+            np.testing.assert_allclose(rest[~on], 0, atol=1e-12)
+
+
+def test_all_four_in_float_is_the_float_arithmetic(prog):
+    """Exactly equal: ``learn_arithmetic="float"`` is implemented as the chip engine with
+    every quantity switched."""
+    a, ra = run(prog, record=("spikes", "v", "w", "t", "x1", "y2", "y3"), learn_arithmetic="float")
+    b, rb = run(prog, record=("spikes", "v", "w", "t", "x1", "y2", "y3"), learn_float=LEARN_QUANTITIES)
+    assert ra.keys() == rb.keys() and all(np.array_equal(ra[k], rb[k]) for k in ra)
+    sa, sb = a.state, b.state
+    assert sa.keys() == sb.keys() and all(np.array_equal(sa[k], sb[k]) for k in sa)
+    base, _ = run(prog)
+    assert not np.array_equal(sa["in->rec/w"], base.state["in->rec/w"])
+
+
+def test_round_to_nearest_stalls_small_updates(tmp_path):
+    """At the smallest learning rate the engine's scales still represent (half the example's),
+    a hidden weight's update per step is below half an LSB: stochastic rounding moves it now
+    and then, round to nearest almost never."""
+    prog = pattern(tmp_path, lr=1.5e-3)
+    counts = {}
+    for rounding in ("stochastic", "nearest"):
+        emu = Emulator(prog, learn_rounding=rounding)
+        w0 = {n: s.engine.weights.copy() for n, s in emu.plastic.items()}
+        emu.run(200, inputs={"out.error/target": target(200)}, learn=True)
+        counts[rounding] = {n: int((s.engine.weights != w0[n]).sum()) for n, s in emu.plastic.items()}
+    hidden = {r: c["in->rec"] + c["rec->rec"] for r, c in counts.items()}
+    assert hidden["stochastic"] >= 40, counts
+    assert hidden["nearest"] <= hidden["stochastic"] / 4, counts
+    assert counts["nearest"]["rec->out"] < counts["stochastic"]["rec->out"], counts
+
+
+def test_knobs_resume_bit_for_bit(prog, tmp_path):
+    knobs = {"learn_float": ("weights", "graded"), "learn_rounding": "nearest"}
+    one, _ = run(prog, steps=80, **knobs)
+    two = Emulator(prog, **knobs)
+    two.run(30, inputs={"out.error/target": target(80)[:30]}, learn=True)
+    ckpt = two.checkpoint()
+    ckpt.save(tmp_path / "c.npz")
+    three = Emulator(prog, **knobs)
+    three.restore(type(ckpt).load(tmp_path / "c.npz"))
+    three.run(50, inputs={"out.error/target": target(80)[30:]}, learn=True)
+    a, b = one.state, three.state
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_bad_knobs_are_errors_naming_the_valid_ones(prog):
+    valid = "\\(valid: weights, traces, graded, tags\\)"
+    with pytest.raises(EmulatorError, match=f"unknown quantities \\['weight'\\] {valid}"):
+        Emulator(prog, learn_float=("weight",))
+    with pytest.raises(EmulatorError, match="learn_rounding must be None, 'stochastic' or 'nearest'"):
+        Emulator(prog, learn_rounding="floor")
+    assert Emulator(prog, learn_float="tags").learn_float == {"tags"}  # one name alone is one quantity
+
+
+def eprop_net(feedback: str, lr: float, n_in: int = 10, n_rec: int = 30) -> nc.Network:
+    """Poisson inputs -> recurrent LIF -> one leaky readout, every projection learning by e-prop."""
+    rule = nc.RuleSpec("eprop", {"lr": lr, "feedback": feedback, "dampening": 0.3, "trace_impulse": 1.0})
+    net = nc.Network(name="eprop-attribution")
+    net.add(
+        nc.Population("in", n_in, nc.SpikeInput(rate_hz=60.0, seed=1)),
+        nc.Population("rec", n_rec, nc.LIF(tau_mem_ms=20.0, v_th=0.5, reset="zero")),
+        nc.Population("out", 1, nc.LI(tau_mem_ms=20.0)),
+    )
+
+    def w(std, seed, post, pre, **kw):
+        return nc.init_weights(
+            {"init": "normal", "std": std, "seed": seed, **kw}, post, pre, recurrent="exclude_self" in kw
+        )
+
+    net.add(
+        nc.Projection("in", "rec", w(0.4, 2, n_rec, n_in), plasticity=rule),
+        nc.Projection("rec", "rec", w(0.1, 3, n_rec, n_rec, exclude_self=True), plasticity=rule),
+        nc.Projection("rec", "out", w(0.2, 4, 1, n_rec), plasticity=rule),
+    )
+    return net
+
+
+def test_programmable_cores_refuse_the_knobs():
+    p = nc.compile(eprop_net("random", 3e-4, n_in=4, n_rec=6), "spinnaker2", out=io.StringIO())
+    with pytest.raises(EmulatorError, match="learn_float \\['weights'\\].*programmable cores run the exact rule"):
+        Emulator(p, learn_float=("weights",))
+    with pytest.raises(EmulatorError, match="learn_rounding 'nearest'"):
+        Emulator(p, learn_rounding="nearest")
