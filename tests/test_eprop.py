@@ -5,6 +5,7 @@ float form, and what it refuses."""
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -172,8 +173,9 @@ def test_training_on_the_chip_reduces_the_loss():
     ("kw", "message"),
     [
         ({"hidden": "ALIF"}, "cannot represent adaptation beyond about 128 steps"),
-        ({"eprop": {"loss": "ce"}}, "eprop loss 'ce' is not lowered"),
-        ({"feedback": "adaptive"}, "eprop feedback 'adaptive' is not lowered"),
+        ({"eprop": {"loss": "hinge"}}, "eprop loss 'hinge': one of 'mse', 'ce'"),
+        ({"feedback": "transposed"}, "eprop feedback 'transposed': one of 'random', 'symmetric', 'adaptive'"),
+        ({"eprop": {"loss": "ce", "lr": 3e-3}}, "eprop readout scale = -0.00472"),  # 1/127 per LSB: a finer error
         ({"eprop": {"bogus": 1}}, "eprop: unknown parameter 'bogus'"),
         ({"eprop": {"lr": 1e-7}}, "eprop weight scale"),
     ],
@@ -181,6 +183,20 @@ def test_training_on_the_chip_reduces_the_loss():
 def test_what_the_lowering_refuses(kw, message):
     with pytest.raises(CompileError, match=message):
         compile_small(**kw)
+
+
+def test_all_eprop_projections_share_loss_and_feedback():
+    net = small_net()
+    nets = nc.Network(name="mixed")
+    for p in net.populations:
+        nets.add(p)
+    for pr in net.projections:
+        if pr.name == "rec->out":
+            pr = nc.Projection(pr.pre, pr.post, pr.weights, plasticity=nc.RuleSpec("eprop", {**EPROP, "loss": "ce"}))
+        nets.add(pr)
+    with pytest.raises(CompileError) as info:
+        nc.compile(nets, "loihi2", out=io.StringIO())
+    assert "eprop loss 'ce' differs from 'mse' of projection 'in->rec'" in str(info.value)
 
 
 def test_loihi1_and_xylo_refuse_eprop_naming_the_missing_feature():
@@ -443,3 +459,220 @@ def test_alif_eprop_on_loihi2_follows_its_stated_equations():
 def test_alif_eprop_refuses_adaptation_longer_than_the_engine_can_decay():
     with pytest.raises(CompileError, match=r"cannot represent adaptation beyond about 128 steps"):
         nc.compile(alif_net(2000.0), "loihi2", out=io.StringIO())
+
+
+# -- loihi2: softmax cross-entropy in the error units ------------------------------------------------
+def ref_ce_payload(v: list[int], onehot: list[int], scale_exp: int, bits: int) -> list[int]:
+    """The error units' softmax cross-entropy, one readout at a time with Python integers, from
+    the equations stated in ``rules/eprop.py`` (max-subtracted base-2 exponential from a 64-entry
+    Q15 table and a shift; the sum normalized to 8 bits; a 128-entry reciprocal table)."""
+    shift = max(0, scale_exp - 6 + 15)
+    mult = round(math.log2(math.e) * 2.0 ** (6 + shift - scale_exp))
+    lut = [round(2**15 * 2 ** (-f / 64)) for f in range(64)]
+    P = 2 ** (bits - 1) - 1
+    recip = [round(P * 2**15 / (128 + i)) for i in range(128)]
+    top = max(v)
+    E = [lut[t % 64] >> (t // 64) for t in (((top - x) * mult) >> shift for x in v)]
+    S = sum(E)
+    n = S.bit_length() - 8
+    r = recip[(S >> n) - 128]
+    return [min((e * r + (1 << (n + 14))) >> (n + 15), P) - P * o for e, o in zip(E, onehot, strict=True)]
+
+
+def ce_program(lr=1e-2, feedback="random", **kw) -> Program:
+    return compile_small(feedback=feedback, eprop={"loss": "ce", "lr": lr}, **kw)
+
+
+def test_ce_error_units_match_an_integer_reference():
+    from neurocomp.rules.eprop import ce_error_exact, ce_error_fixed, ce_error_params
+
+    prog = ce_program()
+    err = prog.population("out.error")
+    assert err.params["loss"] == "ce" and err.params["payload_max"] == 127 and err.params["bits"] == 8
+    rng = np.random.default_rng(7)
+    worst = []
+    for scale_exp, bits, n in ((err.scale_exp, 8, 2), (6, 8, 3), (10, 7, 5), (13, 8, 10), (16, 7, 16)):
+        prm = ce_error_params(scale_exp, bits) if (scale_exp, bits) != (err.scale_exp, 8) else err.params
+        v = (rng.normal(0, 2, (300, n)) * 2**scale_exp).astype(np.int64)
+        v[:5] = rng.integers(-50, 50, (5, n))  # near-equal outputs
+        v[5] = 0  # all equal
+        onehot = np.eye(n, dtype=np.int64)[rng.integers(0, n, 300)]
+        valid = rng.random(300) < 0.9
+        got = ce_error_fixed(v, onehot, valid, prm)
+        for b in range(300):
+            ref = ref_ce_payload(v[b].tolist(), onehot[b].tolist(), scale_exp, bits) if valid[b] else [0] * n
+            assert got[b].tolist() == ref, (scale_exp, bits, n, b)
+        exact = ce_error_exact(v, onehot, valid, scale_exp, 2 ** (bits - 1) - 1)
+        worst.append(float(np.abs(got - exact).max()))
+        soft = np.exp(v / 2.0**scale_exp - (v / 2.0**scale_exp).max(1, keepdims=True))
+        np.testing.assert_allclose(
+            exact[valid], ((2 ** (bits - 1) - 1) * (soft / soft.sum(1, keepdims=True) - onehot))[valid]
+        )
+    assert max(worst) <= 2.0, (
+        worst
+    )  # the stated precision: within 2 payload LSB (measured 1.33 over 2e5 random readouts)
+
+
+def test_ce_error_units_in_the_emulator_chip_and_float_levels():
+    """The error units' payload each step is ce_error_fixed of the readout (chip), and the exact
+    softmax at the float level; NaN target rows give 0 (no learning), as with the mse units."""
+    from neurocomp.rules.eprop import ce_error_exact, ce_error_fixed
+
+    prog = ce_program()
+    steps = 40
+    tgt = np.eye(2)[(np.arange(steps) // 10) % 2]
+    tgt[:8] = np.nan
+    err = prog.population("out.error")
+    for arith in ("chip", "float"):
+        emu = Emulator(prog, learn_arithmetic=arith)
+        for t in range(steps):
+            emu.step({"out.error/target": tgt[t][None]}, learn=True)
+            v = emu.pops["out"].state["v"]
+            e = emu.pops["out.error"].state["spikes"]
+            valid = ~np.isnan(tgt[t][None]).any(-1)
+            want = (
+                ce_error_fixed(v, np.nan_to_num(tgt[t][None]), valid, err.params)
+                if arith == "chip"
+                else ce_error_exact(v, np.nan_to_num(tgt[t][None]), valid, err.scale_exp, 127)
+            )
+            np.testing.assert_array_equal(e, want, err_msg=f"{arith} step {t}")
+            if t < 8:
+                assert not e.any()
+    mse = compile_small()
+    rec = Emulator(mse).run(20, {"out.error/target": np.full((20, 2), np.nan)}, record=["spikes"], learn=True)
+    assert not rec["out.error/spikes"].any()  # NaN rows: no error, no learning
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [([1.0, 1.0], "step 3, trial 1 is \\[1.0, 1.0\\]"), ([0.5, 0.5], "step 3, trial 1"), ([np.nan, 1.0], "step 3")],
+)
+def test_ce_targets_must_be_one_hot_or_nan(row, message):
+    prog = ce_program()
+    tgt = np.tile(np.array([1.0, 0.0]), (10, 2, 1))
+    tgt[3, 1] = row
+    with pytest.raises(nc.NeurocompError, match="input 'out.error/target': softmax cross-entropy targets are one-hot"):
+        Emulator(prog, batch=2).run(10, {"out.error/target": tgt}, learn=True)
+    with pytest.raises(nc.NeurocompError, match=message):
+        Emulator(prog, batch=2).run(10, {"out.error/target": tgt}, learn=True)
+
+
+def _class_trials(steps: int, seed: int, n_in: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Two trials: class 0 drives the first half of the inputs (80 Hz, the rest 10 Hz), class 1
+    the second half; the target (one-hot) covers the second half of the trial."""
+    rng = np.random.default_rng(seed)
+    half = n_in // 2
+    x = np.zeros((steps, 2, n_in), np.int64)
+    for c in range(2):
+        rate = np.where((np.arange(n_in) < half) == (c == 0), 0.08, 0.01)
+        x[:, c] = rng.random((steps, n_in)) < rate
+    tgt = np.full((steps, 2, 2), np.nan)
+    tgt[steps // 2 :] = np.eye(2)
+    return x, tgt
+
+
+def test_ce_training_on_loihi2_reduces_the_loss():
+    """A two-class task (which half of the inputs fires), two trials per iteration with shared
+    weights: the cross-entropy on four held-out trial pairs (learning off) falls below half of
+    its initial value and the classes are told apart (measured 0.43 -> 0.05, accuracy 0.79 -> 1.0)."""
+    prog = ce_program(lr=1e-2)
+    steps = 100
+    scale = 2.0 ** prog.population("out").scale_exp
+    emu = Emulator(prog, batch=2, learn_mode="shared")
+
+    def held_out() -> tuple[float, float]:
+        losses, correct = [], []
+        for s in range(100, 104):
+            x, tgt = _class_trials(steps, s)
+            emu.reset(keep_weights=True)
+            y = emu.run(steps, {"in": x, "out.error/target": tgt}, record=["v"])["out/v"][steps // 2 :] / scale
+            p = np.exp(y - y.max(-1, keepdims=True))
+            p /= p.sum(-1, keepdims=True)
+            losses.append(-np.log(p[:, [0, 1], [0, 1]]).mean())
+            correct.append((p.argmax(-1) == [0, 1]).mean())
+        return float(np.mean(losses)), float(np.mean(correct))
+
+    before = held_out()
+    for it in range(15):
+        x, tgt = _class_trials(steps, it)
+        emu.reset(keep_weights=True)
+        emu.run(steps, {"in": x, "out.error/target": tgt}, learn=True)
+    after = held_out()
+    assert after[0] < 0.5 * before[0] and after[1] >= 0.95, (before, after)
+
+
+# -- loihi2: adaptive feedback (B learns with W_out's update) --------------------------------------
+def test_adaptive_feedback_lowering(tmp_path):
+    prog = compile_small(feedback="adaptive")
+    assert prog.population("out.error").params["bits"] == 7  # e + 64 must fit B's 7-bit graded x1
+    fb = prog.projection("out.error->rec")
+    rule, ro = fb.learning, prog.projection("rec->out").learning
+    assert rule.pre_graded["x1"] == {"source": "pre", "offset": 64} and rule.post_traces == "spikes"
+    assert str(rule.dw).endswith("*u0*(x1 - 64)*y1") and rule.traces["y1"] == ro.traces["x1"]
+    assert rule.dw.products[0].mantissa == ro.dw.products[0].mantissa  # the same scale: B's LSB is W_out's
+    assert rule.dw.products[0].exponent == ro.dw.products[0].exponent
+    assert (ro.rng_seed, rule.rng_seed) == (2, 0)  # B's y streams (seeds 2, 3) are W_out's x streams
+    again = Program.load(prog.save(tmp_path / "adaptive.ncp"))
+    assert again.projection("out.error->rec").learning == rule
+    text = (ROOT / "hardware_profiles" / "loihi2.yaml").read_text()  # an engine without graded pre spikes
+    assert "    graded_pre_spikes: true" in text
+    (tmp_path / "loihi2.yaml").write_text(text.replace("    graded_pre_spikes: true", "    graded_pre_spikes: false"))
+    with pytest.raises(CompileError, match="needs graded pre-synaptic spikes"):
+        nc.compile(small_net(feedback="adaptive"), nc.load_profile(tmp_path / "loihi2.yaml"), out=io.StringIO())
+
+
+def _adaptive_updates(prog: Program, arith: str, steps: int = 300):
+    """Per step: B's change [steps, hidden, out] and W_out's change transposed, in model units,
+    and the recorded traces."""
+    emu = Emulator(prog, learn_arithmetic=arith)
+    rec = emu.run(steps, {"out.error/target": target(steps)}, record=["w", "x1", "y1"], learn=True)
+    fb, ro = prog.projection("out.error->rec"), prog.projection("rec->out")
+    lsb_b = 2.0**fb.weight_exp * fb.float_scale
+    lsb_w = 2.0**ro.weight_exp * ro.float_scale
+    dB = np.diff(rec["out.error->rec/w"][:, 0].astype(float), axis=0) * lsb_b
+    dW = np.swapaxes(np.diff(rec["rec->out/w"][:, 0].astype(float), axis=0), 1, 2) * lsb_w
+    return dB, dW, rec, lsb_b
+
+
+def test_adaptive_feedback_update_is_the_transposed_readout_update():
+    """From identical states (one run: B and W_out see the same spikes, errors and random
+    numbers), B's update is W_out's transposed. Chip: the same integers (B's LSB is W_out's and
+    the rule seeds align the trace roundings), except where a graded factor drops an LSB in the
+    engine's tau-65535 history (independently for e in W_out and e + 64 in B; probability
+    |value|/65535 per step; none in this run). Float: exact, up to the offset's own decay in that
+    history, 64 * (1 - exp(-1/65535)) error units, which the test subtracts."""
+    prog = compile_small(feedback="adaptive")
+    dB, dW, rec, lsb = _adaptive_updates(prog, "chip")
+    moved = (dB != 0) | (dW != 0)
+    assert moved.sum() > 100
+    np.testing.assert_array_equal(rec["out.error->rec/y1"], rec["rec->out/x1"])  # the same trace, bit for bit
+    assert (dB == dW)[moved].mean() >= 0.99, (dB == dW)[moved].mean()  # measured: 1.0
+    assert np.abs(dB - dW).max() <= lsb * 8  # a lost error LSB moves one update by c * y1 / 8 < 8 LSB
+    dBf, dWf, recf, _ = _adaptive_updates(prog, "float")
+    (p,) = prog.projection("out.error->rec").learning.dw.products
+    c = p.mantissa * 2.0 ** (p.exponent - 3) * lsb  # the product's scale, with its width shift, in model units
+    offset_decay = -64 * (1 - np.exp(-1 / 65535))
+    y1 = recf["out.error->rec/y1"][1:, 0].astype(float)  # [steps, hidden]
+    np.testing.assert_allclose(dBf, dWf + c * offset_decay * y1[:, :, None], rtol=1e-9, atol=1e-12)
+    assert np.abs(dWf).max() > 0
+
+
+def test_adaptive_feedback_with_a_coarser_b_rounds_within_one_lsb():
+    """A readout with small weights has a fine LSB that B's random initial values do not fit:
+    B gets a coarser LSB (noted) and a proportionally smaller scale; its update then differs
+    from W_out's by less than one of its own LSBs (the stochastic rounding to the coarser grid
+    uses the same random number)."""
+    net = small_net(feedback="adaptive")
+    nets = nc.Network(name="coarse")
+    for pop in net.populations:
+        nets.add(pop)
+    for pr in net.projections:
+        if pr.name == "rec->out":
+            pr = nc.Projection(pr.pre, pr.post, pr.weights * 0.1, plasticity=pr.plasticity)
+        nets.add(pr)
+    prog = nc.compile(nets, "loihi2", out=io.StringIO())
+    fb, ro = prog.projection("out.error->rec"), prog.projection("rec->out")
+    assert 2.0**fb.weight_exp * fb.float_scale > 2.0**ro.weight_exp * ro.float_scale  # B is coarser
+    dB, dW, _, lsb = _adaptive_updates(prog, "chip")
+    assert np.abs(dW).max() > 0
+    assert np.abs(dB - dW).max() < lsb * (1 + 1e-9)

@@ -281,6 +281,9 @@ def _resume_case(kind: str):
     """(program, inputs for 60 steps, record)"""
     if kind == "custom":  # Poisson input: the input generator's stream is checkpointed too
         return _custom_program(_custom_rule(3), rate_hz=300.0), {}, LEARNING_RECORD
+    if kind == "rstdp-loihi1":  # the reward trace and its spike time are state too
+        reward = (np.arange(60) % 20 >= 8).astype(float)
+        return _compile(_rstdp_net(), "loihi1"), {"in": _rstdp_raster(60), "p/r0": reward}, ["spikes", "w", "t", "r1"]
     prog = _compile(_rstdp_net())
     reward = np.where(np.arange(60) % 20 >= 8, 6.0, -4.0)[:, None]
     inputs = {"in": _rstdp_raster(60), "p/y2": reward}
@@ -291,7 +294,7 @@ def _part(inputs, start, stop):
     return {k: v[start:stop] for k, v in inputs.items()}
 
 
-@pytest.mark.parametrize("kind", ["custom", "rstdp"])
+@pytest.mark.parametrize("kind", ["custom", "rstdp", "rstdp-loihi1"])
 @pytest.mark.parametrize("split", [30, 31])  # at an epoch boundary (t_epoch 3) and inside an epoch
 def test_learning_runs_resume_bit_for_bit(kind: str, split: int, tmp_path) -> None:
     prog, inputs, record = _resume_case(kind)
@@ -452,24 +455,99 @@ def _compile_error(net: nc.Network, profile="loihi2", **options) -> str:
     return str(info.value)
 
 
-def test_rstdp_needs_a_graded_third_factor(tmp_path) -> None:
+def test_rstdp_on_loihi1_uses_the_reward_trace(tmp_path) -> None:
+    """Loihi 1 has no graded third factor but a reward trace r1 per learning rule: R-STDP lowers
+    onto it (the reward as spikes of the projection's reward channel); without r1 the lowering
+    names both missing features; a graded three-factor rule is still refused there, and r1 does
+    not exist on loihi2."""
     rstdp = _plastic_net("rstdp", {"lr": 0.01, "lr_reward": 0.1})
-    msg = _compile_error(rstdp, "loihi1")  # the design rules refuse it, naming what is missing
-    assert "'ff'" in msg and "'rstdp'" in msg and "loihi1" in msg and "graded third factor" in msg
-    # a loihi1 that lists rstdp among its rules (as its profile did before) gets as far as
-    # the lowering, which names what is missing
+    prog = _compile(rstdp, "loihi1")
+    rule = prog.projections[0].learning
+    assert rule.post_traces == "spikes" and rule.uses_reward
+    assert str(rule.dw).endswith("*u0*t*r1") and rule.traces["r1"] == Trace(64.0, 0)
+    assert rule.traces["y1"].impulse == 16.0  # the engine's own post trace of the post spikes
+    assert any("reward trace r1" in n and "'ff/r0'" in n for n in _notes(prog)), _notes(prog)
+    # a loihi1 whose engine lacked the reward trace: both missing features are named
     text = (ROOT / "hardware_profiles" / "loihi1.yaml").read_text()
     assert "third_factor: false" in text
-    text, n = re.subn(r"^(  rules: \[)(.*)\]$", r"\1rstdp, \2]", text, flags=re.M)
+    text, n = re.subn(r"^(  variables: \[.*), r1(, .*\])", r"\1\2", text, flags=re.M)
     assert n == 1
     path = tmp_path / "loihi1.yaml"  # a profile's file is named after it
-    path.write_text(text)
+    path.write_text(text.replace(", r1]", "]").replace("learning.variables, ", ""))
     msg = _compile_error(rstdp, nc.load_profile(path))
-    assert "cannot be lowered" in msg and "'ff'" in msg and "rstdp needs a graded third factor" in msg
+    assert "cannot be lowered" in msg and "'ff'" in msg
+    assert "rstdp needs a graded third factor (the reward as y2) or a reward trace (r1)" in msg
     # a hand-written three-factor rule: the same gap, named by the rule check
     custom = _plastic_net("custom", {"dw": "u0*t*y2", "post_traces": "graded", "graded": {"y2": {"source": "input"}}})
     msg = _compile_error(custom, "loihi1")
     assert "'ff'" in msg and "third factor" in msg
+    msg = _compile_error(_plastic_net("custom", {"dw": "u0*t*r1"}), "loihi2")
+    assert "'ff'" in msg and "variable 'r1'" in msg and "is not available" in msg
+
+
+RSTDP1 = {"lr": 0.01, "lr_reward": 0.125, "tau_elig_ms": 128.0, "a_minus": 1.0}  # 2^-7 decay, c_w = 2^-4: exact
+
+
+def test_rstdp_on_loihi1_in_float_is_the_float_rule() -> None:
+    """The lowered rule's float engine on a random raster with random reward spikes equals the
+    float R-STDP rule with the reward R_j = r0 (every post neuron), the lowering's rounded
+    rates and the same raster, to rounding error (as the STDP test above)."""
+    from neurocomp.rules.rstdp import RstdpFloat
+
+    prog = _compile(_plastic_net("rstdp", RSTDP1), "loihi1")
+    proj = prog.projections[0]
+    rule = proj.learning
+    lsb = 2.0**proj.weight_exp * proj.float_scale
+    ltp, ltd, decay = sorted(rule.dt.products, key=lambda p: (p.dependency, p.mantissa))[::-1]
+    assert [f.var for f in decay.factors] == ["t"] and decay.mantissa * 2.0**decay.exponent == -(2**-7)
+    (pw,) = rule.dw.products
+    assert pw.mantissa * 2.0 ** (pw.exponent - 5) * 64 == RSTDP1["lr_reward"]  # shifted by 5, r1 = 64 per spike
+    ratio = [
+        p.mantissa * 2.0**p.exponent * 16.0 * lsb / (RSTDP1["lr"] * a)
+        for p, a in ((ltp, 1.0), (ltd, -RSTDP1["a_minus"]))
+    ]
+    steps, rng = 400, np.random.default_rng(2)
+    pre = (rng.random((steps, 3)) < 0.1).astype(np.int64)
+    post = (rng.random((steps, 2)) < 0.1).astype(np.int64)
+    reward = (rng.random(steps) < 0.15).astype(np.int64)
+    eng = SumOfProductsEngine(
+        rule, np.zeros((2, 3), int), engine=nc.load_profile("loihi1").learning, arithmetic="float"
+    )
+    f = RstdpFloat(RSTDP1["lr"], a_plus=ratio[0], a_minus=RSTDP1["a_minus"] * ratio[1], lr_reward=RSTDP1["lr_reward"],
+                   tau_elig_ms=128.0, dt_ms=prog.dt_ms, tau_plus_ms=20.0, tau_minus_ms=20.0)  # fmt: skip
+    state = f.init(1, 2, 3)
+    dw_rule = np.zeros((2, 3))
+    for t in range(1, steps + 1):
+        eng.spikes(t, pre[t - 1][None], post[t - 1][None], reward=reward[t - 1 : t])
+        eng.learn(t)
+        assert eng.state["r1"][0, 0] == 64.0 * reward[t - 1]  # tau 0: this step's reward only
+        dw_rule += f.step(state, pre[t - 1][None].astype(float), post[t - 1][None].astype(float), reward[t - 1])[0]
+    scale = float(np.abs(dw_rule).max())
+    assert scale > 0 and (dw_rule > 0).any() and (dw_rule < 0).any()
+    np.testing.assert_allclose(eng.weights[0] * lsb, dw_rule, rtol=1e-9, atol=1e-9 * scale)
+
+
+def test_rstdp_on_loihi1_reward_spikes_move_weights_by_causality() -> None:
+    """The R-STDP case below on loihi1: trial 0 without reward, trial 1 with reward spikes at
+    steps 9-18 (after one causal and one anti-causal pairing). Reward spikes must be 0 or 1."""
+    prog = _compile(_rstdp_net(), "loihi1")
+    steps = 40
+    reward = np.zeros((steps, 2))
+    reward[8:18, 1] = 1
+    emu = Emulator(prog, batch=2)
+    rec = emu.run(steps, {"in": _rstdp_raster(steps), "p/r0": reward}, ["spikes", "w", "t", "r1"], learn=True)
+    w0 = prog.projections[0].dense_mantissas()[0]
+    w = rec["p/w"][-1, :, 0]
+    tags = rec["p/t"][:, 0, 0]
+    assert tags[7, 0] > 0 and tags[7, 1] < 0  # causal: positive eligibility, anti-causal: negative
+    np.testing.assert_array_equal(rec["p/r1"][:, :, 0], 64 * reward)  # the reward trace holds the step's spike
+    np.testing.assert_array_equal(rec["p/w"][:, 0, 0], np.broadcast_to(w0, (steps, 2)))  # no reward: no change
+    assert w[1, 0] > w0[0] and w[1, 1] < w0[1]  # reward: causal grows, anti-causal shrinks
+    for bad in (np.full(steps, 2), np.full(steps, -1)):  # one spike per step; no negative reward on loihi1
+        with pytest.raises(EmulatorError, match=r"input 'p/r0': reward spikes are 0 or 1 per step.*step 0"):
+            Emulator(prog).run(steps, {"in": _rstdp_raster(steps), "p/r0": bad}, learn=True)
+    with pytest.raises(EmulatorError, match=r"input 'p/y2': projection 'p' reads graded inputs \['r0'\]"):
+        Emulator(prog).run(steps, {"in": _rstdp_raster(steps), "p/y2": reward[:, :1]}, learn=True)
 
 
 def test_no_learning_engine_names_the_rule() -> None:
@@ -525,11 +603,15 @@ def test_custom_rule_syntax_error_names_the_column() -> None:
 # -- 7. Program round trip ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["stdp", "rstdp"])
+@pytest.mark.parametrize("kind", ["stdp", "rstdp", "rstdp-loihi1"])
 def test_learning_rules_survive_save_and_load(kind: str, tmp_path) -> None:
     if kind == "stdp":
         prog = _compile(nc.load_network(EXAMPLES / "stdp_feedforward.yaml"))
         inputs, name = {}, prog.projections[0].name
+    elif kind == "rstdp-loihi1":
+        prog = _compile(_rstdp_net(), "loihi1")
+        inputs, name = {"in": _rstdp_raster(60), "p/r0": (np.arange(60) % 20 >= 8).astype(float)}, "p"
+        assert prog.projections[0].learning.traces["r1"] == Trace(64.0, 0)
     else:
         prog = _compile(_rstdp_net())
         inputs, name = {"in": _rstdp_raster(60), "p/y2": np.full((60, 1), 5.0)}, "p"

@@ -190,7 +190,7 @@ def test_engine_kind() -> None:
         ("x0*sgn(3)", ["applies only to w, d or t, not to a literal"]),
         ("0.5*x1*y0", ["literal '0.5' at column 1 is not an integer"]),
         ("x0*1e3", ["literal '1e3' at column 4 is not an integer"]),
-        ("x0*y1*z1", ["unknown variable 'z1' at column 7 (known: x0, y0, u0..u9, x1, x2, y1, y2, y3, w, t, d)"]),
+        ("x0*y1*z1", ["unknown variable 'z1' at column 7 (known: x0, y0, u0..u9, x1, x2, y1, y2, y3, r1, w, t, d)"]),
         ("u0*w + u1*t", ["all u_k of one rule must have the same k; found u0 at column 1, u1 at column 8"]),
         ("x0 + x1*w", ["product 2 (column 6) has no dependency; every product needs x0, y0 or u_k"]),
         ("x0*u1", ["u1 at column 4: u_k must be the product's dependency", "already depends on x0 (column 1)"]),
@@ -446,3 +446,13 @@ def test_lava_misreads_what_we_refuse(text: str, lava_reads: str) -> None:
     assert _lava(text) == _ours(parse(lava_reads))
     with pytest.raises(RuleSyntaxError):
         parse(text)
+
+
+def test_reward_trace_is_loihi1s_only() -> None:
+    """Loihi 1's reward trace r1 parses where the engine has it, with its 7-bit width; loihi2
+    (and Lava) have no such variable, and say so with the column."""
+    loihi1 = nc.load_profile("loihi1")
+    expr = parse("2^-4*u0*t*r1 - y0*(r1 - 3)", "dw", loihi1)
+    assert [f.var for p in expr.products for f in p.factors] == ["t", "r1", "r1"] and format_expr(expr)
+    assert parse(format_expr(expr), "dw", loihi1) == expr
+    _raises("2^-4*u0*t*r1", "variable 'r1' at column 11 is not available on loihi2", engine=nc.load_profile("loihi2"))

@@ -255,13 +255,18 @@ class QPopulation:
         return cls(name, size, "SpikeInput", True, 0, FrozenDict(rate_hz=rate_hz, seed=seed))
 
     @classmethod
-    def error_unit(cls, name: str, readout: str, size: int, scale_exp: int, shift: int, bits: int = 8) -> QPopulation:
+    def error_unit(
+        cls, name: str, readout: str, size: int, scale_exp: int, shift: int, bits: int = 8, **ce: Any
+    ) -> QPopulation:
         """Graded error units ``e_k = (v_k - target_k) >> shift`` of a leaky readout, saturated
         to ``bits`` signed bits (the payload of a graded spike), added by e-prop's lowering.
-        ``scale_exp`` is the readout's voltage scale, in which the target is given."""
-        return cls(
-            name, size, "ErrorUnit", False, scale_exp, FrozenDict(readout=readout, shift=int(shift), bits=int(bits))
-        )
+        ``scale_exp`` is the readout's voltage scale, in which the target is given. ``ce``: the
+        parameters of a softmax cross-entropy unit instead (``loss="ce"`` and its integer
+        tables, see :func:`neurocomp.rules.eprop.ce_error_params`): ``e_k = softmax(y)_k -
+        target_k`` over the readout units."""
+        prm = dict(readout=readout, shift=int(shift), bits=int(bits))
+        prm.update(ce)
+        return cls(name, size, "ErrorUnit", False, scale_exp, FrozenDict(prm))
 
 
 def _scalar_or_tuple(x):

@@ -41,7 +41,7 @@ from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
 from ..learning.engine import LEARN_QUANTITIES
-from ..rules.eprop import ProgrammableEprop
+from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
 from ..rules.reckon import ReckonLearning
 from .inputs import poisson_step
 from .plastic import LEARNING_VARS, PlasticSynapses
@@ -487,9 +487,12 @@ class Emulator:
         """Run ``steps`` steps. ``inputs`` maps input populations to spike arrays shaped
         ``[steps, batch, neurons]`` or ``[steps, neurons]`` (shared by all trials); row ``i``
         is emitted at step ``t + i + 1``; and ``<projection>/<y>`` to the graded values a
-        three-factor rule reads as ``y`` (``[steps, batch, post]`` or ``[steps, post]``).
+        three-factor rule reads as ``y`` (``[steps, batch, post]`` or ``[steps, post]``);
+        ``<projection>/r0`` to the reward spikes of a rule that reads Loihi 1's reward trace
+        (0 or 1, ``[steps, batch]`` or ``[steps]``); ``<readout>.error/target`` to e-prop's
+        targets (model units; one-hot rows for a cross-entropy loss; a NaN row: no target).
         ``record`` picks variables from ``spikes``, ``v``, ``u``, ``a`` (populations) and
-        ``w``, ``t``, ``d``, ``x1`` ... ``y3`` (plastic projections). ``learn``: run the
+        ``w``, ``t``, ``d``, ``x1`` ... ``y3``, ``r1`` (plastic projections). ``learn``: run the
         on-chip learning of plastic projections. Returns ``{"<population>/<variable>":
         [steps, batch, neurons]}`` and ``{"<projection>/<variable>": [steps, trials, ...]}``."""
         if learn and self._unlowered:
@@ -542,6 +545,10 @@ class Emulator:
                         Problem(f"input {name!r}", f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {n}]")
                     )
                     continue
+                bad = self._target_problem(proj, a[:steps])
+                if bad:
+                    problems.append(Problem(f"input {name!r}", bad))
+                    continue
                 given[name] = a
                 continue
             if proj in self.plastic:
@@ -550,6 +557,13 @@ class Emulator:
                     problems.append(
                         Problem(f"input {name!r}", f"projection {proj!r} reads graded inputs {list(syn.graded_inputs)}")
                     )
+                    continue
+                if y == "r0":  # reward spikes of the projection's reward channel (Loihi 1): [steps(, batch)]
+                    a, bad = self._reward_input(np.asarray(arr, dtype=np.float64), steps)
+                    if bad:
+                        problems.append(Problem(f"input {name!r}", bad))
+                    else:
+                        given[name] = a
                     continue
                 a = np.asarray(arr, dtype=np.float64)
                 if a.ndim == 2:
@@ -765,9 +779,18 @@ class Emulator:
     def _update_error(self, name: str, p: _Population, target) -> None:
         """``e = (v_readout - target + half) >> shift``, saturated to the payload's signed bits. The
         target (model units, ``[batch, n]``) arrives as the host sends it: in the readout's
-        integer voltage units (``round(target * 2**scale_exp)``); no target means 0."""
+        integer voltage units (``round(target * 2**scale_exp)``); no target means 0; a row with
+        NaN (a trial without a target this step) gives an error of 0 (no learning). Softmax
+        cross-entropy units (``loss: ce``) compute ``softmax(y) - onehot(target)`` instead (see
+        :meth:`_ce_error`)."""
         prm = p.q.params
         v = self.pops[prm["readout"]].state["v"]
+        if prm.get("loss") == "ce":
+            p.state["spikes"] = self._ce_error(p, v, target)
+            return
+        if target is not None and np.isnan(target).any():  # the readout's own value: an error of 0
+            own = v * 2.0**-p.q.scale_exp if self.fixed else v
+            target = np.where(np.isnan(target).any(axis=-1, keepdims=True), own, target)
         if not self.fixed:
             tgt = 0.0 if target is None else np.asarray(target, dtype=np.float32)
             p.state["spikes"] = (v - tgt).astype(np.float32)
@@ -780,6 +803,57 @@ class Emulator:
         lim = 2.0 ** (prm["bits"] - 1)
         # rounded to nearest (half an LSB added before the shift): a floor would bias every error down
         p.state["spikes"] = np.clip(np.floor((v - tgt) * 2.0 ** -prm["shift"] + 0.5), -lim, lim - 1)
+
+    def _ce_error(self, p: _Population, v: np.ndarray, target) -> np.ndarray:
+        """The payload of softmax cross-entropy error units, ``P * (softmax(y) - onehot)`` over
+        the readout units (``P = 2**(bits-1) - 1``): in the units' integer arithmetic
+        (:func:`~neurocomp.rules.eprop.ce_error_fixed`), or exactly at the float level (errors
+        unquantized: ``learn_arithmetic="float"``, or a float chip). No target, or a NaN row:
+        an error of 0 (no learning)."""
+        prm = p.q.params
+        if target is None:
+            onehot, valid = np.zeros(v.shape), np.zeros(v.shape[0], bool)
+        else:
+            t = np.broadcast_to(np.asarray(target, dtype=np.float64), v.shape)
+            valid = ~np.isnan(t).any(axis=-1)
+            onehot = np.nan_to_num(t)
+        if not self.fixed or getattr(self, "_graded_float", False):
+            scale = p.q.scale_exp if self.fixed else 0
+            return ce_error_exact(v, onehot, valid, scale, int(prm["payload_max"])).astype(v.dtype)
+        return ce_error_fixed(v, onehot, valid, prm).astype(v.dtype)
+
+    def _target_problem(self, pop: str, a: np.ndarray) -> str | None:
+        """Softmax cross-entropy targets must be one-hot rows or NaN rows: the first that is not."""
+        p = self.pops[pop]
+        if p.kind != "error" or p.q.params.get("loss") != "ce":
+            return None
+        nan = np.isnan(a)
+        ok = nan.all(axis=-1) | (~nan.any(axis=-1) & ((a == 0) | (a == 1)).all(axis=-1) & (a.sum(axis=-1) == 1))
+        if ok.all():
+            return None
+        step, trial = (int(i) for i in np.argwhere(~ok)[0])
+        return (
+            f"softmax cross-entropy targets are one-hot rows (one 1, the rest 0) or NaN rows (no target); "
+            f"step {step}, trial {trial} is {a[step, trial].tolist()}"
+        )
+
+    def _reward_input(self, a: np.ndarray, steps: int) -> tuple[np.ndarray, str | None]:
+        """Reward spikes ``[steps]`` or ``[steps, batch]`` (0 or 1: one reward channel per
+        projection, as Loihi 1's learning rules have) as ``[steps, batch]``."""
+        if a.ndim == 1:
+            a = np.broadcast_to(a[:, None], (a.shape[0], self.batch))
+        if a.ndim == 3 and a.shape[2:] == (1,):
+            a = a[..., 0]
+        if a.ndim != 2 or a.shape[1] != self.batch or a.shape[0] < steps:
+            return a, f"shape {a.shape}; expected [{steps}] or [{steps}, {self.batch}] (reward spikes, one per trial)"
+        bad = ~((a[:steps] == 0) | (a[:steps] == 1))
+        if bad.any():
+            step, trial = (int(i) for i in np.argwhere(bad)[0])
+            return a, (
+                f"reward spikes are 0 or 1 per step (the reward trace r1 adds its impulse per spike; a reward "
+                f"is non-negative on loihi1); step {step}, trial {trial} is {a[step, trial]}"
+            )
+        return a, None
 
     def _spike_counts(self, v: np.ndarray, th) -> np.ndarray:
         """Spikes per neuron this step, in the state dtype."""

@@ -29,7 +29,7 @@ from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
 from ..profiles import Profile
 from .synapses import chip_mantissas
 
-LEARNING_VARS = ("w", "t", "d", "x1", "x2", "y1", "y2", "y3")
+LEARNING_VARS = ("w", "t", "d", "x1", "x2", "y1", "y2", "y3", "r1")
 
 
 class PlasticSynapses:
@@ -90,6 +90,8 @@ class PlasticSynapses:
             rounding=learn_rounding,
         )
         self.graded_inputs = tuple(y for y, src in self.rule.graded.items() if src.get("source") == "input")
+        if self.rule.uses_reward:  # Loihi 1's reward channel: spikes given as the input <projection>/r0
+            self.graded_inputs += ("r0",)
         self._post_trace = {y: src for y, src in self.rule.graded.items() if src.get("source") == "post_trace"}
         self.reset()
 
@@ -122,6 +124,11 @@ class PlasticSynapses:
         units are read by name)."""
         spikes = post.state["spikes"]
         graded = dict(given)
+        reward = graded.pop("r0", None)  # reward spikes [batch] (rules reading r1)
+        pre_spikes, pre_values = pre.state["spikes"], None
+        if self.rule.pre_graded:  # graded pre spikes: every pre neuron sends its payload every step
+            pre_values = pre_spikes
+            pre_spikes = np.ones(pre_spikes.shape, bool)
         for y, src in self.rule.graded.items():
             kind = src.get("source")
             if kind == "post_trace":
@@ -132,7 +139,8 @@ class PlasticSynapses:
                 graded[y] = self._learning_signal(post, t, src)
             elif kind == "error":
                 graded[y] = pops[src["unit"]].state["spikes"]
-        self.engine.spikes(t, pre.state["spikes"], spikes, graded if self.rule.post_traces == "graded" else None)
+        graded = graded if self.rule.post_traces == "graded" else None
+        self.engine.spikes(t, pre_spikes, spikes, graded, pre_values=pre_values, reward=reward)
         self.engine.learn(t)
 
     def _pseudo_derivative(self, post) -> np.ndarray:

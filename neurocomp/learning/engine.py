@@ -44,6 +44,13 @@ impulse fractions, and the synaptic variables onto their grid. Round to nearest 
 halves up; the random streams advance as they always do, so switching it changes nothing
 else.
 
+Two inputs beyond Lava's (see :class:`~neurocomp.learning.rule.EngineRule`): Loihi 1's reward
+trace ``r1``, one per rule and trial, a post-side trace driven by the reward spikes of the
+rule's reinforcement channel (its impulse added as a post trace's is, its decay rounded with
+the post side's random numbers: Loihi 1's own rounding of it is not published); and a graded
+pre-synaptic ``x1`` that the pre neurons' payloads overwrite every step, as Lava's
+``LearningDense`` does with graded spikes in ``OVERWRITE`` mode.
+
 Widths, bounds and seeds come from the profile's ``learning`` section. Batches: each trial
 has its own traces and tags; ``learn_mode="independent"`` gives each trial its own weights,
 ``"shared"`` one set of weights to which every trial's update is added (the trials' products
@@ -73,6 +80,7 @@ def _clip(x, lo, hi):
 
 
 Y_TRACES = ("y1", "y2", "y3")
+R_TRACES = ("r1",)  # Loihi 1's reward trace (see EngineRule)
 SYN_VARS = ("w", "t", "d")
 _TARGET_VAR = {"dw": "w", "dt": "t", "dd": "d"}
 
@@ -177,6 +185,10 @@ class SumOfProductsEngine:
         for k in Y_TRACES:
             graded = rule.post_traces == "graded" and rule.graded.get(k, {}).get("source") != "post_trace"
             kind[k] = "graded" if graded else "traces"
+        if "x1" in rule.pre_graded:  # the pre neurons' graded payload (adaptive e-prop's error)
+            kind["x1"] = "graded"
+        self._r = R_TRACES if rule.uses_reward else ()  # Loihi 1's reward trace, where the rule reads it
+        kind.update({k: "traces" for k in self._r})
         self.var_fixed = {k: q not in floats for k, q in kind.items()}
         self.n_post, self.n_pre = weights.shape
         prm = engine.params
@@ -190,8 +202,8 @@ class SumOfProductsEngine:
         self.exp_min = int(engine.exponent_min if engine.exponent_min is not None else -7)
         self._check_bounds()
         tr = rule.traces
-        self.impulse = {k: float(tr[k].impulse) for k in X_TRACES + Y_TRACES}
-        self.tau = {k: float(tr[k].tau) for k in X_TRACES + Y_TRACES}
+        self.impulse = {k: float(tr[k].impulse) for k in X_TRACES + Y_TRACES + self._r}
+        self.tau = {k: float(tr[k].tau) for k in X_TRACES + Y_TRACES + self._r}
         # Lava splits an impulse into an integer and 8 fractional bits (rounded to nearest)
         self.imp_int = {k: int(np.floor(v)) for k, v in self.impulse.items()}
         self.imp_frac = {k: int(np.round((v - np.floor(v)) * 2**self.frac_bits)) for k, v in self.impulse.items()}
@@ -203,6 +215,9 @@ class SumOfProductsEngine:
             factors = np.exp(-1 / taus[taus != 0][:, np.newaxis])[:, 0]
             for k, f in zip([k for k in side if self.tau[k] != 0], factors, strict=True):
                 self.decay_factor[k] = f
+        for k in self._r:  # (Lava has no reward trace: the same formula, on its own)
+            if self.tau[k] != 0:
+                self.decay_factor[k] = float(np.exp(-1 / self.tau[k]))
         # traces whose values can be nonzero or are read by a rule; the others stay exactly 0
         # (tau 0 zeroes them, impulse 0 adds nothing; with graded post traces the neuron's
         # values are read through the history), so their history is not computed
@@ -211,7 +226,7 @@ class SumOfProductsEngine:
             k
             for k in X_TRACES + Y_TRACES
             if k in used or (self.impulse[k] > 0 and not (k in Y_TRACES and rule.post_traces == "graded"))
-        }
+        } | set(self._r)
         self._w0 = np.asarray(weights)
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         self.reset()
@@ -240,6 +255,9 @@ class SumOfProductsEngine:
             "tx": np.zeros((b, m), np.int64),
             "ty": np.zeros((b, n), np.int64),
         }
+        for k in self._r:  # one reward trace per trial, held per post neuron (all equal) to broadcast
+            self.state[k] = np.zeros((b, n), dt[k])
+            self.state["tr"] = np.zeros((b, 1), np.int64)  # within-epoch time of the last reward spike
         seed = int(self.rule.rng_seed)
         self.x_random = _TraceRandom(seed, seed + 1, self.trace_bits)
         self.y_random = _TraceRandom(seed + 2, seed + 3, self.trace_bits)
@@ -283,10 +301,21 @@ class SumOfProductsEngine:
         new = values + self.imp_int[name] + up
         return _clip(new, 0, 2**self.trace_bits - 1)
 
-    def spikes(self, t: int, pre: np.ndarray, post: np.ndarray, graded: Mapping[str, np.ndarray] | None = None) -> None:
+    def spikes(
+        self,
+        t: int,
+        pre: np.ndarray,
+        post: np.ndarray,
+        graded: Mapping[str, np.ndarray] | None = None,
+        pre_values: np.ndarray | None = None,
+        reward: np.ndarray | None = None,
+    ) -> None:
         """Step ``t`` (1-based): ``pre`` ``[batch, pre]`` and ``post`` ``[batch, post]`` spike
         flags of this step; ``graded``: y1..y3 values ``[batch, post]`` sent by the post
-        neurons this step (three-factor rules)."""
+        neurons this step (three-factor rules); ``pre_values``: the pre neurons' graded
+        payloads ``[batch, pre]`` (rules with ``pre_graded`` x1: ``x1 <- payload + offset``);
+        ``reward``: reward spikes ``[batch]`` (0/1) of the projection's reward channel (rules
+        reading Loihi 1's reward trace ``r1``), handled as the post traces' spikes are."""
         st = self.state
         pre = pre.astype(bool)
         post = post.astype(bool)
@@ -309,6 +338,17 @@ class SumOfProductsEngine:
             for k in Y_TRACES:
                 v = graded.get(k)
                 st[k] = np.zeros_like(st[k]) if v is None else np.broadcast_to(v, st[k].shape).astype(st[k].dtype)
+        for k in self._r:  # reward spikes: a second or later one in the epoch adds its impulse now
+            r = np.zeros((self.batch, 1), bool) if reward is None else np.reshape(reward, (-1, 1)).astype(bool)
+            r = np.broadcast_to(r, st["tr"].shape)
+            multi_r = np.broadcast_to((st["tr"] > 0) & r, st[k].shape)
+            if multi_r.any():
+                st[k] = np.where(multi_r, self._add_impulse(st[k], k, self.y_random.impulse), st[k])
+            st["tr"][r] = within
+        src = self.rule.pre_graded.get("x1")
+        if src is not None:  # graded pre spikes overwrite x1 (Lava's OVERWRITE mode; not clipped)
+            v = 0 if pre_values is None else pre_values
+            st["x1"] = (np.broadcast_to(v, st["x1"].shape) + int(src.get("offset", 0))).astype(st["x1"].dtype)
         self.x_random.advance()
         self.y_random.advance()
 
@@ -327,7 +367,12 @@ class SumOfProductsEngine:
         if self.rule.post_traces == "spikes":
             for i, k in enumerate(Y_TRACES):
                 st[k] = hy[-1, :, i].copy()
-        args = _Args(self, hx, hy, t)
+        hr = None
+        if self._r:  # the reward trace's history, with the post side's random numbers
+            hr = self._history(self._r, np.broadcast_to(st["tr"], st["r1"].shape), self.y_random)
+            st["r1"] = hr[-1, :, 0].copy()
+            st["tr"][...] = 0
+        args = _Args(self, hx, hy, t, hr)
         new = {}
         for target, expr in self.rule.expressions.items():  # all rules see the pre-update w, t, d
             var = _TARGET_VAR[target]
@@ -449,8 +494,8 @@ class _Args:
     time each dependency selects, and the synaptic variables before the update. Arrays are
     shaped to broadcast to ``[batch, post, pre]``."""
 
-    def __init__(self, eng: SumOfProductsEngine, hx: np.ndarray, hy: np.ndarray, t: int):
-        self.eng, self.hx, self.hy = eng, hx, hy
+    def __init__(self, eng: SumOfProductsEngine, hx: np.ndarray, hy: np.ndarray, t: int, hr=None):
+        self.eng, self.hx, self.hy, self.hr = eng, hx, hy, hr
         st = eng.state
         self.tx, self.ty = st["tx"], st["ty"]
         self.x0 = (self.tx > 0)[:, None, :].astype(np.int64)
@@ -480,7 +525,10 @@ class _Args:
             return self._cache[key]
         is_x = name in X_TRACES
         h = self.hx if is_x else self.hy  # [T+1, B, k, n]
-        i = (X_TRACES if is_x else Y_TRACES).index(name)
+        if name in R_TRACES:  # the reward trace: a post-side trace, equal for every post neuron
+            h, i = self.hr, 0
+        else:
+            i = (X_TRACES if is_x else Y_TRACES).index(name)
         hi = np.moveaxis(h[:, :, i], 0, -1)  # [B, n, T+1]
         if dep == "u":
             v = h[-1, :, i]

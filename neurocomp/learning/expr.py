@@ -7,8 +7,9 @@ A rule for one synaptic variable ``z`` (``w``, ``t`` or ``d``) is
 ``dependency`` is ``x0`` (the pre neuron spiked in the epoch), ``y0`` (the post neuron
 spiked) or ``u`` with decimation ``k`` (1 once every ``2**k`` epochs). A factor is a trace
 (``x1 x2 y1 y2 y3``, evaluated at the time the dependency says), a synaptic variable
-(``w t d``), a further dependency (``x0 y0``, width 1), optionally plus an integer constant
-``c``, or ``sgn(var + c)`` for a synaptic variable. The text syntax is Lava's rule-string
+(``w t d``), a further dependency (``x0 y0``, width 1), Loihi 1's reward trace ``r1`` (where
+the profile lists it), optionally plus an integer constant ``c``, or ``sgn(var + c)`` for a
+synaptic variable. The text syntax is Lava's rule-string
 syntax (``"2^-2*x1*y0 - 2^-2*y1*x0"``); :func:`parse` reads it and :func:`format_expr`
 writes it back.
 """
@@ -23,8 +24,9 @@ from ..errors import NeurocompError, Problem
 
 DEPENDENCIES = ("x0", "y0", "u")
 TRACES = ("x1", "x2", "y1", "y2", "y3")
+REWARD_TRACES = ("r1",)  # Loihi 1's reward trace (NxSDK's rule strings; absent from Lava and Loihi 2)
 SYNAPTIC_VARIABLES = ("w", "t", "d")
-FACTOR_VARIABLES = ("x0", "y0") + TRACES + SYNAPTIC_VARIABLES
+FACTOR_VARIABLES = ("x0", "y0") + TRACES + SYNAPTIC_VARIABLES  # Lava's (and Loihi 2's) factors
 
 
 @dataclass(frozen=True)
@@ -174,14 +176,14 @@ class _Parser:
                 out.append(_Token("dep", s, col, s))
             elif re.fullmatch(r"u\d", s):
                 out.append(_Token("u", s, col, int(s[1])))
-            elif s in TRACES or s in SYNAPTIC_VARIABLES:
+            elif s in TRACES or s in REWARD_TRACES or s in SYNAPTIC_VARIABLES:
                 out.append(_Token("var", s, col, s))
             elif s == "u":
                 self.fail(f"'u' at column {col} needs its decimation k: u0..u9 (1 once every 2^k epochs)")
             elif re.fullmatch(r"u\d+", s):
                 self.fail(f"{s!r} at column {col}: u_k takes a single digit k (u0..u9)")
             else:
-                known = ", ".join(("x0", "y0", "u0..u9") + TRACES + SYNAPTIC_VARIABLES)
+                known = ", ".join(("x0", "y0", "u0..u9") + TRACES + REWARD_TRACES + SYNAPTIC_VARIABLES)
                 self.fail(f"unknown variable {s!r} at column {col} (known: {known})")
         out.append(_Token("end", "", len(text) + 1))
         return out

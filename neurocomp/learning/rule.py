@@ -20,6 +20,7 @@ from ..errors import Problem
 from .expr import Expr, RuleSyntaxError, parse
 
 TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
+REWARD_TRACE = "r1"  # Loihi 1's reward trace: one per learning rule, driven by reward spikes
 TARGETS = ("dw", "dt", "dd")
 # Lava's Loihi3FLearningRule: y traces come from the neuron, so their own impulse is 0 and
 # their decay is (almost) off; tau 65535 still loses an LSB now and then, which is reproduced.
@@ -44,6 +45,17 @@ class EngineRule:
     ``post_traces == "graded"``: ``{"source": "input"}`` (a value per post neuron and step,
     given as the run's input ``<projection>/<y>``) or ``{"source": "post_trace", "impulse":
     I, "tau": steps}`` (the post neuron's own spike trace). Unlisted graded traces stay 0.
+
+    ``pre_graded``: ``{"x1": {"source": "pre", "offset": c}}`` makes ``x1`` a graded
+    pre-synaptic value: every step each pre neuron sends its graded payload plus ``c`` (an
+    unsigned 7-bit value on Loihi 2) and the engine overwrites ``x1`` with it (Lava's
+    ``LearningDense(graded_spike_cfg=OVERWRITE)``); ``x1``'s impulse is then 0 and its tau
+    65535, as for graded post traces. A rule reads the signed value as ``(x1 - c)``.
+
+    A rule that reads ``r1`` uses the reward trace of Loihi 1's engine (one per learning
+    rule, so one per projection and trial): reward spikes, given as the run's input
+    ``<projection>/r0`` (0 or 1 per step), add ``traces["r1"].impulse`` and it decays with
+    ``traces["r1"].tau`` like the other traces.
     """
 
     dw: Expr | None = None
@@ -55,13 +67,24 @@ class EngineRule:
     post_traces: str = "spikes"
     graded: Mapping[str, str] = field(default_factory=FrozenDict)
     source: str = "custom"  # the rule it was lowered from, for reports
+    pre_graded: Mapping[str, Any] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
         traces = {name: self.traces.get(name, Trace()) for name in TRACE_NAMES}
+        if REWARD_TRACE in self.traces or any(REWARD_TRACE in e.variables for e in self.expressions.values()):
+            traces[REWARD_TRACE] = self.traces.get(REWARD_TRACE, Trace())
         if self.post_traces == "graded":  # the neuron supplies y1..y3 (Lava's 3-factor rule)
             traces.update({y: Trace(0.0, GRADED_Y_TAU) for y in ("y1", "y2", "y3")})
+        if "x1" in self.pre_graded:  # the pre neuron's payload overwrites x1 (graded spikes)
+            traces["x1"] = Trace(0.0, GRADED_Y_TAU)
         object.__setattr__(self, "traces", FrozenDict(traces))
         object.__setattr__(self, "graded", freeze(dict(self.graded)))
+        object.__setattr__(self, "pre_graded", freeze(dict(self.pre_graded)))
+
+    @property
+    def uses_reward(self) -> bool:
+        """Whether the rule reads Loihi 1's reward trace ``r1``."""
+        return REWARD_TRACE in self.traces
 
     @property
     def expressions(self) -> dict[str, Expr]:
@@ -122,6 +145,13 @@ class EngineRule:
         for name, tr in self.traces.items():
             if tr.impulse < 0 or tr.tau < 0:
                 out.append(Problem(f"trace {name}", f"impulse {tr.impulse} and tau {tr.tau} must be >= 0"))
+        for x, src in self.pre_graded.items():
+            if x != "x1":
+                out.append(Problem("learning rule", f"graded pre-synaptic {x!r}: only x1 can be graded"))
+            elif (
+                not isinstance(src, Mapping) or src.get("source") != "pre" or not isinstance(src.get("offset", 0), int)
+            ):
+                out.append(Problem("learning rule", f"graded x1: expected {{source: pre, offset: int}}, got {src!r}"))
         if not isinstance(self.t_epoch, int) or self.t_epoch < 1:
             out.append(Problem("learning rule", f"t_epoch must be an integer >= 1, got {self.t_epoch!r}"))
         if engine is not None:
@@ -145,6 +175,20 @@ class EngineRule:
                     out.append(
                         Problem(f"trace {name}", f"impulse {tr.impulse} exceeds the {tb}-bit trace (max {2**tb - 1})")
                     )
+            if self.pre_graded and not engine.params.get("graded_pre_spikes"):
+                out.append(
+                    Problem(
+                        "learning rule", "needs graded pre-synaptic spikes (x1 overwritten), which this engine lacks"
+                    )
+                )
+            for x, src in self.pre_graded.items():
+                off = src.get("offset", 0) if isinstance(src, Mapping) else 0
+                if isinstance(off, int) and not 0 <= off < 2**tb:
+                    out.append(Problem("learning rule", f"graded {x} offset {off} outside the {tb}-bit trace"))
+            if self.uses_reward and REWARD_TRACE not in engine.variables:
+                out.append(
+                    Problem("learning rule", f"reads the reward trace {REWARD_TRACE}, which this engine does not have")
+                )
         return out
 
     # -- serialization ---------------------------------------------------------------
@@ -157,6 +201,7 @@ class EngineRule:
             "post_traces": self.post_traces,
             "graded": thaw(self.graded),
             "source": self.source,
+            **({"pre_graded": thaw(self.pre_graded)} if self.pre_graded else {}),
         }
 
     @classmethod
@@ -170,4 +215,5 @@ class EngineRule:
             post_traces=d.get("post_traces", "spikes"),
             graded=dict(d.get("graded", {})),
             source=d.get("source", "custom"),
+            pre_graded=dict(d.get("pre_graded", {})),
         )

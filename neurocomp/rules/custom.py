@@ -3,7 +3,9 @@
 Parameters: ``dw``, ``dt``, ``dd`` (Lava's rule-string syntax), ``traces`` (``{x1: {impulse,
 tau}, ...}``, tau in steps), ``t_epoch``, ``rng_seed``, ``post_traces`` (``spikes`` or
 ``graded``) and ``graded`` (``{y2: {source: input}}`` ...). Nothing is rescaled: the strings
-act on weight mantissas and trace LSBs, as on the chip.
+act on weight mantissas and trace LSBs, as on the chip. On loihi1 a rule may read the reward
+trace ``r1`` (``traces: {r1: {impulse, tau}}``; reward spikes are the run's input
+``<projection>/r0``).
 """
 
 from __future__ import annotations

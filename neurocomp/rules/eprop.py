@@ -41,8 +41,19 @@ Approximations, each noted in the compile log where it is made:
   - firing-rate regularization adds ``reg * (r - r0)`` to the learning signal in the neuron,
     ``r`` a 16-fraction-bit spike trace with a 2^-10 decay (a ~1 s running rate).
 ALIF hidden neurons add the adaptation eligibility in the tag ``d`` (see :func:`_alif_rules`).
-Not lowered in this release (an error naming what is missing): classification losses
-(softmax in the error units) and adaptive feedback.
+
+Classification (``loss: ce``): the error units compute ``e_k = softmax(y)_k - onehot_k`` over
+the readout units in integers (:func:`ce_error_fixed`: a max-subtracted base-2 exponential
+from a 64-entry Q15 table and a shift, the sum normalized to an 8-bit mantissa and inverted by
+a 128-entry table, no division; within 2 payload LSB of the exact softmax), ``P = 127`` per
+1.0 of error (``Eq = 1/P``); the float level (``learn_arithmetic="float"``) computes the exact
+softmax. Targets are one-hot rows of ``<readout>.error/target``; a NaN row is a step without
+a target (error 0: no learning), for either loss.
+
+Adaptive feedback (Bellec's adaptive e-prop, ``B_jk`` takes ``W_out_kj``'s update): ``B``
+becomes a plastic projection whose rule mirrors the readout's (:func:`_adaptive_rule`: the
+error as a graded pre-synaptic ``x1 = e + 64``, the hidden neuron's spike trace as ``y1``);
+the error units are then 7-bit.
 """
 
 from __future__ import annotations
@@ -73,6 +84,77 @@ DEFAULTS = {
     "error_range": 2.0,
 }
 ERROR_BITS = 8  # the error units' graded payload (signed)
+
+# -- softmax cross-entropy in the error units' integer arithmetic ------------------------------
+CE_EXP_FRAC_BITS = 6  # the base-2 exponent is kept to 1/64 of an octave
+CE_EXP_ONE = 15  # exp LUT entries are Q15: 2**15 is 1.0
+CE_RECIP_BITS = 8  # the sum is normalized to an 8-bit mantissa before its reciprocal
+CE_RECIP_FRAC = 15  # reciprocal LUT entries carry 15 fraction bits
+
+
+def ce_error_params(scale_exp: int, bits: int) -> dict:
+    """The integer tables of a softmax cross-entropy error unit (:func:`ce_error_fixed`): the
+    readout's voltages ``v`` are integers with ``2**scale_exp`` per model unit; the payload is
+    ``bits``-bit signed with ``P = 2**(bits-1) - 1`` standing for an error of 1.0."""
+    F = CE_EXP_FRAC_BITS
+    shift = max(0, int(scale_exp) - F + 15)  # keeps ~16 significant bits in the multiplier
+    mult = round(math.log2(math.e) * 2.0 ** (F + shift - int(scale_exp)))
+    pmax = 2 ** (bits - 1) - 1
+    half = 2 ** (CE_RECIP_BITS - 1)
+    return {
+        "loss": "ce",
+        "exp_frac_bits": F,
+        "exp_mult": int(mult),
+        "exp_shift": int(shift),
+        "exp_lut": tuple(round(2.0**CE_EXP_ONE * 2.0 ** (-f / 2**F)) for f in range(2**F)),
+        "recip_bits": CE_RECIP_BITS,
+        "recip_lut": tuple(round(pmax * 2.0**CE_RECIP_FRAC / (half + i)) for i in range(half)),
+        "payload_max": pmax,
+    }
+
+
+def ce_error_fixed(v, onehot, valid, prm: Mapping[str, Any]) -> np.ndarray:
+    """``softmax(y) - onehot`` as the error units compute it in integers, ``[batch, n]`` payloads
+    (rows where ``valid`` is False: 0, no learning). Per trial, over the readout units ``k``:
+
+    1. ``d_k = max_j v_j - v_k`` (>= 0): the max-subtracted softmax, so every exponential is <= 1;
+    2. ``t_k = (d_k * exp_mult) >> exp_shift``: ``d_k * log2(e) / 2**scale_exp`` in units of
+       ``2**-F`` (``F = exp_frac_bits`` = 6), floored;
+    3. ``E_k = exp_lut[t_k mod 2**F] >> (t_k >> F)``: ``2**(-t_k / 2**F)`` in Q15 from a 64-entry
+       table and a shift (``E`` of the largest unit is 32768);
+    4. ``S = sum_k E_k``, normalized to an 8-bit mantissa ``m = S >> n`` (``n = bitlen(S) - 8``);
+    5. ``q_k = (E_k * recip_lut[m - 128] + 2**(n + 14)) >> (n + 15)``, at most ``P``, with
+       ``recip_lut[i] = round(P * 2**15 / (128 + i))``: ``P * E_k / S`` rounded;
+    6. ``e_k = q_k - P * onehot_k``.
+
+    Precision: step 2 floors the exponent to 1/64 octave (E up to 1.1% high), step 4 truncates
+    S to 8 bits (1/S up to 0.8% high), step 5 rounds to the payload's LSB (``1/P``); all
+    integer, no division. The payload is within 2 LSB of ``P * softmax`` (measured over random
+    readouts: see the tests)."""
+    v = np.asarray(v, dtype=np.int64)
+    F = int(prm["exp_frac_bits"])
+    d = v.max(axis=-1, keepdims=True) - v
+    t = (d * int(prm["exp_mult"])) >> int(prm["exp_shift"])
+    lut = np.asarray(prm["exp_lut"], dtype=np.int64)
+    E = lut[t & (2**F - 1)] >> np.minimum(t >> F, 62)
+    S = E.sum(axis=-1, keepdims=True)
+    n = np.array([[int(x).bit_length()] for x in S.ravel()], dtype=np.int64).reshape(S.shape) - int(prm["recip_bits"])
+    m = S >> n
+    half = 2 ** (int(prm["recip_bits"]) - 1)
+    r = np.asarray(prm["recip_lut"], dtype=np.int64)[m - half]
+    pmax = int(prm["payload_max"])
+    q = np.minimum((E * r + (1 << (n + CE_RECIP_FRAC - 1))) >> (n + CE_RECIP_FRAC), pmax)
+    e = q - pmax * np.asarray(onehot, dtype=np.int64)
+    return np.where(np.asarray(valid, dtype=bool)[..., None], e, 0)
+
+
+def ce_error_exact(v, onehot, valid, scale_exp: int, pmax: int) -> np.ndarray:
+    """The float level of :func:`ce_error_fixed`: ``P * (softmax(v / 2**scale_exp) - onehot)``
+    with the exact exponential and division (0 where not ``valid``)."""
+    y = np.asarray(v, dtype=np.float64) * 2.0**-scale_exp
+    p = np.exp(y - y.max(axis=-1, keepdims=True))
+    e = pmax * (p / p.sum(axis=-1, keepdims=True) - np.asarray(onehot, dtype=np.float64))
+    return np.where(np.asarray(valid, dtype=bool)[..., None], e, 0.0)
 
 
 @dataclass(frozen=True)
@@ -165,6 +247,43 @@ def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringCo
     return dt, dd
 
 
+LOSSES = ("mse", "ce")
+FEEDBACKS = ("random", "symmetric", "adaptive")
+ADAPTIVE_SEED = 2  # the readout rule's rng_seed with adaptive feedback: B's (0) y streams are its x streams
+
+
+def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, offset: int) -> EngineRule:
+    """The rule of an adaptive feedback projection ``B`` (Bellec's adaptive e-prop: ``B_jk``
+    takes ``W_out_kj``'s update). ``W_out`` learns ``dw = c_o * u0 * x1 * y2`` with ``x1`` the
+    hidden neuron's spike trace and ``y2`` the graded error ``e_k`` of its post (readout) neuron.
+    For ``B`` the roles swap: the error unit is the pre neuron and the hidden neuron the post.
+    Lava's engine takes a graded pre-synaptic value only as a spike payload written into
+    ``x1`` (``LearningDense(graded_spike_cfg=OVERWRITE)``, an unsigned 7-bit trace), so the
+    error unit sends ``e + 64`` (``e`` 7-bit signed: the lowering narrows the error units to
+    7 bits) and the rule reads ``(x1 - 64)``; the hidden neuron's spike trace is ``B``'s post
+    trace ``y1`` with ``W_out``'s ``x1`` impulse and tau::
+
+        dw = c_B * u0 * (x1 - 64) * y1          (shifted by 3, as x1*y2)
+
+    With ``B``'s LSB equal to ``W_out``'s (model units), ``c_B = c_o``, and the rule seeds make
+    ``B``'s y-trace random numbers those of ``W_out``'s x trace, so from identical states the
+    two updates are the same integers, transposed. Where they still differ: each graded value
+    decays through the engine's tau-65535 history (Lava's three-factor y traces; the same tau
+    for ``B``'s graded x1), which drops an LSB with probability ``|value| / 65535`` per step,
+    with independent random numbers for ``e`` in ``W_out`` and for ``e + 64`` in ``B``; and
+    where ``B`` needs a coarser LSB than ``W_out`` (a larger initial B), ``c_B = c_o *
+    LSB_W / LSB_B`` and the stochastic rounding to B's grid differs by less than one B LSB."""
+    lrn = ctx.profile.learning
+    c_b = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop adaptive B scale")
+    return EngineRule(
+        dw=parse(f"{literal(*c_b)}*u0*(x1 - {offset})*y1", "dw", lrn),
+        traces={"y1": Trace(I, steps(tau_ms, ctx, "readout tau"))},
+        pre_graded={"x1": {"source": "pre", "offset": offset}},
+        rng_seed=0,
+        source="eprop",
+    )
+
+
 def lower_network(
     net: QuantizedNetwork, ctx_profile, dt_ms: float, notes: list[str], rate_hz: float = 10.0, rule: str = "eprop"
 ) -> QuantizedNetwork:
@@ -198,16 +317,26 @@ def lower_network(
             problems.append(Problem(f"population {h!r}", f"eprop on {pops[h].model} neurons is not lowered"))
     for p in eprop:
         pr = params[p.name]
-        if pr["loss"] != "mse":
-            problems.append(Problem(f"projection {p.name!r}", f"eprop loss {pr['loss']!r} is not lowered (mse only)"))
-        if pr["feedback"] not in ("random", "symmetric"):
+        if pr["loss"] not in LOSSES:
+            problems.append(
+                Problem(f"projection {p.name!r}", f"eprop loss {pr['loss']!r}: one of {', '.join(map(repr, LOSSES))}")
+            )
+        if pr["feedback"] not in FEEDBACKS:
             problems.append(
                 Problem(
                     f"projection {p.name!r}",
-                    f"eprop feedback {pr['feedback']!r} is not lowered onto {prof.name} "
-                    "(adaptive feedback needs B to learn from graded pre-synaptic errors)",
+                    f"eprop feedback {pr['feedback']!r}: one of {', '.join(map(repr, FEEDBACKS))}",
                 )
             )
+        for key in ("loss", "feedback"):  # one error unit and one B per readout: all projections agree
+            if pr[key] != params[eprop[0].name][key]:
+                problems.append(
+                    Problem(
+                        f"projection {p.name!r}",
+                        f"eprop {key} {pr[key]!r} differs from {params[eprop[0].name][key]!r} of "
+                        f"projection {eprop[0].name!r}; all e-prop projections of a network share it",
+                    )
+                )
         if np.ndim(p.weight_exp) or np.ndim(p.delay_steps) or p.is_sparse:
             problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one exponent"))
     if problems:
@@ -241,25 +370,43 @@ def lower_network(
     x1_typ = 2 * I * (1 + rate_hz * dt_ms / 1000 * tau_in)
     a_fit = math.ceil(math.log2(x1_typ * wd.y_top / (wd.xy * wd.tag_max)))
     a_max = -lrn.exponent_min - k  # the dt scale 2^-(k+a) must stay representable
-    # error units: e = (v - target) >> s_e, an error of error_range model units -> full 8-bit payload
-    err_range = float(first["error_range"])
-    s_e = max(0, math.ceil(math.log2(err_range * 2.0**ro.scale_exp / (2 ** (ERROR_BITS - 1) - 1))))
-    Eq = 2.0**s_e / 2.0**ro.scale_exp  # model units per error LSB
-    err_pop = QPopulation.error_unit(f"{R}.error", R, ro.size, ro.scale_exp, s_e, ERROR_BITS)
-    notes.append(f"eprop: error units {err_pop.name} = (v - target) >> {s_e} ({Eq:.3g} model units per LSB, 8-bit)")
+    # adaptive feedback: B reads the error as its graded pre-synaptic trace x1 = e + 64, so the
+    # error must fit 7 bits signed (see _adaptive_rule)
+    loss, adaptive = first["loss"], first["feedback"] == "adaptive"
+    bits = ERROR_BITS - 1 if adaptive else ERROR_BITS
+    pmax = 2 ** (bits - 1) - 1
+    if loss == "ce":
+        # e = softmax(y) - onehot(target) in integers (ce_error_fixed); an error of 1.0 -> pmax
+        s_e, Eq = 0, 1.0 / pmax
+        err_pop = QPopulation.error_unit(
+            f"{R}.error", R, ro.size, ro.scale_exp, 0, bits, **ce_error_params(ro.scale_exp, bits)
+        )
+        notes.append(
+            f"eprop: error units {err_pop.name} = softmax(y) - onehot(target) over {ro.size} readouts in integers "
+            f"(base-2 exponential: 64-entry Q15 table and a shift; sum normalized to 8 bits, 128-entry reciprocal "
+            f"table; within 2 LSB of the exact softmax), {pmax} per 1.0, {bits}-bit"
+        )
+    else:
+        # error units: e = (v - target) >> s_e, an error of error_range model units -> the full payload
+        err_range = float(first["error_range"])
+        s_e = max(0, math.ceil(math.log2(err_range * 2.0**ro.scale_exp / pmax)))
+        Eq = 2.0**s_e / 2.0**ro.scale_exp  # model units per error LSB
+        err_pop = QPopulation.error_unit(f"{R}.error", R, ro.size, ro.scale_exp, s_e, bits)
+        notes.append(
+            f"eprop: error units {err_pop.name} = (v - target) >> {s_e} ({Eq:.3g} model units per LSB, {bits}-bit)"
+        )
 
     new_projs: list[QProjection] = []
     rules: dict[str, EngineRule] = {}
     in_shift = 2.0**prof.formats.input_shift
     read_proj = {p.pre: p for p in eprop if p.post == R}
+    tau_out_ms = -dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms  # the readout's (W_out's x1 trace)
     for h in hidden:
         n_h = pops[h].size
         fb = first["feedback"]
+        if fb in ("symmetric", "adaptive") and h not in read_proj:
+            raise LoweringError([Problem(f"population {h!r}", f"{fb} feedback needs a readout projection from it")])
         if fb == "symmetric":
-            if h not in read_proj:
-                raise LoweringError(
-                    [Problem(f"population {h!r}", "symmetric feedback needs a readout projection from it")]
-                )
             B = read_proj[h].effective().T  # [n_h, n_out]
         else:
             B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, ro.size)) / math.sqrt(n_h)
@@ -267,17 +414,35 @@ def lower_network(
         step = 2 if wf.mixed_sign_drops_lsb else 1
         b_top = wf.mantissa_range("mixed")[1] // step * step
         b_exp = math.ceil(math.log2(max(np.abs(B).max(), 1e-30) / b_top))
+        if fb == "adaptive":
+            # B takes W_out's updates: with W_out's LSB (model units) the two updates are the same
+            # integers (see _adaptive_rule); a coarser B (which W_out's LSB cannot hold) rounds them
+            w_lsb = float(2.0 ** read_proj[h].weight_exp * read_proj[h].float_scale)
+            b_exp = max(b_exp, math.ceil(math.log2(w_lsb) - 1e-9))
         Bm = (step * np.round(B / 2.0**b_exp / step)).astype(np.int32)
         fb_name = f"{R}.error->{h}"
-        new_projs.append(
-            QProjection.from_mantissas(
-                fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=wf.mantissa_bits
-            )
+        fb_proj = QProjection.from_mantissas(
+            fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=wf.mantissa_bits
         )
+        # B in model units is Bm * 2^b_exp (what float_scale records; the chip sums Bm * e unshifted)
+        fb_proj = replace(fb_proj, float_scale=2.0**b_exp)
+        if fb == "adaptive":
+            rp = read_proj[h]
+            bctx = LoweringContext(fb_name, prof, dt_ms, 2.0**b_exp, seed=0)
+            fb_rule = _adaptive_rule(params[rp.name], bctx, Eq, kappa, I, tau_out_ms, wd, 2 ** (bits - 1))
+            bad = fb_rule.problems(lrn)
+            if bad:
+                raise LoweringError(
+                    [Problem(f"projection {fb_name!r}", f"adaptive feedback: {b.message}") for b in bad]
+                )
+            fb_proj = replace(fb_proj, learning=fb_rule)
+            notes.extend(bctx.notes)
+            notes.append(f"eprop: {fb_name} (adaptive feedback): dw = {fb_proj.learning.dw}; B's LSB 2^{b_exp}")
+        new_projs.append(fb_proj)
         # the feedback sum arrives in u-like units (<< input_shift): L_model = ls * B_lsb * Eq / in_shift
         ls_unit = 2.0**b_exp * Eq / in_shift
         # y2 = ring >> s_L: the largest possible |sum_k B_jk e_k| still fits the 7-bit graded value
-        l_max = float(np.abs(Bm).sum(axis=1).max()) * (2 ** (ERROR_BITS - 1) - 1) * in_shift
+        l_max = float(np.abs(Bm).sum(axis=1).max()) * pmax * in_shift
         s_L = max(0, math.ceil(math.log2(max(l_max / wd.y_top, 1.0))))
         Lq = 2.0**s_L * ls_unit  # model units per y2 LSB
         notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
@@ -331,6 +496,8 @@ def lower_network(
         rules[p.name] = EngineRule(
             dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lrn),
             traces={"x1": Trace(I, steps(-dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms, ctx, "readout tau"))},
+            # adaptive feedback: B's post trace y1 draws the random numbers of this x1 (seeds 2, 3)
+            rng_seed=ADAPTIVE_SEED if adaptive else 0,
             post_traces="graded",
             graded={"y2": {"source": "error", "unit": err_pop.name}},
             source=rule,

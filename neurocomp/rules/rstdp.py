@@ -18,6 +18,20 @@ trace as y1 and the reward as y2 (a graded input ``<projection>/y2``, integers):
 eligibility decay ``dt/tau_elig`` becomes a power of two ``2^-k``; ``c_w = 32 * lr_reward``
 (the engine shifts a tag x trace product by 5) is rounded to ``m * 2**e``; the tag is a
 9-bit integer; plus those of STDP.
+
+Lowering onto Loihi 1, whose engine has no graded post traces but a reward trace ``r1`` per
+learning rule, fed by reward spikes on the rule's reinforcement channel (NxSDK's
+``r1Impulse``, ``r1TimeConstant``, ``learningRule.reinforcementChannel``): ``y1`` is the
+engine's own post trace of the post spikes (a two-factor trace, as STDP's), and::
+
+    dw = c_w * u0 * t * r1          r1: impulse 64 per reward spike, tau 0 (this step's reward)
+
+with ``c_w = 32 * lr_reward / 64``. The reward is the run's input ``<projection>/r0``: a
+spike (reward 1) or none (0) per step and trial, one channel for the whole projection, so
+``R_j`` is the same for every post neuron and non-negative (a punishment would need a
+second rule on other synapses). The float rule with ``R_j = r0`` for every ``j`` is what the
+lowering approximates. The trace's 7-bit width and its rounding are assumed to be those of
+the other traces (unpublished; with tau 0 and an integer impulse nothing is rounded).
 """
 
 from __future__ import annotations
@@ -67,11 +81,18 @@ class RstdpFloat(StdpFloat):
         return dw
 
 
+REWARD_IMPULSE = 64  # r1 per reward spike (Loihi 1): a power of two keeps c_w = lr_reward / 2 exact
+
+
 def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     p = require(thaw(params), DEFAULTS, ctx, "rstdp")
     lrn = ctx.profile.learning
-    if not lrn.third_factor:
-        raise ctx.fail(f"rstdp needs a graded third factor (the reward as y2); {ctx.profile.name} has none")
+    reward_trace = not lrn.third_factor and "r1" in lrn.variables
+    if not lrn.third_factor and not reward_trace:
+        raise ctx.fail(
+            f"rstdp needs a graded third factor (the reward as y2) or a reward trace (r1); "
+            f"{ctx.profile.name} has neither"
+        )
     imp = float(p["trace_impulse"])
     c_plus = scale_literal(p["lr"] * p["a_plus"] / (imp * ctx.weight_lsb), ctx, "rstdp potentiation scale")
     c_minus = scale_literal(-p["lr"] * p["a_minus"] / (imp * ctx.weight_lsb), ctx, "rstdp depression scale")
@@ -84,16 +105,38 @@ def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
         )
     if 2.0**-k != decay:
         ctx.note(f"rstdp eligibility decay {decay:.4g} per step rounded to 2^-{k} = {2.0**-k:.4g}")
-    c_w = scale_literal(32 * p["lr_reward"], ctx, "rstdp reward scale (32 * lr_reward)")
     dt_terms = [f"{literal(*c_plus)}*y0*x1", f"{literal(*c_minus)}*x0*y1", f"-2^{-k}*u0*t"]
+    dt = parse(" + ".join(dt_terms).replace("+ -", "- "), "dt", lrn)
+    tau_minus = steps(p["tau_minus_ms"], ctx, "rstdp tau_minus")
+    if reward_trace:
+        # t * r1 is 9 + 7 + 4 bits: shifted by 5, as t * y2
+        c_w = scale_literal(32 * p["lr_reward"] / REWARD_IMPULSE, ctx, "rstdp reward scale (32 * lr_reward / 64)")
+        rule = EngineRule(
+            dt=dt,
+            dw=parse(f"{literal(*c_w)}*u0*t*r1", "dw", lrn),
+            traces={
+                "x1": Trace(imp, steps(p["tau_plus_ms"], ctx, "rstdp tau_plus")),
+                "y1": Trace(imp, tau_minus),
+                "r1": Trace(REWARD_IMPULSE, 0),
+            },
+            rng_seed=ctx.seed,
+            source="rstdp",
+        )
+        ctx.note(
+            f"rstdp lowered to dt = {rule.dt}; dw = {rule.dw}; the reward is the reward trace r1 of the rule's "
+            f"reinforcement channel: spikes as input '{ctx.projection}/r0' (0/1 per step, one channel for the "
+            f"projection: the same non-negative reward for every post neuron), impulse {REWARD_IMPULSE}, tau 0"
+        )
+        return rule
+    c_w = scale_literal(32 * p["lr_reward"], ctx, "rstdp reward scale (32 * lr_reward)")
     rule = EngineRule(
-        dt=parse(" + ".join(dt_terms).replace("+ -", "- "), "dt", lrn),
+        dt=dt,
         dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
         traces={"x1": Trace(imp, steps(p["tau_plus_ms"], ctx, "rstdp tau_plus"))},
         rng_seed=ctx.seed,
         post_traces="graded",
         graded={
-            "y1": {"source": "post_trace", "impulse": imp, "tau": steps(p["tau_minus_ms"], ctx, "rstdp tau_minus")},
+            "y1": {"source": "post_trace", "impulse": imp, "tau": tau_minus},
             "y2": {"source": "input"},
         },
         source="rstdp",
