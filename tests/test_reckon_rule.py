@@ -493,3 +493,13 @@ def test_update_helpers_match_the_scalar_reference():
     got = reckon.decay_trace(x, 32700, 15, rand, 15)
     assert got.tolist() == [ref_round(int(a), 32700, 15, int(r), 15) for a, r in zip(x, rand, strict=True)]
     assert reckon.pseudo_derivative(np.array([-5, 0, 204, 205, 300]), ReckonRegisters()).tolist() == [0, 0, 0, 1, 1]
+
+
+def test_profile_summary_lists_the_lfsrs():
+    from neurocomp.profiles import profile_summary
+
+    text = profile_summary(PROFILE)
+    assert "random sources" in text
+    assert "weights_input     25-bit LFSR, taps [25, 22], 512 bits per draw (16 x 32-bit), seeds 0xf0f0" in text
+    assert "membrane          15-bit LFSR, taps [15, 14], 15 bits per draw (1 x 15-bit), seeds 0x73f3, 0x7e7f" in text
+    assert "random sources" not in profile_summary(nc.load_profile("loihi2"))

@@ -132,6 +132,14 @@ def profile_summary(p: Profile) -> str:
             f"  scale           m in [{lrn.mantissa_min},{lrn.mantissa_max}], "
             f"e in [{lrn.exponent_min},{lrn.exponent_max}]; accumulator {lrn.accumulator_bits} bits"
         )
+    if p.random_sources:  # the chip's own pseudo-random generators
+        lines.append("random sources")
+        for name, r in p.random_sources.items():
+            seeds = ", ".join(f"{v:#x}" for v in r.seeds)
+            lines.append(
+                f"  {name:<17} {r.bits}-bit LFSR, taps {list(r.taps)}, {r.outputs} bits per draw "
+                f"({r.outputs // r.word_bits} x {r.word_bits}-bit), seeds {seeds}"
+            )
     en = p.energy
     vals = [
         ("synaptic op", en.pj_per_synaptic_op),
