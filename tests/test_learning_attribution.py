@@ -246,3 +246,87 @@ def test_programmable_cores_refuse_the_knobs():
         Emulator(p, learn_float=("weights",))
     with pytest.raises(EmulatorError, match="learn_rounding 'nearest'"):
         Emulator(p, learn_rounding="nearest")
+
+
+# -- ReckOn: weights, traces and graded (its error and learning signal); no tags -----------------------
+RECKON_QUANTITIES = ("weights", "traces", "graded")
+
+
+@pytest.fixture(scope="module")
+def reckon():
+    return nc.compile(eprop_net("symmetric", 3e-4), "reckon", out=io.StringIO())
+
+
+def run_reckon(prog, steps: int = STEPS, record=("spikes", "v", "x1", "w"), **knobs):
+    emu = Emulator(prog, **knobs)
+    rec = emu.run(steps, inputs={"out/target": target(steps)}, record=list(record), learn=True)
+    return emu, rec
+
+
+def test_reckon_defaults_are_the_chip_and_float_is_its_three_quantities(reckon):
+    base, rec = run_reckon(reckon)
+    for knobs in ({"learn_float": (), "learn_rounding": None}, {"learn_rounding": "stochastic"}):
+        emu, rec2 = run_reckon(reckon, **knobs)
+        assert all(np.array_equal(rec[k], rec2[k]) for k in rec)
+        assert all(np.array_equal(base.state[k], emu.state[k]) for k in base.state)
+    a, _ = run_reckon(reckon, learn_arithmetic="float")
+    b, _ = run_reckon(reckon, learn_float=RECKON_QUANTITIES)
+    assert all(np.array_equal(a.state[k], b.state[k]) for k in a.state)
+    for q in RECKON_QUANTITIES:  # each one changes what is learned
+        emu, _ = run_reckon(reckon, learn_float=(q,))
+        assert any(not np.array_equal(emu.state[f"{n}/w"], base.state[f"{n}/w"]) for n in emu.plastic), q
+    with pytest.raises(EmulatorError, match="reckon's fixed-function e-prop has no tags"):
+        Emulator(reckon, learn_float=("tags",))
+
+
+def test_reckon_float_weights_take_the_rules_update(reckon):
+    """``weights``: the readout weights move by ``e_k * (trace_j >> FP_LOC_TOUT) * 2**(LR_P -
+    LR_R - 28)`` LSB each step (the mean of the chip's +-1 LSB step), from the chip's integer
+    error and trace; the input reads the float weights, so the readout's membrane is no longer
+    an integer."""
+    _, rec = run_reckon(reckon, learn_float=("weights",))
+    reg = reckon.projection("rec->out").learning.registers
+    w, x1 = rec["rec->out/w"][:, 0, 0], rec["rec->out/x1"][:, 0]
+    assert integral(x1) and not integral(w)
+    scale = 2.0 ** reckon.population("out").scale_exp
+    # the chip's 16-bit error register takes the integer part of the (now non-integer) readout
+    err = np.clip(np.round(target() * scale) - rec["out/v"][:, 0], -(2**15), 2**15 - 1).astype(np.int64)[:, 0]
+    step = err[1:, None] * (x1[1:].astype(np.int64) >> reg.fp_loc_tout) * 2.0 ** (reg.lr_p_out - reg.lr_r_out - 28)
+    np.testing.assert_allclose(w[1:], np.clip(w[:-1] + step, -128, 127), rtol=1e-12, atol=1e-12)
+    assert np.abs(step).max() > 0 and not integral(rec["out/v"])
+
+
+def test_reckon_float_traces_decay_exactly(reckon):
+    """``traces``: ``x <- x * alpha / 2**15 + (8 << FP_LOC_TINP) * spike`` in float64, unsaturated."""
+    _, rec = run_reckon(reckon, learn_float=("traces",))
+    reg = reckon.projection("in->rec").learning.registers
+    alpha = int(reckon.population("rec").params["voltage_decay"])
+    x1, z = rec["in->rec/x1"][:, 0], rec["in/spikes"][:, 0]
+    assert not integral(x1) and integral(rec["in->rec/w"])
+    np.testing.assert_allclose(x1[1:], x1[:-1] * alpha / 2**15 + (8 << reg.fp_loc_tinp) * z[1:], rtol=1e-12)
+
+
+def test_reckon_round_to_nearest_stalls_small_updates(reckon):
+    counts = {}
+    for rounding in ("stochastic", "nearest"):
+        emu = Emulator(reckon, learn_rounding=rounding)
+        w0 = {n: s.engine.weights.copy() for n, s in emu.plastic.items()}
+        emu.run(200, inputs={"out/target": target(200)}, learn=True)
+        counts[rounding] = sum(
+            int((s.engine.weights != w0[n]).sum()) for n, s in emu.plastic.items() if n != "rec->out"
+        )
+    assert counts["stochastic"] >= 40 and counts["nearest"] <= counts["stochastic"] / 4, counts
+
+
+def test_reckon_knobs_resume_bit_for_bit(reckon, tmp_path):
+    knobs = {"learn_float": ("weights", "traces"), "learn_rounding": "nearest"}
+    one, _ = run_reckon(reckon, steps=80, **knobs)
+    two = Emulator(reckon, **knobs)
+    two.run(30, inputs={"out/target": target(80)[:30]}, learn=True)
+    ckpt = two.checkpoint()
+    ckpt.save(tmp_path / "c.npz")
+    three = Emulator(reckon, **knobs)
+    three.restore(type(ckpt).load(tmp_path / "c.npz"))
+    three.run(50, inputs={"out/target": target(80)[30:]}, learn=True)
+    a, b = one.state, three.state
+    assert all(np.array_equal(a[k], b[k]) for k in a) and a["in->rec/w"].dtype == np.float64

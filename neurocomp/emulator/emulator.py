@@ -137,9 +137,10 @@ class Emulator:
     else changes. It acts on the quantities still in fixed point.
 
     ReckOn's engine takes ``"weights"``, ``"traces"`` and ``"graded"`` (its error and learning
-    signal) and ``learn_rounding``; it has no tags. Programmable cores run the exact rule in
-    their own float format and take none of these. A knob an engine cannot honour is an
-    error naming it; with the defaults (``()`` and None) every run is the chip's, bit for bit.
+    signal) and ``learn_rounding``; it has no tags (its ``"float"`` is those three).
+    Programmable cores run the exact rule in their own float format and take none of these.
+    A knob an engine cannot honour is an error naming it; with the defaults (``()`` and
+    None) every run is the chip's, bit for bit.
     """
 
     def __init__(
@@ -213,7 +214,7 @@ class Emulator:
             if pre_is_input and prof.time.input_delay_steps is not None:
                 lat = prof.time.input_delay_steps
             if isinstance(pr.learning, ReckonLearning):
-                self.synapses.append(ReckonSynapses(pr, lat, prof, batch))
+                self.synapses.append(ReckonSynapses(pr, lat, prof, batch, self.learn_float))
             elif isinstance(pr.learning, ProgrammableEprop):
                 self.synapses.append(ProgrammableSynapses(pr, lat, prof, batch))
             elif pr.learning is not None:
@@ -238,12 +239,11 @@ class Emulator:
         reckon_syns = [s for s in self.synapses if isinstance(s, ReckonSynapses)]
         self._learners: dict[str, ReckonLearner] = {}
         if reckon_syns:
-            if learn_mode != "independent" or learn_arithmetic != "chip":
-                raise EmulatorError(
-                    [Problem("emulator", "reckon's fixed-function learning runs independent trials in chip arithmetic")]
-                )
+            if learn_mode != "independent":
+                raise EmulatorError([Problem("emulator", "reckon's fixed-function learning runs independent trials")])
             for readout in sorted({s.rule.readout for s in reckon_syns}):
-                learner = ReckonLearner([s for s in reckon_syns if s.rule.readout == readout], self.pops, prof)
+                syns = [s for s in reckon_syns if s.rule.readout == readout]
+                learner = ReckonLearner(syns, self.pops, prof, self.learn_float, learn_rounding)
                 self._learners[readout] = learner
                 self.pops[learner.hidden].const["keep_v_pre"] = True
         prog_syns = [s for s in self.synapses if isinstance(s, ProgrammableSynapses)]

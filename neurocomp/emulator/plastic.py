@@ -192,15 +192,18 @@ class PlasticSynapses:
 class WeightState:
     """The learning state of a projection whose learner is not a ``SumOfProductsEngine``
     (ReckOn's, a programmable core's): weights ``[trials, post, pre]`` and optional per-pre
-    traces, with the interface the emulator expects of an engine."""
+    traces, with the interface the emulator expects of an engine. ``dtypes``: per-variable
+    dtypes instead of ``dtype`` (float64 weights or traces of a learning-attribution run)."""
 
-    def __init__(self, w: np.ndarray, batch: int, dtype, traces: tuple[str, ...] = ()):
+    def __init__(self, w: np.ndarray, batch: int, dtype, traces: tuple[str, ...] = (), dtypes=None):
         self._w0, self.batch, self.dtype, self.traces = w, batch, dtype, traces
+        self.dtypes = {k: (dtypes or {}).get(k, dtype) for k in ("w", *traces)}
         self.reset()
 
     def reset(self) -> None:
-        w = np.broadcast_to(self._w0, (self.batch,) + self._w0.shape).astype(self.dtype).copy()
-        self.state = {"w": w, **{k: np.zeros((self.batch, self._w0.shape[1]), self.dtype) for k in self.traces}}
+        w = np.broadcast_to(self._w0, (self.batch,) + self._w0.shape).astype(self.dtypes["w"]).copy()
+        n = self._w0.shape[1]
+        self.state = {"w": w, **{k: np.zeros((self.batch, n), self.dtypes[k]) for k in self.traces}}
 
     @property
     def weights(self) -> np.ndarray:
@@ -211,7 +214,7 @@ class WeightState:
 
     def set_state(self, arrays: Mapping[str, np.ndarray], rngs) -> None:
         for k, v in arrays.items():
-            self.state[k] = v.astype(self.dtype)
+            self.state[k] = v.astype(self.dtypes.get(k, self.dtype))
 
 
 class LearnedSynapses:
@@ -219,7 +222,7 @@ class LearnedSynapses:
     latency plus a scalar delay; ``_to_input`` turns the summed weights into the post
     population's input units. The learner that changes the weights lives elsewhere."""
 
-    def __init__(self, proj: QProjection, latency: int, batch: int, w0, dtype, sum_dtype, traces=()):
+    def __init__(self, proj: QProjection, latency: int, batch: int, w0, dtype, sum_dtype, traces=(), dtypes=None):
         self.proj = proj
         self.name, self.pre, self.post = proj.name, proj.pre, proj.post
         self.n_post, self.n_pre = proj.shape
@@ -227,7 +230,7 @@ class LearnedSynapses:
         self.max_delay = int(proj.delay_steps)
         self.rule = proj.learning
         self.sum_dtype = sum_dtype
-        self.engine = WeightState(w0, batch, dtype, traces)
+        self.engine = WeightState(w0, batch, dtype, traces, dtypes)
         self.neuron_traces: dict[str, np.ndarray] = {}
         self.graded_inputs: tuple[str, ...] = ()
 

@@ -35,6 +35,19 @@ recurrent, recurrent -> readout) hold their weights as state, as any plastic pro
 does, plus their presynaptic trace ``x1``. :class:`ReckonLearner` runs the chip's learning
 step across them: traces every step; on steps with a target, the error, the learning
 signal, the pseudo-derivative and the stochastic +-1 LSB updates.
+
+**Attribution** (the emulator's ``learn_float`` and ``learn_rounding``): ``"weights"`` holds
+the 8-bit weights in float64, adds the update the lowered learning rate stands for instead
+of a stochastic +-1 LSB step, saturates to the 8-bit range, and delivers through the float
+weights exactly (the neurons' LFSR-rounded leak then takes their integer part each step);
+``"traces"`` holds the 12/10-bit traces in float64 (exact decay and impulse, read exactly
+instead of ``>> FP_LOC``); ``"graded"`` computes the 16-bit error and learning signal in
+float64 (no rounding of the target, no saturation). The 5-level pseudo-derivative is the
+lowered rule's own shape and stays. ``learn_rounding="nearest"`` rounds the traces' decay
+to nearest and steps a weight where the update is at least half an LSB (the LFSRs still
+advance, so nothing else changes; the neurons' leak keeps its stochastic rounding). An
+operand in float64 makes the update's product float64 too: no 32- or 28-bit wrap, no
+bit-27 quirk; a word is written (and draws) where the trace read is nonzero.
 """
 
 from __future__ import annotations
@@ -177,21 +190,33 @@ class ReckonSynapses(LearnedSynapses):
     """A plastic projection on ReckOn: delivery with the current weights (8-bit, shifted by
     ``FP_LOC_W``), weights and presynaptic trace ``x1`` as state."""
 
-    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int):
+    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int, learn_float=()):
         # integer sums of 8-bit weights over a 512 fan-in are exact in float64
-        super().__init__(proj, latency, batch, chip_mantissas(proj, profile), np.int64, np.float64, ("x1",))
+        dtypes = {k: np.float64 for k, q in (("w", "weights"), ("x1", "traces")) if q in learn_float}
+        w0 = chip_mantissas(proj, profile)
+        super().__init__(proj, latency, batch, w0, np.int64, np.float64, ("x1",), dtypes=dtypes)
+        self.float_weights = "weights" in learn_float
         self.exp = int(proj.weight_exp)
         self.rounding = profile.formats.weight.exponent_rounding
         self.in_scale = float(2**profile.formats.input_shift)
 
     def _to_input(self, acc: np.ndarray) -> np.ndarray:
+        if self.float_weights:  # attribution: the float weights' exact input
+            return acc * 2.0**self.exp * self.in_scale
         return shift(acc, self.exp, self.rounding) * self.in_scale
 
 
 class ReckonLearner:
-    """The chip's learning step over the projections of one readout (see the module docstring)."""
+    """The chip's learning step over the projections of one readout (see the module docstring).
+    ``learn_float``: the quantities in float64 (``weights`` is the synapses' own);
+    ``rounding``: ``"stochastic"``, ``"nearest"`` or None (the profile's)."""
 
-    def __init__(self, syns: list[ReckonSynapses], pops: Mapping[str, Any], profile: Profile):
+    def __init__(
+        self, syns: list[ReckonSynapses], pops: Mapping[str, Any], profile: Profile, learn_float=(), rounding=None
+    ):
+        self.float_traces = "traces" in learn_float
+        self.float_graded = "graded" in learn_float
+        self.nearest = (rounding or ("stochastic" if profile.learning.stochastic_rounding else "nearest")) == "nearest"
         self.by_role = {s.rule.role: s for s in syns}
         missing = {"input", "output"} - set(self.by_role)
         if missing:
@@ -221,13 +246,16 @@ class ReckonLearner:
             x = syn.engine.state["x1"]
             src = f"trace_{role}"
             first = chip.offsets.get(syn.pre, 0)  # input channels and hidden neurons count from 0
-            rand = chip.numbers(src, first, x.shape[-1])
+            rand = None if self.nearest else chip.numbers(src, first, x.shape[-1])  # None: to nearest
             spikes = pops[syn.pre].state["spikes"]
             imp = base << getattr(syn.rule.registers, reg_name)
             bits = int(self.trace_bits[role])
-            syn.engine.state["x1"] = rk.update_trace(
-                x, spikes, self.factors[role], frac, imp, bits, rand, chip.gens[src].word_bits
-            )
+            if self.float_traces:
+                syn.engine.state["x1"] = rk.float_trace(x, spikes, self.factors[role], frac, imp)
+            else:
+                syn.engine.state["x1"] = rk.update_trace(
+                    x, spikes, self.factors[role], frac, imp, bits, rand, chip.gens[src].word_bits
+                )
         if target is None:
             return
         tgt = np.asarray(target, dtype=np.float64)
@@ -235,7 +263,10 @@ class ReckonLearner:
         if not valid.any():
             return
         v_out = pops[self.readout].state["v"]
-        err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -(2**15), 2**15 - 1).astype(np.int64)
+        if self.float_graded:  # attribution: the exact error (target not rounded, not saturated)
+            err = np.nan_to_num(tgt) * self.scale - v_out
+        else:
+            err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -(2**15), 2**15 - 1).astype(np.int64)
         v_hid = pops[self.hidden].state.get("v_pre", pops[self.hidden].state["v"]).astype(np.int64)
         for b in np.flatnonzero(valid):
             self._update(int(b), err[b], v_hid[b], chip)
@@ -247,12 +278,15 @@ class ReckonLearner:
         reg = self.reg
         w_out = out.engine.state["w"][b]
         n_out, n_hid = w_out.shape
-        L = rk.learning_signal(err, w_out, reg, self.ls_bits)  # from W_out before its update
+        if err.dtype.kind == "f" or w_out.dtype.kind == "f":  # attribution: float error or weights
+            L = rk.float_learning_signal(err, w_out, reg, self.ls_bits, exact=self.float_graded)
+        else:
+            L = rk.learning_signal(err, w_out, reg, self.ls_bits)  # from W_out before its update
         h = rk.pseudo_derivative(v, reg)
         trace_rec_post = rec.engine.state["x1"][b] if rec is not None else np.zeros(n_hid, np.int64)
         # output weights: one draw per hidden neuron whose shifted output trace is nonzero
-        t_out = out.engine.state["x1"][b].astype(np.int64)
-        rows = np.flatnonzero((t_out >> out.rule.registers.fp_loc_tout) != 0)
+        t_out = out.engine.state["x1"][b]
+        rows = np.flatnonzero(rk.read_trace(t_out, out.rule.registers.fp_loc_tout) != 0)
         rand_out = np.zeros((n_out, n_hid), np.int64)
         if rows.size:
             rand_out[:, rows] = chip.weight_numbers("weights_output", b, rows.size)[:, :n_out].T
@@ -260,8 +294,8 @@ class ReckonLearner:
         n_blocks = -(-n_hid // BLOCK)
         reg_zero = np.ones(n_blocks, bool)
         if reg.regularize:
-            over = np.zeros(n_blocks * BLOCK, np.int64)
-            over[:n_hid] = rk.regularization_trace(trace_rec_post, reg)
+            over = np.zeros(n_blocks * BLOCK)
+            over[:n_hid] = np.maximum(rk.read_trace(trace_rec_post, reg.fp_loc_trec) - reg.regul_f0, 0)
             reg_zero = ~(over.reshape(n_blocks, BLOCK) != 0).any(axis=1)
         for role in ("input", "recurrent"):
             syn = self.by_role.get(role)
@@ -269,19 +303,36 @@ class ReckonLearner:
                 continue
             regs = syn.rule.registers
             fp = regs.fp_loc_tinp if role == "input" else regs.fp_loc_trec
-            trace_pre = syn.engine.state["x1"][b].astype(np.int64)
-            drawn = ~(((trace_pre >> fp) == 0)[None, :] & reg_zero[:, None])  # [block, pre], in draw order
+            trace_pre = syn.engine.state["x1"][b]
+            drawn = ~((rk.read_trace(trace_pre, fp) == 0)[None, :] & reg_zero[:, None])  # [block, pre], in draw order
             rand = np.zeros((n_blocks * BLOCK, trace_pre.size), np.int64)
             blk, pre = np.nonzero(drawn)
             if blk.size:
                 nums = chip.weight_numbers(f"weights_{role}", b, blk.size)  # [draws, 16]
                 rand[blk[:, None] * BLOCK + np.arange(BLOCK), pre[:, None]] = nums
             w = syn.engine.state["w"][b]
-            new = rk.hidden_update(w, trace_pre, fp, L, h, trace_rec_post, regs, rand[:n_hid])
+            if self.nearest:  # round to nearest: a step where the update is at least half an LSB
+                rand[...] = 1 << (rk.HIDDEN_PROB_BITS - 1)
+            if all(np.asarray(a).dtype.kind != "f" for a in (w, trace_pre, L, trace_rec_post)):
+                new = rk.hidden_update(w, trace_pre, fp, L, h, trace_rec_post, regs, rand[:n_hid])
+            else:  # attribution: a quantity in float64
+                ints = all(np.asarray(a).dtype.kind != "f" for a in (trace_pre, L, trace_rec_post))
+                prob = rk.hidden_prob if ints else rk.float_prob
+                p, enable = prob(trace_pre, fp, L, h, trace_rec_post, regs)
+                new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], rk.HIDDEN_PROB_BITS, enable)
             written = drawn[np.arange(n_hid) // BLOCK]  # [post, pre]: only the words written change
             new = np.where(written, new, w)
             if role == "recurrent":  # a written recurrent word sets its autapse to 0 (srnn.v)
                 diag = np.arange(n_hid)
                 new[diag[written[diag, diag]], diag[written[diag, diag]]] = 0
             syn.engine.state["w"][b] = new
-        out.engine.state["w"][b] = rk.output_update(w_out, err, t_out, out.rule.registers, rand_out)
+        if self.nearest:
+            rand_out[...] = 1 << (rk.OUTPUT_PROB_BITS - 1)
+        oreg = out.rule.registers
+        if all(np.asarray(a).dtype.kind != "f" for a in (w_out, err, t_out)):
+            out.engine.state["w"][b] = rk.output_update(w_out, err, t_out, oreg, rand_out)
+        else:  # attribution: a quantity in float64
+            p = rk.float_output_prob(err, t_out, oreg)
+            out.engine.state["w"][b] = rk.float_step(
+                w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, rk.OUTPUT_PROB_BITS
+            )

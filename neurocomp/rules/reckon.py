@@ -83,8 +83,11 @@ def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
 def decay_trace(trace, factor: int, frac_bits: int, rand, rand_bits: int | None = None) -> np.ndarray:
     """``round_s(trace * factor / 2**frac_bits)`` with the chip's stochastic rounding: up by one
     when the dropped ``frac_bits`` (their top ``rand_bits`` when the random number is narrower)
-    are >= ``rand`` and the floor is nonzero."""
+    are >= ``rand`` and the floor is nonzero. ``rand=None``: round to nearest instead, halves
+    up (a learning-attribution run; no random number and no condition on the floor)."""
     p = np.asarray(trace, dtype=np.int64) * int(factor)
+    if rand is None:
+        return (p + (1 << (frac_bits - 1))) >> frac_bits
     q = p >> frac_bits
     frac = p & ((1 << frac_bits) - 1)
     if rand_bits is not None and rand_bits < frac_bits:
@@ -171,6 +174,71 @@ def output_update(w_out, err, trace_out, reg: ReckonRegisters, rand) -> np.ndarr
     """The update of output weights ``w_out[k, j]`` for one valid step."""
     p = np.asarray(err, dtype=np.int64)[:, None] * (np.asarray(trace_out, dtype=np.int64)[None, :] >> reg.fp_loc_tout)
     return stochastic_step(w_out, _wrap(p, OUTPUT_PROB_BITS), reg.lr_p_out, reg.lr_r_out, rand, OUTPUT_PROB_BITS)
+
+
+# -- attribution: quantities in float64 (the emulator's ``learn_float``) ---------------------------
+# The chip's steps above with one operand in float64; where every operand is an integer they
+# are not used, so the chip's arithmetic stays as it is. Float values carry no register width:
+# no saturation, no wrap, and none of the integer-width quirks (bit 27).
+def read_trace(trace, fp_loc: int) -> np.ndarray:
+    """``trace >> FP_LOC`` as the chip reads a trace; a float64 trace is read exactly."""
+    t = np.asarray(trace)
+    return t / 2.0**fp_loc if t.dtype.kind == "f" else t.astype(np.int64) >> fp_loc
+
+
+def float_trace(trace, spikes, factor: int, frac_bits: int, impulse: int) -> np.ndarray:
+    """One trace step in float64: the exact decay ``trace * factor / 2**frac_bits`` plus the
+    impulse, unsaturated (the 12- or 10-bit trace unquantized)."""
+    return np.asarray(trace, np.float64) * (factor / 2.0**frac_bits) + np.asarray(spikes, np.float64) * impulse
+
+
+def float_learning_signal(err, w_out, reg: ReckonRegisters, bits: int = 16, exact: bool = True) -> np.ndarray:
+    """``L_j`` with float operands: ``exact`` (the learning signal in float64) is
+    ``(e @ W_out) * 2**(LEARN_SIG_SCALE - 12)``; otherwise the chip's floor and ``bits``
+    saturation of that product (float weights, integer learning signal)."""
+    psum = np.asarray(err, np.float64) @ np.asarray(w_out, np.float64) * 2.0 ** (reg.learn_sig_scale - 12)
+    return psum if exact else np.clip(np.floor(psum), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+def float_prob(trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegisters) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hidden_prob` in float64 (a trace or the learning signal in float):
+    ``p = L * read(trace_i) * h_j - max(0, read(trace_rec_j) - F0) * 2**K_P``, no 32-bit wrap."""
+    h = np.asarray(h, np.float64)
+    prod = np.asarray(L, np.float64)[:, None] * read_trace(trace_pre, fp_loc)[None, :] * h[:, None]
+    over = np.maximum(read_trace(trace_rec_post, reg.fp_loc_trec) - reg.regul_f0, 0) * 2.0**reg.regul_k_p
+    p = prod - over[:, None] if reg.regularize else prod
+    enable = np.broadcast_to((h != 0)[:, None] | reg.regularize, p.shape)
+    return p, enable
+
+
+def float_output_prob(err, trace_out, reg: ReckonRegisters) -> np.ndarray:
+    """The output synapses' ``p_kj = e_k * read(trace_out_j)``: the chip's 28-bit value when
+    both are integers, float64 otherwise."""
+    e, t = np.asarray(err), np.asarray(trace_out)
+    if e.dtype.kind == "f" or t.dtype.kind == "f":
+        return e.astype(np.float64)[:, None] * read_trace(t, reg.fp_loc_tout)[None, :]
+    return _wrap(e.astype(np.int64)[:, None] * read_trace(t, reg.fp_loc_tout)[None, :], OUTPUT_PROB_BITS)
+
+
+def float_step(w, p, lr_p: int, lr_r: int, rand, width: int = HIDDEN_PROB_BITS, enable=True) -> np.ndarray:
+    """:func:`stochastic_step` with float64 weights or ``p``. Float weights add the update
+    the lowering's learning rate stands for, ``p * 2**(lr_p - lr_r - width)`` LSB (which the
+    chip's +-1 LSB step equals on average below one LSB), saturated to the 8-bit range; the
+    chip's forced step (an integer ``p = -2**(width-1)``) stays -1 LSB. Integer weights with
+    a float ``p`` step by ``sign(p)`` where ``min(|p| * 2**lr_p, 2**width - 1) / 2**lr_r >=
+    rand``, as the chip compares. Integer weights and ``p``: :func:`stochastic_step`."""
+    w, p = np.asarray(w), np.asarray(p)
+    if w.dtype.kind != "f" and p.dtype.kind != "f":
+        return stochastic_step(w, p, lr_p, lr_r, rand, width, enable)
+    on = np.asarray(enable, dtype=bool)
+    if w.dtype.kind == "f":
+        forced = (p == -(1 << (width - 1))) if p.dtype.kind != "f" else np.zeros(p.shape, bool)
+        dw = np.where(forced, -1.0, p * 2.0 ** (lr_p - lr_r - width))
+        return np.clip(w + np.where(on, dw, 0.0), W_MIN, W_MAX)
+    tot = np.minimum(np.abs(p) * 2.0**lr_p, 2.0**width - 1) / 2.0**lr_r
+    change = (tot >= np.asarray(rand)) & (p != 0) & on
+    new = w + np.sign(p).astype(np.int64) * change
+    return np.where((new < W_MIN) | (new > W_MAX), w, new)  # no change on overflow
 
 
 # -- lowering -------------------------------------------------------------------------------
