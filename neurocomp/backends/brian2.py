@@ -88,7 +88,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..emulator.inputs import poisson_step
+from ..emulator.inputs import per_trial, poisson_step
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -266,17 +266,8 @@ class Brian2Backend:
             if self.kinds.get(p.name) != "input":
                 continue
             if p.name in inputs:
-                a = np.asarray(inputs[p.name])
-                if a.ndim == 2:
-                    a = np.broadcast_to(a[:, None, :], (a.shape[0], batch, a.shape[1]))
-                if a.ndim != 3 or a.shape[0] < steps or a.shape[1:] != (batch, p.size):
-                    problems.append(
-                        Problem(
-                            f"input {p.name!r}",
-                            f"shape {np.shape(inputs[p.name])}; expected [{steps}, {batch}, {p.size}] "
-                            f"or [{steps}, {p.size}]",
-                        )
-                    )
+                a = per_trial(inputs[p.name], steps, batch, p.size, f"input {p.name!r}", problems)
+                if a is None:
                     continue
                 a = a[:steps]
                 if a.size and (a.min() < 0 or a.max() > 1 or not np.all(a == np.round(a))):

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..compiler.program import Program
-from ..emulator.inputs import input_rasters
+from ..emulator.inputs import input_rasters, per_trial
 from ..errors import Problem
 from .errors import BackendError, BackendUnavailable
 
@@ -312,13 +312,8 @@ class LavaBackend:
             if src is None or src.get("source") != "input":
                 problems.append(Problem(f"input {key!r}", f"projection {proj!r} reads no graded input {y}"))
                 continue
-            a = np.asarray(arr, dtype=np.float64)
-            if a.ndim == 2:
-                a = np.broadcast_to(a[:, None, :], (a.shape[0], batch, a.shape[1]))
-            if a.ndim != 3 or a.shape[1:] != (batch, pr.shape[0]) or a.shape[0] < steps:
-                problems.append(
-                    Problem(f"input {key!r}", f"shape {np.shape(arr)}; expected [{steps}, {batch}, {pr.shape[0]}]")
-                )
+            a = per_trial(arr, steps, batch, pr.shape[0], f"input {key!r}", problems, np.float64)
+            if a is None:
                 continue
             out[key] = a[:steps]
         if problems:

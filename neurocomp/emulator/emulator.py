@@ -43,7 +43,7 @@ from ..errors import NeurocompError, Problem
 from ..learning.engine import LEARN_QUANTITIES
 from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
 from ..rules.reckon import ReckonLearning
-from .inputs import poisson_step
+from .inputs import per_trial, poisson_step
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
@@ -536,14 +536,9 @@ class Emulator:
         for name, arr in inputs.items():
             proj, _, y = name.rpartition("/")
             if y == "target" and proj in self.pops and (self.pops[proj].kind == "error" or proj in self._learners):
-                a = np.asarray(arr, dtype=np.float64)
-                if a.ndim == 2:
-                    a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
                 n = self.pops[proj].q.size
-                if a.ndim != 3 or a.shape[1:] != (self.batch, n) or a.shape[0] < steps:
-                    problems.append(
-                        Problem(f"input {name!r}", f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {n}]")
-                    )
+                a = per_trial(arr, steps, self.batch, n, f"input {name!r}", problems, np.float64)
+                if a is None:
                     continue
                 bad = self._target_problem(proj, a[:steps])
                 if bad:
@@ -565,15 +560,8 @@ class Emulator:
                     else:
                         given[name] = a
                     continue
-                a = np.asarray(arr, dtype=np.float64)
-                if a.ndim == 2:
-                    a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
-                if a.ndim != 3 or a.shape[1:] != (self.batch, syn.n_post) or a.shape[0] < steps:
-                    problems.append(
-                        Problem(
-                            f"input {name!r}", f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {syn.n_post}]"
-                        )
-                    )
+                a = per_trial(arr, steps, self.batch, syn.n_post, f"input {name!r}", problems, np.float64)
+                if a is None:
                     continue
                 given[name] = a
                 continue
@@ -581,16 +569,8 @@ class Emulator:
             if p is None or p.kind != "input":
                 problems.append(Problem(f"input {name!r}", "is not an input population of the program"))
                 continue
-            a = np.asarray(arr)
-            if a.ndim == 2:
-                a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
-            if a.ndim != 3 or a.shape[1:] != (self.batch, p.q.size) or a.shape[0] < steps:
-                problems.append(
-                    Problem(
-                        f"input {name!r}",
-                        f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {p.q.size}] or [{steps}, {p.q.size}]",
-                    )
-                )
+            a = per_trial(arr, steps, self.batch, p.q.size, f"input {name!r}", problems)
+            if a is None:
                 continue
             if a.size and (a.min() < 0 or a.max() > self.profile.time.max_spikes_per_step):
                 problems.append(

@@ -11,6 +11,19 @@ from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
 
 
+def per_trial(arr, steps: int, batch: int, n: int, where: str, problems: list[Problem], dtype=None):
+    """``arr`` as a ``[steps or more, batch, n]`` array (a ``[steps, n]`` array is shared by
+    every trial, as a read-only broadcast view); ``None``, with a problem naming ``where``
+    appended to ``problems``, when its shape fits neither form."""
+    a = np.asarray(arr, dtype=dtype)
+    if a.ndim == 2:
+        a = np.broadcast_to(a[:, None, :], (a.shape[0], batch, a.shape[1]))
+    if a.ndim != 3 or a.shape[0] < steps or a.shape[1:] != (batch, n):
+        problems.append(Problem(where, f"shape {np.shape(arr)}; expected [{steps}, {batch}, {n}] or [{steps}, {n}]"))
+        return None
+    return a
+
+
 def poisson_step(rng: np.random.Generator, rate_hz: float, dt_ms: float, n: int) -> np.ndarray:
     """One step of a frozen Poisson source: ``n`` uniform draws, spike where below
     ``rate * dt``. Successive calls on one generator give the same numbers as one call for
@@ -27,17 +40,8 @@ def input_rasters(program: Program, steps: int, batch: int, given: Mapping[str, 
         if p.model != "SpikeInput":
             continue
         if p.name in given:
-            a = np.asarray(given[p.name])
-            if a.ndim == 2:
-                a = np.broadcast_to(a[:, None, :], (a.shape[0], batch, a.shape[1]))
-            if a.ndim != 3 or a.shape[0] < steps or a.shape[1:] != (batch, p.size):
-                problems.append(
-                    Problem(
-                        f"input {p.name!r}",
-                        f"shape {np.shape(given[p.name])}; expected "
-                        f"[{steps}, {batch}, {p.size}] or [{steps}, {p.size}]",
-                    )
-                )
+            a = per_trial(given[p.name], steps, batch, p.size, f"input {p.name!r}", problems)
+            if a is None:
                 continue
             out[p.name] = np.asarray(a[:steps], dtype=np.int64)
         elif p.params.get("rate_hz") is not None:

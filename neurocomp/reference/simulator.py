@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from ..emulator.inputs import poisson_step
+from ..emulator.inputs import per_trial, poisson_step
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -404,13 +404,8 @@ class Reference:
                     Problem(f"input {key!r}", "is not an input population or an R-STDP projection's '<name>/reward'")
                 )
                 continue
-            a = np.asarray(arr)
-            if a.ndim == 2:
-                a = np.broadcast_to(a[:, None, :], (a.shape[0], self.batch, a.shape[1]))
-            if a.ndim != 3 or a.shape[1:] != (self.batch, n) or a.shape[0] < steps:
-                problems.append(
-                    Problem(where, f"shape {np.shape(arr)}; expected [{steps}, {self.batch}, {n}] or [{steps}, {n}]")
-                )
+            a = per_trial(arr, steps, self.batch, n, where, problems)
+            if a is None:
                 continue
             if var != "reward" and a.size and (a.min() < 0 or not np.all(a == np.round(a))):
                 problems.append(Problem(where, "spike counts must be integers >= 0"))
