@@ -44,6 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -199,6 +200,48 @@ class RecurrentSNN:
         """``B ~ N(0, 1/n_rec)`` ``[n_rec, n_out]`` from ``seed`` (Bellec's tutorial scaling)."""
         return np.random.default_rng(seed).standard_normal((self.n_rec, self.n_out)) / math.sqrt(self.n_rec)
 
+    # -- one step of the neurons (shared by forward and run_online) -----------------------
+    def _step_consts(self) -> SimpleNamespace:
+        r, cad = self._reset_consts()
+        return SimpleNamespace(
+            alpha=self.alpha, rho=self.rho, th=self.v_th, beta=self.beta, r=r, cad=cad, inv_th=1.0 / self.v_th,
+            zres=bool(self.zero_reset.any()), zr_flag=self.zero_reset.astype(np.float64),
+            r_sub=np.where(self.zero_reset, 0.0, r), alif=bool(self.beta.any()), has_ref=bool((self.n_ref > 0).any()),
+        )  # fmt: skip
+
+    def _advance(self, k: SimpleNamespace, v, a, z, refr, drive, rec, spike: str = "step", gamma: float = 0.3):
+        """One step of the recurrent neurons (module docstring): reset by last step's ``z``,
+        leak, add the scaled synaptic input ``drive`` (+ ``rec``), adapt, spike, refractory
+        mask. Returns ``(v, a, threshold, z, refr, blocked)`` (``blocked``: None without
+        refractoriness)."""
+        if k.zres:
+            v = k.alpha * (1.0 - z * k.zr_flag) * v - k.r_sub * z
+        else:
+            v = k.alpha * v - k.r * z
+        v += drive
+        if rec is not None:
+            v += rec
+        if k.alif:
+            a = k.rho * a + k.cad * z
+            thr = k.th + k.beta * a
+        else:
+            thr = k.th
+        if spike == "smooth":
+            z = gamma * _smooth_step((v - thr) * k.inv_th)
+        else:
+            z = (v > thr).astype(np.float64)
+        blocked = None
+        if k.has_ref:
+            blocked = refr > 0
+            z[blocked] = 0.0
+            refr = np.where(z > 0, self.n_ref, np.maximum(refr - 1, 0))
+        return v, a, thr, z, refr, blocked
+
+    @staticmethod
+    def _psi(k: SimpleNamespace, v, thr, gamma: float):
+        """The pseudo-derivative ``gamma / v_th max(0, 1 - |v - A| / v_th)``."""
+        return (gamma * k.inv_th) * np.maximum(0.0, 1.0 - np.abs((v - thr) * k.inv_th))
+
     # -- forward --------------------------------------------------------------------------
     def forward(self, x: np.ndarray, spike: str = "step", gamma: float = 0.3) -> Trace:
         """Run the network on inputs ``x`` ``[T, batch, n_in]`` (spikes, 0/1 or float)."""
@@ -209,56 +252,33 @@ class RecurrentSNN:
         c = self.conventions
         li, lr, lo = c.input_latency, c.recurrent_latency, c.readout_latency
         s_v, s_y = self._scales()
-        r, cad = self._reset_consts()
-        alpha, rho, th, beta = self.alpha, self.rho, self.v_th, self.beta
+        k = self._step_consts()
         win = (self.W_in * self.mask_in).T * s_v  # [n_in, n_rec], scaled once
         wrec = (self.W_rec * self.mask_rec).T * s_v
         wout = self.W_out.T * s_y
-        zres = bool(self.zero_reset.any())
-        alif = bool(beta.any())
-        has_ref = bool((self.n_ref > 0).any())
         V, Z = np.zeros((T, nb, n)), np.zeros((T, nb, n))
-        Aa = np.zeros((T, nb, n)) if alif else None
-        blocked = np.zeros((T, nb, n), bool) if has_ref else None
+        Aa = np.zeros((T, nb, n))
+        blocked = np.zeros((T, nb, n), bool) if k.has_ref else None
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
         v, a, z = np.zeros((nb, n)), np.zeros((nb, n)), np.zeros((nb, n))
         refr = np.zeros((nb, n), np.int64)
-        zr_flag = self.zero_reset.astype(np.float64)  # zero reset: v * (1 - z) on those neurons
-        r_sub = np.where(self.zero_reset, 0.0, r)
-        inv_th = 1.0 / th
         drive = xin @ win  # [T, nb, n]: the input part of every step in one product
         # The loop holds only what depends on the previous step; psi, the readout and the
         # shifted copies are computed on whole arrays afterwards.
         for t in range(T):
-            if zres:
-                v = alpha * (1.0 - z * zr_flag) * v - r_sub * z
-            else:
-                v = alpha * v - r * z
-            v += drive[t]
-            if t >= lr:
-                v += Z[t - lr] @ wrec
-            if alif:
-                a = rho * a + cad * z
+            rec = Z[t - lr] @ wrec if t >= lr else None
+            v, a, _, z, refr, b = self._advance(k, v, a, z, refr, drive[t], rec, spike, gamma)
+            if k.alif:
                 Aa[t] = a
-                thr_t = th + beta * a
-            else:
-                thr_t = th
-            if spike == "smooth":
-                z = gamma * _smooth_step((v - thr_t) * inv_th)
-            else:
-                z = (v > thr_t).astype(np.float64)
-            if has_ref:
-                b = refr > 0
-                z[b] = 0.0
+            if k.has_ref:
                 blocked[t] = b
-                refr = np.where(z > 0, self.n_ref, np.maximum(refr - 1, 0))
             V[t] = v
             Z[t] = z
-        a_all = Aa if alif else np.zeros((T, nb, n))
-        A = th + beta * a_all
-        psi = (gamma * inv_th) * np.maximum(0.0, 1.0 - np.abs((V - A) * inv_th))
-        if has_ref:
+        a_all = Aa
+        A = k.th + k.beta * a_all
+        psi = self._psi(k, V, A, gamma)
+        if k.has_ref:
             psi[blocked] = 0.0
         zr = np.zeros((T, nb, n))
         zr[lr:] = Z[: T - lr]
@@ -456,7 +476,8 @@ class RecurrentSNN:
         c = self.conventions
         li, lr_, lo = c.input_latency, c.recurrent_latency, c.readout_latency
         s_v, s_y = self._scales()
-        r, cad = self._reset_consts()
+        _, cad = self._reset_consts()
+        k = self._step_consts()
         gamma = p.dampening
         f0 = p.reg_rate_hz * self.dt_ms / 1000.0
         W0 = {k: v.copy() for k, v in self.weights().items()}
@@ -478,19 +499,13 @@ class RecurrentSNN:
             zr = Z[t - lr_, 0] if t >= lr_ else np.zeros(n)
             psi_prev = PSI[t - 1, 0] if t else np.zeros(n)
             zprev = z
-            keep = np.where(self.zero_reset, 1.0 - zprev, 1.0)
-            v = self.alpha * keep * v - np.where(self.zero_reset, 0.0, r) * zprev
-            v = v + s_v * ((self.W_in * self.mask_in) @ xin[t, 0] + (self.W_rec * self.mask_rec) @ zr)
-            a = self.rho * a + cad * zprev
-            A = self.v_th + self.beta * a
-            u = (v - A) / self.v_th
-            psi = gamma / self.v_th * np.maximum(0.0, 1.0 - np.abs(u))
-            z = (u > 0).astype(np.float64)
-            if (self.n_ref > 0).any():
-                b = refr > 0
-                z[b] = 0.0
+            keep = np.where(self.zero_reset, 1.0 - zprev, 1.0)  # the eligibility's reset factor
+            drive = s_v * ((self.W_in * self.mask_in) @ xin[t, 0])
+            rec = s_v * ((self.W_rec * self.mask_rec) @ zr)
+            v, a, A, z, refr, b = self._advance(k, v, a, z, refr, drive, rec, "step", gamma)
+            psi = self._psi(k, v, A, gamma)
+            if b is not None:
                 psi[b] = 0.0
-                refr = np.where(z > 0, self.n_ref, np.maximum(refr - 1, 0))
             V[t, 0], Z[t, 0], Aa[t, 0], PSI[t, 0], zr_all[t, 0] = v, z, a, psi, zr
             # eligibility (as eprop_online)
             pre = np.concatenate([xin[t, 0], zr])
