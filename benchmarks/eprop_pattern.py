@@ -64,8 +64,8 @@ def run(seed: int, method: str, iterations: int) -> dict:
 
 
 def batched_throughput(batch: int = 64, iterations: int = 5) -> float:
-    """Trials per second of e-prop training with ``batch`` trials per iteration (the same
-    task instance, each trial its own input draw is not needed for throughput)."""
+    """Trials per second of e-prop training with ``batch`` trials per iteration (copies of
+    the seed-0 trial: the cost does not depend on which spikes the trials hold)."""
     task = make("pattern-generation", seed=0)
     model, B = pg.bellec_model(0)
     x = np.repeat(task.inputs, batch, axis=1)

@@ -171,7 +171,7 @@ def test_from_network_maps_projections_to_blocks():
     model = RecurrentSNN.from_network(net, 1.0, Conventions.chip())
     assert (model.n_in, model.n_rec, model.n_out) == (20, 30, 1)
     for pr in net.projections:
-        np.testing.assert_array_equal(model.projection_weights(pr.name), pr.dense_weights() * (pr.pre != pr.post or 1))
+        np.testing.assert_array_equal(model.projection_weights(pr.name), pr.dense_weights())
     assert np.all(np.diag(model.W_rec) == 0) and np.all(np.diag(model.mask_rec) == 0)
     assert model.alpha[0] == pytest.approx(np.exp(-1 / 30)) and model.zero_reset.all()
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -70,6 +69,7 @@ class CheckReport:
     timing: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    raster: tuple | None = field(default=None, repr=False)  # (spikes, readout, target) of the last fixed trial
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -144,14 +144,8 @@ class _Reference:
         """The weight change one trial would make (per projection), the outputs and the trace."""
         m = self.model
         if self.method == "online":  # e-prop applying every step's update at once, like the chip
-            fb = m.W_out.T if self.p.feedback == "symmetric" else self.B
-            before = m.projection_weights_all()
-            tr, _ = m.run_online(x, target, self.p, fb, self.opt.lr)
-            after = m.projection_weights_all()
-            for name, w in before.items():  # undo: the caller applies the change
-                mat, rows, cols = m.blocks[name]
-                getattr(m, mat)[rows, cols] = w
-            return {n: after[n] - before[n] for n in before}, tr.y, tr
+            tr, dw = m.copy().run_online(x, target, self.p, self.B, self.opt.lr)  # the caller applies dw
+            return m.projection_grads(dw), tr.y, tr
         tr = m.forward(x, gamma=self.p.dampening)
         if self.method == "bptt":
             g = m.bptt(tr, target, self.p)
@@ -335,9 +329,7 @@ def check(
     def emulated(**kw) -> _Emulated:
         return _Emulated(prog, names, inp.name, ro.name, target_key, seed=seed, **kw)
 
-    rows_attr = [("weights", {"learn_float": ("weights",)}), ("traces", {"learn_float": ("traces",)}),
-                 ("graded", {"learn_float": ("graded",)}), ("tags", {"learn_float": ("tags",)}),
-                 ("nearest rounding", {"learn_rounding": "nearest"})]  # fmt: skip
+    rows_attr: list[tuple[str, dict[str, Any]]] = []  # (row, the emulator's switches)
     attribution_note = None
     if attribution:
         try:
@@ -345,7 +337,8 @@ def check(
         except ImportError:  # an emulator without the per-quantity switches
             attribution, attribution_note = False, "attribution: this emulator has no per-quantity float switches"
         else:
-            rows_attr = [r for r in rows_attr if r[0] in LEARN_QUANTITIES or r[0] == "nearest rounding"]
+            rows_attr = [(f"fixed, {q} in float", {"learn_float": (q,)}) for q in LEARN_QUANTITIES]
+            rows_attr.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
     n_work = align + iterations * (3 + int(bptt) + (len(rows_attr) if attribution else 0)) + 1
     bar = _Progress(n_work, sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(10, iterations // 5 or 1))
@@ -461,9 +454,7 @@ def check(
     runs["lowered-fixed"] = step_emu(emulated(), last_rec["lowered-fixed"])
     if attribution:
         for row, kw in rows_attr:
-            runs[f"fixed, {row} in float" if row != "nearest rounding" else "fixed, round-to-nearest"] = step_emu(
-                emulated(**kw)
-            )
+            runs[row] = step_emu(emulated(**kw))
     for level, go in runs.items():
         loss, metric = [], []
         for k in range(iterations):
@@ -494,7 +485,7 @@ def check(
         sa = np.concatenate([a[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
         sb = np.concatenate([b[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
         rep.spikes["lowered-float vs lowered-fixed (last iteration)"] = spike_agreement(sa, sb, dt)
-        rep._raster = (sb, b["y"][:, 0, :], trial_data(iterations - 1)[1][:, 0, :])  # type: ignore[attr-defined]
+        rep.raster = (sb, b["y"][:, 0, :], trial_data(iterations - 1)[1][:, 0, :])
     rep.timing["total_s"] = time.perf_counter() - t_start
     if out is not None:
         _write(rep, Path(out), plots)
@@ -521,8 +512,6 @@ def _write(rep: CheckReport, out: Path, plots: bool) -> None:
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
     raise TypeError(type(o).__name__)
 
 
@@ -573,7 +562,7 @@ def _plots(rep: CheckReport, out: Path) -> list[str]:
         plt.close(fig)
         files.append("attribution.png")
 
-    raster = getattr(rep, "_raster", None)
+    raster = rep.raster
     if raster is not None:
         spk, y, tg = raster
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
