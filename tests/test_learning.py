@@ -773,3 +773,25 @@ def test_bad_rule_parameters_are_compile_errors_naming_them(rule, params, expect
     """Bad values are refused with the parameter named (no crash, no silent fix)."""
     msg = _compile_error(_plastic_net(rule, params))
     assert expected in msg and "'ff'" in msg, msg
+
+
+def test_block_drawn_streams_are_the_single_draw_streams() -> None:
+    """The engine draws its random streams in blocks; the numbers and the reported state must
+    be those of one draw per step (Lava's order), across a block boundary and after a restore."""
+    from neurocomp.learning.engine import _Stream, _TraceRandom
+
+    n = _Stream.BLOCK + 37
+    rnd = _TraceRandom(11, 12, trace_bits=7)
+    dec, imp = np.random.default_rng(11), np.random.default_rng(12)
+    for k in range(n):
+        assert rnd.decay == dec.random(1)[0] and rnd.impulse == imp.integers(0, 128, 1)[0], k
+        if k in (0, 5, _Stream.BLOCK - 1, _Stream.BLOCK + 3):
+            s = rnd.get_state()
+            assert s["decay_rng"] == dec.bit_generator.state and s["impulse_rng"] == imp.bit_generator.state
+            again = _TraceRandom(0, 0, trace_bits=7)
+            again.set_state(s)
+            again.advance()
+            copy_dec, copy_imp = np.random.default_rng(), np.random.default_rng()
+            copy_dec.bit_generator.state, copy_imp.bit_generator.state = s["decay_rng"], s["impulse_rng"]
+            assert again.decay == copy_dec.random(1)[0] and again.impulse == copy_imp.integers(0, 128, 1)[0]
+        rnd.advance()

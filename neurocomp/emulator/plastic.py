@@ -107,7 +107,11 @@ class PlasticSynapses:
             return
         w = self.engine.weights  # [1 or batch, post, pre]
         s = spikes.astype(np.float64)
-        if w.shape[0] == 1:
+        if w.shape[0] == 1 and s.shape[0] == 1:  # one trial: sum the columns of the pre neurons that spiked
+            active = s[0].nonzero()[0]  # (a gather, not a BLAS call: small products thrash BLAS threads)
+            cols = w[0][:, active]
+            acc = (cols.sum(axis=1, dtype=np.float64) if spikes.dtype == bool else cols @ s[0, active])[None]
+        elif w.shape[0] == 1:
             acc = s @ w[0].T.astype(np.float64)
         else:
             acc = np.einsum("bnm,bm->bn", w.astype(np.float64), s)

@@ -85,31 +85,68 @@ SYN_VARS = ("w", "t", "d")
 _TARGET_VAR = {"dw": "w", "dt": "t", "dd": "d"}
 
 
+class _Stream:
+    """One random stream of Lava's, drawn in blocks. numpy's generators fill an array one draw
+    at a time, so a block of ``k`` draws holds the numbers of ``k`` single draws; the state is
+    reported (and restored) as if the draws so far had been made one at a time."""
+
+    BLOCK = 1024
+
+    def __init__(self, seed: int, draw):
+        self.rng = np.random.default_rng(seed)
+        self._draw = draw  # (generator, count) -> array
+        self._refill()
+
+    def _refill(self) -> None:
+        self._start = self.rng.bit_generator.state
+        self._buf = self._draw(self.rng, self.BLOCK)
+        self._i = 0
+
+    def next(self):
+        if self._i == self.BLOCK:
+            self._refill()
+        v = self._buf[self._i]
+        self._i += 1
+        return v
+
+    @property
+    def state(self) -> dict:
+        g = np.random.default_rng()
+        g.bit_generator.state = self._start
+        self._draw(g, self._i)
+        return g.bit_generator.state
+
+    @state.setter
+    def state(self, s: Mapping[str, Any]) -> None:
+        self.rng.bit_generator.state = s
+        self._refill()
+
+
 class _TraceRandom:
     """Lava's ``TraceRandom``: a float stream for decay rounding and an integer stream
     (``0 .. 2**trace_bits - 1``) for impulse rounding, one value each, advanced together."""
 
     def __init__(self, seed_decay: int, seed_impulse: int, trace_bits: int):
         self.bits = trace_bits
-        self.rng_decay = np.random.default_rng(seed_decay)
-        self.rng_impulse = np.random.default_rng(seed_impulse)
+        self._decay = _Stream(seed_decay, lambda g, n: g.random(n))
+        self._impulse = _Stream(seed_impulse, lambda g, n: g.integers(0, 2**trace_bits, size=n, dtype=int))
         self.advance()
 
     def advance(self) -> None:
-        self.decay = self.rng_decay.random(1)[0]
-        self.impulse = self.rng_impulse.integers(0, 2**self.bits, size=1, dtype=int)[0]
+        self.decay = self._decay.next()
+        self.impulse = self._impulse.next()
 
     def get_state(self) -> dict:
         return {
-            "decay_rng": self.rng_decay.bit_generator.state,
-            "impulse_rng": self.rng_impulse.bit_generator.state,
+            "decay_rng": self._decay.state,
+            "impulse_rng": self._impulse.state,
             "decay": float(self.decay),
             "impulse": int(self.impulse),
         }
 
     def set_state(self, s: Mapping[str, Any]) -> None:
-        self.rng_decay.bit_generator.state = s["decay_rng"]
-        self.rng_impulse.bit_generator.state = s["impulse_rng"]
+        self._decay.state = s["decay_rng"]
+        self._impulse.state = s["impulse_rng"]
         self.decay, self.impulse = np.float64(s["decay"]), np.int64(s["impulse"])
 
 
@@ -117,17 +154,17 @@ class _ConnRandom:
     """Lava's ``ConnVarRandom``: one uniform number per epoch for rounding w, t and d."""
 
     def __init__(self, seed: int):
-        self.rng = np.random.default_rng(seed)
+        self._stream = _Stream(seed, lambda g, n: g.random(n))
         self.advance()
 
     def advance(self) -> None:
-        self.value = self.rng.random(1)[0]
+        self.value = self._stream.next()
 
     def get_state(self) -> dict:
-        return {"rng": self.rng.bit_generator.state, "value": float(self.value)}
+        return {"rng": self._stream.state, "value": float(self.value)}
 
     def set_state(self, s: Mapping[str, Any]) -> None:
-        self.rng.bit_generator.state = s["rng"]
+        self._stream.state = s["rng"]
         self.value = np.float64(s["value"])
 
 
@@ -229,6 +266,7 @@ class SumOfProductsEngine:
         } | set(self._r)
         self._w0 = np.asarray(weights)
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+        self._bounds: dict[int, int] = {}
         self.reset()
 
     def _check_bounds(self) -> None:
@@ -422,40 +460,84 @@ class SumOfProductsEngine:
             return self._clip_var("w", new) if var == "w" else new
         shift = self.acc_bits - self.var_bits[var]  # 15 - 8 = 7: S sits in the accumulator's top bits
         lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
-        acc = np.broadcast_to(S << shift, S.shape).copy()
+        acc = S << shift  # a new array; saturated in place after each product
         for p in expr.products:
-            m = _clip(self._product_fixed(p, args), lim_lo, lim_hi)
+            m = self._product_fixed(p, args)
+            if self._product_bound(p) > lim_hi or any(not self.var_fixed.get(f.var, True) for f in p.factors):
+                # (a product of fixed factors that always fits the accumulator needs no clip)
+                m = _clip(m, lim_lo, lim_hi)
             if var == "w" and self.learn_mode == "shared":
                 m = np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
                 for b in range(m.shape[0]):  # every trial's update enters the one accumulator, in order
                     acc = _clip(acc + m[b : b + 1], lim_lo, lim_hi)
             else:
-                acc = _clip(acc + m, lim_lo, lim_hi)
+                acc = np.add(acc, m, out=acc) if acc.shape == np.broadcast_shapes(acc.shape, m.shape) else acc + m
+                np.maximum(acc, lim_lo, out=acc)
+                np.minimum(acc, lim_hi, out=acc)
         acc = self._saturate_sign(var, acc)
-        # stochastic rounding to the variable's grid with the epoch's one random number
-        # (drawn in either case, so the stream stays aligned with the chip's)
-        q = acc / 2**shift
-        up = (q % 1) >= 0.5 if self.nearest else self.conn_random.value < (q % 1)
-        acc = np.floor(q).astype(np.int64) + up
+        # rounding to the variable's grid with the epoch's one random number (drawn in either
+        # case, so the stream stays aligned with the chip's): q = acc / 2**shift rounds up when
+        # r < frac(q), i.e. when r * 2**shift < acc mod 2**shift (exact: a power-of-two scaling)
+        frac = acc & (2**shift - 1)
+        up = frac >= 2 ** (shift - 1) if self.nearest else frac > self.conn_random.value * 2**shift
+        acc >>= shift
+        acc += up
         return self._clip_var(var, acc)
 
+    def _product_bound(self, p: Product) -> int:
+        """The largest magnitude a fixed product can take (factors at their clipped widths)."""
+        key = id(p)
+        b = self._bounds.get(key)
+        if b is None:
+            width = self.mant_bits + sum(self.widths[f.var] for f in p.factors)
+            mag = abs(int(p.mantissa)) * 2 ** sum(self.widths[f.var] for f in p.factors)
+            b = (mag >> max(0, width - self.acc_bits)) << (p.exponent - self.exp_min)
+            self._bounds[key] = b
+        return b
+
     def _product_fixed(self, p: Product, args: _Args) -> np.ndarray:
-        m = args.dependency(p)
+        dep = args.dependency(p)
         width = self.mant_bits
+        vals = []
         for f in p.factors:
             w = self.widths[f.var]
             width += w
             v = args.factor(f, p.dependency)
-            # a float quantity (attribution) is read unsaturated; the chip's factors are clipped to their width
-            m = m * (_clip(v, -(2**w), 2**w - 1) if self.var_fixed.get(f.var, True) else v)
-        m = m * p.mantissa
+            # a float quantity (attribution) is read unsaturated; the chip's factors are clipped
+            # to their width (a synaptic variable whose range lies within it needs no clip)
+            if self.var_fixed.get(f.var, True):
+                if not (f.var in SYN_VARS and not f.sgn and self._within_width(f.var, f.const, w)):
+                    v = _clip(v, -(2**w), 2**w - 1)
+            vals.append(v)
+        if any(np.asarray(v).dtype.kind == "f" for v in vals):
+            m = dep
+            for v in vals:  # a float factor: the chip's order of multiplication, for the float64 roundings
+                m = m * v
+            m = m * p.mantissa
+        else:  # integers: exact in any order, so the per-neuron factors are multiplied first
+            small = dep * p.mantissa
+            big = None
+            for v in vals:
+                if np.ndim(v) == 3 and v.shape[1] > 1 and v.shape[2] > 1:
+                    big = v if big is None else big * v
+                else:
+                    small = small * v
+            m = small if big is None else big * small
         s = max(0, width - self.acc_bits)
         if np.asarray(m).dtype.kind == "f":  # a float factor: the accumulator's integer grid still floors it
             m = np.floor(m * 2.0**-s).astype(np.int64)
-        else:
+        elif s:
             m = m >> s  # floor shift by the excess width
-        m = m << (p.exponent - self.exp_min)  # Lava stores s_exp = e + 7 and shifts by it
+        e = p.exponent - self.exp_min  # Lava stores s_exp = e + 7 and shifts by it
+        if e:
+            m = m << e
         return m if np.ndim(m) == 3 else np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))  # u*literal: an int
+
+    def _within_width(self, var: str, const: int, w: int) -> bool:
+        """Whether a synaptic variable plus ``const`` always lies within a ``w``-bit factor."""
+        n = self.var_bits[var]
+        lo, hi = -(2**n) - 1, 2**n - 1  # the widest of _clip_var's ranges
+        return -(2**w) <= lo + const and hi + const <= 2**w - 1
 
     def _product_float(self, p: Product, args: _Args) -> np.ndarray:
         # The engine's width shift is kept, as an exact division: the float level is then the
@@ -512,7 +594,8 @@ class _Args:
         if f.var in ("x0", "y0"):
             v = getattr(self, f.var) + f.const
         elif f.var in SYN_VARS:
-            v = self.eng.state[f.var] + f.const
+            v = self.eng.state[f.var]
+            v = v + f.const if f.const else v  # (read only: no copy is needed)
             if f.sgn:
                 v = np.sign(v)
         else:
