@@ -10,7 +10,7 @@ Target (issue 6): below 7 % within 1000 iterations. Then the example model
 ``examples/eprop_evidence.yaml`` is compiled for loihi2 and reckon and the outcome reported
 (the target for lowered-fixed is below 10 %).
 
-    python benchmarks/eprop_evidence.py                  # batch 32, up to 1000 iterations
+    python benchmarks/eprop_evidence.py                  # batch 64 (Bellec's), up to 1000 iterations
     python benchmarks/eprop_evidence.py --iterations 50 --batch 16
 """
 
@@ -82,7 +82,7 @@ def chips() -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iterations", type=int, default=1000)
-    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-every", type=int, default=25)
     args = ap.parse_args(argv)

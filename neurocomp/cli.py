@@ -389,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--align", type=int, default=3, help="teacher-forced updates compared (default 3)")
     p.add_argument("--steps", type=int, default=None, help="steps per trial (default: the task's)")
     p.add_argument("--no-attribution", action="store_true", help="skip the attribution runs")
+    p.add_argument(
+        "--attribution",
+        default=None,
+        help="comma-separated attribution rows to run (weights,traces,graded,tags,nearest; default: all)",
+    )
     p.add_argument("--no-bptt", action="store_true", help="skip BPTT")
     p.add_argument("--out", default="check-out", help="output directory (default check-out)")
     p.set_defaults(func=_cmd_check)
@@ -406,7 +411,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         align=args.align,
-        attribution=not args.no_attribution,
+        attribution=False if args.no_attribution else (args.attribution.split(",") if args.attribution else True),
         bptt=not args.no_bptt,
         steps=args.steps,
     )

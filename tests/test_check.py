@@ -76,10 +76,19 @@ def test_check_refuses_models_without_a_checkable_rule(tmp_path):
         check(net, "loihi2", "pattern-generation", iterations=1)
 
 
+def test_check_refuses_unknown_attribution_rows():
+    with pytest.raises(CheckError, match=r"unknown attribution rows \['weight'\].*valid: weights"):
+        check(MODEL, "loihi2", "pattern-generation", iterations=1, attribution=["weight", "nearest"])
+
+
 def test_cli_check_writes_the_report(tmp_path, capsys):
     rc = main(["check", str(MODEL), "--profile", "loihi2", "--task", "pattern-generation", "--iterations", "1",
-               "--align", "1", "--steps", "250", "--no-attribution", "--no-bptt", "--out", str(tmp_path)])  # fmt: skip
+               "--align", "1", "--steps", "250", "--attribution", "nearest", "--no-bptt", "--out", str(tmp_path)])  # fmt: skip
     assert rc == 0
     assert "learning curves" in capsys.readouterr().out
     rep = json.loads((tmp_path / "report.json").read_text())
     assert np.isfinite(rep["final"]["lowered-fixed"]["nmse"])
+    # only the chosen attribution row ran, between the two ends of the table
+    rows = [r["row"] for r in rep["attribution"]]
+    assert rows == ["all quantized (lowered-fixed)", "fixed, round-to-nearest", "all float (lowered-float)"]
+    assert "bptt" not in rep["curves"]

@@ -38,7 +38,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,8 @@ from ..reference.conventions import Conventions
 from ..reference.eprop import EpropParams, RecurrentSNN, Sgd
 
 SUPPORTED_RULES = ("eprop",)
+# the attribution rows: a learning quantity back in float64 (see learning.engine), or round-to-nearest
+ATTRIBUTION_ROWS = ("weights", "traces", "graded", "tags", "nearest")
 
 
 class CheckError(NeurocompError, ValueError):
@@ -266,7 +268,7 @@ def check(
     seed: int = 0,
     out: str | os.PathLike | None = None,
     align: int = 3,
-    attribution: bool = True,
+    attribution: bool | Sequence[str] = True,
     bptt: bool = True,
     steps: int | None = None,
     progress: bool | None = None,
@@ -274,7 +276,9 @@ def check(
 ) -> CheckReport:
     """Check the e-prop rule of ``model`` (a path to a model YAML or a Network) on
     ``profile`` with ``task``; writes ``report.json``, ``summary.txt`` and PNG plots to
-    ``out`` when given. See the module docstring for what is measured."""
+    ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
+    or the rows to run (``("nearest",)``: only the round-to-nearest run). See the module
+    docstring for what is measured."""
     from ..compiler import compile
     from ..graph import LI, SpikeInput
     from ..graph.io import load_network
@@ -290,6 +294,13 @@ def check(
         raise CheckError(
             [Problem("model", f"check supports {', '.join(SUPPORTED_RULES)}; this model uses {', '.join(unsupported)}")]
         )
+    rows = ATTRIBUTION_ROWS if attribution is True else tuple(attribution or ())
+    unknown = sorted(set(rows) - set(ATTRIBUTION_ROWS))
+    if unknown:
+        raise CheckError(
+            [Problem("check", f"unknown attribution rows {unknown} (valid: {', '.join(ATTRIBUTION_ROWS)})")]
+        )
+    attribution = bool(rows)
     if iterations < 1 or align < 0:
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
     prog = compile(net, profile, out=io.StringIO())
@@ -337,8 +348,9 @@ def check(
         except ImportError:  # an emulator without the per-quantity switches
             attribution, attribution_note = False, "attribution: this emulator has no per-quantity float switches"
         else:
-            rows_attr = [(f"fixed, {q} in float", {"learn_float": (q,)}) for q in LEARN_QUANTITIES]
-            rows_attr.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
+            rows_attr = [(f"fixed, {q} in float", {"learn_float": (q,)}) for q in LEARN_QUANTITIES if q in rows]
+            if "nearest" in rows:
+                rows_attr.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
     n_work = align + iterations * (3 + int(bptt) + (len(rows_attr) if attribution else 0)) + 1
     bar = _Progress(n_work, sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(10, iterations // 5 or 1))
