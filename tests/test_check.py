@@ -83,7 +83,8 @@ def test_check_refuses_unknown_attribution_rows():
 
 def test_cli_check_writes_the_report(tmp_path, capsys):
     rc = main(["check", str(MODEL), "--profile", "loihi2", "--task", "pattern-generation", "--iterations", "1",
-               "--align", "1", "--steps", "250", "--attribution", "nearest", "--no-bptt", "--out", str(tmp_path)])  # fmt: skip
+               "--align", "1", "--steps", "250", "--attribution", "nearest", "--no-bptt",
+               "--out", str(tmp_path)])  # fmt: skip
     assert rc == 0
     assert "learning curves" in capsys.readouterr().out
     rep = json.loads((tmp_path / "report.json").read_text())
