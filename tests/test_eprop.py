@@ -403,7 +403,7 @@ def test_rate_regularization_on_loihi2_lowers_the_rates():
         final[reg] = rec["rec/spikes"].mean()
         if reg:
             src = prog.projection("in->rec").learning.graded["y2"]
-            assert src["reg"] > 0 and src["rate_target"] == pytest.approx(0.005 * 2**16)
+            assert src["reg"] > 0 and src["rate_target"] == pytest.approx(0.005 * 2 ** src["rate_bits"])
             assert "in->rec/neuron_rate" in emu.state  # the running rate is state (checkpointed)
     assert final[30.0] < 0.95 * final[0.0], final
 
@@ -678,3 +678,31 @@ def test_adaptive_feedback_with_a_coarser_b_rounds_within_one_lsb():
     dB, dW, _, lsb = _adaptive_updates(prog, "chip")
     assert np.abs(dW).max() > 0
     assert np.abs(dB - dW).max() < lsb * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("hz", [2.0, 5.0, 20.0, 100.0])
+def test_the_chips_rate_trace_reads_the_rate(hz):
+    """The regularization compares the neuron's running rate with its target: the chip's
+    trace (floor decay) must follow the exact trace to within 0.5 Hz at 1 ms steps (its floor
+    loses under 1 LSB per step, under 2^RATE_SHIFT LSB over a time constant: 0.24 Hz), and the
+    exact trace averages to the rate. With 16 fraction bits the floor held every rate at
+    >= 15.6 Hz, which drove all rates down under a 10 Hz target."""
+    from neurocomp.emulator.plastic import rate_trace_step
+    from neurocomp.rules.eprop import RATE_BITS, RATE_SHIFT
+
+    period = int(round(1000 / hz))
+    steps = 20 * period + 12_000  # > 10 time constants of 1024 steps, then whole periods
+    fixed, exact = np.zeros(1), np.zeros(1)
+    tail_fixed, tail_exact = [], []
+    for t in range(steps):
+        z = np.array([float(t % period == 0)])
+        fixed = rate_trace_step(fixed, z, RATE_SHIFT, RATE_BITS, fixed=True)
+        exact = rate_trace_step(exact, z, RATE_SHIFT, RATE_BITS, fixed=False)
+        if t >= steps - 10 * period:
+            tail_fixed.append(fixed[0])
+            tail_exact.append(exact[0])
+    hz_per_lsb = 1000 / 2**RATE_BITS
+    assert np.max(np.abs(np.subtract(tail_fixed, tail_exact))) * hz_per_lsb < 0.5
+    # the exact trace's mean over whole periods is the rate (2 %: its ripple is not symmetric)
+    assert np.mean(tail_exact) * hz_per_lsb == pytest.approx(hz, rel=0.02)
+    assert max(tail_fixed) < 2**23  # fits a 24-bit signed neuron register

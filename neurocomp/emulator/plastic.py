@@ -163,14 +163,15 @@ class PlasticSynapses:
         """The learning signal that arrived at the post neurons for step ``t`` (the feedback
         projection's sum), shifted into a signed 7-bit graded value (rounded to nearest,
         saturated) on the chip; plus, with rate regularization, ``reg * (r - r0)`` where ``r``
-        is the neuron's running rate (a trace ``r <- r - (r >> s) + z << (16 - s)``)."""
+        is the neuron's running rate (:func:`rate_trace_step`)."""
         ring = post.state["ls"]
         ls = ring[t % ring.shape[0]] * 2.0 ** -int(src.get("shift", 0))
         if src.get("reg"):
-            s = int(src["rate_shift"])
             r = self.neuron_traces.get("rate", np.zeros_like(ls))
-            z = post.state["spikes"]
-            r = (r - np.floor(r * 2.0**-s) if self.graded_fixed else r * (1 - 2.0**-s)) + z * 2.0 ** (16 - s)
+            # (Programs saved before the rate trace had its own width used 16 fraction bits)
+            r = rate_trace_step(
+                r, post.state["spikes"], int(src["rate_shift"]), int(src.get("rate_bits", 16)), self.graded_fixed
+            )
             self.neuron_traces["rate"] = r
             ls = ls + float(src["reg"]) * (r - float(src["rate_target"]))
         if not self.graded_fixed:
@@ -191,6 +192,15 @@ class PlasticSynapses:
             v = np.clip(v, 0, 2**self.engine.trace_bits - 1)
         self.neuron_traces[y] = v
         return v
+
+
+def rate_trace_step(r: np.ndarray, z: np.ndarray, shift: int, bits: int, fixed: bool) -> np.ndarray:
+    """One step of a neuron's running rate ``r`` (spikes per step in units of ``2**-bits``):
+    ``r <- r - (r >> shift) + z << (bits - shift)`` on the chip (a floor shift), the exact
+    ``r * (1 - 2**-shift)`` otherwise. The floor leaves ``r`` stuck below ``2**shift``, so the
+    trace reads rates below ``2**(shift - bits)`` per step wrong; ``bits`` must make that small."""
+    kept = r - np.floor(r * 2.0**-shift) if fixed else r * (1 - 2.0**-shift)
+    return kept + z * 2.0 ** (bits - shift)
 
 
 class WeightState:

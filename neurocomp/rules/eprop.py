@@ -182,18 +182,25 @@ class _Widths:
 
 
 RATE_SHIFT = 10  # the neuron's rate trace decays by 2^-10 per step (tau ~ 1 s at 1 ms steps)
+# Fraction bits of the rate trace: a spike adds 2^(22 - 10). The floor decay cannot lower r
+# below 2^10, i.e. rates below 2^-12 per step (0.24 Hz at 1 ms) read as 0.24 Hz; with 16 bits
+# that floor was 15.6 Hz, above usual targets, and the regularization pushed every rate down.
+# r <= 2^22 at one spike per step: a 24-bit signed neuron register holds it.
+RATE_BITS = 22
 
 
 def _regularization(pr: Mapping[str, Any], Lq: float, dt_ms: float) -> dict:
     """The graded learning signal's rate term: ``L += reg * (f - f_target)`` with ``f`` the
-    neuron's rate per step, kept as a 16-fraction-bit trace ``r``; in y2 units the term is
-    ``c * (r - r0)`` with ``c = reg / (Lq * 2^16)`` and ``r0 = f_target * 2^16``."""
+    neuron's rate per step, kept as a trace ``r`` with :data:`RATE_BITS` fraction bits; in y2
+    units the term is ``c * (r - r0)`` with ``c = reg / (Lq * 2^RATE_BITS)`` and
+    ``r0 = f_target * 2^RATE_BITS``."""
     if not pr["reg"]:
         return {}
     return {
-        "reg": float(pr["reg"]) / (Lq * 2**16),
-        "rate_target": float(pr["reg_rate_hz"]) * dt_ms / 1000 * 2**16,
+        "reg": float(pr["reg"]) / (Lq * 2**RATE_BITS),
+        "rate_target": float(pr["reg_rate_hz"]) * dt_ms / 1000 * 2**RATE_BITS,
         "rate_shift": RATE_SHIFT,
+        "rate_bits": RATE_BITS,
     }
 
 
