@@ -191,3 +191,36 @@ def test_symmetric_eprop_learns_pattern_generation_ci_sized():
     p = EpropParams(lr=1e-4, feedback="symmetric", reg=300.0)
     model.train(task.inputs, task.targets, p, 100)
     assert task.score(model.forward(task.inputs).y) < 1.2
+
+
+@pytest.mark.parametrize("conv", ["bellec", "chip"])
+def test_online_eprop_with_a_tiny_step_is_the_trials_eprop_gradient(conv):
+    """run_online applies every step's update at once; with a step so small that the weights
+    barely move within the trial, its total change is -lr times the trial's e-prop gradient
+    (mse, one trial). The tolerance 1e-4 covers the second-order effect of the moving weights
+    (lr 1e-9 times gradients of order 1 over 50 steps)."""
+    m = _net(0, CONVENTIONS[conv])
+    x, tg = _data(0, batch=1)
+    p = EpropParams(lr=1.0, loss="mse", feedback="random")
+    B = m.random_feedback(3)
+    tr = m.forward(x)
+    g = m.eprop(tr, tg, p, B)
+    lr = 1e-9
+    _, dw = m.copy().run_online(x, tg, p, B.copy(), lr)
+    for k in ("W_in", "W_rec", "W_out"):
+        assert _rel(dw[k] / -lr, g[k]) < 1e-4, (k, _rel(dw[k] / -lr, g[k]))
+
+
+def test_online_eprop_regularization_lowers_every_input_weight_towards_a_zero_rate():
+    """Regularization alone (no labelled step) towards 0 Hz: every step's term R_t e_t is
+    non-negative for input synapses of LIF neurons (R_t >= 0, e_t >= 0), so no input weight
+    may grow and those with eligibility must shrink; without regularization nothing moves."""
+    m = _net(1, CONVENTIONS["chip"])
+    m.beta[:], m.rho[:] = 0.0, 0.0  # LIF only: e = psi * eps_v >= 0
+    x, tg = _data(1, batch=1)
+    tg[:] = np.nan
+    B = m.random_feedback(3)
+    _, dw = m.copy().run_online(x, tg, EpropParams(lr=1e-3, reg=1.0, reg_rate_hz=0.0), B, 1e-3)
+    assert (dw["W_in"] <= 0).all() and (dw["W_in"] < 0).any()
+    _, dw0 = m.copy().run_online(x, tg, EpropParams(lr=1e-3, reg=0.0), B, 1e-3)
+    assert not np.abs(dw0["W_in"]).any() and not np.abs(dw0["W_rec"]).any()

@@ -467,13 +467,16 @@ def check(
     if attribution:
         for row, kw in rows_attr:
             runs[row] = step_emu(emulated(**kw))
+    rep.timing["levels_s"] = {}
     for level, go in runs.items():
         loss, metric = [], []
+        t_level = time.perf_counter()
         for k in range(iterations):
             lo, me = go(k)
             loss.append(lo)
             metric.append(me)
             bar(f"{level} {k + 1}/{iterations}")
+        rep.timing["levels_s"][level] = time.perf_counter() - t_level  # seconds for all iterations
         rep.curves[level] = {"loss": loss, tk.metric_name: metric}
         rep.final[level] = {
             tk.metric_name: float(np.mean(metric[-tail:])),

@@ -537,7 +537,7 @@ class RecurrentSNN:
                         err = yk - tg[t]
                 fb = self.W_out.T if p.feedback == "symmetric" else B
                 L = fb @ err
-                dW = -lr * (L[:, None] * e_bar + (R * e if p.reg else 0.0))
+                dW = -lr * (L[:, None] * e_bar + (R[:, None] * e if p.reg else 0.0))
                 self.W_in += dW[:, : self.n_in] * self.mask_in
                 self.W_rec += dW[:, self.n_in :] * self.mask_rec
                 d_out = -lr * np.outer(err, zf)
