@@ -267,6 +267,7 @@ class SumOfProductsEngine:
         self._w0 = np.asarray(weights)
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         self._bounds: dict[int, int] = {}
+        self._plans: dict[tuple[str, ...], tuple] = {}
         self.reset()
 
     def _check_bounds(self) -> None:
@@ -428,25 +429,40 @@ class SumOfProductsEngine:
         T = self.rule.t_epoch
         st = self.state
         h0 = np.stack([st[k] for k in names], axis=1)  # [B, n_traces, n]
-        h = np.zeros((T + 1,) + h0.shape, dtype=h0.dtype)
+        h = np.zeros((T + 1,) + h0.shape, dtype=h0.dtype)  # traces that are not live stay 0
         h[0] = h0
-        live = [(i, name) for i, name in enumerate(names) if name in self._live]
+        fixed, fixed_f, exact, exact_f, live = self._history_plan(names)
         for k in range(1, T + 1):
-            spk = (tspk == k)[:, None, :]
-            for i, name in live:
-                if name not in self.decay_factor:  # tau 0: Lava's fixed model zeroes the trace (its float one: NaN)
-                    cur = np.zeros_like(h[k - 1, :, i])
-                elif self.var_fixed[name]:
-                    y = self.decay_factor[name] * h[k - 1, :, i]
-                    up = (y % 1) >= 0.5 if self.nearest else rnd.decay < (y % 1)
-                    cur = (np.floor(y) + up).astype(np.int64)
-                else:
-                    cur = self.decay_factor[name] * h[k - 1, :, i]
-                h[k, :, i] = cur
+            prev, cur = h[k - 1], h[k]
+            if fixed:  # stochastic (or nearest) rounding of the decayed value, all such traces at once
+                y = prev[:, fixed] * fixed_f
+                frac = y % 1
+                up = frac >= 0.5 if self.nearest else rnd.decay < frac
+                cur[:, fixed] = np.floor(y) + up
+            if exact:
+                cur[:, exact] = prev[:, exact] * exact_f
+            spk = tspk == k
             if spk.any():
                 for i, name in live:
-                    h[k, :, i] = np.where(spk[:, 0], self._add_impulse(h[k, :, i], name, rnd.impulse), h[k, :, i])
+                    cur[:, i] = np.where(spk, self._add_impulse(cur[:, i], name, rnd.impulse), cur[:, i])
         return h
+
+    def _history_plan(self, names: tuple[str, ...]):
+        """For one side's traces: the indices (and decay factors ``[k, 1]``) of the live traces
+        that decay with rounding and of those that decay exactly, and the live ``(index, name)``
+        pairs. Traces with tau 0 are zeroed (Lava's fixed model; its float one gives NaN)."""
+        plan = self._plans.get(names)
+        if plan is None:
+            live = [(i, n) for i, n in enumerate(names) if n in self._live]
+            fixed = [i for i, n in live if n in self.decay_factor and self.var_fixed[n]]
+            exact = [i for i, n in live if n in self.decay_factor and not self.var_fixed[n]]
+
+            def col(idx: list[int]) -> np.ndarray:
+                return np.array([self.decay_factor[names[i]] for i in idx]).reshape(-1, 1)
+
+            plan = (fixed, col(fixed), exact, col(exact), live)
+            self._plans[names] = plan
+        return plan
 
     def _apply(self, var: str, expr: Expr, args: _Args) -> np.ndarray:
         S = self.state[var]
@@ -477,12 +493,13 @@ class SumOfProductsEngine:
         acc = self._saturate_sign(var, acc)
         # rounding to the variable's grid with the epoch's one random number (drawn in either
         # case, so the stream stays aligned with the chip's): q = acc / 2**shift rounds up when
-        # r < frac(q), i.e. when r * 2**shift < acc mod 2**shift (exact: a power-of-two scaling)
-        frac = acc & (2**shift - 1)
-        up = frac >= 2 ** (shift - 1) if self.nearest else frac > self.conn_random.value * 2**shift
+        # r < frac(q), i.e. when the integer f = acc mod 2**shift exceeds k = floor(r * 2**shift)
+        # (exact: a power-of-two scaling), i.e. floor(q) + [f > k] = (acc + 2**shift - 1 - k) >> shift.
+        # Round to nearest (halves up) is k = 2**(shift - 1) - 1.
+        k = 2 ** (shift - 1) - 1 if self.nearest else int(np.floor(self.conn_random.value * 2**shift))
+        acc += 2**shift - 1 - k
         acc >>= shift
-        acc += up
-        return self._clip_var(var, acc)
+        return self._clip_var(var, acc, out=acc)
 
     def _product_bound(self, p: Product) -> int:
         """The largest magnitude a fixed product can take (factors at their clipped widths)."""
@@ -560,15 +577,20 @@ class SumOfProductsEngine:
             return np.maximum(0, x)
         return x
 
-    def _clip_var(self, var: str, x: np.ndarray) -> np.ndarray:
+    def _clip_var(self, var: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``x`` clipped to the variable's range (into ``out`` when given: the fixed path's own array)."""
         n = self.var_bits[var]
         if var == "w":  # Lava's clip_weights(sign_mode, 8 bits)
             lo = {"mixed": -(2**n), "excitatory": 0, "inhibitory": -(2**n - 1)}[self.sign_mode]
             hi = 0 if self.sign_mode == "inhibitory" else 2**n - 1
+        elif var == "d":
+            lo, hi = 0, 2**n - 1
+        else:
+            lo, hi = -(2**n) - 1, 2**n - 1  # tag t: Lava clips at -(2**8) - 1 (sic)
+        if out is None:
             return _clip(x, lo, hi)
-        if var == "d":
-            return _clip(x, 0, 2**n - 1)
-        return _clip(x, -(2**n) - 1, 2**n - 1)  # tag t: Lava clips at -(2**8) - 1 (sic)
+        np.maximum(x, lo, out=out)
+        return np.minimum(out, hi, out=out)
 
 
 class _Args:
