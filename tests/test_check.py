@@ -6,6 +6,7 @@ the report and plots are written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -93,3 +94,26 @@ def test_cli_check_writes_the_report(tmp_path, capsys):
     rows = [r["row"] for r in rep["attribution"]]
     assert rows == ["all quantized (lowered-fixed)", "fixed, round-to-nearest", "all float (lowered-float)"]
     assert "bptt" not in rep["curves"]
+
+
+@pytest.mark.parametrize("profile", ["spinnaker2", "reckon"])
+def test_check_runs_on_chips_that_hold_weights_otherwise(profile):
+    """spinnaker2 learns float32 weights in model units (per-row exponents in its Program),
+    ReckOn learns mantissas: the levels must start from the reference's weights all the same.
+    Teacher-forced, the readout's update (err * filtered z, no feedback weights involved)
+    must point the reference's way, as on loihi2."""
+    import neurocomp as nc
+    from neurocomp.graph.io import load_network
+
+    net = load_network(MODEL)
+    if profile == "reckon":  # ReckOn's learning signal is symmetric only
+        projs = []
+        for p in net.projections:
+            rule = dataclasses.replace(p.plasticity, params={**p.plasticity.params, "feedback": "symmetric"})
+            projs.append(dataclasses.replace(p, plasticity=rule))
+        net = nc.Network(net.populations, projs, name=net.name)
+    rep = check(net, profile, "pattern-generation", iterations=1, align=1, steps=250, attribution=False,
+                bptt=False, progress=False, plots=False)  # fmt: skip
+    for level in ("lowered-float", "lowered-fixed"):
+        assert rep.alignment["levels"][level]["rec->out"]["cosine_mean"] > 0.5, level
+    assert np.isfinite(rep.final["lowered-fixed"]["nmse"])

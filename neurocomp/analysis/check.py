@@ -174,10 +174,7 @@ class _Emulated:
         self.prog, self.names, self.input, self.readout, self.target_key = prog, names, inp, readout, target_key
         self.emu = Emulator(prog, **kwargs)
         self.scale = 2.0 ** prog.population(readout).scale_exp
-        self.unit = {
-            n: float(2.0 ** prog.projection(n).weight_exp * prog.projection(n).float_scale) for n in names
-        }  # model units per weight LSB
-        self.fixed = kwargs.get("learn_arithmetic", "chip") == "chip" and "weights" not in kwargs.get("learn_float", ())
+        self.unit = {n: self.emu.plastic[n].weight_unit for n in names}  # model units per learned-weight unit
 
     def weights(self) -> dict[str, np.ndarray]:
         return {n: self.emu.plastic[n].engine.weights[0].astype(np.float64) * self.unit[n] for n in self.names}
@@ -186,7 +183,7 @@ class _Emulated:
         for n in self.names:
             eng = self.emu.plastic[n].engine
             m = np.asarray(w[n], np.float64) / self.unit[n]
-            if self.fixed:
+            if eng.state["w"].dtype.kind in "iu":  # chip mantissas: the nearest representable weights
                 m = np.round(m)
             eng.state["w"][...] = m
 

@@ -32,6 +32,14 @@ from .synapses import chip_mantissas
 LEARNING_VARS = ("w", "t", "d", "x1", "x2", "y1", "y2", "y3", "r1")
 
 
+def mantissa_unit(proj: QProjection) -> np.ndarray:
+    """Model units per weight mantissa LSB: ``2**weight_exp * float_scale``, a scalar or a
+    column ``[post, 1]`` for per-row exponents (weights learned as chip mantissas)."""
+    e = proj.weight_exp
+    e = np.asarray(e, dtype=np.float64)
+    return np.exp2(e if e.ndim == 0 else e[:, None]) * float(proj.float_scale)
+
+
 class PlasticSynapses:
     """Runtime form of a plastic projection with a scalar delay (a sparse one is held dense,
     with a mask of the synapses that exist). ``arithmetic``: ``"chip"`` or ``"float"`` (all of
@@ -94,6 +102,11 @@ class PlasticSynapses:
             self.graded_inputs += ("r0",)
         self._post_trace = {y: src for y, src in self.rule.graded.items() if src.get("source") == "post_trace"}
         self.reset()
+
+    @property
+    def weight_unit(self) -> np.ndarray:
+        """Model units per unit of the learned weights (see :func:`mantissa_unit`)."""
+        return mantissa_unit(self.proj)
 
     def reset(self) -> None:
         self.engine.reset()
@@ -250,6 +263,11 @@ class LearnedSynapses:
 
     def reset(self) -> None:
         self.engine.reset()
+
+    @property
+    def weight_unit(self) -> np.ndarray:
+        """Model units per unit of the learned weights: chip mantissas (see :func:`mantissa_unit`)."""
+        return mantissa_unit(self.proj)
 
     def _to_input(self, acc: np.ndarray) -> np.ndarray:
         return acc

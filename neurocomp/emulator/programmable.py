@@ -25,6 +25,10 @@ class ProgrammableSynapses(LearnedSynapses):
     def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int):
         super().__init__(proj, latency, batch, proj.effective(), np.float32, np.float32)
 
+    @property
+    def weight_unit(self) -> float:
+        return 1.0  # the weights are held in model units
+
 
 class EpropLearner:
     """Exact e-prop over the projections of one hidden population and its readout."""
