@@ -266,7 +266,7 @@ class SumOfProductsEngine:
         } | set(self._r)
         self._w0 = np.asarray(weights)
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
-        self._bounds: dict[int, int] = {}
+        self._bounds: dict[Product, int] = {}
         self._plans: dict[tuple[str, ...], tuple] = {}
         self.reset()
 
@@ -503,13 +503,12 @@ class SumOfProductsEngine:
 
     def _product_bound(self, p: Product) -> int:
         """The largest magnitude a fixed product can take (factors at their clipped widths)."""
-        key = id(p)
-        b = self._bounds.get(key)
+        b = self._bounds.get(p)
         if b is None:
             width = self.mant_bits + sum(self.widths[f.var] for f in p.factors)
             mag = abs(int(p.mantissa)) * 2 ** sum(self.widths[f.var] for f in p.factors)
             b = (mag >> max(0, width - self.acc_bits)) << (p.exponent - self.exp_min)
-            self._bounds[key] = b
+            self._bounds[p] = b
         return b
 
     def _product_fixed(self, p: Product, args: _Args) -> np.ndarray:
