@@ -371,6 +371,30 @@ def test_spinnaker2_runs_exact_eprop_and_learns():
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def test_spinnaker2_lowered_float_is_the_rule_in_float64_on_the_same_dynamics():
+    """learn_arithmetic="float" on a programmable core: the learner and the weights in float64
+    (the lowered-float level of a rule check), the neurons still float32. Over one short trial
+    its weight change matches the float32 core's to float32 rounding (1e-3 of the change: the
+    spike trains agree, so only the learner's roundings differ), without being identical."""
+    prog = spinnaker_program()
+    steps = 100
+    tgt = target(steps)
+    dw = {}
+    for arith in ("chip", "float"):
+        emu = Emulator(prog, learn_arithmetic=arith)
+        w0 = {n: s.engine.weights.astype(np.float64).copy() for n, s in emu.plastic.items()}
+        emu.run(steps, inputs={"out/target": tgt}, learn=True)
+        assert {s.engine.weights.dtype for s in emu.plastic.values()} == {
+            np.dtype(np.float32 if arith == "chip" else np.float64)
+        }
+        dw[arith] = {n: s.engine.weights.astype(np.float64) - w0[n] for n, s in emu.plastic.items()}
+    for n in dw["chip"]:
+        a, b = dw["chip"][n], dw["float"][n]
+        assert np.abs(b).max() > 0, n
+        assert np.abs(a - b).max() <= 1e-3 * np.abs(b).max(), n
+    assert any(not np.array_equal(dw["chip"][n], dw["float"][n]) for n in dw["chip"])
+
+
 @pytest.mark.parametrize(("hidden", "loss", "feedback"), [("ALIF", "ce", "adaptive"), ("LIF", "mse", "symmetric")])
 def test_spinnaker2_accepts_alif_ce_and_all_feedbacks_and_resumes(tmp_path, hidden, loss, feedback):
     prog = spinnaker_program(feedback=feedback, hidden=hidden, loss=loss)

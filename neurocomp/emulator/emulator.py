@@ -191,6 +191,8 @@ class Emulator:
         self.strict = strict
         self.fixed = prof.arithmetic == "fixed"
         self._dtype = np.float64 if self.fixed else np.float32
+        # programmable cores' learners: float32 as on the core, float64 for the lowered-float level
+        self._learn_dtype = np.float64 if learn_arithmetic == "float" else np.float32
         self._one_spike = prof.time.max_spikes_per_step == 1
         self.t = 0
         self.rng = np.random.default_rng(seed)
@@ -216,7 +218,7 @@ class Emulator:
             if isinstance(pr.learning, ReckonLearning):
                 self.synapses.append(ReckonSynapses(pr, lat, prof, batch, self.learn_float))
             elif isinstance(pr.learning, ProgrammableEprop):
-                self.synapses.append(ProgrammableSynapses(pr, lat, prof, batch))
+                self.synapses.append(ProgrammableSynapses(pr, lat, prof, batch, self._learn_dtype))
             elif pr.learning is not None:
                 self.synapses.append(
                     PlasticSynapses(
@@ -251,7 +253,8 @@ class Emulator:
             if learn_mode != "independent":
                 raise EmulatorError([Problem("emulator", "e-prop on programmable cores runs independent trials")])
             for readout in sorted({s.rule.readout for s in prog_syns}):
-                ex = EpropLearner([s for s in prog_syns if s.rule.readout == readout], self.pops, batch, program.dt_ms)
+                syns = [s for s in prog_syns if s.rule.readout == readout]
+                ex = EpropLearner(syns, self.pops, batch, program.dt_ms, self._learn_dtype)
                 self._learners[readout] = ex
                 self.pops[ex.hidden].const["keep_v_pre"] = True
         # graded feedback (from error units) goes to a population's learning-signal port, not to u
@@ -419,7 +422,7 @@ class Emulator:
         for key, arr in ckpt.arrays.items():
             name, var = key.split("/", 1)
             if var.startswith("learner:") and isinstance(self._learners.get(name), EpropLearner):
-                self._learners[name].state[var[len("learner:") :]] = arr.astype(np.float32)
+                self._learners[name].state[var[len("learner:") :]] = arr.astype(self._learn_dtype)
                 continue
             if name in self.plastic:
                 self._restore_learning(self.plastic[name], var, arr)

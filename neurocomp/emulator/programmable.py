@@ -1,5 +1,7 @@
 """Learning rules on programmable cores (SpiNNaker 2): the exact rule in the core's
-arithmetic (float32), with the weights held as float32 learning state in model units.
+arithmetic (float32), with the weights held as float32 learning state in model units; in
+float64 for the lowered-float level of a rule check (``learn_arithmetic="float"``: the
+learner and the weights, on the same float32 dynamics).
 
 :class:`ProgrammableSynapses` delivers through the current weights; :class:`EpropLearner`
 runs :class:`~neurocomp.rules.eprop.EpropExact` over a hidden population's projections and
@@ -20,10 +22,11 @@ from .plastic import LearnedSynapses
 
 
 class ProgrammableSynapses(LearnedSynapses):
-    """A plastic dense projection on a programmable core: float32 weights in model units."""
+    """A plastic dense projection on a programmable core: weights in model units (float32, the
+    core's format; float64 for the lowered-float level)."""
 
-    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int):
-        super().__init__(proj, latency, batch, proj.effective(), np.float32, np.float32)
+    def __init__(self, proj: QProjection, latency: int, profile: Profile, batch: int, dtype=np.float32):
+        super().__init__(proj, latency, batch, proj.effective(), dtype, dtype)
 
     @property
     def weight_unit(self) -> float:
@@ -33,8 +36,11 @@ class ProgrammableSynapses(LearnedSynapses):
 class EpropLearner:
     """Exact e-prop over the projections of one hidden population and its readout."""
 
-    def __init__(self, syns: list[ProgrammableSynapses], pops: Mapping[str, Any], batch: int, dt_ms: float):
+    def __init__(
+        self, syns: list[ProgrammableSynapses], pops: Mapping[str, Any], batch: int, dt_ms: float, dtype=np.float32
+    ):
         self.syns = syns
+        self.dtype = dtype
         out = next(s for s in syns if s.rule.role == "output")
         self.out, self.readout, self.hidden = out, out.post, out.pre
         self.hid = [s for s in syns if s.rule.role == "hidden"]
@@ -53,7 +59,7 @@ class EpropLearner:
             v_th=float(hp["threshold"]),
             beta=float(hp.get("beta", 0.0)) if self.alif else 0.0,
             rho=float(hp.get("adapt_decay", 0.0)) if self.alif else 0.0,
-            dtype=np.float32,
+            dtype=dtype,
             filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
         )
         n_h, n_out = pops[self.hidden].q.size, pops[self.readout].q.size
@@ -80,7 +86,7 @@ class EpropLearner:
             h.get("a") if self.alif else None,
             h["spikes"],
             pops[self.readout].state["v"],
-            None if target is None else np.asarray(target, dtype=np.float32),
+            None if target is None else np.asarray(target, dtype=self.dtype),
             {s.name: pops[s.pre].state["spikes"] for s in self.hid},
             recurrent={s.name for s in self.hid if s.pre == self.hidden},
         )
