@@ -503,3 +503,22 @@ def test_profile_summary_lists_the_lfsrs():
     assert "weights_input     25-bit LFSR, taps [25, 22], 512 bits per draw (16 x 32-bit), seeds 0xf0f0" in text
     assert "membrane          15-bit LFSR, taps [15, 14], 15 bits per draw (1 x 15-bit), seeds 0x73f3, 0x7e7f" in text
     assert "random sources" not in profile_summary(nc.load_profile("loihi2"))
+
+
+def test_regularization_that_reckon_does_not_map_is_said_in_the_pass_log():
+    """ReckOn regularizes with its own REGUL_F0 / REGUL_K_P registers; the model's strength and
+    target rate are not mapped onto them, and the compiler must say so rather than drop them."""
+    from neurocomp.graph.io import load_network
+
+    net = load_network(ROOT / "examples" / "eprop_pattern_100.yaml")
+    symmetric = {"feedback": "symmetric"}  # ReckOn's only feedback
+    projs = [
+        dataclasses.replace(
+            p, plasticity=dataclasses.replace(p.plasticity, params={**p.plasticity.params, **symmetric})
+        )
+        for p in net.projections
+    ]
+    prog = nc.compile(nc.Network(net.populations, projs, name=net.name), "reckon", out=io.StringIO())
+    notes = [n for r in prog.pass_log for n in r["notes"] if "REGUL_F0" in n]
+    assert {n.split(":")[1].strip() for n in notes} == {"in->rec", "rec->rec"}
+    assert all("reg 1 towards 10 Hz" in n for n in notes)

@@ -355,6 +355,13 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
             regularize=bool(params[p.name]["reg"]),
         )
         learning[p.name] = ReckonLearning(reg, role, R)
+        if params[p.name]["reg"] and role != "output":
+            # the strength and target rate are not mapped onto REGUL_K_P / REGUL_F0 (yet): say so
+            notes.append(
+                f"eprop on reckon: {p.name}: rate regularization runs with the chip's registers "
+                f"(REGUL_F0 {reg.regul_f0}, REGUL_K_P {reg.regul_k_p}), not with the model's reg "
+                f"{params[p.name]['reg']:g} towards {params[p.name]['reg_rate_hz']:g} Hz"
+            )
     notes.append(
         f"eprop on reckon: pseudo-derivative levels {H_LEVELS} at v = {thr} (v_th = {theta}); presynaptic "
         "traces only; symmetric feedback; stochastic +-1 LSB updates on steps with a target"
