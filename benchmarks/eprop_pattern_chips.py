@@ -52,7 +52,7 @@ def network_for(profile: str):
     return net, "feedback symmetric (ReckOn has no random feedback)"
 
 
-def run(profile: str, iterations: int, seed: int, steps: int | None = None) -> dict:
+def run(profile: str, iterations: int, seed: int, steps: int | None = None, nearest: bool = True) -> dict:
     net, note = network_for(profile)
     t0 = time.perf_counter()
     rep = nc.check(
@@ -63,7 +63,7 @@ def run(profile: str, iterations: int, seed: int, steps: int | None = None) -> d
         seed=seed,
         steps=steps,
         align=0,
-        attribution=("nearest",) if profile == "loihi2" else False,
+        attribution=("nearest",) if profile == "loihi2" and nearest else False,
         bptt=False,
         plots=False,
         progress=False,
@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iterations", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--steps", type=int, default=None, help="steps per trial (default: the task's 1000)")
+    ap.add_argument("--no-nearest", action="store_true", help="skip loihi2's round-to-nearest run")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     print(
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for prof in args.profiles:
         try:
-            r = run(prof, args.iterations, args.seed, args.steps)
+            r = run(prof, args.iterations, args.seed, args.steps, nearest=not args.no_nearest)
         except nc.NeurocompError as exc:
             print(f"  {prof}: not lowered:\n    " + str(exc).replace("\n", "\n    "), flush=True)
             continue
