@@ -50,15 +50,13 @@ def test_lowered_updates_point_the_reference_way(report):
 
 
 def test_attribution_has_every_row_and_report_files(report):
-    import neurocomp.emulator as emulator
+    from neurocomp.emulator import LEARN_QUANTITIES
 
     rep, out = report
     rows = [r["row"] for r in rep.attribution]
-    if hasattr(emulator, "LEARN_QUANTITIES"):
-        assert rows[0].startswith("all quantized") and rows[-1].startswith("all float")
-        assert any("round-to-nearest" in r for r in rows) and sum("in float" in r for r in rows) == 4
-    else:  # said, not silently dropped
-        assert not rows and any("no per-quantity float switches" in n for n in rep.notes)
+    assert rows[0].startswith("all quantized") and rows[-1].startswith("all float")
+    assert "fixed, round-to-nearest" in rows
+    assert [r for r in rows if r.endswith("in float")] == [f"fixed, {q} in float" for q in LEARN_QUANTITIES]
     data = json.loads((out / "report.json").read_text())
     assert data["config"]["profile"] == "loihi2" and len(data["curves"]["lowered-fixed"]["nmse"]) == 2
     assert (out / "summary.txt").read_text().startswith("neurocomp check")
@@ -112,8 +110,14 @@ def test_check_runs_on_chips_that_hold_weights_otherwise(profile):
             rule = dataclasses.replace(p.plasticity, params={**p.plasticity.params, "feedback": "symmetric"})
             projs.append(dataclasses.replace(p, plasticity=rule))
         net = nc.Network(net.populations, projs, name=net.name)
-    rep = check(net, profile, "pattern-generation", iterations=1, align=1, steps=250, attribution=False,
+    rows = ["tags", "products", "nearest"]  # ReckOn has no tags nor products; spinnaker2 none of them
+    rep = check(net, profile, "pattern-generation", iterations=1, align=1, steps=250, attribution=rows,
                 bptt=False, progress=False, plots=False)  # fmt: skip
     for level in ("lowered-float", "lowered-fixed"):
         assert rep.alignment["levels"][level]["rec->out"]["cosine_mean"] > 0.5, level
     assert np.isfinite(rep.final["lowered-fixed"]["nmse"])
+    # the rows the chip's engine cannot run are said, not run, and not silently dropped
+    ran = [r["row"] for r in rep.attribution if r["row"].startswith("fixed, ")]
+    skipped = "tags, products" if profile == "reckon" else "tags, products, nearest"
+    assert ran == (["fixed, round-to-nearest"] if profile == "reckon" else [])
+    assert any(f"has no {skipped} to switch" in n for n in rep.notes), rep.notes

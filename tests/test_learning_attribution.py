@@ -209,7 +209,7 @@ def test_knobs_resume_bit_for_bit(prog, tmp_path):
 
 
 def test_bad_knobs_are_errors_naming_the_valid_ones(prog):
-    valid = "\\(valid: weights, traces, graded, tags\\)"
+    valid = "\\(valid: weights, traces, graded, tags, products\\)"
     with pytest.raises(EmulatorError, match=f"unknown quantities \\['weight'\\] {valid}"):
         Emulator(prog, learn_float=("weight",))
     with pytest.raises(EmulatorError, match="learn_rounding must be None, 'stochastic' or 'nearest'"):
@@ -330,3 +330,24 @@ def test_reckon_knobs_resume_bit_for_bit(reckon, tmp_path):
     three.run(50, inputs={"out/target": target(80)[30:]}, learn=True)
     a, b = one.state, three.state
     assert all(np.array_equal(a[k], b[k]) for k in a) and a["in->rec/w"].dtype == np.float64
+
+
+def test_exact_products_remove_the_floor_of_wide_products_only(prog):
+    """``products``: the width shift divides exactly instead of flooring. A rule whose products
+    all fit the 16-bit accumulator (STDP's x1*y0 and y1*x0: 7 + 1 + 4 bits) runs bit for bit
+    as the chip; on e-prop (t*y2 and x1*y3 lose 5 and 3 bits) the floor's downward bias is
+    gone, so the hidden weights end higher than the chip's (a sign test over 150 steps, as the
+    two runs' spikes drift apart)."""
+    stdp = nc.compile(nc.load_network(ROOT / "examples" / "models" / "stdp_feedforward.yaml"), "loihi2",
+                      out=io.StringIO())  # fmt: skip
+    a, b = Emulator(stdp), Emulator(stdp, learn_float=("products",))
+    w0 = {k: v.copy() for k, v in a.state.items() if k.endswith("/w")}
+    a.run(300, learn=True)
+    b.run(300, learn=True)
+    assert any(not np.array_equal(a.state[k], w0[k]) for k in w0)  # it learned
+    assert a.state.keys() == b.state.keys() and all(np.array_equal(a.state[k], b.state[k]) for k in a.state)
+    base, _ = run(prog)
+    exact, _ = run(prog, learn_float=("products",))
+    for name in ("in->rec", "rec->rec"):
+        assert exact.state[f"{name}/w"].dtype == np.int64  # still the chip's weight grid
+        assert exact.state[f"{name}/w"].mean() > base.state[f"{name}/w"].mean(), name

@@ -51,7 +51,7 @@ from ..reference.eprop import EpropParams, RecurrentSNN, Sgd
 
 SUPPORTED_RULES = ("eprop",)
 # the attribution rows: a learning quantity back in float64 (see learning.engine), or round-to-nearest
-ATTRIBUTION_ROWS = ("weights", "traces", "graded", "tags", "nearest")
+ATTRIBUTION_ROWS = ("weights", "traces", "graded", "tags", "products", "nearest")
 
 
 class CheckError(NeurocompError, ValueError):
@@ -337,17 +337,25 @@ def check(
     def emulated(**kw) -> _Emulated:
         return _Emulated(prog, names, inp.name, ro.name, target_key, seed=seed, **kw)
 
-    rows_attr: list[tuple[str, dict[str, Any]]] = []  # (row, the emulator's switches)
-    attribution_note = None
-    if attribution:
-        try:
-            from ..emulator import LEARN_QUANTITIES
-        except ImportError:  # an emulator without the per-quantity switches
-            attribution, attribution_note = False, "attribution: this emulator has no per-quantity float switches"
-        else:
-            rows_attr = [(f"fixed, {q} in float", {"learn_float": (q,)}) for q in LEARN_QUANTITIES if q in rows]
-            if "nearest" in rows:
-                rows_attr.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
+    # (row, the emulator's switches): the rows asked for that the chip's learning engine has
+    from ..emulator import LEARN_QUANTITIES
+
+    takes = {
+        "sum_of_products": set(ATTRIBUTION_ROWS),
+        "eprop_fixed": {"weights", "traces", "graded", "nearest"},  # ReckOn: no tags, no products
+    }.get(prog.profile.learning.kind, set())  # programmable cores run the exact rule: nothing to switch
+    rows_attr: list[tuple[str, dict[str, Any]]] = [
+        (f"fixed, {q} in float", {"learn_float": (q,)}) for q in LEARN_QUANTITIES if q in rows and q in takes
+    ]
+    if "nearest" in rows and "nearest" in takes:
+        rows_attr.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
+    skipped = [r for r in rows if r not in takes]
+    attribution_note = (
+        f"attribution: {profile}'s learning engine has no {', '.join(skipped)} to switch; those rows are not run"
+        if skipped
+        else None
+    )
+    attribution = bool(rows_attr)
     n_work = align + iterations * (3 + int(bptt) + (len(rows_attr) if attribution else 0)) + 1
     bar = _Progress(n_work, sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(10, iterations // 5 or 1))

@@ -127,7 +127,10 @@ class Emulator:
       learning signal (7-bit on loihi2, with its rate-regularization trace), the error units'
       payload (8-bit, with the target rounded to the readout's integer units) and hence the
       feedback sum, and graded inputs such as a reward;
-    * ``"tags"``: the tags ``t`` and ``d`` in float64, updated exactly and unsaturated (9-bit).
+    * ``"tags"``: the tags ``t`` and ``d`` in float64, updated exactly and unsaturated (9-bit);
+    * ``"products"``: the engine's products divided exactly by their width shift instead of
+      floor-shifted (loihi2: a product wider than the 16-bit accumulator loses its low bits,
+      which biases it downwards), with the variables still rounded onto their grid.
 
     ``learn_rounding``: None (the profile's: stochastic on loihi2 and reckon), or
     ``"stochastic"`` or ``"nearest"`` for every stochastic rounding of the learning engine:
@@ -137,7 +140,8 @@ class Emulator:
     else changes. It acts on the quantities still in fixed point.
 
     ReckOn's engine takes ``"weights"``, ``"traces"`` and ``"graded"`` (its error and learning
-    signal) and ``learn_rounding``; it has no tags (its ``"float"`` is those three).
+    signal) and ``learn_rounding``; it has no tags and no sum of products (its ``"float"`` is
+    those three).
     Programmable cores run the exact rule in their own float format and take none of these.
     A knob an engine cannot honour is an error naming it; with the defaults (``()`` and
     None) every run is the chip's, bit for bit.
@@ -306,14 +310,15 @@ class Emulator:
                     "their own float format; there is no quantized quantity or rounding to switch",
                 )
             )
-        if reckon and "tags" in learn_float:
-            problems.append(
-                Problem(
-                    f"projections {reckon}",
-                    "learn_float 'tags': reckon's fixed-function e-prop has no tags (t, d); "
-                    "it takes 'weights', 'traces' and 'graded'",
+        for q, what in (("tags", "tags (t, d)"), ("products", "sum-of-products engine")):
+            if reckon and q in learn_float:
+                problems.append(
+                    Problem(
+                        f"projections {reckon}",
+                        f"learn_float {q!r}: reckon's fixed-function e-prop has no {what}; "
+                        "it takes 'weights', 'traces' and 'graded'",
+                    )
                 )
-            )
         if problems:
             raise EmulatorError(problems)
 

@@ -32,7 +32,12 @@ float64 (the attribution of a rule check: which quantization causes the gap), ea
   ``exp(-1/tau)`` and add the exact impulse, with no 7-bit saturation;
 * ``"graded"``: the other graded post traces (three-factor rules: learning signal,
   pseudo-derivative, error, reward) hold the values the neurons send unquantized, and decay
-  exactly over the epoch's history (Lava's tau 65535).
+  exactly over the epoch's history (Lava's tau 65535);
+* ``"products"``: a product wider than the accumulator is divided by ``2**s`` exactly instead
+  of floor-shifted, and accumulated in float64; the variable is then rounded onto its grid
+  as the chip rounds it (stochastically, with the epoch's random number). The floor biases
+  every such product downwards by half an accumulator LSB on average; this removes only
+  that (e-prop's ``t*y2`` and ``x1*y3`` lose 5 and 3 bits to it on loihi2).
 
 A product whose factors include a float quantity, updating a variable that is still fixed,
 is computed in float64, floored onto the accumulator's grid (the chip's width shift) and
@@ -70,7 +75,7 @@ from .expr import Expr, Factor, Product
 from .rule import EngineRule
 
 X_TRACES = ("x1", "x2")
-LEARN_QUANTITIES = ("weights", "traces", "graded", "tags")
+LEARN_QUANTITIES = ("weights", "traces", "graded", "tags", "products")
 ROUNDINGS = ("stochastic", "nearest")
 
 
@@ -215,6 +220,7 @@ class SumOfProductsEngine:
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS} or None, got {rounding!r}")
         self.float_quantities = frozenset(floats)
+        self.exact_products = "products" in floats
         self.nearest = rounding == "nearest"
         # per variable: held in the chip's integers, or float64 (attribution). A graded y is a
         # third factor unless the neuron sends a spike trace of its own in it (R-STDP's y1)
@@ -476,6 +482,8 @@ class SumOfProductsEngine:
             return self._clip_var("w", new) if var == "w" else new
         shift = self.acc_bits - self.var_bits[var]  # 15 - 8 = 7: S sits in the accumulator's top bits
         lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
+        if self.exact_products:
+            return self._apply_exact_products(var, expr, args, S, shift, lim_lo, lim_hi)
         acc = S << shift  # a new array; saturated in place after each product
         for p in expr.products:
             m = self._product_fixed(p, args)
@@ -501,6 +509,23 @@ class SumOfProductsEngine:
         acc >>= shift
         return self._clip_var(var, acc, out=acc)
 
+    def _apply_exact_products(self, var, expr: Expr, args: _Args, S, shift: int, lim_lo: int, lim_hi: int):
+        """The fixed update with every product's width shift exact (``"products"``): the
+        accumulator in float64 with the chip's saturations, then the chip's rounding."""
+        acc = S.astype(np.float64) * 2.0**shift
+        for p in expr.products:
+            m = _clip(self._product_fixed(p, args, exact=True), lim_lo, lim_hi)
+            if var == "w" and self.learn_mode == "shared":
+                m = np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
+                for b in range(m.shape[0]):
+                    acc = _clip(acc + m[b : b + 1], lim_lo, lim_hi)
+            else:
+                acc = _clip(acc + m, lim_lo, lim_hi)
+        q = self._saturate_sign(var, acc) * 2.0**-shift
+        frac = q % 1
+        up = frac >= 0.5 if self.nearest else self.conn_random.value < frac
+        return self._clip_var(var, np.floor(q).astype(np.int64) + up)
+
     def _product_bound(self, p: Product) -> int:
         """The largest magnitude a fixed product can take (factors at their clipped widths)."""
         b = self._bounds.get(p)
@@ -511,7 +536,9 @@ class SumOfProductsEngine:
             self._bounds[p] = b
         return b
 
-    def _product_fixed(self, p: Product, args: _Args) -> np.ndarray:
+    def _product_fixed(self, p: Product, args: _Args, exact: bool = False) -> np.ndarray:
+        """A product in accumulator units: the factors clipped to their widths, the width shift
+        a floor (``exact``: an exact division, float64), then the exponent's shift."""
         dep = args.dependency(p)
         width = self.mant_bits
         vals = []
@@ -540,13 +567,16 @@ class SumOfProductsEngine:
                     small = small * v
             m = small if big is None else big * small
         s = max(0, width - self.acc_bits)
-        if np.asarray(m).dtype.kind == "f":  # a float factor: the accumulator's integer grid still floors it
-            m = np.floor(m * 2.0**-s).astype(np.int64)
-        elif s:
-            m = m >> s  # floor shift by the excess width
         e = p.exponent - self.exp_min  # Lava stores s_exp = e + 7 and shifts by it
-        if e:
-            m = m << e
+        if exact:
+            m = m * 2.0 ** (e - s)
+        else:
+            if np.asarray(m).dtype.kind == "f":  # a float factor: the accumulator's integer grid still floors it
+                m = np.floor(m * 2.0**-s).astype(np.int64)
+            elif s:
+                m = m >> s  # floor shift by the excess width
+            if e:
+                m = m << e
         return m if np.ndim(m) == 3 else np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))  # u*literal: an int
 
     def _within_width(self, var: str, const: int, w: int) -> bool:
