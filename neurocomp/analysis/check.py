@@ -46,12 +46,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import NeurocompError, Problem
+from ..learning.engine import LEARN_QUANTITIES
 from ..reference.conventions import Conventions
 from ..reference.eprop import EpropParams, RecurrentSNN, Sgd
 
 SUPPORTED_RULES = ("eprop",)
 # the attribution rows: a learning quantity back in float64 (see learning.engine), or round-to-nearest
-ATTRIBUTION_ROWS = ("weights", "traces", "graded", "tags", "products", "nearest")
+ATTRIBUTION_ROWS = (*LEARN_QUANTITIES, "nearest")
 
 
 class CheckError(NeurocompError, ValueError):
@@ -338,8 +339,6 @@ def check(
         return _Emulated(prog, names, inp.name, ro.name, target_key, seed=seed, **kw)
 
     # (row, the emulator's switches): the rows asked for that the chip's learning engine has
-    from ..emulator import LEARN_QUANTITIES
-
     takes = {
         "sum_of_products": set(ATTRIBUTION_ROWS),
         "eprop_fixed": {"weights", "traces", "graded", "nearest"},  # ReckOn: no tags, no products

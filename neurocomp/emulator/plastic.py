@@ -35,8 +35,7 @@ LEARNING_VARS = ("w", "t", "d", "x1", "x2", "y1", "y2", "y3", "r1")
 def mantissa_unit(proj: QProjection) -> np.ndarray:
     """Model units per weight mantissa LSB: ``2**weight_exp * float_scale``, a scalar or a
     column ``[post, 1]`` for per-row exponents (weights learned as chip mantissas)."""
-    e = proj.weight_exp
-    e = np.asarray(e, dtype=np.float64)
+    e = np.asarray(proj.weight_exp, dtype=np.float64)
     return np.exp2(e if e.ndim == 0 else e[:, None]) * float(proj.float_scale)
 
 
