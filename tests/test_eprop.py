@@ -708,11 +708,15 @@ def test_adaptive_feedback_with_a_coarser_b_rounds_within_one_lsb():
 def test_the_chips_rate_trace_reads_the_rate(hz):
     """The regularization compares the neuron's running rate with its target: the chip's
     trace (floor decay) must follow the exact trace to within 0.5 Hz at 1 ms steps (its floor
-    loses under 1 LSB per step, under 2^RATE_SHIFT LSB over a time constant: 0.24 Hz), and the
+    loses under 1 LSB per step, under 2^RATE_SHIFT LSB over a time constant: 0.24 Hz on loihi2), and the
     exact trace averages to the rate. With 16 fraction bits the floor held every rate at
     >= 15.6 Hz, which drove all rates down under a 10 Hz target."""
     from neurocomp.emulator.plastic import rate_trace_step
-    from neurocomp.rules.eprop import RATE_BITS, RATE_SHIFT
+    from neurocomp.profiles import load_profile
+    from neurocomp.rules.eprop import RATE_SHIFT, rate_bits
+
+    loihi2 = load_profile("loihi2")
+    RATE_BITS = rate_bits(loihi2)
 
     period = int(round(1000 / hz))
     steps = 20 * period + 12_000  # > 10 time constants of 1024 steps, then whole periods
@@ -729,4 +733,4 @@ def test_the_chips_rate_trace_reads_the_rate(hz):
     assert np.max(np.abs(np.subtract(tail_fixed, tail_exact))) * hz_per_lsb < 0.5
     # the exact trace's mean over whole periods is the rate (2 %: its ripple is not symmetric)
     assert np.mean(tail_exact) * hz_per_lsb == pytest.approx(hz, rel=0.02)
-    assert max(tail_fixed) < 2**23  # fits a 24-bit signed neuron register
+    assert max(tail_fixed) < 2 ** (loihi2.formats.voltage.bits - 1)  # fits the signed neuron register

@@ -182,25 +182,30 @@ class _Widths:
 
 
 RATE_SHIFT = 10  # the neuron's rate trace decays by 2^-10 per step (tau ~ 1 s at 1 ms steps)
-# Fraction bits of the rate trace: a spike adds 2^(22 - 10). The floor decay cannot lower r
-# below 2^10, i.e. rates below 2^-12 per step (0.24 Hz at 1 ms) read as 0.24 Hz; with 16 bits
-# that floor was 15.6 Hz, above usual targets, and the regularization pushed every rate down.
-# r <= 2^22 at one spike per step: a 24-bit signed neuron register holds it.
-RATE_BITS = 22
 
 
-def _regularization(pr: Mapping[str, Any], Lq: float, dt_ms: float) -> dict:
+def rate_bits(profile) -> int:
+    """Fraction bits of the neuron's rate trace: as many as its state register holds. At one
+    spike per step ``r`` reaches ``2**bits``, so a signed register of ``voltage.bits`` (24 on
+    loihi2) allows ``bits = voltage.bits - 2`` (22). The floor decay cannot lower ``r`` below
+    ``2**RATE_SHIFT``, i.e. it misreads rates below ``2**(RATE_SHIFT - bits)`` per step (0.24 Hz
+    at 1 ms on loihi2); with 16 bits that was 15.6 Hz, above usual targets, and the
+    regularization pushed every rate down."""
+    return int(profile.formats.voltage.bits) - 2
+
+
+def _regularization(pr: Mapping[str, Any], Lq: float, dt_ms: float, bits: int) -> dict:
     """The graded learning signal's rate term: ``L += reg * (f - f_target)`` with ``f`` the
-    neuron's rate per step, kept as a trace ``r`` with :data:`RATE_BITS` fraction bits; in y2
-    units the term is ``c * (r - r0)`` with ``c = reg / (Lq * 2^RATE_BITS)`` and
-    ``r0 = f_target * 2^RATE_BITS``."""
+    neuron's rate per step, kept as a trace ``r`` with ``bits`` fraction bits (:func:`rate_bits`);
+    in y2 units the term is ``c * (r - r0)`` with ``c = reg / (Lq * 2^bits)`` and
+    ``r0 = f_target * 2^bits``."""
     if not pr["reg"]:
         return {}
     return {
-        "reg": float(pr["reg"]) / (Lq * 2**RATE_BITS),
-        "rate_target": float(pr["reg_rate_hz"]) * dt_ms / 1000 * 2**RATE_BITS,
+        "reg": float(pr["reg"]) / (Lq * 2**bits),
+        "rate_target": float(pr["reg_rate_hz"]) * dt_ms / 1000 * 2**bits,
         "rate_shift": RATE_SHIFT,
-        "rate_bits": RATE_BITS,
+        "rate_bits": bits,
     }
 
 
@@ -480,7 +485,11 @@ def lower_network(
                 traces={"x1": Trace(I, tau_steps)},
                 post_traces="graded",
                 graded={
-                    "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, dt_ms)},
+                    "y2": {
+                        "source": "learning_signal",
+                        "shift": s_L,
+                        **_regularization(pr, Lq, dt_ms, rate_bits(prof)),
+                    },
                     "y3": {"source": "pseudo_derivative"},
                 },
                 source=rule,
