@@ -490,14 +490,7 @@ class SumOfProductsEngine:
             if self._product_bound(p) > lim_hi or any(not self.var_fixed.get(f.var, True) for f in p.factors):
                 # (a product of fixed factors that always fits the accumulator needs no clip)
                 m = _clip(m, lim_lo, lim_hi)
-            if var == "w" and self.learn_mode == "shared":
-                m = np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
-                for b in range(m.shape[0]):  # every trial's update enters the one accumulator, in order
-                    acc = _clip(acc + m[b : b + 1], lim_lo, lim_hi)
-            else:
-                acc = np.add(acc, m, out=acc) if acc.shape == np.broadcast_shapes(acc.shape, m.shape) else acc + m
-                np.maximum(acc, lim_lo, out=acc)
-                np.minimum(acc, lim_hi, out=acc)
+            acc = self._accumulate(var, acc, m, lim_lo, lim_hi)
         acc = self._saturate_sign(var, acc)
         # rounding to the variable's grid with the epoch's one random number (drawn in either
         # case, so the stream stays aligned with the chip's): q = acc / 2**shift rounds up when
@@ -515,16 +508,23 @@ class SumOfProductsEngine:
         acc = S.astype(np.float64) * 2.0**shift
         for p in expr.products:
             m = _clip(self._product_fixed(p, args, exact=True), lim_lo, lim_hi)
-            if var == "w" and self.learn_mode == "shared":
-                m = np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
-                for b in range(m.shape[0]):
-                    acc = _clip(acc + m[b : b + 1], lim_lo, lim_hi)
-            else:
-                acc = _clip(acc + m, lim_lo, lim_hi)
+            acc = self._accumulate(var, acc, m, lim_lo, lim_hi)
         q = self._saturate_sign(var, acc) * 2.0**-shift
         frac = q % 1
         up = frac >= 0.5 if self.nearest else self.conn_random.value < frac
         return self._clip_var(var, np.floor(q).astype(np.int64) + up)
+
+    def _accumulate(self, var: str, acc: np.ndarray, m: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """``acc + m`` saturated to ``[lo, hi]`` (in place where the shapes allow). Shared
+        weights: every trial's update enters the one accumulator, in trial order."""
+        if var == "w" and self.learn_mode == "shared":
+            m = np.broadcast_to(m, (self.batch, self.n_post, self.n_pre))
+            for b in range(m.shape[0]):
+                acc = _clip(acc + m[b : b + 1], lo, hi)
+            return acc
+        acc = np.add(acc, m, out=acc) if acc.shape == np.broadcast_shapes(acc.shape, m.shape) else acc + m
+        np.maximum(acc, lo, out=acc)
+        return np.minimum(acc, hi, out=acc)
 
     def _product_bound(self, p: Product) -> int:
         """The largest magnitude a fixed product can take (factors at their clipped widths)."""
@@ -581,8 +581,7 @@ class SumOfProductsEngine:
 
     def _within_width(self, var: str, const: int, w: int) -> bool:
         """Whether a synaptic variable plus ``const`` always lies within a ``w``-bit factor."""
-        n = self.var_bits[var]
-        lo, hi = -(2**n) - 1, 2**n - 1  # the widest of _clip_var's ranges
+        lo, hi = self._var_range(var)
         return -(2**w) <= lo + const and hi + const <= 2**w - 1
 
     def _product_float(self, p: Product, args: _Args) -> np.ndarray:
@@ -606,16 +605,19 @@ class SumOfProductsEngine:
             return np.maximum(0, x)
         return x
 
-    def _clip_var(self, var: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``x`` clipped to the variable's range (into ``out`` when given: the fixed path's own array)."""
+    def _var_range(self, var: str) -> tuple[int, int]:
+        """The range a synaptic variable is clipped to after each learning phase."""
         n = self.var_bits[var]
         if var == "w":  # Lava's clip_weights(sign_mode, 8 bits)
             lo = {"mixed": -(2**n), "excitatory": 0, "inhibitory": -(2**n - 1)}[self.sign_mode]
-            hi = 0 if self.sign_mode == "inhibitory" else 2**n - 1
-        elif var == "d":
-            lo, hi = 0, 2**n - 1
-        else:
-            lo, hi = -(2**n) - 1, 2**n - 1  # tag t: Lava clips at -(2**8) - 1 (sic)
+            return lo, 0 if self.sign_mode == "inhibitory" else 2**n - 1
+        if var == "d":
+            return 0, 2**n - 1
+        return -(2**n) - 1, 2**n - 1  # tag t: Lava clips at -(2**8) - 1 (sic)
+
+    def _clip_var(self, var: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``x`` clipped to the variable's range (into ``out`` when given: the fixed path's own array)."""
+        lo, hi = self._var_range(var)
         if out is None:
             return _clip(x, lo, hi)
         np.maximum(x, lo, out=out)
