@@ -88,7 +88,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..emulator.inputs import per_trial, poisson_step
+from ..emulator.inputs import per_trial, poisson_step, unfed
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -284,7 +284,7 @@ class Brian2Backend:
                 r = np.stack([poisson_step(rng, p.neuron.rate_hz, self.dt_ms, p.size) for _ in range(steps)])
                 out[p.name] = np.broadcast_to(r.astype(bool)[:, None, :], (steps, batch, p.size))
             else:
-                problems.append(Problem(f"input {p.name!r}", "has no rate and no spike array was given"))
+                problems.append(unfed(p.name))
         if problems:
             raise BackendError(problems)
         return out

@@ -43,7 +43,7 @@ from ..errors import NeurocompError, Problem
 from ..learning.engine import LEARN_QUANTITIES
 from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
 from ..rules.reckon import ReckonLearning
-from .inputs import per_trial, poisson_step
+from .inputs import per_trial, poisson_step, unfed_inputs
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
@@ -586,9 +586,7 @@ class Emulator:
                 )
                 continue
             given[name] = a
-        for name, p in self.pops.items():
-            if p.kind == "input" and name not in given and name not in self._input_rngs:
-                problems.append(Problem(f"input {name!r}", "has no rate and no spike array was given"))
+        problems += unfed_inputs({name: p.kind for name, p in self.pops.items()}, given, self._input_rngs)
         if problems:
             raise EmulatorError(problems)
         return given

@@ -24,6 +24,17 @@ def per_trial(arr, steps: int, batch: int, n: int, where: str, problems: list[Pr
     return a
 
 
+def unfed(name: str) -> Problem:
+    """The problem of an input population with neither a given spike array nor a rate."""
+    return Problem(f"input {name!r}", "has no rate and no spike array was given")
+
+
+def unfed_inputs(kinds: Mapping[str, str], given: Mapping, seeded: Mapping) -> list[Problem]:
+    """:func:`unfed` for each input population (``kinds[name] == "input"``) that is neither
+    ``given`` nor ``seeded`` (a Poisson source)."""
+    return [unfed(name) for name, kind in kinds.items() if kind == "input" and name not in given and name not in seeded]
+
+
 def poisson_step(rng: np.random.Generator, rate_hz: float, dt_ms: float, n: int) -> np.ndarray:
     """One step of a frozen Poisson source: ``n`` uniform draws, spike where below
     ``rate * dt``. Successive calls on one generator give the same numbers as one call for
@@ -49,7 +60,7 @@ def input_rasters(program: Program, steps: int, batch: int, given: Mapping[str, 
             raster = np.stack([poisson_step(rng, p.params["rate_hz"], program.dt_ms, p.size) for _ in range(steps)])
             out[p.name] = np.broadcast_to(raster[:, None, :], (steps, batch, p.size)).copy()
         else:
-            problems.append(Problem(f"input {p.name!r}", "has no rate and no spike array was given"))
+            problems.append(unfed(p.name))
     unknown = [k for k in given if k not in out and not any(p.name == k for p in program.populations)]
     problems += [Problem(f"input {k!r}", "is not a population of the program") for k in unknown]
     if problems:

@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from ..emulator.inputs import per_trial, poisson_step
+from ..emulator.inputs import per_trial, poisson_step, unfed_inputs
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -411,9 +411,7 @@ class Reference:
                 problems.append(Problem(where, "spike counts must be integers >= 0"))
                 continue
             given[key] = a
-        for name, p in self.pops.items():
-            if p.kind == "input" and name not in given and name not in self._input_rngs:
-                problems.append(Problem(f"input {name!r}", "has no rate and no spike array was given"))
+        problems += unfed_inputs({name: p.kind for name, p in self.pops.items()}, given, self._input_rngs)
         if problems:
             raise ReferenceError(problems)
         return given
