@@ -19,7 +19,6 @@ iterations per second (target 8 on loihi2), against NEST's recorded ~8.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -43,13 +42,7 @@ def network_for(profile: str):
     net = load_network(MODEL)
     if profile != "reckon":
         return net, None
-    projs = []
-    for p in net.projections:
-        prm = dict(p.plasticity.params)
-        prm["feedback"] = "symmetric"
-        projs.append(dataclasses.replace(p, plasticity=dataclasses.replace(p.plasticity, params=prm)))
-    net = nc.Network(net.populations, projs, name=net.name, description=net.description)
-    return net, "feedback symmetric (ReckOn has no random feedback)"
+    return net.with_rule_params(feedback="symmetric"), "feedback symmetric (ReckOn has no random feedback)"
 
 
 def run(profile: str, iterations: int, seed: int, steps: int | None = None, nearest: bool = True) -> dict:

@@ -6,7 +6,6 @@ the report and plots are written."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -100,16 +99,11 @@ def test_check_runs_on_chips_that_hold_weights_otherwise(profile):
     ReckOn learns mantissas: the levels must start from the reference's weights all the same.
     Teacher-forced, the readout's update (err * filtered z, no feedback weights involved)
     must point the reference's way, as on loihi2."""
-    import neurocomp as nc
     from neurocomp.graph.io import load_network
 
     net = load_network(MODEL)
     if profile == "reckon":  # ReckOn's learning signal is symmetric only
-        projs = []
-        for p in net.projections:
-            rule = dataclasses.replace(p.plasticity, params={**p.plasticity.params, "feedback": "symmetric"})
-            projs.append(dataclasses.replace(p, plasticity=rule))
-        net = nc.Network(net.populations, projs, name=net.name)
+        net = net.with_rule_params(feedback="symmetric")
     rows = ["tags", "products", "nearest"]  # ReckOn has no tags nor products; spinnaker2 none of them
     rep = check(net, profile, "pattern-generation", iterations=1, align=1, steps=250, attribution=rows,
                 bptt=False, progress=False, plots=False)  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 
 import neurocomp as nc
 from neurocomp.graph import validate_network
+from tests.conftest import ROOT
 
 # -- neuron models ------------------------------------------------------------------------
 
@@ -241,3 +242,13 @@ def test_add_rejects_one_bad_element_and_keeps_the_network_unchanged(small_net):
     with pytest.raises(nc.ModelError, match="unknown population"):
         small_net.add_projection(nc.Projection("in", "nowhere", np.ones((1, 6))))
     assert small_net.projections == before
+
+
+def test_with_rule_params_copies_the_network_with_the_rules_params_replaced():
+    net = nc.load_network(ROOT / "examples" / "eprop_pattern.yaml")
+    sym = net.with_rule_params(feedback="symmetric", lr=1e-3)
+    for old, new in zip(net.projections, sym.projections, strict=True):
+        assert new.plasticity.params == {**old.plasticity.params, "feedback": "symmetric", "lr": 1e-3}
+        assert old.plasticity.params["feedback"] == "random"  # the original is unchanged
+        np.testing.assert_array_equal(new.weights, old.weights)
+    assert [p.name for p in sym.populations] == [p.name for p in net.populations] and sym.name == net.name

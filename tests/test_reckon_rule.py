@@ -511,14 +511,7 @@ def test_regularization_that_reckon_does_not_map_is_said_in_the_pass_log():
     from neurocomp.graph.io import load_network
 
     net = load_network(ROOT / "examples" / "eprop_pattern_100.yaml")
-    symmetric = {"feedback": "symmetric"}  # ReckOn's only feedback
-    projs = [
-        dataclasses.replace(
-            p, plasticity=dataclasses.replace(p.plasticity, params={**p.plasticity.params, **symmetric})
-        )
-        for p in net.projections
-    ]
-    prog = nc.compile(nc.Network(net.populations, projs, name=net.name), "reckon", out=io.StringIO())
+    prog = nc.compile(net.with_rule_params(feedback="symmetric"), "reckon", out=io.StringIO())  # its only feedback
     notes = [n for r in prog.pass_log for n in r["notes"] if "REGUL_F0" in n]
     assert {n.split(":")[1].strip() for n in notes} == {"in->rec", "rec->rec"}
     assert all("reg 1 towards 10 Hz" in n for n in notes)

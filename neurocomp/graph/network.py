@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import networkx as nx
 
@@ -144,6 +144,17 @@ class Network:
 
     def projections_from(self, pre: str) -> list[Projection]:
         return [d["projection"] for _, _, d in self._graph.out_edges(pre, data=True)]
+
+    def with_rule_params(self, **params) -> Network:
+        """A copy in which every plastic projection's rule takes ``params`` over its own (for
+        example ``feedback="symmetric"`` for a chip that has no other); this one is unchanged."""
+        projs = [
+            p
+            if p.plasticity is None
+            else replace(p, plasticity=replace(p.plasticity, params={**p.plasticity.params, **params}))
+            for p in self.projections
+        ]
+        return Network(self.populations, projs, name=self.name, description=self.description)
 
     @property
     def n_neurons(self) -> int:
