@@ -194,17 +194,24 @@ def test_round_to_nearest_stalls_small_updates(tmp_path):
     assert counts["nearest"]["rec->out"] < counts["stochastic"]["rec->out"], counts
 
 
-def test_knobs_resume_bit_for_bit(prog, tmp_path):
-    knobs = {"learn_float": ("weights", "graded"), "learn_rounding": "nearest"}
-    one, _ = run(prog, steps=80, **knobs)
+def resumed_states(prog, target_key: str, knobs, tmp_path):
+    """The state after 80 learning steps run at once, and after 30 steps, a checkpoint saved
+    to disk, a new emulator restored from it and 50 more steps."""
+    one = Emulator(prog, **knobs)
+    one.run(80, inputs={target_key: target(80)}, learn=True)
     two = Emulator(prog, **knobs)
-    two.run(30, inputs={"out.error/target": target(80)[:30]}, learn=True)
+    two.run(30, inputs={target_key: target(80)[:30]}, learn=True)
     ckpt = two.checkpoint()
     ckpt.save(tmp_path / "c.npz")
     three = Emulator(prog, **knobs)
     three.restore(type(ckpt).load(tmp_path / "c.npz"))
-    three.run(50, inputs={"out.error/target": target(80)[30:]}, learn=True)
-    a, b = one.state, three.state
+    three.run(50, inputs={target_key: target(80)[30:]}, learn=True)
+    return one.state, three.state
+
+
+def test_knobs_resume_bit_for_bit(prog, tmp_path):
+    knobs = {"learn_float": ("weights", "graded"), "learn_rounding": "nearest"}
+    a, b = resumed_states(prog, "out.error/target", knobs, tmp_path)
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
@@ -320,15 +327,7 @@ def test_reckon_round_to_nearest_stalls_small_updates(reckon):
 
 def test_reckon_knobs_resume_bit_for_bit(reckon, tmp_path):
     knobs = {"learn_float": ("weights", "traces"), "learn_rounding": "nearest"}
-    one, _ = run_reckon(reckon, steps=80, **knobs)
-    two = Emulator(reckon, **knobs)
-    two.run(30, inputs={"out/target": target(80)[:30]}, learn=True)
-    ckpt = two.checkpoint()
-    ckpt.save(tmp_path / "c.npz")
-    three = Emulator(reckon, **knobs)
-    three.restore(type(ckpt).load(tmp_path / "c.npz"))
-    three.run(50, inputs={"out/target": target(80)[30:]}, learn=True)
-    a, b = one.state, three.state
+    a, b = resumed_states(reckon, "out/target", knobs, tmp_path)
     assert all(np.array_equal(a[k], b[k]) for k in a) and a["in->rec/w"].dtype == np.float64
 
 

@@ -298,7 +298,6 @@ def check(
         raise CheckError(
             [Problem("check", f"unknown attribution rows {unknown} (valid: {', '.join(ATTRIBUTION_ROWS)})")]
         )
-    attribution = bool(rows)
     if iterations < 1 or align < 0:
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
     prog = compile(net, profile, out=io.StringIO())
@@ -355,7 +354,7 @@ def check(
         else None
     )
     attribution = bool(rows_attr)
-    n_work = align + iterations * (3 + int(bptt) + (len(rows_attr) if attribution else 0)) + 1
+    n_work = align + iterations * (3 + int(bptt) + len(rows_attr)) + 1
     bar = _Progress(n_work, sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(10, iterations // 5 or 1))
     rep = CheckReport(
