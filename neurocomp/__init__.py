@@ -49,4 +49,15 @@ __all__ = [
     "load_network",
     "load_profile",
     "save_network",
+    "from_nir",
+    "to_nir",
 ]
+
+
+def __getattr__(name: str):
+    # NIR import/export needs the optional `nir` package: imported on first use only.
+    if name in ("from_nir", "to_nir"):
+        from .graph import nir as _nir_io
+
+        return getattr(_nir_io, name)
+    raise AttributeError(f"module 'neurocomp' has no attribute {name!r}")

@@ -25,6 +25,9 @@ common tasks:
   neurocomp validate model.yaml       check a model file; prints every problem or OK
   neurocomp compile model.yaml --profile loihi2 -o model.ncp
                                       compile for a chip: quantization report, placement, energy
+                                      (MODEL may be a NIR graph, model.nir)
+  neurocomp export model.yaml -o model.nir
+                                      write a model as a NIR graph for other frameworks
   neurocomp inspect model.ncp         summarize a compiled program
   neurocomp run model.ncp --steps 1000 --record spikes,v --out rec.npz
                                       emulate it bit-accurately (or --backend lava)
@@ -52,13 +55,27 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return EXIT_INVALID if problems else EXIT_OK
 
 
-def _cmd_validate(args: argparse.Namespace) -> int:
-    from .graph import load_network
+def _load_model(path: str, dt_ms: float | None = None, fallback_dt_ms: float = 1.0):
+    """A model file: neurocomp YAML, or a NIR graph (``.nir``) imported at ``dt_ms`` (else the
+    step stored in the file, else ``fallback_dt_ms``); the losses of the NIR mapping are printed."""
+    if not str(path).endswith(".nir"):
+        from .graph import load_network
 
+        return load_network(path)
+    from .graph.nir import format_notes, load_nir
+
+    notes: list[str] = []
+    net = load_nir(path, dt_ms, fallback_dt_ms=fallback_dt_ms, notes=notes)
+    if notes:
+        print(format_notes(notes))
+    return net
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in args.models:
         try:
-            net = load_network(path)
+            net = _load_model(path)
         except NeurocompError as exc:
             status = EXIT_INVALID
             print(f"INVALID {path}")
@@ -73,11 +90,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import compile
+    from .profiles import load_profile
 
+    model, dt = args.model, args.dt
+    if str(model).endswith(".nir"):  # imported at the step it is compiled for: --dt, the file's, the profile's
+        from .graph.nir import stored_dt_ms
+
+        dt = dt if dt is not None else stored_dt_ms(model) or load_profile(args.profile).time.default_dt_ms
+        model = _load_model(model, dt)
     program = compile(
-        args.model,
+        model,
         args.profile,
-        dt_ms=args.dt,
+        dt_ms=dt,
         rounding=args.rounding,
         seed=args.seed,
         strict=args.strict,
@@ -176,7 +200,6 @@ def _run_brian2(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .backends.brian2 import Brian2Backend
-    from .graph import load_network
 
     if args.program.endswith(".ncp"):
         print("neurocomp run: --backend brian2 runs the float model: give MODEL.yaml, not a Program", file=sys.stderr)
@@ -193,13 +216,29 @@ def _run_brian2(args: argparse.Namespace) -> int:
                 print(f"neurocomp run: input keys {bad} are not '<population>/spikes'", file=sys.stderr)
                 return EXIT_INVALID
             inputs = {k.rpartition("/")[0]: z[k] for k in z.files}
-    backend = Brian2Backend(load_network(args.program), dt_ms=args.dt, codegen=args.codegen)
+    backend = Brian2Backend(_load_model(args.program, args.dt), dt_ms=args.dt, codegen=args.codegen)
     rec = backend.run(args.steps, inputs=inputs, record=record, batch=args.batch, learn=args.learn)
     np.savez(args.out, **rec)
     spikes = ", ".join(f"{k.split('/')[0]} {int(v.sum())}" for k, v in rec.items() if k.endswith("/spikes"))
     print(
         f"ran {args.steps} steps x {args.batch} trial(s) on brian2 ({args.codegen}); spikes: {spikes}; wrote {args.out}"
     )
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    """``export MODEL.yaml -o MODEL.nir``: the network as a NIR graph (see neurocomp.graph.nir)."""
+    from .graph import load_network
+    from .graph.nir import format_notes, save_nir
+
+    if not str(args.output).endswith(".nir"):
+        print(f"neurocomp export: the output must be a .nir file, got {args.output!r}", file=sys.stderr)
+        return EXIT_INVALID
+    notes: list[str] = []
+    out = save_nir(load_network(args.model), args.output, args.dt, notes=notes)
+    if notes:
+        print(format_notes(notes))
+    print(f"wrote {out} (dt {args.dt:g} ms)")
     return EXIT_OK
 
 
@@ -371,6 +410,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="record the plastic weights after every K steps ('<projection>/w_snapshots')",
     )
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "export",
+        help="write a model as a NIR graph (.nir) for other frameworks",
+        description="Write MODEL.yaml as a NIR graph (HDF5, the Neuromorphic Intermediate Representation) at "
+        "time step --dt. What NIR cannot express (learning rules, subtractive reset, refractoriness, ALIF, "
+        "Poisson rates) is kept in node metadata for neurocomp and noted; other tools ignore it.",
+    )
+    p.add_argument("model", metavar="MODEL.yaml")
+    p.add_argument("-o", "--output", required=True, metavar="MODEL.nir", help="where to write the NIR graph")
+    p.add_argument("--dt", type=float, default=1.0, metavar="MS", help="time step in ms (default 1)")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "check",
