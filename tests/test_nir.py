@@ -196,8 +196,16 @@ def test_lif_li_if_and_threshold_parameters_map_with_dt():
             "d": nir.Linear(W),
             "th": nir.Threshold(_full(2, 0.7)),
         },
-        edges=[("input", "a"), ("a", "lif"), ("input", "b"), ("b", "if"), ("lif", "c"), ("c", "li"),
-               ("input", "d"), ("d", "th")],  # fmt: skip
+        edges=[
+            ("input", "a"),
+            ("a", "lif"),
+            ("input", "b"),
+            ("b", "if"),
+            ("lif", "c"),
+            ("c", "li"),
+            ("input", "d"),
+            ("d", "th"),
+        ],  # fmt: skip
         type_check=False,
     )
     notes: list[str] = []
@@ -255,7 +263,12 @@ def test_every_unrepresentable_node_is_refused_at_once():
     with pytest.raises(NirError) as exc:
         from_nir(g, 1.0)
     where = {p.where for p in exc.value.problems}
-    assert where == {"node 'conv' (Conv2d)", "node 'pool' (SumPool2d)", "node 'conv1' (Conv1d)", "node 'sub' (NIRGraph)"}
+    assert where == {
+        "node 'conv' (Conv2d)",
+        "node 'pool' (SumPool2d)",
+        "node 'conv1' (Conv1d)",
+        "node 'sub' (NIRGraph)",
+    }
     assert "convolution" in str(exc.value)
 
 
@@ -272,8 +285,16 @@ def test_per_neuron_parameters_and_linear_readouts_are_refused_by_name():
             "w4": nir.Linear(np.ones((2, 2))),
             "output": nir.Output(np.array([2])),
         },
-        edges=[("input", "w1"), ("w1", "lif"), ("input", "w2"), ("w2", "cuba"), ("cuba", "w3"), ("w3", "li"),
-               ("cuba", "w4"), ("w4", "output")],  # fmt: skip
+        edges=[
+            ("input", "w1"),
+            ("w1", "lif"),
+            ("input", "w2"),
+            ("w2", "cuba"),
+            ("cuba", "w3"),
+            ("w3", "li"),
+            ("cuba", "w4"),
+            ("w4", "output"),
+        ],  # fmt: skip
     )
     with pytest.raises(NirError) as exc:
         from_nir(g, 1.0)
@@ -328,10 +349,17 @@ def _rich_network() -> nc.Network:
                 "in", "hid", sparse, sign_mode="mixed", plasticity=nc.RuleSpec("stdp", {"lr": 0.01, "a_plus": 1.0})
             ),
             nc.Projection("drive", "sub", np.abs(rng.normal(0, 0.5, (5, 3))), delay_steps=2, sign_mode="excitatory"),
-            nc.Projection("hid", "sub", rng.normal(0, 0.5, (5, 6)), delay_steps=np.repeat([[0], [1], [2], [3], [1]], 6, 1)),
+            nc.Projection(
+                "hid", "sub", rng.normal(0, 0.5, (5, 6)), delay_steps=np.repeat([[0], [1], [2], [3], [1]], 6, 1)
+            ),
             nc.Projection("hid", "ad", rng.normal(0, 0.5, (4, 6)), delay_steps=np.repeat([[0, 1, 2, 0, 1, 3]], 4, 0)),
-            nc.Projection("ad", "ad", rng.normal(0, 0.2, (4, 4)), name="ad-rec",
-                          plasticity=nc.RuleSpec("eprop", {"lr": 1e-3, "feedback": "random"})),  # fmt: skip
+            nc.Projection(
+                "ad",
+                "ad",
+                rng.normal(0, 0.2, (4, 4)),
+                name="ad-rec",
+                plasticity=nc.RuleSpec("eprop", {"lr": 1e-3, "feedback": "random"}),
+            ),  # fmt: skip
             nc.Projection("sub", "out", rng.normal(0, 0.5, (2, 5))),
             nc.Projection("ad", "out2", rng.normal(0, 0.5, (2, 4))),
         ],
@@ -393,13 +421,23 @@ def test_nir_to_neurocomp_to_nir_round_trip(tmp_path):
             "lif": nir.LIF(tau=_full(2, 0.02), r=_full(2, 0.02 / dt), v_leak=np.zeros(2), v_threshold=_full(2, 0.5)),
             "fc3": nir.Affine(rng.normal(size=(2, 2)), np.zeros(2)),
             "cli": nir.CubaLI(
-                tau_syn=_full(2, 2e-3), tau_mem=_full(2, 0.03), r=_full(2, 0.03 / dt), v_leak=np.zeros(2),
+                tau_syn=_full(2, 2e-3),
+                tau_mem=_full(2, 0.03),
+                r=_full(2, 0.03 / dt),
+                v_leak=np.zeros(2),
                 w_in=_full(2, 2e-3 / dt),
             ),  # fmt: skip
             "output": nir.Output(np.array([2])),
         },
-        edges=[("input", "fc1"), ("fc1", "cuba"), ("cuba", "fc2"), ("fc2", "lif"), ("lif", "fc3"), ("fc3", "cli"),
-               ("cli", "output")],  # fmt: skip
+        edges=[
+            ("input", "fc1"),
+            ("fc1", "cuba"),
+            ("cuba", "fc2"),
+            ("fc2", "lif"),
+            ("lif", "fc3"),
+            ("fc3", "cli"),
+            ("cli", "output"),
+        ],  # fmt: skip
     )
     net = from_nir(g, 1.0)
     nir.write(tmp_path / "g.nir", to_nir(net, 1.0))
