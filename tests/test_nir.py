@@ -254,7 +254,15 @@ def test_every_unrepresentable_node_is_refused_at_once():
             "conv": nir.Conv2d((4, 4), np.ones((1, 1, 3, 3)), 1, 1, 1, 1, np.zeros(1)),
             "pool": nir.SumPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
             "conv1": nir.Conv1d(4, np.ones((1, 1, 3)), 1, 1, 1, 1, np.zeros(1)),
-            "sub": nir.NIRGraph.from_list(nir.Linear(np.ones((4, 4))), lif),
+            "sub": nir.NIRGraph(  # a nested graph is inlined, so its nodes are named G.k
+                nodes={
+                    "input": nir.Input(np.array([4])),
+                    "avg": nir.AvgPool2d(np.array([2, 2]), np.array([2, 2]), np.array([0, 0])),
+                    "lif": lif,
+                },
+                edges=[("input", "avg"), ("avg", "lif")],
+                type_check=False,
+            ),
             "flat": nir.Flatten({"input": np.array([1, 2, 2])}),
         },
         edges=[("input", "conv"), ("conv", "pool"), ("pool", "flat"), ("flat", "sub"), ("input", "conv1")],
@@ -267,9 +275,95 @@ def test_every_unrepresentable_node_is_refused_at_once():
         "node 'conv' (Conv2d)",
         "node 'pool' (SumPool2d)",
         "node 'conv1' (Conv1d)",
-        "node 'sub' (NIRGraph)",
+        "node 'sub.avg' (AvgPool2d)",
     }
     assert "convolution" in str(exc.value)
+
+
+def test_a_nested_recurrent_graph_is_inlined():
+    """snnTorch writes a recurrent layer (RSynaptic, RLeaky) as a subgraph whose CubaLIF feeds
+    itself through a Linear; edges into and out of the subgraph reach its Input and Output."""
+    n = 3
+    w_rec = np.array([[0.0, 0.5, -0.5], [0.2, 0.0, 0.1], [0.3, -0.1, 0.0]])
+    rsyn = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([n])),
+            "lif": _cuba(n, 0.005, 0.01, 1.0),
+            "w_rec": nir.Linear(w_rec),
+            "output": nir.Output(np.array([n])),
+        },
+        edges=[("input", "lif"), ("lif", "w_rec"), ("w_rec", "lif"), ("lif", "output")],
+    )
+    w_in = np.arange(6.0).reshape(n, 2)
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([2])),
+            "fc": nir.Linear(w_in),
+            "rsyn": rsyn,
+            "fc2": nir.Linear(np.ones((1, n))),
+            "li": nir.LI(tau=_full(1, 0.02), r=_full(1, 1.0), v_leak=np.zeros(1)),
+            "output": nir.Output(np.array([1])),
+        },
+        edges=[("input", "fc"), ("fc", "rsyn"), ("rsyn", "fc2"), ("fc2", "li"), ("li", "output")],
+    )
+    net = from_nir(g, 1.0)
+    assert [p.name for p in net.populations] == ["input", "rsyn.lif", "li"]
+    assert [(p.name, p.pre, p.post) for p in net.projections] == [
+        ("fc", "input", "rsyn.lif"),
+        ("rsyn.w_rec", "rsyn.lif", "rsyn.lif"),
+        ("fc2", "rsyn.lif", "li"),
+    ]
+    ratio = net.projection("rsyn.w_rec").dense_weights()[0, 1] / 0.5  # the CubaLIF's gain
+    np.testing.assert_allclose(net.projection("rsyn.w_rec").dense_weights(), w_rec * ratio, rtol=REL)
+    np.testing.assert_allclose(net.projection("fc").dense_weights(), w_in * ratio, rtol=REL)
+
+
+def test_scalar_parameters_take_the_size_of_the_layer():
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([2])),
+            "fc": nir.Linear(np.ones((5, 2))),
+            "lif": nir.LIF(tau=np.array(0.01), r=np.array(1.0), v_leak=np.array(0.0), v_threshold=np.array(1.0)),
+        },
+        edges=[("input", "fc"), ("fc", "lif")],
+        type_check=False,
+    )
+    assert from_nir(g, 1.0).population("lif").size == 5
+
+
+def test_biases_that_differ_between_neurons_come_from_an_always_on_input():
+    """A per-neuron Affine bias (nn.Linear's default) and leak: weights from one input that
+    fires every step; the membranes settle where NIR's equations put them, v_leak + r b."""
+    b = np.array([0.1, -0.2, 0.3])
+    leak = np.array([0.0, 0.05, 0.0])
+    g = nir.NIRGraph(
+        nodes={
+            "input": nir.Input(np.array([2])),
+            "fc": nir.Affine(np.ones((3, 2)), b),
+            "lif": nir.LIF(tau=_full(3, 0.01), r=_full(3, 2.0), v_leak=leak, v_threshold=_full(3, 10.0)),
+            "fc2": nir.Affine(np.ones((3, 2)), b),
+            "cuba": nir.CubaLIF(
+                tau_syn=_full(3, 0.005),
+                tau_mem=_full(3, 0.01),
+                r=_full(3, 2.0),
+                v_leak=leak,
+                v_threshold=_full(3, 10.0),
+                w_in=_full(3, 0.5),
+            ),  # fmt: skip
+        },
+        edges=[("input", "fc"), ("fc", "lif"), ("input", "fc2"), ("fc2", "cuba")],
+    )
+    notes: list[str] = []
+    net = from_nir(g, 0.5, notes=notes)
+    assert net.population("bias").neuron.rate_hz * 0.5 / 1000 >= 1.0  # fires in every step
+    assert net.population("lif").neuron.bias == 0.0
+    assert {p.name for p in net.projections} >= {"lif.bias", "cuba.bias"}
+    assert any("'lif': biases differ" in n for n in notes)
+    steps = 600  # 300 ms: 30 membrane time constants, settled to e^-30
+    rec = Reference(net, 0.5).run(steps, inputs={"input": np.zeros((steps, 2), np.uint8)}, record=["v"])
+    # the float reference in float64: rounding only (the per-step drive sums 600 times)
+    np.testing.assert_allclose(rec["lif/v"][-1, 0], leak + 2.0 * b, rtol=1e-9)
+    np.testing.assert_allclose(rec["cuba/v"][-1, 0], leak + 2.0 * 0.5 * b, rtol=1e-9)
 
 
 def test_per_neuron_parameters_and_linear_readouts_are_refused_by_name():
@@ -279,8 +373,14 @@ def test_per_neuron_parameters_and_linear_readouts_are_refused_by_name():
             "w1": nir.Linear(np.ones((2, 2))),
             "lif": nir.LIF(tau=np.array([0.01, 0.02]), r=_full(2, 1.0), v_leak=np.zeros(2), v_threshold=_full(2, 1.0)),
             "w2": nir.Linear(np.ones((2, 2))),
-            "cuba": _cuba(2, 0.005, 0.01, 1.0),
-            "w3": nir.Affine(np.ones((2, 2)), np.array([0.0, 1.0])),  # differing biases
+            "cuba": nir.CubaLIF(
+                tau_syn=_full(2, 0.005),
+                tau_mem=_full(2, 0.01),
+                r=_full(2, 1.0),
+                v_leak=np.zeros(2),
+                v_threshold=np.array([1.0, 2.0]),
+            ),  # fmt: skip
+            "w3": nir.Linear(np.ones((2, 2))),
             "li": nir.LI(tau=_full(2, 0.01), r=_full(2, 1.0), v_leak=np.zeros(2)),
             "w4": nir.Linear(np.ones((2, 2))),
             "output": nir.Output(np.array([2])),
@@ -300,7 +400,7 @@ def test_per_neuron_parameters_and_linear_readouts_are_refused_by_name():
         from_nir(g, 1.0)
     msgs = [str(p) for p in exc.value.problems]
     assert any(m.startswith("node 'lif' (LIF): tau_mem: differs") for m in msgs), msgs
-    assert any(m.startswith("node 'li' (LI): bias: differs") for m in msgs), msgs
+    assert any(m.startswith("node 'cuba' (CubaLIF): v_th: differs") for m in msgs), msgs
     assert any(m.startswith("node 'w4' (Linear): feeds an Output") for m in msgs), msgs
 
 

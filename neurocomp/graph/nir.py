@@ -34,19 +34,26 @@ Linear,       multiplied out (``Scale`` rows, ``Flatten`` is the identity on the
 Scale,        and multiplied by the post population's ``g``. An ``Affine`` bias ``b`` is a
 Flatten       constant input: it joins the post population's bias
 Delay         ``delay_steps = delay/dt`` (rounded; uniform, or per element next to a population)
+NIRGraph      inlined: node ``k`` of subgraph ``G`` becomes ``G.k`` (NIR's address for it), and
+              the subgraph's Input and Output pass the signal through (snnTorch writes a
+              recurrent layer this way)
 Output        nothing (the populations that feed it are the outputs)
 ============  ================================================================================
 
-The leak and the biases become the IR's per-step bias ``(1 - dv) * (v_leak + r * b)``
-(``r * w_in * b`` for CubaLIF/CubaLI), exact as a steady drive. Every mapping that is not
-exact is noted in ``notes`` (as the compiler notes quantization losses): a ``v_leak != 0``
-or an ``Affine`` bias folded into the bias (on a CubaLIF the bias then acts on ``v`` at
-once instead of rising with ``tau_syn``), ``w_in`` and ``r`` folded into the weights, a
-delay rounded to the step, a name changed to a valid population name. A node neurocomp
+Scalar neuron parameters take the size of the layer that feeds them. The leak and the
+biases become the IR's per-step bias ``(1 - dv) * (v_leak + r * b)`` (``r * w_in * b`` for
+CubaLIF/CubaLI), exact as a steady drive; when it differs between the neurons of a node (a
+per-neuron ``Affine`` bias, ``nn.Linear``'s default), it arrives instead as weights from one
+added input, ``bias``, that fires in every step (its drive starts one step late; onto a
+CubaLIF it passes through the synaptic current, exact in the steady state). Every mapping
+that is not exact is noted in ``notes`` (as the compiler notes quantization losses): a
+``v_leak != 0`` or an ``Affine`` bias folded into the bias (on a CubaLIF the bias then acts on
+``v`` at once instead of rising with ``tau_syn``), ``w_in`` and ``r`` folded into the weights,
+a delay rounded to the step, a name changed to a valid population name. A node neurocomp
 cannot represent (``Conv1d``, ``Conv2d``, ``SumPool2d``, ``AvgPool2d``: no convolution in
-the IR yet; a nested ``NIRGraph``; parameters that differ between the neurons of one node,
-since a population shares one neuron model) is refused, and every such node is listed at
-once in one :class:`NirError`.
+the IR yet; time constants, thresholds or resets that differ between the neurons of one
+node, since a population shares one neuron model; a linear node feeding an ``Output``
+directly) is refused, and every such node is listed at once in one :class:`NirError`.
 
 **What NIR cannot say** travels in node metadata, under the key ``"neurocomp"`` as a JSON
 string: a projection's learning rule (:class:`~neurocomp.graph.RuleSpec`, so plasticity
@@ -88,9 +95,8 @@ _REFUSED = {
     "Conv2d": "convolutions are not in neurocomp's IR yet",
     "SumPool2d": "pooling (a convolution) is not in neurocomp's IR yet",
     "AvgPool2d": "pooling (a convolution) is not in neurocomp's IR yet",
-    "NIRGraph": "nested NIR graphs are not supported; flatten the graph first",
 }
-_LINKS = ("Affine", "Linear", "Scale", "Flatten", "Delay")
+_LINKS = ("Affine", "Linear", "Scale", "Flatten", "Delay", "Port", "Identity")
 _POPS = ("Input", "LIF", "CubaLIF", "LI", "CubaLI", "IF", "I", "Threshold")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -130,6 +136,16 @@ class _Path:
     last_link: str | None = None  # None: nothing but the pre population so far
 
 
+@dataclass
+class _Flat:
+    """A NIR graph with its nested graphs inlined: node ``k`` of subgraph ``G`` is ``G.k``
+    (NIR's own address for it), and a subgraph's Input and Output nodes pass signals through."""
+
+    nodes: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    succ: dict[str, list[str]] = field(default_factory=dict)
+
+
 def _arr(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
@@ -155,6 +171,38 @@ def _size(node) -> int | None:
     return None
 
 
+def _flatten(graph, flat: _Flat, problems: list[Problem], prefix: str = "") -> tuple[list[str], list[str]]:
+    """Add ``graph``'s nodes and edges to ``flat`` under ``prefix``; returns its Input and
+    Output keys (the ports an edge into or out of the subgraph connects to)."""
+    inputs, outputs, subs = [], [], {}
+    for key, node in graph.nodes.items():
+        full, kind = prefix + key, type(node).__name__
+        if kind == "NIRGraph":
+            subs[full] = _flatten(node, flat, problems, full + ".")
+            continue
+        if kind in ("Input", "Output") and prefix:
+            (inputs if kind == "Input" else outputs).append(full)
+            kind = "Port"
+        elif kind in ("Input", "Output"):
+            (inputs if kind == "Input" else outputs).append(full)
+        if kind in _REFUSED:
+            problems.append(Problem(f"node {full!r} ({kind})", _REFUSED[kind]))
+        elif kind not in _LINKS + _POPS + ("Output", "Port", "Identity"):
+            problems.append(Problem(f"node {full!r} ({kind})", "this NIR node type is not supported"))
+        flat.nodes[full], flat.kinds[full] = node, kind
+        flat.succ.setdefault(full, [])
+    for a, b in graph.edges:
+        srcs = subs[prefix + a][1] if prefix + a in subs else [prefix + a]
+        dsts = subs[prefix + b][0] if prefix + b in subs else [prefix + b]
+        for s in srcs:
+            for d in dsts:
+                if s in flat.nodes and d in flat.nodes:
+                    flat.succ[s].append(d)
+                else:
+                    problems.append(Problem(f"edge {a!r} -> {b!r}", "names a node that is not in the graph"))
+    return inputs, outputs
+
+
 def from_nir(
     graph,
     dt_ms: float,
@@ -175,35 +223,26 @@ def from_nir(
     notes = notes if notes is not None else []
     dt = dt_ms / time_unit_ms  # the step in NIR time units
     problems: list[Problem] = []
-    kinds = {key: type(node).__name__ for key, node in graph.nodes.items()}
-    for key, kind in kinds.items():
-        if kind in _REFUSED:
-            problems.append(Problem(f"node {key!r} ({kind})", _REFUSED[kind]))
-        elif kind not in _LINKS + _POPS + ("Output",):
-            problems.append(Problem(f"node {key!r} ({kind})", "this NIR node type is not supported"))
+    flat = _Flat()
+    _flatten(graph, flat, problems)
     if problems:
         raise NirError(problems, header=f"the NIR graph has {len(problems)} node(s) neurocomp cannot represent")
-
-    succ: dict[str, list[str]] = {k: [] for k in graph.nodes}
-    for a, b in graph.edges:
-        if a in succ and b in graph.nodes:
-            succ[a].append(b)
-    pop_keys = [k for k, kind in kinds.items() if kind in _POPS]
-    names = _population_names(graph, pop_keys, notes)
-    paths = {q: [] for q in pop_keys}  # post population -> paths into it
-    for p in pop_keys:
-        size = _size(graph.nodes[p]) if kinds[p] == "Input" else _neuron_size(graph.nodes[p])
-        if size is None:
-            problems.append(Problem(f"node {p!r} ({kinds[p]})", "its shape is not known"))
-            continue
-        start = _Path(p, np.eye(size), np.zeros(size))
-        _walk(graph, kinds, succ, p, start, paths, problems, dt, notes, set())
+    pop_keys = [k for k, kind in flat.kinds.items() if kind in _POPS]
+    names = _population_names(flat, pop_keys, notes)
+    sizes, paths = _trace(flat, pop_keys, dt, notes, problems)
     pops: list[Population] = []
+    bias_inputs: dict[str, np.ndarray] = {}  # population -> per-neuron drive through an always-on input
     for key in pop_keys:
-        pop = _population(graph.nodes[key], kinds[key], key, names[key], paths[key], dt, time_unit_ms, notes, problems)
+        if key not in sizes:
+            continue
+        pop, drive = _population(flat, key, names[key], sizes[key], paths[key], dt, time_unit_ms, notes, problems)
         if pop is not None:
             pops.append(pop)
-    projs = _projections(graph, kinds, pop_keys, names, paths, dt, time_unit_ms, notes, problems)
+        if drive is not None:
+            bias_inputs[names[key]] = drive
+    projs = _projections(flat, pop_keys, names, sizes, paths, dt, time_unit_ms, notes, problems)
+    if bias_inputs:
+        pops, projs = _always_on(pops, projs, bias_inputs, dt_ms, notes)
     if problems:
         raise NirError(problems, header=f"the NIR graph cannot be imported ({len(problems)} problem(s))")
     gmeta = _meta(graph)
@@ -219,6 +258,36 @@ def from_nir(
         raise NirError(exc.problems, header="the NIR graph maps onto an invalid network") from None
 
 
+def _trace(flat: _Flat, pop_keys: list[str], dt: float, notes: list[str], problems: list[Problem]):
+    """Every path of linear nodes between two populations, and the size of every population.
+    A neuron node whose parameters are scalars takes its size from the paths into it."""
+    sizes: dict[str, int] = {}
+    for k in pop_keys:
+        n = _size(flat.nodes[k]) if flat.kinds[k] == "Input" else _param_size(flat.nodes[k])
+        if n is not None and (n > 1 or flat.kinds[k] == "Input"):
+            sizes[k] = n
+    paths: dict[str, list[_Path]] = {q: [] for q in pop_keys}
+    todo, done = [k for k in pop_keys if k in sizes], set()
+    while True:
+        while todo:
+            p = todo.pop(0)
+            done.add(p)
+            found: list[_Path] = []
+            _walk(flat, p, _Path(p, np.eye(sizes[p]), np.zeros(sizes[p])), found, problems, dt, notes, set())
+            for path in found:
+                q = path.post  # type: ignore[attr-defined]
+                paths[q].append(path)
+                if q not in sizes:
+                    sizes[q] = path.M.shape[0]
+                if q not in done and q not in todo:
+                    todo.append(q)
+        rest = [k for k in pop_keys if k not in done]
+        if not rest:
+            return sizes, paths
+        sizes.setdefault(rest[0], 1)  # scalar parameters and nothing feeding it: one neuron
+        todo.append(rest[0])
+
+
 def _ordered(items: list, order: Any) -> list:
     """``items`` in the order neurocomp wrote them (an HDF5 file lists its nodes by name)."""
     if not isinstance(order, list):
@@ -227,10 +296,10 @@ def _ordered(items: list, order: Any) -> list:
     return sorted(items, key=lambda x: rank.get(x.name, len(rank)))
 
 
-def _population_names(graph, keys: list[str], notes: list[str]) -> dict[str, str]:
+def _population_names(flat: _Flat, keys: list[str], notes: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key in keys:
-        want = _meta(graph.nodes[key]).get("population", key)
+        want = _meta(flat.nodes[key]).get("population", key)
         name = want if _NAME.match(want) and "->" not in want else "n_" + re.sub(r"[^A-Za-z0-9_.\-]", "_", want)
         while name in out.values():
             name += "_"
@@ -240,23 +309,23 @@ def _population_names(graph, keys: list[str], notes: list[str]) -> dict[str, str
     return out
 
 
-def _neuron_size(node) -> int | None:
+def _param_size(node) -> int | None:
     kind = type(node).__name__
     field_ = {"Threshold": "threshold", "LI": "tau", "LIF": "tau", "I": "r", "IF": "r"}.get(kind, "tau_mem")
     return int(np.size(getattr(node, field_))) if hasattr(node, field_) else _size(node)
 
 
-def _walk(graph, kinds, succ, key, path: _Path, paths, problems, dt, notes, seen: set) -> None:
-    """Follow the edges out of ``key`` through linear nodes, recording each path that
-    reaches a population."""
-    for nxt in succ[key]:
-        kind = kinds[nxt]
+def _walk(flat: _Flat, key: str, path: _Path, found: list, problems, dt, notes, seen: set) -> None:
+    """Follow the edges out of ``key`` through linear nodes; each path that reaches a
+    population is appended to ``found`` (with ``post`` set)."""
+    for nxt in flat.succ[key]:
+        kind = flat.kinds[nxt]
         where = f"node {nxt!r} ({kind})"
         if kind == "Output":
             if path.last_link is not None:
                 problems.append(
                     Problem(
-                        f"node {path.last_link!r} ({kinds[path.last_link]})",
+                        f"node {path.last_link!r} ({flat.kinds[path.last_link]})",
                         "feeds an Output without a neuron in between: neurocomp has no linear readout "
                         "(end the graph with an LI or CubaLI)",
                     )
@@ -266,27 +335,29 @@ def _walk(graph, kinds, succ, key, path: _Path, paths, problems, dt, notes, seen
             if kind == "Input":
                 problems.append(Problem(where, "an Input node cannot receive edges"))
             else:
-                paths[nxt].append(path)
+                done = _Path(**path.__dict__)
+                done.post = nxt  # type: ignore[attr-defined]
+                found.append(done)
             continue
         if nxt in seen:
             problems.append(Problem(where, "a loop of linear nodes with no population in it"))
             continue
         try:
-            step = _link(graph.nodes[nxt], kind, nxt, path, dt, notes)
+            step = _link(flat.nodes[nxt], kind, nxt, path, dt)
         except NirError as exc:
             problems += exc.problems
             continue
-        _walk(graph, kinds, succ, nxt, step, paths, problems, dt, notes, seen | {nxt})
+        _walk(flat, nxt, step, found, problems, dt, notes, seen | {nxt})
 
 
-def _link(node, kind: str, key: str, p: _Path, dt: float, notes: list[str]) -> _Path:
+def _link(node, kind: str, key: str, p: _Path, dt: float) -> _Path:
     where = f"node {key!r} ({kind})"
     n = p.M.shape[0]
-    if kind == "Flatten":
-        return _Path(**{**p.__dict__, "last_link": key})
+    if kind in ("Flatten", "Port", "Identity"):  # the identity on the flat signal
+        return _Path(**{**p.__dict__, "last_link": key if kind != "Port" else p.last_link})
     if kind == "Delay":
         d = _arr(node.delay).reshape(-1)
-        if d.size == 0 or d.min() < 0 or not np.isfinite(d).all():
+        if d.size == 0 or not np.isfinite(d).all() or d.min() < 0:
             raise NirError([Problem(where, f"delay: must be finite and >= 0, got {d}")])
         if np.all(d == d[0]):
             return _Path(**{**p.__dict__, "delay": p.delay + float(d[0]), "last_link": key})
@@ -311,9 +382,9 @@ def _link(node, kind: str, key: str, p: _Path, dt: float, notes: list[str]) -> _
     return _Path(p.pre, M, b, p.delay, p.pre_delay, None, p.weight_nodes + [key], key)
 
 
-def _uniform(values: dict[str, np.ndarray], where: str, problems: list[Problem]) -> dict[str, float] | None:
-    """The single value of each per-neuron parameter, or ``None`` (with a problem) when the
-    neurons of the node differ: a population shares one neuron model."""
+def _uniform(values: dict[str, np.ndarray], where: str, problems: list[Problem] | None) -> dict[str, float] | None:
+    """The single value of each per-neuron parameter, or ``None`` when the neurons of the node
+    differ (with a problem, if ``problems`` is given: a population shares one neuron model)."""
     out, ok = {}, True
     for k, v in values.items():
         v = _arr(v).reshape(-1)
@@ -321,21 +392,18 @@ def _uniform(values: dict[str, np.ndarray], where: str, problems: list[Problem])
             continue
         scale = max(float(np.max(np.abs(v))), 1e-300)
         if float(np.ptp(v)) > 1e-12 * scale:  # products of per-neuron factors round differently
-            problems.append(
-                Problem(
-                    where,
-                    f"{k}: differs between the node's neurons ({v.min():g} .. {v.max():g}); "
-                    "a neurocomp population shares one value",
+            if problems is not None:
+                problems.append(
+                    Problem(
+                        where,
+                        f"{k}: differs between the node's neurons ({v.min():g} .. {v.max():g}); "
+                        "a neurocomp population shares one value",
+                    )
                 )
-            )
             ok = False
         else:
             out[k] = float(v[0])
     return out if ok else None
-
-
-def _decays(tau: float, dt: float) -> float:
-    return math.exp(-dt / tau)
 
 
 def _cuba_c(tau_syn: float, tau_mem: float, dt: float) -> float:
@@ -352,50 +420,49 @@ def _gain(node, kind: str, dt: float) -> np.ndarray:
         tau = _arr(node.tau)
         return _arr(node.r) * dt / tau * np.exp(-dt / tau)
     if kind in ("CubaLIF", "CubaLI"):
-        ts, tm = _arr(node.tau_syn), _arr(node.tau_mem)
-        ts, tm = np.broadcast_arrays(ts, tm)
-        c = np.array([_cuba_c(a, b, dt) for a, b in zip(ts.reshape(-1), tm.reshape(-1), strict=True)]).reshape(ts.shape)
+        ts, tm = np.broadcast_arrays(_arr(node.tau_syn), _arr(node.tau_mem))
+        flat = zip(ts.reshape(-1), tm.reshape(-1), strict=True)
+        c = np.array([_cuba_c(a, b, dt) for a, b in flat]).reshape(ts.shape)
         return _arr(node.w_in) * dt / ts * _arr(node.r) * c
     if kind in ("IF", "I"):
         return _arr(node.r) * dt
     return np.ones(1)  # Threshold
 
 
-def _population(node, kind, key, name, paths, dt, unit, notes, problems) -> Population | None:
+def _population(flat: _Flat, key, name, size, paths, dt, unit, notes, problems):
+    """The population of neuron node ``key`` and, when its constant drive differs between its
+    neurons, that drive as a per-step synaptic input (else ``None``)."""
+    node, kind = flat.nodes[key], flat.kinds[key]
     where = f"node {key!r} ({kind})"
     meta = _meta(node)
     if kind == "Input":
         extra = {k: meta[k] for k in ("rate_hz", "seed") if k in meta}
         try:
-            return Population(name, _size(node) or 1, SpikeInput(**extra))
+            return Population(name, size, SpikeInput(**extra)), None
         except ModelError as exc:
             problems += [Problem(where, p.message) for p in exc.problems]
-            return None
-    size = _neuron_size(node)
+            return None, None
     for field_ in ("tau", "tau_mem", "tau_syn"):
         if hasattr(node, field_):
             t = _arr(getattr(node, field_))
             if not (np.isfinite(t).all() and (t > 0).all()):
                 problems.append(Problem(where, f"{field_}: a time constant must be finite and > 0, got {t.min():g}"))
-                return None
+                return None, None
+    full = lambda v: np.broadcast_to(_arr(v).reshape(-1), (size,))  # noqa: E731
     b = np.zeros(size)  # the constant input of the biases of every path into this node
     for p in paths:
         b = b + p.b
-    rb = b * np.broadcast_to(_arr(getattr(node, "r", 1.0)), (size,))
-    if kind in ("CubaLIF", "CubaLI"):
-        rb = rb * np.broadcast_to(_arr(node.w_in), (size,))
-    leak = np.broadcast_to(_arr(getattr(node, "v_leak", 0.0)), (size,))
+    cuba = kind in ("CubaLIF", "CubaLI")
+    rb = b * full(getattr(node, "r", 1.0)) * (full(node.w_in) if cuba else 1.0)
+    leak = full(getattr(node, "v_leak", 0.0))
     if np.any(leak != 0):
-        notes.append(f"{where}: v_leak folded into the per-step bias (1 - dv) * v_leak")
-    if np.any(b != 0):
-        lag = " (it acts on v at once, not through the synaptic current)" if kind.startswith("Cuba") else ""
-        notes.append(f"{where}: the Affine bias feeds the population's per-step bias{lag}")
-    if np.any(_arr(getattr(node, "r", 1.0)) != 1) or (kind.startswith("Cuba") and np.any(_arr(node.w_in) != 1)):
-        notes.append(f"{where}: r{' and w_in' if kind.startswith('Cuba') else ''} folded into the input weights")
+        notes.append(f"{where}: v_leak folded into the per-step drive (1 - dv) * v_leak")
+    if np.any(_arr(getattr(node, "r", 1.0)) != 1) or (cuba and np.any(_arr(node.w_in) != 1)):
+        notes.append(f"{where}: r{' and w_in' if cuba else ''} folded into the input weights")
     vals: dict[str, Any] = {}
     if kind in ("LIF", "LI"):
         vals["tau_mem"] = node.tau
-    elif kind in ("CubaLIF", "CubaLI"):
+    elif cuba:
         vals["tau_mem"], vals["tau_syn"] = node.tau_mem, node.tau_syn
     if kind in ("LIF", "CubaLIF", "IF"):
         vals["v_th"], vals["v_reset"] = node.v_threshold, node.v_reset
@@ -403,44 +470,76 @@ def _population(node, kind, key, name, paths, dt, unit, notes, problems) -> Popu
         vals["v_th"] = node.threshold
     u = _uniform(vals, where, problems)
     if u is None:
-        return None
+        return None, None
     tau_mem = u["tau_mem"] if "tau_mem" in u else (NO_LEAK_STEPS if kind in ("IF", "I") else MEMORYLESS_STEPS) * dt
-    dv = _decays(tau_mem, dt)
-    if kind == "Threshold":
-        drive = b  # v is this step's input
-    elif kind in ("IF", "I"):
-        drive = rb * dt  # dv/dt = r * b, no leak
-    else:
-        drive = (1 - dv) * (leak + rb)  # the exact steady drive over one step
-    bias = _uniform({"bias": drive}, where, problems)
-    if bias is None:
-        return None
-    common = {"tau_mem_ms": tau_mem * unit, "bias": bias["bias"] if drive.size else 0.0}
+    dv = math.exp(-dt / tau_mem)
+    drive, synaptic = _drives(kind, leak, rb, b, dv, u, dt)
+    common = {"tau_mem_ms": tau_mem * unit, "bias": 0.0}
     if "tau_syn" in u:
         common["tau_syn_ms"] = u["tau_syn"] * unit
+    one = _uniform({"bias": drive}, where, None)
+    if one is not None:
+        common["bias"] = one.get("bias", 0.0)
+        if cuba and np.any(b != 0):
+            notes.append(f"{where}: the Affine bias acts on v at once (the bias), not through the synaptic current")
+        elif np.any(b != 0):
+            notes.append(f"{where}: the Affine bias is the population's per-step bias")
     try:
         if kind in ("LI", "CubaLI", "I"):
-            return Population(name, size, LI(**common))
-        spiking = {"v_th": u["v_th"], "v_reset": u.get("v_reset", 0.0)}
-        for k in ("reset", "refractory_steps"):
-            if k in meta:
-                spiking[k] = meta[k]
-        if "alif" in meta:
-            return Population(name, size, ALIF(**common, **spiking, **meta["alif"]))
-        return Population(name, size, LIF(**common, **spiking))
+            pop = Population(name, size, LI(**common))
+        else:
+            spiking = {"v_th": u["v_th"], "v_reset": u.get("v_reset", 0.0)}
+            spiking.update({k: meta[k] for k in ("reset", "refractory_steps") if k in meta})
+            cls_kw = meta.get("alif")
+            pop = Population(name, size, ALIF(**common, **spiking, **cls_kw) if cls_kw else LIF(**common, **spiking))
     except (ModelError, TypeError) as exc:
         msgs = [p.message for p in exc.problems] if isinstance(exc, ModelError) else [str(exc)]
         problems += [Problem(where, m) for m in msgs]
-        return None
+        return None, None
+    return pop, (None if one is not None else synaptic)
 
 
-def _projections(graph, kinds, pop_keys, names, paths, dt, unit, notes, problems) -> list[Projection]:
-    order = {k: i for i, k in enumerate(graph.nodes)}
+def _drives(kind, leak, rb, b, dv, u, dt) -> tuple[np.ndarray, np.ndarray]:
+    """A node's constant drive per neuron, as a per-step bias on ``v`` and as the equivalent
+    per-step synaptic input (what an always-on input must deliver when the bias differs
+    between neurons). ``rb``: ``r * b`` (``r * w_in * b`` on a CubaLIF/CubaLI)."""
+    if kind == "Threshold":
+        return b, b  # v is this step's input
+    if kind in ("IF", "I"):
+        return rb * dt, rb * dt  # dv/dt = r * b, no leak
+    drive = (1 - dv) * (leak + rb)  # the exact steady drive over one step
+    if "tau_syn" not in u:
+        return drive, drive
+    # through the current: the steady state is exact, the drive rises with tau_syn (as NIR's
+    # bias does; NIR's leak acts on v at once)
+    return drive, (1 - math.exp(-dt / u["tau_syn"])) * drive
+
+
+def _always_on(pops, projs, drives: dict[str, np.ndarray], dt_ms: float, notes: list[str]):
+    """Per-neuron biases as synapses from one input that fires every step."""
+    name = "bias"
+    while name in {p.name for p in pops}:
+        name += "_"
+    rate = 1000.0 / dt_ms
+    while rate * dt_ms / 1000.0 < 1.0:  # a spike in every step at dt_ms, whatever the rounding
+        rate = float(np.nextafter(rate, np.inf))
+    pops = [*pops, Population(name, 1, SpikeInput(rate_hz=rate, seed=0))]
+    for post, x in drives.items():
+        projs = [*projs, Projection(name, post, np.asarray(x, dtype=np.float64).reshape(-1, 1), name=f"{post}.bias")]
+        notes.append(
+            f"population {post!r}: biases differ between its neurons: they arrive as weights from {name!r}, an input "
+            f"firing every step ({rate:g} Hz at {dt_ms:g} ms; the drive starts one step late)"
+        )
+    return pops, projs
+
+
+def _projections(flat: _Flat, pop_keys, names, sizes, paths, dt, unit, notes, problems) -> list[Projection]:
+    order = {k: i for i, k in enumerate(flat.nodes)}
     items = []
     for post in pop_keys:
-        if kinds[post] == "Input":
+        if flat.kinds[post] == "Input" or post not in sizes:
             continue
-        g = np.broadcast_to(_gain(graph.nodes[post], kinds[post], dt).reshape(-1), (_neuron_size(graph.nodes[post]),))
+        g = np.broadcast_to(_gain(flat.nodes[post], flat.kinds[post], dt).reshape(-1), (sizes[post],))
         for p in paths[post]:
             first = p.weight_nodes[0] if p.weight_nodes else post
             items.append((order[first], post, p, g))
@@ -449,25 +548,12 @@ def _projections(graph, kinds, pop_keys, names, paths, dt, unit, notes, problems
     used: set[str] = set()
     for _, post, p, g in items:
         where = " -> ".join([p.pre, *p.weight_nodes, post])
-        meta = _meta(graph.nodes[p.weight_nodes[0]]) if len(p.weight_nodes) == 1 else {}
+        meta = _meta(flat.nodes[p.weight_nodes[0]]) if len(p.weight_nodes) == 1 else {}
         if p.M.shape[0] != g.size:
             problems.append(Problem(f"path {where}", f"a signal of {p.M.shape[0]} elements into {g.size} neurons"))
             continue
         M = g[:, None] * p.M
-        delay = p.delay + np.zeros(M.shape)
-        if p.pre_delay is not None:
-            delay = delay + p.pre_delay[None, :]
-        if p.post_delay is not None:
-            delay = delay + p.post_delay[:, None]
-        steps = delay / dt
-        rounded = np.round(steps)
-        if np.any(np.abs(steps - rounded) > 1e-9):
-            notes.append(
-                f"path {where}: delay rounded to whole steps of {dt * unit:g} ms "
-                f"(largest change {np.max(np.abs(steps - rounded)) * dt * unit:g} ms)"
-            )
-        rounded = rounded.astype(np.int64)
-        delay_steps: int | np.ndarray = int(rounded.flat[0]) if np.all(rounded == rounded.flat[0]) else rounded
+        delay_steps = _delay_steps(p, M.shape, dt, unit, where, notes)
         weights: Any = M
         if "synapses" in meta:
             rows, cols = (np.asarray(x, dtype=np.int64) for x in meta["synapses"])
@@ -492,6 +578,23 @@ def _projections(graph, kinds, pop_keys, names, paths, dt, unit, notes, problems
         except ModelError as exc:
             problems += [Problem(f"path {where}", p_.message) for p_ in exc.problems]
     return out
+
+
+def _delay_steps(p: _Path, shape, dt, unit, where, notes) -> int | np.ndarray:
+    delay = p.delay + np.zeros(shape)
+    if p.pre_delay is not None:
+        delay = delay + p.pre_delay[None, :]
+    if p.post_delay is not None:
+        delay = delay + p.post_delay[:, None]
+    steps = delay / dt
+    rounded = np.round(steps)
+    if np.any(np.abs(steps - rounded) > 1e-9):
+        notes.append(
+            f"path {where}: delay rounded to whole steps of {dt * unit:g} ms "
+            f"(largest change {np.max(np.abs(steps - rounded)) * dt * unit:g} ms)"
+        )
+    rounded = rounded.astype(np.int64)
+    return int(rounded.flat[0]) if np.all(rounded == rounded.flat[0]) else rounded
 
 
 # -- export ---------------------------------------------------------------------------------
