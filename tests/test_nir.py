@@ -193,6 +193,7 @@ def test_lif_li_if_and_threshold_parameters_map_with_dt():
             "if": nir.IF(r=_full(2, 4.0), v_threshold=_full(2, 1.0)),
             "c": nir.Linear(W),
             "li": nir.LI(tau=_full(2, 0.01), r=_full(2, 1.0), v_leak=np.zeros(2)),
+            "s": nir.Scale(np.array([2.0, -1.0])),
             "d": nir.Linear(W),
             "th": nir.Threshold(_full(2, 0.7)),
         },
@@ -203,7 +204,8 @@ def test_lif_li_if_and_threshold_parameters_map_with_dt():
             ("b", "if"),
             ("lif", "c"),
             ("c", "li"),
-            ("input", "d"),
+            ("input", "s"),
+            ("s", "d"),
             ("d", "th"),
         ],  # fmt: skip
         type_check=False,
@@ -220,7 +222,7 @@ def test_lif_li_if_and_threshold_parameters_map_with_dt():
     assert if_.bias == pytest.approx(4.0 * 0.2 * dt, rel=REL)
     assert isinstance(li, nc.LI) and li.tau_mem_ms == pytest.approx(10.0, rel=REL)
     assert math.exp(-dt_ms / th.tau_mem_ms) == 0.0 and th.v_th == 0.7  # memoryless
-    np.testing.assert_allclose(net.projection("d").dense_weights(), W, rtol=0)
+    np.testing.assert_allclose(net.projection("d").dense_weights(), W * [2.0, -1.0], rtol=0)  # Scale, then W
     assert any("'lif' (LIF): v_leak folded" in n for n in notes)
     assert any("'if' (IF): the Affine bias" in n for n in notes)
     assert any("'lif' (LIF): r folded" in n for n in notes)
@@ -321,14 +323,16 @@ def test_a_nested_recurrent_graph_is_inlined():
 def test_scalar_parameters_take_the_size_of_the_layer():
     g = nir.NIRGraph(
         nodes={
-            "input": nir.Input(np.array([2])),
+            "input": nir.Input(np.array([1, 2])),
+            "flat": nir.Flatten({"input": np.array([1, 2])}, start_dim=0),
             "fc": nir.Linear(np.ones((5, 2))),
             "lif": nir.LIF(tau=np.array(0.01), r=np.array(1.0), v_leak=np.array(0.0), v_threshold=np.array(1.0)),
         },
-        edges=[("input", "fc"), ("fc", "lif")],
+        edges=[("input", "flat"), ("flat", "fc"), ("fc", "lif")],
         type_check=False,
     )
-    assert from_nir(g, 1.0).population("lif").size == 5
+    net = from_nir(g, 1.0)
+    assert (net.population("input").size, net.population("lif").size) == (2, 5)
 
 
 def test_biases_that_differ_between_neurons_come_from_an_always_on_input():
@@ -580,3 +584,16 @@ def test_cli_exports_validates_and_refuses(tmp_path, capsys):
     nir.write(tmp_path / "bad.nir", bad)
     assert main(["compile", str(tmp_path / "bad.nir"), "--profile", "loihi2", "-o", str(tmp_path / "x.ncp")]) == 2
     assert "node 'conv' (Conv2d)" in capsys.readouterr().err
+
+
+@pytest.mark.brian2
+def test_cli_runs_a_nir_file_in_brian2(tmp_path, capsys):
+    pytest.importorskip("brian2")
+    inp, rec = ROOT / "examples" / "nir" / "input.npz", tmp_path / "b2.npz"
+    args = ["run", str(EXAMPLE), "--backend", "brian2", "--steps", "50", "--input", str(inp), "--out", str(rec)]
+    assert main(args) == 0
+    net = load_nir(EXAMPLE, 1.0)
+    with np.load(inp) as z:
+        ref = Reference(net, 1.0).run(50, inputs={"input": z["input/spikes"][:50]})
+    with np.load(rec) as z:
+        np.testing.assert_array_equal(z["lif1/spikes"], ref["lif1/spikes"])

@@ -548,7 +548,8 @@ def _projections(flat: _Flat, pop_keys, names, sizes, paths, dt, unit, notes, pr
     used: set[str] = set()
     for _, post, p, g in items:
         where = " -> ".join([p.pre, *p.weight_nodes, post])
-        meta = _meta(flat.nodes[p.weight_nodes[0]]) if len(p.weight_nodes) == 1 else {}
+        mains = [k for k in p.weight_nodes if flat.kinds[k] in ("Affine", "Linear")]  # the weight matrix
+        meta = _meta(flat.nodes[mains[0]]) if len(mains) == 1 else {}
         if p.M.shape[0] != g.size:
             problems.append(Problem(f"path {where}", f"a signal of {p.M.shape[0]} elements into {g.size} neurons"))
             continue
@@ -560,7 +561,7 @@ def _projections(flat: _Flat, pop_keys, names, sizes, paths, dt, unit, notes, pr
             weights = SparseWeights(M.shape, rows, cols, M[rows, cols])
             if isinstance(delay_steps, np.ndarray):
                 delay_steps = delay_steps[rows, cols]
-        name = meta.get("name") or (p.weight_nodes[0] if len(p.weight_nodes) == 1 else f"{names[p.pre]}->{names[post]}")
+        name = meta.get("name") or (mains[0] if len(mains) == 1 else f"{names[p.pre]}->{names[post]}")
         while name in used:
             name += "'"
         used.add(name)
