@@ -597,3 +597,17 @@ def test_cli_runs_a_nir_file_in_brian2(tmp_path, capsys):
         ref = Reference(net, 1.0).run(50, inputs={"input": z["input/spikes"][:50]})
     with np.load(rec) as z:
         np.testing.assert_array_equal(z["lif1/spikes"], ref["lif1/spikes"])
+
+
+def test_the_shipped_example_is_what_its_script_writes():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_example", ROOT / "examples" / "nir" / "make_example.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    want, got = mod.graph(), nir.read(EXAMPLE)
+    assert set(got.nodes) == set(want.nodes) and sorted(got.edges) == sorted(want.edges)
+    for key in ("fc1", "fc2"):
+        np.testing.assert_array_equal(got.nodes[key].weight, want.nodes[key].weight)
+    with np.load(ROOT / "examples" / "nir" / "input.npz") as z:
+        np.testing.assert_array_equal(z["input/spikes"], mod.input_spikes())
