@@ -134,6 +134,7 @@ class _Path:
     post_delay: np.ndarray | None = None
     weight_nodes: list[str] = field(default_factory=list)
     last_link: str | None = None  # None: nothing but the pre population so far
+    post: str = ""  # the population it reaches, once it does
 
 
 @dataclass
@@ -229,7 +230,7 @@ def from_nir(
         raise NirError(problems, header=f"the NIR graph has {len(problems)} node(s) neurocomp cannot represent")
     pop_keys = [k for k, kind in flat.kinds.items() if kind in _POPS]
     names = _population_names(flat, pop_keys, notes)
-    sizes, paths = _trace(flat, pop_keys, dt, notes, problems)
+    sizes, paths = _trace(flat, pop_keys, problems)
     pops: list[Population] = []
     bias_inputs: dict[str, np.ndarray] = {}  # population -> per-neuron drive through an always-on input
     for key in pop_keys:
@@ -258,7 +259,7 @@ def from_nir(
         raise NirError(exc.problems, header="the NIR graph maps onto an invalid network") from None
 
 
-def _trace(flat: _Flat, pop_keys: list[str], dt: float, notes: list[str], problems: list[Problem]):
+def _trace(flat: _Flat, pop_keys: list[str], problems: list[Problem]):
     """Every path of linear nodes between two populations, and the size of every population.
     A neuron node whose parameters are scalars takes its size from the paths into it."""
     sizes: dict[str, int] = {}
@@ -273,9 +274,9 @@ def _trace(flat: _Flat, pop_keys: list[str], dt: float, notes: list[str], proble
             p = todo.pop(0)
             done.add(p)
             found: list[_Path] = []
-            _walk(flat, p, _Path(p, np.eye(sizes[p]), np.zeros(sizes[p])), found, problems, dt, notes, set())
+            _walk(flat, p, _Path(p, np.eye(sizes[p]), np.zeros(sizes[p])), found, problems, set())
             for path in found:
-                q = path.post  # type: ignore[attr-defined]
+                q = path.post
                 paths[q].append(path)
                 if q not in sizes:
                     sizes[q] = path.M.shape[0]
@@ -315,7 +316,7 @@ def _param_size(node) -> int | None:
     return int(np.size(getattr(node, field_))) if hasattr(node, field_) else _size(node)
 
 
-def _walk(flat: _Flat, key: str, path: _Path, found: list, problems, dt, notes, seen: set) -> None:
+def _walk(flat: _Flat, key: str, path: _Path, found: list[_Path], problems: list[Problem], seen: set) -> None:
     """Follow the edges out of ``key`` through linear nodes; each path that reaches a
     population is appended to ``found`` (with ``post`` set)."""
     for nxt in flat.succ[key]:
@@ -335,22 +336,21 @@ def _walk(flat: _Flat, key: str, path: _Path, found: list, problems, dt, notes, 
             if kind == "Input":
                 problems.append(Problem(where, "an Input node cannot receive edges"))
             else:
-                done = _Path(**path.__dict__)
-                done.post = nxt  # type: ignore[attr-defined]
-                found.append(done)
+                found.append(_Path(**{**path.__dict__, "post": nxt}))
             continue
         if nxt in seen:
             problems.append(Problem(where, "a loop of linear nodes with no population in it"))
             continue
         try:
-            step = _link(flat.nodes[nxt], kind, nxt, path, dt)
+            step = _link(flat.nodes[nxt], kind, nxt, path)
         except NirError as exc:
             problems += exc.problems
             continue
-        _walk(flat, nxt, step, found, problems, dt, notes, seen | {nxt})
+        _walk(flat, nxt, step, found, problems, seen | {nxt})
 
 
-def _link(node, kind: str, key: str, p: _Path, dt: float) -> _Path:
+def _link(node, kind: str, key: str, p: _Path) -> _Path:
+    """``p`` extended through linear node ``key``."""
     where = f"node {key!r} ({kind})"
     n = p.M.shape[0]
     if kind in ("Flatten", "Port", "Identity"):  # the identity on the flat signal
