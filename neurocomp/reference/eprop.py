@@ -11,8 +11,10 @@ recurrent spikes ``recurrent_latency`` steps ago)::
     v_t = alpha (1 - z_{t-1}) v_{t-1} + s_v (...)                   reset to zero
     a_t = rho a_{t-1} + c z_{t-1}                                   c = 1 (next-step) or rho (immediate)
     A_t = v_th + beta a_t;   z_t = H(v_t - A_t), masked for n_ref steps after a spike
-    psi_t = gamma / v_th max(0, 1 - |v_t - A_t| / v_th)             (0 while refractory)
+    psi_t = gamma / v_th h(v_t, A_t, v_th)                         (0 while refractory)
     y_t = kappa y_{t-1} + s_y W_out z_{t - readout_latency}
+
+``h``: the pseudo-derivative's triangle, :func:`~neurocomp.learning.quantities.pseudo_derivative`.
 
 Loss: mse ``E = mean_b 0.5 sum_t |y - y*|^2``, or ce ``E = mean_b mean_{t labelled} -y* . log softmax(y)``;
 steps whose target is NaN carry no loss. Rate regularization ``0.5 reg sum_j (f_j - f0)^2``,
@@ -50,6 +52,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
+from ..kernels import kernel
+from ..learning.quantities import pseudo_derivative, softmax, softmax_error
+from . import neuron
 from .conventions import Conventions
 
 FEEDBACKS = ("random", "symmetric", "adaptive")
@@ -201,46 +206,45 @@ class RecurrentSNN:
         return np.random.default_rng(seed).standard_normal((self.n_rec, self.n_out)) / math.sqrt(self.n_rec)
 
     # -- one step of the neurons (shared by forward and run_online) -----------------------
-    def _step_consts(self) -> SimpleNamespace:
-        r, cad = self._reset_consts()
-        return SimpleNamespace(
-            alpha=self.alpha, rho=self.rho, th=self.v_th, beta=self.beta, r=r, cad=cad, inv_th=1.0 / self.v_th,
-            zres=bool(self.zero_reset.any()), zr_flag=self.zero_reset.astype(np.float64),
-            r_sub=np.where(self.zero_reset, 0.0, r), alif=bool(self.beta.any()), has_ref=bool((self.n_ref > 0).any()),
+    def _neurons(self, batch: int) -> SimpleNamespace:
+        """The recurrent neurons' constants (:func:`.neuron.constants`) and state at rest,
+        ``[batch, n_rec]`` arrays for :func:`.neuron.step`."""
+        n = self.n_rec
+        k = neuron.constants(
+            n, self.alpha, v_th=self.v_th, zero=self.zero_reset, next_step=self.conventions.reset_timing == "next_step",
+            beta=self.beta, rho=self.rho, n_ref=self.n_ref,
         )  # fmt: skip
-
-    def _advance(self, k: SimpleNamespace, v, a, z, refr, drive, rec, spike: str = "step", gamma: float = 0.3):
-        """One step of the recurrent neurons (module docstring): reset by last step's ``z``,
-        leak, add the scaled synaptic input ``drive`` (+ ``rec``), adapt, spike, refractory
-        mask. Returns ``(v, a, threshold, z, refr, blocked)`` (``blocked``: None without
-        refractoriness)."""
-        if k.zres:
-            v = k.alpha * (1.0 - z * k.zr_flag) * v - k.r_sub * z
-        else:
-            v = k.alpha * v - k.r * z
-        v += drive
-        if rec is not None:
-            v += rec
-        if k.alif:
-            a = k.rho * a + k.cad * z
-            thr = k.th + k.beta * a
-        else:
-            thr = k.th
-        if spike == "smooth":
-            z = gamma * _smooth_step((v - thr) * k.inv_th)
-        else:
-            z = (v > thr).astype(np.float64)
-        blocked = None
-        if k.has_ref:
-            blocked = refr > 0
-            z[blocked] = 0.0
-            refr = np.where(z > 0, self.n_ref, np.maximum(refr - 1, 0))
-        return v, a, thr, z, refr, blocked
+        zero = np.zeros((batch, n))
+        st = {name: zero.copy() for name in ("v", "u", "a", "z", "refr", "th", "v_post", "none")}
+        return SimpleNamespace(k=k, alif=bool(self.beta.any()), has_ref=bool((self.n_ref > 0).any()), **st)
 
     @staticmethod
-    def _psi(k: SimpleNamespace, v, thr, gamma: float):
-        """The pseudo-derivative ``gamma / v_th max(0, 1 - |v - A| / v_th)``."""
-        return (gamma * k.inv_th) * np.maximum(0.0, 1.0 - np.abs((v - thr) * k.inv_th))
+    def _advance(st: SimpleNamespace, drive, rec, smooth: bool = False, gamma: float = 0.3) -> np.ndarray | None:
+        """One step of the recurrent neurons in place (:func:`.neuron.step`, no bias): the
+        scaled inputs ``drive`` and ``rec`` (None: none yet). Returns which neurons were
+        refractory (None without refractoriness)."""
+        blocked = st.refr > 0 if st.has_ref else None
+        rec = st.none if rec is None else rec
+        neuron.step(st.k, st.v, st.u, st.a, st.z, st.refr, drive, rec, gamma if smooth else -1.0, st.th, st.v_post)
+        return blocked
+
+    def _eligibility(self, lo: int, gamma: float) -> SimpleNamespace:
+        """:meth:`run_online`'s per-synapse state at rest, ``[n_rec, n_in + n_rec]``: ``eps_v``,
+        ``eps_a``, ``e`` of the last ``lo + 1`` steps (``hist``) and ``e_bar``; and the constants
+        of :func:`_eligibility_kernel`."""
+        n, P = self.n_rec, self.n_in + self.n_rec
+        s_v, s_y = self._scales()
+        return SimpleNamespace(
+            eps_v=np.zeros((n, P)), eps_a=np.zeros((n, P)), hist=np.zeros((lo + 1, n, P)), e_bar=np.zeros((n, P)),
+            lo=lo, gamma=float(gamma), alpha=self.alpha, rho=self.rho, beta=self.beta, cad=self._reset_consts()[1],
+            zero=self.zero_reset.astype(np.float64), v_th=self.v_th, s_v=s_v, s_y=float(s_y), kappa=float(self.kappa),
+        )  # fmt: skip
+
+    @staticmethod
+    def _psi(v, thr, v_th, gamma: float):
+        """The pseudo-derivative ``gamma / v_th h(v, A, v_th)`` (``h``:
+        :func:`~neurocomp.learning.quantities.pseudo_derivative`, the triangle)."""
+        return (gamma / v_th) * pseudo_derivative(v, thr, v_th)
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, x: np.ndarray, spike: str = "step", gamma: float = 0.3) -> Trace:
@@ -252,33 +256,25 @@ class RecurrentSNN:
         c = self.conventions
         li, lr, lo = c.input_latency, c.recurrent_latency, c.readout_latency
         s_v, s_y = self._scales()
-        k = self._step_consts()
+        st = self._neurons(nb)
         win = (self.W_in * self.mask_in).T * s_v  # [n_in, n_rec], scaled once
         wrec = (self.W_rec * self.mask_rec).T * s_v
         wout = self.W_out.T * s_y
-        V, Z = np.zeros((T, nb, n)), np.zeros((T, nb, n))
-        Aa = np.zeros((T, nb, n))
-        blocked = np.zeros((T, nb, n), bool) if k.has_ref else None
+        V, Z, Aa, A = (np.zeros((T, nb, n)) for _ in range(4))
+        blocked = np.zeros((T, nb, n), bool) if st.has_ref else None
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
-        v, a, z = np.zeros((nb, n)), np.zeros((nb, n)), np.zeros((nb, n))
-        refr = np.zeros((nb, n), np.int64)
         drive = xin @ win  # [T, nb, n]: the input part of every step in one product
         # The loop holds only what depends on the previous step; psi, the readout and the
         # shifted copies are computed on whole arrays afterwards.
         for t in range(T):
             rec = Z[t - lr] @ wrec if t >= lr else None
-            v, a, _, z, refr, b = self._advance(k, v, a, z, refr, drive[t], rec, spike, gamma)
-            if k.alif:
-                Aa[t] = a
-            if k.has_ref:
+            b = self._advance(st, drive[t], rec, spike == "smooth", gamma)
+            if st.has_ref:
                 blocked[t] = b
-            V[t] = v
-            Z[t] = z
-        a_all = Aa
-        A = k.th + k.beta * a_all
-        psi = self._psi(k, V, A, gamma)
-        if k.has_ref:
+            V[t], Z[t], Aa[t], A[t] = st.v, st.z, st.a, st.th
+        psi = self._psi(V, A, self.v_th, gamma)
+        if st.has_ref:
             psi[blocked] = 0.0
         zr = np.zeros((T, nb, n))
         zr[lr:] = Z[: T - lr]
@@ -289,7 +285,7 @@ class RecurrentSNN:
         for t in range(T):
             yk = self.kappa * yk + dy_in[t]
             y[t] = yk
-        return Trace(xin, zr, V, a_all, A, Z, psi, y)
+        return Trace(xin, zr, V, Aa, A, Z, psi, y)
 
     # -- loss -------------------------------------------------------------------------------
     def error(self, y: np.ndarray, target: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
@@ -302,8 +298,7 @@ class RecurrentSNN:
         tg = np.nan_to_num(target)
         nb = y.shape[1]
         if loss == "ce":
-            p = np.exp(y - y.max(axis=2, keepdims=True))
-            p /= p.sum(axis=2, keepdims=True)
+            p = softmax(y)
             n_lab = np.maximum(valid.sum(axis=0), 1)  # labelled steps per trial
             w = valid / n_lab[None, :] / nb
             err = (p - tg) * w[:, :, None]
@@ -476,76 +471,45 @@ class RecurrentSNN:
         c = self.conventions
         li, lr_, lo = c.input_latency, c.recurrent_latency, c.readout_latency
         s_v, s_y = self._scales()
-        _, cad = self._reset_consts()
-        k = self._step_consts()
-        gamma = p.dampening
+        st = self._neurons(1)
+        el = self._eligibility(lo, p.dampening)
         f0 = p.reg_rate_hz * self.dt_ms / 1000.0
         W0 = {k: v.copy() for k, v in self.weights().items()}
+        w_in, w_rec = self.W_in * self.mask_in, self.W_rec * self.mask_rec  # kept equal by _apply_update
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
-        V, Z, Aa, PSI = (np.zeros((T, 1, n)) for _ in range(4))
-        zr_all, y_all = np.zeros((T, 1, n)), np.zeros((T, 1, self.n_out))
-        v, a, z, yk = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(self.n_out)
-        refr = np.zeros(n, np.int64)
-        P = self.n_in + n
-        eps_v, eps_a, e_bar = np.zeros((n, P)), np.zeros((n, P)), np.zeros((n, P))
-        hist: list[np.ndarray] = []
-        zf = np.zeros(n)  # the readout's filter of z, for W_out's update
-        zh: list[np.ndarray] = []
-        f_sum = np.zeros(n)
+        V, Z, Aa, A, PSI, zr_all = (np.zeros((T, 1, n)) for _ in range(6))
+        y_all = np.zeros((T, 1, self.n_out))
+        yk, zf, f_sum, zeros, no_reg = np.zeros(self.n_out), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
         valid = ~np.isnan(target).any(axis=2)[:, 0]
         tg = np.nan_to_num(target)[:, 0, :]
         for t in range(T):
-            zr = Z[t - lr_, 0] if t >= lr_ else np.zeros(n)
-            psi_prev = PSI[t - 1, 0] if t else np.zeros(n)
-            zprev = z
-            keep = np.where(self.zero_reset, 1.0 - zprev, 1.0)  # the eligibility's reset factor
-            drive = s_v * ((self.W_in * self.mask_in) @ xin[t, 0])
-            rec = s_v * ((self.W_rec * self.mask_rec) @ zr)
-            v, a, A, z, refr, b = self._advance(k, v, a, z, refr, drive, rec, "step", gamma)
-            psi = self._psi(k, v, A, gamma)
-            if b is not None:
-                psi[b] = 0.0
-            V[t, 0], Z[t, 0], Aa[t, 0], PSI[t, 0], zr_all[t, 0] = v, z, a, psi, zr
-            # eligibility (as eprop_online)
-            pre = np.concatenate([xin[t, 0], zr])
-            if t:
-                eps_a = (
-                    cad[:, None] * psi_prev[:, None] * eps_v
-                    + (self.rho[:, None] - cad[:, None] * self.beta[:, None] * psi_prev[:, None]) * eps_a
-                )
-                eps_v = self.alpha[:, None] * keep[:, None] * eps_v
-            eps_v = eps_v + s_v[:, None] * pre[None, :]
-            e = psi[:, None] * (eps_v - self.beta[:, None] * eps_a)
-            hist.append(e)
-            e_in = hist.pop(0) if len(hist) > lo else 0.0
-            e_bar = self.kappa * e_bar + s_y * e_in
-            zh.append(z)
-            z_in = zh.pop(0) if len(zh) > lo else np.zeros(n)
+            zr = Z[t - lr_, 0] if t >= lr_ else zeros
+            z_prev = st.z[0].copy()
+            drive = s_v * (w_in @ xin[t, 0])
+            rec = s_v * (w_rec @ zr)
+            b = self._advance(st, drive[None], rec[None])
+            V[t, 0], Z[t, 0], Aa[t, 0], A[t, 0], zr_all[t, 0] = st.v[0], st.z[0], st.a[0], st.th[0], zr
+            e = _eligibility_step(t, el, st.v[0], st.th[0], zeros if b is None else b[0] * 1.0, z_prev, xin[t, 0], zr,
+                                  PSI[t, 0], PSI[t - 1, 0] if t else zeros)  # fmt: skip
+            z_in = Z[t - lo, 0] if t >= lo else zeros
             yk = self.kappa * yk + s_y * self.W_out @ z_in
             zf = self.kappa * zf + s_y * z_in
             y_all[t, 0] = yk
-            f_sum += z
-            R = p.reg * (f_sum / (t + 1) - f0) / T if p.reg else 0.0
+            f_sum += st.z[0]
+            R = p.reg * (f_sum / (t + 1) - f0) / T if p.reg else no_reg
             if valid[t] or p.reg:
                 err = np.zeros(self.n_out)
                 if valid[t]:
-                    if p.loss == "ce":
-                        q = np.exp(yk - yk.max())
-                        err = (q / q.sum() - tg[t]) / max(int(valid.sum()), 1)
-                    else:
-                        err = yk - tg[t]
+                    err = softmax_error(yk, tg[t]) / max(int(valid.sum()), 1) if p.loss == "ce" else yk - tg[t]
                 fb = self.W_out.T if p.feedback == "symmetric" else B
-                L = fb @ err
-                dW = -lr * (L[:, None] * e_bar + (R[:, None] * e if p.reg else 0.0))
-                self.W_in += dW[:, : self.n_in] * self.mask_in
-                self.W_rec += dW[:, self.n_in :] * self.mask_rec
+                _apply_update(lr, fb @ err, R, bool(p.reg), el.e_bar, e, self.W_in, self.mask_in, w_in,
+                              self.W_rec, self.mask_rec, w_rec)  # fmt: skip
                 d_out = -lr * np.outer(err, zf)
                 self.W_out += d_out
                 if p.feedback == "adaptive":
                     B += d_out.T
-        th = self.v_th + self.beta * Aa
-        tr = Trace(xin, zr_all, V, Aa, th, Z, PSI, y_all)
+        tr = Trace(xin, zr_all, V, Aa, A, Z, PSI, y_all)
         return tr, {k: getattr(self, k) - W0[k] for k in W0}
 
     # -- training ---------------------------------------------------------------------------
@@ -698,10 +662,59 @@ class RecurrentSNN:
         return {name: g[mat][rows, cols] for name, (mat, rows, cols) in self.blocks.items()}
 
 
-def _smooth_step(u: np.ndarray) -> np.ndarray:
-    """The integral of the triangle ``max(0, 1 - |u|)`` from -1: 0 below -1, 1 above 1."""
-    uc = np.clip(u, -1.0, 1.0)
-    return np.where(uc < 0, 0.5 * (uc + 1) ** 2, 1 - 0.5 * (1 - uc) ** 2)
+def _eligibility_step(t: int, el: SimpleNamespace, v, A, blocked, z_prev, x, zr, psi, psi_prev) -> np.ndarray:
+    """Step ``t`` of :meth:`RecurrentSNN.run_online`'s eligibility (``el``, in place): writes
+    the step's ``psi`` and returns its ``e``."""
+    consts = (el.lo, el.gamma, el.alpha, el.rho, el.beta, el.cad, el.zero, el.v_th, el.s_v, el.s_y, el.kappa)
+    _eligibility_kernel(t, *consts, v, A, blocked, z_prev, x, zr, psi, psi_prev, el.eps_v, el.eps_a, el.hist, el.e_bar)
+    return el.hist[t % el.hist.shape[0]]
+
+
+@kernel
+def _eligibility_kernel(t, lo, gamma, alpha, rho, beta, cad, zero, v_th, s_v, s_y, kappa,
+                        v, A, blocked, z_prev, x, zr, psi, psi_prev, eps_v, eps_a, hist, e_bar):  # fmt: skip
+    """e-prop's eligibility, one step (the module docstring; as :meth:`RecurrentSNN.eprop_online`
+    computes it, operation for operation): ``psi_j`` of this step (0 where ``blocked``), then
+    per synapse ``j, i`` (presynaptic ``i``: the inputs ``x``, then the recurrent spikes ``zr``)
+    ``eps_a <- cad psi_prev eps_v + (rho - cad beta psi_prev) eps_a`` (ALIF), ``eps_v <- alpha
+    keep eps_v + s_v pre`` (``keep`` 0 after a zero reset), ``e = psi (eps_v - beta eps_a)``
+    into ``hist[t mod (lo + 1)]`` and ``e_bar <- kappa e_bar + s_y e_{t - lo}``."""
+    n_in = x.shape[0]
+    e = hist[t % hist.shape[0]]
+    for j in range(eps_v.shape[0]):
+        p = 0.0 if blocked[j] != 0.0 else (gamma / v_th[j]) * pseudo_derivative(v[j], A[j], v_th[j])
+        psi[j] = p
+        keep = 1.0 - z_prev[j] if zero[j] != 0.0 else 1.0
+        for i in range(eps_v.shape[1]):
+            ev = eps_v[j, i]
+            if t > 0:
+                if beta[j] != 0.0:  # (a LIF's eps_a is multiplied by beta = 0: not kept)
+                    eps_a[j, i] = cad[j] * psi_prev[j] * ev + (rho[j] - cad[j] * beta[j] * psi_prev[j]) * eps_a[j, i]
+                ev = alpha[j] * keep * ev
+            ev = ev + s_v[j] * (x[i] if i < n_in else zr[i - n_in])
+            eps_v[j, i] = ev
+            e[j, i] = p * (ev - beta[j] * eps_a[j, i])
+    e_in = hist[(t - lo) % hist.shape[0]]
+    for j in range(e_bar.shape[0]):
+        for i in range(e_bar.shape[1]):
+            e_bar[j, i] = kappa * e_bar[j, i] + s_y * (e_in[j, i] if t >= lo else 0.0)
+
+
+@kernel
+def _apply_update(lr, L, R, reg, e_bar, e, W_in, mask_in, w_in, W_rec, mask_rec, w_rec):  # fmt: skip
+    """Online e-prop's update of the hidden weights, in place: ``dW = -lr (L e_bar + R e)``
+    (``R e`` with rate regularization), masked; ``w_in``, ``w_rec`` are kept equal to the
+    masked weights."""
+    n_in = W_in.shape[1]
+    for j in range(e.shape[0]):
+        for i in range(e.shape[1]):
+            d = -lr * (L[j] * e_bar[j, i] + (R[j] * e[j, i] if reg else 0.0))
+            if i < n_in:
+                W_in[j, i] += d * mask_in[j, i]
+                w_in[j, i] = W_in[j, i] * mask_in[j, i]
+            else:
+                W_rec[j, i - n_in] += d * mask_rec[j, i - n_in]
+                w_rec[j, i - n_in] = W_rec[j, i - n_in] * mask_rec[j, i - n_in]
 
 
 def _offsets(pops: Sequence) -> dict[str, slice]:
