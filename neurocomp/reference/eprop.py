@@ -469,46 +469,29 @@ class RecurrentSNN:
         if nb != 1:
             raise ValueError("run_online runs one trial at a time (batch 1)")
         c = self.conventions
-        li, lr_, lo = c.input_latency, c.recurrent_latency, c.readout_latency
-        s_v, s_y = self._scales()
-        st = self._neurons(1)
-        el = self._eligibility(lo, p.dampening)
-        f0 = p.reg_rate_hz * self.dt_ms / 1000.0
+        li, lo = c.input_latency, c.readout_latency
+        st, el = self._neurons(1), self._eligibility(lo, p.dampening)
         W0 = {k: v.copy() for k, v in self.weights().items()}
-        w_in, w_rec = self.W_in * self.mask_in, self.W_rec * self.mask_rec  # kept equal by _apply_update
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
-        V, Z, Aa, A, PSI, zr_all = (np.zeros((T, 1, n)) for _ in range(6))
-        y_all = np.zeros((T, 1, self.n_out))
-        yk, zf, f_sum, zeros, no_reg = np.zeros(self.n_out), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+        rec = tuple(np.zeros((T, n)) for _ in range(6)) + (np.zeros((T, self.n_out)),)  # V Z a A psi zr y
         valid = ~np.isnan(target).any(axis=2)[:, 0]
         tg = np.nan_to_num(target)[:, 0, :]
-        for t in range(T):
-            zr = Z[t - lr_, 0] if t >= lr_ else zeros
-            z_prev = st.z[0].copy()
-            drive = s_v * (w_in @ xin[t, 0])
-            rec = s_v * (w_rec @ zr)
-            b = self._advance(st, drive[None], rec[None])
-            V[t, 0], Z[t, 0], Aa[t, 0], A[t, 0], zr_all[t, 0] = st.v[0], st.z[0], st.a[0], st.th[0], zr
-            e = _eligibility_step(t, el, st.v[0], st.th[0], zeros if b is None else b[0] * 1.0, z_prev, xin[t, 0], zr,
-                                  PSI[t, 0], PSI[t - 1, 0] if t else zeros)  # fmt: skip
-            z_in = Z[t - lo, 0] if t >= lo else zeros
-            yk = self.kappa * yk + s_y * self.W_out @ z_in
-            zf = self.kappa * zf + s_y * z_in
-            y_all[t, 0] = yk
-            f_sum += st.z[0]
-            R = p.reg * (f_sum / (t + 1) - f0) / T if p.reg else no_reg
-            if valid[t] or p.reg:
-                err = np.zeros(self.n_out)
-                if valid[t]:
-                    err = softmax_error(yk, tg[t]) / max(int(valid.sum()), 1) if p.loss == "ce" else yk - tg[t]
-                fb = self.W_out.T if p.feedback == "symmetric" else B
-                _apply_update(lr, fb @ err, R, bool(p.reg), el.e_bar, e, self.W_in, self.mask_in, w_in,
-                              self.W_rec, self.mask_rec, w_rec)  # fmt: skip
-                d_out = -lr * np.outer(err, zf)
-                self.W_out += d_out
-                if p.feedback == "adaptive":
-                    B += d_out.T
+        w = (self.W_in, self.mask_in, self.W_in * self.mask_in, self.W_rec, self.mask_rec, self.W_rec * self.mask_rec,
+             self.W_out, B)  # fmt: skip
+        cfg = (float(lr), float(p.reg), p.reg_rate_hz * self.dt_ms / 1000.0, p.loss == "ce",
+               FEEDBACKS.index(p.feedback), c.recurrent_latency, self._scales()[1])  # fmt: skip
+        neurons = (st.k, st.v, st.u, st.a, st.z, st.refr, st.th, st.v_post)
+        elig = (el.lo, el.gamma, el.alpha, el.rho, el.beta, el.cad, el.zero, el.v_th, el.s_v, el.s_y, el.kappa,
+                el.eps_v, el.eps_a, el.hist, el.e_bar)  # fmt: skip
+        sums = (np.zeros(self.n_out), np.zeros(n), np.zeros(n))  # y, the readout's filter of z, the spike count
+        t, err = 0, np.zeros(self.n_out)
+        while t < T:
+            t = _online_steps(t, err, cfg, valid, tg, xin[:, 0], w, neurons, elig, rec, sums)
+            if t < T:  # a labelled step of the ce loss: its error from the one softmax, then on
+                err = softmax_error(rec[6][t], tg[t]) / max(int(valid.sum()), 1)
+                t = -1 - t  # resume step t with this error
+        V, Z, Aa, A, PSI, zr_all, y_all = (r[:, None, :] for r in rec)
         tr = Trace(xin, zr_all, V, Aa, A, Z, PSI, y_all)
         return tr, {k: getattr(self, k) - W0[k] for k in W0}
 
@@ -701,20 +684,99 @@ def _eligibility_kernel(t, lo, gamma, alpha, rho, beta, cad, zero, v_th, s_v, s_
 
 
 @kernel
-def _apply_update(lr, L, R, reg, e_bar, e, W_in, mask_in, w_in, W_rec, mask_rec, w_rec):  # fmt: skip
-    """Online e-prop's update of the hidden weights, in place: ``dW = -lr (L e_bar + R e)``
-    (``R e`` with rate regularization), masked; ``w_in``, ``w_rec`` are kept equal to the
-    masked weights."""
-    n_in = W_in.shape[1]
-    for j in range(e.shape[0]):
+def _online_steps(t, err, cfg, valid, tg, x, w, neurons, elig, rec, sums):
+    """:meth:`RecurrentSNN.run_online` from step ``t`` (or, with ``t < 0``, step ``-1 - t``'s
+    update with the given ``err`` first) until the end of the trial, or until a labelled
+    step of the ce loss, whose error the caller computes (:func:`softmax_error`): returns that
+    step, or ``T``. Matrix-vector products sum in the order of their columns."""
+    T = x.shape[0]
+    if t < 0:
+        t = -1 - t
+        _online_update(t, err, cfg, valid, w, elig, rec, sums)
+        t += 1
+    while t < T:
+        _online_forward(t, cfg, x[t], w, neurons, elig, rec, sums)
+        if valid[t] and cfg[3]:
+            return t
+        if valid[t] or cfg[1] != 0.0:
+            err = rec[6][t] - tg[t] if valid[t] else np.zeros(tg.shape[1])
+            _online_update(t, err, cfg, valid, w, elig, rec, sums)
+        t += 1
+    return T
+
+
+@kernel
+def _online_forward(t, cfg, x, w, neurons, elig, rec, sums):
+    """Step ``t``'s dynamics and eligibility: the recurrent neurons (:func:`.neuron.step`), the
+    eligibility (:func:`_eligibility_kernel`), the readout ``y``, its filter of ``z`` and the
+    spike count; recorded into ``rec`` (``V Z a A psi zr y``, ``[T, n]``)."""
+    k, v, u, a, z, refr, th, v_post = neurons
+    V, Z, Aa, A, PSI, ZR, Y = rec
+    y, zf, f_sum = sums
+    lr_rec, s_y, kappa = cfg[5], cfg[6], elig[10]
+    n, s_v = v.shape[1], elig[8]
+    zr = Z[t - lr_rec] if t >= lr_rec else np.zeros(n)
+    z_prev, blocked = z[0].copy(), (refr[0] > 0.0) * 1.0
+    drive, syn = s_v * _matvec(w[2], x), s_v * _matvec(w[5], zr)
+    neuron.step(k, v, u, a, z, refr, drive.reshape(1, n), syn.reshape(1, n), -1.0, th, v_post)
+    V[t], Z[t], Aa[t], A[t], ZR[t] = v[0], z[0], a[0], th[0], zr
+    psi_prev = PSI[t - 1] if t else np.zeros(n)
+    _eligibility_kernel(t, *elig[:11], v[0], th[0], blocked, z_prev, x, zr, PSI[t], psi_prev, *elig[11:])
+    z_in = Z[t - elig[0]] if t >= elig[0] else np.zeros(n)
+    W_out = w[6]
+    for c in range(y.shape[0]):
+        acc = 0.0
+        for j in range(n):
+            if z_in[j] != 0.0:
+                acc += s_y * W_out[c, j] * z_in[j]
+        y[c] = kappa * y[c] + acc
+    for j in range(n):
+        zf[j] = kappa * zf[j] + s_y * z_in[j]
+        f_sum[j] += z[0, j]
+    Y[t] = y
+
+
+@kernel
+def _online_update(t, err, cfg, valid, w, elig, rec, sums):
+    """Step ``t``'s update from the readout's error ``err``: ``L = B err`` (``W_out^T`` with
+    symmetric feedback), the hidden weights by ``-lr (L e_bar + R e)`` (masked; the masked
+    copies kept equal), ``W_out`` by ``-lr err zf`` (and ``B`` with adaptive feedback)."""
+    lr, reg, f0, feedback = cfg[0], cfg[1], cfg[2], cfg[4]
+    W_in, mask_in, w_in, W_rec, mask_rec, w_rec, W_out, B = w
+    T, n, n_in = valid.shape[0], W_rec.shape[0], W_in.shape[1]
+    e_bar, hist = elig[14], elig[13]
+    e = hist[t % hist.shape[0]]
+    zf, f_sum = sums[1], sums[2]
+    for j in range(n):
+        L = 0.0
+        for c in range(err.shape[0]):
+            L += (W_out[c, j] if feedback == 1 else B[j, c]) * err[c]
+        R = reg * (f_sum[j] / (t + 1) - f0) / T
         for i in range(e.shape[1]):
-            d = -lr * (L[j] * e_bar[j, i] + (R[j] * e[j, i] if reg else 0.0))
+            d = -lr * (L * e_bar[j, i] + (R * e[j, i] if reg != 0.0 else 0.0))
             if i < n_in:
                 W_in[j, i] += d * mask_in[j, i]
                 w_in[j, i] = W_in[j, i] * mask_in[j, i]
             else:
                 W_rec[j, i - n_in] += d * mask_rec[j, i - n_in]
                 w_rec[j, i - n_in] = W_rec[j, i - n_in] * mask_rec[j, i - n_in]
+    for c in range(err.shape[0]):
+        for j in range(n):
+            d = -lr * (err[c] * zf[j])
+            W_out[c, j] += d
+            if feedback == 2:
+                B[j, c] += d
+
+
+@kernel
+def _matvec(W, x):
+    """``W @ x``, each row summed in the order of its columns (zero entries of ``x`` skipped)."""
+    out = np.zeros(W.shape[0])
+    for i in range(x.shape[0]):
+        if x[i] != 0.0:
+            for j in range(W.shape[0]):
+                out[j] += W[j, i] * x[i]
+    return out
 
 
 def _offsets(pops: Sequence) -> dict[str, slice]:
