@@ -1,5 +1,10 @@
 """e-prop's float64 reference and hand-written BPTT for recurrent LIF/ALIF networks.
 
+Independent of the emulator and of the rules' lowerings on purpose: it is their float check.
+The neurons' step is :func:`neurocomp.reference.neuron.step` (shared with
+:class:`~neurocomp.reference.simulator.Reference`); the pseudo-derivative and the softmax
+error come from :mod:`neurocomp.learning.quantities`.
+
 The architecture is e-prop's: spike inputs -> a recurrent layer of LIF and ALIF neurons ->
 one leaky readout (LI). :class:`RecurrentSNN` holds the weights and the per-neuron
 constants; its discrete-time conventions (input scaling, reset timing, latencies) are a

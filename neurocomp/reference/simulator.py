@@ -1,6 +1,9 @@
 """The float64 reference simulator: the float :class:`~neurocomp.graph.Network` stepped in
 discrete time with no quantization, batched over independent trials.
 
+Independent of the emulator's neuron and synapse code on purpose: it is the float check of
+the emulator (it shares only the frozen Poisson draw, so that both see the same spikes).
+
 Every time constant becomes its exact per-step decay ``exp(-dt/tau)`` (``dv``, ``du``,
 ``rho``); voltages, thresholds, weights and biases are the model's own float64 values. The
 discrete-time conventions are a :class:`~neurocomp.reference.conventions.Conventions`
@@ -21,7 +24,8 @@ emulator counts) does, in order:
        A_t = v_th + beta * a_t (ALIF; v_th for LIF)
        z_t = v_t > A_t         (strictly greater; never while refractory)
 
-   then the reset: ``"zero"`` sets ``v_t = v_reset`` at once (under either timing);
+   (the neurons' step is :func:`neurocomp.reference.neuron.step`, shared with e-prop's
+   reference) then the reset: ``"zero"`` sets ``v_t = v_reset`` at once (under either timing);
    ``"subtract"`` removes ``v_th`` from ``v_t`` at once (``"immediate"``) or from
    ``v_{t+1}``, undecayed (``"next_step"``). An ALIF's ``a`` jumps by 1 at once
    (``"immediate"``) or in the next step. Refractoriness (``refractory_steps`` R: no spike
