@@ -57,9 +57,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..kernels import kernel
 from ..learning.quantities import pseudo_derivative, softmax, softmax_error
-from . import neuron
+from . import neuron, online
 from .conventions import Conventions
 
 FEEDBACKS = ("random", "symmetric", "adaptive")
@@ -233,17 +232,15 @@ class RecurrentSNN:
         neuron.step(st.k, st.v, st.u, st.a, st.z, st.refr, drive, rec, gamma if smooth else -1.0, st.th, st.v_post)
         return blocked
 
-    def _eligibility(self, lo: int, gamma: float) -> SimpleNamespace:
-        """:meth:`run_online`'s per-synapse state at rest, ``[n_rec, n_in + n_rec]``: ``eps_v``,
-        ``eps_a``, ``e`` of the last ``lo + 1`` steps (``hist``) and ``e_bar``; and the constants
-        of :func:`_eligibility_kernel`."""
+    def _eligibility(self, lo: int, gamma: float) -> tuple:
+        """:func:`.online.steps`' ``elig``: the constants of the eligibility and its
+        per-synapse state at rest, ``[n_rec, n_in + n_rec]`` (``e`` of the last ``lo + 1``
+        steps in ``hist``)."""
         n, P = self.n_rec, self.n_in + self.n_rec
         s_v, s_y = self._scales()
-        return SimpleNamespace(
-            eps_v=np.zeros((n, P)), eps_a=np.zeros((n, P)), hist=np.zeros((lo + 1, n, P)), e_bar=np.zeros((n, P)),
-            lo=lo, gamma=float(gamma), alpha=self.alpha, rho=self.rho, beta=self.beta, cad=self._reset_consts()[1],
-            zero=self.zero_reset.astype(np.float64), v_th=self.v_th, s_v=s_v, s_y=float(s_y), kappa=float(self.kappa),
-        )  # fmt: skip
+        consts = (lo, float(gamma), self.alpha, self.rho, self.beta, self._reset_consts()[1],
+                  self.zero_reset.astype(np.float64), self.v_th, s_v, float(s_y), float(self.kappa))  # fmt: skip
+        return consts + (np.zeros((n, P)), np.zeros((n, P)), np.zeros((lo + 1, n, P)), np.zeros((n, P)))
 
     @staticmethod
     def _psi(v, thr, v_th, gamma: float):
@@ -475,7 +472,7 @@ class RecurrentSNN:
             raise ValueError("run_online runs one trial at a time (batch 1)")
         c = self.conventions
         li, lo = c.input_latency, c.readout_latency
-        st, el = self._neurons(1), self._eligibility(lo, p.dampening)
+        st = self._neurons(1)
         W0 = {k: v.copy() for k, v in self.weights().items()}
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
@@ -485,17 +482,15 @@ class RecurrentSNN:
         w = (self.W_in, self.mask_in, self.W_in * self.mask_in, self.W_rec, self.mask_rec, self.W_rec * self.mask_rec,
              self.W_out, B)  # fmt: skip
         cfg = (float(lr), float(p.reg), p.reg_rate_hz * self.dt_ms / 1000.0, p.loss == "ce",
-               FEEDBACKS.index(p.feedback), c.recurrent_latency, self._scales()[1])  # fmt: skip
+               FEEDBACKS.index(p.feedback), c.recurrent_latency, float(self._scales()[1]))  # fmt: skip
         neurons = (st.k, st.v, st.u, st.a, st.z, st.refr, st.th, st.v_post)
-        elig = (el.lo, el.gamma, el.alpha, el.rho, el.beta, el.cad, el.zero, el.v_th, el.s_v, el.s_y, el.kappa,
-                el.eps_v, el.eps_a, el.hist, el.e_bar)  # fmt: skip
-        sums = (np.zeros(self.n_out), np.zeros(n), np.zeros(n))  # y, the readout's filter of z, the spike count
-        t, err = 0, np.zeros(self.n_out)
+        sums = (np.zeros(self.n_out), np.zeros(n), np.zeros(n), np.zeros(n))  # y, z_bar, spike count, refractory
+        t, err, xs, elig = 0, np.zeros(self.n_out), np.ascontiguousarray(xin[:, 0]), self._eligibility(lo, p.dampening)
         while t < T:
-            t = _online_steps(t, err, cfg, valid, tg, xin[:, 0], w, neurons, elig, rec, sums)
+            t = online.steps(t, err, cfg, valid, tg, xs, w, neurons, elig, rec, sums)
             if t < T:  # a labelled step of the ce loss: its error from the one softmax, then on
                 err = softmax_error(rec[6][t], tg[t]) / max(int(valid.sum()), 1)
-                t = -1 - t  # resume step t with this error
+                t = -1 - t  # resume with step t's learning
         V, Z, Aa, A, PSI, zr_all, y_all = (r[:, None, :] for r in rec)
         tr = Trace(xin, zr_all, V, Aa, A, Z, PSI, y_all)
         return tr, {k: getattr(self, k) - W0[k] for k in W0}
@@ -648,140 +643,6 @@ class RecurrentSNN:
     def projection_grads(self, g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A gradient dict split per projection."""
         return {name: g[mat][rows, cols] for name, (mat, rows, cols) in self.blocks.items()}
-
-
-def _eligibility_step(t: int, el: SimpleNamespace, v, A, blocked, z_prev, x, zr, psi, psi_prev) -> np.ndarray:
-    """Step ``t`` of :meth:`RecurrentSNN.run_online`'s eligibility (``el``, in place): writes
-    the step's ``psi`` and returns its ``e``."""
-    consts = (el.lo, el.gamma, el.alpha, el.rho, el.beta, el.cad, el.zero, el.v_th, el.s_v, el.s_y, el.kappa)
-    _eligibility_kernel(t, *consts, v, A, blocked, z_prev, x, zr, psi, psi_prev, el.eps_v, el.eps_a, el.hist, el.e_bar)
-    return el.hist[t % el.hist.shape[0]]
-
-
-@kernel
-def _eligibility_kernel(t, lo, gamma, alpha, rho, beta, cad, zero, v_th, s_v, s_y, kappa,
-                        v, A, blocked, z_prev, x, zr, psi, psi_prev, eps_v, eps_a, hist, e_bar):  # fmt: skip
-    """e-prop's eligibility, one step (the module docstring; as :meth:`RecurrentSNN.eprop_online`
-    computes it, operation for operation): ``psi_j`` of this step (0 where ``blocked``), then
-    per synapse ``j, i`` (presynaptic ``i``: the inputs ``x``, then the recurrent spikes ``zr``)
-    ``eps_a <- cad psi_prev eps_v + (rho - cad beta psi_prev) eps_a`` (ALIF), ``eps_v <- alpha
-    keep eps_v + s_v pre`` (``keep`` 0 after a zero reset), ``e = psi (eps_v - beta eps_a)``
-    into ``hist[t mod (lo + 1)]`` and ``e_bar <- kappa e_bar + s_y e_{t - lo}``."""
-    n_in = x.shape[0]
-    e = hist[t % hist.shape[0]]
-    for j in range(eps_v.shape[0]):
-        p = 0.0 if blocked[j] != 0.0 else (gamma / v_th[j]) * pseudo_derivative(v[j], A[j], v_th[j])
-        psi[j] = p
-        keep = 1.0 - z_prev[j] if zero[j] != 0.0 else 1.0
-        for i in range(eps_v.shape[1]):
-            ev = eps_v[j, i]
-            if t > 0:
-                if beta[j] != 0.0:  # (a LIF's eps_a is multiplied by beta = 0: not kept)
-                    eps_a[j, i] = cad[j] * psi_prev[j] * ev + (rho[j] - cad[j] * beta[j] * psi_prev[j]) * eps_a[j, i]
-                ev = alpha[j] * keep * ev
-            ev = ev + s_v[j] * (x[i] if i < n_in else zr[i - n_in])
-            eps_v[j, i] = ev
-            e[j, i] = p * (ev - beta[j] * eps_a[j, i])
-    e_in = hist[(t - lo) % hist.shape[0]]
-    for j in range(e_bar.shape[0]):
-        for i in range(e_bar.shape[1]):
-            e_bar[j, i] = kappa * e_bar[j, i] + s_y * (e_in[j, i] if t >= lo else 0.0)
-
-
-@kernel
-def _online_steps(t, err, cfg, valid, tg, x, w, neurons, elig, rec, sums):
-    """:meth:`RecurrentSNN.run_online` from step ``t`` (or, with ``t < 0``, step ``-1 - t``'s
-    update with the given ``err`` first) until the end of the trial, or until a labelled
-    step of the ce loss, whose error the caller computes (:func:`softmax_error`): returns that
-    step, or ``T``. Matrix-vector products sum in the order of their columns."""
-    T = x.shape[0]
-    if t < 0:
-        t = -1 - t
-        _online_update(t, err, cfg, valid, w, elig, rec, sums)
-        t += 1
-    while t < T:
-        _online_forward(t, cfg, x[t], w, neurons, elig, rec, sums)
-        if valid[t] and cfg[3]:
-            return t
-        if valid[t] or cfg[1] != 0.0:
-            err = rec[6][t] - tg[t] if valid[t] else np.zeros(tg.shape[1])
-            _online_update(t, err, cfg, valid, w, elig, rec, sums)
-        t += 1
-    return T
-
-
-@kernel
-def _online_forward(t, cfg, x, w, neurons, elig, rec, sums):
-    """Step ``t``'s dynamics and eligibility: the recurrent neurons (:func:`.neuron.step`), the
-    eligibility (:func:`_eligibility_kernel`), the readout ``y``, its filter of ``z`` and the
-    spike count; recorded into ``rec`` (``V Z a A psi zr y``, ``[T, n]``)."""
-    k, v, u, a, z, refr, th, v_post = neurons
-    V, Z, Aa, A, PSI, ZR, Y = rec
-    y, zf, f_sum = sums
-    lr_rec, s_y, kappa = cfg[5], cfg[6], elig[10]
-    n, s_v = v.shape[1], elig[8]
-    zr = Z[t - lr_rec] if t >= lr_rec else np.zeros(n)
-    z_prev, blocked = z[0].copy(), (refr[0] > 0.0) * 1.0
-    drive, syn = s_v * _matvec(w[2], x), s_v * _matvec(w[5], zr)
-    neuron.step(k, v, u, a, z, refr, drive.reshape(1, n), syn.reshape(1, n), -1.0, th, v_post)
-    V[t], Z[t], Aa[t], A[t], ZR[t] = v[0], z[0], a[0], th[0], zr
-    psi_prev = PSI[t - 1] if t else np.zeros(n)
-    _eligibility_kernel(t, *elig[:11], v[0], th[0], blocked, z_prev, x, zr, PSI[t], psi_prev, *elig[11:])
-    z_in = Z[t - elig[0]] if t >= elig[0] else np.zeros(n)
-    W_out = w[6]
-    for c in range(y.shape[0]):
-        acc = 0.0
-        for j in range(n):
-            if z_in[j] != 0.0:
-                acc += s_y * W_out[c, j] * z_in[j]
-        y[c] = kappa * y[c] + acc
-    for j in range(n):
-        zf[j] = kappa * zf[j] + s_y * z_in[j]
-        f_sum[j] += z[0, j]
-    Y[t] = y
-
-
-@kernel
-def _online_update(t, err, cfg, valid, w, elig, rec, sums):
-    """Step ``t``'s update from the readout's error ``err``: ``L = B err`` (``W_out^T`` with
-    symmetric feedback), the hidden weights by ``-lr (L e_bar + R e)`` (masked; the masked
-    copies kept equal), ``W_out`` by ``-lr err zf`` (and ``B`` with adaptive feedback)."""
-    lr, reg, f0, feedback = cfg[0], cfg[1], cfg[2], cfg[4]
-    W_in, mask_in, w_in, W_rec, mask_rec, w_rec, W_out, B = w
-    T, n, n_in = valid.shape[0], W_rec.shape[0], W_in.shape[1]
-    e_bar, hist = elig[14], elig[13]
-    e = hist[t % hist.shape[0]]
-    zf, f_sum = sums[1], sums[2]
-    for j in range(n):
-        L = 0.0
-        for c in range(err.shape[0]):
-            L += (W_out[c, j] if feedback == 1 else B[j, c]) * err[c]
-        R = reg * (f_sum[j] / (t + 1) - f0) / T
-        for i in range(e.shape[1]):
-            d = -lr * (L * e_bar[j, i] + (R * e[j, i] if reg != 0.0 else 0.0))
-            if i < n_in:
-                W_in[j, i] += d * mask_in[j, i]
-                w_in[j, i] = W_in[j, i] * mask_in[j, i]
-            else:
-                W_rec[j, i - n_in] += d * mask_rec[j, i - n_in]
-                w_rec[j, i - n_in] = W_rec[j, i - n_in] * mask_rec[j, i - n_in]
-    for c in range(err.shape[0]):
-        for j in range(n):
-            d = -lr * (err[c] * zf[j])
-            W_out[c, j] += d
-            if feedback == 2:
-                B[j, c] += d
-
-
-@kernel
-def _matvec(W, x):
-    """``W @ x``, each row summed in the order of its columns (zero entries of ``x`` skipped)."""
-    out = np.zeros(W.shape[0])
-    for i in range(x.shape[0]):
-        if x[i] != 0.0:
-            for j in range(W.shape[0]):
-                out[j] += W[j, i] * x[i]
-    return out
 
 
 def _offsets(pops: Sequence) -> dict[str, slice]:
