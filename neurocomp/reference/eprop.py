@@ -220,7 +220,7 @@ class RecurrentSNN:
         )  # fmt: skip
         zero = np.zeros((batch, n))
         st = {name: zero.copy() for name in ("v", "u", "a", "z", "refr", "th", "v_post", "none")}
-        return SimpleNamespace(k=k, alif=bool(self.beta.any()), has_ref=bool((self.n_ref > 0).any()), **st)
+        return SimpleNamespace(k=k, has_ref=bool((self.n_ref > 0).any()), **st)
 
     @staticmethod
     def _advance(st: SimpleNamespace, drive, rec, smooth: bool = False, gamma: float = 0.3) -> np.ndarray | None:

@@ -25,7 +25,9 @@ emulator counts) does, in order:
        z_t = v_t > A_t         (strictly greater; never while refractory)
 
    (the neurons' step is :func:`neurocomp.reference.neuron.step`, shared with e-prop's
-   reference) then the reset: ``"zero"`` sets ``v_t = v_reset`` at once (under either timing);
+   reference; it applies a reset that acts at once in the next step's update, as
+   ``dv v - dv v_th``: the same numbers up to rounding) then the reset: ``"zero"`` sets
+   ``v_t = v_reset`` at once (under either timing);
    ``"subtract"`` removes ``v_th`` from ``v_t`` at once (``"immediate"``) or from
    ``v_{t+1}``, undecayed (``"next_step"``). An ALIF's ``a`` jumps by 1 at once
    (``"immediate"``) or in the next step. Refractoriness (``refractory_steps`` R: no spike
