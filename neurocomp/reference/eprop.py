@@ -219,7 +219,7 @@ class RecurrentSNN:
             beta=self.beta, rho=self.rho, n_ref=self.n_ref,
         )  # fmt: skip
         zero = np.zeros((batch, n))
-        st = {name: zero.copy() for name in ("v", "u", "a", "z", "refr", "th", "v_post", "none")}
+        st = {name: zero.copy() for name in ("v", "u", "a", "z", "refr", "th", "v_post", "no_input")}
         return SimpleNamespace(k=k, has_ref=bool((self.n_ref > 0).any()), **st)
 
     @staticmethod
@@ -228,7 +228,7 @@ class RecurrentSNN:
         scaled inputs ``drive`` and ``rec`` (None: none yet). Returns which neurons were
         refractory (None without refractoriness)."""
         blocked = st.refr > 0 if st.has_ref else None
-        rec = st.none if rec is None else rec
+        rec = st.no_input if rec is None else rec
         neuron.step(st.k, st.v, st.u, st.a, st.z, st.refr, drive, rec, gamma if smooth else -1.0, st.th, st.v_post)
         return blocked
 
