@@ -258,11 +258,17 @@ class _Progress:
 
 
 # -- check -------------------------------------------------------------------------------------
+# Long enough to learn: on examples/eprop_pattern.yaml (20 in, 30 LIF, lr 3e-3) the reference's
+# NMSE, mean of the last 10 iterations, is 0.25 after 100 iterations, 0.16 after 160 and 0.12
+# after 200 (seed 0).
+ITERATIONS = 200
+
+
 def check(
     model: Any,
     profile: str = "loihi2",
     task: str = "pattern-generation",
-    iterations: int = 20,
+    iterations: int = ITERATIONS,
     seed: int = 0,
     out: str | os.PathLike | None = None,
     align: int = 3,
@@ -275,8 +281,9 @@ def check(
     """Check the e-prop rule of ``model`` (a path to a model YAML or a Network) on
     ``profile`` with ``task``; writes ``report.json``, ``summary.txt`` and PNG plots to
     ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
-    or the rows to run (``("nearest",)``: only the round-to-nearest run). See the module
-    docstring for what is measured."""
+    or the rows to run (``("nearest",)``: only the round-to-nearest run). ``iterations``:
+    trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
+    learn the example). See the module docstring for what is measured."""
     from ..compiler import compile
     from ..graph import LI, SpikeInput
     from ..graph.io import load_network

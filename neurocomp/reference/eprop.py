@@ -1,5 +1,10 @@
 """e-prop's float64 reference and hand-written BPTT for recurrent LIF/ALIF networks.
 
+Independent of the emulator and of the rules' lowerings on purpose: it is their float check.
+The neurons' step is :func:`neurocomp.reference.neuron.step` (shared with
+:class:`~neurocomp.reference.simulator.Reference`); the pseudo-derivative and the softmax
+error come from :mod:`neurocomp.learning.quantities`.
+
 The architecture is e-prop's: spike inputs -> a recurrent layer of LIF and ALIF neurons ->
 one leaky readout (LI). :class:`RecurrentSNN` holds the weights and the per-neuron
 constants; its discrete-time conventions (input scaling, reset timing, latencies) are a
@@ -11,8 +16,10 @@ recurrent spikes ``recurrent_latency`` steps ago)::
     v_t = alpha (1 - z_{t-1}) v_{t-1} + s_v (...)                   reset to zero
     a_t = rho a_{t-1} + c z_{t-1}                                   c = 1 (next-step) or rho (immediate)
     A_t = v_th + beta a_t;   z_t = H(v_t - A_t), masked for n_ref steps after a spike
-    psi_t = gamma / v_th max(0, 1 - |v_t - A_t| / v_th)             (0 while refractory)
+    psi_t = gamma / v_th h(v_t, A_t, v_th)                         (0 while refractory)
     y_t = kappa y_{t-1} + s_y W_out z_{t - readout_latency}
+
+``h``: the pseudo-derivative's triangle, :func:`~neurocomp.learning.quantities.pseudo_derivative`.
 
 Loss: mse ``E = mean_b 0.5 sum_t |y - y*|^2``, or ce ``E = mean_b mean_{t labelled} -y* . log softmax(y)``;
 steps whose target is NaN carry no loss. Rate regularization ``0.5 reg sum_j (f_j - f0)^2``,
@@ -50,6 +57,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
+from ..learning.quantities import pseudo_derivative, softmax, softmax_error
+from . import neuron, online
 from .conventions import Conventions
 
 FEEDBACKS = ("random", "symmetric", "adaptive")
@@ -201,46 +210,43 @@ class RecurrentSNN:
         return np.random.default_rng(seed).standard_normal((self.n_rec, self.n_out)) / math.sqrt(self.n_rec)
 
     # -- one step of the neurons (shared by forward and run_online) -----------------------
-    def _step_consts(self) -> SimpleNamespace:
-        r, cad = self._reset_consts()
-        return SimpleNamespace(
-            alpha=self.alpha, rho=self.rho, th=self.v_th, beta=self.beta, r=r, cad=cad, inv_th=1.0 / self.v_th,
-            zres=bool(self.zero_reset.any()), zr_flag=self.zero_reset.astype(np.float64),
-            r_sub=np.where(self.zero_reset, 0.0, r), alif=bool(self.beta.any()), has_ref=bool((self.n_ref > 0).any()),
+    def _neurons(self, batch: int) -> SimpleNamespace:
+        """The recurrent neurons' constants (:func:`.neuron.constants`) and state at rest,
+        ``[batch, n_rec]`` arrays for :func:`.neuron.step`."""
+        n = self.n_rec
+        k = neuron.constants(
+            n, self.alpha, v_th=self.v_th, zero=self.zero_reset, next_step=self.conventions.reset_timing == "next_step",
+            beta=self.beta, rho=self.rho, n_ref=self.n_ref,
         )  # fmt: skip
-
-    def _advance(self, k: SimpleNamespace, v, a, z, refr, drive, rec, spike: str = "step", gamma: float = 0.3):
-        """One step of the recurrent neurons (module docstring): reset by last step's ``z``,
-        leak, add the scaled synaptic input ``drive`` (+ ``rec``), adapt, spike, refractory
-        mask. Returns ``(v, a, threshold, z, refr, blocked)`` (``blocked``: None without
-        refractoriness)."""
-        if k.zres:
-            v = k.alpha * (1.0 - z * k.zr_flag) * v - k.r_sub * z
-        else:
-            v = k.alpha * v - k.r * z
-        v += drive
-        if rec is not None:
-            v += rec
-        if k.alif:
-            a = k.rho * a + k.cad * z
-            thr = k.th + k.beta * a
-        else:
-            thr = k.th
-        if spike == "smooth":
-            z = gamma * _smooth_step((v - thr) * k.inv_th)
-        else:
-            z = (v > thr).astype(np.float64)
-        blocked = None
-        if k.has_ref:
-            blocked = refr > 0
-            z[blocked] = 0.0
-            refr = np.where(z > 0, self.n_ref, np.maximum(refr - 1, 0))
-        return v, a, thr, z, refr, blocked
+        zero = np.zeros((batch, n))
+        st = {name: zero.copy() for name in ("v", "u", "a", "z", "refr", "th", "v_post", "no_input")}
+        return SimpleNamespace(k=k, has_ref=bool((self.n_ref > 0).any()), **st)
 
     @staticmethod
-    def _psi(k: SimpleNamespace, v, thr, gamma: float):
-        """The pseudo-derivative ``gamma / v_th max(0, 1 - |v - A| / v_th)``."""
-        return (gamma * k.inv_th) * np.maximum(0.0, 1.0 - np.abs((v - thr) * k.inv_th))
+    def _advance(st: SimpleNamespace, drive, rec, smooth: bool = False, gamma: float = 0.3) -> np.ndarray | None:
+        """One step of the recurrent neurons in place (:func:`.neuron.step`, no bias): the
+        scaled inputs ``drive`` and ``rec`` (None: none yet). Returns which neurons were
+        refractory (None without refractoriness)."""
+        blocked = st.refr > 0 if st.has_ref else None
+        rec = st.no_input if rec is None else rec
+        neuron.step(st.k, st.v, st.u, st.a, st.z, st.refr, drive, rec, gamma if smooth else -1.0, st.th, st.v_post)
+        return blocked
+
+    def _eligibility(self, lo: int, gamma: float) -> tuple:
+        """:func:`.online.steps`' ``elig``: the constants of the eligibility and its
+        per-synapse state at rest, ``[n_rec, n_in + n_rec]`` (``e`` of the last ``lo + 1``
+        steps in ``hist``)."""
+        n, P = self.n_rec, self.n_in + self.n_rec
+        s_v, s_y = self._scales()
+        consts = (lo, float(gamma), self.alpha, self.rho, self.beta, self._reset_consts()[1],
+                  self.zero_reset.astype(np.float64), self.v_th, s_v, float(s_y), float(self.kappa))  # fmt: skip
+        return consts + (np.zeros((n, P)), np.zeros((n, P)), np.zeros((lo + 1, n, P)), np.zeros((n, P)))
+
+    @staticmethod
+    def _psi(v, thr, v_th, gamma: float):
+        """The pseudo-derivative ``gamma / v_th h(v, A, v_th)`` (``h``:
+        :func:`~neurocomp.learning.quantities.pseudo_derivative`, the triangle)."""
+        return (gamma / v_th) * pseudo_derivative(v, thr, v_th)
 
     # -- forward --------------------------------------------------------------------------
     def forward(self, x: np.ndarray, spike: str = "step", gamma: float = 0.3) -> Trace:
@@ -252,33 +258,25 @@ class RecurrentSNN:
         c = self.conventions
         li, lr, lo = c.input_latency, c.recurrent_latency, c.readout_latency
         s_v, s_y = self._scales()
-        k = self._step_consts()
+        st = self._neurons(nb)
         win = (self.W_in * self.mask_in).T * s_v  # [n_in, n_rec], scaled once
         wrec = (self.W_rec * self.mask_rec).T * s_v
         wout = self.W_out.T * s_y
-        V, Z = np.zeros((T, nb, n)), np.zeros((T, nb, n))
-        Aa = np.zeros((T, nb, n))
-        blocked = np.zeros((T, nb, n), bool) if k.has_ref else None
+        V, Z, Aa, A = (np.zeros((T, nb, n)) for _ in range(4))
+        blocked = np.zeros((T, nb, n), bool) if st.has_ref else None
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
-        v, a, z = np.zeros((nb, n)), np.zeros((nb, n)), np.zeros((nb, n))
-        refr = np.zeros((nb, n), np.int64)
         drive = xin @ win  # [T, nb, n]: the input part of every step in one product
         # The loop holds only what depends on the previous step; psi, the readout and the
         # shifted copies are computed on whole arrays afterwards.
         for t in range(T):
             rec = Z[t - lr] @ wrec if t >= lr else None
-            v, a, _, z, refr, b = self._advance(k, v, a, z, refr, drive[t], rec, spike, gamma)
-            if k.alif:
-                Aa[t] = a
-            if k.has_ref:
+            b = self._advance(st, drive[t], rec, spike == "smooth", gamma)
+            if st.has_ref:
                 blocked[t] = b
-            V[t] = v
-            Z[t] = z
-        a_all = Aa
-        A = k.th + k.beta * a_all
-        psi = self._psi(k, V, A, gamma)
-        if k.has_ref:
+            V[t], Z[t], Aa[t], A[t] = st.v, st.z, st.a, st.th
+        psi = self._psi(V, A, self.v_th, gamma)
+        if st.has_ref:
             psi[blocked] = 0.0
         zr = np.zeros((T, nb, n))
         zr[lr:] = Z[: T - lr]
@@ -289,7 +287,7 @@ class RecurrentSNN:
         for t in range(T):
             yk = self.kappa * yk + dy_in[t]
             y[t] = yk
-        return Trace(xin, zr, V, a_all, A, Z, psi, y)
+        return Trace(xin, zr, V, Aa, A, Z, psi, y)
 
     # -- loss -------------------------------------------------------------------------------
     def error(self, y: np.ndarray, target: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
@@ -302,8 +300,7 @@ class RecurrentSNN:
         tg = np.nan_to_num(target)
         nb = y.shape[1]
         if loss == "ce":
-            p = np.exp(y - y.max(axis=2, keepdims=True))
-            p /= p.sum(axis=2, keepdims=True)
+            p = softmax(y)
             n_lab = np.maximum(valid.sum(axis=0), 1)  # labelled steps per trial
             w = valid / n_lab[None, :] / nb
             err = (p - tg) * w[:, :, None]
@@ -474,78 +471,28 @@ class RecurrentSNN:
         if nb != 1:
             raise ValueError("run_online runs one trial at a time (batch 1)")
         c = self.conventions
-        li, lr_, lo = c.input_latency, c.recurrent_latency, c.readout_latency
-        s_v, s_y = self._scales()
-        _, cad = self._reset_consts()
-        k = self._step_consts()
-        gamma = p.dampening
-        f0 = p.reg_rate_hz * self.dt_ms / 1000.0
+        li, lo = c.input_latency, c.readout_latency
+        st = self._neurons(1)
         W0 = {k: v.copy() for k, v in self.weights().items()}
         xin = np.zeros_like(x)
         xin[li:] = x[: T - li] if li else x
-        V, Z, Aa, PSI = (np.zeros((T, 1, n)) for _ in range(4))
-        zr_all, y_all = np.zeros((T, 1, n)), np.zeros((T, 1, self.n_out))
-        v, a, z, yk = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(self.n_out)
-        refr = np.zeros(n, np.int64)
-        P = self.n_in + n
-        eps_v, eps_a, e_bar = np.zeros((n, P)), np.zeros((n, P)), np.zeros((n, P))
-        hist: list[np.ndarray] = []
-        zf = np.zeros(n)  # the readout's filter of z, for W_out's update
-        zh: list[np.ndarray] = []
-        f_sum = np.zeros(n)
+        rec = tuple(np.zeros((T, n)) for _ in range(6)) + (np.zeros((T, self.n_out)),)  # V Z a A psi zr y
         valid = ~np.isnan(target).any(axis=2)[:, 0]
         tg = np.nan_to_num(target)[:, 0, :]
-        for t in range(T):
-            zr = Z[t - lr_, 0] if t >= lr_ else np.zeros(n)
-            psi_prev = PSI[t - 1, 0] if t else np.zeros(n)
-            zprev = z
-            keep = np.where(self.zero_reset, 1.0 - zprev, 1.0)  # the eligibility's reset factor
-            drive = s_v * ((self.W_in * self.mask_in) @ xin[t, 0])
-            rec = s_v * ((self.W_rec * self.mask_rec) @ zr)
-            v, a, A, z, refr, b = self._advance(k, v, a, z, refr, drive, rec, "step", gamma)
-            psi = self._psi(k, v, A, gamma)
-            if b is not None:
-                psi[b] = 0.0
-            V[t, 0], Z[t, 0], Aa[t, 0], PSI[t, 0], zr_all[t, 0] = v, z, a, psi, zr
-            # eligibility (as eprop_online)
-            pre = np.concatenate([xin[t, 0], zr])
-            if t:
-                eps_a = (
-                    cad[:, None] * psi_prev[:, None] * eps_v
-                    + (self.rho[:, None] - cad[:, None] * self.beta[:, None] * psi_prev[:, None]) * eps_a
-                )
-                eps_v = self.alpha[:, None] * keep[:, None] * eps_v
-            eps_v = eps_v + s_v[:, None] * pre[None, :]
-            e = psi[:, None] * (eps_v - self.beta[:, None] * eps_a)
-            hist.append(e)
-            e_in = hist.pop(0) if len(hist) > lo else 0.0
-            e_bar = self.kappa * e_bar + s_y * e_in
-            zh.append(z)
-            z_in = zh.pop(0) if len(zh) > lo else np.zeros(n)
-            yk = self.kappa * yk + s_y * self.W_out @ z_in
-            zf = self.kappa * zf + s_y * z_in
-            y_all[t, 0] = yk
-            f_sum += z
-            R = p.reg * (f_sum / (t + 1) - f0) / T if p.reg else 0.0
-            if valid[t] or p.reg:
-                err = np.zeros(self.n_out)
-                if valid[t]:
-                    if p.loss == "ce":
-                        q = np.exp(yk - yk.max())
-                        err = (q / q.sum() - tg[t]) / max(int(valid.sum()), 1)
-                    else:
-                        err = yk - tg[t]
-                fb = self.W_out.T if p.feedback == "symmetric" else B
-                L = fb @ err
-                dW = -lr * (L[:, None] * e_bar + (R[:, None] * e if p.reg else 0.0))
-                self.W_in += dW[:, : self.n_in] * self.mask_in
-                self.W_rec += dW[:, self.n_in :] * self.mask_rec
-                d_out = -lr * np.outer(err, zf)
-                self.W_out += d_out
-                if p.feedback == "adaptive":
-                    B += d_out.T
-        th = self.v_th + self.beta * Aa
-        tr = Trace(xin, zr_all, V, Aa, th, Z, PSI, y_all)
+        w = (self.W_in, self.mask_in, self.W_in * self.mask_in, self.W_rec, self.mask_rec, self.W_rec * self.mask_rec,
+             self.W_out, B)  # fmt: skip
+        cfg = (float(lr), float(p.reg), p.reg_rate_hz * self.dt_ms / 1000.0, p.loss == "ce",
+               FEEDBACKS.index(p.feedback), c.recurrent_latency, float(self._scales()[1]))  # fmt: skip
+        neurons = (st.k, st.v, st.u, st.a, st.z, st.refr, st.th, st.v_post)
+        sums = (np.zeros(self.n_out), np.zeros(n), np.zeros(n), np.zeros(n))  # y, z_bar, spike count, refractory
+        t, err, xs, elig = 0, np.zeros(self.n_out), np.ascontiguousarray(xin[:, 0]), self._eligibility(lo, p.dampening)
+        while t < T:
+            t = online.steps(t, err, cfg, valid, tg, xs, w, neurons, elig, rec, sums)
+            if t < T:  # a labelled step of the ce loss: its error from the one softmax, then on
+                err = softmax_error(rec[6][t], tg[t]) / max(int(valid.sum()), 1)
+                t = -1 - t  # resume with step t's learning
+        V, Z, Aa, A, PSI, zr_all, y_all = (r[:, None, :] for r in rec)
+        tr = Trace(xin, zr_all, V, Aa, A, Z, PSI, y_all)
         return tr, {k: getattr(self, k) - W0[k] for k in W0}
 
     # -- training ---------------------------------------------------------------------------
@@ -696,12 +643,6 @@ class RecurrentSNN:
     def projection_grads(self, g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A gradient dict split per projection."""
         return {name: g[mat][rows, cols] for name, (mat, rows, cols) in self.blocks.items()}
-
-
-def _smooth_step(u: np.ndarray) -> np.ndarray:
-    """The integral of the triangle ``max(0, 1 - |u|)`` from -1: 0 below -1, 1 above 1."""
-    uc = np.clip(u, -1.0, 1.0)
-    return np.where(uc < 0, 0.5 * (uc + 1) ** 2, 1 - 0.5 * (1 - uc) ** 2)
 
 
 def _offsets(pops: Sequence) -> dict[str, slice]:

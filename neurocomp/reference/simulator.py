@@ -1,6 +1,9 @@
 """The float64 reference simulator: the float :class:`~neurocomp.graph.Network` stepped in
 discrete time with no quantization, batched over independent trials.
 
+Independent of the emulator's neuron and synapse code on purpose: it is the float check of
+the emulator (it shares only the frozen Poisson draw, so that both see the same spikes).
+
 Every time constant becomes its exact per-step decay ``exp(-dt/tau)`` (``dv``, ``du``,
 ``rho``); voltages, thresholds, weights and biases are the model's own float64 values. The
 discrete-time conventions are a :class:`~neurocomp.reference.conventions.Conventions`
@@ -21,7 +24,10 @@ emulator counts) does, in order:
        A_t = v_th + beta * a_t (ALIF; v_th for LIF)
        z_t = v_t > A_t         (strictly greater; never while refractory)
 
-   then the reset: ``"zero"`` sets ``v_t = v_reset`` at once (under either timing);
+   (the neurons' step is :func:`neurocomp.reference.neuron.step`, shared with e-prop's
+   reference; it applies a reset that acts at once in the next step's update, as
+   ``dv v - dv v_th``: the same numbers up to rounding) then the reset: ``"zero"`` sets
+   ``v_t = v_reset`` at once (under either timing);
    ``"subtract"`` removes ``v_th`` from ``v_t`` at once (``"immediate"``) or from
    ``v_{t+1}``, undecayed (``"next_step"``). An ALIF's ``a`` jumps by 1 at once
    (``"immediate"``) or in the next step. Refractoriness (``refractory_steps`` R: no spike
@@ -77,6 +83,7 @@ from ..rules import stdp as _stdp
 from ..rules.base import LoweringContext, require
 from ..rules.rstdp import RstdpFloat
 from ..rules.stdp import StdpFloat
+from . import neuron
 from .conventions import Conventions
 
 POPULATION_VARS = ("spikes", "v", "u", "a", "v_pre", "th_pre")
@@ -99,6 +106,7 @@ class _Pop:
     neuron: Any
     const: dict[str, Any] = field(default_factory=dict)
     state: dict[str, np.ndarray] = field(default_factory=dict)
+    work: dict[str, np.ndarray] = field(default_factory=dict)  # the step's arrays (some are state's)
 
 
 @dataclass
@@ -251,7 +259,7 @@ class Reference:
             if kind is None:
                 problems.append(Problem(f"population {p.name!r}", f"neuron model {p.neuron.model} is not supported"))
                 continue
-            self.pops[p.name] = _Pop(p.name, p.size, kind, p.neuron, self._constants(p.neuron, kind))
+            self.pops[p.name] = _Pop(p.name, p.size, kind, p.neuron, self._constants(p, kind))
         self.projs: list[_Proj] = []
         self._rules_not_run: list[tuple[str, str]] = []
         for pr in network.projections:
@@ -289,23 +297,25 @@ class Reference:
         }
         self.reset()
 
-    def _constants(self, n, kind: str) -> dict[str, Any]:
-        """Per-step constants of a population: exact decays and the input scale."""
+    def _constants(self, p, kind: str) -> dict[str, Any]:
+        """Per-step constants of a population: the step's (:func:`.neuron.constants`, exact
+        decays), the input scale and the bias."""
         if kind == "input":
             return {}
-        dt = self.dt_ms
+        dt, n, c = self.dt_ms, p.neuron, self.conventions
         dv = math.exp(-dt / n.tau_mem_ms)
-        c = {
-            "dv": dv,
-            "du": 0.0 if n.tau_syn_ms is None else math.exp(-dt / n.tau_syn_ms),
-            "scale": 1.0 - dv if self.conventions.input_scale == "one_minus_alpha" else 1.0,
-            "bias": float(n.bias),
-        }
+        kw: dict[str, Any] = {"du": 0.0 if n.tau_syn_ms is None else math.exp(-dt / n.tau_syn_ms)}
         if kind in ("lif", "alif"):
-            c.update(v_th=float(n.v_th), v_reset=float(n.v_reset), reset=n.reset, refractory=int(n.refractory_steps))
+            kw.update(v_th=float(n.v_th), zero=n.reset == "zero", v_reset=float(n.v_reset))
+            kw.update(next_step=c.reset_timing == "next_step", n_ref=int(n.refractory_steps))
+            kw.update(hold=c.reset_timing == "immediate")  # the chip's refractoriness holds v
         if kind == "alif":
-            c.update(rho=math.exp(-dt / n.tau_adapt_ms), beta=float(n.beta))
-        return c
+            kw.update(rho=math.exp(-dt / n.tau_adapt_ms), beta=float(n.beta))
+        return {
+            "k": neuron.constants(p.size, dv, **kw),
+            "scale": 1.0 - dv if c.input_scale == "one_minus_alpha" else 1.0,
+            "bias": np.full((self.batch, p.size), float(n.bias)),
+        }
 
     # -- state ---------------------------------------------------------------------------
     def reset(self, keep_weights: bool = False) -> None:
@@ -318,8 +328,12 @@ class Reference:
             p.state = {"spikes": zero.copy()}
             if p.kind != "input":
                 p.state.update(u=zero.copy(), v=zero.copy(), input=np.zeros((self._slots[p.name], b, p.size)))
+                p.work = {k: zero.copy() for k in ("v", "a", "refr", "th")}
             if p.kind in ("lif", "alif"):
-                p.state.update({k: zero.copy() for k in ("refractory", "z_prev", "v_pre", "th_pre")})
+                p.state.update({k: zero.copy() for k in ("refractory", "v_pre", "th_pre")})
+                p.work.update(v=p.state["v_pre"], refr=p.state["refractory"], th=p.state["th_pre"])
+            else:  # an LI does not reset: its membrane is the step's
+                p.work["v"] = p.state.get("v")
             if p.kind == "alif":
                 p.state["a"] = zero.copy()
         for pr in self.projs:
@@ -449,41 +463,12 @@ class Reference:
         self.t = t
 
     def _update(self, p: _Pop, t: int) -> None:
-        st, c = p.state, p.const
+        """Step ``t`` of a LIF, ALIF or LI population (:func:`.neuron.step`)."""
+        st, c, w = p.state, p.const, p.work
         ring = st["input"]
         slot = t % ring.shape[0]
         x = ring[slot] * c["scale"]
         ring[slot] = 0.0
-        u = c["du"] * st["u"] + x
-        v = c["dv"] * st["v"] + u + c["bias"]
-        st["u"] = u
-        if p.kind == "li":
-            st["v"] = v
-            return
-        next_step = self.conventions.reset_timing == "next_step"
-        z_prev = st["z_prev"]
-        frozen = st["refractory"] > 0
-        if not next_step:  # the chip's refractoriness: v held (u and a keep evolving)
-            v = np.where(frozen, st["v"], v)
-        elif c["reset"] == "subtract":  # the last step's reset, undecayed
-            v = v - c["v_th"] * z_prev
-        th = c["v_th"]
-        if p.kind == "alif":
-            a = c["rho"] * st["a"]
-            if next_step:
-                a = a + z_prev
-            th = c["v_th"] + c["beta"] * a
-        z = (v > th) & ~frozen
-        st["v_pre"] = v
-        st["th_pre"] = np.broadcast_to(th, v.shape).copy()
-        zf = z.astype(np.float64)
-        if c["reset"] == "zero":
-            v = np.where(z, c["v_reset"], v)
-        elif not next_step:
-            v = v - c["v_th"] * zf
-        if p.kind == "alif":
-            st["a"] = a if next_step else a + zf
-        st["z_prev"] = zf
-        st["refractory"] = np.where(z, float(c["refractory"]), np.maximum(st["refractory"] - 1.0, 0.0))
-        st["v"] = v
-        st["spikes"] = zf
+        neuron.step(c["k"], w["v"], st["u"], w["a"], st["spikes"], w["refr"], x, c["bias"], -1.0, w["th"], st["v"])
+        if p.kind == "alif":  # a as the chip shows it: with this step's jump when it acts at once
+            st["a"] = w["a"] + st["spikes"] if self.conventions.reset_timing == "immediate" else w["a"].copy()

@@ -5,7 +5,7 @@ The float rule (paper conventions, ``eprop.md`` §1): hidden LIF neurons ``j``, 
 hidden neurons ``i``, a leaky readout ``y_k``::
 
     z_bar_i <- alpha * z_bar_i + z_i                          presynaptic trace (alpha: membrane decay)
-    psi_j    = gamma / v_th * max(0, 1 - |v_j - v_th| / v_th)  pseudo-derivative
+    psi_j    = gamma / v_th * h(v_j, v_th, v_th)              pseudo-derivative (h: quantities.pseudo_derivative)
     e_ji     = psi_j * z_bar_i                                  eligibility
     e_bar_ji <- kappa * e_bar_ji + (1 - kappa) * e_ji           readout filter (kappa: readout decay)
     L_j      = sum_k B_jk (y_k - y*_k)                          learning signal (regression)
@@ -20,7 +20,7 @@ The lowering (one graph-level step for the whole network, since it adds elements
   (random ``N(0, 1/n_hidden)``, or symmetric: the initial readout weights transposed), which
   delivers ``L_j`` to the hidden neurons' learning-signal port one step later;
 * on each projection into a hidden population (three-factor rule, ``t_epoch`` 1): the post
-  neuron sends ``y3 = 127 * max(0, 1 - |v - v_th| / v_th)`` (pseudo-derivative, pre-reset v)
+  neuron sends ``y3 = 127 * h(v, v_th, v_th)`` (pseudo-derivative, pre-reset v)
   and ``y2 = L >> s_L`` (learning signal); the tag holds the filtered eligibility::
 
       dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
@@ -69,6 +69,7 @@ from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..learning.expr import parse
+from ..learning.quantities import pseudo_derivative, softmax_error
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -115,7 +116,9 @@ def ce_error_params(scale_exp: int, bits: int) -> dict:
 
 def ce_error_fixed(v, onehot, valid, prm: Mapping[str, Any]) -> np.ndarray:
     """``softmax(y) - onehot`` as the error units compute it in integers, ``[batch, n]`` payloads
-    (rows where ``valid`` is False: 0, no learning). Per trial, over the readout units ``k``:
+    (rows where ``valid`` is False: 0, no learning): the integer form of
+    :func:`~neurocomp.learning.quantities.softmax_error` (:func:`ce_error_exact` is its float
+    level). Per trial, over the readout units ``k``:
 
     1. ``d_k = max_j v_j - v_k`` (>= 0): the max-subtracted softmax, so every exponential is <= 1;
     2. ``t_k = (d_k * exp_mult) >> exp_shift``: ``d_k * log2(e) / 2**scale_exp`` in units of
@@ -150,10 +153,10 @@ def ce_error_fixed(v, onehot, valid, prm: Mapping[str, Any]) -> np.ndarray:
 
 def ce_error_exact(v, onehot, valid, scale_exp: int, pmax: int) -> np.ndarray:
     """The float level of :func:`ce_error_fixed`: ``P * (softmax(v / 2**scale_exp) - onehot)``
-    with the exact exponential and division (0 where not ``valid``)."""
+    (:func:`~neurocomp.learning.quantities.softmax_error`, the exact exponential and
+    division; 0 where not ``valid``)."""
     y = np.asarray(v, dtype=np.float64) * 2.0**-scale_exp
-    p = np.exp(y - y.max(axis=-1, keepdims=True))
-    e = pmax * (p / p.sum(axis=-1, keepdims=True) - np.asarray(onehot, dtype=np.float64))
+    e = pmax * softmax_error(y, np.asarray(onehot, dtype=np.float64))
     return np.where(np.asarray(valid, dtype=bool)[..., None], e, 0.0)
 
 
@@ -532,7 +535,7 @@ class EpropExact:
 
     Per step, after the neurons updated (``v`` before the reset, spikes ``z``):
 
-    * ``psi_j = gamma / v_th * max(0, 1 - |v_j - A_j| / v_th)``, ``A_j = v_th + a_j`` (ALIF);
+    * ``psi_j = gamma / v_th * h(v_j, A_j, v_th)``, ``A_j = v_th + a_j`` (ALIF);
     * ``e_ji = psi_j * (z_bar_i - beta * eps_ji)``, ``eps_ji <- psi_j * z_bar_i + (rho - psi_j * beta) * eps_ji``
       (``eps`` only for ALIF), where ``z_bar_i`` is the presynaptic trace of the spikes that
       have reached ``j`` (one step of latency);
@@ -573,13 +576,12 @@ class EpropExact:
         d = self.dtype
         th = d(self.v_th)
         A = th + (a if a is not None else 0)
-        psi = (d(self.gamma) / th) * np.maximum(d(0), d(1) - np.abs(v - A) / th)
+        psi = (d(self.gamma) / th) * pseudo_derivative(v, A, th)
         valid = None if target is None else ~np.isnan(target).any(axis=-1)
         learn = valid is not None and bool(valid.any())
         if learn:
             if self.loss == "ce":
-                p = np.exp(y - y.max(axis=-1, keepdims=True))
-                err = p / p.sum(axis=-1, keepdims=True) - np.nan_to_num(target)
+                err = softmax_error(y, np.nan_to_num(target))
             else:
                 err = y - np.nan_to_num(target)
             err = (err * valid[:, None]).astype(d)

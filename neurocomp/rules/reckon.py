@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from ..learning.quantities import pseudo_derivative as triangle
 from .eprop import DEFAULTS as EPROP_DEFAULTS
 from .eprop import eprop_params
 
@@ -103,7 +104,9 @@ def update_trace(trace, spikes, factor: int, frac_bits: int, impulse: int, bits:
 
 def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
     """The 5-level step ``h_j`` of the membrane ``v_j``: ``H_i`` for the first threshold
-    ``THR_H_i`` that ``v`` is below, ``H_4`` if none."""
+    ``THR_H_i`` that ``v`` is below, ``H_4`` if none. The chip's own function of its
+    registers (``srnn.v``), whatever they hold; the lowering fills them with e-prop's
+    triangle quantized (:func:`step_levels`)."""
     v = np.asarray(v, dtype=np.int64)
     out = np.full(v.shape, reg.h_values[4], dtype=np.int64)
     for thr, h in reversed(list(zip(reg.thr_h, reg.h_values[:4], strict=True))):
@@ -267,11 +270,30 @@ class ReckonLearning:
 # e-prop's parameters; ReckOn's learning signal goes through W_out, so feedback is symmetric
 DEFAULTS = {**EPROP_DEFAULTS, "feedback": "symmetric"}
 
-# 5-level pseudo-derivative: thresholds at these fractions of v_th, levels ~ 15 * psi_hat at
-# the middle of each segment (psi_hat = max(0, 1 - |v - v_th| / v_th), a triangle peaking at v_th)
+# 5-level pseudo-derivative: e-prop's triangle quantized at compile time (step_levels), thresholds
+# at these fractions of v_th, levels in units of 1/H_FULL of the triangle's peak
 H_FRACTIONS = (0.25, 0.5, 0.75, 1.25)
-H_LEVELS = (0, 6, 9, 13, 8)
 H_FULL = 15
+
+
+def step_levels(fractions: tuple[float, ...] = H_FRACTIONS, full: int = H_FULL) -> tuple[int, ...]:
+    """The levels ``H_0..H_4`` of ReckOn's step pseudo-derivative for thresholds at
+    ``fractions`` of ``v_th``: e-prop's triangle (:func:`~neurocomp.learning.quantities.pseudo_derivative`,
+    in units of ``v_th``) averaged over each segment between thresholds, the last segment as
+    wide as the one before it, times ``full``, rounded half up; ``H_0`` (below the lowest
+    threshold: a membrane near rest) is 0. With the defaults: (0, 6, 9, 13, 8).
+
+    (:func:`pseudo_derivative` is the chip's function of its registers, a priority
+    chain of comparisons that the chip evaluates whatever the registers hold; these are the
+    values the lowering writes into them.)"""
+    f = list(fractions) + [2 * fractions[-1] - fractions[-2]]
+    levels = [0]
+    for a, b in zip(f[:-1], f[1:], strict=True):
+        pts = sorted({a, b} | {k for k in (0.0, 1.0, 2.0) if a < k < b})  # the triangle's kinks inside
+        h = [float(triangle(x, 1.0, 1.0)) for x in pts]
+        area = sum((h[i] + h[i + 1]) / 2 * (pts[i + 1] - pts[i]) for i in range(len(pts) - 1))
+        levels.append(math.floor(full * area / (b - a) + 0.5))
+    return tuple(levels)
 
 
 def lower_network(net, profile, dt_ms: float, notes: list[str]):
@@ -312,6 +334,7 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     first = params[eprop[0].name]
     theta = int(pops[H].params["threshold"])  # integer v units
     thr = tuple(int(round(f * theta)) for f in H_FRACTIONS)
+    levels = step_levels()
     gamma = float(first["dampening"])
     learn_sig_scale = 5
     disc = net.source
@@ -346,7 +369,7 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
             )
         reg = ReckonRegisters(
             thr_h=thr,
-            h_values=H_LEVELS,
+            h_values=levels,
             learn_sig_scale=learn_sig_scale,
             lr_p=lr_p if role != "output" else ReckonRegisters.lr_p,
             lr_p_out=lr_p if role == "output" else ReckonRegisters.lr_p_out,
@@ -363,7 +386,7 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
                 f"{params[p.name]['reg']:g} towards {params[p.name]['reg_rate_hz']:g} Hz"
             )
     notes.append(
-        f"eprop on reckon: pseudo-derivative levels {H_LEVELS} at v = {thr} (v_th = {theta}); presynaptic "
+        f"eprop on reckon: pseudo-derivative levels {levels} at v = {thr} (v_th = {theta}); presynaptic "
         "traces only; symmetric feedback; stochastic +-1 LSB updates on steps with a target"
     )
     return replace(

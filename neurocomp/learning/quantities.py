@@ -1,0 +1,64 @@
+"""The learning quantities that several rules and levels share, each defined once.
+
+* :func:`pseudo_derivative`: e-prop's surrogate of the spike's derivative, the triangle
+  ``max(0, 1 - |v - A| / v_th)`` (``eprop.md`` §1.1), before its ``gamma / v_th`` factor. A
+  compiled kernel: it runs on numpy arrays or scalars from Python and inside other kernels,
+  in the dtype of ``v`` (float32 on a programmable core, float64 in the references).
+* :func:`softmax_error`: the softmax cross-entropy's error ``softmax(y) - y*`` (``dE/dy``
+  for a one-hot target), from :func:`softmax`, max-subtracted. numpy (its ``exp`` is not the compiled one's bit
+  for bit, so the levels that must agree with each other call this one function);
+  :func:`neurocomp.rules.eprop.ce_error_fixed` is the same quantity in the error units'
+  integer arithmetic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba.core import types
+from numba.extending import overload
+from numba.np.numpy_support import as_dtype
+
+from ..kernels import kernel
+
+__all__ = ["pseudo_derivative", "softmax", "softmax_error"]
+
+
+def _like(x, ref):
+    """``x`` in the float dtype of ``ref`` (Python form; kernels use the overload below)."""
+    dt = np.result_type(ref)
+    return np.asarray(x, dt) if np.ndim(x) else dt.type(x)
+
+
+@overload(_like)
+def _like_kernel(x, ref):
+    rdt = ref.dtype if isinstance(ref, types.Array) else ref
+    dt = as_dtype(rdt)
+    cast = dt.type
+    if isinstance(x, types.Array):
+        if x.dtype == rdt:
+            return lambda x, ref: x
+        return lambda x, ref: x.astype(dt)
+    return lambda x, ref: cast(x)
+
+
+@kernel
+def pseudo_derivative(v, A, v_th):
+    """``max(0, 1 - |v - A| / v_th)``: 1 at the threshold ``A`` (``v_th``, or the adaptive
+    ``v_th + beta a`` of an ALIF), 0 beyond ``v_th`` from it; ``v``, ``A``, ``v_th`` in model
+    voltage units (arrays broadcast, or scalars). Computed and returned in the dtype of ``v``
+    (``A`` and ``v_th`` are cast to it), each operation rounded once, as numpy rounds it."""
+    one = _like(1.0, v)
+    return np.maximum(one - one, one - np.abs(v - _like(A, v)) / _like(v_th, v))
+
+
+def softmax(y: np.ndarray) -> np.ndarray:
+    """``exp(y) / sum exp(y)`` over the last axis, in the dtype of ``y``, max-subtracted
+    (every ``exp`` <= 1: no overflow)."""
+    p = np.exp(y - y.max(axis=-1, keepdims=True))
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def softmax_error(y: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``softmax(y) - target`` over the last axis: the softmax cross-entropy's ``dE/dy`` for
+    one-hot (or probability) targets."""
+    return softmax(y) - target
