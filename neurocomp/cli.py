@@ -409,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", nargs="?", metavar="SPEC.yaml", help="the sweep spec")
     p.add_argument("--out", metavar="DIR", help="output directory (required with SPEC)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786)")
-    p.add_argument("--workers", type=int, default=None, metavar="N", help="LocalCluster worker processes (default: cores)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: 1 per core)")
     p.add_argument("--report", metavar="DIR", help="where the plots go (default OUT/report); alone: the sweep to plot")
     p.add_argument("--retry-failed", action="store_true", help="rerun the cells that raised an error")
     p.set_defaults(func=_cmd_sweep)

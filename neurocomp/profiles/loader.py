@@ -7,8 +7,8 @@ import functools
 import hashlib
 import json
 import os
-from importlib import resources
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 

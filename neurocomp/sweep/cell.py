@@ -1,8 +1,8 @@
 """One cell of a sweep: compile the model for the (overridden) profile, run ``check``, keep the measures.
 
 :func:`run_cell` never raises for a problem of the cell itself: the error is recorded in the
-result, so that one failing cell does not stop a sweep. Everything it returns except
-``wall_s`` and ``worker`` is a function of the cell alone.
+result, so that one failing cell does not stop a sweep. Everything it returns except the
+times (``wall_s``, ``measures["wall"]``) and ``worker`` is a function of the cell alone.
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def _measure(cell: Cell) -> tuple[dict[str, Any], dict[str, Any]]:
         "final": final,
         "ratio": {"ratio_fixed_float": fx / fl if fl else float("nan")},
         "spikes": spikes,
-        "compile": {**_compile_numbers(prog), "compile_s": compile_s},
-        "wall": {"check_s": rep.timing["total_s"]},
+        "compile": _compile_numbers(prog),
+        "wall": {"compile_s": compile_s, "check_s": rep.timing["total_s"]},
     }
     curves = {lv: c[m] for lv, c in rep.curves.items()}
     return out, curves

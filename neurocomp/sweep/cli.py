@@ -15,7 +15,7 @@ def sweep_command(
 ) -> int:
     if spec is None:
         if not report:
-            raise SweepError([Problem("sweep", "give a SPEC.yaml (with --out DIR), or --report DIR of a finished sweep")])
+            raise SweepError([Problem("sweep", "give a SPEC.yaml (with --out DIR), or --report DIR: a finished sweep")])
         files = report_from_dir(Path(report))
         print("wrote " + ", ".join(str(f) for f in files))
         return 0
@@ -39,5 +39,5 @@ def report_from_dir(out: Path) -> list[Path]:
     records = [read_record(out, k) for k in man["cells"]]
     missing = sum(r is None for r in records)
     if missing:
-        raise SweepError([Problem(str(out), f"{missing} of {len(records)} cells have no result: finish the sweep first")])
+        raise SweepError([Problem(str(out), f"{missing} of {len(records)} cells have no result: finish the sweep")])
     return write_report(records, SweepView(man["name"], tuple(man["axes"]), man.get("report", {})), out / "report")

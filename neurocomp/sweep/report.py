@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class SweepView:
     """What a report needs of a sweep (from its spec, or from ``OUT/sweep.json`` afterwards)."""
@@ -179,7 +178,8 @@ def _pareto_plot(plt, groups, spec: SweepView, x: str, metric: str, out: Path) -
         front = pareto_front(cost, err)
         if front:
             ax.plot([cost[i] for i in front], [err[i] for i in front], "k-", lw=1, label="Pareto front")
-        _finish(ax, f"{metric} (lowered-fixed) against {what.split(' (')[0]}", what, f"final {metric}", None, np.zeros(0))
+        title = f"{metric} (lowered-fixed) against {what.split(' (')[0]}"
+        _finish(ax, title, what, f"final {metric}", None, np.zeros(0))
     fig.suptitle(f"{spec.name}: accuracy against cost (each point a configuration, mean over seeds)")
     fig.tight_layout()
     path = out / "pareto.png"
@@ -212,7 +212,8 @@ def _summary(records: Sequence[dict[str, Any]], spec: SweepView, x: str, path: P
         lines += ["", "Failed cells:", ""]
         for r in bad:
             what = ", ".join(f"{a}={v}" for a, v in r["labels"].items())
-            lines.append(f"- {what}: {r['status']}: {r['error']['type']}: {' '.join(r['error']['message'].split())[:300]}")
+            msg = " ".join(r["error"]["message"].split())[:300]
+            lines.append(f"- {what}: {r['status']}: {r['error']['type']}: {msg}")
     path.write_text("\n".join(lines) + "\n")
     return path
 

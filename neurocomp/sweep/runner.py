@@ -251,7 +251,7 @@ def read_table(out: str | os.PathLike):
     if (out / "results.parquet").is_file():
         return pd.read_parquet(out / "results.parquet")
     if (out / "results.csv").is_file():
-        return pd.read_csv(out / "results.csv")
+        return pd.read_csv(out / "results.csv", float_precision="round_trip")  # the floats' exact bits
     raise SweepError([Problem(str(out), "no results table (results.parquet or results.csv): run the sweep first")])
 
 

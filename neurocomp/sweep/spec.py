@@ -151,7 +151,7 @@ def expand(data: Any, path: Path, version: str) -> SweepSpec:
     names = list(axes)
     for combo in itertools.product(*(axes[a].items() for a in names)):
         settings: dict[str, Any] = dict(base)
-        for axis, (_label, values) in zip(names, combo, strict=True):
+        for _label, values in combo:
             settings.update(values)
         labels = {a: label for a, (label, _) in zip(names, combo, strict=True)}
         cell = _settings(settings, labels, bad)
