@@ -30,6 +30,7 @@ class SweepView:
     axes: tuple[str, ...]
     report: Mapping[str, Any]
 
+
 RATIO_TARGET = 1.5  # the project's target: lowered-fixed within 1.5x of lowered-float
 
 
@@ -164,7 +165,8 @@ def _pareto_plot(plt, groups, spec: SweepView, x: str, metric: str, out: Path) -
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     col = f"{metric}_lowered_fixed"
     for ax, (cost_col, what) in zip(
-        axes, (("synaptic_memory_bits", "synaptic memory (bits)"), ("energy_pj_per_step", "energy (pJ per step)")),
+        axes,
+        (("synaptic_memory_bits", "synaptic memory (bits)"), ("energy_pj_per_step", "energy (pJ per step)")),
         strict=True,
     ):
         cost, err = [], []
