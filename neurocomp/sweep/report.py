@@ -106,8 +106,9 @@ def _finish(ax, title: str, xlabel: str, ylabel: str, ticks: list | None, xs: np
     ax.set_ylabel(ylabel)
     if ticks is not None:
         ax.set_xticks(xs, ticks)
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
+    lim = ax.dataLim  # linear axes from zero, with room beyond the largest point
+    ax.set_xlim(0, 1.06 * lim.x1 if np.isfinite(lim.x1) and lim.x1 > 0 else 1)
+    ax.set_ylim(0, 1.08 * lim.y1 if np.isfinite(lim.y1) and lim.y1 > 0 else 1)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
 
@@ -129,11 +130,25 @@ def _metric_plot(plt, groups, spec: SweepView, x: str, metric: str, out: Path) -
                 for xv, v in zip(xs, ys, strict=True):
                     ax.plot([xv] * len(v), v, ".", color=color, alpha=0.4)
     _finish(ax, f"{spec.name}: final {metric} (mean over seeds; dots: seeds)", x, f"final {metric}", ticks, xs)
-    fig.tight_layout()
+    failed = _failed_note(groups, spec, x)
+    if failed:
+        fig.text(0.01, 0.01, failed, fontsize=7, color="tab:red")
+    fig.tight_layout(rect=(0, 0.04 if failed else 0, 1, 1))
     path = out / f"{metric}_vs_{x}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _failed_note(groups, spec: SweepView, x: str) -> str:
+    """Which points are missing because their cells failed (the reasons are in summary.md)."""
+    gone = [
+        f"{_name(spec, key, x)}, {x} {label}"
+        for key, by_x in groups.items()
+        for label, recs in by_x.items()
+        if not recs
+    ]
+    return ("no result (every seed failed, see summary.md): " + "; ".join(gone)) if gone else ""
 
 
 def _ratio_plot(plt, groups, spec: SweepView, x: str, out: Path) -> Path:
@@ -146,7 +161,10 @@ def _ratio_plot(plt, groups, spec: SweepView, x: str, out: Path) -> Path:
         ax.plot(xs, [np.mean(v) if v else np.nan for v in ys], "-o", color=f"C{i % 10}", label=_name(spec, key, x))
     ax.axhline(RATIO_TARGET, color="k", ls=":", lw=1, label=f"target {RATIO_TARGET}x")
     _finish(ax, f"{spec.name}: lowered-fixed / lowered-float (mean over seeds)", x, "fixed / float", ticks, xs)
-    fig.tight_layout()
+    failed = _failed_note(groups, spec, x)
+    if failed:
+        fig.text(0.01, 0.01, failed, fontsize=7, color="tab:red")
+    fig.tight_layout(rect=(0, 0.04 if failed else 0, 1, 1))
     path = out / f"ratio_vs_{x}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -195,7 +213,8 @@ def _summary(records: Sequence[dict[str, Any]], spec: SweepView, x: str, path: P
     metric = ok[0]["measures"]["final"]["metric"] if ok else "metric"
     axes = [a for a in spec.axes if a != "seed"]
     cols = [f"{metric}_reference", f"{metric}_lowered_float", f"{metric}_lowered_fixed"]
-    head = [*axes, "cells ok", *(c.replace(f"{metric}_", f"{metric} ") for c in cols), "fixed/float", "memory bits"]
+    levels = [c.replace(f"{metric}_", f"{metric} ").replace("_", "-") for c in cols]
+    head = [*axes, "cells ok", *levels, "fixed/float", "synaptic memory (bits)"]
     lines = [f"# sweep {spec.name}", "", "Mean +- standard deviation over seeds.", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     groups: dict[tuple, list[tuple[Any, dict]]] = {}
