@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import textwrap
 from pathlib import Path
@@ -166,8 +167,13 @@ def test_cluster_sweep_equals_serial_bit_for_bit(spec_file, serial, client, tmp_
     # 7-bit stored weights take less synaptic memory than 9-bit ones: the override reached the compiler
     mem = list(df["synaptic_memory_bits"])
     assert mem[0] == mem[1] < mem[2] == mem[3]
-    files = sorted(p.name for p in (tmp_path / "out" / "report").iterdir())
-    assert files == ["nmse_vs_weight_bits.png", "pareto.png", "ratio_vs_weight_bits.png", "summary.md"]
+    report = tmp_path / "out" / "report"
+    files = ["nmse_vs_weight_bits.png", "pareto.png", "ratio_vs_weight_bits.png", "summary.md"]
+    assert sorted(p.name for p in report.iterdir()) == files
+    shutil.rmtree(report)
+    assert main(["sweep", "--report", str(tmp_path / "out")]) == 0  # redrawn from the finished sweep
+    assert sorted(p.name for p in report.iterdir()) == files
+    assert "| 6 | nearest | 2/2 |" in (report / "summary.md").read_text()
 
 
 def test_resume_skips_done_cells(spec_file, serial, client, tmp_path):
@@ -179,7 +185,8 @@ def test_resume_skips_done_cells(spec_file, serial, client, tmp_path):
     (cells / f"{keys[1]}.json").unlink()  # lost
     (cells / f"{keys[2]}.json").write_text('{"key": "trunc')  # not a result (a crash mid-write elsewhere)
     (cells / f".{keys[3]}.json.123.tmp").write_text("{")  # a temporary file left by a killed driver
-    again = run_sweep(spec_file, out, client=client, report=False, log=lambda s: None)
+    # (as `--scheduler ADDRESS`: this call connects to the running cluster itself)
+    again = run_sweep(spec_file, out, scheduler=client.scheduler.address, report=False, log=lambda s: None)
     assert again.ran == 2
     for k in (keys[0], keys[3]):  # untouched
         assert (cells / f"{k}.json").stat().st_mtime_ns == stamp[k]

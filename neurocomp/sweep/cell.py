@@ -17,15 +17,19 @@ from typing import Any
 from .spec import Cell
 
 
-def run_cell(cell: Cell) -> dict[str, Any]:
+def run_cell(cell: Cell, network: Any = None, profile: Any = None) -> dict[str, Any]:
     """The result record of ``cell``: ``status`` ``"ok"`` with ``measures`` (grouped as
     :data:`~neurocomp.sweep.spec.MEASURES`: ``final`` metric per level, ``ratio`` fixed/float,
     ``spikes`` agreement, ``compile`` report numbers, ``wall`` times in s) and ``curves`` (the
-    metric per iteration and level), or ``"error"`` with ``error`` (type, message, traceback)."""
+    metric per iteration and level), or ``"error"`` with ``error`` (type, message, traceback).
+
+    ``network`` and ``profile``: the cell's model and (overridden) profile when the caller has
+    them (the sweep ships them with the task, so a worker needs neither file); by default they
+    are read from ``cell.model`` and ``cell.profile`` with ``cell.overrides``."""
     t0 = time.perf_counter()
     rec: dict[str, Any] = {"key": cell.key, "labels": dict(cell.labels), "cell": _cell_dict(cell)}
     try:
-        rec["measures"], rec["curves"] = _measure(cell)
+        rec["measures"], rec["curves"] = _measure(cell, network, profile)
         rec["status"] = "ok"
     except Exception as exc:  # recorded, and the sweep goes on (a worker that dies is Dask's to handle)
         rec["status"] = "error"
@@ -49,16 +53,16 @@ def _cell_dict(cell: Cell) -> dict[str, Any]:
     }
 
 
-def _measure(cell: Cell) -> tuple[dict[str, Any], dict[str, Any]]:
+def _measure(cell: Cell, net: Any, prof: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from ..analysis.check import check
     from ..compiler import compile
     from ..graph.io import load_network
     from ..profiles.loader import load_profile_with
 
-    net = load_network(cell.model)
+    net = load_network(cell.model) if net is None else net
     if cell.rule_params:
         net = net.with_rule_params(**cell.rule_params)
-    prof = load_profile_with(cell.profile, cell.overrides)
+    prof = load_profile_with(cell.profile, cell.overrides) if prof is None else prof
     t0 = time.perf_counter()
     prog = compile(net, prof, out=io.StringIO())
     compile_s = time.perf_counter() - t0

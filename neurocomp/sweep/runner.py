@@ -7,8 +7,9 @@ Layout of the output directory::
     OUT/sweep.json          the spec's name, axes, code version and the cells' keys
     OUT/report/*.png        plots (:mod:`neurocomp.sweep.report`)
 
-Every cell is one Dask task keyed by the cell's hash. The driver (this process) writes the
-results, not the workers, so a remote cluster needs no shared file system. A rerun skips the
+Every cell is one Dask task keyed by the cell's hash, carrying the cell's network and profile.
+The driver (this process) writes the results, not the workers, so a remote cluster needs
+neither the spec's files nor a shared file system (only neurocomp installed). A rerun skips the
 cells whose result file exists (a cell that raised is done too, unless ``retry_failed``); a
 cell whose worker died is rerun by Dask on another worker (the nanny replaces the dead one),
 and one that kills every worker it runs on is recorded as ``"crashed"`` and retried on a rerun.
@@ -48,8 +49,10 @@ class SweepResult:
 
 
 def _dask():
+    """``distributed``, or the named error saying which extra to install (pandas is needed too)."""
     try:
         import distributed
+        import pandas  # noqa: F401
     except ImportError:
         raise SweepError(
             [Problem("sweep", "needs dask.distributed: pip install 'neurocomp[sweep]' (dask[distributed], pandas)")]
@@ -104,6 +107,7 @@ def run_sweep(
     (default ``out/report``; ``False`` for none). ``log``: progress lines (default: stderr).
     """
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    _dask()  # before anything is written
     out = Path(out)
     (out / "cells").mkdir(parents=True, exist_ok=True)
     say = log or (lambda s: print(s, file=sys.stderr, flush=True))
@@ -160,8 +164,9 @@ def _run_on_dask(todo: list[Cell], out: Path, version: str, scheduler, workers, 
             client = distributed.Client(cluster)
         own.insert(0, client)
     try:
+        inputs = _Inputs()
         say(f"dask: {client.dashboard_link or client.scheduler.address} ({len(client.nthreads())} workers)")
-        futures = {client.submit(run_cell, c, key=f"cell-{c.key}", pure=False): c for c in todo}
+        futures = {client.submit(run_cell, c, *inputs(c), key=f"cell-{c.key}", pure=False): c for c in todo}
         done = 0
         for fut in distributed.as_completed(futures):
             cell = futures[fut]
@@ -182,6 +187,26 @@ def _run_on_dask(todo: list[Cell], out: Path, version: str, scheduler, workers, 
     finally:
         for obj in own:
             obj.close()
+
+
+class _Inputs:
+    """A cell's network and profile, read here once each and shipped inside every task (not
+    scattered: a task then carries all it needs and survives the loss of any worker)."""
+
+    def __init__(self):
+        self.nets: dict[str, Any] = {}
+        self.profiles: dict[str, Any] = {}
+
+    def __call__(self, cell: Cell) -> tuple[Any, Any]:
+        from ..graph.io import load_network
+        from ..profiles.loader import load_profile_with
+
+        if cell.model not in self.nets:
+            self.nets[cell.model] = load_network(cell.model)
+        key = json.dumps([cell.profile, cell.overrides], sort_keys=True, default=str)
+        if key not in self.profiles:
+            self.profiles[key] = load_profile_with(cell.profile, cell.overrides)
+        return self.nets[cell.model], self.profiles[key]
 
 
 def _progress_line(done: int, total: int, cell: Cell, rec: dict[str, Any]) -> str:
