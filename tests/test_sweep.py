@@ -94,6 +94,22 @@ def test_spec_expands_axes_and_seeds(spec_file):
     assert not {c.key for c in other.cells} & {c.key for c in s.cells}
 
 
+def test_shipped_example_spec():
+    from neurocomp import load_profile
+    from neurocomp.profiles.loader import load_profile_with
+
+    s = load_spec(ROOT / "examples" / "sweeps" / "eprop_bits.yaml")
+    assert len(s.cells) == 5 * 2 * 3 and s.axes == ("weight_bits", "rounding", "seed")
+    assert sorted({c.labels["weight_bits"] for c in s.cells}) == [4, 5, 6, 7, 8]
+    assert len({c.seed for c in s.cells}) == 3
+    by = {(c.labels["weight_bits"], c.labels["rounding"]): c for c in s.cells}
+    # 8 bits, stochastic rounding: loihi2 itself; 5 bits: every stored weight narrower
+    assert load_profile_with("loihi2", by[8, "stochastic"].overrides) == load_profile("loihi2")
+    p5 = load_profile_with("loihi2", by[5, "nearest"].overrides)
+    assert p5.formats.weight.mantissa_bits == 5 and p5.learning.synaptic_variable_bits["w"] == 6
+    assert p5.capacity.synapse_encoding.weight_bits == 6 and p5.learning.stochastic_rounding is False
+
+
 def test_derived_seeds_depend_on_the_spec_only(tmp_path):
     text = SPEC.replace("seeds: [3, 4]", "seeds: 3\nseed: 7")
     s = load_spec(write(tmp_path / "a.yaml", text))
@@ -111,6 +127,7 @@ def test_derived_seeds_depend_on_the_spec_only(tmp_path):
         (("mantissa_bits: 6,", "mantissa_bits: 0,"), "formats.weight.mantissa_bits: 0 is below the minimum 1"),
         (("mantissa_bits: 6,", "mantisa_bits: 6,"), "formats.weight.mantisa_bits: unknown key"),
         (("stochastic_rounding: false", "stochastic_rounding: maybe"), "learning.stochastic_rounding: expected true"),
+        (("learning.stochastic_rounding: false", "name.first: x"), "name.first: not a key of a profile mapping"),
         (("iterations: 2", "iterations: 0"), "iterations: an integer >= 1, got 0"),
         (("seeds: [3, 4]", "seeds: [3, 3]"), "repeated seeds"),
         (("name: test-grid", "nmae: test-grid"), "nmae: unknown key"),
