@@ -131,6 +131,9 @@ def test_derived_seeds_depend_on_the_spec_only(tmp_path):
         (("iterations: 2", "iterations: 0"), "iterations: an integer >= 1, got 0"),
         (("seeds: [3, 4]", "seeds: [3, 3]"), "repeated seeds"),
         (("name: test-grid", "nmae: test-grid"), "nmae: unknown key"),
+        (("name: test-grid", "name: g\nreport: {x: bits}"), "report.x: 'bits' is not an axis"),
+        ((f"model: {MODEL}", "model: nowhere.yaml"), "'nowhere.yaml': no such file"),
+        ((f"model: {MODEL}", f"model: {ROOT / 'hardware_profiles' / 'xylo.yaml'}"), "model: invalid model"),
         (("  rounding:\n", "  rule.lrate: [0.1]\n  rounding:\n"), "rule parameters ['lrate'] are not e-prop's"),
         (("  rounding:\n", "  lr: [0.1]\n  rounding:\n"), "lr: unknown key"),  # a rule parameter is rule.lr
         (("  rounding:\n", "  bits:\n    8: {formats.weight.mantissa_bits: 8}\n  rounding:\n"), "both set"),

@@ -142,6 +142,9 @@ def expand(data: Any, path: Path, version: str) -> SweepSpec:
     if not isinstance(check.get("bptt"), bool):
         bad("check.bptt", f"true or false, got {check.get('bptt')!r}")
     axes = _axes(data.get("axes", {}), bad)
+    report = _mapping(data.get("report", {}), "report", bad)
+    if "x" in report and report["x"] not in axes:
+        bad("report.x", f"{report['x']!r} is not an axis (axes: {', '.join(axes)})")
     if problems:
         raise SweepError(problems, header=f"invalid sweep spec {path}")
 
@@ -154,7 +157,7 @@ def expand(data: Any, path: Path, version: str) -> SweepSpec:
         for _label, values in combo:
             settings.update(values)
         labels = {a: label for a, (label, _) in zip(names, combo, strict=True)}
-        cell = _settings(settings, labels, bad)
+        cell = _settings(settings, labels, path.parent, bad)
         if cell is None:
             continue
         prof_key = json.dumps([cell["profile"], cell["overrides"]], sort_keys=True, default=str)
@@ -177,7 +180,7 @@ def expand(data: Any, path: Path, version: str) -> SweepSpec:
         cells=tuple(cells),
         axes=(*names, "seed"),
         measures=tuple(measures),
-        report=_mapping(data.get("report", {}), "report", bad),
+        report=report,
         code_version=version,
     )
 
@@ -196,6 +199,13 @@ def _model(v: Any, spec: Path, bad) -> Path:
     p = (spec.parent / v).resolve()
     if not p.is_file():
         bad("model", f"{v!r}: no such file (looked at {p})")
+        return p
+    from ..graph.io import load_network
+
+    try:  # a broken model is the spec's problem, found before any cell runs
+        load_network(p)
+    except NeurocompError as exc:
+        bad("model", str(exc))
     return p
 
 
@@ -243,7 +253,7 @@ def _axes(v: Any, bad) -> dict[str, dict[Any, dict[str, Any]]]:
     return out
 
 
-def _settings(s: Mapping[str, Any], labels: Mapping[str, Any], bad) -> dict[str, Any] | None:
+def _settings(s: Mapping[str, Any], labels: Mapping[str, Any], here: Path, bad) -> dict[str, Any] | None:
     """Split one cell's merged settings into check's arguments, rule params and overrides."""
     from ..tasks import TASKS
 
@@ -258,8 +268,10 @@ def _settings(s: Mapping[str, Any], labels: Mapping[str, Any], bad) -> dict[str,
     }
     ok = True
     if not isinstance(out["profile"], str):
-        bad(where, f"profile: a profile name, got {out['profile']!r}")
+        bad(where, f"profile: a profile name or file, got {out['profile']!r}")
         ok = False
+    elif out["profile"].endswith((".yaml", ".yml")):  # a profile file, relative to the spec
+        out["profile"] = str((here / out["profile"]).resolve())
     if out["task"] not in TASKS:
         bad(where, f"task: {out['task']!r} is not a task (known: {', '.join(sorted(TASKS))})")
         ok = False
