@@ -202,17 +202,29 @@ def test_resume_skips_done_cells(spec_file, serial, client, tmp_path):
     keys = [r["key"] for r in first.records]
     cells = out / "cells"
     stamp = {k: (cells / f"{k}.json").stat().st_mtime_ns for k in keys}
+    crashed = {"key": keys[0], "labels": {}, "status": "crashed", "error": {"type": "KilledWorker", "message": ""}}
+    (cells / f"{keys[0]}.json").write_text(json.dumps(crashed))  # its workers died: retried
     (cells / f"{keys[1]}.json").unlink()  # lost
     (cells / f"{keys[2]}.json").write_text('{"key": "trunc')  # not a result (a crash mid-write elsewhere)
     (cells / f".{keys[3]}.json.123.tmp").write_text("{")  # a temporary file left by a killed driver
     # (as `--scheduler ADDRESS`: this call connects to the running cluster itself)
     again = run_sweep(spec_file, out, scheduler=client.scheduler.address, report=False, log=lambda s: None)
-    assert again.ran == 2
-    for k in (keys[0], keys[3]):  # untouched
-        assert (cells / f"{k}.json").stat().st_mtime_ns == stamp[k]
+    assert again.ran == 3
+    assert (cells / f"{keys[3]}.json").stat().st_mtime_ns == stamp[keys[3]]  # untouched
     assert {r["key"]: result_bits(r) for r in again.records} == {k: result_bits(r) for k, r in serial.items()}
     third = run_sweep(spec_file, out, client=client, report=False, log=lambda s: None)
     assert third.ran == 0
+
+
+def test_failed_cell_is_recorded_and_the_sweep_goes_on(client, tmp_path):
+    text = SPEC.replace("mantissa_bits: 6,", "mantissa_bits: 4,").replace("seeds: [3, 4]", "seeds: [3]")
+    spec, out = write(tmp_path / "s.yaml", text), tmp_path / "out"
+    res = run_sweep(spec, out, client=client, report=False, log=lambda s: None)
+    assert [r["status"] for r in res.records] == ["error", "ok"]  # 4 bits: e-prop's step is too small
+    df = read_table(out)
+    assert list(df["status"]) == ["error", "ok"] and df["error"][0].startswith("CompileError: ")
+    assert run_sweep(spec, out, client=client, report=False, log=lambda s: None).ran == 0  # an error is done
+    assert run_sweep(spec, out, client=client, report=False, retry_failed=True, log=lambda s: None).ran == 1
 
 
 def test_worker_killed_mid_sweep(spec_file, serial, tmp_path):

@@ -230,7 +230,8 @@ def table_rows(spec: SweepSpec, records: list[dict[str, Any]]) -> list[dict[str,
         row: dict[str, Any] = {a: cell.labels[a] for a in spec.axes}
         row.update(profile=cell.profile, task=cell.task, iterations=cell.iterations, steps=cell.steps)
         row["status"] = rec["status"]
-        row["error"] = "" if rec["status"] == "ok" else f"{rec['error']['type']}: {rec['error']['message']}"
+        err = rec.get("error") or {}
+        row["error"] = f"{err['type']}: {' '.join(err['message'].split())}" if err else ""  # one line per cell
         for group, values in (rec.get("measures") or {}).items():
             if group in keep:
                 row.update(values)
