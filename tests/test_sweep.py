@@ -18,6 +18,12 @@ import pytest
 from neurocomp.cli import main
 from neurocomp.sweep import SweepError, derive_seed, load_spec, read_record, read_table, run_cell, run_sweep
 
+try:  # Lava sets multiprocessing's start method when imported and raises if it is set already, as
+    # a LocalCluster leaves it: imported first, the Lava tests that run after these still work
+    import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "eprop_pattern.yaml"
 
