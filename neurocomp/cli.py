@@ -448,7 +448,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bptt", action="store_true", help="skip BPTT")
     p.add_argument("--out", default="check-out", help="output directory (default check-out)")
     p.set_defaults(func=_cmd_check)
+
+    p = sub.add_parser(
+        "sweep",
+        help="run compile -> emulate -> check over a grid of chips, bit widths, roundings and seeds on Dask",
+        description="Run every cell of a sweep spec (see examples/sweeps/) as a Dask task, on a LocalCluster with "
+        "one worker process per core or on --scheduler. Each cell's result is written to OUT/cells/ as it finishes; "
+        "a rerun skips the done cells. Writes the table OUT/results.parquet (results.csv without pyarrow) and plots "
+        "in OUT/report. Without SPEC, --report DIR redraws the plots of the finished sweep in DIR.",
+    )
+    p.add_argument("spec", nargs="?", metavar="SPEC.yaml", help="the sweep spec")
+    p.add_argument("--out", metavar="DIR", help="output directory (required with SPEC)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786)")
+    p.add_argument("--workers", type=int, default=None, metavar="N", help="LocalCluster workers (default: 1 per core)")
+    p.add_argument("--report", metavar="DIR", help="where the plots go (default OUT/report); alone: the sweep to plot")
+    p.add_argument("--retry-failed", action="store_true", help="rerun the cells that raised an error")
+    p.set_defaults(func=_cmd_sweep)
     return parser
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep.cli import sweep_command
+
+    return sweep_command(args.spec, args.out, args.scheduler, args.workers, args.report, args.retry_failed)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from .._yaml import YamlError, read_yaml
 from ..errors import Problem, ProfileError
@@ -67,12 +70,44 @@ def _load_cached(path: str, _mtime_ns: int, _size: int) -> Profile:
     return _load_file(Path(path))
 
 
-def _load_file(path: Path) -> Profile:
-    where = path.name
+def load_profile_with(name_or_path: str | os.PathLike, overrides: Mapping[str, Any]) -> Profile:
+    """A profile with some of its keys replaced, checked exactly as a profile file is.
+
+    ``overrides``: dotted keys of the profile's YAML and their new values, e.g.
+    ``{"formats.weight.mantissa_bits": 6, "learning.stochastic_rounding": False}``. The result
+    has the base profile's name and a fingerprint of its own (of the merged document).
+    Raises :class:`ProfileError` naming the key for a schema problem or a key that does not fit.
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text) if text.endswith((".yaml", ".yml")) or os.sep in text else find_profile(text)
+    data = _read(path)
+    where = f"{path.name} (overridden)"
+    problems = []
+    for key, value in overrides.items():
+        node, parts = data, str(key).split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or not all(parts):
+            problems.append(Problem(where, f"{key}: not a key of a profile mapping"))
+            continue
+        node[parts[-1]] = copy.deepcopy(value)
+    if problems:
+        raise ProfileError(problems, header=f"invalid overrides of profile {path}")
+    return _from_data(data, path, where, " with the overrides " + ", ".join(f"{k}={v!r}" for k, v in overrides.items()))
+
+
+def _read(path: Path) -> Any:
     try:
-        data = read_yaml(path)
+        return read_yaml(path)
     except YamlError as exc:
         raise ProfileError([Problem("", str(exc))]) from None
+
+
+def _load_file(path: Path) -> Profile:
+    return _from_data(_read(path), path, path.name)
+
+
+def _from_data(data: Any, path: Path, where: str, what: str = "") -> Profile:
     if not isinstance(data, dict):
         raise ProfileError([Problem(where, "a profile must be a YAML mapping")])
     problems: list[Problem] = []
@@ -81,7 +116,7 @@ def _load_file(path: Path) -> Profile:
     if isinstance(data.get("name"), str) and data["name"] != path.stem:
         problems.append(Problem(where, f"name: {data['name']!r} does not match the file name {path.stem!r}"))
     if problems or profile is None:
-        raise ProfileError(problems, header=f"invalid profile {path}")
+        raise ProfileError(problems, header=f"invalid profile {path}{what}")
     fingerprint = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return _with_internal(profile, str(path), fingerprint)
 
