@@ -60,6 +60,7 @@ import numpy as np
 from ..arith.fixed import shift
 from ..arith.lfsr import Lfsr
 from ..compiler.ir import QProjection
+from ..kernels import reckon as kr
 from ..profiles import Profile
 from ..rules import reckon as rk
 from .plastic import LearnedSynapses
@@ -73,7 +74,8 @@ TRACE = {  # role -> (impulse base, register of its position, decay fraction bit
 PAIRED = ("membrane", "trace_input", "trace_recurrent", "trace_output")  # one number per SRAM word
 READOUT_CYCLES = 16  # srnn.v leaks one output neuron per STEP cycle, cycles 0..15
 ROLES = PAIRED + ("readout", "weights_input", "weights_recurrent", "weights_output")
-BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
+BLOCK = kr.BLOCK  # post neurons per weight SRAM word (128 bits of 8-bit weights)
+PARALLEL_TRIALS = 4  # trials with a target from which the learning step spreads them over the cores
 
 
 class ReckonRandom:
@@ -205,6 +207,15 @@ class ReckonSynapses(LearnedSynapses):
             return acc * 2.0**self.exp * self.in_scale
         return shift(acc, self.exp, self.rounding) * self.in_scale
 
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        if self.float_weights:  # attribution: float sums, in numpy's order
+            return super().deliver(spikes, ring, t)
+        if not spikes.any():
+            return
+        acc = np.empty((spikes.shape[0], self.n_post))
+        kr.deliver_sum(self.engine.weights, spikes, acc)  # integer sums: exact in any order
+        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += self._to_input(acc)
+
 
 class ReckonLearner:
     """The chip's learning step over the projections of one readout (see the module docstring).
@@ -216,6 +227,10 @@ class ReckonLearner:
     ):
         self.float_traces = "traces" in learn_float
         self.float_graded = "graded" in learn_float
+        # compiled: the chip's arithmetic, or every quantity in float64; other mixes run in numpy
+        knobs = set(learn_float) & {"weights", "traces", "graded"}
+        self.exact = knobs == {"weights", "traces", "graded"}
+        self.compiled = self.exact or not knobs
         self.nearest = (rounding or ("stochastic" if profile.learning.stochastic_rounding else "nearest")) == "nearest"
         self.by_role = {s.rule.role: s for s in syns}
         missing = {"input", "output"} - set(self.by_role)
@@ -239,23 +254,8 @@ class ReckonLearner:
         """Traces of step ``t`` (rounded with this step's numbers), then (with a target) the
         weight updates, each trial with its own weight LFSRs."""
         for role in ("input", "recurrent", "output"):
-            syn = self.by_role.get(role)
-            if syn is None:
-                continue
-            base, reg_name, frac = TRACE[role]
-            x = syn.engine.state["x1"]
-            src = f"trace_{role}"
-            first = chip.offsets.get(syn.pre, 0)  # input channels and hidden neurons count from 0
-            rand = None if self.nearest else chip.numbers(src, first, x.shape[-1])  # None: to nearest
-            spikes = pops[syn.pre].state["spikes"]
-            imp = base << getattr(syn.rule.registers, reg_name)
-            bits = int(self.trace_bits[role])
-            if self.float_traces:
-                syn.engine.state["x1"] = rk.float_trace(x, spikes, self.factors[role], frac, imp)
-            else:
-                syn.engine.state["x1"] = rk.update_trace(
-                    x, spikes, self.factors[role], frac, imp, bits, rand, chip.gens[src].word_bits
-                )
+            if role in self.by_role:
+                self._trace(role, pops[self.by_role[role].pre].state["spikes"], chip)
         if target is None:
             return
         tgt = np.asarray(target, dtype=np.float64)
@@ -268,8 +268,77 @@ class ReckonLearner:
         else:
             err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -(2**15), 2**15 - 1).astype(np.int64)
         v_hid = pops[self.hidden].state.get("v_pre", pops[self.hidden].state["v"]).astype(np.int64)
+        if self.compiled:
+            self._update_compiled(valid, err, v_hid, chip)
+            return
         for b in np.flatnonzero(valid):
             self._update(int(b), err[b], v_hid[b], chip)
+
+    def _trace(self, role: str, spikes: np.ndarray, chip: ReckonRandom) -> None:
+        """One step of a role's presynaptic traces, in place (compiled)."""
+        syn = self.by_role[role]
+        base, reg_name, frac = TRACE[role]
+        imp = base << getattr(syn.rule.registers, reg_name)
+        st = syn.engine.state
+        if self.float_traces:
+            x = np.ascontiguousarray(st["x1"], np.float64)
+            kr.float_trace_step(x, spikes, self.factors[role] / 2.0**frac, float(imp))
+        else:
+            src = f"trace_{role}"
+            first = chip.offsets.get(syn.pre, 0)  # input channels and hidden neurons count from 0
+            x = np.ascontiguousarray(st["x1"], np.int64)
+            top = (1 << int(self.trace_bits[role])) - 1
+            words = chip.words[src]
+            kr.trace_step(x, spikes, self.factors[role], frac, imp, top, words, first, chip.gens[src].word_bits,
+                          self.nearest)  # fmt: skip
+        st["x1"] = x
+
+    def _update_compiled(self, valid: np.ndarray, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
+        """Every valid trial's EPROP phase in one kernel call, the chip's integers or all in
+        float64 (the same loops; see :mod:`neurocomp.kernels.reckon`)."""
+        out, rec, reg = self.by_role["output"], self.by_role.get("recurrent"), self.reg
+        w_out = out.engine.state["w"]
+        if self.exact:  # the float learning signal, trial by trial as the numpy path computes it
+            L = np.zeros(v.shape)
+            for b in np.flatnonzero(valid):
+                L[b] = rk.float_learning_signal(err[b], w_out[b], reg, self.ls_bits)
+        else:  # integer sums: exact in any order
+            L = np.clip((np.einsum("bk,bkj->bj", err, w_out) << reg.learn_sig_scale) >> 12,
+                        -(2 ** (self.ls_bits - 1)), 2 ** (self.ls_bits - 1) - 1)  # fmt: skip
+        h = rk.pseudo_derivative(v, reg)
+        t_rec = rec.engine.state["x1"] if rec is not None else np.zeros(v.shape, L.dtype)
+        n_blocks = -(-v.shape[1] // BLOCK)
+        reg_zero = np.ones((v.shape[0], n_blocks), bool)
+        if reg.regularize:
+            over = np.zeros((v.shape[0], n_blocks * BLOCK))
+            over[:, : v.shape[1]] = np.maximum(rk.read_trace(t_rec, reg.fp_loc_trec) - reg.regul_f0, 0)
+            reg_zero = ~(over.reshape(v.shape[0], n_blocks, BLOCK) != 0).any(axis=2)
+        hid = tuple(self._role_args(r, L, h, t_rec, chip) for r in ("input", "recurrent") if r in self.by_role)
+        oreg = out.rule.registers
+        scale = 2.0 ** (oreg.lr_p_out - oreg.lr_r_out - rk.OUTPUT_PROB_BITS)
+        out_args = (w_out, np.ascontiguousarray(err), out.engine.state["x1"], oreg.fp_loc_tout, oreg.lr_p_out,
+                    oreg.lr_r_out, chip.gens["weights_output"].chunk_tables, scale)  # fmt: skip
+        roles = ["weights_input", "weights_recurrent", "weights_output"]
+        regs = np.stack([chip.regs[r][:, 0] for r in roles], axis=1)
+        run = kr.learn_step_batch if valid.sum() >= PARALLEL_TRIALS else kr.learn_step
+        run(valid, hid, out_args, reg_zero, regs, self.nearest)
+        for k, r in enumerate(roles):
+            chip.regs[r][:, 0] = regs[:, k]
+
+    def _role_args(self, role: str, L, h, t_rec, chip: ReckonRandom) -> tuple:
+        """The kernel's arguments for the input or recurrent weights (see ``learn_step``)."""
+        syn = self.by_role[role]
+        regs = syn.rule.registers
+        fp = regs.fp_loc_tinp if role == "input" else regs.fp_loc_trec
+        if self.exact:
+            over = np.maximum(rk.read_trace(t_rec, regs.fp_loc_trec) - regs.regul_f0, 0) * 2.0**regs.regul_k_p
+            reg_term = over if regs.regularize else np.zeros_like(over)
+        else:
+            reg_term = rk.regularization(t_rec, regs)
+        scale = 2.0 ** (regs.lr_p - regs.lr_r - rk.HIDDEN_PROB_BITS)
+        return (syn.engine.state["w"], syn.engine.state["x1"], fp, L, h, np.ascontiguousarray(reg_term),
+                bool(regs.regularize), regs.lr_p, regs.lr_r, chip.gens[f"weights_{role}"].chunk_tables,
+                role == "recurrent", scale)  # fmt: skip
 
     def _update(self, b: int, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
         """One trial's EPROP phase, drawing from the weight LFSRs in the chip's order."""

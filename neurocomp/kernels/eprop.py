@@ -1,0 +1,56 @@
+"""Exact e-prop on a programmable core (:class:`neurocomp.rules.eprop.EpropExact`), compiled:
+the per-synapse part of a step (eligibility, its readout filter, the weight update and the
+presynaptic trace) of one hidden projection.
+
+One template for both arithmetics: float32 arrays and scalars (the core's format) or float64
+(the lowered-float level). Every scalar comes in the arrays' dtype and the kernel has no
+literals, so numba computes in that dtype as numpy does (a float64 literal would promote a
+float32 product to float64). Each value is computed by the same operations in the same order
+as the numpy form, with fastmath off (no fused multiply-add), so float32 results are those of
+numpy bit for bit. The order of the synapses does not matter: there are no sums over them.
+"""
+
+from __future__ import annotations
+
+from . import parallel_kernel, prange
+
+
+@parallel_kernel
+def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, alpha, learn, recurrent):
+    """One step of the synapses ``[trial, post j, pre i]`` of one hidden projection, in place:
+
+    * ``e = psi_j * (zb_i - beta * eps_ji)`` and ``eps <- psi_j * zb_i + decay_eps_j * eps``
+      (ALIF: ``eps`` nonempty; ``decay_eps = rho - psi * beta``), else ``e = psi_j * zb_i``;
+    * ``e_bar <- k * e_bar + omk * e`` (``omk = 1 - k``, rounded once as numpy rounds it);
+    * with ``learn``: ``w -= (lr * L_j) * e_bar`` except autapses of a ``recurrent`` projection;
+    * then ``zb <- alpha * zb + spikes`` (``spikes`` in the dtype).
+
+    ``psi`` and ``decay_eps`` come in their own dtype (numpy 1's scalar rules give float32 from
+    float32 neuron states even at the float level); a product with them takes the wider type,
+    as in numpy. Trials and post neurons are spread over the cores (rows are independent)."""
+    n_b, n_h, n_p = e_bar.shape
+    alif = eps.size > 0
+    for bj in prange(n_b * n_h):
+        b, j = bj // n_h, bj % n_h
+        p = psi[b, j]
+        if alif:
+            de = decay_eps[b, j]
+            for i in range(n_p):
+                e = p * (zb[b, i] - beta * eps[b, j, i])
+                eps[b, j, i] = p * zb[b, i] + de * eps[b, j, i]
+                e_bar[b, j, i] = k * e_bar[b, j, i] + omk * e
+        else:
+            for i in range(n_p):
+                e_bar[b, j, i] = k * e_bar[b, j, i] + omk * (p * zb[b, i])
+        if learn:
+            c = lr * L[b, j]
+            keep = c
+            if recurrent:
+                keep = w[b, j, j]
+            for i in range(n_p):
+                w[b, j, i] = w[b, j, i] - c * e_bar[b, j, i]
+            if recurrent:
+                w[b, j, j] = keep  # autapses stay absent (their update is 0)
+    for b in range(n_b):
+        for i in range(n_p):
+            zb[b, i] = alpha * zb[b, i] + spikes[b, i]
