@@ -35,6 +35,7 @@ import numpy as np
 from ..kernels.reckon import lfsr_draw
 
 LAYOUTS = ("window", "chained")
+CHUNK_BITS = 6  # register bits per row of the compiled draw's tables
 
 
 def register_offsets(bits: int, a: int, outputs: int, layout: str) -> list[int]:
@@ -190,22 +191,20 @@ class Lfsr:
     # -- draws
     @cached_property
     def chunk_tables(self) -> tuple[np.ndarray, np.ndarray]:
-        """The draw of every value of each byte of the register: words ``[bytes, 256,
-        words_per_draw]`` and next registers ``[bytes, 256]``; a draw from any register is
-        the XOR of one row per byte (what the compiled draw reads)."""
-        n = -(-self.bits // 8)
-        vals = np.arange(256, dtype=np.int64)
-        words = np.zeros((n, 256, self.words_per_draw), np.int64)
-        nxt = np.zeros((n, 256), np.int64)
+        """The draw of every value of each :data:`CHUNK_BITS`-bit chunk of the register: its
+        words ``[chunks, 2**CHUNK_BITS, words_per_draw]`` (uint32 when they fit) and its next
+        register ``[chunks, 2**CHUNK_BITS]``. A draw from any register is the XOR of one row
+        per chunk (what the compiled draw reads; small chunks keep the tables in L1 cache)."""
+        n, size = -(-self.bits // CHUNK_BITS), 1 << CHUNK_BITS
+        vals = np.arange(size, dtype=np.int64)
+        words = np.zeros((n, size, self.words_per_draw), np.int64)
+        nxt = np.zeros((n, size), np.int64)
         unit_words, unit_next = self._unit
-        for c in range(n):
-            for k in range(8):
-                j = 8 * c + k
-                if j < self.bits:
-                    on = ((vals >> k) & 1).astype(bool)
-                    words[c, on] ^= unit_words[j]
-                    nxt[c, on] ^= unit_next[j]
-        return words, nxt
+        for j in range(self.bits):
+            on = ((vals >> (j % CHUNK_BITS)) & 1).astype(bool)
+            words[j // CHUNK_BITS, on] ^= unit_words[j]
+            nxt[j // CHUNK_BITS, on] ^= unit_next[j]
+        return words.astype(np.uint32) if self.word_bits <= 32 else words, nxt
 
     def draw(self, regs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` consecutive draws from each register in ``regs`` (any shape ``S``): the random

@@ -59,6 +59,7 @@ import numpy as np
 
 from ..arith.fixed import shift
 from ..arith.lfsr import Lfsr
+from ..kernels.reckon import lfsr_draw
 from ..compiler.ir import QProjection
 from ..kernels import reckon as kr
 from ..profiles import Profile
@@ -75,7 +76,7 @@ PAIRED = ("membrane", "trace_input", "trace_recurrent", "trace_output")  # one n
 READOUT_CYCLES = 16  # srnn.v leaks one output neuron per STEP cycle, cycles 0..15
 ROLES = PAIRED + ("readout", "weights_input", "weights_recurrent", "weights_output")
 BLOCK = kr.BLOCK  # post neurons per weight SRAM word (128 bits of 8-bit weights)
-PARALLEL_TRIALS = 4  # trials with a target from which the learning step spreads them over the cores
+WEIGHT_ROLES = ("weights_input", "weights_recurrent", "weights_output")  # the kernel's register order
 
 
 class ReckonRandom:
@@ -104,6 +105,7 @@ class ReckonRandom:
                 rng = np.random.default_rng([int(seed), *name.encode()])
                 seeds = rng.integers(1, 2**src.bits, size=seeds.shape, dtype=np.int64)
             self.seeds[role] = seeds
+        self.tables = {role: gen.chunk_tables for role, gen in self.gens.items()}  # what the compiled draws read
         for role in PAIRED:
             if self.seeds[role].size != 2:
                 raise ValueError(f"{profile.name}: random source {by_role[role]!r} needs 2 instances (even, odd)")
@@ -141,7 +143,7 @@ class ReckonRandom:
         return {role: r.tolist() for role, r in self.regs.items()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        regs = {role: np.asarray(state[role], dtype=np.int64) for role in self.regs}
+        regs = {role: np.array(state[role], dtype=np.int64) for role in self.regs}
         for role, r in regs.items():
             if r.shape != self.regs[role].shape:
                 raise ValueError(f"LFSR registers {role!r} have shape {r.shape}, expected {self.regs[role].shape}")
@@ -149,10 +151,14 @@ class ReckonRandom:
         self.words = {}
 
     def _draw(self, role: str, n: int) -> np.ndarray:
-        """``n`` draws from every instance of ``role`` in every trial: ``[batch, instances, n]`` numbers."""
-        gen = self.gens[role]
-        words, self.regs[role] = gen.draw(self.regs[role], n)
-        return words[..., 0]
+        """``n`` draws from every instance of ``role`` in every trial: ``[batch, instances, n]``
+        numbers (the step's roles draw one number each); the registers advance in place."""
+        regs, tables = self.regs[role], self.tables[role]
+        if not regs.flags.c_contiguous or regs.dtype != np.int64:  # registers set from outside
+            regs = self.regs[role] = np.ascontiguousarray(regs, np.int64)
+        out = np.empty((regs.size, n, tables[0].shape[2]), np.int64)
+        lfsr_draw(*tables, regs.reshape(-1), out)  # the registers advance in place (a view)
+        return out[:, :, 0].reshape(regs.shape + (n,))
 
     def begin_step(self) -> None:
         """The fixed draws of one step (``STEP`` phase): rounding numbers for every neuron."""
@@ -208,13 +214,10 @@ class ReckonSynapses(LearnedSynapses):
         return shift(acc, self.exp, self.rounding) * self.in_scale
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
-        if self.float_weights:  # attribution: float sums, in numpy's order
-            return super().deliver(spikes, ring, t)
-        if not spikes.any():
-            return
-        acc = np.empty((spikes.shape[0], self.n_post))
-        kr.deliver_sum(self.engine.weights, spikes, acc)  # integer sums: exact in any order
-        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += self._to_input(acc)
+        if self.float_weights or self.rounding != "floor":  # attribution (float sums in numpy's order), or
+            return super().deliver(spikes, ring, t)  # a rounding the kernel does not take
+        slot = ring[(t + self.latency + self.max_delay) % ring.shape[0]]
+        kr.deliver(self.engine.weights, spikes, 2.0**self.exp, self.in_scale, slot)
 
 
 class ReckonLearner:
@@ -239,6 +242,7 @@ class ReckonLearner:
         out = self.by_role["output"]
         self.readout, self.hidden = out.post, out.pre
         self.reg = out.rule.registers
+        self._chip_cache: tuple = (None, ())
         self.trace_bits = profile.learning.params["trace_bits"]  # per role: input, recurrent, output
         self.ls_bits = int(profile.learning.params["learning_signal_bits"])
         self.scale = 2.0 ** pops[self.readout].q.scale_exp
@@ -298,47 +302,44 @@ class ReckonLearner:
         float64 (the same loops; see :mod:`neurocomp.kernels.reckon`)."""
         out, rec, reg = self.by_role["output"], self.by_role.get("recurrent"), self.reg
         w_out = out.engine.state["w"]
-        if self.exact:  # the float learning signal, trial by trial as the numpy path computes it
+        if self.exact:  # the float learning signal, trial by trial in numpy's order (a sum over outputs)
             L = np.zeros(v.shape)
             for b in np.flatnonzero(valid):
                 L[b] = rk.float_learning_signal(err[b], w_out[b], reg, self.ls_bits)
-        else:  # integer sums: exact in any order
-            L = np.clip((np.einsum("bk,bkj->bj", err, w_out) << reg.learn_sig_scale) >> 12,
-                        -(2 ** (self.ls_bits - 1)), 2 ** (self.ls_bits - 1) - 1)  # fmt: skip
-        h = rk.pseudo_derivative(v, reg)
+        else:  # computed by the kernel
+            L = np.empty(v.shape, np.int64)
         t_rec = rec.engine.state["x1"] if rec is not None else np.zeros(v.shape, L.dtype)
-        n_blocks = -(-v.shape[1] // BLOCK)
-        reg_zero = np.ones((v.shape[0], n_blocks), bool)
-        if reg.regularize:
-            over = np.zeros((v.shape[0], n_blocks * BLOCK))
-            over[:, : v.shape[1]] = np.maximum(rk.read_trace(t_rec, reg.fp_loc_trec) - reg.regul_f0, 0)
-            reg_zero = ~(over.reshape(v.shape[0], n_blocks, BLOCK) != 0).any(axis=2)
-        hid = tuple(self._role_args(r, L, h, t_rec, chip) for r in ("input", "recurrent") if r in self.by_role)
+        hid = tuple(self._role_args(r, chip) for r in ("input", "recurrent") if r in self.by_role)
         oreg = out.rule.registers
         scale = 2.0 ** (oreg.lr_p_out - oreg.lr_r_out - rk.OUTPUT_PROB_BITS)
-        out_args = (w_out, np.ascontiguousarray(err), out.engine.state["x1"], oreg.fp_loc_tout, oreg.lr_p_out,
-                    oreg.lr_r_out, chip.gens["weights_output"].chunk_tables, scale)  # fmt: skip
-        roles = ["weights_input", "weights_recurrent", "weights_output"]
-        regs = np.stack([chip.regs[r][:, 0] for r in roles], axis=1)
-        run = kr.learn_step_batch if valid.sum() >= PARALLEL_TRIALS else kr.learn_step
-        run(valid, hid, out_args, reg_zero, regs, self.nearest)
-        for k, r in enumerate(roles):
-            chip.regs[r][:, 0] = regs[:, k]
+        out_args = (w_out, out.engine.state["x1"], oreg.fp_loc_tout, oreg.lr_p_out, oreg.lr_r_out,
+                    chip.gens["weights_output"].chunk_tables, scale)  # fmt: skip
+        for r in WEIGHT_ROLES:  # advanced in place by the kernel
+            if not chip.regs[r].flags.c_contiguous or chip.regs[r].dtype != np.int64:
+                chip.regs[r] = np.ascontiguousarray(chip.regs[r], np.int64)
+        regs = tuple(chip.regs[r] for r in WEIGHT_ROLES)
+        run = kr.learn_step_batch if valid.sum() >= kr.PARALLEL_TRIALS else kr.learn_step
+        run(valid, hid, out_args, self._chip_args(), np.ascontiguousarray(err), v, L, t_rec, regs, self.nearest)
 
-    def _role_args(self, role: str, L, h, t_rec, chip: ReckonRandom) -> tuple:
+    def _role_args(self, role: str, chip: ReckonRandom) -> tuple:
         """The kernel's arguments for the input or recurrent weights (see ``learn_step``)."""
         syn = self.by_role[role]
-        regs = syn.rule.registers
-        fp = regs.fp_loc_tinp if role == "input" else regs.fp_loc_trec
-        if self.exact:
-            over = np.maximum(rk.read_trace(t_rec, regs.fp_loc_trec) - regs.regul_f0, 0) * 2.0**regs.regul_k_p
-            reg_term = over if regs.regularize else np.zeros_like(over)
-        else:
-            reg_term = rk.regularization(t_rec, regs)
-        scale = 2.0 ** (regs.lr_p - regs.lr_r - rk.HIDDEN_PROB_BITS)
-        return (syn.engine.state["w"], syn.engine.state["x1"], fp, L, h, np.ascontiguousarray(reg_term),
-                bool(regs.regularize), regs.lr_p, regs.lr_r, chip.gens[f"weights_{role}"].chunk_tables,
-                role == "recurrent", scale)  # fmt: skip
+        r = syn.rule.registers
+        fp = r.fp_loc_tinp if role == "input" else r.fp_loc_trec
+        scale = 2.0 ** (r.lr_p - r.lr_r - rk.HIDDEN_PROB_BITS)
+        return (syn.engine.state["w"], syn.engine.state["x1"], fp, r.lr_p, r.lr_r,
+                chip.gens[f"weights_{role}"].chunk_tables, role == "recurrent", scale, bool(r.regularize),
+                r.fp_loc_trec, r.regul_f0, r.regul_k_p)  # fmt: skip
+
+    def _chip_args(self) -> tuple:
+        """The output registers the kernel reads: pseudo-derivative, learning signal, regularization
+        (rebuilt when the registers are replaced)."""
+        r = self.reg
+        if self._chip_cache[0] is not r:
+            args = (np.asarray(r.thr_h, np.int64), np.asarray(r.h_values, np.int64), r.learn_sig_scale, self.ls_bits,
+                    bool(r.regularize), r.fp_loc_trec, r.regul_f0)  # fmt: skip
+            self._chip_cache = (r, args)
+        return self._chip_cache[1]
 
     def _update(self, b: int, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
         """One trial's EPROP phase, drawing from the weight LFSRs in the chip's order."""

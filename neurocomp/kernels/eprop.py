@@ -12,10 +12,47 @@ numpy bit for bit. The order of the synapses does not matter: there are no sums 
 
 from __future__ import annotations
 
-from . import parallel_kernel, prange
+from . import kernel, parallel_kernel, prange
+
+# Trials from which a learner's step spreads its batch over the cores (here and in
+# :mod:`.reckon`): below, starting the threads costs more than they save (and far more on a
+# loaded machine, where a thread that waits for a core holds up the whole step).
+PARALLEL_TRIALS = 8
 
 
-@parallel_kernel
+@kernel
+def _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent):
+    """Post neuron ``j`` of trial ``b``: its eligibilities, their filter and its weights."""
+    p = psi[b, j]
+    n_p = zb.shape[1]
+    if eps.size > 0:  # ALIF: the adaptation eligibility
+        de = decay_eps[b, j]
+        for i in range(n_p):
+            e = p * (zb[b, i] - beta * eps[b, j, i])
+            eps[b, j, i] = p * zb[b, i] + de * eps[b, j, i]
+            e_bar[b, j, i] = k * e_bar[b, j, i] + omk * e
+    else:
+        for i in range(n_p):
+            e_bar[b, j, i] = k * e_bar[b, j, i] + omk * (p * zb[b, i])
+    if learn:
+        c = lr * L[b, j]
+        keep = c
+        if recurrent:
+            keep = w[b, j, j]
+        for i in range(n_p):
+            w[b, j, i] = w[b, j, i] - c * e_bar[b, j, i]
+        if recurrent:
+            w[b, j, j] = keep  # autapses stay absent (their update is 0)
+
+
+@kernel
+def _traces(zb, spikes, alpha):
+    for b in range(zb.shape[0]):
+        for i in range(zb.shape[1]):
+            zb[b, i] = alpha * zb[b, i] + spikes[b, i]
+
+
+@kernel
 def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, alpha, learn, recurrent):
     """One step of the synapses ``[trial, post j, pre i]`` of one hidden projection, in place:
 
@@ -27,30 +64,18 @@ def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, 
 
     ``psi`` and ``decay_eps`` come in their own dtype (numpy 1's scalar rules give float32 from
     float32 neuron states even at the float level); a product with them takes the wider type,
-    as in numpy. Trials and post neurons are spread over the cores (rows are independent)."""
-    n_b, n_h, n_p = e_bar.shape
-    alif = eps.size > 0
+    as in numpy."""
+    n_b, n_h = psi.shape
+    for bj in range(n_b * n_h):
+        _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
+    _traces(zb, spikes, alpha)
+
+
+@parallel_kernel
+def hidden_step_batch(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, alpha, learn, recurrent):
+    """:func:`hidden_step` with the rows (trial, post neuron) spread over the cores: they are
+    independent, so the result does not depend on the spread."""
+    n_b, n_h = psi.shape
     for bj in prange(n_b * n_h):
-        b, j = bj // n_h, bj % n_h
-        p = psi[b, j]
-        if alif:
-            de = decay_eps[b, j]
-            for i in range(n_p):
-                e = p * (zb[b, i] - beta * eps[b, j, i])
-                eps[b, j, i] = p * zb[b, i] + de * eps[b, j, i]
-                e_bar[b, j, i] = k * e_bar[b, j, i] + omk * e
-        else:
-            for i in range(n_p):
-                e_bar[b, j, i] = k * e_bar[b, j, i] + omk * (p * zb[b, i])
-        if learn:
-            c = lr * L[b, j]
-            keep = c
-            if recurrent:
-                keep = w[b, j, j]
-            for i in range(n_p):
-                w[b, j, i] = w[b, j, i] - c * e_bar[b, j, i]
-            if recurrent:
-                w[b, j, j] = keep  # autapses stay absent (their update is 0)
-    for b in range(n_b):
-        for i in range(n_p):
-            zb[b, i] = alpha * zb[b, i] + spikes[b, i]
+        _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
+    _traces(zb, spikes, alpha)

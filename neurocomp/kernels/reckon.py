@@ -10,8 +10,8 @@ traces and learning signal in float64: the arrays' dtype picks the arithmetic), 
 is the lowered learning rate's exact step (:func:`neurocomp.rules.reckon.float_step`); other
 mixes of the attribution knobs stay in numpy.
 
-LFSR draws read byte tables (:meth:`neurocomp.arith.lfsr.Lfsr.chunk_tables`): a draw's words
-and next register are the XOR of one table row per byte of the register (GF(2)-linear).
+LFSR draws read tables (:meth:`neurocomp.arith.lfsr.Lfsr.chunk_tables`): a draw's words and
+next register are the XOR of one table row per 6-bit chunk of the register (GF(2)-linear).
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from numba import types
 from numba.extending import overload
 
 from . import kernel, parallel_kernel, prange
+from .eprop import PARALLEL_TRIALS  # noqa: F401 - the learners' one threshold, read as kr.PARALLEL_TRIALS
 
 W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
 HIDDEN_WIDTH = 32  # stoch_update WIDTH_IN of the input and recurrent weights
 OUTPUT_WIDTH = 28  # ... of the output weights
 BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
+CHUNK_BITS = 6  # register bits per LFSR table row (neurocomp.arith.lfsr.CHUNK_BITS)
+CHUNK_MASK = (1 << CHUNK_BITS) - 1
 
 
 # -- LFSR ---------------------------------------------------------------------------------------
@@ -33,25 +36,24 @@ BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
 def lfsr_next(tab_next, reg):
     """The register after one draw from ``reg``."""
     out = 0
-    c = 0
-    while reg:
-        out ^= tab_next[c, reg & 255]
-        reg >>= 8
-        c += 1
+    for c in range(tab_next.shape[0]):  # every chunk, zero or not: a loop without unpredictable exits
+        out ^= tab_next[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK]
     return out
 
 
 @kernel
-def lfsr_words(tab_words, reg, out):
-    """The random words of one draw from ``reg`` into ``out`` (``words_per_draw``)."""
-    out[:] = 0
-    c = 0
-    while reg:
-        row = tab_words[c, reg & 255]
-        for k in range(out.size):
-            out[k] ^= row[k]
-        reg >>= 8
-        c += 1
+def lfsr_step(tab_words, tab_next, reg, out):
+    """One draw from ``reg``: its words into ``out`` (``words_per_draw``); returns the next
+    register."""
+    n = tab_words.shape[2]
+    v = reg & CHUNK_MASK
+    for k in range(n):
+        out[k] = tab_words[0, v, k]
+    for c in range(1, tab_words.shape[0]):
+        v = (reg >> (CHUNK_BITS * c)) & CHUNK_MASK
+        for k in range(n):
+            out[k] ^= tab_words[c, v, k]
+    return lfsr_next(tab_next, reg)
 
 
 @kernel
@@ -61,8 +63,7 @@ def lfsr_draw(tab_words, tab_next, regs, out):
     for r in range(regs.size):
         reg = regs[r]
         for n in range(out.shape[1]):
-            lfsr_words(tab_words, reg, out[r, n])
-            reg = lfsr_next(tab_next, reg)
+            reg = lfsr_step(tab_words, tab_next, reg, out[r, n])
         regs[r] = reg
 
 
@@ -94,14 +95,10 @@ def stoch_step(w, p, lr_p, lr_r, rand, width, enable):
     """``srnn.v``'s ``stoch_update``: ``w + sign(p)`` where ``p != 0`` (and ``enable``) and
     either ``p = -2**(width-1)`` or ``min(|p| << lr_p, 2**width - 1) >> lr_r >= rand``; no
     change when the 8-bit weight would overflow."""
-    if p == 0 or not enable:
-        return w
-    if p != -(1 << (width - 1)):
-        tot = min(abs(p) << lr_p, (1 << width) - 1) >> lr_r
-        if tot < rand:
-            return w
-    new = w + 1 if p > 0 else w - 1
-    return w if new < W_MIN or new > W_MAX else new
+    tot = min(abs(p) << lr_p, (1 << width) - 1) >> lr_r  # |p| <= 2**31, lr_p < 32: fits int64
+    fire = (p == -(1 << (width - 1))) | (tot >= rand)
+    new = w + ((1 if p > 0 else -1) if fire & (p != 0) & enable else 0)
+    return w if (new < W_MIN) | (new > W_MAX) else new  # written without early exits: it vectorizes
 
 
 @kernel
@@ -114,6 +111,26 @@ def hidden_p(L, t, h, reg_term):
     if s >= 0 and (prod >> 27) & 1:
         return -(1 << 31)
     return s
+
+
+@kernel
+def level(v, thr, levels):
+    """The 5-level pseudo-derivative of a membrane ``v``: ``levels[i]`` for the first threshold
+    ``thr[i]`` that ``v`` is below (a priority chain, so unsorted thresholds behave as the
+    chip's), ``levels[4]`` if none."""
+    for i in range(4):
+        if v < thr[i]:
+            return levels[i]
+    return levels[4]
+
+
+@kernel
+def learning_signal(err, w_out, j, scale_bits, bits):
+    """``L_j = sat(((sum_k e_k * W_out[k, j]) << scale_bits) >> 12)`` to ``bits`` signed bits."""
+    s = 0
+    for k in range(err.size):
+        s += err[k] * w_out[k, j]
+    return min(max((s << scale_bits) >> 12, -(1 << (bits - 1))), (1 << (bits - 1)) - 1)
 
 
 @kernel
@@ -204,45 +221,101 @@ def _output_synapse(w, err, t, lr_p, lr_r, rand, scale):
     )
 
 
+def fill_learning_signal(L, err, w_out, scale_bits, bits):
+    """``L[j]`` of every hidden neuron (see :func:`_fill_learning_signal`)."""
+
+
+@overload(fill_learning_signal)
+def _fill_learning_signal(L, err, w_out, scale_bits, bits):
+    """Integer: :func:`learning_signal`. Float: ``L`` is given (numpy's product, in its order)."""
+    if isinstance(L.dtype, types.Float):
+        return lambda L, err, w_out, scale_bits, bits: None
+
+    def chip(L, err, w_out, scale_bits, bits):
+        for j in range(L.size):
+            L[j] = learning_signal(err, w_out, j, scale_bits, bits)
+
+    return chip
+
+
+def regularization(t, fp, f0, k_p, on):
+    """A post neuron's regularization term from its recurrent trace (see :func:`_regularization`)."""
+
+
+@overload(regularization)
+def _regularization(t, fp, f0, k_p, on):
+    """``max(0, read(t) - F0) << K_P``: 32-bit wrapped (integer) or ``* 2**K_P`` (float); 0 off."""
+    if isinstance(t, types.Float):
+        return lambda t, fp, f0, k_p, on: max(t / 2.0**fp - f0, 0.0) * 2.0**k_p if on else 0.0
+    return lambda t, fp, f0, k_p, on: wrap(max((t >> fp) - f0, 0) << k_p, 32) if on else 0
+
+
 @kernel
-def _hidden_role(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, reg_zero, tabs, reg, nearest, recurrent,
-                 scale, buf):  # fmt: skip
+def _hidden_role(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, reg_zero, tables, reg, nearest, recurrent,
+                 scale, rand):  # fmt: skip
     """One trial's input or recurrent weights ``w[post, pre]``: block by block of 16 post
     neurons, pre neuron by pre neuron, one draw per SRAM word written (unless the pre trace
     reads 0 and the block has no regularization term: ``reg_zero``); returns the register
-    after them. A block none of whose weights can move draws without reading the numbers."""
-    tab_words, tab_next = tabs
+    after them. The block's numbers are drawn first (``rand[n, i]``: number ``n`` of word
+    ``i``), then each post neuron's row is updated in one pass over the pre neurons (a loop
+    the compiler vectorizes). A block none of whose weights can move draws no numbers."""
     n_post, n_pre = w.shape
+    t = np.empty(n_pre, L.dtype)  # the traces as the update reads them
+    for i in range(n_pre):
+        t[i] = read(t_pre[i], fp)
+    written = np.empty(n_pre, np.bool_)
+    tab_words, tab_next = tables
+    buf = np.empty(tab_words.shape[2], tab_words.dtype)  # the table's width: a 32-bit XOR vectorizes wider
     for lo in range(0, n_post, BLOCK):
         hi = min(lo + BLOCK, n_post)
         active = False  # a post neuron whose p can be nonzero, with its update on
         for j in range(lo, hi):
-            on = h[j] != 0 or regularize
-            active = active or (on and ((L[j] != 0 and h[j] != 0) or reg_term[j] != 0))
+            active = active or _moves(L[j], h[j], reg_term[j], regularize)
         for i in range(n_pre):
-            t = read(t_pre[i], fp)
-            if t == 0 and reg_zero[lo // BLOCK]:
-                continue  # the word is not written: no draw
-            if active:
-                if nearest:
-                    buf[:] = 1 << (HIDDEN_WIDTH - 1)
-                else:
-                    lfsr_words(tab_words, reg, buf)
-                for j in range(lo, hi):
-                    on = h[j] != 0 or regularize
-                    w[j, i] = hidden_synapse(w[j, i], L[j], t, h[j], reg_term[j], on, lr_p, lr_r, buf[j - lo], scale)
-            if recurrent and lo <= i < hi:
-                w[i, i] = 0  # a written recurrent word sets its autapse to 0 (srnn.v)
-            reg = lfsr_next(tab_next, reg)
+            written[i] = not (t[i] == 0 and reg_zero[lo // BLOCK])
+            if not written[i]:
+                continue  # one draw per written word
+            if active and not nearest:
+                reg = lfsr_step(tab_words, tab_next, reg, buf)
+                for n in range(BLOCK):
+                    rand[n, i] = buf[n]
+            else:
+                reg = lfsr_next(tab_next, reg)
+        if active:
+            if nearest:
+                rand[:, :] = 1 << (HIDDEN_WIDTH - 1)
+            for j in range(lo, hi):
+                if _moves(L[j], h[j], reg_term[j], regularize):
+                    _hidden_row(w[j], L[j], t, h[j], reg_term[j], h[j] != 0 or regularize, lr_p, lr_r, rand[j - lo],
+                                scale, written)  # fmt: skip
+        if recurrent:
+            for i in range(lo, hi):
+                if written[i]:
+                    w[i, i] = 0  # a written recurrent word sets its autapse to 0 (srnn.v)
     return reg
 
 
 @kernel
-def _output_role(w, err, t_out, fp, lr_p, lr_r, tabs, reg, nearest, scale, buf):
+def _moves(L, h, reg_term, regularize):
+    """Whether a post neuron's ``p`` can be nonzero with its update on (``h != 0`` or
+    regularization): a nonzero ``L * h`` or regularization term."""
+    return (h != 0 or regularize) and ((L != 0 and h != 0) or reg_term != 0)
+
+
+@kernel
+def _hidden_row(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, written):
+    """One post neuron's weights ``w[i]`` where their word is ``written``."""
+    for i in range(w.size):
+        new = hidden_synapse(w[i], L, t[i], h, reg_term, on, lr_p, lr_r, rand[i], scale)
+        w[i] = new if written[i] else w[i]
+
+
+@kernel
+def _output_role(w, err, t_out, fp, lr_p, lr_r, tables, reg, nearest, scale, buf):
     """One trial's output weights ``w[out, hidden]``: one draw per hidden neuron whose output
     trace reads nonzero, its first ``out`` numbers for that neuron's weights (a trace that
     reads 0 makes ``p = 0``: no step, and no exact change either)."""
-    tab_words, tab_next = tabs
+    tab_words, tab_next = tables
     n_out, n_hid = w.shape
     for j in range(n_hid):
         t = read(t_out[j], fp)
@@ -250,52 +323,74 @@ def _output_role(w, err, t_out, fp, lr_p, lr_r, tabs, reg, nearest, scale, buf):
             continue
         if nearest:
             buf[:] = 1 << (OUTPUT_WIDTH - 1)
+            reg = lfsr_next(tab_next, reg)
         else:
-            lfsr_words(tab_words, reg, buf)
-        reg = lfsr_next(tab_next, reg)
+            reg = lfsr_step(tab_words, tab_next, reg, buf)
         for k in range(n_out):
             w[k, j] = output_synapse(w[k, j], err[k], t, lr_p, lr_r, buf[k], scale)
     return reg
 
 
 @kernel
-def _learn_trial(b, hid, out, reg_zero, regs, nearest):
-    """Trial ``b``'s weight updates: ``hid`` the input and recurrent roles' arguments (see
-    :func:`learn_step`), ``out`` the output role's, ``regs`` its three weight LFSR registers."""
-    buf = np.empty(BLOCK, np.int64)
+def _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest):
+    """Trial ``b``'s EPROP phase (see :func:`learn_step`)."""
+    thr, levels, sig_scale, sig_bits, regularize, fp_trec, f0 = chip
+    n_hid = v.shape[1]
+    h = np.empty(n_hid, np.int64)
+    for j in range(n_hid):
+        h[j] = level(v[b, j], thr, levels)
+    w_out = out[0]
+    fill_learning_signal(L[b], err[b], w_out[b], sig_scale, sig_bits)  # from W_out before its update
+    reg_zero = np.ones((n_hid + BLOCK - 1) // BLOCK, np.bool_)  # blocks without a regularization term
+    if regularize:
+        for j in range(n_hid):
+            if read(t_rec[b, j], fp_trec) - f0 > 0:
+                reg_zero[j // BLOCK] = False
+    reg_term = np.empty(n_hid, L.dtype)
     for r in range(len(hid)):
-        w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, tabs, recurrent, scale = hid[r]
-        regs[b, r] = _hidden_role(w[b], t_pre[b], fp, L[b], h[b], reg_term[b], regularize, lr_p, lr_r, reg_zero[b],
-                                  tabs, regs[b, r], nearest, recurrent, scale, buf)  # fmt: skip
-    w, err, t_out, fp, lr_p, lr_r, tabs, scale = out
-    regs[b, 2] = _output_role(w[b], err[b], t_out[b], fp, lr_p, lr_r, tabs, regs[b, 2], nearest, scale, buf)
+        w, t_pre, fp, lr_p, lr_r, tables, recurrent, scale, reg_on, reg_fp, reg_f0, reg_k = hid[r]
+        for j in range(n_hid):
+            reg_term[j] = regularization(t_rec[b, j], reg_fp, reg_f0, reg_k, reg_on)
+        rand = np.empty((BLOCK, w.shape[2]), np.int64)
+        regs[r][b, 0] = _hidden_role(w[b], t_pre[b], fp, L[b], h, reg_term, reg_on, lr_p, lr_r, reg_zero, tables,
+                                     regs[r][b, 0], nearest, recurrent, scale, rand)  # fmt: skip
+    w_out, t_out, fp, lr_p, lr_r, tables, scale = out
+    buf = np.empty(tables[0].shape[2], np.int64)
+    regs[2][b, 0] = _output_role(w_out[b], err[b], t_out[b], fp, lr_p, lr_r, tables, regs[2][b, 0], nearest, scale, buf)
 
 
 @kernel
-def learn_step(valid, hid, out, reg_zero, regs, nearest):
-    """The EPROP phase of every trial with a target (``valid``), one after the other.
-    ``hid``: per input/recurrent role ``(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r,
-    (tab_words, tab_next), recurrent, scale)``; ``out``: ``(w, err, t_out, fp, lr_p, lr_r,
-    tables, scale)``; ``regs[b]``: the input, recurrent and output weight LFSR registers."""
+def learn_step(valid, hid, out, chip, err, v, L, t_rec, regs, nearest):
+    """The EPROP phase of every trial with a target (``valid``), one after the other: the
+    pseudo-derivative of the membranes ``v`` (before the reset), the learning signal ``L``
+    from the errors ``err`` (integer: computed here; float: given), the regularization terms
+    of the recurrent traces ``t_rec``, then the weights. ``hid``: per input/recurrent role
+    ``(w, t_pre, fp, lr_p, lr_r, LFSR tables, recurrent, scale, regularize,
+    fp_loc_trec, regul_f0, regul_k_p)``; ``out``: ``(w, t_out, fp, lr_p, lr_r, tables,
+    scale)``; ``chip``: ``(thr_h, h_values, learn_sig_scale, signal bits, regularize,
+    fp_loc_trec, regul_f0)`` of the output registers; ``regs``: the input, recurrent and output
+    weight LFSRs' registers ``[batch, 1]`` (advanced in place)."""
     for b in range(valid.size):
         if valid[b]:
-            _learn_trial(b, hid, out, reg_zero, regs, nearest)
+            _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest)
 
 
 @parallel_kernel
-def learn_step_batch(valid, hid, out, reg_zero, regs, nearest):
+def learn_step_batch(valid, hid, out, chip, err, v, L, t_rec, regs, nearest):
     """:func:`learn_step` with the trials spread over the cores (each has its own weights and
     LFSRs, so the result does not depend on how they are spread)."""
     for b in prange(valid.size):
         if valid[b]:
-            _learn_trial(b, hid, out, reg_zero, regs, nearest)
+            _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest)
 
 
 # -- delivery -----------------------------------------------------------------------------------
 @kernel
-def deliver_sum(w, spikes, acc):
-    """``acc[b, n] = sum_m w[b, n, m] * spikes[b, m]`` for integer weights (exact in float64
-    in any order: at most 512 8-bit weights), visiting only the spiking columns."""
+def deliver(w, spikes, factor, in_scale, out):
+    """``out[b, n] += floor(sum_m w[b, n, m] * spikes[b, m] * factor) * in_scale``: integer
+    weights summed (exact in float64 in any order: at most 512 8-bit weights), shifted by the
+    exponent ``factor = 2**exp`` with the chip's floor, at the input shift. Visits only the
+    spiking columns."""
     n_b, n_post, n_pre = w.shape
     idx = np.empty(n_pre, np.int64)
     for b in range(n_b):
@@ -304,8 +399,10 @@ def deliver_sum(w, spikes, acc):
             if spikes[b, m]:
                 idx[k] = m
                 k += 1
+        if k == 0:
+            continue
         for n in range(n_post):
-            s = 0
+            s = 0.0
             for q in range(k):
                 s += w[b, n, idx[q]] * spikes[b, idx[q]]
-            acc[b, n] = s
+            out[b, n] += np.floor(s * factor) * in_scale
