@@ -59,7 +59,6 @@ import numpy as np
 
 from ..arith.fixed import shift
 from ..arith.lfsr import Lfsr
-from ..kernels.reckon import lfsr_draw
 from ..compiler.ir import QProjection
 from ..kernels import reckon as kr
 from ..profiles import Profile
@@ -157,7 +156,7 @@ class ReckonRandom:
         if not regs.flags.c_contiguous or regs.dtype != np.int64:  # registers set from outside
             regs = self.regs[role] = np.ascontiguousarray(regs, np.int64)
         out = np.empty((regs.size, n, tables[0].shape[2]), np.int64)
-        lfsr_draw(*tables, regs.reshape(-1), out)  # the registers advance in place (a view)
+        kr.lfsr_draw(*tables, regs.reshape(-1), out)  # the registers advance in place (a view)
         return out[:, :, 0].reshape(regs.shape + (n,))
 
     def begin_step(self) -> None:
