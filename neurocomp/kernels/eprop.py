@@ -79,3 +79,27 @@ def hidden_step_batch(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay
     for bj in prange(n_b * n_h):
         _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
     _traces(zb, spikes, alpha)
+
+
+@kernel
+def output_step(w_out, z_out, f, z, err, B, kappa, omk, f_decay, f_in, lr, learn, adaptive, symmetric):
+    """The readout's part of a step, in place: ``z_out <- kappa * z_out + omk * z``, the running
+    rate ``f <- f_decay * f + f_in * z``, and with ``learn`` ``W_out[k, j] -= (lr * err_k) *
+    z_out_j``, which adaptive feedback also subtracts from ``B[j, k]``; symmetric feedback
+    then copies ``W_out`` into ``B`` (transposed)."""
+    n_b, n_out, n_h = w_out.shape
+    for b in range(n_b):
+        for j in range(n_h):
+            z_out[b, j] = kappa * z_out[b, j] + omk * z[b, j]
+            f[b, j] = f_decay * f[b, j] + f_in * z[b, j]
+        if not learn:
+            continue
+        for k in range(n_out):
+            c = lr * err[b, k]
+            for j in range(n_h):
+                d = c * z_out[b, j]
+                w_out[b, k, j] = w_out[b, k, j] - d
+                if adaptive:
+                    B[b, j, k] = B[b, j, k] - d
+                elif symmetric:
+                    B[b, j, k] = w_out[b, k, j]

@@ -68,7 +68,7 @@ import numpy as np
 from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
-from ..kernels.eprop import PARALLEL_TRIALS, hidden_step, hidden_step_batch
+from ..kernels.eprop import PARALLEL_TRIALS, hidden_step, hidden_step_batch, output_step
 from ..learning.expr import parse
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
@@ -596,15 +596,12 @@ class EpropExact:
                 L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
                 d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
             st.update({f"{name}/{x}": a for x, a in arr.items()})
-        st["z_out"] = d(self.kappa) * st["z_out"] + (d(1) - d(self.kappa)) * z.astype(d)
-        st["f"] = d(0.999) * st["f"] + d(0.001) * z.astype(d)  # a ~1 s running rate (per step)
-        if learn:
-            dwo = d(self.lr) * err[:, :, None] * st["z_out"][:, None, :]
-            w_out -= dwo
-            if self.feedback == "adaptive":
-                st["B"] -= np.swapaxes(dwo, 1, 2)
-            elif self.feedback == "symmetric":
-                st["B"] = np.swapaxes(w_out, 1, 2).copy()
+        for var in ("z_out", "f", "B"):  # updated in place by the kernel
+            st[var] = np.ascontiguousarray(st[var])
+        # the readout trace, the running rate f (~1 s: 0.999 per step), the readout weights and B
+        output_step(w_out, st["z_out"], st["f"], z.astype(d), err if learn else np.zeros((0, 0), d), st["B"],
+                    d(self.kappa), d(1) - d(self.kappa), d(0.999), d(0.001), d(self.lr), learn,
+                    self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
 
 
 @dataclass(frozen=True)
