@@ -341,7 +341,8 @@ class ReckonLearner:
         return self._chip_cache[1]
 
     def _update(self, b: int, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
-        """One trial's EPROP phase, drawing from the weight LFSRs in the chip's order."""
+        """One trial's EPROP phase with some quantities in float64 and others not (attribution;
+        in numpy), drawing from the weight LFSRs in the chip's order."""
         out = self.by_role["output"]
         rec = self.by_role.get("recurrent")
         reg = self.reg
@@ -382,13 +383,9 @@ class ReckonLearner:
             w = syn.engine.state["w"][b]
             if self.nearest:  # round to nearest: a step where the update is at least half an LSB
                 rand[...] = 1 << (rk.HIDDEN_PROB_BITS - 1)
-            if all(np.asarray(a).dtype.kind != "f" for a in (w, trace_pre, L, trace_rec_post)):
-                new = rk.hidden_update(w, trace_pre, fp, L, h, trace_rec_post, regs, rand[:n_hid])
-            else:  # attribution: a quantity in float64
-                ints = all(np.asarray(a).dtype.kind != "f" for a in (trace_pre, L, trace_rec_post))
-                prob = rk.hidden_prob if ints else rk.float_prob
-                p, enable = prob(trace_pre, fp, L, h, trace_rec_post, regs)
-                new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], rk.HIDDEN_PROB_BITS, enable)
+            # a mix of knobs makes L float (float weights or error) or the traces: p is float64
+            p, enable = rk.float_prob(trace_pre, fp, L, h, trace_rec_post, regs)
+            new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], rk.HIDDEN_PROB_BITS, enable)
             written = drawn[np.arange(n_hid) // BLOCK]  # [post, pre]: only the words written change
             new = np.where(written, new, w)
             if role == "recurrent":  # a written recurrent word sets its autapse to 0 (srnn.v)
@@ -398,10 +395,5 @@ class ReckonLearner:
         if self.nearest:
             rand_out[...] = 1 << (rk.OUTPUT_PROB_BITS - 1)
         oreg = out.rule.registers
-        if all(np.asarray(a).dtype.kind != "f" for a in (w_out, err, t_out)):
-            out.engine.state["w"][b] = rk.output_update(w_out, err, t_out, oreg, rand_out)
-        else:  # attribution: a quantity in float64
-            p = rk.float_output_prob(err, t_out, oreg)
-            out.engine.state["w"][b] = rk.float_step(
-                w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, rk.OUTPUT_PROB_BITS
-            )
+        p = rk.float_output_prob(err, t_out, oreg)  # integer p where only the weights are float
+        out.engine.state["w"][b] = rk.float_step(w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, rk.OUTPUT_PROB_BITS)

@@ -134,6 +134,27 @@ def learning_signal(err, w_out, j, scale_bits, bits):
 
 
 @kernel
+def wrap_array(x, bits, out):
+    """:func:`wrap` over flat arrays."""
+    for k in range(out.size):
+        out[k] = wrap(x[k], bits)
+
+
+@kernel
+def level_array(v, thr, levels, out):
+    """:func:`level` over flat arrays."""
+    for k in range(out.size):
+        out[k] = level(v[k], thr, levels)
+
+
+@kernel
+def learning_signal_array(err, w_out, scale_bits, bits, out):
+    """:func:`learning_signal` of every hidden neuron ``j``."""
+    for j in range(out.size):
+        out[j] = learning_signal(err, w_out, j, scale_bits, bits)
+
+
+@kernel
 def stoch_step_array(w, p, lr_p, lr_r, rand, width, enable, out):
     """:func:`stoch_step` over flat arrays."""
     for k in range(out.size):
