@@ -61,6 +61,7 @@ from ..arith.fixed import shift
 from ..arith.lfsr import Lfsr
 from ..compiler.ir import QProjection
 from ..kernels import reckon as kr
+from ..kernels.eprop import over_trials
 from ..profiles import Profile
 from ..rules import reckon as rk
 from .plastic import LearnedSynapses
@@ -317,8 +318,12 @@ class ReckonLearner:
             if not chip.regs[r].flags.c_contiguous or chip.regs[r].dtype != np.int64:
                 chip.regs[r] = np.ascontiguousarray(chip.regs[r], np.int64)
         regs = tuple(chip.regs[r] for r in WEIGHT_ROLES)
-        run = kr.learn_step_batch if valid.sum() >= kr.PARALLEL_TRIALS else kr.learn_step
-        run(valid, hid, out_args, self._chip_args(), np.ascontiguousarray(err), v, L, t_rec, regs, self.nearest)
+        args = (hid, out_args, self._chip_args(), np.ascontiguousarray(err), v, L, t_rec, regs, self.nearest)
+
+        def trials(lo: int, hi: int) -> None:  # the valid trials among lo .. hi - 1
+            kr.learn_step(np.where((np.arange(valid.size) >= lo) & (np.arange(valid.size) < hi), valid, False), *args)
+
+        over_trials(trials, valid.size)
 
     def _role_args(self, role: str, chip: ReckonRandom) -> tuple:
         """The kernel's arguments for the input or recurrent weights (see ``learn_step``)."""

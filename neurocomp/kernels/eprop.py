@@ -12,14 +12,42 @@ numpy bit for bit. The order of the synapses does not matter: there are no sums 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
-from . import kernel, parallel_kernel, prange
+from . import kernel
 
 # Trials from which a learner's step spreads its batch over the cores (here and in
-# :mod:`.reckon`): below, starting the threads costs more than they save (and far more on a
-# loaded machine, where a thread that waits for a core holds up the whole step).
+# :mod:`.reckon`): below, handing work to threads costs more than it saves.
 PARALLEL_TRIALS = 8
+_pool: list[ThreadPoolExecutor] = []
+
+
+def over_trials(call: Callable[[int, int], None], batch: int) -> None:
+    """``call(lo, hi)`` on chunks of the trials ``0 .. batch - 1``, one per core on threads
+    when the batch is large enough (the kernels release the GIL; the trials are independent,
+    so the result does not depend on the chunks). Python threads rather than ``prange``:
+    numba's OpenMP workers spin while they wait, which on a loaded machine made the step
+    several times slower than one thread."""
+    cores = min(os.cpu_count() or 1, batch)
+    if batch < PARALLEL_TRIALS or cores < 2:
+        call(0, batch)
+        return
+    if not _pool:
+        _pool.append(ThreadPoolExecutor(cores, thread_name_prefix="neurocomp-trials"))
+    edges = np.linspace(0, batch, cores + 1).astype(int)
+    for job in [_pool[0].submit(call, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]:
+        job.result()
+
+
+def sliced(fn: Callable, args: tuple) -> Callable[[int, int], None]:
+    """``(lo, hi) -> fn(*args)`` with every array argument cut to the trials ``lo .. hi - 1``
+    (views along the first axis, so in-place updates land in the full arrays; empty
+    placeholders stay empty)."""
+    return lambda lo, hi: fn(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args))
 
 
 @kernel
@@ -69,16 +97,6 @@ def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, 
     as in numpy."""
     n_b, n_h = psi.shape
     for bj in range(n_b * n_h):
-        _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
-    _traces(zb, spikes, alpha)
-
-
-@parallel_kernel
-def hidden_step_batch(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, alpha, learn, recurrent):
-    """:func:`hidden_step` with the rows (trial, post neuron) spread over the cores: they are
-    independent, so the result does not depend on the spread."""
-    n_b, n_h = psi.shape
-    for bj in prange(n_b * n_h):
         _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
     _traces(zb, spikes, alpha)
 

@@ -20,8 +20,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from . import kernel, parallel_kernel, prange
-from .eprop import PARALLEL_TRIALS  # noqa: F401 - the learners' one threshold, read as kr.PARALLEL_TRIALS
+from . import kernel
 
 W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
 HIDDEN_WIDTH = 32  # stoch_update WIDTH_IN of the input and recurrent weights
@@ -392,15 +391,6 @@ def learn_step(valid, hid, out, chip, err, v, L, t_rec, regs, nearest):
     fp_loc_trec, regul_f0)`` of the output registers; ``regs``: the input, recurrent and output
     weight LFSRs' registers ``[batch, 1]`` (advanced in place)."""
     for b in range(valid.size):
-        if valid[b]:
-            _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest)
-
-
-@parallel_kernel
-def learn_step_batch(valid, hid, out, chip, err, v, L, t_rec, regs, nearest):
-    """:func:`learn_step` with the trials spread over the cores (each has its own weights and
-    LFSRs, so the result does not depend on how they are spread)."""
-    for b in prange(valid.size):
         if valid[b]:
             _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest)
 

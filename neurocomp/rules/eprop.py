@@ -68,7 +68,7 @@ import numpy as np
 from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
-from ..kernels.eprop import PARALLEL_TRIALS, hidden_step, hidden_step_batch, output_step
+from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
 from ..learning.expr import parse
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
@@ -589,12 +589,12 @@ class EpropExact:
                 L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
         k = d(self.kappa) if self.filter_e else d(0)
         decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
-        run = hidden_step_batch if v.shape[0] >= PARALLEL_TRIALS else hidden_step
         for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
             arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
-            run(wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
-                L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
-                d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
+            args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
+                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
+                    d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
+            over_trials(sliced(hidden_step, args), v.shape[0])
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         for var in ("z_out", "f", "B"):  # updated in place by the kernel
             st[var] = np.ascontiguousarray(st[var])
