@@ -23,6 +23,7 @@ from . import kernel
 # Trials from which a learner's step spreads its batch over the cores (here and in
 # :mod:`.reckon`): below, handing work to threads costs more than it saves.
 PARALLEL_TRIALS = 8
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _pool: list[ThreadPoolExecutor] = []
 
 
@@ -32,14 +33,14 @@ def over_trials(call: Callable[[int, int], None], batch: int) -> None:
     so the result does not depend on the chunks). Python threads rather than ``prange``:
     numba's OpenMP workers spin while they wait, which on a loaded machine made the step
     several times slower than one thread."""
-    cores = min(os.cpu_count() or 1, batch)
+    cores = min(CORES, batch)
     if batch < PARALLEL_TRIALS or cores < 2:
         call(0, batch)
         return
     if not _pool:
-        _pool.append(ThreadPoolExecutor(cores, thread_name_prefix="neurocomp-trials"))
-    edges = np.linspace(0, batch, cores + 1).astype(int)
-    for job in [_pool[0].submit(call, lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]:
+        _pool.append(ThreadPoolExecutor(CORES, thread_name_prefix="neurocomp-trials"))
+    edges = [batch * c // cores for c in range(cores + 1)]
+    for job in [_pool[0].submit(call, edges[c], edges[c + 1]) for c in range(cores)]:
         job.result()
 
 
