@@ -21,8 +21,8 @@ how the generator laid the unfolded circuit out; with ``N`` the first bit of the
 A seed is a register value (what the chip's SPI ``SEED`` registers load). Everything is
 linear over GF(2): a draw's words and the next register are the XOR of those of the
 register's set bits, which :class:`Lfsr` precomputes from the bitwise description above
-(:meth:`Lfsr.step_bits`) per byte of the register, so that a compiled draw
-(:func:`neurocomp.kernels.reckon.lfsr_draw`) is one table row per byte.
+(:meth:`Lfsr.step_bits`) for every value of each 6-bit chunk of the register, so that a
+compiled draw (:func:`neurocomp.kernels.reckon.lfsr_draw`) is one table row per chunk.
 """
 
 from __future__ import annotations
@@ -32,10 +32,9 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
-from ..kernels.reckon import lfsr_draw
+from ..kernels.reckon import CHUNK_BITS, lfsr_draw
 
 LAYOUTS = ("window", "chained")
-CHUNK_BITS = 6  # register bits per row of the compiled draw's tables
 
 
 def register_offsets(bits: int, a: int, outputs: int, layout: str) -> list[int]:

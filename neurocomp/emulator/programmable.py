@@ -5,7 +5,8 @@ learner and the weights, on the same float32 dynamics).
 
 :class:`ProgrammableSynapses` delivers through the current weights; :class:`EpropLearner`
 runs :class:`~neurocomp.rules.eprop.EpropExact` over a hidden population's projections and
-its readout once per step, after the neurons updated.
+its readout once per step, after the neurons updated. Both run compiled
+(:mod:`neurocomp.kernels.eprop`), with the results of their numpy forms bit for bit.
 """
 
 from __future__ import annotations

@@ -21,6 +21,10 @@ nonzero seeds from it. Checkpoints carry the registers. The draws follow ``srnn.
   word written, i.e. unless the pre trace ``>> FP_LOC`` is 0 and no neuron of the block has a
   regularization term. Words where every ``h_j`` is 0 are written (unchanged), so they draw.
 
+The draws, the traces, the EPROP phase and the delivery run compiled
+(:mod:`neurocomp.kernels.reckon`), trial by trial as above; a batch's trials may run on
+several cores at once, each with its own registers.
+
 This model's approximations (the rest is the chip's arithmetic, :mod:`neurocomp.rules.reckon`):
 the trace LFSRs advance every step as on the chip, but traces and updates follow the
 emulator's step order (neurons, delivery, then traces: decay, then this step's spike

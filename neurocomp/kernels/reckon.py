@@ -26,7 +26,7 @@ W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
 HIDDEN_WIDTH = 32  # stoch_update WIDTH_IN of the input and recurrent weights
 OUTPUT_WIDTH = 28  # ... of the output weights
 BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
-CHUNK_BITS = 6  # register bits per LFSR table row (neurocomp.arith.lfsr.CHUNK_BITS)
+CHUNK_BITS = 6  # register bits per row of the LFSR tables (Lfsr.chunk_tables): 64 rows stay in L1 cache
 CHUNK_MASK = (1 << CHUNK_BITS) - 1
 
 
