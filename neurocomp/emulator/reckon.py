@@ -110,6 +110,7 @@ class ReckonRandom:
                 seeds = rng.integers(1, 2**src.bits, size=seeds.shape, dtype=np.int64)
             self.seeds[role] = seeds
         self.tables = {role: gen.chunk_tables for role, gen in self.gens.items()}  # what the compiled draws read
+        self._where: dict[tuple, tuple] = {}
         for role in PAIRED:
             if self.seeds[role].size != 2:
                 raise ValueError(f"{profile.name}: random source {by_role[role]!r} needs 2 instances (even, odd)")
@@ -187,8 +188,26 @@ class ReckonRandom:
         role = "readout" if kind == "li" else "membrane"
         if role == "membrane" and factor == 2**frac_bits:
             return x  # a leak of exactly 1.0: nothing to round, and the chip draws nothing
-        rand = self.numbers(role, self.offsets[pop], x.shape[-1])
-        return rk.decay_trace(x, factor, frac_bits, rand, self.gens[role].word_bits).astype(np.float64)
+        words = self.words[role] if role == "membrane" else self.words[role][:, None, :]
+        parity, word = self._numbered(role, self.offsets[pop], x.shape[-1], words.shape[-1])
+        if word is None:  # more neurons than numbers: the numpy form (which names the mismatch)
+            rand = self.numbers(role, self.offsets[pop], x.shape[-1])
+            return rk.decay_trace(x, factor, frac_bits, rand, self.gens[role].word_bits).astype(np.float64)
+        out = np.empty(x.shape)
+        kr.leak(x, int(factor), int(frac_bits), words, parity, word, self.gens[role].word_bits, out)
+        return out
+
+    def _numbered(self, role: str, first: int, n: int, size: int) -> tuple:
+        """Where :meth:`numbers` finds each neuron's number: its LFSR instance and draw (cached)."""
+        key = (role, first, n, size)
+        if key not in self._where:
+            idx = np.arange(first, first + n)
+            parity, word = (np.zeros(n, np.int64), idx) if role == "readout" else (idx % 2, idx // 2)
+            if role == "membrane":
+                word = self.membrane_draws[word]
+            word = np.where(word < 0, word + size, word)  # numpy's reading of index -1: the last draw
+            self._where[key] = (parity, word if n == 0 or word.max() < size else None)
+        return self._where[key]
 
     def weight_numbers(self, role: str, trial: int, n: int) -> np.ndarray:
         """``n`` draws for one trial's weight updates: ``[n, numbers per draw]``."""

@@ -183,6 +183,16 @@ def trace_step(x, spikes, factor, frac_bits, impulse, top, words, first, rand_bi
 
 
 @kernel
+def leak(x, factor, frac_bits, words, parity, word, rand_bits, out):
+    """The neurons' leak ``x * factor / 2**frac_bits`` (states held in float64) rounded with
+    this step's numbers: neuron ``i`` reads ``words[b, parity[i], word[i]]``."""
+    for b in range(x.shape[0]):
+        for i in range(x.shape[1]):
+            r = words[b, parity[i], word[i]]
+            out[b, i] = decay_round(np.int64(x[b, i]), factor, frac_bits, r, rand_bits, False)
+
+
+@kernel
 def float_trace_step(x, spikes, decay, impulse):
     """One step of float64 traces (attribution): exact decay plus the impulse, unsaturated."""
     for b in range(x.shape[0]):
