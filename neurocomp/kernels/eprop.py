@@ -1,13 +1,17 @@
 """Exact e-prop on a programmable core (:class:`neurocomp.rules.eprop.EpropExact`), compiled:
-the per-synapse part of a step (eligibility, its readout filter, the weight update and the
-presynaptic trace) of one hidden projection.
+the per-synapse part of a step of each hidden projection (eligibility, its readout filter,
+the weight update, the presynaptic trace), the readout's part (its trace, the running rate,
+the readout weights, the feedback), and the plastic delivery.
 
 One template for both arithmetics: float32 arrays and scalars (the core's format) or float64
-(the lowered-float level). Every scalar comes in the arrays' dtype and the kernel has no
-literals, so numba computes in that dtype as numpy does (a float64 literal would promote a
-float32 product to float64). Each value is computed by the same operations in the same order
-as the numpy form, with fastmath off (no fused multiply-add), so float32 results are those of
-numpy bit for bit. The order of the synapses does not matter: there are no sums over them.
+(the lowered-float level). Every scalar comes in the arrays' dtype and the kernels have no
+float literals, so numba computes in that dtype as numpy does (a float64 literal would
+promote a float32 product to float64). Each value is computed by the same operations in the
+same order as the numpy form, with fastmath off (no fused multiply-add), so the results are
+numpy's bit for bit: the learning step has no sums over synapses, and the delivery sums in
+numpy's einsum order (:func:`deliver`). The error, the learning signal and the
+pseudo-derivative stay in numpy (:meth:`EpropExact.step`). Batches are spread over the cores
+trial by trial (:func:`over_trials`).
 """
 
 from __future__ import annotations
