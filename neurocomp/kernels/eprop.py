@@ -48,11 +48,18 @@ def over_trials(call: Callable[[int, int], None], batch: int) -> None:
         job.result()
 
 
-def sliced(fn: Callable, args: tuple) -> Callable[[int, int], None]:
+def sliced(fn: Callable, args: tuple, batch: int) -> Callable[[int, int], None]:
     """``(lo, hi) -> fn(*args)`` with every array argument cut to the trials ``lo .. hi - 1``
     (views along the first axis, so in-place updates land in the full arrays; empty
-    placeholders stay empty)."""
-    return lambda lo, hi: fn(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args))
+    placeholders stay empty); the whole batch is passed as it is."""
+
+    def call(lo: int, hi: int) -> None:
+        if lo == 0 and hi == batch:
+            fn(*args)
+        else:
+            fn(*(a[lo:hi] if isinstance(a, np.ndarray) else a for a in args))
+
+    return call
 
 
 @kernel

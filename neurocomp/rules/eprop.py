@@ -594,7 +594,7 @@ class EpropExact:
             args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
                     L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
                     d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
-            over_trials(sliced(hidden_step, args), v.shape[0])
+            over_trials(sliced(hidden_step, args, v.shape[0]), v.shape[0])
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         for var in ("z_out", "f", "B"):  # updated in place by the kernel
             st[var] = np.ascontiguousarray(st[var])
