@@ -137,6 +137,11 @@ class ReckonRandom:
             word_leak[o // 2 : (o + n + 1) // 2] = int(leaks[name])
         self.membrane_draws = np.cumsum(word_leak != full) - 1  # word -> draw index (-1: none yet)
         self.n_membrane_draws = int((word_leak != full).sum())
+        self.step_draws = {  # draws per step and role, in the order begin_step takes them
+            **{role: self.n_words for role in PAIRED if role != "membrane"},
+            "membrane": self.n_membrane_draws,
+            "readout": self.n_readout_draws,
+        }
         self.reset()
 
     def reset(self) -> None:
@@ -155,21 +160,20 @@ class ReckonRandom:
         self.regs = regs
         self.words = {}
 
-    def _draw(self, role: str, n: int) -> np.ndarray:
-        """``n`` draws from every instance of ``role`` in every trial: ``[batch, instances, n]``
-        numbers (the step's roles draw one number each); the registers advance in place."""
-        regs, tables = self.regs[role], self.tables[role]
-        if not regs.flags.c_contiguous or regs.dtype != np.int64:  # registers set from outside
-            regs = self.regs[role] = np.ascontiguousarray(regs, np.int64)
-        out = np.empty((regs.size, n, tables[0].shape[2]), np.int64)
-        kr.lfsr_draw(*tables, regs.reshape(-1), out)  # the registers advance in place (a view)
-        return out[:, :, 0].reshape(regs.shape + (n,))
-
     def begin_step(self) -> None:
-        """The fixed draws of one step (``STEP`` phase): rounding numbers for every neuron."""
-        self.words = {role: self._draw(role, self.n_words) for role in PAIRED if role != "membrane"}
-        self.words["membrane"] = self._draw("membrane", self.n_membrane_draws)
-        self.words["readout"] = self._draw("readout", self.n_readout_draws)[:, 0]
+        """The fixed draws of one step (``STEP`` phase): rounding numbers for every neuron,
+        ``words[role]`` ``[batch, instances, draws]`` (readout: ``[batch, draws]``), in one
+        compiled call; the registers advance in place."""
+        jobs = []
+        for role, n in self.step_draws.items():
+            regs, tables = self.regs[role], self.tables[role]
+            if not regs.flags.c_contiguous or regs.dtype != np.int64:  # registers set from outside
+                regs = self.regs[role] = np.ascontiguousarray(regs, np.int64)
+            out = np.empty((regs.size, n, tables[0].shape[2]), np.int64)
+            jobs.append((*tables, regs.reshape(-1), out))  # a view of the registers
+            self.words[role] = out[:, :, 0].reshape(regs.shape + (n,))  # the step's roles draw one number each
+        kr.lfsr_draw_all(tuple(jobs))
+        self.words["readout"] = self.words["readout"][:, 0]
 
     def numbers(self, role: str, first: int, n: int) -> np.ndarray:
         """This step's rounding numbers of neurons ``first .. first + n - 1`` of a paired role

@@ -17,7 +17,7 @@ next register are the XOR of one table row per 6-bit chunk of the register (GF(2
 from __future__ import annotations
 
 import numpy as np
-from numba import types
+from numba import literal_unroll, types
 from numba.extending import overload
 
 from . import kernel
@@ -64,6 +64,14 @@ def lfsr_draw(tab_words, tab_next, regs, out):
         for n in range(out.shape[1]):
             reg = lfsr_step(tab_words, tab_next, reg, out[r, n])
         regs[r] = reg
+
+
+@kernel
+def lfsr_draw_all(jobs):
+    """:func:`lfsr_draw` for each ``(tab_words, tab_next, regs, out)`` of ``jobs`` (tables of
+    any word width: the tuple is unrolled)."""
+    for job in literal_unroll(jobs):
+        lfsr_draw(job[0], job[1], job[2], job[3])
 
 
 # -- the chip's arithmetic, one value at a time --------------------------------------------------
