@@ -21,8 +21,8 @@ how the generator laid the unfolded circuit out; with ``N`` the first bit of the
 A seed is a register value (what the chip's SPI ``SEED`` registers load). Everything is
 linear over GF(2): a draw's words and the next register are the XOR of those of the
 register's set bits, which :class:`Lfsr` precomputes from the bitwise description above
-(:meth:`Lfsr.step_bits`), and so are the registers and words of the first ``N`` draws from
-each unit register, so ``n <= N`` draws from any register are one vectorized XOR reduction.
+(:meth:`Lfsr.step_bits`) for every value of each 6-bit chunk of the register, so that a
+compiled draw (:func:`neurocomp.kernels.reckon.lfsr_draw`) is one table row per chunk.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 
 import numpy as np
+
+from ..kernels.reckon import CHUNK_BITS, lfsr_draw
 
 LAYOUTS = ("window", "chained")
 
@@ -186,40 +188,31 @@ class Lfsr:
         return (b << np.arange(w)).sum(axis=-1)
 
     # -- draws
-    def _stack(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """For each unit register ``1 << j``: the registers before draws ``0 .. N`` ``[L, N + 1]``
-        and the words of draws ``0 .. N - 1`` ``[L, N, words]``, for some ``N >= n`` (cached,
-        grown by doubling)."""
-        have = self._cache.get("stack")
-        if have is not None and have[1].shape[1] >= n:
-            return have
-        N = max(n, 2 * (have[1].shape[1] if have is not None else 8))
-        regs = np.empty((self.bits, N + 1), np.int64)
-        regs[:, 0] = 1 << np.arange(self.bits)
-        for i in range(N):
-            regs[:, i + 1] = self._apply(self._unit[1], regs[:, i])
-        words = np.empty((self.bits, N, self.words_per_draw), np.int64)
-        for i0 in range(0, N, 256):  # in chunks: the bit expansion is L x chunk x L x words
-            r = regs[:, i0 : min(N, i0 + 256)]
-            words[:, i0 : i0 + r.shape[1]] = np.bitwise_xor.reduce(self._bits(r)[..., None] * self._unit[0], axis=-2)
-        self._cache["stack"] = (regs, words)
-        return regs, words
+    @cached_property
+    def chunk_tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """The draw of every value of each :data:`CHUNK_BITS`-bit chunk of the register: its
+        words ``[chunks, 2**CHUNK_BITS, words_per_draw]`` (uint32 when they fit) and its next
+        register ``[chunks, 2**CHUNK_BITS]``. A draw from any register is the XOR of one row
+        per chunk (what the compiled draw reads; small chunks keep the tables in L1 cache)."""
+        n, size = -(-self.bits // CHUNK_BITS), 1 << CHUNK_BITS
+        vals = np.arange(size, dtype=np.int64)
+        words = np.zeros((n, size, self.words_per_draw), np.int64)
+        nxt = np.zeros((n, size), np.int64)
+        unit_words, unit_next = self._unit
+        for j in range(self.bits):
+            on = ((vals >> (j % CHUNK_BITS)) & 1).astype(bool)
+            words[j // CHUNK_BITS, on] ^= unit_words[j]
+            nxt[j // CHUNK_BITS, on] ^= unit_next[j]
+        return words.astype(np.uint32) if self.word_bits <= 32 else words, nxt
 
     def draw(self, regs: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` consecutive draws from each register in ``regs`` (any shape ``S``): the random
         words ``[*S, n, words_per_draw]`` and the registers after them ``[*S]``."""
         regs = np.asarray(regs, dtype=np.int64)
-        if n == 0:
-            return np.zeros(regs.shape + (0, self.words_per_draw), np.int64), regs.copy()
-        after, words = self._stack(n)
-        bits = self._bits(regs)  # [*S, L]
-        out = np.bitwise_xor.reduce(bits[..., None, None] * words[:, :n], axis=-3)
-        return out, np.bitwise_xor.reduce(bits * after[:, n], axis=-1)
-
-    def states(self, regs: np.ndarray, n: int) -> np.ndarray:
-        """The registers before each of ``n`` consecutive draws: ``[*S, n]``."""
-        after, _ = self._stack(n)
-        return np.bitwise_xor.reduce(self._bits(regs)[..., None] * after[:, :n], axis=-2)
+        after = regs.reshape(-1).copy()
+        out = np.empty((after.size, n, self.words_per_draw), np.int64)
+        lfsr_draw(*self.chunk_tables, after, out)
+        return out.reshape(regs.shape + (n, self.words_per_draw)), after.reshape(regs.shape)
 
     def advance(self, regs: np.ndarray, n: int) -> np.ndarray:
         """The registers after ``n`` draws (without their outputs)."""

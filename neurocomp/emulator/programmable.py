@@ -5,7 +5,8 @@ learner and the weights, on the same float32 dynamics).
 
 :class:`ProgrammableSynapses` delivers through the current weights; :class:`EpropLearner`
 runs :class:`~neurocomp.rules.eprop.EpropExact` over a hidden population's projections and
-its readout once per step, after the neurons updated.
+its readout once per step, after the neurons updated. Both run compiled
+(:mod:`neurocomp.kernels.eprop`), with the results of their numpy forms bit for bit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..compiler.ir import QProjection
+from ..kernels.eprop import deliver
 from ..profiles import Profile
 from ..rules.eprop import EpropExact
 from .plastic import LearnedSynapses
@@ -31,6 +33,13 @@ class ProgrammableSynapses(LearnedSynapses):
     @property
     def weight_unit(self) -> float:
         return 1.0  # the weights are held in model units
+
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        """The spikes through the current weights (compiled; summed in the weights' dtype, in
+        numpy's order, then added to the post neurons' input in its own dtype)."""
+        w = self.engine.weights
+        slot = ring[(t + self.latency + self.max_delay) % ring.shape[0]]
+        deliver(w, spikes.astype(w.dtype), 16 // w.itemsize, slot)
 
 
 class EpropLearner:

@@ -21,6 +21,10 @@ nonzero seeds from it. Checkpoints carry the registers. The draws follow ``srnn.
   word written, i.e. unless the pre trace ``>> FP_LOC`` is 0 and no neuron of the block has a
   regularization term. Words where every ``h_j`` is 0 are written (unchanged), so they draw.
 
+The draws, the traces, the EPROP phase and the delivery run compiled
+(:mod:`neurocomp.kernels.reckon`), trial by trial as above; a batch's trials may run on
+several cores at once, each with its own registers.
+
 This model's approximations (the rest is the chip's arithmetic, :mod:`neurocomp.rules.reckon`):
 the trace LFSRs advance every step as on the chip, but traces and updates follow the
 emulator's step order (neurons, delivery, then traces: decay, then this step's spike
@@ -60,6 +64,8 @@ import numpy as np
 from ..arith.fixed import shift
 from ..arith.lfsr import Lfsr
 from ..compiler.ir import QProjection
+from ..kernels import reckon as kr
+from ..kernels.eprop import over_trials
 from ..profiles import Profile
 from ..rules import reckon as rk
 from .plastic import LearnedSynapses
@@ -73,7 +79,8 @@ TRACE = {  # role -> (impulse base, register of its position, decay fraction bit
 PAIRED = ("membrane", "trace_input", "trace_recurrent", "trace_output")  # one number per SRAM word
 READOUT_CYCLES = 16  # srnn.v leaks one output neuron per STEP cycle, cycles 0..15
 ROLES = PAIRED + ("readout", "weights_input", "weights_recurrent", "weights_output")
-BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
+BLOCK = kr.BLOCK  # post neurons per weight SRAM word (128 bits of 8-bit weights)
+WEIGHT_ROLES = ("weights_input", "weights_recurrent", "weights_output")  # the kernel's register order
 
 
 class ReckonRandom:
@@ -102,6 +109,8 @@ class ReckonRandom:
                 rng = np.random.default_rng([int(seed), *name.encode()])
                 seeds = rng.integers(1, 2**src.bits, size=seeds.shape, dtype=np.int64)
             self.seeds[role] = seeds
+        self.tables = {role: gen.chunk_tables for role, gen in self.gens.items()}  # what the compiled draws read
+        self._where: dict[tuple, tuple] = {}
         for role in PAIRED:
             if self.seeds[role].size != 2:
                 raise ValueError(f"{profile.name}: random source {by_role[role]!r} needs 2 instances (even, odd)")
@@ -128,6 +137,11 @@ class ReckonRandom:
             word_leak[o // 2 : (o + n + 1) // 2] = int(leaks[name])
         self.membrane_draws = np.cumsum(word_leak != full) - 1  # word -> draw index (-1: none yet)
         self.n_membrane_draws = int((word_leak != full).sum())
+        self.step_draws = {  # draws per step and role, in the order begin_step takes them
+            **{role: self.n_words for role in PAIRED if role != "membrane"},
+            "membrane": self.n_membrane_draws,
+            "readout": self.n_readout_draws,
+        }
         self.reset()
 
     def reset(self) -> None:
@@ -139,24 +153,27 @@ class ReckonRandom:
         return {role: r.tolist() for role, r in self.regs.items()}
 
     def set_state(self, state: Mapping[str, Any]) -> None:
-        regs = {role: np.asarray(state[role], dtype=np.int64) for role in self.regs}
+        regs = {role: np.array(state[role], dtype=np.int64) for role in self.regs}
         for role, r in regs.items():
             if r.shape != self.regs[role].shape:
                 raise ValueError(f"LFSR registers {role!r} have shape {r.shape}, expected {self.regs[role].shape}")
         self.regs = regs
         self.words = {}
 
-    def _draw(self, role: str, n: int) -> np.ndarray:
-        """``n`` draws from every instance of ``role`` in every trial: ``[batch, instances, n]`` numbers."""
-        gen = self.gens[role]
-        words, self.regs[role] = gen.draw(self.regs[role], n)
-        return words[..., 0]
-
     def begin_step(self) -> None:
-        """The fixed draws of one step (``STEP`` phase): rounding numbers for every neuron."""
-        self.words = {role: self._draw(role, self.n_words) for role in PAIRED if role != "membrane"}
-        self.words["membrane"] = self._draw("membrane", self.n_membrane_draws)
-        self.words["readout"] = self._draw("readout", self.n_readout_draws)[:, 0]
+        """The fixed draws of one step (``STEP`` phase): rounding numbers for every neuron,
+        ``words[role]`` ``[batch, instances, draws]`` (readout: ``[batch, draws]``), in one
+        compiled call; the registers advance in place."""
+        jobs = []
+        for role, n in self.step_draws.items():
+            regs, tables = self.regs[role], self.tables[role]
+            if not regs.flags.c_contiguous or regs.dtype != np.int64:  # registers set from outside
+                regs = self.regs[role] = np.ascontiguousarray(regs, np.int64)
+            out = np.empty((regs.size, n, tables[0].shape[2]), np.int64)
+            jobs.append((*tables, regs.reshape(-1), out))  # a view of the registers
+            self.words[role] = out[:, :, 0].reshape(regs.shape + (n,))  # the step's roles draw one number each
+        kr.lfsr_draw_all(tuple(jobs))
+        self.words["readout"] = self.words["readout"][:, 0]
 
     def numbers(self, role: str, first: int, n: int) -> np.ndarray:
         """This step's rounding numbers of neurons ``first .. first + n - 1`` of a paired role
@@ -175,8 +192,26 @@ class ReckonRandom:
         role = "readout" if kind == "li" else "membrane"
         if role == "membrane" and factor == 2**frac_bits:
             return x  # a leak of exactly 1.0: nothing to round, and the chip draws nothing
-        rand = self.numbers(role, self.offsets[pop], x.shape[-1])
-        return rk.decay_trace(x, factor, frac_bits, rand, self.gens[role].word_bits).astype(np.float64)
+        words = self.words[role] if role == "membrane" else self.words[role][:, None, :]
+        parity, word = self._numbered(role, self.offsets[pop], x.shape[-1], words.shape[-1])
+        if word is None:  # more neurons than numbers: the numpy form (which names the mismatch)
+            rand = self.numbers(role, self.offsets[pop], x.shape[-1])
+            return rk.decay_trace(x, factor, frac_bits, rand, self.gens[role].word_bits).astype(np.float64)
+        out = np.empty(x.shape)
+        kr.leak(x, int(factor), int(frac_bits), words, parity, word, self.gens[role].word_bits, out)
+        return out
+
+    def _numbered(self, role: str, first: int, n: int, size: int) -> tuple:
+        """Where :meth:`numbers` finds each neuron's number: its LFSR instance and draw (cached)."""
+        key = (role, first, n, size)
+        if key not in self._where:
+            idx = np.arange(first, first + n)
+            parity, word = (np.zeros(n, np.int64), idx) if role == "readout" else (idx % 2, idx // 2)
+            if role == "membrane":
+                word = self.membrane_draws[word]
+            word = np.where(word < 0, word + size, word)  # numpy's reading of index -1: the last draw
+            self._where[key] = (parity, word if n == 0 or word.max() < size else None)
+        return self._where[key]
 
     def weight_numbers(self, role: str, trial: int, n: int) -> np.ndarray:
         """``n`` draws for one trial's weight updates: ``[n, numbers per draw]``."""
@@ -205,6 +240,12 @@ class ReckonSynapses(LearnedSynapses):
             return acc * 2.0**self.exp * self.in_scale
         return shift(acc, self.exp, self.rounding) * self.in_scale
 
+    def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
+        if self.float_weights or self.rounding != "floor":  # attribution (float sums in numpy's order), or
+            return super().deliver(spikes, ring, t)  # a rounding the kernel does not take
+        slot = ring[(t + self.latency + self.max_delay) % ring.shape[0]]
+        kr.deliver(self.engine.weights, spikes, 2.0**self.exp, self.in_scale, slot)
+
 
 class ReckonLearner:
     """The chip's learning step over the projections of one readout (see the module docstring).
@@ -216,6 +257,10 @@ class ReckonLearner:
     ):
         self.float_traces = "traces" in learn_float
         self.float_graded = "graded" in learn_float
+        # compiled: the chip's arithmetic, or every quantity in float64; other mixes run in numpy
+        knobs = set(learn_float) & {"weights", "traces", "graded"}
+        self.exact = knobs == {"weights", "traces", "graded"}
+        self.compiled = self.exact or not knobs
         self.nearest = (rounding or ("stochastic" if profile.learning.stochastic_rounding else "nearest")) == "nearest"
         self.by_role = {s.rule.role: s for s in syns}
         missing = {"input", "output"} - set(self.by_role)
@@ -224,6 +269,7 @@ class ReckonLearner:
         out = self.by_role["output"]
         self.readout, self.hidden = out.post, out.pre
         self.reg = out.rule.registers
+        self._chip_cache: tuple = (None, ())
         self.trace_bits = profile.learning.params["trace_bits"]  # per role: input, recurrent, output
         self.ls_bits = int(profile.learning.params["learning_signal_bits"])
         self.scale = 2.0 ** pops[self.readout].q.scale_exp
@@ -239,23 +285,8 @@ class ReckonLearner:
         """Traces of step ``t`` (rounded with this step's numbers), then (with a target) the
         weight updates, each trial with its own weight LFSRs."""
         for role in ("input", "recurrent", "output"):
-            syn = self.by_role.get(role)
-            if syn is None:
-                continue
-            base, reg_name, frac = TRACE[role]
-            x = syn.engine.state["x1"]
-            src = f"trace_{role}"
-            first = chip.offsets.get(syn.pre, 0)  # input channels and hidden neurons count from 0
-            rand = None if self.nearest else chip.numbers(src, first, x.shape[-1])  # None: to nearest
-            spikes = pops[syn.pre].state["spikes"]
-            imp = base << getattr(syn.rule.registers, reg_name)
-            bits = int(self.trace_bits[role])
-            if self.float_traces:
-                syn.engine.state["x1"] = rk.float_trace(x, spikes, self.factors[role], frac, imp)
-            else:
-                syn.engine.state["x1"] = rk.update_trace(
-                    x, spikes, self.factors[role], frac, imp, bits, rand, chip.gens[src].word_bits
-                )
+            if role in self.by_role:
+                self._trace(role, pops[self.by_role[role].pre].state["spikes"], chip)
         if target is None:
             return
         tgt = np.asarray(target, dtype=np.float64)
@@ -268,11 +299,82 @@ class ReckonLearner:
         else:
             err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -(2**15), 2**15 - 1).astype(np.int64)
         v_hid = pops[self.hidden].state.get("v_pre", pops[self.hidden].state["v"]).astype(np.int64)
+        if self.compiled:
+            self._update_compiled(valid, err, v_hid, chip)
+            return
         for b in np.flatnonzero(valid):
             self._update(int(b), err[b], v_hid[b], chip)
 
+    def _trace(self, role: str, spikes: np.ndarray, chip: ReckonRandom) -> None:
+        """One step of a role's presynaptic traces, in place (compiled)."""
+        syn = self.by_role[role]
+        base, reg_name, frac = TRACE[role]
+        imp = base << getattr(syn.rule.registers, reg_name)
+        st = syn.engine.state
+        if self.float_traces:
+            x = np.ascontiguousarray(st["x1"], np.float64)
+            kr.float_trace_step(x, spikes, self.factors[role] / 2.0**frac, float(imp))
+        else:
+            src = f"trace_{role}"
+            first = chip.offsets.get(syn.pre, 0)  # input channels and hidden neurons count from 0
+            x = np.ascontiguousarray(st["x1"], np.int64)
+            top = (1 << int(self.trace_bits[role])) - 1
+            words = chip.words[src]
+            kr.trace_step(x, spikes, self.factors[role], frac, imp, top, words, first, chip.gens[src].word_bits,
+                          self.nearest)  # fmt: skip
+        st["x1"] = x
+
+    def _update_compiled(self, valid: np.ndarray, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
+        """Every valid trial's EPROP phase in one kernel call, the chip's integers or all in
+        float64 (the same loops; see :mod:`neurocomp.kernels.reckon`)."""
+        out, rec, reg = self.by_role["output"], self.by_role.get("recurrent"), self.reg
+        w_out = out.engine.state["w"]
+        if self.exact:  # the float learning signal, trial by trial in numpy's order (a sum over outputs)
+            L = np.zeros(v.shape)
+            for b in np.flatnonzero(valid):
+                L[b] = rk.float_learning_signal(err[b], w_out[b], reg, self.ls_bits)
+        else:  # computed by the kernel
+            L = np.empty(v.shape, np.int64)
+        t_rec = rec.engine.state["x1"] if rec is not None else np.zeros(v.shape, L.dtype)
+        hid = tuple(self._role_args(r, chip) for r in ("input", "recurrent") if r in self.by_role)
+        oreg = out.rule.registers
+        scale = 2.0 ** (oreg.lr_p_out - oreg.lr_r_out - rk.OUTPUT_PROB_BITS)
+        out_args = (w_out, out.engine.state["x1"], oreg.fp_loc_tout, oreg.lr_p_out, oreg.lr_r_out,
+                    chip.gens["weights_output"].chunk_tables, scale)  # fmt: skip
+        for r in WEIGHT_ROLES:  # advanced in place by the kernel
+            if not chip.regs[r].flags.c_contiguous or chip.regs[r].dtype != np.int64:
+                chip.regs[r] = np.ascontiguousarray(chip.regs[r], np.int64)
+        regs = tuple(chip.regs[r] for r in WEIGHT_ROLES)
+        args = (hid, out_args, self._chip_args(), np.ascontiguousarray(err), v, L, t_rec, regs, self.nearest)
+
+        def trials(lo: int, hi: int) -> None:  # the valid trials among lo .. hi - 1
+            kr.learn_step(np.where((np.arange(valid.size) >= lo) & (np.arange(valid.size) < hi), valid, False), *args)
+
+        over_trials(trials, valid.size)
+
+    def _role_args(self, role: str, chip: ReckonRandom) -> tuple:
+        """The kernel's arguments for the input or recurrent weights (see ``learn_step``)."""
+        syn = self.by_role[role]
+        r = syn.rule.registers
+        fp = r.fp_loc_tinp if role == "input" else r.fp_loc_trec
+        scale = 2.0 ** (r.lr_p - r.lr_r - rk.HIDDEN_PROB_BITS)
+        return (syn.engine.state["w"], syn.engine.state["x1"], fp, r.lr_p, r.lr_r,
+                chip.gens[f"weights_{role}"].chunk_tables, role == "recurrent", scale, bool(r.regularize),
+                r.fp_loc_trec, r.regul_f0, r.regul_k_p)  # fmt: skip
+
+    def _chip_args(self) -> tuple:
+        """The output registers the kernel reads: pseudo-derivative, learning signal, regularization
+        (rebuilt when the registers are replaced)."""
+        r = self.reg
+        if self._chip_cache[0] is not r:
+            args = (np.asarray(r.thr_h, np.int64), np.asarray(r.h_values, np.int64), r.learn_sig_scale, self.ls_bits,
+                    bool(r.regularize), r.fp_loc_trec, r.regul_f0)  # fmt: skip
+            self._chip_cache = (r, args)
+        return self._chip_cache[1]
+
     def _update(self, b: int, err: np.ndarray, v: np.ndarray, chip: ReckonRandom) -> None:
-        """One trial's EPROP phase, drawing from the weight LFSRs in the chip's order."""
+        """One trial's EPROP phase with some quantities in float64 and others not (attribution;
+        in numpy), drawing from the weight LFSRs in the chip's order."""
         out = self.by_role["output"]
         rec = self.by_role.get("recurrent")
         reg = self.reg
@@ -313,13 +415,9 @@ class ReckonLearner:
             w = syn.engine.state["w"][b]
             if self.nearest:  # round to nearest: a step where the update is at least half an LSB
                 rand[...] = 1 << (rk.HIDDEN_PROB_BITS - 1)
-            if all(np.asarray(a).dtype.kind != "f" for a in (w, trace_pre, L, trace_rec_post)):
-                new = rk.hidden_update(w, trace_pre, fp, L, h, trace_rec_post, regs, rand[:n_hid])
-            else:  # attribution: a quantity in float64
-                ints = all(np.asarray(a).dtype.kind != "f" for a in (trace_pre, L, trace_rec_post))
-                prob = rk.hidden_prob if ints else rk.float_prob
-                p, enable = prob(trace_pre, fp, L, h, trace_rec_post, regs)
-                new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], rk.HIDDEN_PROB_BITS, enable)
+            # a mix of knobs makes L float (float weights or error) or the traces: p is float64
+            p, enable = rk.float_prob(trace_pre, fp, L, h, trace_rec_post, regs)
+            new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], rk.HIDDEN_PROB_BITS, enable)
             written = drawn[np.arange(n_hid) // BLOCK]  # [post, pre]: only the words written change
             new = np.where(written, new, w)
             if role == "recurrent":  # a written recurrent word sets its autapse to 0 (srnn.v)
@@ -329,10 +427,5 @@ class ReckonLearner:
         if self.nearest:
             rand_out[...] = 1 << (rk.OUTPUT_PROB_BITS - 1)
         oreg = out.rule.registers
-        if all(np.asarray(a).dtype.kind != "f" for a in (w_out, err, t_out)):
-            out.engine.state["w"][b] = rk.output_update(w_out, err, t_out, oreg, rand_out)
-        else:  # attribution: a quantity in float64
-            p = rk.float_output_prob(err, t_out, oreg)
-            out.engine.state["w"][b] = rk.float_step(
-                w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, rk.OUTPUT_PROB_BITS
-            )
+        p = rk.float_output_prob(err, t_out, oreg)  # integer p where only the weights are float
+        out.engine.state["w"][b] = rk.float_step(w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, rk.OUTPUT_PROB_BITS)

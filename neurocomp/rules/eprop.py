@@ -68,6 +68,7 @@ import numpy as np
 from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
+from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
 from ..learning.expr import parse
 from ..learning.quantities import pseudo_derivative, softmax_error
 from ..learning.rule import EngineRule, Trace
@@ -588,33 +589,21 @@ class EpropExact:
             L = np.einsum("bjk,bk->bj", st["B"], err)
             if self.reg:
                 L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
-        for name, wp in w.items():
-            zb = st[f"{name}/z_bar"]
-            if self.beta:
-                eps = st[f"{name}/eps"]
-                e = psi[:, :, None] * (zb[:, None, :] - d(self.beta) * eps)
-                st[f"{name}/eps"] = (
-                    psi[:, :, None] * zb[:, None, :] + (d(self.rho) - psi[:, :, None] * d(self.beta)) * eps
-                )
-            else:
-                e = psi[:, :, None] * zb[:, None, :]
-            k = d(self.kappa) if self.filter_e else d(0)
-            st[f"{name}/e_bar"] = k * st[f"{name}/e_bar"] + (d(1) - k) * e
-            if learn:
-                dw = d(self.lr) * L[:, :, None] * st[f"{name}/e_bar"]
-                if name in recurrent:
-                    dw[:, np.arange(dw.shape[1]), np.arange(dw.shape[1])] = 0  # autapses stay absent
-                wp -= dw.astype(d)
-            st[f"{name}/z_bar"] = d(self.alpha) * zb + pre_spikes[name].astype(d)
-        st["z_out"] = d(self.kappa) * st["z_out"] + (d(1) - d(self.kappa)) * z.astype(d)
-        st["f"] = d(0.999) * st["f"] + d(0.001) * z.astype(d)  # a ~1 s running rate (per step)
-        if learn:
-            dwo = d(self.lr) * err[:, :, None] * st["z_out"][:, None, :]
-            w_out -= dwo
-            if self.feedback == "adaptive":
-                st["B"] -= np.swapaxes(dwo, 1, 2)
-            elif self.feedback == "symmetric":
-                st["B"] = np.swapaxes(w_out, 1, 2).copy()
+        k = d(self.kappa) if self.filter_e else d(0)
+        decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
+        for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
+            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
+            args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
+                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
+                    d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
+            over_trials(sliced(hidden_step, args, v.shape[0]), v.shape[0])
+            st.update({f"{name}/{x}": a for x, a in arr.items()})
+        for var in ("z_out", "f", "B"):  # updated in place by the kernel
+            st[var] = np.ascontiguousarray(st[var])
+        # the readout trace, the running rate f (~1 s: 0.999 per step), the readout weights and B
+        output_step(w_out, st["z_out"], st["f"], z.astype(d), err if learn else np.zeros((0, 0), d), st["B"],
+                    d(self.kappa), d(1) - d(self.kappa), d(0.999), d(0.001), d(self.lr), learn,
+                    self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,11 @@ target is valid. All of it is integer arithmetic on the chip's register widths, 
 
 The random numbers come from the chip's LFSRs (:mod:`neurocomp.arith.lfsr`, the profile's
 ``random_sources``), drawn as the chip's controller draws them; see
-:mod:`neurocomp.emulator.reckon` for the order. The functions here take them as inputs.
-(The mapping of e-prop's hyperparameters onto these registers is :func:`lower_network`.)
+:mod:`neurocomp.emulator.reckon` for the order. Each quantity is defined once, value by
+value, in :mod:`neurocomp.kernels.reckon` (compiled; the emulator's learning step runs it);
+the array functions here apply those definitions elementwise and take the random numbers
+as inputs, and the float64 forms below serve the learning-attribution runs. (The mapping of
+e-prop's hyperparameters onto these registers is :func:`lower_network`.)
 """
 
 from __future__ import annotations
@@ -44,13 +47,14 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import reckon as kr
 from ..learning.quantities import pseudo_derivative as triangle
 from .eprop import DEFAULTS as EPROP_DEFAULTS
 from .eprop import eprop_params
 
-W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
-HIDDEN_PROB_BITS = 32  # stoch_update WIDTH_IN of the input and recurrent weights
-OUTPUT_PROB_BITS = 28  # ... of the output weights
+W_MIN, W_MAX = kr.W_MIN, kr.W_MAX  # 8-bit two's-complement weights
+HIDDEN_PROB_BITS = kr.HIDDEN_WIDTH  # stoch_update WIDTH_IN of the input and recurrent weights
+OUTPUT_PROB_BITS = kr.OUTPUT_WIDTH  # ... of the output weights
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,19 @@ class ReckonRegisters:
 
 def _wrap(x: np.ndarray, bits: int) -> np.ndarray:
     """Two's-complement wrap of int64 values to ``bits`` bits (Verilog's truncation)."""
-    m = 1 << bits
-    return ((np.asarray(x, dtype=np.int64) + (m >> 1)) % m) - (m >> 1)
+    x = np.asarray(x, dtype=np.int64)
+    return _elementwise(kr.wrap_array, x, bits)
+
+
+def _elementwise(fn, *args):
+    """A compiled elementwise kernel ``fn(*args, out)`` over the broadcast shape of the array
+    arguments (passed flat; scalars as they are): an int64 array of that shape."""
+    arrays = [a for a in args if isinstance(a, np.ndarray)]
+    shaped = np.broadcast_arrays(*arrays)
+    flat = iter([np.ascontiguousarray(a).reshape(-1) for a in shaped])
+    out = np.empty(shaped[0].shape, np.int64)
+    fn(*[next(flat) if isinstance(a, np.ndarray) else a for a in args], out.reshape(-1))
+    return out
 
 
 def decay_trace(trace, factor: int, frac_bits: int, rand, rand_bits: int | None = None) -> np.ndarray:
@@ -86,20 +101,10 @@ def decay_trace(trace, factor: int, frac_bits: int, rand, rand_bits: int | None 
     when the dropped ``frac_bits`` (their top ``rand_bits`` when the random number is narrower)
     are >= ``rand`` and the floor is nonzero. ``rand=None``: round to nearest instead, halves
     up (a learning-attribution run; no random number and no condition on the floor)."""
-    p = np.asarray(trace, dtype=np.int64) * int(factor)
-    if rand is None:
-        return (p + (1 << (frac_bits - 1))) >> frac_bits
-    q = p >> frac_bits
-    frac = p & ((1 << frac_bits) - 1)
-    if rand_bits is not None and rand_bits < frac_bits:
-        frac = frac >> (frac_bits - rand_bits)
-    return q + ((frac >= rand) & (q != 0))
-
-
-def update_trace(trace, spikes, factor: int, frac_bits: int, impulse: int, bits: int, rand, rand_bits=None):
-    """One step of a presynaptic trace: decay, then the spike's impulse, saturated to ``bits``."""
-    t = decay_trace(trace, factor, frac_bits, rand, rand_bits) + np.asarray(spikes, dtype=np.int64) * impulse
-    return np.minimum(t, (1 << bits) - 1)
+    x = np.asarray(trace, dtype=np.int64)
+    r = np.zeros(x.shape, np.int64) if rand is None else np.asarray(rand, dtype=np.int64)
+    bits = frac_bits if rand_bits is None else int(rand_bits)
+    return _elementwise(kr.decay_round_array, x, int(factor), int(frac_bits), r, bits, rand is None)
 
 
 def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
@@ -107,18 +112,19 @@ def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
     ``THR_H_i`` that ``v`` is below, ``H_4`` if none. The chip's own function of its
     registers (``srnn.v``), whatever they hold; the lowering fills them with e-prop's
     triangle quantized (:func:`step_levels`)."""
-    v = np.asarray(v, dtype=np.int64)
-    out = np.full(v.shape, reg.h_values[4], dtype=np.int64)
-    for thr, h in reversed(list(zip(reg.thr_h, reg.h_values[:4], strict=True))):
-        out = np.where(v < thr, h, out)
+    v = np.ascontiguousarray(v, dtype=np.int64)
+    out = np.empty(v.shape, np.int64)
+    kr.level_array(v.reshape(-1), np.asarray(reg.thr_h, np.int64), np.asarray(reg.h_values, np.int64), out.reshape(-1))
     return out
 
 
 def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bits: int = 16) -> np.ndarray:
     """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit),
     saturated to ``bits`` (the profile's ``learning_signal_bits``)."""
-    psum = np.asarray(err, dtype=np.int64) @ np.asarray(w_out, dtype=np.int64)
-    return np.clip((psum << reg.learn_sig_scale) >> 12, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    w = np.ascontiguousarray(w_out, dtype=np.int64)
+    out = np.empty(w.shape[1], np.int64)
+    kr.learning_signal_array(np.ascontiguousarray(err, dtype=np.int64), w, reg.learn_sig_scale, bits, out)
+    return out
 
 
 def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int = HIDDEN_PROB_BITS, enable=True) -> np.ndarray:
@@ -126,57 +132,9 @@ def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int = HIDDEN_PROB_B
     random number. ``W += sign(p)`` where ``p != 0`` (and ``enable``) and either
     ``min(|p| << lr_p, 2**width - 1) >> lr_r >= rand`` or ``p = -2**(width-1)``; no change when
     the 8-bit weight would overflow."""
-    w = np.asarray(w, dtype=np.int64)
-    p = np.asarray(p, dtype=np.int64)
-    top = (1 << width) - 1
-    mag = np.abs(p)
-    # |p| < 2**width and lr_p < 32: the shifted value fits int64 (width + 31 < 63 bits)
-    tot = np.minimum(mag << lr_p, top) >> lr_r
-    fire = (p == -(1 << (width - 1))) | (tot >= np.asarray(rand, dtype=np.int64))
-    change = fire & (p != 0) & np.asarray(enable, dtype=bool)
-    new = w + np.sign(p) * change
-    return np.where((new < W_MIN) | (new > W_MAX), w, new)  # no change on overflow
-
-
-def regularization_trace(trace_rec_post, reg: ReckonRegisters) -> np.ndarray:
-    """``trace_reg`` of each post neuron: ``max(0, (trace_rec >> FP_LOC_TREC) - F0)``, 0 when
-    regularization is off (a block of 16 post neurons with all of them 0 skips words whose
-    pre trace is 0)."""
-    t = np.asarray(trace_rec_post, dtype=np.int64)
-    if not reg.regularize:
-        return np.zeros_like(t)
-    return np.maximum((t >> reg.fp_loc_trec) - reg.regul_f0, 0)
-
-
-def regularization(trace_rec_post, reg: ReckonRegisters) -> np.ndarray:
-    """The additive regularization term of each post neuron, ``trace_reg << K_P`` in 32 bits."""
-    return _wrap(regularization_trace(trace_rec_post, reg) << reg.regul_k_p, 32)
-
-
-def hidden_prob(trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegisters) -> tuple[np.ndarray, np.ndarray]:
-    """``(p, enable)`` of input or recurrent synapses ``[j, i]`` for one valid step (see the
-    module docstring): the 32-bit value ``stoch_update`` takes, and whether the update is on
-    (``h_j != 0``, or regularization)."""
-    h = np.asarray(h, dtype=np.int64)
-    prod = np.asarray(L, dtype=np.int64)[:, None] * (np.asarray(trace_pre, dtype=np.int64)[None, :] >> fp_loc)
-    prod = _wrap(np.where(h[:, None] != 0, prod * h[:, None], 0), 32)
-    s = _wrap(prod - regularization(trace_rec_post, reg)[:, None], 32)
-    quirk = (s >= 0) & (((prod >> 27) & 1) == 1)  # srnn.v: ~prob_s[31] & prob_k[31], prob_k = prod << 4
-    p = np.where(quirk, -(1 << 31), s)
-    enable = np.broadcast_to((h != 0)[:, None] | reg.regularize, p.shape)
-    return p, enable
-
-
-def hidden_update(w, trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegisters, rand) -> np.ndarray:
-    """The update of input or recurrent weights ``w[j, i]`` for one valid step."""
-    p, enable = hidden_prob(trace_pre, fp_loc, L, h, trace_rec_post, reg)
-    return stochastic_step(w, p, reg.lr_p, reg.lr_r, rand, HIDDEN_PROB_BITS, enable)
-
-
-def output_update(w_out, err, trace_out, reg: ReckonRegisters, rand) -> np.ndarray:
-    """The update of output weights ``w_out[k, j]`` for one valid step."""
-    p = np.asarray(err, dtype=np.int64)[:, None] * (np.asarray(trace_out, dtype=np.int64)[None, :] >> reg.fp_loc_tout)
-    return stochastic_step(w_out, _wrap(p, OUTPUT_PROB_BITS), reg.lr_p_out, reg.lr_r_out, rand, OUTPUT_PROB_BITS)
+    w, p, rand = (np.asarray(a, dtype=np.int64) for a in (w, p, rand))
+    on = np.asarray(enable, dtype=bool)
+    return _elementwise(kr.stoch_step_array, w, p, int(lr_p), int(lr_r), rand, int(width), on)
 
 
 # -- attribution: quantities in float64 (the emulator's ``learn_float``) ---------------------------
@@ -189,12 +147,6 @@ def read_trace(trace, fp_loc: int) -> np.ndarray:
     return t / 2.0**fp_loc if t.dtype.kind == "f" else t.astype(np.int64) >> fp_loc
 
 
-def float_trace(trace, spikes, factor: int, frac_bits: int, impulse: int) -> np.ndarray:
-    """One trace step in float64: the exact decay ``trace * factor / 2**frac_bits`` plus the
-    impulse, unsaturated (the 12- or 10-bit trace unquantized)."""
-    return np.asarray(trace, np.float64) * (factor / 2.0**frac_bits) + np.asarray(spikes, np.float64) * impulse
-
-
 def float_learning_signal(err, w_out, reg: ReckonRegisters, bits: int = 16, exact: bool = True) -> np.ndarray:
     """``L_j`` with float operands: ``exact`` (the learning signal in float64) is
     ``(e @ W_out) * 2**(LEARN_SIG_SCALE - 12)``; otherwise the chip's floor and ``bits``
@@ -204,7 +156,7 @@ def float_learning_signal(err, w_out, reg: ReckonRegisters, bits: int = 16, exac
 
 
 def float_prob(trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegisters) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`hidden_prob` in float64 (a trace or the learning signal in float):
+    """The input and recurrent synapses' ``p`` in float64 (a trace or the learning signal in float):
     ``p = L * read(trace_i) * h_j - max(0, read(trace_rec_j) - F0) * 2**K_P``, no 32-bit wrap."""
     h = np.asarray(h, np.float64)
     prod = np.asarray(L, np.float64)[:, None] * read_trace(trace_pre, fp_loc)[None, :] * h[:, None]
