@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._frozen import freeze, thaw
 from ..errors import Problem, ProfileError
 from ..graph import RuleSpec
@@ -249,19 +250,19 @@ class Program:
             k: {"sha256": hashlib.sha256(b).hexdigest(), "dtype": str(arrays[k].dtype), "shape": list(arrays[k].shape)}
             for k, b in blobs.items()
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         # Arrays are stored uncompressed: deflate costs ~1 s per 15 MB and gains little on
-        # already-narrow random integers.
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
-            z.writestr(
-                zipfile.ZipInfo("manifest.json", _ZIP_DATE),
-                json.dumps(manifest, indent=1, sort_keys=True),
-                compress_type=zipfile.ZIP_DEFLATED,
-            )
-            for key in sorted(blobs):
-                z.writestr(zipfile.ZipInfo(f"arrays/{key}.npy", _ZIP_DATE), blobs[key])
-        os.replace(tmp, path)  # a crash mid-write never leaves a half-written program under the real name
+        # already-narrow random integers. atomic_write: a crash never leaves half a program.
+        def write(f) -> None:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+                z.writestr(
+                    zipfile.ZipInfo("manifest.json", _ZIP_DATE),
+                    json.dumps(manifest, indent=1, sort_keys=True),
+                    compress_type=zipfile.ZIP_DEFLATED,
+                )
+                for key in sorted(blobs):
+                    z.writestr(zipfile.ZipInfo(f"arrays/{key}.npy", _ZIP_DATE), blobs[key])
+
+        atomic_write(path, write)
         return path
 
     # -- reading ---------------------------------------------------------------------

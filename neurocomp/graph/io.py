@@ -34,11 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_savez, atomic_write_text, output_target
+from .._resources import require_memory, weights_init_bytes
 from .._yaml import YamlError, dump_yaml, read_yaml
 from ..errors import ModelError, Problem
 from .network import Network, Population
 from .neurons import NEURON_MODELS, NeuronModel
 from .projection import Projection, RuleSpec
+from .validate import rule_problems
 from .weights import SparseWeights, init_weights
 
 FORMAT_VERSION = 1
@@ -128,6 +131,7 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
             declared[pname] = size if isinstance(size, int) and not isinstance(size, bool) else None
         if pop is not None:
             pops.append(pop)
+    require_memory(_init_estimates(projs_raw, declared), f"loading model {where}")
     valid = {p.name for p in pops}
     projs: list[Projection] = []
     seen_proj: set[str] = set()
@@ -157,6 +161,20 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
     if problems:
         raise ModelError(problems, header=f"invalid model {where} ({len(problems)} problem{'s' * (len(problems) > 1)})")
     return net  # type: ignore[return-value]
+
+
+def _init_estimates(projs_raw: list, sizes: Mapping[str, int | None]) -> list[tuple[str, float]]:
+    """Memory estimates of the projections drawn by seeded initializers (before drawing)."""
+    out = []
+    for raw in projs_raw:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("weights"), Mapping):
+            continue
+        spec = raw["weights"]
+        n_post, n_pre = sizes.get(raw.get("post")), sizes.get(raw.get("pre"))
+        if "init" in spec and isinstance(n_post, int) and isinstance(n_pre, int):
+            name = raw.get("name") or f"{raw.get('pre')}->{raw.get('post')}"
+            out.append((f"projection {name!r}", weights_init_bytes(spec, n_post, n_pre)))
+    return out
 
 
 def _list_of(data: Mapping, key: str, where: str, problems: list[Problem]) -> list:
@@ -271,10 +289,13 @@ def _rule(raw: Any, where: str, problems: list[Problem]) -> RuleSpec | None:
         problems.append(Problem(where, f"plasticity: unknown keys {extra} (known: rule, params)"))
         return None
     try:
-        return RuleSpec(raw["rule"], raw.get("params") or {})
+        spec = RuleSpec(raw["rule"], raw.get("params") or {})
     except ModelError as exc:
         problems += [Problem(where, p.message) for p in exc.problems]
         return None
+    bad = rule_problems(spec)
+    problems += [Problem(where, f"plasticity: {m}") for m in bad]
+    return None if bad else spec
 
 
 def _weights(
@@ -381,12 +402,13 @@ def save_network(net: Network, path: str | os.PathLike, inline_max: int = 64) ->
             d["plasticity"] = pr.plasticity.to_dict()
         projs.append(d)
     doc["projections"] = projs
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_yaml(doc))
     npz = path.with_suffix(".npz")
-    if arrays:
-        np.savez(npz, **arrays)
-    elif npz.exists():
+    output_target(path)  # both targets checked before either is written
+    output_target(npz)
+    if arrays:  # the arrays first: the YAML that refers to them appears last
+        atomic_savez(npz, arrays)
+    atomic_write_text(path, dump_yaml(doc))
+    if not arrays and npz.is_file():
         npz.unlink()  # a stale companion from an earlier save would be misleading
     return path
 

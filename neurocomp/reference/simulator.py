@@ -68,7 +68,7 @@ from typing import Any
 
 import numpy as np
 
-from ..emulator.inputs import per_trial, poisson_step, unfed_inputs
+from ..emulator.inputs import PoissonSource, per_trial, unfed_inputs
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -324,8 +324,8 @@ class Reference:
                 p.state["a"] = zero.copy()
         for pr in self.projs:
             pr.reset(keep_weights)
-        self._input_rngs = {
-            name: np.random.default_rng(p.neuron.seed)
+        self._input_rngs = {  # the emulator's Poisson streams (inputs.PoissonSource)
+            name: PoissonSource.of(p.neuron.__dict__, self.dt_ms, p.size, self.batch, f"input {name!r}")
             for name, p in self.pops.items()
             if p.kind == "input" and p.neuron.poisson
         }
@@ -425,9 +425,8 @@ class Reference:
                 continue
             if name in inputs:
                 p.state["spikes"] = np.asarray(inputs[name], dtype=np.float64).copy()
-            else:  # frozen Poisson: one draw per step, shared by all trials (as on the emulator)
-                s = poisson_step(self._input_rngs[name], p.neuron.rate_hz, self.dt_ms, p.size)
-                p.state["spikes"] = np.broadcast_to(s.astype(np.float64), (self.batch, p.size)).copy()
+            else:  # frozen Poisson: the emulator's draws, per trial or shared
+                p.state["spikes"] = self._input_rngs[name].step().astype(np.float64)
         for pr in self.projs:  # inputs with total delay 0 act in this step
             if self.pops[pr.pre].kind == "input":
                 pr.deliver(self.pops[pr.pre].state["spikes"], self.pops[pr.post].state["input"], t, delay=0)
