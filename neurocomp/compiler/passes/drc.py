@@ -306,9 +306,10 @@ def input_rate_within_limit(net: DiscreteNetwork, prof: Profile) -> list[Violati
 def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
     """Post populations whose input in one step can leave the current's range: fan-in times
     the largest weight (in state units, with the exponent and the input shift, every pre
-    neuron sending its most spikes). Lava's 32-bit ``u`` then wraps where a 24-bit chip
-    would saturate or wrap at 24 bits, so the emulator and the chip can part (sustained input
-    with a slow current decay can get there too; ``strict`` runs stop at the first overflow)."""
+    neuron sending its most spikes). Lava keeps ``u`` in 32 bits (and wraps past 2^31), the
+    chip in 24, so past 2^23 the emulator, which follows Lava, and the chip can part
+    (sustained input with a slow current decay can get there too; ``strict`` runs stop at
+    the first overflow)."""
     from ...emulator.synapses import chip_mantissas  # the weights as the chip holds them
 
     prof = qnet.profile
@@ -332,8 +333,9 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
         if a.max(initial=0) > top:
             out.append(
                 f"population {name!r}: one step's input can reach {a.max():.4g} in state units (fan-in x max |weight| "
-                f"of neuron {int(a.argmax())}), beyond the {prof.formats.current.bits}-bit current range "
-                f"(+-{top:.0f}); Lava's 32-bit u wraps silently there and the emulator models it only up to 2^31"
+                f"of neuron {int(a.argmax())}) if every input spikes at once, beyond the chip's "
+                f"{prof.formats.current.bits}-bit current range (+-{top:.0f}); Lava and the emulator keep u "
+                "in 32 bits, so there they can differ from the chip (run with strict to stop at the first overflow)"
             )
     return out
 
