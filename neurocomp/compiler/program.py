@@ -25,13 +25,14 @@ import numpy as np
 
 from .._atomic import atomic_write
 from .._frozen import freeze, thaw
-from ..errors import Problem, ProfileError
+from ..errors import NeurocompError, Problem, ProfileError
 from ..graph import RuleSpec
 from ..graph.weights import row_pointers
 from ..learning.rule import EngineRule
 from ..profiles import Profile, load_profile
 from .errors import ProgramError
 from .ir import Block, ParamStats, Placement, QPopulation, QProjection, QuantReport
+from .program_check import manifest_problems
 
 FORMAT = "neurocomp-program"
 FORMAT_VERSION = 1
@@ -311,15 +312,22 @@ class Program:
             raise ProgramError(
                 [Problem(where, f"not a readable neurocomp program (truncated or corrupted: {exc})")]
             ) from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ProgramError([Problem(where, f"malformed manifest ({exc})")]) from None
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+            raise ProgramError([Problem(where, f"malformed manifest ({type(exc).__name__}: {exc})")]) from None
         try:
             prof = cls._profile_for(manifest, profile, where)
+            problems = manifest_problems(manifest, arrays, prof)
+            if problems:
+                raise ProgramError(
+                    problems, header=f"{where}: values out of range for {prof.name} ({len(problems)} problems)"
+                )
             return cls._from_manifest(manifest, arrays, prof)
         except ProgramError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             raise ProgramError([Problem(where, f"malformed manifest (missing or bad {exc})")]) from None
+        except NeurocompError as exc:  # a stored rule or register a constructor refuses
+            raise ProgramError([Problem(where, f"malformed manifest: {p}") for p in exc.problems]) from None
 
     @staticmethod
     def _profile_for(manifest: dict, profile: Profile | str | None, where: str) -> Profile:
