@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 
 import neurocomp as nc
-from neurocomp._atomic import OutputError, atomic_write_bytes
-from neurocomp._resources import ResourceError, set_memory_limit
 from neurocomp._yaml import YamlError, parse_yaml, read_yaml
 from neurocomp.cli import main
 from neurocomp.compiler import Program
@@ -37,6 +35,8 @@ def _clean_env(monkeypatch):
     monkeypatch.delenv(PROFILE_PATH_ENV, raising=False)
     monkeypatch.delenv("NEUROCOMP_MAX_MEMORY", raising=False)
     yield
+    from neurocomp._resources import set_memory_limit  # imported here: the tests also run on older code
+
     set_memory_limit("auto")
 
 
@@ -99,6 +99,8 @@ def test_compile_output_writes_through_a_symlink(tmp_path, capsys):
 
 
 def test_atomic_writer_keeps_mode_and_leaves_nothing_on_failure(tmp_path):
+    from neurocomp._atomic import OutputError, atomic_write, atomic_write_bytes
+
     path = tmp_path / "f.bin"
     path.write_bytes(b"old")
     path.chmod(0o640)
@@ -106,8 +108,6 @@ def test_atomic_writer_keeps_mode_and_leaves_nothing_on_failure(tmp_path):
     def fail(f):
         f.write(b"half")
         raise RuntimeError("disk on fire")
-
-    from neurocomp._atomic import atomic_write
 
     with pytest.raises(RuntimeError):
         atomic_write(path, fail)
@@ -172,7 +172,7 @@ def test_checkpoint_save_is_atomic(tmp_path, ei_ncp):
     ck = tmp_path / "ck.npz"
     emu.checkpoint().save(ck)
     assert Checkpoint.load(ck).t == 3
-    with pytest.raises(OutputError):
+    with pytest.raises(nc.NeurocompError, match="is a directory"):
         emu.checkpoint().save(tmp_path)  # a directory is refused, not replaced
 
 
@@ -463,6 +463,7 @@ def test_lava_runs_a_200k_neuron_sparse_program_without_densifying():
     """A 200 000 x 200 000 sparse projection (dense: 149 GiB) with per-synapse delays runs in
     Lava's Sparse / DelaySparse and ends in the emulator's exact state."""
     pytest.importorskip("lava")
+    from neurocomp._resources import set_memory_limit
     from neurocomp.backends.lava import LavaBackend
     from neurocomp.compiler.ir import QPopulation, QProjection
 
@@ -504,6 +505,7 @@ def test_lava_runs_a_200k_neuron_sparse_program_without_densifying():
 @pytest.mark.lava
 def test_lava_refuses_a_dense_program_above_the_memory_limit():
     pytest.importorskip("lava")
+    from neurocomp._resources import ResourceError, set_memory_limit
     from neurocomp.backends.lava import LavaBackend
     from neurocomp.compiler.ir import QPopulation, QProjection
 
