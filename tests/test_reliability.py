@@ -358,7 +358,7 @@ def test_cli_inspect_of_a_bad_manifest_exits_2(tmp_path, capsys, ei_ncp):
         ["run", "{ncp}", "--steps", "5", "--batch", "1000000000", "--out", "{tmp}/r.npz"],
         ["run", "{ncp}", "--steps", "5", "--out", "{tmp}/missing/r.npz"],
         ["run", "{ncp}", "--steps", "5", "--input", "{tmp}/none.npz", "--out", "{tmp}/r.npz"],
-        ["check", str(EXAMPLES / "pattern_generation.yaml"), "--profile", "loihi2", "--task", "bogus"],
+        ["check", str(EXAMPLES / "pattern_generation.yaml"), "--profile", "spinnaker2", "--task", "bogus"],
         ["compile", str(EI), "--profile", "loihi2", "-o", "{tmp}/missing/x.ncp"],
     ],
 )

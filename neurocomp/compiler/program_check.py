@@ -77,7 +77,73 @@ def manifest_problems(m: dict, arrays: Mapping[str, np.ndarray], prof: Profile) 
         return out + [Problem("manifest", "projections: expected a list")]
     for i, p in enumerate(projs):
         out += _projection_problems(p, i, prof, sizes, arrays)
+    return out + [Problem("manifest", msg) for msg in _record_problems(m)]
+
+
+def _record_problems(m: dict) -> list[str]:
+    """The descriptive parts (placement figures, reports, logs) have the types a summary reads."""
+    out = []
+    for key in ("network", "neurocomp_version"):
+        if not isinstance(m.get(key), str):
+            out.append(f"{key}: expected a string, got {m.get(key)!r}")
+    for key in ("options",):
+        if not isinstance(m.get(key), Mapping):
+            out.append(f"{key}: expected a mapping")
+    for key in ("warnings",):
+        if not (isinstance(m.get(key), list) and all(isinstance(w, str) for w in m[key])):
+            out.append(f"{key}: expected a list of strings")
+    pl = m.get("placement")
+    if not isinstance(pl, Mapping):
+        return out + ["placement: expected a mapping"]
+    for key in ("traffic_total", "traffic_cross_core", "traffic_cross_chip", "traffic_cross_chip_greedy"):
+        v = pl.get(key)
+        if not _is_num(v) or not math.isfinite(v) or v < 0:
+            out.append(f"placement.{key}: expected a finite number >= 0, got {v!r}")
+    e = pl.get("energy_pj_per_step")
+    if e is not None and (not _is_num(e) or not math.isfinite(e)):
+        out.append(f"placement.energy_pj_per_step: expected a finite number or null, got {e!r}")
+    if not isinstance(pl.get("energy_terms"), Mapping):
+        out.append("placement.energy_terms: expected a mapping")
+    blocks = pl.get("blocks")
+    if not isinstance(blocks, list) or not all(
+        isinstance(b, list) and len(b) == 4 and isinstance(b[0], str) and all(_is_int(x) for x in b[1:]) for b in blocks
+    ):
+        out.append("placement.blocks: expected a list of [population, start, stop, core]")
+    log = m.get("pass_log")
+    if not isinstance(log, list) or not all(
+        isinstance(r, Mapping)
+        and isinstance(r.get("name"), str)
+        and _is_num(r.get("seconds"))
+        and _is_num(r.get("peak_rss_mib"))
+        and isinstance(r.get("notes"), list)
+        for r in log
+    ):
+        out.append("pass_log: expected a list of {name, seconds, peak_rss_mib, notes}")
+    rep = m.get("report")
+    if not (
+        isinstance(rep, Mapping)
+        and isinstance(rep.get("stats"), list)
+        and all(_stats_ok(x) for x in rep["stats"])
+        and isinstance(rep.get("warnings"), list)
+        and all(isinstance(w, str) for w in rep["warnings"])
+    ):
+        out.append("report: expected {stats: [quantization statistics], warnings: [strings]}")
     return out
+
+
+def _stats_ok(x: Any) -> bool:
+    """One quantization statistic (see ParamStats): names, counts and (possibly NaN) errors."""
+    from .ir import ParamStats
+
+    fields = ParamStats.__dataclass_fields__
+    if not isinstance(x, Mapping) or set(x) - set(fields) or not isinstance(x.get("element"), str):
+        return False
+    if not isinstance(x.get("param"), str):
+        return False
+    ints = ("count", "clipped", "zeroed", "nonzero")
+    return all(_is_int(x[k]) for k in ints if k in x) and all(
+        _is_num(x.get(k)) for k in fields if k not in ints and k not in ("element", "param")
+    )
 
 
 def _population_problems(p: Any, i: int, prof: Profile, sizes: dict, models: dict, dt: float | None) -> list[Problem]:
@@ -105,8 +171,33 @@ def _population_problems(p: Any, i: int, prof: Profile, sizes: dict, models: dic
     if model == "SpikeInput":
         out += [Problem(where, msg) for msg in _input_problems(params, dt)]
     elif model in ("LIF", "ALIF", "LI"):
+        need = _REGISTERS[model] + (("bias_mant", "bias_exp") if fixed_bias(prof) else ())
+        missing = [k for k in need if k not in params]
+        if missing:
+            return out + [Problem(where, f"params: missing registers {', '.join(missing)}")]
         out += [Problem(where, msg) for msg in _register_problems(params, prof, size)]
+    elif model == "ErrorUnit":
+        if (
+            not isinstance(params.get("readout"), str)
+            or not _is_int(params.get("bits"))
+            or not _is_int(params.get("shift"))
+        ):
+            out.append(Problem(where, "params: an error unit needs readout (a name), bits and shift (integers)"))
+        elif not 2 <= params["bits"] <= 32 or not -64 <= params["shift"] <= 64:
+            out.append(Problem(where, f"params: bits {params['bits']} or shift {params['shift']} out of range"))
     return out
+
+
+_REGISTERS = {
+    "LIF": ("current_decay", "voltage_decay", "threshold", "reset", "refractory"),
+    "ALIF": ("current_decay", "voltage_decay", "threshold", "reset", "refractory", "adapt_decay", "beta"),
+    "LI": ("current_decay", "voltage_decay"),
+}
+
+
+def fixed_bias(prof: Profile) -> bool:
+    """A fixed-point chip with a bias register stores it as mantissa and exponent."""
+    return prof.arithmetic == "fixed" and prof.formats.bias is not None
 
 
 def _input_problems(params: Mapping, dt: float | None) -> list[str]:
@@ -156,6 +247,8 @@ def _register_problems(params: Mapping, prof: Profile, size: int | None) -> list
         check("bias_mant", *f.bias.mantissa_range(), True)
         check("bias_exp", f.bias.exponent_min, f.bias.exponent_max, True)
     check("refractory", 0, 2**31 - 1, True)
+    if "reset" in params and params["reset"] not in ("zero", "subtract"):
+        out.append(f"reset must be 'zero' or 'subtract', got {params['reset']!r}")
     return out
 
 
@@ -163,15 +256,27 @@ def _projection_problems(p: Any, i: int, prof: Profile, sizes: dict, arrays: Map
     if not isinstance(p, Mapping):
         return [Problem(f"projections[{i}]", "expected a mapping")]
     where = f"projection {p.get('name')!r}"
-    out: list[str] = []
+    out: list[str] = [f"{path} is not finite" for path in _nonfinite(p.get("learning"), "learning")]
 
     def arr(key: str) -> np.ndarray | None:
         v = p.get(key)
         return arrays.get(v["array"]) if isinstance(v, Mapping) and "array" in v else None
 
+    if not isinstance(p.get("name"), str) or not p["name"]:
+        out.append(f"name must be a non-empty string, got {p.get('name')!r}")
     for role in ("pre", "post"):
-        if p.get(role) not in sizes:
+        if not isinstance(p.get(role), str) or p[role] not in sizes:
             out.append(f"{role}: unknown population {p.get(role)!r}")
+    if not isinstance(p.get("sparse"), bool):
+        out.append(f"sparse must be true or false, got {p.get('sparse')!r}")
+    rule = p.get("plasticity")
+    if rule is not None and not (
+        isinstance(rule, Mapping) and isinstance(rule.get("rule"), str) and isinstance(rule.get("params"), Mapping)
+    ):
+        out.append(f"plasticity must be null or {{rule, params}}, got {rule!r}"[:200])
+    for key in ("weights_dtype",) + (("index_dtype",) if p.get("sparse") else ()):
+        if p.get(key) not in ("int8", "int16", "int32", "int64"):
+            out.append(f"{key} must name a signed integer type, got {p.get(key)!r}")
     shape = p.get("shape")
     if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(s) and s >= 1 for s in shape)):
         return [Problem(where, m) for m in out + [f"shape must be two integers >= 1, got {shape!r}"]]

@@ -93,6 +93,11 @@ def load_network(path: str | os.PathLike) -> Network:
     arrays = _Arrays(path.parent)
     try:
         return network_from_dict(data, arrays, where=str(path))
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError, RecursionError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        # a safety net: the element checks should have named it more precisely
+        raise ModelError([Problem(str(path), f"malformed model ({type(exc).__name__}: {exc})")]) from None
     finally:
         arrays.close()
 
@@ -125,7 +130,7 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
         if isinstance(pname, str) and pname in declared:
             problems.append(Problem(f"population {pname!r}", f"duplicate name (populations[{i}])"))
             continue
-        pop = _population(raw, i, arrays, problems)
+        pop = _guarded(_population, f"populations[{i}]", problems, raw, i, arrays, problems)
         if isinstance(pname, str):
             size = raw.get("size")
             declared[pname] = size if isinstance(size, int) and not isinstance(size, bool) else None
@@ -136,7 +141,7 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
     projs: list[Projection] = []
     seen_proj: set[str] = set()
     for i, raw in enumerate(projs_raw):
-        proj = _projection(raw, i, declared, arrays, problems)
+        proj = _guarded(_projection, f"projections[{i}]", problems, raw, i, declared, arrays, problems)
         if proj is None:
             continue
         if proj.name in seen_proj:
@@ -170,11 +175,24 @@ def _init_estimates(projs_raw: list, sizes: Mapping[str, int | None]) -> list[tu
         if not isinstance(raw, Mapping) or not isinstance(raw.get("weights"), Mapping):
             continue
         spec = raw["weights"]
-        n_post, n_pre = sizes.get(raw.get("post")), sizes.get(raw.get("pre"))
+        post, pre = raw.get("post"), raw.get("pre")
+        if not isinstance(post, str) or not isinstance(pre, str):
+            continue  # reported by the projection's checks
+        n_post, n_pre = sizes.get(post), sizes.get(pre)
         if "init" in spec and isinstance(n_post, int) and isinstance(n_pre, int):
             name = raw.get("name") or f"{raw.get('pre')}->{raw.get('post')}"
             out.append((f"projection {name!r}", weights_init_bytes(spec, n_post, n_pre)))
     return out
+
+
+def _guarded(build, where: str, problems: list[Problem], *args):
+    """``build(*args)``, with a malformed value the element checks did not foresee (a list
+    where a name belongs, a number too large to convert) reported as a problem, not raised."""
+    try:
+        return build(*args)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+        problems.append(Problem(where, f"malformed value ({type(exc).__name__}: {exc})"))
+        return None
 
 
 def _list_of(data: Mapping, key: str, where: str, problems: list[Problem]) -> list:
@@ -215,7 +233,7 @@ def _neuron(raw: Any, where: str, problems: list[Problem]) -> NeuronModel | None
     if not isinstance(raw, Mapping) or "model" not in raw:
         problems.append(Problem(where, f"neuron: expected a mapping with a 'model' key, got {raw!r}"))
         return None
-    cls = NEURON_MODELS.get(raw["model"])
+    cls = NEURON_MODELS.get(raw["model"]) if isinstance(raw["model"], str) else None
     if cls is None:
         problems.append(
             Problem(where, f"neuron.model: unknown model {raw['model']!r} (known: {', '.join(NEURON_MODELS)})")
