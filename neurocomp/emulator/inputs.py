@@ -70,7 +70,8 @@ def spike_counts(arr, steps: int, batch: int, n: int, max_count: int, where: str
             return None
     if a.size and (a.min() < 0 or a.max() > max_count):
         bad_v = a.min() if a.min() < 0 else a.max()
-        problems.append(Problem(where, f"spike counts must lie in 0..{max_count} per step, got {bad_v!r}"))
+        allowed = "0 or 1" if max_count == 1 else f"0..{max_count}"
+        problems.append(Problem(where, f"spike counts must be {allowed} per step, got {bad_v!r}"))
         return None
     return a.astype(np.int64, copy=False)
 

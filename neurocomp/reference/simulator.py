@@ -9,8 +9,8 @@ emulator counts) does, in order:
 
 1. spike inputs emit their step-``t`` spikes: row ``t - 1`` of a given array, or a frozen
    Poisson draw from the population's ``rate_hz`` and ``seed``, drawn exactly as the emulator
-   draws it (:func:`neurocomp.emulator.inputs.poisson_step`: one generator per population, one
-   draw per step shared by every trial), so both see the same spikes;
+   draws it (:class:`neurocomp.emulator.inputs.PoissonSource`: one stream per trial derived
+   from the seed, or one shared with ``trials: shared``), so both see the same spikes;
 2. projections from inputs whose total delay (latency + ``delay_steps``) is 0 deliver them;
 3. every spiking population (LIF, ALIF) reads the input that arrived for step ``t`` and
    updates (``s`` = 1, or ``1 - dv`` with ``input_scale="one_minus_alpha"``)::
