@@ -13,15 +13,16 @@ Programs, snapshots, saved models) goes through :func:`atomic_write`:
   what a user meant);
 * the temporary file is removed on every failure, including ``KeyboardInterrupt``. Only a
   process killed outright (SIGKILL) can leave one, named ``.<name>.<random>.tmp``, beside
-  the untouched target.
+  the untouched target. (The file is created 0600 and given the target's mode, or the
+  usual 0666 & ~umask, just before the rename.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import stat
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
@@ -75,11 +76,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open: mode must be 'wb' or 'w', got {mode!r}")
     target = output_target(path)
+    # the name is chosen before the file exists, so an interrupt at any point can remove it
+    tmp = str(target.parent / f".{target.name}.{secrets.token_hex(8)}.tmp")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    except OSError as exc:
-        raise OutputError([Problem(str(path), f"cannot create a file here ({exc.strerror or exc})")]) from None
-    try:
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except FileExistsError:
+            tmp = None  # not ours (a 1 in 2^64 clash): never remove it
+            raise OutputError([Problem(str(path), "a temporary file of the same name exists; try again")]) from None
+        except OSError as exc:
+            raise OutputError([Problem(str(path), f"cannot create a file here ({exc.strerror or exc})")]) from None
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
@@ -87,8 +93,9 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         _keep_mode(target, tmp)
         os.replace(tmp, target)
     except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         if isinstance(exc, OSError) and not isinstance(exc, NeurocompError):
             raise OutputError([Problem(str(path), f"cannot write ({exc.strerror or exc})")]) from exc
         raise

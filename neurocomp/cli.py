@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 invalid input (a model or profile with problems, a missing or
 unreadable file, an output that cannot be written, bad arguments, more memory than the
-limit); 1 an unexpected internal error (a bug: the traceback is printed); 130 interrupted.
+limit); 1 an unexpected internal error (a bug: the traceback is printed); 130 interrupted
+(SIGINT) and 143 terminated (SIGTERM), with any half-written output removed.
 Every number on the command line is checked for range and finiteness before anything runs,
 and every output is written atomically (see :mod:`neurocomp._atomic`).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -21,7 +23,15 @@ from ._resources import ResourceError, emulator_bytes, parse_size, require_memor
 from ._version import __version__
 from .errors import NeurocompError, Problem
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception so that a half-written output is cleaned up."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
 
 
 class UsageError(NeurocompError, ValueError):
@@ -608,6 +618,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     set_memory_limit(getattr(args, "max_memory", "auto"))
     try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
         return args.func(args)
     except NeurocompError as exc:
         print(f"neurocomp {args.command}: {exc}", file=sys.stderr)
@@ -618,6 +632,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"neurocomp {args.command}: interrupted (no output was changed)", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"neurocomp {args.command}: terminated (no output was changed)", file=sys.stderr)
+        return EXIT_TERMINATED
     except Exception:  # a bug in neurocomp: say so, with the traceback for the report
         traceback.print_exc()
         print(
@@ -628,6 +645,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     finally:
         set_memory_limit("auto")
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -156,6 +156,33 @@ def test_a_process_killed_while_saving_leaves_the_old_file(tmp_path, sig):
         assert all(p.startswith(".rec.npz.") and p.endswith(".tmp") for p in leftovers)
 
 
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_cli_run_stopped_while_saving_keeps_the_old_recording(tmp_path, sig, code):
+    """`neurocomp run` in a real subprocess, stopped once its recording is being written
+    (~300 MB: 200 000 neurons x 100 steps of v and u): the old recording is untouched, no
+    temporary file is left, and the exit code says why."""
+    from neurocomp.compiler.ir import QPopulation
+
+    prog = tmp_path / "wide.ncp"
+    pop = QPopulation.lif("wide", 200_000, du=0, dv=100, vth=131071, bias_mant=3, bias_exp=0)
+    Program.from_parts("loihi2", [pop], []).save(prog)
+    out = tmp_path / "rec.npz"
+    np.savez(out, old=np.arange(5))
+    before = out.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "neurocomp", "run", str(prog), "--steps", "100", "--record", "v,u", "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 120
+    while not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]:
+        assert time.monotonic() < deadline and proc.poll() is None, proc.stderr.read() if proc.poll() else "slow"
+        time.sleep(0.001)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert out.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["rec.npz", "wide.ncp"]
+
+
 def test_run_out_replaces_a_recording_completely(tmp_path, capsys, ei_ncp):
     out = tmp_path / "rec.npz"
     np.savez(out, stale=np.zeros(3))
