@@ -305,9 +305,10 @@ def _read_inputs(path: str | None) -> dict:
     if not path:
         return {}
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
-                raise ValueError("a single .npy array; inputs are an .npz with one key per input")
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise ValueError("a single .npy array; inputs are an .npz with one key per input")
+        with z:
             return {k: z[k] for k in z.files}
     except FileNotFoundError:
         raise UsageError([Problem(f"--input {path}", "file not found")]) from None
