@@ -311,6 +311,13 @@ def test_max_memory_overrides_the_guard(tmp_path, capsys):
     assert cli(capsys, "validate", "--max-memory", "1G", path)[0] == 0
 
 
+def test_the_emulator_refuses_a_batch_too_big_for_memory(ei_ncp):
+    from neurocomp._resources import ResourceError
+
+    with pytest.raises(ResourceError, match=r"population 'exc': needs about 23\.3 TiB"):
+        Emulator(Program.load(ei_ncp), batch=10**9)
+
+
 def test_yaml_alias_bomb_is_refused_quickly():
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._atomic import atomic_savez
+from .._resources import emulator_bytes, require_memory
 from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_float64, overflow
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
@@ -160,6 +161,9 @@ class Emulator:
     ):
         if batch < 1:
             raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
+        pops = [(q.name, q.size) for q in program.populations]  # refuse before allocating the batch's state
+        projs = [(pr.name, pr.n_synapses, not pr.is_sparse) for pr in program.projections]
+        require_memory(emulator_bytes(pops, projs, batch, 0, 0), f"emulating {program.network_name!r} x {batch}")
         if learn_arithmetic not in ("chip", "float"):
             raise EmulatorError(
                 [Problem("emulator", f"learn_arithmetic must be 'chip' or 'float', got {learn_arithmetic!r}")]
