@@ -1,19 +1,91 @@
 """The ``neurocomp`` command line.
 
-Exit codes: 0 success; 2 invalid input (a model or profile with problems, a missing file,
-bad arguments); 1 an unexpected internal error.
+Exit codes: 0 success; 2 invalid input (a model or profile with problems, a missing or
+unreadable file, an output that cannot be written, bad arguments, more memory than the
+limit); 1 an unexpected internal error (a bug: the traceback is printed); 130 interrupted
+(SIGINT) and 143 terminated (SIGTERM), with any half-written output removed.
+Every number on the command line is checked for range and finiteness before anything runs,
+and every output is written atomically (see :mod:`neurocomp._atomic`).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import signal
 import sys
+import traceback
 from collections.abc import Sequence
 
+from ._atomic import OutputError, atomic_savez, output_target
+from ._resources import ResourceError, emulator_bytes, parse_size, require_memory, set_memory_limit
 from ._version import __version__
-from .errors import NeurocompError
+from .errors import NeurocompError, Problem
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised as an exception so that a half-written output is cleaned up."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+class UsageError(NeurocompError, ValueError):
+    """Arguments that do not fit together, or an input file that cannot be used."""
+
+    kind = "usage"
+
+
+# -- argument types: each checks range and finiteness, so argparse reports a bad value (exit 2) --
+
+
+def _int(lo: int, hi: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < lo or (hi is not None and v > hi):
+            raise argparse.ArgumentTypeError(f"{v} is out of range ({lo}..{hi if hi is not None else ''})")
+        return v
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _float(lo: float, hi: float = math.inf, lo_open: bool = False):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+        if v < lo or (lo_open and v == lo) or v > hi:
+            low = f"> {lo:g}" if lo_open else f">= {lo:g}"
+            raise argparse.ArgumentTypeError(
+                f"{v:g} is out of range (must be {low}" + (f" and <= {hi:g})" if hi < math.inf else ")")
+            )
+        return v
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _size(text: str) -> int | None:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_SEED = _int(0, 2**63 - 1)
+_STEPS = _int(1, 2**40)
+_BATCH = _int(1, 2**31 - 1)
 
 _DESCRIPTION = """\
 neurocomp compiles spiking neural networks (with on-chip learning) for neuromorphic chip
@@ -79,6 +151,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         except NeurocompError as exc:
             status = EXIT_INVALID
             print(f"INVALID {path}")
+            if isinstance(exc, ResourceError):
+                print(f"  {exc.header}")
             for p in exc.problems:
                 print(f"  - {p}")
             continue
@@ -92,14 +166,16 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from .compiler import compile
     from .profiles import load_profile
 
+    output_target(args.output)  # refuse a directory, device or missing folder before compiling
     model, dt = args.model, args.dt
     if str(model).endswith(".nir"):  # imported at the step it is compiled for: --dt, the file's, the profile's
         from .graph.nir import stored_dt_ms
 
         dt = dt if dt is not None else stored_dt_ms(model) or load_profile(args.profile).time.default_dt_ms
-        model = _load_model(model, dt)
+    net = _load_model(model, dt)
+    require_memory(_network_bytes(net), f"compiling {args.model}")
     program = compile(
-        model,
+        net,
         args.profile,
         dt_ms=dt,
         rounding=args.rounding,
@@ -138,28 +214,34 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.backend == "brian2":  # the float network, not a Program
         return _run_brian2(args)
+    for out in (args.out, args.save_learned):
+        if out:
+            output_target(out)  # before a long run, not after it
     program = Program.load(args.program)
-    record = [r.strip() for r in args.record.split(",") if r.strip()]
+    record = _record_list(args.record)
     inputs = {}
-    if args.input:
-        with np.load(args.input) as z:
-            for key in z.files:
-                name, _, var = key.rpartition("/")
-                if var == "spikes" and name:
-                    inputs[name] = z[key]
-                elif var in ("y1", "y2", "y3") and name:  # graded third factors of a plastic projection
-                    inputs[key] = z[key]
-                else:
-                    print(
-                        f"neurocomp run: input key {key!r} is not '<population>/spikes' or '<projection>/y1..y3'",
-                        file=sys.stderr,
-                    )
-                    return EXIT_INVALID
+    for key, arr in _read_inputs(args.input).items():
+        name, _, var = key.rpartition("/")
+        if var == "spikes" and name:
+            inputs[name] = arr
+        elif var in ("y1", "y2", "y3") and name:  # graded third factors of a plastic projection
+            inputs[key] = arr
+        else:
+            print(
+                f"neurocomp run: input key {key!r} is not '<population>/spikes' or '<projection>/y1..y3'",
+                file=sys.stderr,
+            )
+            return EXIT_INVALID
+    _check_record(program, record, args.backend)
+    _require_run_memory(program, args)
     if (args.save_learned or args.snapshot_every) and args.backend != "emulator":
         print("neurocomp run: --save-learned and --snapshot-every run on the emulator", file=sys.stderr)
         return EXIT_INVALID
     if args.save_learned and not args.learn:
         print("neurocomp run: --save-learned needs --learn", file=sys.stderr)
+        return EXIT_INVALID
+    if args.snapshot_every and not any(pr.learning is not None for pr in program.projections):
+        print("neurocomp run: --snapshot-every records plastic weights, and the program has none", file=sys.stderr)
         return EXIT_INVALID
     if args.backend == "lava":
         from .backends.lava import LavaBackend
@@ -173,7 +255,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             print(f"neurocomp run: cannot record {bad} (recordable: {', '.join(RECORDABLE)})", file=sys.stderr)
             return EXIT_INVALID
         emu = Emulator(program, batch=args.batch, seed=args.seed, strict=args.strict, learn_mode=args.learn_mode)
-        rec = _run_with_progress(emu, args.steps, inputs, record, args.learn, args.snapshot_every)
+        rec = _run_with_progress(emu, args.steps, inputs, record, args.learn, args.snapshot_every or 0)
         if args.save_learned:
             learned = {name: syn.engine.weights[0] for name, syn in emu.plastic.items()}
             program.with_weights(learned, f"weights learned on the emulator over {args.steps} steps, trial 0").save(
@@ -188,7 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                         f"note: {odd} learned weights of mixed-sign {name!r} are odd; "
                         "the chip floors them to even when it loads the program"
                     )
-    np.savez(args.out, **rec)
+    atomic_savez(args.out, rec)
     spikes = {k: int(v.sum()) for k, v in rec.items() if k.endswith("/spikes")}
     per = ", ".join(f"{k.split('/')[0]} {n}" for k, n in spikes.items())
     print(f"ran {args.steps} steps x {args.batch} trial(s) on {args.backend}; spikes: {per}; wrote {args.out}")
@@ -197,7 +279,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _run_brian2(args: argparse.Namespace) -> int:
     """``run MODEL.yaml --backend brian2``: the float network in Brian2 (see neurocomp.backends.brian2)."""
-    import numpy as np
 
     from .backends.brian2 import Brian2Backend
 
@@ -207,18 +288,21 @@ def _run_brian2(args: argparse.Namespace) -> int:
     if args.save_learned or args.snapshot_every:
         print("neurocomp run: --save-learned and --snapshot-every run on the emulator", file=sys.stderr)
         return EXIT_INVALID
-    record = [r.strip() for r in args.record.split(",") if r.strip()]
-    inputs = {}
-    if args.input:
-        with np.load(args.input) as z:
-            bad = [k for k in z.files if not k.endswith("/spikes")]
-            if bad:
-                print(f"neurocomp run: input keys {bad} are not '<population>/spikes'", file=sys.stderr)
-                return EXIT_INVALID
-            inputs = {k.rpartition("/")[0]: z[k] for k in z.files}
-    backend = Brian2Backend(_load_model(args.program, args.dt), dt_ms=args.dt, codegen=args.codegen)
+    output_target(args.out)
+    record = _record_list(args.record)
+    raw = _read_inputs(args.input)
+    bad = [k for k in raw if not k.endswith("/spikes")]
+    if bad:
+        print(f"neurocomp run: input keys {bad} are not '<population>/spikes'", file=sys.stderr)
+        return EXIT_INVALID
+    inputs = {k.rpartition("/")[0]: v for k, v in raw.items()}
+    net = _load_model(args.program, args.dt)
+    pops = [(p.name, p.size) for p in net.populations]
+    projs = [(pr.name, pr.n_synapses, not pr.is_sparse) for pr in net.projections]
+    require_memory(emulator_bytes(pops, projs, args.batch, args.steps, 8 * len(record)), "this run")
+    backend = Brian2Backend(net, dt_ms=args.dt, codegen=args.codegen)
     rec = backend.run(args.steps, inputs=inputs, record=record, batch=args.batch, learn=args.learn)
-    np.savez(args.out, **rec)
+    atomic_savez(args.out, rec)
     spikes = ", ".join(f"{k.split('/')[0]} {int(v.sum())}" for k, v in rec.items() if k.endswith("/spikes"))
     print(
         f"ran {args.steps} steps x {args.batch} trial(s) on brian2 ({args.codegen}); spikes: {spikes}; wrote {args.out}"
@@ -240,6 +324,78 @@ def _cmd_export(args: argparse.Namespace) -> int:
         print(format_notes(notes))
     print(f"wrote {out} (dt {args.dt:g} ms)")
     return EXIT_OK
+
+
+def _record_list(text: str) -> list[str]:
+    record = [r.strip() for r in text.split(",") if r.strip()]
+    if not record:
+        raise UsageError([Problem("--record", f"names no variable: {text!r}")])
+    return record
+
+
+def _read_inputs(path: str | None) -> dict:
+    """The arrays of an input ``.npz`` (no pickles), or a named error."""
+    import zipfile
+
+    import numpy as np
+
+    if not path:
+        return {}
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise ValueError("a single .npy array; inputs are an .npz with one key per input")
+        with z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise UsageError([Problem(f"--input {path}", "file not found")]) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise UsageError([Problem(f"--input {path}", f"not a readable .npz of arrays ({exc})")]) from None
+
+
+def _check_record(program, record: list[str], backend: str) -> None:
+    """Every recorded variable must exist somewhere in the program (``w`` needs a plastic
+    projection), so a recording never silently lacks what was asked for."""
+    from .emulator import RECORDABLE
+    from .emulator.plastic import LEARNING_VARS
+
+    problems = []
+    plastic = [pr.name for pr in program.projections if pr.learning is not None]
+    for var in record:
+        if backend == "emulator" and var not in RECORDABLE:
+            continue  # the emulator's own message lists what it records
+        if var in LEARNING_VARS and not plastic:
+            problems.append(
+                Problem("--record", f"{var!r} is a learning variable, and the program has no plastic projection")
+            )
+        elif var == "a" and not any(p.model == "ALIF" for p in program.populations):
+            problems.append(Problem("--record", "'a' is the adaptation of ALIF neurons, and the program has none"))
+    if problems:
+        raise UsageError(problems)
+
+
+def _network_bytes(net) -> list[tuple[str, float]]:
+    """What compiling ``net`` holds: the float weights plus integer copies (about 3x the
+    float64 weights) and the registers of every neuron."""
+    out = [(f"population {p.name!r}", 64.0 * p.size) for p in net.populations]
+    out += [(f"projection {pr.name!r}", 24.0 * pr.n_synapses) for pr in net.projections]
+    return out
+
+
+def _require_run_memory(program, args: argparse.Namespace) -> None:
+    record = _record_list(args.record)
+    rec_bytes = sum(1 if v == "spikes" else 8 for v in record)
+    pops = [(p.name, p.size) for p in program.populations]
+    projs = [(pr.name, pr.n_synapses, not pr.is_sparse) for pr in program.projections]
+    items = emulator_bytes(pops, projs, args.batch, args.steps, rec_bytes)
+    if args.snapshot_every:
+        snaps = args.steps // args.snapshot_every + 1
+        items += [
+            (f"projection {pr.name!r} (snapshots)", 8.0 * snaps * args.batch * pr.shape[0] * pr.shape[1])
+            for pr in program.projections
+            if pr.learning is not None
+        ]
+    require_memory(items, f"running {args.steps} steps x {args.batch} trial(s)")
 
 
 def _run_with_progress(emu, steps: int, inputs, record, learn: bool = False, snapshot_every: int = 0):
@@ -280,9 +436,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"neurocomp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--max-memory",
+        type=_size,
+        default=argparse.SUPPRESS,
+        metavar="SIZE",
+        help="refuse work estimated to need more memory than SIZE (e.g. 16G; 'none' to switch the guard off; "
+        "default: the memory available now, or $NEUROCOMP_MAX_MEMORY)",
+    )
 
     p = sub.add_parser(
         "profiles",
+        parents=[common],
         help="list chip profiles, or show one",
         description="List the chip profiles (built-in ones and any in $NEUROCOMP_PROFILE_PATH) with their key "
         "limits, or show everything one profile says. The table marks an estimated figure with '*'; "
@@ -294,6 +460,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "validate",
+        parents=[common],
         help="check model files and print every problem",
         description="Load each model file and check it: unknown populations, shape mismatches, bad time "
         "constants, NaN weights, thresholds <= 0, duplicate names and more. Prints OK or every problem; "
@@ -307,6 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "compile",
+        parents=[common],
         help="compile a model for a chip profile into a Program (.ncp)",
         description="Run the pipeline " + " -> ".join(PASS_NAMES) + " and write the Program. Prints the "
         "quantization report, placement and energy estimate. Exits 2 if the model is invalid, violates the "
@@ -315,14 +483,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL.yaml")
     p.add_argument("--profile", required=True, help="profile name (see `neurocomp profiles`) or profile YAML path")
     p.add_argument("-o", "--output", required=True, metavar="OUT.ncp", help="where to write the Program")
-    p.add_argument("--dt", type=float, default=None, metavar="MS", help="time step in ms (default: the profile's)")
+    p.add_argument(
+        "--dt",
+        type=_float(0, lo_open=True),
+        default=None,
+        metavar="MS",
+        help="time step in ms (default: the profile's)",
+    )
     p.add_argument(
         "--rounding",
         choices=["nearest", "floor", "stochastic"],
         default="nearest",
         help="rounding of weights, thresholds and biases (default: nearest)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for stochastic rounding (default: 0)")
+    p.add_argument("--seed", type=_SEED, default=0, help="seed for stochastic rounding (default: 0)")
     p.add_argument(
         "--strict",
         action="store_true",
@@ -330,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-zeroed",
-        type=float,
+        type=_float(0, 1),
         default=0.05,
         metavar="FRACTION",
         help="warn (or fail with --strict) when more than this fraction of a projection's nonzero "
@@ -338,7 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--firing-rate",
-        type=float,
+        type=_float(0),
         default=10.0,
         metavar="HZ",
         help="firing rate assumed by the traffic and energy estimates (default: 10)",
@@ -357,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "inspect",
+        parents=[common],
         help="summarize a compiled Program",
         description="Print a Program's populations, projections, placement, utilization, energy estimate, "
         "quantization report and warnings.",
@@ -368,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "run",
+        parents=[common],
         help="run a compiled Program on the emulator (or on Lava) and save the recording",
         description="Run a Program for --steps steps. Inputs: an .npz with keys '<input population>/spikes' "
         "shaped [steps, batch, neurons] or [steps, neurons] (inputs with a rate in the model need none). "
@@ -376,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from input keys '<projection>/y1..y3' shaped [steps, batch, post] or [steps, post].",
     )
     p.add_argument("program", metavar="PROGRAM.ncp|MODEL.yaml", help="a Program; a model file for --backend brian2")
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=_STEPS, required=True, help="steps to run (>= 1)")
     p.add_argument(
         "--backend",
         choices=["emulator", "lava", "brian2"],
@@ -384,11 +560,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="emulator (default), lava (loihi2 programs; needs the lava extra), or brian2 (the float model "
         "MODEL.yaml in Brian2; needs the brian2 extra)",
     )
-    p.add_argument("--dt", type=float, default=1.0, metavar="MS", help="brian2: the time step in ms (default 1)")
+    p.add_argument(
+        "--dt", type=_float(0, lo_open=True), default=1.0, metavar="MS", help="brian2: the time step in ms (default 1)"
+    )
     p.add_argument("--codegen", choices=["numpy", "cython"], default="numpy", help="brian2: code generation target")
     p.add_argument("--input", metavar="IN.npz", help="spike arrays for the input populations")
-    p.add_argument("--batch", type=int, default=1, help="independent trials run together (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the chip's own randomness (default 0)")
+    p.add_argument(
+        "--batch",
+        type=_BATCH,
+        default=1,
+        help="independent trials run together (default 1); a Poisson input draws its own spikes in each "
+        "trial unless the model gives it 'trials: shared'",
+    )
+    p.add_argument("--seed", type=_SEED, default=0, help="seed of the chip's own randomness (default 0)")
     p.add_argument("--strict", action="store_true", help="stop at the first overflow instead of wrapping/saturating")
     p.add_argument("--record", default="spikes", help="comma-separated variables: spikes,v,u (default: spikes)")
     p.add_argument("--out", required=True, metavar="REC.npz", help="where to write the recording")
@@ -404,8 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-learned", metavar="OUT.ncp", help="save a Program holding the learned weights (trial 0)")
     p.add_argument(
         "--snapshot-every",
-        type=int,
-        default=0,
+        type=_int(1),
+        default=None,
         metavar="K",
         help="record the plastic weights after every K steps ('<projection>/w_snapshots')",
     )
@@ -420,11 +604,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL.yaml")
     p.add_argument("-o", "--output", required=True, metavar="MODEL.nir", help="where to write the NIR graph")
-    p.add_argument("--dt", type=float, default=1.0, metavar="MS", help="time step in ms (default 1)")
+    p.add_argument("--dt", type=_float(0, lo_open=True), default=1.0, metavar="MS", help="time step in ms (default 1)")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser(
         "check",
+        parents=[common],
         help="compare a learning rule on a chip with its float reference",
         description=(
             "Run the rule at three levels (float64 reference, lowered-float, lowered-fixed) from the same initial "
@@ -435,10 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model YAML with an e-prop network")
     p.add_argument("--profile", required=True, help="chip profile name")
     p.add_argument("--task", required=True, help="task name (pattern-generation, evidence-accumulation, ...)")
-    p.add_argument("--iterations", type=int, default=8, help="training iterations per level (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="task and emulator seed (default 0)")
-    p.add_argument("--align", type=int, default=3, help="teacher-forced updates compared (default 3)")
-    p.add_argument("--steps", type=int, default=None, help="steps per trial (default: the task's)")
+    p.add_argument("--iterations", type=_int(1, 100_000), default=8, help="training iterations per level (default 8)")
+    p.add_argument("--seed", type=_SEED, default=0, help="task and emulator seed (default 0)")
+    p.add_argument("--align", type=_int(0, 100_000), default=3, help="teacher-forced updates compared (default 3)")
+    p.add_argument("--steps", type=_STEPS, default=None, help="steps per trial (default: the task's)")
     p.add_argument("--no-attribution", action="store_true", help="skip the attribution runs")
     p.add_argument(
         "--attribution",
@@ -475,7 +660,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from .analysis.check import check
+    from .tasks import TASKS
 
+    if args.task not in TASKS:
+        raise UsageError([Problem("--task", f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")])
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        raise OutputError([Problem(args.out, "exists and is not a directory; --out names a folder for the report")])
     rep = check(
         args.model,
         args.profile,
@@ -489,7 +679,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         steps=args.steps,
     )
     print(rep.summary())
-    return 0
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -498,11 +688,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_INVALID
+    set_memory_limit(getattr(args, "max_memory", "auto"))
+    try:
+        previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
     try:
         return args.func(args)
     except NeurocompError as exc:
         print(f"neurocomp {args.command}: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except MemoryError:  # an allocation the estimates did not foresee: still the input's size
+        print(f"neurocomp {args.command}: out of memory; make the model or run smaller", file=sys.stderr)
+        return EXIT_INVALID
+    except KeyboardInterrupt:
+        print(f"neurocomp {args.command}: interrupted (no output was changed)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _Terminated:
+        print(f"neurocomp {args.command}: terminated (no output was changed)", file=sys.stderr)
+        return EXIT_TERMINATED
+    except Exception:  # a bug in neurocomp: say so, with the traceback for the report
+        traceback.print_exc()
+        print(
+            f"neurocomp {args.command}: internal error (a bug in neurocomp {__version__}; please report it "
+            "with the traceback above)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+    finally:
+        set_memory_limit("auto")
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -93,7 +93,7 @@ def test_compile_design_rule_violations_lists_all_and_writes_nothing(tmp_path, c
         "refractory_supported",
         "delay_within_limit",
         "fan_in_within_limit",
-        "learning_rule_supported",
+        "input_rate_within_limit",
     ):
         assert rule in err, rule
     assert "5 design-rule violations" in err

@@ -180,7 +180,7 @@ def test_drc_lists_every_violation_of_the_example():
             "refractory_supported",
             "delay_within_limit",
             "fan_in_within_limit",
-            "learning_rule_supported",
+            "input_rate_within_limit",
         ]
     )
     text = str(info.value)

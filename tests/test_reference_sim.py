@@ -189,7 +189,7 @@ def _batch_net() -> nc.Network:
     rng = np.random.default_rng(4)
     net = nc.Network(name="batch")
     net.add(
-        nc.Population("poisson", 15, nc.SpikeInput(rate_hz=40.0, seed=2)),
+        nc.Population("poisson", 15, nc.SpikeInput(rate_hz=40.0, seed=2, trials="shared")),  # alone = in a batch
         nc.Population("drive", 10, nc.SpikeInput()),
         nc.Population("rec", 25, nc.ALIF(tau_mem_ms=20.0, tau_syn_ms=5.0, v_th=0.8, reset="subtract", beta=0.1)),
         nc.Population("out", 2, nc.LI(tau_mem_ms=20.0)),

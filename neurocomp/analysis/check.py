@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write, atomic_write_text
 from ..errors import NeurocompError, Problem
 from ..learning.engine import LEARN_QUANTITIES
 from ..reference.conventions import Conventions
@@ -287,9 +288,11 @@ def check(
     from ..compiler import compile
     from ..graph import LI, SpikeInput
     from ..graph.io import load_network
-    from ..tasks import make
+    from ..tasks import TASKS, make
 
     t_start = time.perf_counter()
+    if task not in TASKS:
+        raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model
     rules = {p.plasticity.name for p in net.projections if p.plasticity is not None}
     if not rules:
@@ -307,6 +310,8 @@ def check(
         )
     if iterations < 1 or align < 0:
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
+    if steps is not None and steps < 1:
+        raise CheckError([Problem("check", f"steps must be >= 1 (or None for the task's), got {steps}")])
     prog = compile(net, profile, out=io.StringIO())
     dt = prog.dt_ms
     ins = [p for p in net.populations if isinstance(p.neuron, SpikeInput)]
@@ -530,8 +535,8 @@ def _write(rep: CheckReport, out: Path, plots: bool) -> None:
         except ImportError:
             rep.notes.append("matplotlib is not installed (pip install 'neurocomp[plots]'): no PNG plots")
     rep.files = ["report.json", "summary.txt"] + rep.files
-    (out / "report.json").write_text(json.dumps(rep.to_dict(), indent=1, default=_json_default))
-    (out / "summary.txt").write_text(rep.summary() + "\n")
+    atomic_write_text(out / "report.json", json.dumps(rep.to_dict(), indent=1, default=_json_default))
+    atomic_write_text(out / "summary.txt", rep.summary() + "\n")
 
 
 def _json_default(o: Any) -> Any:
@@ -558,7 +563,7 @@ def _plots(rep: CheckReport, out: Path) -> list[str]:
     ax.set_title(f"{rep.config['task']} on {rep.config['profile']}: learning curves")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "learning_curves.png", dpi=110)
+    atomic_write(out / "learning_curves.png", lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     files.append("learning_curves.png")
 
@@ -570,7 +575,7 @@ def _plots(rep: CheckReport, out: Path) -> list[str]:
     ax.set_ylabel("count")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out / "alignment.png", dpi=110)
+    atomic_write(out / "alignment.png", lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
     files.append("alignment.png")
 
@@ -583,7 +588,7 @@ def _plots(rep: CheckReport, out: Path) -> list[str]:
         ax.invert_yaxis()
         ax.set_title("attribution: one quantity back in float at a time")
         fig.tight_layout()
-        fig.savefig(out / "attribution.png", dpi=110)
+        atomic_write(out / "attribution.png", lambda f: fig.savefig(f, format="png", dpi=110))
         plt.close(fig)
         files.append("attribution.png")
 
@@ -600,7 +605,7 @@ def _plots(rep: CheckReport, out: Path) -> list[str]:
         a2.set_xlabel("step")
         a2.legend()
         fig.tight_layout()
-        fig.savefig(out / "raster.png", dpi=110)
+        atomic_write(out / "raster.png", lambda f: fig.savefig(f, format="png", dpi=110))
         plt.close(fig)
         files.append("raster.png")
     return files

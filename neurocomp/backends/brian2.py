@@ -88,7 +88,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..emulator.inputs import per_trial, poisson_step, unfed
+from ..emulator.inputs import PoissonSource, spike_counts, unfed
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -265,24 +265,17 @@ class Brian2Backend:
         for p in self.network.populations:
             if self.kinds.get(p.name) != "input":
                 continue
-            if p.name in inputs:
-                a = per_trial(inputs[p.name], steps, batch, p.size, f"input {p.name!r}", problems)
-                if a is None:
+            if p.name in inputs:  # Brian2's SpikeGeneratorGroup sends at most one spike per step
+                a = spike_counts(inputs[p.name], steps, batch, p.size, 1, f"input {p.name!r}", problems)
+                if a is not None:
+                    out[p.name] = a[:steps].astype(bool)
+            elif p.neuron.poisson:  # the emulator's frozen draws, per trial or shared
+                try:
+                    src = PoissonSource.of(p.neuron.__dict__, self.dt_ms, p.size, batch, f"input {p.name!r}")
+                except NeurocompError as exc:
+                    problems += exc.problems
                     continue
-                a = a[:steps]
-                if a.size and (a.min() < 0 or a.max() > 1 or not np.all(a == np.round(a))):
-                    problems.append(
-                        Problem(
-                            f"input {p.name!r}",
-                            f"spike counts must be 0 or 1 per step for Brian2's SpikeGeneratorGroup (max {a.max()})",
-                        )
-                    )
-                    continue
-                out[p.name] = a.astype(bool)
-            elif p.neuron.poisson:  # the emulator's frozen draw, the same in every trial
-                rng = np.random.default_rng(p.neuron.seed)
-                r = np.stack([poisson_step(rng, p.neuron.rate_hz, self.dt_ms, p.size) for _ in range(steps)])
-                out[p.name] = np.broadcast_to(r.astype(bool)[:, None, :], (steps, batch, p.size))
+                out[p.name] = src.raster(steps).astype(bool)
             else:
                 problems.append(unfed(p.name))
         if problems:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .._resources import require_memory
 from ..compiler.program import Program
 from ..emulator.inputs import input_rasters, per_trial
 from ..errors import Problem
@@ -61,7 +62,7 @@ def _lava():
         from lava.proc.io.source import RingBuffer
         from lava.proc.lif.process import LIF
         from lava.proc.monitor.process import Monitor
-        from lava.proc.sparse.process import Sparse
+        from lava.proc.sparse.process import DelaySparse, Sparse
         from lava.utils.weightutils import SignMode
     except ImportError as exc:  # pragma: no cover - exercised on Python 3.11 without Lava
         raise BackendUnavailable([Problem("lava backend", f"{_INSTALL} ({exc})")]) from None
@@ -71,6 +72,7 @@ def _lava():
         "Dense": Dense,
         "DelayDense": DelayDense,
         "Sparse": Sparse,
+        "DelaySparse": DelaySparse,
         "LearningDense": LearningDense,
         "PyLearningDenseModelBitApproximate": PyLearningDenseModelBitApproximate,
         "Loihi2FLearningRule": Loihi2FLearningRule,
@@ -274,6 +276,7 @@ class LavaBackend:
             problems = self._learning_problems()
             if problems:
                 raise BackendError(problems, header="this program cannot learn in Lava")
+        require_memory(self._memory(steps, batch, record), f"running {self.program.network_name!r} in Lava")
         given = dict(inputs or {})
         # graded inputs are taken (and checked) whether or not this run learns, as the emulator does
         every_plastic = [pr for pr in self.program.projections if pr.learning is not None]
@@ -404,7 +407,8 @@ class LavaBackend:
             kwargs = dict(
                 weight_exp=int(pr.weight_exp), num_weight_bits=int(pr.num_weight_bits), sign_mode=sign[pr.sign_mode]
             )
-            w = pr.dense_mantissas().astype(np.int32)
+            # a sparse projection stays sparse (Sparse, DelaySparse): densifying 1e5 x 1e5 takes 37 GiB
+            w = None if pr.is_sparse and pr.name not in plastic_names else pr.dense_mantissas().astype(np.int32)
             if pr.name in plastic_names:
                 # PyLearningDenseModelBitApproximate reads weight_exp, num_weight_bits and
                 # sign_mode from proc_params (a missing sign_mode would mean MIXED)
@@ -419,19 +423,11 @@ class LavaBackend:
                 else:
                     post.s_out.connect(conn.s_in_bap)  # the back-propagating action potential
                 learning_conns[pr.name] = conn
+            elif pr.is_sparse:
+                conn = self._sparse(pr, kwargs)
             elif pr.max_delay > 0:
                 delays = np.asarray(pr.delay_steps)
-                if delays.ndim and pr.is_sparse:
-                    dense_d = np.zeros(pr.shape, dtype=np.int64)
-                    dense_d[pr.rows, pr.cols] = delays
-                    delays = dense_d
                 conn = L["DelayDense"](weights=w, delays=delays if delays.ndim else int(delays), **kwargs)
-            elif pr.is_sparse:
-                from scipy.sparse import csr_matrix  # a Lava dependency
-
-                conn = L["Sparse"](
-                    weights=csr_matrix((pr.weights.astype(np.int32), (pr.rows, pr.cols)), shape=pr.shape), **kwargs
-                )
             else:
                 conn = L["Dense"](weights=w, **kwargs)
             procs[pr.pre].s_out.connect(conn.s_in)
@@ -444,6 +440,31 @@ class LavaBackend:
             if p.model == "SpikeInput" and "spikes" in record:
                 out[f"{p.name}/spikes"] = rasters[p.name].astype(np.uint8)
         return out
+
+    def _memory(self, steps: int, batch: int, record) -> list[tuple[str, float]]:
+        """Estimates of what one run allocates: a dense projection's int32 weights twice (ours
+        and the process's copy; four times with delays, which DelayDense also holds per
+        synapse), a sparse one's CSR entries, and per population its recording over the batch."""
+        out = []
+        for pr in self.program.projections:
+            dense = not pr.is_sparse or pr.learning is not None
+            per = (16.0 if pr.max_delay else 8.0) if dense else 24.0
+            out.append((f"projection {pr.name!r}", per * (pr.shape[0] * pr.shape[1] if dense else pr.n_synapses)))
+        for p in self.program.populations:
+            out.append((f"population {p.name!r}", 8.0 * p.size * (8 + steps * batch * len(record))))
+        return out
+
+    def _sparse(self, pr, kwargs):
+        """Lava's Sparse, or DelaySparse with a delay per stored synapse (the same pattern)."""
+        from scipy.sparse import csr_matrix  # a Lava dependency
+
+        L = self.lava
+        w = csr_matrix((pr.weights.astype(np.int32), (pr.rows, pr.cols)), shape=pr.shape)
+        if pr.max_delay == 0:
+            return L["Sparse"](weights=w, **kwargs)
+        d = np.broadcast_to(np.asarray(pr.delay_steps, dtype=np.int64), (pr.n_synapses,))  # Lava wants int64
+        delays = csr_matrix((d, (pr.rows, pr.cols)), shape=pr.shape)
+        return L["DelaySparse"](weights=w, delays=delays, max_delay=int(d.max(initial=0)), **kwargs)
 
     def _run_monitored(self, steps: int, procs, record, final) -> dict[str, np.ndarray]:
         """One run per connected part, with a Monitor per recorded variable."""

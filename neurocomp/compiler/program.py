@@ -23,14 +23,16 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write
 from .._frozen import freeze, thaw
-from ..errors import Problem, ProfileError
+from ..errors import NeurocompError, Problem, ProfileError
 from ..graph import RuleSpec
 from ..graph.weights import row_pointers
 from ..learning.rule import EngineRule
 from ..profiles import Profile, load_profile
 from .errors import ProgramError
 from .ir import Block, ParamStats, Placement, QPopulation, QProjection, QuantReport
+from .program_check import manifest_problems
 
 FORMAT = "neurocomp-program"
 FORMAT_VERSION = 1
@@ -249,19 +251,19 @@ class Program:
             k: {"sha256": hashlib.sha256(b).hexdigest(), "dtype": str(arrays[k].dtype), "shape": list(arrays[k].shape)}
             for k, b in blobs.items()
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
         # Arrays are stored uncompressed: deflate costs ~1 s per 15 MB and gains little on
-        # already-narrow random integers.
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
-            z.writestr(
-                zipfile.ZipInfo("manifest.json", _ZIP_DATE),
-                json.dumps(manifest, indent=1, sort_keys=True),
-                compress_type=zipfile.ZIP_DEFLATED,
-            )
-            for key in sorted(blobs):
-                z.writestr(zipfile.ZipInfo(f"arrays/{key}.npy", _ZIP_DATE), blobs[key])
-        os.replace(tmp, path)  # a crash mid-write never leaves a half-written program under the real name
+        # already-narrow random integers. atomic_write: a crash never leaves half a program.
+        def write(f) -> None:
+            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as z:
+                z.writestr(
+                    zipfile.ZipInfo("manifest.json", _ZIP_DATE),
+                    json.dumps(manifest, indent=1, sort_keys=True),
+                    compress_type=zipfile.ZIP_DEFLATED,
+                )
+                for key in sorted(blobs):
+                    z.writestr(zipfile.ZipInfo(f"arrays/{key}.npy", _ZIP_DATE), blobs[key])
+
+        atomic_write(path, write)
         return path
 
     # -- reading ---------------------------------------------------------------------
@@ -310,15 +312,22 @@ class Program:
             raise ProgramError(
                 [Problem(where, f"not a readable neurocomp program (truncated or corrupted: {exc})")]
             ) from None
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ProgramError([Problem(where, f"malformed manifest ({exc})")]) from None
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError, ValueError, RecursionError) as exc:
+            raise ProgramError([Problem(where, f"malformed manifest ({type(exc).__name__}: {exc})")]) from None
         try:
             prof = cls._profile_for(manifest, profile, where)
+            problems = manifest_problems(manifest, arrays, prof)
+            if problems:
+                raise ProgramError(
+                    problems, header=f"{where}: values out of range for {prof.name} ({len(problems)} problems)"
+                )
             return cls._from_manifest(manifest, arrays, prof)
         except ProgramError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as exc:
             raise ProgramError([Problem(where, f"malformed manifest (missing or bad {exc})")]) from None
+        except NeurocompError as exc:  # a stored rule or register a constructor refuses
+            raise ProgramError([Problem(where, f"malformed manifest: {p}") for p in exc.problems]) from None
 
     @staticmethod
     def _profile_for(manifest: dict, profile: Profile | str | None, where: str) -> Profile:

@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_savez
+from .._resources import emulator_bytes, require_memory
 from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_float64, overflow
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
@@ -43,7 +45,7 @@ from ..errors import NeurocompError, Problem
 from ..learning.engine import LEARN_QUANTITIES
 from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
 from ..rules.reckon import ReckonLearning
-from .inputs import per_trial, poisson_step, unfed_inputs
+from .inputs import PoissonSource, graded_values, per_trial, spike_counts, unfed_inputs
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
@@ -81,10 +83,9 @@ class Checkpoint:
     program_fingerprint: str
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
         meta = {"t": self.t, "rng_states": self.rng_states, "program_fingerprint": self.program_fingerprint}
-        np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **self.arrays)
-        return path
+        arrays = {"__meta__": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **self.arrays}
+        return atomic_savez(path, arrays)  # a crash while saving keeps the previous checkpoint
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Checkpoint:
@@ -160,6 +161,9 @@ class Emulator:
     ):
         if batch < 1:
             raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
+        pops = [(q.name, q.size) for q in program.populations]  # refuse before allocating the batch's state
+        projs = [(pr.name, pr.n_synapses, not pr.is_sparse) for pr in program.projections]
+        require_memory(emulator_bytes(pops, projs, batch, 0, 0), f"emulating {program.network_name!r} x {batch}")
         if learn_arithmetic not in ("chip", "float"):
             raise EmulatorError(
                 [Problem("emulator", f"learn_arithmetic must be 'chip' or 'float', got {learn_arithmetic!r}")]
@@ -276,11 +280,14 @@ class Emulator:
             name: 1 + max([s.latency + s.max_delay for s in self.synapses if s.post == name], default=0)
             for name in self.pops
         }
-        self._input_rngs = {
-            name: np.random.default_rng(p.q.params["seed"])
-            for name, p in self.pops.items()
-            if p.kind == "input" and p.q.params.get("rate_hz") is not None
-        }
+        try:  # Poisson inputs: one stream per trial (or one shared), see inputs.PoissonSource
+            self._input_rngs = {
+                name: PoissonSource.of(p.q.params, program.dt_ms, p.q.size, batch, f"input {name!r}")
+                for name, p in self.pops.items()
+                if p.kind == "input" and p.q.params.get("rate_hz") is not None
+            }
+        except NeurocompError as exc:
+            raise EmulatorError(exc.problems) from None
         self.reset()
 
     def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
@@ -362,8 +369,8 @@ class Emulator:
             self._chip_random.reset()
         self.t = 0
         self.rng = np.random.default_rng(self.seed)
-        for name in self._input_rngs:
-            self._input_rngs[name] = np.random.default_rng(self.pops[name].q.params["seed"])
+        for source in self._input_rngs.values():
+            source.reset()
 
     @property
     def state(self) -> dict[str, np.ndarray]:
@@ -389,7 +396,7 @@ class Emulator:
     def checkpoint(self) -> Checkpoint:
         rngs = {
             "__chip__": self.rng.bit_generator.state,
-            **{n: r.bit_generator.state for n, r in self._input_rngs.items()},
+            **{n: r.state for n, r in self._input_rngs.items()},
             **{f"__learn__/{n}": syn.engine.get_state()[1] for n, syn in self.plastic.items()},
         }
         if self._chip_random is not None:  # the chip's LFSR registers, per trial
@@ -448,7 +455,7 @@ class Emulator:
         self.t = ckpt.t
         self.rng.bit_generator.state = ckpt.rng_states["__chip__"]
         for n, r in self._input_rngs.items():
-            r.bit_generator.state = ckpt.rng_states[n]
+            r.state = ckpt.rng_states[n]
         for n, syn in self.plastic.items():
             syn.engine.set_state({}, ckpt.rng_states[f"__learn__/{n}"])
         if self._chip_random is not None:
@@ -549,6 +556,8 @@ class Emulator:
                 if a is None:
                     continue
                 bad = self._target_problem(proj, a[:steps])
+                if np.isinf(a[:steps]).any():  # NaN means "no target"; an infinity is a mistake
+                    bad = "targets must be finite numbers or NaN (no target), got an infinity"
                 if bad:
                     problems.append(Problem(f"input {name!r}", bad))
                     continue
@@ -568,7 +577,8 @@ class Emulator:
                     else:
                         given[name] = a
                     continue
-                a = per_trial(arr, steps, self.batch, syn.n_post, f"input {name!r}", problems, np.float64)
+                bounds = self._graded_bounds()
+                a = graded_values(arr, steps, self.batch, syn.n_post, bounds, f"input {name!r}", problems)
                 if a is None:
                     continue
                 given[name] = a
@@ -577,19 +587,23 @@ class Emulator:
             if p is None or p.kind != "input":
                 problems.append(Problem(f"input {name!r}", "is not an input population of the program"))
                 continue
-            a = per_trial(arr, steps, self.batch, p.q.size, f"input {name!r}", problems)
+            top = self.profile.time.max_spikes_per_step
+            a = spike_counts(arr, steps, self.batch, p.q.size, top, f"input {name!r}", problems)
             if a is None:
-                continue
-            if a.size and (a.min() < 0 or a.max() > self.profile.time.max_spikes_per_step):
-                problems.append(
-                    Problem(f"input {name!r}", f"spike counts must lie in 0..{self.profile.time.max_spikes_per_step}")
-                )
                 continue
             given[name] = a
         problems += unfed_inputs({name: p.kind for name, p in self.pops.items()}, given, self._input_rngs)
         if problems:
             raise EmulatorError(problems)
         return given
+
+    def _graded_bounds(self) -> tuple[int, int] | None:
+        """Graded inputs of a fixed-point chip are integers within the neuron's state (the
+        voltage format) that sends them; float chips and float attribution take any finite value."""
+        if not self.fixed or self._float_states:
+            return None
+        bits = self.profile.formats.voltage.bits
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
     def step(self, inputs: Mapping[str, np.ndarray] | None = None, learn: bool = False) -> None:
         """Advance one step (see the module docstring for the order); ``learn`` runs the
@@ -606,8 +620,8 @@ class Emulator:
                 continue
             if name in inputs:
                 s = np.asarray(inputs[name], dtype=self._dtype)
-            else:  # frozen Poisson: one draw per step, shared by all trials
-                s = poisson_step(self._input_rngs[name], p.q.params["rate_hz"], self.program.dt_ms, p.q.size)
+            else:  # frozen Poisson: one draw per step and trial (or one shared by all trials)
+                s = self._input_rngs[name].step()
             p.state["spikes"][...] = s
         for syn in self.synapses:  # zero-latency input projections arrive this step
             if syn.latency + syn.max_delay == 0:

@@ -34,11 +34,14 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_savez, atomic_write_text, output_target
+from .._resources import require_memory, weights_init_bytes
 from .._yaml import YamlError, dump_yaml, read_yaml
 from ..errors import ModelError, Problem
 from .network import Network, Population
 from .neurons import NEURON_MODELS, NeuronModel
 from .projection import Projection, RuleSpec
+from .validate import rule_problems
 from .weights import SparseWeights, init_weights
 
 FORMAT_VERSION = 1
@@ -90,6 +93,11 @@ def load_network(path: str | os.PathLike) -> Network:
     arrays = _Arrays(path.parent)
     try:
         return network_from_dict(data, arrays, where=str(path))
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError, RecursionError) as exc:
+        if isinstance(exc, ModelError):
+            raise
+        # a safety net: the element checks should have named it more precisely
+        raise ModelError([Problem(str(path), f"malformed model ({type(exc).__name__}: {exc})")]) from None
     finally:
         arrays.close()
 
@@ -122,17 +130,18 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
         if isinstance(pname, str) and pname in declared:
             problems.append(Problem(f"population {pname!r}", f"duplicate name (populations[{i}])"))
             continue
-        pop = _population(raw, i, arrays, problems)
+        pop = _guarded(_population, f"populations[{i}]", problems, raw, i, arrays, problems)
         if isinstance(pname, str):
             size = raw.get("size")
             declared[pname] = size if isinstance(size, int) and not isinstance(size, bool) else None
         if pop is not None:
             pops.append(pop)
+    require_memory(_init_estimates(projs_raw, declared), f"loading model {where}")
     valid = {p.name for p in pops}
     projs: list[Projection] = []
     seen_proj: set[str] = set()
     for i, raw in enumerate(projs_raw):
-        proj = _projection(raw, i, declared, arrays, problems)
+        proj = _guarded(_projection, f"projections[{i}]", problems, raw, i, declared, arrays, problems)
         if proj is None:
             continue
         if proj.name in seen_proj:
@@ -157,6 +166,33 @@ def network_from_dict(data: Any, arrays: _Arrays | None = None, where: str = "<m
     if problems:
         raise ModelError(problems, header=f"invalid model {where} ({len(problems)} problem{'s' * (len(problems) > 1)})")
     return net  # type: ignore[return-value]
+
+
+def _init_estimates(projs_raw: list, sizes: Mapping[str, int | None]) -> list[tuple[str, float]]:
+    """Memory estimates of the projections drawn by seeded initializers (before drawing)."""
+    out = []
+    for raw in projs_raw:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("weights"), Mapping):
+            continue
+        spec = raw["weights"]
+        post, pre = raw.get("post"), raw.get("pre")
+        if not isinstance(post, str) or not isinstance(pre, str):
+            continue  # reported by the projection's checks
+        n_post, n_pre = sizes.get(post), sizes.get(pre)
+        if "init" in spec and isinstance(n_post, int) and isinstance(n_pre, int):
+            name = raw.get("name") or f"{raw.get('pre')}->{raw.get('post')}"
+            out.append((f"projection {name!r}", weights_init_bytes(spec, n_post, n_pre)))
+    return out
+
+
+def _guarded(build, where: str, problems: list[Problem], *args):
+    """``build(*args)``, with a malformed value the element checks did not foresee (a list
+    where a name belongs, a number too large to convert) reported as a problem, not raised."""
+    try:
+        return build(*args)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError) as exc:
+        problems.append(Problem(where, f"malformed value ({type(exc).__name__}: {exc})"))
+        return None
 
 
 def _list_of(data: Mapping, key: str, where: str, problems: list[Problem]) -> list:
@@ -197,7 +233,7 @@ def _neuron(raw: Any, where: str, problems: list[Problem]) -> NeuronModel | None
     if not isinstance(raw, Mapping) or "model" not in raw:
         problems.append(Problem(where, f"neuron: expected a mapping with a 'model' key, got {raw!r}"))
         return None
-    cls = NEURON_MODELS.get(raw["model"])
+    cls = NEURON_MODELS.get(raw["model"]) if isinstance(raw["model"], str) else None
     if cls is None:
         problems.append(
             Problem(where, f"neuron.model: unknown model {raw['model']!r} (known: {', '.join(NEURON_MODELS)})")
@@ -271,10 +307,13 @@ def _rule(raw: Any, where: str, problems: list[Problem]) -> RuleSpec | None:
         problems.append(Problem(where, f"plasticity: unknown keys {extra} (known: rule, params)"))
         return None
     try:
-        return RuleSpec(raw["rule"], raw.get("params") or {})
+        spec = RuleSpec(raw["rule"], raw.get("params") or {})
     except ModelError as exc:
         problems += [Problem(where, p.message) for p in exc.problems]
         return None
+    bad = rule_problems(spec)
+    problems += [Problem(where, f"plasticity: {m}") for m in bad]
+    return None if bad else spec
 
 
 def _weights(
@@ -381,12 +420,13 @@ def save_network(net: Network, path: str | os.PathLike, inline_max: int = 64) ->
             d["plasticity"] = pr.plasticity.to_dict()
         projs.append(d)
     doc["projections"] = projs
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(dump_yaml(doc))
     npz = path.with_suffix(".npz")
-    if arrays:
-        np.savez(npz, **arrays)
-    elif npz.exists():
+    output_target(path)  # both targets checked before either is written
+    output_target(npz)
+    if arrays:  # the arrays first: the YAML that refers to them appears last
+        atomic_savez(npz, arrays)
+    atomic_write_text(path, dump_yaml(doc))
+    if not arrays and npz.is_file():
         npz.unlink()  # a stale companion from an earlier save would be misleading
     return path
 

@@ -146,7 +146,9 @@ class LI(NeuronModel):
 class SpikeInput(NeuronModel):
     """A spike source. With ``rate_hz`` it fires as a Poisson process at that rate,
     drawn from ``seed`` (so the same seed gives the same spikes); without it, it is
-    driven by spike arrays given at run time.
+    driven by spike arrays given at run time. ``trials``: in a batch, each trial draws its
+    own spikes (``"independent"``, streams derived from ``seed``; trial 0 draws what a
+    single run draws) or every trial gets the same frozen pattern (``"shared"``).
 
     Units: ``rate_hz`` in Hz (spikes per second of model time).
     """
@@ -155,6 +157,7 @@ class SpikeInput(NeuronModel):
 
     rate_hz: float | None = None
     seed: int | None = None
+    trials: Literal["independent", "shared"] = "independent"
 
     def _problems(self) -> list[str]:
         out: list[str] = []
@@ -163,6 +166,8 @@ class SpikeInput(NeuronModel):
                 out.append(f"rate_hz: must be >= 0 Hz, got {self.rate_hz!r}")
             if self.seed is None:
                 out.append("seed: a Poisson source needs a seed so that its spikes are reproducible")
+        if self.trials not in ("independent", "shared"):
+            out.append(f"trials: must be 'independent' or 'shared', got {self.trials!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             out.append(f"seed: must be an integer >= 0, got {self.seed!r}")
         return out

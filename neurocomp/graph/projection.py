@@ -69,6 +69,8 @@ class Projection:
         w = self.weights
         if not isinstance(w, SparseWeights):
             try:
+                if np.iscomplexobj(w):  # float64 would silently drop the imaginary part
+                    raise TypeError("complex values")
                 w = readonly_array(w, np.float64)
             except (TypeError, ValueError) as exc:
                 problems.append(f"weights: not a numeric matrix ({exc})")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import Problem
-from .projection import Projection
+from .projection import Projection, RuleSpec
 
 if TYPE_CHECKING:
     from .network import Network
@@ -44,6 +44,19 @@ def projection_problems(net: Network, proj: Projection) -> list[Problem]:
     if not pre.neuron.spiking:
         out.append(Problem(where, f"pre: population {pre.name!r} ({pre.neuron.model}) does not spike"))
     return out
+
+
+def rule_problems(spec: RuleSpec) -> list[str]:
+    """What is wrong with a learning rule whatever the chip: an unknown rule, unknown or
+    missing parameters, non-finite numbers, time constants <= 0 (``compile`` reports the
+    same; this lets ``validate`` report them without a profile)."""
+    from ..rules import LOWERINGS, PARAMS
+    from ..rules.base import param_problems
+
+    if spec.name not in LOWERINGS:
+        return [f"unknown learning rule {spec.name!r} (known: {', '.join(LOWERINGS)})"]
+    defaults = PARAMS.get(spec.name)
+    return [] if defaults is None else param_problems(spec.params, defaults, spec.name)
 
 
 def validate_network(net: Network) -> list[Problem]:

@@ -40,6 +40,8 @@ class SparseWeights:
         index = np.int32 if max(shape) < 2**31 else np.int64  # half the memory for any realistic network
         rows = np.asarray(self.rows).ravel()
         cols = np.asarray(self.cols).ravel()
+        if np.iscomplexobj(self.values):  # float64 would silently drop the imaginary part
+            raise ValueError("sparse weights: values must be real numbers, got complex values")
         values = np.asarray(self.values, dtype=np.float64).ravel()
         if len(shape) != 2 or min(shape) < 1:
             raise ValueError(f"sparse weights: shape must be two sizes >= 1, got {self.shape!r}")

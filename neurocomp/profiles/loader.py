@@ -111,8 +111,12 @@ def _from_data(data: Any, path: Path, where: str, what: str = "") -> Profile:
     if not isinstance(data, dict):
         raise ProfileError([Problem(where, "a profile must be a YAML mapping")])
     problems: list[Problem] = []
-    profile = build(Profile, data, "", problems, where)
-    problems += _check_provenance(data, where)
+    try:
+        profile = build(Profile, data, "", problems, where)
+        problems += _check_provenance(data, where)
+    except (TypeError, ValueError, KeyError, AttributeError, OverflowError, IndexError, RecursionError) as exc:
+        # a safety net: the schema's checks should have named it more precisely
+        raise ProfileError([Problem(where, f"malformed profile ({type(exc).__name__}: {exc})")]) from None
     if isinstance(data.get("name"), str) and data["name"] != path.stem:
         problems.append(Problem(where, f"name: {data['name']!r} does not match the file name {path.stem!r}"))
     if problems or profile is None:
@@ -131,7 +135,15 @@ def _check_provenance(data: dict, where: str) -> list[Problem]:
     """Every number needs a source whose ``covers`` prefixes its key; estimates must exist."""
     problems = []
     sources = data.get("sources") or []
-    covers = [c for s in sources if isinstance(s, dict) for c in (s.get("covers") or []) if isinstance(c, str)]
+    if not isinstance(sources, list):
+        return [Problem(where, f"sources: expected a list, got {type(sources).__name__}")]
+    covers = [
+        c
+        for s in sources
+        if isinstance(s, dict) and isinstance(s.get("covers") or [], list)
+        for c in (s.get("covers") or [])
+        if isinstance(c, str)
+    ]
     for c in covers:
         if not path_exists(data, c):
             problems.append(Problem(where, f"sources: covers {c!r}, which is not a key of this profile"))

@@ -12,8 +12,8 @@ emulator counts) does, in order:
 
 1. spike inputs emit their step-``t`` spikes: row ``t - 1`` of a given array, or a frozen
    Poisson draw from the population's ``rate_hz`` and ``seed``, drawn exactly as the emulator
-   draws it (:func:`neurocomp.emulator.inputs.poisson_step`: one generator per population, one
-   draw per step shared by every trial), so both see the same spikes;
+   draws it (:class:`neurocomp.emulator.inputs.PoissonSource`: one stream per trial derived
+   from the seed, or one shared with ``trials: shared``), so both see the same spikes;
 2. projections from inputs whose total delay (latency + ``delay_steps``) is 0 deliver them;
 3. every spiking population (LIF, ALIF) reads the input that arrived for step ``t`` and
    updates (``s`` = 1, or ``1 - dv`` with ``input_scale="one_minus_alpha"``)::
@@ -74,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from ..emulator.inputs import per_trial, poisson_step, unfed_inputs
+from ..emulator.inputs import PoissonSource, per_trial, unfed_inputs
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
 from ..graph.weights import SparseWeights
@@ -338,8 +338,8 @@ class Reference:
                 p.state["a"] = zero.copy()
         for pr in self.projs:
             pr.reset(keep_weights)
-        self._input_rngs = {
-            name: np.random.default_rng(p.neuron.seed)
+        self._input_rngs = {  # the emulator's Poisson streams (inputs.PoissonSource)
+            name: PoissonSource.of(p.neuron.__dict__, self.dt_ms, p.size, self.batch, f"input {name!r}")
             for name, p in self.pops.items()
             if p.kind == "input" and p.neuron.poisson
         }
@@ -439,9 +439,8 @@ class Reference:
                 continue
             if name in inputs:
                 p.state["spikes"] = np.asarray(inputs[name], dtype=np.float64).copy()
-            else:  # frozen Poisson: one draw per step, shared by all trials (as on the emulator)
-                s = poisson_step(self._input_rngs[name], p.neuron.rate_hz, self.dt_ms, p.size)
-                p.state["spikes"] = np.broadcast_to(s.astype(np.float64), (self.batch, p.size)).copy()
+            else:  # frozen Poisson: the emulator's draws, per trial or shared
+                p.state["spikes"] = self._input_rngs[name].step().astype(np.float64)
         for pr in self.projs:  # inputs with total delay 0 act in this step
             if self.pops[pr.pre].kind == "input":
                 pr.deliver(self.pops[pr.pre].state["spikes"], self.pops[pr.post].state["input"], t, delay=0)

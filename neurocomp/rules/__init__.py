@@ -24,6 +24,15 @@ LOWERINGS = {
     "rflo": {"sum_of_products": None, "programmable": None},
 }
 
+# rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
+PARAMS = {
+    "custom": custom.DEFAULTS,
+    "stdp": stdp.DEFAULTS,
+    "rstdp": rstdp.DEFAULTS,
+    "eprop": eprop.DEFAULTS,
+    "rflo": eprop.DEFAULTS,
+}
+
 
 def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule | None:
     """The engine form of rule ``name`` on ``ctx.profile``, or None if neurocomp has no
@@ -35,4 +44,4 @@ def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
     return None if fn is None else fn(params, ctx)
 
 
-__all__ = ["LOWERINGS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo"]
+__all__ = ["LOWERINGS", "PARAMS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo"]

@@ -49,6 +49,16 @@ class LoweringContext:
 def require(params: Mapping[str, Any], defaults: Mapping[str, Any], ctx: LoweringContext, rule: str) -> dict:
     """``params`` completed with ``defaults``; unknown keys and missing required ones
     (default ``...``) are reported together."""
+    problems = param_problems(params, defaults, rule)
+    if problems:
+        raise ctx.fail(*problems)
+    return {k: params.get(k, v) for k, v in defaults.items()}
+
+
+def param_problems(params: Mapping[str, Any], defaults: Mapping[str, Any], rule: str) -> list[str]:
+    """What is wrong with a rule's ``params`` against its ``defaults``: unknown keys, missing
+    required ones (default ``...``), numbers that are not finite, times and impulses <= 0.
+    Needs no profile, so ``validate`` reports these as well as ``compile``."""
     problems = [f"{rule}: unknown parameter {k!r} (known: {', '.join(defaults)})" for k in params if k not in defaults]
     out = {k: params.get(k, v) for k, v in defaults.items()}
     problems += [f"{rule}: parameter {k!r} is required" for k, v in out.items() if v is ...]
@@ -60,9 +70,7 @@ def require(params: Mapping[str, Any], defaults: Mapping[str, Any], ctx: Lowerin
             problems.append(f"{rule}: parameter {k!r} must be a finite number, got {v!r}")
         elif (k.startswith("tau") or k.endswith("impulse")) and v <= 0:
             problems.append(f"{rule}: parameter {k!r} must be > 0, got {v!r}")
-    if problems:
-        raise ctx.fail(*problems)
-    return out
+    return problems
 
 
 def scale_literal(value: float, ctx: LoweringContext, what: str) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from ...graph.weights import SparseWeights, count_indices, row_pointers
 from ...profiles import Profile
 from ..context import PassContext
 from ..errors import DRCError
-from ..ir import DiscreteNetwork
+from ..ir import DiscreteNetwork, QuantizedNetwork
 
 
 @dataclass(frozen=True)
@@ -285,6 +285,61 @@ def neuron_capacity(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
     return []
 
 
+def input_rate_within_limit(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    """A Poisson input draws one Bernoulli spike per step: above one spike per step its rate
+    cannot be met (5 kHz at 1 ms would silently fire every step at 1 kHz)."""
+    out = []
+    for p in net.populations:
+        rate = getattr(p.neuron, "rate_hz", None)
+        if isinstance(p.neuron, SpikeInput) and rate is not None and rate * net.dt_ms / 1000.0 > 1:
+            out.append(
+                Violation(
+                    "input_rate_within_limit",
+                    _pop(p.name),
+                    f"rate {rate:g} Hz at dt = {net.dt_ms:g} ms is {rate * net.dt_ms / 1000:.3g} spikes per step; "
+                    f"a Poisson input sends at most one per step (limit {1000 / net.dt_ms:g} Hz)",
+                )
+            )
+    return out
+
+
+def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
+    """Post populations whose input in one step can leave the current's range: fan-in times
+    the largest weight (in state units, with the exponent and the input shift, every pre
+    neuron sending its most spikes). Lava keeps ``u`` in 32 bits (and wraps past 2^31), the
+    chip in 24, so past 2^23 the emulator, which follows Lava, and the chip can part
+    (sustained input with a slow current decay can get there too; ``strict`` runs stop at
+    the first overflow)."""
+    from ...emulator.synapses import chip_mantissas  # the weights as the chip holds them
+
+    prof = qnet.profile
+    if prof.arithmetic != "fixed" or prof.formats.current is None:
+        return []
+    kinds = {p.name: p.model for p in qnet.populations}
+    shift = 2.0**prof.formats.input_shift
+    spikes = prof.time.max_spikes_per_step
+    worst: dict[str, np.ndarray] = {}
+    for pr in qnet.projections:
+        if kinds.get(pr.pre) == "ErrorUnit":  # graded feedback goes to the learning-signal port, not u
+            continue
+        m = np.abs(chip_mantissas(pr, prof)).astype(np.float64)
+        rows = np.bincount(pr.rows, m, minlength=pr.shape[0]) if pr.is_sparse else m.sum(axis=1)
+        per_post = rows * spikes * np.exp2(np.asarray(pr.weight_exp, dtype=np.float64)) * shift
+        worst[pr.post] = worst.get(pr.post, 0.0) + per_post
+    top = 2.0 ** (prof.formats.current.bits - 1) - 1
+    out = []
+    for name, a in worst.items():
+        a = np.broadcast_to(a, (qnet.population(name).size,))
+        if a.max(initial=0) > top:
+            out.append(
+                f"population {name!r}: one step's input can reach {a.max():.4g} in state units (fan-in x max |weight| "
+                f"of neuron {int(a.argmax())}) if every input spikes at once, beyond the chip's "
+                f"{prof.formats.current.bits}-bit current range (+-{top:.0f}); Lava and the emulator keep u "
+                "in 32 bits, so there they can differ from the chip (run with strict to stop at the first overflow)"
+            )
+    return out
+
+
 DRC_RULES: tuple[Rule, ...] = (
     neuron_model_supported,
     reset_mode_supported,
@@ -298,6 +353,7 @@ DRC_RULES: tuple[Rule, ...] = (
     learning_rule_supported,
     io_ports_within_limit,
     neuron_capacity,
+    input_rate_within_limit,
 )
 """The design rules, in the order they are reported."""
 

@@ -47,6 +47,7 @@ from ..ir import (
     QuantReport,
     StatsAccumulator,
 )
+from .drc import state_range_warnings
 
 _CHUNK = 1 << 20  # weights per chunk: bounds the float temporaries of large projections
 
@@ -152,7 +153,7 @@ class _Quantizer:
         where = f"population {pop.name!r}"
         params: dict = {}
         if isinstance(n, SpikeInput):
-            params = {"rate_hz": n.rate_hz, "seed": n.seed}
+            params = {"rate_hz": n.rate_hz, "seed": n.seed, "trials": n.trials}
             return QPopulation(pop.name, pop.size, n.model, True, 0, params)
         fixed = prof.arithmetic == "fixed"
         for role, d in pop.decays.items():
@@ -313,6 +314,9 @@ def quantize(net: DiscreteNetwork, ctx: PassContext) -> QuantizedNetwork:
         scale_exp[pop.name] = population_scale_exp(pop, incoming, ctx.profile, ctx) if fixed else 0
     qpops = tuple(q.population(p, scale_exp.get(p.name, 0)) for p in net.populations)
     qprojs = tuple(q.projection(p, scale_exp[p.post]) for p in net.projections)
+    qnet = QuantizedNetwork(net, qpops, qprojs, QuantReport(()))
+    for w in state_range_warnings(qnet):  # the DRC's check that needs the integer weights
+        ctx.warn(w)
     report = QuantReport(tuple(q.stats), tuple(w for w in ctx.warnings))
     if ctx.options.strict and q.problems:
         raise QuantizationError(
