@@ -66,6 +66,7 @@ tau/dt`` and ``w_in = tau_syn/dt``, so the exported weights are close to the IR'
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -77,6 +78,7 @@ from typing import Any
 
 import numpy as np
 
+from .._atomic import atomic_write_bytes
 from ..errors import ModelError, NeurocompError, Problem
 from .network import Network, Population
 from .neurons import ALIF, LI, LIF, SpikeInput
@@ -816,10 +818,9 @@ def save_nir(
     """Write ``network`` as a ``.nir`` file (HDF5, via ``nir.write``); returns the path."""
     nir = _nir()
     graph = to_nir(network, dt_ms, time_unit_ms=time_unit_ms, notes=notes)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nir.write(str(path), graph)
-    return path
+    buf = io.BytesIO()  # serialized in memory, then written through the one atomic output path
+    nir.write(buf, graph)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def format_notes(notes: Iterable[str]) -> str:

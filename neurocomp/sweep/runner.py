@@ -20,13 +20,13 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._atomic import atomic_write, atomic_write_text
 from ..errors import Problem
 from .cell import run_cell
 from .spec import MEASURES, Cell, SweepError, SweepSpec, load_spec
@@ -63,16 +63,7 @@ def _dask():
 def write_json_atomic(path: Path, obj: Any) -> None:
     """Write ``obj`` as JSON to ``path`` so that readers see the old file or the whole new one:
     a temporary file in the same directory, flushed to disk, then renamed over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, default=_json_default, allow_nan=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(obj, indent=1, default=_json_default, allow_nan=True))
 
 
 def _json_default(o: Any) -> Any:
@@ -253,20 +244,10 @@ def write_table(spec: SweepSpec, records: list[dict[str, Any]], out: Path) -> Pa
     try:
         import pyarrow  # noqa: F401
 
-        path, write = out / "results.parquet", lambda p: df.to_parquet(p, index=False)
+        path, write = out / "results.parquet", lambda f: df.to_parquet(f, index=False)
     except ImportError:
-        path, write = out / "results.csv", lambda p: df.to_csv(p, index=False)
-    fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        path, write = out / "results.csv", lambda f: f.write(df.to_csv(index=False).encode("utf-8"))
+    return atomic_write(path, write)
 
 
 def read_table(out: str | os.PathLike):
