@@ -68,8 +68,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numba
 import numpy as np
 
+from ..kernels import learning as K
 from ..profiles.profile import LearningEngine
 from .expr import Expr, Factor, Product
 from .rule import EngineRule
@@ -274,7 +276,73 @@ class SumOfProductsEngine:
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         self._bounds: dict[Product, int] = {}
         self._plans: dict[tuple[str, ...], tuple] = {}
+        # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
+        # (attribution) runs the numpy form of the same phases below
+        self.compiled = not floats or floats == set(LEARN_QUANTITIES)
+        if self.compiled:
+            self._compile_rule()
         self.reset()
+
+    def _compile_rule(self) -> None:
+        """The rule as the kernels read it (see :mod:`neurocomp.kernels.learning`)."""
+        prods = [(target, p) for target, e in self.rule.expressions.items() for p in e.products]
+        nf = max([len(p.factors) for _, p in prods] + [1])
+        code = np.zeros((len(prods), K.P_FACTORS + 4 * nf), np.int64)
+        scale = np.zeros(len(prods))
+        vinfo = np.zeros((3, 8), np.int64)
+        lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
+        # a variable below `unsafe` changes in a learning phase without products: its
+        # accumulator S << shift lies below the accumulator's range, which a (zero) product's
+        # saturation then clips (tag t = -257 on loihi2); such rows are always visited
+        unsafe = np.full(3, -np.inf)
+        self._always_full = False
+        for v, var in enumerate(SYN_VARS):
+            lo, hi = self._var_range(var)
+            shift = self.acc_bits - self.var_bits[var]
+            sign = K.SIGN_NONNEG if var == "d" or (var == "w" and self.sign_mode == "excitatory") else K.SIGN_NONE
+            sign = K.SIGN_NONPOS if var == "w" and self.sign_mode == "inhibitory" else sign
+            vinfo[v] = [0, 0, shift, lo, hi, sign, 0, var == "w"]
+            if self.fixed:
+                unsafe[v] = max(lo, -(-lim_lo >> shift))  # ceil(lim_lo / 2**shift)
+                self._always_full |= hi << shift > lim_hi  # (no profile has one: a safe fallback)
+        self._present = np.array([f"d{v}" in self.rule.expressions for v in SYN_VARS])
+        for row, (target, p) in enumerate(prods):
+            v = SYN_VARS.index(_TARGET_VAR[target])
+            if not vinfo[v, K.V_END]:
+                vinfo[v, K.V_START] = row
+            vinfo[v, K.V_END] = row + 1
+            width = self.mant_bits + sum(self.widths[f.var] for f in p.factors)
+            s = max(0, width - self.acc_bits)
+            code[row, : K.P_FACTORS] = [v, K.DEP_CODES[p.dependency], p.mantissa, p.exponent - self.exp_min, s, 0]
+            code[row, K.P_NF] = len(p.factors)
+            for f, fac in enumerate(p.factors):
+                code[row, K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4] = [
+                    K.FACTOR_CODES[fac.var],
+                    fac.const,
+                    fac.sgn,
+                    self.widths[fac.var],
+                ]
+            scale[row] = p.mantissa * 2.0 ** (p.exponent - s)
+        self._code, self._scale, self._vinfo, self._unsafe = code, scale, vinfo, unsafe
+        self._zero_clips = unsafe > vinfo[:, K.V_LO]  # (zero products saturate the accumulator there)
+        self._lim = np.array([lim_lo, lim_hi], np.int64)
+        deps = {p.dependency for _, p in prods}
+        self._deps = np.array(["x0" in deps, "y0" in deps])
+        self._has_u = "u" in deps
+        names = X_TRACES + Y_TRACES + R_TRACES
+        imp = [(self.imp_int.get(k, 0), self.imp_frac.get(k, 0), self.impulse.get(k, 0.0)) for k in names]
+        self._imp = np.array(imp, np.float64)  # [6, 3]
+        self._x_plan = self._side_plan(X_TRACES, write_back=(True, True))
+        graded = self.rule.post_traces == "graded"
+        self._y_plan = self._side_plan(Y_TRACES + R_TRACES, write_back=(not graded,) * 3 + (bool(self._r),))
+
+    def _side_plan(self, names: tuple[str, ...], write_back: tuple[bool, ...]):
+        """One side's trace parameters for :func:`~neurocomp.kernels.learning.trace_history`."""
+        live = np.array([k in self._live for k in names])
+        decay = np.array([k in self.decay_factor for k in names])
+        factor = np.array([self.decay_factor.get(k, 0.0) for k in names])
+        imp = np.array([self._imp[(X_TRACES + Y_TRACES + R_TRACES).index(k)] for k in names])
+        return live, decay, factor, imp, np.array(write_back)
 
     def _check_bounds(self) -> None:
         """Lava multiplies a product's factors in int32; the rule's factor count (limited by
@@ -303,10 +371,33 @@ class SumOfProductsEngine:
         for k in self._r:  # one reward trace per trial, held per post neuron (all equal) to broadcast
             self.state[k] = np.zeros((b, n), dt[k])
             self.state["tr"] = np.zeros((b, 1), np.int64)  # within-epoch time of the last reward spike
+        if self.compiled:
+            self._buffers()
         seed = int(self.rule.rng_seed)
         self.x_random = _TraceRandom(seed, seed + 1, self.trace_bits)
         self.y_random = _TraceRandom(seed + 2, seed + 3, self.trace_bits)
         self.conn_random = _ConnRandom(self.conn_seed)
+
+    def _buffers(self) -> None:
+        """The kernels' scratch: trace histories, the visit plan, per-row buffers."""
+        b, n, m, T = self.batch, self.n_post, self.n_pre, self.rule.t_epoch
+        dt = self.state["w"].dtype
+        self._hx = np.zeros((T + 1, b, 2, m), dt)
+        self._hy = np.zeros((T + 1, b, 4, n), dt)  # y1 y2 y3 and the reward trace r1
+        if not self._r:  # placeholders of the reward trace and its spike time
+            self._r_none, self._tr_none = np.zeros((b, n), dt), np.zeros((b, 1), np.int64)
+        self._rows, self._cols = np.zeros(n, bool), np.zeros(m, np.int64)
+        threads = numba.config.NUMBA_NUM_THREADS  # per thread: a row's columns, products and new values
+        self._js, self._buf, self._new = (
+            np.zeros((threads, m), np.int64),
+            np.zeros((threads, 4, m), dt),
+            np.zeros((threads, 3, b, m), dt),
+        )
+        big = b * n * m >= K.PARALLEL_SYNAPSES
+        self._learn_kernel = K.learn_phase_parallel if big else K.learn_phase
+        self._unsafe_rows = np.zeros(n, np.int64)
+        self._verified = None  # the (w, t, d) arrays known to lie in their ranges
+        self._mask = np.zeros((0, 0), bool) if self.mask is None else np.ascontiguousarray(self.mask)
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
         rngs = {"x": self.x_random.get_state(), "y": self.y_random.get_state(), "conn": self.conn_random.get_state()}
@@ -361,6 +452,8 @@ class SumOfProductsEngine:
         payloads ``[batch, pre]`` (rules with ``pre_graded`` x1: ``x1 <- payload + offset``);
         ``reward``: reward spikes ``[batch]`` (0/1) of the projection's reward channel (rules
         reading Loihi 1's reward trace ``r1``), handled as the post traces' spikes are."""
+        if self.compiled:
+            return self._spikes_compiled(t, pre, post, graded, pre_values, reward)
         st = self.state
         pre = pre.astype(bool)
         post = post.astype(bool)
@@ -397,6 +490,55 @@ class SumOfProductsEngine:
         self.x_random.advance()
         self.y_random.advance()
 
+    def _spikes_compiled(self, t, pre, post, graded, pre_values, reward) -> None:
+        st = self.state
+        shape = st["tx"].shape
+        pre = pre if pre.shape == shape else np.broadcast_to(pre, shape)
+        post = post if post.shape == st["ty"].shape else np.broadcast_to(post, st["ty"].shape)
+        r = np.zeros(self.batch) if reward is None else np.broadcast_to(np.reshape(reward, -1), (self.batch,))
+        self.x_random.advance()
+        self.y_random.advance()
+        xs, ys, tr = self._traces()
+        half = 2 ** (self.frac_bits - 1)
+        top = 2**self.trace_bits - 1
+        K.spike_phase(
+            xs,
+            ys,
+            st["tx"],
+            st["ty"],
+            tr,
+            pre,
+            post,
+            r,
+            self._within_epoch(t),
+            int(self.y_random.impulse),
+            self._imp,
+            self.nearest,
+            half,
+            top,
+            bool(self._r),
+        )
+        if self.rule.post_traces == "graded":  # the neuron's values overwrite y1..y3 (not clipped)
+            graded = graded or {}
+            for k in Y_TRACES:
+                v = graded.get(k)
+                if v is None:
+                    st[k].fill(0)
+                else:
+                    st[k][...] = v  # (a float value into an integer trace truncates, as astype does)
+        src = self.rule.pre_graded.get("x1")
+        if src is not None:  # graded pre spikes overwrite x1 (Lava's OVERWRITE mode; not clipped)
+            st["x1"][...] = (0 if pre_values is None else pre_values) + int(src.get("offset", 0))
+        self.x_random.advance()
+        self.y_random.advance()
+
+    def _traces(self):
+        """The trace arrays as the kernels take them: (x1, x2), (y1, y2, y3, r1), tr."""
+        st = self.state
+        if self._r:
+            return (st["x1"], st["x2"]), (st["y1"], st["y2"], st["y3"], st["r1"]), st["tr"]
+        return (st["x1"], st["x2"]), (st["y1"], st["y2"], st["y3"], self._r_none), self._tr_none
+
     # -- learning phase ----------------------------------------------------------------
     def learn(self, t: int) -> bool:
         """Run the learning phase if step ``t`` ends an epoch; returns whether it ran."""
@@ -404,6 +546,9 @@ class SumOfProductsEngine:
         if t % T:
             return False
         self.conn_random.advance()
+        if self.compiled:
+            self._learn_compiled(t)
+            return True
         st = self.state
         hx = self._history(X_TRACES, st["tx"], self.x_random)  # [T+1, B, 2, pre]
         hy = self._history(Y_TRACES, st["ty"], self.y_random)  # [T+1, B, 3, post]
@@ -428,6 +573,58 @@ class SumOfProductsEngine:
         st["tx"][...] = 0
         st["ty"][...] = 0
         return True
+
+    def _learn_compiled(self, t: int) -> None:
+        st = self.state
+        xs, ys, tr = self._traces()
+        half = 2 ** (self.frac_bits - 1)
+        top = 2**self.trace_bits - 1
+        for h, states, tspk, k_r, plan, rnd in (
+            (self._hx, xs, st["tx"], -1, self._x_plan, self.x_random),
+            (self._hy, ys, st["ty"], 3, self._y_plan, self.y_random),
+        ):
+            live, decay, factor, imp, back = plan
+            pair = np.array([rnd.decay, rnd.impulse], np.float64)
+            K.trace_history(h, states, tspk, tr, k_r, live, decay, factor, imp, back, pair, self.nearest, half, top)
+        v = self._vinfo
+        for i in range(3):  # the epoch's rounding constant (see _apply)
+            shift = v[i, K.V_SHIFT]
+            v[i, K.V_K] = 2 ** (shift - 1) - 1 if self.nearest else int(np.floor(self.conn_random.value * 2**shift))
+        k = self.rule.decimate
+        u = 0 if k is None else int(int(t / self.rule.t_epoch) % 2**k == 0)
+        arrays = (st["w"], st["t"], st["d"])
+        verified = self._verified is not None and all(a is b for a, b in zip(arrays, self._verified, strict=True))
+        full = not verified or (self._has_u and u == 1) or self._always_full
+        self._learn_kernel(
+            *arrays,
+            self._hx,
+            self._hy,
+            st["tx"],
+            st["ty"],
+            self._mask,
+            self._code,
+            self._scale,
+            v,
+            self._present,
+            self._lim,
+            u,
+            self.learn_mode == "shared",
+            full,
+            not verified,
+            self._deps,
+            self._zero_clips,
+            self._unsafe,
+            self._unsafe_rows,
+            self._rows,
+            self._cols,
+            self._js,
+            self._buf,
+            self._new,
+        )
+        self._verified = arrays
+        st["tx"][...] = 0
+        st["ty"][...] = 0
+        tr[...] = 0
 
     def _history(self, names: tuple[str, ...], tspk: np.ndarray, rnd: _TraceRandom) -> np.ndarray:
         """Trace values at each step of the epoch: ``h[0]`` now, ``h[k]`` decayed ``k`` times
