@@ -78,39 +78,11 @@ def _decay_impl(v, f, rnd, nearest):
     return lambda v, f, rnd, nearest: v * f
 
 
-def _product(proto, code, p, scale, factors, nf):
-    """One product's value from its factor values; ``proto`` is a state value (its type
-    picks the arithmetic). Fixed: the factors' product, floor-shifted by the excess width,
-    shifted by the exponent, clipped to the accumulator. Float: the scale times the factors,
-    in the chip's order of multiplication."""
-
-
-@overload(_product, jit_options={"cache": True})
-def _product_impl(proto, code, p, scale, factors, nf):
-    if _is_int(proto):
-
-        def fixed(proto, code, p, scale, factors, nf):
-            m = code[p, P_MANT]
-            for f in range(nf):
-                m *= factors[f]
-            return (m >> code[p, P_SHIFT]) << code[p, P_EXP]
-
-        return fixed
-
-    def flt(proto, code, p, scale, factors, nf):
-        m = scale[p]
-        for f in range(nf):
-            m = m * factors[f]
-        return m
-
-    return flt
-
-
 def _clip_factor(v, lo, hi):
     """A chip factor is clipped to its width; a float one is read as it is."""
 
 
-@overload(_clip_factor, jit_options={"cache": True})
+@overload(_clip_factor, jit_options={"cache": True}, inline="always")
 def _clip_factor_impl(v, lo, hi):
     if _is_int(v):
         return lambda v, lo, hi: min(max(v, lo), hi)
@@ -184,253 +156,202 @@ def trace_history(h, states, tspk, t_r, k_r, live, decay, factor, imp, write_bac
 
 
 # -- the learning phase ----------------------------------------------------------------------
-# Row by row (one post neuron): a product is evaluated for all the row's visited columns at
-# once, with the dispatch on its dependency and factor codes outside the loops over columns.
+# Over a flat list of the visited synapses (see :func:`_plan`): one loop over the list per
+# product and factor, the dispatch on their codes outside it, the accumulators in buffers
+# along the list. Arguments travel in tuples: syn = (w, t, d) ``[trials or 1, post, pre]``;
+# hist = (hx, hy, tx, ty), the epoch's trace histories and spike times; rule = (code,
+# scale, vinfo, lim, present, unsafe), the bytecode, the accumulator's range, the rules
+# present and the bound below which a phase without products is not the identity (see
+# the engine); visit = (vi, vj, count), the synapses ``(vi[k], vj[k])``.
+
+
+def _start(proto, mant, scale):
+    """A product's first factor: the mantissa (fixed) or the whole scale (float)."""
+
+
+@overload(_start, jit_options={"cache": True}, inline="always")
+def _start_impl(proto, mant, scale):
+    if _is_int(proto):
+        return lambda proto, mant, scale: mant
+    return lambda proto, mant, scale: scale
+
+
+def _finish(m, s, e):
+    """Fixed: the floor shift by the excess width, then the exponent's shift; float: nothing."""
+
+
+@overload(_finish, jit_options={"cache": True}, inline="always")
+def _finish_impl(m, s, e):
+    if _is_int(m):
+        return lambda m, s, e: (m >> s) << e
+    return lambda m, s, e: m
+
+
+def _init(S, shift):
+    """The accumulator before the products: ``S`` in its top bits (fixed); float: unused."""
+
+
+@overload(_init, jit_options={"cache": True}, inline="always")
+def _init_impl(S, shift):
+    if _is_int(S):
+        return lambda S, shift: S << shift
+    return lambda S, shift: S
+
+
+def _is_fixed(a):
+    """Whether an array holds the chip's integers (a compile-time constant)."""
+
+
+@overload(_is_fixed, jit_options={"cache": True}, inline="always")
+def _is_fixed_impl(a):
+    fixed = isinstance(a.dtype, types.Integer)
+    return lambda a: fixed
+
+
+def _final(S, acc, sums, k, n, vinfo, var):
+    """The new value of variable ``var`` (old value ``S``). Fixed: from the accumulator
+    ``acc``, the sign saturation, the epoch's rounding onto the variable's grid, its range.
+    Float: ``S`` plus the trials' sums ``sums[:n, k]`` added in trial order, the sign
+    saturation and (weights) the range."""
+
+
+@overload(_final, jit_options={"cache": True}, inline="always")
+def _final_impl(S, acc, sums, k, n, vinfo, var):
+    if _is_int(S):
+
+        def fixed(S, acc, sums, k, n, vinfo, var):
+            sign, shift, r = vinfo[var, V_SIGN], vinfo[var, V_SHIFT], vinfo[var, V_K]
+            x = max(acc, 0) if sign == SIGN_NONNEG else min(acc, 0) if sign == SIGN_NONPOS else acc
+            x = (x + (1 << shift) - 1 - r) >> shift  # q rounds up when frac(q) * 2**shift > r
+            return min(max(x, vinfo[var, V_LO]), vinfo[var, V_HI])
+
+        return fixed
+
+    def flt(S, acc, sums, k, n, vinfo, var):
+        total = sums[0, k]
+        for q in range(1, n):
+            total += sums[q, k]
+        x = S + total
+        sign = vinfo[var, V_SIGN]
+        if sign == SIGN_NONNEG:
+            x = x if x >= 0.0 else 0.0
+        elif sign == SIGN_NONPOS:
+            x = x if x <= 0.0 else 0.0
+        return min(max(x, vinfo[var, V_LO]), vinfo[var, V_HI]) if vinfo[var, V_CLIP] else x
+
+    return flt
 
 
 @kernel
-def _term(p, b, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, u, out):
-    """Product ``p`` of trial ``b`` at post neuron ``i`` and the
-    pre neurons ``js[:nj]``, into ``out[:nj]``; returns False (``out`` untouched) when its
-    dependency is 0 for the whole row."""
+def _term(p, b, syn, hist, rule, u, visit, out):
+    """Product ``p`` of trial ``b`` at every visited synapse, into ``out[:count]`` (0, or
+    +-0 in float, where its dependency is 0: a sum that starts at +0 does not see it)."""
+    hx, hy, tx, ty = hist
+    code, scale = rule[0], rule[1]
+    vi, vj, nv = visit
     dep = code[p, P_DEP]
-    if (dep == 2 and u == 0) or (dep == 1 and ty[b, i] == 0):
-        return False
-    ts = T if dep == 2 else ty[b, i]  # the step the traces are read at (x0: per column)
-    _start(out, nj, code[p, P_MANT], scale[p])
-    if dep == 0:
-        for jj in range(nj):
-            if tx[b, js[jj]] == 0:
-                out[jj] = 0
+    T = hx.shape[0] - 1
+    first = _start(out[0], code[p, P_MANT], scale[p])
+    for k in range(nv):
+        on = u != 0 if dep == 2 else ty[b, vi[k]] > 0 if dep == 1 else tx[b, vj[k]] > 0
+        out[k] = first if on else 0 * first
     for f in range(code[p, P_NF]):
         c = code[p, P_FACTORS + 4 * f]
         const = code[p, P_FACTORS + 4 * f + 1]
         sgn = code[p, P_FACTORS + 4 * f + 2]
-        lo = -(1 << code[p, P_FACTORS + 4 * f + 3])
-        hi = -lo - 1
-        if c == F_X0:
-            for jj in range(nj):
-                out[jj] *= _clip_factor((tx[b, js[jj]] > 0) + const, lo, hi)
-        elif c == F_Y0:
-            v = _clip_factor((ty[b, i] > 0) + const, lo, hi)
-            for jj in range(nj):
-                out[jj] *= v
-        elif c <= F_X2:
-            for jj in range(nj):
-                j = js[jj]
-                out[jj] *= _clip_factor(hx[tx[b, j] if dep == 0 else ts, b, c - F_X1, j] + const, lo, hi)
-        elif c <= F_R1:
-            if dep == 0:  # a post trace at each pre neuron's spike
-                for jj in range(nj):
-                    out[jj] *= _clip_factor(hy[tx[b, js[jj]], b, c - F_Y1, i] + const, lo, hi)
-            else:
-                v = _clip_factor(hy[ts, b, c - F_Y1, i] + const, lo, hi)
-                for jj in range(nj):
-                    out[jj] *= v
+        hi = (1 << code[p, P_FACTORS + 4 * f + 3]) - 1
+        if c == F_X0 or c == F_Y0:
+            for k in range(nv):
+                v = (tx[b, vj[k]] > 0 if c == F_X0 else ty[b, vi[k]] > 0) + const
+                out[k] *= _clip_factor(v, -hi - 1, hi)
+        elif c <= F_R1:  # a trace at the step the dependency selects
+            h = hx if c <= F_X2 else hy
+            row = c - F_X1 if c <= F_X2 else c - F_Y1
+            for k in range(nv):
+                i, j = vi[k], vj[k]
+                ts = T if dep == 2 else ty[b, i] if dep == 1 else tx[b, j]
+                out[k] *= _clip_factor(h[ts, b, row, j if c <= F_X2 else i] + const, -hi - 1, hi)
         else:
-            A = W if c == F_W else Tg if c == F_T else D
+            A = syn[c - F_W]
             a = b if A.shape[0] > 1 else 0  # (shared weights: one set)
-            for jj in range(nj):
-                v = A[a, i, js[jj]] + const
-                out[jj] *= _clip_factor(np.sign(v) if sgn else v, lo, hi)
-    _finish(out, nj, code[p, P_SHIFT], code[p, P_EXP])
-    return True
+            for k in range(nv):
+                v = A[a, vi[k], vj[k]] + const
+                out[k] *= _clip_factor(np.sign(v) if sgn else v, -hi - 1, hi)
+    s, e = code[p, P_SHIFT], code[p, P_EXP]
+    for k in range(nv):
+        out[k] = _finish(out[k], s, e)
 
 
-def _start(out, nj, mant, scale):
-    """A product's first factor: the mantissa (fixed) or the whole scale (float)."""
-
-
-@overload(_start, jit_options={"cache": True})
-def _start_impl(out, nj, mant, scale):
-    if isinstance(out.dtype, types.Integer):
-
-        def fixed(out, nj, mant, scale):
-            out[:nj] = mant
-
-        return fixed
-
-    def flt(out, nj, mant, scale):
-        out[:nj] = scale
-
-    return flt
-
-
-def _finish(out, nj, s, e):
-    """Fixed: the floor shift by the excess width, then the exponent's shift; float: nothing."""
-
-
-@overload(_finish, jit_options={"cache": True})
-def _finish_impl(out, nj, s, e):
-    if isinstance(out.dtype, types.Integer):
-
-        def fixed(out, nj, s, e):
-            for jj in range(nj):
-                out[jj] = (out[jj] >> s) << e
-
-        return fixed
-    return lambda out, nj, s, e: None
-
-
-def _update(var, b0, b1, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, vinfo, lim, u, zero_clips, buf, new):
-    """The new values of synaptic variable ``var`` (of trial ``b0``; of all trials
-    ``b0..b1-1`` together for shared weights) at row ``i``, columns ``js[:nj]``,
-    into ``new[:nj]``. ``buf``: ``[4, pre]`` scratch."""
-
-
-@overload(_update, jit_options={"cache": True})
-def _update_impl(var, b0, b1, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, vinfo, lim, u, zero_clips, buf, new):
-    if isinstance(buf.dtype, types.Integer):
-
-        def fixed(
-            var, b0, b1, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, vinfo, lim, u, zero_clips, buf, new
-        ):
-            A = W if var == 0 else Tg if var == 1 else D
-            a = b0 if A.shape[0] > 1 else 0
-            shift = vinfo[var, V_SHIFT]
-            term, acc = buf[0], buf[1]
-            for jj in range(nj):
-                acc[jj] = A[a, i, js[jj]] << shift  # saturated only when a product is added
-            for p in range(vinfo[var, V_START], vinfo[var, V_END]):
-                for b in range(b0, b1):  # shared weights: every trial's product, in trial order
-                    if _term(p, b, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, u, term):
-                        for jj in range(nj):
-                            m = min(max(term[jj], lim[0]), lim[1])
-                            acc[jj] = min(max(acc[jj] + m, lim[0]), lim[1])
-                    elif zero_clips[var]:  # a zero product still saturates the accumulator
-                        for jj in range(nj):
-                            acc[jj] = min(max(acc[jj], lim[0]), lim[1])
-            sign, k = vinfo[var, V_SIGN], vinfo[var, V_K]
-            lo, hi = vinfo[var, V_LO], vinfo[var, V_HI]
-            for jj in range(nj):
-                x = acc[jj]
-                if sign == SIGN_NONNEG:
-                    x = max(x, 0)
-                elif sign == SIGN_NONPOS:
-                    x = min(x, 0)
-                x = (x + (1 << shift) - 1 - k) >> shift  # the epoch's rounding
-                new[jj] = min(max(x, lo), hi)
-
-        return fixed
-
-    def flt(var, b0, b1, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, vinfo, lim, u, zero_clips, buf, new):
-        A = W if var == 0 else Tg if var == 1 else D
-        a = b0 if A.shape[0] > 1 else 0
-        term, delta, total = buf[0], buf[1], buf[2]
-        for b in range(b0, b1):  # each trial's sum of products; shared weights add them in trial order
-            delta[:nj] = 0.0
-            for p in range(vinfo[var, V_START], vinfo[var, V_END]):
-                # (a product whose dependency is 0 is +-0: it changes no sum that starts at +0)
-                if _term(p, b, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, u, term):
-                    for jj in range(nj):
-                        delta[jj] += term[jj]
-            if b == b0:
-                total[:nj] = delta[:nj]
+@kernel
+def _variable(var, g, b0, b1, syn, hist, rule, u, visit, buf, sums, new):
+    """New values of variable ``var`` (set ``g`` of it) from the products of trials ``b0`` to
+    ``b1 - 1`` (several: shared weights), into ``new[:count]``. Scratch: ``buf [2, count]``,
+    ``sums [trials, count]`` (float)."""
+    vinfo, lim = rule[2], rule[3]
+    vi, vj, nv = visit
+    A = syn[var]
+    a = g if A.shape[0] > 1 else 0
+    fixed = _is_fixed(A)
+    term, acc = buf[0], buf[1]
+    shift = vinfo[var, V_SHIFT]
+    for k in range(nv):
+        acc[k] = _init(A[a, vi[k], vj[k]], shift)  # saturated only when a product is added
+    if not fixed:
+        sums[: b1 - b0, :nv] = 0.0
+    for p in range(vinfo[var, V_START], vinfo[var, V_END]):
+        for b in range(b0, b1):  # shared weights: every trial's product, in trial order
+            _term(p, b, syn, hist, rule, u, visit, term)
+            if fixed:
+                for k in range(nv):
+                    acc[k] = min(max(acc[k] + min(max(term[k], lim[0]), lim[1]), lim[0]), lim[1])
             else:
-                for jj in range(nj):
-                    total[jj] += delta[jj]
-        sign, clip = vinfo[var, V_SIGN], vinfo[var, V_CLIP]
-        lo, hi = vinfo[var, V_LO], vinfo[var, V_HI]
-        for jj in range(nj):
-            x = A[a, i, js[jj]] + total[jj]
-            if sign == SIGN_NONNEG:
-                x = x if x >= 0.0 else 0.0
-            elif sign == SIGN_NONPOS:
-                x = x if x <= 0.0 else 0.0
-            if clip:
-                x = min(max(x, lo), hi)
-            new[jj] = x
-
-    return flt
+                for k in range(nv):
+                    sums[b - b0, k] += term[k]
+    for k in range(nv):
+        new[k] = _final(A[a, vi[k], vj[k]], acc[k], sums, k, b1 - b0, vinfo, var)
 
 
 @kernel
-def _row(
-    i,
-    js,
-    nj,
-    T,
-    W,
-    Tg,
-    D,
-    hx,
-    hy,
-    tx,
-    ty,
-    code,
-    scale,
-    vinfo,
-    present,
-    lim,
-    u,
-    shared,
-    zero_clips,
-    unsafe,
-    recount,
-    buf,
-    new,
-):
-    """Every synaptic variable of row ``i`` at columns ``js[:nj]``, in every trial, from the
-    old values (all three rules read them), then written back. Returns the change in the
-    row's count of values below ``unsafe[var]`` (with ``recount``: the count of the new ones)."""
-    B = Tg.shape[0]
+def _trials(b_lo, b_hi, shared, syn, hist, rule, u, visit, unsafe_rows, buf, sums, new):
+    """Every variable of trials ``b_lo`` to ``b_hi - 1`` (``shared``: the one set of weights
+    from all of them) at the visited synapses: all new values from the old ones (every rule
+    reads those), then written back, counting the values below ``unsafe`` per trial and row.
+    ``new [3, trials, count]``."""
+    present, unsafe = rule[4], rule[5]
+    vi, vj, nv = visit
     for var in range(3):
-        if not present[var]:
-            continue
-        if var == 0 and shared:
-            _update(
-                0, 0, B, i, js, nj, T, W, Tg, D, hx, hy, tx, ty, code, scale, vinfo, lim, u, zero_clips, buf, new[0, 0]
-            )
-        else:
-            for b in range(B):
-                _update(
-                    var,
-                    b,
-                    b + 1,
-                    i,
-                    js,
-                    nj,
-                    T,
-                    W,
-                    Tg,
-                    D,
-                    hx,
-                    hy,
-                    tx,
-                    ty,
-                    code,
-                    scale,
-                    vinfo,
-                    lim,
-                    u,
-                    zero_clips,
-                    buf,
-                    new[var, b],
-                )
-    d_unsafe = 0
+        if present[var]:
+            if var == 0 and shared:
+                _variable(0, 0, b_lo, b_hi, syn, hist, rule, u, visit, buf, sums, new[0, 0])
+            else:
+                for g in range(b_lo, b_hi):
+                    _variable(var, g, g, g + 1, syn, hist, rule, u, visit, buf, sums, new[var, g])
     for var in range(3):
-        if not present[var]:
-            continue
-        A = W if var == 0 else Tg if var == 1 else D
-        for b in range(A.shape[0]):
-            for jj in range(nj):
-                j = js[jj]
-                if not recount:
-                    d_unsafe -= A[b, i, j] < unsafe[var]
-                A[b, i, j] = new[var, b, jj]
-                d_unsafe += new[var, b, jj] < unsafe[var]
-    return d_unsafe
+        if present[var]:
+            A = syn[var]
+            for g in range(0 if var == 0 and shared else b_lo, 1 if var == 0 and shared else b_hi):
+                a = g if A.shape[0] > 1 else 0
+                for k in range(nv):
+                    i, j = vi[k], vj[k]
+                    x = new[var, g, k]
+                    unsafe_rows[g, i] += int(x < unsafe[var]) - int(A[a, i, j] < unsafe[var])
+                    A[a, i, j] = x
 
 
 @kernel
-def _plan(tx, ty, full, deps, unsafe_rows, rows, cols):
-    """Which synapses the learning phase visits: every one when ``full``; otherwise the rows
+def _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj):
+    """The synapses the learning phase visits: every one when ``full``; otherwise the rows
     of post neurons that spiked (if the rule has ``y0`` products, ``deps[1]``), the columns
     of pre neurons that spiked (``x0`` products, ``deps[0]``) and the rows holding a value
-    below ``unsafe`` (see :func:`_row`). Elsewhere every product is 0 and the phase leaves
-    the variables as they are. Fills ``rows [post]`` and ``cols [pre]``; returns the count
-    of ``cols``."""
+    below ``unsafe`` in some trial (``unsafe_rows [trials, post]``). Elsewhere every product
+    is 0 and the phase leaves the variables as they are (``unsafe``: where it would not; see
+    the engine). Only synapses in ``mask`` (if not empty) exist. Returns (vi, vj, count):
+    the visited synapses ``(vi[k], vj[k])``, the rows row-major (memory order), then the
+    columns of the other rows column-major (a constant stride, which the CPU prefetches).
+    ``rows [post]``, ``cols [pre]``: scratch."""
     B, m = tx.shape
+    n = ty.shape[1]
+    masked = mask.shape[0] > 0
     n_cols = 0
     for j in range(m):
         spiked = False
@@ -439,161 +360,54 @@ def _plan(tx, ty, full, deps, unsafe_rows, rows, cols):
         if full or (deps[0] and spiked):
             cols[n_cols] = j
             n_cols += 1
-    for i in range(ty.shape[1]):
+    nv = 0
+    for i in range(n):
         spiked = False
+        unsafe = False
         for b in range(B):
             spiked |= ty[b, i] > 0
-        rows[i] = full or (deps[1] and spiked) or unsafe_rows[i] > 0
-    return n_cols
+            unsafe |= unsafe_rows[b, i] > 0
+        rows[i] = full or (deps[1] and spiked) or unsafe
+        if rows[i]:
+            for j in range(m):
+                if not masked or mask[i, j]:
+                    vi[nv], vj[nv] = i, j
+                    nv += 1
+    for c in range(n_cols):
+        j = cols[c]
+        for i in range(n):
+            if not rows[i] and (not masked or mask[i, j]):
+                vi[nv], vj[nv] = i, j
+                nv += 1
+    return vi, vj, nv
 
 
 @kernel
-def _visit(i, rows, cols, n_cols, mask, js):
-    """The columns of row ``i`` to visit (the synapses that exist), into ``js``; their count."""
-    masked = mask.shape[0] > 0
-    nj = 0
-    for c in range(js.shape[0] if rows[i] else n_cols):
-        j = c if rows[i] else cols[c]
-        if not masked or mask[i, j]:
-            js[nj] = j
-            nj += 1
-    return nj
-
-
-@kernel
-def learn_phase(
-    W,
-    Tg,
-    D,
-    hx,
-    hy,
-    tx,
-    ty,
-    mask,
-    code,
-    scale,
-    vinfo,
-    present,
-    lim,
-    u,
-    shared,
-    full,
-    recount,
-    deps,
-    zero_clips,
-    unsafe,
-    unsafe_rows,
-    rows,
-    cols,
-    js,
-    buf,
-    new,
-):
-    """The learning phase of one epoch over the synapses :func:`_plan` picks, updating ``W``,
-    ``Tg``, ``D`` in place. ``mask [post, pre]`` (or ``[0, 0]``): the synapses that exist.
-    ``recount``: count the values below ``unsafe`` afresh (a full pass over state set from
-    outside). Scratch per thread (index 0 here): ``js [pre]``, ``buf [4, pre]``, ``new [3, B,
-    pre]``. :func:`learn_phase_parallel` is the same over the rows on threads."""
-    n_cols = _plan(tx, ty, full, deps, unsafe_rows, rows, cols)
-    if recount:
-        unsafe_rows[:] = 0
-    T = hx.shape[0] - 1
-    for i in range(ty.shape[1]):
-        if rows[i] or n_cols:
-            nj = _visit(i, rows, cols, n_cols, mask, js[0])
-            unsafe_rows[i] += _row(
-                i,
-                js[0],
-                nj,
-                T,
-                W,
-                Tg,
-                D,
-                hx,
-                hy,
-                tx,
-                ty,
-                code,
-                scale,
-                vinfo,
-                present,
-                lim,
-                u,
-                shared,
-                zero_clips,
-                unsafe,
-                recount,
-                buf[0],
-                new[0],
-            )
+def learn_phase(syn, hist, rule, u, shared, full, deps, plan, mask, scratch):
+    """The learning phase of one epoch over the synapses :func:`_plan` picks, updating ``syn``
+    in place. ``mask [post, pre]`` (or ``[0, 0]``): the synapses that exist. ``plan``:
+    (unsafe_rows ``[trials, post]``, rows ``[post]``, cols ``[pre]``, vi and vj ``[post *
+    pre]``); ``scratch`` per thread: (buf ``[threads, 2, post * pre]``, sums ``[threads,
+    trials or 1, post * pre]``, new ``[3, trials, post * pre]``). :func:`learn_phase_parallel`
+    runs independent trials on threads."""
+    unsafe_rows, rows, cols, vi, vj = plan
+    buf, sums, new = scratch
+    visit = _plan(hist[2], hist[3], full, deps, unsafe_rows, mask, rows, cols, vi, vj)
+    _trials(0, syn[1].shape[0], shared, syn, hist, rule, u, visit, unsafe_rows, buf[0], sums[0], new)
 
 
 @parallel_kernel
-def learn_phase_parallel(
-    W,
-    Tg,
-    D,
-    hx,
-    hy,
-    tx,
-    ty,
-    mask,
-    code,
-    scale,
-    vinfo,
-    present,
-    lim,
-    u,
-    shared,
-    full,
-    recount,
-    deps,
-    zero_clips,
-    unsafe,
-    unsafe_rows,
-    rows,
-    cols,
-    js,
-    buf,
-    new,
-):
-    """:func:`learn_phase` with the rows spread over threads (large projections and batches)."""
-    n_cols = _plan(tx, ty, full, deps, unsafe_rows, rows, cols)
-    if recount:
-        unsafe_rows[:] = 0
-    T = hx.shape[0] - 1
-    for i in prange(ty.shape[1]):
-        if rows[i] or n_cols:
-            tid = get_thread_id()
-            nj = _visit(i, rows, cols, n_cols, mask, js[tid])
-            unsafe_rows[i] += _row(
-                i,
-                js[tid],
-                nj,
-                T,
-                W,
-                Tg,
-                D,
-                hx,
-                hy,
-                tx,
-                ty,
-                code,
-                scale,
-                vinfo,
-                present,
-                lim,
-                u,
-                shared,
-                zero_clips,
-                unsafe,
-                recount,
-                buf[tid],
-                new[tid],
-            )
+def learn_phase_parallel(syn, hist, rule, u, shared, full, deps, plan, mask, scratch):
+    """:func:`learn_phase` for independent trials, spread over threads."""
+    unsafe_rows, rows, cols, vi, vj = plan
+    buf, sums, new = scratch
+    visit = _plan(hist[2], hist[3], full, deps, unsafe_rows, mask, rows, cols, vi, vj)
+    for b in prange(syn[1].shape[0]):
+        t = get_thread_id()
+        _trials(b, b + 1, False, syn, hist, rule, u, visit, unsafe_rows, buf[t], sums[t], new)
 
 
-PARALLEL_SYNAPSES = 1 << 18  # a batch's synapses from which the rows are spread over threads
+PARALLEL_SYNAPSES = 1 << 18  # a batch's synapses from which independent trials run on threads
 
 
 # -- delivery through plastic weights -----------------------------------------------------------

@@ -324,7 +324,6 @@ class SumOfProductsEngine:
                 ]
             scale[row] = p.mantissa * 2.0 ** (p.exponent - s)
         self._code, self._scale, self._vinfo, self._unsafe = code, scale, vinfo, unsafe
-        self._zero_clips = unsafe > vinfo[:, K.V_LO]  # (zero products saturate the accumulator there)
         self._lim = np.array([lim_lo, lim_hi], np.int64)
         deps = {p.dependency for _, p in prods}
         self._deps = np.array(["x0" in deps, "y0" in deps])
@@ -379,23 +378,27 @@ class SumOfProductsEngine:
         self.conn_random = _ConnRandom(self.conn_seed)
 
     def _buffers(self) -> None:
-        """The kernels' scratch: trace histories, the visit plan, per-row buffers."""
+        """The kernels' scratch: trace histories, the visit plan, accumulators."""
         b, n, m, T = self.batch, self.n_post, self.n_pre, self.rule.t_epoch
         dt = self.state["w"].dtype
         self._hx = np.zeros((T + 1, b, 2, m), dt)
         self._hy = np.zeros((T + 1, b, 4, n), dt)  # y1 y2 y3 and the reward trace r1
         if not self._r:  # placeholders of the reward trace and its spike time
             self._r_none, self._tr_none = np.zeros((b, n), dt), np.zeros((b, 1), np.int64)
-        self._rows, self._cols = np.zeros(n, bool), np.zeros(m, np.int64)
-        threads = numba.config.NUMBA_NUM_THREADS  # per thread: a row's columns, products and new values
-        self._js, self._buf, self._new = (
-            np.zeros((threads, m), np.int64),
-            np.zeros((threads, 4, m), dt),
-            np.zeros((threads, 3, b, m), dt),
+        # unsafe counts [trials, post], visited rows [post], spiking columns [pre], visited synapses
+        self._plan = (np.zeros((b, n), np.int64), np.zeros(n, bool), np.zeros(m, np.int64)) + (
+            np.zeros(n * m, np.int32),
+            np.zeros(n * m, np.int32),
         )
-        big = b * n * m >= K.PARALLEL_SYNAPSES
-        self._learn_kernel = K.learn_phase_parallel if big else K.learn_phase
-        self._unsafe_rows = np.zeros(n, np.int64)
+        shared = self.learn_mode == "shared"
+        self._parallel = not shared and b > 1 and b * n * m >= K.PARALLEL_SYNAPSES
+        threads = numba.config.NUMBA_NUM_THREADS if self._parallel else 1
+        sums = b if shared and not self.fixed else 1  # float shared weights: a sum per trial
+        self._scratch = (
+            np.zeros((threads, 2, n * m), dt),  # a product along the visit list, the accumulators
+            np.zeros((threads, sums, n * m) if not self.fixed else (threads, 1, 1)),
+            np.zeros((3, b, n * m), dt),  # the new values
+        )
         self._verified = None  # the (w, t, d) arrays known to lie in their ranges
         self._mask = np.zeros((0, 0), bool) if self.mask is None else np.ascontiguousarray(self.mask)
 
@@ -594,37 +597,29 @@ class SumOfProductsEngine:
         u = 0 if k is None else int(int(t / self.rule.t_epoch) % 2**k == 0)
         arrays = (st["w"], st["t"], st["d"])
         verified = self._verified is not None and all(a is b for a, b in zip(arrays, self._verified, strict=True))
+        if not verified:
+            self._count_unsafe(arrays)
         full = not verified or (self._has_u and u == 1) or self._always_full
-        self._learn_kernel(
-            *arrays,
-            self._hx,
-            self._hy,
-            st["tx"],
-            st["ty"],
-            self._mask,
-            self._code,
-            self._scale,
-            v,
-            self._present,
-            self._lim,
-            u,
-            self.learn_mode == "shared",
-            full,
-            not verified,
-            self._deps,
-            self._zero_clips,
-            self._unsafe,
-            self._unsafe_rows,
-            self._rows,
-            self._cols,
-            self._js,
-            self._buf,
-            self._new,
+        rule = (self._code, self._scale, v, self._lim, self._present, self._unsafe)
+        hist = (self._hx, self._hy, st["tx"], st["ty"])
+        kernel = K.learn_phase_parallel if self._parallel else K.learn_phase
+        kernel(
+            arrays, hist, rule, u, self.learn_mode == "shared", full, self._deps, self._plan, self._mask, self._scratch
         )
         self._verified = arrays
         st["tx"][...] = 0
         st["ty"][...] = 0
         tr[...] = 0
+
+    def _count_unsafe(self, arrays) -> None:
+        """Per trial and row, the values below their variable's ``unsafe`` bound (state set
+        from outside; afterwards the kernel keeps the count)."""
+        counts = self._plan[0]
+        counts[...] = 0
+        for v, a in enumerate(arrays):
+            if self._present[v] and np.isfinite(self._unsafe[v]):
+                below = a < self._unsafe[v]
+                counts[: a.shape[0]] += (below if self.mask is None else below & self.mask).sum(axis=2)
 
     def _history(self, names: tuple[str, ...], tspk: np.ndarray, rnd: _TraceRandom) -> np.ndarray:
         """Trace values at each step of the epoch: ``h[0]`` now, ``h[k]`` decayed ``k`` times
