@@ -160,9 +160,10 @@ def trace_history(h, states, tspk, t_r, k_r, live, decay, factor, imp, write_bac
 # product and factor, the dispatch on their codes outside it, the accumulators in buffers
 # along the list. Arguments travel in tuples: syn = (w, t, d) ``[trials or 1, post, pre]``;
 # hist = (hx, hy, tx, ty), the epoch's trace histories and spike times; rule = (code,
-# scale, vinfo, lim, present, unsafe), the bytecode, the accumulator's range, the rules
-# present and the bound below which a phase without products is not the identity (see
-# the engine); visit = (vi, vj, count), the synapses ``(vi[k], vj[k])``.
+# scale, vinfo, lim, present, unsafe, zero_clips, defer), the bytecode, the accumulator's
+# range, the rules present, the bound below which a phase without products is not the
+# identity (see the engine), the variables that can start below the accumulator's range and
+# those a later rule reads; visit = (vi, vj, count, x_start, r_end), see :func:`_plan`.
 
 
 def _start(proto, mant, scale):
@@ -243,99 +244,142 @@ def _final_impl(S, acc, sums, k, n, vinfo, var):
 
 
 @kernel
-def _term(p, b, syn, hist, rule, u, visit, out):
-    """Product ``p`` of trial ``b`` at every visited synapse, into ``out[:count]`` (0, or
-    +-0 in float, where its dependency is 0: a sum that starts at +0 does not see it)."""
+def _term(p, b, syn, hist, rule, u, visit, k0, k1, off, out):
+    """Product ``p`` of trial ``b`` at the visited synapses ``k0`` to ``k1 - 1``, into
+    ``out[k - off]`` (0, or +-0 in float, where its dependency is 0: a sum that starts at +0
+    does not see it)."""
     hx, hy, tx, ty = hist
     code, scale = rule[0], rule[1]
-    vi, vj, nv = visit
+    vi, vj = visit[0], visit[1]
     dep = code[p, P_DEP]
     T = hx.shape[0] - 1
     first = _start(out[0], code[p, P_MANT], scale[p])
-    for k in range(nv):
+    for k in range(k0, k1):
         on = u != 0 if dep == 2 else ty[b, vi[k]] > 0 if dep == 1 else tx[b, vj[k]] > 0
-        out[k] = first if on else 0 * first
+        out[k - off] = first if on else 0 * first
     for f in range(code[p, P_NF]):
         c = code[p, P_FACTORS + 4 * f]
         const = code[p, P_FACTORS + 4 * f + 1]
         sgn = code[p, P_FACTORS + 4 * f + 2]
         hi = (1 << code[p, P_FACTORS + 4 * f + 3]) - 1
         if c == F_X0 or c == F_Y0:
-            for k in range(nv):
+            for k in range(k0, k1):
                 v = (tx[b, vj[k]] > 0 if c == F_X0 else ty[b, vi[k]] > 0) + const
-                out[k] *= _clip_factor(v, -hi - 1, hi)
+                out[k - off] *= _clip_factor(v, -hi - 1, hi)
         elif c <= F_R1:  # a trace at the step the dependency selects
             h = hx if c <= F_X2 else hy
             row = c - F_X1 if c <= F_X2 else c - F_Y1
-            for k in range(nv):
+            for k in range(k0, k1):
                 i, j = vi[k], vj[k]
                 ts = T if dep == 2 else ty[b, i] if dep == 1 else tx[b, j]
-                out[k] *= _clip_factor(h[ts, b, row, j if c <= F_X2 else i] + const, -hi - 1, hi)
+                out[k - off] *= _clip_factor(h[ts, b, row, j if c <= F_X2 else i] + const, -hi - 1, hi)
         else:
             A = syn[c - F_W]
             a = b if A.shape[0] > 1 else 0  # (shared weights: one set)
-            for k in range(nv):
+            for k in range(k0, k1):
                 v = A[a, vi[k], vj[k]] + const
-                out[k] *= _clip_factor(np.sign(v) if sgn else v, -hi - 1, hi)
+                out[k - off] *= _clip_factor(np.sign(v) if sgn else v, -hi - 1, hi)
     s, e = code[p, P_SHIFT], code[p, P_EXP]
-    for k in range(nv):
-        out[k] = _finish(out[k], s, e)
+    for k in range(k0, k1):
+        out[k - off] = _finish(out[k - off], s, e)
 
 
 @kernel
-def _variable(var, g, b0, b1, syn, hist, rule, u, visit, buf, sums, new):
-    """New values of variable ``var`` (set ``g`` of it) from the products of trials ``b0`` to
-    ``b1 - 1`` (several: shared weights), into ``new[:count]``. Scratch: ``buf [2, count]``,
-    ``sums [trials, count]`` (float)."""
-    vinfo, lim = rule[2], rule[3]
-    vi, vj, nv = visit
+def _variable(var, g, b0, b1, syn, hist, rule, u, visit, c0, c1, buf, sums, new, direct, unsafe_rows):
+    """New values of variable ``var`` (set ``g`` of it) at the visited synapses ``c0`` to
+    ``c1 - 1`` from the products of trials ``b0`` to ``b1 - 1`` (several: shared weights):
+    into the state when ``direct`` (no later rule reads its old values; counting the values
+    below ``unsafe`` per row), else into ``new[k - c0]``. Scratch: ``buf [3, chunk]``,
+    ``sums [trials, chunk]`` (float).
+
+    A product is evaluated where it can be nonzero: ``y0`` ones in the rows part of the
+    visit list, ``x0`` ones in the spiking columns (see :func:`_plan`); elsewhere adding its
+    0 changes nothing, unless the variable can start below the accumulator's range
+    (``zero_clips``), where the first product saturates it: then everywhere."""
+    code, vinfo, lim, unsafe, zero_clips = rule[0], rule[2], rule[3], rule[5], rule[6]
+    vi, vj, x_start, r_end = visit[0], visit[1], visit[3], visit[4]
     A = syn[var]
     a = g if A.shape[0] > 1 else 0
     fixed = _is_fixed(A)
-    term, acc = buf[0], buf[1]
+    term, acc, old = buf[0], buf[1], buf[2]
     shift = vinfo[var, V_SHIFT]
-    for k in range(nv):
-        acc[k] = _init(A[a, vi[k], vj[k]], shift)  # saturated only when a product is added
+    for k in range(c0, c1):
+        old[k - c0] = A[a, vi[k], vj[k]]
+        acc[k - c0] = _init(old[k - c0], shift)  # saturated only when a product is added
     if not fixed:
-        sums[: b1 - b0, :nv] = 0.0
+        sums[: b1 - b0, : c1 - c0] = 0.0
     for p in range(vinfo[var, V_START], vinfo[var, V_END]):
+        dep = code[p, P_DEP]
+        k0 = c0 if dep != 0 or zero_clips[var] else max(c0, x_start)
+        k1 = min(c1, r_end) if dep == 1 and not zero_clips[var] else c1
         for b in range(b0, b1):  # shared weights: every trial's product, in trial order
-            _term(p, b, syn, hist, rule, u, visit, term)
+            if k0 >= k1:
+                break
+            _term(p, b, syn, hist, rule, u, visit, k0, k1, c0, term)
             if fixed:
-                for k in range(nv):
+                for k in range(k0 - c0, k1 - c0):
                     acc[k] = min(max(acc[k] + min(max(term[k], lim[0]), lim[1]), lim[0]), lim[1])
             else:
-                for k in range(nv):
+                for k in range(k0 - c0, k1 - c0):
                     sums[b - b0, k] += term[k]
-    for k in range(nv):
-        new[k] = _final(A[a, vi[k], vj[k]], acc[k], sums, k, b1 - b0, vinfo, var)
+    bound = unsafe[var]
+    for k in range(c0, c1):
+        x = _final(old[k - c0], acc[k - c0], sums, k - c0, b1 - b0, vinfo, var)
+        if direct:
+            i = vi[k]
+            unsafe_rows[g, i] += int(x < bound) - int(old[k - c0] < bound)
+            A[a, i, vj[k]] = x
+        else:
+            new[k - c0] = x
+
+
+CHUNK = 2048  # visited synapses per round of all the rules (its buffers stay in the CPU's cache)
 
 
 @kernel
 def _trials(b_lo, b_hi, shared, syn, hist, rule, u, visit, unsafe_rows, buf, sums, new):
     """Every variable of trials ``b_lo`` to ``b_hi - 1`` (``shared``: the one set of weights
-    from all of them) at the visited synapses: all new values from the old ones (every rule
-    reads those), then written back, counting the values below ``unsafe`` per trial and row.
-    ``new [3, trials, count]``."""
-    present, unsafe = rule[4], rule[5]
-    vi, vj, nv = visit
-    for var in range(3):
-        if present[var]:
-            if var == 0 and shared:
-                _variable(0, 0, b_lo, b_hi, syn, hist, rule, u, visit, buf, sums, new[0, 0])
-            else:
-                for g in range(b_lo, b_hi):
-                    _variable(var, g, g, g + 1, syn, hist, rule, u, visit, buf, sums, new[var, g])
-    for var in range(3):
-        if present[var]:
-            A = syn[var]
-            for g in range(0 if var == 0 and shared else b_lo, 1 if var == 0 and shared else b_hi):
-                a = g if A.shape[0] > 1 else 0
-                for k in range(nv):
-                    i, j = vi[k], vj[k]
-                    x = new[var, g, k]
-                    unsafe_rows[g, i] += int(x < unsafe[var]) - int(A[a, i, j] < unsafe[var])
-                    A[a, i, j] = x
+    from all of them) at the visited synapses, a chunk of the visit list at a time, in the
+    order w, t, d: every rule reads the old values, so a variable read by a later rule
+    (``defer``) is written back after the chunk's last rule. ``new [3, trials, chunk]``."""
+    present, unsafe, defer = rule[4], rule[5], rule[7]
+    vi, vj, nv = visit[0], visit[1], visit[2]
+    for c0 in range(0, nv, CHUNK):
+        c1 = min(c0 + CHUNK, nv)
+        for var in range(3):
+            if not present[var]:
+                continue
+            one = var == 0 and shared  # one set of weights from every trial
+            for g in range(0 if one else b_lo, 1 if one else b_hi):
+                b0, b1 = (b_lo, b_hi) if one else (g, g + 1)
+                _variable(
+                    var,
+                    g,
+                    b0,
+                    b1,
+                    syn,
+                    hist,
+                    rule,
+                    u,
+                    visit,
+                    c0,
+                    c1,
+                    buf,
+                    sums,
+                    new[var, g],
+                    not defer[var],
+                    unsafe_rows,
+                )
+        for var in range(3):
+            if present[var] and defer[var]:
+                A = syn[var]
+                for g in range(0 if var == 0 and shared else b_lo, 1 if var == 0 and shared else b_hi):
+                    a = g if A.shape[0] > 1 else 0
+                    for k in range(c0, c1):
+                        i, j = vi[k], vj[k]
+                        x = new[var, g, k - c0]
+                        unsafe_rows[g, i] += int(x < unsafe[var]) - int(A[a, i, j] < unsafe[var])
+                        A[a, i, j] = x
 
 
 @kernel
@@ -345,22 +389,24 @@ def _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj):
     of pre neurons that spiked (``x0`` products, ``deps[0]``) and the rows holding a value
     below ``unsafe`` in some trial (``unsafe_rows [trials, post]``). Elsewhere every product
     is 0 and the phase leaves the variables as they are (``unsafe``: where it would not; see
-    the engine). Only synapses in ``mask`` (if not empty) exist. Returns (vi, vj, count):
-    the visited synapses ``(vi[k], vj[k])``, the rows row-major (memory order), then the
-    columns of the other rows column-major (a constant stride, which the CPU prefetches).
-    ``rows [post]``, ``cols [pre]``: scratch."""
+    the engine). Only synapses in ``mask`` (if not empty) exist. Returns (vi, vj, count,
+    x_start, r_end): the visited synapses ``(vi[k], vj[k])``, in three parts: the rows at
+    the columns without spikes, the rows at the spiking columns (both row-major: memory
+    order), then the spiking columns of the other rows (column-major: a constant stride,
+    which the CPU prefetches); ``x_start`` and ``r_end`` are where the second part starts
+    and the third. ``rows [post]``, ``cols [pre]``: scratch."""
     B, m = tx.shape
     n = ty.shape[1]
     masked = mask.shape[0] > 0
+    spiking = np.zeros(m, np.bool_)
     n_cols = 0
     for j in range(m):
-        spiked = False
         for b in range(B):
-            spiked |= tx[b, j] > 0
-        if full or (deps[0] and spiked):
+            spiking[j] |= tx[b, j] > 0
+        spiking[j] = full or (deps[0] and spiking[j])
+        if spiking[j]:
             cols[n_cols] = j
             n_cols += 1
-    nv = 0
     for i in range(n):
         spiked = False
         unsafe = False
@@ -368,18 +414,28 @@ def _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj):
             spiked |= ty[b, i] > 0
             unsafe |= unsafe_rows[b, i] > 0
         rows[i] = full or (deps[1] and spiked) or unsafe
+    nv = 0
+    for i in range(n):
         if rows[i]:
             for j in range(m):
-                if not masked or mask[i, j]:
+                if not spiking[j] and (not masked or mask[i, j]):
                     vi[nv], vj[nv] = i, j
                     nv += 1
+    x_start = nv
+    for i in range(n):
+        if rows[i]:
+            for c in range(n_cols):
+                if not masked or mask[i, cols[c]]:
+                    vi[nv], vj[nv] = i, cols[c]
+                    nv += 1
+    r_end = nv
     for c in range(n_cols):
         j = cols[c]
         for i in range(n):
             if not rows[i] and (not masked or mask[i, j]):
                 vi[nv], vj[nv] = i, j
                 nv += 1
-    return vi, vj, nv
+    return vi, vj, nv, x_start, r_end
 
 
 @kernel
@@ -387,13 +443,13 @@ def learn_phase(syn, hist, rule, u, shared, full, deps, plan, mask, scratch):
     """The learning phase of one epoch over the synapses :func:`_plan` picks, updating ``syn``
     in place. ``mask [post, pre]`` (or ``[0, 0]``): the synapses that exist. ``plan``:
     (unsafe_rows ``[trials, post]``, rows ``[post]``, cols ``[pre]``, vi and vj ``[post *
-    pre]``); ``scratch`` per thread: (buf ``[threads, 2, post * pre]``, sums ``[threads,
-    trials or 1, post * pre]``, new ``[3, trials, post * pre]``). :func:`learn_phase_parallel`
-    runs independent trials on threads."""
+    pre]``); ``scratch``: (buf ``[threads, 3, CHUNK]``, sums ``[threads, trials or 1,
+    CHUNK]``, new ``[threads, 3, trials, CHUNK]``). :func:`learn_phase_parallel` runs
+    independent trials on threads."""
     unsafe_rows, rows, cols, vi, vj = plan
     buf, sums, new = scratch
     visit = _plan(hist[2], hist[3], full, deps, unsafe_rows, mask, rows, cols, vi, vj)
-    _trials(0, syn[1].shape[0], shared, syn, hist, rule, u, visit, unsafe_rows, buf[0], sums[0], new)
+    _trials(0, syn[1].shape[0], shared, syn, hist, rule, u, visit, unsafe_rows, buf[0], sums[0], new[0])
 
 
 @parallel_kernel
@@ -404,7 +460,7 @@ def learn_phase_parallel(syn, hist, rule, u, shared, full, deps, plan, mask, scr
     visit = _plan(hist[2], hist[3], full, deps, unsafe_rows, mask, rows, cols, vi, vj)
     for b in prange(syn[1].shape[0]):
         t = get_thread_id()
-        _trials(b, b + 1, False, syn, hist, rule, u, visit, unsafe_rows, buf[t], sums[t], new)
+        _trials(b, b + 1, False, syn, hist, rule, u, visit, unsafe_rows, buf[t], sums[t], new[t])
 
 
 PARALLEL_SYNAPSES = 1 << 18  # a batch's synapses from which independent trials run on threads
@@ -419,26 +475,26 @@ ROUNDINGS = {"floor": 0, "nearest": 1, "toward_zero": 2}
 def deliver_plastic(w, spikes, out, exp, rounding, in_scale):
     """``out[b] += shift(sum_j w[b, :, j] * spikes[b, j], exp) * in_scale`` over the pre
     neurons that spiked: integer weights, so the float64 sums are exact in any order; the
-    exponent's shift rounds as ``neurocomp.arith.fixed.shift`` (``rounding``: ``ROUNDINGS``)."""
+    exponent's shift rounds as ``neurocomp.arith.fixed.shift`` (``rounding``: ``ROUNDINGS``).
+    The columns are summed one after another (a constant stride, which the CPU prefetches)."""
     B, m = spikes.shape
     n = w.shape[1]
-    active = np.empty(m, np.int64)
+    acc = np.empty(n, np.float64)
     scale = 2.0**exp
     for b in range(B):
-        k = 0
-        for j in range(m):
-            if spikes[b, j] != 0:
-                active[k] = j
-                k += 1
-        if k == 0:
-            continue
         wb = w[0] if w.shape[0] == 1 else w[b]
+        acc[:] = 0.0
+        any_spike = False
+        for j in range(m):
+            s = np.float64(spikes[b, j])
+            if s != 0:
+                any_spike = True
+                for i in range(n):
+                    acc[i] += wb[i, j] * s
+        if not any_spike:
+            continue
         for i in range(n):
-            s = 0.0
-            for c in range(k):
-                j = active[c]
-                s += wb[i, j] * np.float64(spikes[b, j])
-            y = s * scale
+            y = acc[i] * scale
             if exp < 0:
                 if rounding == 0:
                     y = np.floor(y)

@@ -279,6 +279,7 @@ class SumOfProductsEngine:
         # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
         # (attribution) runs the numpy form of the same phases below
         self.compiled = not floats or floats == set(LEARN_QUANTITIES)
+        self._ints = not floats  # the kernels' arithmetic: every quantity an integer, or a float
         if self.compiled:
             self._compile_rule()
         self.reset()
@@ -302,10 +303,14 @@ class SumOfProductsEngine:
             sign = K.SIGN_NONNEG if var == "d" or (var == "w" and self.sign_mode == "excitatory") else K.SIGN_NONE
             sign = K.SIGN_NONPOS if var == "w" and self.sign_mode == "inhibitory" else sign
             vinfo[v] = [0, 0, shift, lo, hi, sign, 0, var == "w"]
-            if self.fixed:
+            if self._ints:
                 unsafe[v] = max(lo, -(-lim_lo >> shift))  # ceil(lim_lo / 2**shift)
                 self._always_full |= hi << shift > lim_hi  # (no profile has one: a safe fallback)
         self._present = np.array([f"d{v}" in self.rule.expressions for v in SYN_VARS])
+        # a variable whose old values a later rule reads (order w, t, d) is written at the end
+        reads = [{f.var for p in e.products for f in p.factors} for e in self.rule.expressions.values()]
+        order = [_TARGET_VAR[k] for k in self.rule.expressions]
+        self._defer = np.array([v in order and any(v in r for r in reads[order.index(v) + 1 :]) for v in SYN_VARS])
         for row, (target, p) in enumerate(prods):
             v = SYN_VARS.index(_TARGET_VAR[target])
             if not vinfo[v, K.V_END]:
@@ -324,6 +329,7 @@ class SumOfProductsEngine:
                 ]
             scale[row] = p.mantissa * 2.0 ** (p.exponent - s)
         self._code, self._scale, self._vinfo, self._unsafe = code, scale, vinfo, unsafe
+        self._zero_clips = unsafe > vinfo[:, K.V_LO]  # (there a zero product saturates the accumulator)
         self._lim = np.array([lim_lo, lim_hi], np.int64)
         deps = {p.dependency for _, p in prods}
         self._deps = np.array(["x0" in deps, "y0" in deps])
@@ -393,11 +399,12 @@ class SumOfProductsEngine:
         shared = self.learn_mode == "shared"
         self._parallel = not shared and b > 1 and b * n * m >= K.PARALLEL_SYNAPSES
         threads = numba.config.NUMBA_NUM_THREADS if self._parallel else 1
-        sums = b if shared and not self.fixed else 1  # float shared weights: a sum per trial
+        sums = b if shared and not self._ints else 1  # float shared weights: a sum per trial
+        c = K.CHUNK  # per thread: a product along a chunk of the visit list, accumulators, old values, sums
         self._scratch = (
-            np.zeros((threads, 2, n * m), dt),  # a product along the visit list, the accumulators
-            np.zeros((threads, sums, n * m) if not self.fixed else (threads, 1, 1)),
-            np.zeros((3, b, n * m), dt),  # the new values
+            np.zeros((threads, 3, c), dt),
+            np.zeros((threads, sums, c) if not self._ints else (threads, 1, 1)),
+            np.zeros((threads, 3, b, c), dt),  # new values, written back after the chunk's last rule
         )
         self._verified = None  # the (w, t, d) arrays known to lie in their ranges
         self._mask = np.zeros((0, 0), bool) if self.mask is None else np.ascontiguousarray(self.mask)
@@ -600,7 +607,7 @@ class SumOfProductsEngine:
         if not verified:
             self._count_unsafe(arrays)
         full = not verified or (self._has_u and u == 1) or self._always_full
-        rule = (self._code, self._scale, v, self._lim, self._present, self._unsafe)
+        rule = (self._code, self._scale, v, self._lim, self._present, self._unsafe, self._zero_clips, self._defer)
         hist = (self._hx, self._hy, st["tx"], st["ty"])
         kernel = K.learn_phase_parallel if self._parallel else K.learn_phase
         kernel(
