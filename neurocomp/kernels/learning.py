@@ -458,8 +458,9 @@ def learn_phase_parallel(syn, hist, rule, u, shared, full, deps, plan, mask, scr
     unsafe_rows, rows, cols, vi, vj = plan
     buf, sums, new = scratch
     visit = _plan(hist[2], hist[3], full, deps, unsafe_rows, mask, rows, cols, vi, vj)
-    for b in prange(syn[1].shape[0]):
+    for q in prange(syn[1].shape[0]):
         t = get_thread_id()
+        b = np.int64(q)  # (a prange index can be unsigned, which would turn trial arithmetic into floats)
         _trials(b, b + 1, False, syn, hist, rule, u, visit, unsafe_rows, buf[t], sums[t], new[t])
 
 

@@ -331,6 +331,7 @@ class SumOfProductsEngine:
         self._code, self._scale, self._vinfo, self._unsafe = code, scale, vinfo, unsafe
         self._zero_clips = unsafe > vinfo[:, K.V_LO]  # (there a zero product saturates the accumulator)
         self._lim = np.array([lim_lo, lim_hi], np.int64)
+        self._decimate = self.rule.decimate  # (a property that walks the rule: read once)
         deps = {p.dependency for _, p in prods}
         self._deps = np.array(["x0" in deps, "y0" in deps])
         self._has_u = "u" in deps
@@ -600,7 +601,7 @@ class SumOfProductsEngine:
         for i in range(3):  # the epoch's rounding constant (see _apply)
             shift = v[i, K.V_SHIFT]
             v[i, K.V_K] = 2 ** (shift - 1) - 1 if self.nearest else int(np.floor(self.conn_random.value * 2**shift))
-        k = self.rule.decimate
+        k = self._decimate
         u = 0 if k is None else int(int(t / self.rule.t_epoch) % 2**k == 0)
         arrays = (st["w"], st["t"], st["d"])
         verified = self._verified is not None and all(a is b for a, b in zip(arrays, self._verified, strict=True))
