@@ -61,6 +61,22 @@ has its own traces and tags; ``learn_mode="independent"`` gives each trial its o
 ``"shared"`` one set of weights to which every trial's update is added (the trials' products
 enter the one accumulator in trial order). All trials see the same random numbers, so trial
 ``b`` of a batch equals the same trial run alone.
+
+The chip arithmetic (every quantity an integer) and the float arithmetic (every quantity a
+float) run compiled (:mod:`neurocomp.kernels.learning`), from the rule turned into flat
+arrays once per engine; a mix of the two (the attribution knobs) runs the numpy form of the
+same phases. The compiled learning phase is event-driven and exact: a synapse is visited
+only where a product can be nonzero (an ``x0`` product in the columns of pre neurons that
+spiked in the epoch, a ``y0`` product in the rows of post neurons that spiked, ``u``
+products everywhere in their epochs). Elsewhere every product is 0, and the phase leaves a
+variable ``S`` as it is: the accumulator ``S << shift`` plus nothing rounds back to ``S``
+(``(S * 2**shift + 2**shift - 1 - k) >> shift = S`` for ``0 <= k < 2**shift``), the sign
+saturation and the range clip keep a value within its range, and a float sum of zeros is
+``+0``. The one exception: a zero product still saturates the accumulator, which changes
+a value whose ``S << shift`` lies below the accumulator's range (the tag ``t = -257`` on
+loihi2: Lava clips ``t`` at ``-2**8 - 1``); rows holding such a value are visited whole.
+The first phase after the state was set from outside (``reset``, ``set_state``) visits
+every synapse (Lava clips the initial weights in its first epoch).
 """
 
 from __future__ import annotations
@@ -184,7 +200,13 @@ class SumOfProductsEngine:
     LearningSparse updates only those); absent synapses keep w, t and d at 0.
     ``float_quantities``: names from :data:`LEARN_QUANTITIES` held in float64 although
     ``arithmetic="fixed"``; ``rounding``: ``"stochastic"``, ``"nearest"`` or None (the
-    profile's); see the module docstring.
+    profile's); see the module docstring. ``compiled``: False runs the numpy form of the
+    phases even where kernels exist (the tests compare the two); None: the kernels where
+    they exist.
+
+    State arrays may be replaced (``set_state``) but not edited in place between learning
+    phases: the event-driven phase trusts values it has itself written (see the module
+    docstring).
     """
 
     def __init__(
@@ -200,6 +222,7 @@ class SumOfProductsEngine:
         mask: np.ndarray | None = None,
         float_quantities: Iterable[str] = (),
         rounding: str | None = None,
+        compiled: bool | None = None,
     ):
         if learn_mode not in ("independent", "shared"):
             raise ValueError(f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")
@@ -278,7 +301,8 @@ class SumOfProductsEngine:
         self._plans: dict[tuple[str, ...], tuple] = {}
         # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
         # (attribution) runs the numpy form of the same phases below
-        self.compiled = not floats or floats == set(LEARN_QUANTITIES)
+        homogeneous = not floats or floats == set(LEARN_QUANTITIES)
+        self.compiled = homogeneous if compiled is None else compiled and homogeneous
         self._ints = not floats  # the kernels' arithmetic: every quantity an integer, or a float
         if self.compiled:
             self._compile_rule()
