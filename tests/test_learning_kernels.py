@@ -1,5 +1,6 @@
 """The compiled learning engine against its numpy form, bit for bit: the compiled phases
-(neurocomp/kernels/learning.py) are event-driven (they visit only the synapses whose
+(neurocomp/kernels/learning.py, the rule kernels of learning_rules.py and the bytecode
+interpreter) are event-driven (they visit only the synapses whose
 products can be nonzero), the numpy form computes every synapse; both must give the same
 integers (chip) and the same floats (float arithmetic) on every step, with the same random
 streams. Lava itself is compared in test_lava_learning; this covers what Lava cannot run
@@ -92,6 +93,14 @@ def test_compiled_engine_is_the_numpy_engine(name, t_epoch, kw):
     assert (w != w[:1]).any(), "the weights never change"
     if "mask" in kw:  # absent synapses stay 0
         assert not w[:, :, ~kw["mask"]].any()
+
+
+@pytest.mark.parametrize("name,t_epoch,kw", CASES[::3], ids=[f"{n}-T{t}" for n, t, _ in CASES[::3]])
+def test_bytecode_interpreter_is_the_numpy_engine(name, t_epoch, kw, monkeypatch):
+    """The interpreter of the rule's bytecode (used where no rule kernel can be written)."""
+    monkeypatch.setattr(SumOfProductsEngine, "rule_kernels", False)
+    assert engine(name, t_epoch, None, **kw)._rule_kernels is None
+    drive_both(name, t_epoch, steps=60, **kw)
 
 
 def test_tags_at_lavas_lower_clip_match():

@@ -88,6 +88,7 @@ import numba
 import numpy as np
 
 from ..kernels import learning as K
+from ..kernels.learning_rules import rule_kernels
 from ..profiles.profile import LearningEngine
 from .expr import Expr, Factor, Product
 from .rule import EngineRule
@@ -192,6 +193,8 @@ class _ConnRandom:
 
 
 class SumOfProductsEngine:
+    rule_kernels = True  # each rule's learning phase as a kernel of its own (False: the bytecode interpreter)
+
     """Learning state and phases of one plastic projection (see the module docstring).
 
     ``weights``: the initial weight mantissas ``[post, pre]`` (integers as the chip holds
@@ -365,6 +368,18 @@ class SumOfProductsEngine:
         self._x_plan = self._side_plan(X_TRACES, write_back=(True, True))
         graded = self.rule.post_traces == "graded"
         self._y_plan = self._side_plan(Y_TRACES + R_TRACES, write_back=(not graded,) * 3 + (bool(self._r),))
+        spec = {
+            "code": code,
+            "scale": scale,
+            "vinfo": vinfo,
+            "lim": self._lim,
+            "present": self._present,
+            "unsafe": unsafe,
+            "zero_clips": self._zero_clips,
+            "shared": self.learn_mode == "shared",
+            "fixed": self._ints,
+        }
+        self._rule_kernels = rule_kernels(spec) if self.rule_kernels else None
 
     def _side_plan(self, names: tuple[str, ...], write_back: tuple[bool, ...]):
         """One side's trace parameters for :func:`~neurocomp.kernels.learning.trace_history`."""
@@ -634,10 +649,24 @@ class SumOfProductsEngine:
         full = not verified or (self._has_u and u == 1) or self._always_full
         rule = (self._code, self._scale, v, self._lim, self._present, self._unsafe, self._zero_clips, self._defer)
         hist = (self._hx, self._hy, st["tx"], st["ty"])
-        kernel = K.learn_phase_parallel if self._parallel else K.learn_phase
-        kernel(
-            arrays, hist, rule, u, self.learn_mode == "shared", full, self._deps, self._plan, self._mask, self._scratch
-        )
+        if self._rule_kernels is not None:  # the rule's own kernel (see kernels.learning_rules)
+            kernel = self._rule_kernels[1 if self._parallel else 0]
+            ks = v[:, K.V_K]
+            kernel(*arrays, *hist, u, ks[0], ks[1], ks[2], full, self._deps, self._plan, self._mask)
+        else:  # the interpreter of the rule's bytecode
+            kernel = K.learn_phase_parallel if self._parallel else K.learn_phase
+            kernel(
+                arrays,
+                hist,
+                rule,
+                u,
+                self.learn_mode == "shared",
+                full,
+                self._deps,
+                self._plan,
+                self._mask,
+                self._scratch,
+            )
         self._verified = arrays
         st["tx"][...] = 0
         st["ty"][...] = 0
