@@ -3,19 +3,19 @@ plastic weights. The semantics are documented in :mod:`neurocomp.learning.engine
 are its compiled form for the two homogeneous arithmetics: the chip's (every learning
 quantity an ``int64``) and float (every one a ``float64``). The arithmetic is chosen by the
 dtype of the state arrays: the few operations that differ (:func:`_impulse`,
-:func:`_decay`, :func:`_product`, :func:`_update`) are overloaded on it, so each kernel is
-one template with two instances.
+:func:`_decay`, :func:`_start`, :func:`_finish`, :func:`_final`, ...) are overloaded on
+it, so each kernel is one template with two instances.
 
-A rule reaches the kernels as "bytecode" built once per engine (:func:`compile_rule` in
-the engine): per product a row of ``PRODUCT`` integers ``[target, dependency, mantissa,
-exponent shift e, width shift s, factor count, (var, const, sgn, width) per factor]`` and a
-float scale ``mantissa * 2**(exponent - s)`` for the float arithmetic; per synaptic variable
-a row of ``VAR`` integers ``[first product, end, accumulator shift, lo, hi, sign
-saturation, rounding constant k, whether the float value is clipped]``.
+A rule reaches the kernels as bytecode built once per engine (``_compile_rule`` in the
+engine): per product a row of integers ``[target, dependency, mantissa, exponent shift e,
+width shift s, factor count, (var, const, sgn, width) per factor]`` (columns ``P_*``) and a
+float scale ``mantissa * 2**(exponent - s)`` for the float arithmetic; per synaptic
+variable a row ``[first product, end, accumulator shift, lo, hi, sign saturation, rounding
+constant k, whether the float value is clipped]`` (columns ``V_*``). :func:`learn_phase`
+interprets it; :mod:`neurocomp.kernels.learning_rules` writes it out as a kernel per rule.
 
 Random numbers are not drawn here: the engine's streams (Lava's ``TraceRandom`` and
-``ConnVarRandom``) hand in the one value each that a phase uses.
-"""
+``ConnVarRandom``) hand in the one value each that a phase uses."""
 
 from __future__ import annotations
 

@@ -63,8 +63,10 @@ enter the one accumulator in trial order). All trials see the same random number
 ``b`` of a batch equals the same trial run alone.
 
 The chip arithmetic (every quantity an integer) and the float arithmetic (every quantity a
-float) run compiled (:mod:`neurocomp.kernels.learning`), from the rule turned into flat
-arrays once per engine; a mix of the two (the attribution knobs) runs the numpy form of the
+float) run compiled (:mod:`neurocomp.kernels.learning`): the rule is turned into flat
+arrays (bytecode) once per engine, and its learning phase into a kernel of its own
+(:mod:`neurocomp.kernels.learning_rules`; the bytecode's interpreter where none can be
+written); a mix of the two arithmetics (the attribution knobs) runs the numpy form of the
 same phases. The compiled learning phase is event-driven and exact: a synapse is visited
 only where a product can be nonzero (an ``x0`` product in the columns of pre neurons that
 spiked in the epoch, a ``y0`` product in the rows of post neurons that spiked, ``u``
