@@ -198,7 +198,6 @@ def _source(spec: dict) -> str:
         out("T = hx.shape[0] - 1")
         out(f"LO, HI = {int(spec['lim'][0])}, {int(spec['lim'][1])}")
         out("unsafe_rows, rows, cols, vi, vj = plan")
-        out("masked = mask.shape[0] > 0")
         out("nv = 0")
         out("if not full:")
         out("    vi, vj, nv, x_start, r_end = _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj)")
@@ -207,11 +206,19 @@ def _source(spec: dict) -> str:
             out("    b = np.int64(q)")
             out.depth += 1
         out("if full:")
+        full_body, depth = body, out.depth + 3
+        if not parallel and not spec["shared"]:  # trials outermost: the inner loop runs along a row
+            out("    for b in range(B):")
+            full_body, depth = _body(spec, True), depth + 1
+            out.depth += 1
         out("    for i in range(n_post):")
         out("        for j in range(n_pre):")
-        out("            if masked and not mask[i, j]:")
-        out("                continue")
-        out.lines += ["    " * (out.depth + 3) + line for line in body]
+        if spec["masked"]:
+            out("            if not mask[i, j]:")
+            out("                continue")
+        if not parallel and not spec["shared"]:
+            out.depth -= 1
+        out.lines += ["    " * depth + line for line in full_body]
         out("else:")
         out("    for k in range(nv):")
         out("        i, j = vi[k], vj[k]")

@@ -380,6 +380,7 @@ class SumOfProductsEngine:
             "zero_clips": self._zero_clips,
             "shared": self.learn_mode == "shared",
             "fixed": self._ints,
+            "masked": self.mask is not None,
         }
         self._rule_kernels = rule_kernels(spec) if self.rule_kernels else None
 
