@@ -83,6 +83,7 @@ every synapse (Lava clips the initial weights in its first epoch).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -450,6 +451,7 @@ class SumOfProductsEngine:
             np.zeros((threads, 3, b, c), dt),  # new values, written back after the chunk's last rule
         )
         self._verified = None  # the (w, t, d) arrays known to lie in their ranges
+        self._no_reward, self._pair = np.zeros(b), np.zeros(2)  # (per-step arguments, allocated once)
         self._mask = np.zeros((0, 0), bool) if self.mask is None else np.ascontiguousarray(self.mask)
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
@@ -548,7 +550,7 @@ class SumOfProductsEngine:
         shape = st["tx"].shape
         pre = pre if pre.shape == shape else np.broadcast_to(pre, shape)
         post = post if post.shape == st["ty"].shape else np.broadcast_to(post, st["ty"].shape)
-        r = np.zeros(self.batch) if reward is None else np.broadcast_to(np.reshape(reward, -1), (self.batch,))
+        r = self._no_reward if reward is None else np.broadcast_to(np.reshape(reward, -1), (self.batch,))
         self.x_random.advance()
         self.y_random.advance()
         xs, ys, tr = self._traces()
@@ -637,12 +639,13 @@ class SumOfProductsEngine:
             (self._hy, ys, st["ty"], 3, self._y_plan, self.y_random),
         ):
             live, decay, factor, imp, back = plan
-            pair = np.array([rnd.decay, rnd.impulse], np.float64)
+            pair = self._pair
+            pair[0], pair[1] = rnd.decay, rnd.impulse
             K.trace_history(h, states, tspk, tr, k_r, live, decay, factor, imp, back, pair, self.nearest, half, top)
         v = self._vinfo
         for i in range(3):  # the epoch's rounding constant (see _apply)
             shift = v[i, K.V_SHIFT]
-            v[i, K.V_K] = 2 ** (shift - 1) - 1 if self.nearest else int(np.floor(self.conn_random.value * 2**shift))
+            v[i, K.V_K] = 2 ** (shift - 1) - 1 if self.nearest else math.floor(self.conn_random.value * 2**shift)
         k = self._decimate
         u = 0 if k is None else int(int(t / self.rule.t_epoch) % 2**k == 0)
         arrays = (st["w"], st["t"], st["d"])
