@@ -7,6 +7,8 @@ Cases (issue targets in brackets):
   (c) a batch of 64 trials of (a): throughput per trial                            [>= 100x Lava]
   (d) a sparse N = 100 000 network, 100 synapses per neuron (emulator only): synaptic
       events per second, and cost per event relative to (a)                         [within 2x]
+  (e) pair STDP on a dense plastic 1000 x 1000 projection (Lava's LearningDense), ~6% of
+      the pre and post neurons firing per step; final u and v identical             [>= 50x Lava]
 
 Lava's time is its run phase alone (no start-up, no Monitor: Lava reads a Monitor out one
 value at a time, ~70 us per value, which would dwarf the run). The emulator's time includes
@@ -71,6 +73,45 @@ def time_lava(program, steps: int) -> tuple[float, dict]:
     return backend.run_seconds, final
 
 
+def stdp_program(n: int = 1000, seed: int = 0):
+    """``n`` spike inputs -> dense plastic pair STDP -> ``n`` LIF (excitatory). Each LIF's
+    weights are uniform up to its own scale, set so that about 6% of them fire per step
+    from inputs firing at 6%."""
+    net = nc.Network(name=f"stdp-{n}")
+    net.add(nc.Population("in", n, nc.SpikeInput()))
+    net.add(nc.Population("exc", n, nc.LIF(tau_mem_ms=10.0, tau_syn_ms=1.0, v_th=1.0, reset="zero")))
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.0, 0.002, (n, n)) * rng.uniform(0.65, 1.05, (n, 1))
+    params = {"lr": 0.006, "a_plus": 1.0, "a_minus": 1.2, "tau_plus_ms": 20.0, "tau_minus_ms": 20.0}
+    net.add(nc.Projection("in", "exc", w, sign_mode="excitatory", plasticity=nc.RuleSpec("stdp", params)))
+    return nc.compile(net, "loihi2", out=io.StringIO())
+
+
+def case_stdp(steps: int, lava_steps: int, no_lava: bool):
+    """(e): emulator and Lava steps/s of learning with pair STDP, and the post firing rate;
+    the post neurons' u and v after ``lava_steps`` steps are checked to be identical."""
+    from neurocomp.backends.lava import LavaBackend
+
+    prog = stdp_program()
+    raster = (np.random.default_rng(1).random((steps, 1000)) < 0.06).astype(np.uint8)
+    emu = Emulator(prog)
+    emu.run(5, {"in": raster[:5]}, learn=True)  # warm-up: kernels, allocations
+    emu.reset()
+    t0 = time.perf_counter()
+    rec = emu.run(steps, {"in": raster}, record=["spikes"], learn=True)
+    emu_s = time.perf_counter() - t0
+    lava = None
+    if not no_lava:  # (no per-step readout of the weights: Lava reads a Var out slowly)
+        backend = LavaBackend(prog)
+        final = backend.run(lava_steps, inputs={"in": raster[:lava_steps]}, record=[], final=("u", "v"), learn=True)
+        lava = lava_steps / backend.run_seconds
+        check = Emulator(prog)
+        check.run(lava_steps, {"in": raster[:lava_steps]}, learn=True)
+        for var in ("u", "v"):  # the learned weights drive u, then v
+            assert np.array_equal(check.state[f"exc/{var}"][0], final[f"exc/final_{var}"][0]), f"(e) disagrees: {var}"
+    return steps / emu_s, lava, rec["exc/spikes"].mean()
+
+
 def check_same(name: str, state: dict, final: dict) -> None:
     for var in ("u", "v"):
         lava = final[f"rec/final_{var}"][0]
@@ -82,6 +123,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--no-lava", action="store_true", help="skip Lava (emulator numbers only)")
+    ap.add_argument("--lava-stdp-steps", type=int, default=50, help="steps of Lava's (slow) LearningDense in (e)")
     args = ap.parse_args()
     steps = args.steps
     rows = []
@@ -121,6 +163,9 @@ def main() -> int:
     syn_per_neuron = prog_d.projections[0].n_synapses / 100_000
     events_d = rec_d["rec/spikes"].sum() * syn_per_neuron
     rows.append(("(d) N=100000 sparse, 100 syn/neuron", steps / emu_d, None, rec_d["rec/spikes"].mean()))
+
+    stdp_emu, stdp_lava, stdp_rate = case_stdp(steps, args.lava_stdp_steps, args.no_lava)
+    rows.append(("(e) pair STDP 1000x1000 dense plastic", stdp_emu, stdp_lava, stdp_rate))
 
     print(f"emulator vs Lava 0.10.0 (fixed_pt run phase), {steps} steps; final u and v identical in (a) and (b)")
     print(f"{'case':<38} {'emulator steps/s':>17} {'Lava steps/s':>13} {'ratio':>7} {'firing/step':>12}")

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..arith.fixed import shift
 from ..compiler.ir import QProjection
+from ..kernels.learning import ROUNDINGS, deliver_plastic
 from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
 from ..profiles import Profile
 from .synapses import chip_mantissas
@@ -74,6 +75,9 @@ class PlasticSynapses:
         self.rounding = profile.formats.weight.exponent_rounding
         self.exp = int(proj.weight_exp)
         self.in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
+        # integer weights and spikes (graded ones too, unless "graded" is float) sum exactly in
+        # any order, so their delivery runs compiled; float sums keep numpy's order (and roundings)
+        self._compiled = self.fixed and self.weights_fixed and self.graded_fixed and self.rounding in ROUNDINGS
         # the chip truncates the initial weights as its static synapses do (Lava's LearningDense
         # calls truncate_weights on its first step); learned weights are not truncated again
         m = chip_mantissas(proj, profile, clip=False)  # Lava's LearningDense truncates; its first epoch clips
@@ -115,6 +119,10 @@ class PlasticSynapses:
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """As :meth:`Synapses.deliver`, with the current weights (exact: integer sums below 2**53)."""
+        slot = (t + self.latency + self.max_delay) % ring.shape[0]
+        if self._compiled:
+            deliver_plastic(self.engine.weights, spikes, ring[slot], self.exp, ROUNDINGS[self.rounding], self.in_scale)
+            return
         if not spikes.any():
             return
         w = self.engine.weights  # [1 or batch, post, pre]
@@ -131,7 +139,7 @@ class PlasticSynapses:
             acc = shift(acc, self.exp, self.rounding) * self.in_scale
         elif self.fixed:  # float weights: the exact input, not rounded by the exponent's shift
             acc = acc * 2.0**self.exp * self.in_scale
-        ring[(t + self.latency + self.max_delay) % ring.shape[0]] += acc
+        ring[slot] += acc
 
     def learn(self, t: int, pre, post, given: Mapping[str, np.ndarray], pops: Mapping[str, Any]) -> None:
         """The learning engine's step ``t``: spikes and graded values, then the learning phase

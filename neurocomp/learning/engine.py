@@ -61,15 +61,37 @@ has its own traces and tags; ``learn_mode="independent"`` gives each trial its o
 ``"shared"`` one set of weights to which every trial's update is added (the trials' products
 enter the one accumulator in trial order). All trials see the same random numbers, so trial
 ``b`` of a batch equals the same trial run alone.
+
+The chip arithmetic (every quantity an integer) and the float arithmetic (every quantity a
+float) run compiled (:mod:`neurocomp.kernels.learning`): the rule is turned into flat
+arrays (bytecode) once per engine, and its learning phase into a kernel of its own
+(:mod:`neurocomp.kernels.learning_rules`; the bytecode's interpreter where none can be
+written); a mix of the two arithmetics (the attribution knobs) runs the numpy form of the
+same phases. The compiled learning phase is event-driven and exact: a synapse is visited
+only where a product can be nonzero (an ``x0`` product in the columns of pre neurons that
+spiked in the epoch, a ``y0`` product in the rows of post neurons that spiked, ``u``
+products everywhere in their epochs). Elsewhere every product is 0, and the phase leaves a
+variable ``S`` as it is: the accumulator ``S << shift`` plus nothing rounds back to ``S``
+(``(S * 2**shift + 2**shift - 1 - k) >> shift = S`` for ``0 <= k < 2**shift``), the sign
+saturation and the range clip keep a value within its range, and a float sum of zeros is
+``+0``. The one exception: a zero product still saturates the accumulator, which changes
+a value whose ``S << shift`` lies below the accumulator's range (the tag ``t = -257`` on
+loihi2: Lava clips ``t`` at ``-2**8 - 1``); rows holding such a value are visited whole.
+The first phase after the state was set from outside (``reset``, ``set_state``) visits
+every synapse (Lava clips the initial weights in its first epoch).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numba
 import numpy as np
 
+from ..kernels import learning as K
+from ..kernels.learning_rules import rule_kernels
 from ..profiles.profile import LearningEngine
 from .expr import Expr, Factor, Product
 from .rule import EngineRule
@@ -174,6 +196,8 @@ class _ConnRandom:
 
 
 class SumOfProductsEngine:
+    rule_kernels = True  # each rule's learning phase as a kernel of its own (False: the bytecode interpreter)
+
     """Learning state and phases of one plastic projection (see the module docstring).
 
     ``weights``: the initial weight mantissas ``[post, pre]`` (integers as the chip holds
@@ -182,7 +206,13 @@ class SumOfProductsEngine:
     LearningSparse updates only those); absent synapses keep w, t and d at 0.
     ``float_quantities``: names from :data:`LEARN_QUANTITIES` held in float64 although
     ``arithmetic="fixed"``; ``rounding``: ``"stochastic"``, ``"nearest"`` or None (the
-    profile's); see the module docstring.
+    profile's); see the module docstring. ``compiled``: False runs the numpy form of the
+    phases even where kernels exist (the tests compare the two); None: the kernels where
+    they exist.
+
+    State arrays may be replaced (``set_state``) but not edited in place between learning
+    phases: the event-driven phase trusts values it has itself written (see the module
+    docstring).
     """
 
     def __init__(
@@ -198,6 +228,7 @@ class SumOfProductsEngine:
         mask: np.ndarray | None = None,
         float_quantities: Iterable[str] = (),
         rounding: str | None = None,
+        compiled: bool | None = None,
     ):
         if learn_mode not in ("independent", "shared"):
             raise ValueError(f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")
@@ -274,7 +305,93 @@ class SumOfProductsEngine:
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         self._bounds: dict[Product, int] = {}
         self._plans: dict[tuple[str, ...], tuple] = {}
+        # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
+        # (attribution) runs the numpy form of the same phases below
+        homogeneous = not floats or floats == set(LEARN_QUANTITIES)
+        self.compiled = homogeneous if compiled is None else compiled and homogeneous
+        self._ints = not floats  # the kernels' arithmetic: every quantity an integer, or a float
+        if self.compiled:
+            self._compile_rule()
         self.reset()
+
+    def _compile_rule(self) -> None:
+        """The rule as the kernels read it (see :mod:`neurocomp.kernels.learning`)."""
+        prods = [(target, p) for target, e in self.rule.expressions.items() for p in e.products]
+        nf = max([len(p.factors) for _, p in prods] + [1])
+        code = np.zeros((len(prods), K.P_FACTORS + 4 * nf), np.int64)
+        scale = np.zeros(len(prods))
+        vinfo = np.zeros((3, 8), np.int64)
+        lim_lo, lim_hi = -(2**self.acc_bits) - 1, 2**self.acc_bits - 1  # Lava's lower clip is -2**15 - 1
+        # a variable below `unsafe` changes in a learning phase without products: its
+        # accumulator S << shift lies below the accumulator's range, which a (zero) product's
+        # saturation then clips (tag t = -257 on loihi2); such rows are always visited
+        unsafe = np.full(3, -np.inf)
+        self._always_full = False
+        for v, var in enumerate(SYN_VARS):
+            lo, hi = self._var_range(var)
+            shift = self.acc_bits - self.var_bits[var]
+            sign = K.SIGN_NONNEG if var == "d" or (var == "w" and self.sign_mode == "excitatory") else K.SIGN_NONE
+            sign = K.SIGN_NONPOS if var == "w" and self.sign_mode == "inhibitory" else sign
+            vinfo[v] = [0, 0, shift, lo, hi, sign, 0, var == "w"]
+            if self._ints:
+                unsafe[v] = max(lo, -(-lim_lo >> shift))  # ceil(lim_lo / 2**shift)
+                self._always_full |= hi << shift > lim_hi  # (no profile has one: a safe fallback)
+        self._present = np.array([f"d{v}" in self.rule.expressions for v in SYN_VARS])
+        # a variable whose old values a later rule reads (order w, t, d) is written at the end
+        reads = [{f.var for p in e.products for f in p.factors} for e in self.rule.expressions.values()]
+        order = [_TARGET_VAR[k] for k in self.rule.expressions]
+        self._defer = np.array([v in order and any(v in r for r in reads[order.index(v) + 1 :]) for v in SYN_VARS])
+        for row, (target, p) in enumerate(prods):
+            v = SYN_VARS.index(_TARGET_VAR[target])
+            if not vinfo[v, K.V_END]:
+                vinfo[v, K.V_START] = row
+            vinfo[v, K.V_END] = row + 1
+            width = self.mant_bits + sum(self.widths[f.var] for f in p.factors)
+            s = max(0, width - self.acc_bits)
+            code[row, : K.P_FACTORS] = [v, K.DEP_CODES[p.dependency], p.mantissa, p.exponent - self.exp_min, s, 0]
+            code[row, K.P_NF] = len(p.factors)
+            for f, fac in enumerate(p.factors):
+                code[row, K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4] = [
+                    K.FACTOR_CODES[fac.var],
+                    fac.const,
+                    fac.sgn,
+                    self.widths[fac.var],
+                ]
+            scale[row] = p.mantissa * 2.0 ** (p.exponent - s)
+        self._code, self._scale, self._vinfo, self._unsafe = code, scale, vinfo, unsafe
+        self._zero_clips = unsafe > vinfo[:, K.V_LO]  # (there a zero product saturates the accumulator)
+        self._lim = np.array([lim_lo, lim_hi], np.int64)
+        self._decimate = self.rule.decimate  # (a property that walks the rule: read once)
+        deps = {p.dependency for _, p in prods}
+        self._deps = np.array(["x0" in deps, "y0" in deps])
+        self._has_u = "u" in deps
+        names = X_TRACES + Y_TRACES + R_TRACES
+        imp = [(self.imp_int.get(k, 0), self.imp_frac.get(k, 0), self.impulse.get(k, 0.0)) for k in names]
+        self._imp = np.array(imp, np.float64)  # [6, 3]
+        self._x_plan = self._side_plan(X_TRACES, write_back=(True, True))
+        graded = self.rule.post_traces == "graded"
+        self._y_plan = self._side_plan(Y_TRACES + R_TRACES, write_back=(not graded,) * 3 + (bool(self._r),))
+        spec = {
+            "code": code,
+            "scale": scale,
+            "vinfo": vinfo,
+            "lim": self._lim,
+            "present": self._present,
+            "unsafe": unsafe,
+            "zero_clips": self._zero_clips,
+            "shared": self.learn_mode == "shared",
+            "fixed": self._ints,
+            "masked": self.mask is not None,
+        }
+        self._rule_kernels = rule_kernels(spec) if self.rule_kernels else None
+
+    def _side_plan(self, names: tuple[str, ...], write_back: tuple[bool, ...]):
+        """One side's trace parameters for :func:`~neurocomp.kernels.learning.trace_history`."""
+        live = np.array([k in self._live for k in names])
+        decay = np.array([k in self.decay_factor for k in names])
+        factor = np.array([self.decay_factor.get(k, 0.0) for k in names])
+        imp = np.array([self._imp[(X_TRACES + Y_TRACES + R_TRACES).index(k)] for k in names])
+        return live, decay, factor, imp, np.array(write_back)
 
     def _check_bounds(self) -> None:
         """Lava multiplies a product's factors in int32; the rule's factor count (limited by
@@ -303,10 +420,39 @@ class SumOfProductsEngine:
         for k in self._r:  # one reward trace per trial, held per post neuron (all equal) to broadcast
             self.state[k] = np.zeros((b, n), dt[k])
             self.state["tr"] = np.zeros((b, 1), np.int64)  # within-epoch time of the last reward spike
+        if self.compiled:
+            self._buffers()
         seed = int(self.rule.rng_seed)
         self.x_random = _TraceRandom(seed, seed + 1, self.trace_bits)
         self.y_random = _TraceRandom(seed + 2, seed + 3, self.trace_bits)
         self.conn_random = _ConnRandom(self.conn_seed)
+
+    def _buffers(self) -> None:
+        """The kernels' scratch: trace histories, the visit plan, accumulators."""
+        b, n, m, T = self.batch, self.n_post, self.n_pre, self.rule.t_epoch
+        dt = self.state["w"].dtype
+        self._hx = np.zeros((T + 1, b, 2, m), dt)
+        self._hy = np.zeros((T + 1, b, 4, n), dt)  # y1 y2 y3 and the reward trace r1
+        if not self._r:  # placeholders of the reward trace and its spike time
+            self._r_none, self._tr_none = np.zeros((b, n), dt), np.zeros((b, 1), np.int64)
+        # unsafe counts [trials, post], visited rows [post], spiking columns [pre], visited synapses
+        self._plan = (np.zeros((b, n), np.int64), np.zeros(n, bool), np.zeros(m, np.int64)) + (
+            np.zeros(n * m, np.int32),
+            np.zeros(n * m, np.int32),
+        )
+        shared = self.learn_mode == "shared"
+        self._parallel = not shared and b > 1 and b * n * m >= K.PARALLEL_SYNAPSES
+        threads = numba.config.NUMBA_NUM_THREADS if self._parallel else 1
+        sums = b if shared and not self._ints else 1  # float shared weights: a sum per trial
+        c = K.CHUNK  # per thread: a product along a chunk of the visit list, accumulators, old values, sums
+        self._scratch = (
+            np.zeros((threads, 3, c), dt),
+            np.zeros((threads, sums, c) if not self._ints else (threads, 1, 1)),
+            np.zeros((threads, 3, b, c), dt),  # new values, written back after the chunk's last rule
+        )
+        self._verified = None  # the (w, t, d) arrays known to lie in their ranges
+        self._no_reward, self._pair = np.zeros(b), np.zeros(2)  # (per-step arguments, allocated once)
+        self._mask = np.zeros((0, 0), bool) if self.mask is None else np.ascontiguousarray(self.mask)
 
     def get_state(self) -> tuple[dict[str, np.ndarray], dict]:
         rngs = {"x": self.x_random.get_state(), "y": self.y_random.get_state(), "conn": self.conn_random.get_state()}
@@ -361,6 +507,8 @@ class SumOfProductsEngine:
         payloads ``[batch, pre]`` (rules with ``pre_graded`` x1: ``x1 <- payload + offset``);
         ``reward``: reward spikes ``[batch]`` (0/1) of the projection's reward channel (rules
         reading Loihi 1's reward trace ``r1``), handled as the post traces' spikes are."""
+        if self.compiled:
+            return self._spikes_compiled(t, pre, post, graded, pre_values, reward)
         st = self.state
         pre = pre.astype(bool)
         post = post.astype(bool)
@@ -397,6 +545,55 @@ class SumOfProductsEngine:
         self.x_random.advance()
         self.y_random.advance()
 
+    def _spikes_compiled(self, t, pre, post, graded, pre_values, reward) -> None:
+        st = self.state
+        shape = st["tx"].shape
+        pre = pre if pre.shape == shape else np.broadcast_to(pre, shape)
+        post = post if post.shape == st["ty"].shape else np.broadcast_to(post, st["ty"].shape)
+        r = self._no_reward if reward is None else np.broadcast_to(np.reshape(reward, -1), (self.batch,))
+        self.x_random.advance()
+        self.y_random.advance()
+        xs, ys, tr = self._traces()
+        half = 2 ** (self.frac_bits - 1)
+        top = 2**self.trace_bits - 1
+        K.spike_phase(
+            xs,
+            ys,
+            st["tx"],
+            st["ty"],
+            tr,
+            pre,
+            post,
+            r,
+            self._within_epoch(t),
+            int(self.y_random.impulse),
+            self._imp,
+            self.nearest,
+            half,
+            top,
+            bool(self._r),
+        )
+        if self.rule.post_traces == "graded":  # the neuron's values overwrite y1..y3 (not clipped)
+            graded = graded or {}
+            for k in Y_TRACES:
+                v = graded.get(k)
+                if v is None:
+                    st[k].fill(0)
+                else:
+                    st[k][...] = v  # (a float value into an integer trace truncates, as astype does)
+        src = self.rule.pre_graded.get("x1")
+        if src is not None:  # graded pre spikes overwrite x1 (Lava's OVERWRITE mode; not clipped)
+            st["x1"][...] = (0 if pre_values is None else pre_values) + int(src.get("offset", 0))
+        self.x_random.advance()
+        self.y_random.advance()
+
+    def _traces(self):
+        """The trace arrays as the kernels take them: (x1, x2), (y1, y2, y3, r1), tr."""
+        st = self.state
+        if self._r:
+            return (st["x1"], st["x2"]), (st["y1"], st["y2"], st["y3"], st["r1"]), st["tr"]
+        return (st["x1"], st["x2"]), (st["y1"], st["y2"], st["y3"], self._r_none), self._tr_none
+
     # -- learning phase ----------------------------------------------------------------
     def learn(self, t: int) -> bool:
         """Run the learning phase if step ``t`` ends an epoch; returns whether it ran."""
@@ -404,6 +601,9 @@ class SumOfProductsEngine:
         if t % T:
             return False
         self.conn_random.advance()
+        if self.compiled:
+            self._learn_compiled(t)
+            return True
         st = self.state
         hx = self._history(X_TRACES, st["tx"], self.x_random)  # [T+1, B, 2, pre]
         hy = self._history(Y_TRACES, st["ty"], self.y_random)  # [T+1, B, 3, post]
@@ -428,6 +628,65 @@ class SumOfProductsEngine:
         st["tx"][...] = 0
         st["ty"][...] = 0
         return True
+
+    def _learn_compiled(self, t: int) -> None:
+        st = self.state
+        xs, ys, tr = self._traces()
+        half = 2 ** (self.frac_bits - 1)
+        top = 2**self.trace_bits - 1
+        for h, states, tspk, k_r, plan, rnd in (
+            (self._hx, xs, st["tx"], -1, self._x_plan, self.x_random),
+            (self._hy, ys, st["ty"], 3, self._y_plan, self.y_random),
+        ):
+            live, decay, factor, imp, back = plan
+            pair = self._pair
+            pair[0], pair[1] = rnd.decay, rnd.impulse
+            K.trace_history(h, states, tspk, tr, k_r, live, decay, factor, imp, back, pair, self.nearest, half, top)
+        v = self._vinfo
+        for i in range(3):  # the epoch's rounding constant (see _apply)
+            shift = v[i, K.V_SHIFT]
+            v[i, K.V_K] = 2 ** (shift - 1) - 1 if self.nearest else math.floor(self.conn_random.value * 2**shift)
+        k = self._decimate
+        u = 0 if k is None else int(int(t / self.rule.t_epoch) % 2**k == 0)
+        arrays = (st["w"], st["t"], st["d"])
+        verified = self._verified is not None and all(a is b for a, b in zip(arrays, self._verified, strict=True))
+        if not verified:
+            self._count_unsafe(arrays)
+        full = not verified or (self._has_u and u == 1) or self._always_full
+        rule = (self._code, self._scale, v, self._lim, self._present, self._unsafe, self._zero_clips, self._defer)
+        hist = (self._hx, self._hy, st["tx"], st["ty"])
+        if self._rule_kernels is not None:  # the rule's own kernel (see kernels.learning_rules)
+            kernel = self._rule_kernels[1 if self._parallel else 0]
+            ks = v[:, K.V_K]
+            kernel(*arrays, *hist, u, ks[0], ks[1], ks[2], full, self._deps, self._plan, self._mask)
+        else:  # the interpreter of the rule's bytecode
+            kernel = K.learn_phase_parallel if self._parallel else K.learn_phase
+            kernel(
+                arrays,
+                hist,
+                rule,
+                u,
+                self.learn_mode == "shared",
+                full,
+                self._deps,
+                self._plan,
+                self._mask,
+                self._scratch,
+            )
+        self._verified = arrays
+        st["tx"][...] = 0
+        st["ty"][...] = 0
+        tr[...] = 0
+
+    def _count_unsafe(self, arrays) -> None:
+        """Per trial and row, the values below their variable's ``unsafe`` bound (state set
+        from outside; afterwards the kernel keeps the count)."""
+        counts = self._plan[0]
+        counts[...] = 0
+        for v, a in enumerate(arrays):
+            if self._present[v] and np.isfinite(self._unsafe[v]):
+                below = a < self._unsafe[v]
+                counts[: a.shape[0]] += (below if self.mask is None else below & self.mask).sum(axis=2)
 
     def _history(self, names: tuple[str, ...], tspk: np.ndarray, rnd: _TraceRandom) -> np.ndarray:
         """Trace values at each step of the epoch: ``h[0]`` now, ``h[k]`` decayed ``k`` times
