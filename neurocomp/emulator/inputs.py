@@ -42,6 +42,12 @@ def poisson_step(rng: np.random.Generator, rate_hz: float, dt_ms: float, n: int)
     return (rng.random(n) < rate_hz * dt_ms / 1000.0).astype(np.int64)
 
 
+def poisson_steps(rng: np.random.Generator, rate_hz: float, dt_ms: float, n: int, steps: int) -> np.ndarray:
+    """``steps`` successive :func:`poisson_step` draws at once, ``[steps, n]``: the same
+    numbers (one uniform per element, row after row from one generator)."""
+    return (rng.random((steps, n)) < rate_hz * dt_ms / 1000.0).astype(np.int64)
+
+
 def input_rasters(program: Program, steps: int, batch: int, given: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``[steps, batch, n]`` spike counts for every input population of ``program``, from
     ``given`` arrays (``[steps, batch, n]`` or ``[steps, n]``) or its Poisson rate and seed

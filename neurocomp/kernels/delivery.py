@@ -1,0 +1,139 @@
+"""Synaptic delivery: the input that one step's spikes cause, added to the post neurons' rings.
+
+A projection is split into groups of equal delay (see :mod:`neurocomp.emulator.synapses`).
+A group is either per-pre index lists (``K_LISTS``: CSR by pre neuron, the synapses of a
+sparse projection or the nonzero weights of a sparse-ish dense one) or dense rows
+(``K_ROWS``: ``[pre, post]``, each pre neuron's weights contiguous). Delivery is event
+driven: only the rows of pre neurons that spiked are read.
+
+Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
+and ``idx`` (int64), ``w`` and ``dense`` (float32: chip mantissas, possibly times a power of
+two, are exact there), ``exps`` (float64, the exponent per post neuron) and ``gscale``
+(float64 per group: the chip's input shift ``2**input_shift``). Spikes and rings are flat:
+the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
+``G_POST``. How the summed weights reach the ring (``G_EMODE``):
+
+* ``E_DIRECT``: fixed point, a non-negative scalar exponent folded into the weights: each
+  weight is added to the float64 ring at once (integers, exact below 2**53);
+* ``E_SHIFT``: fixed point, the sum is shifted by the exponent and rounded as the chip's
+  shift rounds (``G_ROUND``: floor, toward zero, nearest), then scaled by the input shift;
+* ``E_EXACT``: fixed point with non-integer payloads (learning attribution): the sum times
+  ``2**exp`` exactly;
+* ``E_F32``: float chips, dense: the float32 sum in pre order, then added to the ring;
+* ``E_F64``: float chips, sparse: the float64 sum in pre order, added to the float32 ring in
+  float64 and rounded once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from . import kernel
+
+G_PRE, G_NPRE, G_POST, G_NPOST, G_SLOTS, G_SHIFT, G_KIND, G_PTR, G_IDX, G_DENSE, G_EXP, G_EMODE, G_ROUND = range(13)
+G_COLS = 13
+K_LISTS, K_ROWS = 0, 1
+E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
+RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
+SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
+
+
+def weighted(s, w):
+    """A weight times the spike ``s``: the weight itself for a spike flag, else count times weight."""
+    return s * w
+
+
+@overload(weighted)
+def _weighted(s, w):
+    if isinstance(s, types.Boolean):
+        return lambda s, w: w
+    return lambda s, w: s * w
+
+
+@kernel
+def shift_round(x, e, rounding):
+    """``x * 2**e`` rounded as the chip's shift rounds (exact for ``e >= 0``)."""
+    y = x * 2.0**e
+    if e >= 0:
+        return y
+    if rounding == RD_FLOOR:
+        return np.floor(y)
+    if rounding == RD_TRUNC:
+        return np.trunc(y)
+    return np.copysign(np.floor(np.abs(y) + 0.5), y)
+
+
+@kernel
+def _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64):
+    """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: to the ring slot
+    (``E_DIRECT``) or to the group's accumulator."""
+    emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
+    if groups[g, G_KIND] == K_LISTS:
+        p0 = groups[g, G_PTR]
+        q0 = groups[g, G_IDX]
+        for q in range(q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]):
+            x = weighted(s, w[q])
+            if emode == E_DIRECT:
+                ring[slot_off + b * npost + idx[q]] += x
+            elif emode == E_F64:
+                acc64[idx[q]] += x
+            else:
+                acc[idx[q]] += x
+    else:
+        r0 = groups[g, G_DENSE] + i * npost
+        for j in range(npost):
+            x = weighted(s, dense[r0 + j])
+            if emode == E_DIRECT:
+                ring[slot_off + b * npost + j] += x
+            elif emode == E_F64:
+                acc64[j] += x
+            else:
+                acc[j] += x
+
+
+@kernel
+def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
+    """Add the accumulated sum of trial ``b`` to the ring slot, as the group's mode says."""
+    emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
+    e0, rnd, scale = groups[g, G_EXP], groups[g, G_ROUND], gscale[g]
+    base = slot_off + b * npost
+    for j in range(npost):
+        if emode == E_SHIFT:
+            ring[base + j] += shift_round(acc[j], exps[e0 + j], rnd) * scale
+        elif emode == E_EXACT:
+            ring[base + j] += acc[j] * 2.0 ** exps[e0 + j] * scale
+        elif emode == E_F64:
+            ring[base + j] = ring[base + j] + acc64[j]
+        else:
+            ring[base + j] += acc[j]
+
+
+@kernel
+def deliver_group(g, t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """Deliver the step-``t`` spikes of group ``g`` to its post ring slot ``t + G_SHIFT``.
+    ``acc`` (the state's dtype) and ``acc64`` (float64) are scratch of at least the post size."""
+    npre, npost, emode = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_EMODE]
+    slot_off = groups[g, G_POST] + ((t + groups[g, G_SHIFT]) % groups[g, G_SLOTS]) * batch * npost
+    zero = acc[0] - acc[0]
+    for b in range(batch):
+        s0 = groups[g, G_PRE] + b * npre
+        active = False
+        for i in range(npre):
+            s = spikes[s0 + i]
+            if s != 0:
+                if not active and emode != E_DIRECT:
+                    acc[:npost] = zero
+                    acc64[:npost] = 0.0
+                active = True
+                _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64)
+        if active and emode != E_DIRECT:
+            _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
+
+
+@kernel
+def deliver_groups(t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """:func:`deliver_group` for every row of ``groups``, in order."""
+    for g in range(groups.shape[0]):
+        deliver_group(g, t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64)
