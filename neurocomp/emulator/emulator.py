@@ -342,12 +342,15 @@ class Emulator:
                     rand_bits[name] = self._chip_random.gens["readout" if p.kind == "li" else "membrane"].word_bits
         self._pop_table = lay.neuron_table(self.pops, self._blocks, self._slots, rand_bits)
         cap = self.profile.time.max_spikes_per_step if self.fixed else 1
-        self._thr, self._per_neuron = lay.neuron_constants(self.pops, self._blocks, self._dtype, cap)
+        self._thr, self._nconst = lay.neuron_constants(self.pops, self._blocks, self._dtype, cap)
         self._mode, self._lims = self._arithmetic()
         self._rounding_draws = int(self._mode[kn.M_ROUND_V]) in (kn.R_STOCHASTIC, kn.R_LFSR) or int(
             self._mode[kn.M_ROUND_U]
         ) in (kn.R_STOCHASTIC, kn.R_LFSR)
         self._err = np.zeros((3, 6), dtype=np.int64)
+        self._block_table = np.array(
+            [[self._blocks.state[n], p.q.size] for n, p in self.pops.items() if p.kind != "error"], dtype=np.int64
+        ).reshape(-1, 2)
         static = [s for s in self.synapses if type(s) is Synapses and s.name not in self._feedback]
         # the whole run in one kernel call needs every projection static and nothing in Python between steps
         self._fused = len(static) == len(self.synapses) and not self._feedback and not self._float_states
@@ -389,8 +392,8 @@ class Emulator:
         """Fresh zero states: the flat arrays of :mod:`.layout` and each population's views."""
         dt, b, blk = self._dtype, self.batch, self._blocks
         spike_dt = bool if self._one_spike else dt  # a flag where one spike per step is the most
-        self._flat = {var: np.zeros(blk.n_state, dt) for var in lay.STATE_VARS}
-        self._flat["spikes"] = np.zeros(blk.n_state, spike_dt)
+        self._st = np.zeros((kn.S_ROWS, blk.n_state), dt)
+        self._spikes = np.zeros(blk.n_state, spike_dt)
         self._ring = np.zeros(blk.n_ring, dt)
         for name, p in self.pops.items():
             n = p.q.size
@@ -398,17 +401,17 @@ class Emulator:
                 p.state = {"spikes": np.zeros((b, n), dt)}  # the graded payload e_k
                 continue
             off = blk.state[name]
-            p.state = {"spikes": lay.block_view(self._flat["spikes"], off, (b, n))}
+            p.state = {"spikes": lay.block_view(self._spikes, off, (b, n))}
             if p.kind == "input":
                 continue
             names = ["u", "v"] + ["a"] * (p.kind == "alif") + ["refractory"] * (p.kind in ("lif", "alif"))
             if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
                 names += ["v_pre"] + ["th_pre"] * (p.kind == "alif")
-            p.state.update({var: lay.block_view(self._flat[var], off, (b, n)) for var in names})
+            p.state.update({var: lay.block_view(self._st[lay.STATE_ROWS[var]], off, (b, n)) for var in names})
             p.state["input"] = lay.block_view(self._ring, blk.ring[name], (self._slots[name], b, n))
             if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
                 p.state["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
-        self._no_draws = tuple(np.zeros((1, blk.n_state)) for _ in range(3))
+        self._no_draws = np.zeros((1, 3, blk.n_state))  # rounding numbers where no rounding draws
 
     # -- state -------------------------------------------------------------------------
     def reset(self, keep_weights: bool = False) -> None:
@@ -637,68 +640,33 @@ class Emulator:
             for i in range(4)
         ]
         inputs = [(name, p) for name, p in self.pops.items() if p.kind == "input"]
-        in_table = np.array(
-            [
-                [blk.state[name], b * p.q.size, sum(b * q.q.size for _, q in inputs[:i])]
-                for i, (name, p) in enumerate(inputs)
-            ],
-            dtype=np.int64,
-        ).reshape(-1, 3)
-        width = max(int(in_table[:, 1].sum()), 1)
+        cols = np.cumsum([0] + [b * p.q.size for _, p in inputs])  # each input's first column in a chunk
+        rows = [[blk.state[name], p.q.size, cols[i]] for i, (name, p) in enumerate(inputs)]
+        in_table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        width = max(int(cols[-1]), 1)
         chunk = max(1, min(steps, (1 << 22) // (width + (3 * blk.n_state if self._rounding_draws else 0))))
         (g1, s1), (g2, s2) = self._groups
         ga = self._group_arrays
-        acc, acc64 = np.zeros(max(blk.n_state, 1), self._dtype), np.zeros(max(blk.n_state, 1))
+        acc, acc64 = np.zeros((b, blk.n_state), self._dtype), np.zeros((b, blk.n_state))
+        kernel = kr.run_steps if self.strict else kr.run_trials_parallel if b > 1 else kr.run_trials
         done = 0
         while done < steps:
             n = min(chunk, steps - done)
             buf = np.zeros((n, width), dtype=self._dtype)
-            for (name, p), (_, length, col) in zip(inputs, in_table[:, :].tolist(), strict=True):
-                buf[:, col : col + length] = self._input_chunk(name, p, given, done, n).reshape(n, length)
-            ru, rv, ra = self._draws(n) if self._rounding_draws else self._no_draws
+            for (name, p), (_, size, col) in zip(inputs, in_table.tolist(), strict=True):
+                buf[:, col : col + b * size] = self._input_chunk(name, p, given, done, n).reshape(n, b * size)
+            rnd = self._draws(n, advance=True) if self._rounding_draws else self._no_draws
             self._err[...] = 0
-            f = self._flat
             rows = [r[done : done + n] if flags[i] else r for i, r in enumerate(recs)]
-            ran = kr.run_steps(
-                self.t,
-                n,
-                b,
-                buf,
-                in_table,
-                f["u"],
-                f["v"],
-                f["a"],
-                f["refractory"],
-                f["spikes"],
-                f["v_pre"],
-                f["th_pre"],
-                self._ring,
-                self._pop_table,
-                self._thr,
-                *self._per_neuron.values(),
-                self._mode,
-                self._lims,
-                ru,
-                rv,
-                ra,
-                self._err,
-                g1,
-                s1,
-                g2,
-                s2,
-                ga["indptr"],
-                ga["idx"],
-                ga["w"],
-                ga["dense"],
-                ga["exps"],
-                acc,
-                acc64,
-                flags,
-                *rows,
-            )
-            self.t += ran
-            if ran < n:
+            ran = kernel(
+                self.t, n, b, buf, in_table, self._st, self._spikes, self._ring, self._pop_table, self._thr,
+                self._nconst, self._mode, self._lims, rnd, self._err, g1, s1, g2, s2, ga["indptr"], ga["idx"],
+                ga["w"], ga["dense"], ga["exps"], acc, acc64, self._block_table, flags, *rows,
+            )  # fmt: skip
+            if ran is not None and ran < n:  # a strict run's first overflow
+                self.t += ran
                 self._raise_overflow(self.t + 1)
+            self.t += n
             done += n
         out = {}
         for name, p in self.pops.items():
@@ -824,33 +792,13 @@ class Emulator:
     def _update_neurons(self, t: int) -> None:
         """Step ``t`` of every neuron population: one call of the compiled template
         (:func:`neurocomp.kernels.neurons.update_neurons`) on the flat states."""
-        draws = self._no_draws
-        if self._rounding_draws:
-            draws = tuple(np.zeros((1, self._blocks.n_state)) for _ in range(3))
-            self._fill_draws(*(d[0] for d in draws))
+        rnd = self._draws(1) if self._rounding_draws else self._no_draws
         if self.strict:
             self._err[...] = 0
-        f = self._flat
         failed = kn.update_neurons(
-            t,
-            0,
-            self.batch,
-            f["u"],
-            f["v"],
-            f["a"],
-            f["refractory"],
-            f["spikes"],
-            f["v_pre"],
-            f["th_pre"],
-            self._ring,
-            self._pop_table,
-            self._thr,
-            *self._per_neuron.values(),
-            self._mode,
-            self._lims,
-            *draws,
-            self._err,
-        )
+            t, self.batch, self._st, self._spikes, self._ring, self._pop_table, self._thr, self._nconst, self._mode,
+            self._lims, rnd[0], self._err,
+        )  # fmt: skip
         if failed >= 0:
             self._raise_overflow(t)
 
@@ -871,14 +819,14 @@ class Emulator:
             ]
         )
 
-    def _draws(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The rounding numbers of ``n`` steps (``[n, flat]`` for u, v, a), the chip's LFSRs
-        advanced once per step as the step-by-step path does."""
-        draws = tuple(np.zeros((n, self._blocks.n_state)) for _ in range(3))
+    def _draws(self, n: int, advance: bool = False) -> np.ndarray:
+        """The rounding numbers of ``n`` steps, ``[n, u/v/a, flat]``; ``advance``: the chip's
+        LFSRs step once per step first (a step-by-step run advances them at its start)."""
+        draws = np.zeros((n, 3, self._blocks.n_state))
         for i in range(n):
-            if self._chip_random is not None:
+            if advance and self._chip_random is not None:
                 self._chip_random.begin_step()
-            self._fill_draws(*(d[i] for d in draws))
+            self._fill_draws(*draws[i])
         return draws
 
     def _fill_draws(self, ru: np.ndarray, rv: np.ndarray, ra: np.ndarray) -> None:

@@ -19,7 +19,8 @@ from ..kernels import delivery as kd
 from ..kernels import neurons as kn
 
 NEURON_KINDS = {"lif": kn.KIND_LIF, "alif": kn.KIND_ALIF, "li": kn.KIND_LI}
-STATE_VARS = ("u", "v", "a", "refractory", "v_pre", "th_pre")
+# the rows of the state array (:mod:`neurocomp.kernels.neurons`) by variable name
+STATE_ROWS = {"u": kn.S_U, "v": kn.S_V, "a": kn.S_A, "refractory": kn.S_REFR, "v_pre": kn.S_VPRE, "th_pre": kn.S_THPRE}
 
 
 @dataclass
@@ -69,21 +70,21 @@ def neuron_table(pops, blocks: Blocks, slots: Mapping[str, int], rand_bits: Mapp
     return np.array(rows, dtype=np.int64).reshape(-1, kn.P_COLS)
 
 
-def neuron_constants(pops, blocks: Blocks, dtype, cap: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def neuron_constants(pops, blocks: Blocks, dtype, cap: int) -> tuple[np.ndarray, np.ndarray]:
     """``thr`` (per population: threshold, adaptation jump, 1, the cap on spikes per step) and
-    the per-neuron leak factors ``fu``, ``fv``, ``fa`` and ``bias``, in the state's dtype, from
+    ``nconst`` (per neuron: the leak factors of u, v, a and the bias), in the state's dtype, from
     each population's constants (``const``: ``threshold``, ``beta``, ``bias``, ``leak_u``,
     ``leak_v``, ``leak_a``, scalars or per neuron)."""
     thr = []
-    per = {k: np.zeros(blocks.n_neuron, dtype=dtype) for k in ("fu", "fv", "fa", "bias")}
+    nconst = np.zeros((kn.C_ROWS, blocks.n_neuron), dtype=dtype)
     for name, p in pops.items():
         if p.kind not in NEURON_KINDS:
             continue
         c, o, n = p.const, blocks.neuron[name], p.q.size
         thr.append([c.get("threshold", 0.0), c.get("beta", 0.0), 1.0, cap])
-        for key, src in (("fu", "leak_u"), ("fv", "leak_v"), ("fa", "leak_a"), ("bias", "bias")):
-            per[key][o : o + n] = np.broadcast_to(np.asarray(c.get(src, 0.0), dtype=np.float64), (n,)).astype(dtype)
-    return np.array(thr, dtype=dtype).reshape(-1, kn.T_COLS), per
+        for row, src in ((kn.C_FU, "leak_u"), (kn.C_FV, "leak_v"), (kn.C_FA, "leak_a"), (kn.C_BIAS, "bias")):
+            nconst[row, o : o + n] = np.broadcast_to(np.asarray(c.get(src, 0.0), dtype=np.float64), (n,))
+    return np.array(thr, dtype=dtype).reshape(-1, kn.T_COLS), nconst
 
 
 def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) -> tuple[list, dict[str, np.ndarray]]:
@@ -118,7 +119,7 @@ def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) ->
         )
         for ph in (0, 1)
     ]
-    dtypes = {"indptr": np.int64, "idx": np.int64, "w": np.float32, "dense": np.float32, "exps": np.float64}
+    dtypes = {"indptr": np.int64, "idx": np.int32, "w": np.float32, "dense": np.float32, "exps": np.float64}
     arrays = {k: np.concatenate(v).astype(dtypes[k]) if v else np.zeros(1, dtypes[k]) for k, v in parts.items()}
     return out, arrays
 

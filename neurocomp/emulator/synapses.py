@@ -132,7 +132,7 @@ class Synapses:
             rows.append(row)
         self.table = np.array(rows, dtype=np.int64)
         # weights in float32: chip mantissas (< 2**24) times powers of two are exact there
-        dtypes = {"indptr": np.int64, "idx": np.int64, "w": np.float32, "dense": np.float32, "exps": np.float64}
+        dtypes = {"indptr": np.int64, "idx": np.int32, "w": np.float32, "dense": np.float32, "exps": np.float64}
         self.arrays = {k: _cat(parts[k], dtypes[k]) for k in parts}
         self.gscale = np.full(len(rows), self._in_scale if self.fixed else 1.0)
 
@@ -143,8 +143,8 @@ class Synapses:
         flat = ring.reshape(-1)
         self.table[:, kd.G_SLOTS] = ring.shape[0]
         a = self.arrays
-        acc = np.zeros(self.n_post, dtype=ring.dtype)
-        acc64 = np.zeros(self.n_post)
+        acc = np.zeros((spikes.shape[0], self.n_post), dtype=ring.dtype)
+        acc64 = np.zeros((spikes.shape[0], self.n_post))
         kd.deliver_groups(
             t,
             spikes.shape[0],

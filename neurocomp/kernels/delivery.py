@@ -7,7 +7,7 @@ sparse projection or the nonzero weights of a sparse-ish dense one) or dense row
 driven: only the rows of pre neurons that spiked are read.
 
 Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
-and ``idx`` (int64), ``w`` and ``dense`` (float32: chip mantissas, possibly times a power of
+(int64) and ``idx`` (int32), ``w`` and ``dense`` (float32: chip mantissas, possibly times a power of
 two, are exact there), ``exps`` (float64, the exponent per post neuron) and ``gscale``
 (float64 per group: the chip's input shift ``2**input_shift``). Spikes and rings are flat:
 the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
@@ -45,7 +45,7 @@ def weighted(s, w):
     return s * w
 
 
-@overload(weighted)
+@overload(weighted, inline="always")
 def _weighted(s, w):
     if isinstance(s, types.Boolean):
         return lambda s, w: w
@@ -65,7 +65,7 @@ def shift_round(x, e, rounding):
     return np.copysign(np.floor(np.abs(y) + 0.5), y)
 
 
-@kernel
+@kernel(inline="always")
 def _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64):
     """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: to the ring slot
     (``E_DIRECT``) or to the group's accumulator."""
@@ -111,29 +111,38 @@ def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
 
 
 @kernel
-def deliver_group(g, t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
-    """Deliver the step-``t`` spikes of group ``g`` to its post ring slot ``t + G_SHIFT``.
-    ``acc`` (the state's dtype) and ``acc64`` (float64) are scratch of at least the post size."""
+def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """Deliver the step-``t`` spikes of trial ``b`` through group ``g`` to its post ring slot
+    ``t + G_SHIFT``. ``acc`` (the state's dtype) and ``acc64`` (float64) are this trial's
+    scratch, at least the post size."""
     npre, npost, emode = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_EMODE]
     slot_off = groups[g, G_POST] + ((t + groups[g, G_SHIFT]) % groups[g, G_SLOTS]) * batch * npost
+    s0 = groups[g, G_PRE] + b * npre
     zero = acc[0] - acc[0]
-    for b in range(batch):
-        s0 = groups[g, G_PRE] + b * npre
-        active = False
-        for i in range(npre):
-            s = spikes[s0 + i]
-            if s != 0:
-                if not active and emode != E_DIRECT:
-                    acc[:npost] = zero
-                    acc64[:npost] = 0.0
-                active = True
-                _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64)
-        if active and emode != E_DIRECT:
-            _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
+    active = False
+    for i in range(npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            if not active and emode != E_DIRECT:
+                acc[:npost] = zero
+                acc64[:npost] = 0.0
+            active = True
+            _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64)
+    if active and emode != E_DIRECT:
+        _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
 
 
 @kernel
 def deliver_groups(t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
-    """:func:`deliver_group` for every row of ``groups``, in order."""
+    """:func:`deliver_group` for every row of ``groups`` in order, each over all trials
+    (``acc``, ``acc64``: ``[batch, post]`` scratch)."""
     for g in range(groups.shape[0]):
-        deliver_group(g, t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64)
+        for b in range(batch):
+            deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc[b], acc64[b])
+
+
+@kernel
+def deliver_trial(t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """:func:`deliver_group` for every row of ``groups``, trial ``b`` alone."""
+    for g in range(groups.shape[0]):
+        deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc[b], acc64[b])

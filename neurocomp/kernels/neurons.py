@@ -12,13 +12,14 @@ fixed and the float paths are two compiled instances of this one definition:
   and overflow mode is ``NONE``, so the same expressions run in float32 (no fastmath: each
   operation rounds as numpy's does, in the same order).
 
-Layout. Every population's ``[batch, n]`` state is a contiguous block of a flat array
-(``u``, ``v``, ``a``, ``refr``, ``v_pre``, ``th_pre`` and the spikes share offsets); its
-input ring ``[slots, batch, n]`` is a block of the flat ring. ``pop`` is an int64 table with
-one row per population (columns ``P_*``), ``thr`` its constants in the state's dtype (columns
-``T_*``), ``fu``/``fv``/``fa``/``bias`` per-neuron constants (``[neurons]`` over all populations,
-offset ``P_NOFF``). ``mode`` holds the arithmetic (indices ``M_*``) and ``lims`` the integer
-ranges ``[var, lo/hi]`` of ``u``, ``v``, ``a``.
+Layout. Every population's ``[batch, n]`` state is a contiguous block at ``P_BOFF`` of each
+row of ``st`` (rows ``S_*``: ``u``, ``v``, ``a``, refractory counter, ``v_pre``, ``th_pre``)
+and of ``spikes``; its input ring ``[slots, batch, n]`` is a block of the flat ``ring``.
+``pop`` is an int64 table with one row per population (columns ``P_*``), ``thr`` its
+constants in the state's dtype (columns ``T_*``), ``nconst`` the per-neuron leak factors and
+bias (rows ``C_*``, ``[row, neurons]``, offset ``P_NOFF``). ``mode`` holds the arithmetic
+(indices ``M_*``), ``lims`` the integer ranges ``[var, lo/hi]`` of ``u``, ``v``, ``a``, and
+``rnd`` a step's rounding numbers ``[u/v/a, flat]`` (read by stochastic roundings only).
 """
 
 from __future__ import annotations
@@ -38,9 +39,14 @@ T_TH, T_BETA, T_ONE, T_CAP = range(4)
 T_COLS = 4
 # mode indices
 M_BITSHIFT, M_ROUND_U, M_ROUND_V, M_ROUND_A, M_MIN_STEP, M_FRAC_BITS = range(6)
-M_OVF_U, M_OVF_V, M_OVF_A, M_BITS_U, M_BITS_V, M_BITS_A, M_REG_U, M_REG_V, M_REG_A = range(7, 16)
-M_GE, M_STRICT = 16, 17
-M_LEN = 18
+M_OVF_U, M_OVF_V, M_OVF_A, M_BITS_U, M_BITS_V, M_BITS_A, M_REG_U, M_REG_V, M_REG_A = range(6, 15)
+M_GE, M_STRICT = 15, 16
+M_LEN = 17
+# rows of the state array and of the per-neuron constants
+S_U, S_V, S_A, S_REFR, S_VPRE, S_THPRE = range(6)
+S_ROWS = 6
+C_FU, C_FV, C_FA, C_BIAS = range(4)
+C_ROWS = 4
 # rounding of a leak
 R_NONE, R_TRUNC, R_FLOOR, R_NEAREST, R_STOCHASTIC, R_LFSR = range(6)
 ROUNDINGS = {"toward_zero": R_TRUNC, "floor": R_FLOOR, "nearest": R_NEAREST, "stochastic": R_STOCHASTIC}
@@ -56,7 +62,7 @@ def spike_value(arr, n):
     return n
 
 
-@overload(spike_value)
+@overload(spike_value, inline="always")
 def _spike_value(arr, n):
     if isinstance(arr.dtype, types.Boolean):
         return lambda arr, n: n != 0
@@ -151,17 +157,29 @@ def _float_product(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
     return x * f  # float chips: the exact decay's product, rounded once in the state's dtype
 
 
-@overload(leak)
+@overload(leak, inline="always")
 def _leak(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
     return _float_product if x.bitwidth == 32 else _leak_fixed
 
 
-def state(x, var, p, b, i, mode, lims, err):
-    """``x`` (of variable ``var``: 0 u, 1 v, 2 a) brought into range, or noted in strict mode
-    (float64 states: integers); a float32 state has no integer range and passes unchanged."""
+def in_range(x, lo, hi):
+    """Whether ``x`` lies in ``[lo, hi]``: nothing to wrap, saturate or report (float32
+    states: always)."""
 
 
-def _state_fixed(x, var, p, b, i, mode, lims, err):
+@overload(in_range, inline="always")
+def _in_range(x, lo, hi):
+    if x.bitwidth == 32:
+        return lambda x, lo, hi: True
+    return lambda x, lo, hi: lo <= x <= hi
+
+
+def settle(x, var, p, b, i, mode, lims, err):
+    """``x`` (of variable ``var``: 0 u, 1 v, 2 a), outside ``lims[var]``, brought into range,
+    or in strict mode noted in ``err`` and returned unchanged (float32 states: unchanged)."""
+
+
+def _settle_fixed(x, var, p, b, i, mode, lims, err):
     ovf, bits, reg = mode[M_OVF_U + var], mode[M_BITS_U + var], mode[M_REG_U + var]
     lo, hi = lims[var, 0], lims[var, 1]
     if mode[M_STRICT] and out_of_range(x, ovf, bits, lo, hi):
@@ -170,73 +188,67 @@ def _state_fixed(x, var, p, b, i, mode, lims, err):
     return bring_in_range(x, ovf, bits, lo, hi, reg)
 
 
-def _state_float(x, var, p, b, i, mode, lims, err):
-    return x
-
-
-@overload(state)
-def _state(x, var, p, b, i, mode, lims, err):
-    return _state_float if x.bitwidth == 32 else _state_fixed
+@overload(settle)
+def _settle(x, var, p, b, i, mode, lims, err):
+    return (lambda x, var, p, b, i, mode, lims, err: x) if x.bitwidth == 32 else _settle_fixed
 
 
 @kernel
-def update_population(
-    p, t, batch, u, v, a, refr, spikes, v_pre, th_pre, ring, pop, thr, fu, fv, fa, bias, mode, lims, ru, rv, ra, err
-):
-    """Step ``t`` of population ``p`` (row of ``pop``) over all trials: read and clear its input
-    slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF) ``a <- leak(a)`` and the
-    threshold ``th + a``, refractory freeze, spikes (counts up to the cap), ``v_pre``,
-    reset (zero, or subtract the base threshold), ``a += n * beta``. ``thr``: threshold, adaptation
-    jump, 1 and the cap on spikes per step (columns ``T_*``) in the state's dtype. ``ru``/``rv``/``ra``: this
-    step's rounding numbers (flat, as the state; read only by stochastic roundings)."""
-    kind, boff, n, noff = pop[p, P_KIND], pop[p, P_BOFF], pop[p, P_N], pop[p, P_NOFF]
-    slot_off = pop[p, P_ROFF] + (t % pop[p, P_SLOTS]) * batch * n
-    period, keep = pop[p, P_REFR], pop[p, P_KEEP]
+def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
+    """Step ``t`` of population ``p`` (row of ``pop``) in trial ``b`` of ``batch``: read and
+    clear its input slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF)
+    ``a <- leak(a)`` and the threshold ``th + a``, refractory freeze, spikes (counts up to the
+    cap), ``v_pre``, reset (zero, or subtract the base threshold), ``a += n * beta``."""
+    kind, n, noff = pop[p, P_KIND], pop[p, P_N], pop[p, P_NOFF]
+    k0 = pop[p, P_BOFF] + b * n
+    r0 = pop[p, P_ROFF] + ((t % pop[p, P_SLOTS]) * batch + b) * n
+    period, keep, subtract = pop[p, P_REFR], pop[p, P_KEEP], pop[p, P_RESET] == 1
     bshift, ms, fb, rb = mode[M_BITSHIFT], mode[M_MIN_STEP], mode[M_FRAC_BITS], pop[p, P_RBITS]
+    round_u, round_v, round_a, ge = mode[M_ROUND_U], mode[M_ROUND_V], mode[M_ROUND_A], mode[M_GE]
     th0, beta, one, cap = thr[p, T_TH], thr[p, T_BETA], thr[p, T_ONE], thr[p, T_CAP]  # the state's dtype
-    ge = mode[M_GE]
     zero = one - one
-    for b in range(batch):
-        for i in range(n):
-            k, j = boff + b * n + i, noff + i
-            x = leak(u[k], fu[j], mode[M_ROUND_U], bshift, ms, ru[k], fb, rb) + ring[slot_off + b * n + i]
-            ring[slot_off + b * n + i] = zero
-            uk = state(x, 0, p, b, i, mode, lims, err)
-            u[k] = uk
-            v_old = v[k]
-            y = leak(v_old, fv[j], mode[M_ROUND_V], bshift, ms, rv[k], fb, rb) + uk
-            vk = state(y + bias[j], 1, p, b, i, mode, lims, err)
-            if kind == KIND_LI:
-                v[k] = vk
-                continue
-            th = th0
-            ak = zero
-            if kind == KIND_ALIF:
-                ak = state(leak(a[k], fa[j], mode[M_ROUND_A], bshift, ms, ra[k], fb, rb), 2, p, b, i, mode, lims, err)
-                th = th0 + ak
-            frozen = period > 0 and refr[k] > 0
-            if frozen:  # a refractory neuron's v does not move (u still integrates)
-                vk = v_old
-            fired = (vk >= th) if ge else (vk > th)
-            cnt = zero
-            if fired and not frozen:
-                cnt = one
-                if cap > one:  # Xylo: while v >= th and under the cap, spike and subtract
-                    cnt = min(cap, vk // max(th, one))
-            if keep:  # what a pseudo-derivative reads: v before the reset, the threshold used
-                v_pre[k] = vk
-                th_pre[k] = th
-            if period > 0:
-                refr[k] = period if cnt > 0 else max(refr[k] - 1, 0)
-            if cnt > 0:
-                if pop[p, P_RESET] == 1:
-                    vk = vk - cnt * th0  # e-prop resets by v_th, not by the adaptive threshold
-                else:
-                    vk = zero
-            if kind == KIND_ALIF:
-                a[k] = ak + cnt * beta
+    lo_u, hi_u, lo_v, hi_v, lo_a, hi_a = lims[0, 0], lims[0, 1], lims[1, 0], lims[1, 1], lims[2, 0], lims[2, 1]
+    u, v, a, refr = st[S_U], st[S_V], st[S_A], st[S_REFR]
+    fu, fv, fa, bias = nconst[C_FU], nconst[C_FV], nconst[C_FA], nconst[C_BIAS]
+    for i in range(n):
+        k, j = k0 + i, noff + i
+        x = leak(u[k], fu[j], round_u, bshift, ms, rnd[0, k], fb, rb) + ring[r0 + i]
+        ring[r0 + i] = zero
+        uk = x if in_range(x, lo_u, hi_u) else settle(x, 0, p, b, i, mode, lims, err)
+        u[k] = uk
+        v_old = v[k]
+        y = leak(v_old, fv[j], round_v, bshift, ms, rnd[1, k], fb, rb) + uk
+        y = y + bias[j]
+        vk = y if in_range(y, lo_v, hi_v) else settle(y, 1, p, b, i, mode, lims, err)
+        if kind == KIND_LI:
             v[k] = vk
-            spikes[k] = spike_value(spikes, cnt)
+            continue
+        th = th0
+        ak = zero
+        if kind == KIND_ALIF:
+            z = leak(a[k], fa[j], round_a, bshift, ms, rnd[2, k], fb, rb)
+            ak = z if in_range(z, lo_a, hi_a) else settle(z, 2, p, b, i, mode, lims, err)
+            th = th0 + ak
+        frozen = period > 0 and refr[k] > 0
+        if frozen:  # a refractory neuron's v does not move (u still integrates)
+            vk = v_old
+        fired = (vk >= th) if ge else (vk > th)
+        cnt = zero
+        if fired and not frozen:
+            cnt = one
+            if cap > one:  # Xylo: while v >= th and under the cap, spike and subtract
+                cnt = min(cap, vk // max(th, one))
+        if keep:  # what a pseudo-derivative reads: v before the reset, the threshold used
+            st[S_VPRE, k] = vk
+            st[S_THPRE, k] = th
+        if period > 0:
+            refr[k] = period if cnt > 0 else max(refr[k] - 1, 0)
+        if cnt > 0:
+            vk = vk - cnt * th0 if subtract else zero  # e-prop resets by v_th, not by the adaptive threshold
+        if kind == KIND_ALIF:
+            a[k] = ak + cnt * beta
+        v[k] = vk
+        spikes[k] = spike_value(spikes, cnt)
 
 
 @kernel
@@ -249,39 +261,22 @@ def strict_failure(err):
 
 
 @kernel
-def update_neurons(
-    t, row, batch, u, v, a, refr, spikes, v_pre, th_pre, ring, pop, thr, fu, fv, fa, bias, mode, lims, ru, rv, ra, err
-):
-    """Step ``t`` of every population of ``pop`` in order (:func:`update_population`); in strict
-    mode stops after the first population with an overflow, its ``err`` rows filled, and
-    returns that population's index (-1: none). ``row``: this step's row of the rounding
-    numbers ``ru``/``rv``/``ra`` (``[rows, flat]``)."""
+def update_neurons(t, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
+    """Step ``t`` of every population of ``pop`` in order, each over all trials
+    (:func:`update_population`). In strict mode, stops after the first population with an
+    overflow, its ``err`` rows filled (the first overflow of u, then v, then a, trial-major),
+    and returns that population's index; else -1."""
     for p in range(pop.shape[0]):
-        update_population(
-            p,
-            t,
-            batch,
-            u,
-            v,
-            a,
-            refr,
-            spikes,
-            v_pre,
-            th_pre,
-            ring,
-            pop,
-            thr,
-            fu,
-            fv,
-            fa,
-            bias,
-            mode,
-            lims,
-            ru[row],
-            rv[row],
-            ra[row],
-            err,
-        )
+        for b in range(batch):
+            update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err)
         if mode[M_STRICT] and strict_failure(err) >= 0:
             return p
     return -1
+
+
+@kernel
+def update_trial(t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
+    """Step ``t`` of every population in trial ``b`` alone (trials are independent: a run
+    over trials in parallel; not strict, whose first overflow is ordered across trials)."""
+    for p in range(pop.shape[0]):
+        update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err)
