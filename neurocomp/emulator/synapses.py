@@ -93,11 +93,14 @@ class Synapses:
         if self.fixed:
             direct = not exact and self.exp.ndim == 0 and int(self.exp) >= 0
             emode = kd.E_DIRECT if direct else kd.E_EXACT if exact else kd.E_SHIFT
-            scale = float(2 ** int(self.exp)) * self._in_scale if direct else 1.0
+            # the weights stay mantissas; E_DIRECT multiplies each by 2**exp * 2**input_shift
+            gscale = float(2 ** int(self.exp)) * self._in_scale if direct else self._in_scale
+            scale = 1.0
         else:
             e = np.asarray(proj.weight_exp, dtype=np.float64)
             scale = np.exp2(e) * proj.float_scale
             emode = kd.E_F64 if proj.is_sparse else kd.E_F32
+            gscale = 1.0
         delays = np.asarray(proj.delay_steps)
         rows = []
         parts: dict[str, list[np.ndarray]] = {"indptr": [], "idx": [], "w": [], "dense": [], "exps": []}
@@ -131,10 +134,10 @@ class Synapses:
             parts["exps"].append(np.broadcast_to(self.exp.astype(np.float64), (self.n_post,)))
             rows.append(row)
         self.table = np.array(rows, dtype=np.int64)
-        # weights in float32: chip mantissas (< 2**24) times powers of two are exact there
-        dtypes = {"indptr": np.int64, "idx": np.int32, "w": np.float32, "dense": np.float32, "exps": np.float64}
-        self.arrays = {k: _cat(parts[k], dtypes[k]) for k in parts}
-        self.gscale = np.full(len(rows), self._in_scale if self.fixed else 1.0)
+        self.weight_dtype = weight_dtype(self.mantissas, self.fixed)
+        dtypes = {"indptr": np.int64, "idx": np.int32, "w": self.weight_dtype, "dense": self.weight_dtype}
+        self.arrays = {k: _cat(parts[k], dtypes.get(k, np.float64)) for k in parts}
+        self.gscale = np.full(len(rows), gscale)
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``
@@ -162,6 +165,15 @@ class Synapses:
         )
         if not np.shares_memory(flat, ring):  # a non-contiguous ring: write the copy back
             ring[...] = flat.reshape(ring.shape)
+
+
+def weight_dtype(mantissas: np.ndarray, fixed: bool):
+    """The dtype delivery holds weights in: fixed point, the chip's mantissas, int16 when they
+    fit (loihi2's 9-bit signed mantissas; half the memory of float32), else float32 (exact
+    below 2**24); float chips, float32 weights in model units."""
+    if fixed and int(np.abs(mantissas).max(initial=0)) < 2**15:
+        return np.int16
+    return np.float32
 
 
 def _cat(arrs: list[np.ndarray], dtype) -> np.ndarray:

@@ -7,14 +7,15 @@ sparse projection or the nonzero weights of a sparse-ish dense one) or dense row
 driven: only the rows of pre neurons that spiked are read.
 
 Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
-(int64) and ``idx`` (int32), ``w`` and ``dense`` (float32: chip mantissas, possibly times a power of
-two, are exact there), ``exps`` (float64, the exponent per post neuron) and ``gscale``
-(float64 per group: the chip's input shift ``2**input_shift``). Spikes and rings are flat:
+(int64) and ``idx`` (int32), ``w`` and ``dense`` (fixed point: the chip's mantissas, int16 or
+float32; float chips: float32 weights in model units), ``exps`` (float64, the exponent per
+post neuron) and ``gscale`` (float64 per group: ``2**(exp + input_shift)`` for ``E_DIRECT``,
+else the chip's input shift ``2**input_shift``). Spikes and rings are flat:
 the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
 ``G_POST``. How the summed weights reach the ring (``G_EMODE``):
 
-* ``E_DIRECT``: fixed point, a non-negative scalar exponent folded into the weights: each
-  weight is added to the float64 ring at once (integers, exact below 2**53);
+* ``E_DIRECT``: fixed point, a non-negative scalar exponent: each weight times
+  ``2**(exp + input_shift)`` is added to the float64 ring at once (integers, exact below 2**53);
 * ``E_SHIFT``: fixed point, the sum is shifted by the exponent and rounded as the chip's
   shift rounds (``G_ROUND``: floor, toward zero, nearest), then scaled by the input shift;
 * ``E_EXACT``: fixed point with non-integer payloads (learning attribution): the sum times
@@ -66,31 +67,34 @@ def shift_round(x, e, rounding):
 
 
 @kernel(inline="always")
-def _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64):
-    """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: to the ring slot
-    (``E_DIRECT``) or to the group's accumulator."""
+def _add_pre(g, b, i, s, groups, scale, indptr, idx, w, dense, ring, slot_off, acc, acc64):
+    """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: times ``scale`` to the ring
+    slot (``E_DIRECT``) or to the group's accumulator (one loop per mode, no branch inside)."""
     emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
+    base = slot_off + b * npost
     if groups[g, G_KIND] == K_LISTS:
-        p0 = groups[g, G_PTR]
         q0 = groups[g, G_IDX]
-        for q in range(q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]):
-            x = weighted(s, w[q])
-            if emode == E_DIRECT:
-                ring[slot_off + b * npost + idx[q]] += x
-            elif emode == E_F64:
-                acc64[idx[q]] += x
-            else:
-                acc[idx[q]] += x
+        lo, hi = q0 + indptr[groups[g, G_PTR] + i], q0 + indptr[groups[g, G_PTR] + i + 1]
+        if emode == E_DIRECT:
+            for q in range(lo, hi):
+                ring[base + idx[q]] += weighted(s, w[q]) * scale
+        elif emode == E_F64:
+            for q in range(lo, hi):
+                acc64[idx[q]] += weighted(s, w[q])
+        else:
+            for q in range(lo, hi):
+                acc[idx[q]] += weighted(s, w[q])
     else:
         r0 = groups[g, G_DENSE] + i * npost
-        for j in range(npost):
-            x = weighted(s, dense[r0 + j])
-            if emode == E_DIRECT:
-                ring[slot_off + b * npost + j] += x
-            elif emode == E_F64:
-                acc64[j] += x
-            else:
-                acc[j] += x
+        if emode == E_DIRECT:
+            for j in range(npost):
+                ring[base + j] += weighted(s, dense[r0 + j]) * scale
+        elif emode == E_F64:
+            for j in range(npost):
+                acc64[j] += weighted(s, dense[r0 + j])
+        else:
+            for j in range(npost):
+                acc[j] += weighted(s, dense[r0 + j])
 
 
 @kernel
@@ -127,7 +131,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
                 acc[:npost] = zero
                 acc64[:npost] = 0.0
             active = True
-            _add_pre(g, b, i, s, groups, indptr, idx, w, dense, ring, slot_off, acc, acc64)
+            _add_pre(g, b, i, s, groups, gscale[g], indptr, idx, w, dense, ring, slot_off, acc, acc64)
     if active and emode != E_DIRECT:
         _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
 

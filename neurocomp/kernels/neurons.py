@@ -193,45 +193,79 @@ def _settle(x, var, p, b, i, mode, lims, err):
     return (lambda x, var, p, b, i, mode, lims, err: x) if x.bitwidth == 32 else _settle_fixed
 
 
+@kernel(inline="always")
+def _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
+    """``x[i] <- leak(x[i])`` in place (:func:`leak`); the deterministic multiplicative cases
+    as branch-free loops the compiler vectorizes."""
+    if rounding == R_NONE:
+        for i in range(x.shape[0]):
+            x[i] = x[i] * f[i]
+    elif rounding == R_TRUNC and not bitshift:
+        for i in range(x.shape[0]):
+            x[i] = np.trunc(x[i] * f[i])
+    elif rounding == R_FLOOR and not bitshift:
+        for i in range(x.shape[0]):
+            x[i] = np.floor(x[i] * f[i])
+    else:
+        for i in range(x.shape[0]):
+            x[i] = leak(x[i], f[i], rounding, bitshift, min_step, r[i], frac_bits, rand_bits)
+
+
+@kernel(inline="always")
+def _settle_all(x, var, p, b, mode, lims, err):
+    """Bring every element of ``x`` (variable ``var``) into range, or note the first overflow
+    (strict); one vectorizable pass when all are in range, the common case."""
+    lo, hi = lims[var, 0], lims[var, 1]
+    bad = False
+    for i in range(x.shape[0]):
+        bad |= not in_range(x[i], lo, hi)
+    if bad:
+        for i in range(x.shape[0]):
+            if not in_range(x[i], lo, hi):
+                x[i] = settle(x[i], var, p, b, i, mode, lims, err)
+
+
 @kernel
 def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
     """Step ``t`` of population ``p`` (row of ``pop``) in trial ``b`` of ``batch``: read and
     clear its input slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF)
     ``a <- leak(a)`` and the threshold ``th + a``, refractory freeze, spikes (counts up to the
-    cap), ``v_pre``, reset (zero, or subtract the base threshold), ``a += n * beta``."""
+    cap), ``v_pre``, reset (zero, or subtract the base threshold), ``a += n * beta``. Each
+    stage is one pass over the population (the same operations per neuron, in the same
+    order, as one pass per neuron)."""
     kind, n, noff = pop[p, P_KIND], pop[p, P_N], pop[p, P_NOFF]
     k0 = pop[p, P_BOFF] + b * n
     r0 = pop[p, P_ROFF] + ((t % pop[p, P_SLOTS]) * batch + b) * n
     period, keep, subtract = pop[p, P_REFR], pop[p, P_KEEP], pop[p, P_RESET] == 1
     bshift, ms, fb, rb = mode[M_BITSHIFT], mode[M_MIN_STEP], mode[M_FRAC_BITS], pop[p, P_RBITS]
-    round_u, round_v, round_a, ge = mode[M_ROUND_U], mode[M_ROUND_V], mode[M_ROUND_A], mode[M_GE]
     th0, beta, one, cap = thr[p, T_TH], thr[p, T_BETA], thr[p, T_ONE], thr[p, T_CAP]  # the state's dtype
     zero = one - one
-    lo_u, hi_u, lo_v, hi_v, lo_a, hi_a = lims[0, 0], lims[0, 1], lims[1, 0], lims[1, 1], lims[2, 0], lims[2, 1]
-    u, v, a, refr = st[S_U], st[S_V], st[S_A], st[S_REFR]
-    fu, fv, fa, bias = nconst[C_FU], nconst[C_FV], nconst[C_FA], nconst[C_BIAS]
+    u, v, a, refr = st[S_U, k0 : k0 + n], st[S_V, k0 : k0 + n], st[S_A, k0 : k0 + n], st[S_REFR, k0 : k0 + n]
+    inp, bias = ring[r0 : r0 + n], nconst[C_BIAS, noff : noff + n]
+    _leak_all(u, nconst[C_FU, noff : noff + n], mode[M_ROUND_U], bshift, ms, rnd[0, k0 : k0 + n], fb, rb)
     for i in range(n):
-        k, j = k0 + i, noff + i
-        x = leak(u[k], fu[j], round_u, bshift, ms, rnd[0, k], fb, rb) + ring[r0 + i]
-        ring[r0 + i] = zero
-        uk = x if in_range(x, lo_u, hi_u) else settle(x, 0, p, b, i, mode, lims, err)
-        u[k] = uk
-        v_old = v[k]
-        y = leak(v_old, fv[j], round_v, bshift, ms, rnd[1, k], fb, rb) + uk
-        y = y + bias[j]
-        vk = y if in_range(y, lo_v, hi_v) else settle(y, 1, p, b, i, mode, lims, err)
-        if kind == KIND_LI:
-            v[k] = vk
-            continue
-        th = th0
-        ak = zero
+        u[i] = u[i] + inp[i]
+        inp[i] = zero
+    _settle_all(u, 0, p, b, mode, lims, err)
+    v_old = v.copy() if period > 0 else v[:0]  # a refractory neuron's v does not move (u still integrates)
+    _leak_all(v, nconst[C_FV, noff : noff + n], mode[M_ROUND_V], bshift, ms, rnd[1, k0 : k0 + n], fb, rb)
+    for i in range(n):
+        v[i] = (v[i] + u[i]) + bias[i]
+    _settle_all(v, 1, p, b, mode, lims, err)
+    if kind == KIND_LI:
+        return
+    if kind == KIND_ALIF:
+        _leak_all(a, nconst[C_FA, noff : noff + n], mode[M_ROUND_A], bshift, ms, rnd[2, k0 : k0 + n], fb, rb)
+        _settle_all(a, 2, p, b, mode, lims, err)
+    ge = mode[M_GE]
+    for i in range(n):
+        vk, th, ak = v[i], th0, zero
         if kind == KIND_ALIF:
-            z = leak(a[k], fa[j], round_a, bshift, ms, rnd[2, k], fb, rb)
-            ak = z if in_range(z, lo_a, hi_a) else settle(z, 2, p, b, i, mode, lims, err)
+            ak = a[i]
             th = th0 + ak
-        frozen = period > 0 and refr[k] > 0
-        if frozen:  # a refractory neuron's v does not move (u still integrates)
-            vk = v_old
+        frozen = period > 0 and refr[i] > 0
+        if frozen:
+            vk = v_old[i]
         fired = (vk >= th) if ge else (vk > th)
         cnt = zero
         if fired and not frozen:
@@ -239,16 +273,16 @@ def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, 
             if cap > one:  # Xylo: while v >= th and under the cap, spike and subtract
                 cnt = min(cap, vk // max(th, one))
         if keep:  # what a pseudo-derivative reads: v before the reset, the threshold used
-            st[S_VPRE, k] = vk
-            st[S_THPRE, k] = th
+            st[S_VPRE, k0 + i] = vk
+            st[S_THPRE, k0 + i] = th
         if period > 0:
-            refr[k] = period if cnt > 0 else max(refr[k] - 1, 0)
+            refr[i] = period if cnt > 0 else max(refr[i] - 1, 0)
         if cnt > 0:
             vk = vk - cnt * th0 if subtract else zero  # e-prop resets by v_th, not by the adaptive threshold
-        if kind == KIND_ALIF:
-            a[k] = ak + cnt * beta
-        v[k] = vk
-        spikes[k] = spike_value(spikes, cnt)
+            if kind == KIND_ALIF:
+                a[i] = ak + cnt * beta
+        v[i] = vk
+        spikes[k0 + i] = spike_value(spikes, cnt)
 
 
 @kernel
