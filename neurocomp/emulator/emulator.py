@@ -41,6 +41,7 @@ from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
 from ..kernels import announce_compile
+from ..kernels import errors as ke
 from ..kernels import neurons as kn
 from ..kernels import run as kr
 from ..learning.engine import LEARN_QUANTITIES
@@ -412,6 +413,22 @@ class Emulator:
             if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
                 p.state["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
         self._no_draws = np.zeros((1, 3, blk.n_state))  # rounding numbers where no rounding draws
+        self._plan()
+
+    def _plan(self) -> None:
+        """What a step touches, bound once per allocation (the Python loop of a learning run
+        walks these lists, not the whole program): input populations, learning-signal ports,
+        projections delivering before (zero latency) and after the neuron update with their
+        target rings, error units, and the neuron kernel's arguments."""
+        pops = self.pops
+        self._inputs_plan = [(name, p) for name, p in pops.items() if p.kind == "input"]
+        self._ls_ports = [p.state["ls"] for p in pops.values() if "ls" in p.state]
+        self._errors_plan = [(name, p) for name, p in pops.items() if p.kind == "error"]
+        port = {s.name: "ls" if s.name in self._feedback else "input" for s in self.synapses}
+        deliveries = [(s, pops[s.pre], pops[s.post].state[port[s.name]]) for s in self.synapses]
+        self._deliver_first = [d for d in deliveries if d[0].latency + d[0].max_delay == 0]
+        self._deliver_after = [d for d in deliveries if d[0].latency + d[0].max_delay > 0]
+        self._neuron_args = (self._st, self._spikes, self._ring, self._pop_table, self._thr, self._nconst)
 
     # -- state -------------------------------------------------------------------------
     def reset(self, keep_weights: bool = False) -> None:
@@ -605,8 +622,11 @@ class Emulator:
                     arr = np.zeros((steps,) + syn.engine.state[var].shape, dtype=syn.engine.state[var].dtype)
                     out[f"{name}/{var}"] = arr
                     sinks.append((arr, syn.engine.state, var))
+        for name, p in self._inputs_plan:  # frozen Poisson inputs drawn up front: the same numbers in the same order
+            if name not in given:
+                given[name] = self._input_chunk(name, p, {}, 0, steps)
         for i in range(steps):
-            self.step({k: v[i] for k, v in given.items()} if given else None, learn=learn)
+            self.step({k: v[i] for k, v in given.items()}, learn=learn)
             for arr, st, var in sinks:
                 arr[i] = st[var]  # exact: integers held in float64 convert exactly
         return out
@@ -745,29 +765,22 @@ class Emulator:
         inputs = inputs or {}
         if self._chip_random is not None:  # this step's rounding numbers from the chip's LFSRs
             self._chip_random.begin_step()
-        for p in self.pops.values():  # the learning signal of the last step has been read
-            if "ls" in p.state:
-                p.state["ls"][self.t % p.state["ls"].shape[0]] = 0
-        for name, p in self.pops.items():
-            if p.kind != "input":
-                continue
+        for ls in self._ls_ports:  # the learning signal of the last step has been read
+            ls[self.t % ls.shape[0]] = 0
+        for name, p in self._inputs_plan:
             if name in inputs:
-                p.state["spikes"][...] = np.asarray(inputs[name], dtype=self._dtype)
+                p.state["spikes"][...] = inputs[name]
             else:  # frozen Poisson: one draw per step, shared by all trials
                 p.state["spikes"][...] = poisson_step(
                     self._input_rngs[name], p.q.params["rate_hz"], self.program.dt_ms, p.q.size
                 )
-        for syn in self.synapses:  # zero-latency input projections arrive this step
-            if syn.latency + syn.max_delay == 0:
-                syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["input"], t)
+        for syn, pre, ring in self._deliver_first:  # zero-latency input projections arrive this step
+            syn.deliver(pre.state["spikes"], ring, t)
         self._update_neurons(t)
-        for name, p in self.pops.items():  # error units read their readout after it updated
-            if p.kind == "error":
-                self._update_error(name, p, inputs.get(f"{name}/target"))
-        for syn in self.synapses:
-            if syn.latency + syn.max_delay > 0:
-                port = "ls" if syn.name in self._feedback else "input"
-                syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state[port], t)
+        for name, p in self._errors_plan:  # error units read their readout after it updated
+            self._update_error(name, p, inputs.get(f"{name}/target"))
+        for syn, pre, ring in self._deliver_after:
+            syn.deliver(pre.state["spikes"], ring, t)
         if learn:
             self._learn(t, inputs)
         self.t = t
@@ -795,10 +808,7 @@ class Emulator:
         rnd = self._draws(1) if self._rounding_draws else self._no_draws
         if self.strict:
             self._err[...] = 0
-        failed = kn.update_neurons(
-            t, self.batch, self._st, self._spikes, self._ring, self._pop_table, self._thr, self._nconst, self._mode,
-            self._lims, rnd[0], self._err,
-        )  # fmt: skip
+        failed = kn.update_neurons(t, self.batch, *self._neuron_args, self._mode, self._lims, rnd[0], self._err)
         if failed >= 0:
             self._raise_overflow(t)
 
@@ -925,21 +935,21 @@ class Emulator:
         if prm.get("loss") == "ce":
             p.state["spikes"] = self._ce_error(p, v, target)
             return
-        if target is not None and np.isnan(target).any():  # the readout's own value: an error of 0
-            own = v * 2.0**-p.q.scale_exp if self.fixed else v
-            target = np.where(np.isnan(target).any(axis=-1, keepdims=True), own, target)
-        if not self.fixed:
-            tgt = 0.0 if target is None else np.asarray(target, dtype=np.float32)
-            p.state["spikes"] = (v - tgt).astype(np.float32)
-            return
+        has = target is not None
+        tgt = np.ascontiguousarray(target, dtype=np.float64) if has else v
         if self._graded_float:  # attribution: the exact error (target not rounded, no rounding, no saturation)
-            tgt = 0.0 if target is None else np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp
-            p.state["spikes"] = (v - tgt) * 2.0 ** -prm["shift"]
+            if has and np.isnan(tgt).any():  # the readout's own value: an error of 0
+                tgt = np.where(np.isnan(tgt).any(axis=-1, keepdims=True), v * 2.0**-p.q.scale_exp, tgt)
+            exact = tgt * 2.0**p.q.scale_exp if has else 0.0
+            p.state["spikes"] = (v - exact) * 2.0 ** -prm["shift"]
             return
-        tgt = 0.0 if target is None else np.round(np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp)
-        lim = 2.0 ** (prm["bits"] - 1)
-        # rounded to nearest (half an LSB added before the shift): a floor would bias every error down
-        p.state["spikes"] = np.clip(np.floor((v - tgt) * 2.0 ** -prm["shift"] + 0.5), -lim, lim - 1)
+        out = np.empty_like(v)
+        if self.fixed:  # a fresh array each step: learning engines may keep the previous one
+            lim = 2.0 ** (prm["bits"] - 1)
+            ke.error_fixed(v, tgt, has, 2.0**p.q.scale_exp, 2.0 ** -prm["shift"], lim, out)
+        else:
+            ke.error_float(v, tgt, has, out)
+        p.state["spikes"] = out
 
     def _ce_error(self, p: _Population, v: np.ndarray, target) -> np.ndarray:
         """The payload of softmax cross-entropy error units, ``P * (softmax(y) - onehot)`` over

@@ -144,27 +144,23 @@ class Synapses:
         (slots x batch x post, indexed by step modulo the number of slots), in the units of
         the post population's ``u`` (scaled by the chip's input shift)."""
         flat = ring.reshape(-1)
-        self.table[:, kd.G_SLOTS] = ring.shape[0]
+        if self.table[0, kd.G_SLOTS] != ring.shape[0]:
+            self.table[:, kd.G_SLOTS] = ring.shape[0]
+        acc, acc64 = self._scratch(spikes.shape[0], ring.dtype)
         a = self.arrays
-        acc = np.zeros((spikes.shape[0], self.n_post), dtype=ring.dtype)
-        acc64 = np.zeros((spikes.shape[0], self.n_post))
         kd.deliver_groups(
-            t,
-            spikes.shape[0],
-            self.table,
-            self.gscale,
-            a["indptr"],
-            a["idx"],
-            a["w"],
-            a["dense"],
-            a["exps"],
-            np.ascontiguousarray(spikes).reshape(-1),
-            flat,
-            acc,
-            acc64,
-        )
-        if not np.shares_memory(flat, ring):  # a non-contiguous ring: write the copy back
+            t, spikes.shape[0], self.table, self.gscale, a["indptr"], a["idx"], a["w"], a["dense"], a["exps"],
+            np.ascontiguousarray(spikes).reshape(-1), flat, acc, acc64,
+        )  # fmt: skip
+        if not np.may_share_memory(flat, ring):  # a non-contiguous ring: write the copy back
             ring[...] = flat.reshape(ring.shape)
+
+    def _scratch(self, batch: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Accumulators ``[batch, post]`` in the ring's dtype and in float64, kept between calls."""
+        key = (batch, np.dtype(dtype))
+        if getattr(self, "_acc_key", None) != key:
+            self._acc_key, self._acc = key, (np.zeros((batch, self.n_post), dtype), np.zeros((batch, self.n_post)))
+        return self._acc
 
 
 def weight_dtype(mantissas: np.ndarray, fixed: bool):
