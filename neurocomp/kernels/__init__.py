@@ -92,7 +92,11 @@ def drop_stale_cache() -> None:
 
 
 def _drop_stale_cache() -> None:
-    digest = hashlib.sha256(b"".join(open(f, "rb").read() for f in _sources())).hexdigest()
+    sha = hashlib.sha256()
+    for f in _sources():
+        with open(f, "rb") as fh:
+            sha.update(fh.read())
+    digest = sha.hexdigest()
     path = cache_dir()
     stamp = os.path.join(path, _STAMP)
     try:

@@ -157,7 +157,7 @@ def _float_product(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
     return x * f  # float chips: the exact decay's product, rounded once in the state's dtype
 
 
-@overload(leak, inline="always")
+@overload(leak)
 def _leak(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
     return _float_product if x.bitwidth == 32 else _leak_fixed
 
