@@ -174,23 +174,16 @@ def _in_range(x, lo, hi):
     return lambda x, lo, hi: lo <= x <= hi
 
 
-def settle(x, var, p, b, i, mode, lims, err):
-    """``x`` (of variable ``var``: 0 u, 1 v, 2 a), outside ``lims[var]``, brought into range,
-    or in strict mode noted in ``err`` and returned unchanged (float32 states: unchanged)."""
-
-
-def _settle_fixed(x, var, p, b, i, mode, lims, err):
-    ovf, bits, reg = mode[M_OVF_U + var], mode[M_BITS_U + var], mode[M_REG_U + var]
-    lo, hi = lims[var, 0], lims[var, 1]
-    if mode[M_STRICT] and out_of_range(x, ovf, bits, lo, hi):
-        _note(err, p, var, b, i, x)
-        return x
-    return bring_in_range(x, ovf, bits, lo, hi, reg)
+def settle(x, ovf, bits, lo, hi, reg):
+    """``x``, outside ``[lo, hi]``, brought into range (:func:`bring_in_range`); float32
+    states have no integer range and pass unchanged."""
 
 
 @overload(settle)
-def _settle(x, var, p, b, i, mode, lims, err):
-    return (lambda x, var, p, b, i, mode, lims, err: x) if x.bitwidth == 32 else _settle_fixed
+def _settle(x, ovf, bits, lo, hi, reg):
+    if x.bitwidth == 32:
+        return lambda x, ovf, bits, lo, hi, reg: x
+    return lambda x, ovf, bits, lo, hi, reg: bring_in_range(x, ovf, bits, lo, hi, reg)
 
 
 @kernel(inline="always")
@@ -213,16 +206,32 @@ def _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
 
 @kernel(inline="always")
 def _settle_all(x, var, p, b, mode, lims, err):
-    """Bring every element of ``x`` (variable ``var``) into range, or note the first overflow
-    (strict); one vectorizable pass when all are in range, the common case."""
+    """Bring every element of ``x`` (variable ``var``: 0 u, 1 v, 2 a) into range; in strict
+    mode note the first that leaves it in ``err`` instead (and keep it). One vectorizable
+    pass when all are in range, the common case."""
     lo, hi = lims[var, 0], lims[var, 1]
     bad = False
     for i in range(x.shape[0]):
         bad |= not in_range(x[i], lo, hi)
-    if bad:
+    if not bad:
+        return
+    ovf, bits, reg = mode[M_OVF_U + var], mode[M_BITS_U + var], mode[M_REG_U + var]
+    strict = mode[M_STRICT] != 0
+    if ovf == O_SATURATE and not strict:  # the common overflow (a saturated v): a clip, wrapped first if needed
+        half = 2.0 ** (reg - 1) if reg > 0 else np.inf
         for i in range(x.shape[0]):
-            if not in_range(x[i], lo, hi):
-                x[i] = settle(x[i], var, p, b, i, mode, lims, err)
+            y = x[i]
+            if not -half <= y < half:
+                y = settle(y, O_NONE, bits, lo, hi, reg)
+            x[i] = min(max(y, lo), hi)
+        return
+    for i in range(x.shape[0]):
+        if in_range(x[i], lo, hi):
+            continue
+        if strict and out_of_range(x[i], ovf, bits, lo, hi):
+            _note(err, p, var, b, i, x[i])
+        else:
+            x[i] = settle(x[i], ovf, bits, lo, hi, reg)
 
 
 @kernel
