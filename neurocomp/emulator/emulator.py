@@ -1,11 +1,14 @@
 """The bit-accurate emulator: steps a compiled Program in the chip's arithmetic.
 
 One engine serves every profile. Fixed-point profiles run on integer state with the
-profile's decays, shifts and overflow; the integers are held exactly in float64 arrays
-(see :mod:`neurocomp.arith.fixed` for why that is exact and faster), and every bound that
-exactness needs is checked when the emulator is built. Float profiles run in float32.
-``Emulator.state``, checkpoints and recordings give integers as integers. A step ``t``
-(1-based, as Lava counts) does, in order:
+profile's decays, shifts, overflow and registers (Lava: u and v computed in int32); the
+integers are held exactly in float64 arrays (see :mod:`neurocomp.arith.fixed` for why that
+is exact), and every bound that exactness needs is checked when the emulator is built.
+Float profiles run in float32. The neuron update and delivery are compiled kernels
+(:mod:`neurocomp.kernels`) over a flat layout of the states (:mod:`.layout`); a run with
+nothing to do in Python between steps (no plastic projection or error unit) is one kernel
+call per chunk of steps. ``Emulator.state``, checkpoints and recordings give integers as
+integers. A step ``t`` (1-based, as Lava counts) does, in order:
 
 1. spike inputs emit their step-``t`` spikes (row ``t - 1`` of a given array, as Lava's
    RingBuffer sends column ``(t - 1) % length`` at step ``t``; or a frozen Poisson draw);

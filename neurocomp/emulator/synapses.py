@@ -5,12 +5,15 @@ shifts each delay slot separately, and so does this). A group accumulates the we
 the pre neurons that spiked (times their spike counts), applies the weight exponent, and
 adds the result to the post population's input for step ``t + latency + delay``.
 
-Accumulation is exact. Integer sums are computed in floating point only where that is
-provably exact: float32 when ``max|mantissa| * max fan-in * max spikes per step < 2**24``
-(for loihi2's 9-bit weights and fan-in <= 4096, 2**8 * 2**12 = 2**20), else float64
-(exact below 2**53); the bound is checked when the emulator is built. The sum is then
-scaled by ``2**weight_exp`` in float64 (exact while the bound times ``2**weight_exp``
-stays below 2**53, also checked) and rounded as the chip's shift rounds.
+Accumulation is exact. Delivery is the compiled kernel of :mod:`neurocomp.kernels.delivery`:
+event driven (only the weights of pre neurons that spiked are read), from per-pre index
+lists (a sparse projection, or a dense one with few nonzero weights) or dense rows. The
+weights are held as the chip's mantissas (int16, or float32: exact below 2**24) and summed
+in float64, exact below 2**53; ``max|mantissa| * max fan-in * max spikes per step`` times
+``2**weight_exp`` times the input shift is checked against that bound when the emulator is
+built. A negative (or per-channel) exponent shifts the group's sum as the chip's shift
+rounds, before the input shift; a non-negative one is a power of two applied per weight.
+Float chips sum float32 weights (exponent and scale folded in) in pre order.
 """
 
 from __future__ import annotations
