@@ -348,16 +348,16 @@ class Emulator:
         cap = self.profile.time.max_spikes_per_step if self.fixed else 1
         self._thr, self._nconst = lay.neuron_constants(self.pops, self._blocks, self._dtype, cap)
         self._mode, self._lims = self._arithmetic()
-        self._rounding_draws = int(self._mode[kn.M_ROUND_V]) in (kn.R_STOCHASTIC, kn.R_LFSR) or int(
-            self._mode[kn.M_ROUND_U]
-        ) in (kn.R_STOCHASTIC, kn.R_LFSR)
+        drawn = {kn.R_STOCHASTIC, kn.R_LFSR}
+        self._rounding_draws = any(int(self._mode[m]) in drawn for m in (kn.M_ROUND_U, kn.M_ROUND_V, kn.M_ROUND_A))
         self._err = np.zeros((3, 6), dtype=np.int64)
         self._block_table = np.array(
             [[self._blocks.state[n], p.q.size] for n, p in self.pops.items() if p.kind != "error"], dtype=np.int64
         ).reshape(-1, 2)
         static = [s for s in self.synapses if type(s) is Synapses and s.name not in self._feedback]
         # the whole run in one kernel call needs every projection static and nothing in Python between steps
-        self._fused = len(static) == len(self.synapses) and not self._feedback and not self._float_states
+        errors = any(p.kind == "error" for p in self.pops.values())
+        self._fused = len(static) == len(self.synapses) and not errors and not self._float_states
         self._groups, self._group_arrays = lay.delivery_tables(static if self._fused else [], self._blocks, self._slots)
 
     def _arithmetic(self) -> tuple[np.ndarray, np.ndarray]:
