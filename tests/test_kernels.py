@@ -105,3 +105,13 @@ def test_lfsr_leak_rounds_as_reckons_decay_trace(x, k, r):
     rand = r >> 3  # a 12-bit LFSR number against the top 12 of 15 fraction bits
     got = leak(float(x), k * 2.0**-15, kn.R_LFSR, False, 0, float(rand), 15, 12)
     assert got == float(decay_trace(np.array([x]), k, 15, np.array([rand]), 12)[0])
+
+
+def test_a_parallel_batch_leaves_the_multiprocessing_start_method_alone():
+    """numba's threading layer fixes the start method when it starts; Lava sets it on import."""
+    import multiprocessing
+
+    before = multiprocessing.get_start_method(allow_none=True)
+    prog = nc.compile(nc.load_network("examples/models/recurrent_ei.yaml"), "loihi2", out=io.StringIO())
+    Emulator(prog, batch=3).run(5)
+    assert multiprocessing.get_start_method(allow_none=True) == before

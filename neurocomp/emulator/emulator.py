@@ -43,7 +43,7 @@ from ..arith.fixed import decay_multiplier, exact_in_float64
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
-from ..kernels import announce_compile
+from ..kernels import announce_compile, call_parallel
 from ..kernels import errors as ke
 from ..kernels import neurons as kn
 from ..kernels import run as kr
@@ -681,8 +681,8 @@ class Emulator:
             rnd = self._draws(n, advance=True) if self._rounding_draws else self._no_draws
             self._err[...] = 0
             rows = [r[done : done + n] if flags[i] else r for i, r in enumerate(recs)]
-            ran = kernel(
-                self.t, n, b, buf, in_table, self._st, self._spikes, self._ring, self._pop_table, self._thr,
+            ran = call_parallel(
+                kernel, self.t, n, b, buf, in_table, self._st, self._spikes, self._ring, self._pop_table, self._thr,
                 self._nconst, self._mode, self._lims, rnd, self._err, g1, s1, g2, s2, ga["indptr"], ga["idx"],
                 ga["w"], ga["dense"], ga["exps"], acc, acc64, self._block_table, flags, *rows,
             )  # fmt: skip

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import numba
 
-__all__ = ["kernel", "parallel_kernel", "prange", "announce_compile", "cache_dir"]
+__all__ = ["kernel", "parallel_kernel", "prange", "announce_compile", "cache_dir", "call_parallel"]
 
 prange = numba.prange
 _announced = False
@@ -47,6 +47,21 @@ def parallel_kernel(fn: Callable | None = None, **options):
     """:func:`kernel` with ``parallel=True``: loops written with :data:`prange` run over
     the machine's cores (used over the trials of a batch)."""
     return kernel(fn, parallel=True, **options)
+
+
+def call_parallel(fn: Callable, *args):
+    """``fn(*args)`` for a :func:`parallel_kernel`, leaving multiprocessing's start method as
+    it was: numba's threading layer asks for it when it starts (which fixes it to the
+    platform default), and a library that sets it later (Lava does on import) would then fail."""
+    import multiprocessing
+
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    try:
+        return fn(*args)
+    finally:
+        ctx = getattr(multiprocessing.context, "_default_context", None)
+        if unset and ctx is not None and hasattr(ctx, "_actual_context"):
+            ctx._actual_context = None
 
 
 def _sources() -> list[str]:
