@@ -115,3 +115,29 @@ def test_a_parallel_batch_leaves_the_multiprocessing_start_method_alone():
     prog = nc.compile(nc.load_network("examples/models/recurrent_ei.yaml"), "loihi2", out=io.StringIO())
     Emulator(prog, batch=3).run(5)
     assert multiprocessing.get_start_method(allow_none=True) == before
+
+
+def test_recordings_hold_every_value_a_state_can_take():
+    """Without Lava's 32-bit register, the one-time wrap leaves u beyond 2**31: recorded in
+    int64, equal to the state (never a silently wrapped -2147483648)."""
+    import dataclasses
+
+    from neurocomp.compiler.ir import QPopulation, QProjection
+    from neurocomp.compiler.program import Program
+
+    loihi2 = nc.load_profile("loihi2")
+    current = dataclasses.replace(loihi2.formats.current, register_bits=0)
+    prof = dataclasses.replace(loihi2, formats=dataclasses.replace(loihi2.formats, current=current))
+    inp = QPopulation.spike_input("in", 200)
+    post = QPopulation.lif("big", 1, du=0, dv=0, vth=2**17 - 1, bias_mant=0, bias_exp=0)
+    proj = QProjection.from_mantissas("in->big", "in", "big", np.full((1, 200), 255), weight_exp=7)
+    prog = Program.from_parts(prof, [inp, post], [proj], name="no-register")
+    emu = Emulator(prog)
+    rec = emu.run(12, inputs={"in": np.ones((12, 200), dtype=np.uint8)}, record=["u"])
+    assert rec["big/u"].dtype == np.int64
+    assert rec["big/u"].max() > 2**31  # past int32, as the profile says (no register wraps it)
+    np.testing.assert_array_equal(rec["big/u"][-1], emu.state["big/u"])
+    with_register = Emulator(Program.from_parts(loihi2, [inp, post], [proj], name="register"))
+    assert (
+        with_register.run(2, inputs={"in": np.ones((2, 200), dtype=np.uint8)}, record=["u"])["big/u"].dtype == np.int32
+    )
