@@ -97,7 +97,7 @@ def _add_pre(g, b, i, s, groups, scale, indptr, idx, w, dense, ring, slot_off, a
                 acc[j] += weighted(s, dense[r0 + j])
 
 
-@kernel
+@kernel(inline="always")
 def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
     """Add the accumulated sum of trial ``b`` to the ring slot, as the group's mode says."""
     emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
@@ -114,7 +114,7 @@ def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
             ring[base + j] += acc[j]
 
 
-@kernel
+@kernel(inline="always")
 def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
     """Deliver the step-``t`` spikes of trial ``b`` through group ``g`` to its post ring slot
     ``t + G_SHIFT``. ``acc`` (the state's dtype) and ``acc64`` (float64) are this trial's
@@ -145,7 +145,7 @@ def deliver_groups(t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes
             deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc[b], acc64[b])
 
 
-@kernel
+@kernel(inline="always")
 def deliver_trial(t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
     """:func:`deliver_group` for every row of ``groups``, trial ``b`` alone."""
     for g in range(groups.shape[0]):

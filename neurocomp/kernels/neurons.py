@@ -234,7 +234,7 @@ def _settle_all(x, var, p, b, mode, lims, err):
             x[i] = settle(x[i], ovf, bits, lo, hi, reg)
 
 
-@kernel
+@kernel(inline="always")
 def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
     """Step ``t`` of population ``p`` (row of ``pop``) in trial ``b`` of ``batch``: read and
     clear its input slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF)
@@ -317,7 +317,7 @@ def update_neurons(t, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd
     return -1
 
 
-@kernel
+@kernel(inline="always")
 def update_trial(t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
     """Step ``t`` of every population in trial ``b`` alone (trials are independent: a run
     over trials in parallel; not strict, whose first overflow is ordered across trials)."""

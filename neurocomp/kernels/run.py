@@ -25,7 +25,7 @@ I_OFF, I_N, I_COL = range(3)
 B_OFF, B_N = range(2)
 
 
-@kernel
+@kernel(inline="always")
 def _inputs(s, b, inputs, in_table, spikes):
     """Trial ``b``'s input spikes of step ``s`` of the chunk (columns ``I_COL + b * size``)."""
     for q in range(in_table.shape[0]):
@@ -34,7 +34,7 @@ def _inputs(s, b, inputs, in_table, spikes):
             spikes[o + k] = spike_value(spikes, inputs[s, c + k])
 
 
-@kernel
+@kernel(inline="always")
 def _record(s, b, blocks, flags, spikes, st, rec_s, rec_u, rec_v, rec_a):
     """Copy trial ``b``'s state after step ``s`` into the recordings ``flags`` selects (spikes,
     u, v, a; integers held in float64, or float32, convert exactly)."""
