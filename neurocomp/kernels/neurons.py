@@ -1,7 +1,9 @@
 """The neuron update of LIF, ALIF and LI populations: one template, two arithmetics.
 
-The template is :func:`update_neurons`. Its arithmetic is chosen by its arguments, so the
-fixed and the float paths are two compiled instances of this one definition:
+The template is :func:`update_population`. Its arithmetic is chosen by its arguments: the
+states' dtype selects at compile time the few operations that differ (:func:`leak`,
+:func:`in_range`, :func:`settle`), and ``mode`` the profile's roundings and overflow at run
+time; so the fixed and the float paths are two compiled instances of this one definition:
 
 * fixed point: every state is an integer of the chip held exactly in float64 (products of a
   state, at most 32 bits, and a decay factor, at most 16 bits, stay far below 2**53); a leak
