@@ -405,16 +405,16 @@ class Emulator:
                 p.state = {"spikes": np.zeros((b, n), dt)}  # the graded payload e_k
                 continue
             off = blk.state[name]
-            p.state = {"spikes": lay.block_view(self._spikes, off, (b, n))}
-            if p.kind == "input":
-                continue
-            names = ["u", "v"] + ["a"] * (p.kind == "alif") + ["refractory"] * (p.kind in ("lif", "alif"))
-            if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
-                names += ["v_pre"] + ["th_pre"] * (p.kind == "alif")
-            p.state.update({var: lay.block_view(self._st[lay.STATE_ROWS[var]], off, (b, n)) for var in names})
-            p.state["input"] = lay.block_view(self._ring, blk.ring[name], (self._slots[name], b, n))
-            if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
-                p.state["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
+            views = {"spikes": lay.block_view(self._spikes, off, (b, n))}
+            if p.kind != "input":
+                names = ["u", "v"] + ["a"] * (p.kind == "alif") + ["refractory"] * (p.kind in ("lif", "alif"))
+                if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
+                    names += ["v_pre"] + ["th_pre"] * (p.kind == "alif")
+                views.update({var: lay.block_view(self._st[lay.STATE_ROWS[var]], off, (b, n)) for var in names})
+                views["input"] = lay.block_view(self._ring, blk.ring[name], (self._slots[name], b, n))
+                if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
+                    views["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
+            p.state = lay.StateViews(views)
         self._no_draws = np.zeros((1, 3, blk.n_state))  # rounding numbers where no rounding draws
         self._plan()
 

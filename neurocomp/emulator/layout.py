@@ -125,6 +125,23 @@ def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) ->
     return out, arrays
 
 
+class StateViews(dict):
+    """A population's states by name. The arrays it starts with (views of the flat arrays, and
+    ports bound into the step's plan) are written in place: ``state["v"] = x`` copies ``x``
+    into the memory the kernels read (replacing the array would leave them on the old one);
+    other keys are set as in a dict."""
+
+    def __init__(self, views: Mapping[str, np.ndarray]):
+        super().__init__(views)
+        self.bound = frozenset(views)
+
+    def __setitem__(self, key: str, value) -> None:
+        if key in self.bound:
+            self[key][...] = value
+        else:
+            super().__setitem__(key, value)
+
+
 def block_view(flat: np.ndarray, off: int, shape: tuple[int, ...]) -> np.ndarray:
     """The block at ``off`` of a flat array as an array of ``shape`` (a view: writes reach ``flat``)."""
     return flat[off : off + int(np.prod(shape))].reshape(shape)
