@@ -296,6 +296,31 @@ def test_random_networks_match_lava(case: Case):
         assert "v" in _overflows(case)
 
 
+def test_u_past_int32_wraps_as_lava_does():
+    """Lava keeps u and v in int32: past 2**31 the sums wrap modulo 2**32 before the one-time
+    +-2**24 correction of u and the clip of v (the loihi2 profile's ``register_bits: 32``).
+    200 inputs of 255 << 7 add 417 792 000 to u per step and du = 0 keeps it, so u passes
+    2**31 within a few steps; the emulator must equal Lava bit for bit, record u in a dtype
+    that holds it, and strict mode must still stop at the first 24-bit overflow."""
+    steps = 16
+    inp = QPopulation.spike_input("in", 200)
+    post = QPopulation.lif("big", 2, du=0, dv=0, vth=2**17 - 1, bias_mant=[0, -4096], bias_exp=7)
+    w = np.full((2, 200), 255)
+    proj = QProjection.from_mantissas("in->big", "in", "big", w, weight_exp=7, sign_mode="excitatory")
+    program = Program.from_parts(LOIHI2, [inp, post], [proj], name="u-int32")
+    x = np.ones((steps, 200), dtype=np.uint8)
+    emu, lava = run_both(program, steps, inputs={"in": x})
+    assert_same(emu, lava)
+    u = lava["big/u"][:, 0, 0].astype(np.int64)
+    assert (np.diff(u) < 0).any() and u.max() > 2**30, u  # it wrapped past 2**31, not only by 2**24
+    emulator = Emulator(program)
+    rec = emulator.run(steps, inputs={"in": x}, record=["u"])
+    assert np.iinfo(rec["big/u"].dtype).max >= np.abs(rec["big/u"].astype(np.int64)).max()
+    np.testing.assert_array_equal(rec["big/u"][-1], emulator.state["big/u"])  # the recording holds the state
+    with pytest.raises(EmulatorOverflowError, match=r"'big'.*u overflow at step 2, neuron 0, trial 0: value 417792000"):
+        Emulator(program, strict=True).run(steps, inputs={"in": x})
+
+
 # -- 3. a large recurrent network --------------------------------------------------------------
 
 

@@ -1,11 +1,14 @@
 """The bit-accurate emulator: steps a compiled Program in the chip's arithmetic.
 
 One engine serves every profile. Fixed-point profiles run on integer state with the
-profile's decays, shifts and overflow; the integers are held exactly in float64 arrays
-(see :mod:`neurocomp.arith.fixed` for why that is exact and faster), and every bound that
-exactness needs is checked when the emulator is built. Float profiles run in float32.
-``Emulator.state``, checkpoints and recordings give integers as integers. A step ``t``
-(1-based, as Lava counts) does, in order:
+profile's decays, shifts, overflow and registers (Lava: u and v computed in int32); the
+integers are held exactly in float64 arrays (see :mod:`neurocomp.arith.fixed` for why that
+is exact), and every bound that exactness needs is checked when the emulator is built.
+Float profiles run in float32. The neuron update and delivery are compiled kernels
+(:mod:`neurocomp.kernels`) over a flat layout of the states (:mod:`.layout`); a run with
+nothing to do in Python between steps (no plastic projection or error unit) is one kernel
+call per chunk of steps. ``Emulator.state``, checkpoints and recordings give integers as
+integers. A step ``t`` (1-based, as Lava counts) does, in order:
 
 1. spike inputs emit their step-``t`` spikes (row ``t - 1`` of a given array, as Lava's
    RingBuffer sends column ``(t - 1) % length`` at step ``t``; or a frozen Poisson draw);
@@ -38,13 +41,18 @@ import numpy as np
 
 from .._atomic import atomic_savez
 from .._resources import emulator_bytes, require_memory
-from ..arith.fixed import OverflowDetected, decay, decay_multiplier, exact_in_float64, overflow
+from ..arith.fixed import decay_multiplier, exact_in_float64
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
+from ..kernels import announce_compile, call_parallel
+from ..kernels import errors as ke
+from ..kernels import neurons as kn
+from ..kernels import run as kr
 from ..learning.engine import LEARN_QUANTITIES
 from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
 from ..rules.reckon import ReckonLearning
+from . import layout as lay
 from .inputs import PoissonSource, graded_values, per_trial, spike_counts, unfed_inputs
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
@@ -210,7 +218,7 @@ class Emulator:
         self.pops: dict[str, _Population] = {}
         for q in program.populations:
             kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li", "ErrorUnit": "error"}[q.model]
-            self.pops[q.name] = _Population(q, kind, const=self._constants(q) if self.fixed else {})
+            self.pops[q.name] = _Population(q, kind, const=self._constants(q))
         if prof.random_sources:
             try:
                 self._chip_random = self._make_chip_random(batch, seed)
@@ -288,6 +296,7 @@ class Emulator:
             }
         except NeurocompError as exc:
             raise EmulatorError(exc.problems) from None
+        self._build_layout()
         self.reset()
 
     def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
@@ -329,34 +338,115 @@ class Emulator:
         if problems:
             raise EmulatorError(problems)
 
+    # -- layout ------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        """The flat layout of every population's state, the neuron kernel's tables and the
+        whole-network delivery tables (see :mod:`.layout`), built once the populations'
+        constants are final."""
+        sizes = {n: p.q.size for n, p in self.pops.items()}
+        kinds = {n: p.kind for n, p in self.pops.items()}
+        self._blocks = lay.Blocks.of(sizes, self._slots, kinds, self.batch)
+        rand_bits = {}
+        if self._chip_random is not None:
+            for name, p in self.pops.items():
+                if p.kind in lay.NEURON_KINDS:
+                    rand_bits[name] = self._chip_random.gens["readout" if p.kind == "li" else "membrane"].word_bits
+        self._pop_table = lay.neuron_table(self.pops, self._blocks, self._slots, rand_bits)
+        cap = self.profile.time.max_spikes_per_step if self.fixed else 1
+        self._thr, self._nconst = lay.neuron_constants(self.pops, self._blocks, self._dtype, cap)
+        self._mode, self._lims = self._arithmetic()
+        drawn = {kn.R_STOCHASTIC, kn.R_LFSR}
+        self._rounding_draws = any(int(self._mode[m]) in drawn for m in (kn.M_ROUND_U, kn.M_ROUND_V, kn.M_ROUND_A))
+        self._err = np.zeros((3, 6), dtype=np.int64)
+        self._block_table = np.array(
+            [[self._blocks.state[n], p.q.size] for n, p in self.pops.items() if p.kind != "error"], dtype=np.int64
+        ).reshape(-1, 2)
+        static = [s for s in self.synapses if type(s) is Synapses and s.name not in self._feedback]
+        # the whole run in one kernel call needs every projection static and nothing in Python between steps
+        errors = any(p.kind == "error" for p in self.pops.values())
+        self._fused = len(static) == len(self.synapses) and not errors and not self._float_states
+        self._groups, self._group_arrays = lay.delivery_tables(static if self._fused else [], self._blocks, self._slots)
+
+    def _arithmetic(self) -> tuple[np.ndarray, np.ndarray]:
+        """The neuron kernel's ``mode`` (roundings, overflow, registers, threshold test,
+        strictness) and ``lims`` (integer ranges of u, v, a) for this profile."""
+        mode = np.zeros(kn.M_LEN, dtype=np.int64)
+        lims = np.zeros((3, 2))
+        mode[kn.M_GE] = self.profile.time.threshold == "greater_equal"
+        mode[kn.M_STRICT] = self.strict
+        if not self.fixed:  # float32: every rounding and overflow NONE
+            return mode, lims
+        f = self.profile.formats
+        d = f.decay
+        lfsr = d.rounding == "stochastic" and d.stochastic_rule == "lfsr"
+        rnd = kn.ROUNDINGS[d.rounding]
+        mode[kn.M_ROUND_U] = kn.R_NONE if lfsr else rnd  # no synaptic current: u leaks to 0 exactly
+        mode[kn.M_ROUND_V] = kn.R_LFSR if lfsr else rnd
+        mode[kn.M_ROUND_A] = rnd
+        mode[kn.M_BITSHIFT] = d.representation == "bitshift"
+        mode[kn.M_MIN_STEP] = d.min_step
+        mode[kn.M_FRAC_BITS] = decay_multiplier(d, 0)[1] if d.representation != "bitshift" else 0
+        fmt_a = (
+            self.profile.neuron_models["ALIF"].state.get("a", f.voltage)
+            if "ALIF" in self.profile.neuron_models
+            else f.voltage
+        )
+        for var, fmt in enumerate((f.current, f.voltage, fmt_a)):
+            mode[kn.M_OVF_U + var] = kn.OVERFLOWS[fmt.overflow]
+            mode[kn.M_BITS_U + var] = fmt.bits
+            mode[kn.M_REG_U + var] = fmt.register_bits
+            lims[var] = fmt.int_range()
+        self._formats = (f.current, f.voltage, fmt_a)
+        return mode, lims
+
+    def _allocate(self) -> None:
+        """Fresh zero states: the flat arrays of :mod:`.layout` and each population's views."""
+        dt, b, blk = self._dtype, self.batch, self._blocks
+        spike_dt = bool if self._one_spike else dt  # a flag where one spike per step is the most
+        self._st = np.zeros((kn.S_ROWS, blk.n_state), dt)
+        self._spikes = np.zeros(blk.n_state, spike_dt)
+        self._ring = np.zeros(blk.n_ring, dt)
+        for name, p in self.pops.items():
+            n = p.q.size
+            if p.kind == "error":
+                p.state = {"spikes": np.zeros((b, n), dt)}  # the graded payload e_k
+                continue
+            off = blk.state[name]
+            views = {"spikes": lay.block_view(self._spikes, off, (b, n))}
+            if p.kind != "input":
+                names = ["u", "v"] + ["a"] * (p.kind == "alif") + ["refractory"] * (p.kind in ("lif", "alif"))
+                if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
+                    names += ["v_pre"] + ["th_pre"] * (p.kind == "alif")
+                views.update({var: lay.block_view(self._st[lay.STATE_ROWS[var]], off, (b, n)) for var in names})
+                views["input"] = lay.block_view(self._ring, blk.ring[name], (self._slots[name], b, n))
+                if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
+                    views["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
+            p.state = lay.StateViews(views)
+        self._no_draws = np.zeros((1, 3, blk.n_state))  # rounding numbers where no rounding draws
+        self._plan()
+
+    def _plan(self) -> None:
+        """What a step touches, bound once per allocation (the Python loop of a learning run
+        walks these lists, not the whole program): input populations, learning-signal ports,
+        projections delivering before (zero latency) and after the neuron update with their
+        target rings, error units, and the neuron kernel's arguments."""
+        pops = self.pops
+        self._inputs_plan = [(name, p) for name, p in pops.items() if p.kind == "input"]
+        self._ls_ports = [p.state["ls"] for p in pops.values() if "ls" in p.state]
+        self._errors_plan = [(name, p) for name, p in pops.items() if p.kind == "error"]
+        port = {s.name: "ls" if s.name in self._feedback else "input" for s in self.synapses}
+        deliveries = [(s, pops[s.pre], pops[s.post].state[port[s.name]]) for s in self.synapses]
+        self._deliver_first = [d for d in deliveries if d[0].latency + d[0].max_delay == 0]
+        self._deliver_after = [d for d in deliveries if d[0].latency + d[0].max_delay > 0]
+        self._neuron_args = (self._st, self._spikes, self._ring, self._pop_table, self._thr, self._nconst)
+
     # -- state -------------------------------------------------------------------------
     def reset(self, keep_weights: bool = False) -> None:
         """Zero every state (the initial state of a compiled Program) and restart at step 0.
         ``keep_weights``: plastic projections keep the weights they learned and their random
         streams continue (a new trial of training on a chip that keeps running); their tags,
         traces and the neuron states restart."""
-        dt = self._dtype
-        b = self.batch
-        for name, p in self.pops.items():
-            n = p.q.size
-            # spike counts; a flag where one spike per step is the most (cheaper to find and add)
-            p.state = {"spikes": np.zeros((b, n), bool if self._one_spike else dt)}
-            if p.kind == "error":
-                p.state = {"spikes": np.zeros((b, n), dt)}  # the graded payload e_k
-            elif p.kind != "input":
-                p.state.update(
-                    u=np.zeros((b, n), dt), v=np.zeros((b, n), dt), input=np.zeros((self._slots[name], b, n), dt)
-                )
-                if any(syn.post == name for syn in self.synapses if syn.name in self._feedback):
-                    p.state["ls"] = np.zeros((self._slots[name], b, n), dt)  # learning-signal port
-            if p.kind == "alif":
-                p.state["a"] = np.zeros((b, n), dt)
-            if p.kind in ("lif", "alif"):
-                p.state["refractory"] = np.zeros((b, n), dt)
-            if p.const.get("keep_v_pre"):  # the membrane before the reset, read by pseudo-derivatives
-                p.state["v_pre"] = np.zeros((b, n), dt)
-                if p.kind == "alif":
-                    p.state["th_pre"] = np.zeros((b, n), dt)
+        self._allocate()
         for syn in getattr(self, "plastic", {}).values():
             arrays, rngs = syn.engine.get_state()
             syn.reset()
@@ -451,7 +541,7 @@ class Emulator:
                         )
                     ]
                 )
-            self.pops[name].state[var] = arr.astype(self.pops[name].state[var].dtype)
+            self.pops[name].state[var][...] = arr  # in place: the state is a view of the flat layout
         self.t = ckpt.t
         self.rng.bit_generator.state = ckpt.rng_states["__chip__"]
         for n, r in self._input_rngs.items():
@@ -525,8 +615,10 @@ class Emulator:
         for var in record:
             if var not in RECORDABLE:
                 raise EmulatorError([Problem("record", f"unknown variable {var!r} (known: {', '.join(RECORDABLE)})")])
+        rec_dtype = self._record_dtype()
+        if self._fused:
+            return self._run_fused(steps, given, record, rec_dtype)
         out: dict[str, np.ndarray] = {}
-        rec_dtype = np.float64 if self._float_states else np.int32 if self.fixed else np.float32
         for name, p in self.pops.items():
             for var in record:
                 if var in p.state:
@@ -540,11 +632,86 @@ class Emulator:
                     arr = np.zeros((steps,) + syn.engine.state[var].shape, dtype=syn.engine.state[var].dtype)
                     out[f"{name}/{var}"] = arr
                     sinks.append((arr, syn.engine.state, var))
+        for name, p in self._inputs_plan:  # frozen Poisson inputs drawn up front: the same numbers in the same order
+            if name not in given:
+                given[name] = self._input_chunk(name, p, {}, 0, steps)
         for i in range(steps):
-            self.step({k: v[i] for k, v in given.items()} if given else None, learn=learn)
+            self.step({k: v[i] for k, v in given.items()}, learn=learn)
             for arr, st, var in sinks:
                 arr[i] = st[var]  # exact: integers held in float64 convert exactly
         return out
+
+    def _record_dtype(self):
+        """The dtype of recorded states: float64 when attribution makes them non-integer, float32
+        on float chips, else the narrowest integer that holds every value a state can take
+        (int32 unless a state's reachable range is wider: Lava's one-time wrap without a
+        32-bit register leaves values beyond 2**31 in place)."""
+        if self._float_states:
+            return np.float64
+        if not self.fixed:
+            return np.float32
+        widest = 0
+        for fmt in self._formats:
+            reach = fmt.register_bits or (64 if fmt.overflow == "wrap_once" else fmt.bits)
+            widest = max(widest, reach)
+        return np.int32 if widest <= 32 else np.int64
+
+    def _run_fused(self, steps: int, given: Mapping[str, np.ndarray], record, rec_dtype) -> dict[str, np.ndarray]:
+        """``steps`` steps of a static network in compiled chunks (:func:`neurocomp.kernels.run.run_steps`):
+        the inputs of a chunk (given arrays, frozen Poisson spikes drawn from the same generators
+        in the same order as step by step) and its rounding numbers prepared up front, the
+        recorded variables written into ``[steps, flat]`` arrays returned as per-population views."""
+        announce_compile()
+        b, blk = self.batch, self._blocks
+        flags = np.array([var in record for var in ("spikes", "u", "v", "a")], dtype=np.int64)
+        spike_rec = np.uint8 if self._one_spike else rec_dtype
+        recs = [
+            np.zeros((steps, blk.n_state) if flags[i] else (1, 1), dtype=spike_rec if i == 0 else rec_dtype)
+            for i in range(4)
+        ]
+        inputs = [(name, p) for name, p in self.pops.items() if p.kind == "input"]
+        cols = np.cumsum([0] + [b * p.q.size for _, p in inputs])  # each input's first column in a chunk
+        rows = [[blk.state[name], p.q.size, cols[i]] for i, (name, p) in enumerate(inputs)]
+        in_table = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        width = max(int(cols[-1]), 1)
+        chunk = max(1, min(steps, (1 << 22) // (width + (3 * blk.n_state if self._rounding_draws else 0))))
+        (g1, s1), (g2, s2) = self._groups
+        ga = self._group_arrays
+        acc, acc64 = np.zeros((b, blk.n_state), self._dtype), np.zeros((b, blk.n_state))
+        kernel = kr.run_steps if self.strict else kr.run_trials_parallel if b > 1 else kr.run_trials
+        done = 0
+        while done < steps:
+            n = min(chunk, steps - done)
+            buf = np.zeros((n, width), dtype=self._dtype)
+            for (name, p), (_, size, col) in zip(inputs, in_table.tolist(), strict=True):
+                buf[:, col : col + b * size] = self._input_chunk(name, p, given, done, n).reshape(n, b * size)
+            rnd = self._draws(n, advance=True) if self._rounding_draws else self._no_draws
+            self._err[...] = 0
+            rows = [r[done : done + n] if flags[i] else r for i, r in enumerate(recs)]
+            ran = call_parallel(
+                kernel, self.t, n, b, buf, in_table, self._st, self._spikes, self._ring, self._pop_table, self._thr,
+                self._nconst, self._mode, self._lims, rnd, self._err, g1, s1, g2, s2, ga["indptr"], ga["idx"],
+                ga["w"], ga["dense"], ga["exps"], acc, acc64, self._block_table, flags, *rows,
+            )  # fmt: skip
+            if ran is not None and ran < n:  # a strict run's first overflow
+                self.t += ran
+                self._raise_overflow(self.t + 1)
+            self.t += n
+            done += n
+        out = {}
+        for name, p in self.pops.items():
+            for i, var in enumerate(("spikes", "u", "v", "a")):
+                if flags[i] and var in p.state:
+                    off = blk.state[name]
+                    out[f"{name}/{var}"] = recs[i][:, off : off + b * p.q.size].reshape(steps, b, p.q.size)
+        return out
+
+    def _input_chunk(self, name: str, p: _Population, given, start: int, n: int) -> np.ndarray:
+        """Spikes of input ``name`` for steps ``start + 1 .. start + n`` of this run, ``[n, batch, size]``:
+        the given rows, or its frozen Poisson draws (one stream per trial, or one shared)."""
+        if name in given:
+            return given[name][start : start + n]
+        return self._input_rngs[name].raster(n)
 
     def _check_inputs(self, inputs: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
         problems, given = [], {}
@@ -608,173 +775,167 @@ class Emulator:
     def step(self, inputs: Mapping[str, np.ndarray] | None = None, learn: bool = False) -> None:
         """Advance one step (see the module docstring for the order); ``learn`` runs the
         learning engines of plastic projections after delivery."""
+        announce_compile()
         t = self.t + 1
         inputs = inputs or {}
         if self._chip_random is not None:  # this step's rounding numbers from the chip's LFSRs
             self._chip_random.begin_step()
-        for p in self.pops.values():  # the learning signal of the last step has been read
-            if "ls" in p.state:
-                p.state["ls"][self.t % p.state["ls"].shape[0]] = 0
-        for name, p in self.pops.items():
-            if p.kind != "input":
-                continue
+        for ls in self._ls_ports:  # the learning signal of the last step has been read
+            ls[self.t % ls.shape[0]] = 0
+        for name, p in self._inputs_plan:
             if name in inputs:
                 s = np.asarray(inputs[name], dtype=self._dtype)
             else:  # frozen Poisson: one draw per step and trial (or one shared by all trials)
                 s = self._input_rngs[name].step()
             p.state["spikes"][...] = s
-        for syn in self.synapses:  # zero-latency input projections arrive this step
-            if syn.latency + syn.max_delay == 0:
-                syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state["input"], t)
-        for name, p in self.pops.items():
-            if p.kind not in ("input", "error"):
-                self._update(name, p, t)
-        for name, p in self.pops.items():  # error units read their readout after it updated
-            if p.kind == "error":
-                self._update_error(name, p, inputs.get(f"{name}/target"))
-        for syn in self.synapses:
-            if syn.latency + syn.max_delay > 0:
-                port = "ls" if syn.name in self._feedback else "input"
-                syn.deliver(self.pops[syn.pre].state["spikes"], self.pops[syn.post].state[port], t)
+        for syn, pre, ring in self._deliver_first:  # zero-latency input projections arrive this step
+            syn.deliver(pre.state["spikes"], ring, t)
+        self._update_neurons(t)
+        for name, p in self._errors_plan:  # error units read their readout after it updated
+            self._update_error(name, p, inputs.get(f"{name}/target"))
+        for syn, pre, ring in self._deliver_after:
+            syn.deliver(pre.state["spikes"], ring, t)
         if learn:
-            for name, syn in self.plastic.items():
-                if not isinstance(syn, PlasticSynapses):
-                    continue
-                graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
-                syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
-            for readout, learner in self._learners.items():
-                if isinstance(learner, EpropLearner):
-                    learner.step(self.pops, inputs.get(f"{readout}/target"))
-                else:
-                    learner.step(self.pops, inputs.get(f"{readout}/target"), self._chip_random)
-            for name, syn in self.shadow.items():
-                graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
-                syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
+            self._learn(t, inputs)
         self.t = t
 
+    def _learn(self, t: int, inputs: Mapping[str, np.ndarray]) -> None:
+        """The learning engines' step ``t``: plastic projections, learners, shadow learners."""
+        for name, syn in self.plastic.items():
+            if not isinstance(syn, PlasticSynapses):
+                continue
+            graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
+            syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
+        for readout, learner in self._learners.items():
+            if isinstance(learner, EpropLearner):
+                learner.step(self.pops, inputs.get(f"{readout}/target"))
+            else:
+                learner.step(self.pops, inputs.get(f"{readout}/target"), self._chip_random)
+        for name, syn in self.shadow.items():
+            graded = {y: inputs[f"{name}/{y}"] for y in syn.graded_inputs if f"{name}/{y}" in inputs}
+            syn.learn(t, self.pops[syn.pre], self.pops[syn.post], graded, self.pops)
+
     # -- neuron updates ------------------------------------------------------------------
+    def _update_neurons(self, t: int) -> None:
+        """Step ``t`` of every neuron population: one call of the compiled template
+        (:func:`neurocomp.kernels.neurons.update_neurons`) on the flat states."""
+        rnd = self._draws(1) if self._rounding_draws else self._no_draws
+        if self.strict:
+            self._err[...] = 0
+        failed = kn.update_neurons(t, self.batch, *self._neuron_args, self._mode, self._lims, rnd[0], self._err)
+        if failed >= 0:
+            self._raise_overflow(t)
+
+    def _raise_overflow(self, t: int) -> None:
+        """The named error of a strict run: the first overflow of step ``t`` (population order;
+        within a population u, then v, then a; trial-major), from the kernel's record."""
+        var = int(kn.strict_failure(self._err))
+        e = self._err[var]
+        name = [n for n, p in self.pops.items() if p.kind in lay.NEURON_KINDS][e[kn.E_POP]]
+        lo, hi = self._formats[var].int_range()
+        raise EmulatorOverflowError(
+            [
+                Problem(
+                    f"population {name!r}",
+                    f"{'uva'[var]} overflow at step {t}, neuron {e[kn.E_NEURON]}, trial {e[kn.E_TRIAL]}: value "
+                    f"{e[kn.E_VALUE]} outside [{lo}, {hi}]",
+                )
+            ]
+        )
+
+    def _draws(self, n: int, advance: bool = False) -> np.ndarray:
+        """The rounding numbers of ``n`` steps, ``[n, u/v/a, flat]``; ``advance``: the chip's
+        LFSRs step once per step first (a step-by-step run advances them at its start)."""
+        draws = np.zeros((n, 3, self._blocks.n_state))
+        for i in range(n):
+            if advance and self._chip_random is not None:
+                self._chip_random.begin_step()
+            self._fill_draws(*draws[i])
+        return draws
+
+    def _fill_draws(self, ru: np.ndarray, rv: np.ndarray, ra: np.ndarray) -> None:
+        """This step's rounding numbers of every neuron population into the flat rows: the
+        chip's LFSR numbers (ReckOn: ``membrane`` for LIF, ``readout`` for LI; a leak of exactly 1
+        draws nothing: ``inf``), or one uniform draw of ``self.rng`` per element of each
+        stochastic leak, in the order population, u, v, a."""
+        lfsr = self._mode[kn.M_ROUND_V] == kn.R_LFSR
+        b = self.batch
+        for name, p in self.pops.items():
+            if p.kind not in lay.NEURON_KINDS:
+                continue
+            off, n = self._blocks.state[name], p.q.size
+            sl = slice(off, off + b * n)
+            if lfsr:
+                if p.kind != "li" and float(p.const["leak_v"]) == 1.0:
+                    rv[sl] = np.inf
+                else:
+                    role = "readout" if p.kind == "li" else "membrane"
+                    rv[sl] = self._chip_random.numbers(role, self._chip_random.offsets[name], n).ravel()
+                continue
+            for arr, var in ((ru, kn.M_ROUND_U), (rv, kn.M_ROUND_V), (ra, kn.M_ROUND_A)):
+                if self._mode[var] == kn.R_STOCHASTIC and (var != kn.M_ROUND_A or p.kind == "alif"):
+                    arr[sl] = self.rng.random((b, n)).ravel()
+
     def _constants(self, q: QPopulation) -> dict[str, Any]:
-        """Registers turned into state units, and each leak into a ready function, once (Lava
+        """The neuron kernel's constants of population ``q`` in state units: ``bias``,
+        ``threshold`` and ``beta``, and each leak's factor ``leak_u``, ``leak_v``, ``leak_a``
+        (scalars or per neuron). Fixed point: registers turned into integers once (Lava
         recomputes the bias every step, but it only changes if the registers do, and a
-        Program's registers are fixed). Checks that every intermediate is exact in float64."""
-        prof = self.profile
-        f = prof.formats
+        Program's registers are fixed), with a check that every intermediate is exact in
+        float64. Float: the parameters as float32."""
         prm = q.params
         out: dict[str, Any] = {"bias": 0.0}
         if q.model in ("SpikeInput", "ErrorUnit"):
             return out
+        if not self.fixed:
+            out.update(bias=prm.get("bias", 0.0), leak_u=prm["current_decay"], leak_v=prm["voltage_decay"])
+            out.update(threshold=prm.get("threshold", 0.0), beta=prm.get("beta", 0.0), leak_a=prm.get("adapt_decay", 0))
+            return out
+        f = self.profile.formats
         if "bias_mant" in prm:
             m = np.asarray(prm["bias_mant"], dtype=np.int64)
             e = np.asarray(prm["bias_exp"], dtype=np.int64) + (f.bias.shift if f.bias else 0)
             bias = np.where(e >= 0, m << np.maximum(e, 0), m >> np.maximum(-e, 0))
             out["bias"] = bias.astype(np.float64) if bias.ndim else float(bias)
-        out["fmt_u"], out["fmt_v"] = f.current, f.voltage
-        out["leak_u"] = self._leak(prm["current_decay"], "current", q)
-        out["leak_v"] = self._leak(prm["voltage_decay"], "voltage", q)
+        out["leak_u"] = self._leak_factor(prm["current_decay"], "current", q)
+        out["leak_v"] = self._leak_factor(prm["voltage_decay"], "voltage", q)
         if "threshold" in prm:
             th_shift = f.threshold.shift + f.threshold.exponent_min
             out["threshold"] = float(int(prm["threshold"]) << th_shift)
             out["beta"] = float(int(prm.get("beta", 0)) << th_shift)
+        fmts = [f.current, f.voltage]
         if q.model == "ALIF":
-            out["fmt_a"] = prof.neuron_models["ALIF"].state.get("a", f.voltage)
-            out["leak_a"] = self._leak(prm["adapt_decay"], "voltage", q, "adapt")
-        widest = max(fmt.bits for key, fmt in out.items() if key.startswith("fmt_"))
+            fmts.append(self.profile.neuron_models["ALIF"].state.get("a", f.voltage))
+            out["leak_a"] = self._leak_factor(prm["adapt_decay"], "voltage", q, "adapt")
+        widest = max(max(fmt.bits, fmt.register_bits) for fmt in fmts)
         if not exact_in_float64(2 ** (widest + f.decay.bits + 1)):
             raise EmulatorError(
                 [Problem(f"population {q.name!r}", f"{widest}-bit states times {f.decay.bits}-bit decays exceed 2**53")]
             )
         return out
 
-    def _leak(self, code, role: str, q: QPopulation, state: str = "v"):
-        """``x -> decay(x)`` for a fixed decay register. The common deterministic case is one
-        multiply by the exact factor ``k / 2**n`` and one rounding call, in place on ``x``
-        (other cases return a new array; callers use the result either way). Stochastic
-        rounding with the chip's LFSRs (``stochastic_rule: lfsr``) reads this step's numbers
-        of the population's neurons; a leak to 0 needs none."""
+    def _leak_factor(self, code, role: str, q: QPopulation, state: str = "v"):
+        """The factor of a fixed decay register: ``k / 2**n`` (multiplicative, multiplier), or
+        ``2**-code`` (bit shift), exact in float64; the kernel multiplies and rounds. Stochastic
+        rounding with the chip's LFSRs rounds only scalar voltage leaks (a leak to 0, ReckOn's
+        absent synaptic current, needs no rounding)."""
         d = self.profile.formats.decay
-        if d.rounding == "stochastic" and d.stochastic_rule == "lfsr":
-            k, n = decay_multiplier(d, code, role)
-            if np.ndim(k) or role == "current" or state != "v":
-                if np.ndim(k) == 0 and float(k) == 0:  # no state kept (ReckOn has no synaptic current)
-                    return lambda x: np.multiply(x, 0.0, out=x)
-                msg = f"{role} leak: the chip's LFSRs round only scalar voltage leaks"
-                raise EmulatorError([Problem(f"population {q.name!r}", msg)])
-            kind = {"LI": "li"}.get(q.model, "lif")
-            return lambda x: self._chip_random.leak(q.name, kind, x, int(k), int(n))
-        if d.representation in ("multiplicative", "multiplier") and d.rounding in ("toward_zero", "floor"):
-            k, n = decay_multiplier(d, code, role)
-            factor = k * 2.0**-n
-            rnd = np.trunc if d.rounding == "toward_zero" else np.floor
-            return lambda x: rnd(np.multiply(x, factor, out=x), out=x)  # in place on a state we own
-        return lambda x: decay(x, d, code, role, self.rng)  # self.rng read at call time (reset swaps it)
-
-    def _update(self, name: str, p: _Population, t: int) -> None:
-        ring = p.state["input"]
-        slot = t % ring.shape[0]
-        a = ring[slot]  # the input that arrived for step t (a view: only read, then cleared)
-        if self.fixed:
-            self._update_fixed(name, p, a, t)
-        else:
-            self._update_float(p, a)
-        ring[slot] = 0  # the slot is reused for step t + slots
-
-    def _checked(self, x: np.ndarray, fmt, name: str, var: str, t: int) -> np.ndarray:
-        try:
-            return overflow(x, fmt, self.strict, inplace=True)  # x: a fresh array of this step
-        except OverflowDetected as exc:
-            trial, neuron = exc.index
-            raise EmulatorOverflowError(
-                [
-                    Problem(
-                        f"population {name!r}",
-                        f"{var} overflow at step {t}, neuron {neuron}, trial {trial}: value "
-                        f"{exc.value} outside [{exc.lo}, {exc.hi}]",
-                    )
-                ]
-            ) from None
-
-    def _update_fixed(self, name: str, p: _Population, a: np.ndarray, t: int) -> None:
-        # The states are updated in place (this object owns them; ``state``, checkpoints
-        # and recordings copy): on a batch, fresh temporaries per operation cost more than
-        # the arithmetic. ``a`` is the input slot of step t, cleared by the caller afterwards.
-        st, prm, c = p.state, p.q.params, p.const
-        has_refr = bool(prm.get("refractory", 0))
-        v_before = st["v"].copy() if has_refr else None
-        u = c["leak_u"](st["u"])
-        u += a  # already shifted by the chip's input shift (see Synapses.deliver)
-        u = st["u"] = self._checked(u, c["fmt_u"], name, "u", t)
-        v = c["leak_v"](st["v"])
-        v += u
-        v += c["bias"]
-        v = self._checked(v, c["fmt_v"], name, "v", t)
-        if p.kind == "li":
-            st["v"] = v
-            return
-        th = c["threshold"]
-        if p.kind == "alif":
-            a_st = self._checked(c["leak_a"](st["a"]), c["fmt_a"], name, "a", t)
-            th = th + a_st
-        if has_refr:
-            refr = st["refractory"]
-            frozen = refr > 0
-            np.copyto(v, v_before, where=frozen)  # a refractory neuron's v does not move (u still integrates)
-        n = self._spike_counts(v, th)
-        if c.get("keep_v_pre"):  # what a pseudo-derivative reads: v before the reset, the threshold used
-            st["v_pre"] = v.copy()
-            if p.kind == "alif":
-                st["th_pre"] = np.broadcast_to(th, v.shape).copy()
-        if has_refr:
-            n[frozen] = 0
-            st["refractory"] = np.where(n > 0, float(prm["refractory"]), np.maximum(refr - 1, 0))
-        if prm["reset"] == "subtract":
-            v -= n * c["threshold"]  # e-prop resets by v_th, not by the adaptive threshold
-        else:
-            np.copyto(v, 0.0, where=n if n.dtype == bool else n > 0)
-        if p.kind == "alif":
-            a_st += n * c["beta"]
-            st["a"] = a_st
-        st["v"] = v
-        st["spikes"] = n
+        if d.representation == "bitshift":
+            return np.exp2(-np.asarray(code, dtype=np.float64))
+        if d.representation not in ("multiplicative", "multiplier"):
+            msg = f"decay: no integer form for representation {d.representation!r}"
+            raise EmulatorError([Problem(f"population {q.name!r}", msg)])
+        k, n = decay_multiplier(d, code, role)
+        if (
+            d.rounding == "stochastic"
+            and d.stochastic_rule == "lfsr"
+            and (np.ndim(k) or role == "current" or state != "v")
+        ):
+            if np.ndim(k) == 0 and float(k) == 0:
+                return 0.0
+            msg = f"{role} leak: the chip's LFSRs round only scalar voltage leaks"
+            raise EmulatorError([Problem(f"population {q.name!r}", msg)])
+        return k * 2.0**-n
 
     def _update_error(self, name: str, p: _Population, target) -> None:
         """``e = (v_readout - target + half) >> shift``, saturated to the payload's signed bits. The
@@ -788,21 +949,21 @@ class Emulator:
         if prm.get("loss") == "ce":
             p.state["spikes"] = self._ce_error(p, v, target)
             return
-        if target is not None and np.isnan(target).any():  # the readout's own value: an error of 0
-            own = v * 2.0**-p.q.scale_exp if self.fixed else v
-            target = np.where(np.isnan(target).any(axis=-1, keepdims=True), own, target)
-        if not self.fixed:
-            tgt = 0.0 if target is None else np.asarray(target, dtype=np.float32)
-            p.state["spikes"] = (v - tgt).astype(np.float32)
-            return
+        has = target is not None
+        tgt = np.ascontiguousarray(target, dtype=np.float64) if has else v
         if self._graded_float:  # attribution: the exact error (target not rounded, no rounding, no saturation)
-            tgt = 0.0 if target is None else np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp
-            p.state["spikes"] = (v - tgt) * 2.0 ** -prm["shift"]
+            if has and np.isnan(tgt).any():  # the readout's own value: an error of 0
+                tgt = np.where(np.isnan(tgt).any(axis=-1, keepdims=True), v * 2.0**-p.q.scale_exp, tgt)
+            exact = tgt * 2.0**p.q.scale_exp if has else 0.0
+            p.state["spikes"] = (v - exact) * 2.0 ** -prm["shift"]
             return
-        tgt = 0.0 if target is None else np.round(np.asarray(target, dtype=np.float64) * 2.0**p.q.scale_exp)
-        lim = 2.0 ** (prm["bits"] - 1)
-        # rounded to nearest (half an LSB added before the shift): a floor would bias every error down
-        p.state["spikes"] = np.clip(np.floor((v - tgt) * 2.0 ** -prm["shift"] + 0.5), -lim, lim - 1)
+        out = np.empty_like(v)
+        if self.fixed:  # a fresh array each step: learning engines may keep the previous one
+            lim = 2.0 ** (prm["bits"] - 1)
+            ke.error_fixed(v, tgt, has, 2.0**p.q.scale_exp, 2.0 ** -prm["shift"], lim, out)
+        else:
+            ke.error_float(v, tgt, has, out)
+        p.state["spikes"] = out
 
     def _ce_error(self, p: _Population, v: np.ndarray, target) -> np.ndarray:
         """The payload of softmax cross-entropy error units, ``P * (softmax(y) - onehot)`` over
@@ -854,44 +1015,3 @@ class Emulator:
                 f"is non-negative on loihi1); step {step}, trial {trial} is {a[step, trial]}"
             )
         return a, None
-
-    def _spike_counts(self, v: np.ndarray, th) -> np.ndarray:
-        """Spikes per neuron this step, in the state dtype."""
-        tm = self.profile.time
-        fired = np.greater(v, th) if tm.threshold == "greater" else np.greater_equal(v, th)
-        if tm.max_spikes_per_step == 1:
-            return fired
-        # several spikes per step (Xylo): while v >= th and under the cap, spike and subtract
-        return np.where(fired, np.minimum(tm.max_spikes_per_step, v // np.maximum(th, 1)), 0).astype(v.dtype)
-
-    def _update_float(self, p: _Population, a: np.ndarray) -> None:
-        st, prm = p.state, p.q.params
-        f32 = np.float32
-        u = st["u"] * f32(prm["current_decay"]) + a
-        v = st["v"] * f32(prm["voltage_decay"]) + u + f32(prm.get("bias", 0.0))
-        st["u"] = u
-        if p.kind == "li":
-            st["v"] = v
-            return
-        th = f32(prm["threshold"])
-        thr = th
-        if p.kind == "alif":
-            a_st = st["a"] * f32(prm["adapt_decay"])
-            thr = th + a_st
-        refr = st["refractory"]
-        frozen = refr > 0
-        v = np.where(frozen, st["v"], v)
-        fired = (v > thr) & ~frozen
-        if p.const.get("keep_v_pre"):
-            st["v_pre"] = v.astype(f32)
-            if p.kind == "alif":
-                st["th_pre"] = np.broadcast_to(thr, v.shape).astype(f32)
-        n = fired if self._one_spike else fired.astype(f32)
-        v = v - fired * th if prm["reset"] == "subtract" else np.where(fired, f32(0.0), v)
-        if prm.get("refractory", 0):
-            refr = np.where(fired, f32(prm["refractory"]), np.maximum(refr - 1, f32(0))).astype(f32)
-        st["refractory"] = refr
-        if p.kind == "alif":
-            st["a"] = a_st + n * f32(prm["beta"])
-        st["v"] = v.astype(f32)
-        st["spikes"] = n

@@ -147,11 +147,10 @@ class PoissonSource:
         return np.stack(draws)
 
     def raster(self, steps: int) -> np.ndarray:
-        """``[steps, batch, n]`` spikes: ``steps`` calls of :meth:`step`."""
-        out = np.empty((steps, self.batch, self.n), dtype=np.int64)
-        for t in range(steps):
-            out[t] = self.step()
-        return out
+        """``[steps, batch, n]`` spikes: ``steps`` calls of :meth:`step` (each stream's draws
+        taken at once, :func:`poisson_steps`: the same numbers)."""
+        draws = np.stack([poisson_steps(r, self.rate_hz, self.dt_ms, self.n, steps) for r in self._rngs], axis=1)
+        return np.broadcast_to(draws, (steps, self.batch, self.n)).copy() if self.shared else draws
 
     @property
     def state(self) -> list:
@@ -173,6 +172,12 @@ def poisson_step(rng: np.random.Generator, rate_hz: float, dt_ms: float, n: int)
     ``rate * dt``. Successive calls on one generator give the same numbers as one call for
     many steps, which is what makes a run resumable and the backends agree."""
     return (rng.random(n) < rate_hz * dt_ms / 1000.0).astype(np.int64)
+
+
+def poisson_steps(rng: np.random.Generator, rate_hz: float, dt_ms: float, n: int, steps: int) -> np.ndarray:
+    """``steps`` successive :func:`poisson_step` draws at once, ``[steps, n]``: the same
+    numbers (one uniform per element, row after row from one generator)."""
+    return (rng.random((steps, n)) < rate_hz * dt_ms / 1000.0).astype(np.int64)
 
 
 def input_rasters(

@@ -5,28 +5,29 @@ shifts each delay slot separately, and so does this). A group accumulates the we
 the pre neurons that spiked (times their spike counts), applies the weight exponent, and
 adds the result to the post population's input for step ``t + latency + delay``.
 
-Accumulation is exact. Integer sums are computed in floating point only where that is
-provably exact: float32 when ``max|mantissa| * max fan-in * max spikes per step < 2**24``
-(for loihi2's 9-bit weights and fan-in <= 4096, 2**8 * 2**12 = 2**20), else float64
-(exact below 2**53); the bound is checked when the emulator is built. The sum is then
-scaled by ``2**weight_exp`` in float64 (exact while the bound times ``2**weight_exp``
-stays below 2**53, also checked) and rounded as the chip's shift rounds.
+Accumulation is exact. Delivery is the compiled kernel of :mod:`neurocomp.kernels.delivery`:
+event driven (only the weights of pre neurons that spiked are read), from per-pre index
+lists (a sparse projection, or a dense one with few nonzero weights) or dense rows. The
+weights are held as the chip's mantissas (int16, or float32: exact below 2**24) and summed
+in float64, exact below 2**53; ``max|mantissa| * max fan-in * max spikes per step`` times
+``2**weight_exp`` times the input shift is checked against that bound when the emulator is
+built. A negative (or per-channel) exponent shifts the group's sum as the chip's shift
+rounds, before the input shift; a non-negative one is a power of two applied per weight.
+Float chips sum float32 weights (exponent and scale folded in) in pre order.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
-from ..arith.fixed import shift
 from ..compiler.ir import QProjection
 from ..graph.weights import count_indices
+from ..kernels import delivery as kd
 from ..profiles import Profile
 
 _FLOAT32_EXACT = 2**24
 _FLOAT64_EXACT = 2**53
-_EVENT_FRACTION = 0.25  # below this fraction of active pre neurons, gather their rows instead of a full matmul
+_LIST_FRACTION = 0.35  # a dense group with fewer nonzero weights is delivered from per-pre index lists
 
 
 def chip_mantissas(proj: QProjection, profile: Profile, clip: bool = True) -> np.ndarray:
@@ -52,120 +53,128 @@ def chip_mantissas(proj: QProjection, profile: Profile, clip: bool = True) -> np
     return (m >> k) << k
 
 
-@dataclass
-class _Group:
-    delay: int
-    dense: np.ndarray | None  # [post, pre] in the accumulation dtype
-    indptr: np.ndarray | None  # sparse: CSC by pre neuron
-    post_idx: np.ndarray | None
-    values: np.ndarray | None
-
-
 class Synapses:
-    """Runtime form of one projection: per-delay groups, ready to accumulate spikes."""
+    """Runtime form of one static projection: per-delay groups as rows of a delivery table
+    over flat arrays (see :mod:`neurocomp.kernels.delivery`), with the pre and post offsets 0;
+    the emulator copies them into its whole-network table with its own offsets."""
 
     def __init__(self, proj: QProjection, latency: int, profile: Profile, max_spikes: int):
         self.proj = proj
         self.name, self.pre, self.post = proj.name, proj.pre, proj.post
         self.n_post, self.n_pre = proj.shape
         self.latency = latency
-        fixed = profile.arithmetic == "fixed"
-        self.fixed = fixed
+        self.fixed = profile.arithmetic == "fixed"
         self.rounding = profile.formats.weight.exponent_rounding
-        m = chip_mantissas(proj, profile)
+        self.mantissas = m = chip_mantissas(proj, profile)
         if proj.is_sparse:
-            rows, cols = proj.rows.astype(np.int64), proj.cols.astype(np.int64)
             fan_in = int(count_indices(proj.rows, self.n_post).max(initial=0))
         else:
             fan_in = int(np.count_nonzero(m, axis=1).max(initial=0))
         bound = int(np.abs(m).max(initial=0)) * max(fan_in, 1) * max_spikes
-        self.exact_float32 = bound < _FLOAT32_EXACT
-        dtype = np.float32 if self.exact_float32 else np.float64
-        if not fixed:  # float chips: fold the exponent and scale into float32 weights (model units)
-            e = np.asarray(proj.weight_exp, dtype=np.float64)
-            scale = np.exp2(e) * proj.float_scale
-            dtype = np.float32
+        self.exact_float32 = bound < _FLOAT32_EXACT  # the sums would be exact even in float32
+        # float chips: the exponent and scale folded into float32 weights (model units)
+        self.exp = np.asarray(proj.weight_exp if self.fixed else 0, dtype=np.int64)
         delays = np.asarray(proj.delay_steps)
-        self.groups: list[_Group] = []
-        for d in np.unique(delays) if delays.ndim else [int(delays)]:
-            sel = (delays == d) if delays.ndim else None
-            if proj.is_sparse:
-                r, c, v = (rows, cols, m) if sel is None else (rows[sel], cols[sel], m[sel])
-                vals = v.astype(np.float64)
-                if not fixed:
-                    vals = vals * (scale[r] if np.ndim(scale) else scale)
-                order = np.argsort(c, kind="stable")
-                indptr = np.searchsorted(c[order], np.arange(self.n_pre + 1))
-                self.groups.append(_Group(int(d), None, indptr, r[order], vals[order].astype(dtype)))
-            else:
-                w = m if sel is None else np.where(sel, m, 0)
-                w = w.astype(np.float64)
-                if not fixed:
-                    w = w * (scale[:, None] if np.ndim(scale) else scale)
-                # stored [pre, post]: a spiking pre neuron's weights are one contiguous row
-                self.groups.append(_Group(int(d), np.ascontiguousarray(w.T.astype(dtype)), None, None, None))
-        # float chips: the exponent is folded into the weights above; per-channel exponents
-        # (one per post neuron) broadcast over [batch, post]
-        self.exp = np.asarray(proj.weight_exp if fixed else 0, dtype=np.int64)
-        self.max_delay = max(g.delay for g in self.groups)
+        self.delays = [int(d) for d in (np.unique(delays) if delays.ndim else [int(delays)])]
+        self.max_delay = max(self.delays)
         # the ring holds input in state units: the chip's ``<< input_shift`` (Lava's a_in << 6)
         # is applied here, after the exponent's rounding, where it costs no extra pass
-        self._in_scale = float(2**profile.formats.input_shift) if fixed else 1.0
-        self._scale = float(2 ** int(self.exp)) * self._in_scale if self.exp.ndim == 0 and self.exp >= 0 else None
-        self._exact = False  # see carry_float
-        if fixed and bound * 2 ** max(int(self.exp.max(initial=0)), 0) * self._in_scale >= _FLOAT64_EXACT:
+        self._in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
+        if self.fixed and bound * 2 ** max(int(self.exp.max(initial=0)), 0) * self._in_scale >= _FLOAT64_EXACT:
             raise ValueError(f"projection {self.name!r}: summed input {bound} * 2**exp is not exact in float64")
+        self._build(exact=False)
 
     def carry_float(self) -> None:
         """Deliver non-integer payloads (a learning-attribution run's unquantized errors)
-        exactly: float64 weights, and the exponent applied as an exact power of two instead
-        of the chip's rounded shift."""
-        for g in self.groups:
-            if g.dense is not None:
-                g.dense = g.dense.astype(np.float64)
-            if g.values is not None:
-                g.values = g.values.astype(np.float64)
-        self._exact = True
+        exactly: the exponent applied as an exact power of two instead of the chip's rounded
+        shift."""
+        self._build(exact=True)
+
+    def _build(self, exact: bool) -> None:
+        """The delivery table and its arrays, one row per delay group."""
+        proj, m = self.proj, self.mantissas
+        if self.fixed:
+            direct = not exact and self.exp.ndim == 0 and int(self.exp) >= 0
+            emode = kd.E_DIRECT if direct else kd.E_EXACT if exact else kd.E_SHIFT
+            # the weights stay mantissas; E_DIRECT multiplies each by 2**exp * 2**input_shift
+            gscale = float(2 ** int(self.exp)) * self._in_scale if direct else self._in_scale
+            scale = 1.0
+        else:
+            e = np.asarray(proj.weight_exp, dtype=np.float64)
+            scale = np.exp2(e) * proj.float_scale
+            emode = kd.E_F64 if proj.is_sparse else kd.E_F32
+            gscale = 1.0
+        delays = np.asarray(proj.delay_steps)
+        rows = []
+        parts: dict[str, list[np.ndarray]] = {"indptr": [], "idx": [], "w": [], "dense": [], "exps": []}
+        for d in self.delays:
+            sel = (delays == d) if delays.ndim else None
+            if proj.is_sparse:
+                r, c, v = proj.rows.astype(np.int64), proj.cols.astype(np.int64), m
+                if sel is not None:
+                    r, c, v = r[sel], c[sel], v[sel]
+                vals = v.astype(np.float64) * (scale[r] if np.ndim(scale) else scale)
+            else:
+                w = (m if sel is None else np.where(sel, m, 0)).astype(np.float64)
+                w = w * (scale[:, None] if np.ndim(scale) else scale)
+                r, c = np.nonzero(w)
+                vals = w[r, c]
+            row = np.zeros(kd.G_COLS, dtype=np.int64)
+            row[[kd.G_NPRE, kd.G_NPOST, kd.G_SHIFT, kd.G_EMODE]] = self.n_pre, self.n_post, self.latency + d, emode
+            row[kd.G_ROUND] = kd.SHIFT_ROUNDINGS.get(self.rounding, kd.RD_FLOOR)
+            row[[kd.G_PTR, kd.G_IDX, kd.G_DENSE, kd.G_EXP]] = [
+                sum(a.size for a in parts[k]) for k in ("indptr", "idx", "dense", "exps")
+            ]
+            if proj.is_sparse or r.size < _LIST_FRACTION * self.n_pre * self.n_post:
+                order = np.lexsort((r, c))  # by pre neuron, then post
+                parts["indptr"].append(np.searchsorted(c[order], np.arange(self.n_pre + 1)))
+                parts["idx"].append(r[order])
+                parts["w"].append(vals[order])
+                row[kd.G_KIND] = kd.K_LISTS
+            else:  # dense rows [pre, post]: a spiking pre neuron's weights are contiguous
+                parts["dense"].append(w.T.ravel())
+                row[kd.G_KIND] = kd.K_ROWS
+            parts["exps"].append(np.broadcast_to(self.exp.astype(np.float64), (self.n_post,)))
+            rows.append(row)
+        self.table = np.array(rows, dtype=np.int64)
+        self.weight_dtype = weight_dtype(self.mantissas, self.fixed)
+        dtypes = {"indptr": np.int64, "idx": np.int32, "w": self.weight_dtype, "dense": self.weight_dtype}
+        self.arrays = {k: _cat(parts[k], dtypes.get(k, np.float64)) for k in parts}
+        self.gscale = np.full(len(rows), gscale)
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``
         (slots x batch x post, indexed by step modulo the number of slots), in the units of
         the post population's ``u`` (scaled by the chip's input shift)."""
-        active = (spikes[0] if spikes.shape[0] == 1 else spikes.any(axis=0)).nonzero()[0]
-        if active.size == 0:
-            return
-        n_slots = ring.shape[0]
-        for g in self.groups:
-            acc = self._accumulate(g, spikes, active)
-            if self.fixed:  # exact integers (see the module docstring); the exponent shift rounds as the chip does
-                if self._scale is not None:  # a non-negative scalar exponent: one exact multiply by a power of two
-                    acc = acc * self._scale
-                elif self._exact:
-                    acc = acc * np.exp2(self.exp.astype(np.float64)) * self._in_scale
-                else:
-                    acc = shift(acc.astype(np.float64), self.exp, self.rounding) * self._in_scale
-            ring[(t + self.latency + g.delay) % n_slots] += acc
+        flat = ring.reshape(-1)
+        if self.table[0, kd.G_SLOTS] != ring.shape[0]:
+            self.table[:, kd.G_SLOTS] = ring.shape[0]
+        acc, acc64 = self._scratch(spikes.shape[0], ring.dtype)
+        a = self.arrays
+        kd.deliver_groups(
+            t, spikes.shape[0], self.table, self.gscale, a["indptr"], a["idx"], a["w"], a["dense"], a["exps"],
+            np.ascontiguousarray(spikes).reshape(-1), flat, acc, acc64,
+        )  # fmt: skip
+        if not np.may_share_memory(flat, ring):  # a non-contiguous ring: write the copy back
+            ring[...] = flat.reshape(ring.shape)
 
-    def _accumulate(self, g: _Group, spikes: np.ndarray, active: np.ndarray) -> np.ndarray:
-        batch = spikes.shape[0]
-        if g.dense is not None:  # g.dense is [pre, post]
-            if active.size < _EVENT_FRACTION * self.n_pre:  # event-driven: only the rows of spiking neurons
-                rows = g.dense[active]
-                if batch == 1:
-                    if spikes.dtype == bool:  # one spike each
-                        return rows.sum(axis=0)[None, :]
-                    return (spikes[0, active].astype(rows.dtype) @ rows)[None, :]
-                return spikes[:, active].astype(g.dense.dtype) @ rows
-            return spikes.astype(g.dense.dtype) @ g.dense
-        # sparse: gather the outgoing synapses of every (trial, pre neuron) that spiked
-        b_idx, pre_idx = np.nonzero(spikes[:, active])
-        pre_idx = active[pre_idx]
-        counts = g.indptr[pre_idx + 1] - g.indptr[pre_idx]
-        total = int(counts.sum())
-        if total == 0:
-            return np.zeros((batch, self.n_post))
-        starts = np.repeat(g.indptr[pre_idx] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
-        seg = starts + np.arange(total)
-        targets = g.post_idx[seg] + np.repeat(b_idx * self.n_post, counts)
-        w = g.values[seg].astype(np.float64) * np.repeat(spikes[b_idx, pre_idx], counts)
-        return np.bincount(targets, weights=w, minlength=batch * self.n_post).reshape(batch, self.n_post)
+    def _scratch(self, batch: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+        """Accumulators ``[batch, post]`` in the ring's dtype and in float64, kept between calls."""
+        key = (batch, np.dtype(dtype))
+        if getattr(self, "_acc_key", None) != key:
+            self._acc_key, self._acc = key, (np.zeros((batch, self.n_post), dtype), np.zeros((batch, self.n_post)))
+        return self._acc
+
+
+def weight_dtype(mantissas: np.ndarray, fixed: bool):
+    """The dtype delivery holds weights in: fixed point, the chip's mantissas, int16 when they
+    fit (loihi2's 9-bit signed mantissas; half the memory of float32), else float32 (exact
+    below 2**24); float chips, float32 weights in model units."""
+    if fixed and int(np.abs(mantissas).max(initial=0)) < 2**15:
+        return np.int16
+    return np.float32
+
+
+def _cat(arrs: list[np.ndarray], dtype) -> np.ndarray:
+    """The concatenation (one element if empty: numba needs a typed array)."""
+    return np.concatenate(arrs).astype(dtype) if arrs else np.zeros(1, dtype=dtype)

@@ -18,16 +18,19 @@ sparse and delayed synaptic delivery), :mod:`.learning` (the sum-of-products eng
 from __future__ import annotations
 
 import glob
+import hashlib
 import os
 import sys
 from collections.abc import Callable
 
 import numba
 
-__all__ = ["kernel", "parallel_kernel", "prange", "announce_compile"]
+__all__ = ["kernel", "parallel_kernel", "prange", "announce_compile", "cache_dir", "call_parallel"]
 
 prange = numba.prange
 _announced = False
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_STAMP = "neurocomp-kernels.sha256"
 
 
 def kernel(fn: Callable | None = None, **options):
@@ -46,6 +49,87 @@ def parallel_kernel(fn: Callable | None = None, **options):
     return kernel(fn, parallel=True, **options)
 
 
+def call_parallel(fn: Callable, *args):
+    """``fn(*args)`` for a :func:`parallel_kernel`, leaving multiprocessing's start method as
+    it was: numba's threading layer asks for it when it starts (which fixes it to the
+    platform default), and a library that sets it later (Lava does on import) would then fail."""
+    import multiprocessing
+
+    unset = multiprocessing.get_start_method(allow_none=True) is None
+    try:
+        return fn(*args)
+    finally:
+        ctx = getattr(multiprocessing.context, "_default_context", None)
+        if unset and ctx is not None and hasattr(ctx, "_actual_context"):
+            ctx._actual_context = None
+
+
+def _sources() -> list[str]:
+    return sorted(glob.glob(os.path.join(_HERE, "*.py")))
+
+
+def cache_dir() -> str:
+    """The directory numba caches this package's kernels in: the one its own locators pick
+    for these sources (``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` next to them when
+    writable, else the user-wide cache)."""
+    from numba.core import caching
+
+    def probe():  # a stand-in function: the locators read only its first line number
+        pass
+
+    src = os.path.join(_HERE, "neurons.py")
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)  # renamed across versions
+    for cls in getattr(impl, "_locator_classes", ()):
+        try:
+            loc = cls.from_function(probe, src)
+        except Exception:  # a locator that does not apply here
+            loc = None
+        if loc is not None:
+            return loc.get_cache_path()
+    return os.path.join(_HERE, "__pycache__")
+
+
+def _cached_files(path: str) -> list[str]:
+    stems = {os.path.splitext(os.path.basename(f))[0] for f in _sources()}
+    files = glob.glob(os.path.join(path, "*.nbi")) + glob.glob(os.path.join(path, "*.nbc"))
+    return [f for f in files if os.path.basename(f).split(".")[0] in stems]
+
+
+def drop_stale_cache() -> None:
+    """Numba invalidates a cached kernel only when its own source file changes, not when a
+    kernel it calls (in another module of this package) does. So the cache carries a digest
+    of every source of this package; a different digest empties it. Never fails: at worst
+    numba recompiles."""
+    try:
+        _drop_stale_cache()
+    except Exception:  # noqa: BLE001 (a cache problem must not stop an import)
+        pass
+
+
+def _drop_stale_cache() -> None:
+    sha = hashlib.sha256()
+    for f in _sources():
+        with open(f, "rb") as fh:
+            sha.update(fh.read())
+    digest = sha.hexdigest()
+    path = cache_dir()
+    stamp = os.path.join(path, _STAMP)
+    try:
+        with open(stamp) as fh:
+            if fh.read().strip() == digest:
+                return
+    except OSError:
+        pass
+    try:
+        for f in _cached_files(path):
+            os.remove(f)
+        os.makedirs(path, exist_ok=True)
+        with open(stamp, "w") as fh:
+            fh.write(digest)
+    except OSError:  # a read-only cache: numba compiles in memory
+        pass
+
+
 def announce_compile(stream=None) -> None:
     """Say once per process, before the first kernel call, that the kernels are being
     compiled when numba's on-disk cache for this package is empty (the first run after
@@ -54,7 +138,8 @@ def announce_compile(stream=None) -> None:
     if _announced or os.environ.get("NEUROCOMP_QUIET_JIT"):
         return
     _announced = True
-    here = os.path.dirname(os.path.abspath(__file__))
-    cached = glob.glob(os.path.join(here, "__pycache__", "*.nbi"))
-    if not cached:
+    if not _cached_files(cache_dir()):
         print("compiling kernels (first run only; cached on disk afterwards)...", file=stream or sys.stderr, flush=True)
+
+
+drop_stale_cache()

@@ -89,13 +89,17 @@ class StateFormat:
     """A state variable (current, voltage, adaptation): ``bits`` wide, two's complement
     when ``kind = "int"`` (``frac_bits`` of them fractional), or an IEEE float of ``bits``
     (32 or 64) when ``kind = "float"``. ``overflow`` applies to integer states only;
-    ``symmetric`` limits the range to ``+-(2**(bits-1) - 1)`` (Lava clips v that way)."""
+    ``symmetric`` limits the range to ``+-(2**(bits-1) - 1)`` (Lava clips v that way).
+    ``register_bits``: the width of the two's complement register the state's update is
+    computed in, when wider than ``bits`` (Lava: int32): a sum that leaves it wraps modulo
+    ``2**register_bits`` before ``overflow`` applies (0: no such register)."""
 
     bits: int = field(metadata={"ge": 2, "le": 64})
     kind: Literal["int", "float"] = "int"
     frac_bits: int = field(default=0, metadata=_ge(0))
     overflow: Overflow = "saturate"
     symmetric: bool = False
+    register_bits: int = field(default=0, metadata={"ge": 0, "le": 64})
 
     def int_range(self) -> tuple[int, int]:
         """Inclusive range of an integer state: ``[-2**(bits-1), 2**(bits-1) - 1]``, or
@@ -108,6 +112,8 @@ class StateFormat:
             return [f"a float state must be 16, 32 or 64 bits, not {self.bits}"]
         if self.frac_bits >= self.bits:
             return [f"frac_bits {self.frac_bits} must be below bits {self.bits}"]
+        if self.register_bits and self.register_bits < self.bits:
+            return [f"register_bits {self.register_bits} must be 0 or at least bits {self.bits}"]
         return []
 
 

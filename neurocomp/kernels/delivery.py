@@ -1,0 +1,152 @@
+"""Synaptic delivery: the input that one step's spikes cause, added to the post neurons' rings.
+
+A projection is split into groups of equal delay (see :mod:`neurocomp.emulator.synapses`).
+A group is either per-pre index lists (``K_LISTS``: CSR by pre neuron, the synapses of a
+sparse projection or the nonzero weights of a sparse-ish dense one) or dense rows
+(``K_ROWS``: ``[pre, post]``, each pre neuron's weights contiguous). Delivery is event
+driven: only the rows of pre neurons that spiked are read.
+
+Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
+(int64) and ``idx`` (int32), ``w`` and ``dense`` (fixed point: the chip's mantissas, int16 or
+float32; float chips: float32 weights in model units), ``exps`` (float64, the exponent per
+post neuron) and ``gscale`` (float64 per group: ``2**(exp + input_shift)`` for ``E_DIRECT``,
+else the chip's input shift ``2**input_shift``). Spikes and rings are flat:
+the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
+``G_POST``. How the summed weights reach the ring (``G_EMODE``):
+
+* ``E_DIRECT``: fixed point, a non-negative scalar exponent: each weight times
+  ``2**(exp + input_shift)`` is added to the float64 ring at once (integers, exact below 2**53);
+* ``E_SHIFT``: fixed point, the sum is shifted by the exponent and rounded as the chip's
+  shift rounds (``G_ROUND``: floor, toward zero, nearest), then scaled by the input shift;
+* ``E_EXACT``: fixed point with non-integer payloads (learning attribution): the sum times
+  ``2**exp`` exactly;
+* ``E_F32``: float chips, dense: the float32 sum in pre order, then added to the ring;
+* ``E_F64``: float chips, sparse: the float64 sum in pre order, added to the float32 ring in
+  float64 and rounded once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import types
+from numba.extending import overload
+
+from . import kernel
+
+G_PRE, G_NPRE, G_POST, G_NPOST, G_SLOTS, G_SHIFT, G_KIND, G_PTR, G_IDX, G_DENSE, G_EXP, G_EMODE, G_ROUND = range(13)
+G_COLS = 13
+K_LISTS, K_ROWS = 0, 1
+E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
+RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
+SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
+
+
+def weighted(s, w):
+    """A weight times the spike ``s``: the weight itself for a spike flag, else count times weight."""
+    return s * w
+
+
+@overload(weighted, inline="always")
+def _weighted(s, w):
+    if isinstance(s, types.Boolean):
+        return lambda s, w: w
+    return lambda s, w: s * w
+
+
+@kernel
+def shift_round(x, e, rounding):
+    """``x * 2**e`` rounded as the chip's shift rounds (exact for ``e >= 0``)."""
+    y = x * 2.0**e
+    if e >= 0:
+        return y
+    if rounding == RD_FLOOR:
+        return np.floor(y)
+    if rounding == RD_TRUNC:
+        return np.trunc(y)
+    return np.copysign(np.floor(np.abs(y) + 0.5), y)
+
+
+@kernel(inline="always")
+def _add_pre(g, b, i, s, groups, scale, indptr, idx, w, dense, ring, slot_off, acc, acc64):
+    """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: times ``scale`` to the ring
+    slot (``E_DIRECT``) or to the group's accumulator (one loop per mode, no branch inside)."""
+    emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
+    base = slot_off + b * npost
+    if groups[g, G_KIND] == K_LISTS:
+        q0 = groups[g, G_IDX]
+        lo, hi = q0 + indptr[groups[g, G_PTR] + i], q0 + indptr[groups[g, G_PTR] + i + 1]
+        if emode == E_DIRECT:
+            for q in range(lo, hi):
+                ring[base + idx[q]] += weighted(s, w[q]) * scale
+        elif emode == E_F64:
+            for q in range(lo, hi):
+                acc64[idx[q]] += weighted(s, w[q])
+        else:
+            for q in range(lo, hi):
+                acc[idx[q]] += weighted(s, w[q])
+    else:
+        r0 = groups[g, G_DENSE] + i * npost
+        if emode == E_DIRECT:
+            for j in range(npost):
+                ring[base + j] += weighted(s, dense[r0 + j]) * scale
+        elif emode == E_F64:
+            for j in range(npost):
+                acc64[j] += weighted(s, dense[r0 + j])
+        else:
+            for j in range(npost):
+                acc[j] += weighted(s, dense[r0 + j])
+
+
+@kernel(inline="always")
+def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
+    """Add the accumulated sum of trial ``b`` to the ring slot, as the group's mode says."""
+    emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
+    e0, rnd, scale = groups[g, G_EXP], groups[g, G_ROUND], gscale[g]
+    base = slot_off + b * npost
+    for j in range(npost):
+        if emode == E_SHIFT:
+            ring[base + j] += shift_round(acc[j], exps[e0 + j], rnd) * scale
+        elif emode == E_EXACT:
+            ring[base + j] += acc[j] * 2.0 ** exps[e0 + j] * scale
+        elif emode == E_F64:
+            ring[base + j] = ring[base + j] + acc64[j]
+        else:
+            ring[base + j] += acc[j]
+
+
+@kernel(inline="always")
+def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """Deliver the step-``t`` spikes of trial ``b`` through group ``g`` to its post ring slot
+    ``t + G_SHIFT``. ``acc`` (the state's dtype) and ``acc64`` (float64) are this trial's
+    scratch, at least the post size."""
+    npre, npost, emode = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_EMODE]
+    slot_off = groups[g, G_POST] + ((t + groups[g, G_SHIFT]) % groups[g, G_SLOTS]) * batch * npost
+    s0 = groups[g, G_PRE] + b * npre
+    zero = acc[0] - acc[0]
+    active = False
+    for i in range(npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            if not active and emode != E_DIRECT:
+                acc[:npost] = zero
+                acc64[:npost] = 0.0
+            active = True
+            _add_pre(g, b, i, s, groups, gscale[g], indptr, idx, w, dense, ring, slot_off, acc, acc64)
+    if active and emode != E_DIRECT:
+        _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
+
+
+@kernel
+def deliver_groups(t, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """:func:`deliver_group` for every row of ``groups`` in order, each over all trials
+    (``acc``, ``acc64``: ``[batch, post]`` scratch)."""
+    for g in range(groups.shape[0]):
+        for b in range(batch):
+            deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc[b], acc64[b])
+
+
+@kernel(inline="always")
+def deliver_trial(t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
+    """:func:`deliver_group` for every row of ``groups``, trial ``b`` alone."""
+    for g in range(groups.shape[0]):
+        deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc[b], acc64[b])
