@@ -620,7 +620,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model YAML with an e-prop network")
     p.add_argument("--profile", required=True, help="chip profile name")
     p.add_argument("--task", required=True, help="task name (pattern-generation, evidence-accumulation, ...)")
-    p.add_argument("--iterations", type=_int(1, 100_000), default=8, help="training iterations per level (default 8)")
+    p.add_argument(
+        "--iterations",
+        type=_int(1, 100_000),
+        default=None,
+        help="training iterations per level (default: check's ITERATIONS, 200: enough for the example to learn)",
+    )
     p.add_argument("--seed", type=_SEED, default=0, help="task and emulator seed (default 0)")
     p.add_argument("--align", type=_int(0, 100_000), default=3, help="teacher-forced updates compared (default 3)")
     p.add_argument("--steps", type=_STEPS, default=None, help="steps per trial (default: the task's)")
@@ -670,7 +675,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         args.model,
         args.profile,
         args.task,
-        iterations=args.iterations,
+        **({} if args.iterations is None else {"iterations": args.iterations}),
         seed=args.seed,
         out=args.out,
         align=args.align,
