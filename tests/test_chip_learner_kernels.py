@@ -100,10 +100,11 @@ def test_compiled_exact_eprop_equals_its_numpy_form(dtype, alif, loss, feedback,
         rule.step(st, w, w_out, *args, recurrent={"h->h"})
         numpy_eprop_step(rule, ref_st, ref_w, ref_out, *args, recurrent={"h->h"})
         for k in w:
-            assert w[k].tobytes() == ref_w[k].tobytes(), (k, step)
-        assert w_out.tobytes() == ref_out.tobytes(), step
+            _same(w[k], ref_w[k], (k, step))
+        _same(w_out, ref_out, step)
         for k in st:
-            assert st[k].dtype == ref_st[k].dtype and st[k].tobytes() == ref_st[k].tobytes(), (k, step)
+            assert st[k].dtype == ref_st[k].dtype, (k, step)
+            _same(st[k], ref_st[k], (k, step))
     assert not np.array_equal(w["in->h"], w_in0)  # the comparison covered real updates
 
 
@@ -182,6 +183,19 @@ def test_reckon_compiled_float_learner_equals_its_numpy_path():
     assert all(not np.array_equal(a[f"{p}/w"], w0[f"{p}/w"]) for p in ("in->rec", "rec->rec", "rec->out"))
 
 
+def _same(got: np.ndarray, want: np.ndarray, where) -> None:
+    """Bit for bit under numpy 1, whose promotion rules the numpy form was written for. Under
+    numpy 2 (NEP 50) the numpy form promotes some float32 intermediates of the float64 level to
+    float64 where the kernel keeps numpy 1's float32, so the two differ by float32 rounding of
+    those intermediates: within 1e-6 relative (float32's epsilon is 1.2e-7, a few roundings)."""
+    if np.lib.NumpyVersion(np.__version__) < "2.0.0" or got.dtype != np.float64:
+        assert got.tobytes() == want.tobytes(), where
+    else:
+        np.testing.assert_allclose(
+            got, want, rtol=1e-6, atol=1e-6 * float(np.abs(want).max(initial=1.0)), err_msg=str(where)
+        )
+
+
 @pytest.mark.parametrize("profile", ["reckon", "spinnaker2"])
 def test_learning_trials_spread_over_cores_equal_trials_run_alone(profile):
     """From PARALLEL_TRIALS trials with a target the learners spread the batch over the
@@ -190,12 +204,14 @@ def test_learning_trials_spread_over_cores_equal_trials_run_alone(profile):
     prog = nc.compile(net, profile, out=io.StringIO())
     steps, batch = 60, PARALLEL_TRIALS + 1
     tgt = np.stack([target(steps) * (1 + 0.1 * b) for b in range(batch)], axis=1)
+    # given spikes: a batch's Poisson trials draw independent streams, a lone trial only the first
+    spikes = (np.random.default_rng(3).random((steps, batch, 10)) < 0.05).astype(np.int64)
     emu = Emulator(prog, batch=batch)
-    emu.run(steps, inputs={"out/target": tgt}, learn=True)
+    emu.run(steps, inputs={"out/target": tgt, "in": spikes}, learn=True)
     many = emu.state
     for b in (0, batch - 1):
         one = Emulator(prog)
-        one.run(steps, inputs={"out/target": tgt[:, b : b + 1]}, learn=True)
+        one.run(steps, inputs={"out/target": tgt[:, b : b + 1], "in": spikes[:, b : b + 1]}, learn=True)
         for k, v in one.state.items():
             axis = 1 if k.endswith("/input") else 0  # the input rings are [slots, trials, neurons]
             assert np.take(v, 0, axis).tobytes() == np.take(many[k], b, axis).tobytes(), (k, b)
