@@ -53,7 +53,7 @@ def numpy_eprop_step(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurre
             wp -= dw.astype(d)
         st[f"{name}/z_bar"] = d(rule.alpha) * zb + pre_spikes[name].astype(d)
     st["z_out"] = d(rule.kappa) * st["z_out"] + (d(1) - d(rule.kappa)) * z.astype(d)
-    st["f"] = d(0.999) * st["f"] + d(0.001) * z.astype(d)
+    st["f"] = d(rule.rate_decay) * st["f"] + (d(1) - d(rule.rate_decay)) * z.astype(d)
     if learn:
         dwo = d(rule.lr) * err[:, :, None] * st["z_out"][:, None, :]
         w_out -= dwo
@@ -78,8 +78,8 @@ def test_compiled_exact_eprop_equals_its_numpy_form(dtype, alif, loss, feedback,
     rng = np.random.default_rng(int(alif) + 2 * batch)
     n_h, n_in, n_out = 13, 7, 3
     rule = EpropExact(lr=0.01, gamma=0.3, feedback=feedback, loss=loss, reg=0.5, reg_rate_per_step=0.01,
-                      alpha=0.95, kappa=0.9, v_th=0.6, beta=0.07 if alif else 0.0, rho=0.99 if alif else 0.0,
-                      dtype=dtype, filter_e=filter_e)  # fmt: skip
+                      rate_decay=0.999, alpha=0.95, kappa=0.9, v_th=0.6, beta=0.07 if alif else 0.0,
+                      rho=0.99 if alif else 0.0, dtype=dtype, filter_e=filter_e)  # fmt: skip
     B = rng.standard_normal((n_h, n_out))
     st = rule.init(batch, n_h, {"in->h": n_in, "h->h": n_h}, n_out, B)
     w = {"in->h": rng.standard_normal((batch, n_h, n_in)).astype(dtype),

@@ -339,3 +339,47 @@ def test_float_profile_runs_in_float32(ei_program):
     assert r["exc/spikes"].sum() > 0
     again = Emulator(prog).run(100, record=["spikes", "v"])
     np.testing.assert_array_equal(r["exc/v"], again["exc/v"])
+
+
+@pytest.mark.parametrize("refractory", [0, 1, 3, 64])
+def test_loihi1_refractory_periods_against_a_scalar_model(refractory):
+    """Loihi 1's integer refractory period (1..64 steps; nengo-loihi's emulator and brian2-loihi
+    define it): after a spike the compartment's voltage stays at its reset value 0 and it
+    cannot spike for ``refractory`` steps, while its current keeps decaying and integrating
+    input; then it runs freely. Scalar model written out here, in Python ints: 12-bit decays
+    toward zero (the current's register + 1), input and threshold << 6, the current wrapping
+    at 24 bits, the voltage saturating at +-(2^23 - 1)."""
+    rng = np.random.default_rng(refractory)
+    n, n_in, steps, w_exp = 3, 4, 300, 0
+    w = rng.integers(0, 128, (n, n_in)) * 2  # even mantissas (mixed sign mode drops the LSB)
+    spikes = (rng.random((steps, n_in)) < 0.3).astype(np.int64)
+    du, dv, vth, bias = 700, 300, 40, [900, 400, 0]
+    pop = QPopulation.lif("p", n, du=du, dv=dv, vth=vth, bias_mant=bias, bias_exp=0)
+    pop = QPopulation("p", n, "LIF", True, 0, {**pop.params, "reset": "zero", "refractory": refractory})
+    prog = Program.from_parts(
+        "loihi1",
+        [QPopulation.spike_input("in", n_in), pop],
+        [QProjection.from_mantissas("in->p", "in", "p", w, weight_exp=w_exp, sign_mode="mixed")],
+    )
+    got = Emulator(prog).run(steps, inputs={"in": spikes}, record=["spikes", "v", "u"])
+    u, v, refr, pending = [0] * n, [0] * n, [0] * n, [0] * n
+    want = {"u": [], "v": [], "spikes": []}
+    for t in range(steps):
+        arrived = pending
+        s_row = [0] * n
+        for j in range(n):
+            uj = _trunc_div(u[j] * (4096 - du - 1), 12) + (arrived[j] << 6)
+            uj = (uj + 2**23) % 2**24 - 2**23  # 24-bit two's complement
+            vj = max(-(2**23 - 1), min(2**23 - 1, _trunc_div(v[j] * (4096 - dv), 12) + uj + bias[j]))
+            if refr[j] > 0:  # refractory: the voltage stays where the reset left it, no spike
+                vj, refr[j] = v[j], refr[j] - 1
+            elif vj > vth << 6:
+                s_row[j], vj, refr[j] = 1, 0, refractory
+            u[j], v[j] = uj, vj
+        pending = [sum(int(w[j, i]) for i in range(n_in) if spikes[t, i]) << w_exp for j in range(n)]
+        for key, val in (("u", u), ("v", v), ("spikes", s_row)):
+            want[key].append(list(val))
+    for key in ("u", "v", "spikes"):
+        np.testing.assert_array_equal(got[f"p/{key}"][:, 0], np.array(want[key]), err_msg=key)
+    isi = np.diff(np.flatnonzero(np.array(want["spikes"])[:, 0]))
+    assert isi.size >= 3 and isi.min() > refractory  # the case is exercised: silent for `refractory` steps

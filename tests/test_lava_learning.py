@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import io
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -291,6 +292,16 @@ def test_rstdp_lowered_matches_lava(t_epoch):
     assert (t > 0).any() and (t < 0).any(), "the eligibility takes both signs"
     np.testing.assert_array_equal(emu[f"{PROJ}/y2"][:, 0], reward.astype(np.int64))  # y2 is the reward, as sent
     assert emu[f"{PROJ}/y1"].max() > 0
+    # y1 from the post spikes by the R-STDP tutorial's neuron trace (Lava's
+    # tutorial_three_factor_learning: decay by exp(-1/tau), floored, plus impulse * spike,
+    # within the 7-bit trace range), written out here: the backend's own y1 is a copy of the
+    # emulator's, so Lava agreeing with the emulator would not catch an error in both
+    src, post = rule.graded["y1"], emu["post/spikes"][:, 0]
+    y, want = np.zeros(post.shape[1]), []
+    for s in post:
+        y = np.clip(np.floor(y * math.exp(-1.0 / float(src["tau"]))) + float(src["impulse"]) * s, 0, 127)
+        want.append(y)
+    np.testing.assert_array_equal(emu[f"{PROJ}/y1"][:, 0], np.array(want))
     assert_same(emu, lava, f"rstdp, t_epoch {t_epoch}")
 
 

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from neurocomp.kernels import kernel
-from neurocomp.learning.quantities import pseudo_derivative, softmax, softmax_error
+from neurocomp.learning.quantities import (
+    pseudo_derivative,
+    rate_decay,
+    rate_shift,
+    running_rate,
+    running_rate_fixed,
+    softmax,
+    softmax_error,
+)
 from neurocomp.rules.eprop import ce_error_exact, ce_error_fixed, ce_error_params
 from neurocomp.rules.reckon import step_levels
 
@@ -78,3 +86,28 @@ def test_reckon_step_levels_are_the_triangle_averaged_over_each_segment():
     assert step_levels() == (0, 6, 9, 13, 8)  # the registers the ReckOn lowering writes
     # thresholds symmetric about v_th give symmetric levels; a segment past 2 v_th is 0
     assert step_levels((0.5, 1.0, 1.5, 2.0)) == (0, 11, 11, 4, 0)
+
+
+def test_running_rate_is_one_trace_from_tau_in_float_and_on_the_chip():
+    """The running rate from its derivation: constant spikes ``z = 1`` from ``f = 0`` give
+    ``f_n = 1 - d^n`` (a geometric sum), with ``d = exp(-dt / tau)``, so the time constant is
+    ``tau`` in ms at any dt; the chip's integer form ``r <- r - floor(r / 2^s) + 2^(bits - s)``
+    with ``2^s`` the power of two nearest to ``tau / dt`` steps follows ``1 - (1 - 2^-s)^n``
+    in units of ``2^-bits``, above it by less than 2^s LSB (the floor removes less than the
+    exact decay, by < 1 LSB a step, and the excess decays with the trace)."""
+    for dt in (0.5, 1.0, 2.0):
+        d = rate_decay(1000.0, dt)
+        assert d == pytest.approx(np.exp(-dt / 1000.0), rel=1e-15)  # (libm and numpy exp: within an ulp)
+        f, n = 0.0, int(1000 / dt)  # one time constant
+        for _ in range(n):
+            f = running_rate(f, 1.0, d)
+        assert f == pytest.approx(1 - np.exp(-1.0), rel=1e-9)  # float64 rounding over n steps
+    assert [rate_shift(1000.0, dt) for dt in (0.5, 1.0, 2.0)] == [11, 10, 9]  # 2048, 1024, 512 steps
+    assert rate_shift(1.0, 1.0) == 1  # at least a halving per step
+    bits, s = 22, rate_shift(1000.0, 1.0)
+    r = np.zeros(1)
+    for n in range(1, 3001):
+        r = running_rate_fixed(r, np.ones(1), s, bits)
+        assert r[0] == np.floor(r[0])  # integers stay integers
+        exact = (1 - (1 - 2.0**-s) ** n) * 2**bits
+        assert exact - 1e-6 <= r[0] < exact + 2**s

@@ -31,7 +31,8 @@ def _oracle(m: RecurrentSNN, x, target, p: EpropParams, B, lr):
     cad = np.where(m.beta != 0, 1.0 if nxt else m.rho, 0.0)
     xin = np.zeros_like(x[:, 0])
     xin[c.input_latency :] = x[: T - c.input_latency, 0] if c.input_latency else x[:, 0]
-    v, a, z, refr, y, zf, f_sum = (np.zeros(n) for _ in range(7))
+    v, a, z, refr, y, zf, f = (np.zeros(n) for _ in range(7))
+    d = np.exp(-1.0 / p.reg_tau_ms)  # the running rate's decay at 1 ms steps: f <- d f + (1 - d) z
     y = np.zeros(m.n_out)
     eps_v, eps_a, e_bar = (np.zeros((n, n_in + n)) for _ in range(3))
     es, Z, PSI, Y = [], np.zeros((T, n)), np.zeros((T, n)), np.zeros((T, m.n_out))
@@ -62,8 +63,8 @@ def _oracle(m: RecurrentSNN, x, target, p: EpropParams, B, lr):
         y = m.kappa * y + s_y * (m.W_out @ z_in)
         zf = m.kappa * zf + s_y * z_in
         Z[t], PSI[t], Y[t] = z, psi, y
-        f_sum += z
-        R = p.reg * (f_sum / (t + 1) - p.reg_rate_hz / 1000.0) / T
+        f = d * f + (1 - d) * z
+        R = p.reg * (f - p.reg_rate_hz / 1000.0) / T
         if not (valid[t] or p.reg):
             continue
         err = np.zeros(m.n_out)

@@ -27,6 +27,7 @@ from ..arith.fixed import shift
 from ..compiler.ir import QProjection
 from ..kernels.learning import ROUNDINGS, deliver_plastic
 from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
+from ..learning.quantities import pseudo_derivative, running_rate, running_rate_fixed
 from ..profiles import Profile
 from .synapses import chip_mantissas
 
@@ -168,30 +169,37 @@ class PlasticSynapses:
         self.engine.learn(t)
 
     def _pseudo_derivative(self, post) -> np.ndarray:
-        """e-prop's pseudo-derivative sent as a graded 7-bit value: ``127 * max(0, 1 - |v - A|
-        / th)`` of the membrane before its reset (``A``: the threshold the step used, adaptive
-        for ALIF) (rounded to nearest in the chip's arithmetic;
-        the ``gamma / th`` factor is folded into the rule's scale by the lowering)."""
+        """e-prop's pseudo-derivative sent as a graded 7-bit value, ``top * h`` with ``h`` the
+        triangle :func:`~neurocomp.learning.quantities.pseudo_derivative` of the membrane before
+        its reset (``A``: the threshold the step used, adaptive for ALIF); the ``gamma / th``
+        factor is folded into the rule's scale by the lowering. Fixed: the chip's integer form
+        of the same triangle, ``round(top * max(0, th - |v - A|) / th)`` (to nearest, unbiased),
+        as :func:`~neurocomp.rules.eprop.ce_error_fixed` is the softmax error's."""
         v = post.state.get("v_pre", post.state["v"])
         th = post.const["threshold"] if self.fixed else float(post.q.params["threshold"])
-        A = post.state.get("th_pre", th)  # ALIF: the adaptive threshold of the step; normalized by v_th
+        A = post.state.get("th_pre", th)  # ALIF: the adaptive threshold of the step
         top = 2**self.engine.trace_bits - 1
-        psi = top * np.maximum(0.0, th - np.abs(v - A)) / th
-        return np.floor(psi + 0.5) if self.graded_fixed else psi  # the neuron rounds to nearest (unbiased)
+        if self.graded_fixed:
+            return np.floor(top * np.maximum(0.0, th - np.abs(v - A)) / th + 0.5)
+        v = np.asarray(v, np.float64)
+        return top * pseudo_derivative(v, np.asarray(A, np.float64), np.float64(th))
 
     def _learning_signal(self, post, t: int, src: Mapping) -> np.ndarray:
         """The learning signal that arrived at the post neurons for step ``t`` (the feedback
         projection's sum), shifted into a signed 7-bit graded value (rounded to nearest,
         saturated) on the chip; plus, with rate regularization, ``reg * (r - r0)`` where ``r``
-        is the neuron's running rate (:func:`rate_trace_step`)."""
+        is the neuron's running rate (:func:`~neurocomp.learning.quantities.running_rate_fixed`)."""
         ring = post.state["ls"]
         ls = ring[t % ring.shape[0]] * 2.0 ** -int(src.get("shift", 0))
         if src.get("reg"):
             r = self.neuron_traces.get("rate", np.zeros_like(ls))
             # (Programs saved before the rate trace had its own width used 16 fraction bits)
-            r = rate_trace_step(
-                r, post.state["spikes"], int(src["rate_shift"]), int(src.get("rate_bits", 16)), self.graded_fixed
-            )
+            shift, bits = int(src["rate_shift"]), int(src.get("rate_bits", 16))
+            z = post.state["spikes"]
+            if self.graded_fixed:
+                r = running_rate_fixed(r, z, shift, bits)
+            else:  # the same trace in float: rate r / 2**bits, the chip's decay 1 - 2**-shift
+                r = running_rate(r * 2.0**-bits, z, 1.0 - 2.0**-shift) * 2.0**bits
             self.neuron_traces["rate"] = r
             ls = ls + float(src["reg"]) * (r - float(src["rate_target"]))
         if not self.graded_fixed:
@@ -212,15 +220,6 @@ class PlasticSynapses:
             v = np.clip(v, 0, 2**self.engine.trace_bits - 1)
         self.neuron_traces[y] = v
         return v
-
-
-def rate_trace_step(r: np.ndarray, z: np.ndarray, shift: int, bits: int, fixed: bool) -> np.ndarray:
-    """One step of a neuron's running rate ``r`` (spikes per step in units of ``2**-bits``):
-    ``r <- r - (r >> shift) + z << (bits - shift)`` on the chip (a floor shift), the exact
-    ``r * (1 - 2**-shift)`` otherwise. The floor leaves ``r`` stuck below ``2**shift``, so the
-    trace reads rates below ``2**(shift - bits)`` per step wrong; ``bits`` must make that small."""
-    kept = r - np.floor(r * 2.0**-shift) if fixed else r * (1 - 2.0**-shift)
-    return kept + z * 2.0 ** (bits - shift)
 
 
 class WeightState:

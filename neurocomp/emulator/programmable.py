@@ -18,6 +18,7 @@ import numpy as np
 
 from ..compiler.ir import QProjection
 from ..kernels.eprop import deliver
+from ..learning.quantities import RATE_TAU_MS, rate_decay
 from ..profiles import Profile
 from ..rules.eprop import EpropExact
 from .plastic import LearnedSynapses
@@ -63,6 +64,7 @@ class EpropLearner:
             loss=prm["loss"],
             reg=float(prm["reg"]),
             reg_rate_per_step=float(prm["reg_rate_hz"]) * dt_ms / 1000,
+            rate_decay=rate_decay(float(prm.get("reg_tau_ms", RATE_TAU_MS)), dt_ms),  # (older Programs: 1 s)
             alpha=float(hp["voltage_decay"]),
             kappa=float(rp["voltage_decay"]),
             v_th=float(hp["threshold"]),

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..learning.quantities import running_rate
 from . import kernel
 
 # Trials from which a learner's step spreads its batch over the cores (here and in
@@ -114,16 +115,16 @@ def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, 
 
 
 @kernel
-def output_step(w_out, z_out, f, z, err, B, kappa, omk, f_decay, f_in, lr, learn, adaptive, symmetric):
+def output_step(w_out, z_out, f, z, err, B, kappa, omk, f_decay, lr, learn, adaptive, symmetric):
     """The readout's part of a step, in place: ``z_out <- kappa * z_out + omk * z``, the running
-    rate ``f <- f_decay * f + f_in * z``, and with ``learn`` ``W_out[k, j] -= (lr * err_k) *
-    z_out_j``, which adaptive feedback also subtracts from ``B[j, k]``; symmetric feedback
-    then copies ``W_out`` into ``B`` (transposed)."""
+    rate ``f <- f_decay * f + (1 - f_decay) * z`` (:func:`~neurocomp.learning.quantities.running_rate`),
+    and with ``learn`` ``W_out[k, j] -= (lr * err_k) * z_out_j``, which adaptive feedback also
+    subtracts from ``B[j, k]``; symmetric feedback then copies ``W_out`` into ``B`` (transposed)."""
     n_b, n_out, n_h = w_out.shape
     for b in range(n_b):
         for j in range(n_h):
             z_out[b, j] = kappa * z_out[b, j] + omk * z[b, j]
-            f[b, j] = f_decay * f[b, j] + f_in * z[b, j]
+            f[b, j] = running_rate(f[b, j], z[b, j], f_decay)
         if not learn:
             continue
         for k in range(n_out):

@@ -9,9 +9,17 @@
   for bit, so the levels that must agree with each other call this one function);
   :func:`neurocomp.rules.eprop.ce_error_fixed` is the same quantity in the error units'
   integer arithmetic.
+* the **running rate** of rate regularization, ``f <- d f + (1 - d) z`` (spikes per step,
+  ``d = exp(-dt / tau)``, ``tau`` the rule's ``reg_tau_ms``): :func:`rate_decay` and
+  :func:`running_rate` in float, :func:`rate_shift` and :func:`running_rate_fixed` the chip's
+  integer form of the same trace (``d = 1 - 2**-shift``, ``2**shift`` the nearest power of two
+  to ``tau / dt`` steps). Every level (the online reference, a programmable core, the learning
+  engine's neuron) keeps this one trace.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numba.core import types
@@ -20,7 +28,8 @@ from numba.np.numpy_support import as_dtype
 
 from ..kernels import kernel
 
-__all__ = ["pseudo_derivative", "softmax", "softmax_error"]
+__all__ = ["pseudo_derivative", "rate_decay", "rate_shift", "running_rate", "running_rate_fixed", "softmax",
+           "softmax_error"]
 
 
 def _like(x, ref):
@@ -62,3 +71,35 @@ def softmax_error(y: np.ndarray, target: np.ndarray) -> np.ndarray:
     """``softmax(y) - target`` over the last axis: the softmax cross-entropy's ``dE/dy`` for
     one-hot (or probability) targets."""
     return softmax(y) - target
+
+
+RATE_TAU_MS = 1000.0  # rate regularization's default time constant (``reg_tau_ms``): a ~1 s running rate
+
+
+def rate_decay(tau_ms: float, dt_ms: float) -> float:
+    """The running rate's decay per step, ``exp(-dt / tau)`` (``tau_ms``, ``dt_ms`` in ms)."""
+    return math.exp(-float(dt_ms) / float(tau_ms))
+
+
+def rate_shift(tau_ms: float, dt_ms: float) -> int:
+    """The running rate's decay on a chip, as a right shift: ``d = 1 - 2**-shift`` with
+    ``2**shift`` the power of two nearest to ``tau / dt`` steps (in log2), at least 1
+    (``tau = 1000 ms`` at 1 ms: 10, i.e. 1024 steps)."""
+    return max(1, round(math.log2(float(tau_ms) / float(dt_ms))))
+
+
+@kernel
+def running_rate(f, z, decay):
+    """One step of the running rate in float: ``f <- decay f + (1 - decay) z`` (``f`` in spikes
+    per step; ``z`` the step's spikes, 0 or 1; ``decay`` from :func:`rate_decay`, or
+    ``1 - 2**-shift`` for a level that runs the chip's decay in float). In the dtype of ``f``."""
+    d = _like(decay, f)
+    return d * f + (_like(1.0, f) - d) * _like(z, f)
+
+
+def running_rate_fixed(r, z, shift: int, bits: int):
+    """:func:`running_rate` in the chip's integer arithmetic: ``r`` the rate in units of
+    ``2**-bits`` spikes per step, ``r <- r - (r >> shift) + (z << (bits - shift))`` (a floor
+    shift). The floor cannot lower ``r`` below ``2**shift``: rates below ``2**(shift - bits)``
+    per step read wrong, so ``bits`` must make that small. Integer-valued float64 arrays in and out."""
+    return r - np.floor(r * 2.0**-shift) + z * 2.0 ** (bits - shift)

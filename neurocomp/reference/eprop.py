@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..learning.quantities import pseudo_derivative, softmax, softmax_error
+from ..learning.quantities import RATE_TAU_MS, pseudo_derivative, rate_decay, softmax, softmax_error
 from . import neuron, online
 from .conventions import Conventions
 
@@ -73,7 +73,10 @@ class EpropParams:
     :meth:`RecurrentSNN.train`). ``feedback``: random (``B`` fixed), symmetric (``B = W_out^T``
     at every step) or adaptive (``B`` random, learning with ``W_out``'s update). ``loss``:
     mse or ce. ``dampening``: gamma of the pseudo-derivative. ``reg``: rate regularization
-    strength, ``reg_rate_hz`` its target. ``seed``: of the random ``B ~ N(0, 1/n_rec)``."""
+    strength, ``reg_rate_hz`` its target; ``reg_tau_ms`` the time constant of the online form's
+    running rate (:func:`~neurocomp.learning.quantities.running_rate`; the trial gradients
+    use the trial's mean rate, the rate of the regularizer's loss). ``seed``: of the random
+    ``B ~ N(0, 1/n_rec)``."""
 
     lr: float
     feedback: str = "random"
@@ -81,6 +84,7 @@ class EpropParams:
     dampening: float = 0.3
     reg: float = 0.0
     reg_rate_hz: float = 10.0
+    reg_tau_ms: float = RATE_TAU_MS
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -89,7 +93,9 @@ class EpropParams:
             bad.append(f"feedback: {self.feedback!r} is not one of {', '.join(FEEDBACKS)}")
         if self.loss not in LOSSES:
             bad.append(f"loss: {self.loss!r} is not one of {', '.join(LOSSES)}")
-        for k in ("lr", "dampening", "reg", "reg_rate_hz"):
+        if not isinstance(self.reg_tau_ms, (int, float)) or not self.reg_tau_ms > 0:
+            bad.append(f"reg_tau_ms: must be a number of ms > 0, got {self.reg_tau_ms!r}")
+        for k in ("lr", "dampening", "reg", "reg_rate_hz", "reg_tau_ms"):
             v = getattr(self, k)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 bad.append(f"{k}: must be a finite number >= 0, got {v!r}")
@@ -462,8 +468,9 @@ class RecurrentSNN:
         """One trial of online e-prop: the forward dynamics with the per-synapse traces of
         :meth:`eprop_online`, and every step's update ``-lr (L_t e_bar_t + R_t e_t)`` (and the
         readout's ``-lr err_t z_bar_t``) applied at once, so that step ``t + 1`` runs on the
-        new weights (the paper's online form; the regularizer uses the running mean rate of
-        the trial so far). Batch 1. Updates the weights in place; returns the trace and the
+        new weights (the paper's online form; the regularizer uses the running rate of
+        :func:`~neurocomp.learning.quantities.running_rate`, from 0 at the trial's start, with
+        ``reg_tau_ms``, as the chips do). Batch 1. Updates the weights in place; returns the trace and the
         total change per matrix. Symmetric feedback reads the current ``W_out``."""
         x = np.asarray(x, np.float64)
         target = np.asarray(target, np.float64)
@@ -482,9 +489,10 @@ class RecurrentSNN:
         w = (self.W_in, self.mask_in, self.W_in * self.mask_in, self.W_rec, self.mask_rec, self.W_rec * self.mask_rec,
              self.W_out, B)  # fmt: skip
         cfg = (float(lr), float(p.reg), p.reg_rate_hz * self.dt_ms / 1000.0, p.loss == "ce",
-               FEEDBACKS.index(p.feedback), c.recurrent_latency, float(self._scales()[1]))  # fmt: skip
+               FEEDBACKS.index(p.feedback), c.recurrent_latency, float(self._scales()[1]),
+               rate_decay(p.reg_tau_ms, self.dt_ms))  # fmt: skip
         neurons = (st.k, st.v, st.u, st.a, st.z, st.refr, st.th, st.v_post)
-        sums = (np.zeros(self.n_out), np.zeros(n), np.zeros(n), np.zeros(n))  # y, z_bar, spike count, refractory
+        sums = (np.zeros(self.n_out), np.zeros(n), np.zeros(n), np.zeros(n))  # y, z_bar, running rate, refractory
         t, err, xs, elig = 0, np.zeros(self.n_out), np.ascontiguousarray(xin[:, 0]), self._eligibility(lo, p.dampening)
         while t < T:
             t = online.steps(t, err, cfg, valid, tg, xs, w, neurons, elig, rec, sums)

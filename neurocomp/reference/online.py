@@ -11,8 +11,9 @@ order of its columns (BLAS sums in blocks: the two differ by float64 rounding).
 
 Arguments are tuples of arrays, unpacked by position:
 
-* ``cfg``: ``(lr, reg, f0, ce, feedback, recurrent_latency, s_y)`` (``feedback`` the index
-  in ``FEEDBACKS``: 0 random, 1 symmetric, 2 adaptive; ``f0`` the target rate per step);
+* ``cfg``: ``(lr, reg, f0, ce, feedback, recurrent_latency, s_y, rate_decay)`` (``feedback``
+  the index in ``FEEDBACKS``: 0 random, 1 symmetric, 2 adaptive; ``f0`` the target rate per
+  step; ``rate_decay`` the running rate's, :func:`~neurocomp.learning.quantities.rate_decay`);
 * ``w``: ``(W_in, mask_in, W_in * mask_in, W_rec, mask_rec, W_rec * mask_rec, W_out, B)``,
   updated in place (the masked copies kept equal);
 * ``neurons``: :func:`.neuron.step`'s constants and ``[1, n]`` state;
@@ -20,7 +21,8 @@ Arguments are tuples of arrays, unpacked by position:
   hist, e_bar)``, the per-synapse arrays ``[n_rec, n_in + n_rec]`` (``hist``: the ``e`` of
   the last ``lo + 1`` steps, ``lo`` the readout latency);
 * ``rec``: the recordings ``(V, Z, a, A, psi, zr, y)``, ``[T, n]``;
-* ``sums``: ``(y, z_bar, spike count, refractory mask)`` of the current step.
+* ``sums``: ``(y, z_bar, running rate, refractory mask)`` of the current step (the running
+  rate :func:`~neurocomp.learning.quantities.running_rate`, spikes per step).
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import kernel
-from ..learning.quantities import pseudo_derivative
+from ..learning.quantities import pseudo_derivative, running_rate
 from . import neuron
 
 # positions in cfg
-LR, REG, F0, CE, FEEDBACK, REC_LATENCY, S_Y = range(7)
+LR, REG, F0, CE, FEEDBACK, REC_LATENCY, S_Y, RATE_DECAY = range(8)
 
 
 @kernel
@@ -59,10 +61,10 @@ def steps(t, err, cfg, valid, tg, x, w, neurons, elig, rec, sums):
 @kernel
 def _forward(t, cfg, x, w, neurons, elig, rec, sums):
     """Step ``t``'s dynamics: the recurrent neurons (:func:`.neuron.step`) on the scaled
-    inputs, the readout ``y`` and its filter of ``z``, the spike count; recorded."""
+    inputs, the readout ``y`` and its filter of ``z``, the running rate; recorded."""
     k, v, u, a, z, refr, th, v_post = neurons
     V, Z, Aa, A, _, ZR, Y = rec
-    y, zf, f_sum, blocked = sums
+    y, zf, f, blocked = sums
     lr_rec, s_y, lo, kappa, s_v = cfg[REC_LATENCY], cfg[S_Y], elig[0], elig[10], elig[8]
     n = v.shape[1]
     zr = Z[t - lr_rec] if t >= lr_rec else np.zeros(n)
@@ -81,7 +83,7 @@ def _forward(t, cfg, x, w, neurons, elig, rec, sums):
         y[c] = kappa * y[c] + acc
     for j in range(n):
         zf[j] = kappa * zf[j] + s_y * z_in[j]
-        f_sum[j] += z[0, j]
+        f[j] = running_rate(f[j], z[0, j], cfg[RATE_DECAY])
     Y[t] = y
 
 
@@ -98,7 +100,7 @@ def _learn(t, err, learn, cfg, T, x, w, elig, rec, sums):
     W_in, mask_in, w_in, W_rec, mask_rec, w_rec, W_out, B = w
     lo, gamma, alpha, rho, beta, cad, zero, v_th, s_v, s_y, kappa, eps_v, eps_a, hist, e_bar = elig
     V, Z, _, A, PSI, ZR, _ = rec
-    zf, f_sum, blocked = sums[1], sums[2], sums[3]
+    zf, f, blocked = sums[1], sums[2], sums[3]
     n, n_in = eps_v.shape[0], W_in.shape[1]
     e, e_in = hist[t % hist.shape[0]], hist[(t - lo) % hist.shape[0]]
     z_prev, psi_prev = (Z[t - 1], PSI[t - 1]) if t else (np.zeros(n), np.zeros(n))
@@ -110,7 +112,7 @@ def _learn(t, err, learn, cfg, T, x, w, elig, rec, sums):
         L = 0.0
         for c in range(err.shape[0]):
             L += (W_out[c, j] if feedback == 1 else B[j, c]) * err[c]
-        R = reg * (f_sum[j] / (t + 1) - f0) / T
+        R = reg * (f[j] - f0) / T
         row = (p, keep, ca, cb, beta[j], s_v[j], kappa, s_y, L, R, -lr, learn, reg != 0.0)
         _row(row, x, 0, eps_v[j], eps_a[j], e[j], e_in[j], e_bar[j], W_in[j], mask_in[j], w_in[j])
         _row(row, ZR[t], n_in, eps_v[j], eps_a[j], e[j], e_in[j], e_bar[j], W_rec[j], mask_rec[j], w_rec[j])

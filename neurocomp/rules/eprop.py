@@ -39,7 +39,8 @@ Approximations, each noted in the compile log where it is made:
   - the update is applied every step (online e-prop), not summed over a trial;
   - symmetric feedback uses the readout weights as compiled, not as they learn;
   - firing-rate regularization adds ``reg * (r - r0)`` to the learning signal in the neuron,
-    ``r`` a 16-fraction-bit spike trace with a 2^-10 decay (a ~1 s running rate).
+    ``r`` the running rate of :mod:`neurocomp.learning.quantities` in its integer form
+    (:func:`rate_bits` fraction bits, a ``2**-shift`` decay from ``reg_tau_ms``, default 1 s).
 ALIF hidden neurons add the adaptation eligibility in the tag ``d`` (see :func:`_alif_rules`).
 
 Classification (``loss: ce``): the error units compute ``e_k = softmax(y)_k - onehot_k`` over
@@ -70,7 +71,7 @@ from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
 from ..learning.expr import parse
-from ..learning.quantities import pseudo_derivative, softmax_error
+from ..learning.quantities import RATE_TAU_MS, pseudo_derivative, rate_shift, softmax_error
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -81,6 +82,7 @@ DEFAULTS = {
     "loss": "mse",
     "reg": 0.0,
     "reg_rate_hz": 10.0,
+    "reg_tau_ms": RATE_TAU_MS,
     "seed": 0,
     "trace_impulse": 16.0,
     "error_range": 2.0,
@@ -185,15 +187,14 @@ class _Widths:
         return cls(2**tb - 1, 2**tag - 1, div("x1", "y3"), div("t", "y2"), div("y3", "d"))
 
 
-RATE_SHIFT = 10  # the neuron's rate trace decays by 2^-10 per step (tau ~ 1 s at 1 ms steps)
 
 
 def rate_bits(profile) -> int:
     """Fraction bits of the neuron's rate trace: as many as its state register holds. At one
     spike per step ``r`` reaches ``2**bits``, so a signed register of ``voltage.bits`` (24 on
     loihi2) allows ``bits = voltage.bits - 2`` (22). The floor decay cannot lower ``r`` below
-    ``2**RATE_SHIFT``, i.e. it misreads rates below ``2**(RATE_SHIFT - bits)`` per step (0.24 Hz
-    at 1 ms on loihi2); with 16 bits that was 15.6 Hz, above usual targets, and the
+    ``2**shift``, i.e. it misreads rates below ``2**(shift - bits)`` per step (0.24 Hz at 1 ms
+    on loihi2 with the default 1 s time constant, shift 10); with 16 bits that was 15.6 Hz, above usual targets, and the
     regularization pushed every rate down."""
     return int(profile.formats.voltage.bits) - 2
 
@@ -202,13 +203,14 @@ def _regularization(pr: Mapping[str, Any], Lq: float, dt_ms: float, bits: int) -
     """The graded learning signal's rate term: ``L += reg * (f - f_target)`` with ``f`` the
     neuron's rate per step, kept as a trace ``r`` with ``bits`` fraction bits (:func:`rate_bits`);
     in y2 units the term is ``c * (r - r0)`` with ``c = reg / (Lq * 2^bits)`` and
-    ``r0 = f_target * 2^bits``."""
+    ``r0 = f_target * 2^bits``; ``r`` decays by ``2**-shift`` per step,
+    :func:`~neurocomp.learning.quantities.rate_shift` of the rule's ``reg_tau_ms``."""
     if not pr["reg"]:
         return {}
     return {
         "reg": float(pr["reg"]) / (Lq * 2**bits),
         "rate_target": float(pr["reg_rate_hz"]) * dt_ms / 1000 * 2**bits,
-        "rate_shift": RATE_SHIFT,
+        "rate_shift": rate_shift(float(pr["reg_tau_ms"]), dt_ms),
         "rate_bits": bits,
     }
 
@@ -224,6 +226,9 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     out = {k: p.get(k, v) for k, v in defaults.items()}
     if out["lr"] is ...:
         problems.append(Problem(where, "eprop: parameter 'lr' is required"))
+    tau = out.get("reg_tau_ms", RATE_TAU_MS)
+    if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
+        problems.append(Problem(where, f"eprop: reg_tau_ms must be a finite number of ms > 0, got {tau!r}"))
     return out
 
 
@@ -501,10 +506,12 @@ def lower_network(
             notes.extend(ctx.notes)
             notes.append(f"{rule}: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
             if pr["reg"]:
+                y2 = rules[p.name].graded["y2"]
+                sh, bits = y2["rate_shift"], y2["rate_bits"]
                 notes.append(
                     f"{rule}: {p.name}: firing-rate regularization: the neuron adds reg * (rate - target) to L, "
-                    f"its rate a spike trace r <- r - (r >> {RATE_SHIFT}) + z << {16 - RATE_SHIFT} "
-                    f"(16 fraction bits, tau {2**RATE_SHIFT} steps)"
+                    f"its rate a spike trace r <- r - (r >> {sh}) + z << {bits - sh} "
+                    f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
                 )
     for p in eprop:
         if p.post != R:
@@ -542,18 +549,20 @@ class EpropExact:
       have reached ``j`` (one step of latency);
     * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
     * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
-    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` (``f_j``: a running rate, per step);
+    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` (``f_j``: the running rate of
+      :func:`~neurocomp.learning.quantities.running_rate`, per step, its decay ``rate_decay``);
     * ``W_ji -= lr * L_j * e_bar_ji`` (no autapses), ``W_out_kj -= lr * err_k * z_out_j`` with
       ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
     * then ``z_bar <- alpha * z_bar + z_pre``.
     """
 
     def __init__(
-        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, alpha, kappa, v_th, beta, rho, dtype, filter_e=True
+        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, rate_decay, alpha, kappa, v_th, beta, rho, dtype,
+        filter_e=True,
     ):
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
         self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
-        self.reg, self.f_target = reg, reg_rate_per_step
+        self.reg, self.f_target, self.rate_decay = reg, reg_rate_per_step, rate_decay
         self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
         self.dtype = dtype
 
@@ -600,9 +609,9 @@ class EpropExact:
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         for var in ("z_out", "f", "B"):  # updated in place by the kernel
             st[var] = np.ascontiguousarray(st[var])
-        # the readout trace, the running rate f (~1 s: 0.999 per step), the readout weights and B
+        # the readout trace, the running rate f (learning.quantities.running_rate), the readout weights and B
         output_step(w_out, st["z_out"], st["f"], z.astype(d), err if learn else np.zeros((0, 0), d), st["B"],
-                    d(self.kappa), d(1) - d(self.kappa), d(0.999), d(0.001), d(self.lr), learn,
+                    d(self.kappa), d(1) - d(self.kappa), d(self.rate_decay), d(self.lr), learn,
                     self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
 
 
