@@ -624,7 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_check_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="model YAML with a plastic network")
+    p.add_argument(
+        "model", help="model YAML with a plastic network ('rflo' for rflo-periodic, whose network is the task's)"
+    )
     p.add_argument("--profile", required=True, help="chip profile name")
     p.add_argument("--task", required=True, help="task name (listed below)")
     p.add_argument("--iterations", type=_int(1, 100_000), default=8, help="training iterations per level (default 8)")
@@ -673,7 +675,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 def _check_epilog() -> str:
     """The tasks and the attribution rows, for ``check --help``."""
-    from .analysis.check import ATTRIBUTION_HELP
+    from .analysis.check import ATTRIBUTION_HELP, RATE_ONLY_ROWS
     from .tasks import TASKS
 
     lines = ["tasks (--task):"]
@@ -682,7 +684,7 @@ def _check_epilog() -> str:
         first = doc[0].split(":", 1)[-1].split(" (")[0].strip().replace("``", "") if doc else ""
         lines.append(f"  {name:24s} {first}")
     lines += ["", "attribution rows (--attribution; each is lowered-fixed with one thing changed):"]
-    lines += [f"  {row:10s} {text}" for row, text in ATTRIBUTION_HELP.items()]
+    lines += [f"  {row:10s} {text}" for row, text in {**ATTRIBUTION_HELP, **RATE_ONLY_ROWS}.items()]
     lines += [
         "",
         "The attribution table gives each row's final metric and its absolute difference from lowered-fixed.",

@@ -53,7 +53,9 @@ from ..learning.engine import LEARN_QUANTITIES
 from ..reference.conventions import Conventions
 from ..reference.eprop import EpropParams, RecurrentSNN, Sgd
 
-SUPPORTED_RULES = ("eprop",)
+RATE_TASKS = ("rflo-periodic",)  # tasks whose network is a rate network (neurocomp.analysis.check_rate)
+
+SUPPORTED_RULES = ("eprop", "stdp", "rstdp", "custom")
 # the attribution rows: a learning quantity back in float64 (see learning.engine), or round-to-nearest
 ATTRIBUTION_ROWS = (*LEARN_QUANTITIES, "nearest")
 # what each row switches (for `check --help` and the report)
@@ -66,6 +68,12 @@ ATTRIBUTION_HELP = {
     "nearest": "round-to-nearest instead of the chip's stochastic rounding",
 }
 assert set(ATTRIBUTION_HELP) == set(ATTRIBUTION_ROWS)
+# RFLO's rate check (rflo-periodic) switches its fixed-point model's quantities instead: weights,
+# traces and nearest as above, and these
+RATE_ONLY_ROWS = {
+    "feedback": "RFLO (rflo-periodic): the random feedback weights B in float64",
+    "signal": "RFLO (rflo-periodic): the error and the learning signal in float64",
+}
 
 
 class CheckError(NeurocompError, ValueError):
@@ -86,6 +94,7 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     raster: tuple | None = field(default=None, repr=False)  # (spikes, readout, target) of the last fixed trial
+    weights: dict[str, dict[str, list]] = field(default_factory=dict)  # final weights per level (spiking rules)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +107,7 @@ class CheckReport:
             "timing": self.timing,
             "notes": self.notes,
             "files": self.files,
+            **({"weights": self.weights} if self.weights else {}),
         }
 
     def summary(self) -> str:
@@ -121,6 +131,9 @@ class CheckReport:
         if self.attribution:
             lines += ["", *format_attribution(self.attribution, m)]
         for name, s in self.spikes.items():
+            if "rms_difference" in s:  # a rate network: its outputs compared instead
+                lines.append(f"\n{name}: RMS difference {s['rms_difference']:.4f} (target RMS {s['target_rms']:.4f})")
+                continue
             lines.append(
                 f"\nspikes, {name}: rate error {s['rate_error_hz_mean']:.2f} Hz mean "
                 f"({s['rate_error_hz_max']:.2f} max) over {s['neurons']} neurons, "
@@ -357,6 +370,8 @@ def check(
     t_start = time.perf_counter()
     if task not in TASKS:
         raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
+    if task in RATE_TASKS:  # the network is the task's (Murray's rate network); the model names the rule
+        return _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model
     rules = {p.plasticity.name for p in net.projections if p.plasticity is not None}
     if not rules:
@@ -378,6 +393,11 @@ def check(
         raise CheckError([Problem("check", f"steps must be >= 1 (or None for the task's), got {steps}")])
     prog = compile(net, profile, out=io.StringIO())
     dt = prog.dt_ms
+    if "eprop" not in rules:  # the spike-timing family (STDP, R-STDP, custom rule strings)
+        return _check_spiking(net, prog, model, profile, task, iterations, seed, align, rows, steps, progress, out,
+                              plots, t_start)  # fmt: skip
+    if rules != {"eprop"}:
+        raise CheckError([Problem("model", f"check runs one rule family at a time; this model mixes {sorted(rules)}")])
     ins = [p for p in net.populations if isinstance(p.neuron, SpikeInput)]
     outs = [p for p in net.populations if isinstance(p.neuron, LI)]
     if len(ins) != 1:
@@ -572,6 +592,44 @@ def check(
         sb = np.concatenate([b[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
         rep.spikes["lowered-float vs lowered-fixed (last iteration)"] = spike_agreement(sa, sb, dt)
         rep.raster = (sb, b["y"][:, 0, :], trial_data(iterations - 1)[1][:, 0, :])
+    rep.timing["total_s"] = time.perf_counter() - t_start
+    if out is not None:
+        _write(rep, Path(out), plots)
+    return rep
+
+
+def _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots):
+    from ..tasks import make
+    from .check_rate import RATE_ROWS, check_rate
+
+    rows = RATE_ROWS if attribution is True else tuple(attribution or ())
+    unknown = sorted(set(rows) - set(RATE_ROWS))
+    if unknown:
+        raise CheckError(
+            [Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {', '.join(RATE_ROWS)})")]
+        )
+    if iterations < 1 or align < 0:
+        raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
+    tk = make(task, seed=seed, **({"steps": steps} if steps else {}))
+    rep = check_rate(str(model), task, tk, profile=profile, iterations=iterations, seed=seed, align=align, rows=rows,
+                     progress=progress)  # fmt: skip
+    if out is not None:
+        _write(rep, Path(out), plots)
+    return rep
+
+
+def _check_spiking(net, prog, model, profile, task, iterations, seed, align, rows, steps, progress, out, plots,
+                   t_start) -> CheckReport:  # fmt: skip
+    from ..tasks import make
+    from .check_spiking import check_spiking
+
+    try:
+        tk = make(task, seed=seed, **({"steps": steps} if steps else {}))
+    except ValueError as exc:
+        raise CheckError([Problem("task", str(exc))]) from None
+    name = str(model) if isinstance(model, (str, os.PathLike)) else net.name
+    rep = check_spiking(net, prog, task, tk, model_name=name, profile=profile, iterations=iterations, seed=seed,
+                        align=align, rows=rows, progress=progress)  # fmt: skip
     rep.timing["total_s"] = time.perf_counter() - t_start
     if out is not None:
         _write(rep, Path(out), plots)
