@@ -738,7 +738,7 @@ def _plot_alignment(rep: CheckReport, out: Path) -> str:
 
     levels = rep.alignment.get("levels", {})
     projections = sorted({n for per in levels.values() for n in per})
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(projections) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(projections) + 2), 4.2))
     width = 0.8 / max(1, len(levels))
     for i, (lv, per) in enumerate(levels.items()):
         colour, hatch = _STYLE.get(lv, ("tab:green", "--"))
