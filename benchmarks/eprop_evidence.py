@@ -110,9 +110,12 @@ def chips() -> None:
     for prof in ("loihi2", "reckon", "spinnaker2"):
         try:
             compile(net, prof)
-            print(f"  {prof}: compiles (on-chip training of 2250-step trials is not run here: see the README)")
+            print(f"  {prof}: compiles (train it on the emulator with --chip {prof}; see the README)")
         except NeurocompError as exc:
             print(f"  {prof}: not lowered:\n    " + str(exc).replace("\n", "\n    "))
+            if prof == "reckon":  # what its neurons could run instead: measure it with --lif-only
+                print("    reckon has no ALIF: an LIF-only network of the same size is what it could run; "
+                      "`--lif-only` trains that in float (README: it stays at chance, ~50 %)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
