@@ -356,8 +356,10 @@ def check(
     progress: bool | None = None,
     plots: bool = True,
 ) -> CheckReport:
-    """Check the e-prop rule of ``model`` (a path to a model YAML or a Network) on
-    ``profile`` with ``task``; writes ``report.json``, ``summary.txt`` and PNG plots to
+    """Check the learning rule of ``model`` (a path to a model YAML or a Network) on
+    ``profile`` with ``task``: e-prop here (see the module docstring); STDP, R-STDP and custom
+    rules in :mod:`.check_spiking`; RFLO on ``rflo-periodic`` (``model="rflo"``: the task
+    defines the rate network) in :mod:`.check_rate`. Writes ``report.json``, ``summary.txt`` and PNG plots to
     ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
     or the rows to run (``("nearest",)``: only the round-to-nearest run). ``iterations``:
     trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
