@@ -98,7 +98,7 @@ def main() -> int:
     print("\n== 10. The main job: check on-chip e-prop (loihi2) against the float reference")
     print("  (neurocomp check examples/eprop_pattern.yaml --profile loihi2 --task pattern-generation; short run)")
     rep = nc.check(ROOT / "eprop_pattern.yaml", "loihi2", "pattern-generation", iterations=3, align=2, steps=500,
-                   out=OUT / "check", progress=False)  # fmt: skip
+                   out=OUT / "check", progress=True)  # fmt: skip
     print("  " + rep.summary().replace("\n", "\n  "))
     print(f"\nPrograms written to {OUT}")
     return 0 if ok else 1

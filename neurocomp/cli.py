@@ -17,8 +17,9 @@ import signal
 import sys
 import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
-from ._atomic import OutputError, atomic_savez, output_target
+from ._atomic import OutputError, atomic_savez, atomic_write_text, output_target
 from ._resources import ResourceError, emulator_bytes, parse_size, require_memory, set_memory_limit
 from ._version import __version__
 from .errors import NeurocompError, Problem
@@ -103,6 +104,10 @@ common tasks:
   neurocomp inspect model.ncp         summarize a compiled program
   neurocomp run model.ncp --steps 1000 --record spikes,v --out rec.npz
                                       emulate it bit-accurately (or --backend lava)
+  neurocomp check model.yaml --profile loihi2 --task pattern-generation
+                                      the main job: the learning rule on the chip (lowered-fixed)
+                                      against lowered-float and the float reference, with attribution
+  neurocomp sweep spec.yaml --out DIR run compile -> emulate -> check over a grid, on Dask
 """
 
 
@@ -616,10 +621,14 @@ def build_parser() -> argparse.ArgumentParser:
             "weights and inputs; report update alignment, learning curves (with BPTT), error attribution and spike "
             "agreement; write report.json, summary.txt and PNG plots to --out."
         ),
+        epilog=_check_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("model", help="model YAML with an e-prop network")
+    p.add_argument(
+        "model", help="model YAML with a plastic network ('rflo' for rflo-periodic, whose network is the task's)"
+    )
     p.add_argument("--profile", required=True, help="chip profile name")
-    p.add_argument("--task", required=True, help="task name (pattern-generation, evidence-accumulation, ...)")
+    p.add_argument("--task", required=True, help="task name (listed below)")
     p.add_argument(
         "--iterations",
         type=_int(1, 100_000),
@@ -627,13 +636,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="training iterations per level (default: check's ITERATIONS, 200: enough for the example to learn)",
     )
     p.add_argument("--seed", type=_SEED, default=0, help="task and emulator seed (default 0)")
+    p.add_argument(
+        "--seeds",
+        default=None,
+        metavar="S1,S2,...",
+        help="run the check once per seed (OUT/seed-S each) and report the attribution's mean and spread over them",
+    )
     p.add_argument("--align", type=_int(0, 100_000), default=3, help="teacher-forced updates compared (default 3)")
     p.add_argument("--steps", type=_STEPS, default=None, help="steps per trial (default: the task's)")
     p.add_argument("--no-attribution", action="store_true", help="skip the attribution runs")
     p.add_argument(
         "--attribution",
         default=None,
-        help="comma-separated attribution rows to run (weights,traces,graded,tags,nearest; default: all)",
+        help="comma-separated attribution rows to run (listed below; default: all)",
     )
     p.add_argument("--no-bptt", action="store_true", help="skip BPTT")
     p.add_argument("--out", default="check-out", help="output directory (default check-out)")
@@ -663,27 +678,71 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return sweep_command(args.spec, args.out, args.scheduler, args.workers, args.report, args.retry_failed)
 
 
+def _check_epilog() -> str:
+    """The tasks and the attribution rows, for ``check --help``."""
+    from .analysis.check import ATTRIBUTION_HELP, RATE_ONLY_ROWS
+    from .tasks import TASKS
+
+    lines = ["tasks (--task):"]
+    for name, gen in sorted(TASKS.items()):
+        doc = (sys.modules[gen.__module__].__doc__ or "").strip().splitlines()
+        first = doc[0].split(":", 1)[-1].split(" (")[0].strip().replace("``", "") if doc else ""
+        lines.append(f"  {name:24s} {first}")
+    lines += ["", "attribution rows (--attribution; each is lowered-fixed with one thing changed):"]
+    lines += [f"  {row:10s} {text}" for row, text in {**ATTRIBUTION_HELP, **RATE_ONLY_ROWS}.items()]
+    lines += [
+        "",
+        "The attribution table gives each row's final metric and its absolute difference from lowered-fixed.",
+    ]
+    return "\n".join(lines)
+
+
+def _parse_seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError([Problem("--seeds", f"expected comma-separated integers, got {text!r}")]) from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError([Problem("--seeds", f"expected distinct seeds >= 0, got {text!r}")])
+    return seeds
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .analysis.check import check
+    from .analysis.check import attribution_over_seeds, check, format_attribution, plot_attribution
     from .tasks import TASKS
 
     if args.task not in TASKS:
         raise UsageError([Problem("--task", f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")])
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise OutputError([Problem(args.out, "exists and is not a directory; --out names a folder for the report")])
-    rep = check(
-        args.model,
-        args.profile,
-        args.task,
+    seeds = _parse_seeds(args.seeds)
+    kw = dict(
         **({} if args.iterations is None else {"iterations": args.iterations}),
-        seed=args.seed,
-        out=args.out,
         align=args.align,
         attribution=False if args.no_attribution else (args.attribution.split(",") if args.attribution else True),
         bptt=not args.no_bptt,
         steps=args.steps,
     )
-    print(rep.summary())
+    if seeds is None:
+        print(check(args.model, args.profile, args.task, seed=args.seed, out=args.out, **kw).summary())
+        return EXIT_OK
+    reports = []
+    for s in seeds:
+        print(f"-- seed {s}", flush=True)
+        reports.append(check(args.model, args.profile, args.task, seed=s, out=Path(args.out) / f"seed-{s}", **kw))
+        print(reports[-1].summary(), flush=True)
+    rows = attribution_over_seeds(reports)
+    if rows:
+        m = reports[0].config["metric"]
+        text = "\n".join([f"over seeds {args.seeds}:", *format_attribution(rows, m)])
+        atomic_write_text(Path(args.out) / "attribution_seeds.txt", text + "\n")
+        try:
+            plot_attribution(rows, {**reports[0].config, "seed": args.seeds}, Path(args.out), "attribution_seeds.png")
+        except ImportError:
+            pass
+        print("\n" + text)
     return EXIT_OK
 
 

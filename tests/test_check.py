@@ -115,3 +115,76 @@ def test_check_runs_on_chips_that_hold_weights_otherwise(profile):
     skipped = "tags, products" if profile == "reckon" else "tags, products, nearest"
     assert ran == (["fixed, round-to-nearest"] if profile == "reckon" else [])
     assert any(f"has no {skipped} to switch" in n for n in rep.notes), rep.notes
+
+
+def test_attribution_is_in_absolute_differences(report):
+    """Each row's difference is its metric minus lowered-fixed's, in the metric's units (a share
+    of the fixed-to-float gap, meaningless when that gap is ~0, is not reported)."""
+    rep, _ = report
+    fixed = rep.final["lowered-fixed"]["nmse"]
+    for row in rep.attribution:
+        assert row["difference"] == row["nmse"] - fixed
+        assert "gap_closed" not in row
+    assert rep.attribution[0]["difference"] == 0.0
+    assert "% of the gap" not in rep.summary() and "closes" not in rep.summary()
+
+
+def test_attribution_over_seeds_gives_mean_and_spread():
+    """Two seeds with hand-picked values: mean and sample std (ddof 1) written out here."""
+    from neurocomp.analysis import CheckReport, attribution_over_seeds
+
+    def rep(fixed, row):
+        return CheckReport(
+            config={"metric": "nmse"},
+            attribution=[
+                {"row": "all quantized (lowered-fixed)", "nmse": fixed, "difference": 0.0},
+                {"row": "fixed, weights in float", "nmse": row, "difference": row - fixed},
+            ],
+        )
+
+    rows = attribution_over_seeds([rep(1.0, 0.5), rep(2.0, 1.1)])
+    w = rows[1]
+    assert w["seeds"] == 2
+    assert w["nmse"] == pytest.approx(0.8, abs=1e-12)  # (0.5 + 1.1) / 2
+    assert w["std"] == pytest.approx(0.6 / np.sqrt(2), abs=1e-12)  # |0.5 - 1.1| / sqrt(2)
+    assert w["difference"] == pytest.approx(-0.7, abs=1e-12)  # (-0.5 - 0.9) / 2
+    assert w["difference_std"] == pytest.approx(0.4 / np.sqrt(2), abs=1e-12)
+    assert rows[0]["difference_std"] == 0.0
+
+
+def test_help_lists_check_its_tasks_and_attribution_rows(capsys):
+    from neurocomp.analysis.check import ATTRIBUTION_ROWS
+    from neurocomp.tasks import TASKS
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "neurocomp check " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = capsys.readouterr().out
+    for name in (*TASKS, *ATTRIBUTION_ROWS):
+        assert f"\n  {name} " in text, name
+
+
+def test_progress_prints_lines_off_a_terminal(capsys):
+    """In a log or `make demo` (no terminal) a long check prints one line per tenth of its work."""
+    from neurocomp.analysis.check import _Progress
+
+    bar = _Progress(20, enabled=True, tty=False)
+    for k in range(20):
+        bar(f"step {k}")
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 10 and lines[-1].startswith("  check: 100%") and "\r" not in "".join(lines)
+
+
+def test_cli_check_over_seeds_reports_the_spread(tmp_path, capsys):
+    rc = main(["check", str(MODEL), "--profile", "loihi2", "--task", "pattern-generation", "--iterations", "1",
+               "--align", "0", "--steps", "250", "--attribution", "nearest", "--no-bptt", "--seeds", "0,1",
+               "--out", str(tmp_path)])  # fmt: skip
+    assert rc == 0
+    text = (tmp_path / "attribution_seeds.txt").read_text()
+    assert "(2 seeds)" in text and "+-" in text
+    per = [json.loads((tmp_path / f"seed-{s}" / "report.json").read_text()) for s in (0, 1)]
+    near = [next(r for r in p["attribution"] if r["row"] == "fixed, round-to-nearest")["difference"] for p in per]
+    assert f"difference {np.mean(near):+9.4f}" in text
+    assert main(["check", str(MODEL), "--profile", "loihi2", "--task", "pattern-generation", "--seeds", "0,x"]) == 2

@@ -21,8 +21,10 @@ The report has four parts:
   metric per iteration, and the final metric's ratio to the reference's.
 * **attribution**: the lowered-fixed run repeated with one quantized quantity at a time
   switched back to float (weights, traces, graded third factors, tags) and with
-  round-to-nearest instead of stochastic rounding; the share of the fixed-to-float gap each
-  row closes.
+  round-to-nearest instead of stochastic rounding; each row's metric and its absolute
+  difference from lowered-fixed (in the metric's units: a share of a gap near zero would say
+  nothing). :func:`attribution_over_seeds` gives the mean and spread of the differences over
+  several seeds' reports.
 * **spike agreement**: per-neuron rate error and spike-time coincidence (within +-2 steps),
   between the reference's float64 dynamics and the chip's at the initial weights, and between
   lowered-float and lowered-fixed after learning.
@@ -51,9 +53,27 @@ from ..learning.engine import LEARN_QUANTITIES
 from ..reference.conventions import Conventions
 from ..reference.eprop import EpropParams, RecurrentSNN, Sgd
 
-SUPPORTED_RULES = ("eprop",)
+RATE_TASKS = ("rflo-periodic",)  # tasks whose network is a rate network (neurocomp.analysis.check_rate)
+
+SUPPORTED_RULES = ("eprop", "stdp", "rstdp", "custom")
 # the attribution rows: a learning quantity back in float64 (see learning.engine), or round-to-nearest
 ATTRIBUTION_ROWS = (*LEARN_QUANTITIES, "nearest")
+# what each row switches (for `check --help` and the report)
+ATTRIBUTION_HELP = {
+    "weights": "weights in float64: no accumulator width, no rounding onto the weight grid",
+    "traces": "spike traces x1 x2 y1 y2 y3 with exact decays and impulses, no saturation",
+    "graded": "graded third factors (learning signal, pseudo-derivative, error, reward) unquantized",
+    "tags": "the synaptic tags t and d in float64, no range clip",
+    "products": "products wider than the accumulator divided exactly instead of floor-shifted",
+    "nearest": "round-to-nearest instead of the chip's stochastic rounding",
+}
+assert set(ATTRIBUTION_HELP) == set(ATTRIBUTION_ROWS)
+# RFLO's rate check (rflo-periodic) switches its fixed-point model's quantities instead: weights,
+# traces and nearest as above, and these
+RATE_ONLY_ROWS = {
+    "feedback": "RFLO (rflo-periodic): the random feedback weights B in float64",
+    "signal": "RFLO (rflo-periodic): the error and the learning signal in float64",
+}
 
 
 class CheckError(NeurocompError, ValueError):
@@ -74,6 +94,7 @@ class CheckReport:
     notes: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     raster: tuple | None = field(default=None, repr=False)  # (spikes, readout, target) of the last fixed trial
+    weights: dict[str, dict[str, list]] = field(default_factory=dict)  # final weights per level (spiking rules)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +107,7 @@ class CheckReport:
             "timing": self.timing,
             "notes": self.notes,
             "files": self.files,
+            **({"weights": self.weights} if self.weights else {}),
         }
 
     def summary(self) -> str:
@@ -107,11 +129,11 @@ class CheckReport:
             parts = [f"{p}: cos {v['cosine_mean']:.3f}, rel.err {v['relative_error_mean']:.2f}" for p, v in per.items()]
             lines.append(f"  {level:15s} " + "; ".join(parts))
         if self.attribution:
-            lines += ["", "attribution (lowered-fixed with one quantity back in float):"]
-            for row in self.attribution:
-                gap = "" if row.get("gap_closed") is None else f"  closes {100 * row['gap_closed']:5.0f}% of the gap"
-                lines.append(f"  {row['row']:34s} {row[m]:9.4f}{gap}")
+            lines += ["", *format_attribution(self.attribution, m)]
         for name, s in self.spikes.items():
+            if "rms_difference" in s:  # a rate network: its outputs compared instead
+                lines.append(f"\n{name}: RMS difference {s['rms_difference']:.4f} (target RMS {s['target_rms']:.4f})")
+                continue
             lines.append(
                 f"\nspikes, {name}: rate error {s['rate_error_hz_mean']:.2f} Hz mean "
                 f"({s['rate_error_hz_max']:.2f} max) over {s['neurons']} neurons, "
@@ -240,22 +262,77 @@ def spike_agreement(a: np.ndarray, b: np.ndarray, dt_ms: float, window: int = 2)
     }
 
 
+def format_attribution(rows: Sequence[Mapping[str, Any]], m: str) -> list[str]:
+    """The attribution table as text lines (a header, then one line per row)."""
+    head = f"attribution (lowered-fixed with one quantity back in float; {m}, and its difference from lowered-fixed):"
+    return [head] + [_attribution_line(r, m) for r in rows]
+
+
+def _attribution_line(row: Mapping[str, Any], m: str) -> str:
+    """One row: the metric (mean +- std over seeds when there are several) and its absolute
+    difference from lowered-fixed (negative: the row is better than the chip)."""
+    if "std" in row:
+        return (
+            f"  {row['row']:34s} {row[m]:9.4f} +- {row['std']:.4f}   "
+            f"difference {row['difference']:+9.4f} +- {row['difference_std']:.4f}  ({row['seeds']} seeds)"
+        )
+    return f"  {row['row']:34s} {row[m]:9.4f}   difference {row['difference']:+9.4f}"
+
+
+def attribution_over_seeds(reports: Sequence[CheckReport]) -> list[dict[str, Any]]:
+    """The attribution rows of several runs of the same check with different seeds: per row,
+    the metric's mean and standard deviation (ddof 1) and the mean and standard deviation of
+    its difference from that seed's lowered-fixed. Rows run for every seed only."""
+    if not reports:
+        return []
+    m = reports[0].config["metric"]
+    names = [r["row"] for r in reports[0].attribution]
+    out = []
+    for name in names:
+        per = [next((r for r in rep.attribution if r["row"] == name), None) for rep in reports]
+        if any(r is None for r in per):
+            continue
+        v = np.array([r[m] for r in per])
+        d = np.array([r["difference"] for r in per])
+        ddof = 1 if len(per) > 1 else 0
+        out.append(
+            {
+                "row": name,
+                m: float(v.mean()),
+                "std": float(v.std(ddof=ddof)),
+                "difference": float(d.mean()),
+                "difference_std": float(d.std(ddof=ddof)),
+                "seeds": len(per),
+            }
+        )
+    return out
+
+
 class _Progress:
-    def __init__(self, total: int, enabled: bool):
+    """Progress of a long check on stderr: a bar redrawn in place on a terminal, otherwise (a
+    log, ``make demo``) one line per tenth of the work."""
+
+    def __init__(self, total: int, enabled: bool, tty: bool | None = None):
         self.total, self.done, self.enabled, self.t0 = total, 0, enabled, time.perf_counter()
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.printed = 0  # tenths printed (lines mode)
 
     def __call__(self, what: str) -> None:
         self.done += 1
         if not self.enabled:
             return
         frac = self.done / self.total
-        bar = "#" * int(30 * frac)
         el = time.perf_counter() - self.t0
         eta = el / frac - el if frac else 0.0
-        sys.stderr.write(f"\r[{bar:30s}] {100 * frac:3.0f}% {what[:40]:40s} {el:5.0f}s, ~{eta:4.0f}s left")
+        if self.tty:
+            bar = "#" * int(30 * frac)
+            sys.stderr.write(f"\r[{bar:30s}] {100 * frac:3.0f}% {what[:40]:40s} {el:5.0f}s, ~{eta:4.0f}s left")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+        elif int(10 * frac) > self.printed or self.done >= self.total:
+            self.printed = int(10 * frac)
+            sys.stderr.write(f"  check: {100 * frac:3.0f}% ({what}), {el:.0f} s, ~{eta:.0f} s left\n")
         sys.stderr.flush()
-        if self.done >= self.total:
-            sys.stderr.write("\n")
 
 
 # -- check -------------------------------------------------------------------------------------
@@ -279,8 +356,10 @@ def check(
     progress: bool | None = None,
     plots: bool = True,
 ) -> CheckReport:
-    """Check the e-prop rule of ``model`` (a path to a model YAML or a Network) on
-    ``profile`` with ``task``; writes ``report.json``, ``summary.txt`` and PNG plots to
+    """Check the learning rule of ``model`` (a path to a model YAML or a Network) on
+    ``profile`` with ``task``: e-prop here (see the module docstring); STDP, R-STDP and custom
+    rules in :mod:`.check_spiking`; RFLO on ``rflo-periodic`` (``model="rflo"``: the task
+    defines the rate network) in :mod:`.check_rate`. Writes ``report.json``, ``summary.txt`` and PNG plots to
     ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
     or the rows to run (``("nearest",)``: only the round-to-nearest run). ``iterations``:
     trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
@@ -293,6 +372,8 @@ def check(
     t_start = time.perf_counter()
     if task not in TASKS:
         raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
+    if task in RATE_TASKS:  # the network is the task's (Murray's rate network); the model names the rule
+        return _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model
     rules = {p.plasticity.name for p in net.projections if p.plasticity is not None}
     if not rules:
@@ -314,6 +395,11 @@ def check(
         raise CheckError([Problem("check", f"steps must be >= 1 (or None for the task's), got {steps}")])
     prog = compile(net, profile, out=io.StringIO())
     dt = prog.dt_ms
+    if "eprop" not in rules:  # the spike-timing family (STDP, R-STDP, custom rule strings)
+        return _check_spiking(net, prog, model, profile, task, iterations, seed, align, rows, steps, progress, out,
+                              plots, t_start)  # fmt: skip
+    if rules != {"eprop"}:
+        raise CheckError([Problem("model", f"check runs one rule family at a time; this model mixes {sorted(rules)}")])
     ins = [p for p in net.populations if isinstance(p.neuron, SpikeInput)]
     outs = [p for p in net.populations if isinstance(p.neuron, LI)]
     if len(ins) != 1:
@@ -501,15 +587,7 @@ def check(
     rep.timing["curves_s"] = time.perf_counter() - t0
     m = tk.metric_name
     if attribution:
-        fixed, flt = rep.final["lowered-fixed"][m], rep.final["lowered-float"][m]
-        gap = fixed - flt
-        rep.attribution.append({"row": "all quantized (lowered-fixed)", m: fixed, "gap_closed": 0.0})
-        for level in runs:
-            if level.startswith("fixed, "):
-                v = rep.final[level][m]
-                closed = (fixed - v) / gap if abs(gap) > 1e-12 else None
-                rep.attribution.append({"row": level, m: v, "gap_closed": closed})
-        rep.attribution.append({"row": "all float (lowered-float)", m: flt, "gap_closed": 1.0})
+        rep.attribution = _attribution(rep.final, [lv for lv in runs if lv.startswith("fixed, ")], m)
     a, b = last_rec["lowered-float"].get("rec"), last_rec["lowered-fixed"].get("rec")
     if a and b:
         sa = np.concatenate([a[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
@@ -520,6 +598,54 @@ def check(
     if out is not None:
         _write(rep, Path(out), plots)
     return rep
+
+
+def _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots):
+    from ..tasks import make
+    from .check_rate import RATE_ROWS, check_rate
+
+    rows = RATE_ROWS if attribution is True else tuple(attribution or ())
+    unknown = sorted(set(rows) - set(RATE_ROWS))
+    if unknown:
+        raise CheckError(
+            [Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {', '.join(RATE_ROWS)})")]
+        )
+    if iterations < 1 or align < 0:
+        raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
+    tk = make(task, seed=seed, **({"steps": steps} if steps else {}))
+    rep = check_rate(str(model), task, tk, profile=profile, iterations=iterations, seed=seed, align=align, rows=rows,
+                     progress=progress)  # fmt: skip
+    if out is not None:
+        _write(rep, Path(out), plots)
+    return rep
+
+
+def _check_spiking(net, prog, model, profile, task, iterations, seed, align, rows, steps, progress, out, plots,
+                   t_start) -> CheckReport:  # fmt: skip
+    from ..tasks import make
+    from .check_spiking import check_spiking
+
+    try:
+        tk = make(task, seed=seed, **({"steps": steps} if steps else {}))
+    except ValueError as exc:
+        raise CheckError([Problem("task", str(exc))]) from None
+    name = str(model) if isinstance(model, (str, os.PathLike)) else net.name
+    rep = check_spiking(net, prog, task, tk, model_name=name, profile=profile, iterations=iterations, seed=seed,
+                        align=align, rows=rows, progress=progress)  # fmt: skip
+    rep.timing["total_s"] = time.perf_counter() - t_start
+    if out is not None:
+        _write(rep, Path(out), plots)
+    return rep
+
+
+def _attribution(final: Mapping[str, Mapping[str, float]], rows: Sequence[str], m: str) -> list[dict[str, Any]]:
+    """The attribution table: lowered-fixed, each row, lowered-float; each with its final
+    metric and its absolute difference from lowered-fixed."""
+    fixed = final["lowered-fixed"][m]
+    names = ["all quantized (lowered-fixed)", *rows, "all float (lowered-float)"]
+    levels = ["lowered-fixed", *rows, "lowered-float"]
+    pairs = zip(names, levels, strict=True)
+    return [{"row": n, m: final[lv][m], "difference": final[lv][m] - fixed} for n, lv in pairs]
 
 
 def _score(tk, k: int, y: np.ndarray) -> float:
@@ -545,67 +671,158 @@ def _json_default(o: Any) -> Any:
     raise TypeError(type(o).__name__)
 
 
+# one colour and hatch per level, the same in every plot
+_STYLE = {
+    "reference": ("tab:gray", ""),
+    "bptt": ("tab:purple", "xx"),
+    "lowered-float": ("tab:blue", "//"),
+    "lowered-fixed": ("tab:red", ".."),
+}
+_DASH = {"reference": "--", "bptt": ":", "lowered-float": "-", "lowered-fixed": "-"}  # reference and BPTT start equal
+
+
+def _save(fig, out: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    atomic_write(out / name, lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return name
+
+
 def _plots(rep: CheckReport, out: Path) -> list[str]:
+    """The report's PNGs. Every plot has a title, labelled axes, a legend, and linear axes
+    from zero (cosines: from -1 to 1, with zero marked), so that lengths compare."""
     import matplotlib
 
     matplotlib.use("Agg")
+    files = [_plot_curves(rep, out), _plot_alignment(rep, out)]
+    if rep.attribution:
+        files.append(plot_attribution(rep.attribution, rep.config, out))
+    if rep.raster is not None:
+        files.append(_plot_raster(rep, out))
+    return [f for f in files if f]
+
+
+def _title(rep_config: Mapping[str, Any], what: str) -> str:
+    c = rep_config
+    seed = f"seeds {c['seed']}" if "," in str(c["seed"]) else f"seed {c['seed']}"
+    return f"{what}\n{Path(str(c['model'])).stem} on {c['profile']}, task {c['task']}, {seed}"
+
+
+def _plot_curves(rep: CheckReport, out: Path) -> str:
     import matplotlib.pyplot as plt
 
     m = rep.config["metric"]
-    files = []
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for level in ("reference", "bptt", "lowered-float", "lowered-fixed"):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    top = 0.0
+    for level, (colour, _) in _STYLE.items():
         if level in rep.curves:
-            ax.plot(rep.curves[level][m], label=level, lw=2 if level.startswith("lowered") else 1.5)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(m)
-    ax.set_yscale("log")
-    ax.set_title(f"{rep.config['task']} on {rep.config['profile']}: learning curves")
+            y = np.asarray(rep.curves[level][m], np.float64)
+            x = np.arange(1, len(y) + 1)
+            ax.plot(x, y, ls=_DASH[level], marker="o" if len(y) < 20 else None, ms=3, color=colour, label=level,
+                    lw=2 if level.startswith("lowered") else 1.5)  # fmt: skip
+            top = max(top, float(np.nanmax(y)) if np.isfinite(y).any() else 0.0)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("iteration (one trial each)")
+    ax.set_ylabel(f"{m} per iteration (lower is better)")
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 1.05 * top if top > 0 else 1.0)
+    ax.set_title(_title(rep.config, "learning curves of the three levels"))
     ax.legend()
-    fig.tight_layout()
-    atomic_write(out / "learning_curves.png", lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    files.append("learning_curves.png")
+    return _save(fig, out, "learning_curves.png")
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for lv, per in rep.alignment.get("levels", {}).items():
-        cos = [c for v in per.values() for c in v["cosine"]]
-        ax.hist(cos, bins=np.linspace(-1, 1, 41), alpha=0.6, label=lv)
-    ax.set_xlabel("cosine similarity with the reference's update (per projection and update)")
-    ax.set_ylabel("count")
-    ax.legend()
-    fig.tight_layout()
-    atomic_write(out / "alignment.png", lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    files.append("alignment.png")
 
-    if rep.attribution:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        rows = rep.attribution
-        ax.barh([r["row"] for r in rows], [r[m] for r in rows], color="tab:blue")
-        ax.set_xlabel(f"final {m}")
-        ax.set_xscale("log")
-        ax.invert_yaxis()
-        ax.set_title("attribution: one quantity back in float at a time")
-        fig.tight_layout()
-        atomic_write(out / "attribution.png", lambda f: fig.savefig(f, format="png", dpi=110))
-        plt.close(fig)
-        files.append("attribution.png")
+def _plot_alignment(rep: CheckReport, out: Path) -> str:
+    """Grouped bars: per projection, each level's mean cosine with the reference's update,
+    side by side (never overlapping), with the range over the updates as error bars."""
+    import matplotlib.pyplot as plt
 
-    raster = rep.raster
-    if raster is not None:
-        spk, y, tg = raster
-        fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
-        t, n = np.nonzero(spk)
-        a1.plot(t, n, "|", ms=3, color="k")
-        a1.set_ylabel("neuron")
-        a1.set_title("lowered-fixed, last iteration")
-        a2.plot(y, label="readout")
-        a2.plot(tg, "--", label="target")
-        a2.set_xlabel("step")
-        a2.legend()
-        fig.tight_layout()
-        atomic_write(out / "raster.png", lambda f: fig.savefig(f, format="png", dpi=110))
-        plt.close(fig)
-        files.append("raster.png")
-    return files
+    levels = rep.alignment.get("levels", {})
+    projections = sorted({n for per in levels.values() for n in per})
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.6 * len(projections) + 2), 4.2))
+    width = 0.8 / max(1, len(levels))
+    for i, (lv, per) in enumerate(levels.items()):
+        colour, hatch = _STYLE.get(lv, ("tab:green", "--"))
+        xs = np.arange(len(projections)) + (i - (len(levels) - 1) / 2) * width
+        mean = np.array([per[n]["cosine_mean"] if n in per else np.nan for n in projections])
+        lo = np.array([np.nanmin(per[n]["cosine"]) if n in per else np.nan for n in projections])
+        hi = np.array([np.nanmax(per[n]["cosine"]) if n in per else np.nan for n in projections])
+        ax.bar(xs, mean, width, color=colour, hatch=hatch, edgecolor="black", lw=0.6, label=lv,
+               yerr=[mean - lo, hi - mean], capsize=3)  # fmt: skip
+    ax.axhline(0.0, color="black", lw=0.8)
+    ax.set_xticks(np.arange(len(projections)), projections)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("projection")
+    ax.set_ylabel("cosine with the reference's update")
+    n = rep.alignment.get("updates", 0)
+    ax.set_title(_title(rep.config, f"update alignment (teacher-forced, mean and range of {n} updates)"))
+    if levels:
+        ax.legend(fontsize=8)
+    return _save(fig, out, "alignment.png")
+
+
+def plot_attribution(rows: Sequence[Mapping[str, Any]], config: Mapping[str, Any], out: Path,
+                     name: str = "attribution.png") -> str:  # fmt: skip
+    """Horizontal bars of each attribution row's final metric from zero, the two ends
+    (lowered-fixed, lowered-float) in their level colours, the difference from lowered-fixed
+    written at each bar; with several seeds, error bars of one standard deviation."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    matplotlib.use("Agg")
+    m = config["metric"]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.8))
+    ys = np.arange(len(rows))
+    vals = np.array([r[m] for r in rows], np.float64)
+    err = np.array([r.get("std", 0.0) for r in rows], np.float64)
+    kind = ["lowered-fixed" if "lowered-fixed" in r["row"] else "lowered-float" if "lowered-float" in r["row"]
+            else "row" for r in rows]  # fmt: skip
+    colours = {"lowered-fixed": "tab:red", "lowered-float": "tab:blue", "row": "tab:orange"}
+    hatches = {"lowered-fixed": "..", "lowered-float": "//", "row": ""}
+    legend = {
+        "lowered-fixed": "lowered-fixed (all quantized)",
+        "row": "one quantity back in float",
+        "lowered-float": "lowered-float (all float)",
+    }
+    for k, label in legend.items():
+        sel = [i for i, kk in enumerate(kind) if kk == k]
+        if sel:
+            ax.barh(ys[sel], vals[sel], xerr=err[sel] if err.any() else None, color=colours[k], hatch=hatches[k],
+                    edgecolor="black", lw=0.6, label=label, capsize=3)  # fmt: skip
+    top = float(np.nanmax(vals + err)) if np.isfinite(vals).any() else 1.0
+    for y, r in zip(ys, rows, strict=True):
+        ax.text(r[m] + r.get("std", 0.0) + 0.01 * top, y, f"{r['difference']:+.4f}", va="center", fontsize=8)
+    ax.set_yticks(ys, [r["row"] for r in rows])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.25 * top if top > 0 else 1.0)
+    seeds = rows[0].get("seeds", 1) if rows else 1
+    spread = f", mean +- std over {seeds} seeds" if seeds > 1 else ""
+    ax.set_xlabel(f"final {m} (mean of the last {config.get('tail', '?')} iterations{spread})\n"
+                  "number at each bar: difference from lowered-fixed")  # fmt: skip
+    ax.set_ylabel("attribution row")
+    ax.set_title(_title(config, "attribution: lowered-fixed with one quantity back in float"))
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(fig, out, name)
+
+
+def _plot_raster(rep: CheckReport, out: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    spk, y, tg = rep.raster
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+    t, n = np.nonzero(spk)
+    a1.plot(t, n, "|", ms=3, color="k", label="spike")
+    a1.set_ylabel("hidden neuron")
+    a1.set_ylim(0, max(1, spk.shape[1]))
+    a1.legend(loc="upper right", fontsize=8)
+    a1.set_title(_title(rep.config, "lowered-fixed, last iteration: hidden spikes and readout"))
+    for j in range(y.shape[1]):
+        a2.plot(y[:, j], color=f"C{j}", label=f"readout {j}")
+        a2.plot(tg[:, j], "--", color=f"C{j}", label=f"target {j}")
+    a2.axhline(0.0, color="black", lw=0.6)
+    a2.set_xlim(0, spk.shape[0])
+    a2.set_xlabel("step")
+    a2.set_ylabel("output (model units)")
+    a2.legend(loc="upper right", fontsize=8, ncol=2)
+    return _save(fig, out, "raster.png")

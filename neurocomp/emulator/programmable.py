@@ -4,14 +4,14 @@ float64 for the lowered-float level of a rule check (``learn_arithmetic="float"`
 learner and the weights, on the same float32 dynamics).
 
 :class:`ProgrammableSynapses` delivers through the current weights; :class:`EpropLearner`
-runs :class:`~neurocomp.rules.eprop.EpropExact` over a hidden population's projections and
+runs :class:`~neurocomp.rules.eprop.EpropExact` over each hidden population's projections and
 its readout once per step, after the neurons updated. Both run compiled
 (:mod:`neurocomp.kernels.eprop`), with the results of their numpy forms bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import numpy as np
@@ -43,17 +43,12 @@ class ProgrammableSynapses(LearnedSynapses):
         deliver(w, spikes.astype(w.dtype), 16 // w.itemsize, slot)
 
 
-class EpropLearner:
-    """Exact e-prop over the projections of one hidden population and its readout."""
+class _HiddenPart:
+    """Exact e-prop over one hidden population's input projections and its projection onto the
+    readout (one :class:`EpropExact`)."""
 
-    def __init__(
-        self, syns: list[ProgrammableSynapses], pops: Mapping[str, Any], batch: int, dt_ms: float, dtype=np.float32
-    ):
-        self.syns = syns
-        self.dtype = dtype
-        out = next(s for s in syns if s.rule.role == "output")
-        self.out, self.readout, self.hidden = out, out.post, out.pre
-        self.hid = [s for s in syns if s.rule.role == "hidden"]
+    def __init__(self, out, hid, pops: Mapping[str, Any], batch: int, dt_ms: float, dtype, B: np.ndarray):
+        self.out, self.readout, self.hidden, self.hid = out, out.post, out.pre, hid
         prm = dict(out.rule.params)
         hp, rp = pops[self.hidden].q.params, pops[self.readout].q.params
         self.alif = pops[self.hidden].q.model == "ALIF"
@@ -73,14 +68,9 @@ class EpropLearner:
             dtype=dtype,
             filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
         )
-        n_h, n_out = pops[self.hidden].q.size, pops[self.readout].q.size
-        if prm["feedback"] == "symmetric":
-            B = out.engine.weights[0].T
-        else:  # random (and the start of adaptive): N(0, 1/n_hidden), seeded
-            B = np.random.default_rng(int(prm.get("seed", 0))).standard_normal((n_h, n_out)) / np.sqrt(n_h)
-        self._B0 = B
+        self._B0 = out.engine.weights[0].T if prm["feedback"] == "symmetric" else B
         self.batch = batch
-        self.pres = {s.name: pops[s.pre].q.size for s in self.hid}
+        self.pres = {s.name: pops[s.pre].q.size for s in hid}
         self.reset()
 
     def reset(self, keep: bool = False) -> None:
@@ -97,7 +87,92 @@ class EpropLearner:
             h.get("a") if self.alif else None,
             h["spikes"],
             pops[self.readout].state["v"],
-            None if target is None else np.asarray(target, dtype=self.dtype),
+            target,
             {s.name: pops[s.pre].state["spikes"] for s in self.hid},
             recurrent={s.name for s in self.hid if s.pre == self.hidden},
         )
+
+
+class _PartsState(MutableMapping):
+    """The learning state of several hidden parts as one mapping, keyed ``<hidden>:<variable>``
+    (reads and writes go to the parts' own dicts, so checkpoints restore into them)."""
+
+    def __init__(self, parts: list[_HiddenPart]):
+        self._parts = {p.hidden: p for p in parts}
+
+    def _split(self, key: str) -> tuple[dict, str]:
+        hidden, var = key.split(":", 1)
+        return self._parts[hidden].state, var
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        st, var = self._split(key)
+        return st[var]
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        st, var = self._split(key)
+        st[var] = value
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("the learning state's variables cannot be removed")
+
+    def __iter__(self):
+        return (f"{h}:{k}" for h, p in self._parts.items() for k in p.state)
+
+    def __len__(self) -> int:
+        return sum(len(p.state) for p in self._parts.values())
+
+
+class EpropLearner:
+    """Exact e-prop for one readout, over every hidden population that projects onto it.
+
+    Several hidden populations (e.g. a LIF and an ALIF one) decompose exactly into one
+    :class:`EpropExact` per population: a hidden neuron's eligibility, learning signal
+    ``L_j = sum_k B_jk err_k`` and readout weights depend only on its own state, its inputs and
+    the shared readout's error; a projection between two hidden populations is one of the
+    post population's inputs (its pre spikes arrive with the recurrent latency, as from
+    itself, but without the no-autapse mask). Random feedback ``B`` is drawn once for all hidden
+    neurons (``N(0, 1/n_hidden)``, hidden populations in name order, seeded) and split by rows,
+    as a single population of their union would draw it. One hidden population keeps the
+    state's plain keys; several key it ``<hidden>:<variable>``."""
+
+    def __init__(
+        self, syns: list[ProgrammableSynapses], pops: Mapping[str, Any], batch: int, dt_ms: float, dtype=np.float32
+    ):
+        self.syns, self.dtype = syns, dtype
+        outs = sorted((s for s in syns if s.rule.role == "output"), key=lambda s: s.pre)
+        self.readout = outs[0].post
+        sizes = [pops[o.pre].q.size for o in outs]
+        n_h, n_out = sum(sizes), pops[self.readout].q.size
+        prm = dict(outs[0].rule.params)
+        B = np.random.default_rng(int(prm.get("seed", 0))).standard_normal((n_h, n_out)) / np.sqrt(n_h)
+        rows = np.cumsum([0, *sizes])
+        self.parts = [
+            _HiddenPart(
+                o,
+                [s for s in syns if s.rule.role == "hidden" and s.post == o.pre],
+                pops,
+                batch,
+                dt_ms,
+                dtype,
+                B[rows[i] : rows[i + 1]],
+            )  # fmt: skip
+            for i, o in enumerate(outs)
+        ]
+        self.hidden = self.parts[0].hidden  # the emulator marks it; every part's is marked here
+        for part in self.parts:
+            pops[part.hidden].const["keep_v_pre"] = True
+        self.batch = batch
+        self.state: MutableMapping[str, np.ndarray] = (
+            self.parts[0].state if len(self.parts) == 1 else _PartsState(self.parts)
+        )
+
+    def reset(self, keep: bool = False) -> None:
+        for part in self.parts:
+            part.reset(keep)
+        if len(self.parts) == 1:
+            self.state = self.parts[0].state
+
+    def step(self, pops: Mapping[str, Any], target) -> None:
+        t = None if target is None else np.asarray(target, dtype=self.dtype)
+        for part in self.parts:
+            part.step(pops, t)

@@ -656,8 +656,12 @@ def lower_programmable(
     hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
     if len(readouts) == 1 and not hidden:  # only the readout learns (a delta rule on its inputs)
         hidden = sorted({p.pre for p in eprop if p.post == readouts[0]})
-    if len(readouts) != 1 or len(hidden) != 1:
-        problems.append(Problem("eprop", f"needs one hidden and one readout population; found {hidden} -> {readouts}"))
+    if len(readouts) != 1 or not hidden:
+        problems.append(Problem("eprop", f"needs hidden populations and one readout; found {hidden} -> {readouts}"))
+    elif missing := [h for h in hidden if not any(p.pre == h and p.post == readouts[0] for p in eprop)]:
+        problems.append(
+            Problem("eprop", f"hidden population(s) {missing} have no learned projection onto '{readouts[0]}'")
+        )
     for p in eprop:
         pr = params[p.name]
         if pr["loss"] not in ("mse", "ce"):
@@ -670,13 +674,13 @@ def lower_programmable(
             problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one delay"))
     if problems:
         raise LoweringError(problems, header="e-prop cannot be lowered")
-    R, H = readouts[0], hidden[0]
-    learning = {
+    R = readouts[0]
+    learning = {  # each projection belongs to one hidden population: its post's, or (onto R) its pre's
         p.name: ProgrammableEprop(
             {k: v for k, v in params[p.name].items() if v is not ...},
             "output" if p.post == R else "hidden",
             R,
-            H,
+            p.pre if p.post == R else p.post,
             source=rule,
         )
         for p in eprop
