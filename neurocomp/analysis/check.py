@@ -230,6 +230,30 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / nb) if nb > 0 else float("nan")
 
 
+def alignment_summary(updates: int, rows: dict[str, dict[str, list[tuple[float, float]]]]) -> dict:
+    """The report's alignment block from ``rows[level][projection]``: one ``(cosine, relative
+    error)`` pair per teacher-forced update, with their means (NaN where a level has none)."""
+
+    def mean(x: list[float]) -> float:
+        return float(np.nanmean(x)) if x else float("nan")
+
+    return {
+        "updates": updates,
+        "levels": {
+            lv: {
+                n: {
+                    "cosine": [c for c, _ in v],
+                    "relative_error": [r for _, r in v],
+                    "cosine_mean": mean([c for c, _ in v]),
+                    "relative_error_mean": mean([r for _, r in v]),
+                }
+                for n, v in per.items()
+            }
+            for lv, per in rows.items()
+        },
+    }
+
+
 def _loss(y: np.ndarray, target: np.ndarray) -> float:
     d = np.nan_to_num(y - target)
     return float(0.5 * (d**2).sum() / y.shape[1])
@@ -507,21 +531,7 @@ def check(
                 )
         ref.apply(dw_ref)
         bar(f"alignment {k + 1}/{align}")
-    rep.alignment = {
-        "updates": align,
-        "levels": {
-            lv: {
-                n: {
-                    "cosine": [c for c, _ in v],
-                    "relative_error": [r for _, r in v],
-                    "cosine_mean": float(np.nanmean([c for c, _ in v])),
-                    "relative_error_mean": float(np.nanmean([r for _, r in v])),
-                }
-                for n, v in per.items()
-            }
-            for lv, per in align_rows.items()
-        },
-    }
+    rep.alignment = alignment_summary(align, align_rows)
     rep.timing["alignment_s"] = time.perf_counter() - t0
 
     # -- spike agreement at the initial weights: float64 reference dynamics vs the chip's --

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import Problem
-from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel
+from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary
 
 RATE_TASKS = ("rflo-periodic",)
 # RFLO's attribution rows: the quantities of RfloFixedPoint, and the rounding
@@ -155,18 +155,4 @@ def _alignment(tk, seed: int, prof, align: int, x, y, bar) -> dict[str, Any]:
                 d = getattr(net, n) - start[n]
                 rows.setdefault(lv, {}).setdefault(n, []).append((_cos(d, dw_ref[n]), _rel(d, dw_ref[n])))
         bar(f"alignment {k + 1}/{align}")
-    return {
-        "updates": align,
-        "levels": {
-            lv: {
-                n: {
-                    "cosine": [c for c, _ in v],
-                    "relative_error": [r for _, r in v],
-                    "cosine_mean": float(np.nanmean([c for c, _ in v])),
-                    "relative_error_mean": float(np.nanmean([r for _, r in v])),
-                }
-                for n, v in per.items()
-            }
-            for lv, per in rows.items()
-        },
-    }
+    return alignment_summary(align, rows)

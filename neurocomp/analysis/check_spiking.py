@@ -43,6 +43,7 @@ from .check import (
     _cos,
     _Progress,
     _rel,
+    alignment_summary,
     spike_agreement,
 )
 
@@ -231,21 +232,7 @@ def _alignment(level, names, align: int, trial_data, T: int, post: str, bar) -> 
                     (_cos(end[n] - start[n], dw_ref[n]), _rel(end[n] - start[n], dw_ref[n]))
                 )
         bar(f"alignment {k + 1}/{align}")
-    return {
-        "updates": align,
-        "levels": {
-            lv: {
-                n: {
-                    "cosine": [c for c, _ in v],
-                    "relative_error": [r for _, r in v],
-                    "cosine_mean": float(np.nanmean([c for c, _ in v])) if v else float("nan"),
-                    "relative_error_mean": float(np.nanmean([r for _, r in v])) if v else float("nan"),
-                }
-                for n, v in per.items()
-            }
-            for lv, per in rows.items()
-        },
-    }
+    return alignment_summary(align, rows)
 
 
 def _curves(rep: CheckReport, runs, iterations: int, trial_data, target, T: int, post: str, tail: int, bar):
