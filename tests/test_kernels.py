@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -20,6 +21,8 @@ from neurocomp.kernels import neurons as kn
 from neurocomp.profiles.profile import DecayFormat, StateFormat
 
 STATE = st.integers(-(2**31), 2**31 - 1)
+
+RECURRENT_EI = Path(__file__).resolve().parents[1] / "examples" / "models" / "recurrent_ei.yaml"
 
 
 @numba.njit
@@ -86,7 +89,7 @@ def test_announce_compile_prints_once_and_only_on_a_cold_cache(tmp_path, monkeyp
 @pytest.mark.parametrize("profile", ["loihi2", "spinnaker2"])
 def test_a_fused_run_equals_the_step_by_step_run(profile):
     """The whole run in one kernel call (static network) and one step at a time give the same bits."""
-    net = nc.load_network("examples/models/recurrent_ei.yaml")
+    net = nc.load_network(RECURRENT_EI)
     prog = nc.compile(net, profile, out=io.StringIO())
     whole = Emulator(prog, batch=2).run(60, record=["spikes", "v", "u"])
     emu = Emulator(prog, batch=2)
@@ -112,7 +115,7 @@ def test_a_parallel_batch_leaves_the_multiprocessing_start_method_alone():
     import multiprocessing
 
     before = multiprocessing.get_start_method(allow_none=True)
-    prog = nc.compile(nc.load_network("examples/models/recurrent_ei.yaml"), "loihi2", out=io.StringIO())
+    prog = nc.compile(nc.load_network(RECURRENT_EI), "loihi2", out=io.StringIO())
     Emulator(prog, batch=3).run(5)
     assert multiprocessing.get_start_method(allow_none=True) == before
 
