@@ -13,6 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "models"
 
 
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    """Every test starts without a profile path or memory limit from the environment, and
+    leaves the memory limit as it found it."""
+    from neurocomp._resources import set_memory_limit
+    from neurocomp.profiles import PROFILE_PATH_ENV
+
+    monkeypatch.delenv(PROFILE_PATH_ENV, raising=False)
+    monkeypatch.delenv("NEUROCOMP_MAX_MEMORY", raising=False)
+    yield
+    set_memory_limit("auto")
+
+
 @pytest.fixture
 def small_net() -> nc.Network:
     """A network with every neuron model, dense and sparse weights, delays and a rule."""

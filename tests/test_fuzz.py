@@ -21,11 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neurocomp as nc
-from neurocomp._resources import set_memory_limit
 from neurocomp.cli import main
 from neurocomp.compiler import Program
 from neurocomp.graph import network_from_dict
-from neurocomp.profiles import PROFILE_PATH_ENV
 from tests.conftest import ROOT
 
 FUZZ = settings(
@@ -63,14 +61,6 @@ MODEL = {
         },
     ],
 }
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    monkeypatch.delenv(PROFILE_PATH_ENV, raising=False)
-    monkeypatch.delenv("NEUROCOMP_MAX_MEMORY", raising=False)
-    yield
-    set_memory_limit("auto")
 
 
 def _paths(doc, prefix=()):

@@ -24,20 +24,9 @@ from neurocomp.compiler import Program
 from neurocomp.compiler.errors import ProgramError
 from neurocomp.emulator import Emulator, EmulatorError
 from neurocomp.emulator.emulator import Checkpoint, EmulatorOverflowError
-from neurocomp.profiles import PROFILE_PATH_ENV
 from tests.conftest import EXAMPLES, ROOT
 
 EI = EXAMPLES / "recurrent_ei.yaml"
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch):
-    monkeypatch.delenv(PROFILE_PATH_ENV, raising=False)
-    monkeypatch.delenv("NEUROCOMP_MAX_MEMORY", raising=False)
-    yield
-    from neurocomp._resources import set_memory_limit  # imported here: the tests also run on older code
-
-    set_memory_limit("auto")
 
 
 def cli(capsys, *args) -> tuple[int, str, str]:

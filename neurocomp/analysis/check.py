@@ -189,16 +189,9 @@ class _Reference:
                 self.B[cols, rows] += d.T  # adaptive e-prop: B takes W_out's update
 
 
-class _Emulated:
-    """A lowered level: the emulator on the Program, learning on every trial."""
-
-    def __init__(self, prog, names: list[str], inp: str, readout: str, target_key: str, **kwargs):
-        from ..emulator import Emulator
-
-        self.prog, self.names, self.input, self.readout, self.target_key = prog, names, inp, readout, target_key
-        self.emu = Emulator(prog, **kwargs)
-        self.scale = 2.0 ** prog.population(readout).scale_exp
-        self.unit = {n: self.emu.plastic[n].weight_unit for n in names}  # model units per learned-weight unit
+class _ModelUnitWeights:
+    """The learned weights of an emulator level in model units (``self.emu``, ``self.names``,
+    ``self.unit``: model units per learned-weight unit, per projection)."""
 
     def weights(self) -> dict[str, np.ndarray]:
         return {n: self.emu.plastic[n].engine.weights[0].astype(np.float64) * self.unit[n] for n in self.names}
@@ -210,6 +203,18 @@ class _Emulated:
             if eng.state["w"].dtype.kind in "iu":  # chip mantissas: the nearest representable weights
                 m = np.round(m)
             eng.state["w"][...] = m
+
+
+class _Emulated(_ModelUnitWeights):
+    """A lowered level: the emulator on the Program, learning on every trial."""
+
+    def __init__(self, prog, names: list[str], inp: str, readout: str, target_key: str, **kwargs):
+        from ..emulator import Emulator
+
+        self.prog, self.names, self.input, self.readout, self.target_key = prog, names, inp, readout, target_key
+        self.emu = Emulator(prog, **kwargs)
+        self.scale = 2.0 ** prog.population(readout).scale_exp
+        self.unit = {n: self.emu.plastic[n].weight_unit for n in names}  # model units per learned-weight unit
 
     def trial(self, x: np.ndarray, target: np.ndarray, record: tuple[str, ...] = ("v",)) -> dict[str, np.ndarray]:
         self.emu.reset(keep_weights=True)

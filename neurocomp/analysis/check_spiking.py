@@ -41,6 +41,7 @@ from .check import (
     CheckReport,
     _attribution,
     _cos,
+    _ModelUnitWeights,
     _Progress,
     _rel,
     alignment_summary,
@@ -74,7 +75,7 @@ class _RefLevel:
         return self.sim.run(steps, inputs=inputs, record=["spikes"], learn=learn)[f"{post}/spikes"]
 
 
-class _EmuLevel:
+class _EmuLevel(_ModelUnitWeights):
     """The emulator on the compiled Program (weights compared in model units)."""
 
     def __init__(self, prog, names: Sequence[str], **kwargs):
@@ -83,15 +84,6 @@ class _EmuLevel:
         self.emu = Emulator(prog, **kwargs)
         self.names = list(names)
         self.unit = {n: self.emu.plastic[n].weight_unit for n in self.names}
-
-    def weights(self) -> dict[str, np.ndarray]:
-        return {n: self.emu.plastic[n].engine.weights[0].astype(np.float64) * self.unit[n] for n in self.names}
-
-    def set_weights(self, w: Mapping[str, np.ndarray]) -> None:
-        for n in self.names:
-            eng = self.emu.plastic[n].engine
-            m = np.asarray(w[n], np.float64) / self.unit[n]
-            eng.state["w"][...] = np.round(m) if eng.state["w"].dtype.kind in "iu" else m
 
     def trial(self, inputs: Mapping[str, np.ndarray], steps: int, post: str, learn: bool = True) -> np.ndarray:
         self.emu.reset(keep_weights=True)

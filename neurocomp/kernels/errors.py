@@ -13,15 +13,23 @@ from . import kernel
 
 
 @kernel
+def _no_target(target, has_target, b) -> bool:
+    """Whether trial ``b`` has no target this step (none given, or a NaN in its row)."""
+    if not has_target:
+        return False
+    nan = False
+    for i in range(target.shape[1]):
+        nan |= np.isnan(target[b, i])
+    return nan
+
+
+@kernel
 def error_fixed(v, target, has_target, scale, shift, lim, out):
     """``out[b, i]`` from the readout's ``v[b, i]`` (integers in float64) and ``target[b, i]``
     (model units); ``scale``/``shift`` are ``2**scale_exp`` and ``2**-shift``; ``lim`` is
     ``2**(bits-1)``."""
     for b in range(v.shape[0]):
-        nan = False
-        if has_target:
-            for i in range(v.shape[1]):
-                nan |= np.isnan(target[b, i])
+        nan = _no_target(target, has_target, b)
         for i in range(v.shape[1]):
             if nan:
                 out[b, i] = 0.0
@@ -34,10 +42,7 @@ def error_fixed(v, target, has_target, scale, shift, lim, out):
 def error_float(v, target, has_target, out):
     """``out = v - target`` in float32 (0 for a trial with a NaN in its target row)."""
     for b in range(v.shape[0]):
-        nan = False
-        if has_target:
-            for i in range(v.shape[1]):
-                nan |= np.isnan(target[b, i])
+        nan = _no_target(target, has_target, b)
         for i in range(v.shape[1]):
             if nan:
                 out[b, i] = 0.0
