@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 import neurocomp as nc
 from neurocomp import kernels
 from neurocomp.arith.fixed import decay, overflow, shift
+from neurocomp.arith.formats import DecayFormat, StateFormat
 from neurocomp.emulator import Emulator
 from neurocomp.kernels import delivery as kd
 from neurocomp.kernels import neurons as kn
-from neurocomp.profiles.profile import DecayFormat, StateFormat
 
 STATE = st.integers(-(2**31), 2**31 - 1)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..profiles.profile import DecayFormat
+from .formats import DecayFormat
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..profiles.profile import DecayFormat, StateFormat
+from .formats import DecayFormat, StateFormat
 
 FLOAT64_EXACT = 2**53
 
