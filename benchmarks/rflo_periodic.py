@@ -12,7 +12,7 @@ var(y*)`` on one more trial without learning.
 Variants:
 
 * ``float``: :class:`neurocomp.reference.rflo.RfloRate`, float64, the exact rule.
-* ``fixed``: :class:`neurocomp.rules.rflo.RfloRateFixed` with the profile's widths
+* ``fixed``: :class:`neurocomp.reference.rflo_fixed.RfloRateFixed` with the profile's widths
   (loihi2: 8-bit weights over +-2, 9-bit eligibility traces over +-1, 8-bit error and
   learning signal, 8-bit feedback weights B, stochastic rounding of every update). The rate
   dynamics stay float64 (see the class for what is and is not modelled).
@@ -41,7 +41,7 @@ def run(variant: str, seeds: list[int], trials: int, profile: str, rounding_seed
     """Train ``variant`` for every seed at once; its configuration, wall time and errors."""
     import neurocomp as nc
     from neurocomp.reference.rflo import RfloRate
-    from neurocomp.rules.rflo import QUANTITIES, RfloFixedPoint, RfloRateFixed
+    from neurocomp.reference.rflo_fixed import QUANTITIES, RfloFixedPoint, RfloRateFixed
     from neurocomp.tasks import make
 
     task = make("rflo-periodic")

@@ -24,6 +24,7 @@ from .graph import (
     save_network,
 )
 from .profiles import Profile, list_profiles, load_profile
+from .rules import LOWERINGS as _LOWERINGS  # noqa: F401  (importing the rules registers them with the compiler)
 
 __all__ = [
     "check",

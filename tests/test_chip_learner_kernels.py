@@ -13,7 +13,7 @@ import neurocomp as nc
 from neurocomp.emulator import Emulator
 from neurocomp.kernels.eprop import PARALLEL_TRIALS
 from neurocomp.kernels.eprop import deliver as programmable_deliver
-from neurocomp.rules.eprop import EpropExact
+from neurocomp.learning.programmable import EpropExact
 from tests.test_eprop import small_net, target
 
 

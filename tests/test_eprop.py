@@ -322,7 +322,7 @@ def loop_reference(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurrent
     ("alif", "loss", "feedback"), [(False, "mse", "random"), (True, "ce", "adaptive"), (True, "mse", "symmetric")]
 )
 def test_exact_eprop_step_matches_a_synapse_by_synapse_loop(alif, loss, feedback):
-    from neurocomp.rules.eprop import EpropExact
+    from neurocomp.learning.programmable import EpropExact
 
     rng = np.random.default_rng(3)
     bsz, n_h, n_in, n_out = 2, 4, 3, 2
@@ -510,7 +510,7 @@ def ce_program(lr=1e-2, feedback="random", **kw) -> Program:
 
 
 def test_ce_error_units_match_an_integer_reference():
-    from neurocomp.rules.eprop import ce_error_exact, ce_error_fixed, ce_error_params
+    from neurocomp.learning.quantities import ce_error_exact, ce_error_fixed, ce_error_params
 
     prog = ce_program()
     err = prog.population("out.error")

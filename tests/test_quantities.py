@@ -7,6 +7,9 @@ import pytest
 
 from neurocomp.kernels import kernel
 from neurocomp.learning.quantities import (
+    ce_error_exact,
+    ce_error_fixed,
+    ce_error_params,
     pseudo_derivative,
     rate_decay,
     rate_shift,
@@ -15,7 +18,6 @@ from neurocomp.learning.quantities import (
     softmax,
     softmax_error,
 )
-from neurocomp.rules.eprop import ce_error_exact, ce_error_fixed, ce_error_params
 from neurocomp.rules.reckon import step_levels
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import neurocomp as nc
 from neurocomp.reference.rflo import RfloRate
-from neurocomp.rules.rflo import RfloFixedPoint, RfloRateFixed
+from neurocomp.reference.rflo_fixed import RfloFixedPoint, RfloRateFixed
 from neurocomp.tasks import TASKS, Task, make, nmse
 
 # -- the task -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ the model named on the command line is the rule, ``rflo``. Levels, from the same
 weights (``init_weights(seed)``) on the same trials:
 
 1. **reference**: :class:`neurocomp.reference.rflo.RfloRate`, float64, the rule as stated;
-2. **lowered-float**: :class:`neurocomp.rules.rflo.RfloRateFixed` with nothing quantized
+2. **lowered-float**: :class:`neurocomp.reference.rflo_fixed.RfloRateFixed` with nothing quantized
    (the lowered code path in float64);
 3. **lowered-fixed**: the same class with ``profile``'s learning-engine widths
    (:meth:`RfloFixedPoint.from_profile`: weights, feedback B, error and learning signal,
@@ -40,7 +40,7 @@ _MATRICES = ("W", "W_out")  # the learned matrices (rflo-periodic freezes W_in: 
 
 def _make(kind: str, tk, seed: int, profile, **over):
     from ..reference.rflo import RfloRate
-    from ..rules.rflo import QUANTITIES, RfloFixedPoint, RfloRateFixed
+    from ..reference.rflo_fixed import QUANTITIES, RfloFixedPoint, RfloRateFixed
 
     cfg = tk.config
     kw = dict(tau=cfg["tau"], lr_in=cfg["lr_in"], lr_rec=cfg["lr_rec"], lr_out=cfg["lr_out"], g=cfg["g"], h0=cfg["h0"])

@@ -88,12 +88,12 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from ..emulator.inputs import PoissonSource, spike_counts, unfed
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
+from ..graph.inputs import PoissonSource, spike_counts, unfed
 from ..graph.weights import SparseWeights
 from ..reference.conventions import Conventions
-from ..reference.simulator import _float_rule
+from ..reference.simulator import float_rule
 from .errors import BackendError, BackendUnavailable
 
 _INSTALL = "Brian2 is not installed. Install neurocomp's Brian2 extra: pip install 'neurocomp[brian2]'"
@@ -208,7 +208,7 @@ class Brian2Backend:
                 )
                 continue
             try:
-                self.rules[pr.name] = _float_rule(pr, self.dt_ms)
+                self.rules[pr.name] = float_rule(pr, self.dt_ms)
             except NeurocompError as exc:
                 problems += exc.problems
         if problems:

@@ -28,8 +28,9 @@ import numpy as np
 
 from .._resources import require_memory
 from ..compiler.program import Program
-from ..emulator.inputs import input_rasters, per_trial
+from ..emulator.inputs import input_rasters
 from ..errors import Problem
+from ..graph.inputs import per_trial
 from .errors import BackendError, BackendUnavailable
 
 _INSTALL = (

@@ -262,7 +262,7 @@ class QPopulation:
         to ``bits`` signed bits (the payload of a graded spike), added by e-prop's lowering.
         ``scale_exp`` is the readout's voltage scale, in which the target is given. ``ce``: the
         parameters of a softmax cross-entropy unit instead (``loss="ce"`` and its integer
-        tables, see :func:`neurocomp.rules.eprop.ce_error_params`): ``e_k = softmax(y)_k -
+        tables, see :func:`neurocomp.learning.quantities.ce_error_params`): ``e_k = softmax(y)_k -
         target_k`` over the readout units."""
         prm = dict(readout=readout, shift=int(shift), bits=int(bits))
         prm.update(ce)

@@ -28,6 +28,8 @@ from .._frozen import freeze, thaw
 from ..errors import NeurocompError, Problem, ProfileError
 from ..graph import RuleSpec
 from ..graph.weights import row_pointers
+from ..learning.programmable import ProgrammableEprop
+from ..learning.reckon import ReckonLearning
 from ..learning.rule import EngineRule
 from ..profiles import Profile, load_profile
 from .errors import ProgramError
@@ -55,12 +57,8 @@ def _learning_from_dict(d):
     if d is None:
         return None
     if d.get("engine") == "eprop_fixed":
-        from ..rules.reckon import ReckonLearning
-
         return ReckonLearning.from_dict(d)
     if d.get("engine") == "programmable":
-        from ..rules.eprop import ProgrammableEprop
-
         return ProgrammableEprop.from_dict(d)
     return EngineRule.from_dict(d)
 

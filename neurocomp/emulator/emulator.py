@@ -45,15 +45,16 @@ from ..arith.fixed import decay_multiplier, exact_in_float64
 from ..compiler.ir import QPopulation
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
+from ..graph.inputs import PoissonSource, graded_values, per_trial, spike_counts, unfed_inputs
 from ..kernels import announce_compile, call_parallel
 from ..kernels import errors as ke
 from ..kernels import neurons as kn
 from ..kernels import run as kr
 from ..learning.engine import LEARN_QUANTITIES
-from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
-from ..rules.reckon import ReckonLearning
+from ..learning.programmable import ProgrammableEprop
+from ..learning.quantities import ce_error_exact, ce_error_fixed
+from ..learning.reckon import ReckonLearning
 from . import layout as lay
-from .inputs import PoissonSource, graded_values, per_trial, spike_counts, unfed_inputs
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
@@ -968,7 +969,7 @@ class Emulator:
     def _ce_error(self, p: _Population, v: np.ndarray, target) -> np.ndarray:
         """The payload of softmax cross-entropy error units, ``P * (softmax(y) - onehot)`` over
         the readout units (``P = 2**(bits-1) - 1``): in the units' integer arithmetic
-        (:func:`~neurocomp.rules.eprop.ce_error_fixed`), or exactly at the float level (errors
+        (:func:`~neurocomp.learning.quantities.ce_error_fixed`), or exactly at the float level (errors
         unquantized: ``learn_arithmetic="float"``, or a float chip). No target, or a NaN row:
         an error of 0 (no learning)."""
         prm = p.q.params

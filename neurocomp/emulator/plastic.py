@@ -174,7 +174,7 @@ class PlasticSynapses:
         its reset (``A``: the threshold the step used, adaptive for ALIF); the ``gamma / th``
         factor is folded into the rule's scale by the lowering. Fixed: the chip's integer form
         of the same triangle, ``round(top * max(0, th - |v - A|) / th)`` (to nearest, unbiased),
-        as :func:`~neurocomp.rules.eprop.ce_error_fixed` is the softmax error's."""
+        as :func:`~neurocomp.learning.quantities.ce_error_fixed` is the softmax error's."""
         v = post.state.get("v_pre", post.state["v"])
         th = post.const["threshold"] if self.fixed else float(post.q.params["threshold"])
         A = post.state.get("th_pre", th)  # ALIF: the adaptive threshold of the step

@@ -4,7 +4,7 @@ float64 for the lowered-float level of a rule check (``learn_arithmetic="float"`
 learner and the weights, on the same float32 dynamics).
 
 :class:`ProgrammableSynapses` delivers through the current weights; :class:`EpropLearner`
-runs :class:`~neurocomp.rules.eprop.EpropExact` over each hidden population's projections and
+runs :class:`~neurocomp.learning.programmable.EpropExact` over each hidden population's projections and
 its readout once per step, after the neurons updated. Both run compiled
 (:mod:`neurocomp.kernels.eprop`), with the results of their numpy forms bit for bit.
 """
@@ -18,9 +18,9 @@ import numpy as np
 
 from ..compiler.ir import QProjection
 from ..kernels.eprop import deliver
+from ..learning.programmable import EpropExact
 from ..learning.quantities import RATE_TAU_MS, rate_decay
 from ..profiles import Profile
-from ..rules.eprop import EpropExact
 from .plastic import LearnedSynapses
 
 

@@ -66,8 +66,8 @@ from ..arith.lfsr import Lfsr
 from ..compiler.ir import QProjection
 from ..kernels import reckon as kr
 from ..kernels.eprop import over_trials
+from ..learning import reckon as rk
 from ..profiles import Profile
-from ..rules import reckon as rk
 from .plastic import LearnedSynapses
 from .synapses import chip_mantissas
 

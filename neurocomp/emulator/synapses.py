@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..compiler.chip_weights import chip_mantissas
 from ..compiler.ir import QProjection
 from ..graph.weights import count_indices
 from ..kernels import delivery as kd
@@ -28,29 +29,6 @@ from ..profiles import Profile
 _FLOAT32_EXACT = 2**24
 _FLOAT64_EXACT = 2**53
 _LIST_FRACTION = 0.35  # a dense group with fewer nonzero weights is delivered from per-pre index lists
-
-
-def chip_mantissas(proj: QProjection, profile: Profile, clip: bool = True) -> np.ndarray:
-    """The mantissas as the chip holds them: clipped to the sign mode's range, then with the
-    ``mantissa_bits - num_weight_bits`` LSBs (one more for mixed signs where the chip drops
-    it) floored away, as Lava's Dense does on its first step. A compiled Program is already
-    in this form; hand-built or learned weights may not be. ``clip=False``: truncation only,
-    as Lava's LearningDense does (its first learning phase clips)."""
-    w = profile.formats.weight
-    m = proj.weights.astype(np.int64)
-    if w.encoding != "sign_mode":
-        lo, hi = w.mantissa_range("mixed")
-        return np.clip(m, lo, hi)
-    mode = proj.sign_mode
-    lo, hi = w.mantissa_range(mode)  # type: ignore[arg-type]
-    k = w.mantissa_bits - proj.num_weight_bits + (1 if (mode == "mixed" and w.mixed_sign_drops_lsb) else 0)
-    if clip:
-        m = np.clip(m, lo, hi)
-    if k <= 0:
-        return m
-    if mode == "inhibitory":  # Lava truncates the magnitude: -((-w >> k) << k)
-        return -((-m >> k) << k)
-    return (m >> k) << k
 
 
 class Synapses:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import Problem
+from ..learning.lowering import LOWERINGS, PARAMS, param_problems
 from .projection import Projection, RuleSpec
 
 if TYPE_CHECKING:
@@ -50,9 +51,6 @@ def rule_problems(spec: RuleSpec) -> list[str]:
     """What is wrong with a learning rule whatever the chip: an unknown rule, unknown or
     missing parameters, non-finite numbers, time constants <= 0 (``compile`` reports the
     same; this lets ``validate`` report them without a profile)."""
-    from ..rules import LOWERINGS, PARAMS
-    from ..rules.base import param_problems
-
     if spec.name not in LOWERINGS:
         return [f"unknown learning rule {spec.name!r} (known: {', '.join(LOWERINGS)})"]
     defaults = PARAMS.get(spec.name)

@@ -1,4 +1,4 @@
-"""Exact e-prop on a programmable core (:class:`neurocomp.rules.eprop.EpropExact`), compiled:
+"""Exact e-prop on a programmable core (:class:`neurocomp.learning.programmable.EpropExact`), compiled:
 the per-synapse part of a step of each hidden projection (eligibility, its readout filter,
 the weight update, the presynaptic trace), the readout's part (its trace, the running rate,
 the readout weights, the feedback), and the plastic delivery.

@@ -12,7 +12,7 @@ emulator counts) does, in order:
 
 1. spike inputs emit their step-``t`` spikes: row ``t - 1`` of a given array, or a frozen
    Poisson draw from the population's ``rate_hz`` and ``seed``, drawn exactly as the emulator
-   draws it (:class:`neurocomp.emulator.inputs.PoissonSource`: one stream per trial derived
+   draws it (:class:`neurocomp.graph.inputs.PoissonSource`: one stream per trial derived
    from the seed, or one shared with ``trials: shared``), so both see the same spikes;
 2. projections from inputs whose total delay (latency + ``delay_steps``) is 0 deliver them;
 3. every spiking population (LIF, ALIF) reads the input that arrived for step ``t`` and
@@ -74,9 +74,9 @@ from typing import Any
 
 import numpy as np
 
-from ..emulator.inputs import PoissonSource, per_trial, unfed_inputs
 from ..errors import NeurocompError, Problem
 from ..graph import ALIF, LI, LIF, Network, SpikeInput
+from ..graph.inputs import PoissonSource, per_trial, unfed_inputs
 from ..graph.weights import SparseWeights
 from ..rules import rstdp as _rstdp
 from ..rules import stdp as _stdp
@@ -201,7 +201,7 @@ class _Proj:
         self.w += dw
 
 
-def _float_rule(proj, dt_ms: float):
+def float_rule(proj, dt_ms: float):
     """The float form of a plastic projection's rule (``None`` for a rule this simulator does
     not run), its parameters checked as the lowering checks them (unknown keys, required
     ones, finite, positive times)."""
@@ -282,7 +282,7 @@ class Reference:
                 )
                 continue
             try:
-                rule = _float_rule(pr, self.dt_ms)
+                rule = float_rule(pr, self.dt_ms)
             except NeurocompError as exc:
                 problems += exc.problems
                 continue

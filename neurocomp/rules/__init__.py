@@ -1,15 +1,14 @@
 """Learning rules: one module per rule, each with its hyperparameters, its exact float form
 and its lowering onto each kind of learning engine.
 
-``lower(name, params, ctx)`` dispatches on the rule's name and the profile's engine kind.
+Importing this package registers every rule with the compiler
+(:func:`neurocomp.learning.lowering.register_rules`); ``lower(name, params, ctx)`` dispatches on
+the rule's name and the profile's engine kind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from ..learning.rule import EngineRule
+from ..learning.lowering import lower, register_rules
 from . import custom, eprop, reckon, rflo, rstdp, stdp
 from .base import LoweringContext, LoweringError
 
@@ -34,14 +33,29 @@ PARAMS = {
 }
 
 
-def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule | None:
-    """The engine form of rule ``name`` on ``ctx.profile``, or None if neurocomp has no
-    lowering for this engine kind yet (the caller reports that)."""
-    by_kind = LOWERINGS.get(name)
-    if by_kind is None:
-        raise ctx.fail(f"unknown learning rule {name!r} (known: {', '.join(LOWERINGS)})")
-    fn = by_kind.get(ctx.profile.learning.kind)
-    return None if fn is None else fn(params, ctx)
+def _reckon_network(net, profile, dt_ms: float, notes: list[str], rate_hz: float, rule: str):
+    return reckon.lower_network(net, profile, dt_ms, notes)  # ReckOn's registers need no rate or rule name
 
 
-__all__ = ["LOWERINGS", "PARAMS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo"]
+# (engine kind, rule) -> whole-network lowering ``fn(net, profile, dt_ms, notes, rate_hz, rule)``
+NETWORK_LOWERINGS = {
+    ("sum_of_products", "eprop"): eprop.lower_network,
+    ("sum_of_products", "rflo"): eprop.lower_network,
+    ("eprop_fixed", "eprop"): _reckon_network,  # ReckOn: registers of a fixed-function e-prop
+    ("programmable", "eprop"): eprop.lower_programmable,  # the exact rule on the cores
+    ("programmable", "rflo"): eprop.lower_programmable,
+}
+
+register_rules(LOWERINGS, PARAMS, NETWORK_LOWERINGS)
+
+__all__ = [
+    "LOWERINGS",
+    "NETWORK_LOWERINGS",
+    "PARAMS",
+    "LoweringContext",
+    "LoweringError",
+    "eprop",
+    "lower",
+    "reckon",
+    "rflo",
+]

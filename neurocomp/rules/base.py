@@ -10,40 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import NeurocompError, Problem
-from ..profiles import Profile
-
-
-class LoweringError(NeurocompError, ValueError):
-    kind = "lowering"
-
-
-@dataclass
-class LoweringContext:
-    """One plastic projection being lowered: its name, the profile, the step (ms), the
-    model units per weight-mantissa LSB (``2**weight_exp * float_scale``), and the notes the
-    lowering leaves for the compile log."""
-
-    projection: str
-    profile: Profile
-    dt_ms: float
-    weight_lsb: float
-    seed: int = 0
-    notes: list[str] = field(default_factory=list)
-    kind: str = "projection"  # what ``projection`` names (a population, for per-population choices)
-
-    @property
-    def where(self) -> str:
-        return f"{self.kind} {self.projection!r}"
-
-    def note(self, text: str) -> None:
-        self.notes.append(f"{self.where}: {text}")
-
-    def fail(self, *messages: str) -> LoweringError:
-        return LoweringError([Problem(self.where, m) for m in messages])
+from ..learning.lowering import LoweringContext, LoweringError, param_problems  # noqa: F401  (the rules import them here)
 
 
 def require(params: Mapping[str, Any], defaults: Mapping[str, Any], ctx: LoweringContext, rule: str) -> dict:
@@ -53,24 +22,6 @@ def require(params: Mapping[str, Any], defaults: Mapping[str, Any], ctx: Lowerin
     if problems:
         raise ctx.fail(*problems)
     return {k: params.get(k, v) for k, v in defaults.items()}
-
-
-def param_problems(params: Mapping[str, Any], defaults: Mapping[str, Any], rule: str) -> list[str]:
-    """What is wrong with a rule's ``params`` against its ``defaults``: unknown keys, missing
-    required ones (default ``...``), numbers that are not finite, times and impulses <= 0.
-    Needs no profile, so ``validate`` reports these as well as ``compile``."""
-    problems = [f"{rule}: unknown parameter {k!r} (known: {', '.join(defaults)})" for k in params if k not in defaults]
-    out = {k: params.get(k, v) for k, v in defaults.items()}
-    problems += [f"{rule}: parameter {k!r} is required" for k, v in out.items() if v is ...]
-    for k, v in out.items():  # numbers must be finite numbers; times and impulses positive
-        d = defaults[k]  # required parameters (default ...) are numbers too
-        if v is ... or (d is not ... and (not isinstance(d, (int, float)) or isinstance(d, bool))):
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            problems.append(f"{rule}: parameter {k!r} must be a finite number, got {v!r}")
-        elif (k.startswith("tau") or k.endswith("impulse")) and v <= 0:
-            problems.append(f"{rule}: parameter {k!r} must be > 0, got {v!r}")
-    return problems
 
 
 def scale_literal(value: float, ctx: LoweringContext, what: str) -> tuple[int, int]:

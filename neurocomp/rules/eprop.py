@@ -44,12 +44,13 @@ Approximations, each noted in the compile log where it is made:
 ALIF hidden neurons add the adaptation eligibility in the tag ``d`` (see :func:`_alif_rules`).
 
 Classification (``loss: ce``): the error units compute ``e_k = softmax(y)_k - onehot_k`` over
-the readout units in integers (:func:`ce_error_fixed`: a max-subtracted base-2 exponential
-from a 64-entry Q15 table and a shift, the sum normalized to an 8-bit mantissa and inverted by
-a 128-entry table, no division; within 2 payload LSB of the exact softmax), ``P = 127`` per
-1.0 of error (``Eq = 1/P``); the float level (``learn_arithmetic="float"``) computes the exact
-softmax. Targets are one-hot rows of ``<readout>.error/target``; a NaN row is a step without
-a target (error 0: no learning), for either loss.
+the readout units in integers (:func:`~neurocomp.learning.quantities.ce_error_fixed`: a
+max-subtracted base-2 exponential from a 64-entry Q15 table and a shift, the sum normalized to
+an 8-bit mantissa and inverted by a 128-entry table, no division; within 2 payload LSB of the
+exact softmax), ``P = 127`` per 1.0 of error (``Eq = 1/P``); the float level
+(``learn_arithmetic="float"``) computes the exact softmax. Targets are one-hot rows of
+``<readout>.error/target``; a NaN row is a step without a target (error 0: no learning), for
+either loss.
 
 Adaptive feedback (Bellec's adaptive e-prop, ``B_jk`` takes ``W_out_kj``'s update): ``B``
 becomes a plastic projection whose rule mirrors the readout's (:func:`_adaptive_rule`: the
@@ -69,9 +70,9 @@ import numpy as np
 from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
-from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
 from ..learning.expr import parse
-from ..learning.quantities import RATE_TAU_MS, pseudo_derivative, rate_shift, softmax_error
+from ..learning.programmable import EpropExact, ProgrammableEprop  # noqa: F401  (the rule's exact form)
+from ..learning.quantities import RATE_TAU_MS, ce_error_params, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -88,80 +89,6 @@ DEFAULTS = {
     "error_range": 2.0,
 }
 ERROR_BITS = 8  # the error units' graded payload (signed)
-
-# -- softmax cross-entropy in the error units' integer arithmetic ------------------------------
-CE_EXP_FRAC_BITS = 6  # the base-2 exponent is kept to 1/64 of an octave
-CE_EXP_ONE = 15  # exp LUT entries are Q15: 2**15 is 1.0
-CE_RECIP_BITS = 8  # the sum is normalized to an 8-bit mantissa before its reciprocal
-CE_RECIP_FRAC = 15  # reciprocal LUT entries carry 15 fraction bits
-
-
-def ce_error_params(scale_exp: int, bits: int) -> dict:
-    """The integer tables of a softmax cross-entropy error unit (:func:`ce_error_fixed`): the
-    readout's voltages ``v`` are integers with ``2**scale_exp`` per model unit; the payload is
-    ``bits``-bit signed with ``P = 2**(bits-1) - 1`` standing for an error of 1.0."""
-    F = CE_EXP_FRAC_BITS
-    shift = max(0, int(scale_exp) - F + 15)  # keeps ~16 significant bits in the multiplier
-    mult = round(math.log2(math.e) * 2.0 ** (F + shift - int(scale_exp)))
-    pmax = 2 ** (bits - 1) - 1
-    half = 2 ** (CE_RECIP_BITS - 1)
-    return {
-        "loss": "ce",
-        "exp_frac_bits": F,
-        "exp_mult": int(mult),
-        "exp_shift": int(shift),
-        "exp_lut": tuple(round(2.0**CE_EXP_ONE * 2.0 ** (-f / 2**F)) for f in range(2**F)),
-        "recip_bits": CE_RECIP_BITS,
-        "recip_lut": tuple(round(pmax * 2.0**CE_RECIP_FRAC / (half + i)) for i in range(half)),
-        "payload_max": pmax,
-    }
-
-
-def ce_error_fixed(v, onehot, valid, prm: Mapping[str, Any]) -> np.ndarray:
-    """``softmax(y) - onehot`` as the error units compute it in integers, ``[batch, n]`` payloads
-    (rows where ``valid`` is False: 0, no learning): the integer form of
-    :func:`~neurocomp.learning.quantities.softmax_error` (:func:`ce_error_exact` is its float
-    level). Per trial, over the readout units ``k``:
-
-    1. ``d_k = max_j v_j - v_k`` (>= 0): the max-subtracted softmax, so every exponential is <= 1;
-    2. ``t_k = (d_k * exp_mult) >> exp_shift``: ``d_k * log2(e) / 2**scale_exp`` in units of
-       ``2**-F`` (``F = exp_frac_bits`` = 6), floored;
-    3. ``E_k = exp_lut[t_k mod 2**F] >> (t_k >> F)``: ``2**(-t_k / 2**F)`` in Q15 from a 64-entry
-       table and a shift (``E`` of the largest unit is 32768);
-    4. ``S = sum_k E_k``, normalized to an 8-bit mantissa ``m = S >> n`` (``n = bitlen(S) - 8``);
-    5. ``q_k = (E_k * recip_lut[m - 128] + 2**(n + 14)) >> (n + 15)``, at most ``P``, with
-       ``recip_lut[i] = round(P * 2**15 / (128 + i))``: ``P * E_k / S`` rounded;
-    6. ``e_k = q_k - P * onehot_k``.
-
-    Precision: step 2 floors the exponent to 1/64 octave (E up to 1.1% high), step 4 truncates
-    S to 8 bits (1/S up to 0.8% high), step 5 rounds to the payload's LSB (``1/P``); all
-    integer, no division. The payload is within 2 LSB of ``P * softmax`` (measured over random
-    readouts: see the tests)."""
-    v = np.asarray(v, dtype=np.int64)
-    F = int(prm["exp_frac_bits"])
-    d = v.max(axis=-1, keepdims=True) - v
-    t = (d * int(prm["exp_mult"])) >> int(prm["exp_shift"])
-    lut = np.asarray(prm["exp_lut"], dtype=np.int64)
-    E = lut[t & (2**F - 1)] >> np.minimum(t >> F, 62)
-    S = E.sum(axis=-1, keepdims=True)
-    n = np.array([[int(x).bit_length()] for x in S.ravel()], dtype=np.int64).reshape(S.shape) - int(prm["recip_bits"])
-    m = S >> n
-    half = 2 ** (int(prm["recip_bits"]) - 1)
-    r = np.asarray(prm["recip_lut"], dtype=np.int64)[m - half]
-    pmax = int(prm["payload_max"])
-    q = np.minimum((E * r + (1 << (n + CE_RECIP_FRAC - 1))) >> (n + CE_RECIP_FRAC), pmax)
-    e = q - pmax * np.asarray(onehot, dtype=np.int64)
-    return np.where(np.asarray(valid, dtype=bool)[..., None], e, 0)
-
-
-def ce_error_exact(v, onehot, valid, scale_exp: int, pmax: int) -> np.ndarray:
-    """The float level of :func:`ce_error_fixed`: ``P * (softmax(v / 2**scale_exp) - onehot)``
-    (:func:`~neurocomp.learning.quantities.softmax_error`, the exact exponential and
-    division; 0 where not ``valid``)."""
-    y = np.asarray(v, dtype=np.float64) * 2.0**-scale_exp
-    e = pmax * softmax_error(y, np.asarray(onehot, dtype=np.float64))
-    return np.where(np.asarray(valid, dtype=bool)[..., None], e, 0.0)
-
 
 @dataclass(frozen=True)
 class _Widths:
@@ -533,106 +460,6 @@ def lower_network(
         notes.append(f"eprop: {p.name} (readout): dw = {rules[p.name].dw}")
     projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
     return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
-
-
-# -- the exact rule (programmable cores, and the float reference) ---------------------------------
-class EpropExact:
-    """e-prop as the paper defines it (module docstring, plus ALIF and classification), on
-    arrays of any float dtype: float32 on a programmable core (SpiNNaker 2), float64 for the
-    reference. One hidden population ``H`` (LIF or ALIF), its input projections, one readout.
-
-    Per step, after the neurons updated (``v`` before the reset, spikes ``z``):
-
-    * ``psi_j = gamma / v_th * h(v_j, A_j, v_th)``, ``A_j = v_th + a_j`` (ALIF);
-    * ``e_ji = psi_j * (z_bar_i - beta * eps_ji)``, ``eps_ji <- psi_j * z_bar_i + (rho - psi_j * beta) * eps_ji``
-      (``eps`` only for ALIF), where ``z_bar_i`` is the presynaptic trace of the spikes that
-      have reached ``j`` (one step of latency);
-    * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
-    * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
-    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` (``f_j``: the running rate of
-      :func:`~neurocomp.learning.quantities.running_rate`, per step, its decay ``rate_decay``);
-    * ``W_ji -= lr * L_j * e_bar_ji`` (no autapses), ``W_out_kj -= lr * err_k * z_out_j`` with
-      ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
-    * then ``z_bar <- alpha * z_bar + z_pre``.
-    """
-
-    def __init__(
-        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, rate_decay, alpha, kappa, v_th, beta, rho, dtype,
-        filter_e=True,
-    ):
-        self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
-        self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
-        self.reg, self.f_target, self.rate_decay = reg, reg_rate_per_step, rate_decay
-        self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
-        self.dtype = dtype
-
-    def init(self, batch: int, n_hidden: int, pres: Mapping[str, int], n_out: int, B: np.ndarray) -> dict:
-        d = self.dtype
-        st = {"B": np.broadcast_to(np.asarray(B, d), (batch, n_hidden, n_out)).copy()}
-        st["z_out"] = np.zeros((batch, n_hidden), d)
-        st["f"] = np.zeros((batch, n_hidden), d)
-        for name, n in pres.items():
-            st[f"{name}/z_bar"] = np.zeros((batch, n), d)
-            st[f"{name}/e_bar"] = np.zeros((batch, n_hidden, n), d)
-            if self.beta:
-                st[f"{name}/eps"] = np.zeros((batch, n_hidden, n), d)
-        return st
-
-    def step(self, st: dict, w, w_out, v, a, z, y, target, pre_spikes, recurrent=()) -> None:
-        """One step. ``w``: hidden projections' weights ``[batch, H, pre]`` (updated in place),
-        ``w_out`` ``[batch, out, H]``; ``v``/``a``/``z`` of the hidden neurons; ``y`` the readout;
-        ``target`` ``[batch, out]`` (NaN rows: no learning this step); ``pre_spikes`` per
-        projection; ``recurrent``: names of projections from H onto itself (no autapses)."""
-        d = self.dtype
-        th = d(self.v_th)
-        A = th + (a if a is not None else 0)
-        psi = (d(self.gamma) / th) * pseudo_derivative(v, A, th)
-        valid = None if target is None else ~np.isnan(target).any(axis=-1)
-        learn = valid is not None and bool(valid.any())
-        if learn:
-            if self.loss == "ce":
-                err = softmax_error(y, np.nan_to_num(target))
-            else:
-                err = y - np.nan_to_num(target)
-            err = (err * valid[:, None]).astype(d)
-            L = np.einsum("bjk,bk->bj", st["B"], err)
-            if self.reg:
-                L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
-        k = d(self.kappa) if self.filter_e else d(0)
-        decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
-        for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
-            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
-            args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
-                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
-                    d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
-            over_trials(sliced(hidden_step, args, v.shape[0]), v.shape[0])
-            st.update({f"{name}/{x}": a for x, a in arr.items()})
-        for var in ("z_out", "f", "B"):  # updated in place by the kernel
-            st[var] = np.ascontiguousarray(st[var])
-        # the readout trace, the running rate f (learning.quantities.running_rate), the readout weights and B
-        output_step(w_out, st["z_out"], st["f"], z.astype(d), err if learn else np.zeros((0, 0), d), st["B"],
-                    d(self.kappa), d(1) - d(self.kappa), d(self.rate_decay), d(self.lr), learn,
-                    self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ProgrammableEprop:
-    """A plastic projection's part in e-prop on a programmable core: ``role`` ``hidden`` or
-    ``output``; the rule's hyperparameters; ``readout`` and ``hidden`` population names."""
-
-    params: Mapping[str, Any]
-    role: str
-    readout: str
-    hidden: str
-    source: str = "eprop"
-
-    def to_dict(self) -> dict:
-        return {"engine": "programmable", "params": dict(self.params), "role": self.role,
-                "readout": self.readout, "hidden": self.hidden, "source": self.source}  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ProgrammableEprop:
-        return cls(dict(d["params"]), d["role"], d["readout"], d["hidden"], d.get("source", "eprop"))
 
 
 def lower_programmable(

@@ -17,6 +17,7 @@ from ...errors import Problem
 from ...graph import ALIF, LI, LIF, Projection, SpikeInput
 from ...graph.weights import SparseWeights, count_indices, row_pointers
 from ...profiles import Profile
+from ..chip_weights import chip_mantissas
 from ..context import PassContext
 from ..errors import DRCError
 from ..ir import DiscreteNetwork, QuantizedNetwork
@@ -310,8 +311,6 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
     chip in 24, so past 2^23 the emulator, which follows Lava, and the chip can part
     (sustained input with a slow current decay can get there too; ``strict`` runs stop at
     the first overflow)."""
-    from ...emulator.synapses import chip_mantissas  # the weights as the chip holds them
-
     prof = qnet.profile
     if prof.arithmetic != "fixed" or prof.formats.current is None:
         return []

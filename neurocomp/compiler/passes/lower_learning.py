@@ -19,7 +19,7 @@ from dataclasses import replace
 import numpy as np
 
 from ...errors import Problem
-from ...rules import LOWERINGS, LoweringContext, LoweringError, eprop, lower, reckon
+from ...learning.lowering import LOWERINGS, NETWORK_LOWERINGS, LoweringContext, LoweringError, lower
 from ..context import PassContext
 from ..errors import CompileError
 from ..ir import QuantizedNetwork
@@ -35,23 +35,13 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
     lowered, kept = [], []
     network_level = set()
     # e-prop and RFLO lower the whole network at once (they add error units and feedback)
-    network_lowering = {
-        ("sum_of_products", "eprop"): eprop.lower_network,
-        ("sum_of_products", "rflo"): eprop.lower_network,
-        ("eprop_fixed", "eprop"): reckon.lower_network,  # ReckOn: registers of a fixed-function e-prop
-        ("programmable", "eprop"): eprop.lower_programmable,  # the exact rule on the cores
-        ("programmable", "rflo"): eprop.lower_programmable,
-    }
-    for rule in ("eprop", "rflo"):
-        fn = network_lowering.get((lrn.kind, rule))
+    for rule in dict.fromkeys(r for _, r in NETWORK_LOWERINGS):
+        fn = NETWORK_LOWERINGS.get((lrn.kind, rule))
         if fn is None or rule not in lrn.rules:
             continue
         notes: list[str] = []
         try:
-            if fn is reckon.lower_network:
-                net = fn(net, ctx.profile, ctx.dt_ms, notes)
-            else:
-                net = fn(net, ctx.profile, ctx.dt_ms, notes, ctx.options.firing_rate_hz, rule=rule)
+            net = fn(net, ctx.profile, ctx.dt_ms, notes, ctx.options.firing_rate_hz, rule=rule)
         except LoweringError as exc:
             problems.extend(exc.problems)
         for n in notes:

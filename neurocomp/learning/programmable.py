@@ -1,0 +1,114 @@
+"""e-prop on a programmable core (SpiNNaker 2): the exact rule in the core's number format
+(:class:`EpropExact`, also the float reference's rule) and each plastic projection's part in
+it (:class:`ProgrammableEprop`, the compiled IR that ``rules.eprop.lower_programmable`` emits)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
+from .quantities import pseudo_derivative, softmax_error
+
+
+# -- the exact rule (programmable cores, and the float reference) ---------------------------------
+class EpropExact:
+    """e-prop as the paper defines it (module docstring, plus ALIF and classification), on
+    arrays of any float dtype: float32 on a programmable core (SpiNNaker 2), float64 for the
+    reference. One hidden population ``H`` (LIF or ALIF), its input projections, one readout.
+
+    Per step, after the neurons updated (``v`` before the reset, spikes ``z``):
+
+    * ``psi_j = gamma / v_th * h(v_j, A_j, v_th)``, ``A_j = v_th + a_j`` (ALIF);
+    * ``e_ji = psi_j * (z_bar_i - beta * eps_ji)``, ``eps_ji <- psi_j * z_bar_i + (rho - psi_j * beta) * eps_ji``
+      (``eps`` only for ALIF), where ``z_bar_i`` is the presynaptic trace of the spikes that
+      have reached ``j`` (one step of latency);
+    * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
+    * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
+    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` (``f_j``: the running rate of
+      :func:`~neurocomp.learning.quantities.running_rate`, per step, its decay ``rate_decay``);
+    * ``W_ji -= lr * L_j * e_bar_ji`` (no autapses), ``W_out_kj -= lr * err_k * z_out_j`` with
+      ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
+    * then ``z_bar <- alpha * z_bar + z_pre``.
+    """
+
+    def __init__(
+        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, rate_decay, alpha, kappa, v_th, beta, rho, dtype,
+        filter_e=True,
+    ):
+        self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
+        self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
+        self.reg, self.f_target, self.rate_decay = reg, reg_rate_per_step, rate_decay
+        self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
+        self.dtype = dtype
+
+    def init(self, batch: int, n_hidden: int, pres: Mapping[str, int], n_out: int, B: np.ndarray) -> dict:
+        d = self.dtype
+        st = {"B": np.broadcast_to(np.asarray(B, d), (batch, n_hidden, n_out)).copy()}
+        st["z_out"] = np.zeros((batch, n_hidden), d)
+        st["f"] = np.zeros((batch, n_hidden), d)
+        for name, n in pres.items():
+            st[f"{name}/z_bar"] = np.zeros((batch, n), d)
+            st[f"{name}/e_bar"] = np.zeros((batch, n_hidden, n), d)
+            if self.beta:
+                st[f"{name}/eps"] = np.zeros((batch, n_hidden, n), d)
+        return st
+
+    def step(self, st: dict, w, w_out, v, a, z, y, target, pre_spikes, recurrent=()) -> None:
+        """One step. ``w``: hidden projections' weights ``[batch, H, pre]`` (updated in place),
+        ``w_out`` ``[batch, out, H]``; ``v``/``a``/``z`` of the hidden neurons; ``y`` the readout;
+        ``target`` ``[batch, out]`` (NaN rows: no learning this step); ``pre_spikes`` per
+        projection; ``recurrent``: names of projections from H onto itself (no autapses)."""
+        d = self.dtype
+        th = d(self.v_th)
+        A = th + (a if a is not None else 0)
+        psi = (d(self.gamma) / th) * pseudo_derivative(v, A, th)
+        valid = None if target is None else ~np.isnan(target).any(axis=-1)
+        learn = valid is not None and bool(valid.any())
+        if learn:
+            if self.loss == "ce":
+                err = softmax_error(y, np.nan_to_num(target))
+            else:
+                err = y - np.nan_to_num(target)
+            err = (err * valid[:, None]).astype(d)
+            L = np.einsum("bjk,bk->bj", st["B"], err)
+            if self.reg:
+                L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
+        k = d(self.kappa) if self.filter_e else d(0)
+        decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
+        for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
+            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
+            args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
+                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
+                    d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
+            over_trials(sliced(hidden_step, args, v.shape[0]), v.shape[0])
+            st.update({f"{name}/{x}": a for x, a in arr.items()})
+        for var in ("z_out", "f", "B"):  # updated in place by the kernel
+            st[var] = np.ascontiguousarray(st[var])
+        # the readout trace, the running rate f (learning.quantities.running_rate), the readout weights and B
+        output_step(w_out, st["z_out"], st["f"], z.astype(d), err if learn else np.zeros((0, 0), d), st["B"],
+                    d(self.kappa), d(1) - d(self.kappa), d(self.rate_decay), d(self.lr), learn,
+                    self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProgrammableEprop:
+    """A plastic projection's part in e-prop on a programmable core: ``role`` ``hidden`` or
+    ``output``; the rule's hyperparameters; ``readout`` and ``hidden`` population names."""
+
+    params: Mapping[str, Any]
+    role: str
+    readout: str
+    hidden: str
+    source: str = "eprop"
+
+    def to_dict(self) -> dict:
+        return {"engine": "programmable", "params": dict(self.params), "role": self.role,
+                "readout": self.readout, "hidden": self.hidden, "source": self.source}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ProgrammableEprop:
+        return cls(dict(d["params"]), d["role"], d["readout"], d["hidden"], d.get("source", "eprop"))

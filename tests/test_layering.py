@@ -1,0 +1,151 @@
+"""The package layering holds: no neurocomp module imports from a layer above its own, and no
+private name (``_x``) is imported from another package.
+
+The layers, bottom to top (a module may import its own layer and those below):
+
+* the shared helpers: ``errors`` and the top-level private modules (``_frozen``, ``_yaml``, ...);
+* ``kernels``: compiled numba kernels over plain arrays, with ``learning.quantities`` (the
+  learning quantities defined once as kernels: it imports only ``kernels``);
+* ``arith``: number formats and integer arithmetic;
+* ``profiles``: chip profiles (data);
+* ``learning``: the learning-engine IR and engines, and the rules' registry
+  (``learning.lowering``) that the compiler and the graph look rules up in;
+* ``graph``: the float network;
+* ``compiler``: passes and the compiled IR (``Program``);
+* ``emulator``: runs a Program;
+* ``rules``: one module per rule, its float form and lowerings (which build compiled IR);
+  importing it registers the rules with ``learning.lowering``;
+* ``reference``: the float simulations (of the rules' float forms);
+* ``backends``, ``tasks``, ``analysis``, ``sweep``, then the entry points (``cli``, the package).
+
+Imports inside functions count as much as module-level ones: a lazy import still makes the
+lower layer depend on the upper one. ``if TYPE_CHECKING:`` imports count too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import neurocomp
+
+ROOT = Path(neurocomp.__file__).parent
+
+LAYERS = [
+    {"errors", "_frozen", "_yaml", "_atomic", "_resources", "_version"},
+    {"kernels", "learning.quantities"},
+    {"arith"},
+    {"profiles"},
+    {"learning"},
+    {"graph"},
+    {"compiler"},
+    {"emulator"},
+    {"rules"},
+    {"reference"},
+    {"backends"},
+    {"tasks"},
+    {"analysis"},
+    {"sweep"},
+    {"cli", "__init__", "__main__"},
+]
+
+
+def _unit(module: str) -> str:
+    """The layering unit of a dotted module name below ``neurocomp``: a module listed in
+    :data:`LAYERS` itself (``learning.quantities``), else its top-level package or module."""
+    parts = module.split(".")
+    for k in range(len(parts), 0, -1):
+        name = ".".join(parts[:k])
+        if any(name in layer for layer in LAYERS):
+            return name
+    raise AssertionError(f"neurocomp.{module} is in no layer of LAYERS: add it")
+
+
+def _layer(module: str) -> int:
+    unit = _unit(module)
+    return next(i for i, layer in enumerate(LAYERS) if unit in layer)
+
+
+def _modules():
+    """``(dotted name below neurocomp, is a package __init__, parsed tree)`` of every module."""
+    for path in sorted(ROOT.rglob("*.py")):
+        rel = path.relative_to(ROOT).with_suffix("")
+        parts = list(rel.parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg and len(parts) > 1:
+            parts = parts[:-1]
+        yield ".".join(parts), is_pkg, ast.parse(path.read_text(), filename=str(path))
+
+
+def _imports(module: str, is_pkg: bool, tree: ast.AST):
+    """``(imported module below neurocomp, imported names, line)`` for every import of a
+    neurocomp module in ``tree`` (relative imports resolved)."""
+    here = module.split(".") if is_pkg and module != "__init__" else module.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("neurocomp."):
+                    yield alias.name.removeprefix("neurocomp."), [], node.lineno
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level + 1] if node.level > 1 else here
+                target = ".".join(base + ([node.module] if node.module else []))
+            elif node.module and node.module.startswith("neurocomp"):
+                target = node.module.removeprefix("neurocomp").lstrip(".")
+            else:
+                continue
+            names = [a.name for a in node.names]
+            if not target:  # ``from neurocomp import x`` / ``from . import x`` at the top
+                for n in names:
+                    yield n, [], node.lineno
+            elif not node.module and node.level:  # ``from . import x``: submodules of the package
+                for n in names:
+                    yield f"{target}.{n}", [], node.lineno
+            else:
+                yield target, names, node.lineno
+
+
+def _top(module: str) -> str:
+    return module.split(".")[0]
+
+
+def _all_imports():
+    for module, is_pkg, tree in _modules():
+        for target, names, line in _imports(module, is_pkg, tree):
+            yield module, target, names, line
+
+
+def test_every_module_is_in_a_layer():
+    for module, _, _ in _modules():
+        _layer(module)
+
+
+def test_no_import_goes_up_a_layer():
+    upward = [
+        f"neurocomp.{module}:{line} imports neurocomp.{target} (layer {_layer(target)} > {_layer(module)})"
+        for module, target, _, line in _all_imports()
+        if _layer(target) > _layer(module)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_private_name_crosses_packages():
+    private = []
+    for module, target, names, line in _all_imports():
+        if _top(target) == _top(module) or _top(target).startswith("_"):  # the shared private helpers
+            continue
+        bad = [n for n in names if n.startswith("_")]
+        bad += [p for p in target.split(".") if p.startswith("_") and p != "__init__"]
+        if bad:
+            private.append(f"neurocomp.{module}:{line} imports {bad} from neurocomp.{target}")
+    assert not private, "\n".join(private)
+
+
+def test_the_checker_sees_an_upward_import():
+    """The walk resolves relative imports: a lazy ``from ..rules import x`` in the compiler is
+    found, at the right layers (the test above would pass vacuously otherwise)."""
+    tree = ast.parse("def f():\n    from ...rules import eprop\n    from ..ir import QProjection\n")
+    found = [(t, n) for t, n, _ in _imports("compiler.passes.lower_learning", False, tree)]
+    assert found == [("rules", ["eprop"]), ("compiler.ir", ["QProjection"])]
+    assert _layer("rules") > _layer("compiler.passes.lower_learning")
+    assert _layer("learning.quantities") < _layer("learning.engine") == _layer("learning")
