@@ -19,41 +19,13 @@ from neurocomp.compiler import Program
 from neurocomp.compiler.ir import QPopulation, QProjection
 from neurocomp.emulator import Emulator, EmulatorError, EmulatorOverflowError
 from tests.conftest import EXAMPLES, ROOT
+from tests.lava_compare import assert_table_6_1, table_6_1_program
 
 LOIHI2 = nc.load_profile("loihi2")
 
 
-def _table_program() -> Program:
-    """The worked case of Lava's fixed-point LIF and Dense (measured in lava-nc 0.10.0)."""
-    a = QPopulation.lif("A", 3, du=410, dv=205, vth=10, bias_mant=[300, 170, 90], bias_exp=[0, 1, 2])
-    b = QPopulation.lif("B", 2, du=1024, dv=512, vth=100, bias_mant=[-20, 5], bias_exp=0)
-    w = QProjection.from_mantissas("A->B", "A", "B", [[37, -51, 128], [-3, 255, 17]], weight_exp=-2)
-    return Program.from_parts("loihi2", [a, b], [w])
-
-
-# Lava's values for steps 1-10 (v and spikes of A; u, v and spikes of B), recorded after the reset.
-TABLE = [
-    ([300, 340, 360], [0, 0, 0], [0, 0], [-20, 5], [0, 0]),
-    ([584, 0, 0], [0, 1, 1], [0, 0], [-37, 9], [0, 0]),
-    ([0, 340, 360], [1, 0, 0], [1216, 4288], [1164, 4300], [0, 0]),
-    ([300, 0, 0], [0, 1, 1], [1487, 3150], [2485, 0], [0, 1]),
-    ([584, 340, 360], [0, 0, 0], [2330, 6649], [4484, 0], [0, 1]),
-    ([0, 0, 0], [1, 1, 1], [1746, 4985], [5649, 4990], [0, 0]),
-    ([300, 340, 360], [0, 0, 0], [3101, 7961], [0, 0], [1, 1]),
-    ([584, 0, 0], [0, 1, 1], [2324, 5968], [2304, 5973], [0, 0]),
-    ([0, 340, 360], [1, 0, 0], [2958, 8762], [4954, 0], [0, 1]),
-    ([300, 0, 0], [0, 1, 1], [2793, 6505], [0, 0], [1, 1]),
-]
-
-
 def test_lava_worked_table_exactly():
-    r = Emulator(_table_program()).run(10, record=["spikes", "v", "u"])
-    for t, (va, sa, ub, vb, sb) in enumerate(TABLE):
-        assert r["A/v"][t, 0].tolist() == va, t + 1
-        assert r["A/spikes"][t, 0].tolist() == sa, t + 1
-        assert r["B/u"][t, 0].tolist() == ub, t + 1
-        assert r["B/v"][t, 0].tolist() == vb, t + 1
-        assert r["B/spikes"][t, 0].tolist() == sb, t + 1
+    assert_table_6_1(Emulator(table_6_1_program()).run(10, record=["spikes", "v", "u"]), 10)
 
 
 def test_integer_semantics_from_the_lava_reference():
@@ -206,7 +178,7 @@ def test_restore_rejects_a_checkpoint_of_another_shape(ei_program):
 
 
 def test_trial_of_a_batch_equals_the_trial_alone():
-    prog = _table_program()
+    prog = table_6_1_program()
     net_in = QPopulation.spike_input("in", 4)
     prog = Program.from_parts(
         "loihi2",

@@ -23,6 +23,7 @@ from neurocomp.compiler.ir import QPopulation, QProjection
 from neurocomp.compiler.program import Program
 from neurocomp.emulator import Emulator, EmulatorOverflowError
 from tests.conftest import EXAMPLES
+from tests.lava_compare import assert_same, assert_table_6_1, first_mismatch, run_both, table_6_1_program
 
 pytestmark = pytest.mark.lava
 
@@ -32,81 +33,14 @@ RECORD = ["spikes", "v", "u"]
 V_MAX = 2**23 - 1
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _first_mismatch(emu: dict[str, np.ndarray], lava: dict[str, np.ndarray]) -> str:
-    """The earliest step at which any recorded variable differs, located precisely."""
-    best = None
-    for key in sorted(emu):
-        diff = np.argwhere(np.asarray(emu[key], dtype=np.int64) != np.asarray(lava[key], dtype=np.int64))
-        if diff.size:
-            step, trial, neuron = (int(x) for x in diff[0])
-            if best is None or step < best[0]:
-                best = (step, key, trial, neuron)
-    if best is None:
-        return "no mismatch"
-    step, key, trial, neuron = best
-    return (
-        f"first mismatch at step {step + 1} (1-based), {key}, trial {trial}, neuron {neuron}: "
-        f"emulator {int(emu[key][step, trial, neuron])}, Lava {int(lava[key][step, trial, neuron])}"
-    )
-
-
-def assert_same(emu: dict[str, np.ndarray], lava: dict[str, np.ndarray]) -> None:
-    """Exact equality of every recorded array (same keys, same shapes, same integers)."""
-    assert sorted(emu) == sorted(lava)
-    where = _first_mismatch(emu, lava)
-    for key in sorted(emu):
-        assert emu[key].shape == lava[key].shape, key
-        np.testing.assert_array_equal(emu[key], lava[key], err_msg=f"{key}; {where}")
-
-
-def run_both(program: Program, steps: int, inputs=None, batch: int = 1, record=RECORD):
-    emu = Emulator(program, batch=batch).run(steps, inputs=inputs, record=record)
-    lava = LavaBackend(program).run(steps, inputs=inputs, batch=batch, record=record)
-    return emu, lava
-
-
 # -- 1. the worked case of the reference (section 6.1), measured in Lava ---------------------
-
-# step: (vA, sA, uB, vB, sB), recorded after the reset; uA stays 0 (A has no input)
-TABLE_6_1 = {
-    1: ([300, 340, 360], [0, 0, 0], [0, 0], [-20, 5], [0, 0]),
-    2: ([584, 0, 0], [0, 1, 1], [0, 0], [-37, 9], [0, 0]),
-    3: ([0, 340, 360], [1, 0, 0], [1216, 4288], [1164, 4300], [0, 0]),
-    4: ([300, 0, 0], [0, 1, 1], [1487, 3150], [2485, 0], [0, 1]),
-    5: ([584, 340, 360], [0, 0, 0], [2330, 6649], [4484, 0], [0, 1]),
-    6: ([0, 0, 0], [1, 1, 1], [1746, 4985], [5649, 4990], [0, 0]),
-    7: ([300, 340, 360], [0, 0, 0], [3101, 7961], [0, 0], [1, 1]),
-    8: ([584, 0, 0], [0, 1, 1], [2324, 5968], [2304, 5973], [0, 0]),
-    9: ([0, 340, 360], [1, 0, 0], [2958, 8762], [4954, 0], [0, 1]),
-    10: ([300, 0, 0], [0, 1, 1], [2793, 6505], [0, 0], [1, 1]),
-    11: ([584, 340, 360], [0, 0, 0], [3310, 9165], [3290, 0], [0, 1]),
-    12: ([0, 0, 0], [1, 1, 1], [2481, 6871], [5339, 0], [0, 1]),
-    13: ([300, 340, 360], [0, 0, 0], [3652, 9375], [0, 0], [1, 1]),
-    14: ([584, 0, 0], [0, 1, 1], [2738, 7028], [2718, 0], [0, 1]),
-    15: ([0, 340, 360], [1, 0, 0], [3268, 9557], [5626, 0], [0, 1]),
-    16: ([300, 0, 0], [0, 1, 1], [3026, 7101], [0, 0], [1, 1]),
-    17: ([584, 340, 360], [0, 0, 0], [3484, 9612], [3464, 0], [0, 1]),
-    18: ([0, 0, 0], [1, 1, 1], [2612, 7206], [5623, 0], [0, 1]),
-    19: ([300, 340, 360], [0, 0, 0], [3750, 9626], [0, 0], [1, 1]),
-    20: ([584, 0, 0], [0, 1, 1], [2811, 7217], [2791, 0], [0, 1]),
-}
 
 
 def test_reference_table_6_1_emulator_and_lava():
-    a = QPopulation.lif("A", 3, du=410, dv=205, vth=10, bias_mant=[300, 170, 90], bias_exp=[0, 1, 2])
-    b = QPopulation.lif("B", 2, du=1024, dv=512, vth=100, bias_mant=[-20, 5], bias_exp=0)
-    w = QProjection.from_mantissas("A->B", "A", "B", [[37, -51, 128], [-3, 255, 17]], weight_exp=-2)
-    assert w.sign_mode == "mixed"
-    program = Program.from_parts(LOIHI2, [a, b], [w])
+    program = table_6_1_program()
+    assert program.projection("A->B").sign_mode == "mixed"
     emu, lava = run_both(program, 20)
-    columns = {"A/v": 0, "A/spikes": 1, "B/u": 2, "B/v": 3, "B/spikes": 4}
-    for key, col in columns.items():
-        expected = np.array([TABLE_6_1[t][col] for t in range(1, 21)])
-        np.testing.assert_array_equal(emu[key][:, 0], expected, err_msg=f"emulator {key} vs the table")
-    np.testing.assert_array_equal(emu["A/u"], 0)
+    assert_table_6_1(emu, 20)
     assert_same(emu, lava)
 
 
@@ -348,7 +282,7 @@ def test_large_recurrent_network_1000_neurons_1000_steps():
     lava = LavaBackend(program).run(steps, inputs={"in": x}, record=["spikes"], final=("v", "u"))
     rate = emu["rec/spikes"].mean()
     assert 0.01 < rate < 0.3, rate  # the network is neither silent nor saturated
-    np.testing.assert_array_equal(emu["rec/spikes"], lava["rec/spikes"], err_msg=_first_mismatch(emu, lava))
+    np.testing.assert_array_equal(emu["rec/spikes"], lava["rec/spikes"], err_msg=first_mismatch(emu, lava))
     np.testing.assert_array_equal(emulator.state["rec/v"][0], lava["rec/final_v"][0], err_msg="final-step v")
     np.testing.assert_array_equal(emulator.state["rec/u"][0], lava["rec/final_u"][0], err_msg="final-step u")
 

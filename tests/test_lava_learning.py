@@ -29,7 +29,9 @@ from neurocomp.emulator import Emulator
 from neurocomp.learning.rule import EngineRule, Trace
 from neurocomp.rules import rstdp, stdp
 from neurocomp.rules.base import LoweringContext
+from tests import lava_compare
 from tests.conftest import EXAMPLES
+from tests.lava_compare import assert_same
 
 pytest.importorskip("lava")
 from neurocomp.backends.lava import LavaBackend  # noqa: E402
@@ -61,33 +63,6 @@ W0_6_2 = [[37, 10, -21], [-3, 51, 17]]
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _first_mismatch(emu: dict[str, np.ndarray], lava: dict[str, np.ndarray]) -> str:
-    """The earliest step at which any recorded variable differs, located precisely."""
-    best = None
-    for key in sorted(emu):
-        if key not in lava or emu[key].shape != lava[key].shape:
-            continue
-        diff = np.argwhere(np.asarray(emu[key], dtype=np.int64) != np.asarray(lava[key], dtype=np.int64))
-        if diff.size and (best is None or diff[0][0] < best[0]):
-            best = (int(diff[0][0]), key, tuple(int(i) for i in diff[0]))
-    if best is None:
-        return "no mismatch"
-    step, key, idx = best
-    return (
-        f"first mismatch at step {step + 1} (1-based), {key} [trial, index] {list(idx[1:])}: "
-        f"emulator {int(emu[key][idx])}, Lava {int(lava[key][idx])}"
-    )
-
-
-def assert_same(emu: dict[str, np.ndarray], lava: dict[str, np.ndarray], what: str = "") -> None:
-    """Exact equality of every recorded array (same keys, same shapes, same integers)."""
-    assert sorted(emu) == sorted(lava), what
-    for key in sorted(emu):
-        assert emu[key].shape == lava[key].shape, f"{what} {key}: {emu[key].shape} vs {lava[key].shape}"
-    where = _first_mismatch(emu, lava)
-    assert where == "no mismatch", f"{what}\n{where}"
-
-
 def assert_learns(rec: dict[str, np.ndarray], pre: str = "pre", post: str = "post", proj: str = PROJ) -> None:
     """The case is not vacuous: both populations spike and the weights change."""
     assert rec[f"{pre}/spikes"].any(), "the pre population never spikes"
@@ -96,10 +71,8 @@ def assert_learns(rec: dict[str, np.ndarray], pre: str = "pre", post: str = "pos
     assert (w != w[:1]).any(), "the weights never change"
 
 
-def run_both(program: Program, steps: int, inputs=None, batch: int = 1, record=RECORD):
-    emu = Emulator(program, batch=batch, learn_mode="independent").run(steps, inputs=inputs, record=record, learn=True)
-    lava = LavaBackend(program).run(steps, inputs=inputs, batch=batch, record=record, learn=True)
-    return emu, lava
+# every learning comparison records the whole learning state and learns
+run_both = functools.partial(lava_compare.run_both, record=RECORD, learn=True)
 
 
 def plastic(name, pre, post, weights, rule: EngineRule, **kw) -> QProjection:

@@ -202,7 +202,7 @@ class _ModelUnitWeights:
             m = np.asarray(w[n], np.float64) / self.unit[n]
             if eng.state["w"].dtype.kind in "iu":  # chip mantissas: the nearest representable weights
                 m = np.round(m)
-            eng.state["w"][...] = m
+            self.emu.set_weights(n, m)
 
 
 class _Emulated(_ModelUnitWeights):

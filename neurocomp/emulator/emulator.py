@@ -54,6 +54,7 @@ from ..learning.engine import LEARN_QUANTITIES
 from ..learning.programmable import ProgrammableEprop
 from ..learning.quantities import ce_error_exact, ce_error_fixed
 from ..learning.reckon import ReckonLearning
+from ..learning.rule import EngineRule
 from . import layout as lay
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
@@ -102,6 +103,58 @@ class Checkpoint:
             meta = json.loads(bytes(z["__meta__"]).decode())
             arrays = {k: z[k] for k in z.files if k != "__meta__"}
         return cls(meta["t"], arrays, meta["rng_states"], meta["program_fingerprint"])
+
+
+POPULATION_KINDS = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li", "ErrorUnit": "error"}
+
+
+def _checked_options(program, batch, learn_mode, learn_arithmetic, learn_float, learn_rounding) -> frozenset[str]:
+    """Refuse bad options (and a batch that does not fit in memory) before anything is
+    allocated; returns ``learn_float`` as a set."""
+    if batch < 1:
+        raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
+    pops = [(q.name, q.size) for q in program.populations]  # refuse before allocating the batch's state
+    projs = [(pr.name, pr.n_synapses, not pr.is_sparse) for pr in program.projections]
+    require_memory(emulator_bytes(pops, projs, batch, 0, 0), f"emulating {program.network_name!r} x {batch}")
+    if learn_arithmetic not in ("chip", "float"):
+        raise EmulatorError(
+            [Problem("emulator", f"learn_arithmetic must be 'chip' or 'float', got {learn_arithmetic!r}")]
+        )
+    if learn_mode not in ("independent", "shared"):
+        raise EmulatorError([Problem("emulator", f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")])
+    learn_float = frozenset([learn_float] if isinstance(learn_float, str) else learn_float)
+    if learn_float - set(LEARN_QUANTITIES):
+        unknown = sorted(learn_float - set(LEARN_QUANTITIES))
+        raise EmulatorError(
+            [Problem("emulator", f"learn_float: unknown quantities {unknown} (valid: {', '.join(LEARN_QUANTITIES)})")]
+        )
+    if learn_rounding not in (None, "stochastic", "nearest"):
+        raise EmulatorError(
+            [Problem("emulator", f"learn_rounding must be None, 'stochastic' or 'nearest', got {learn_rounding!r}")]
+        )
+    return learn_float
+
+
+# the learning IR's type -> the runtime form of its projections ``make(emulator, projection, latency)``
+PLASTIC_SYNAPSES = {
+    EngineRule: lambda emu, pr, lat: PlasticSynapses(
+        pr, lat, emu.profile, emu.batch, emu.learn_mode, emu.learn_arithmetic, emu.learn_float, emu.learn_rounding
+    ),
+    ReckonLearning: lambda emu, pr, lat: ReckonSynapses(pr, lat, emu.profile, emu.batch, emu.learn_float),
+    ProgrammableEprop: lambda emu, pr, lat: ProgrammableSynapses(pr, lat, emu.profile, emu.batch, emu._learn_dtype),
+}
+
+# synapses driven by one learner per readout -> (``make(emulator, synapses)``, what refuses shared learning)
+LEARNERS = {
+    ReckonSynapses: (
+        lambda emu, syns: ReckonLearner(syns, emu.pops, emu.profile, emu.learn_float, emu.learn_rounding),
+        "reckon's fixed-function learning",
+    ),
+    ProgrammableSynapses: (
+        lambda emu, syns: EpropLearner(syns, emu.pops, emu.batch, emu.program.dt_ms, emu._learn_dtype),
+        "e-prop on programmable cores",
+    ),
+}
 
 
 class Emulator:
@@ -168,34 +221,7 @@ class Emulator:
         learn_float: Iterable[str] = (),
         learn_rounding: str | None = None,
     ):
-        if batch < 1:
-            raise EmulatorError([Problem("emulator", f"batch must be >= 1, got {batch}")])
-        pops = [(q.name, q.size) for q in program.populations]  # refuse before allocating the batch's state
-        projs = [(pr.name, pr.n_synapses, not pr.is_sparse) for pr in program.projections]
-        require_memory(emulator_bytes(pops, projs, batch, 0, 0), f"emulating {program.network_name!r} x {batch}")
-        if learn_arithmetic not in ("chip", "float"):
-            raise EmulatorError(
-                [Problem("emulator", f"learn_arithmetic must be 'chip' or 'float', got {learn_arithmetic!r}")]
-            )
-        if learn_mode not in ("independent", "shared"):
-            raise EmulatorError(
-                [Problem("emulator", f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")]
-            )
-        learn_float = frozenset([learn_float] if isinstance(learn_float, str) else learn_float)
-        if learn_float - set(LEARN_QUANTITIES):
-            raise EmulatorError(
-                [
-                    Problem(
-                        "emulator",
-                        f"learn_float: unknown quantities {sorted(learn_float - set(LEARN_QUANTITIES))} "
-                        f"(valid: {', '.join(LEARN_QUANTITIES)})",
-                    )
-                ]
-            )
-        if learn_rounding not in (None, "stochastic", "nearest"):
-            raise EmulatorError(
-                [Problem("emulator", f"learn_rounding must be None, 'stochastic' or 'nearest', got {learn_rounding!r}")]
-            )
+        learn_float = _checked_options(program, batch, learn_mode, learn_arithmetic, learn_float, learn_rounding)
         self.learn_mode = learn_mode
         self.learn_arithmetic = learn_arithmetic
         # the quantities the learning holds in float64 ("float": all of them)
@@ -213,74 +239,18 @@ class Emulator:
         self._one_spike = prof.time.max_spikes_per_step == 1
         self.t = 0
         self.rng = np.random.default_rng(seed)
-        self._chip_random: ReckonRandom | None = None  # the chip's own LFSRs, where its profile has them
         # graded float (attribution): the error units send unquantized errors
         self._graded_float = self.fixed and "graded" in self.learn_float
-        self.pops: dict[str, _Population] = {}
-        for q in program.populations:
-            kind = {"SpikeInput": "input", "LIF": "lif", "ALIF": "alif", "LI": "li", "ErrorUnit": "error"}[q.model]
-            self.pops[q.name] = _Population(q, kind, const=self._constants(q))
-        if prof.random_sources:
-            try:
-                self._chip_random = self._make_chip_random(batch, seed)
-            except ValueError as exc:
-                raise EmulatorError([Problem(f"profile {prof.name!r}", str(exc))]) from None
-        max_spikes = prof.time.max_spikes_per_step
-        self.synapses: list[Synapses | PlasticSynapses] = []
-        for pr in program.projections:
-            pre_is_input = self.pops[pr.pre].kind == "input"
-            lat = prof.time.synaptic_delay_steps
-            if pre_is_input and prof.time.input_delay_steps is not None:
-                lat = prof.time.input_delay_steps
-            if isinstance(pr.learning, ReckonLearning):
-                self.synapses.append(ReckonSynapses(pr, lat, prof, batch, self.learn_float))
-            elif isinstance(pr.learning, ProgrammableEprop):
-                self.synapses.append(ProgrammableSynapses(pr, lat, prof, batch, self._learn_dtype))
-            elif pr.learning is not None:
-                self.synapses.append(
-                    PlasticSynapses(
-                        pr, lat, prof, batch, learn_mode, learn_arithmetic, self.learn_float, learn_rounding
-                    )
-                )
-            elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
-                self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
-                if self._graded_float:  # unquantized errors: delivered exactly
-                    self.synapses[-1].carry_float()
-            else:
-                self.synapses.append(Synapses(pr, lat, prof, max_spikes))
-        self.plastic = {
-            s.name: s for s in self.synapses if isinstance(s, PlasticSynapses | ReckonSynapses | ProgrammableSynapses)
-        }
+        self._build_populations()
+        self._chip_random = self._make_chip_random(batch, seed) if prof.random_sources else None
+        self._build_synapses()
         self._check_learn_knobs(learn_float, learn_rounding)
         # float weights or errors feed non-integer values into the fixed-point states
         self._float_states = self.fixed and bool(self.plastic) and bool(self.learn_float & {"weights", "graded"})
-        # ReckOn: one learner per readout drives its projections together
-        reckon_syns = [s for s in self.synapses if isinstance(s, ReckonSynapses)]
-        self._learners: dict[str, ReckonLearner] = {}
-        if reckon_syns:
-            if learn_mode != "independent":
-                raise EmulatorError([Problem("emulator", "reckon's fixed-function learning runs independent trials")])
-            for readout in sorted({s.rule.readout for s in reckon_syns}):
-                syns = [s for s in reckon_syns if s.rule.readout == readout]
-                learner = ReckonLearner(syns, self.pops, prof, self.learn_float, learn_rounding)
-                self._learners[readout] = learner
-                self.pops[learner.hidden].const["keep_v_pre"] = True
-        prog_syns = [s for s in self.synapses if isinstance(s, ProgrammableSynapses)]
-        if prog_syns:
-            if learn_mode != "independent":
-                raise EmulatorError([Problem("emulator", "e-prop on programmable cores runs independent trials")])
-            for readout in sorted({s.rule.readout for s in prog_syns}):
-                syns = [s for s in prog_syns if s.rule.readout == readout]
-                ex = EpropLearner(syns, self.pops, batch, program.dt_ms, self._learn_dtype)
-                self._learners[readout] = ex
-                self.pops[ex.hidden].const["keep_v_pre"] = True
+        self._build_learners()
         # graded feedback (from error units) goes to a population's learning-signal port, not to u
         self._feedback = {s.name for s in self.synapses if self.pops[s.pre].kind == "error"}
-        for syn in self.plastic.values():  # the pseudo-derivative reads v before the reset
-            if isinstance(syn, PlasticSynapses) and any(
-                src.get("source") == "pseudo_derivative" for src in syn.rule.graded.values()
-            ):
-                self.pops[syn.post].const["keep_v_pre"] = True
+        self._keep_membrane_before_reset()
         self.shadow: dict[str, PlasticSynapses] = {}
         self._unlowered = [
             (pr.name, pr.plasticity.name) for pr in program.projections if pr.plasticity and pr.learning is None
@@ -289,19 +259,85 @@ class Emulator:
             name: 1 + max([s.latency + s.max_delay for s in self.synapses if s.post == name], default=0)
             for name in self.pops
         }
-        try:  # Poisson inputs: one stream per trial (or one shared), see inputs.PoissonSource
-            self._input_rngs = {
-                name: PoissonSource.of(p.q.params, program.dt_ms, p.q.size, batch, f"input {name!r}")
+        self._input_rngs = self._poisson_sources()
+        self._build_layout()
+        self.reset()
+
+    # -- building ----------------------------------------------------------------------
+    def _build_populations(self) -> None:
+        self.pops: dict[str, _Population] = {}
+        for q in self.program.populations:
+            self.pops[q.name] = _Population(q, POPULATION_KINDS[q.model], const=self._constants(q))
+
+    def _latency(self, pr) -> int:
+        """The profile's synaptic delay (its input delay for projections from spike inputs)."""
+        t = self.profile.time
+        if self.pops[pr.pre].kind == "input" and t.input_delay_steps is not None:
+            return t.input_delay_steps
+        return t.synaptic_delay_steps
+
+    def _build_synapses(self) -> None:
+        """Each projection's runtime form: by its learning IR's type (:data:`PLASTIC_SYNAPSES`),
+        graded delivery from error units, or static spikes."""
+        prof = self.profile
+        self.synapses: list = []
+        for pr in self.program.projections:
+            lat = self._latency(pr)
+            if pr.learning is not None:
+                make = PLASTIC_SYNAPSES.get(type(pr.learning))
+                if make is None:
+                    raise EmulatorError(
+                        [Problem(f"projection {pr.name!r}", f"no emulator for learning {type(pr.learning).__name__}")]
+                    )
+                self.synapses.append(make(self, pr, lat))
+            elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
+                self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
+                if self._graded_float:  # unquantized errors: delivered exactly
+                    self.synapses[-1].carry_float()
+            else:
+                self.synapses.append(Synapses(pr, lat, prof, prof.time.max_spikes_per_step))
+        self.plastic = {s.name: s for s in self.synapses if type(s) is not Synapses}
+
+    def _build_learners(self) -> None:
+        """The learners that drive several projections together (:data:`LEARNERS`): one per
+        readout, whose target drives its projections; they read the hidden membrane before
+        its reset."""
+        self._learners: dict[str, Any] = {}
+        for cls, (make, what) in LEARNERS.items():
+            syns = [s for s in self.synapses if isinstance(s, cls)]
+            if syns and self.learn_mode != "independent":
+                raise EmulatorError([Problem("emulator", f"{what} runs independent trials")])
+            for readout in sorted({s.rule.readout for s in syns}):
+                learner = make(self, [s for s in syns if s.rule.readout == readout])
+                self._learners[readout] = learner
+                self.pops[learner.hidden].const["keep_v_pre"] = True
+
+    def _keep_membrane_before_reset(self) -> None:
+        for syn in self.plastic.values():  # the pseudo-derivative reads v before the reset
+            if isinstance(syn, PlasticSynapses) and any(
+                src.get("source") == "pseudo_derivative" for src in syn.rule.graded.values()
+            ):
+                self.pops[syn.post].const["keep_v_pre"] = True
+
+    def _poisson_sources(self) -> dict[str, PoissonSource]:
+        """Poisson inputs: one stream per trial (or one shared), see :class:`PoissonSource`."""
+        try:
+            return {
+                name: PoissonSource.of(p.q.params, self.program.dt_ms, p.q.size, self.batch, f"input {name!r}")
                 for name, p in self.pops.items()
                 if p.kind == "input" and p.q.params.get("rate_hz") is not None
             }
         except NeurocompError as exc:
             raise EmulatorError(exc.problems) from None
-        self._build_layout()
-        self.reset()
 
     def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
         """The chip's LFSRs (ReckOn), laid out over the core's neurons in program order."""
+        try:
+            return self._chip_lfsrs(batch, seed)
+        except ValueError as exc:
+            raise EmulatorError([Problem(f"profile {self.profile.name!r}", str(exc))]) from None
+
+    def _chip_lfsrs(self, batch: int, seed: int) -> ReckonRandom:
         kinds = {name: p.kind for name, p in self.pops.items()}
         sizes = {
             "hidden": [(n, p.q.size) for n, p in self.pops.items() if kinds[n] in ("lif", "alif")],
@@ -476,6 +512,37 @@ class Emulator:
             if isinstance(learner, EpropLearner):
                 out.update({f"{readout}/learner:{k}": v.copy() for k, v in learner.state.items()})
         return out
+
+    def get_weights(self, projection: str) -> np.ndarray:
+        """A copy of a plastic projection's current weights, ``[trials or 1, post, pre]`` (one
+        set with ``learn_mode="shared"``), in the units its learning engine holds them: chip
+        mantissas (integers) in the chip's arithmetic, float64 where ``learn_float`` has
+        ``"weights"``, the core's float on programmable cores (``weight_unit`` of the
+        projection's synapses converts to model units)."""
+        return self._plastic(projection).engine.weights.copy()
+
+    def set_weights(self, projection: str, weights) -> None:
+        """Replace a plastic projection's weights: units and shape as :meth:`get_weights`, or
+        ``[post, pre]`` for every trial; cast to the engine's dtype (integers truncate: round
+        first). The engine takes them as state set from outside, so its next learning phase
+        visits every synapse (nothing cached about the old weights is reused), as after
+        :meth:`reset`."""
+        syn = self._plastic(projection)
+        have = syn.engine.weights.shape
+        w = np.asarray(weights)
+        if w.shape == have[1:]:
+            w = np.broadcast_to(w, have)
+        if w.shape != have:
+            raise EmulatorError([Problem(f"projection {projection!r}", f"weights of shape {w.shape}, expected {have}")])
+        syn.engine.set_state({"w": w}, None)
+
+    def _plastic(self, projection: str):
+        if projection not in self.plastic:
+            what = "is static (its weights are compiled into the Program)"
+            if not any(pr.name == projection for pr in self.program.projections):
+                what = "is not a projection of the program"
+            raise EmulatorError([Problem(f"projection {projection!r}", f"{what}; plastic: {sorted(self.plastic)}")])
+        return self.plastic[projection]
 
     def _external(self, var: str, arr: np.ndarray, kind: str = "") -> np.ndarray:
         if self._float_states and arr.dtype != bool and var != "refractory" and (var != "spikes" or kind == "error"):
