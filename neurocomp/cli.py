@@ -441,6 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"neurocomp {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = _common_options()
+    for add in _COMMANDS:
+        add(sub, common)
+    return parser
+
+
+def _common_options() -> argparse.ArgumentParser:
+    """The options every command that does work takes (a parent parser)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--max-memory",
@@ -450,7 +458,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="refuse work estimated to need more memory than SIZE (e.g. 16G; 'none' to switch the guard off; "
         "default: the memory available now, or $NEUROCOMP_MAX_MEMORY)",
     )
+    return common
 
+
+def _add_profiles(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp profiles [list|show NAME]``."""
     p = sub.add_parser(
         "profiles",
         parents=[common],
@@ -463,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="profile name (e.g. loihi2) or path to a profile YAML, for 'show'")
     p.set_defaults(func=_cmd_profiles)
 
+
+def _add_validate(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp validate MODEL.yaml...``."""
     p = sub.add_parser(
         "validate",
         parents=[common],
@@ -475,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="print a summary of each valid model")
     p.set_defaults(func=_cmd_validate)
 
+
+def _add_compile(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp compile MODEL.yaml --profile P -o OUT.ncp``: the pipeline's options."""
     from .compiler.options import PASS_NAMES
 
     p = sub.add_parser(
@@ -534,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the program summary")
     p.set_defaults(func=_cmd_compile)
 
+
+def _add_inspect(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp inspect PROGRAM.ncp``."""
     p = sub.add_parser(
         "inspect",
         parents=[common],
@@ -546,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", action="store_true", help="also print the pass log (time, memory, notes)")
     p.set_defaults(func=_cmd_inspect)
 
+
+def _add_run(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp run PROGRAM.ncp --steps N --out REC.npz``: inputs, batch, learning, recording."""
     p = sub.add_parser(
         "run",
         parents=[common],
@@ -600,6 +624,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_run)
 
+
+def _add_export(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp export MODEL.yaml -o MODEL.nir``."""
     p = sub.add_parser(
         "export",
         help="write a model as a NIR graph (.nir) for other frameworks",
@@ -612,6 +639,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dt", type=_float(0, lo_open=True), default=1.0, metavar="MS", help="time step in ms (default 1)")
     p.set_defaults(func=_cmd_export)
 
+
+def _add_check(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp check MODEL --profile P --task T``: levels, alignment, attribution."""
     p = sub.add_parser(
         "check",
         parents=[common],
@@ -654,6 +684,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="check-out", help="output directory (default check-out)")
     p.set_defaults(func=_cmd_check)
 
+
+def _add_sweep(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp sweep SPEC.yaml --out DIR`` on Dask."""
     p = sub.add_parser(
         "sweep",
         help="run compile -> emulate -> check over a grid of chips, bit widths, roundings and seeds on Dask",
@@ -669,7 +702,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="where the plots go (default OUT/report); alone: the sweep to plot")
     p.add_argument("--retry-failed", action="store_true", help="rerun the cells that raised an error")
     p.set_defaults(func=_cmd_sweep)
-    return parser
+
+
+# the commands, in the order `neurocomp --help` lists them
+_COMMANDS = (_add_profiles, _add_validate, _add_compile, _add_inspect, _add_run, _add_export, _add_check, _add_sweep)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
