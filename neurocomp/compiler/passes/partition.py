@@ -21,6 +21,8 @@ External inputs are not placed: their spikes come from the host or the chip's in
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import networkx as nx
 import numpy as np
 
@@ -146,55 +148,103 @@ def _split(name: str, size: int, row_bits: np.ndarray, inputs: _Inputs, prof: Pr
 
 def partition(net: QuantizedNetwork, ctx: PassContext) -> PlacedNetwork:
     prof = ctx.profile
-    cap = prof.capacity
-    enc = cap.synapse_encoding
     placed = _population_order(net, _placed_populations(net, prof))
-    sizes = {p.name: p.size for p in net.populations}
     incoming = {n: [pr for pr in net.projections if pr.post == n] for n in placed}
     inputs = {n: _Inputs(incoming[n]) for n in placed}
+    blk = _split_all(net, placed, incoming, inputs, prof)  # 1.
+    traffic, input_traffic = _traffic(net, ctx, blk, incoming, inputs)  # 2.
+    cores = _greedy(blk, prof, ctx)  # 3.
+    greedy_cross = cores.cross_chip(traffic)
+    moves = _refine(cores, blk, traffic, prof)  # 4.
+    placement = _placement(net, ctx, blk, cores, traffic, input_traffic, greedy_cross)
+    ctx.note(
+        f"{len(blk.blocks)} blocks on {placement.n_cores} cores, {placement.n_chips} chips; spikes/step at "
+        f"{ctx.options.firing_rate_hz:g} Hz: {placement.traffic_total:.4g} total, "
+        f"{placement.traffic_cross_core:.4g} cross-core, {placement.traffic_cross_chip:.4g} cross-chip "
+        f"(greedy {greedy_cross:.4g}, {moves} refinement moves)"
+    )
+    return PlacedNetwork(net, placement)
 
-    # 1. split
-    blocks: list[tuple[str, int, int]] = []
-    block_bits: list[int] = []
-    block_axons: list[int] = []
-    first_block: dict[str, int] = {}
-    starts: dict[str, np.ndarray] = {}
+
+@dataclass
+class _Blocks:
+    """The split: each block ``(population, first, end)`` with its synaptic bits and input
+    axons; per population its first block and the blocks' first neurons."""
+
+    placed: list[str]
+    sizes: dict[str, int]
+    blocks: list[tuple[str, int, int]] = field(default_factory=list)
+    bits: list[int] = field(default_factory=list)
+    axons: list[int] = field(default_factory=list)
+    first: dict[str, int] = field(default_factory=dict)
+    starts: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class _Cores:
+    """A placement in progress: the core of each block, and per core its neurons, synaptic
+    bits, input axons and chip."""
+
+    core_of: np.ndarray
+    neurons: np.ndarray
+    bits: np.ndarray
+    axons: np.ndarray
+    chip: np.ndarray
+
+    def cross_chip(self, traffic: np.ndarray) -> float:
+        chip = self.chip[self.core_of]
+        return float(traffic[chip[:, None] != chip[None, :]].sum())
+
+
+def _split_all(net: QuantizedNetwork, placed: list[str], incoming, inputs, prof: Profile) -> _Blocks:
+    """1. Every placed population cut into blocks that fit one core (:func:`_split`)."""
+    enc = prof.capacity.synapse_encoding
+    blk = _Blocks(placed, {p.name: p.size for p in net.populations})
     for name in placed:
-        row_bits = np.zeros(sizes[name], dtype=np.int64)
+        row_bits = np.zeros(blk.sizes[name], dtype=np.int64)
         for pr in incoming[name]:
             if enc.dense:
                 row_bits += enc.weight_bits * pr.shape[1]
             else:
                 row_bits += stored_rows(pr) * enc.sparse_bits
-        spans = _split(name, sizes[name], row_bits, inputs[name], prof)
-        first_block[name] = len(blocks)
-        starts[name] = np.array([a for a, _ in spans], dtype=np.int64)
+        spans = _split(name, blk.sizes[name], row_bits, inputs[name], prof)
+        blk.first[name] = len(blk.blocks)
+        blk.starts[name] = np.array([a for a, _ in spans], dtype=np.int64)
         cum = np.concatenate([[0], np.cumsum(row_bits)])
         for a, b in spans:
-            blocks.append((name, a, b))
-            block_bits.append(int(cum[b] - cum[a]))
-            block_axons.append(inputs[name].axons(a, b))
-    nb = len(blocks)
+            blk.blocks.append((name, a, b))
+            blk.bits.append(int(cum[b] - cum[a]))
+            blk.axons.append(inputs[name].axons(a, b))
+    return blk
 
-    # 2. traffic between blocks (distinct pre neurons per destination block) and from inputs
+
+def _traffic(net: QuantizedNetwork, ctx: PassContext, blk: _Blocks, incoming, inputs) -> tuple[np.ndarray, float]:
+    """2. Spikes per step between blocks (distinct pre neurons per destination block, times
+    the firing probability) and from external inputs."""
     p_spike = ctx.options.firing_rate_hz * ctx.dt_ms / 1000.0
+    nb = len(blk.blocks)
     traffic = np.zeros((nb, nb))
     input_traffic = 0.0
-    for post in placed:
-        bounds = [*starts[post][1:], sizes[post]]
+    for post in blk.placed:
+        bounds = [*blk.starts[post][1:], blk.sizes[post]]
         for j, pr in enumerate(incoming[post]):
-            pre_placed = pr.pre in first_block
-            for k, (a, b) in enumerate(zip(starts[post], bounds, strict=True)):
+            pre_placed = pr.pre in blk.first
+            for k, (a, b) in enumerate(zip(blk.starts[post], bounds, strict=True)):
                 cols = inputs[post].distinct(int(a), int(b))[j]
-                dst = first_block[post] + k
+                dst = blk.first[post] + k
                 if pre_placed:
-                    src = np.searchsorted(starts[pr.pre], cols, side="right") - 1
-                    counts = np.bincount(src, minlength=len(starts[pr.pre]))
-                    traffic[first_block[pr.pre] : first_block[pr.pre] + len(counts), dst] += counts * p_spike
+                    src = np.searchsorted(blk.starts[pr.pre], cols, side="right") - 1
+                    counts = np.bincount(src, minlength=len(blk.starts[pr.pre]))
+                    traffic[blk.first[pr.pre] : blk.first[pr.pre] + len(counts), dst] += counts * p_spike
                 else:
                     input_traffic += len(cols) * _input_rate(net, pr.pre, ctx) * ctx.dt_ms / 1000.0
+    return traffic, input_traffic
 
-    # 3. greedy packing, in locality order; if that does not fit, first-fit decreasing
+
+def _greedy(blk: _Blocks, prof: Profile, ctx: PassContext) -> _Cores:
+    """3. Greedy packing in locality order; if that does not fit, first-fit decreasing."""
+    blocks, block_bits, block_axons = blk.blocks, blk.bits, blk.axons
+    nb = len(blocks)
     try:
         core_of, cn, cb, ca = _pack(range(nb), blocks, block_bits, block_axons, prof, locality=True)
     except PartitionError:
@@ -203,88 +253,83 @@ def partition(net: QuantizedNetwork, ctx: PassContext) -> PlacedNetwork:
         )
         core_of, cn, cb, ca = _pack(big_first, blocks, block_bits, block_axons, prof, locality=False)
         ctx.note("locality-ordered packing did not fit; used first-fit decreasing")
-    n_cores = len(cn)
-    core_neurons, core_bits, core_axons = list(cn), list(cb), list(ca)
-    core_chip = np.arange(n_cores) // cap.cores_per_chip
+    core_chip = np.arange(len(cn)) // prof.capacity.cores_per_chip
+    return _Cores(core_of, *(np.array(x, dtype=np.int64) for x in (cn, cb, ca)), core_chip)
+
+
+def _refine(cores: _Cores, blk: _Blocks, traffic: np.ndarray, prof: Profile) -> int:
+    """4. Move blocks between chips, best gain first, while capacity allows; drop the cores
+    that emptied. Returns the number of moves."""
+    n_cores = len(cores.neurons)
+    n_chips = int(cores.chip.max()) + 1 if n_cores else 0
+    if n_chips <= 1:
+        return 0
+    nb = len(blk.blocks)
     sym = traffic + traffic.T
-
-    def cross_chip() -> float:
-        chip = core_chip[core_of]
-        return float(traffic[chip[:, None] != chip[None, :]].sum())
-
-    greedy_cross = cross_chip()
-
-    # 4. refinement: move blocks between chips, best gain first, while capacity allows
-    n_chips = int(core_chip.max()) + 1 if n_cores else 0
+    cn, cb, ca, core_of, core_chip = cores.neurons, cores.bits, cores.axons, cores.core_of, cores.chip
     moves = 0
-    if n_chips > 1:
-        cn, cb, ca = (np.array(x, dtype=np.int64) for x in (core_neurons, core_bits, core_axons))
-        for _ in range(_REFINE_ROUNDS):
-            chip = core_chip[core_of]
-            to_chip = np.zeros((nb, n_chips))
-            for c in range(n_chips):
-                to_chip[:, c] = sym[:, chip == c].sum(axis=1)
-            gain = to_chip - to_chip[np.arange(nb), chip][:, None]
-            moved_now = 0
-            for i in np.argsort(-gain.max(axis=1)):
-                d = int(np.argmax(gain[i]))
-                if gain[i, d] <= 1e-12 or d == chip[i]:
-                    continue
-                n = blocks[i][2] - blocks[i][1]
-                on_d = np.flatnonzero(core_chip == d)
-                ok = on_d[_room(cn[on_d], cb[on_d], ca[on_d], n, block_bits[i], block_axons[i], prof)]
-                if not len(ok):
-                    continue
-                c_new, c_old = ok[0], core_of[i]
-                cn[c_old] -= n
-                cb[c_old] -= block_bits[i]
-                ca[c_old] -= block_axons[i]
-                cn[c_new] += n
-                cb[c_new] += block_bits[i]
-                ca[c_new] += block_axons[i]
-                core_of[i] = c_new
-                # the moved block's neighbours now see it on chip d
-                gain[:, chip[i]] -= sym[:, i]
-                gain[:, d] += sym[:, i]
-                chip[i] = d
-                gain[i] = -np.inf
-                moved_now += 1
-            moves += moved_now
-            if not moved_now:
-                break
-        core_neurons, core_bits, core_axons = list(cn), list(cb), list(ca)
-        # drop cores a refinement emptied, keeping the order
-        used = np.flatnonzero(cn > 0)
-        remap = -np.ones(n_cores, dtype=np.int64)
-        remap[used] = np.arange(len(used))
-        core_of = remap[core_of]
-        core_chip = core_chip[used]
-        core_neurons, core_bits, core_axons = ([x[i] for i in used] for x in (core_neurons, core_bits, core_axons))
+    for _ in range(_REFINE_ROUNDS):
+        chip = core_chip[core_of]
+        to_chip = np.zeros((nb, n_chips))
+        for c in range(n_chips):
+            to_chip[:, c] = sym[:, chip == c].sum(axis=1)
+        gain = to_chip - to_chip[np.arange(nb), chip][:, None]
+        moved_now = 0
+        for i in np.argsort(-gain.max(axis=1)):
+            d = int(np.argmax(gain[i]))
+            if gain[i, d] <= 1e-12 or d == chip[i]:
+                continue
+            n = blk.blocks[i][2] - blk.blocks[i][1]
+            on_d = np.flatnonzero(core_chip == d)
+            ok = on_d[_room(cn[on_d], cb[on_d], ca[on_d], n, blk.bits[i], blk.axons[i], prof)]
+            if not len(ok):
+                continue
+            c_new, c_old = ok[0], core_of[i]
+            cn[c_old] -= n
+            cb[c_old] -= blk.bits[i]
+            ca[c_old] -= blk.axons[i]
+            cn[c_new] += n
+            cb[c_new] += blk.bits[i]
+            ca[c_new] += blk.axons[i]
+            core_of[i] = c_new
+            # the moved block's neighbours now see it on chip d
+            gain[:, chip[i]] -= sym[:, i]
+            gain[:, d] += sym[:, i]
+            chip[i] = d
+            gain[i] = -np.inf
+            moved_now += 1
+        moves += moved_now
+        if not moved_now:
+            break
+    # drop cores a refinement emptied, keeping the order
+    used = np.flatnonzero(cn > 0)
+    remap = -np.ones(n_cores, dtype=np.int64)
+    remap[used] = np.arange(len(used))
+    cores.core_of = remap[core_of]
+    cores.chip = core_chip[used]
+    cores.neurons, cores.bits, cores.axons = cn[used], cb[used], ca[used]
+    return moves
 
-    chip = core_chip[core_of]
-    cross_core = float(traffic[core_of[:, None] != core_of[None, :]].sum())
-    cross_chip_traffic = float(traffic[chip[:, None] != chip[None, :]].sum())
+
+def _placement(net, ctx: PassContext, blk: _Blocks, cores: _Cores, traffic, input_traffic: float, greedy_cross):
+    """The placement record: blocks on cores, per-core use, traffic and the energy estimate."""
+    chip = cores.chip[cores.core_of]
+    core_of = cores.core_of
     total_traffic = float(traffic.sum()) + input_traffic
-    energy, terms = _energy(net, prof, placed, sizes, total_traffic, ctx)
-    placement = Placement(
-        blocks=tuple(Block(n, a, b, int(core_of[i])) for i, (n, a, b) in enumerate(blocks)),
-        core_chip=np.asarray(core_chip, dtype=np.int64),
-        core_neurons=np.asarray(core_neurons, dtype=np.int64),
-        core_memory_bits=np.asarray(core_bits, dtype=np.int64),
-        core_input_axons=np.asarray(core_axons, dtype=np.int64),
+    energy, terms = _energy(net, ctx.profile, blk.placed, blk.sizes, total_traffic, ctx)
+    return Placement(
+        blocks=tuple(Block(n, a, b, int(core_of[i])) for i, (n, a, b) in enumerate(blk.blocks)),
+        core_chip=np.asarray(cores.chip, dtype=np.int64),
+        core_neurons=np.asarray(cores.neurons, dtype=np.int64),
+        core_memory_bits=np.asarray(cores.bits, dtype=np.int64),
+        core_input_axons=np.asarray(cores.axons, dtype=np.int64),
         traffic_total=total_traffic,
-        traffic_cross_core=cross_core,
-        traffic_cross_chip=cross_chip_traffic,
+        traffic_cross_core=float(traffic[core_of[:, None] != core_of[None, :]].sum()),
+        traffic_cross_chip=float(traffic[chip[:, None] != chip[None, :]].sum()),
         traffic_cross_chip_greedy=greedy_cross,
         energy_pj_per_step=energy,
         energy_terms=terms,
     )
-    ctx.note(
-        f"{nb} blocks on {placement.n_cores} cores, {placement.n_chips} chips; spikes/step at "
-        f"{ctx.options.firing_rate_hz:g} Hz: {total_traffic:.4g} total, {cross_core:.4g} cross-core, "
-        f"{cross_chip_traffic:.4g} cross-chip (greedy {greedy_cross:.4g}, {moves} refinement moves)"
-    )
-    return PlacedNetwork(net, placement)
 
 
 def _pack(order, blocks, block_bits, block_axons, prof: Profile, locality: bool):
