@@ -284,89 +284,105 @@ class Brian2Backend:
 
     def _build(self, rasters, steps: int, batch: int, record, learn: bool):
         b2 = self.b2
-        ms = b2.ms
-        c = self.conventions
-        clock = self._clock = b2.Clock(dt=self.dt_ms * ms, name="neurocomp_clock*")
-        dt_ms = self.dt_ms
-        next_step = c.reset_timing == "next_step"
+        clock = self._clock = b2.Clock(dt=self.dt_ms * b2.ms, name="neurocomp_clock*")
+        line = self._delay_lines(learn)
         objects: list = []
         groups: dict[str, object] = {}
-        # the longest delay line a population needs (plastic projections deliver into it)
-        line = {name: 0 for name in self.kinds}
-        for pr in self.network.projections:
-            if learn and pr.name in self.rules:
-                line[pr.post] = max(line[pr.post], self._brian_delay(pr, int(pr.delay_steps)))
         for p in self.network.populations:
-            kind, N = self.kinds[p.name], p.size * batch
-            if kind == "input":
-                k_idx, idx = np.nonzero(rasters[p.name].reshape(steps, N))
-                g = b2.SpikeGeneratorGroup(
-                    N, idx, k_idx * clock.dt, clock=clock, when="start", sorted=True, name=f"{_ident(p.name)}*"
-                )
-                groups[p.name] = g
-                objects.append(g)
-                continue
-            nm = p.neuron
-            refr = kind != "li" and nm.refractory_steps > 0
-            hold = refr and not next_step  # the chip's refractoriness holds v
-            ns = {"tau_m": nm.tau_mem_ms * ms, "bias": float(nm.bias)}
-            ns["s_in"] = 1.0 - math.exp(-dt_ms / nm.tau_mem_ms) if c.input_scale == "one_minus_alpha" else 1.0
-            eqs = [f"dv/dt = -v / tau_m : 1{' (unless refractory)' if hold else ''}", "a_in : 1"]
-            eqs += [f"dl_{i} : 1" for i in range(1, line[p.name] + 1)]
-            if nm.tau_syn_ms is not None:
-                ns["tau_s"] = nm.tau_syn_ms * ms
-                eqs.append("du/dt = -u / tau_s : 1")
-                code = ["u = u + s_in * a_in"]
+            N = p.size * batch
+            if self.kinds[p.name] == "input":
+                groups[p.name] = self._input_group(p.name, rasters[p.name].reshape(steps, N), clock)
+                objects.append(groups[p.name])
             else:
-                eqs.append("u : 1")
-                code = ["u = s_in * a_in"]
-            code.append("v = v + (u + bias) * int(not_refractory)" if hold else "v = v + u + bias")
-            kw = {}
-            if kind != "li":
-                ns.update(v_th=float(nm.v_th), v_reset=float(nm.v_reset))
-                eqs.append("zp : 1")
-                threshold = "v > v_th"
-                reset = ["v = v_reset"] if nm.reset == "zero" else ["zp = 1"] if next_step else ["v = v - v_th"]
-                if next_step and nm.reset == "subtract":
-                    code.append("v = v - v_th * zp")
-                if kind == "alif":
-                    ns.update(tau_a=nm.tau_adapt_ms * ms, beta=float(nm.beta))
-                    eqs.append("da/dt = -a / tau_a : 1")
-                    threshold = "v > v_th + beta * a"
-                    if next_step:
-                        code.append("a = a + zp")
-                        reset.append("zp = 1")
-                    else:
-                        reset.append("a = a + 1")
-                if next_step:
-                    code.append("zp = 0")
-                kw = {"threshold": threshold, "reset": "\n".join(dict.fromkeys(reset))}
-                if refr:
-                    kw["refractory"] = (nm.refractory_steps + 1) * clock.dt
-            # the input consumed; the delay line moves one slot toward it
-            shift = [f"a_in = {'dl_1' if line[p.name] else '0'}"]
-            shift += [f"dl_{i} = dl_{i + 1}" for i in range(1, line[p.name])]
-            shift += [f"dl_{line[p.name]} = 0"] if line[p.name] else []
-            g = b2.NeuronGroup(
-                N,
-                "\n".join(eqs),
-                method="exact",
-                clock=clock,
-                namespace=ns,
-                name=f"{_ident(p.name)}*",
-                **kw,
-            )
-            when = "before_synapses" if kind == "li" else "groups"
-            g.state_updater.when = when
-            op = g.run_regularly("\n".join(code + shift), when=when, order=1, name=f"{g.name}_update")
-            groups[p.name] = g
-            objects += [g, op]
+                groups[p.name], update = self._neuron_group(p, N, clock, line[p.name])
+                objects += [groups[p.name], update]
         syn_records = {}
         for pr in self.network.projections:
             S, rec_w = self._synapses(pr, groups, clock, batch, learn, line)
             objects.append(S)
             if rec_w is not None and "w" in record:
                 syn_records[pr.name] = rec_w
+        monitors = self._monitors(groups, syn_records, record, clock)
+        objects += [m[0] if isinstance(m, tuple) else m for m in monitors.values()]
+        return b2.Network(*objects, name="neurocomp_network*"), monitors
+
+    def _delay_lines(self, learn: bool) -> dict[str, int]:
+        """The longest delay line each population needs (plastic projections deliver into it)."""
+        line = {name: 0 for name in self.kinds}
+        for pr in self.network.projections:
+            if learn and pr.name in self.rules:
+                line[pr.post] = max(line[pr.post], self._brian_delay(pr, int(pr.delay_steps)))
+        return line
+
+    def _input_group(self, name: str, raster: np.ndarray, clock):
+        """A spike input replaying ``raster`` ``[steps, neurons x batch]``."""
+        k_idx, idx = np.nonzero(raster)
+        return self.b2.SpikeGeneratorGroup(
+            raster.shape[1], idx, k_idx * clock.dt, clock=clock, when="start", sorted=True, name=f"{_ident(name)}*"
+        )
+
+    def _neuron_group(self, p, N: int, clock, line: int):
+        """A neuron population (the model of :meth:`_neuron_model`) and its per-step update."""
+        eqs, code, ns, kw = self._neuron_model(p, clock, line)
+        # the input consumed; the delay line moves one slot toward it
+        shift = [f"a_in = {'dl_1' if line else '0'}"]
+        shift += [f"dl_{i} = dl_{i + 1}" for i in range(1, line)]
+        shift += [f"dl_{line} = 0"] if line else []
+        g = self.b2.NeuronGroup(
+            N, "\n".join(eqs), method="exact", clock=clock, namespace=ns, name=f"{_ident(p.name)}*", **kw
+        )
+        when = "before_synapses" if self.kinds[p.name] == "li" else "groups"
+        g.state_updater.when = when
+        op = g.run_regularly("\n".join(code + shift), when=when, order=1, name=f"{g.name}_update")
+        return g, op
+
+    def _neuron_model(self, p, clock, line: int) -> tuple[list[str], list[str], dict, dict]:
+        """The equations, the per-step update code, the namespace and the threshold, reset and
+        refractoriness of population ``p`` under the conventions (see the module docstring)."""
+        ms, c, kind, nm = self.b2.ms, self.conventions, self.kinds[p.name], p.neuron
+        next_step = c.reset_timing == "next_step"
+        refr = kind != "li" and nm.refractory_steps > 0
+        hold = refr and not next_step  # the chip's refractoriness holds v
+        ns = {"tau_m": nm.tau_mem_ms * ms, "bias": float(nm.bias)}
+        ns["s_in"] = 1.0 - math.exp(-self.dt_ms / nm.tau_mem_ms) if c.input_scale == "one_minus_alpha" else 1.0
+        eqs = [f"dv/dt = -v / tau_m : 1{' (unless refractory)' if hold else ''}", "a_in : 1"]
+        eqs += [f"dl_{i} : 1" for i in range(1, line + 1)]
+        if nm.tau_syn_ms is not None:
+            ns["tau_s"] = nm.tau_syn_ms * ms
+            eqs.append("du/dt = -u / tau_s : 1")
+            code = ["u = u + s_in * a_in"]
+        else:
+            eqs.append("u : 1")
+            code = ["u = s_in * a_in"]
+        code.append("v = v + (u + bias) * int(not_refractory)" if hold else "v = v + u + bias")
+        if kind == "li":
+            return eqs, code, ns, {}
+        ns.update(v_th=float(nm.v_th), v_reset=float(nm.v_reset))
+        eqs.append("zp : 1")
+        threshold = "v > v_th"
+        reset = ["v = v_reset"] if nm.reset == "zero" else ["zp = 1"] if next_step else ["v = v - v_th"]
+        if next_step and nm.reset == "subtract":
+            code.append("v = v - v_th * zp")
+        if kind == "alif":
+            ns.update(tau_a=nm.tau_adapt_ms * ms, beta=float(nm.beta))
+            eqs.append("da/dt = -a / tau_a : 1")
+            threshold = "v > v_th + beta * a"
+            if next_step:
+                code.append("a = a + zp")
+                reset.append("zp = 1")
+            else:
+                reset.append("a = a + 1")
+        if next_step:
+            code.append("zp = 0")
+        kw = {"threshold": threshold, "reset": "\n".join(dict.fromkeys(reset))}
+        if refr:
+            kw["refractory"] = (nm.refractory_steps + 1) * clock.dt
+        return eqs, code, ns, kw
+
+    def _monitors(self, groups, syn_records, record, clock) -> dict[str, object]:
+        """Monitors of the recorded variables: spikes, the states after the step, the states
+        before the threshold (``v_pre``, ``th_pre``) and plastic weights."""
+        b2 = self.b2
         monitors: dict[str, object] = {}
         for p in self.network.populations:
             g, kind = groups[p.name], self.kinds[p.name]
@@ -390,8 +406,7 @@ class Brian2Backend:
                 rows,
                 cols,
             )
-        objects += [m[0] if isinstance(m, tuple) else m for m in monitors.values()]
-        return b2.Network(*objects, name="neurocomp_network*"), monitors
+        return monitors
 
     def _brian_delay(self, pr, delay: np.ndarray | int):
         """Brian2 delay in steps of a synapse with ``delay`` steps (see the module docstring):
