@@ -116,6 +116,16 @@ class Capacity:
 EngineKind = Literal["sum_of_products", "eprop_fixed", "programmable", "none"]
 
 
+# the registers of a sum-of-products engine its emulation reads (``LearningEngine.params``)
+SUM_OF_PRODUCTS_PARAMS = (
+    "factor_widths",
+    "scale_mantissa_bits",
+    "trace_bits",
+    "impulse_fraction_bits",
+    "conn_random_seed",
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LearningEngine:
     """The on-chip learning engine.
@@ -152,7 +162,21 @@ class LearningEngine:
             for key in ("mantissa_min", "mantissa_max", "exponent_min", "exponent_max", "accumulator_bits"):
                 if getattr(self, key) is None:
                     out.append(f"{key} is required for a sum_of_products engine")
+            out += [f"params.{k} is required for a sum_of_products engine" for k in SUM_OF_PRODUCTS_PARAMS
+                    if k not in self.params]  # fmt: skip
+            missing = [v for v in ("w", "t", "d") if v not in self.synaptic_variable_bits]
+            if missing:
+                out.append(f"synaptic_variable_bits: {missing} required for a sum_of_products engine")
         return out
+
+    def product_shift(self, *factors: str) -> int:
+        """The low bits a sum-of-products engine drops from a product of ``factors``: its
+        width (the scale's mantissa bits plus each factor's width, ``params.factor_widths``)
+        beyond the accumulator's magnitude bits (loihi2: t * y2 is 4 + 9 + 7 = 20 bits, 5 more
+        than 15, so the product is shifted right by 5)."""
+        widths = self.params["factor_widths"]
+        width = int(self.params["scale_mantissa_bits"]) + sum(int(widths[f]) for f in factors)
+        return max(0, width - (int(self.accumulator_bits) - 1))
 
 
 @dataclass(frozen=True, kw_only=True)

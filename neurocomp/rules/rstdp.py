@@ -15,9 +15,10 @@ trace as y1 and the reward as y2 (a graded input ``<projection>/y2``, integers):
     dw = c_w * u0 * t * y2
 
 ``t`` holds the eligibility in weight LSBs. Approximations (noted at compile time): the
-eligibility decay ``dt/tau_elig`` becomes a power of two ``2^-k``; ``c_w = 32 * lr_reward``
-(the engine shifts a tag x trace product by 5) is rounded to ``m * 2**e``; the tag is a
-9-bit integer; plus those of STDP.
+eligibility decay ``dt/tau_elig`` becomes a power of two ``2^-k``; ``c_w = 2^s * lr_reward``
+(the engine shifts a tag x trace product right by ``s``, the profile's
+:meth:`~neurocomp.profiles.LearningEngine.product_shift`: 5 on loihi2) is rounded to
+``m * 2**e``; the tag is a 9-bit integer; plus those of STDP.
 
 Lowering onto Loihi 1, whose engine has no graded post traces but a reward trace ``r1`` per
 learning rule, fed by reward spikes on the rule's reinforcement channel (NxSDK's
@@ -26,12 +27,12 @@ engine's own post trace of the post spikes (a two-factor trace, as STDP's), and:
 
     dw = c_w * u0 * t * r1          r1: impulse 64 per reward spike, tau 0 (this step's reward)
 
-with ``c_w = 32 * lr_reward / 64``. The reward is the run's input ``<projection>/r0``: a
-spike (reward 1) or none (0) per step and trial, one channel for the whole projection, so
-``R_j`` is the same for every post neuron and non-negative (a punishment would need a
-second rule on other synapses). The float rule with ``R_j = r0`` for every ``j`` is what the
-lowering approximates. The trace's 7-bit width and its rounding are assumed to be those of
-the other traces (unpublished; with tau 0 and an integer impulse nothing is rounded).
+with ``c_w = 2^s * lr_reward / 64`` (``s`` = 5 on loihi1). The reward is the run's input
+``<projection>/r0``: a spike (reward 1) or none (0) per step and trial, one channel for the
+whole projection, so ``R_j`` is the same for every post neuron and non-negative (a
+punishment would need a second rule on other synapses). The float rule with ``R_j = r0`` for
+every ``j`` is what the lowering approximates. The trace's 7-bit width and its rounding are
+assumed to be those of the other traces (unpublished; with tau 0 and an integer impulse nothing is rounded).
 """
 
 from __future__ import annotations
@@ -109,8 +110,9 @@ def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     dt = parse(" + ".join(dt_terms).replace("+ -", "- "), "dt", lrn)
     tau_minus = steps(p["tau_minus_ms"], ctx, "rstdp tau_minus")
     if reward_trace:
-        # t * r1 is 9 + 7 + 4 bits: shifted by 5, as t * y2
-        c_w = scale_literal(32 * p["lr_reward"] / REWARD_IMPULSE, ctx, "rstdp reward scale (32 * lr_reward / 64)")
+        shift = lrn.product_shift("t", "r1")  # loihi1: 9 + 7 + 4 bits, shifted by 5 as t * y2
+        what = f"rstdp reward scale ({2**shift} * lr_reward / {REWARD_IMPULSE})"
+        c_w = scale_literal(2**shift * p["lr_reward"] / REWARD_IMPULSE, ctx, what)
         rule = EngineRule(
             dt=dt,
             dw=parse(f"{literal(*c_w)}*u0*t*r1", "dw", lrn),
@@ -128,7 +130,8 @@ def lower(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
             f"projection: the same non-negative reward for every post neuron), impulse {REWARD_IMPULSE}, tau 0"
         )
         return rule
-    c_w = scale_literal(32 * p["lr_reward"], ctx, "rstdp reward scale (32 * lr_reward)")
+    shift = lrn.product_shift("t", "y2")  # the engine's shift of a tag x trace product (loihi2: 5)
+    c_w = scale_literal(2**shift * p["lr_reward"], ctx, f"rstdp reward scale ({2**shift} * lr_reward)")
     rule = EngineRule(
         dt=dt,
         dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
