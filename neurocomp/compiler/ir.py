@@ -25,8 +25,11 @@ from .._frozen import FrozenDict
 from ..arith.decay import DecayChoice
 from ..graph import Network, Projection, RuleSpec
 from ..graph.neurons import NeuronModel
+from ..learning.programmable import ProgrammableEprop
+from ..learning.reckon import ReckonLearning
 from ..learning.rule import EngineRule
 from ..profiles import Profile
+from .registers import Registers, registers
 
 # -- discretized -------------------------------------------------------------------------
 
@@ -204,10 +207,13 @@ class QPopulation:
     """A population in the chip's formats.
 
     ``scale_exp``: the population's voltage scale, ``S = 2**scale_exp`` integer units per
-    model unit (1 for float chips). ``params``: integer registers for fixed-point chips
+    model unit (1 for float chips). ``params``: the registers of its neuron model
+    (:mod:`neurocomp.compiler.registers`: integer registers for fixed-point chips
     (``current_decay``, ``voltage_decay``, ``adapt_decay``, ``threshold`` mantissa,
     ``bias_mant``, ``bias_exp``, ``beta`` mantissa, ``refractory``) or float32 values for
-    float chips, plus ``reset`` and, for inputs, ``rate_hz`` and ``seed``.
+    float chips, plus ``reset`` and, for inputs, ``rate_hz`` and ``seed``); given as a
+    mapping, they are checked and typed here (an unknown or missing field is a
+    :class:`~neurocomp.compiler.registers.RegisterError` naming it).
     """
 
     name: str
@@ -215,7 +221,11 @@ class QPopulation:
     model: str
     spiking: bool
     scale_exp: int
-    params: Mapping[str, Any]
+    params: Registers
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, Registers):
+            object.__setattr__(self, "params", registers(self.model, self.params, f"population {self.name!r}"))
 
     @classmethod
     def lif(
@@ -300,8 +310,9 @@ class QProjection:
     plasticity: RuleSpec | None
     float_scale: float
     # the rule as the chip's learning engine runs it (lower_learning): an EngineRule for a
-    # sum-of-products engine, a ReckonLearning for ReckOn's fixed-function e-prop
-    learning: EngineRule | Any | None = None
+    # sum-of-products engine, a ReckonLearning for ReckOn's fixed-function e-prop, a
+    # ProgrammableEprop for the exact rule on programmable cores
+    learning: EngineRule | ReckonLearning | ProgrammableEprop | None = None
 
     @classmethod
     def from_mantissas(
