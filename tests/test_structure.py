@@ -5,13 +5,18 @@ shifts and required registers read from the profile, and the rules' registry."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import neurocomp as nc
+from neurocomp.compiler.errors import ProgramError
 from neurocomp.compiler.ir import QPopulation, QProjection
 from neurocomp.compiler.program import Program
+from neurocomp.compiler.registers import REGISTERS, LifRegisters, RegisterError
 from neurocomp.emulator import Emulator, EmulatorError
 from neurocomp.errors import ProfileError
 from neurocomp.learning.lowering import LOWERINGS, NETWORK_LOWERINGS, PARAMS
@@ -118,3 +123,62 @@ def test_the_rules_register_with_the_compiler():
     assert {"custom", "stdp", "rstdp", "eprop", "rflo"} <= set(LOWERINGS)
     assert set(LOWERINGS) == set(PARAMS)
     assert {rule for _, rule in NETWORK_LOWERINGS} <= set(LOWERINGS)
+
+
+# -- typed registers -------------------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+MAIN_PROGRAMS = sorted(DATA.glob("main-*.ncp"))  # saved by neurocomp before the registers were typed
+
+
+def test_programs_saved_before_typed_registers_still_load(tmp_path):
+    """Programs written by the main branch of 2026-12-07 (format 1: ``params`` a JSON object)
+    load into typed registers and write back the same manifest: the format did not change."""
+    assert len(MAIN_PROGRAMS) == 4
+    kinds = set()
+    for path in MAIN_PROGRAMS:
+        prog = Program.load(path)
+        for q in prog.populations:
+            assert type(q.params) is REGISTERS[q.model], (path.name, q.name)
+            kinds.add(q.model)
+        prog.save(tmp_path / path.name)
+        again = Program.load(tmp_path / path.name)
+        assert again == prog
+        with zipfile.ZipFile(path) as a, zipfile.ZipFile(tmp_path / path.name) as b:
+            old, new = (json.loads(z.read("manifest.json")) for z in (a, b))
+        assert old["format_version"] == new["format_version"] == 1
+        assert old["populations"] == new["populations"], path.name
+        assert [p["learning"] for p in old["projections"]] == [p["learning"] for p in new["projections"]]
+    assert kinds == {"SpikeInput", "LIF", "LI", "ErrorUnit"}
+
+
+def test_registers_name_an_unknown_or_missing_field():
+    good = dict(current_decay=1, voltage_decay=2, threshold=3, reset="zero", refractory=0)
+    q = QPopulation("p", 2, "LIF", True, 0, good)
+    assert isinstance(q.params, LifRegisters) and q.params.threshold == 3 and q.params == good
+    assert "bias" not in q.params and q.params.get("bias") is None  # absent, as in the dict it came from
+    bad = {**good, "treshold": 3}
+    del bad["threshold"]
+    with pytest.raises(RegisterError) as info:
+        QPopulation("p", 2, "LIF", True, 0, bad)
+    msg = str(info.value)
+    assert "population 'p': LIF registers: unknown field 'treshold'" in msg
+    assert "population 'p': LIF registers: field 'threshold' is required" in msg
+    with pytest.raises(RegisterError, match="unknown neuron model 'Izhikevich'"):
+        QPopulation("p", 2, "Izhikevich", True, 0, good)
+
+
+def test_a_program_with_a_misspelt_register_is_refused_naming_it(tmp_path):
+    src = tmp_path / "in.ncp"
+    Program.load(DATA / "main-stdp-loihi2.ncp").save(src)
+    with zipfile.ZipFile(src) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    lif = next(p for p in manifest["populations"] if p["model"] == "LIF")
+    lif["params"]["refractory_steps"] = lif["params"]["refractory"]
+    members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(tmp_path / "bad.ncp", "w") as z:
+        for n, blob in members.items():
+            z.writestr(n, blob)
+    with pytest.raises(ProgramError, match="unknown field 'refractory_steps'"):
+        Program.load(tmp_path / "bad.ncp")
