@@ -104,7 +104,7 @@ def _neuron_classes(LIF) -> dict[str, type]:
         """Lava's LIF with the output ports of Lava's ``LearningNeuronProcess``
         (``s_out_bap``, ``s_out_y1..3``) and a Var ``spiked`` holding the last step's spikes.
         ``y_sources`` (in ``proc_params``): ``{"y2": {"source": "input", "values": [steps, n]}
-        | {"source": "post_trace", "impulse": I, "tau": tau}}`` (unlisted y: 0); None: a
+        | {"source": "post_trace", "impulse": I, "tau": tau, "top": 2**trace_bits - 1}}`` (unlisted y: 0); None: a
         population that feeds no three-factor rule and sends nothing on these ports."""
 
         def __init__(self, *, y_sources: Mapping | None = None, **kwargs):
@@ -121,7 +121,7 @@ def _neuron_classes(LIF) -> dict[str, type]:
         for a three-factor post population send them as the BAP and y1..y3 (types of Lava's
         ``LearningNeuronModelFixed``). A ``post_trace`` source is the R-STDP tutorial's
         neuron trace exactly as the emulator keeps it (``PlasticSynapses._neuron_trace``):
-        ``y <- clip(floor(y * exp(-1/tau)) + impulse * s, 0, 127)`` in float64, sent
+        ``y <- clip(floor(y * exp(-1/tau)) + impulse * s, 0, top)`` in float64, sent
         truncated to an integer; an ``input`` source sends row ``t - 1`` of its array at
         step ``t``, as the emulator reads ``<projection>/<y>``."""
 
@@ -153,7 +153,7 @@ def _neuron_classes(LIF) -> dict[str, type]:
                 else:
                     prev = self.y_trace.get(y, np.zeros(s.shape))
                     v = np.floor(prev * np.exp(-1.0 / float(src["tau"])))
-                    value = self.y_trace[y] = np.clip(v + float(src["impulse"]) * s, 0, 127)
+                    value = self.y_trace[y] = np.clip(v + float(src["impulse"]) * s, 0, src["top"])
                 getattr(self, f"s_out_{y}").send(np.asarray(value).astype(np.int32))
 
     # Lava's @implements refuses to re-target a subclass of a model; the marker is all it sets
@@ -356,16 +356,22 @@ class LavaBackend:
         ys = {f"{y}_{k}": getattr(tr[y], k) for y in ("y1", "y2", "y3") for k in ("impulse", "tau")}
         return L["Loihi2FLearningRule"](**common, **ys)
 
-    @staticmethod
-    def _y_sources(pr, graded: Mapping[str, np.ndarray], steps: int) -> dict:
-        """What the post neuron of three-factor projection ``pr`` sends as y1..y3."""
+    def _y_sources(self, pr, graded: Mapping[str, np.ndarray], steps: int) -> dict:
+        """What the post neuron of three-factor projection ``pr`` sends as y1..y3 (a neuron
+        trace saturates at the engine's largest trace, ``2**trace_bits - 1``)."""
+        top = 2 ** int(self.program.profile.learning.params["trace_bits"]) - 1
         out = {}
         for y, src in pr.learning.graded.items():
             if src["source"] == "input":
                 values = graded.get(f"{pr.name}/{y}")
                 out[y] = {"source": "input", "values": np.zeros((steps, pr.shape[0])) if values is None else values}
             else:
-                out[y] = {"source": "post_trace", "impulse": float(src["impulse"]), "tau": float(src["tau"])}
+                out[y] = {
+                    "source": "post_trace",
+                    "impulse": float(src["impulse"]),
+                    "tau": float(src["tau"]),
+                    "top": top,
+                }
         return out
 
     def _run_trial(
