@@ -169,9 +169,9 @@ class EngineRule:
                         "learning rule", "needs graded post traces (a third factor), which this engine does not have"
                     )
                 )
-            tb = int(engine.params.get("trace_bits", 7))
+            tb = int(engine.params["trace_bits"]) if engine.kind == "sum_of_products" else None  # (required there)
             for name, tr in self.traces.items():
-                if tr.impulse >= 2**tb:
+                if tb is not None and tr.impulse >= 2**tb:
                     out.append(
                         Problem(f"trace {name}", f"impulse {tr.impulse} exceeds the {tb}-bit trace (max {2**tb - 1})")
                     )
