@@ -1,5 +1,6 @@
-"""A compiled Program's spike inputs as whole rasters (the Lava backend's and the emulator's
-form), from given arrays and the Poisson sources of :mod:`neurocomp.graph.inputs`."""
+"""A compiled Program's spike inputs as whole rasters (the form the Lava backend feeds), from
+given arrays and the Poisson sources of :mod:`neurocomp.graph.inputs`: the spikes the emulator
+draws step by step, at once."""
 
 from __future__ import annotations
 
