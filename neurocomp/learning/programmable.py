@@ -36,7 +36,21 @@ class EpropExact:
     """
 
     def __init__(
-        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, rate_decay, alpha, kappa, v_th, beta, rho, dtype,
+        self,
+        *,
+        lr,
+        gamma,
+        feedback,
+        loss,
+        reg,
+        reg_rate_per_step,
+        rate_decay,
+        alpha,
+        kappa,
+        v_th,
+        beta,
+        rho,
+        dtype,
         filter_e=True,
     ):
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)

@@ -90,6 +90,7 @@ DEFAULTS = {
 }
 ERROR_BITS = 8  # the error units' graded payload (signed)
 
+
 @dataclass(frozen=True)
 class _Widths:
     """The engine widths the lowering's scales depend on, read from the profile: the largest
@@ -104,16 +105,12 @@ class _Widths:
 
     @classmethod
     def of(cls, lrn) -> _Widths:
-        w, m, acc = lrn.params["factor_widths"], int(lrn.params["scale_mantissa_bits"]), lrn.accumulator_bits - 1
-
         def div(*names: str) -> float:
-            return 2.0 ** max(0, sum(int(w[n]) for n in names) + m - acc)
+            return 2.0 ** lrn.product_shift(*names)
 
         tb = int(lrn.params["trace_bits"])
         tag = int(lrn.synaptic_variable_bits["t"]) - 1
         return cls(2**tb - 1, 2**tag - 1, div("x1", "y3"), div("t", "y2"), div("y3", "d"))
-
-
 
 
 def rate_bits(profile) -> int:
