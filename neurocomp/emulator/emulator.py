@@ -59,7 +59,7 @@ from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
 from .synapses import Synapses
 
-RECORDABLE = ("spikes", "v", "u", "a") + LEARNING_VARS
+RECORDABLE = ("spikes", "v", "u", "u2", "a") + LEARNING_VARS  # u2: a second synaptic current (Xylo)
 
 
 class EmulatorError(NeurocompError, ValueError):
@@ -155,6 +155,14 @@ class Emulator:
     A knob an engine cannot honour is an error naming it; with the defaults (``()`` and
     None) every run is the chip's, bit for bit.
     """
+
+    def __new__(cls, program: Program, *args, **kwargs):
+        # chips that saturate after every synaptic add run on their layer engine (Xylo)
+        if cls is Emulator and program.profile.time.saturation == "per_add":
+            from .xylo import XyloEmulator
+
+            cls = XyloEmulator
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -343,6 +351,10 @@ class Emulator:
         """The flat layout of every population's state, the neuron kernel's tables and the
         whole-network delivery tables (see :mod:`.layout`), built once the populations'
         constants are final."""
+        two = [pr.name for pr in self.program.projections if pr.port != "syn"]
+        if two:
+            msg = f"port 'syn2': {self.profile.name}'s emulator has one synaptic current per neuron"
+            raise EmulatorError([Problem(f"projections {two}", msg)])
         sizes = {n: p.q.size for n, p in self.pops.items()}
         kinds = {n: p.kind for n, p in self.pops.items()}
         self._blocks = lay.Blocks.of(sizes, self._slots, kinds, self.batch)
