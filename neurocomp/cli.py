@@ -252,6 +252,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .backends.lava import LavaBackend
 
         rec = LavaBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record, learn=args.learn)
+    elif args.backend == "xylosim":
+        from .backends.xylosim import XylosimBackend
+
+        rec = XylosimBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record)
     else:
         from .emulator import Emulator
 
@@ -560,10 +564,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_STEPS, required=True, help="steps to run (>= 1)")
     p.add_argument(
         "--backend",
-        choices=["emulator", "lava", "brian2"],
+        choices=["emulator", "lava", "xylosim", "brian2"],
         default="emulator",
-        help="emulator (default), lava (loihi2 programs; needs the lava extra), or brian2 (the float model "
-        "MODEL.yaml in Brian2; needs the brian2 extra)",
+        help="emulator (default), lava (loihi2 programs; needs the lava extra), xylosim (xylo programs in "
+        "SynSense's XyloSim; needs the xylo extra), or brian2 (the float model MODEL.yaml in Brian2; needs the "
+        "brian2 extra)",
     )
     p.add_argument(
         "--dt", type=_float(0, lo_open=True), default=1.0, metavar="MS", help="brian2: the time step in ms (default 1)"

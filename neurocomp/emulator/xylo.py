@@ -256,7 +256,7 @@ class XyloEmulator(Emulator):
         flags = np.array([v in record for v in ("spikes", "u", "v")], np.int64)
 
         def rec(flag: int, *shape: int) -> np.ndarray:
-            return np.zeros((steps, b, *shape) if flags[flag] else (1,) * (2 + len(shape)), np.int64)
+            return np.zeros((steps if flags[flag] else 1, b, *shape), np.int64)  # one unused row if not recorded
 
         rs, ru, rv = rec(kx.F_SPIKES, n), rec(kx.F_U, n, 2), rec(kx.F_V, n)
         rso, ruo, rvo = rec(kx.F_SPIKES, n_out), rec(kx.F_U, n_out), rec(kx.F_V, n_out)

@@ -367,6 +367,8 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
     prof = qnet.profile
     if prof.arithmetic != "fixed" or prof.formats.current is None:
         return []
+    if prof.time.saturation == "per_add":  # the emulator saturates every add, as the chip does (Xylo)
+        return []
     kinds = {p.name: p.model for p in qnet.populations}
     shift = 2.0**prof.formats.input_shift
     spikes = prof.time.max_spikes_per_step
