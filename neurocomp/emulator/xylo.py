@@ -210,6 +210,9 @@ class XyloEmulator(Emulator):
         super().__init__(program, batch=batch, seed=seed, **kwargs)
 
     # -- layout and state ------------------------------------------------------------------
+    def _constants(self, q) -> dict:
+        return {}  # the layer's tables hold the registers (per neuron, as XyloSim takes them)
+
     def _build_layout(self) -> None:
         self.layer = XyloLayer.of(self.program)
         f = self.profile.formats
