@@ -355,3 +355,11 @@ def test_backend_refuses_other_chips_and_unshared_shifts(tmp_path, capsys):
     loihi.save(tmp_path / "l.ncp")
     code = main(["run", str(tmp_path / "l.ncp"), "--steps", "2", "--backend", "xylosim", "--out", str(tmp_path / "o")])
     assert code == 2 and "XyloSim models Xylo" in capsys.readouterr().err
+
+
+def test_float_reference_refuses_the_second_port_instead_of_dropping_it():
+    from neurocomp.reference.simulator import Reference, ReferenceError
+
+    lif = nc.LIF(tau_mem_ms=10.0, tau_syn_ms=4.0, tau_syn2_ms=16.0, reset="subtract")
+    with pytest.raises(ReferenceError, match=r"port 'syn2': the float reference models one synaptic current"):
+        Reference(_net(lif, "syn2"))
