@@ -379,6 +379,9 @@ def _check_record(program, record: list[str], backend: str) -> None:
             )
         elif var == "a" and not any(p.model == "ALIF" for p in program.populations):
             problems.append(Problem("--record", "'a' is the adaptation of ALIF neurons, and the program has none"))
+        elif var == "u2" and getattr(program.profile.neuron_models.get("LIF"), "synaptic_states", 1) < 2:
+            msg = f"'u2' is a second synaptic current, and {program.profile.name} has none"
+            problems.append(Problem("--record", msg))
     if problems:
         raise UsageError(problems)
 

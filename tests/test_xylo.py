@@ -363,3 +363,16 @@ def test_float_reference_refuses_the_second_port_instead_of_dropping_it():
     lif = nc.LIF(tau_mem_ms=10.0, tau_syn_ms=4.0, tau_syn2_ms=16.0, reset="subtract")
     with pytest.raises(ReferenceError, match=r"port 'syn2': the float reference models one synaptic current"):
         Reference(_net(lif, "syn2"))
+
+
+def test_u2_is_refused_where_there_is_one_current(tmp_path, capsys):
+    prog = Program.from_parts(
+        "loihi2",
+        [QPopulation("in", 1, "SpikeInput", True, 0, {}), QPopulation.lif("h", 1, du=0, dv=0, vth=10)],
+        [QProjection.from_mantissas("a", "in", "h", [[1]])],
+    )
+    with pytest.raises(EmulatorError, match=r"'u2': loihi2's neurons have one synaptic current"):
+        Emulator(prog).run(1, {"in": [[1]]}, record=["u2"])
+    prog.save(tmp_path / "p.ncp")
+    code = main(["run", str(tmp_path / "p.ncp"), "--steps", "1", "--record", "u2", "--out", str(tmp_path / "o.npz")])
+    assert code == 2 and "'u2' is a second synaptic current, and loihi2 has none" in capsys.readouterr().err

@@ -25,7 +25,9 @@ integers. A step ``t`` (1-based, as Lava counts) does, in order:
    and post spikes (and graded third factors), and learn at the end of an epoch.
 
 This is the order of Lava's fixed-point LIF, Dense and LearningDense models (reference
-semantics for loihi2); see the profile for each chip's formats.
+semantics for loihi2); see the profile for each chip's formats. Chips that saturate after
+every synaptic add (``time.saturation: per_add``, Xylo) run on their layer engine instead
+(:mod:`.xylo`): ``Emulator(program)`` returns a :class:`~.xylo.XyloEmulator` for them.
 """
 
 from __future__ import annotations
@@ -627,6 +629,8 @@ class Emulator:
         for var in record:
             if var not in RECORDABLE:
                 raise EmulatorError([Problem("record", f"unknown variable {var!r} (known: {', '.join(RECORDABLE)})")])
+        if "u2" in record:  # the layer engines' (Xylo) second current; this engine has one
+            raise EmulatorError([Problem("record", f"'u2': {self.profile.name}'s neurons have one synaptic current")])
         rec_dtype = self._record_dtype()
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)
