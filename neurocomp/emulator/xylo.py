@@ -203,11 +203,11 @@ class XyloEmulator(Emulator):
     :class:`InputClipWarning`; above ``max_spikes_per_step`` (31) they are refused. There is
     no learning and no strict mode: saturation is part of the chip's arithmetic."""
 
-    def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, **kwargs):
+    def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, *args, **kwargs):
         if strict:
             msg = f"strict mode stops at an overflow; {program.profile.name} saturates after every add by design"
             raise EmulatorError([Problem("emulator", msg)])
-        super().__init__(program, batch=batch, seed=seed, **kwargs)
+        super().__init__(program, batch, seed, False, *args, **kwargs)
 
     # -- layout and state ------------------------------------------------------------------
     def _constants(self, q) -> dict:
