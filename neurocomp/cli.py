@@ -252,6 +252,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from .backends.lava import LavaBackend
 
         rec = LavaBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record, learn=args.learn)
+    elif args.backend == "xylosim":
+        from .backends.xylosim import XylosimBackend
+
+        rec = XylosimBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record)
     else:
         from .emulator import Emulator
 
@@ -375,6 +379,9 @@ def _check_record(program, record: list[str], backend: str) -> None:
             )
         elif var == "a" and not any(p.model == "ALIF" for p in program.populations):
             problems.append(Problem("--record", "'a' is the adaptation of ALIF neurons, and the program has none"))
+        elif var == "u2" and getattr(program.profile.neuron_models.get("LIF"), "synaptic_states", 1) < 2:
+            msg = f"'u2' is a second synaptic current, and {program.profile.name} has none"
+            problems.append(Problem("--record", msg))
     if problems:
         raise UsageError(problems)
 
@@ -584,10 +591,11 @@ def _add_run(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_STEPS, required=True, help="steps to run (>= 1)")
     p.add_argument(
         "--backend",
-        choices=["emulator", "lava", "brian2"],
+        choices=["emulator", "lava", "xylosim", "brian2"],
         default="emulator",
-        help="emulator (default), lava (loihi2 programs; needs the lava extra), or brian2 (the float model "
-        "MODEL.yaml in Brian2; needs the brian2 extra)",
+        help="emulator (default), lava (loihi2 programs; needs the lava extra), xylosim (xylo programs in "
+        "SynSense's XyloSim; needs the xylo extra), or brian2 (the float model MODEL.yaml in Brian2; needs the "
+        "brian2 extra)",
     )
     p.add_argument(
         "--dt", type=_float(0, lo_open=True), default=1.0, metavar="MS", help="brian2: the time step in ms (default 1)"

@@ -181,6 +181,8 @@ class Brian2Backend:
                 continue
             lat = c.input_latency if pre == "input" else c.readout_latency if post == "li" else c.recurrent_latency
             self.latency[pr.name] = lat
+            if pr.port != "syn":
+                problems.append(Problem(f"projection {pr.name!r}", f"port {pr.port!r}: the backend has one current"))
             if pre != "input" and post != "li" and lat + int(np.min(pr.delay_steps)) == 0:
                 problems.append(
                     Problem(

@@ -293,7 +293,8 @@ class QProjection:
     ``mantissa * 2**weight_exp`` (then ``<< input_shift`` on chips that have one);
     ``weight_exp`` is an int, or one per post neuron (int array) where the profile allows.
     ``sign_mode`` and ``num_weight_bits`` are what Lava's Dense takes. ``float_scale``
-    converts the effective input back to model units of the post population.
+    converts the effective input back to model units of the post population. ``port``: the
+    post neuron's synaptic current it feeds (``"syn"``, or ``"syn2"`` on chips with two).
     """
 
     name: str
@@ -313,6 +314,7 @@ class QProjection:
     # sum-of-products engine, a ReckonLearning for ReckOn's fixed-function e-prop, a
     # ProgrammableEprop for the exact rule on programmable cores
     learning: EngineRule | ReckonLearning | ProgrammableEprop | None = None
+    port: str = "syn"
 
     @classmethod
     def from_mantissas(
@@ -326,9 +328,11 @@ class QProjection:
         sign_mode: str | None = None,
         num_weight_bits: int = 8,
         delay_steps=0,
+        port: str = "syn",
     ) -> QProjection:
         """A dense projection given by its integer weights, as Lava's Dense takes them
-        (``sign_mode=None`` infers it as Lava does: all >= 0 excitatory, all <= 0 inhibitory)."""
+        (``sign_mode=None`` infers it as Lava does: all >= 0 excitatory, all <= 0 inhibitory);
+        ``port``: the post neuron's synaptic current (``"syn"`` or ``"syn2"``)."""
         w = np.asarray(weights, dtype=np.int32)
         if sign_mode is None:
             sign_mode = "excitatory" if w.min(initial=0) >= 0 else "inhibitory" if w.max(initial=0) <= 0 else "mixed"
@@ -347,6 +351,7 @@ class QProjection:
             int(d) if np.ndim(d) == 0 else d,
             None,
             1.0,
+            port=port,
         )
 
     @property

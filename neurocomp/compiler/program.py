@@ -196,6 +196,7 @@ class Program:
                     "delay_steps": put(f"{base}/delay_steps", pr.delay_steps),
                     "plasticity": None if pr.plasticity is None else pr.plasticity.to_dict(),
                     "learning": None if pr.learning is None else pr.learning.to_dict(),
+                    "port": pr.port,
                 }
             )
         pl = self.placement
@@ -381,6 +382,7 @@ class Program:
                     plasticity=None if rule is None else RuleSpec(rule["rule"], rule["params"]),
                     float_scale=p["float_scale"],
                     learning=_learning_from_dict(p.get("learning")),
+                    port=p.get("port", "syn"),  # programs saved before two synaptic currents: the first
                 )
             )
         pl = m["placement"]

@@ -106,6 +106,8 @@ class LifRegisters(Registers):
     bias_mant: PerNeuron | _Absent = ABSENT
     bias_exp: PerNeuron | _Absent = ABSENT
     bias: float | _Absent = ABSENT
+    # the second synaptic current's decay (port syn2; chips with two currents, e.g. Xylo)
+    current2_decay: Scalar | _Absent = ABSENT
 
 
 @dataclass(frozen=True, eq=False, repr=False, kw_only=True)

@@ -25,7 +25,9 @@ integers. A step ``t`` (1-based, as Lava counts) does, in order:
    and post spikes (and graded third factors), and learn at the end of an epoch.
 
 This is the order of Lava's fixed-point LIF, Dense and LearningDense models (reference
-semantics for loihi2); see the profile for each chip's formats.
+semantics for loihi2); see the profile for each chip's formats. Chips that saturate after
+every synaptic add (``time.saturation: per_add``, Xylo) run on their layer engine instead
+(:mod:`.xylo`): ``Emulator(program)`` returns a :class:`~.xylo.XyloEmulator` for them.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
 from .synapses import Synapses
 
-RECORDABLE = ("spikes", "v", "u", "a") + LEARNING_VARS
+RECORDABLE = ("spikes", "v", "u", "u2", "a") + LEARNING_VARS  # u2: a second synaptic current (Xylo)
 
 
 class EmulatorError(NeurocompError, ValueError):
@@ -209,6 +211,14 @@ class Emulator:
     A knob an engine cannot honour is an error naming it; with the defaults (``()`` and
     None) every run is the chip's, bit for bit.
     """
+
+    def __new__(cls, program: Program, *args, **kwargs):
+        # chips that saturate after every synaptic add run on their layer engine (Xylo)
+        if cls is Emulator and program.profile.time.saturation == "per_add":
+            from .xylo import XyloEmulator
+
+            cls = XyloEmulator
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -380,6 +390,10 @@ class Emulator:
         """The flat layout of every population's state, the neuron kernel's tables and the
         whole-network delivery tables (see :mod:`.layout`), built once the populations'
         constants are final."""
+        two = [pr.name for pr in self.program.projections if pr.port != "syn"]
+        if two:
+            msg = f"port 'syn2': {self.profile.name}'s emulator has one synaptic current per neuron"
+            raise EmulatorError([Problem(f"projections {two}", msg)])
         sizes = {n: p.q.size for n, p in self.pops.items()}
         kinds = {n: p.kind for n, p in self.pops.items()}
         self._blocks = lay.Blocks.of(sizes, self._slots, kinds, self.batch)
@@ -683,6 +697,8 @@ class Emulator:
         for var in record:
             if var not in RECORDABLE:
                 raise EmulatorError([Problem("record", f"unknown variable {var!r} (known: {', '.join(RECORDABLE)})")])
+        if "u2" in record:  # the layer engines' (Xylo) second current; this engine has one
+            raise EmulatorError([Problem("record", f"'u2': {self.profile.name}'s neurons have one synaptic current")])
         rec_dtype = self._record_dtype()
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)

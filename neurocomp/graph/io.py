@@ -47,7 +47,7 @@ from .weights import SparseWeights, init_weights
 FORMAT_VERSION = 1
 _TOP_KEYS = {"neurocomp", "name", "description", "populations", "projections"}
 _POP_KEYS = {"name", "size", "neuron"}
-_PROJ_KEYS = {"name", "pre", "post", "weights", "delay_steps", "sign_mode", "plasticity"}
+_PROJ_KEYS = {"name", "pre", "post", "weights", "delay_steps", "sign_mode", "plasticity", "port"}
 
 
 class _Arrays:
@@ -292,7 +292,8 @@ def _projection(
     if weights is None or unknown:
         return None
     try:
-        return Projection(pre, post, weights, delay, raw.get("sign_mode"), plasticity, name=raw.get("name", ""))
+        name, port = raw.get("name", ""), raw.get("port", "syn")
+        return Projection(pre, post, weights, delay, raw.get("sign_mode"), plasticity, name=name, port=port)
     except ModelError as exc:
         problems += exc.problems
         return None
@@ -418,6 +419,8 @@ def save_network(net: Network, path: str | os.PathLike, inline_max: int = 64) ->
             d["sign_mode"] = pr.sign_mode
         if pr.plasticity is not None:
             d["plasticity"] = pr.plasticity.to_dict()
+        if pr.port != "syn":
+            d["port"] = pr.port
         projs.append(d)
     doc["projections"] = projs
     npz = path.with_suffix(".npz")

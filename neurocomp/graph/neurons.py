@@ -60,7 +60,9 @@ class LIF(NeuronModel):
     """Leaky integrate-and-fire neuron, current-based when ``tau_syn_ms`` is set.
 
     ``tau_syn di/dt = -i + input`` (with ``tau_syn_ms=None`` the synapses are delta pulses
-    that jump ``v`` directly) and ``tau_mem dv/dt = -v + i + bias``. A spike is emitted when
+    that jump ``v`` directly) and ``tau_mem dv/dt = -v + i + bias``. ``tau_syn2_ms``: a second
+    synaptic current ``i2`` (fed by projections with ``port: syn2``, added to ``i``), on chips
+    with two (Xylo). A spike is emitted when
     ``v`` crosses ``v_th``; then ``v`` is set to ``v_reset`` (``reset="zero"``) or reduced by
     ``v_th`` (``reset="subtract"``), and the neuron is silent for ``refractory_steps`` steps.
 
@@ -76,12 +78,14 @@ class LIF(NeuronModel):
     reset: ResetMode = "zero"
     bias: float = 0.0
     refractory_steps: int = 0
+    tau_syn2_ms: float | None = None
 
     def _problems(self) -> list[str]:
         out: list[str] = []
         _positive_time("tau_mem_ms", self.tau_mem_ms, out)
-        if self.tau_syn_ms is not None:
-            _positive_time("tau_syn_ms", self.tau_syn_ms, out)
+        for name in ("tau_syn_ms", "tau_syn2_ms"):
+            if getattr(self, name) is not None:
+                _positive_time(name, getattr(self, name), out)
         th_ok = _finite("v_th", self.v_th, out) and self.v_th > 0
         if not th_ok and _finite("", self.v_th, []):
             out.append(f"v_th: the threshold must be > 0, got {self.v_th!r}")

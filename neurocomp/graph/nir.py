@@ -630,6 +630,9 @@ def to_nir(
         if b:
             extra_bias[pop.name] = b
     for pr in network.projections:
+        if pr.port != "syn":  # NIR's CubaLIF has one synaptic current
+            problems.append(Problem(f"projection {pr.name!r}", f"port {pr.port!r}: NIR's neurons have one current"))
+            continue
         key = pr.name if pr.name not in nodes else f"{pr.name}.w"
         W = pr.dense_weights() / gains[pr.post][:, None]
         bias = np.zeros(W.shape[0])

@@ -15,6 +15,7 @@ from .weights import SparseWeights, Weights, weight_shape, weight_values
 
 SignMode = Literal["mixed", "excitatory", "inhibitory"]
 SIGN_MODES: tuple[str, ...] = ("mixed", "excitatory", "inhibitory")
+PORTS: tuple[str, ...] = ("syn", "syn2")  # the post neuron's synaptic current (tau_syn_ms, tau_syn2_ms)
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,9 @@ class Projection:
     synapse (the weight matrix's shape when dense, ``nnz`` when sparse).
     ``sign_mode``: ``None`` to infer it from the weights, or a mode the weights must obey.
     ``plasticity``: the learning rule of a plastic projection. ``name`` defaults to
-    ``"pre->post"``.
+    ``"pre->post"``. ``port``: the post neuron's synaptic current the projection feeds,
+    ``"syn"`` (``tau_syn_ms``, the default) or ``"syn2"`` (a LIF's ``tau_syn2_ms``, on chips
+    with two synaptic currents such as Xylo).
     """
 
     pre: str
@@ -61,6 +64,7 @@ class Projection:
     sign_mode: SignMode | None = None
     plasticity: RuleSpec | None = None
     name: str = ""
+    port: str = "syn"
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -84,6 +88,8 @@ class Projection:
             problems += self._sign_problems(w)
         if self.sign_mode is not None and self.sign_mode not in SIGN_MODES:
             problems.append(f"sign_mode: {self.sign_mode!r} is not one of {', '.join(SIGN_MODES)}")
+        if self.port not in PORTS:
+            problems.append(f"port: {self.port!r} is not one of {', '.join(PORTS)}")
         if self.plasticity is not None and not isinstance(self.plasticity, RuleSpec):
             problems.append(f"plasticity: expected a RuleSpec, got {self.plasticity!r}")
         for label, v in (("pre", self.pre), ("post", self.post), ("name", self.name)):
@@ -156,12 +162,13 @@ class Projection:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Projection):
             return NotImplemented
-        if (self.name, self.pre, self.post, self.sign_mode, self.plasticity) != (
+        if (self.name, self.pre, self.post, self.sign_mode, self.plasticity, self.port) != (
             other.name,
             other.pre,
             other.post,
             other.sign_mode,
             other.plasticity,
+            other.port,
         ):
             return False
         if type(self.weights) is not type(other.weights):
@@ -178,7 +185,8 @@ class Projection:
     def __repr__(self) -> str:
         kind = "sparse" if self.is_sparse else "dense"
         rule = f", plasticity={self.plasticity.name!r}" if self.plasticity else ""
-        return f"Projection({self.name!r}, {kind} {self.shape}, delay_steps={self.max_delay}{rule})"
+        port = f", port={self.port!r}" if self.port != "syn" else ""
+        return f"Projection({self.name!r}, {kind} {self.shape}, delay_steps={self.max_delay}{rule}{port})"
 
 
 def _weight_value_problems(w: Weights) -> list[str]:

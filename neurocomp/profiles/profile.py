@@ -40,6 +40,14 @@ class TimeSemantics:
     ``max_spikes_per_step``: spikes one neuron can emit in one step (Xylo: 31).
     ``input_delay_steps``: the latency of projections from external inputs when it differs
     from ``synaptic_delay_steps`` (XyloSim delivers input spikes in the same step).
+    ``current_update``: ``decay_then_add`` (``u <- decay(u) + in``, Lava) or
+    ``add_then_decay`` (``u <- decay(u + in)``, XyloSim: one input of ``w`` raises ``u`` by
+    ``w * (1 - 2**-dash)``, which the quantizer compensates). ``saturation``: ``per_state``
+    (each state brought into range once per step) or ``per_add`` (XyloSim: after every
+    synaptic add, input channels then recurrent neurons in order, and the membrane increment
+    separately from the membrane; run by the layer engine :mod:`neurocomp.emulator.xylo`).
+    ``max_input_events_per_step``: events one input channel delivers per step (Xylo: 15;
+    more are clipped, with a warning); ``None``: as many as ``max_spikes_per_step``.
     """
 
     default_dt_ms: float = field(metadata={"gt": 0})
@@ -48,6 +56,9 @@ class TimeSemantics:
     update_order: tuple[UpdatePhase, ...]
     threshold: Literal["greater", "greater_equal"]
     max_spikes_per_step: int = field(default=1, metadata=_ge(1))
+    current_update: Literal["decay_then_add", "add_then_decay"] = "decay_then_add"
+    saturation: Literal["per_state", "per_add"] = "per_state"
+    max_input_events_per_step: int | None = field(default=None, metadata=_ge(1))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -92,6 +92,8 @@ RECORDABLE = POPULATION_VARS + PROJECTION_VARS
 RULES = ("stdp", "rstdp")  # the plastic rules this simulator runs
 
 
+_ONE_CURRENT = "the float reference models one synaptic current per neuron (tau_syn_ms), not tau_syn2_ms"
+
 class ReferenceError(NeurocompError, ValueError):
     """The reference simulator cannot run this network or these inputs (each problem located)."""
 
@@ -272,6 +274,9 @@ class Reference:
                 lat = c.readout_latency
             else:
                 lat = c.recurrent_latency
+            if pr.port != "syn":
+                problems.append(Problem(f"projection {pr.name!r}", f"port {pr.port!r}: {_ONE_CURRENT}"))
+                continue
             if pre.kind != "input" and post.kind != "li" and lat + int(np.min(pr.delay_steps)) == 0:
                 problems.append(
                     Problem(

@@ -19,6 +19,8 @@ def discretize(net: Network, ctx: PassContext) -> DiscreteNetwork:
         if isinstance(n, (LIF, LI)):
             decays["current"] = choose_decay(fmt, n.tau_syn_ms, dt, "current")
             decays["voltage"] = choose_decay(fmt, n.tau_mem_ms, dt, "voltage")
+        if isinstance(n, LIF) and n.tau_syn2_ms is not None:  # the second synaptic current (port syn2)
+            decays["current2"] = choose_decay(fmt, n.tau_syn2_ms, dt, "current")
         if isinstance(n, ALIF):
             decays["adapt"] = choose_decay(fmt, n.tau_adapt_ms, dt, "voltage")
         for role, d in decays.items():

@@ -142,6 +142,58 @@ def synaptic_current_supported(net: DiscreteNetwork, prof: Profile) -> list[Viol
     return out
 
 
+def synaptic_ports_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    """A second synaptic current (``tau_syn2_ms``, projections with ``port: syn2``) needs a
+    chip whose LIF has two, and a post LIF that has one."""
+    out = []
+    lif = prof.neuron_models.get("LIF")
+    two = lif is not None and lif.synaptic_states >= 2
+    for p in net.populations:
+        tau2 = getattr(p.neuron, "tau_syn2_ms", None)
+        if tau2 is not None and (not two or p.model != "LIF"):
+            where = f"{prof.name}'s LIF has one synaptic current" if not two else f"{p.model} has one synaptic current"
+            out.append(Violation("synaptic_ports_supported", _pop(p.name), f"tau_syn2_ms {tau2:g}: {where}"))
+    for pr in net.projections:
+        if pr.port == "syn":
+            continue
+        post = net.population(pr.post)
+        if not two:
+            why = f"{prof.name}'s neurons have one synaptic current"
+        elif getattr(post.neuron, "tau_syn2_ms", None) is None:
+            why = f"post population {pr.post!r} has no second synaptic current (set its tau_syn2_ms)"
+        else:
+            continue
+        out.append(Violation("synaptic_ports_supported", _proj(pr.name), f"port {pr.port!r}: {why}"))
+    return out
+
+
+def input_survives_current_decay(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    """Where a step's input is added to the synaptic current before it decays (Xylo), a
+    decay factor of 0 (``dash_syn = 0``: no ``tau_syn_ms``, or one much shorter than ``dt``)
+    empties the current in the step its input arrives, so the neuron never sees any input."""
+    if prof.time.current_update != "add_then_decay":
+        return []
+    out = []
+    for p in net.populations:
+        for role, port in (("current", "syn"), ("current2", "syn2")):
+            d = p.decays.get(role)
+            fed = any(pr.post == p.name and pr.port == port for pr in net.projections)
+            if d is None or d.factor != 0.0 or not fed:
+                continue
+            tau = getattr(p.neuron, "tau_syn_ms" if port == "syn" else "tau_syn2_ms")
+            given = "no tau_syn_ms (delta synapses)" if tau is None else f"tau {tau:g} ms"
+            out.append(
+                Violation(
+                    "input_survives_current_decay",
+                    _pop(p.name),
+                    f"{given} gives port {port!r} the decay code {d.code}, a factor of 0; {prof.name} adds a "
+                    f"step's input to the synaptic current before decaying it, so every input would be lost "
+                    f"(set a synaptic time constant of at least {net.dt_ms:g} ms, one step)",
+                )
+            )
+    return out
+
+
 def bias_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
     if prof.formats.bias is not None or prof.formats.voltage.kind == "float":
         return []
@@ -314,6 +366,8 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
     prof = qnet.profile
     if prof.arithmetic != "fixed" or prof.formats.current is None:
         return []
+    if prof.time.saturation == "per_add":  # the emulator saturates every add, as the chip does (Xylo)
+        return []
     kinds = {p.name: p.model for p in qnet.populations}
     shift = 2.0**prof.formats.input_shift
     spikes = prof.time.max_spikes_per_step
@@ -344,6 +398,8 @@ DRC_RULES: tuple[Rule, ...] = (
     reset_mode_supported,
     refractory_supported,
     synaptic_current_supported,
+    synaptic_ports_supported,
+    input_survives_current_decay,
     bias_supported,
     delay_within_limit,
     sign_mode_supported,

@@ -27,6 +27,7 @@ Every parameter gets a :class:`ParamStats` row. Zeroed weights above
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
@@ -300,20 +301,48 @@ class _Quantizer:
             delay_steps=proj.delay_steps,
             plasticity=proj.plasticity,
             float_scale=2.0**-shift,
+            port=proj.port,
         )
+
+
+PORT_DECAY = {"syn": "current", "syn2": "current2"}  # the decay (DiscretePopulation.decays) of each port
+
+
+def compensate_input_decay(net: DiscreteNetwork, ctx: PassContext) -> tuple[Projection, ...]:
+    """The projections whose weights the chip should hold. Where a step's input is added
+    before the current decays (``time.current_update: add_then_decay``, Xylo), one input of
+    ``w`` raises the current by ``w * a`` (``a`` the realized decay factor of the port's
+    current), where the model's current jumps by ``w``; the weights are divided by ``a``, so
+    that the chip's current follows the model's from the step of the input on. (A factor of
+    0 loses every input; the DRC refuses it.)"""
+    if ctx.profile.time.current_update != "add_then_decay":
+        return net.projections
+    out = []
+    for proj in net.projections:
+        post = net.population(proj.post)
+        d = post.decays.get(PORT_DECAY[proj.port])
+        if d is None or d.factor in (0.0, 1.0):
+            out.append(proj)
+            continue
+        w = proj.weights
+        w = replace(w, values=w.values / d.factor) if isinstance(w, SparseWeights) else w / d.factor
+        ctx.note(f"projection {proj.name!r}: weights / {d.factor:g} (the chip decays a step's input in that step)")
+        out.append(replace(proj, weights=w))
+    return tuple(out)
 
 
 def quantize(net: DiscreteNetwork, ctx: PassContext) -> QuantizedNetwork:
     q = _Quantizer(net, ctx)
     fixed = ctx.profile.arithmetic == "fixed"
+    projections = compensate_input_decay(net, ctx) if fixed else net.projections
     scale_exp: dict[str, int] = {}
     for pop in net.populations:
         if isinstance(pop.neuron, SpikeInput):
             continue
-        incoming = [p for p in net.projections if p.post == pop.name]
+        incoming = [p for p in projections if p.post == pop.name]
         scale_exp[pop.name] = population_scale_exp(pop, incoming, ctx.profile, ctx) if fixed else 0
     qpops = tuple(q.population(p, scale_exp.get(p.name, 0)) for p in net.populations)
-    qprojs = tuple(q.projection(p, scale_exp[p.post]) for p in net.projections)
+    qprojs = tuple(q.projection(p, scale_exp[p.post]) for p in projections)
     qnet = QuantizedNetwork(net, qpops, qprojs, QuantReport(()))
     for w in state_range_warnings(qnet):  # the DRC's check that needs the integer weights
         ctx.warn(w)
