@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..learning.rule import EngineRule
-from . import custom, eprop, reckon, rflo, rstdp, stdp
+from . import custom, eprop, perturbation, reckon, rflo, rstdp, stdp
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -22,6 +22,8 @@ LOWERINGS = {
     # eprop.lower_network, called by the lower_learning pass
     "eprop": {"sum_of_products": None, "eprop_fixed": None, "programmable": None},
     "rflo": {"sum_of_products": None, "programmable": None},
+    "np": {"sum_of_products": perturbation.lower_np},
+    "wp": {"sum_of_products": perturbation.lower_wp},  # refuses: no per-synapse random numbers
 }
 
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
@@ -31,7 +33,27 @@ PARAMS = {
     "rstdp": rstdp.DEFAULTS,
     "eprop": eprop.DEFAULTS,
     "rflo": eprop.DEFAULTS,
+    "np": perturbation.DEFAULTS,
+    "wp": perturbation.DEFAULTS,
 }
+
+# (rule, engine kind) -> why the rule cannot run there, for the compile error
+REFUSALS = {
+    ("wp", "sum_of_products"): perturbation.REFUSALS[("wp", "sum_of_products")],
+    ("np", "programmable"): perturbation.PROGRAMMABLE,
+    ("wp", "programmable"): perturbation.PROGRAMMABLE,
+    ("np", "eprop_fixed"): perturbation.FIXED_FUNCTION,
+    ("wp", "eprop_fixed"): perturbation.FIXED_FUNCTION,
+}
+
+
+def refusal(name: str, profile) -> str | None:
+    """Why rule ``name`` cannot run on ``profile``'s engine, where neurocomp knows a reason
+    beyond the engine's list of rules (None: no particular reason)."""
+    lrn = profile.learning
+    if name == "np" and lrn.kind == "sum_of_products" and not lrn.third_factor:
+        return perturbation.REFUSALS[("np", "sum_of_products", "no_third_factor")]
+    return REFUSALS.get((name, lrn.kind))
 
 
 def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule | None:
@@ -44,4 +66,5 @@ def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
     return None if fn is None else fn(params, ctx)
 
 
-__all__ = ["LOWERINGS", "PARAMS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo"]
+__all__ = ["LOWERINGS", "PARAMS", "REFUSALS", "LoweringContext", "LoweringError", "eprop", "lower", "perturbation", "reckon",
+           "refusal", "rflo"]
