@@ -66,5 +66,16 @@ def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
     return None if fn is None else fn(params, ctx)
 
 
-__all__ = ["LOWERINGS", "PARAMS", "REFUSALS", "LoweringContext", "LoweringError", "eprop", "lower", "perturbation", "reckon",
-           "refusal", "rflo"]
+__all__ = [
+    "LOWERINGS",
+    "PARAMS",
+    "REFUSALS",
+    "LoweringContext",
+    "LoweringError",
+    "eprop",
+    "lower",
+    "perturbation",
+    "reckon",
+    "refusal",
+    "rflo",
+]

@@ -284,4 +284,16 @@ class NpOnEngine:
         return -r0
 
 
-__all__ = ["DEFAULTS", "KINDS", "REFUSALS", "FIXED_FUNCTION", "PROGRAMMABLE", "NpOnEngine", "NpScales", "Perceptron", "lower_np", "lower_wp", "reward"]
+__all__ = [
+    "DEFAULTS",
+    "KINDS",
+    "REFUSALS",
+    "FIXED_FUNCTION",
+    "PROGRAMMABLE",
+    "NpOnEngine",
+    "NpScales",
+    "Perceptron",
+    "lower_np",
+    "lower_wp",
+    "reward",
+]
