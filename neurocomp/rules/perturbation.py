@@ -120,6 +120,9 @@ class Perceptron:
         self.W = np.zeros((batch, n_out, n_in), self.dtype)
         self.rng = np.random.default_rng(seed)
 
+    def set_weights(self, W: np.ndarray) -> None:
+        self.W = np.array(W, self.dtype)
+
     def _normal(self, shape) -> np.ndarray:
         # drawn in float64 whatever the arithmetic, so that every level sees the same perturbations
         return self.rng.standard_normal(shape).astype(self.dtype, copy=False)
@@ -243,6 +246,7 @@ class NpOnEngine:
                                           batch=batch, arithmetic=arithmetic, float_quantities=float_quantities,
                                           rounding=rounding)  # fmt: skip
         self.rng = np.random.default_rng(seed)
+        self._shape = (batch, n_out, n_in)
         self.step = 0
         fixed = self.engine.var_fixed
         self.fixed_input, self.fixed_xi, self.fixed_reward = fixed["x1"], fixed["y2"], fixed["y3"]
@@ -253,6 +257,16 @@ class NpOnEngine:
         """The weights in model units ``[B, M, N]``."""
         return np.broadcast_to(self.engine.weights * self.scales.weight, self._shape)
 
+    def set_weights(self, W: np.ndarray) -> None:
+        """Start from ``W`` (model units, ``[B, M, N]``): the nearest weight mantissas where the
+        weights are fixed (saturated to their range), ``W / lsb_w`` where they are float."""
+        eng = self.engine
+        w = W / self.scales.weight
+        if eng.var_fixed["w"]:
+            top = 2 ** (int(eng.engine.synaptic_variable_bits["w"]) - 1)
+            w = np.clip(np.copysign(np.floor(np.abs(w) + 0.5), w), -top, top - 1)
+        eng.set_state({"w": np.broadcast_to(w, eng.state["w"].shape)}, None)
+
     def _grid(self, v: np.ndarray, lsb: float, lo: int, hi: int, fixed: bool) -> np.ndarray:
         """``v`` in LSBs: rounded to nearest (halves away from zero) and saturated if fixed."""
         u = v / lsb
@@ -261,7 +275,6 @@ class NpOnEngine:
     def trial(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
         """As :meth:`Perceptron.trial`."""
         B, M, T = target.shape
-        self._shape = (B, M, x.shape[1])
         top = 2**self.yb
         xq = self._grid(x, self.scales.input, -PRE_OFFSET, PRE_OFFSET - 1, self.fixed_input)  # [B, N, T]
         xiq = self._grid(self.sigma * self.rng.standard_normal(target.shape), self.scales.xi, -top, top - 1,
