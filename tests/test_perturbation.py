@@ -182,11 +182,11 @@ def test_compiled_np_learns_in_the_emulator_from_its_graded_inputs() -> None:
     c_e = [p for p in rule.dt.products if p.factors[0].var == "x1"][0]
     c_w = rule.dw.products[0]
     T = 20
-    spikes = np.zeros((T + 1, 2))
+    spikes = np.zeros((T + 2, 2))
     spikes[2:T:3, 0] = 1  # input 0 spikes every third step; input 1 never
-    y2 = np.zeros((T + 1, 1))
+    y2 = np.zeros((T + 2, 1))
     y2[:T, 0] = np.arange(T) % 7 - 3.0  # the perturbation the neuron sends
-    y3, y1 = np.zeros((T + 1, 1)), np.zeros((T + 1, 1))
+    y3, y1 = np.zeros((T + 2, 1)), np.zeros((T + 2, 1))
     y3[T], y1[T] = 40.0, 32.0
     emu = Emulator(prog, learn_arithmetic="float")
     rec = emu.run(T + 2, {"in": spikes, "p/y1": y1, "p/y2": y2, "p/y3": y3}, ["w", "t", "x1", "y2"], learn=True)
@@ -197,8 +197,9 @@ def test_compiled_np_learns_in_the_emulator_from_its_graded_inputs() -> None:
     expect = c_w.mantissa * 2.0**c_w.exponent * tag[reward_step - 1] * 40 / 32
     assert tag[reward_step - 1] != 0
     assert w[reward_step, 0] - w[reward_step - 1, 0] == pytest.approx(expect, rel=1e-4)  # tau-65535 decay
-    assert w[-1, 1] == w[0, 1]
-    assert rec["p/t"][-1, 0, 0].tolist() == [0.0, 0.0]
+    # the silent input's weight: moved only by the payload offset's tau-65535 decay (~1e-3 units)
+    assert w[-1, 1] == pytest.approx(w[0, 1], abs=1e-3)
+    np.testing.assert_allclose(rec["p/t"][-1, 0, 0], 0.0, atol=1e-4)  # cleared, up to y1's tau-65535 decay
 
 
 @pytest.mark.parametrize(
