@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..learning.rule import EngineRule
-from . import custom, eprop, perturbation, reckon, rflo, rstdp, stdp
+from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, stdp
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -24,6 +24,7 @@ LOWERINGS = {
     "rflo": {"sum_of_products": None, "programmable": None},
     "np": {"sum_of_products": perturbation.lower_np},
     "wp": {"sum_of_products": perturbation.lower_wp},  # refuses: no per-synapse random numbers
+    "chl": {"sum_of_products": contrastive.lower_chl},
 }
 
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
@@ -35,6 +36,7 @@ PARAMS = {
     "rflo": eprop.DEFAULTS,
     "np": perturbation.DEFAULTS,
     "wp": perturbation.DEFAULTS,
+    "chl": contrastive.DEFAULTS,
 }
 
 # (rule, engine kind) -> why the rule cannot run there, for the compile error
@@ -44,6 +46,8 @@ REFUSALS = {
     ("wp", "programmable"): perturbation.PROGRAMMABLE,
     ("np", "eprop_fixed"): perturbation.FIXED_FUNCTION,
     ("wp", "eprop_fixed"): perturbation.FIXED_FUNCTION,
+    ("chl", "programmable"): contrastive.REFUSALS["programmable"],
+    ("chl", "eprop_fixed"): contrastive.REFUSALS["eprop_fixed"],
 }
 
 
@@ -51,8 +55,11 @@ def refusal(name: str, profile) -> str | None:
     """Why rule ``name`` cannot run on ``profile``'s engine, where neurocomp knows a reason
     beyond the engine's list of rules (None: no particular reason)."""
     lrn = profile.learning
-    if name == "np" and lrn.kind == "sum_of_products" and not lrn.third_factor:
-        return perturbation.REFUSALS[("np", "sum_of_products", "no_third_factor")]
+    if lrn.kind == "sum_of_products" and not lrn.third_factor:
+        if name == "np":
+            return perturbation.REFUSALS[("np", "sum_of_products", "no_third_factor")]
+        if name == "chl":
+            return contrastive.REFUSALS["no_third_factor"]
     return REFUSALS.get((name, lrn.kind))
 
 

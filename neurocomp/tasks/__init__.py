@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import evidence, pattern_generation, perturbation, reward_choice, rflo_periodic, spike_pattern
+from . import contrastive_xor, evidence, pattern_generation, perturbation, reward_choice, rflo_periodic, spike_pattern
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -20,6 +20,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     spike_pattern.NAME: spike_pattern.make,
     reward_choice.NAME: reward_choice.make,
     perturbation.NAME: perturbation.make,
+    contrastive_xor.NAME: contrastive_xor.make,
 }
 
 
