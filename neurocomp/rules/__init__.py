@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..learning.rule import EngineRule
-from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, stdp
+from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, stdp, volatility
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -25,6 +25,7 @@ LOWERINGS = {
     "np": {"sum_of_products": perturbation.lower_np},
     "wp": {"sum_of_products": perturbation.lower_wp},  # refuses: no per-synapse random numbers
     "chl": {"sum_of_products": contrastive.lower_chl},
+    "vkf": {"sum_of_products": volatility.lower_vkf},
 }
 
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
@@ -37,6 +38,7 @@ PARAMS = {
     "np": perturbation.DEFAULTS,
     "wp": perturbation.DEFAULTS,
     "chl": contrastive.DEFAULTS,
+    "vkf": volatility.DEFAULTS,
 }
 
 # (rule, engine kind) -> why the rule cannot run there, for the compile error
@@ -48,6 +50,8 @@ REFUSALS = {
     ("wp", "eprop_fixed"): perturbation.FIXED_FUNCTION,
     ("chl", "programmable"): contrastive.REFUSALS["programmable"],
     ("chl", "eprop_fixed"): contrastive.REFUSALS["eprop_fixed"],
+    ("vkf", "programmable"): volatility.REFUSALS["programmable"],
+    ("vkf", "eprop_fixed"): volatility.REFUSALS["eprop_fixed"],
 }
 
 
@@ -60,6 +64,8 @@ def refusal(name: str, profile) -> str | None:
             return perturbation.REFUSALS[("np", "sum_of_products", "no_third_factor")]
         if name == "chl":
             return contrastive.REFUSALS["no_third_factor"]
+        if name == "vkf":
+            return volatility.REFUSALS["no_third_factor"]
     return REFUSALS.get((name, lrn.kind))
 
 
