@@ -187,6 +187,8 @@ class _Widths:
         return cls(2**tb - 1, 2**tag - 1, div("x1", "y3"), div("t", "y2"), div("y3", "d"))
 
 
+
+
 def rate_bits(profile) -> int:
     """Fraction bits of the neuron's rate trace: as many as its state register holds. At one
     spike per step ``r`` reaches ``2**bits``, so a signed register of ``voltage.bits`` (24 on
@@ -555,21 +557,7 @@ class EpropExact:
     """
 
     def __init__(
-        self,
-        *,
-        lr,
-        gamma,
-        feedback,
-        loss,
-        reg,
-        reg_rate_per_step,
-        rate_decay,
-        alpha,
-        kappa,
-        v_th,
-        beta,
-        rho,
-        dtype,
+        self, *, lr, gamma, feedback, loss, reg, reg_rate_per_step, rate_decay, alpha, kappa, v_th, beta, rho, dtype,
         filter_e=True,
     ):
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
