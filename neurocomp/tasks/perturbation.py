@@ -1,6 +1,7 @@
-"""``perturbation-perceptron``: the analytically tractable linear-perceptron task of Züge, Klos
-& Memmesheimer, "Weight versus node perturbation learning in temporally extended tasks", PRX 13,
-021006 (2023), as set up in the authors' exemplary code (``learning-rules.md`` §2.5).
+"""``perturbation-perceptron``: a linear readout learning by weight or node perturbation (the
+analytically tractable task of Züge, Klos & Memmesheimer, "Weight versus node perturbation
+learning in temporally extended tasks", PRX 13, 021006, 2023, as set up in the authors'
+exemplary code; ``learning-rules.md`` §2.5).
 
 A linear readout ``y = W r`` of ``n_out`` (M) outputs from ``n_in`` (N) inputs over ``steps``
 (T) time bins. The inputs are orthonormal smooth functions of time (a constant, then cosines

@@ -1,6 +1,5 @@
-"""``volatile-reward``: predict a reward whose mean alternates between stable and volatile
-blocks (the setting where an adaptive learning rate pays; Piray & Daw 2021, ``learning-rules.md``
-§2.11).
+"""``volatile-reward``: predict a reward in stable and volatile blocks (the setting where an
+adaptive learning rate pays; Piray & Daw 2021, ``learning-rules.md`` §2.11).
 
 Each of ``runs`` independent sequences: a hidden mean ``x`` (``x_1 = 0``) that steps by
 ``sqrt(vol) N(0, 1)`` per trial, ``vol`` alternating between ``vol_low`` and ``vol_high`` every
