@@ -151,7 +151,8 @@ def _rshift_round(x: np.ndarray, s) -> np.ndarray:
 
 class VkfFixed(Vkf):
     """:class:`Vkf` in a neuron's integers: ``w``, ``v``, ``sigma2`` and the step with ``FRAC``
-    fraction bits (int64 registers, values far inside 24 bits for errors below 8), ``k`` in Q15
+    fraction bits (the step's square needs ``2 (FRAC + 5)`` = 30 bits for steps below 32: 32-bit
+    microcode arithmetic; int64 here), ``k`` in Q15
     from :data:`RECIP_LUT` (``(w+v) / (w+v+sigma2)`` with the divisor truncated to an 8-bit
     mantissa: ``k`` at most 0.8% high), ``lambda`` in Q15; products rounded to nearest."""
 
