@@ -129,6 +129,9 @@ def test_the_rules_register_with_the_compiler():
 
 DATA = Path(__file__).parent / "data"
 MAIN_PROGRAMS = sorted(DATA.glob("main-*.ncp"))  # saved by neurocomp before the registers were typed
+# the profiles those Programs were compiled against (a Program names its profile by content hash, and
+# the installed profiles have changed since)
+MAIN_PROFILES = DATA / "main-profiles"
 
 
 def test_programs_saved_before_typed_registers_still_load(tmp_path):
@@ -137,12 +140,13 @@ def test_programs_saved_before_typed_registers_still_load(tmp_path):
     assert len(MAIN_PROGRAMS) == 4
     kinds = set()
     for path in MAIN_PROGRAMS:
-        prog = Program.load(path)
+        profile = MAIN_PROFILES / f"{json.loads(zipfile.ZipFile(path).read('manifest.json'))['profile']['name']}.yaml"
+        prog = Program.load(path, profile=profile)
         for q in prog.populations:
             assert type(q.params) is REGISTERS[q.model], (path.name, q.name)
             kinds.add(q.model)
         prog.save(tmp_path / path.name)
-        again = Program.load(tmp_path / path.name)
+        again = Program.load(tmp_path / path.name, profile=profile)
         assert again == prog
         with zipfile.ZipFile(path) as a, zipfile.ZipFile(tmp_path / path.name) as b:
             old, new = (json.loads(z.read("manifest.json")) for z in (a, b))

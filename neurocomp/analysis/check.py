@@ -401,6 +401,11 @@ def check(
     t_start = time.perf_counter()
     if task not in TASKS:
         raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
+    from . import check_contrastive, check_perturbation, check_volatility
+
+    for mod in (check_perturbation, check_contrastive, check_volatility):  # tasks defining their network: model = rule
+        if task in mod.TASKS:
+            return mod.run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     if task in RATE_TASKS:  # the network is the task's (Murray's rate network); the model names the rule
         return _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model

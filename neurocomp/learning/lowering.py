@@ -26,17 +26,29 @@ PARAMS: dict[str, Mapping[str, Any]] = {}
 # (engine kind, rule name) -> whole-network lowering ``fn(net, profile, dt_ms, notes, rate_hz, rule)``,
 # for rules that add elements (e-prop's error units and feedback) or map onto a fixed-function engine
 NETWORK_LOWERINGS: dict[tuple[str, str], Callable] = {}
+# ``fn(rule name, profile) -> str | None``: why a rule cannot run on a profile's engine, where the
+# rules know a reason beyond the engine's list of rules (the DRC adds it to its refusal)
+_REFUSAL: list[Callable[[str, Profile], str | None]] = []
 
 
 def register_rules(
     lowerings: Mapping[str, Mapping[str, Callable | None]],
     params: Mapping[str, Mapping[str, Any]],
     network_lowerings: Mapping[tuple[str, str], Callable],
+    refusal: Callable[[str, Profile], str | None] | None = None,
 ) -> None:
     """Make rules known to the compiler (called by :mod:`neurocomp.rules` on import)."""
     LOWERINGS.update({k: dict(v) for k, v in lowerings.items()})
     PARAMS.update(params)
     NETWORK_LOWERINGS.update(network_lowerings)
+    if refusal is not None:
+        _REFUSAL[:] = [refusal]
+
+
+def refusal(name: str, profile: Profile) -> str | None:
+    """Why rule ``name`` cannot run on ``profile``'s engine, where the rules know a reason
+    (None: no particular reason)."""
+    return _REFUSAL[0](name, profile) if _REFUSAL else None
 
 
 def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule | None:

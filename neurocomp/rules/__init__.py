@@ -9,7 +9,7 @@ the rule's name and the profile's engine kind.
 from __future__ import annotations
 
 from ..learning.lowering import lower, register_rules
-from . import custom, eprop, reckon, rflo, rstdp, stdp
+from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, stdp, volatility
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -21,6 +21,10 @@ LOWERINGS = {
     # eprop.lower_network, called by the lower_learning pass
     "eprop": {"sum_of_products": None, "eprop_fixed": None, "programmable": None},
     "rflo": {"sum_of_products": None, "programmable": None},
+    "np": {"sum_of_products": perturbation.lower_np},
+    "wp": {"sum_of_products": perturbation.lower_wp},  # refuses: no per-synapse random numbers
+    "chl": {"sum_of_products": contrastive.lower_chl},
+    "vkf": {"sum_of_products": volatility.lower_vkf},
 }
 
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
@@ -30,7 +34,39 @@ PARAMS = {
     "rstdp": rstdp.DEFAULTS,
     "eprop": eprop.DEFAULTS,
     "rflo": eprop.DEFAULTS,
+    "np": perturbation.DEFAULTS,
+    "wp": perturbation.DEFAULTS,
+    "chl": contrastive.DEFAULTS,
+    "vkf": volatility.DEFAULTS,
 }
+
+
+# (rule, engine kind) -> why the rule cannot run there, for the compile error
+REFUSALS = {
+    ("wp", "sum_of_products"): perturbation.REFUSALS[("wp", "sum_of_products")],
+    ("np", "programmable"): perturbation.PROGRAMMABLE,
+    ("wp", "programmable"): perturbation.PROGRAMMABLE,
+    ("np", "eprop_fixed"): perturbation.FIXED_FUNCTION,
+    ("wp", "eprop_fixed"): perturbation.FIXED_FUNCTION,
+    ("chl", "programmable"): contrastive.REFUSALS["programmable"],
+    ("chl", "eprop_fixed"): contrastive.REFUSALS["eprop_fixed"],
+    ("vkf", "programmable"): volatility.REFUSALS["programmable"],
+    ("vkf", "eprop_fixed"): volatility.REFUSALS["eprop_fixed"],
+}
+
+
+def refusal(name: str, profile) -> str | None:
+    """Why rule ``name`` cannot run on ``profile``'s engine, where neurocomp knows a reason
+    beyond the engine's list of rules (None: no particular reason)."""
+    lrn = profile.learning
+    if lrn.kind == "sum_of_products" and not lrn.third_factor:
+        if name == "np":
+            return perturbation.REFUSALS[("np", "sum_of_products", "no_third_factor")]
+        if name == "chl":
+            return contrastive.REFUSALS["no_third_factor"]
+        if name == "vkf":
+            return volatility.REFUSALS["no_third_factor"]
+    return REFUSALS.get((name, lrn.kind))
 
 
 def _reckon_network(net, profile, dt_ms: float, notes: list[str], rate_hz: float, rule: str):
@@ -46,16 +82,19 @@ NETWORK_LOWERINGS = {
     ("programmable", "rflo"): eprop.lower_programmable,
 }
 
-register_rules(LOWERINGS, PARAMS, NETWORK_LOWERINGS)
+register_rules(LOWERINGS, PARAMS, NETWORK_LOWERINGS, refusal)
 
 __all__ = [
     "LOWERINGS",
     "NETWORK_LOWERINGS",
     "PARAMS",
+    "REFUSALS",
     "LoweringContext",
     "LoweringError",
     "eprop",
     "lower",
+    "perturbation",
     "reckon",
+    "refusal",
     "rflo",
 ]

@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import evidence, pattern_generation, reward_choice, rflo_periodic, spike_pattern
+from . import (
+    contrastive_xor,
+    evidence,
+    pattern_generation,
+    perturbation,
+    reward_choice,
+    rflo_periodic,
+    spike_pattern,
+    volatile_reward,
+)
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -19,6 +28,9 @@ TASKS: dict[str, Callable[..., Task]] = {
     rflo_periodic.NAME: rflo_periodic.make,
     spike_pattern.NAME: spike_pattern.make,
     reward_choice.NAME: reward_choice.make,
+    perturbation.NAME: perturbation.make,
+    contrastive_xor.NAME: contrastive_xor.make,
+    volatile_reward.NAME: volatile_reward.make,
 }
 
 

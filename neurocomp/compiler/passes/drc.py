@@ -16,6 +16,7 @@ import numpy as np
 from ...errors import Problem
 from ...graph import ALIF, LI, LIF, Projection, SpikeInput
 from ...graph.weights import SparseWeights, count_indices, row_pointers
+from ...learning.lowering import refusal
 from ...profiles import Profile
 from ..chip_weights import chip_mantissas
 from ..context import PassContext
@@ -286,6 +287,7 @@ def learning_rule_supported(net: DiscreteNetwork, prof: Profile) -> list[Violati
                 why = f"; {prof.name} has no graded third factor"
             elif lrn.kind == "eprop_fixed" and rule == "rflo":
                 why = f"; RFLO needs random feedback, and {prof.name}'s learning signal is symmetric (W_out^T)"
+            why = f"; {reason}" if (reason := refusal(rule, prof)) else why
             out.append(
                 Violation(
                     "learning_rule_supported",
