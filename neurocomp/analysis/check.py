@@ -401,6 +401,14 @@ def check(
     t_start = time.perf_counter()
     if task not in TASKS:
         raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
+    if task in ("kimchow-rls",):  # the network is the task's (Kim & Chow's); the model names the rule
+        from .check_rls import check_task
+
+        rep = check_task(model, task, iterations, seed, align, attribution, steps, profile, progress,
+                         default_iterations=iterations == ITERATIONS)  # fmt: skip
+        if out is not None:
+            _write(rep, Path(out), plots)
+        return rep
     if task in RATE_TASKS:  # the network is the task's (Murray's rate network); the model names the rule
         return _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model

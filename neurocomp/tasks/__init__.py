@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import evidence, pattern_generation, reward_choice, rflo_periodic, spike_pattern
+from . import evidence, kimchow_rls, pattern_generation, reward_choice, rflo_periodic, spike_pattern
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
     evidence.NAME: evidence.make,
+    kimchow_rls.NAME: kimchow_rls.make,
     pattern_generation.NAME: pattern_generation.make,
     rflo_periodic.NAME: rflo_periodic.make,
     spike_pattern.NAME: spike_pattern.make,
