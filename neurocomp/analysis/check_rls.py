@@ -126,9 +126,12 @@ def check_rls(model: str, task: str, tk, *, profile: str, iterations: int, seed:
         "steps": tk.steps, "align": align, "tail": 1, "metric": tk.metric_name, "rule": "rls",
         "variant": low.variant, "params": dict(tk.config), "dt_ms": tk.dt_ms,
     })  # fmt: skip
-    rep.notes += [*low.notes, "one iteration is one training loop over the trial; the metric (mean Pearson r of "
-                  "drive and target, higher is better) is scored by a test run from fresh phases",
-                  "the theta-neuron dynamics are float64 at every level: the levels differ in the learning path"]  # fmt: skip
+    rep.notes += [
+        *low.notes,
+        "one iteration is one training loop over the trial; the metric (mean Pearson r of drive and target, higher "
+        "is better) is scored by a test run from fresh phases",
+        "the theta-neuron dynamics are float64 at every level: the levels differ in the learning path",
+    ]
     if low.variant == "lms":
         rep.notes.append(f"lowered-fixed: {fixed_point(prof, tk).describe()}; eta {tk.config.get('lms_eta', LMS_ETA)}")
     t0 = time.perf_counter()

@@ -374,8 +374,8 @@ def lower(profile: Any, n: int, k_max: int, p: float, mode: str = "chip") -> Rls
         raise LoweringError([Problem(where, f"mode must be 'chip' or 'host', got {mode!r}")])
     if mode == "host":
         if profile.arithmetic != "fixed" or "w" not in profile.learning.synaptic_variable_bits:
-            raise LoweringError([Problem(where, "host-assisted RLS writes a fixed-point engine's weights; "
-                                         f"{name}'s learning engine is {kind} (run RLS on its cores instead)")])  # fmt: skip
+            msg = f"host-assisted RLS writes a fixed-point engine's weights; {name}'s learning engine is {kind}"
+            raise LoweringError([Problem(where, msg + " (run RLS on its cores instead)")])
         return RlsLowering(name, "rls", "float64", (
             "host-assisted: float64 RLS on the host, weights rounded to nearest onto the chip's grid and written "
             "every update; the chip delivers with them",))  # fmt: skip
