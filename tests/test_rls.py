@@ -23,7 +23,6 @@ from neurocomp.rules.rls import (
     lower,
     max_inputs,
     plastic_inputs,
-    rls_update,
 )
 from neurocomp.tasks import make
 from neurocomp.tasks.kimchow_rls import pearson_rows
