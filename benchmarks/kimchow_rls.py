@@ -14,8 +14,9 @@ Variants (:mod:`neurocomp.analysis.check_rls` builds each learner, as ``check`` 
 
 * ``float``: exact RLS in float64 (the example code's rule).
 * ``spinnaker2``: exact RLS in float32 on the cores (P packed per neuron in a core's memory).
-* ``loihi2-lms``: LMS ``dw = -eta y2 x1`` in loihi2's widths (stochastic rounding);
-  ``loihi2-lms-float``: the same rule in float64.
+* ``loihi2-lms``: LMS ``dw = C u0 x1 y2`` on loihi2's sum-of-products engine (the emulator's
+  bit-accurate engine: 7-bit traces, the graded error y2, 9-bit weights, stochastic
+  rounding); ``loihi2-lms-float``: the same engine in float64.
 * ``loihi2-host``: host-assisted, float64 RLS on the host every update, the chip's weights
   rounded onto loihi2's 8-bit grid; the host's share of the wall time is reported.
 
@@ -63,7 +64,10 @@ def run(variant: str, tk, seed: int, loops: int) -> dict:
         train_s += time.perf_counter() - t0
         curve.append(tk.score(kc.test(ln.weights())[:, None]))
     off = int(tk.config["stim_off"])
-    fmt = ln.fixed.describe() if getattr(ln, "fixed", None) is not None else str(ln.w.dtype)
+    if hasattr(ln, "engine"):
+        fmt = f"{'fixed' if ln.engine.fixed else 'float64'} sum-of-products engine, dw = {ln.engine.rule.dw}"
+    else:
+        fmt = str(ln.w.dtype)
     r = pearson_rows(kc.test(ln.weights())[off:], np.asarray(tk.targets)[off:, 0])
     return {
         "variant": variant, "learner": f"{type(ln).__name__} ({fmt})",

@@ -35,29 +35,16 @@ from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel,
 
 TASK = "kimchow-rls"
 MODELS = ("rls", "rls-host")
-LMS_ROWS = ("weights", "traces", "signal", "nearest")
-# the LMS learning rate: stable for |r|^2 of the N <= 500 networks (N = 200: 1 diverges, 0.3 learns)
-LMS_ETA = 0.1
+# the LMS attribution rows: the engine's quantities (graded: the error y2) and its rounding
+LMS_ROWS = ("weights", "traces", "graded", "products", "nearest")
+LMS_ETA = 0.1  # stable for the |r|^2 of N <= 500 (at N = 200, 1 diverges)
+WEIGHT_RANGE = 2.0  # the reference's trained weights stay below 1.6 at N = 200 and 500
 
 
-def _pow2_at_least(x: float) -> float:
-    return 2.0 ** np.ceil(np.log2(max(x, 1e-12)))
-
-
-def fixed_point(prof, tk, **over):
-    """The LMS formats on ``prof`` with ranges fixed from the task: weights in ±2 (the trained
-    weights of the reference stay below 2 at N = 200 and 500), ``x1 = r`` in [0, 1) and the
-    error over the power of two above twice the largest target."""
-    from ..rules.rls import LmsFixedPoint
-
-    sig = float(_pow2_at_least(2 * float(np.abs(tk.targets).max())))
-    return LmsFixedPoint.from_profile(prof, **{"weight_range": 2.0, "trace_range": 1.0, "signal_range": sig, **over})
-
-
-def learner(level: str, low, kc, tk, prof, seed: int, **over):
-    """The learner of ``level`` (``reference``, ``lowered-float``, ``lowered-fixed`` or an
-    attribution row) for lowering ``low`` on network ``kc``."""
-    from ..rules.rls import HostRls, Lms, Rls
+def learner(level: str, low, kc, tk, prof, seed: int, **engine_kw):
+    """The learner of ``level`` (``reference``, ``lowered-float``, ``lowered-fixed``, or an
+    attribution row given by ``engine_kw``) for lowering ``low`` on network ``kc``."""
+    from ..rules.rls import EngineLms, HostRls, Rls, chip_weight_grid
 
     cfg, w0, valid = tk.config, kc.wp0, kc.valid
     lam = float(cfg["lam"])
@@ -65,15 +52,22 @@ def learner(level: str, low, kc, tk, prof, seed: int, **over):
         return Rls(w0, valid, lam)
     if low.dtype == "float32":
         return Rls(w0, valid, lam, dtype=np.float32)
-    spec = fixed_point(prof, tk)
     if low.dtype == "float64":  # host-assisted
-        return HostRls(w0, valid, lam, spec.weight_lsb, spec.weight_top)
-    eta = float(cfg.get("lms_eta", LMS_ETA))
-    if level == "lowered-float":
-        return Lms(w0, valid, eta)
-    if "float_q" in over:
-        over = {"quantize": tuple(q for q in ("weights", "traces", "signal") if q != over["float_q"])}
-    return Lms(w0, valid, eta, fixed_point(prof, tk, **over), seed=seed)
+        return HostRls(w0, valid, lam, *chip_weight_grid(prof, WEIGHT_RANGE))
+    rule, sc, _ = lms_rule(prof, tk, seed)
+    kw = {"arithmetic": "float"} if level == "lowered-float" else engine_kw
+    return EngineLms(kc.w0, kc.w0 != 0, prof, rule, sc, kc.idx, kc.valid, **kw)
+
+
+def lms_rule(prof, tk, seed: int):
+    """:func:`~neurocomp.rules.rls.lower_lms` for the task: the error's range is the power of two
+    above twice the largest target drive."""
+    from ..rules.rls import lower_lms
+
+    cfg = tk.config
+    e_range = float(2.0 ** np.ceil(np.log2(2 * float(np.abs(tk.targets).max()))))
+    return lower_lms(prof, float(cfg.get("lms_eta", LMS_ETA)), float(cfg["b"]), float(cfg["dt"]),
+                     int(cfg["learn_every"]), weight_range=WEIGHT_RANGE, e_range=e_range, seed=seed)  # fmt: skip
 
 
 def check_task(model: str, task: str, iterations: int, seed: int, align: int, attribution, steps, profile: str,
@@ -116,7 +110,7 @@ def check_rls(model: str, task: str, tk, *, profile: str, iterations: int, seed:
         raise CheckError([Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {LMS_ROWS})")])
     if low.variant != "lms":
         rows = ()
-    rows_attr = [(f"fixed, {q} in float", {"float_q": q}) for q in rows if q != "nearest"]
+    rows_attr = [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows if q != "nearest"]
     if "nearest" in rows:
         rows_attr.append(("fixed, round-to-nearest", {"rounding": "nearest"}))
     levels = ["reference", "lowered-float", "lowered-fixed", *(r for r, _ in rows_attr)]
@@ -133,7 +127,8 @@ def check_rls(model: str, task: str, tk, *, profile: str, iterations: int, seed:
         "the theta-neuron dynamics are float64 at every level: the levels differ in the learning path",
     ]
     if low.variant == "lms":
-        rep.notes.append(f"lowered-fixed: {fixed_point(prof, tk).describe()}; eta {tk.config.get('lms_eta', LMS_ETA)}")
+        rule, _, notes = lms_rule(prof, tk, seed)
+        rep.notes += [f"lowered: dw = {rule.dw} (eta {tk.config.get('lms_eta', LMS_ETA)})", *notes]
     t0 = time.perf_counter()
     rep.alignment = _alignment(tk, seed, prof, low, align, bar)
     rep.timing["alignment_s"] = time.perf_counter() - t0
@@ -167,37 +162,63 @@ def check_rls(model: str, task: str, tk, *, profile: str, iterations: int, seed:
 
 def _alignment(tk, seed: int, prof, low, align: int, bar) -> dict[str, Any]:
     """Teacher-forced: along the reference's first ``align`` updates, lowered-float and
-    lowered-fixed start from its weights (and ``P``) and take one update on the same ``r`` and
-    targets; their ``dW`` against the reference's (cosine, relative norm error)."""
+    lowered-fixed start from its weights and take one update on the same network state; their
+    ``dW`` against the reference's (cosine, relative norm error). Exact learners start from the
+    reference's ``P`` too and update on its ``r`` and targets; an engine's traces follow the
+    reference's spikes all along, its weights are set to the reference's at each epoch's start
+    and it receives the reference's errors."""
     from ..rules.rls import KimChow, Rls
 
     kc = KimChow(tk, seed)
     ref = learner("reference", low, kc, tk, prof, seed)
     others = {lv: learner(lv, low, kc, tk, prof, seed) for lv in ("lowered-float", "lowered-fixed")}
-    rows: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    rows: dict[str, dict[str, list[tuple[float, float]]]] = {lv: {"W": []} for lv in others}
+    every, off = int(tk.config["learn_every"]), int(tk.config["stim_off"])
+    start: dict[str, np.ndarray] = {}
 
-    def forced(r, f):
-        """The reference's update; for its first ``align`` ones, each level's from the same state."""
-        n = len(rows.get("lowered-fixed", {}).get("W", []))
-        w0, P0 = ref.w.copy(), (ref.P.copy() if n < align else None)
+    def done() -> int:
+        return len(rows["lowered-fixed"]["W"])
+
+    def set_weights(other, w: np.ndarray) -> None:
+        if hasattr(other, "engine"):
+            m = np.zeros(other.engine.weights.shape[1:])
+            m[kc._rows[kc.valid], kc.idx[kc.valid]] = w[kc.valid] / other.sc.w_lsb
+            if other.engine.var_fixed["w"]:
+                m = np.round(m)
+            other.engine.set_state({"w": m[None]}, None)
+        else:
+            other.w = w.astype(other.w.dtype)
+
+    def step(t: int, spikes: np.ndarray, error: np.ndarray | None) -> bool:
+        i = t - kc.t
+        if (i - 1) % every == 0 and done() < align:  # an epoch starts: the engines from the reference's weights
+            for lv, other in others.items():
+                if hasattr(other, "engine"):
+                    set_weights(other, ref.w)
+                    start[lv] = other.weights()
+        for other in others.values():
+            if hasattr(other, "engine"):
+                other.step(t, spikes, error)
+        if error is None or i % every or i <= off + 1:
+            return False
+        r, f = np.where(kc.valid, kc.net.r[kc.idx], 0.0), kc.f[i - 1]
+        w0, P0 = ref.w.copy(), ref.P.copy()
         ref.update(r, f)
-        if n >= align:
-            return
-        dw_ref = ref.w - w0
-        for lv, other in others.items():
-            if isinstance(other, Rls):
-                other.P[...] = P0
-            other.w = w0.astype(other.w.dtype)
-            if getattr(other, "fixed", None) is not None and "weights" in other.fixed.quantize:
-                fx = other.fixed
-                other.w = other._grid(other.w, fx.weight_lsb, -fx.weight_top, fx.weight_top - 1, "nearest")
-            start = other.w.astype(np.float64)
-            other.update(r, f)
-            dw = other.w.astype(np.float64) - start
-            rows.setdefault(lv, {}).setdefault("W", []).append((_cos(dw, dw_ref), _rel(dw, dw_ref)))
-        bar(f"alignment {n + 1}/{align}")
+        if done() < align:
+            dw_ref = ref.w - w0
+            for lv, other in others.items():
+                if not hasattr(other, "engine"):
+                    if isinstance(other, Rls):
+                        other.P[...] = P0
+                    set_weights(other, w0)
+                    start[lv] = other.weights()
+                    other.update(r, f)
+                dw = other.weights() - start[lv]
+                rows[lv]["W"].append((_cos(dw, dw_ref), _rel(dw, dw_ref)))
+            bar(f"alignment {done()}/{align}")
+        return True
 
-    probe = SimpleNamespace(weights=ref.weights, update=forced)  # the learner KimChow.train drives
-    while align and len(rows.get("lowered-fixed", {}).get("W", [])) < align:
+    probe = SimpleNamespace(weights=lambda: ref.weights(), step=step)  # drives KimChow.train step by step
+    while done() < align:
         kc.train(probe, 1)
     return alignment_summary(align, rows)

@@ -26,7 +26,8 @@ synapses) and keeps ``sum_i K_i^2 ~ p^2 N^3`` entries of ``P``.
   ``K`` weights fit the core's synaptic memory (``capacity.synaptic_memory_bits_per_core``);
 * a sum-of-products engine with a graded third factor (loihi2): the LMS (delta) rule
   ``dw = -eta * y2 * x1`` (:class:`Lms`), with ``y2 = e_i`` the neuron's graded error and
-  ``x1 = r_j`` the presynaptic trace, in the engine's widths (:class:`LmsFixedPoint`); or
+  ``x1 = r_j`` the presynaptic trace, on the engine itself (:func:`lower_lms`,
+  :class:`EngineLms`: the emulator's bit-accurate sum-of-products engine); or
   RLS on the host every ``learn_every`` steps writing the chip's weights
   (:class:`HostRls`, ``mode="host"``);
 * anything else (loihi1: no graded factor; reckon: fixed-function e-prop; xylo: no
@@ -141,10 +142,19 @@ class Rls:
         rls_update(self.P, self.w, r.astype(self.dtype), f.astype(self.dtype))
 
 
+def chip_weight_grid(profile: Any, weight_range: float) -> tuple[float, int]:
+    """The grid of weights written into a chip's synapses over ``±weight_range``: the LSB and
+    the number of LSBs a side (loihi2: 9-bit mixed-sign mantissas keep even values, 2/128
+    over ±2)."""
+    f = profile.formats.weight
+    bits = int(f.mantissa_bits) - (1 if f.mixed_sign_drops_lsb else 0)
+    return weight_range / 2.0**bits, 2**bits
+
+
 class HostRls(Rls):
     """Host-assisted RLS: the host runs float64 RLS on shadow weights every ``learn_every``
     steps and writes them, rounded to nearest onto the chip's weight grid (``lsb``, ``±top``
-    LSBs), into the chip, which delivers with the rounded weights."""
+    LSBs, :func:`chip_weight_grid`), into the chip, which delivers with the rounded weights."""
 
     def __init__(self, w: np.ndarray, valid: np.ndarray, lam: float, lsb: float, top: int):
         super().__init__(w, valid, lam)
@@ -157,100 +167,97 @@ class HostRls(Rls):
         return np.clip(m, -self.top, self.top - 1) * self.lsb
 
 
-@dataclass(frozen=True)
-class LmsFixedPoint:
-    """The formats of the LMS rule on a sum-of-products engine (signed values ``m * lsb``).
-
-    ``weight_bits`` over ``±weight_range`` (a power of two; mixed-sign weights keep even
-    mantissas when ``weight_drop_lsb``); ``trace_bits`` (unsigned) for ``x1 = r_j`` over
-    ``[0, trace_range)``; ``signal_bits`` (signed) for the error ``y2 = e_i`` over
-    ``±signal_range``; ``rounding`` of the weight updates and the traces/signals
-    (``"stochastic"`` or ``"nearest"``). ``quantize``: which of weights, traces, signal are
-    in fixed point (the others float64, for attribution).
-    """
-
-    weight_bits: int = 9
-    weight_drop_lsb: bool = True
-    weight_range: float = 2.0
-    trace_bits: int = 7
-    trace_range: float = 2.0
-    signal_bits: int = 8
-    signal_range: float = 2.0
-    rounding: str = "stochastic"
-    quantize: frozenset = frozenset({"weights", "traces", "signal"})
-
-    @classmethod
-    def from_profile(cls, profile: Any, **overrides: Any) -> LmsFixedPoint:
-        """The widths of ``profile``'s engine: ``w``'s stored width, the 7-bit traces for
-        ``x1``, a graded third factor of the trace width plus a sign for ``y2``, stochastic
-        rounding where the engine has it."""
-        lrn = profile.learning
-        kw: dict[str, Any] = {
-            "weight_bits": int(lrn.synaptic_variable_bits["w"]),
-            "weight_drop_lsb": bool(profile.formats.weight.mixed_sign_drops_lsb),
-            "trace_bits": int(lrn.params["trace_bits"]),
-            "signal_bits": int(lrn.params["trace_bits"]) + 1,
-            "rounding": "stochastic" if lrn.stochastic_rounding else "nearest",
-        }
-        kw.update(overrides)
-        if "quantize" in kw:
-            kw["quantize"] = frozenset(kw["quantize"])
-        return cls(**kw)
-
-    @property
-    def weight_lsb(self) -> float:
-        return self.weight_range / 2.0 ** (self.weight_bits - 1) * (2 if self.weight_drop_lsb else 1)
-
-    @property
-    def weight_top(self) -> int:
-        return 2 ** (self.weight_bits - 1 - self.weight_drop_lsb)
-
-    def describe(self) -> str:
-        q = self.quantize
-        return ", ".join([
-            f"{self.weight_bits - self.weight_drop_lsb}-bit weights in ±{self.weight_range:g}" if "weights" in q
-            else "float weights",
-            f"{self.trace_bits}-bit x1 = r in [0, {self.trace_range:g})" if "traces" in q else "float traces",
-            f"{self.signal_bits}-bit y2 = error in ±{self.signal_range:g}" if "signal" in q else "float error",
-        ]) + f"; {self.rounding} rounding"  # fmt: skip
-
-
 class Lms:
-    """The LMS (delta) rule ``dw_ij = -eta e_i r_j`` (the loihi2 lowering: ``dw = -eta y2 x1``),
-    in float64 or, with ``fixed``, in the engine's formats (:class:`LmsFixedPoint`)."""
+    """The LMS (delta) rule's float form, ``dw_ij = -eta e_i r_j``, ``e_i = W_i r - f_i``: what
+    :func:`lower_lms` puts on a sum-of-products engine (:class:`EngineLms`)."""
 
-    def __init__(self, w: np.ndarray, valid: np.ndarray, eta: float, fixed: LmsFixedPoint | None = None,
-                 seed: int = 0):  # fmt: skip
-        self.eta, self.fixed, self.valid = float(eta), fixed, valid
-        self.rng = np.random.default_rng(seed)
-        self.clipped = 0
+    def __init__(self, w: np.ndarray, valid: np.ndarray, eta: float):
+        self.eta, self.valid = float(eta), valid
         self.w = np.array(w, dtype=np.float64)
-        if self._q("weights"):
-            self.w = self._grid(self.w, fixed.weight_lsb, -fixed.weight_top, fixed.weight_top - 1, "nearest")
-
-    def _q(self, what: str) -> bool:
-        return self.fixed is not None and what in self.fixed.quantize
-
-    def _grid(self, x: np.ndarray, lsb: float, lo: int, hi: int, mode: str | None = None) -> np.ndarray:
-        m = round_to_int(x / lsb, mode or self.fixed.rounding, self.rng)
-        self.clipped += int(np.count_nonzero((m < lo) | (m > hi)))
-        return np.clip(m, lo, hi) * lsb
 
     def weights(self) -> np.ndarray:
         return self.w
 
     def update(self, r: np.ndarray, f: np.ndarray) -> None:
-        fx = self.fixed
         e = np.einsum("nk,nk->n", self.w, r) - f
-        if self._q("traces"):
-            r = self._grid(r, fx.trace_range / 2.0**fx.trace_bits, 0, 2**fx.trace_bits - 1)
-        if self._q("signal"):
-            top = 2 ** (fx.signal_bits - 1)
-            e = self._grid(e, fx.signal_range / top, -top, top - 1)
-        w = self.w - self.eta * e[:, None] * r * self.valid
-        if self._q("weights"):
-            w = self._grid(w, fx.weight_lsb, -fx.weight_top, fx.weight_top - 1)
-        self.w = w
+        self.w = self.w - self.eta * e[:, None] * r * self.valid
+
+
+@dataclass(frozen=True)
+class LmsScales:
+    """How the LMS rule's model quantities map onto the engine's integers: ``x1 = r / r_lsb``
+    (a spike adds ``impulse = b / r_lsb``), ``y2 = e / e_lsb`` (the neuron sends it rounded to
+    nearest, within ``±y_top``), weights ``w / w_lsb`` (9-bit mantissas on loihi2)."""
+
+    w_lsb: float
+    r_lsb: float
+    e_lsb: float
+    impulse: float
+    y_top: int
+    tau_steps: float
+
+
+def lower_lms(profile: Any, eta: float, b: float, dt: float, learn_every: int, *, weight_range: float = 2.0,
+              r_top: float = 1.0, e_range: float = 4.0, seed: int = 0) -> tuple[Any, LmsScales, list[str]]:  # fmt: skip
+    """LMS as a sum-of-products rule (``dw = C * u0 * x1 * y2``, one epoch per update) on
+    ``profile``'s engine, its scales, and the notes of what was rounded.
+
+    ``x1`` is the presynaptic trace of ``r`` (impulse ``I``, ``tau = 1 / (b dt)`` steps) over
+    ``[0, r_top]`` in the trace's bits; ``y2`` the graded error over ``±e_range``; weights in
+    ``±weight_range``. ``C = -eta * e_lsb * r_lsb / w_lsb`` times the engine's division of an
+    ``x1 * y2`` product (its width beyond the accumulator), rounded to ``m * 2^e``."""
+    from ..learning.rule import EngineRule, Trace
+    from .base import LoweringContext, literal, scale_literal
+    from .eprop import _Widths
+
+    lrn = profile.learning
+    top = 2 ** int(lrn.params["trace_bits"]) - 1
+    w_lsb = weight_range / 2.0 ** (int(lrn.synaptic_variable_bits["w"]) - 1)
+    sc = LmsScales(w_lsb=w_lsb, r_lsb=r_top / top, e_lsb=e_range / top, impulse=b * top / r_top, y_top=top,
+                   tau_steps=1 / (b * dt))  # fmt: skip
+    ctx = LoweringContext("rls", profile, dt_ms=dt * 10, weight_lsb=w_lsb, seed=seed, kind="rule")
+    c = scale_literal(-eta * sc.e_lsb * sc.r_lsb / w_lsb * _Widths.of(lrn).xy, ctx, "LMS weight scale C")
+    rule = EngineRule.from_strings(
+        dw=f"{literal(*c)}*u0*x1*y2", engine=lrn, traces={"x1": Trace(sc.impulse, sc.tau_steps)},
+        t_epoch=int(learn_every), rng_seed=int(seed), post_traces="graded", graded={"y2": {"source": "input"}},
+        source="rls-lms",
+    )  # fmt: skip
+    ctx.note(f"x1 = r in [0, {r_top:g}] (impulse {sc.impulse:g}), y2 = error in ±{e_range:g} "
+             f"({top} levels a side), weights in ±{weight_range:g} ({w_lsb:g} per LSB)")  # fmt: skip
+    return rule, sc, ctx.notes
+
+
+class EngineLms:
+    """LMS on a sum-of-products engine (:class:`~neurocomp.learning.engine.SumOfProductsEngine`,
+    loihi2's fixed point or the same engine in float64): the presynaptic traces follow the
+    network's spikes every step, the neurons send their error as the graded ``y2``, and the
+    engine updates the weights at each epoch's end (every ``learn_every`` steps).
+
+    ``arithmetic``, ``float_quantities`` and ``rounding`` are the engine's (attribution)."""
+
+    def __init__(self, w0: np.ndarray, mask: np.ndarray, profile: Any, rule: Any, scales: LmsScales,
+                 idx: np.ndarray, valid: np.ndarray, **engine_kw: Any):  # fmt: skip
+        from ..learning.engine import SumOfProductsEngine
+
+        self.sc, self.idx, self.valid = scales, idx, valid
+        m = round_to_int(w0 / scales.w_lsb, "nearest")
+        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign initial weights are truncated (even)
+            m = (m >> 1) << 1
+        self.engine = SumOfProductsEngine(rule, m, engine=profile.learning, mask=mask, **engine_kw)
+
+    def weights(self) -> np.ndarray:
+        w = self.engine.weights[0]
+        rows = np.arange(len(w))[:, None]
+        return np.where(self.valid, w[rows, self.idx] * self.sc.w_lsb, 0.0)
+
+    def step(self, t: int, spikes: np.ndarray, error: np.ndarray | None) -> bool:
+        """Step ``t`` (1-based, counted over the whole run): the spikes, and the neurons' error
+        (None outside the training window: y2 = 0, nothing learned). True if the weights changed."""
+        y2 = np.zeros(len(spikes)) if error is None else error / self.sc.e_lsb
+        if self.engine.var_fixed["y2"]:  # the neuron sends an integer
+            y2 = np.clip(round_to_int(y2, "nearest"), -self.sc.y_top, self.sc.y_top)
+        self.engine.spikes(t, spikes[None], spikes[None], {"y2": y2[None]})
+        return self.engine.learn(t)
 
 
 # --------------------------------------------------------------------------- training
@@ -281,7 +288,8 @@ class KimChow:
         self.ext, self.f = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
         self.net: ThetaNetwork | None = None
         self.seconds = {"dynamics": 0.0, "learning": 0.0}
-        self.updates = 0
+        self.updates = 0  # weight updates so far
+        self.t = 0  # training steps so far (an engine's clock)
 
     @property
     def k_max(self) -> int:
@@ -294,22 +302,33 @@ class KimChow:
         return w
 
     def _run(self, net: ThetaNetwork, w: np.ndarray, learner: Any = None, record: bool = False) -> np.ndarray | None:
+        """One pass over the trial. As run_train.jl: the drive of step ``i`` is ``W r`` from the
+        end of step ``i - 1``, computed before that step's update. An exact learner updates every
+        ``learn_every`` steps in the window from its second step on; an engine learner
+        (``step``) sees every step's spikes and, in the window, the neurons' errors."""
         cfg, t0 = self.cfg, self._clock()
-        every, off = int(cfg["learn_every"]), int(cfg["stim_off"])
-        out = np.empty((len(self.f), self.n)) if record else None
+        every, off, steps = int(cfg["learn_every"]), int(cfg["stim_off"]), len(self.f)
+        out = np.empty((steps, self.n)) if record else None
         learning = 0.0
         u = w @ net.r
-        for i in range(1, len(self.f) + 1):  # 1-based steps, as the example code
-            net.step(u + self.ext[i - 1])
-            if learner is not None and i > off + 1 and i % every == 0:
-                t1 = self._clock()
-                learner.update(np.where(self.valid, net.r[self.idx], 0.0), self.f[i - 1])
-                w = self.dense(learner.weights())
-                self.updates += 1
-                learning += self._clock() - t1
+        for i in range(1, steps + 1):  # 1-based steps, as the example code
+            spikes = net.step(u + self.ext[i - 1])
             u = w @ net.r
             if record:
                 out[i - 1] = u
+            if learner is None:
+                continue
+            t1, window = self._clock(), i > off + 1
+            if hasattr(learner, "step"):
+                changed = learner.step(self.t + i, spikes, u - self.f[i - 1] if window else None)
+            elif changed := window and i % every == 0:
+                learner.update(np.where(self.valid, net.r[self.idx], 0.0), self.f[i - 1])
+            if changed:
+                w = self.dense(learner.weights())
+                self.updates += 1
+            learning += self._clock() - t1
+        if learner is not None:
+            self.t += steps
         self.seconds["learning"] += learning
         self.seconds["dynamics"] += self._clock() - t0 - learning
         return out
@@ -411,5 +430,6 @@ def lower(profile: Any, n: int, k_max: int, p: float, mode: str = "chip") -> Rls
     raise LoweringError([Problem(where, f"{refusal_text(n, p)}; {name}: {why}")])
 
 
-__all__ = ["B_SYN", "DT", "HostRls", "Lms", "LmsFixedPoint", "Rls", "RlsLowering", "ThetaNetwork", "init_weights",
-           "lower", "max_inputs", "plastic_inputs", "rls_update"]  # fmt: skip
+__all__ = ["B_SYN", "DT", "EngineLms", "HostRls", "KimChow", "Lms", "LmsScales", "Rls", "RlsLowering", "ThetaNetwork",
+           "chip_weight_grid", "init_weights", "lower", "lower_lms", "max_inputs", "plastic_inputs",
+           "rls_update"]  # fmt: skip
