@@ -257,7 +257,7 @@ class EngineLms:
         if self.engine.var_fixed["y2"]:  # the neuron sends an integer
             y2 = np.clip(round_to_int(y2, "nearest"), -self.sc.y_top, self.sc.y_top)
         self.engine.spikes(t, spikes[None], spikes[None], {"y2": y2[None]})
-        return self.engine.learn(t)
+        return self.engine.learn(t) and error is not None
 
 
 # --------------------------------------------------------------------------- training
