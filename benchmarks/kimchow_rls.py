@@ -9,6 +9,7 @@ synaptic drive and its target over the trained window.
     python benchmarks/kimchow_rls.py                         # N = 500, every variant
     python benchmarks/kimchow_rls.py --variants float,spinnaker2 --n 200
     python benchmarks/kimchow_rls.py --json rls.json
+    python benchmarks/kimchow_rls.py --variants loihi2-host --learn-every 50   # the host every 50 steps
 
 Variants (:mod:`neurocomp.analysis.check_rls` builds each learner, as ``check`` does):
 
@@ -82,13 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=500, help="neurons (default 500, the acceptance size)")
     ap.add_argument("--loops", type=int, default=None, help="training loops (default: the task's 10)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--learn-every", type=int, default=None, help="steps between updates, K (default: the task's 10)")
     ap.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated; see the module doc")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
     from neurocomp.tasks import make
 
-    tk = make("kimchow-rls", seed=args.seed, n=args.n)
+    over = {} if args.learn_every is None else {"learn_every": args.learn_every}
+    tk = make("kimchow-rls", seed=args.seed, n=args.n, **over)
     cfg = dict(tk.config)
     loops = args.loops or int(cfg["loops"])
     print("kimchow-rls: Kim & Chow 2018 (eLife 7:e37124), the example code's ratemodel target")

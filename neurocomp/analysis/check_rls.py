@@ -191,7 +191,7 @@ def _alignment(tk, seed: int, prof, low, align: int, bar) -> dict[str, Any]:
 
     def step(t: int, spikes: np.ndarray, error: np.ndarray | None) -> bool:
         i = t - kc.t
-        if (i - 1) % every == 0 and done() < align:  # an epoch starts: the engines from the reference's weights
+        if (t - 1) % every == 0 and done() < align:  # an epoch starts: the engines from the reference's weights
             for lv, other in others.items():
                 if hasattr(other, "engine"):
                     set_weights(other, ref.w)
