@@ -9,15 +9,14 @@ same trial, one iteration = one training loop, scored by a test run from fresh p
 2. **lowered-float**: what the profile runs (:func:`neurocomp.rules.rls.lower`) in float64:
    exact RLS on programmable cores (equal to the reference), LMS on a sum-of-products engine,
    unrounded host RLS in host mode;
-3. **lowered-fixed**: the same in the chip's arithmetic: RLS in float32 (spinnaker2), LMS in
-   the engine's widths (:class:`~neurocomp.rules.rls.LmsFixedPoint`), host RLS with the
-   weights rounded onto the chip's grid.
+3. **lowered-fixed**: the same in the chip's arithmetic: RLS in float32 (spinnaker2), LMS on
+   the sum-of-products engine in its fixed point (:class:`~neurocomp.rules.rls.EngineLms`),
+   host RLS with the weights rounded onto the chip's grid.
 
-Alignment is teacher-forced per update: along the reference's first ``align`` updates, each
-level starts from the reference's weights (and ``P``) and takes one update on the same
-``r`` and targets; its ``dW`` is compared with the reference's. Attribution (LMS only): the
-fixed level with weights, traces or the error signal back in float, or round-to-nearest.
-The network dynamics are float64 at every level (no chip has a theta neuron).
+Alignment is teacher-forced per update (:func:`_alignment`). Attribution (LMS only): the fixed
+engine with one of its quantities back in float64 (``weights``, ``traces``, ``graded``: the
+error ``y2``, ``products``), or round-to-nearest. The network dynamics are float64 at every
+level (no chip has a theta neuron).
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ import numpy as np
 from ..errors import NeurocompError, Problem
 from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary
 
-TASK = "kimchow-rls"
 MODELS = ("rls", "rls-host")
 # the LMS attribution rows: the engine's quantities (graded: the error y2) and its rounding
 LMS_ROWS = ("weights", "traces", "graded", "products", "nearest")

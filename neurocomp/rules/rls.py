@@ -126,7 +126,8 @@ def rls_update(P: np.ndarray, w: np.ndarray, r: np.ndarray, f: np.ndarray) -> No
 
 class Rls:
     """Exact RLS (:func:`rls_update`) with ``P``, the weights and the products in ``dtype``
-    (float64: the reference; float32: a programmable core's FPU). ``lam``: ``lambda`` (P(0) = I/lambda)."""
+    (float64: the reference; float32: a programmable core's FPU). ``lam``: ``lambda`` (P(0) =
+    I/lambda); ``valid`` is not needed (padded inputs stay 0), only taken as every learner's is."""
 
     def __init__(self, w: np.ndarray, valid: np.ndarray, lam: float, dtype=np.float64):
         n, k = w.shape
