@@ -256,3 +256,17 @@ def test_cli_check_refuses_named(tmp_path, capsys):
     assert code == 2 and "p^2 N^3" in err and "graded third factor" in err
     code = main(["check", "eprop", "--task", "kimchow-rls", "--profile", "loihi2", "--out", str(tmp_path / "o")])
     assert code == 2 and "'rls' or 'rls-host'" in capsys.readouterr().err
+
+
+def test_a_model_file_naming_rls_gets_a_named_problem(tmp_path, capsys):
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "neurocomp: 1\nname: t\npopulations:\n"
+        "  - {name: in, size: 3, neuron: {model: SpikeInput, rate_hz: 10.0, seed: 1}}\n"
+        "  - {name: rec, size: 2, neuron: {model: LIF, tau_mem_ms: 5.0, v_th: 1.0}}\n"
+        "projections:\n"
+        "  - {pre: in, post: rec, weights: [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]], plasticity: {rule: rls, params: {}}}\n"
+    )
+    assert main(["validate", str(model)]) == 2
+    out = capsys.readouterr()
+    assert "projection 'in->rec'" in out.out + out.err and "check rls --task kimchow-rls" in out.out + out.err

@@ -50,9 +50,11 @@ def rule_problems(spec: RuleSpec) -> list[str]:
     """What is wrong with a learning rule whatever the chip: an unknown rule, unknown or
     missing parameters, non-finite numbers, time constants <= 0 (``compile`` reports the
     same; this lets ``validate`` report them without a profile)."""
-    from ..rules import LOWERINGS, PARAMS
+    from ..rules import LOWERINGS, NETWORK_RULES, PARAMS
     from ..rules.base import param_problems
 
+    if spec.name in NETWORK_RULES:
+        return [NETWORK_RULES[spec.name]]
     if spec.name not in LOWERINGS:
         return [f"unknown learning rule {spec.name!r} (known: {', '.join(LOWERINGS)})"]
     defaults = PARAMS.get(spec.name)

@@ -24,6 +24,12 @@ LOWERINGS = {
     "rflo": {"sum_of_products": None, "programmable": None},
 }
 
+# rules that train a whole network of their own rather than a projection: why a model file cannot name them
+NETWORK_RULES = {
+    "rls": "rls (Kim & Chow's spiking RLS) trains its own theta-neuron network against per-neuron target "
+    "drives, not a projection: run it with `neurocomp check rls --task kimchow-rls` or neurocomp.rules.rls",
+}
+
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
 PARAMS = {
     "custom": custom.DEFAULTS,
@@ -44,4 +50,6 @@ def lower(name: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
     return None if fn is None else fn(params, ctx)
 
 
-__all__ = ["LOWERINGS", "PARAMS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo"]
+__all__ = [
+    "LOWERINGS", "NETWORK_RULES", "PARAMS", "LoweringContext", "LoweringError", "eprop", "lower", "reckon", "rflo",
+]  # fmt: skip
