@@ -40,6 +40,7 @@ precision costs is isolated in the learning path, as in RFLO's rate check).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,15 +270,13 @@ class KimChow:
     neuron's plastic inputs, and the initial phases of the training and the test runs.
 
     :meth:`train` runs loops of the trial with a learner (:class:`Rls`, :class:`HostRls`,
-    :class:`Lms`) updating every ``learn_every`` steps in the window, as run_train.jl does (the
-    state carries over from loop to loop); :meth:`test` runs the trial from fresh phases with
-    the learner's weights and returns the drives. ``seconds``: wall time of the dynamics and of
-    the learner's updates so far (the host's share in host-assisted mode)."""
+    :class:`Lms` updating every ``learn_every`` steps in the window, as run_train.jl does, or
+    :class:`EngineLms` stepping with the network; the state carries over from loop to loop);
+    :meth:`test` runs the trial from fresh phases with the learner's weights and returns the
+    drives. ``seconds``: wall time of the dynamics and of the learner's updates so far (the
+    host's share in host-assisted mode)."""
 
     def __init__(self, task: Any, seed: int = 0):
-        import time
-
-        self._clock = time.perf_counter
         cfg = task.config
         self.cfg, self.n = cfg, int(cfg["n"])
         rng = np.random.default_rng([seed, 3])
@@ -307,7 +306,7 @@ class KimChow:
         end of step ``i - 1``, computed before that step's update. An exact learner updates every
         ``learn_every`` steps in the window from its second step on; an engine learner
         (``step``) sees every step's spikes and, in the window, the neurons' errors."""
-        cfg, t0 = self.cfg, self._clock()
+        cfg, t0 = self.cfg, time.perf_counter()
         every, off, steps = int(cfg["learn_every"]), int(cfg["stim_off"]), len(self.f)
         out = np.empty((steps, self.n)) if record else None
         learning = 0.0
@@ -319,7 +318,7 @@ class KimChow:
                 out[i - 1] = u
             if learner is None:
                 continue
-            t1, window = self._clock(), i > off + 1
+            t1, window = time.perf_counter(), i > off + 1
             if hasattr(learner, "step"):
                 changed = learner.step(self.t + i, spikes, u - self.f[i - 1] if window else None)
             elif changed := window and i % every == 0:
@@ -327,11 +326,11 @@ class KimChow:
             if changed:
                 w = self.dense(learner.weights())
                 self.updates += 1
-            learning += self._clock() - t1
+            learning += time.perf_counter() - t1
         if learner is not None:
             self.t += steps
         self.seconds["learning"] += learning
-        self.seconds["dynamics"] += self._clock() - t0 - learning
+        self.seconds["dynamics"] += time.perf_counter() - t0 - learning
         return out
 
     def train(self, learner: Any, loops: int = 1) -> None:
