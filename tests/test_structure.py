@@ -174,7 +174,8 @@ def test_registers_name_an_unknown_or_missing_field():
 
 def test_a_program_with_a_misspelt_register_is_refused_naming_it(tmp_path):
     src = tmp_path / "in.ncp"
-    Program.load(DATA / "main-stdp-loihi2.ncp").save(src)
+    loihi2 = MAIN_PROFILES / "loihi2.yaml"
+    Program.load(DATA / "main-stdp-loihi2.ncp", profile=loihi2).save(src)
     with zipfile.ZipFile(src) as z:
         members = {n: z.read(n) for n in z.namelist()}
     manifest = json.loads(members["manifest.json"])
@@ -185,4 +186,4 @@ def test_a_program_with_a_misspelt_register_is_refused_naming_it(tmp_path):
         for n, blob in members.items():
             z.writestr(n, blob)
     with pytest.raises(ProgramError, match="unknown field 'refractory_steps'"):
-        Program.load(tmp_path / "bad.ncp")
+        Program.load(tmp_path / "bad.ncp", profile=loihi2)

@@ -401,6 +401,14 @@ def check(
     t_start = time.perf_counter()
     if task not in TASKS:
         raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
+    if task in ("kimchow-rls",):  # the network is the task's (Kim & Chow's); the model names the rule
+        from .check_rls import check_task
+
+        rep = check_task(model, task, iterations, seed, align, attribution, steps, profile, progress,
+                         default_iterations=iterations == ITERATIONS)  # fmt: skip
+        if out is not None:
+            _write(rep, Path(out), plots)
+        return rep
     from . import check_contrastive, check_perturbation, check_volatility
 
     for mod in (check_perturbation, check_contrastive, check_volatility):  # tasks defining their network: model = rule

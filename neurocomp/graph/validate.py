@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import Problem
-from ..learning.lowering import LOWERINGS, PARAMS, param_problems
+from ..learning.lowering import LOWERINGS, NETWORK_RULES, PARAMS, param_problems
 from .projection import Projection, RuleSpec
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ def rule_problems(spec: RuleSpec) -> list[str]:
     """What is wrong with a learning rule whatever the chip: an unknown rule, unknown or
     missing parameters, non-finite numbers, time constants <= 0 (``compile`` reports the
     same; this lets ``validate`` report them without a profile)."""
+    if spec.name in NETWORK_RULES:
+        return [NETWORK_RULES[spec.name]]
     if spec.name not in LOWERINGS:
         return [f"unknown learning rule {spec.name!r} (known: {', '.join(LOWERINGS)})"]
     defaults = PARAMS.get(spec.name)

@@ -29,6 +29,9 @@ NETWORK_LOWERINGS: dict[tuple[str, str], Callable] = {}
 # ``fn(rule name, profile) -> str | None``: why a rule cannot run on a profile's engine, where the
 # rules know a reason beyond the engine's list of rules (the DRC adds it to its refusal)
 _REFUSAL: list[Callable[[str, Profile], str | None]] = []
+# rules that train a whole network of their own rather than a projection (Kim & Chow's RLS):
+# rule name -> why a model file cannot name it, and what to run instead
+NETWORK_RULES: dict[str, str] = {}
 
 
 def register_rules(
@@ -36,6 +39,7 @@ def register_rules(
     params: Mapping[str, Mapping[str, Any]],
     network_lowerings: Mapping[tuple[str, str], Callable],
     refusal: Callable[[str, Profile], str | None] | None = None,
+    network_rules: Mapping[str, str] | None = None,
 ) -> None:
     """Make rules known to the compiler (called by :mod:`neurocomp.rules` on import)."""
     LOWERINGS.update({k: dict(v) for k, v in lowerings.items()})
@@ -43,6 +47,7 @@ def register_rules(
     NETWORK_LOWERINGS.update(network_lowerings)
     if refusal is not None:
         _REFUSAL[:] = [refusal]
+    NETWORK_RULES.update(network_rules or {})
 
 
 def refusal(name: str, profile: Profile) -> str | None:

@@ -27,6 +27,12 @@ LOWERINGS = {
     "vkf": {"sum_of_products": volatility.lower_vkf},
 }
 
+# rules that train a whole network of their own rather than a projection: why a model file cannot name them
+NETWORK_RULES = {
+    "rls": "rls (Kim & Chow's spiking RLS) trains its own theta-neuron network against per-neuron target "
+    "drives, not a projection: run it with `neurocomp check rls --task kimchow-rls` or neurocomp.rules.rls",
+}
+
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's
 PARAMS = {
     "custom": custom.DEFAULTS,
@@ -82,11 +88,12 @@ NETWORK_LOWERINGS = {
     ("programmable", "rflo"): eprop.lower_programmable,
 }
 
-register_rules(LOWERINGS, PARAMS, NETWORK_LOWERINGS, refusal)
+register_rules(LOWERINGS, PARAMS, NETWORK_LOWERINGS, refusal, NETWORK_RULES)
 
 __all__ = [
     "LOWERINGS",
     "NETWORK_LOWERINGS",
+    "NETWORK_RULES",
     "PARAMS",
     "REFUSALS",
     "LoweringContext",

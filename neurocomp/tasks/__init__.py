@@ -13,6 +13,7 @@ from typing import Any
 from . import (
     contrastive_xor,
     evidence,
+    kimchow_rls,
     pattern_generation,
     perturbation,
     reward_choice,
@@ -24,6 +25,7 @@ from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
     evidence.NAME: evidence.make,
+    kimchow_rls.NAME: kimchow_rls.make,
     pattern_generation.NAME: pattern_generation.make,
     rflo_periodic.NAME: rflo_periodic.make,
     spike_pattern.NAME: spike_pattern.make,
