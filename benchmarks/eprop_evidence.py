@@ -67,10 +67,12 @@ def train_float(seed: int, iterations: int, batch: int, val_every: int, lif_only
     return {"seed": seed, "curve": curve, "reached": state["stop"], "wall_s": wall}
 
 
-def train_chip(profile: str, seed: int, iterations: int, val_every: int, n_val: int) -> dict:
+def train_chip(
+    profile: str, seed: int, iterations: int, val_every: int, n_val: int, lr: float | None = None, t_epoch: int = 1
+) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per iteration (the chip's learner applies every step's update
-    at once: online e-prop with plain SGD, lr 5e-3, no Adam); every ``val_every`` iterations
+    at once: online e-prop with plain SGD, the example's lr 5e-3 or ``lr``, no Adam); every ``val_every`` iterations
     the learned weights are copied into a second emulator that runs ``n_val`` held-out trials
     without learning."""
     import numpy as np
@@ -79,16 +81,20 @@ def train_chip(profile: str, seed: int, iterations: int, val_every: int, n_val: 
     from neurocomp.emulator import Emulator
     from neurocomp.graph.io import load_network
 
-    prog = compile(load_network(ROOT / "examples" / "eprop_evidence.yaml"), profile, out=io.StringIO())
+    net = load_network(ROOT / "examples" / "eprop_evidence.yaml")
+    over = ({} if lr is None else {"lr": lr}) | ({} if t_epoch == 1 else {"t_epoch": t_epoch})
+    prog = compile(net.with_rule_params(**over) if over else net, profile, out=io.StringIO())
     task = make("evidence-accumulation", seed=seed, batch=1)
     val = make("evidence-accumulation", seed=10_000 + seed, batch=n_val)
     emu, judge = Emulator(prog, seed=seed), Emulator(prog, batch=n_val, seed=seed)
+    # the learning engine's error units take the target (loihi2); a programmable core's readout does
+    target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
     curve: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     for it in range(iterations):
         t = task.sample(it)
         emu.reset(keep_weights=True)
-        emu.run(t.steps, inputs={"in": t.inputs, "out/target": t.targets[:, 0, :]}, learn=True)
+        emu.run(t.steps, inputs={"in": t.inputs, target: t.targets[:, 0, :]}, learn=True)
         if it % val_every == 0 or it == iterations - 1:
             for n, syn in emu.plastic.items():
                 judge.plastic[n].engine.state["w"][...] = syn.engine.state["w"][0]
@@ -127,10 +133,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lif-only", action="store_true", help="100 LIF, no ALIF: what reckon's neurons could learn")
     ap.add_argument("--chip", help="train the example model on this chip's emulator instead of float (spinnaker2)")
     ap.add_argument("--val-trials", type=int, default=128, help="held-out trials per validation (--chip)")
+    ap.add_argument("--lr", type=float, help="the learning rate instead of the example's 5e-3 (--chip)")
+    ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
     args = ap.parse_args(argv)
     if args.chip:
-        print(f"evidence-accumulation on {args.chip} (examples/eprop_evidence.yaml), up to {args.iterations} trials")
-        r = train_chip(args.chip, args.seed, args.iterations, args.val_every, args.val_trials)
+        lr = "5e-3" if args.lr is None else f"{args.lr:g}"
+        print(f"evidence-accumulation on {args.chip} (examples/eprop_evidence.yaml, lr {lr}, t_epoch {args.t_epoch}, "
+              f"seed {args.seed}), up to {args.iterations} trials")  # fmt: skip
+        r = train_chip(args.chip, args.seed, args.iterations, args.val_every, args.val_trials, args.lr, args.t_epoch)
         it, err = r["curve"][-1]
         print(f"  {args.chip}: validation error {100 * err:.1f} % after {it + 1} trials ({r['wall_s']:.0f} s)")
         return 0

@@ -86,6 +86,7 @@ DEFAULTS = {
     "seed": 0,
     "trace_impulse": 16.0,
     "error_range": 2.0,
+    "t_epoch": 1,
 }
 ERROR_BITS = 8  # the error units' graded payload (signed)
 
@@ -226,44 +227,52 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     out = {k: p.get(k, v) for k, v in defaults.items()}
     if out["lr"] is ...:
         problems.append(Problem(where, "eprop: parameter 'lr' is required"))
+    T = out.get("t_epoch", 1)
+    if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
+        problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
     tau = out.get("reg_tau_ms", RATE_TAU_MS)
     if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
         problems.append(Problem(where, f"eprop: reg_tau_ms must be a finite number of ms > 0, got {tau!r}"))
     return out
 
 
-def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringContext):
+def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringContext, T: int = 1):
     """The ALIF form: the adaptation eligibility ``eps`` lives in the tag ``d``, in units
-    ``2^b`` times those of ``t`` (``F(x1*y3) / (8 * 2^a)``)::
+    ``2^b`` times those of ``t`` (``F(x1*y3) / (8 * 2^a)``); per epoch of ``T`` steps::
 
-        dd = 2^-(a+b) * u0*x1*y3 - (1 - rho) * u0*d - c3 * u0*y3*d     eps <- psi z_bar + (rho - psi beta) eps
-        dt = 2^-(k+a) * u0*x1*y3 - 2^(b-k) * c3 * u0*y3*d - 2^-k * u0*t   e = psi (z_bar - beta eps)
+        dd = T 2^-(a+b) * u0*x1*y3 - (1 - rho^T) * u0*d - T c3 * u0*y3*d   eps <- psi z_bar + (rho - psi beta) eps
+        dt = 2^-(k+a) * u0*x1*y3 - 2^(b-k) * c3 * u0*y3*d - 2^-k * u0*t    e = psi (z_bar - beta eps)
 
     with ``c3 = 32 * beta * gamma / (127 * v_th)`` (y3 * d is shifted by 5); ``b`` is the
     smallest that makes the eligibility's ``beta`` term representable. The engine's smallest
-    scale, 2^-7 per step, bounds ``1 - rho``: adaptation time constants beyond about 128
-    steps cannot be represented (an error). ``d`` saturates at 255 (a 9-bit unsigned tag)."""
+    scale, 2^-7 per epoch, bounds ``1 - rho^T``: at ``T = 1`` adaptation time constants beyond
+    about 128 steps cannot be represented (an error that names the ``t_epoch`` which can).
+    ``d`` saturates at 255 (a 9-bit unsigned tag)."""
     lrn = ctx.profile.learning
     wd = _Widths.of(lrn)
     rho = float(pop.decays["adapt"].factor)
     beta = float(pop.neuron.beta)
     smallest = 2.0**lrn.exponent_min
     try:
-        c2 = scale_literal(1.0 - rho, ctx, "eprop ALIF adaptation decay 1 - rho")
+        c2 = scale_literal(1.0 - rho**T, ctx, "eprop ALIF adaptation decay 1 - rho^t_epoch")
     except LoweringError:
+        fit = next((2**j for j in range(lrn.epoch_bits or 6) if 1.0 - rho ** (2**j) >= smallest * 2 / 3), None)
+        hint = f"; t_epoch: {fit} (a rule parameter) learns once per {fit} steps, where it can" if fit else ""
         raise ctx.fail(
-            f"eprop on ALIF population {pop.name!r}: the adaptation eligibility decays by 1 - rho = {1 - rho:.3g} "
-            f"per step (tau_adapt {pop.neuron.tau_adapt_ms:g} ms), below the engine's smallest scale "
-            f"{smallest:g}: {ctx.profile.name} cannot represent adaptation beyond about {1 / smallest:.0f} steps"
+            f"eprop on ALIF population {pop.name!r}: the adaptation eligibility decays by 1 - rho^{T} = "
+            f"{1 - rho**T:.3g} per epoch of t_epoch {T} step(s) (tau_adapt {pop.neuron.tau_adapt_ms:g} ms), below the "
+            f"engine's smallest scale {smallest:g}: {ctx.profile.name} cannot represent adaptation beyond about "
+            f"{T / smallest:.0f} steps at t_epoch {T}{hint}"
         ) from None
     c3_exact = wd.yd * beta * gamma / (wd.y_top * theta)
     cf0 = 2.0**-k * c3_exact  # the beta term of dt at b = 0
+    lt = T.bit_length() - 1  # log2(T)
     b = max(0, math.ceil(math.log2(4 * smallest / cf0))) if cf0 > 0 else 0
-    b = min(b, -lrn.exponent_min - a)
-    c3 = scale_literal(c3_exact, ctx, "eprop ALIF beta * psi scale")
+    b = min(b, -lrn.exponent_min - a + lt)  # dd's increment 2^(lt-a-b) stays representable
+    c3 = scale_literal(T * c3_exact, ctx, "eprop ALIF beta * psi scale")
     cf = scale_literal(cf0 * 2.0**b, ctx, "eprop ALIF eligibility scale")
     ctx.note(f"eprop ALIF: eps in tag d at 2^{b} times the tag t's units")
-    dd = f"{literal(1, -(a + b))}*u0*x1*y3 - {literal(*c2)}*u0*d - {literal(*c3)}*u0*y3*d"
+    dd = f"{literal(1, lt - (a + b))}*u0*x1*y3 - {literal(*c2)}*u0*d - {literal(*c3)}*u0*y3*d"
     dt = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(*cf)}*u0*y3*d - {literal(1, -k)}*u0*t"
     return dt, dd
 
@@ -273,7 +282,7 @@ FEEDBACKS = ("random", "symmetric", "adaptive")
 ADAPTIVE_SEED = 2  # the readout rule's rng_seed with adaptive feedback: B's (0) y streams are its x streams
 
 
-def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, offset: int) -> EngineRule:
+def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, offset: int, T: int = 1) -> EngineRule:
     """The rule of an adaptive feedback projection ``B`` (Bellec's adaptive e-prop: ``B_jk``
     takes ``W_out_kj``'s update). ``W_out`` learns ``dw = c_o * u0 * x1 * y2`` with ``x1`` the
     hidden neuron's spike trace and ``y2`` the graded error ``e_k`` of its post (readout) neuron.
@@ -295,13 +304,14 @@ def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, 
     where ``B`` needs a coarser LSB than ``W_out`` (a larger initial B), ``c_B = c_o *
     LSB_W / LSB_B`` and the stochastic rounding to B's grid differs by less than one B LSB."""
     lrn = ctx.profile.learning
-    c_b = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop adaptive B scale")
+    c_b = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb) * T, ctx, "eprop adaptive B scale")
     return EngineRule(
         dw=parse(f"{literal(*c_b)}*u0*(x1 - {offset})*y1", "dw", lrn),
         traces={"y1": Trace(I, steps(tau_ms, ctx, "readout tau"))},
         pre_graded={"x1": {"source": "pre", "offset": offset}},
         rng_seed=0,
         source="eprop",
+        t_epoch=T,
     )
 
 
@@ -349,7 +359,7 @@ def lower_network(
                     f"eprop feedback {pr['feedback']!r}: one of {', '.join(map(repr, FEEDBACKS))}",
                 )
             )
-        for key in ("loss", "feedback"):  # one error unit and one B per readout: all projections agree
+        for key in ("loss", "feedback", "t_epoch"):  # one error unit, B and epoch per readout: all agree
             if pr[key] != params[eprop[0].name][key]:
                 problems.append(
                     Problem(
@@ -372,13 +382,24 @@ def lower_network(
     # readout filter kappa = 1 - 2^-k (the tag decays by a power of two); RFLO has no filter
     # on the eligibility: k = 0 makes the tag the step's x1*y3 (dt = ... - u0*t)
     kappa = float(disc.population(R).decays["voltage"].factor)
-    k = 0 if rule == "rflo" else max(1, round(-math.log2(max(1.0 - kappa, 1e-12))))
+    # t_epoch T > 1: the engine learns once every T steps from the epoch's last step's traces and
+    # graded values, T times that step's update (the epoch's sum approximated by T times its
+    # last term); the filter decays by kappa^T per epoch
+    T = int(first["t_epoch"])
+    if T > 1:
+        notes.append(
+            f"{rule}: t_epoch {T}: the engine learns once every {T} steps from the values of the epoch's last step, "
+            f"{T} times that step's update (an approximation of the sum over the epoch); filters decay per epoch"
+        )
+    kappa_e = kappa**T  # the readout filter over one epoch
+    k = 0 if rule == "rflo" else max(1, round(-math.log2(max(1.0 - kappa_e, 1e-12))))
     if k > -lrn.exponent_min:
         raise LoweringError(
             [Problem(f"population {R!r}", f"readout decay {kappa:.5f} needs 2^-{k}, below 2^{lrn.exponent_min}")]
         )
-    if rule == "eprop" and 2.0**-k != 1.0 - kappa:
-        notes.append(f"eprop: readout filter kappa {kappa:.5f} realized as 1 - 2^-{k} = {1 - 2.0**-k:.5f}")
+    if rule == "eprop" and 2.0**-k != 1.0 - kappa_e:
+        per = "" if T == 1 else f"^{T} (per epoch)"
+        notes.append(f"eprop: readout filter kappa{per} {kappa_e:.5f} realized as 1 - 2^-{k} = {1 - 2.0**-k:.5f}")
     # tag scale: t holds F(x1*y3) / (8 * 2^a). The largest a trace usually reaches (twice
     # that of a neuron firing at the compile's firing-rate estimate) times the largest y3
     # should still fit the 9-bit tag (a >= a_fit). A smaller a gives the tag more resolution
@@ -450,7 +471,7 @@ def lower_network(
         if fb == "adaptive":
             rp = read_proj[h]
             bctx = LoweringContext(fb_name, prof, dt_ms, 2.0**b_exp, seed=0)
-            fb_rule = _adaptive_rule(params[rp.name], bctx, Eq, kappa, I, tau_out_ms, wd, 2 ** (bits - 1))
+            fb_rule = _adaptive_rule(params[rp.name], bctx, Eq, kappa, I, tau_out_ms, wd, 2 ** (bits - 1), T)
             bad = fb_rule.problems(lrn)
             if bad:
                 raise LoweringError(
@@ -477,16 +498,16 @@ def lower_network(
                 continue
             pr = params[p.name]
             ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
-            c_w0 = wd.ty * pr["lr"] * Lq * gamma * wd.xy / (theta * wd.y_top * I) / ctx.weight_lsb  # c_w at a = 0
+            c_w0 = wd.ty * pr["lr"] * Lq * gamma * wd.xy / (theta * wd.y_top * I) / ctx.weight_lsb * T  # c_w at a = 0
             a = max(a_fit, math.ceil(math.log2(4 * 2.0**lrn.exponent_min / c_w0)) if c_w0 > 0 else a_fit)
             a = max(-k - lrn.exponent_max, min(a_max, a))
             E = gamma * wd.xy * 2.0**a / (theta * wd.y_top * I)  # model eligibility per tag LSB
             ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {wd.xy * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
-            c_w = scale_literal(-wd.ty * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
+            c_w = scale_literal(-wd.ty * pr["lr"] * Lq * E / ctx.weight_lsb * T, ctx, "eprop weight scale")
             dt_text = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t"
             dd_text = None
             if pops[h].model == "ALIF":
-                dt_text, dd_text = _alif_rules(disc.population(h), gamma, theta, k, a, ctx)
+                dt_text, dd_text = _alif_rules(disc.population(h), gamma, theta, k, a, ctx, T)
             rules[p.name] = EngineRule(
                 dt=parse(dt_text, "dt", lrn),
                 dd=None if dd_text is None else parse(dd_text, "dd", lrn),
@@ -502,6 +523,7 @@ def lower_network(
                     "y3": {"source": "pseudo_derivative"},
                 },
                 source=rule,
+                t_epoch=T,
             )
             notes.extend(ctx.notes)
             notes.append(f"{rule}: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
@@ -519,7 +541,7 @@ def lower_network(
         pr = params[p.name]
         ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
         # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
-        c_o = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop readout scale")
+        c_o = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb) * T, ctx, "eprop readout scale")
         rules[p.name] = EngineRule(
             dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lrn),
             traces={"x1": Trace(I, steps(-dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms, ctx, "readout tau"))},
@@ -528,6 +550,7 @@ def lower_network(
             post_traces="graded",
             graded={"y2": {"source": "error", "unit": err_pop.name}},
             source=rule,
+            t_epoch=T,
         )
         notes.extend(ctx.notes)
         notes.append(f"eprop: {p.name} (readout): dw = {rules[p.name].dw}")
