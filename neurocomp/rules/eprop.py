@@ -36,7 +36,10 @@ Approximations, each noted in the compile log where it is made:
   - the tag keeps ``F(x1 * y3) / (8 * 2^a)`` as a 9-bit integer (``a`` bits of headroom), the
     traces are 7-bit, psi and L 7-bit, the error 8-bit; all round stochastically or floor;
   - the learning signal reaches the hidden neurons one step after the error it comes from;
-  - the update is applied every step (online e-prop), not summed over a trial;
+  - the update is applied every step (online e-prop), not summed over a trial; with the rule
+    parameter ``t_epoch`` T > 1 (a power of two) once every T steps, T times the epoch's last
+    step's update, every filter decaying by its T-step factor (a T-fold subsample of the
+    eligibility and the learning signal; ALIF adaptation beyond about 128 steps needs it);
   - symmetric feedback uses the readout weights as compiled, not as they learn;
   - firing-rate regularization adds ``reg * (r - r0)`` to the learning signal in the neuron,
     ``r`` the running rate of :mod:`neurocomp.learning.quantities` in its integer form
