@@ -67,8 +67,21 @@ def train_float(seed: int, iterations: int, batch: int, val_every: int, lif_only
     return {"seed": seed, "curve": curve, "reached": state["stop"], "wall_s": wall}
 
 
+def scaled_readout(net, factor: float):
+    """``net`` with the readout projections' initial weights times ``factor``: on a fixed-point
+    chip the weight exponent is set by the largest initial weight, so readout weights drawn at
+    std 0.005 leave the learned readout a range of only +-0.016 (255 LSB)."""
+    from dataclasses import replace
+
+    from neurocomp.graph import Network
+
+    projs = [replace(p, weights=p.weights * factor) if p.post == "out" else p for p in net.projections]
+    return Network(net.populations, projs, name=net.name, description=net.description)
+
+
 def train_chip(
-    profile: str, seed: int, iterations: int, val_every: int, n_val: int, lr: float | None = None, t_epoch: int = 1
+    profile: str, seed: int, iterations: int, val_every: int, n_val: int, lr: float | None = None, t_epoch: int = 1,
+    readout_scale: float = 1.0,
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per iteration (the chip's learner applies every step's update
@@ -82,6 +95,8 @@ def train_chip(
     from neurocomp.graph.io import load_network
 
     net = load_network(ROOT / "examples" / "eprop_evidence.yaml")
+    if readout_scale != 1.0:
+        net = scaled_readout(net, readout_scale)
     over = ({} if lr is None else {"lr": lr}) | ({} if t_epoch == 1 else {"t_epoch": t_epoch})
     prog = compile(net.with_rule_params(**over) if over else net, profile, out=io.StringIO())
     task = make("evidence-accumulation", seed=seed, batch=1)
@@ -135,12 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--val-trials", type=int, default=128, help="held-out trials per validation (--chip)")
     ap.add_argument("--lr", type=float, help="the learning rate instead of the example's 5e-3 (--chip)")
     ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
+    ap.add_argument("--readout-scale", type=float, default=1.0, help="initial readout weights times this (--chip)")
     args = ap.parse_args(argv)
     if args.chip:
         lr = "5e-3" if args.lr is None else f"{args.lr:g}"
         print(f"evidence-accumulation on {args.chip} (examples/eprop_evidence.yaml, lr {lr}, t_epoch {args.t_epoch}, "
-              f"seed {args.seed}), up to {args.iterations} trials")  # fmt: skip
-        r = train_chip(args.chip, args.seed, args.iterations, args.val_every, args.val_trials, args.lr, args.t_epoch)
+              f"readout x{args.readout_scale:g}, seed {args.seed}), up to {args.iterations} trials")  # fmt: skip
+        r = train_chip(args.chip, args.seed, args.iterations, args.val_every, args.val_trials, args.lr, args.t_epoch,
+                       args.readout_scale)  # fmt: skip
         it, err = r["curve"][-1]
         print(f"  {args.chip}: validation error {100 * err:.1f} % after {it + 1} trials ({r['wall_s']:.0f} s)")
         return 0
