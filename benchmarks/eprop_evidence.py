@@ -12,6 +12,12 @@ Target (issue 6): below 7 % within 1000 iterations. Then the example model
 
     python benchmarks/eprop_evidence.py                  # batch 64 (Bellec's), up to 1000 iterations
     python benchmarks/eprop_evidence.py --iterations 50 --batch 16
+    python benchmarks/eprop_evidence.py --chip spinnaker2 --seed 1 --iterations 1500 --val-every 100
+    python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-scale 20 --val-every 50
+
+``--chip`` trains the example on that chip's emulator in its arithmetic, one trial per update
+(loihi2 needs ``--t-epoch 16`` for tau_a 2 s; ``--readout-scale`` widens the readout's weight
+range, which its tiny initial weights set on a fixed-point chip).
 """
 
 from __future__ import annotations
@@ -132,11 +138,18 @@ def chips() -> None:
         try:
             compile(net, prof)
             print(f"  {prof}: compiles (train it on the emulator with --chip {prof}; see the README)")
+            continue
         except NeurocompError as exc:
-            print(f"  {prof}: not lowered:\n    " + str(exc).replace("\n", "\n    "))
-            if prof == "reckon":  # what its neurons could run instead: measure it with --lif-only
-                print("    reckon has no ALIF: an LIF-only network of the same size is what it could run; "
-                      "`--lif-only` trains that in float (README: it stays at chance, ~50 %)")  # fmt: skip
+            err = exc
+        if prof == "loihi2" and "t_epoch 16" in str(err):  # long adaptation: learn once per 16 steps
+            compile(net.with_rule_params(t_epoch=16), prof)
+            print(f"  {prof}: refused at t_epoch 1 (tau_a 2 s); compiles with t_epoch 16 (--chip {prof} --t-epoch 16)")
+            continue
+        print(f"  {prof}: not lowered:\n    " + str(err).replace("\n", "\n    "))
+        if prof == "reckon":  # what its neurons could run instead: measure it with --lif-only
+            print("    reckon has no ALIF: an LIF-only network of the same size is what it could run; "
+                  "`--lif-only` trains that in float64 with Adam: 49-54 % validation error over 400 "
+                  "iterations (batch 64), chance")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
