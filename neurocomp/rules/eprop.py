@@ -795,6 +795,8 @@ def lower_programmable(
         for p in eprop
     }
     notes.append(f"{rule} on {profile.name}'s programmable cores: the exact rule in float32; target input '{R}/target'")
+    if any(params[p.name]["t_epoch"] != 1 for p in eprop):
+        notes.append(f"{rule}: t_epoch ignored on {profile.name}: the exact rule learns every step")
     return replace(
         net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
     )
