@@ -392,11 +392,15 @@ def check(
     ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
     or the rows to run (``("nearest",)``: only the round-to-nearest run). ``iterations``:
     trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
-    learn the example). See the module docstring for what is measured."""
+    learn the example). See the module docstring for what is measured.
+
+    The e-prop check in steps: the inputs checked (:func:`_checked_rules`), the Program
+    compiled, the run's task and levels (:class:`_EpropRun`), then the four stages:
+    :func:`_stage_alignment`, :func:`_stage_initial_spikes`, :func:`_stage_curves` (which
+    also runs the attribution rows, summarized by :func:`_attribution`) and
+    :func:`_stage_final_spikes`."""
     from ..compiler import compile
-    from ..graph import LI, SpikeInput
-    from ..graph.io import load_network
-    from ..tasks import TASKS, make
+    from ..tasks import TASKS
 
     t_start = time.perf_counter()
     if task not in TASKS:
@@ -416,6 +420,35 @@ def check(
             return mod.run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     if task in RATE_TASKS:  # the network is the task's (Murray's rate network); the model names the rule
         return _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
+    net, rules, rows = _checked_rules(model, attribution, iterations, align, steps)
+    prog = compile(net, profile, out=io.StringIO())
+    if "eprop" not in rules:  # the spike-timing family (STDP, R-STDP, custom rule strings)
+        return _check_spiking(net, prog, model, profile, task, iterations, seed, align, rows, steps, progress, out,
+                              plots, t_start)  # fmt: skip
+    if rules != {"eprop"}:
+        raise CheckError([Problem("model", f"check runs one rule family at a time; this model mixes {sorted(rules)}")])
+    run = _EpropRun.of(net, prog, task, seed, steps)
+    rows_attr, attribution_note = _attribution_runs(prog, rows, profile)
+    bar = _Progress(align + iterations * (3 + int(bptt) + len(rows_attr)) + 1,
+                    sys.stderr.isatty() if progress is None else progress)  # fmt: skip
+    rep = run.report(model, profile, task, iterations, align, attribution_note)
+    _stage_alignment(rep, run, align, bptt, bar)
+    _stage_initial_spikes(rep, run, bar)
+    last = _stage_curves(rep, run, iterations, bptt, rows_attr, bar)
+    if rows_attr:
+        rep.attribution = _attribution(rep.final, [row for row, _ in rows_attr], run.tk.metric_name)
+    _stage_final_spikes(rep, run, last, iterations)
+    rep.timing["total_s"] = time.perf_counter() - t_start
+    if out is not None:
+        _write(rep, Path(out), plots)
+    return rep
+
+
+def _checked_rules(model, attribution, iterations: int, align: int, steps: int | None):
+    """The network, its set of rule names and the attribution rows asked for; every argument
+    the check cannot run is a :class:`CheckError`."""
+    from ..graph.io import load_network
+
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model
     rules = {p.plasticity.name for p in net.projections if p.plasticity is not None}
     if not rules:
@@ -435,102 +468,137 @@ def check(
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
     if steps is not None and steps < 1:
         raise CheckError([Problem("check", f"steps must be >= 1 (or None for the task's), got {steps}")])
-    prog = compile(net, profile, out=io.StringIO())
-    dt = prog.dt_ms
-    if "eprop" not in rules:  # the spike-timing family (STDP, R-STDP, custom rule strings)
-        return _check_spiking(net, prog, model, profile, task, iterations, seed, align, rows, steps, progress, out,
-                              plots, t_start)  # fmt: skip
-    if rules != {"eprop"}:
-        raise CheckError([Problem("model", f"check runs one rule family at a time; this model mixes {sorted(rules)}")])
-    ins = [p for p in net.populations if isinstance(p.neuron, SpikeInput)]
-    outs = [p for p in net.populations if isinstance(p.neuron, LI)]
-    if len(ins) != 1:
-        raise CheckError([Problem("model", f"check feeds the task to one spike-input population, found {len(ins)}")])
-    inp, ro = ins[0], outs[0]
-    plastic = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
-    params = EpropParams.from_mapping(dict(plastic[0].plasticity.params))
-    overrides: dict[str, Any] = {"n_in": inp.size}
-    if task == "pattern-generation":
-        overrides.update(n_out=ro.size, n_rec=sum(p.size for p in net.populations if p.neuron.model in ("LIF", "ALIF")))
-        if steps:
-            overrides["steps"] = steps
-    elif task == "evidence-accumulation":
-        overrides["batch"] = 1
-    tk = make(task, seed=seed, **overrides)
-    if tk.n_out != ro.size:
-        raise CheckError([Problem("task", f"{task} has {tk.n_out} outputs; the readout {ro.name!r} has {ro.size}")])
-    T = tk.steps
-    names = [p.name for p in plastic]
-    target_key = (
-        f"{ro.name}.error/target"
-        if any(q.name == f"{ro.name}.error" for q in prog.populations)
-        else (f"{ro.name}/target")
-    )
+    return net, rules, rows
 
-    def trial_data(k: int):
-        t = tk.sample(k) if tk.sample is not None else tk
+
+@dataclass
+class _EpropRun:
+    """What every stage of an e-prop check shares: the network and its Program, the task,
+    the input and readout populations, the plastic projections, the rule's parameters."""
+
+    net: Any
+    prog: Any
+    tk: Any
+    inp: str
+    readout: str
+    names: list[str]
+    hidden: list[str]
+    target_key: str
+    params: EpropParams
+    seed: int
+
+    @classmethod
+    def of(cls, net, prog, task: str, seed: int, steps: int | None) -> _EpropRun:
+        from ..graph import LI, SpikeInput
+        from ..tasks import make
+
+        ins = [p for p in net.populations if isinstance(p.neuron, SpikeInput)]
+        outs = [p for p in net.populations if isinstance(p.neuron, LI)]
+        if len(ins) != 1:
+            found = f"found {len(ins)}"
+            raise CheckError([Problem("model", f"check feeds the task to one spike-input population, {found}")])
+        inp, ro = ins[0], outs[0]
+        plastic = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
+        params = EpropParams.from_mapping(dict(plastic[0].plasticity.params))
+        overrides: dict[str, Any] = {"n_in": inp.size}
+        if task == "pattern-generation":
+            n_rec = sum(p.size for p in net.populations if p.neuron.model in ("LIF", "ALIF"))
+            overrides.update(n_out=ro.size, n_rec=n_rec)
+            if steps:
+                overrides["steps"] = steps
+        elif task == "evidence-accumulation":
+            overrides["batch"] = 1
+        tk = make(task, seed=seed, **overrides)
+        if tk.n_out != ro.size:
+            raise CheckError([Problem("task", f"{task} has {tk.n_out} outputs; the readout {ro.name!r} has {ro.size}")])
+        has_error_units = any(q.name == f"{ro.name}.error" for q in prog.populations)
+        target_key = f"{ro.name}.error/target" if has_error_units else f"{ro.name}/target"
+        hidden = [p.name for p in net.populations if p.neuron.model in ("LIF", "ALIF")]
+        return cls(net, prog, tk, inp.name, ro.name, [p.name for p in plastic], hidden, target_key, params, seed)
+
+    @property
+    def dt(self) -> float:
+        return self.prog.dt_ms
+
+    def trial_data(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Iteration ``k``'s inputs and targets (NaN outside the task's mask)."""
+        t = self.tk.sample(k) if self.tk.sample is not None else self.tk
         tg = np.array(t.targets)
         if t.mask is not None:
             tg[np.asarray(t.mask) == 0] = np.nan
         return np.asarray(t.inputs), tg
 
-    def emulated(**kw) -> _Emulated:
-        return _Emulated(prog, names, inp.name, ro.name, target_key, seed=seed, **kw)
+    def emulated(self, **kw) -> _Emulated:
+        return _Emulated(self.prog, self.names, self.inp, self.readout, self.target_key, seed=self.seed, **kw)
 
-    # (row, the emulator's switches): the rows asked for that the chip's learning engine has
+    def reference(self, method: str = "online") -> _Reference:
+        return _Reference(self.net, self.dt, self.prog.profile, self.params, method=method)
+
+    def report(self, model, profile: str, task: str, iterations: int, align: int, note: str | None) -> CheckReport:
+        """An empty report with the run's configuration, ``note`` and the levels' notes."""
+        rep = CheckReport(
+            config={
+                "model": str(model) if isinstance(model, (str, os.PathLike)) else self.net.name,
+                "profile": profile,
+                "task": task,
+                "seed": self.seed,
+                "iterations": iterations,
+                "steps": self.tk.steps,
+                "align": align,
+                "tail": _tail(iterations),
+                "metric": self.tk.metric_name,
+                "rule": "eprop",
+                "params": {k: getattr(self.params, k) for k in EpropParams.__dataclass_fields__},
+                "dt_ms": self.dt,
+            }
+        )
+        rep.notes += [note] if note else []
+        rep.notes += [
+            "reference: float64 online e-prop (per-synapse traces, every step's update applied at once, "
+            "lr * (1 - kappa): the lowering's normalization of the readout filter) with the chip's conventions",
+            "bptt: float64 BPTT, the trial's summed gradient applied at its end with the same step size",
+            "lowered-float / lowered-fixed: the emulator on the compiled Program, learning online within each trial",
+        ]
+        return rep
+
+
+def _tail(iterations: int) -> int:
+    """Iterations averaged for a level's final metric (one trial's metric jumps)."""
+    return max(1, min(10, iterations // 5 or 1))
+
+
+def _attribution_runs(prog, rows: Sequence[str], profile: str) -> tuple[list[tuple[str, dict[str, Any]]], str | None]:
+    """(row, the emulator's switches) for the rows asked for that the chip's learning engine
+    has, and a note naming the rows it has not."""
     takes = {
         "sum_of_products": set(ATTRIBUTION_ROWS),
         "eprop_fixed": {"weights", "traces", "graded", "nearest"},  # ReckOn: no tags, no products
     }.get(prog.profile.learning.kind, set())  # programmable cores run the exact rule: nothing to switch
-    rows_attr: list[tuple[str, dict[str, Any]]] = [
+    runs: list[tuple[str, dict[str, Any]]] = [
         (f"fixed, {q} in float", {"learn_float": (q,)}) for q in LEARN_QUANTITIES if q in rows and q in takes
     ]
     if "nearest" in rows and "nearest" in takes:
-        rows_attr.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
+        runs.append(("fixed, round-to-nearest", {"learn_rounding": "nearest"}))
     skipped = [r for r in rows if r not in takes]
-    attribution_note = (
+    note = (
         f"attribution: {profile}'s learning engine has no {', '.join(skipped)} to switch; those rows are not run"
         if skipped
         else None
     )
-    attribution = bool(rows_attr)
-    n_work = align + iterations * (3 + int(bptt) + len(rows_attr)) + 1
-    bar = _Progress(n_work, sys.stderr.isatty() if progress is None else progress)
-    tail = max(1, min(10, iterations // 5 or 1))
-    rep = CheckReport(
-        config={
-            "model": str(model) if isinstance(model, (str, os.PathLike)) else net.name,
-            "profile": profile,
-            "task": task,
-            "seed": seed,
-            "iterations": iterations,
-            "steps": T,
-            "align": align,
-            "tail": tail,
-            "metric": tk.metric_name,
-            "rule": "eprop",
-            "params": {k: getattr(params, k) for k in EpropParams.__dataclass_fields__},
-            "dt_ms": dt,
-        }
-    )
-    if attribution_note:
-        rep.notes.append(attribution_note)
-    rep.notes += [
-        "reference: float64 online e-prop (per-synapse traces, every step's update applied at once, "
-        "lr * (1 - kappa): the lowering's normalization of the readout filter) with the chip's conventions",
-        "bptt: float64 BPTT, the trial's summed gradient applied at its end with the same step size",
-        "lowered-float / lowered-fixed: the emulator on the compiled Program, learning online within each trial",
-    ]
+    return runs, note
 
-    # -- alignment (teacher-forced) --
+
+def _stage_alignment(rep: CheckReport, run: _EpropRun, align: int, bptt: bool, bar: _Progress) -> None:
+    """Teacher-forced: for each of the first ``align`` updates every level (and BPTT) starts
+    from the reference's weights; its update's cosine and relative error against the
+    reference's, per projection. The reference then takes its own step."""
     t0 = time.perf_counter()
-    ref = _Reference(net, dt, prog.profile, params)
-    levels = {"lowered-float": emulated(learn_arithmetic="float"), "lowered-fixed": emulated()}
-    if bptt:
-        bp = _Reference(net, dt, prog.profile, params, method="bptt")
-    align_rows: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    ref = run.reference()
+    levels = {"lowered-float": run.emulated(learn_arithmetic="float"), "lowered-fixed": run.emulated()}
+    bp = run.reference("bptt") if bptt else None
+    rows: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for k in range(align):
-        x, tg = trial_data(k)
+        x, tg = run.trial_data(k)
         w0 = ref.weights()
         dw_ref, _, _ = ref.update(x, tg)
         compare = {}
@@ -538,39 +606,47 @@ def check(
             em.set_weights(w0)
             start = em.weights()
             em.trial(x, tg)
-            compare[lv] = {n: em.weights()[n] - start[n] for n in names}
-        if bptt:
+            compare[lv] = {n: em.weights()[n] - start[n] for n in run.names}
+        if bp is not None:
             bp.model = ref.model.copy()
             compare["bptt"] = bp.update(x, tg)[0]
         for lv, dws in compare.items():
-            for n in names:
-                align_rows.setdefault(lv, {}).setdefault(n, []).append(
-                    (_cos(dws[n], dw_ref[n]), _rel(dws[n], dw_ref[n]))
-                )
+            for n in run.names:
+                rows.setdefault(lv, {}).setdefault(n, []).append((_cos(dws[n], dw_ref[n]), _rel(dws[n], dw_ref[n])))
         ref.apply(dw_ref)
         bar(f"alignment {k + 1}/{align}")
-    rep.alignment = alignment_summary(align, align_rows)
+    rep.alignment = alignment_summary(align, rows)
     rep.timing["alignment_s"] = time.perf_counter() - t0
 
-    # -- spike agreement at the initial weights: float64 reference dynamics vs the chip's --
-    x0, tg0 = trial_data(0)
-    fresh_ref = _Reference(net, dt, prog.profile, params)
-    tr0 = fresh_ref.model.forward(x0, gamma=params.dampening)
-    chip0 = emulated()
-    rec0 = chip0.emu.run(T, inputs={inp.name: x0, target_key: tg0[:, 0, :]}, record=["spikes"])
-    hidden = [p.name for p in net.populations if p.neuron.model in ("LIF", "ALIF")]
-    chip_spk = np.concatenate([rec0[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
-    rep.spikes["reference vs lowered-fixed (initial weights)"] = spike_agreement(tr0.z[:, 0, :], chip_spk, dt)
+
+def _hidden_spikes(run: _EpropRun, rec: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Trial 0's spikes of every hidden population side by side, ``[steps, neurons]``."""
+    return np.concatenate([rec[f"{h}/spikes"][:, 0, :] for h in run.hidden], axis=1)
+
+
+def _stage_initial_spikes(rep: CheckReport, run: _EpropRun, bar: _Progress) -> None:
+    """Spike agreement at the initial weights: the float64 reference dynamics against the chip's."""
+    x0, tg0 = run.trial_data(0)
+    tr0 = run.reference().model.forward(x0, gamma=run.params.dampening)
+    chip0 = run.emulated()
+    rec0 = chip0.emu.run(run.tk.steps, inputs={run.inp: x0, run.target_key: tg0[:, 0, :]}, record=["spikes"])
+    rep.spikes["reference vs lowered-fixed (initial weights)"] = spike_agreement(
+        tr0.z[:, 0, :], _hidden_spikes(run, rec0), run.dt
+    )
     bar("spike agreement")
 
-    # -- learning curves --
+
+def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
+                  rows_attr: Sequence[tuple[str, dict[str, Any]]], bar: _Progress) -> dict[str, dict]:  # fmt: skip
+    """Every level (the reference, BPTT, lowered-float, lowered-fixed and the attribution
+    rows) learning freely for ``iterations`` trials: loss and metric per iteration, the mean
+    of the last few as the final values. Returns the two lowered levels' last recordings."""
     t0 = time.perf_counter()
-    runs: dict[str, Callable[[int], tuple[float, float]]] = {}
-    ref_run = _Reference(net, dt, prog.profile, params)
+    tk = run.tk
 
     def step_ref(r: _Reference) -> Callable[[int], tuple[float, float]]:
         def go(k: int) -> tuple[float, float]:
-            x, tg = trial_data(k)
+            x, tg = run.trial_data(k)
             dw, y, _ = r.update(x, tg)
             r.apply(dw)
             return _loss(y, tg), _score(tk, k, y)
@@ -579,7 +655,7 @@ def check(
 
     def step_emu(e: _Emulated, keep: dict | None = None) -> Callable[[int], tuple[float, float]]:
         def go(k: int) -> tuple[float, float]:
-            x, tg = trial_data(k)
+            x, tg = run.trial_data(k)
             rec = e.trial(x, tg, record=("v", "spikes"))
             if keep is not None:
                 keep["rec"] = rec
@@ -588,14 +664,14 @@ def check(
         return go
 
     last_rec: dict[str, dict] = {"lowered-float": {}, "lowered-fixed": {}}
-    runs["reference"] = step_ref(ref_run)
+    runs: dict[str, Callable[[int], tuple[float, float]]] = {"reference": step_ref(run.reference())}
     if bptt:
-        runs["bptt"] = step_ref(_Reference(net, dt, prog.profile, params, method="bptt"))
-    runs["lowered-float"] = step_emu(emulated(learn_arithmetic="float"), last_rec["lowered-float"])
-    runs["lowered-fixed"] = step_emu(emulated(), last_rec["lowered-fixed"])
-    if attribution:
-        for row, kw in rows_attr:
-            runs[row] = step_emu(emulated(**kw))
+        runs["bptt"] = step_ref(run.reference("bptt"))
+    runs["lowered-float"] = step_emu(run.emulated(learn_arithmetic="float"), last_rec["lowered-float"])
+    runs["lowered-fixed"] = step_emu(run.emulated(), last_rec["lowered-fixed"])
+    for row, kw in rows_attr:
+        runs[row] = step_emu(run.emulated(**kw))
+    tail = _tail(iterations)
     rep.timing["levels_s"] = {}
     for level, go in runs.items():
         loss, metric = [], []
@@ -613,19 +689,18 @@ def check(
             "first": metric[0],
         }
     rep.timing["curves_s"] = time.perf_counter() - t0
-    m = tk.metric_name
-    if attribution:
-        rep.attribution = _attribution(rep.final, [lv for lv in runs if lv.startswith("fixed, ")], m)
-    a, b = last_rec["lowered-float"].get("rec"), last_rec["lowered-fixed"].get("rec")
+    return last_rec
+
+
+def _stage_final_spikes(rep: CheckReport, run: _EpropRun, last: Mapping[str, dict], iterations: int) -> None:
+    """Spike agreement between lowered-float and lowered-fixed on the last iteration, and the
+    raster of lowered-fixed's last trial."""
+    a, b = last["lowered-float"].get("rec"), last["lowered-fixed"].get("rec")
     if a and b:
-        sa = np.concatenate([a[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
-        sb = np.concatenate([b[f"{h}/spikes"][:, 0, :] for h in hidden], axis=1)
-        rep.spikes["lowered-float vs lowered-fixed (last iteration)"] = spike_agreement(sa, sb, dt)
-        rep.raster = (sb, b["y"][:, 0, :], trial_data(iterations - 1)[1][:, 0, :])
-    rep.timing["total_s"] = time.perf_counter() - t_start
-    if out is not None:
-        _write(rep, Path(out), plots)
-    return rep
+        sb = _hidden_spikes(run, b)
+        rep.spikes["lowered-float vs lowered-fixed (last iteration)"] = spike_agreement(_hidden_spikes(run, a), sb,
+                                                                                         run.dt)  # fmt: skip
+        rep.raster = (sb, b["y"][:, 0, :], run.trial_data(iterations - 1)[1][:, 0, :])
 
 
 def _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots):

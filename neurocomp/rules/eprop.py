@@ -36,7 +36,10 @@ Approximations, each noted in the compile log where it is made:
   - the tag keeps ``F(x1 * y3) / (8 * 2^a)`` as a 9-bit integer (``a`` bits of headroom), the
     traces are 7-bit, psi and L 7-bit, the error 8-bit; all round stochastically or floor;
   - the learning signal reaches the hidden neurons one step after the error it comes from;
-  - the update is applied every step (online e-prop), not summed over a trial;
+  - the update is applied every step (online e-prop), not summed over a trial; with the rule
+    parameter ``t_epoch`` T > 1 (a power of two) once every T steps, T times the epoch's last
+    step's update, every filter decaying by its T-step factor (a T-fold subsample of the
+    eligibility and the learning signal; ALIF adaptation beyond about 128 steps needs it);
   - symmetric feedback uses the readout weights as compiled, not as they learn;
   - firing-rate regularization adds ``reg * (r - r0)`` to the learning signal in the neuron,
     ``r`` the running rate of :mod:`neurocomp.learning.quantities` in its integer form
@@ -87,6 +90,7 @@ DEFAULTS = {
     "seed": 0,
     "trace_impulse": 16.0,
     "error_range": 2.0,
+    "t_epoch": 1,
 }
 ERROR_BITS = 8  # the error units' graded payload (signed)
 
@@ -150,44 +154,53 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     out = {k: p.get(k, v) for k, v in defaults.items()}
     if out["lr"] is ...:
         problems.append(Problem(where, "eprop: parameter 'lr' is required"))
+    T = out.get("t_epoch", 1)
+    if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
+        problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
     tau = out.get("reg_tau_ms", RATE_TAU_MS)
     if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
         problems.append(Problem(where, f"eprop: reg_tau_ms must be a finite number of ms > 0, got {tau!r}"))
     return out
 
 
-def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringContext):
+def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringContext, T: int = 1):
     """The ALIF form: the adaptation eligibility ``eps`` lives in the tag ``d``, in units
-    ``2^b`` times those of ``t`` (``F(x1*y3) / (8 * 2^a)``)::
+    ``2^b`` times those of ``t`` (``F(x1*y3) / (8 * 2^a)``); per epoch of ``T`` steps::
 
-        dd = 2^-(a+b) * u0*x1*y3 - (1 - rho) * u0*d - c3 * u0*y3*d     eps <- psi z_bar + (rho - psi beta) eps
-        dt = 2^-(k+a) * u0*x1*y3 - 2^(b-k) * c3 * u0*y3*d - 2^-k * u0*t   e = psi (z_bar - beta eps)
+        dd = T 2^-(a+b) * u0*x1*y3 - (1 - rho^T) * u0*d - T c3 * u0*y3*d   eps <- psi z_bar + (rho - psi beta) eps
+        dt = 2^-(k+a) * u0*x1*y3 - 2^(b-k) * c3 * u0*y3*d - 2^-k * u0*t    e = psi (z_bar - beta eps)
 
     with ``c3 = 32 * beta * gamma / (127 * v_th)`` (y3 * d is shifted by 5); ``b`` is the
     smallest that makes the eligibility's ``beta`` term representable. The engine's smallest
-    scale, 2^-7 per step, bounds ``1 - rho``: adaptation time constants beyond about 128
-    steps cannot be represented (an error). ``d`` saturates at 255 (a 9-bit unsigned tag)."""
+    scale, 2^-7 per epoch, bounds ``1 - rho^T``: at ``T = 1`` adaptation time constants beyond
+    about 128 steps cannot be represented (an error that names the ``t_epoch`` which can).
+    ``d`` saturates at 255 (a 9-bit unsigned tag)."""
     lrn = ctx.profile.learning
     wd = _Widths.of(lrn)
     rho = float(pop.decays["adapt"].factor)
     beta = float(pop.neuron.beta)
     smallest = 2.0**lrn.exponent_min
+    per = "per step" if T == 1 else f"per epoch of t_epoch {T} steps"
+    decay = "1 - rho" if T == 1 else f"1 - rho^{T}"
     try:
-        c2 = scale_literal(1.0 - rho, ctx, "eprop ALIF adaptation decay 1 - rho")
+        c2 = scale_literal(1.0 - rho**T, ctx, f"eprop ALIF adaptation decay {decay}")
     except LoweringError:
+        fit = next((2**j for j in range(lrn.epoch_bits or 6) if 1.0 - rho ** (2**j) >= smallest * 2 / 3), None)
+        hint = f"; with t_epoch {fit} (a rule parameter: learn once per {fit} steps) it can" if fit else ""
         raise ctx.fail(
-            f"eprop on ALIF population {pop.name!r}: the adaptation eligibility decays by 1 - rho = {1 - rho:.3g} "
-            f"per step (tau_adapt {pop.neuron.tau_adapt_ms:g} ms), below the engine's smallest scale "
-            f"{smallest:g}: {ctx.profile.name} cannot represent adaptation beyond about {1 / smallest:.0f} steps"
+            f"eprop on ALIF population {pop.name!r}: the adaptation eligibility decays by {decay} = {1 - rho**T:.3g} "
+            f"{per} (tau_adapt {pop.neuron.tau_adapt_ms:g} ms), below the engine's smallest scale {smallest:g}: "
+            f"{ctx.profile.name} cannot represent adaptation beyond about {T / smallest:.0f} steps at t_epoch {T}{hint}"
         ) from None
     c3_exact = wd.yd * beta * gamma / (wd.y_top * theta)
     cf0 = 2.0**-k * c3_exact  # the beta term of dt at b = 0
+    lt = T.bit_length() - 1  # log2(T)
     b = max(0, math.ceil(math.log2(4 * smallest / cf0))) if cf0 > 0 else 0
-    b = min(b, -lrn.exponent_min - a)
-    c3 = scale_literal(c3_exact, ctx, "eprop ALIF beta * psi scale")
+    b = min(b, -lrn.exponent_min - a + lt)  # dd's increment 2^(lt-a-b) stays representable
+    c3 = scale_literal(T * c3_exact, ctx, "eprop ALIF beta * psi scale")
     cf = scale_literal(cf0 * 2.0**b, ctx, "eprop ALIF eligibility scale")
     ctx.note(f"eprop ALIF: eps in tag d at 2^{b} times the tag t's units")
-    dd = f"{literal(1, -(a + b))}*u0*x1*y3 - {literal(*c2)}*u0*d - {literal(*c3)}*u0*y3*d"
+    dd = f"{literal(1, lt - (a + b))}*u0*x1*y3 - {literal(*c2)}*u0*d - {literal(*c3)}*u0*y3*d"
     dt = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(*cf)}*u0*y3*d - {literal(1, -k)}*u0*t"
     return dt, dd
 
@@ -197,7 +210,7 @@ FEEDBACKS = ("random", "symmetric", "adaptive")
 ADAPTIVE_SEED = 2  # the readout rule's rng_seed with adaptive feedback: B's (0) y streams are its x streams
 
 
-def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, offset: int) -> EngineRule:
+def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, offset: int, T: int = 1) -> EngineRule:
     """The rule of an adaptive feedback projection ``B`` (Bellec's adaptive e-prop: ``B_jk``
     takes ``W_out_kj``'s update). ``W_out`` learns ``dw = c_o * u0 * x1 * y2`` with ``x1`` the
     hidden neuron's spike trace and ``y2`` the graded error ``e_k`` of its post (readout) neuron.
@@ -219,14 +232,52 @@ def _adaptive_rule(pr, ctx: LoweringContext, Eq, kappa, I, tau_ms, wd: _Widths, 
     where ``B`` needs a coarser LSB than ``W_out`` (a larger initial B), ``c_B = c_o *
     LSB_W / LSB_B`` and the stochastic rounding to B's grid differs by less than one B LSB."""
     lrn = ctx.profile.learning
-    c_b = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop adaptive B scale")
+    c_b = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb) * T, ctx, "eprop adaptive B scale")
     return EngineRule(
         dw=parse(f"{literal(*c_b)}*u0*(x1 - {offset})*y1", "dw", lrn),
         traces={"y1": Trace(I, steps(tau_ms, ctx, "readout tau"))},
         pre_graded={"x1": {"source": "pre", "offset": offset}},
         rng_seed=0,
         source="eprop",
+        t_epoch=T,
     )
+
+
+@dataclass(frozen=True)
+class _Lowering:
+    """What every role's lowering shares: the profile and its widths, the step, the rule's
+    common parameters (first projection's: they agree), the readout filter ``kappa = 1 - 2^-k``
+    per epoch of ``T`` steps, the tag-scale bounds and the error units' scale ``Eq``."""
+
+    prof: Any
+    wd: _Widths
+    dt_ms: float
+    rule: str
+    first: Mapping[str, Any]
+    I: float  # x1 impulse (trace LSBs per spike)
+    gamma: float  # pseudo-derivative dampening
+    kappa: float  # the readout's decay per step
+    T: int  # t_epoch
+    k: int  # the tag's filter 2^-k per epoch
+    x1_typ: float  # the largest trace usually reached
+    a_fit: int  # tag scale at which that trace times the largest y3 fits the tag
+    a_max: int  # the largest tag scale whose dt term the engine represents
+    bits: int  # the error units' payload bits
+    pmax: int  # the payload's largest value
+    Eq: float  # model units per error LSB
+
+    @property
+    def lrn(self):
+        return self.prof.learning
+
+    @property
+    def adaptive(self) -> bool:
+        return self.first["feedback"] == "adaptive"
+
+    @property
+    def tau_out_ms(self) -> float:
+        """The readout's time constant (W_out's x1 trace)."""
+        return -self.dt_ms / math.log(self.kappa) if 0 < self.kappa < 1 else self.dt_ms
 
 
 def lower_network(
@@ -234,16 +285,44 @@ def lower_network(
 ) -> QuantizedNetwork:
     """Lower every e-prop projection of ``net`` (sum-of-products engine with graded third
     factors); returns the network with the error units, the feedback projections and each
-    projection's engine rule added. Every problem is collected before failing."""
-    prof = ctx_profile
-    lrn = prof.learning
+    projection's engine rule added. Every problem is collected before failing.
+
+    In steps: the projections checked (:func:`_checked_eprop`), the shared scales
+    (:func:`_shared_scales`), the error units (:func:`_error_units`), then one helper per
+    projection role: the feedback ``B`` onto each hidden population (:func:`_feedback`), the
+    projections into it (:func:`_hidden_rule`) and those onto the readout (:func:`_readout_rule`)."""
     eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == rule]
     if not eprop:
         return net
+    params, readout, hidden = _checked_eprop(net, eprop, ctx_profile, rule)
+    pops = {p.name: p for p in net.populations}
+    lw = _shared_scales(net, ctx_profile, dt_ms, rule, params[eprop[0].name], readout, hidden, rate_hz, notes)
+    err_pop, lw = _error_units(lw, pops[readout], notes)
+    new_projs: list[QProjection] = []
+    rules: dict[str, EngineRule] = {}
+    read_proj = {p.pre: p for p in eprop if p.post == readout}
+    for h in hidden:
+        fb_proj, Lq, s_L = _feedback(lw, h, pops[h].size, err_pop, read_proj, params, notes)
+        new_projs.append(fb_proj)
+        hpop = net.source.population(h)  # the float network's: its threshold, decays, ALIF's beta
+        tau_steps = _pre_trace_steps(lw, hpop, notes)
+        for p in eprop:
+            if p.post == h:
+                rules[p.name] = _hidden_rule(lw, p, hpop, tau_steps, params[p.name], Lq, s_L, notes)
+    for p in eprop:
+        if p.post == readout:
+            rules[p.name] = _readout_rule(lw, p, params[p.name], err_pop.name, notes)
+    projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
+    return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
+
+
+def _checked_eprop(net: QuantizedNetwork, eprop: list[QProjection], prof, rule: str):
+    """The projections' parameters, the readout and the hidden populations; every problem
+    the lowering cannot take, collected into one :class:`LoweringError`."""
+    lrn = prof.learning
     problems: list[Problem] = []
     params = {p.name: eprop_params(p, problems) for p in eprop}
     pops = {p.name: p for p in net.populations}
-    disc = net.source
     if rule == "rflo":  # RFLO: random feedback by definition
         for p in eprop:
             if params[p.name]["feedback"] not in ("random",):
@@ -273,7 +352,7 @@ def lower_network(
                     f"eprop feedback {pr['feedback']!r}: one of {', '.join(map(repr, FEEDBACKS))}",
                 )
             )
-        for key in ("loss", "feedback"):  # one error unit and one B per readout: all projections agree
+        for key in ("loss", "feedback", "t_epoch"):  # one error unit, B and epoch per readout: all agree
             if pr[key] != params[eprop[0].name][key]:
                 problems.append(
                     Problem(
@@ -286,23 +365,36 @@ def lower_network(
             problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one exponent"))
     if problems:
         raise LoweringError(problems, header="e-prop cannot be lowered")
+    return params, readouts[0], hidden
 
-    R = readouts[0]
-    ro = pops[R]
+
+def _shared_scales(net, prof, dt_ms: float, rule: str, first, R: str, hidden, rate_hz: float, notes) -> _Lowering:
+    """The readout filter per epoch and the tag-scale bounds (error scale still unset)."""
+    lrn = prof.learning
+    disc = net.source
     wd = _Widths.of(lrn)
-    first = params[eprop[0].name]
     I = float(first["trace_impulse"])
-    gamma = float(first["dampening"])
     # readout filter kappa = 1 - 2^-k (the tag decays by a power of two); RFLO has no filter
     # on the eligibility: k = 0 makes the tag the step's x1*y3 (dt = ... - u0*t)
     kappa = float(disc.population(R).decays["voltage"].factor)
-    k = 0 if rule == "rflo" else max(1, round(-math.log2(max(1.0 - kappa, 1e-12))))
+    # t_epoch T > 1: the engine learns once every T steps from the epoch's last step's traces and
+    # graded values, T times that step's update (the epoch's sum approximated by T times its
+    # last term); the filter decays by kappa^T per epoch
+    T = int(first["t_epoch"])
+    if T > 1:
+        notes.append(
+            f"{rule}: t_epoch {T}: the engine learns once every {T} steps from the values of the epoch's last step, "
+            f"{T} times that step's update (an approximation of the sum over the epoch); filters decay per epoch"
+        )
+    kappa_e = kappa**T  # the readout filter over one epoch
+    k = 0 if rule == "rflo" else max(1, round(-math.log2(max(1.0 - kappa_e, 1e-12))))
     if k > -lrn.exponent_min:
         raise LoweringError(
             [Problem(f"population {R!r}", f"readout decay {kappa:.5f} needs 2^-{k}, below 2^{lrn.exponent_min}")]
         )
-    if rule == "eprop" and 2.0**-k != 1.0 - kappa:
-        notes.append(f"eprop: readout filter kappa {kappa:.5f} realized as 1 - 2^-{k} = {1 - 2.0**-k:.5f}")
+    if rule == "eprop" and 2.0**-k != 1.0 - kappa_e:
+        per = "" if T == 1 else f"^{T} (per epoch)"
+        notes.append(f"eprop: readout filter kappa{per} {kappa_e:.5f} realized as 1 - 2^-{k} = {1 - 2.0**-k:.5f}")
     # tag scale: t holds F(x1*y3) / (8 * 2^a). The largest a trace usually reaches (twice
     # that of a neuron firing at the compile's firing-rate estimate) times the largest y3
     # should still fit the 9-bit tag (a >= a_fit). A smaller a gives the tag more resolution
@@ -317,12 +409,19 @@ def lower_network(
     a_max = -lrn.exponent_min - k  # the dt scale 2^-(k+a) must stay representable
     # adaptive feedback: B reads the error as its graded pre-synaptic trace x1 = e + 64, so the
     # error must fit 7 bits signed (see _adaptive_rule)
-    loss, adaptive = first["loss"], first["feedback"] == "adaptive"
-    bits = ERROR_BITS - 1 if adaptive else ERROR_BITS
-    pmax = 2 ** (bits - 1) - 1
-    if loss == "ce":
+    bits = ERROR_BITS - 1 if first["feedback"] == "adaptive" else ERROR_BITS
+    gamma = float(first["dampening"])
+    return _Lowering(prof, wd, dt_ms, rule, first, I, gamma, kappa, T, k, x1_typ, a_fit, a_max, bits,
+                     2 ** (bits - 1) - 1, math.nan)  # fmt: skip
+
+
+def _error_units(lw: _Lowering, ro: QPopulation, notes: list[str]) -> tuple[QPopulation, _Lowering]:
+    """The readout's error units (graded, ``lw.bits`` wide) and ``lw`` with their scale ``Eq``
+    (model units per error LSB)."""
+    R, bits, pmax = ro.name, lw.bits, lw.pmax
+    if lw.first["loss"] == "ce":
         # e = softmax(y) - onehot(target) in integers (ce_error_fixed); an error of 1.0 -> pmax
-        s_e, Eq = 0, 1.0 / pmax
+        Eq = 1.0 / pmax
         err_pop = QPopulation.error_unit(
             f"{R}.error", R, ro.size, ro.scale_exp, 0, bits, **ce_error_params(ro.scale_exp, bits)
         )
@@ -333,130 +432,140 @@ def lower_network(
         )
     else:
         # error units: e = (v - target) >> s_e, an error of error_range model units -> the full payload
-        err_range = float(first["error_range"])
+        err_range = float(lw.first["error_range"])
         s_e = max(0, math.ceil(math.log2(err_range * 2.0**ro.scale_exp / pmax)))
         Eq = 2.0**s_e / 2.0**ro.scale_exp  # model units per error LSB
         err_pop = QPopulation.error_unit(f"{R}.error", R, ro.size, ro.scale_exp, s_e, bits)
         notes.append(
             f"eprop: error units {err_pop.name} = (v - target) >> {s_e} ({Eq:.3g} model units per LSB, {bits}-bit)"
         )
+    return err_pop, replace(lw, Eq=Eq)
 
-    new_projs: list[QProjection] = []
-    rules: dict[str, EngineRule] = {}
+
+def _feedback(lw: _Lowering, h: str, n_h: int, err_pop: QPopulation, read_proj: Mapping[str, QProjection],
+              params: Mapping[str, Mapping[str, Any]], notes: list[str]) -> tuple[QProjection, float, int]:  # fmt: skip
+    """The feedback projection ``<readout>.error -> h`` holding ``B`` (random, symmetric or
+    adaptive; plastic when adaptive), the model units per learning-signal LSB ``Lq`` and the
+    learning signal's shift ``s_L``."""
+    prof, wd, first = lw.prof, lw.wd, lw.first
+    fb = first["feedback"]
+    if fb in ("symmetric", "adaptive") and h not in read_proj:
+        raise LoweringError([Problem(f"population {h!r}", f"{fb} feedback needs a readout projection from it")])
+    if fb == "symmetric":
+        B = read_proj[h].effective().T  # [n_h, n_out]
+    else:
+        B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, err_pop.size)) / math.sqrt(n_h)
+    wf = prof.formats.weight  # B in the chip's mixed-sign format: even mantissas where the chip drops the LSB
+    step = 2 if wf.mixed_sign_drops_lsb else 1
+    b_top = wf.mantissa_range("mixed")[1] // step * step
+    b_exp = math.ceil(math.log2(max(np.abs(B).max(), 1e-30) / b_top))
+    if fb == "adaptive":
+        # B takes W_out's updates: with W_out's LSB (model units) the two updates are the same
+        # integers (see _adaptive_rule); a coarser B (which W_out's LSB cannot hold) rounds them
+        w_lsb = float(2.0 ** read_proj[h].weight_exp * read_proj[h].float_scale)
+        b_exp = max(b_exp, math.ceil(math.log2(w_lsb) - 1e-9))
+    Bm = (step * np.round(B / 2.0**b_exp / step)).astype(np.int32)
+    R = err_pop.params["readout"]
+    fb_name = f"{R}.error->{h}"
+    fb_proj = QProjection.from_mantissas(
+        fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=wf.mantissa_bits
+    )
+    # B in model units is Bm * 2^b_exp (what float_scale records; the chip sums Bm * e unshifted)
+    fb_proj = replace(fb_proj, float_scale=2.0**b_exp)
+    if fb == "adaptive":
+        rp = read_proj[h]
+        bctx = LoweringContext(fb_name, prof, lw.dt_ms, 2.0**b_exp, seed=0)
+        fb_rule = _adaptive_rule(params[rp.name], bctx, lw.Eq, lw.kappa, lw.I, lw.tau_out_ms, wd,
+                                 2 ** (lw.bits - 1), lw.T)  # fmt: skip
+        bad = fb_rule.problems(prof.learning)
+        if bad:
+            raise LoweringError([Problem(f"projection {fb_name!r}", f"adaptive feedback: {b.message}") for b in bad])
+        fb_proj = replace(fb_proj, learning=fb_rule)
+        notes.extend(bctx.notes)
+        notes.append(f"eprop: {fb_name} (adaptive feedback): dw = {fb_proj.learning.dw}; B's LSB 2^{b_exp}")
+    # the feedback sum arrives in u-like units (<< input_shift): L_model = ls * B_lsb * Eq / in_shift
     in_shift = 2.0**prof.formats.input_shift
-    read_proj = {p.pre: p for p in eprop if p.post == R}
-    tau_out_ms = -dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms  # the readout's (W_out's x1 trace)
-    for h in hidden:
-        n_h = pops[h].size
-        fb = first["feedback"]
-        if fb in ("symmetric", "adaptive") and h not in read_proj:
-            raise LoweringError([Problem(f"population {h!r}", f"{fb} feedback needs a readout projection from it")])
-        if fb == "symmetric":
-            B = read_proj[h].effective().T  # [n_h, n_out]
-        else:
-            B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, ro.size)) / math.sqrt(n_h)
-        wf = prof.formats.weight  # B in the chip's mixed-sign format: even mantissas where the chip drops the LSB
-        step = 2 if wf.mixed_sign_drops_lsb else 1
-        b_top = wf.mantissa_range("mixed")[1] // step * step
-        b_exp = math.ceil(math.log2(max(np.abs(B).max(), 1e-30) / b_top))
-        if fb == "adaptive":
-            # B takes W_out's updates: with W_out's LSB (model units) the two updates are the same
-            # integers (see _adaptive_rule); a coarser B (which W_out's LSB cannot hold) rounds them
-            w_lsb = float(2.0 ** read_proj[h].weight_exp * read_proj[h].float_scale)
-            b_exp = max(b_exp, math.ceil(math.log2(w_lsb) - 1e-9))
-        Bm = (step * np.round(B / 2.0**b_exp / step)).astype(np.int32)
-        fb_name = f"{R}.error->{h}"
-        fb_proj = QProjection.from_mantissas(
-            fb_name, err_pop.name, h, Bm, sign_mode="mixed", num_weight_bits=wf.mantissa_bits
+    ls_unit = 2.0**b_exp * lw.Eq / in_shift
+    # y2 = ring >> s_L: the largest possible |sum_k B_jk e_k| still fits the 7-bit graded value
+    l_max = float(np.abs(Bm).sum(axis=1).max()) * lw.pmax * in_shift
+    s_L = max(0, math.ceil(math.log2(max(l_max / wd.y_top, 1.0))))
+    Lq = 2.0**s_L * ls_unit  # model units per y2 LSB
+    notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
+    return fb_proj, Lq, s_L
+
+
+def _pre_trace_steps(lw: _Lowering, hpop, notes: list[str]) -> int:
+    """The presynaptic trace's time constant in steps: the hidden population's membrane's."""
+    alpha = float(hpop.decays["voltage"].factor)
+    hctx = LoweringContext(hpop.name, lw.prof, lw.dt_ms, 1.0, kind="population")
+    tau_steps = steps(-lw.dt_ms / math.log(alpha), hctx, "eprop presynaptic trace tau") if 0 < alpha < 1 else 1
+    notes.extend(hctx.notes)
+    return tau_steps
+
+
+def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mapping[str, Any], Lq: float, s_L: int,
+                 notes: list[str]) -> EngineRule:  # fmt: skip
+    """The three-factor rule of a projection into the hidden population ``hpop`` (the float
+    network's): the filtered eligibility in the tag ``t`` (ALIF: the adaptation eligibility in
+    ``d``), ``dw = c_w * u0 * t * y2`` with the learning signal ``y2`` and psi ``y3``."""
+    prof, wd, lrn, k, T = lw.prof, lw.wd, lw.lrn, lw.k, lw.T
+    theta = float(hpop.neuron.v_th)
+    ctx = LoweringContext(p.name, prof, lw.dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
+    c_w0 = wd.ty * pr["lr"] * Lq * lw.gamma * wd.xy / (theta * wd.y_top * lw.I) / ctx.weight_lsb * T  # c_w at a = 0
+    a = max(lw.a_fit, math.ceil(math.log2(4 * 2.0**lrn.exponent_min / c_w0)) if c_w0 > 0 else lw.a_fit)
+    a = max(-k - lrn.exponent_max, min(lw.a_max, a))
+    E = lw.gamma * wd.xy * 2.0**a / (theta * wd.y_top * lw.I)  # model eligibility per tag LSB
+    ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {wd.xy * 2.0**a:g} (traces up to ~{lw.x1_typ:.3g} assumed)")
+    c_w = scale_literal(-wd.ty * pr["lr"] * Lq * E / ctx.weight_lsb * T, ctx, "eprop weight scale")
+    dt_text = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t"
+    dd_text = None
+    if hpop.neuron.model == "ALIF":
+        dt_text, dd_text = _alif_rules(hpop, lw.gamma, theta, k, a, ctx, T)
+    rule = EngineRule(
+        dt=parse(dt_text, "dt", lrn),
+        dd=None if dd_text is None else parse(dd_text, "dd", lrn),
+        dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
+        traces={"x1": Trace(lw.I, tau_steps)},
+        post_traces="graded",
+        graded={
+            "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, lw.dt_ms, rate_bits(prof))},
+            "y3": {"source": "pseudo_derivative"},
+        },
+        source=lw.rule,
+        t_epoch=T,
+    )
+    notes.extend(ctx.notes)
+    notes.append(f"{lw.rule}: {p.name}: dt = {rule.dt}; dw = {rule.dw}")
+    if pr["reg"]:
+        sh, bits = rule.graded["y2"]["rate_shift"], rule.graded["y2"]["rate_bits"]
+        notes.append(
+            f"{lw.rule}: {p.name}: firing-rate regularization: the neuron adds reg * (rate - target) to L, "
+            f"its rate a spike trace r <- r - (r >> {sh}) + z << {bits - sh} "
+            f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
         )
-        # B in model units is Bm * 2^b_exp (what float_scale records; the chip sums Bm * e unshifted)
-        fb_proj = replace(fb_proj, float_scale=2.0**b_exp)
-        if fb == "adaptive":
-            rp = read_proj[h]
-            bctx = LoweringContext(fb_name, prof, dt_ms, 2.0**b_exp, seed=0)
-            fb_rule = _adaptive_rule(params[rp.name], bctx, Eq, kappa, I, tau_out_ms, wd, 2 ** (bits - 1))
-            bad = fb_rule.problems(lrn)
-            if bad:
-                raise LoweringError(
-                    [Problem(f"projection {fb_name!r}", f"adaptive feedback: {b.message}") for b in bad]
-                )
-            fb_proj = replace(fb_proj, learning=fb_rule)
-            notes.extend(bctx.notes)
-            notes.append(f"eprop: {fb_name} (adaptive feedback): dw = {fb_proj.learning.dw}; B's LSB 2^{b_exp}")
-        new_projs.append(fb_proj)
-        # the feedback sum arrives in u-like units (<< input_shift): L_model = ls * B_lsb * Eq / in_shift
-        ls_unit = 2.0**b_exp * Eq / in_shift
-        # y2 = ring >> s_L: the largest possible |sum_k B_jk e_k| still fits the 7-bit graded value
-        l_max = float(np.abs(Bm).sum(axis=1).max()) * pmax * in_shift
-        s_L = max(0, math.ceil(math.log2(max(l_max / wd.y_top, 1.0))))
-        Lq = 2.0**s_L * ls_unit  # model units per y2 LSB
-        notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
-        theta = float(disc.population(h).neuron.v_th)
-        alpha = float(disc.population(h).decays["voltage"].factor)
-        hctx = LoweringContext(h, prof, dt_ms, 1.0, kind="population")
-        tau_steps = steps(-dt_ms / math.log(alpha), hctx, "eprop presynaptic trace tau") if 0 < alpha < 1 else 1
-        notes.extend(hctx.notes)
-        for p in eprop:
-            if p.post != h:
-                continue
-            pr = params[p.name]
-            ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
-            c_w0 = wd.ty * pr["lr"] * Lq * gamma * wd.xy / (theta * wd.y_top * I) / ctx.weight_lsb  # c_w at a = 0
-            a = max(a_fit, math.ceil(math.log2(4 * 2.0**lrn.exponent_min / c_w0)) if c_w0 > 0 else a_fit)
-            a = max(-k - lrn.exponent_max, min(a_max, a))
-            E = gamma * wd.xy * 2.0**a / (theta * wd.y_top * I)  # model eligibility per tag LSB
-            ctx.note(f"eprop tag scale 2^{a}: t = F(x1*y3) / {wd.xy * 2.0**a:g} (traces up to ~{x1_typ:.3g} assumed)")
-            c_w = scale_literal(-wd.ty * pr["lr"] * Lq * E / ctx.weight_lsb, ctx, "eprop weight scale")
-            dt_text = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(1, -k)}*u0*t"
-            dd_text = None
-            if pops[h].model == "ALIF":
-                dt_text, dd_text = _alif_rules(disc.population(h), gamma, theta, k, a, ctx)
-            rules[p.name] = EngineRule(
-                dt=parse(dt_text, "dt", lrn),
-                dd=None if dd_text is None else parse(dd_text, "dd", lrn),
-                dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
-                traces={"x1": Trace(I, tau_steps)},
-                post_traces="graded",
-                graded={
-                    "y2": {
-                        "source": "learning_signal",
-                        "shift": s_L,
-                        **_regularization(pr, Lq, dt_ms, rate_bits(prof)),
-                    },
-                    "y3": {"source": "pseudo_derivative"},
-                },
-                source=rule,
-            )
-            notes.extend(ctx.notes)
-            notes.append(f"{rule}: {p.name}: dt = {rules[p.name].dt}; dw = {rules[p.name].dw}")
-            if pr["reg"]:
-                y2 = rules[p.name].graded["y2"]
-                sh, bits = y2["rate_shift"], y2["rate_bits"]
-                notes.append(
-                    f"{rule}: {p.name}: firing-rate regularization: the neuron adds reg * (rate - target) to L, "
-                    f"its rate a spike trace r <- r - (r >> {sh}) + z << {bits - sh} "
-                    f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
-                )
-    for p in eprop:
-        if p.post != R:
-            continue
-        pr = params[p.name]
-        ctx = LoweringContext(p.name, prof, dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
-        # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
-        c_o = scale_literal(-wd.xy * pr["lr"] * Eq * (1 - kappa) / (I * ctx.weight_lsb), ctx, "eprop readout scale")
-        rules[p.name] = EngineRule(
-            dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lrn),
-            traces={"x1": Trace(I, steps(-dt_ms / math.log(kappa) if 0 < kappa < 1 else dt_ms, ctx, "readout tau"))},
-            # adaptive feedback: B's post trace y1 draws the random numbers of this x1 (seeds 2, 3)
-            rng_seed=ADAPTIVE_SEED if adaptive else 0,
-            post_traces="graded",
-            graded={"y2": {"source": "error", "unit": err_pop.name}},
-            source=rule,
-        )
-        notes.extend(ctx.notes)
-        notes.append(f"eprop: {p.name} (readout): dw = {rules[p.name].dw}")
-    projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
-    return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
+    return rule
+
+
+def _readout_rule(lw: _Lowering, p: QProjection, pr: Mapping[str, Any], err_unit: str, notes: list[str]) -> EngineRule:
+    """The rule of a projection onto the readout: ``dw = c_o * u0 * x1 * y2`` with ``x1`` the
+    presynaptic trace at the readout's time constant and ``y2`` the error unit's graded error."""
+    ctx = LoweringContext(p.name, lw.prof, lw.dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
+    # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
+    c_o = scale_literal(-lw.wd.xy * pr["lr"] * lw.Eq * (1 - lw.kappa) / (lw.I * ctx.weight_lsb) * lw.T, ctx,
+                        "eprop readout scale")  # fmt: skip
+    rule = EngineRule(
+        dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lw.lrn),
+        traces={"x1": Trace(lw.I, steps(lw.tau_out_ms, ctx, "readout tau"))},
+        # adaptive feedback: B's post trace y1 draws the random numbers of this x1 (seeds 2, 3)
+        rng_seed=ADAPTIVE_SEED if lw.adaptive else 0,
+        post_traces="graded",
+        graded={"y2": {"source": "error", "unit": err_unit}},
+        source=lw.rule,
+        t_epoch=lw.T,
+    )
+    notes.extend(ctx.notes)
+    notes.append(f"eprop: {p.name} (readout): dw = {rule.dw}")
+    return rule
 
 
 def lower_programmable(
@@ -510,6 +619,8 @@ def lower_programmable(
         for p in eprop
     }
     notes.append(f"{rule} on {profile.name}'s programmable cores: the exact rule in float32; target input '{R}/target'")
+    if any(params[p.name]["t_epoch"] != 1 for p in eprop):
+        notes.append(f"{rule}: t_epoch ignored on {profile.name}: the exact rule learns every step")
     return replace(
         net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
     )
