@@ -388,8 +388,9 @@ def check(
     """Check the learning rule of ``model`` (a path to a model YAML or a Network) on
     ``profile`` with ``task``: e-prop here (see the module docstring); STDP, R-STDP and custom
     rules in :mod:`.check_spiking`; RFLO on ``rflo-periodic`` (``model="rflo"``: the task
-    defines the rate network) in :mod:`.check_rate`. Writes ``report.json``, ``summary.txt`` and PNG plots to
-    ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
+    defines the rate network) in :mod:`.check_rate`; tasks that define their own network (the
+    model names the rule: np, wp, chl, vkf, rls) in the modules :func:`_task_network_check` names.
+    Writes ``report.json``, ``summary.txt`` and PNG plots to ``out`` when given. ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False,
     or the rows to run (``("nearest",)``: only the round-to-nearest run). ``iterations``:
     trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
     learn the example). See the module docstring for what is measured.
@@ -405,21 +406,9 @@ def check(
     t_start = time.perf_counter()
     if task not in TASKS:
         raise CheckError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
-    if task in ("kimchow-rls",):  # the network is the task's (Kim & Chow's); the model names the rule
-        from .check_rls import check_task
-
-        rep = check_task(model, task, iterations, seed, align, attribution, steps, profile, progress,
-                         default_iterations=iterations == ITERATIONS)  # fmt: skip
-        if out is not None:
-            _write(rep, Path(out), plots)
-        return rep
-    from . import check_contrastive, check_perturbation, check_volatility
-
-    for mod in (check_perturbation, check_contrastive, check_volatility):  # tasks defining their network: model = rule
-        if task in mod.TASKS:
-            return mod.run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
-    if task in RATE_TASKS:  # the network is the task's (Murray's rate network); the model names the rule
-        return _check_rate(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
+    task_check = _task_network_check(task)
+    if task_check is not None:  # the task defines the network; the model names the rule
+        return task_check(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots)
     net, rules, rows = _checked_rules(model, attribution, iterations, align, steps)
     prog = compile(net, profile, out=io.StringIO())
     if "eprop" not in rules:  # the spike-timing family (STDP, R-STDP, custom rule strings)
@@ -442,6 +431,21 @@ def check(
     if out is not None:
         _write(rep, Path(out), plots)
     return rep
+
+
+def _task_network_check(task: str):
+    """The check of a task that defines its own network (the model argument names only the
+    rule): Murray's rate network (:mod:`.check_rate`), the perceptron of the perturbation rules,
+    contrastive XOR, the volatile-reward task and Kim & Chow's RLS network; None for tasks whose
+    network the model file gives."""
+    from . import check_contrastive, check_perturbation, check_rls, check_volatility
+
+    if task in RATE_TASKS:
+        return _check_rate
+    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls):
+        if task in mod.TASKS:
+            return mod.run
+    return None
 
 
 def _checked_rules(model, attribution, iterations: int, align: int, steps: int | None):

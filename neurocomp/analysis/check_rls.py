@@ -68,6 +68,23 @@ def lms_rule(prof, tk, seed: int):
                      int(cfg["learn_every"]), weight_range=WEIGHT_RANGE, e_range=e_range, seed=seed)  # fmt: skip
 
 
+TASKS = ("kimchow-rls",)
+
+
+def run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots) -> CheckReport:
+    """:func:`neurocomp.analysis.check.check`'s entry for the tasks this module checks: the report,
+    written to ``out`` when given."""
+    from pathlib import Path
+
+    from .check import ITERATIONS, _write
+
+    rep = check_task(model, task, iterations, seed, align, attribution, steps, profile, progress,
+                     default_iterations=iterations == ITERATIONS)  # fmt: skip
+    if out is not None:
+        _write(rep, Path(out), plots)
+    return rep
+
+
 def check_task(model: str, task: str, iterations: int, seed: int, align: int, attribution, steps, profile: str,
                progress: bool | None, default_iterations: bool) -> CheckReport:  # fmt: skip
     """:func:`neurocomp.analysis.check.check`'s entry for ``kimchow-rls``: check's default
