@@ -391,8 +391,8 @@ def check(
     defines the rate network) in :mod:`.check_rate`; tasks that define their own network (the
     model names the rule: np, wp, chl, vkf, rls) in the modules :func:`_task_network_check` names.
     Writes ``report.json``, ``summary.txt`` and PNG plots to ``out`` when given.
-    ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False, or the rows to run (``("nearest",)``: only the round-to-nearest run). ``iterations``:
-    trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
+    ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False, or the rows to run
+    (``("nearest",)``: only the round-to-nearest run). ``iterations``: trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
     learn the example). See the module docstring for what is measured.
 
     The e-prop check in steps: the inputs checked (:func:`_checked_rules`), the Program
