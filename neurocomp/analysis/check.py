@@ -392,8 +392,9 @@ def check(
     model names the rule: np, wp, chl, vkf, rls) in the modules :func:`_task_network_check` names.
     Writes ``report.json``, ``summary.txt`` and PNG plots to ``out`` when given.
     ``attribution``: True (every row of :data:`ATTRIBUTION_ROWS`), False, or the rows to run
-    (``("nearest",)``: only the round-to-nearest run). ``iterations``: trials each level learns (:data:`ITERATIONS` by default: enough for the reference to
-    learn the example). See the module docstring for what is measured.
+    (``("nearest",)``: only the round-to-nearest run). ``iterations``: trials each level learns
+    (:data:`ITERATIONS` by default: enough for the reference to learn the example). See the
+    module docstring for what is measured.
 
     The e-prop check in steps: the inputs checked (:func:`_checked_rules`), the Program
     compiled, the run's task and levels (:class:`_EpropRun`), then the four stages:
