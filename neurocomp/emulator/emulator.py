@@ -53,6 +53,7 @@ from ..learning.engine import LEARN_QUANTITIES
 from ..rules.eprop import ProgrammableEprop, ce_error_exact, ce_error_fixed
 from ..rules.reckon import ReckonLearning
 from . import layout as lay
+from .fused import fused_learning
 from .inputs import PoissonSource, graded_values, per_trial, spike_counts, unfed_inputs
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
@@ -618,6 +619,10 @@ class Emulator:
         rec_dtype = self._record_dtype()
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)
+        fused = fused_learning(self, record, given) if learn else None
+        if fused is not None:  # a learning run in one compiled call (see .fused)
+            announce_compile()
+            return fused.run(steps, given, record, rec_dtype)
         out: dict[str, np.ndarray] = {}
         for name, p in self.pops.items():
             for var in record:
