@@ -98,8 +98,8 @@ def test_eprop_fused_equals_step_by_step(monkeypatch, batch, rounding):
     inputs = {"in": x, "out.error/target": tg}
     trials = [(inputs, 150, False), (inputs, 150, True), ({k: v[:70] for k, v in inputs.items()}, 70, True)]
     kw = {"learn_rounding": rounding} if rounding else {}
-    step = _runs(prog, monkeypatch, False, batch, trials, ["v", "u"], **kw)
-    fast = _runs(prog, monkeypatch, True, batch, trials, ["v", "u"], **kw)
+    step = _runs(prog, monkeypatch, False, batch, trials, ["v", "u", "spikes"], **kw)
+    fast = _runs(prog, monkeypatch, True, batch, trials, ["v", "u", "spikes"], **kw)
     _assert_same(step, fast)
     w0 = prog.projection("rec->out").weights
     assert not np.array_equal(fast[1]["rec->out"][0]["w"][0], w0)  # it learned

@@ -7,7 +7,7 @@ attribution knobs off), independent trials, static projections, error units with
 squared error and their feedback, and graded glue from pseudo-derivatives, learning signals
 (with their rate trace), errors and graded inputs. Anything else (float or mixed learning
 arithmetic, shared weights, reward channels, graded pre spikes, traces kept by the neuron,
-strict runs, learners of other engines, recorded learning variables) runs step by step, with
+softmax errors, strict runs, learners of other engines, recorded learning variables) runs step by step, with
 the same results.
 """
 
@@ -42,7 +42,7 @@ def fused_learning(emu, record, given) -> FusedLearning | None:
     if fused is None:
         fused = FusedLearning(emu)
         emu._fused_learning = fused
-    return fused if fused.kernel is not None else None
+    return fused if fused.kernel(record) is not None else None
 
 
 def _refusal(emu, record, given) -> str | None:
@@ -54,8 +54,8 @@ def _refusal(emu, record, given) -> str | None:
     if any(var not in ("spikes", "u", "v", "a") for var in record):
         return "recorded learning variables"
     errors = [p for p in emu.pops.values() if p.kind == "error"]
-    if errors and ("spikes" in record or any(p.q.params.get("loss") == "ce" for p in errors)):
-        return "recorded error payloads or softmax errors"
+    if any(p.q.params.get("loss") == "ce" for p in errors):
+        return "softmax errors"
     if any(f"{p.q.name}/target" not in given for p in errors):
         return "error units without targets"
     for syn in emu.synapses:
@@ -88,15 +88,23 @@ class FusedLearning:
         self.errors = [name for name, p in emu.pops.items() if p.kind == "error"]
         self.feedback = [s for s in emu.synapses if s.name in emu._feedback]
         self.plastic = [s for s in emu.synapses if isinstance(s, PlasticSynapses)]
-        self.kernel = kt.trial_kernel(self._spec())
+        self.kernels = {}  # per whether error payloads are recorded
 
-    def _spec(self) -> dict[str, Any]:
+    def kernel(self, record) -> Any:
+        """The run's kernel (None when no cache directory is writable)."""
+        rec = bool(self.errors) and "spikes" in record
+        if rec not in self.kernels:
+            self.kernels[rec] = kt.trial_kernel(self._spec(rec))
+        return self.kernels[rec]
+
+    def _spec(self, record) -> dict[str, Any]:
         emu = self.emu
         errors = []
         for name in self.errors:
             prm = emu.pops[name].q.params
             scale = 2.0 ** emu.pops[name].q.scale_exp
-            errors.append({"has": True, "scale": scale, "shift": 2.0 ** -prm["shift"], "lim": 2.0 ** (prm["bits"] - 1)})
+            lim = 2.0 ** (prm["bits"] - 1)
+            errors.append({"has": True, "scale": scale, "shift": 2.0 ** -prm["shift"], "lim": lim, "record": record})
         return {
             "errors": errors,
             "feedback": [self.errors.index(s.pre) for s in self.feedback],
@@ -157,18 +165,19 @@ class FusedLearning:
             for i in range(4)
         ]
         net = self._net(steps, given, flags, recs)
-        errs, pays = self._errors(steps, given)
+        errs, pays, erecs = self._errors(steps, given, "spikes" in record, rec_dtype)
         fbs = tuple(self._feedback(s, pays) for s in self.feedback)
         plastic = tuple(self._plastic(s, t0, steps, given, pays) for s in self.plastic)
         args = (t0, steps, b, net, tuple(emu._ls_ports), errs, fbs, plastic)
+        kernel = self.kernel(record)
         threads = min(b, numba.config.NUMBA_NUM_THREADS)
         if threads > 1:  # disjoint trials on threads (the kernel releases the GIL)
             cuts = np.linspace(0, b, threads + 1).astype(int)
             with ThreadPoolExecutor(threads) as pool:
-                for f in [pool.submit(self.kernel, lo, hi, *args) for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)]:
+                for f in [pool.submit(kernel, lo, hi, *args) for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)]:
                     f.result()
         else:
-            self.kernel(0, b, *args)
+            kernel(0, b, *args)
         for name, pay in zip(self.errors, pays, strict=True):
             emu.pops[name].state["spikes"] = pay
         for syn in self.plastic:
@@ -177,6 +186,9 @@ class FusedLearning:
         emu.t = t0 + steps
         out = {}
         for name, p in emu.pops.items():
+            if name in erecs:  # (error units have no block in the flat state)
+                out[f"{name}/spikes"] = erecs[name]
+                continue
             for i, var in enumerate(("spikes", "u", "v", "a")):
                 if flags[i] and var in p.state:
                     off = blk.state[name]
@@ -204,18 +216,21 @@ class FusedLearning:
             acc, acc64, emu._block_table, flags, *recs,
         )  # fmt: skip
 
-    def _errors(self, steps, given) -> tuple[tuple, list[np.ndarray]]:
+    def _errors(self, steps, given, record: bool, rec_dtype) -> tuple[tuple, list[np.ndarray], dict]:
         """Per error unit: its payload (a new array, as each step makes one), the readout's
-        ``v`` and the targets."""
-        emu, errs, pays = self.emu, [], []
+        ``v``, the targets and the payload's recording (``[steps, batch, n]``, when ``record``)."""
+        emu, errs, pays, recs = self.emu, [], [], {}
         for name in self.errors:
             p = emu.pops[name]
             v = emu.pops[p.q.params["readout"]].state["v"]
             pay = np.zeros((emu.batch, p.q.size), emu._dtype)
             tgt = np.ascontiguousarray(given[f"{name}/target"][:steps], dtype=np.float64)
-            errs.append((pay, v, tgt))
+            rec = np.zeros((steps, emu.batch, p.q.size) if record else (1, 1, 1), rec_dtype)
+            if record:
+                recs[name] = rec
+            errs.append((pay, v, tgt, rec))
             pays.append(pay)
-        return tuple(errs), pays
+        return tuple(errs), pays, recs
 
     def _feedback(self, syn: Synapses, pays: list[np.ndarray]) -> tuple:
         ls = self.emu.pops[syn.post].state["ls"]
