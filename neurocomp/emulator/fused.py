@@ -42,7 +42,7 @@ def fused_learning(emu, record, given) -> FusedLearning | None:
     if fused is None:
         fused = FusedLearning(emu)
         emu._fused_learning = fused
-    return fused if fused.kernel(record) is not None else None
+    return fused if fused.kernel() is not None else None
 
 
 def _refusal(emu, record, given) -> str | None:
@@ -88,23 +88,22 @@ class FusedLearning:
         self.errors = [name for name, p in emu.pops.items() if p.kind == "error"]
         self.feedback = [s for s in emu.synapses if s.name in emu._feedback]
         self.plastic = [s for s in emu.synapses if isinstance(s, PlasticSynapses)]
-        self.kernels = {}  # per whether error payloads are recorded
+        self._kernel = False  # built at the first run
 
-    def kernel(self, record) -> Any:
+    def kernel(self) -> Any:
         """The run's kernel (None when no cache directory is writable)."""
-        rec = bool(self.errors) and "spikes" in record
-        if rec not in self.kernels:
-            self.kernels[rec] = kt.trial_kernel(self._spec(rec))
-        return self.kernels[rec]
+        if self._kernel is False:
+            self._kernel = kt.trial_kernel(self._spec())
+        return self._kernel
 
-    def _spec(self, record) -> dict[str, Any]:
+    def _spec(self) -> dict[str, Any]:
         emu = self.emu
         errors = []
         for name in self.errors:
             prm = emu.pops[name].q.params
             scale = 2.0 ** emu.pops[name].q.scale_exp
             lim = 2.0 ** (prm["bits"] - 1)
-            errors.append({"has": True, "scale": scale, "shift": 2.0 ** -prm["shift"], "lim": lim, "record": record})
+            errors.append({"has": True, "scale": scale, "shift": 2.0 ** -prm["shift"], "lim": lim})
         return {
             "errors": errors,
             "feedback": [self.errors.index(s.pre) for s in self.feedback],
@@ -169,7 +168,7 @@ class FusedLearning:
         fbs = tuple(self._feedback(s, pays) for s in self.feedback)
         plastic = tuple(self._plastic(s, t0, steps, given, pays) for s in self.plastic)
         args = (t0, steps, b, net, tuple(emu._ls_ports), errs, fbs, plastic)
-        kernel = self.kernel(record)
+        kernel = self.kernel()
         threads = min(b, numba.config.NUMBA_NUM_THREADS)
         if threads > 1:  # disjoint trials on threads (the kernel releases the GIL)
             cuts = np.linspace(0, b, threads + 1).astype(int)
@@ -225,7 +224,7 @@ class FusedLearning:
             v = emu.pops[p.q.params["readout"]].state["v"]
             pay = np.zeros((emu.batch, p.q.size), emu._dtype)
             tgt = np.ascontiguousarray(given[f"{name}/target"][:steps], dtype=np.float64)
-            rec = np.zeros((steps, emu.batch, p.q.size) if record else (1, 1, 1), rec_dtype)
+            rec = np.zeros((steps, emu.batch, p.q.size) if record else (0, 1, 1), rec_dtype)
             if record:
                 recs[name] = rec
             errs.append((pay, v, tgt, rec))

@@ -99,7 +99,7 @@ def _digest() -> str:
 
 def source(spec: dict) -> str:
     """The module of one Program's fused run. ``spec``: ``errors`` (per error unit: ``has``
-    a target, ``scale``, ``shift``, ``lim``, ``record`` its payload), ``feedback`` (per feedback projection: its error
+    a target, ``scale``, ``shift``, ``lim``), ``feedback`` (per feedback projection: its error
     unit's index), ``plastic`` (per plastic projection: ``rule`` its rule module, ``T``,
     ``m``, ``n``, ``slot`` latency plus delay, ``exp``, ``rounding``, ``in_scale``,
     ``half``, ``top``, ``has_u``, ``always_full``, ``decimate``, ``graded`` (``post_traces ==
@@ -152,8 +152,8 @@ def source(spec: dict) -> str:
         tgt = f"target_e{e}[s, b : b + 1]" if eu["has"] else f"vro_e{e}[b : b + 1]"
         w(f"error_fixed(vro_e{e}[b : b + 1], {tgt}, {eu['has']}, {eu['scale']!r}, {eu['shift']!r}, {eu['lim']!r}, "
           f"pay_e{e}[b : b + 1])")  # fmt: skip
-        if eu["record"]:
-            w(f"erec_e{e}[s, b, :] = pay_e{e}[b, :]")
+        w(f"if erec_e{e}.shape[0]:  # the payload recorded (else an empty placeholder)")
+        w(f"    erec_e{e}[s, b, :] = pay_e{e}[b, :]")
     w("deliver_trial(t, b, batch, g2, s2, indptr, idx, w, dense, exps, spikes, ring, acc, acc64)")
     for f in range(n_f):
         w(f"deliver_trial(t, b, batch, table_f{f}, gscale_f{f}, indptr_f{f}, idx_f{f}, w_f{f}, dense_f{f}, exps_f{f}, "
