@@ -111,33 +111,49 @@ def source(spec: dict) -> str:
         w(f"from {p['rule']} import learn as rule_{k}")
     w("")
     w("")
-    n_e, n_f = len(spec["errors"]), len(spec["feedback"])
-    args = "b, t0, steps, batch, net, ls_ports, errs, fbs, plastic"
     w("@kernel")
-    w(f"def trial({args}):")
+    w("def trial(b, t0, steps, batch, net, ls_ports, errs, fbs, plastic):")
     w.depth += 1
+    _unpack(w, spec)
+    w("for s in range(steps):")
+    w.depth += 1
+    _step(w, spec)
+    w.depth -= 2
+    w("")
+    w("")
+    w("@kernel")
+    w("def run(b0, b1, t0, steps, batch, net, ls_ports, errs, fbs, plastic):")
+    w("    for b in range(b0, b1):")
+    w("        trial(b, t0, steps, batch, net, ls_ports, errs, fbs, plastic)")
+    return "\n".join(w.lines).rstrip() + "\n"
+
+
+def _unpack(w, spec: dict) -> None:
+    """The trial's arrays by name, and its scratch (trace histories, visit plans)."""
     w(f"{', '.join(NET_ARRAYS)} = net")
     w("per_step = rnd.shape[0] > 1")
-    for e in range(n_e):
+    for e in range(len(spec["errors"])):
         w(f"{', '.join(a + f'_e{e}' for a in ERROR_ARRAYS)} = errs[{e}]")
-    for f in range(n_f):
+    for f in range(len(spec["feedback"])):
         w(f"{', '.join(a + f'_f{f}' for a in FEEDBACK_ARRAYS)} = fbs[{f}]")
     for k, p in enumerate(spec["plastic"]):
         w(f"{', '.join(a + f'_{k}' for a in PLASTIC_ARRAYS)} = plastic[{k}]")
         T, m, n = p["T"], p["m"], p["n"]
-        dt = "np.int64"
-        w(f"hx_{k} = np.zeros(({T + 1}, 1, 2, {m}), {dt})")
-        w(f"hy_{k} = np.zeros(({T + 1}, 1, 4, {n}), {dt})")
-        w(f"rnone_{k} = np.zeros((1, {n}), {dt})")
+        w(f"hx_{k} = np.zeros(({T + 1}, 1, 2, {m}), np.int64)")
+        w(f"hy_{k} = np.zeros(({T + 1}, 1, 4, {n}), np.int64)")
+        w(f"rnone_{k} = np.zeros((1, {n}), np.int64)")
         w(f"trnone_{k} = np.zeros((1, 1), np.int64)")
         w(f"reward_{k} = np.zeros(1)")
+        # (independent trials visit rows and columns: no visit list)
         w(f"plan_{k} = (unsafe_{k}[b : b + 1], np.zeros({n}, np.bool_), np.zeros({m}, np.int64), "
-          f"np.zeros({n * m}, np.int32), np.zeros({n * m}, np.int32))")  # fmt: skip
+          f"np.zeros(0, np.int32), np.zeros(0, np.int32))")  # fmt: skip
         w(f"fresh_{k} = flags0_{k}[0] != 0  # the first phase after the state was set visits every synapse")
         w(f"nearest_{k} = flags0_{k}[1] != 0")
         w(f"epoch_{k} = 0")
-    w("for s in range(steps):")
-    w.depth += 1
+
+
+def _step(w, spec: dict) -> None:
+    """Step ``t = t0 + s + 1`` of trial ``b``, in the emulator's order."""
     w("t = t0 + s + 1")
     for q in range(spec["ls_ports"]):
         w(f"lsq = ls_ports[{q}]")
@@ -155,23 +171,15 @@ def source(spec: dict) -> str:
         w(f"if erec_e{e}.shape[0]:  # the payload recorded (else an empty placeholder)")
         w(f"    erec_e{e}[s, b, :] = pay_e{e}[b, :]")
     w("deliver_trial(t, b, batch, g2, s2, indptr, idx, w, dense, exps, spikes, ring, acc, acc64)")
-    for f in range(n_f):
+    for f in range(len(spec["feedback"])):
         w(f"deliver_trial(t, b, batch, table_f{f}, gscale_f{f}, indptr_f{f}, idx_f{f}, w_f{f}, dense_f{f}, exps_f{f}, "
           f"pay_f{f}, ls_f{f}, acc_f{f}, acc64_f{f})")  # fmt: skip
     for k, p in enumerate(spec["plastic"]):
         if not p["first"]:
             _deliver_plastic(w, k, p)
     for k, p in enumerate(spec["plastic"]):
-        _learn(w, k, p, spec)
+        _learn(w, k, p)
     w("record_trial(s, b, blocks, flags, spikes, st, rec_s, rec_u, rec_v, rec_a)")
-    w.depth -= 2
-    w("")
-    w("")
-    w("@kernel")
-    w("def run(b0, b1, t0, steps, batch, net, ls_ports, errs, fbs, plastic):")
-    w("    for b in range(b0, b1):")
-    w("        trial(b, t0, steps, batch, net, ls_ports, errs, fbs, plastic)")
-    return "\n".join(w.lines).rstrip() + "\n"
 
 
 def _deliver_plastic(w, k: int, p: dict) -> None:
@@ -180,7 +188,7 @@ def _deliver_plastic(w, k: int, p: dict) -> None:
       f"{p['rounding']}, {p['in_scale']!r})")  # fmt: skip
 
 
-def _learn(w, k: int, p: dict, spec: dict) -> None:
+def _learn(w, k: int, p: dict) -> None:
     """Projection ``k``'s learning step: glue, spike phase, learning phase at an epoch's end."""
     T = p["T"]
     if p["graded"]:

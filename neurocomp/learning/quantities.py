@@ -3,7 +3,10 @@
 * :func:`pseudo_derivative`: e-prop's surrogate of the spike's derivative, the triangle
   ``max(0, 1 - |v - A| / v_th)`` (``eprop.md`` §1.1), before its ``gamma / v_th`` factor. A
   compiled kernel: it runs on numpy arrays or scalars from Python and inside other kernels,
-  in the dtype of ``v`` (float32 on a programmable core, float64 in the references).
+  in the dtype of ``v`` (float32 on a programmable core, float64 in the references);
+  :func:`pseudo_derivative_fixed` is the same triangle as a chip's neuron sends it (an
+  integer, rounded to nearest), and :func:`graded_fixed` the rounding and saturation of a
+  signed graded value (the learning signal) on such a chip.
 * :func:`softmax_error`: the softmax cross-entropy's error ``softmax(y) - y*`` (``dE/dy``
   for a one-hot target), from :func:`softmax`, max-subtracted. numpy (its ``exp`` is not the compiled one's bit
   for bit, so the levels that must agree with each other call this one function);
