@@ -619,7 +619,7 @@ class Emulator:
         rec_dtype = self._record_dtype()
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)
-        fused = fused_learning(self, record, given) if learn else None
+        fused = fused_learning(self, steps, record, given) if learn else None
         if fused is not None:  # a learning run in one compiled call (see .fused)
             announce_compile()
             return fused.run(steps, given, record, rec_dtype)

@@ -32,11 +32,12 @@ _GLUE = {"pseudo_derivative": kt.G_PSEUDO, "learning_signal": kt.G_SIGNAL, "erro
 
 
 ENABLED = True  # False: every learning run step by step (the tests compare the two)
+MAX_DRAWS = 1 << 23  # neuron rounding numbers (float64) a fused run draws up front at most
 
 
-def fused_learning(emu, record, given) -> FusedLearning | None:
+def fused_learning(emu, steps: int, record, given) -> FusedLearning | None:
     """The emulator's fused learning run, or None when this run must go step by step."""
-    if not ENABLED or _refusal(emu, record, given) is not None:
+    if not ENABLED or _refusal(emu, steps, record, given) is not None:
         return None
     fused = getattr(emu, "_fused_learning", None)
     if fused is None:
@@ -45,12 +46,17 @@ def fused_learning(emu, record, given) -> FusedLearning | None:
     return fused if fused.kernel() is not None else None
 
 
-def _refusal(emu, record, given) -> str | None:
-    """Why a learning run of ``emu`` recording ``record`` cannot run fused (None: it can)."""
+def _refusal(emu, steps: int, record, given) -> str | None:
+    """Why a learning run of ``emu`` over ``steps`` recording ``record`` with the inputs
+    ``given`` cannot run fused (None: it can)."""
     if not emu.fixed or emu.strict or emu.learn_mode != "independent" or emu._float_states:
         return "float chip, strict, shared weights or float states"
     if emu._learners or emu.shadow or emu._chip_random is not None:
         return "learners of other engines, shadow learners or the chip's LFSRs"
+    if any(s.latency + s.max_delay == 0 for s in emu.synapses if s.name in emu._feedback):
+        return "feedback without latency (delivered before the error units update)"
+    if emu._rounding_draws and steps * 3 * emu._blocks.n_state > MAX_DRAWS:
+        return "the run's neuron rounding numbers would not fit in memory at once"
     if any(var not in ("spikes", "u", "v", "a") for var in record):
         return "recorded learning variables"
     errors = [p for p in emu.pops.values() if p.kind == "error"]
