@@ -7,8 +7,8 @@ attribution knobs off), independent trials, static projections, error units with
 squared error and their feedback, and graded glue from pseudo-derivatives, learning signals
 (with their rate trace), errors and graded inputs. Anything else (float or mixed learning
 arithmetic, shared weights, reward channels, graded pre spikes, traces kept by the neuron,
-softmax errors, strict runs, learners of other engines, recorded learning variables) runs step by step, with
-the same results.
+softmax errors, strict runs, learners of other engines, recorded learning variables) runs
+step by step, with the same results.
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from .plastic import PlasticSynapses
 from .synapses import Synapses
 
 _GLUE = {"pseudo_derivative": kt.G_PSEUDO, "learning_signal": kt.G_SIGNAL, "error": kt.G_ERROR}
-
-
 ENABLED = True  # False: every learning run step by step (the tests compare the two)
 MAX_DRAWS = 1 << 23  # neuron rounding numbers (float64) a fused run draws up front at most
 
