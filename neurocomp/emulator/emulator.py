@@ -58,6 +58,7 @@ from ..learning.quantities import ce_error_exact, ce_error_fixed
 from ..learning.reckon import ReckonLearning
 from ..learning.rule import EngineRule
 from . import layout as lay
+from .fused import fused_learning
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
 from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
@@ -702,6 +703,10 @@ class Emulator:
         rec_dtype = self._record_dtype()
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)
+        fused = fused_learning(self, steps, record, given) if learn else None
+        if fused is not None:  # a learning run in one compiled call (see .fused)
+            announce_compile()
+            return fused.run(steps, given, record, rec_dtype)
         out: dict[str, np.ndarray] = {}
         for name, p in self.pops.items():
             for var in record:

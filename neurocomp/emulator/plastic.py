@@ -27,7 +27,13 @@ from ..arith.fixed import shift
 from ..compiler.ir import QProjection
 from ..kernels.learning import ROUNDINGS, deliver_plastic
 from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
-from ..learning.quantities import pseudo_derivative, running_rate, running_rate_fixed
+from ..learning.quantities import (
+    graded_fixed,
+    pseudo_derivative,
+    pseudo_derivative_fixed,
+    running_rate,
+    running_rate_fixed,
+)
 from ..profiles import Profile
 from .synapses import chip_mantissas
 
@@ -180,7 +186,7 @@ class PlasticSynapses:
         A = post.state.get("th_pre", th)  # ALIF: the adaptive threshold of the step
         top = 2**self.engine.trace_bits - 1
         if self.graded_fixed:
-            return np.floor(top * np.maximum(0.0, th - np.abs(v - A)) / th + 0.5)
+            return pseudo_derivative_fixed(v, A, float(th), top)
         v = np.asarray(v, np.float64)
         return top * pseudo_derivative(v, np.asarray(A, np.float64), np.float64(th))
 
@@ -204,8 +210,7 @@ class PlasticSynapses:
             ls = ls + float(src["reg"]) * (r - float(src["rate_target"]))
         if not self.graded_fixed:
             return ls
-        top = 2**self.engine.trace_bits
-        return np.clip(np.floor(ls + 0.5), -top, top - 1)  # rounded to nearest (a floor would bias L down)
+        return graded_fixed(ls, 2**self.engine.trace_bits)
 
     def _neuron_trace(self, y: str, src: Mapping, post: np.ndarray) -> np.ndarray:
         """A post-synaptic spike trace kept by the neuron and sent as a graded value (the

@@ -383,6 +383,33 @@ def _trials(b_lo, b_hi, shared, syn, hist, rule, u, visit, unsafe_rows, buf, sum
 
 
 @kernel
+def rows_cols(tx, ty, full, deps, unsafe_rows, rows, cols):
+    """The rows and columns a learning phase visits (see :func:`_plan`): ``rows[i]`` (post
+    neurons that spiked in some trial, with ``y0`` products, or holding a value below
+    ``unsafe``; every row when ``full``) and the first ``n_cols`` entries of ``cols`` (pre
+    neurons that spiked in some trial, with ``x0`` products; every column when ``full``).
+    Returns ``n_cols``."""
+    B, m = tx.shape
+    n = ty.shape[1]
+    n_cols = 0
+    for j in range(m):
+        spiking = False
+        for b in range(B):
+            spiking |= tx[b, j] > 0
+        if full or (deps[0] and spiking):
+            cols[n_cols] = j
+            n_cols += 1
+    for i in range(n):
+        spiked = False
+        unsafe = False
+        for b in range(B):
+            spiked |= ty[b, i] > 0
+            unsafe |= unsafe_rows[b, i] > 0
+        rows[i] = full or (deps[1] and spiked) or unsafe
+    return n_cols
+
+
+@kernel
 def _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj):
     """The synapses the learning phase visits: every one when ``full``; otherwise the rows
     of post neurons that spiked (if the rule has ``y0`` products, ``deps[1]``), the columns
@@ -395,25 +422,13 @@ def _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj):
     order), then the spiking columns of the other rows (column-major: a constant stride,
     which the CPU prefetches); ``x_start`` and ``r_end`` are where the second part starts
     and the third. ``rows [post]``, ``cols [pre]``: scratch."""
-    B, m = tx.shape
+    m = tx.shape[1]
     n = ty.shape[1]
     masked = mask.shape[0] > 0
+    n_cols = rows_cols(tx, ty, full, deps, unsafe_rows, rows, cols)
     spiking = np.zeros(m, np.bool_)
-    n_cols = 0
-    for j in range(m):
-        for b in range(B):
-            spiking[j] |= tx[b, j] > 0
-        spiking[j] = full or (deps[0] and spiking[j])
-        if spiking[j]:
-            cols[n_cols] = j
-            n_cols += 1
-    for i in range(n):
-        spiked = False
-        unsafe = False
-        for b in range(B):
-            spiked |= ty[b, i] > 0
-            unsafe |= unsafe_rows[b, i] > 0
-        rows[i] = full or (deps[1] and spiked) or unsafe
+    for c in range(n_cols):
+        spiking[cols[c]] = True
     nv = 0
     for i in range(n):
         if rows[i]:

@@ -90,6 +90,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ..errors import Problem, ProfileError
 from ..kernels import learning as K
 from ..kernels.learning_rules import rule_kernels
 from ..profiles.profile import LearningEngine
@@ -136,6 +137,18 @@ class _Stream:
         self._i += 1
         return v
 
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` draws at once (the numbers ``n`` calls of :meth:`next` return)."""
+        parts, need = [], n
+        while need:
+            if self._i == self.BLOCK:
+                self._refill()
+            k = min(need, self.BLOCK - self._i)
+            parts.append(self._buf[self._i : self._i + k])
+            self._i += k
+            need -= k
+        return np.concatenate(parts) if parts else self._buf[:0].copy()
+
     @property
     def state(self) -> dict:
         g = np.random.default_rng()
@@ -163,6 +176,15 @@ class _TraceRandom:
         self.decay = self._decay.next()
         self.impulse = self._impulse.next()
 
+    def take(self, n: int) -> np.ndarray:
+        """``n`` advances at once: ``[n, 2]`` (decay float, impulse integer) per advance, the
+        last one left current (a fused run's numbers, drawn before it)."""
+        out = np.empty((n, 2))
+        out[:, 0], out[:, 1] = self._decay.take(n), self._impulse.take(n)
+        if n:
+            self.decay, self.impulse = self._decay._buf[self._decay._i - 1], self._impulse._buf[self._impulse._i - 1]
+        return out
+
     def get_state(self) -> dict:
         return {
             "decay_rng": self._decay.state,
@@ -186,6 +208,13 @@ class _ConnRandom:
 
     def advance(self) -> None:
         self.value = self._stream.next()
+
+    def take(self, n: int) -> np.ndarray:
+        """``n`` advances at once: their values, the last one left current."""
+        out = self._stream.take(n)
+        if n:
+            self.value = out[-1]
+        return out
 
     def get_state(self) -> dict:
         return {"rng": self._stream.state, "value": float(self.value)}
@@ -230,31 +259,61 @@ class SumOfProductsEngine:
         rounding: str | None = None,
         compiled: bool | None = None,
     ):
-        if learn_mode not in ("independent", "shared"):
-            raise ValueError(f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")
-        if arithmetic not in ("fixed", "float"):
-            raise ValueError(f"arithmetic must be 'fixed' or 'float', got {arithmetic!r}")
+        self._check_modes(learn_mode, arithmetic, rounding, engine)
         self.rule = rule
         self.engine = engine
         self.sign_mode = sign_mode
         self.batch = batch
         self.learn_mode = learn_mode
         self.fixed = arithmetic == "fixed"
+        floats = self._float_quantities(float_quantities)
+        if rounding is None:
+            rounding = "stochastic" if engine.stochastic_rounding else "nearest"
+        self.float_quantities = frozenset(floats)
+        self.exact_products = "products" in floats
+        self.nearest = rounding == "nearest"
+        self.var_fixed = self._variable_kinds(floats)
+        self.n_post, self.n_pre = weights.shape
+        self._read_profile(engine)
+        self._check_bounds()
+        self._trace_constants()
+        self._w0 = np.asarray(weights)
+        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
+        self._bounds: dict[Product, int] = {}
+        self._plans: dict[tuple[str, ...], tuple] = {}
+        # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
+        # (attribution) runs the numpy form of the same phases below
+        homogeneous = not floats or floats == set(LEARN_QUANTITIES)
+        self.compiled = homogeneous if compiled is None else compiled and homogeneous
+        self._ints = not floats  # the kernels' arithmetic: every quantity an integer, or a float
+        if self.compiled:
+            self._compile_rule()
+        self.reset()
+
+    @staticmethod
+    def _check_modes(learn_mode: str, arithmetic: str, rounding: str | None, engine: LearningEngine) -> None:
+        if learn_mode not in ("independent", "shared"):
+            raise ValueError(f"learn_mode must be 'independent' or 'shared', got {learn_mode!r}")
+        if arithmetic not in ("fixed", "float"):
+            raise ValueError(f"arithmetic must be 'fixed' or 'float', got {arithmetic!r}")
+        if rounding is not None and rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS} or None, got {rounding!r}")
+
+    def _float_quantities(self, float_quantities: Iterable[str]) -> set[str]:
+        """The quantities held in float64: the chosen ones in fixed arithmetic, all in float."""
         floats = set(float_quantities) if self.fixed else set(LEARN_QUANTITIES)
         if floats - set(LEARN_QUANTITIES):
             raise ValueError(
                 f"unknown learning quantities {sorted(floats - set(LEARN_QUANTITIES))} "
                 f"(valid: {', '.join(LEARN_QUANTITIES)})"
             )
-        if rounding is None:
-            rounding = "stochastic" if engine.stochastic_rounding else "nearest"
-        if rounding not in ROUNDINGS:
-            raise ValueError(f"rounding must be one of {ROUNDINGS} or None, got {rounding!r}")
-        self.float_quantities = frozenset(floats)
-        self.exact_products = "products" in floats
-        self.nearest = rounding == "nearest"
-        # per variable: held in the chip's integers, or float64 (attribution). A graded y is a
-        # third factor unless the neuron sends a spike trace of its own in it (R-STDP's y1)
+        return floats
+
+    def _variable_kinds(self, floats: set[str]) -> dict[str, bool]:
+        """Per variable: held in the chip's integers (True), or float64 (attribution). A
+        graded y is a third factor unless the neuron sends a spike trace of its own in it
+        (R-STDP's y1)."""
+        rule = self.rule
         kind = {"w": "weights", "t": "tags", "d": "tags", **{k: "traces" for k in X_TRACES}}
         for k in Y_TRACES:
             graded = rule.post_traces == "graded" and rule.graded.get(k, {}).get("source") != "post_trace"
@@ -263,18 +322,34 @@ class SumOfProductsEngine:
             kind["x1"] = "graded"
         self._r = R_TRACES if rule.uses_reward else ()  # Loihi 1's reward trace, where the rule reads it
         kind.update({k: "traces" for k in self._r})
-        self.var_fixed = {k: q not in floats for k, q in kind.items()}
-        self.n_post, self.n_pre = weights.shape
+        return {k: q not in floats for k, q in kind.items()}
+
+    def _read_profile(self, engine: LearningEngine) -> None:
+        """The engine's widths, bounds and seed from the profile's ``learning`` section (every
+        one required: a profile that lacks one is an error naming it, not a silent default)."""
         prm = engine.params
-        self.trace_bits = int(prm.get("trace_bits", 7))
-        self.frac_bits = int(prm.get("impulse_fraction_bits", 8))
-        self.widths = {k: int(v) for k, v in prm.get("factor_widths", {}).items()}
-        self.mant_bits = int(prm.get("scale_mantissa_bits", 4))
-        self.acc_bits = int(engine.accumulator_bits or 16) - 1  # magnitude bits of the signed accumulator
-        self.var_bits = {v: int(engine.synaptic_variable_bits.get(v, 9)) - 1 for v in SYN_VARS}
-        self.conn_seed = int(prm.get("conn_random_seed", 2))
-        self.exp_min = int(engine.exponent_min if engine.exponent_min is not None else -7)
-        self._check_bounds()
+        required = ("trace_bits", "impulse_fraction_bits", "factor_widths", "scale_mantissa_bits", "conn_random_seed")
+        missing = [f"params.{k}" for k in required if k not in prm]
+        missing += [f"synaptic_variable_bits.{v}" for v in SYN_VARS if v not in engine.synaptic_variable_bits]
+        missing += [k for k in ("accumulator_bits", "exponent_min") if getattr(engine, k) is None]
+        if missing:
+            raise ProfileError(
+                [Problem("profile learning (sum_of_products)", f"missing {k}, required by the learning engine")
+                 for k in missing]
+            )  # fmt: skip
+        self.trace_bits = int(prm["trace_bits"])
+        self.frac_bits = int(prm["impulse_fraction_bits"])
+        self.widths = {k: int(v) for k, v in prm["factor_widths"].items()}
+        self.mant_bits = int(prm["scale_mantissa_bits"])
+        self.acc_bits = int(engine.accumulator_bits) - 1  # magnitude bits of the signed accumulator
+        self.var_bits = {v: int(engine.synaptic_variable_bits[v]) - 1 for v in SYN_VARS}
+        self.conn_seed = int(prm["conn_random_seed"])
+        self.exp_min = int(engine.exponent_min)
+
+    def _trace_constants(self) -> None:
+        """Impulses (Lava's integer and 8-bit fraction), time constants and decay factors of
+        the rule's traces, and the traces that are live (can be nonzero or are read)."""
+        rule = self.rule
         tr = rule.traces
         self.impulse = {k: float(tr[k].impulse) for k in X_TRACES + Y_TRACES + self._r}
         self.tau = {k: float(tr[k].tau) for k in X_TRACES + Y_TRACES + self._r}
@@ -301,18 +376,6 @@ class SumOfProductsEngine:
             for k in X_TRACES + Y_TRACES
             if k in used or (self.impulse[k] > 0 and not (k in Y_TRACES and rule.post_traces == "graded"))
         } | set(self._r)
-        self._w0 = np.asarray(weights)
-        self.mask = None if mask is None else np.asarray(mask, dtype=bool)
-        self._bounds: dict[Product, int] = {}
-        self._plans: dict[tuple[str, ...], tuple] = {}
-        # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
-        # (attribution) runs the numpy form of the same phases below
-        homogeneous = not floats or floats == set(LEARN_QUANTITIES)
-        self.compiled = homogeneous if compiled is None else compiled and homogeneous
-        self._ints = not floats  # the kernels' arithmetic: every quantity an integer, or a float
-        if self.compiled:
-            self._compile_rule()
-        self.reset()
 
     def _compile_rule(self) -> None:
         """The rule as the kernels read it (see :mod:`neurocomp.kernels.learning`)."""
@@ -398,7 +461,7 @@ class SumOfProductsEngine:
         the profile) must keep that product exact, which the int64 arithmetic here assumes."""
         for target, expr in self.rule.expressions.items():
             for i, p in enumerate(expr.products, 1):
-                bits = sum(self.widths.get(f.var, 9) for f in p.factors) + self.mant_bits - 1
+                bits = sum(self.widths[f.var] for f in p.factors) + self.mant_bits - 1
                 if bits >= 31:
                     raise ValueError(f"rule {target}, product {i}: a {bits + 1}-bit product overflows Lava's int32")
 

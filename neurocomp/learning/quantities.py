@@ -3,7 +3,10 @@
 * :func:`pseudo_derivative`: e-prop's surrogate of the spike's derivative, the triangle
   ``max(0, 1 - |v - A| / v_th)`` (``eprop.md`` §1.1), before its ``gamma / v_th`` factor. A
   compiled kernel: it runs on numpy arrays or scalars from Python and inside other kernels,
-  in the dtype of ``v`` (float32 on a programmable core, float64 in the references).
+  in the dtype of ``v`` (float32 on a programmable core, float64 in the references);
+  :func:`pseudo_derivative_fixed` is the same triangle as a chip's neuron sends it (an
+  integer, rounded to nearest), and :func:`graded_fixed` the rounding and saturation of a
+  signed graded value (the learning signal) on such a chip.
 * :func:`softmax_error`: the softmax cross-entropy's error ``softmax(y) - y*`` (``dE/dy``
   for a one-hot target), from :func:`softmax`, max-subtracted. numpy (its ``exp`` is not the compiled one's bit
   for bit, so the levels that must agree with each other call this one function);
@@ -30,8 +33,8 @@ from numba.np.numpy_support import as_dtype
 
 from ..kernels import kernel
 
-__all__ = ["pseudo_derivative", "rate_decay", "rate_shift", "running_rate", "running_rate_fixed", "softmax",
-           "softmax_error"]
+__all__ = ["graded_fixed", "pseudo_derivative", "pseudo_derivative_fixed", "rate_decay", "rate_shift", "running_rate",
+           "running_rate_fixed", "softmax", "softmax_error"]
 
 
 def _like(x, ref):
@@ -60,6 +63,22 @@ def pseudo_derivative(v, A, v_th):
     (``A`` and ``v_th`` are cast to it), each operation rounded once, as numpy rounds it."""
     one = _like(1.0, v)
     return np.maximum(one - one, one - np.abs(v - _like(A, v)) / _like(v_th, v))
+
+
+@kernel
+def pseudo_derivative_fixed(v, A, v_th, top):
+    """The pseudo-derivative as a chip's neuron sends it: the integer ``round(top * max(0,
+    v_th - |v - A|) / v_th)`` (to nearest, unbiased; ``top = 2**trace_bits - 1``), the triangle
+    of :func:`pseudo_derivative` in the neuron's integer units (``v``, ``A``, ``v_th``: integers
+    held in float64; arrays or scalars). Float64."""
+    return np.floor(top * np.maximum(0.0, v_th - np.abs(v - A)) / v_th + 0.5)
+
+
+@kernel
+def graded_fixed(x, top):
+    """A graded value as a chip's neuron sends it in a signed ``log2(top) + 1``-bit payload:
+    rounded to nearest (a floor would bias it down), saturated to ``[-top, top - 1]``."""
+    return np.minimum(np.maximum(np.floor(x + 0.5), -top), top - 1)
 
 
 def softmax(y: np.ndarray) -> np.ndarray:
@@ -99,7 +118,8 @@ def running_rate(f, z, decay):
     return d * f + (_like(1.0, f) - d) * _like(z, f)
 
 
-def running_rate_fixed(r, z, shift: int, bits: int):
+@kernel
+def running_rate_fixed(r, z, shift, bits):
     """:func:`running_rate` in the chip's integer arithmetic: ``r`` the rate in units of
     ``2**-bits`` spikes per step, ``r <- r - (r >> shift) + (z << (bits - shift))`` (a floor
     shift). The floor cannot lower ``r`` below ``2**shift``: rates below ``2**(shift - bits)``
