@@ -61,7 +61,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -338,7 +338,9 @@ def integer_scale(net: PairwiseHopfield) -> int:
     raise LogicProgramError([Problem("hopfield weights", "are not dyadic rationals with <= 30 fraction bits")])
 
 
-def spiking_network(net: PairwiseHopfield, name: str = "hopfield_logic", cue_weight: float | None = None):
+def spiking_network(
+    net: PairwiseHopfield, name: str = "hopfield_logic", self_coupling: int = 1, cue_weight: float | None = None
+):
     """The pairwise network as LIF populations, one step per parallel update.
 
     Populations: ``cue`` (SpikeInput, ``2 n_atoms``: spike ``i`` sets atom ``i`` true, spike
@@ -346,6 +348,11 @@ def spiking_network(net: PairwiseHopfield, name: str = "hopfield_logic", cue_wei
     as weights), ``atoms`` and ``aux`` (LIF with ``tau_mem`` 0.01 ms, i.e. no memory at dt = 1 ms,
     delta synapses, ``v_th`` 0.5, reset to zero). Weights are ``W`` and ``b`` times
     :func:`integer_scale`, so the drive is an integer and ``v > 0.5`` is ``drive > 0``.
+    ``self_coupling`` ``d`` (integer, in those scaled units) adds ``d x_i`` to neuron ``i``'s own
+    drive: a neuron that is on stays on while ``drive >= 1 - d``, one that is off turns on at
+    ``drive >= 1``. On binary states ``x_i^2 = x_i``, so it moves no energy minimum; ``d = 1`` is
+    the asynchronous rule's "a zero field keeps the state", and it damps the 2-cycles of the
+    parallel update (``d = 0``: the plain Little network).
     Every projection has the one-step latency, so the state of step ``t`` is computed from step
     ``t - 1``'s spikes, as in ``x(t) = [W x(t-1) + b > 0]``; ``one`` fires from step 1, so biases
     act from step 2 on (the cue should come at step 1 and the state is read from step 3).
@@ -354,7 +361,10 @@ def spiking_network(net: PairwiseHopfield, name: str = "hopfield_logic", cue_wei
 
     s = integer_scale(net)
     n, m = net.n_atoms, net.n_aux
-    W, b = net.W * s, net.b * s
+    if isinstance(self_coupling, bool) or not isinstance(self_coupling, int) or self_coupling < 0:
+        why = f"self_coupling must be an integer >= 0, got {self_coupling!r}"
+        raise LogicProgramError([Problem("spiking_network", why)])
+    W, b = net.W * s + self_coupling * np.eye(n + m), net.b * s
     K = cue_weight if cue_weight is not None else float(np.abs(W).sum(axis=1).max() + np.abs(b).max() + 1)
     lif = LIF(tau_mem_ms=0.01, v_th=0.5, bias=0.0)
     g = Network(name=name, description="Hopfield network of a logic program (Wan Abdullah weights)")
@@ -371,6 +381,8 @@ def spiking_network(net: PairwiseHopfield, name: str = "hopfield_logic", cue_wei
         g.add(Projection("one", "aux", b[n:, None]))
         g.add(Projection("atoms", "aux", W[n:, :n]))
         g.add(Projection("aux", "atoms", W[:n, n:]))
+        if self_coupling:
+            g.add(Projection("aux", "aux", W[n:, n:]))
     return g
 
 
@@ -384,14 +396,17 @@ def cue_spikes(x0: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
-def random_program(n_atoms: int, n_clauses: int, rng: np.random.Generator, lengths: Sequence[int] = (2, 3)) -> LogicProgram:
-    """Random Horn rules ``head <- body`` of the given lengths over ``n_atoms`` distinct atoms
-    ``a0..``; each clause's atoms are distinct. (Satisfiable: all true satisfies every rule.)"""
-    clauses = []
-    for _ in range(n_clauses):
-        k = int(rng.choice(lengths))
-        atoms = [f"a{i}" for i in rng.choice(n_atoms, size=k, replace=False)]
-        clauses.append(Clause(atoms[0], tuple(atoms[1:])))
+def random_program(n_atoms: int, n_clauses: int, rng: np.random.Generator, goal_fraction: float = 0.25) -> LogicProgram:
+    """Random Horn clauses of 2 or 3 distinct atoms ``a0..`` (a rule ``head <- body`` or, with
+    probability ``goal_fraction``, a goal ``<- body``), each kept only if a planted random
+    assignment satisfies it, so the program is satisfiable (its global minimum cost is 0)."""
+    planted = {f"a{i}": bool(v) for i, v in enumerate(rng.integers(0, 2, n_atoms))}
+    clauses: list[Clause] = []
+    while len(clauses) < n_clauses:
+        atoms = [f"a{i}" for i in rng.choice(n_atoms, size=int(rng.integers(2, 4)), replace=False)]
+        c = Clause(None, tuple(atoms)) if rng.random() < goal_fraction else Clause(atoms[0], tuple(atoms[1:]))
+        if c.satisfied(planted):
+            clauses.append(c)
     return LogicProgram(clauses)
 
 

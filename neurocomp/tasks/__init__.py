@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import evidence, pattern_generation, reward_choice, rflo_periodic, spike_pattern
+from . import evidence, hopfield_logic, pattern_generation, reward_choice, rflo_periodic, spike_pattern
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
@@ -19,6 +19,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     rflo_periodic.NAME: rflo_periodic.make,
     spike_pattern.NAME: spike_pattern.make,
     reward_choice.NAME: reward_choice.make,
+    hopfield_logic.NAME: hopfield_logic.make,
 }
 
 
