@@ -108,8 +108,8 @@ def _parallel_oracle(pw: hl.PairwiseHopfield, x0: np.ndarray, steps: int, d: int
     return out
 
 
-def test_spiking_relaxation_float_and_chips():
-    task = make("hopfield-logic", seed=3, n_atoms=8, n_clauses=12, batch=16, steps=20)
+def test_parallel_relaxation_float_and_chips():
+    task = make("hopfield-logic", seed=3, n_atoms=8, n_clauses=12, batch=16, steps=20, schedule="parallel")
     program = task_mod.program_of(task)
     pw = hl.pairwise(hl.wan_abdullah(program))
     net = hl.spiking_network(pw)
@@ -143,5 +143,30 @@ def test_task_is_deterministic_and_satisfiable():
     # the paper's relaxation on a satisfied start stays there (a global minimum is stable)
     S = _bipolar(len(program.atoms))
     sat = S[program.violated(S) == 0][0].astype(np.float64)
-    out, converged = hl.relax_async_third_order(hl.wan_abdullah(program), sat, np.random.default_rng(0))
+    orders = np.asarray(a.config["orders"][0])
+    out, converged = hl.relax_async_third_order(hl.wan_abdullah(program), sat, orders)
     assert converged and program.violated(out) == 0
+    x, converged = hl.relax_sequential(hl.pairwise(hl.wan_abdullah(program)), (sat + 1) / 2, orders)
+    assert converged and np.array_equal(2 * x - 1, sat)
+
+
+def test_sequential_relaxation_float_and_chips():
+    task = make("hopfield-logic", seed=2, n_atoms=8, n_clauses=14, batch=12, sweeps=3)
+    program = task_mod.program_of(task)
+    pw = hl.pairwise(hl.wan_abdullah(program))
+    x0, orders = np.asarray(task.config["x0"]), np.asarray(task.config["orders"])
+    final = [hl.relax_sequential(pw, x, o) for x, o in zip(x0, orders, strict=True)]
+    net, inputs = task_mod.network_of(task), task_mod.inputs_of(task)
+    assert {p.name for p in net.populations} >= {"atoms", "aux", "prop", "gate", "enable"}
+    ref = Reference(net, batch=task.batch).run(task.steps, inputs=inputs, record=["spikes"])["atoms/spikes"]
+    # the spiking schedule is the float sequential relaxation: the same final state in every trial
+    np.testing.assert_array_equal(ref[-1], np.array([x for x, _ in final]))
+    # the cue sets the state, and the first enabled atom updates two steps after its enable spike
+    first = hl.relax_sequential(pw, x0[0], orders[0][:1, :1])[0]
+    np.testing.assert_array_equal(ref[hl.SEQ_FIRST + 2, 0], first)
+    np.testing.assert_array_equal(ref[1, 0], x0[0])  # the cue
+    for profile in ("loihi2", "spinnaker2"):
+        rec = Emulator(nc.compile(net, profile), batch=task.batch).run(task.steps, inputs=inputs, record=["spikes"])
+        np.testing.assert_array_equal(rec["atoms/spikes"], ref, err_msg=profile)
+    expected = np.mean([c and program.violated(2 * x - 1) == 0 for x, c in final])
+    assert task.score(ref) == expected

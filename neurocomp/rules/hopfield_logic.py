@@ -206,8 +206,11 @@ def wan_abdullah(program: LogicProgram) -> HopfieldWeights:
 def hebbian(program: LogicProgram) -> HopfieldWeights:
     """Weights by unlearning each clause's falsifying event with the generalized Hebbian rule,
     ``dJ^(m) = -2^-n / (m-1)! * e x ... x e`` (outer products over the clause's literal positions)."""
-    repeated = [Problem(f"clause {c}", "repeats an atom; Hebbian learning would need a self-coupling")
-                for c in program.clauses if len({a for a, _ in c.literals}) < len(c.literals)]
+    repeated = [
+        Problem(f"clause {c}", "repeats an atom; Hebbian learning would need a self-coupling")
+        for c in program.clauses
+        if len({a for a, _ in c.literals}) < len(c.literals)
+    ]
     if repeated:
         raise LogicProgramError(repeated)
     J = _empty(len(program.atoms))
@@ -295,38 +298,20 @@ def pairwise(weights: HopfieldWeights) -> PairwiseHopfield:
     return PairwiseHopfield(weights.atoms, W, -lin, c, tuple(m for m, _ in cubic))
 
 
-def relax_async(W: np.ndarray, b: np.ndarray, x0: np.ndarray, rng: np.random.Generator, max_sweeps: int = 100):
-    """Asynchronous relaxation of ``E = -1/2 x^T W x - b^T x`` (binary ``x``), one neuron at a time
-    in a random order per sweep, ``x_i = [h_i > 0]`` (``h_i = 0`` keeps ``x_i``), until a sweep
-    changes nothing. Returns ``(x, converged)`` (``x0`` ``[n]``, 0/1)."""
-    x = np.array(x0, dtype=np.float64)
-    for _ in range(max_sweeps):
-        changed = False
-        for i in rng.permutation(len(x)):
-            h = W[i] @ x + b[i]
-            new = x[i] if h == 0 else float(h > 0)
-            changed |= new != x[i]
-            x[i] = new
-        if not changed:
-            return x, True
-    return x, False
-
-
-def relax_async_third_order(weights: HopfieldWeights, S0: np.ndarray, rng: np.random.Generator, max_sweeps: int = 100):
+def relax_async_third_order(weights: HopfieldWeights, S0: np.ndarray, orders: np.ndarray) -> tuple[np.ndarray, bool]:
     """The paper's relaxation on the third-order network: ``S_i = sign(h_i)`` one neuron at a time
-    (``h_i = 0`` keeps ``S_i``), random order per sweep, until a sweep changes nothing.
-    Returns ``(S, converged)``."""
+    in ``orders`` ``[sweeps, n]`` (``h_i = 0`` keeps ``S_i``). Returns ``(S, converged)``:
+    converged if the last sweep changed nothing."""
     S = np.array(S0, dtype=np.float64)
-    for _ in range(max_sweeps):
+    changed = False
+    for order in orders:
         changed = False
-        for i in rng.permutation(len(S)):
+        for i in order:
             h = weights.field(S)[i]
             new = S[i] if h == 0 else (1.0 if h > 0 else -1.0)
             changed |= new != S[i]
             S[i] = new
-        if not changed:
-            return S, True
-    return S, False
+    return S, not changed
 
 
 def integer_scale(net: PairwiseHopfield) -> int:
@@ -396,6 +381,109 @@ def cue_spikes(x0: np.ndarray, steps: int) -> np.ndarray:
     return out
 
 
+# Sequential (asynchronous) relaxation on a chip: one atom at a time, chosen by the host.
+SEQ_PERIOD = 4  # steps per atom update: gate, state, auxiliary neurons, proposals
+SEQ_FIRST = 3  # the first enable row (step 4): proposals are valid from step 4 on
+
+
+def best_aux(net: PairwiseHopfield, x: np.ndarray) -> np.ndarray:
+    """The auxiliary neurons' response to atoms ``x`` ``[..., n_atoms]``: ``[W_aux x + b_aux > 0]``."""
+    n = net.n_atoms
+    return (x @ net.W[n:, :n].T + net.b[n:] > 0).astype(np.float64)
+
+
+def relax_sequential(net: PairwiseHopfield, x0: np.ndarray, orders: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The float form of :func:`sequential_network`: atoms updated one at a time in ``orders``
+    ``[sweeps, n_atoms]`` (``x_i = [h_i > 0]``, ``h_i = 0`` keeps ``x_i``), the auxiliary neurons
+    at their best response after each update. ``E2`` falls at every change, so it converges.
+    Returns ``(x, converged)``: converged if the last sweep changed nothing."""
+    n = net.n_atoms
+    x = np.array(x0, dtype=np.float64)
+    a = best_aux(net, x)
+    changed = False
+    for order in orders:
+        changed = False
+        for i in order:
+            h = net.W[i, :n] @ x + net.W[i, n:] @ a + net.b[i]
+            new = x[i] if h == 0 else float(h > 0)
+            changed |= new != x[i]
+            x[i] = new
+            a = best_aux(net, x)
+    return x, not changed
+
+
+def sequential_network(net: PairwiseHopfield, name: str = "hopfield_logic_seq"):
+    """The pairwise network as LIF populations that update one atom at a time, as the paper does.
+
+    A parallel update of an attractor network can end in a 2-cycle; here the host chooses which
+    atom updates (the ``enable`` input, one spike per update, :func:`enable_spikes`), and every
+    synapse is pairwise:
+
+    * ``prop`` (one per atom): ``p_i = [h_i + x_i >= 1]`` from the atoms, the auxiliary neurons
+      and the always-on ``one`` (weights ``W``, ``b`` scaled to integers; ``+x_i``: a zero field
+      keeps the state);
+    * ``gate``: ``g_i = p_i and e_i`` (``v_th`` 1.5);
+    * ``atoms``: ``x_i <- [x_i - e_i + 2 g_i > 0.5]``, i.e. ``x_i`` held by its self-synapse
+      unless enabled, then ``p_i`` (the enable arrives one step later, beside the gate's spike);
+    * ``aux``: ``[W_aux x + b_aux > 0]`` every step, always at its best response.
+
+    An update takes :data:`SEQ_PERIOD` steps (gate, atom, aux, proposal). The dynamics are
+    :func:`relax_sequential` exactly (tested)."""
+    from ..graph import LIF, Network, Population, Projection, SpikeInput
+
+    s = integer_scale(net)
+    n, m = net.n_atoms, net.n_aux
+    W, b = net.W * s, net.b * s
+    eye = np.eye(n)
+    K = float(np.abs(W).sum(axis=1).max() + np.abs(b).max() + 4)
+    lif = LIF(tau_mem_ms=0.01, v_th=0.5)
+    g = Network(name=name, description="Hopfield network of a logic program, sequential updates")
+    g.add(
+        Population("cue", 2 * n, SpikeInput()),
+        Population("enable", n, SpikeInput()),
+        Population("one", 1, LIF(tau_mem_ms=0.01, v_th=0.5, bias=1.0)),
+        Population("atoms", n, lif),
+        Population("prop", n, lif),
+        Population("gate", n, LIF(tau_mem_ms=0.01, v_th=1.5)),
+    )
+    g.add(
+        Projection("cue", "atoms", np.hstack([K * eye, -K * eye])),
+        Projection("atoms", "atoms", eye),
+        Projection("enable", "atoms", -eye, delay_steps=1),
+        Projection("gate", "atoms", 2 * eye),
+        Projection("atoms", "prop", W[:n, :n] + eye),
+        Projection("one", "prop", b[:n, None]),
+        Projection("prop", "gate", eye),
+        Projection("enable", "gate", eye),
+    )
+    if m:
+        g.add(Population("aux", m, lif))
+        g.add(
+            Projection("one", "aux", b[n:, None]),
+            Projection("atoms", "aux", W[n:, :n]),
+            Projection("aux", "prop", W[:n, n:]),
+        )
+    return g
+
+
+def enable_spikes(orders: np.ndarray) -> np.ndarray:
+    """The ``enable`` input ``[steps, batch, n]`` for update orders ``orders`` ``[batch, sweeps, n]``:
+    update ``k`` of a trial is a spike in row ``SEQ_FIRST + SEQ_PERIOD k``; ``steps`` leaves room
+    for the last update to reach the atoms and the auxiliary neurons."""
+    orders = np.asarray(orders)
+    batch, sweeps, n = orders.shape
+    flat = orders.reshape(batch, sweeps * n)
+    out = np.zeros((sequential_steps(sweeps, n), batch, n), dtype=np.uint8)
+    rows = SEQ_FIRST + SEQ_PERIOD * np.arange(sweeps * n)
+    out[rows[None, :], np.arange(batch)[:, None], flat] = 1
+    return out
+
+
+def sequential_steps(sweeps: int, n_atoms: int) -> int:
+    """Steps of a sequential relaxation: the last update's atom state is in the last step."""
+    return SEQ_FIRST + SEQ_PERIOD * (sweeps * n_atoms - 1) + 3
+
+
 def random_program(n_atoms: int, n_clauses: int, rng: np.random.Generator, goal_fraction: float = 0.25) -> LogicProgram:
     """Random Horn clauses of 2 or 3 distinct atoms ``a0..`` (a rule ``head <- body`` or, with
     probability ``goal_fraction``, a goal ``<- body``), each kept only if a planted random
@@ -422,8 +510,12 @@ __all__ = [
     "pairwise",
     "parse_clause",
     "random_program",
-    "relax_async",
     "relax_async_third_order",
+    "relax_sequential",
+    "sequential_network",
+    "enable_spikes",
+    "sequential_steps",
+    "best_aux",
     "spiking_network",
     "wan_abdullah",
 ]
