@@ -3,9 +3,10 @@ used by Sathasivam, arXiv 0804.4075), its Hebbian variant, and the pairwise netw
 
 Not a learning rule of a chip's engine, so it is not in ``LOWERINGS``/``PARAMS``: the weights are
 computed once, off chip, from the program, and the result is an ordinary static
-:class:`~neurocomp.graph.Network` (:func:`spiking_network`) that ``neurocomp.compile`` takes for
-any profile. A graph builder reads better than a lowering here because there is nothing to lower
-per engine: what differs between chips (weight bits, decays) is the compiler's business.
+:class:`~neurocomp.graph.Network` (:func:`sequential_network`, :func:`spiking_network`) that
+``neurocomp.compile`` takes for any profile. A graph builder reads better than a lowering here
+because there is nothing to lower per engine: what differs between chips (weight bits, decays)
+is the compiler's business.
 
 **Clauses and cost.** Atoms are bipolar neurons ``S = +1`` (true) or ``-1`` (false). A Horn
 clause ``A <- B, C`` is the disjunction ``A or not B or not C``; it is false only when every
@@ -33,8 +34,9 @@ every program whose clauses have no repeated atom (tested). Where it differs, ex
 clause that repeats an atom (``A <- B, B``, the tautology ``A <- A``): Wan Abdullah reduces
 ``S_B^2 = 1``, Hebbian learning puts the product on a self-coupling that a Hopfield network
 does not have (:func:`hebbian` refuses such clauses); (2) a single rate per order, independent
-of the clause length ``n`` (the textbook form ``dJ^(m) = lambda_m prod (2V - 1)``), equals Wan
-Abdullah only up to the factor ``2^-n`` and so only when every clause has the same length.
+of the clause length ``n`` (the textbook form ``dJ^(m) = lambda_m prod (2V - 1)``; the paper's
+exact normalisation is from memory, not checked against its text), equals Wan Abdullah only up to
+the factor ``2^-n`` and so only when every clause has the same length.
 
 **Pairwise form for chips** (:func:`pairwise`). Chips have pairwise synapses only. With binary
 states ``x = (S + 1)/2`` the cost is a multilinear polynomial in ``x``; each cubic monomial
@@ -48,12 +50,14 @@ so ``min_aux E2(x, aux) = cost(x)`` on every assignment of the atoms (tested by 
 atoms only. A Hopfield relaxation of the pairwise network descends ``E2``; its global minima are
 the satisfying assignments (cost 0) when the program is satisfiable.
 
-**Spiking attractor.** :func:`spiking_network` realises ``x_i(t+1) = [sum_j W_ij x_j(t) + b_i > 0]``
+**Spiking attractor.** :func:`sequential_network` runs the paper's relaxation (one atom at a
+time, the order chosen by the host) with pairwise synapses only, equal to :func:`relax_sequential`.
+:func:`spiking_network` realises ``x_i(t+1) = [sum_j W_ij x_j(t) + b_i > 0]``
 with LIF neurons that forget their membrane every step (a spike is "true"): ``W`` as recurrent
 weights, ``b`` as weights from an always-on neuron, the initial state set by a cue input. All
 neurons update at once (the chip's time step), so the dynamics are the parallel (Little) form of
 the Hopfield network: its fixed points are the asynchronous network's, but it can also end in a
-2-cycle, which the relaxation reports as not converged.
+2-cycle, which the relaxation reports as not converged (and does, often: see the benchmark).
 """
 
 from __future__ import annotations
@@ -147,7 +151,8 @@ class LogicProgram:
 @dataclass(frozen=True, eq=False)
 class HopfieldWeights:
     """Third-order Hopfield weights over bipolar atoms: ``J1 [n]``, ``J2 [n, n]`` and ``J3 [n, n, n]``
-    (fully symmetric, zero wherever an index repeats), with ``cost(S) = energy(S) + offset``."""
+    (fully symmetric, zero wherever an index repeats), with ``cost(S) = energy(S) + offset``.
+    Dense (``J3`` holds ``n^3`` float64): meant for programs of up to a few hundred atoms."""
 
     atoms: tuple[str, ...]
     J1: np.ndarray
