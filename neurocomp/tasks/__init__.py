@@ -13,6 +13,7 @@ from typing import Any
 from . import (
     contrastive_xor,
     evidence,
+    hopfield_logic,
     kimchow_rls,
     pattern_generation,
     perturbation,
@@ -33,6 +34,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     perturbation.NAME: perturbation.make,
     contrastive_xor.NAME: contrastive_xor.make,
     volatile_reward.NAME: volatile_reward.make,
+    hopfield_logic.NAME: hopfield_logic.make,
 }
 
 
