@@ -134,6 +134,17 @@ MAIN_PROGRAMS = sorted(DATA.glob("main-*.ncp"))  # saved by neurocomp before the
 MAIN_PROFILES = DATA / "main-profiles"
 
 
+def _with_new_defaults(learning):
+    """A saved projection's learning IR as it is written back: e-prop hyperparameters added
+    since it was saved (``t_epoch``) take their defaults."""
+    from neurocomp.learning.programmable import EpropParams
+
+    if not learning or learning.get("engine") != "programmable":
+        return learning
+    defaults = {k: v for k, v in EpropParams.defaults().items() if v is not ...}
+    return {**learning, "params": {**defaults, **learning["params"]}}
+
+
 def test_programs_saved_before_typed_registers_still_load(tmp_path):
     """Programs written by the main branch of 2026-12-07 (format 1: ``params`` a JSON object)
     load into typed registers and write back the same manifest: the format did not change."""
@@ -152,7 +163,9 @@ def test_programs_saved_before_typed_registers_still_load(tmp_path):
             old, new = (json.loads(z.read("manifest.json")) for z in (a, b))
         assert old["format_version"] == new["format_version"] == 1
         assert old["populations"] == new["populations"], path.name
-        assert [p["learning"] for p in old["projections"]] == [p["learning"] for p in new["projections"]]
+        assert [_with_new_defaults(p["learning"]) for p in old["projections"]] == [
+            p["learning"] for p in new["projections"]
+        ]
     assert kinds == {"SpikeInput", "LIF", "LI", "ErrorUnit"}
 
 
@@ -187,3 +200,22 @@ def test_a_program_with_a_misspelt_register_is_refused_naming_it(tmp_path):
             z.writestr(n, blob)
     with pytest.raises(ProgramError, match="unknown field 'refractory_steps'"):
         Program.load(tmp_path / "bad.ncp", profile=loihi2)
+
+
+def test_programmable_eprop_hyperparameters_are_typed_and_named():
+    """A programmable core's e-prop projection holds typed hyperparameters: a misspelt or
+    missing one is refused naming it, and one a Program saved before it existed (t_epoch, added
+    after format 1 Programs were written) takes its default."""
+    from neurocomp.learning.programmable import EpropParams, HyperparameterError, ProgrammableEprop
+    from neurocomp.rules import eprop
+
+    assert eprop.DEFAULTS == EpropParams.defaults()  # the rule's defaults are these fields
+    with pytest.raises(HyperparameterError, match="unknown hyperparameter 'learning_rate'"):
+        ProgrammableEprop({"lr": 1e-3, "learning_rate": 1e-3}, "hidden", "out", "rec")
+    with pytest.raises(HyperparameterError, match="hyperparameter 'lr' is required"):
+        ProgrammableEprop({"loss": "mse"}, "hidden", "out", "rec")
+    old = {"engine": "programmable", "params": {"lr": 2e-3, "feedback": "symmetric"}, "role": "output",
+           "readout": "out", "hidden": "rec"}  # fmt: skip
+    pe = ProgrammableEprop.from_dict(old)
+    assert isinstance(pe.params, EpropParams) and pe.params["t_epoch"] == 1 and pe.params.feedback == "symmetric"
+    assert ProgrammableEprop.from_dict(pe.to_dict()) == pe

@@ -4,14 +4,15 @@ it (:class:`ProgrammableEprop`, the compiled IR that ``rules.eprop.lower_program
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 import numpy as np
 
+from ..errors import NeurocompError, Problem
 from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
-from .quantities import pseudo_derivative, softmax_error
+from .quantities import RATE_TAU_MS, pseudo_derivative, softmax_error
 
 
 # -- the exact rule (programmable cores, and the float reference) ---------------------------------
@@ -108,16 +109,82 @@ class EpropExact:
                     self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
 
 
+class HyperparameterError(NeurocompError, ValueError):
+    """A compiled e-prop projection's hyperparameters do not fit :class:`EpropParams`."""
+
+    kind = "e-prop hyperparameters"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EpropParams(Mapping):
+    """e-prop's hyperparameters (also RFLO's), the one list of them: the rule's defaults
+    (``rules.eprop.DEFAULTS``) are read from these fields, and a programmable core's compiled
+    projection holds one. Read-only mapping of its fields, so ``params["lr"]`` reads as before.
+
+    ``lr`` learning rate (model units per unit error x eligibility); ``feedback`` random,
+    symmetric or adaptive; ``dampening`` the pseudo-derivative's gamma; ``loss`` mse or ce;
+    ``reg`` rate regularization's strength, ``reg_rate_hz`` its target (Hz) and ``reg_tau_ms``
+    its running rate's time constant (ms); ``seed`` of the random feedback; ``trace_impulse``
+    and ``error_range`` (the sum-of-products lowering's trace impulse and error-unit range);
+    ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two)."""
+
+    lr: float
+    feedback: str = "random"
+    dampening: float = 0.3
+    loss: str = "mse"
+    reg: float = 0.0
+    reg_rate_hz: float = 10.0
+    reg_tau_ms: float = RATE_TAU_MS
+    seed: int = 0
+    trace_impulse: float = 16.0
+    error_range: float = 2.0
+    t_epoch: int = 1
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        """Field -> default (``...``: required)."""
+        return {f.name: (... if f.default is MISSING else f.default) for f in fields(cls)}
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any], where: str = "e-prop") -> EpropParams:
+        """From a mapping (a rule's parameters, a Program's manifest); an unknown or missing
+        field is a :class:`HyperparameterError` naming it. Fields a Program saved before they
+        existed take their defaults."""
+        names = {f.name for f in fields(cls)}
+        problems = [Problem(where, f"unknown hyperparameter {k!r}") for k in sorted(set(params) - names)]
+        problems += [Problem(where, f"hyperparameter {k!r} is required") for k, v in cls.defaults().items()
+                     if v is ... and (k not in params or params[k] is ...)]  # fmt: skip
+        if problems:
+            raise HyperparameterError(problems)
+        return cls(**{k: v for k, v in params.items() if v is not ...})
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.__dataclass_fields__:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dataclass_fields__)
+
+    def __len__(self) -> int:
+        return len(self.__dataclass_fields__)
+
+
 @dataclass(frozen=True)
 class ProgrammableEprop:
     """A plastic projection's part in e-prop on a programmable core: ``role`` ``hidden`` or
-    ``output``; the rule's hyperparameters; ``readout`` and ``hidden`` population names."""
+    ``output``; the rule's hyperparameters (:class:`EpropParams`; a mapping is converted);
+    ``readout`` and ``hidden`` population names."""
 
-    params: Mapping[str, Any]
+    params: EpropParams
     role: str
     readout: str
     hidden: str
     source: str = "eprop"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.params, EpropParams):
+            object.__setattr__(self, "params", EpropParams.of(self.params, f"{self.source} ({self.role})"))
 
     def to_dict(self) -> dict:
         return {"engine": "programmable", "params": dict(self.params), "role": self.role,

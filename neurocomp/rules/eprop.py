@@ -74,24 +74,12 @@ from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..learning.expr import parse
-from ..learning.programmable import EpropExact, ProgrammableEprop  # noqa: F401  (the rule's exact form)
+from ..learning.programmable import EpropExact, EpropParams, ProgrammableEprop  # noqa: F401  (the rule's exact form)
 from ..learning.quantities import RATE_TAU_MS, ce_error_params, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
-DEFAULTS = {
-    "lr": ...,
-    "feedback": "random",
-    "dampening": 0.3,
-    "loss": "mse",
-    "reg": 0.0,
-    "reg_rate_hz": 10.0,
-    "reg_tau_ms": RATE_TAU_MS,
-    "seed": 0,
-    "trace_impulse": 16.0,
-    "error_range": 2.0,
-    "t_epoch": 1,
-}
+DEFAULTS = EpropParams.defaults()  # the hyperparameters and their defaults, defined once (EpropParams)
 ERROR_BITS = 8  # the error units' graded payload (signed)
 
 
