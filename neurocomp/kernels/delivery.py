@@ -67,34 +67,46 @@ def shift_round(x, e, rounding):
 
 
 @kernel(inline="always")
-def _add_pre(g, b, i, s, groups, scale, indptr, idx, w, dense, ring, slot_off, acc, acc64):
-    """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: times ``scale`` to the ring
-    slot (``E_DIRECT``) or to the group's accumulator (one loop per mode, no branch inside)."""
-    emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
-    base = slot_off + b * npost
-    if groups[g, G_KIND] == K_LISTS:
-        q0 = groups[g, G_IDX]
-        lo, hi = q0 + indptr[groups[g, G_PTR] + i], q0 + indptr[groups[g, G_PTR] + i + 1]
-        if emode == E_DIRECT:
-            for q in range(lo, hi):
-                ring[base + idx[q]] += weighted(s, w[q]) * scale
-        elif emode == E_F64:
-            for q in range(lo, hi):
-                acc64[idx[q]] += weighted(s, w[q])
-        else:
-            for q in range(lo, hi):
-                acc[idx[q]] += weighted(s, w[q])
-    else:
-        r0 = groups[g, G_DENSE] + i * npost
-        if emode == E_DIRECT:
+def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale):
+    """``out[base + idx] += s * w * scale`` over the list of every pre neuron ``i >= i0`` that
+    spiked (the mode's branches hoisted out of the loop: one tight loop per mode)."""
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            for q in range(q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]):
+                out[base + idx[q]] += weighted(s, w[q]) * scale
+
+
+@kernel(inline="always")
+def _lists_sum(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out):
+    """:func:`_lists` into an accumulator, unscaled (summed in the accumulator's dtype)."""
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            for q in range(q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]):
+                out[idx[q]] += weighted(s, w[q])
+
+
+@kernel(inline="always")
+def _rows(spikes, s0, i0, npre, dense, d0, npost, out, base, scale):
+    """``out[base + j] += s * dense[i, j] * scale`` for every pre neuron ``i >= i0`` that spiked."""
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            r0 = d0 + i * npost
             for j in range(npost):
-                ring[base + j] += weighted(s, dense[r0 + j]) * scale
-        elif emode == E_F64:
+                out[base + j] += weighted(s, dense[r0 + j]) * scale
+
+
+@kernel(inline="always")
+def _rows_sum(spikes, s0, i0, npre, dense, d0, npost, out):
+    """:func:`_rows` into an accumulator, unscaled."""
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            r0 = d0 + i * npost
             for j in range(npost):
-                acc64[j] += weighted(s, dense[r0 + j])
-        else:
-            for j in range(npost):
-                acc[j] += weighted(s, dense[r0 + j])
+                out[j] += weighted(s, dense[r0 + j])
 
 
 @kernel(inline="always")
@@ -118,22 +130,36 @@ def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
 def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
     """Deliver the step-``t`` spikes of trial ``b`` through group ``g`` to its post ring slot
     ``t + G_SHIFT``. ``acc`` (the state's dtype) and ``acc64`` (float64) are this trial's
-    scratch, at least the post size."""
+    scratch, at least the post size, cleared only when a pre neuron spiked."""
     npre, npost, emode = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_EMODE]
     slot_off = groups[g, G_POST] + ((t + groups[g, G_SHIFT]) % groups[g, G_SLOTS]) * batch * npost
     s0 = groups[g, G_PRE] + b * npre
-    zero = acc[0] - acc[0]
-    active = False
-    for i in range(npre):
-        s = spikes[s0 + i]
-        if s != 0:
-            if not active and emode != E_DIRECT:
-                acc[:npost] = zero
-                acc64[:npost] = 0.0
-            active = True
-            _add_pre(g, b, i, s, groups, gscale[g], indptr, idx, w, dense, ring, slot_off, acc, acc64)
-    if active and emode != E_DIRECT:
-        _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
+    lists, p0, q0, d0 = groups[g, G_KIND] == K_LISTS, groups[g, G_PTR], groups[g, G_IDX], groups[g, G_DENSE]
+    if emode == E_DIRECT:
+        base, scale = slot_off + b * npost, gscale[g]
+        if lists:
+            _lists(spikes, s0, 0, npre, indptr, p0, q0, idx, w, ring, base, scale)
+        else:
+            _rows(spikes, s0, 0, npre, dense, d0, npost, ring, base, scale)
+        return
+    i0 = 0
+    while i0 < npre and spikes[s0 + i0] == 0:
+        i0 += 1
+    if i0 == npre:  # nothing to add (not even a zero: a float ring keeps the sign of its zeros)
+        return
+    if emode == E_F64:
+        acc64[:npost] = 0.0
+        if lists:
+            _lists_sum(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc64)
+        else:
+            _rows_sum(spikes, s0, i0, npre, dense, d0, npost, acc64)
+    else:
+        acc[:npost] = acc[0] - acc[0]
+        if lists:
+            _lists_sum(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc)
+        else:
+            _rows_sum(spikes, s0, i0, npre, dense, d0, npost, acc)
+    _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
 
 
 @kernel

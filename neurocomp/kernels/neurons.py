@@ -237,6 +237,18 @@ def _settle_all(x, var, p, b, mode, lims, err):
 
 
 @kernel(inline="always")
+def _fire_lif(v, spikes, th0, ge, subtract, one):
+    """The spikes and reset of plain LIF neurons (no refractory period, one spike per step,
+    nothing kept for a learner): :func:`update_population`'s last stage as a branch-free loop."""
+    zero = one - one
+    for i in range(v.shape[0]):
+        vk = v[i]
+        fired = (vk >= th0) if ge else (vk > th0)
+        v[i] = ((vk - th0) if subtract else zero) if fired else vk
+        spikes[i] = spike_value(spikes, one if fired else zero)
+
+
+@kernel(inline="always")
 def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
     """Step ``t`` of population ``p`` (row of ``pop``) in trial ``b`` of ``batch``: read and
     clear its input slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF)
@@ -269,6 +281,9 @@ def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, 
         _leak_all(a, nconst[C_FA, noff : noff + n], mode[M_ROUND_A], bshift, ms, rnd[2, k0 : k0 + n], fb, rb)
         _settle_all(a, 2, p, b, mode, lims, err)
     ge = mode[M_GE]
+    if kind == KIND_LIF and period == 0 and not keep and cap <= one:
+        _fire_lif(v, spikes[k0 : k0 + n], th0, ge, subtract, one)
+        return
     for i in range(n):
         vk, th, ak = v[i], th0, zero
         if kind == KIND_ALIF:
