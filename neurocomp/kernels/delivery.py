@@ -28,8 +28,10 @@ the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, pos
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from . import kernel
 
@@ -39,6 +41,9 @@ K_LISTS, K_ROWS = 0, 1
 E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
 RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
 SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
+_AHEAD = 2  # spiking pre neurons whose lists are prefetched ahead of the one delivered
+_LINE = 16  # synapses per prefetch (a 64-byte line of int32 indices)
+_FETCH_SYNAPSES = 1 << 18  # a group with more synapses prefetches its lists (they would not stay in L2)
 
 
 def weighted(s, w):
@@ -66,25 +71,66 @@ def shift_round(x, e, rounding):
     return np.copysign(np.floor(np.abs(y) + 0.5), y)
 
 
-@kernel(inline="always")
-def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale):
-    """``out[base + idx] += s * w * scale`` over the list of every pre neuron ``i >= i0`` that
-    spiked (the mode's branches hoisted out of the loop: one tight loop per mode)."""
-    for i in range(i0, npre):
-        s = spikes[s0 + i]
-        if s != 0:
-            for q in range(q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]):
-                out[base + idx[q]] += weighted(s, w[q]) * scale
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """Ask the CPU to fetch the cache line of ``arr[i]`` (LLVM's ``prefetch``: a hint, no
+    effect on the result; ``i`` must lie within ``arr``)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p] + [ir.IntType(32)] * 3)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        i32 = ir.IntType(32)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        return context.get_dummy_value()
+
+    return types.void(arr, i), codegen
 
 
 @kernel(inline="always")
-def _lists_sum(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out):
-    """:func:`_lists` into an accumulator, unscaled (summed in the accumulator's dtype)."""
+def _next_spike(spikes, s0, j, npre):
+    """The first pre neuron after ``j`` that spiked (``npre`` if none)."""
+    j += 1
+    while j < npre and spikes[s0 + j] == 0:
+        j += 1
+    return j
+
+
+@kernel(inline="always")
+def _fetch_list(spikes, s0, j, npre, indptr, p0, q0, idx, w):
+    """Prefetch the list of the spiking pre neuron ``j`` (a list of a large projection is
+    rarely in the cache: its synapses are read once per spike); nothing when ``j = npre``."""
+    if j < npre:
+        hi = q0 + indptr[p0 + j + 1]
+        for q in range(q0 + indptr[p0 + j], hi, _LINE):
+            prefetch(idx, q)
+            prefetch(w, q)
+
+
+@kernel(inline="always")
+def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale, add_scale):
+    """``out[base + idx] += s * w (* scale when add_scale)`` over the list of every pre neuron
+    ``i >= i0`` that spiked, in pre order (the mode's branches out of the loop). When the
+    lists outgrow the caches, the list of the spiking neuron ``_AHEAD`` spikes later is
+    prefetched meanwhile."""
+    ahead = i0 - 1 if indptr[p0 + npre] - indptr[p0] > _FETCH_SYNAPSES else npre
+    for _ in range(_AHEAD if ahead < npre else 0):
+        ahead = _next_spike(spikes, s0, ahead, npre)
+        _fetch_list(spikes, s0, ahead, npre, indptr, p0, q0, idx, w)
     for i in range(i0, npre):
         s = spikes[s0 + i]
         if s != 0:
-            for q in range(q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]):
-                out[idx[q]] += weighted(s, w[q])
+            ahead = _next_spike(spikes, s0, ahead, npre) if ahead < npre else npre
+            _fetch_list(spikes, s0, ahead, npre, indptr, p0, q0, idx, w)
+            lo, hi = q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]
+            if add_scale:
+                for q in range(lo, hi):
+                    out[base + idx[q]] += weighted(s, w[q]) * scale
+            else:
+                for q in range(lo, hi):
+                    out[base + idx[q]] += weighted(s, w[q])
 
 
 @kernel(inline="always")
@@ -138,7 +184,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
     if emode == E_DIRECT:
         base, scale = slot_off + b * npost, gscale[g]
         if lists:
-            _lists(spikes, s0, 0, npre, indptr, p0, q0, idx, w, ring, base, scale)
+            _lists(spikes, s0, 0, npre, indptr, p0, q0, idx, w, ring, base, scale, True)
         else:
             _rows(spikes, s0, 0, npre, dense, d0, npost, ring, base, scale)
         return
@@ -150,13 +196,13 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
     if emode == E_F64:
         acc64[:npost] = 0.0
         if lists:
-            _lists_sum(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc64)
+            _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc64, 0, 1.0, False)
         else:
             _rows_sum(spikes, s0, i0, npre, dense, d0, npost, acc64)
     else:
         acc[:npost] = acc[0] - acc[0]
         if lists:
-            _lists_sum(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc)
+            _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc, 0, 1.0, False)
         else:
             _rows_sum(spikes, s0, i0, npre, dense, d0, npost, acc)
     _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
