@@ -63,29 +63,32 @@ def sliced(fn: Callable, args: tuple, batch: int) -> Callable[[int, int], None]:
     return call
 
 
-@kernel
+@kernel(inline="always")
 def _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent):
-    """Post neuron ``j`` of trial ``b``: its eligibilities, their filter and its weights."""
-    p = psi[b, j]
-    n_p = zb.shape[1]
+    """Post neuron ``j`` of trial ``b``: its eligibilities, their filter and its weights (LIF
+    with learning: one pass over the row; each element's operations as in two)."""
+    p, z, eb, wr = psi[b, j], zb[b], e_bar[b, j], w[b, j]
+    n_p = z.shape[0]
+    c = lr * L[b, j] if learn else lr
+    keep = wr[j] if learn and recurrent else c  # autapses stay absent (their update is 0)
     if eps.size > 0:  # ALIF: the adaptation eligibility
-        de = decay_eps[b, j]
+        ep, de = eps[b, j], decay_eps[b, j]
         for i in range(n_p):
-            e = p * (zb[b, i] - beta * eps[b, j, i])
-            eps[b, j, i] = p * zb[b, i] + de * eps[b, j, i]
-            e_bar[b, j, i] = k * e_bar[b, j, i] + omk * e
+            e = p * (z[i] - beta * ep[i])
+            ep[i] = p * z[i] + de * ep[i]
+            eb[i] = k * eb[i] + omk * e
+        if learn:
+            for i in range(n_p):
+                wr[i] = wr[i] - c * eb[i]
+    elif learn:
+        for i in range(n_p):
+            eb[i] = k * eb[i] + omk * (p * z[i])
+            wr[i] = wr[i] - c * eb[i]  # the stored (rounded) e_bar, as in two passes
     else:
         for i in range(n_p):
-            e_bar[b, j, i] = k * e_bar[b, j, i] + omk * (p * zb[b, i])
-    if learn:
-        c = lr * L[b, j]
-        keep = c
-        if recurrent:
-            keep = w[b, j, j]
-        for i in range(n_p):
-            w[b, j, i] = w[b, j, i] - c * e_bar[b, j, i]
-        if recurrent:
-            w[b, j, j] = keep  # autapses stay absent (their update is 0)
+            eb[i] = k * eb[i] + omk * (p * z[i])
+    if learn and recurrent:
+        wr[j] = keep
 
 
 @kernel
@@ -109,8 +112,9 @@ def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, 
     float32 neuron states even at the float level); a product with them takes the wider type,
     as in numpy."""
     n_b, n_h = psi.shape
-    for bj in range(n_b * n_h):
-        _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
+    for b in range(n_b):
+        for j in range(n_h):
+            _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent)
     _traces(zb, spikes, alpha)
 
 
