@@ -134,25 +134,19 @@ def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale, add_s
 
 
 @kernel(inline="always")
-def _rows(spikes, s0, i0, npre, dense, d0, npost, out, base, scale):
-    """``out[base + j] += s * dense[i, j] * scale`` for every pre neuron ``i >= i0`` that spiked."""
+def _rows(spikes, s0, i0, npre, dense, d0, npost, out, base, scale, add_scale):
+    """``out[base + j] += s * dense[i, j] (* scale when add_scale)`` for every pre neuron
+    ``i >= i0`` that spiked."""
     for i in range(i0, npre):
         s = spikes[s0 + i]
         if s != 0:
             r0 = d0 + i * npost
-            for j in range(npost):
-                out[base + j] += weighted(s, dense[r0 + j]) * scale
-
-
-@kernel(inline="always")
-def _rows_sum(spikes, s0, i0, npre, dense, d0, npost, out):
-    """:func:`_rows` into an accumulator, unscaled."""
-    for i in range(i0, npre):
-        s = spikes[s0 + i]
-        if s != 0:
-            r0 = d0 + i * npost
-            for j in range(npost):
-                out[j] += weighted(s, dense[r0 + j])
+            if add_scale:
+                for j in range(npost):
+                    out[base + j] += weighted(s, dense[r0 + j]) * scale
+            else:
+                for j in range(npost):
+                    out[base + j] += weighted(s, dense[r0 + j])
 
 
 @kernel(inline="always")
@@ -186,7 +180,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         if lists:
             _lists(spikes, s0, 0, npre, indptr, p0, q0, idx, w, ring, base, scale, True)
         else:
-            _rows(spikes, s0, 0, npre, dense, d0, npost, ring, base, scale)
+            _rows(spikes, s0, 0, npre, dense, d0, npost, ring, base, scale, True)
         return
     i0 = 0
     while i0 < npre and spikes[s0 + i0] == 0:
@@ -198,13 +192,13 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         if lists:
             _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc64, 0, 1.0, False)
         else:
-            _rows_sum(spikes, s0, i0, npre, dense, d0, npost, acc64)
+            _rows(spikes, s0, i0, npre, dense, d0, npost, acc64, 0, 1.0, False)
     else:
         acc[:npost] = acc[0] - acc[0]
         if lists:
             _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc, 0, 1.0, False)
         else:
-            _rows_sum(spikes, s0, i0, npre, dense, d0, npost, acc)
+            _rows(spikes, s0, i0, npre, dense, d0, npost, acc, 0, 1.0, False)
     _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
 
 
