@@ -149,11 +149,12 @@ def deliver(w, spikes, lanes, out):
     sums, i.e. 4 float32 or 2 float64; blocks of 4 vectors added last to first, then one
     vector at a time; the lanes combined pairwise), so that the result equals the numpy
     form's bit for bit. Only the spiking columns are visited: a zero term leaves a partial
-    sum unchanged (no sum here is ever -0)."""
+    sum unchanged (no sum here is ever -0). Each partial sum gets its terms in that order; the
+    loop runs over the post neurons innermost (a spiking column's weights at once)."""
     n_b, n_post, n_pre = w.shape
     order = np.empty(n_pre, np.int64)  # the spiking columns, lane by lane in summation order
     start = np.zeros(lanes + 1, np.int64)
-    acc = np.empty(lanes, w.dtype)
+    acc = np.empty((lanes, n_post), w.dtype)
     zero = w.dtype.type(0)
     block = 4 * lanes
     full = n_pre - n_pre % block
@@ -174,13 +175,17 @@ def deliver(w, spikes, lanes, out):
         start[lanes] = k
         if k == 0:
             continue
+        wb = w[b]
+        for lane in range(lanes):  # each lane's partial sums of all post neurons, column by column
+            a = acc[lane]
+            a[:] = zero
+            for q in range(start[lane], start[lane + 1]):
+                m = order[q]
+                s = spikes[b, m]
+                for n in range(n_post):
+                    a[n] = wb[n, m] * s + a[n]
         for n in range(n_post):
-            for lane in range(lanes):
-                a = zero
-                for q in range(start[lane], start[lane + 1]):
-                    a = w[b, n, order[q]] * spikes[b, order[q]] + a
-                acc[lane] = a
-            total = acc[0] + acc[1]
+            total = acc[0, n] + acc[1, n]
             if lanes == 4:
-                total = (acc[0] + acc[1]) + (acc[2] + acc[3])
+                total = (acc[0, n] + acc[1, n]) + (acc[2, n] + acc[3, n])
             out[b, n] = out[b, n] + (zero + total)
