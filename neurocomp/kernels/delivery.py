@@ -28,8 +28,10 @@ the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, pos
 from __future__ import annotations
 
 import numpy as np
+from llvmlite import ir
 from numba import types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from . import kernel
 
@@ -39,6 +41,9 @@ K_LISTS, K_ROWS = 0, 1
 E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
 RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
 SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
+_AHEAD = 2  # spiking pre neurons whose lists are prefetched ahead of the one delivered
+_LINE = 16  # synapses per prefetch (a 64-byte line of int32 indices)
+_FETCH_SYNAPSES = 1 << 18  # a group with more synapses prefetches its lists (they would not stay in L2)
 
 
 def weighted(s, w):
@@ -66,35 +71,82 @@ def shift_round(x, e, rounding):
     return np.copysign(np.floor(np.abs(y) + 0.5), y)
 
 
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """Ask the CPU to fetch the cache line of ``arr[i]`` (LLVM's ``prefetch``: a hint, no
+    effect on the result; ``i`` must lie within ``arr``)."""
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p] + [ir.IntType(32)] * 3)
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0i8")
+        ptr = builder.bitcast(builder.gep(ary.data, [args[1]]), i8p)
+        i32 = ir.IntType(32)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])  # read, keep, data
+        return context.get_dummy_value()
+
+    return types.void(arr, i), codegen
+
+
 @kernel(inline="always")
-def _add_pre(g, b, i, s, groups, scale, indptr, idx, w, dense, ring, slot_off, acc, acc64):
-    """Add pre neuron ``i``'s weights times ``s`` for trial ``b``: times ``scale`` to the ring
-    slot (``E_DIRECT``) or to the group's accumulator (one loop per mode, no branch inside)."""
-    emode, npost = groups[g, G_EMODE], groups[g, G_NPOST]
-    base = slot_off + b * npost
-    if groups[g, G_KIND] == K_LISTS:
-        q0 = groups[g, G_IDX]
-        lo, hi = q0 + indptr[groups[g, G_PTR] + i], q0 + indptr[groups[g, G_PTR] + i + 1]
-        if emode == E_DIRECT:
-            for q in range(lo, hi):
-                ring[base + idx[q]] += weighted(s, w[q]) * scale
-        elif emode == E_F64:
-            for q in range(lo, hi):
-                acc64[idx[q]] += weighted(s, w[q])
-        else:
-            for q in range(lo, hi):
-                acc[idx[q]] += weighted(s, w[q])
-    else:
-        r0 = groups[g, G_DENSE] + i * npost
-        if emode == E_DIRECT:
-            for j in range(npost):
-                ring[base + j] += weighted(s, dense[r0 + j]) * scale
-        elif emode == E_F64:
-            for j in range(npost):
-                acc64[j] += weighted(s, dense[r0 + j])
-        else:
-            for j in range(npost):
-                acc[j] += weighted(s, dense[r0 + j])
+def _next_spike(spikes, s0, j, npre):
+    """The first pre neuron after ``j`` that spiked (``npre`` if none)."""
+    j += 1
+    while j < npre and spikes[s0 + j] == 0:
+        j += 1
+    return j
+
+
+@kernel(inline="always")
+def _fetch_list(spikes, s0, j, npre, indptr, p0, q0, idx, w):
+    """Prefetch the list of the spiking pre neuron ``j`` (a list of a large projection is
+    rarely in the cache: its synapses are read once per spike); nothing when ``j = npre``."""
+    if j < npre:
+        hi = q0 + indptr[p0 + j + 1]
+        for q in range(q0 + indptr[p0 + j], hi, _LINE):
+            prefetch(idx, q)
+            prefetch(w, q)
+
+
+@kernel(inline="always")
+def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale, add_scale):
+    """``out[base + idx] += s * w (* scale when add_scale)`` over the list of every pre neuron
+    ``i >= i0`` that spiked, in pre order (the mode's branches out of the loop). When the
+    lists outgrow the caches, the list of the spiking neuron ``_AHEAD`` spikes later is
+    prefetched meanwhile."""
+    ahead = i0 - 1 if indptr[p0 + npre] - indptr[p0] > _FETCH_SYNAPSES else npre
+    for _ in range(_AHEAD if ahead < npre else 0):
+        ahead = _next_spike(spikes, s0, ahead, npre)
+        _fetch_list(spikes, s0, ahead, npre, indptr, p0, q0, idx, w)
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            ahead = _next_spike(spikes, s0, ahead, npre) if ahead < npre else npre
+            _fetch_list(spikes, s0, ahead, npre, indptr, p0, q0, idx, w)
+            lo, hi = q0 + indptr[p0 + i], q0 + indptr[p0 + i + 1]
+            if add_scale:
+                for q in range(lo, hi):
+                    out[base + idx[q]] += weighted(s, w[q]) * scale
+            else:
+                for q in range(lo, hi):
+                    out[base + idx[q]] += weighted(s, w[q])
+
+
+@kernel(inline="always")
+def _rows(spikes, s0, i0, npre, dense, d0, npost, out, base, scale, add_scale):
+    """``out[base + j] += s * dense[i, j] (* scale when add_scale)`` for every pre neuron
+    ``i >= i0`` that spiked."""
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            r0 = d0 + i * npost
+            if add_scale:
+                for j in range(npost):
+                    out[base + j] += weighted(s, dense[r0 + j]) * scale
+            else:
+                for j in range(npost):
+                    out[base + j] += weighted(s, dense[r0 + j])
 
 
 @kernel(inline="always")
@@ -118,22 +170,36 @@ def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
 def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, spikes, ring, acc, acc64):
     """Deliver the step-``t`` spikes of trial ``b`` through group ``g`` to its post ring slot
     ``t + G_SHIFT``. ``acc`` (the state's dtype) and ``acc64`` (float64) are this trial's
-    scratch, at least the post size."""
+    scratch, at least the post size, cleared only when a pre neuron spiked."""
     npre, npost, emode = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_EMODE]
     slot_off = groups[g, G_POST] + ((t + groups[g, G_SHIFT]) % groups[g, G_SLOTS]) * batch * npost
     s0 = groups[g, G_PRE] + b * npre
-    zero = acc[0] - acc[0]
-    active = False
-    for i in range(npre):
-        s = spikes[s0 + i]
-        if s != 0:
-            if not active and emode != E_DIRECT:
-                acc[:npost] = zero
-                acc64[:npost] = 0.0
-            active = True
-            _add_pre(g, b, i, s, groups, gscale[g], indptr, idx, w, dense, ring, slot_off, acc, acc64)
-    if active and emode != E_DIRECT:
-        _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
+    lists, p0, q0, d0 = groups[g, G_KIND] == K_LISTS, groups[g, G_PTR], groups[g, G_IDX], groups[g, G_DENSE]
+    if emode == E_DIRECT:
+        base, scale = slot_off + b * npost, gscale[g]
+        if lists:
+            _lists(spikes, s0, 0, npre, indptr, p0, q0, idx, w, ring, base, scale, True)
+        else:
+            _rows(spikes, s0, 0, npre, dense, d0, npost, ring, base, scale, True)
+        return
+    i0 = 0
+    while i0 < npre and spikes[s0 + i0] == 0:
+        i0 += 1
+    if i0 == npre:  # nothing to add (not even a zero: a float ring keeps the sign of its zeros)
+        return
+    if emode == E_F64:
+        acc64[:npost] = 0.0
+        if lists:
+            _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc64, 0, 1.0, False)
+        else:
+            _rows(spikes, s0, i0, npre, dense, d0, npost, acc64, 0, 1.0, False)
+    else:
+        acc[:npost] = acc[0] - acc[0]
+        if lists:
+            _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc, 0, 1.0, False)
+        else:
+            _rows(spikes, s0, i0, npre, dense, d0, npost, acc, 0, 1.0, False)
+    _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
 
 
 @kernel

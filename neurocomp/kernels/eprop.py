@@ -63,29 +63,32 @@ def sliced(fn: Callable, args: tuple, batch: int) -> Callable[[int, int], None]:
     return call
 
 
-@kernel
+@kernel(inline="always")
 def _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent):
-    """Post neuron ``j`` of trial ``b``: its eligibilities, their filter and its weights."""
-    p = psi[b, j]
-    n_p = zb.shape[1]
+    """Post neuron ``j`` of trial ``b``: its eligibilities, their filter and its weights (LIF
+    with learning: one pass over the row; each element's operations as in two)."""
+    p, z, eb, wr = psi[b, j], zb[b], e_bar[b, j], w[b, j]
+    n_p = z.shape[0]
+    c = lr * L[b, j] if learn else lr
+    keep = wr[j] if learn and recurrent else c  # autapses stay absent (their update is 0)
     if eps.size > 0:  # ALIF: the adaptation eligibility
-        de = decay_eps[b, j]
+        ep, de = eps[b, j], decay_eps[b, j]
         for i in range(n_p):
-            e = p * (zb[b, i] - beta * eps[b, j, i])
-            eps[b, j, i] = p * zb[b, i] + de * eps[b, j, i]
-            e_bar[b, j, i] = k * e_bar[b, j, i] + omk * e
+            e = p * (z[i] - beta * ep[i])
+            ep[i] = p * z[i] + de * ep[i]
+            eb[i] = k * eb[i] + omk * e
+        if learn:
+            for i in range(n_p):
+                wr[i] = wr[i] - c * eb[i]
+    elif learn:
+        for i in range(n_p):
+            eb[i] = k * eb[i] + omk * (p * z[i])
+            wr[i] = wr[i] - c * eb[i]  # the stored (rounded) e_bar, as in two passes
     else:
         for i in range(n_p):
-            e_bar[b, j, i] = k * e_bar[b, j, i] + omk * (p * zb[b, i])
-    if learn:
-        c = lr * L[b, j]
-        keep = c
-        if recurrent:
-            keep = w[b, j, j]
-        for i in range(n_p):
-            w[b, j, i] = w[b, j, i] - c * e_bar[b, j, i]
-        if recurrent:
-            w[b, j, j] = keep  # autapses stay absent (their update is 0)
+            eb[i] = k * eb[i] + omk * (p * z[i])
+    if learn and recurrent:
+        wr[j] = keep
 
 
 @kernel
@@ -109,8 +112,9 @@ def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, 
     float32 neuron states even at the float level); a product with them takes the wider type,
     as in numpy."""
     n_b, n_h = psi.shape
-    for bj in range(n_b * n_h):
-        _row(w, zb, e_bar, eps, psi, L, bj // n_h, bj % n_h, k, omk, lr, beta, decay_eps, learn, recurrent)
+    for b in range(n_b):
+        for j in range(n_h):
+            _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent)
     _traces(zb, spikes, alpha)
 
 
@@ -145,11 +149,12 @@ def deliver(w, spikes, lanes, out):
     sums, i.e. 4 float32 or 2 float64; blocks of 4 vectors added last to first, then one
     vector at a time; the lanes combined pairwise), so that the result equals the numpy
     form's bit for bit. Only the spiking columns are visited: a zero term leaves a partial
-    sum unchanged (no sum here is ever -0)."""
+    sum unchanged (no sum here is ever -0). Each partial sum gets its terms in that order; the
+    loop runs over the post neurons innermost (a spiking column's weights at once)."""
     n_b, n_post, n_pre = w.shape
     order = np.empty(n_pre, np.int64)  # the spiking columns, lane by lane in summation order
     start = np.zeros(lanes + 1, np.int64)
-    acc = np.empty(lanes, w.dtype)
+    acc = np.empty((lanes, n_post), w.dtype)
     zero = w.dtype.type(0)
     block = 4 * lanes
     full = n_pre - n_pre % block
@@ -170,13 +175,17 @@ def deliver(w, spikes, lanes, out):
         start[lanes] = k
         if k == 0:
             continue
+        wb = w[b]
+        for lane in range(lanes):  # each lane's partial sums of all post neurons, column by column
+            a = acc[lane]
+            a[:] = zero
+            for q in range(start[lane], start[lane + 1]):
+                m = order[q]
+                s = spikes[b, m]
+                for n in range(n_post):
+                    a[n] = wb[n, m] * s + a[n]
         for n in range(n_post):
-            for lane in range(lanes):
-                a = zero
-                for q in range(start[lane], start[lane + 1]):
-                    a = w[b, n, order[q]] * spikes[b, order[q]] + a
-                acc[lane] = a
-            total = acc[0] + acc[1]
+            total = acc[0, n] + acc[1, n]
             if lanes == 4:
-                total = (acc[0] + acc[1]) + (acc[2] + acc[3])
+                total = (acc[0, n] + acc[1, n]) + (acc[2, n] + acc[3, n])
             out[b, n] = out[b, n] + (zero + total)

@@ -207,6 +207,37 @@ def _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
 
 
 @kernel(inline="always")
+def _leak_add(x, f, inp, bias, clear, rounding, bitshift, min_step, r, frac_bits, rand_bits, lo, hi):
+    """``x[i] <- (leak(x[i]) + inp[i]) (+ bias[i])`` in place, and ``inp[i] <- 0`` when ``clear``
+    (the input slot read); ``bias`` empty: none. Returns whether every result lies in
+    ``[lo, hi]`` (:func:`in_range`). The deterministic multiplicative leaks run as one
+    branch-free pass (the same operations per element as :func:`_leak_all` followed by the
+    additions; one pass over memory instead of three); other leaks take :func:`_leak_all`."""
+    n, zero = x.shape[0], inp.dtype.type(0)
+    plain = rounding == R_NONE or ((rounding == R_TRUNC or rounding == R_FLOOR) and not bitshift)
+    if not plain:
+        _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits)
+    has_bias = bias.shape[0] > 0
+    ok = True
+    for i in range(n):
+        y = x[i]
+        if rounding == R_TRUNC and not bitshift:
+            y = np.trunc(y * f[i])
+        elif rounding == R_FLOOR and not bitshift:
+            y = np.floor(y * f[i])
+        elif rounding == R_NONE:
+            y = y * f[i]
+        y = y + inp[i]
+        if has_bias:
+            y = y + bias[i]
+        if clear:
+            inp[i] = zero
+        x[i] = y
+        ok &= in_range(y, lo, hi)
+    return ok
+
+
+@kernel(inline="always")
 def _settle_all(x, var, p, b, mode, lims, err):
     """Bring every element of ``x`` (variable ``var``: 0 u, 1 v, 2 a) into range; in strict
     mode note the first that leaves it in ``err`` instead (and keep it). One vectorizable
@@ -237,6 +268,18 @@ def _settle_all(x, var, p, b, mode, lims, err):
 
 
 @kernel(inline="always")
+def _fire_lif(v, spikes, th0, ge, subtract, one):
+    """The spikes and reset of plain LIF neurons (no refractory period, one spike per step,
+    nothing kept for a learner): :func:`update_population`'s last stage as a branch-free loop."""
+    zero = one - one
+    for i in range(v.shape[0]):
+        vk = v[i]
+        fired = (vk >= th0) if ge else (vk > th0)
+        v[i] = ((vk - th0) if subtract else zero) if fired else vk
+        spikes[i] = spike_value(spikes, one if fired else zero)
+
+
+@kernel(inline="always")
 def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
     """Step ``t`` of population ``p`` (row of ``pop``) in trial ``b`` of ``batch``: read and
     clear its input slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF)
@@ -253,22 +296,22 @@ def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, 
     zero = one - one
     u, v, a, refr = st[S_U, k0 : k0 + n], st[S_V, k0 : k0 + n], st[S_A, k0 : k0 + n], st[S_REFR, k0 : k0 + n]
     inp, bias = ring[r0 : r0 + n], nconst[C_BIAS, noff : noff + n]
-    _leak_all(u, nconst[C_FU, noff : noff + n], mode[M_ROUND_U], bshift, ms, rnd[0, k0 : k0 + n], fb, rb)
-    for i in range(n):
-        u[i] = u[i] + inp[i]
-        inp[i] = zero
-    _settle_all(u, 0, p, b, mode, lims, err)
+    fu, ru = nconst[C_FU, noff : noff + n], rnd[0, k0 : k0 + n]
+    if not _leak_add(u, fu, inp, bias[:0], True, mode[M_ROUND_U], bshift, ms, ru, fb, rb, lims[0, 0], lims[0, 1]):
+        _settle_all(u, 0, p, b, mode, lims, err)
     v_old = v.copy() if period > 0 else v[:0]  # a refractory neuron's v does not move (u still integrates)
-    _leak_all(v, nconst[C_FV, noff : noff + n], mode[M_ROUND_V], bshift, ms, rnd[1, k0 : k0 + n], fb, rb)
-    for i in range(n):
-        v[i] = (v[i] + u[i]) + bias[i]
-    _settle_all(v, 1, p, b, mode, lims, err)
+    fv, rv = nconst[C_FV, noff : noff + n], rnd[1, k0 : k0 + n]
+    if not _leak_add(v, fv, u, bias, False, mode[M_ROUND_V], bshift, ms, rv, fb, rb, lims[1, 0], lims[1, 1]):
+        _settle_all(v, 1, p, b, mode, lims, err)
     if kind == KIND_LI:
         return
     if kind == KIND_ALIF:
         _leak_all(a, nconst[C_FA, noff : noff + n], mode[M_ROUND_A], bshift, ms, rnd[2, k0 : k0 + n], fb, rb)
         _settle_all(a, 2, p, b, mode, lims, err)
     ge = mode[M_GE]
+    if kind == KIND_LIF and period == 0 and not keep and cap <= one:
+        _fire_lif(v, spikes[k0 : k0 + n], th0, ge, subtract, one)
+        return
     for i in range(n):
         vk, th, ak = v[i], th0, zero
         if kind == KIND_ALIF:
