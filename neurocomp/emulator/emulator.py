@@ -56,7 +56,7 @@ from . import layout as lay
 from .inputs import PoissonSource, graded_values, per_trial, spike_counts, unfed_inputs
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
-from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
+from .reckon import ReckonChip, ReckonCore, ReckonLearner, ReckonRandom, ReckonShapeError, ReckonSynapses
 from .synapses import Synapses
 
 RECORDABLE = ("spikes", "v", "u", "a") + LEARNING_VARS
@@ -296,8 +296,21 @@ class Emulator:
             }
         except NeurocompError as exc:
             raise EmulatorError(exc.problems) from None
+        self._core = self._make_core()
         self._build_layout()
         self.reset()
+
+    def _make_core(self) -> ReckonCore | None:
+        """A ReckOn Program runs as the chip runs it (:class:`~neurocomp.emulator.reckon.ReckonCore`,
+        exact against the RTL); the attribution knobs (float quantities, nearest rounding) keep the
+        step-by-step learner of :class:`~neurocomp.emulator.reckon.ReckonLearner`."""
+        if self._chip_random is None or self.learn_float or self.learn_rounding == "nearest":
+            return None
+        try:
+            chip = ReckonChip(self.program)
+        except ReckonShapeError:
+            return None
+        return ReckonCore(chip, self._chip_random)
 
     def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
         """The chip's LFSRs (ReckOn), laid out over the core's neurons in program order."""
@@ -616,6 +629,12 @@ class Emulator:
             if var not in RECORDABLE:
                 raise EmulatorError([Problem("record", f"unknown variable {var!r} (known: {', '.join(RECORDABLE)})")])
         rec_dtype = self._record_dtype()
+        if self._core is not None:
+            announce_compile()
+            for name, p in self._inputs_plan:  # frozen Poisson inputs, as step by step
+                if name not in given:
+                    given[name] = self._input_chunk(name, p, {}, 0, steps)
+            return self._core.run(self, steps, given, record, learn)
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)
         out: dict[str, np.ndarray] = {}
@@ -778,6 +797,10 @@ class Emulator:
         announce_compile()
         t = self.t + 1
         inputs = inputs or {}
+        if self._core is not None:
+            given = {k: np.asarray(v, np.float64)[None] for k, v in inputs.items()}
+            self.run(1, given, (), learn)
+            return
         if self._chip_random is not None:  # this step's rounding numbers from the chip's LFSRs
             self._chip_random.begin_step()
         for ls in self._ls_ports:  # the learning signal of the last step has been read
