@@ -39,7 +39,7 @@ SOURCES = ("reckon.v", "srnn.v", "spi_slave.v", "fifo.v", "lfsr/lfsr_winp_wrec.v
 TESTBENCH = Path(__file__).with_name("reckon_tb.v")
 INSTALL = "install Icarus Verilog (Debian/Ubuntu: apt-get install iverilog)"
 # testbench commands (reckon_tb.v)
-SPI, SPI_WORD, EVENT, VALID, TARGET_BYTE, SAMPLE, TICK, DIMS, END = range(1, 10)
+SPI, SPI_WORD, EVENT, VALID, TARGET_BYTE, SAMPLE, TICK, DIMS, END, RESET = range(1, 11)
 # SPI address headers {read, 3-bit target, 12-bit count, 16-bit address} (src/spi_slave.v)
 MEM = {"config": 0, "neurons": 1, "winp": 3, "wrec": 4, "wout": 5}
 
@@ -192,34 +192,21 @@ class ReckonRTL:
         population to spikes ``[steps, batch, n_in]`` (or ``[steps, n_in]``) and, with learning,
         ``<readout>/target`` (model units, NaN rows: no target). Returns one recording per
         sample, ``{"<population>/spikes|v": [steps, batch, n], "<projection>/w|x1": ...}``."""
+        return run_many([(self, samples, learn, record, batch)])[0]
+
+    def commands(self, samples, learn: bool, record, b: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+        """Trial ``b``'s commands from a reset (configuration, then the samples) and the samples' lengths."""
         chip = self.chip
         inp, out = chip.inp.name, chip.out.name if chip.out is not None else None
-        per_trial = []
-        for b in range(batch):
-            cmds = [(DIMS, chip.n_in | chip.n_rec << 16, chip.n_out | ("w" in record) << 16 | ("x1" in record) << 17)]
-            cmds += self.configure(learn)
-            lengths = []
-            for s in samples:
-                x = _trial(s[inp], b)
-                tgt = s.get(f"{out}/target") if out is not None else None
-                cmds += self.sample(x, None if tgt is None else _trial(tgt, b), learn)
-                lengths.append(x.shape[0])
-            cmds.append((END, 0, 0))
-            per_trial.append(self._parse(self._simulate(cmds), lengths))
-        return [{k: np.stack([t[i][k] for t in per_trial], axis=1) for k in per_trial[0][i]} for i in range(len(samples))]
-
-    def _simulate(self, cmds: list[tuple[int, int, int]]) -> str:
-        """Run the testbench on ``cmds``; its output text."""
-        vvp = build(self.rtl)
-        with tempfile.TemporaryDirectory(prefix="reckon-rtl-") as tmp:
-            cmd_file, out_file = Path(tmp) / "cmds.txt", Path(tmp) / "out.txt"
-            cmd_file.write_text("".join(f"{op} {a:x} {b:x}\n" for op, a, b in cmds))
-            done = subprocess.run([icarus()[1], "-n", str(vvp), f"+cmd={cmd_file}", f"+out={out_file}"],
-                                  capture_output=True, text=True)  # fmt: skip
-            text = out_file.read_text() if out_file.is_file() else ""
-        if done.returncode or not text.endswith("END\n"):
-            raise BackendError([Problem("backend 'reckon-rtl'", f"simulation failed: {(done.stdout + done.stderr)[-2000:]}")])
-        return text
+        flags = chip.n_out | ("w" in record) << 16 | ("x1" in record) << 17
+        cmds = [(RESET, 0, 0), (DIMS, chip.n_in | chip.n_rec << 16, flags)] + self.configure(learn)
+        lengths = []
+        for s in samples:
+            x = _trial(s[inp], b)
+            tgt = s.get(f"{out}/target") if out is not None else None
+            cmds += self.sample(x, None if tgt is None else _trial(tgt, b), learn)
+            lengths.append(x.shape[0])
+        return cmds, lengths
 
     def _parse(self, text: str, lengths: list[int]) -> list[dict[str, np.ndarray]]:
         """The testbench's per-step records, cut into samples: ``[steps, n]`` arrays."""
@@ -255,6 +242,43 @@ class ReckonRTL:
             start += n
         return out
 
+
+def run_many(jobs) -> list[list[dict[str, np.ndarray]]]:
+    """Several runs in one simulation (one chip, reset and reprogrammed before each trial of
+    each run): ``jobs`` of ``(ReckonRTL, samples, learn, record, batch)``; per job, what
+    :meth:`ReckonRTL.run` returns."""
+    cmds, cuts = [], []
+    for rtl, samples, learn, record, batch in jobs:
+        for b in range(batch):
+            c, lengths = rtl.commands(samples, learn, record, b)
+            cmds += c
+            cuts.append((rtl, lengths))
+    text = simulate(jobs[0][0].rtl, cmds + [(END, 0, 0)])
+    parts = text.split("P\n")[1:]
+    if len(parts) != len(cuts):
+        raise BackendError([Problem("backend 'reckon-rtl'", f"{len(parts)} runs recorded, {len(cuts)} started")])
+    trials = [rtl._parse(part, lengths) for part, (rtl, lengths) in zip(parts, cuts, strict=True)]
+    out, k = [], 0
+    for _, samples, _, _, batch in jobs:
+        per = trials[k : k + batch]
+        k += batch
+        out.append([{key: np.stack([t[i][key] for t in per], axis=1) for key in per[0][i]} for i in range(len(samples))])
+    return out
+
+
+def simulate(rtl: Path, cmds: list[tuple[int, int, int]]) -> str:
+    """Run the testbench on ``cmds``; its output text."""
+    vvp = build(rtl)
+    with tempfile.TemporaryDirectory(prefix="reckon-rtl-") as tmp:
+        cmd_file, out_file = Path(tmp) / "cmds.txt", Path(tmp) / "out.txt"
+        cmd_file.write_text("".join(f"{op} {a:x} {b:x}\n" for op, a, b in cmds))
+        done = subprocess.run([icarus()[1], "-n", str(vvp), f"+cmd={cmd_file}", f"+out={out_file}"],
+                              capture_output=True, text=True)  # fmt: skip
+        text = out_file.read_text() if out_file.is_file() else ""
+    if done.returncode or not text.endswith("END\n"):
+        tail = (done.stdout + done.stderr)[-2000:]
+        raise BackendError([Problem("backend 'reckon-rtl'", f"simulation failed: {tail}")])
+    return text
 
 def _header(mem: str, count: int, addr: int) -> int:
     """An SPI write header: target memory, number of 32-bit words, first address."""

@@ -213,6 +213,7 @@ module reckon_tb;
                 7: tick;
                 10: begin RST = 1'b1; #100 RST = 1'b0; #100; end  // a fresh chip (the SRAMs keep their words)
                 8: begin
+                    $fwrite(fo, "P\n");
                     n_in = a[15:0]; n_rec = a[31:16]; n_out = b[15:0]; rec_w = b[16]; rec_t = b[17];
                 end
             endcase

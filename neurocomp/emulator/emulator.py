@@ -458,7 +458,10 @@ class Emulator:
         """Zero every state (the initial state of a compiled Program) and restart at step 0.
         ``keep_weights``: plastic projections keep the weights they learned and their random
         streams continue (a new trial of training on a chip that keeps running); their tags,
-        traces and the neuron states restart."""
+        traces and the neuron states restart. (ReckOn: the sample's closing tick draws its
+        rounding numbers, see :class:`~neurocomp.emulator.reckon.ReckonCore`.)"""
+        if getattr(self, "_core", None) is not None and keep_weights and self.t > 0:
+            self._core.end_sample()
         self._allocate()
         for syn in getattr(self, "plastic", {}).values():
             arrays, rngs = syn.engine.get_state()

@@ -574,6 +574,12 @@ class ReckonChip:
             if self.learns and role in self.proj and r.regularize:
                 regul_w |= bit
                 mode |= r.regul_mode
+        if mode & 6 == 6:
+            from ..errors import Problem
+            from .emulator import EmulatorError
+
+            raise EmulatorError([Problem(f"projection {out.name!r}", f"REGUL_MODE {mode:#05b}: bits 2 and 1 together "
+                                         "make the chip learn without a target, which the emulator does not model")])  # fmt: skip
         reg["REGUL_W"], reg["REGUL_MODE"] = regul_w, mode
         return reg
 

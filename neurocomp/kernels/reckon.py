@@ -654,7 +654,6 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
     ``wout[b, pre, out]``, LFSR registers ``lfsr[b, L_*]``. ``recs``: ``(z, u, oneur, winp,
     wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
     recorded)."""
-    n_rec, n_out = r[R_N_REC], r[R_N_OUT]
     for b in prange(u.shape[0]):
         buf = np.empty(BLOCK, np.int64)
         err = np.zeros(BLOCK, np.int64)
