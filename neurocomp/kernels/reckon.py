@@ -469,7 +469,10 @@ def _prop(x, z, u, ti, tr, to, oneur, winp, wrec, wout, r, do_eprop):
     """The event phase after a tick (``PROP``): input events ``x`` and last step's spikes ``z``,
     pre neuron by pre neuron in index order, each adding its input and recurrent weights to
     every membrane (16-bit saturation after each pre) and its output weights to the readouts;
-    an event's presynaptic trace jumps by its impulse (saturating) when that role learns."""
+    an event's presynaptic trace jumps by its impulse (saturating) when that role learns. (The
+    input channel just past an odd number of recurrent neurons shares their last SRAM word: the
+    event pass over the posts and the ``SUPP`` cycle for inputs past ``NUM_REC`` both add its
+    impulse, as srnn.v does.)"""
     n_in, n_rec, n_out = r[R_N_IN], r[R_N_REC], r[R_N_OUT]
     n_post = ((n_rec - 1) | 1) + 1  # the neuron words of posts 0 .. NUM_REC
     for i in range(max(n_in, n_rec)):
@@ -486,6 +489,8 @@ def _prop(x, z, u, ti, tr, to, oneur, winp, wrec, wout, r, do_eprop):
             u[j] = sat(u[j] + sat(a + c, 16), 16)
         if xi and do_eprop & 1:
             ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)
+            if i >= n_rec and i < n_post:  # an input past NUM_REC in the last word: the EVT pass
+                ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)  # and the SUPP cycle both add
         if zi and do_eprop & 2:
             tr[i] = min(tr[i] + r[R_IMP_REC], (1 << r[R_BITS_TREC]) - 1)
         if zi and do_eprop & 4:
