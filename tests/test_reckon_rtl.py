@@ -103,14 +103,14 @@ def random_samples(seed: int, prog: nc.Program, n_samples: int, steps: int) -> l
     return out
 
 
-def emulate(prog: nc.Program, samples: list[dict], learn: bool, seed: int = 0) -> list[dict]:
+def emulate(prog: nc.Program, samples: list[dict], learn: list[bool], seed: int = 0) -> list[dict]:
     """The samples one after the other on one emulator (a new sample: ``reset(keep_weights=True)``)."""
     emu = Emulator(prog, seed=seed)
     out = []
     for i, s in enumerate(samples):
         if i:
             emu.reset(keep_weights=True)
-        out.append(emu.run(s["in"].shape[0], s, record=RECORD, learn=learn))
+        out.append(emu.run(s["in"].shape[0], s, record=RECORD, learn=learn[i]))
     return out
 
 
@@ -130,20 +130,22 @@ def assert_equal_runs(emulated: list[dict], rtl: list[dict], where: str) -> None
 
 
 def differential(seeds, steps: int, n_samples: int = 2, sizes=None) -> dict:
-    """Every seed's Program learning (even seeds: also without learning) on the emulator and the RTL
-    (all in one simulation); asserts exact equality and returns what the runs covered."""
+    """Every seed's Program on the emulator and on the RTL (all in one simulation): ``n_samples``
+    learning samples, then one without learning (the learned weights, as tbench.sv tests after
+    training); asserts exact equality and returns what the runs covered."""
     jobs, emulated, labels = [], [], []
     covered = {"learned": 0, "regression": 0, "classification": 0, "odd": 0, "modes": set(), "spikes": 0}
     for seed in seeds:
         prog, info = random_program(seed, sizes)
-        samples = random_samples(seed, prog, n_samples, steps)
-        for learn in (True, False) if seed % 2 == 0 else (True,):
-            jobs.append((reckon_rtl.ReckonRTL(prog, RTL), samples, learn, RECORD, 1))
-            emulated.append(emulate(prog, samples, learn))
-            labels.append(f"seed {seed} {'learning' if learn else 'inference'} {info}")
-        w0 = {pr.name: pr.weights for pr in prog.projections}
-        last = emulated[-1 if seed % 2 else -2][-1]
-        covered["learned"] += any(not np.array_equal(last[f"{n}/w"][-1, 0], w) for n, w in w0.items())
+        samples = random_samples(seed, prog, n_samples + 1, steps)
+        learn = [True] * n_samples + [False]
+        jobs.append((reckon_rtl.ReckonRTL(prog, RTL), samples, learn, RECORD, 1))
+        emulated.append(emulate(prog, samples, learn))
+        labels.append(f"seed {seed} {info}")
+        last = emulated[-1][n_samples - 1]
+        covered["learned"] += any(
+            not np.array_equal(last[f"{pr.name}/w"][-1, 0], pr.weights) for pr in prog.projections
+        )
         covered["regression" if info["regression"] else "classification"] += 1
         covered["odd"] += any(n % 2 for n in info["sizes"])
         covered["modes"].add(info["mode"])
@@ -154,12 +156,12 @@ def differential(seeds, steps: int, n_samples: int = 2, sizes=None) -> dict:
 
 
 def test_random_programs_equal_the_rtl():
-    """32 random small Programs (16 of them also without learning), two samples of 10 steps each
-    in a row on one chip: the emulator equals the RTL in every recorded value."""
-    covered = differential(range(32), steps=10)
-    assert covered["learned"] >= 24, covered  # the comparison covered real learning
+    """30 random small Programs, each with two learning samples and one without learning in a
+    row on one chip (5 steps each): the emulator equals the RTL in every recorded value."""
+    covered = differential(range(30), steps=5)
+    assert covered["learned"] >= 20, covered  # the comparison covered real learning
     assert covered["regression"] >= 8 and covered["classification"] >= 8, covered
-    assert covered["odd"] >= 8 and covered["modes"] == {0, 1, 2, 3, 4, 5} and covered["spikes"] >= 24, covered
+    assert covered["odd"] >= 8 and covered["modes"] == {0, 1, 2, 3, 4, 5} and covered["spikes"] >= 20, covered
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ SOURCES = ("reckon.v", "srnn.v", "spi_slave.v", "fifo.v", "lfsr/lfsr_winp_wrec.v
 TESTBENCH = Path(__file__).with_name("reckon_tb.v")
 INSTALL = "install Icarus Verilog (Debian/Ubuntu: apt-get install iverilog)"
 # testbench commands (reckon_tb.v)
-SPI, SPI_WORD, EVENT, VALID, TARGET_BYTE, SAMPLE, TICK, DIMS, END, RESET = range(1, 11)
+SPI, SPI_WORD, EVENT, VALID, TARGET_BYTE, SAMPLE, TICK, DIMS, END, RESET, SPI_CLOCKED = range(1, 12)
 # SPI address headers {read, 3-bit target, 12-bit count, 16-bit address} (src/spi_slave.v)
 MEM = {"config": 0, "neurons": 1, "winp": 3, "wrec": 4, "wout": 5}
 
@@ -138,7 +138,7 @@ class ReckonRTL:
         for _ in range(n):
             cmds += [(SPI_WORD, 0, (word >> (32 * c)) & 0xFFFFFFFF) for c in range(4)]
         cmds.append((SPI, _header("config", 1, 0), 0))
-        return cmds
+        return _clocked(cmds)
 
     def _weights(self, weights: Mapping[str, np.ndarray] | None = None) -> list[tuple[int, int, int]]:
         """Multi-writes of the three weight SRAMs: per pre neuron its whole posts' words."""
@@ -186,25 +186,33 @@ class ReckonRTL:
         return out
 
     # -- running
-    def run(self, samples: Sequence[Mapping[str, np.ndarray]], learn: bool = False, record: Sequence[str] = ("spikes",),
+    def run(self, samples: Sequence[Mapping[str, np.ndarray]], learn=False, record: Sequence[str] = ("spikes",),
             batch: int = 1) -> list[dict[str, np.ndarray]]:  # fmt: skip
-        """Run ``samples`` one after the other on one chip per trial: each a mapping of the input
+        """Run ``samples`` one after the other on one chip per trial (``learn``: one flag, or one
+        per sample): each a mapping of the input
         population to spikes ``[steps, batch, n_in]`` (or ``[steps, n_in]``) and, with learning,
         ``<readout>/target`` (model units, NaN rows: no target). Returns one recording per
         sample, ``{"<population>/spikes|v": [steps, batch, n], "<projection>/w|x1": ...}``."""
         return run_many([(self, samples, learn, record, batch)])[0]
 
-    def commands(self, samples, learn: bool, record, b: int) -> tuple[list[tuple[int, int, int]], list[int]]:
-        """Trial ``b``'s commands from a reset (configuration, then the samples) and the samples' lengths."""
+    def commands(self, samples, learn, record, b: int) -> tuple[list[tuple[int, int, int]], list[int]]:
+        """Trial ``b``'s commands from a reset (configuration, then the samples) and the samples'
+        lengths. ``learn``: one flag, or one per sample (a change rewrites DO_EPROP over SPI
+        between samples, as tbench.sv does between training and testing)."""
         chip = self.chip
         inp, out = chip.inp.name, chip.out.name if chip.out is not None else None
         flags = chip.n_out | ("w" in record) << 16 | ("x1" in record) << 17
-        cmds = [(RESET, 0, 0), (DIMS, chip.n_in | chip.n_rec << 16, flags)] + self.configure(learn)
+        modes = [bool(x) for x in learn] if isinstance(learn, (list, tuple)) else [bool(learn)] * len(samples)
+        cmds = [(RESET, 0, 0), (DIMS, chip.n_in | chip.n_rec << 16, flags)] + self.configure(modes[0])
         lengths = []
-        for s in samples:
+        for i, s in enumerate(samples):
+            if i and modes[i] != modes[i - 1]:
+                do = chip.learn_bits if modes[i] else 0
+                cmds += [(SPI, _header("config", 1, 0), 1), (SPI, _header("config", 1, 9), do),
+                         (SPI, _header("config", 1, 0), 0)]  # fmt: skip
             x = _trial(s[inp], b)
             tgt = s.get(f"{out}/target") if out is not None else None
-            cmds += self.sample(x, None if tgt is None else _trial(tgt, b), learn)
+            cmds += self.sample(x, None if tgt is None else _trial(tgt, b), modes[i])
             lengths.append(x.shape[0])
         return cmds, lengths
 
@@ -279,6 +287,24 @@ def simulate(rtl: Path, cmds: list[tuple[int, int, int]]) -> str:
         tail = (done.stdout + done.stderr)[-2000:]
         raise BackendError([Problem("backend 'reckon-rtl'", f"simulation failed: {tail}")])
     return text
+
+def _clocked(cmds: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The SPI commands with the clock run in the word after each one that writes an SRAM word
+    or a seed (its PROG pulse is seen then; the testbench stops the clock otherwise)."""
+    from ..emulator.reckon import SEEDS, SPI_ADDRESSES
+
+    seeds = {SPI_ADDRESSES[name] for name in SEEDS}
+    out, pending, multi = [], False, False
+    for op, a, b in cmds:
+        if op == SPI:
+            out.append((SPI_CLOCKED if pending else SPI, a, b))
+            pending = (a >> 28) & 7 != 0 or (a & 0xFFFF) in seeds
+            multi = False
+        else:  # a multi-write: its header, then data words that each write
+            out.append((op, int(pending), b))
+            pending, multi = multi, True
+    return out
+
 
 def _header(mem: str, count: int, addr: int) -> int:
     """An SPI write header: target memory, number of 32-bit words, first address."""

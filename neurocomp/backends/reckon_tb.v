@@ -5,7 +5,12 @@
 // Reading the state uses hierarchical references (a recording; nothing is written that way).
 //
 // Commands, one per line: "op a b" (op decimal, a and b hexadecimal)
-//   1 addr data   SPI write (spi_send)          2 0 data   SPI data word of a multi-write (spi_half_w)
+//   1 addr data   SPI write (spi_send)          2 c data   SPI data word of a multi-write (spi_half_w)
+//   11 addr data  SPI write, clocked            (c = 1: clocked)
+// The clock runs through the first two bits of a clocked word and stops during the rest of
+// the SPI traffic: the SPI registers live in the SCK domain, and the PROG pulse of the word
+// before (an SRAM or seed write) is synchronized and seen while it runs. The chip idles
+// meanwhile, so only the simulation's speed changes.
 //   3 addr 0      AER input event               4 v 0      TARGET_VALID <= v
 //   5 byte 0      queue a target byte (sent over AER when the chip requests its target)
 //   6 v 0         SAMPLE <= v                   7 0 0      one TIME_TICK, handled to completion
@@ -30,10 +35,7 @@ module reckon_tb;
         .OUT_DATA(OUT_DATA)
     );
 
-    // tbench.h: CLK_HALF_PERIOD 10. The clock stops during most of each SPI word: the SPI
-    // registers live in the SCK domain, and a word's PROG pulse (SRAM and seed writes) is
-    // synchronized and seen while the clock runs through the first two bits of the next word
-    // (the chip idles meanwhile, so only the simulation's speed changes).
+    // tbench.h: CLK_HALF_PERIOD 10; stopped during SPI traffic (see the commands above)
     reg clk_run = 1'b1;
     always #10 CLK = clk_run ? ~CLK : 1'b0;
 
@@ -120,11 +122,11 @@ module reckon_tb;
         end
     endtask
 
-    task spi_word (input [31:0] data);  // tbench.sv's spi_half_w (SCK_HALF_PERIOD 50)
+    task spi_word (input [31:0] data, input clocked);  // tbench.sv's spi_half_w (SCK_HALF_PERIOD 50)
         integer m;
         begin
             for (m = 0; m < 32; m = m + 1) begin
-                clk_run = m < 2;
+                clk_run = clocked && m < 2;
                 MOSI = data[31 - m];
                 #50 SCK = 1'b1;
                 #50 SCK = 1'b0;
@@ -202,10 +204,11 @@ module reckon_tb;
         while (op != 9) begin
             r = $fscanf(fd, "%d %h %h\n", op, a, b);
             if (r != 3) op = 9;
-            if (op != 1 && op != 2) clk_run = 1'b1;
+            if (op != 1 && op != 2 && op != 11) clk_run = 1'b1;
             case (op)
-                1: begin spi_word(a); spi_word(b); end
-                2: spi_word(b);
+                1: begin spi_word(a, 1'b0); spi_word(b, 1'b0); end
+                11: begin spi_word(a, 1'b1); spi_word(b, 1'b0); end
+                2: spi_word(b, a[0]);
                 3: aer_send(a[7:0]);
                 4: TARGET_VALID = b[0] | a[0];
                 5: begin tar[n_tar] = a[7:0]; n_tar = n_tar + 1; end
