@@ -288,6 +288,27 @@ def simulate(rtl: Path, cmds: list[tuple[int, int, int]]) -> str:
         raise BackendError([Problem("backend 'reckon-rtl'", f"simulation failed: {tail}")])
     return text
 
+def run_program(program, steps: int, inputs: Mapping[str, np.ndarray], record: Sequence[str], learn: bool,
+                batch: int = 1, seed: int = 0, rtl=None) -> dict[str, np.ndarray]:  # fmt: skip
+    """``neurocomp run --backend reckon-rtl``: one sample of ``steps`` steps per trial. ``inputs``:
+    the input population's spikes (as the emulator takes them; a Poisson input without them draws
+    the emulator's frozen spikes) and ``<readout>/target``."""
+    from ..emulator.emulator import Emulator
+
+    backend = ReckonRTL(program, rtl, seed)
+    chip = backend.chip
+    emu = Emulator(program, batch=batch, seed=seed)
+    given = emu._check_inputs(dict(inputs), steps)
+    name = chip.inp.name
+    sample = {name: emu._input_chunk(name, emu.pops[name], given, 0, steps)}
+    if chip.out is not None and f"{chip.out.name}/target" in given:
+        sample[f"{chip.out.name}/target"] = given[f"{chip.out.name}/target"][:steps]
+    bad = [r for r in record if r not in ("spikes", "v", "w", "x1")]
+    if bad:
+        raise BackendError([Problem("backend 'reckon-rtl'", f"cannot record {bad} (spikes, v, w, x1)")])
+    return backend.run([sample], learn, record, batch)[0]
+
+
 def _clocked(cmds: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """The SPI commands with the clock run in the word after each one that writes an SRAM word
     or a seed (its PROG pulse is seen then; the testbench stops the clock otherwise)."""
