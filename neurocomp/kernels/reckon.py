@@ -630,24 +630,43 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
             continue
         for i in range(n_neur):
             if do_eprop & 1 and i < n_in:
-                t = ti[i] >> r[R_FP_TINP]
-                if t != 0 or not treg_zero:
-                    _number(words, nexts, T_WI, regs, L_WI, buf)
-                    for n in range(BLOCK):
-                        p = bl * BLOCK + n
-                        winp[i, p] = _hidden_update(winp[i, p], L[n], t, h[n], treg[n], r[R_REGUL_W] & 1,
-                                                    r[R_K_INP_P], r[R_K_INP_R], r[R_LR_P_WINP], r[R_LR_R_WINP],
-                                                    buf[n], r)[0]  # fmt: skip
+                _pre_word(winp[i, bl * BLOCK : (bl + 1) * BLOCK], -1, ti[i] >> r[R_FP_TINP], treg_zero, L, h, treg, r[R_REGUL_W] & 1,
+                          r[R_K_INP_P], r[R_K_INP_R], r[R_LR_P_WINP], r[R_LR_R_WINP], r, words, nexts, T_WI, regs,
+                          L_WI, buf)  # fmt: skip
             if do_eprop & 2 and i < n_rec:
-                t = tr[i] >> r[R_FP_TREC]
-                if t != 0 or not treg_zero:
-                    _number(words, nexts, T_WR, regs, L_WR, buf)
-                    for n in range(BLOCK):
-                        p = bl * BLOCK + n
-                        new, fired = _hidden_update(wrec[i, p], L[n], t, h[n], treg[n], r[R_REGUL_W] & 2,
-                                                    r[R_K_REC_P], r[R_K_REC_R], r[R_LR_P_WREC], r[R_LR_R_WREC],
-                                                    buf[n], r)  # fmt: skip
-                        wrec[i, p] = 0 if fired and p == i else new  # the autapse is written as 0
+                a = i - bl * BLOCK  # the autapse's post in this block, if there
+                _pre_word(wrec[i, bl * BLOCK : (bl + 1) * BLOCK], a if 0 <= a < BLOCK else -1, tr[i] >> r[R_FP_TREC], treg_zero, L, h, treg, r[R_REGUL_W] & 2,
+                          r[R_K_REC_P], r[R_K_REC_R], r[R_LR_P_WREC], r[R_LR_R_WREC], r, words, nexts, T_WR, regs,
+                          L_WR, buf)  # fmt: skip
+
+
+@kernel
+def _pre_word(row, autapse, t, treg_zero, L, h, treg, reg_w, k_p, k_r, lr_p, lr_r, r, words, nexts, table, regs, col,
+              buf):  # fmt: skip
+    """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one draw, unless its trace reads 0 and no post of the
+    block has a regularization term. Only posts whose ``p`` can be nonzero are updated (the
+    others keep their weight and draw as the word does); ``autapse``: the post that is the pre
+    neuron itself (recurrent; -1: none), written as 0 when its update fires."""
+    if t == 0 and treg_zero:
+        return
+    moves = False
+    for n in range(BLOCK):
+        moves = moves or _can_move(t, L[n], h[n], treg[n], reg_w, r)
+    if not moves:
+        regs[col] = lfsr_next(nexts[table], regs[col])
+        return
+    _number(words, nexts, table, regs, col, buf)
+    for n in range(BLOCK):
+        if _can_move(t, L[n], h[n], treg[n], reg_w, r):
+            new, fired = _hidden_update(row[n], L[n], t, h[n], treg[n], reg_w, k_p, k_r, lr_p, lr_r, buf[n], r)
+            row[n] = 0 if fired and n == autapse else new
+
+
+@kernel
+def _can_move(t, L, h, treg, reg_w, r):
+    """Whether a post's ``p`` can be nonzero: a nonzero ``L * t * h``, or an additive
+    regularization term (with its update on)."""
+    return (t != 0 and L != 0 and h != 0) or ((r[R_REGUL_MODE] & 2) != 0 and reg_w != 0 and treg != 0)
 
 
 @parallel_kernel
