@@ -591,7 +591,7 @@ def stoch_fires(p, lr_p, lr_r, rand, width, enable):
 
 
 @kernel
-def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg):
+def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act):
     """The learning phase (``EPROP``) of a step with a target: block by block of 16 post
     neurons, first each post's pseudo-derivative, regularization term, learning signal (from
     ``W_out`` before its update) and output weights (one draw per post whose output trace reads
@@ -628,45 +628,57 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
                     wout[p, k] = stoch_step(wout[p, k], pk, r[R_LR_P_WOUT], r[R_LR_R_WOUT], buf[k], OUTPUT_WIDTH, True)
         if do_eprop == 4:
             continue
+        _movers(L, h, treg, r[R_REGUL_W] & 1, r, act[0])
+        _movers(L, h, treg, r[R_REGUL_W] & 2, r, act[1])
         for i in range(n_neur):
             if do_eprop & 1 and i < n_in:
-                _pre_word(winp[i, bl * BLOCK : (bl + 1) * BLOCK], -1, ti[i] >> r[R_FP_TINP], treg_zero, L, h, treg, r[R_REGUL_W] & 1,
-                          r[R_K_INP_P], r[R_K_INP_R], r[R_LR_P_WINP], r[R_LR_R_WINP], r, words, nexts, T_WI, regs,
-                          L_WI, buf)  # fmt: skip
+                _pre_word(winp[i, bl * BLOCK : (bl + 1) * BLOCK], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0], L, h,
+                          treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r[R_LR_P_WINP], r[R_LR_R_WINP], r,
+                          words[T_WI], nexts[T_WI], regs, L_WI)  # fmt: skip
             if do_eprop & 2 and i < n_rec:
                 a = i - bl * BLOCK  # the autapse's post in this block, if there
-                _pre_word(wrec[i, bl * BLOCK : (bl + 1) * BLOCK], a if 0 <= a < BLOCK else -1, tr[i] >> r[R_FP_TREC], treg_zero, L, h, treg, r[R_REGUL_W] & 2,
-                          r[R_K_REC_P], r[R_K_REC_R], r[R_LR_P_WREC], r[R_LR_R_WREC], r, words, nexts, T_WR, regs,
-                          L_WR, buf)  # fmt: skip
+                _pre_word(wrec[i, bl * BLOCK : (bl + 1) * BLOCK], a if 0 <= a < BLOCK else -1, tr[i] >> r[R_FP_TREC],
+                          treg_zero, act[1], L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r[R_LR_P_WREC],
+                          r[R_LR_R_WREC], r, words[T_WR], nexts[T_WR], regs, L_WR)  # fmt: skip
 
 
 @kernel
-def _pre_word(row, autapse, t, treg_zero, L, h, treg, reg_w, k_p, k_r, lr_p, lr_r, r, words, nexts, table, regs, col,
-              buf):  # fmt: skip
-    """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one draw, unless its trace reads 0 and no post of the
-    block has a regularization term. Only posts whose ``p`` can be nonzero are updated (the
-    others keep their weight and draw as the word does); ``autapse``: the post that is the pre
-    neuron itself (recurrent; -1: none), written as 0 when its update fires."""
+def _movers(L, h, treg, reg_w, r, act):
+    """The posts of a block whose ``p`` can be nonzero: ``act[0, 0]`` of them with a nonzero trace
+    read, in ``act[0, 1:]`` (a nonzero ``L * h``, or an additive regularization term), and
+    ``act[1, 0]`` with a zero one, in ``act[1, 1:]`` (the regularization term only)."""
+    act[0, 0] = 0
+    act[1, 0] = 0
+    for n in range(BLOCK):
+        reg = (r[R_REGUL_MODE] & 2) != 0 and reg_w != 0 and treg[n] != 0
+        if reg or (L[n] != 0 and h[n] != 0):
+            act[0, 0] += 1
+            act[0, act[0, 0]] = n
+        if reg:
+            act[1, 0] += 1
+            act[1, act[1, 0]] = n
+
+
+@kernel
+def _pre_word(row, autapse, t, treg_zero, act, L, h, treg, reg_w, k_p, k_r, lr_p, lr_r, r, tab_words, tab_next, regs,
+              col):  # fmt: skip
+    """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one
+    draw, unless its trace reads 0 and no post of the block has a regularization term. Only
+    the posts of ``act`` (:func:`_movers`) are updated, each with its own number of the draw
+    (the others keep their weight); ``autapse``: the post that is the pre neuron itself
+    (recurrent; -1: none), written as 0 when its update fires."""
     if t == 0 and treg_zero:
         return
-    moves = False
-    for n in range(BLOCK):
-        moves = moves or _can_move(t, L[n], h[n], treg[n], reg_w, r)
-    if not moves:
-        regs[col] = lfsr_next(nexts[table], regs[col])
-        return
-    _number(words, nexts, table, regs, col, buf)
-    for n in range(BLOCK):
-        if _can_move(t, L[n], h[n], treg[n], reg_w, r):
-            new, fired = _hidden_update(row[n], L[n], t, h[n], treg[n], reg_w, k_p, k_r, lr_p, lr_r, buf[n], r)
-            row[n] = 0 if fired and n == autapse else new
-
-
-@kernel
-def _can_move(t, L, h, treg, reg_w, r):
-    """Whether a post's ``p`` can be nonzero: a nonzero ``L * t * h``, or an additive
-    regularization term (with its update on)."""
-    return (t != 0 and L != 0 and h != 0) or ((r[R_REGUL_MODE] & 2) != 0 and reg_w != 0 and treg != 0)
+    reg = regs[col]
+    movers = act[0] if t != 0 else act[1]
+    for m in range(1, movers[0] + 1):
+        n = movers[m]
+        rnd = 0
+        for c in range(tab_words.shape[0]):  # number n of the draw from reg
+            rnd ^= tab_words[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, n]
+        new, fired = _hidden_update(row[n], L[n], t, h[n], treg[n], reg_w, k_p, k_r, lr_p, lr_r, rnd, r)
+        row[n] = 0 if fired and n == autapse else new
+    regs[col] = lfsr_next(tab_next, reg)
 
 
 @parallel_kernel
@@ -684,6 +696,7 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
         L = np.zeros(BLOCK, np.int64)
         h = np.zeros(BLOCK, np.int64)
         treg = np.zeros(BLOCK, np.int64)
+        act = np.zeros((2, 2, BLOCK + 1), np.int64)
         regs = lfsr[b]
         for t in range(x.shape[0]):
             _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
@@ -691,7 +704,7 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
             if do_eprop and valid[t, b]:
                 _errors(oneur[b], tar[t, b], r, err)
                 _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs,
-                       buf, L, h, treg)  # fmt: skip
+                       buf, L, h, treg, act)  # fmt: skip
             _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
 
 
