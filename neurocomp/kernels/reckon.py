@@ -566,24 +566,6 @@ def _errors(oneur, tar, r, err):
 
 
 @kernel
-def _hidden_update(w, L, t, h, treg, reg_w, k_p, k_r, lr_p, lr_r, rnd, r):
-    """One input or recurrent weight (``srnn.v``'s ``prob_w*`` and ``stoch_update``): returns
-    the new weight and whether the update fired (the SRAM byte is written)."""
-    mode = r[R_REGUL_MODE]
-    pe = wrap(L * t * h, 32) if h != 0 else 0
-    wregi = wrap(((treg << k_p) & 0xFFFFFFFF) >> k_r, 32) if (mode & 2) and reg_w else 0
-    wregs = 16
-    if (mode & 1) and r[R_REGUL_W] != 0:
-        m = treg >> r[R_K_MUL]
-        wregs = 0 if m >> 4 else 16 - (m & 15)
-    pk = pe * 16 if pe < 0 else pe * wregs
-    ps = wrap(wrap(pk >> 4, 32) - wregi, 32)
-    p = -(1 << 31) if ps >= 0 and (pk >> 31) & 1 else ps
-    en = h != 0 or (mode != 0 and reg_w)
-    return stoch_step(w, p, lr_p, lr_r, rnd, HIDDEN_WIDTH, en), stoch_fires(p, lr_p, lr_r, rnd, HIDDEN_WIDTH, en)
-
-
-@kernel
 def stoch_fires(p, lr_p, lr_r, rand, width, enable):
     """Whether ``stoch_update`` writes its byte (``~no_change``; an overflow still writes)."""
     tot = min(abs(p) << lr_p, (1 << width) - 1) >> lr_r
@@ -591,7 +573,7 @@ def stoch_fires(p, lr_p, lr_r, rand, width, enable):
 
 
 @kernel
-def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act):
+def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act, post):
     """The learning phase (``EPROP``) of a step with a target: block by block of 16 post
     neurons, first each post's pseudo-derivative, regularization term, learning signal (from
     ``W_out`` before its update) and output weights (one draw per post whose output trace reads
@@ -628,29 +610,38 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
                     wout[p, k] = stoch_step(wout[p, k], pk, r[R_LR_P_WOUT], r[R_LR_R_WOUT], buf[k], OUTPUT_WIDTH, True)
         if do_eprop == 4:
             continue
-        _movers(L, h, treg, r[R_REGUL_W] & 1, r, act[0])
-        _movers(L, h, treg, r[R_REGUL_W] & 2, r, act[1])
+        _movers(L, h, treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r, act[0], post[0])
+        _movers(L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r, act[1], post[1])
         for i in range(n_neur):
             if do_eprop & 1 and i < n_in:
-                _pre_word(winp[i, bl * BLOCK : (bl + 1) * BLOCK], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0], L, h,
-                          treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r[R_LR_P_WINP], r[R_LR_R_WINP], r,
-                          words[T_WI], nexts[T_WI], regs, L_WI)  # fmt: skip
+                _pre_word(winp[i, bl * BLOCK : (bl + 1) * BLOCK], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0],
+                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], words[T_WI], nexts[T_WI], regs, L_WI)  # fmt: skip
             if do_eprop & 2 and i < n_rec:
                 a = i - bl * BLOCK  # the autapse's post in this block, if there
                 _pre_word(wrec[i, bl * BLOCK : (bl + 1) * BLOCK], a if 0 <= a < BLOCK else -1, tr[i] >> r[R_FP_TREC],
-                          treg_zero, act[1], L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r[R_LR_P_WREC],
-                          r[R_LR_R_WREC], r, words[T_WR], nexts[T_WR], regs, L_WR)  # fmt: skip
+                          treg_zero, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], words[T_WR], nexts[T_WR], regs,
+                          L_WR)  # fmt: skip
 
 
 @kernel
-def _movers(L, h, treg, reg_w, r, act):
+def _movers(L, h, treg, reg_w, k_p, k_r, r, act, post):
     """The posts of a block whose ``p`` can be nonzero: ``act[0, 0]`` of them with a nonzero trace
     read, in ``act[0, 1:]`` (a nonzero ``L * h``, or an additive regularization term), and
-    ``act[1, 0]`` with a zero one, in ``act[1, 1:]`` (the regularization term only)."""
+    ``act[1, 0]`` with a zero one, in ``act[1, 1:]`` (the regularization term only); and each
+    post's part of ``p`` that does not depend on the pre neuron, ``post[:, n]``: ``L * h``, the
+    additive term, the multiplicative factor (``srnn.v``'s ``prob_wregs``) and the enable."""
+    mode = r[R_REGUL_MODE]
     act[0, 0] = 0
     act[1, 0] = 0
     for n in range(BLOCK):
-        reg = (r[R_REGUL_MODE] & 2) != 0 and reg_w != 0 and treg[n] != 0
+        post[0, n] = L[n] * h[n]
+        post[1, n] = wrap(((treg[n] << k_p) & 0xFFFFFFFF) >> k_r, 32) if (mode & 2) and reg_w else 0
+        post[2, n] = 16
+        if (mode & 1) and r[R_REGUL_W] != 0:
+            m = treg[n] >> r[R_K_MUL]
+            post[2, n] = 0 if m >> 4 else 16 - (m & 15)
+        post[3, n] = h[n] != 0 or (mode != 0 and reg_w != 0)
+        reg = (mode & 2) != 0 and reg_w != 0 and treg[n] != 0
         if reg or (L[n] != 0 and h[n] != 0):
             act[0, 0] += 1
             act[0, act[0, 0]] = n
@@ -660,8 +651,19 @@ def _movers(L, h, treg, reg_w, r, act):
 
 
 @kernel
-def _pre_word(row, autapse, t, treg_zero, act, L, h, treg, reg_w, k_p, k_r, lr_p, lr_r, r, tab_words, tab_next, regs,
-              col):  # fmt: skip
+def _hidden_p(lh, t, wregi, wregs):
+    """The 32-bit ``p`` of an input or recurrent synapse from its post's parts (:func:`_movers`)
+    and the pre trace as read (``srnn.v``'s ``prob_winp``: the product ``L * t * h`` scaled by
+    the multiplicative factor, minus the additive term, forced to ``-2**31`` where that is
+    >= 0 while bit 31 of the scaled product is set)."""
+    pe = wrap(lh * t, 32)
+    pk = pe * 16 if pe < 0 else pe * wregs
+    ps = wrap(wrap(pk >> 4, 32) - wregi, 32)
+    return -(1 << 31) if ps >= 0 and (pk >> 31) & 1 else ps
+
+
+@kernel
+def _pre_word(row, autapse, t, treg_zero, act, post, lr_p, lr_r, tab_words, tab_next, regs, col):
     """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one
     draw, unless its trace reads 0 and no post of the block has a regularization term. Only
     the posts of ``act`` (:func:`_movers`) are updated, each with its own number of the draw
@@ -676,8 +678,10 @@ def _pre_word(row, autapse, t, treg_zero, act, L, h, treg, reg_w, k_p, k_r, lr_p
         rnd = 0
         for c in range(tab_words.shape[0]):  # number n of the draw from reg
             rnd ^= tab_words[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, n]
-        new, fired = _hidden_update(row[n], L[n], t, h[n], treg[n], reg_w, k_p, k_r, lr_p, lr_r, rnd, r)
-        row[n] = 0 if fired and n == autapse else new
+        p = _hidden_p(post[0, n], t, post[1, n], post[2, n])
+        on = post[3, n] != 0
+        new = stoch_step(row[n], p, lr_p, lr_r, rnd, HIDDEN_WIDTH, on)
+        row[n] = 0 if n == autapse and stoch_fires(p, lr_p, lr_r, rnd, HIDDEN_WIDTH, on) else new
     regs[col] = lfsr_next(tab_next, reg)
 
 
@@ -697,6 +701,7 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
         h = np.zeros(BLOCK, np.int64)
         treg = np.zeros(BLOCK, np.int64)
         act = np.zeros((2, 2, BLOCK + 1), np.int64)
+        post = np.zeros((2, 4, BLOCK), np.int64)
         regs = lfsr[b]
         for t in range(x.shape[0]):
             _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
@@ -704,7 +709,7 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
             if do_eprop and valid[t, b]:
                 _errors(oneur[b], tar[t, b], r, err)
                 _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs,
-                       buf, L, h, treg, act)  # fmt: skip
+                       buf, L, h, treg, act, post)  # fmt: skip
             _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
 
 
