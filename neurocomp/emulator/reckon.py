@@ -508,14 +508,36 @@ class ReckonChip:
         # n_max the last word would never be stepped, so the image adds phantom input channels (which
         # never fire) up to an even count
         self.n_in_chip = self.n_in if n_max % 2 == 0 else n_max + 1
-        self.n_post = 16 * ((self.n_rec - 1) // 16 + 1)  # posts in whole SRAM words
         self.profile = prof
+        self.n_out_chip = int(prof.capacity.output_neurons)  # readout slots (one per STEP cycle 0..15)
+        self.params = self._chip_params()
+        block = self.params["posts_per_word"]
+        self.n_post = block * ((self.n_rec - 1) // block + 1)  # posts in whole SRAM words
         self.spi = self._registers()
         self.vector = self._vector()
         self.learn_bits = sum(DO_EPROP_BITS[r] for r in self.proj) if self.learns else 0
         self.scale = 2.0 ** self.out.scale_exp if self.out is not None else 1.0
 
     # -- registers
+    CHIP_PARAMS = ("update_prob_bits", "posts_per_word", "readout_leak_bits", "error_bits", "leak_top_nibble",
+                   "trace_bits", "learning_signal_bits")  # fmt: skip
+
+    def _chip_params(self) -> dict[str, Any]:
+        """The chip constants the core needs from the profile's ``learning.params`` (required keys)."""
+        from ..errors import Problem
+        from .emulator import EmulatorError
+
+        params = self.profile.learning.params
+        missing = [k for k in self.CHIP_PARAMS if k not in params]
+        if missing:
+            raise EmulatorError([Problem(f"profile {self.profile.name!r}", f"learning.params lacks {missing}")])
+        out = {k: params[k] for k in self.CHIP_PARAMS}
+        draw = Lfsr.from_source(next(s for s in self.profile.random_sources.values() if s.role == "weights_input"))
+        if draw.words_per_draw != out["posts_per_word"] or self.profile.formats.weight.mantissa_bits != 8:
+            raise EmulatorError([Problem(f"profile {self.profile.name!r}", "posts_per_word must equal the weight "
+                                         "LFSR's numbers per draw, and weights are 8-bit")])  # fmt: skip
+        return out
+
     def _registers(self) -> dict[str, int]:
         """Every SPI register the core reads (src/spi_slave.v names), from the Program and the
         lowered learning registers; control registers as src/tbench.sv sets them."""
@@ -525,10 +547,12 @@ class ReckonChip:
         prof, hid = self.profile, self.hid.params
         alpha, kappa = int(hid["voltage_decay"]), self._kappa()
         one = 1 << (prof.formats.decay.bits - 1)
-        if not (7 << 12) <= alpha <= (9 << 12) - 1:
+        lo, hi = (int(n) << (prof.formats.decay.bits - 4) for n in self.params["leak_top_nibble"])
+        hi += (1 << (prof.formats.decay.bits - 4)) - 1
+        if not lo <= alpha <= hi:
             raise EmulatorError([Problem(f"population {self.hid.name!r}",
-                                         f"leak {alpha / one:.4f} (code {alpha}): reckon's leak is 0x7000..0x8FFF "
-                                         "(a 12-bit register under a top nibble of 7 or 8: 0.875 .. 1.125)")])  # fmt: skip
+                                         f"leak {alpha / one:.4f} (code {alpha}): reckon's leak is {lo:#x}..{hi:#x} "
+                                         f"(a 12-bit register under a top nibble of {lo >> 12} or {hi >> 12})")])  # fmt: skip
         thr = int(hid["threshold"])
         if not 1 <= thr <= 2 ** (prof.formats.voltage.bits - 1) - 1:
             raise EmulatorError([Problem(f"population {self.hid.name!r}", f"threshold {thr} outside 1 .. 32767")])
@@ -548,9 +572,10 @@ class ReckonChip:
 
     def _kappa(self) -> int:
         """The readouts' 8-bit leak KAPPA (1.7) from their compiled 16-bit decay (1.15)."""
+        bits = int(self.params["readout_leak_bits"])
         if self.out is None:
-            return 1 << 7
-        return int(round(int(self.out.params["voltage_decay"]) / 2**8))
+            return 1 << (bits - 1)
+        return int(round(int(self.out.params["voltage_decay"]) / 2 ** (self.profile.formats.decay.bits - bits)))
 
     def _learning_registers(self) -> dict[str, int]:
         """The learning registers: the output projection's for the shared ones, each role's
@@ -602,7 +627,13 @@ class ReckonChip:
             kr.R_K_REC_P: s["REGUL_K_REC_P"], kr.R_K_MUL: s["REGUL_K_MUL"],
             kr.R_BITS_TINP: int(tb["input"]), kr.R_BITS_TREC: int(tb["recurrent"]), kr.R_BITS_TOUT: int(tb["output"]),
             kr.R_IMP_INP: 8 << s["FP_LOC_TINP"], kr.R_IMP_REC: 8 << s["FP_LOC_TREC"], kr.R_IMP_OUT: 2 << s["FP_LOC_TOUT"],
-            kr.R_ALPHA_ONE: 1 << (prof.formats.decay.bits - 1), kr.R_KAPPA_ONE: 1 << 7,
+            kr.R_ALPHA_ONE: 1 << (prof.formats.decay.bits - 1),
+            kr.R_KAPPA_ONE: 1 << (int(self.params["readout_leak_bits"]) - 1),
+            kr.R_HID_BITS: int(self.params["update_prob_bits"]["hidden"]),
+            kr.R_OUT_BITS: int(self.params["update_prob_bits"]["output"]),
+            kr.R_ERR_BITS: int(self.params["error_bits"]), kr.R_BLOCK: int(self.params["posts_per_word"]),
+            kr.R_V_BITS: prof.formats.voltage.bits, kr.R_ALPHA_FRAC: prof.formats.decay.bits - 1,
+            kr.R_KAPPA_FRAC: int(self.params["readout_leak_bits"]) - 1,
         }  # fmt: skip
         for i, val in vals.items():
             v[i] = val
@@ -616,7 +647,7 @@ class ReckonChip:
         with zeros to whole words) from ``{role: [batch, post, pre]}`` weights."""
         winp = np.zeros((batch, self.n_in_chip, self.n_post), np.int64)
         wrec = np.zeros((batch, self.n_rec, self.n_post), np.int64)
-        wout = np.zeros((batch, self.n_rec, 16), np.int64)
+        wout = np.zeros((batch, self.n_rec, self.n_out_chip), np.int64)
         if "input" in weights:
             winp[:, : self.n_in, : self.n_rec] = np.swapaxes(weights["input"], 1, 2)
         if "recurrent" in weights:
@@ -629,7 +660,7 @@ class ReckonChip:
         """Per step and trial: the 16-bit targets the host sends (regression: ``round(target *
         2**scale_exp)`` saturated; classification: the one-hot row's label in entry 0) and
         whether one is valid (TARGET_VALID: no NaN in the row)."""
-        tar = np.zeros((steps, b, 16), np.int64)
+        tar = np.zeros((steps, b, self.n_out_chip), np.int64)
         if target is None:
             return tar, np.zeros((steps, b), bool)
         t = np.asarray(target, np.float64)[:steps]
@@ -702,7 +733,7 @@ class ReckonCore:
         n_max = max(self.chip.n_in_chip, self.chip.n_rec, self.chip.n_out)
         draws = {"trace_input": words, "trace_recurrent": words, "trace_output": words,
                  "membrane": words if r[kr.R_ALPHA] != r[kr.R_ALPHA_ONE] else 0,
-                 "readout": min(16, n_max) if r[kr.R_KAPPA] != r[kr.R_KAPPA_ONE] else 0}  # fmt: skip
+                 "readout": min(self.chip.n_out_chip, n_max) if r[kr.R_KAPPA] != r[kr.R_KAPPA_ONE] else 0}  # fmt: skip
         for role, n in draws.items():
             self.rand.regs[role] = self.rand.gens[role].advance(self.rand.regs[role], n)
 
@@ -714,7 +745,7 @@ class ReckonCore:
         u, z = (np.zeros((b, self.slots), np.int64) for _ in range(2))
         u[:, : chip.n_rec] = emu.pops[hid].state["v"]
         z[:, : chip.n_rec] = emu.pops[hid].state["spikes"]
-        oneur = np.zeros((b, 16), np.int64)
+        oneur = np.zeros((b, chip.n_out_chip), np.int64)
         if out is not None:
             oneur[:, : chip.n_out] = emu.pops[out].state["v"]
         traces = [np.zeros((b, self.slots), np.int64) for _ in range(3)]

@@ -445,7 +445,9 @@ def deliver(w, spikes, factor, in_scale, out):
  R_BITS_TINP, R_BITS_TREC, R_BITS_TOUT, R_IMP_INP, R_IMP_REC, R_IMP_OUT, R_ALPHA_ONE, R_KAPPA_ONE) = range(39)  # fmt: skip
 R_THR_H = 39  # THR_H_0..3
 R_H = 43  # H_0..4
-N_REGISTERS = 48
+R_HID_BITS, R_OUT_BITS, R_ERR_BITS, R_BLOCK = 48, 49, 50, 51  # update_prob_bits, error_bits, posts_per_word
+R_V_BITS, R_ALPHA_FRAC, R_KAPPA_FRAC = 52, 53, 54  # membrane width, fraction bits of the two leaks
+N_REGISTERS = 55
 # LFSR register columns of :func:`run_core` (one per instance) and the table each draws from
 L_MEM0, L_MEM1, L_RO, L_TI0, L_TI1, L_TR0, L_TR1, L_TO0, L_TO1, L_WI, L_WR, L_WO = range(12)
 T_MEM, T_RO, T_TI, T_TR, T_TO, T_WI, T_WR, T_WO = range(8)
@@ -482,11 +484,11 @@ def _prop(x, z, u, ti, tr, to, oneur, winp, wrec, wout, r, do_eprop):
             continue
         if zi:
             for k in range(n_out):
-                oneur[k] = sat(oneur[k] + (wout[i, k] << r[R_FP_WOUT]), 16)
+                oneur[k] = sat(oneur[k] + (wout[i, k] << r[R_FP_WOUT]), r[R_V_BITS])
         for j in range(n_post):
             a = (winp[i, j] << r[R_FP_WINP]) if xi else 0
             c = (wrec[i, j] << r[R_FP_WREC]) if zi else 0
-            u[j] = sat(u[j] + sat(a + c, 16), 16)
+            u[j] = sat(u[j] + sat(a + c, r[R_V_BITS]), r[R_V_BITS])
         if xi and do_eprop & 1:
             ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)
             if i >= n_rec and i < n_post:  # an input past NUM_REC in the last word: the EVT pass
@@ -534,20 +536,20 @@ def _step(u, ti, tr, to, z, oneur, r, words, nexts, regs, buf):
         for n in range(2):
             s = 2 * w + n
             v = u[s]
-            lk = _leak(v, alpha, 15, rm1 if n else rm0, leaky, 16)
+            lk = _leak(v, alpha, r[R_ALPHA_FRAC], rm1 if n else rm0, leaky, r[R_V_BITS])
             if v >= thr:
                 z[s] = 1
-                u[s] = 0 if r[R_RST_ZERO] else wrap(lk - thr, 16)
+                u[s] = 0 if r[R_RST_ZERO] else wrap(lk - thr, r[R_V_BITS])
             else:
                 z[s] = 0
                 u[s] = lk
-            ti[s] = _leak(ti[s], alpha, 15, ri1 if n else ri0, leaky, wi)
-            tr[s] = _leak(tr[s], alpha, 15, rr1 if n else rr0, leaky, wr)
-            to[s] = _leak(to[s], kappa, 7, ro1 if n else ro0, kleaky, wo)
-    for c in range(min(16, n_max)):
+            ti[s] = _leak(ti[s], alpha, r[R_ALPHA_FRAC], ri1 if n else ri0, leaky, wi)
+            tr[s] = _leak(tr[s], alpha, r[R_ALPHA_FRAC], rr1 if n else rr0, leaky, wr)
+            to[s] = _leak(to[s], kappa, r[R_KAPPA_FRAC], ro1 if n else ro0, kleaky, wo)
+    for c in range(min(oneur.size, n_max)):  # one readout per STEP cycle
         ro = _number(words, nexts, T_RO, regs, L_RO, buf) if kleaky else 0
         if c < r[R_N_OUT]:
-            oneur[c] = _leak(oneur[c], kappa, 7, ro, kleaky, 16)
+            oneur[c] = _leak(oneur[c], kappa, r[R_KAPPA_FRAC], ro, kleaky, r[R_V_BITS])
 
 
 @kernel
@@ -562,7 +564,7 @@ def _errors(oneur, tar, r, err):
         if r[R_OUT_ACT]:
             y = 2048 if vo > 2047 else (0 if vo < -2048 else (vo + 2048) >> 1)
         yt = tar[k] if r[R_REGRESSION] else (2048 if tar[0] == k else 0)
-        err[k] = sat(yt - y, 16)
+        err[k] = sat(yt - y, r[R_ERR_BITS])
 
 
 @kernel
@@ -582,10 +584,11 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
     n_neur = max(n_in, n_rec)
     last_even = (n_neur - 1) & ~1  # posts beyond NUM_NEUR read the last word the phase read
     mode = r[R_REGUL_MODE]
-    for bl in range((n_rec - 1) // BLOCK + 1):
+    block = r[R_BLOCK]
+    for bl in range((n_rec - 1) // block + 1):
         treg_zero = True
-        for n in range(BLOCK):
-            p = bl * BLOCK + n
+        for n in range(block):
+            p = bl * block + n
             rs = p if p < n_neur else last_even | (p & 1)
             h[n] = 0
             for i in range(5):  # the priority chain of THR_H_0..3
@@ -605,22 +608,23 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
             t = to[rs] >> r[R_FP_TOUT]
             if do_eprop & 4 and t != 0:
                 _number(words, nexts, T_WO, regs, L_WO, buf)
-                for k in range(BLOCK):
-                    pk = wrap(err[k] * t, OUTPUT_WIDTH)
-                    wout[p, k] = stoch_step(wout[p, k], pk, r[R_LR_P_WOUT], r[R_LR_R_WOUT], buf[k], OUTPUT_WIDTH, True)
+                width = r[R_OUT_BITS]
+                for k in range(wout.shape[1]):
+                    pk = wrap(err[k] * t, width)
+                    wout[p, k] = stoch_step(wout[p, k], pk, r[R_LR_P_WOUT], r[R_LR_R_WOUT], buf[k], width, True)
         if do_eprop == 4:
             continue
         _movers(L, h, treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r, act[0], post[0])
         _movers(L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r, act[1], post[1])
         for i in range(n_neur):
             if do_eprop & 1 and i < n_in:
-                _pre_word(winp[i, bl * BLOCK : (bl + 1) * BLOCK], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0],
-                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], words[T_WI], nexts[T_WI], regs, L_WI)  # fmt: skip
+                _pre_word(winp[i, bl * block : (bl + 1) * block], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0],
+                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], words[T_WI], nexts[T_WI], regs, L_WI)  # fmt: skip
             if do_eprop & 2 and i < n_rec:
-                a = i - bl * BLOCK  # the autapse's post in this block, if there
-                _pre_word(wrec[i, bl * BLOCK : (bl + 1) * BLOCK], a if 0 <= a < BLOCK else -1, tr[i] >> r[R_FP_TREC],
-                          treg_zero, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], words[T_WR], nexts[T_WR], regs,
-                          L_WR)  # fmt: skip
+                a = i - bl * block  # the autapse's post in this block, if there
+                _pre_word(wrec[i, bl * block : (bl + 1) * block], a if 0 <= a < block else -1, tr[i] >> r[R_FP_TREC],
+                          treg_zero, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], words[T_WR],
+                          nexts[T_WR], regs, L_WR)  # fmt: skip
 
 
 @kernel
@@ -633,7 +637,7 @@ def _movers(L, h, treg, reg_w, k_p, k_r, r, act, post):
     mode = r[R_REGUL_MODE]
     act[0, 0] = 0
     act[1, 0] = 0
-    for n in range(BLOCK):
+    for n in range(L.size):
         post[0, n] = L[n] * h[n]
         post[1, n] = wrap(((treg[n] << k_p) & 0xFFFFFFFF) >> k_r, 32) if (mode & 2) and reg_w else 0
         post[2, n] = 16
@@ -663,7 +667,7 @@ def _hidden_p(lh, t, wregi, wregs):
 
 
 @kernel
-def _pre_word(row, autapse, t, treg_zero, act, post, lr_p, lr_r, tab_words, tab_next, regs, col):
+def _pre_word(row, autapse, t, treg_zero, act, post, lr_p, lr_r, width, tab_words, tab_next, regs, col):
     """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one
     draw, unless its trace reads 0 and no post of the block has a regularization term. Only
     the posts of ``act`` (:func:`_movers`) are updated, each with its own number of the draw
@@ -680,8 +684,8 @@ def _pre_word(row, autapse, t, treg_zero, act, post, lr_p, lr_r, tab_words, tab_
             rnd ^= tab_words[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, n]
         p = _hidden_p(post[0, n], t, post[1, n], post[2, n])
         on = post[3, n] != 0
-        new = stoch_step(row[n], p, lr_p, lr_r, rnd, HIDDEN_WIDTH, on)
-        row[n] = 0 if n == autapse and stoch_fires(p, lr_p, lr_r, rnd, HIDDEN_WIDTH, on) else new
+        new = stoch_step(row[n], p, lr_p, lr_r, rnd, width, on)
+        row[n] = 0 if n == autapse and stoch_fires(p, lr_p, lr_r, rnd, width, on) else new
     regs[col] = lfsr_next(tab_next, reg)
 
 
@@ -695,13 +699,14 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
     wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
     recorded)."""
     for b in prange(u.shape[0]):
-        buf = np.empty(BLOCK, np.int64)
-        err = np.zeros(BLOCK, np.int64)
-        L = np.zeros(BLOCK, np.int64)
-        h = np.zeros(BLOCK, np.int64)
-        treg = np.zeros(BLOCK, np.int64)
-        act = np.zeros((2, 2, BLOCK + 1), np.int64)
-        post = np.zeros((2, 4, BLOCK), np.int64)
+        block = r[R_BLOCK]
+        buf = np.empty(max(block, oneur.shape[1]), np.int64)
+        err = np.zeros(oneur.shape[1], np.int64)
+        L = np.zeros(block, np.int64)
+        h = np.zeros(block, np.int64)
+        treg = np.zeros(block, np.int64)
+        act = np.zeros((2, 2, block + 1), np.int64)
+        post = np.zeros((2, 4, block), np.int64)
         regs = lfsr[b]
         for t in range(x.shape[0]):
             _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
