@@ -61,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         "core_batch": rate(prog, args.batch, max(2, args.iterations // 10), True),
         "step_single": rate(prog, 1, max(1, args.iterations // 10), False),
     }
-    print(f"reckon e-prop pattern, 100-100-1, 1000 steps per trial (trial-iterations per second)")
+    print("reckon e-prop pattern, 100-100-1, 1000 steps per trial (trial-iterations per second)")
     print(f"  one trial, whole trial per call: {res['core_single']:8.2f}  (target 10)")
     print(f"  batch {args.batch}, whole trial per call: {res['core_batch']:8.2f}  (target 80)")
-    print(f"  one trial, step by step:         {res['step_single']:8.2f}  ratio {res['core_single'] / res['step_single']:.1f}x")
+    ratio = res["core_single"] / res["step_single"]
+    print(f"  one trial, step by step:         {res['step_single']:8.2f}  (whole trial per call: {ratio:.1f}x)")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
     return 0

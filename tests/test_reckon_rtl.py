@@ -24,7 +24,8 @@ import neurocomp as nc
 from neurocomp.backends import reckon_rtl
 from neurocomp.emulator import Emulator
 
-RTL = os.environ.get(reckon_rtl.RTL_ENV) or str(Path(__file__).resolve().parents[2] / "shared" / "vendor" / "reckon-rtl")
+BESIDE = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "reckon-rtl"  # ../shared beside the checkout
+RTL = os.environ.get(reckon_rtl.RTL_ENV) or str(BESIDE)
 HAVE_RTL = (Path(RTL) / "src" / "reckon.v").is_file()
 pytestmark = [
     pytest.mark.skipif(

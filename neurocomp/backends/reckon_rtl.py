@@ -228,7 +228,8 @@ class ReckonRTL:
                 steps[-1][key] = [int(v) for v in vals]
         if len(steps) != sum(lengths):
             raise BackendError([Problem("backend 'reckon-rtl'", f"{len(steps)} steps recorded, {sum(lengths)} run")])
-        names = {"U": (chip.hid.name, "v"), "Z": (chip.hid.name, "spikes"), "O": (chip.out.name if chip.out else "", "v")}
+        readout = chip.out.name if chip.out else ""
+        names = {"U": (chip.hid.name, "v"), "Z": (chip.hid.name, "spikes"), "O": (readout, "v")}
         shapes = {"WI": ("input", (chip.n_in, chip.n_rec)), "WR": ("recurrent", (chip.n_rec, chip.n_rec)),
                   "WO": ("output", (chip.n_rec, chip.n_out)), "TI": ("input", None), "TR": ("recurrent", None),
                   "TO": ("output", None)}  # fmt: skip
@@ -270,7 +271,7 @@ def run_many(jobs) -> list[list[dict[str, np.ndarray]]]:
     for _, samples, _, _, batch in jobs:
         per = trials[k : k + batch]
         k += batch
-        out.append([{key: np.stack([t[i][key] for t in per], axis=1) for key in per[0][i]} for i in range(len(samples))])
+        out.append([{k: np.stack([t[i][k] for t in per], axis=1) for k in per[0][i]} for i in range(len(samples))])
     return out
 
 

@@ -552,7 +552,7 @@ class ReckonChip:
         if not lo <= alpha <= hi:
             raise EmulatorError([Problem(f"population {self.hid.name!r}",
                                          f"leak {alpha / one:.4f} (code {alpha}): reckon's leak is {lo:#x}..{hi:#x} "
-                                         f"(a 12-bit register under a top nibble of {lo >> 12} or {hi >> 12})")])  # fmt: skip
+                                         f"(a 12-bit register under a nibble of {lo >> 12} or {hi >> 12})")])  # fmt: skip
         thr = int(hid["threshold"])
         if not 1 <= thr <= 2 ** (prof.formats.voltage.bits - 1) - 1:
             raise EmulatorError([Problem(f"population {self.hid.name!r}", f"threshold {thr} outside 1 .. 32767")])
@@ -603,8 +603,8 @@ class ReckonChip:
             from ..errors import Problem
             from .emulator import EmulatorError
 
-            raise EmulatorError([Problem(f"projection {out.name!r}", f"REGUL_MODE {mode:#05b}: bits 2 and 1 together "
-                                         "make the chip learn without a target, which the emulator does not model")])  # fmt: skip
+            msg = "bits 2 and 1 together make the chip learn without a target, which the emulator does not model"
+            raise EmulatorError([Problem(f"projection {out.name!r}", f"REGUL_MODE {mode:#05b}: {msg}")])
         reg["REGUL_W"], reg["REGUL_MODE"] = regul_w, mode
         return reg
 
@@ -626,7 +626,8 @@ class ReckonChip:
             kr.R_K_INP_R: s["REGUL_K_INP_R"], kr.R_K_INP_P: s["REGUL_K_INP_P"], kr.R_K_REC_R: s["REGUL_K_REC_R"],
             kr.R_K_REC_P: s["REGUL_K_REC_P"], kr.R_K_MUL: s["REGUL_K_MUL"],
             kr.R_BITS_TINP: int(tb["input"]), kr.R_BITS_TREC: int(tb["recurrent"]), kr.R_BITS_TOUT: int(tb["output"]),
-            kr.R_IMP_INP: 8 << s["FP_LOC_TINP"], kr.R_IMP_REC: 8 << s["FP_LOC_TREC"], kr.R_IMP_OUT: 2 << s["FP_LOC_TOUT"],
+            kr.R_IMP_INP: 8 << s["FP_LOC_TINP"], kr.R_IMP_REC: 8 << s["FP_LOC_TREC"],
+            kr.R_IMP_OUT: 2 << s["FP_LOC_TOUT"],
             kr.R_ALPHA_ONE: 1 << (prof.formats.decay.bits - 1),
             kr.R_KAPPA_ONE: 1 << (int(self.params["readout_leak_bits"]) - 1),
             kr.R_HID_BITS: int(self.params["update_prob_bits"]["hidden"]),

@@ -442,7 +442,8 @@ def deliver(w, spikes, factor, in_scale, out):
 (R_N_IN, R_N_REC, R_N_OUT, R_FP_WINP, R_FP_WREC, R_FP_WOUT, R_FP_TINP, R_FP_TREC, R_FP_TOUT, R_SIG_SCALE, R_SIG_BITS,
  R_REGUL_MODE, R_REGUL_W, R_RST_ZERO, R_REGRESSION, R_OUT_ACT, R_ALPHA, R_KAPPA, R_THR, R_LR_R_WINP, R_LR_P_WINP,
  R_LR_R_WREC, R_LR_P_WREC, R_LR_R_WOUT, R_LR_P_WOUT, R_F0, R_K_INP_R, R_K_INP_P, R_K_REC_R, R_K_REC_P, R_K_MUL,
- R_BITS_TINP, R_BITS_TREC, R_BITS_TOUT, R_IMP_INP, R_IMP_REC, R_IMP_OUT, R_ALPHA_ONE, R_KAPPA_ONE) = range(39)  # fmt: skip
+ R_BITS_TINP, R_BITS_TREC, R_BITS_TOUT, R_IMP_INP, R_IMP_REC, R_IMP_OUT, R_ALPHA_ONE,
+ R_KAPPA_ONE) = range(39)  # fmt: skip
 R_THR_H = 39  # THR_H_0..3
 R_H = 43  # H_0..4
 R_HID_BITS, R_OUT_BITS, R_ERR_BITS, R_BLOCK = 48, 49, 50, 51  # update_prob_bits, error_bits, posts_per_word
@@ -619,7 +620,8 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
         for i in range(n_neur):
             if do_eprop & 1 and i < n_in:
                 _pre_word(winp[i, bl * block : (bl + 1) * block], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0],
-                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], words[T_WI], nexts[T_WI], regs, L_WI)  # fmt: skip
+                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], words[T_WI], nexts[T_WI], regs,
+                          L_WI)  # fmt: skip
             if do_eprop & 2 and i < n_rec:
                 a = i - bl * block  # the autapse's post in this block, if there
                 _pre_word(wrec[i, bl * block : (bl + 1) * block], a if 0 <= a < block else -1, tr[i] >> r[R_FP_TREC],
