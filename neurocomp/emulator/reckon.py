@@ -550,9 +550,8 @@ class ReckonChip:
         lo, hi = (int(n) << (prof.formats.decay.bits - 4) for n in self.params["leak_top_nibble"])
         hi += (1 << (prof.formats.decay.bits - 4)) - 1
         if not lo <= alpha <= hi:
-            msg = f"a 12-bit register under a nibble of {lo >> 12} or {hi >> 12}"
-            where = f"population {self.hid.name!r}"
-            raise EmulatorError([Problem(where, f"leak {alpha / one:.4f} (code {alpha}): reckon's is {lo:#x}..{hi:#x} ({msg})")])
+            msg = f"reckon's is {lo:#x}..{hi:#x} (a 12-bit register under a nibble of {lo >> 12} or {hi >> 12})"
+            raise EmulatorError([Problem(f"population {self.hid.name!r}", f"leak {alpha / one:.4f} (code {alpha}): {msg}")])
         thr = int(hid["threshold"])
         if not 1 <= thr <= 2 ** (prof.formats.voltage.bits - 1) - 1:
             raise EmulatorError([Problem(f"population {self.hid.name!r}", f"threshold {thr} outside 1 .. 32767")])
