@@ -551,7 +551,8 @@ class ReckonChip:
         hi += (1 << (prof.formats.decay.bits - 4)) - 1
         if not lo <= alpha <= hi:
             msg = f"reckon's is {lo:#x}..{hi:#x} (a 12-bit register under a nibble of {lo >> 12} or {hi >> 12})"
-            raise EmulatorError([Problem(f"population {self.hid.name!r}", f"leak {alpha / one:.4f} (code {alpha}): {msg}")])
+            msg = f"leak {alpha / one:.4f} (code {alpha}): {msg}"
+            raise EmulatorError([Problem(f"population {self.hid.name!r}", msg)])
         thr = int(hid["threshold"])
         if not 1 <= thr <= 2 ** (prof.formats.voltage.bits - 1) - 1:
             raise EmulatorError([Problem(f"population {self.hid.name!r}", f"threshold {thr} outside 1 .. 32767")])
