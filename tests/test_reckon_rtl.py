@@ -27,15 +27,19 @@ from neurocomp.emulator import Emulator
 BESIDE = Path(__file__).resolve().parents[2] / "shared" / "vendor" / "reckon-rtl"  # ../shared beside the checkout
 RTL = os.environ.get(reckon_rtl.RTL_ENV) or str(BESIDE)
 HAVE_RTL = (Path(RTL) / "src" / "reckon.v").is_file()
-pytestmark = [
-    pytest.mark.skipif(
-        reckon_rtl.icarus() is None, reason=f"Icarus Verilog not found: {reckon_rtl.INSTALL} (CI's .ci/run does)"
-    ),
-    pytest.mark.skipif(
-        not HAVE_RTL,
-        reason=f"ReckOn's RTL not found at {RTL}: set {reckon_rtl.RTL_ENV} to a copy of github.com/ChFrenkel/ReckOn",
-    ),
-]
+NEEDS_ICARUS = pytest.mark.skipif(
+    reckon_rtl.icarus() is None, reason=f"Icarus Verilog not found: {reckon_rtl.INSTALL} (CI's .ci/run does)"
+)
+NEEDS_COPY = pytest.mark.skipif(
+    not HAVE_RTL,
+    reason=f"ReckOn's RTL not found at {RTL}: set {reckon_rtl.RTL_ENV} to a copy of github.com/ChFrenkel/ReckOn",
+)
+
+
+def needs_rtl(fn):
+    return NEEDS_ICARUS(NEEDS_COPY(fn))
+
+
 RECORD = ("spikes", "v", "w", "x1")
 
 
@@ -156,6 +160,7 @@ def differential(seeds, steps: int, n_samples: int = 2, sizes=None) -> dict:
     return covered
 
 
+@needs_rtl
 def test_random_programs_equal_the_rtl():
     """30 random small Programs, each with two learning samples and one without learning in a
     row on one chip (5 steps each): the emulator equals the RTL in every recorded value."""
@@ -165,6 +170,7 @@ def test_random_programs_equal_the_rtl():
     assert covered["odd"] >= 8 and covered["modes"] == {0, 1, 2, 3, 4, 5} and covered["spikes"] >= 20, covered
 
 
+@needs_rtl
 @pytest.mark.slow
 def test_larger_programs_and_longer_samples_equal_the_rtl():
     """Programs across two and three SRAM blocks of 16 neurons, three samples of 30 steps."""
@@ -172,6 +178,7 @@ def test_larger_programs_and_longer_samples_equal_the_rtl():
     differential(range(200, 204), steps=25, n_samples=2, sizes=(21, 37, 5))
 
 
+@needs_rtl
 def test_batch_trials_are_separate_chips():
     """A batch of two trials on the RTL (two chips) equals the emulator's batch."""
     prog, _ = random_program(7)
@@ -183,3 +190,36 @@ def test_batch_trials_are_separate_chips():
     r = reckon_rtl.ReckonRTL(prog, RTL).run([{"in": x, "out/target": t}], learn=True, record=RECORD, batch=2)[0]
     assert_equal_runs([e], [r], "batch of 2")
     assert not np.array_equal(e["rec/v"][:, 0], e["rec/v"][:, 1])
+
+
+@needs_rtl
+def test_cli_runs_a_program_on_the_rtl_as_the_emulator_does(tmp_path):
+    """``neurocomp run --backend reckon-rtl``: the recording equals the emulator's, learning included."""
+    from neurocomp.cli import main
+
+    prog, _ = random_program(3, (4, 5, 1))
+    path = prog.save(tmp_path / "p.ncp")
+    s = random_samples(3, prog, 1, 6)[0]
+    np.savez(tmp_path / "in.npz", **{"in/spikes": s["in"], "out/target": s["out/target"]})
+    recs = {}
+    for backend in ("emulator", "reckon-rtl"):
+        out = tmp_path / f"{backend}.npz"
+        args = ["run", str(path), "--steps", "6", "--input", str(tmp_path / "in.npz"), "--record", "spikes,v",
+                "--learn", "--out", str(out), "--backend", backend, "--rtl", RTL]  # fmt: skip
+        assert main(args if backend != "emulator" else args[:-2]) == 0
+        with np.load(out) as z:
+            recs[backend] = {k: z[k] for k in z.files}
+    assert sorted(recs["reckon-rtl"]) == ["out/v", "rec/spikes", "rec/v"]
+    for k, v in recs["reckon-rtl"].items():
+        np.testing.assert_array_equal(recs["emulator"][k].astype(np.int64), v, err_msg=k)
+
+
+def test_cli_without_the_rtl_says_where_to_get_it(tmp_path, monkeypatch, capsys):
+    from neurocomp.cli import main
+
+    monkeypatch.delenv(reckon_rtl.RTL_ENV, raising=False)
+    prog, _ = random_program(3, (4, 5, 1))
+    path = prog.save(tmp_path / "p.ncp")
+    code = main(["run", str(path), "--steps", "2", "--out", str(tmp_path / "r.npz"), "--backend", "reckon-rtl"])
+    assert code == 2
+    assert reckon_rtl.RTL_ENV in capsys.readouterr().err
