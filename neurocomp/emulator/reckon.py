@@ -21,18 +21,18 @@ nonzero seeds from it. Checkpoints carry the registers. The draws follow ``srnn.
   word written, i.e. unless the pre trace ``>> FP_LOC`` is 0 and no neuron of the block has a
   regularization term. Words where every ``h_j`` is 0 are written (unchanged), so they draw.
 
-The draws, the traces, the EPROP phase and the delivery run compiled
-(:mod:`neurocomp.kernels.reckon`), trial by trial as above; a batch's trials may run on
-several cores at once, each with its own registers.
+**The chip's run** (:class:`ReckonCore`, exact against the RTL): every ReckOn Program runs
+as the chip runs it, a whole run per compiled call (:func:`neurocomp.kernels.reckon.run_core`),
+with the chip's tick mapping, event order, saturation, spike/leak/reset order and learning
+phase; see :class:`ReckonCore`. :class:`ReckonChip` is the Program's chip image (its SPI
+registers and SRAM layout), which the RTL backend (:mod:`neurocomp.backends.reckon_rtl`)
+programs into the Verilog.
 
-This model's approximations (the rest is the chip's arithmetic, :mod:`neurocomp.rules.reckon`):
-the trace LFSRs advance every step as on the chip, but traces and updates follow the
-emulator's step order (neurons, delivery, then traces: decay, then this step's spike
-impulse; ``srnn.v`` adds the impulse of step ``t`` during step ``t + 1`` before its decay);
-an odd neuron count is treated as if the last word were full (``srnn.v``'s loop skips it);
-the readout's leak uses the compiled 16-bit factor and compares its top 7 fraction bits
-with the 7-bit number (the chip's ``KAPPA`` has 7 fraction bits: exact when the compiled
-factor is a multiple of 256).
+**Attribution** runs (``learn_float``, ``learn_rounding="nearest"``) keep the step-by-step
+path below: the emulator's generic neuron step (delivery, then leak, spike and reset) with
+:class:`ReckonLearner` after it (traces: decay, then this step's impulse; the error reads the
+readout of this step; the pseudo-derivative reads ``v`` before the reset):
+the chip's arithmetic in the emulator's step order, not the chip's timing.
 
 **Learning.** The plastic projections of a ReckOn network (inputs -> recurrent, recurrent ->
 recurrent, recurrent -> readout) hold their weights as state, as any plastic projection
@@ -786,7 +786,6 @@ class ReckonCore:
         """The kernel's recording arrays (``z, u, oneur, winp, wrec, wout, ti, tr, to``; empty where
         not recorded)."""
         chip, b = self.chip, emu.batch
-        names = [p.name for p in chip.proj.values()]
         want = {
             "z": "spikes" in record, "u": "v" in record, "o": "v" in record and chip.out is not None,
             "wi": "w" in record and "input" in chip.proj and chip.proj["input"].name in emu.plastic,
@@ -796,7 +795,6 @@ class ReckonCore:
             "tr": "x1" in record and "recurrent" in chip.proj and chip.proj["recurrent"].name in emu.plastic,
             "to": "x1" in record and "output" in chip.proj and chip.proj["output"].name in emu.plastic,
         }  # fmt: skip
-        del names
         shapes = {"z": (chip.n_rec,), "u": (chip.n_rec,), "o": (chip.n_out,), "wi": (chip.n_in, chip.n_rec),
                   "wr": (chip.n_rec, chip.n_rec), "wo": (chip.n_rec, chip.n_out), "ti": (chip.n_in,),
                   "tr": (chip.n_rec,), "to": (chip.n_rec,)}  # fmt: skip

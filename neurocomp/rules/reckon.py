@@ -26,8 +26,9 @@ target is valid. All of it is integer arithmetic on the chip's register widths, 
 * output weights: ``p_kj = e_k * (trace_out_j >> FP_LOC_TOUT)`` (28 bits);
 * update (``stoch_update``, ``W`` = 32 or 28 bits): ``|p| << LR_P`` saturated to ``W`` bits,
   then ``>> LR_R``; the weight moves by ``sign(p)`` when that is >= a ``W``-bit random
-  number (or ``p = -2**(W-1)``), and ``p != 0``, unless the 8-bit weight would overflow. A
-  written recurrent word sets the autapse ``W_jj`` to 0.
+  number (or ``p = -2**(W-1)``), and ``p != 0``, unless the 8-bit weight would overflow. The
+  autapse ``W_jj`` of a written recurrent word is written as 0 where its update fires (an
+  overflowing step included).
 
 The random numbers come from the chip's LFSRs (:mod:`neurocomp.arith.lfsr`, the profile's
 ``random_sources``), drawn as the chip's controller draws them; see
