@@ -310,6 +310,9 @@ class Emulator:
             chip = ReckonChip(self.program)
         except ReckonShapeError:
             return None
+        if self.strict:
+            msg = "strict: reckon saturates its membranes once per pre neuron, as the chip does; there is no overflow"
+            raise EmulatorError([Problem(f"program {self.program.network_name!r}", msg + " to stop at")])
         return ReckonCore(chip, self._chip_random)
 
     def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
