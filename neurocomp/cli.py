@@ -229,7 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         name, _, var = key.rpartition("/")
         if var == "spikes" and name:
             inputs[name] = arr
-        elif var in ("y1", "y2", "y3") and name:  # graded third factors of a plastic projection
+        elif var in ("y1", "y2", "y3", "target") and name:  # graded third factors; e-prop's targets
             inputs[key] = arr
         else:
             print(
@@ -248,7 +248,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.snapshot_every and not any(pr.learning is not None for pr in program.projections):
         print("neurocomp run: --snapshot-every records plastic weights, and the program has none", file=sys.stderr)
         return EXIT_INVALID
-    if args.backend == "lava":
+    if args.backend == "reckon-rtl":
+        from .backends.reckon_rtl import run_program
+
+        rec = run_program(program, args.steps, inputs, record, args.learn, args.batch, args.seed, args.rtl)
+    elif args.backend == "lava":
         from .backends.lava import LavaBackend
 
         rec = LavaBackend(program).run(args.steps, inputs=inputs, batch=args.batch, record=record, learn=args.learn)
@@ -591,11 +595,16 @@ def _add_run(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=_STEPS, required=True, help="steps to run (>= 1)")
     p.add_argument(
         "--backend",
-        choices=["emulator", "lava", "xylosim", "brian2"],
+        choices=["emulator", "lava", "xylosim", "brian2", "reckon-rtl"],
         default="emulator",
         help="emulator (default), lava (loihi2 programs; needs the lava extra), xylosim (xylo programs in "
-        "SynSense's XyloSim; needs the xylo extra), or brian2 (the float model MODEL.yaml in Brian2; needs the "
-        "brian2 extra)",
+        "SynSense's XyloSim; needs the xylo extra), brian2 (the float model MODEL.yaml in Brian2; needs the "
+        "brian2 extra), or reckon-rtl (reckon programs on ReckOn's Verilog under Icarus; see --rtl)",
+    )
+    p.add_argument(
+        "--rtl",
+        metavar="DIR",
+        help="reckon-rtl: a copy of github.com/ChFrenkel/ReckOn (default: $NEUROCOMP_RECKON_RTL)",
     )
     p.add_argument(
         "--dt", type=_float(0, lo_open=True), default=1.0, metavar="MS", help="brian2: the time step in ms (default 1)"

@@ -336,8 +336,9 @@ def test_learning_step_matches_the_scalar_reference(seed):
 
 
 def test_membrane_and_readout_leaks_round_with_the_neuron_lfsrs():
-    """One step without input: each hidden membrane is leaked with the number of its SRAM word
-    from the LFSR of its parity, each readout with its cycle's 7-bit number."""
+    """One step without input: a neuron spikes where its membrane (before the leak) reaches the
+    threshold and resets to 0; the others leak with the number of their SRAM word from the LFSR
+    of their parity; each readout leaks with its 8-bit KAPPA and its cycle's 7-bit number."""
     prog = reckon_program(n_in=7, n_rec=21, n_out=3)
     emu = Emulator(prog, seed=3)
     rng = np.random.default_rng(1)
@@ -348,15 +349,16 @@ def test_membrane_and_readout_leaks_round_with_the_neuron_lfsrs():
     regs = {role: [RefLfsr(role, r) for r in emu._chip_random.regs[role][0]] for role in ("membrane", "readout")}
     emu.step({"in": np.zeros((1, 7))})
     alpha = int(prog.population("rec").params["voltage_decay"])
-    kappa16 = int(prog.population("out").params["voltage_decay"])
-    mem = [[g.draw()[0] for _ in range(11)] for g in regs["membrane"]]  # ceil(21 / 2) words
+    kappa = round(int(prog.population("out").params["voltage_decay"]) / 2**8)
+    mem = [[g.draw()[0] for _ in range(11)] for g in regs["membrane"]]  # 22 neuron slots (21 padded): 11 words
     out = [regs["readout"][0].draw()[0] for _ in range(16)]
     th = prog.population("rec").params["threshold"]
     for i in range(21):
         v = ref_round(int(v0[i]), alpha, 15, mem[i % 2][i // 2], 15)
-        assert emu.state["rec/v"][0, i] == (0 if v >= th else v)  # reset to zero on a spike
+        assert emu.state["rec/v"][0, i] == (0 if v0[i] >= th else v)  # reset to zero on a spike
+        assert emu.state["rec/spikes"][0, i] == (v0[i] >= th)
     for k in range(3):
-        assert emu.state["out/v"][0, k] == ref_round(int(o0[k]), kappa16, 15, out[k], 7)
+        assert emu.state["out/v"][0, k] == ref_round(int(o0[k]), kappa, 7, out[k], 7)
 
 
 # -- state: batches, checkpoints, seeds -----------------------------------------------------------
@@ -420,8 +422,12 @@ def test_seeds_come_from_the_profile_or_from_the_emulator_seed():
     emu = Emulator(prog)
     emu.run(5, {"out/target": np.full((5, 2), 0.1)}, learn=True)
     moved = emu.checkpoint().rng_states["__lfsr__"]
-    emu.reset(keep_weights=True)  # a new sample on a chip that keeps running: the LFSRs go on
-    assert emu.checkpoint().rng_states["__lfsr__"] == moved
+    emu.reset(keep_weights=True)  # a new sample on a chip that keeps running: the LFSRs go on,
+    after = emu.checkpoint().rng_states["__lfsr__"]  # the rounding ones by the sample's closing STEP
+    for role, regs in moved.items():
+        gen = emu._chip_random.gens[role]
+        draws = 0 if role.startswith("weights") else 16 if role == "readout" else 15  # 30 neurons: 15 words
+        assert after[role] == gen.advance(np.array(regs), draws).tolist(), role
     emu.reset()  # a full reset re-seeds them
     assert emu.checkpoint().rng_states["__lfsr__"] == {r: v[:1] for r, v in regs0.items()}
 

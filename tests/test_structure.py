@@ -135,14 +135,18 @@ MAIN_PROFILES = DATA / "main-profiles"
 
 
 def _with_new_defaults(learning):
-    """A saved projection's learning IR as it is written back: e-prop hyperparameters added
-    since it was saved (``t_epoch``) take their defaults."""
+    """A saved projection's learning IR as it is written back: e-prop hyperparameters and ReckOn
+    registers added since it was saved (``t_epoch``; ``regul_mode`` and the other registers the
+    RTL comparison added) take their defaults."""
     from neurocomp.learning.programmable import EpropParams
+    from neurocomp.learning.reckon import ReckonRegisters
 
-    if not learning or learning.get("engine") != "programmable":
-        return learning
-    defaults = {k: v for k, v in EpropParams.defaults().items() if v is not ...}
-    return {**learning, "params": {**defaults, **learning["params"]}}
+    if learning and learning.get("engine") == "programmable":
+        defaults = {k: v for k, v in EpropParams.defaults().items() if v is not ...}
+        return {**learning, "params": {**defaults, **learning["params"]}}
+    if learning and learning.get("engine") == "eprop_fixed":
+        return {**learning, "registers": {**ReckonRegisters().to_dict(), **learning["registers"]}}
+    return learning
 
 
 def test_programs_saved_before_typed_registers_still_load(tmp_path):

@@ -61,7 +61,7 @@ from . import layout as lay
 from .fused import fused_learning
 from .plastic import LEARNING_VARS, PlasticSynapses
 from .programmable import EpropLearner, ProgrammableSynapses
-from .reckon import ReckonLearner, ReckonRandom, ReckonSynapses
+from .reckon import ReckonChip, ReckonCore, ReckonLearner, ReckonRandom, ReckonShapeError, ReckonSynapses
 from .synapses import Synapses
 
 RECORDABLE = ("spikes", "v", "u", "u2", "a") + LEARNING_VARS  # u2: a second synaptic current (Xylo)
@@ -271,6 +271,7 @@ class Emulator:
             for name in self.pops
         }
         self._input_rngs = self._poisson_sources()
+        self._core = self._make_core()
         self._build_layout()
         self.reset()
 
@@ -340,6 +341,21 @@ class Emulator:
             }
         except NeurocompError as exc:
             raise EmulatorError(exc.problems) from None
+
+    def _make_core(self) -> ReckonCore | None:
+        """A ReckOn Program runs as the chip runs it (:class:`~neurocomp.emulator.reckon.ReckonCore`,
+        exact against the RTL); the attribution knobs (float quantities, nearest rounding) keep the
+        step-by-step learner of :class:`~neurocomp.emulator.reckon.ReckonLearner`."""
+        if self._chip_random is None or self.learn_float or self.learn_rounding == "nearest":
+            return None
+        try:
+            chip = ReckonChip(self.program)
+        except ReckonShapeError:
+            return None
+        if self.strict:
+            msg = "strict: reckon saturates its membranes once per pre neuron, as the chip does; there is no overflow"
+            raise EmulatorError([Problem(f"program {self.program.network_name!r}", msg + " to stop at")])
+        return ReckonCore(chip, self._chip_random)
 
     def _make_chip_random(self, batch: int, seed: int) -> ReckonRandom:
         """The chip's LFSRs (ReckOn), laid out over the core's neurons in program order."""
@@ -497,7 +513,10 @@ class Emulator:
         """Zero every state (the initial state of a compiled Program) and restart at step 0.
         ``keep_weights``: plastic projections keep the weights they learned and their random
         streams continue (a new trial of training on a chip that keeps running); their tags,
-        traces and the neuron states restart."""
+        traces and the neuron states restart. (ReckOn: the sample's closing tick draws its
+        rounding numbers, see :class:`~neurocomp.emulator.reckon.ReckonCore`.)"""
+        if getattr(self, "_core", None) is not None and keep_weights and self.t > 0:
+            self._core.end_sample()
         self._allocate()
         for syn in getattr(self, "plastic", {}).values():
             arrays, rngs = syn.engine.get_state()
@@ -701,6 +720,12 @@ class Emulator:
         if "u2" in record:  # the layer engines' (Xylo) second current; this engine has one
             raise EmulatorError([Problem("record", f"'u2': {self.profile.name}'s neurons have one synaptic current")])
         rec_dtype = self._record_dtype()
+        if self._core is not None:
+            announce_compile()
+            for name, p in self._inputs_plan:  # frozen Poisson inputs, as step by step
+                if name not in given:
+                    given[name] = self._input_chunk(name, p, {}, 0, steps)
+            return self._core.run(self, steps, given, record, learn)
         if self._fused:
             return self._run_fused(steps, given, record, rec_dtype)
         fused = fused_learning(self, steps, record, given) if learn else None
@@ -867,6 +892,10 @@ class Emulator:
         announce_compile()
         t = self.t + 1
         inputs = inputs or {}
+        if self._core is not None:
+            given = {k: np.asarray(v, np.float64)[None] for k, v in inputs.items()}
+            self.run(1, given, (), learn)
+            return
         if self._chip_random is not None:  # this step's rounding numbers from the chip's LFSRs
             self._chip_random.begin_step()
         for ls in self._ls_ports:  # the learning signal of the last step has been read

@@ -20,7 +20,7 @@ import numpy as np
 from numba import literal_unroll, types
 from numba.extending import overload
 
-from . import kernel
+from . import kernel, parallel_kernel, prange
 
 W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
 HIDDEN_WIDTH = 32  # stoch_update WIDTH_IN of the input and recurrent weights
@@ -435,3 +435,313 @@ def deliver(w, spikes, factor, in_scale, out):
             for q in range(k):
                 s += w[b, n, idx[q]] * spikes[b, idx[q]]
             out[b, n] += np.floor(s * factor) * in_scale
+
+
+# -- the whole core, cycle-accurate in its arithmetic (srnn.v's PROP, STEP and EPROP phases) ------
+# Register vector of :func:`run_core` (built by :class:`neurocomp.emulator.reckon.ReckonChip`).
+(R_N_IN, R_N_REC, R_N_OUT, R_FP_WINP, R_FP_WREC, R_FP_WOUT, R_FP_TINP, R_FP_TREC, R_FP_TOUT, R_SIG_SCALE, R_SIG_BITS,
+ R_REGUL_MODE, R_REGUL_W, R_RST_ZERO, R_REGRESSION, R_OUT_ACT, R_ALPHA, R_KAPPA, R_THR, R_LR_R_WINP, R_LR_P_WINP,
+ R_LR_R_WREC, R_LR_P_WREC, R_LR_R_WOUT, R_LR_P_WOUT, R_F0, R_K_INP_R, R_K_INP_P, R_K_REC_R, R_K_REC_P, R_K_MUL,
+ R_BITS_TINP, R_BITS_TREC, R_BITS_TOUT, R_IMP_INP, R_IMP_REC, R_IMP_OUT, R_ALPHA_ONE,
+ R_KAPPA_ONE) = range(39)  # fmt: skip
+R_THR_H = 39  # THR_H_0..3
+R_H = 43  # H_0..4
+R_HID_BITS, R_OUT_BITS, R_ERR_BITS, R_BLOCK = 48, 49, 50, 51  # update_prob_bits, error_bits, posts_per_word
+R_V_BITS, R_ALPHA_FRAC, R_KAPPA_FRAC = 52, 53, 54  # membrane width, fraction bits of the two leaks
+N_REGISTERS = 55
+# LFSR register columns of :func:`run_core` (one per instance) and the table each draws from
+L_MEM0, L_MEM1, L_RO, L_TI0, L_TI1, L_TR0, L_TR1, L_TO0, L_TO1, L_WI, L_WR, L_WO = range(12)
+T_MEM, T_RO, T_TI, T_TR, T_TO, T_WI, T_WR, T_WO = range(8)
+
+
+@kernel
+def sat(x, bits):
+    """``x`` saturated to ``bits`` signed bits (srnn.v's overflow checks after an add)."""
+    return min(max(x, -(1 << (bits - 1))), (1 << (bits - 1)) - 1)
+
+
+@kernel
+def _number(words, nexts, table, regs, col, buf):
+    """One draw from LFSR instance ``col`` (its words into ``buf``), the register advanced in place."""
+    regs[col] = lfsr_step(words[table], nexts[table], regs[col], buf)
+    return buf[0]
+
+
+@kernel
+def _prop(x, z, u, ti, tr, to, oneur, winp, wrec, wout, r, do_eprop):
+    """The event phase after a tick (``PROP``): input events ``x`` and last step's spikes ``z``,
+    pre neuron by pre neuron in index order, each adding its input and recurrent weights to
+    every membrane (16-bit saturation after each pre) and its output weights to the readouts;
+    an event's presynaptic trace jumps by its impulse (saturating) when that role learns. (The
+    input channel just past an odd number of recurrent neurons shares their last SRAM word: the
+    event pass over the posts and the ``SUPP`` cycle for inputs past ``NUM_REC`` both add its
+    impulse, as srnn.v does.)"""
+    n_in, n_rec, n_out = r[R_N_IN], r[R_N_REC], r[R_N_OUT]
+    n_post = ((n_rec - 1) | 1) + 1  # the neuron words of posts 0 .. NUM_REC
+    for i in range(max(n_in, n_rec)):
+        xi = i < x.size and x[i] != 0
+        zi = i < n_rec and z[i] != 0
+        if not (xi or zi):
+            continue
+        if zi:
+            for k in range(n_out):
+                oneur[k] = sat(oneur[k] + (wout[i, k] << r[R_FP_WOUT]), r[R_V_BITS])
+        for j in range(n_post):
+            a = (winp[i, j] << r[R_FP_WINP]) if xi else 0
+            c = (wrec[i, j] << r[R_FP_WREC]) if zi else 0
+            u[j] = sat(u[j] + sat(a + c, r[R_V_BITS]), r[R_V_BITS])
+        if xi and do_eprop & 1:
+            ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)
+            if i >= n_rec and i < n_post:  # an input past NUM_REC in the last word: the EVT pass
+                ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)  # and the SUPP cycle both add
+        if zi and do_eprop & 2:
+            tr[i] = min(tr[i] + r[R_IMP_REC], (1 << r[R_BITS_TREC]) - 1)
+        if zi and do_eprop & 4:
+            to[i] = min(to[i] + r[R_IMP_OUT], (1 << r[R_BITS_TOUT]) - 1)
+        z[i] = 0
+
+
+@kernel
+def _leak(x, factor, frac_bits, rand, on, bits):
+    """``x * factor >> frac_bits`` plus srnn.v's stochastic increment (the dropped fraction >= the
+    random number and a nonzero kept part), truncated to ``bits``: signed (``bits`` > 0) or
+    unsigned (``-bits``)."""
+    p = x * factor
+    q = p >> frac_bits
+    width = abs(bits)
+    kept = q & ((1 << width) - 1)
+    up = 1 if on and (p & ((1 << frac_bits) - 1)) >= rand and kept != 0 else 0
+    return wrap(q + up, width) if bits > 0 else (kept + up) & ((1 << width) - 1)
+
+
+@kernel
+def _step(u, ti, tr, to, z, oneur, r, words, nexts, regs, buf):
+    """The tick's neuron update (``STEP``): two neurons per SRAM word, one word per odd cycle;
+    spike where ``u >= thr`` (the membrane after the events), then leak and reset; the three
+    traces decay. Every word draws from the paired rounding LFSRs (the membrane pair only
+    when the leak is not exactly 1); the readouts leak on cycles 0..15, one number per cycle."""
+    n_max = max(r[R_N_IN], r[R_N_REC], r[R_N_OUT])
+    alpha, kappa, thr = r[R_ALPHA], r[R_KAPPA], r[R_THR]
+    leaky = alpha != r[R_ALPHA_ONE]
+    kleaky = kappa != r[R_KAPPA_ONE]
+    wi, wr, wo = -r[R_BITS_TINP], -r[R_BITS_TREC], -r[R_BITS_TOUT]  # unsigned widths
+    for w in range(n_max // 2):  # a word is written on an odd cycle <= NUM_RECOUT
+        rm0 = _number(words, nexts, T_MEM, regs, L_MEM0, buf) if leaky else 0
+        rm1 = _number(words, nexts, T_MEM, regs, L_MEM1, buf) if leaky else 0
+        ri0 = _number(words, nexts, T_TI, regs, L_TI0, buf)
+        ri1 = _number(words, nexts, T_TI, regs, L_TI1, buf)
+        rr0 = _number(words, nexts, T_TR, regs, L_TR0, buf)
+        rr1 = _number(words, nexts, T_TR, regs, L_TR1, buf)
+        ro0 = _number(words, nexts, T_TO, regs, L_TO0, buf)
+        ro1 = _number(words, nexts, T_TO, regs, L_TO1, buf)
+        for n in range(2):
+            s = 2 * w + n
+            v = u[s]
+            lk = _leak(v, alpha, r[R_ALPHA_FRAC], rm1 if n else rm0, leaky, r[R_V_BITS])
+            if v >= thr:
+                z[s] = 1
+                u[s] = 0 if r[R_RST_ZERO] else wrap(lk - thr, r[R_V_BITS])
+            else:
+                z[s] = 0
+                u[s] = lk
+            ti[s] = _leak(ti[s], alpha, r[R_ALPHA_FRAC], ri1 if n else ri0, leaky, wi)
+            tr[s] = _leak(tr[s], alpha, r[R_ALPHA_FRAC], rr1 if n else rr0, leaky, wr)
+            to[s] = _leak(to[s], kappa, r[R_KAPPA_FRAC], ro1 if n else ro0, kleaky, wo)
+    for c in range(min(oneur.size, n_max)):  # one readout per STEP cycle
+        ro = _number(words, nexts, T_RO, regs, L_RO, buf) if kleaky else 0
+        if c < r[R_N_OUT]:
+            oneur[c] = _leak(oneur[c], kappa, r[R_KAPPA_FRAC], ro, kleaky, r[R_V_BITS])
+
+
+@kernel
+def _errors(oneur, tar, r, err):
+    """The output errors ``e_k = sat16(target - y_k)`` (``output_act_err``): ``y`` the readout
+    after this step's leak, through the hard sigmoid unless ``NO_OUT_ACT``; the target is the
+    16-bit regression value, or 2048 for the label's output and 0 for the others."""
+    err[:] = 0
+    for k in range(r[R_N_OUT]):
+        vo = oneur[k]
+        y = vo
+        if r[R_OUT_ACT]:
+            y = 2048 if vo > 2047 else (0 if vo < -2048 else (vo + 2048) >> 1)
+        yt = tar[k] if r[R_REGRESSION] else (2048 if tar[0] == k else 0)
+        err[k] = sat(yt - y, r[R_ERR_BITS])
+
+
+@kernel
+def stoch_fires(p, lr_p, lr_r, rand, width, enable):
+    """Whether ``stoch_update`` writes its byte (``~no_change``; an overflow still writes)."""
+    tot = min(abs(p) << lr_p, (1 << width) - 1) >> lr_r
+    return enable and p != 0 and (p == -(1 << (width - 1)) or tot >= rand)
+
+
+@kernel
+def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act, post):
+    """The learning phase (``EPROP``) of a step with a target: block by block of 16 post
+    neurons, first each post's pseudo-derivative, regularization term, learning signal (from
+    ``W_out`` before its update) and output weights (one draw per post whose output trace reads
+    nonzero), then pre neuron by pre neuron one draw per written input and recurrent word."""
+    n_in, n_rec = r[R_N_IN], r[R_N_REC]
+    n_neur = max(n_in, n_rec)
+    last_even = (n_neur - 1) & ~1  # posts beyond NUM_NEUR read the last word the phase read
+    mode = r[R_REGUL_MODE]
+    block = r[R_BLOCK]
+    for bl in range((n_rec - 1) // block + 1):
+        treg_zero = True
+        for n in range(block):
+            p = bl * block + n
+            rs = p if p < n_neur else last_even | (p & 1)
+            h[n] = 0
+            for i in range(5):  # the priority chain of THR_H_0..3
+                if i == 4 or u[rs] < r[R_THR_H + i]:
+                    h[n] = r[R_H + i]
+                    break
+            treg[n] = max((tr[rs] >> r[R_FP_TREC]) - r[R_F0], 0) if mode else 0
+            treg_zero = treg_zero and treg[n] == 0
+            L[n] = 0
+            if p >= n_rec:
+                continue
+            if do_eprop & 3:
+                s = 0
+                for k in range(r[R_N_OUT]):
+                    s += err[k] * wout[p, k]
+                L[n] = sat((s << r[R_SIG_SCALE]) >> 12, r[R_SIG_BITS])
+            t = to[rs] >> r[R_FP_TOUT]
+            if do_eprop & 4 and t != 0:
+                _number(words, nexts, T_WO, regs, L_WO, buf)
+                width = r[R_OUT_BITS]
+                for k in range(wout.shape[1]):
+                    pk = wrap(err[k] * t, width)
+                    wout[p, k] = stoch_step(wout[p, k], pk, r[R_LR_P_WOUT], r[R_LR_R_WOUT], buf[k], width, True)
+        if do_eprop == 4:
+            continue
+        _movers(L, h, treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r, act[0], post[0])
+        _movers(L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r, act[1], post[1])
+        for i in range(n_neur):
+            if do_eprop & 1 and i < n_in:
+                _pre_word(winp[i, bl * block : (bl + 1) * block], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0],
+                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], words[T_WI], nexts[T_WI], regs,
+                          L_WI)  # fmt: skip
+            if do_eprop & 2 and i < n_rec:
+                a = i - bl * block  # the autapse's post in this block, if there
+                _pre_word(wrec[i, bl * block : (bl + 1) * block], a if 0 <= a < block else -1, tr[i] >> r[R_FP_TREC],
+                          treg_zero, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], words[T_WR],
+                          nexts[T_WR], regs, L_WR)  # fmt: skip
+
+
+@kernel
+def _movers(L, h, treg, reg_w, k_p, k_r, r, act, post):
+    """The posts of a block whose ``p`` can be nonzero: ``act[0, 0]`` of them with a nonzero trace
+    read, in ``act[0, 1:]`` (a nonzero ``L * h``, or an additive regularization term), and
+    ``act[1, 0]`` with a zero one, in ``act[1, 1:]`` (the regularization term only); and each
+    post's part of ``p`` that does not depend on the pre neuron, ``post[:, n]``: ``L * h``, the
+    additive term, the multiplicative factor (``srnn.v``'s ``prob_wregs``) and the enable."""
+    mode = r[R_REGUL_MODE]
+    act[0, 0] = 0
+    act[1, 0] = 0
+    for n in range(L.size):
+        post[0, n] = L[n] * h[n]
+        post[1, n] = wrap(((treg[n] << k_p) & 0xFFFFFFFF) >> k_r, 32) if (mode & 2) and reg_w else 0
+        post[2, n] = 16
+        if (mode & 1) and r[R_REGUL_W] != 0:
+            m = treg[n] >> r[R_K_MUL]
+            post[2, n] = 0 if m >> 4 else 16 - (m & 15)
+        post[3, n] = h[n] != 0 or (mode != 0 and reg_w != 0)
+        reg = (mode & 2) != 0 and reg_w != 0 and treg[n] != 0
+        if reg or (L[n] != 0 and h[n] != 0):
+            act[0, 0] += 1
+            act[0, act[0, 0]] = n
+        if reg:
+            act[1, 0] += 1
+            act[1, act[1, 0]] = n
+
+
+@kernel
+def _hidden_p(lh, t, wregi, wregs):
+    """The 32-bit ``p`` of an input or recurrent synapse from its post's parts (:func:`_movers`)
+    and the pre trace as read (``srnn.v``'s ``prob_winp``: the product ``L * t * h`` scaled by
+    the multiplicative factor, minus the additive term, forced to ``-2**31`` where that is
+    >= 0 while bit 31 of the scaled product is set)."""
+    pe = wrap(lh * t, 32)
+    pk = pe * 16 if pe < 0 else pe * wregs
+    ps = wrap(wrap(pk >> 4, 32) - wregi, 32)
+    return -(1 << 31) if ps >= 0 and (pk >> 31) & 1 else ps
+
+
+@kernel
+def _pre_word(row, autapse, t, treg_zero, act, post, lr_p, lr_r, width, tab_words, tab_next, regs, col):
+    """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one
+    draw, unless its trace reads 0 and no post of the block has a regularization term. Only
+    the posts of ``act`` (:func:`_movers`) are updated, each with its own number of the draw
+    (the others keep their weight); ``autapse``: the post that is the pre neuron itself
+    (recurrent; -1: none), written as 0 when its update fires."""
+    if t == 0 and treg_zero:
+        return
+    reg = regs[col]
+    movers = act[0] if t != 0 else act[1]
+    for m in range(1, movers[0] + 1):
+        n = movers[m]
+        rnd = 0
+        for c in range(tab_words.shape[0]):  # number n of the draw from reg
+            rnd ^= tab_words[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, n]
+        p = _hidden_p(post[0, n], t, post[1, n], post[2, n])
+        on = post[3, n] != 0
+        new = stoch_step(row[n], p, lr_p, lr_r, rnd, width, on)
+        row[n] = 0 if n == autapse and stoch_fires(p, lr_p, lr_r, rnd, width, on) else new
+    regs[col] = lfsr_next(tab_next, reg)
+
+
+@parallel_kernel
+def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop, recs):
+    """``x.shape[0]`` steps of every trial (``prange``): per step the events, the neuron update
+    and, where ``valid`` (a target), the learning phase. State ``[batch, ...]`` in place:
+    membranes ``u``, traces ``ti``/``tr``/``to`` and spikes ``z`` per neuron slot, readouts
+    ``oneur`` ``[batch, 16]``, weights in SRAM layout ``winp[b, pre, post]``, ``wrec``,
+    ``wout[b, pre, out]``, LFSR registers ``lfsr[b, L_*]``. ``recs``: ``(z, u, oneur, winp,
+    wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
+    recorded)."""
+    for b in prange(u.shape[0]):
+        block = r[R_BLOCK]
+        buf = np.empty(max(block, oneur.shape[1]), np.int64)
+        err = np.zeros(oneur.shape[1], np.int64)
+        L = np.zeros(block, np.int64)
+        h = np.zeros(block, np.int64)
+        treg = np.zeros(block, np.int64)
+        act = np.zeros((2, 2, block + 1), np.int64)
+        post = np.zeros((2, 4, block), np.int64)
+        regs = lfsr[b]
+        for t in range(x.shape[0]):
+            _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
+            _step(u[b], ti[b], tr[b], to[b], z[b], oneur[b], r, words, nexts, regs, buf)
+            if do_eprop and valid[t, b]:
+                _errors(oneur[b], tar[t, b], r, err)
+                _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs,
+                       buf, L, h, treg, act, post)  # fmt: skip
+            _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
+
+
+@kernel
+def _record(recs, t, b, z, u, oneur, winp, wrec, wout, ti, tr, to, r):
+    """Step ``t`` of trial ``b`` into the recordings that are not empty (program neurons only)."""
+    n_in, n_rec, n_out = recs[6].shape[2] if recs[6].size else 0, r[R_N_REC], r[R_N_OUT]
+    if recs[0].size:
+        for j in range(n_rec):
+            recs[0][t, b, j] = z[j]
+    if recs[1].size:
+        for j in range(n_rec):
+            recs[1][t, b, j] = u[j]
+    if recs[2].size:
+        for k in range(n_out):
+            recs[2][t, b, k] = oneur[k]
+    if recs[3].size:
+        recs[3][t, b] = winp[: recs[3].shape[2], :n_rec]
+    if recs[4].size:
+        recs[4][t, b] = wrec[:, :n_rec]
+    if recs[5].size:
+        recs[5][t, b] = wout[:, :n_out]
+    if recs[6].size:
+        recs[6][t, b] = ti[:n_in]
+    if recs[7].size:
+        recs[7][t, b] = tr[:n_rec]
+    if recs[8].size:
+        recs[8][t, b] = to[:n_rec]

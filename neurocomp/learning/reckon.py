@@ -37,8 +37,13 @@ class ReckonRegisters:
     lr_p_out: int = 14
     lr_r_out: int = 0
     regul_f0: int = 160  # compared with trace_rec >> FP_LOC_TREC
-    regul_k_p: int = 10
+    regul_k_p: int = 10  # additive term ((trace_rec >> FP_LOC_TREC) - F0)+ << K_P >> K_R
     regularize: bool = True
+    regul_mode: int = 2  # REGUL_MODE when regularizing: bit 1 additive, bit 0 multiplicative (bits 2..1 = 11: no)
+    regul_k_r: int = 0
+    regul_k_mul: int = 0  # multiplicative: p * (16 - (reg >> K_MUL)) / 16, 0 from 16 up
+    regression: bool = True  # REGRESSION: 16-bit targets; else a class label (target 2048 for it, 0 others)
+    out_act: bool = False  # not NO_OUT_ACT: the error reads the readout through the hard sigmoid
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -182,3 +187,6 @@ class ReckonLearning:
         r = dict(d["registers"])
         r["thr_h"], r["h_values"] = tuple(r["thr_h"]), tuple(r["h_values"])
         return cls(ReckonRegisters(**r), d["role"], d["readout"], d.get("source", "eprop"))
+
+
+# e-prop's parameters; ReckOn's learning signal goes through W_out, so feedback is symmetric

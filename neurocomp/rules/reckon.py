@@ -26,8 +26,9 @@ target is valid. All of it is integer arithmetic on the chip's register widths, 
 * output weights: ``p_kj = e_k * (trace_out_j >> FP_LOC_TOUT)`` (28 bits);
 * update (``stoch_update``, ``W`` = 32 or 28 bits): ``|p| << LR_P`` saturated to ``W`` bits,
   then ``>> LR_R``; the weight moves by ``sign(p)`` when that is >= a ``W``-bit random
-  number (or ``p = -2**(W-1)``), and ``p != 0``, unless the 8-bit weight would overflow. A
-  written recurrent word sets the autapse ``W_jj`` to 0.
+  number (or ``p = -2**(W-1)``), and ``p != 0``, unless the 8-bit weight would overflow. The
+  autapse ``W_jj`` of a written recurrent word is written as 0 where its update fires (an
+  overflowing step included).
 
 The random numbers come from the chip's LFSRs (:mod:`neurocomp.arith.lfsr`, the profile's
 ``random_sources``), drawn as the chip's controller draws them; see
@@ -42,6 +43,8 @@ hyperparameters onto the registers (:func:`lower_network`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from ..learning.quantities import pseudo_derivative as triangle
 from ..learning.reckon import (  # noqa: F401  (ReckOn's engine: its registers and arithmetic)
@@ -64,7 +67,6 @@ from ..learning.reckon import (  # noqa: F401  (ReckOn's engine: its registers a
 from .eprop import DEFAULTS as EPROP_DEFAULTS
 from .eprop import eprop_params
 
-# e-prop's parameters; ReckOn's learning signal goes through W_out, so feedback is symmetric
 DEFAULTS = {**EPROP_DEFAULTS, "feedback": "symmetric"}
 
 # 5-level pseudo-derivative: e-prop's triangle quantized at compile time (step_levels), thresholds
@@ -98,90 +100,31 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     with each projection's :class:`ReckonLearning`. Every problem is collected first."""
     from dataclasses import replace
 
-    from ..errors import Problem
-    from .base import LoweringError
-
     eprop = [p for p in net.projections if p.plasticity is not None and p.plasticity.name == "eprop"]
     if not eprop:
         return net
     pops = {p.name: p for p in net.populations}
-    problems: list[Problem] = []
-    params = {}
-    for p in eprop:
-        prm = eprop_params(p, problems, DEFAULTS)
-        if prm["feedback"] != "symmetric":
-            problems.append(
-                Problem(
-                    f"projection {p.name!r}",
-                    f"eprop feedback {prm['feedback']!r}: reckon's learning signal is symmetric (W_out^T) only",
-                )
-            )
-        if prm["loss"] != "mse":
-            problems.append(Problem(f"projection {p.name!r}", "eprop on reckon: only the regression (mse) loss"))
-        params[p.name] = prm
-    readouts = sorted({p.post for p in eprop if pops[p.post].model == "LI"})
-    hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
-    if len(readouts) != 1 or len(hidden) != 1:
-        problems.append(
-            Problem("eprop", f"reckon learns one recurrent layer and one readout; found {hidden} -> {readouts}")
-        )
-    if problems:
-        raise LoweringError(problems, header="e-prop cannot be lowered onto reckon")
-    R, H = readouts[0], hidden[0]
-    first = params[eprop[0].name]
-    theta = int(pops[H].params["threshold"])  # integer v units
+    params = _eprop_params(eprop)
+    readout, hidden = _core_roles(eprop, pops)
+    theta = int(pops[hidden].params["threshold"])  # integer v units
     thr = tuple(int(round(f * theta)) for f in H_FRACTIONS)
     levels = step_levels()
-    gamma = float(first["dampening"])
-    learn_sig_scale = 5
-    disc = net.source
-    theta_model = float(disc.population(H).neuron.v_th)
-    out_scale = 2.0 ** pops[R].scale_exp
     learning = {}
     for p in eprop:
-        role = "output" if p.post == R else ("recurrent" if p.pre == H else "input")
-        lsb = float(2.0**p.weight_exp * p.float_scale)
-        lr = float(params[p.name]["lr"])
-        if role == "output":
-            # p = e_int * (trace_out >> FP_LOC_TOUT), e_int = err * out_scale, trace_out =
-            # (2 << FP_LOC_TOUT) * z_bar; dW (model) = lsb * p * 2^(LR_P - 28) (a 28-bit random
-            # number) should be lr * err * z_bar
-            unit = out_scale * 2 * 2.0 ** (HIDDEN_PROB_BITS - OUTPUT_PROB_BITS)
-        else:
-            w_out = next(q for q in eprop if q.pre == H and q.post == R)
-            out_lsb = float(2.0**w_out.weight_exp * w_out.float_scale)
-            # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - 12),
-            # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / 15
-            unit = out_scale / out_lsb * 2.0 ** (learn_sig_scale - 12) * 8 * H_FULL * theta_model / gamma
-        shift = 32 + math.log2(lr / (lsb * unit))
-        lr_p = int(round(shift))
-        if not 0 <= lr_p <= 31:
-            raise LoweringError(
-                [Problem(f"projection {p.name!r}", f"eprop learning rate {lr:g} needs LR_P {shift:.1f}, outside 0..31")]
-            )
-        if abs(lr_p - shift) > 1e-9:
-            notes.append(
-                f"eprop on reckon: {p.name}: learning rate {lr:g} rounded to a power of two "
-                f"(LR_P {lr_p}, factor {2 ** (lr_p - shift):.3g})"
-            )
+        role = "output" if p.post == readout else ("recurrent" if p.pre == hidden else "input")
+        lr_p = _lr_shift(p, role, params, eprop, net, pops, readout, hidden, notes)
         reg = ReckonRegisters(
             thr_h=thr,
             h_values=levels,
-            learn_sig_scale=learn_sig_scale,
+            learn_sig_scale=LEARN_SIG_SCALE,
             lr_p=lr_p if role != "output" else ReckonRegisters.lr_p,
             lr_p_out=lr_p if role == "output" else ReckonRegisters.lr_p_out,
             lr_r=0,
             lr_r_out=0,
             regularize=bool(params[p.name]["reg"]),
         )
-        learning[p.name] = ReckonLearning(reg, role, R)
-        if params[p.name]["reg"] and role != "output":
-            # the strength and target rate are not mapped onto REGUL_K_P / REGUL_F0 (yet): say so
-            notes.append(
-                f"eprop on reckon: {p.name}: rate regularization runs with the chip's registers "
-                f"(REGUL_F0 {reg.regul_f0}, REGUL_K_P {reg.regul_k_p}), not with the model's reg "
-                f"{params[p.name]['reg']:g} towards {params[p.name]['reg_rate_hz']:g} Hz"
-            )
+        learning[p.name] = ReckonLearning(reg, role, readout)
+        _note_regularization(p, role, reg, params[p.name], notes)
     notes.append(
         f"eprop on reckon: pseudo-derivative levels {levels} at v = {thr} (v_th = {theta}); presynaptic "
         "traces only; symmetric feedback; stochastic +-1 LSB updates on steps with a target"
@@ -189,3 +132,84 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     return replace(
         net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
     )
+
+
+LEARN_SIG_SCALE = 5  # the learning signal's scale register the lowering writes (its learning rate absorbs it)
+
+
+def _eprop_params(eprop) -> dict[str, dict]:
+    """Each e-prop projection's parameters; symmetric feedback and the mse loss are required."""
+    from ..errors import Problem
+    from .base import LoweringError
+
+    problems: list[Problem] = []
+    params = {}
+    for p in eprop:
+        prm = eprop_params(p, problems, DEFAULTS)
+        if prm["feedback"] != "symmetric":
+            msg = f"eprop feedback {prm['feedback']!r}: reckon's learning signal is symmetric (W_out^T) only"
+            problems.append(Problem(f"projection {p.name!r}", msg))
+        if prm["loss"] != "mse":
+            problems.append(Problem(f"projection {p.name!r}", "eprop on reckon: only the regression (mse) loss"))
+        params[p.name] = prm
+    if problems:
+        raise LoweringError(problems, header="e-prop cannot be lowered onto reckon")
+    return params
+
+
+def _core_roles(eprop, pops) -> tuple[str, str]:
+    """The one readout and the one recurrent layer the projections learn into."""
+    from ..errors import Problem
+    from .base import LoweringError
+
+    readouts = sorted({p.post for p in eprop if pops[p.post].model == "LI"})
+    hidden = sorted({p.post for p in eprop if pops[p.post].model != "LI"})
+    if len(readouts) != 1 or len(hidden) != 1:
+        msg = f"reckon learns one recurrent layer and one readout; found {hidden} -> {readouts}"
+        raise LoweringError([Problem("eprop", msg)], header="e-prop cannot be lowered onto reckon")
+    return readouts[0], hidden[0]
+
+
+def _lr_shift(p, role, params, eprop, net, pops, readout: str, hidden: str, notes: list[str]) -> int:
+    """The learning-rate shift ``LR_P`` that makes the chip's expected step equal e-prop's
+    ``lr`` times its update (in the projection's weight units), rounded to a power of two."""
+    from ..errors import Problem
+    from .base import LoweringError
+
+    lsb = float(2.0**p.weight_exp * p.float_scale)
+    lr = float(params[p.name]["lr"])
+    out_scale = 2.0 ** pops[readout].scale_exp
+    if role == "output":
+        # p = e_int * (trace_out >> FP_LOC_TOUT), e_int = err * out_scale, trace_out =
+        # (2 << FP_LOC_TOUT) * z_bar; dW (model) = lsb * p * 2^(LR_P - 28) (a 28-bit random
+        # number) should be lr * err * z_bar
+        unit = out_scale * 2 * 2.0 ** (HIDDEN_PROB_BITS - OUTPUT_PROB_BITS)
+    else:
+        w_out = next(q for q in eprop if q.pre == hidden and q.post == readout)
+        out_lsb = float(2.0**w_out.weight_exp * w_out.float_scale)
+        gamma = float(params[eprop[0].name]["dampening"])
+        theta_model = float(net.source.population(hidden).neuron.v_th)
+        # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - 12),
+        # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / 15
+        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - 12) * 8 * H_FULL * theta_model / gamma
+    shift = 32 + math.log2(lr / (lsb * unit))
+    lr_p = int(round(shift))
+    if not 0 <= lr_p <= 31:
+        msg = f"eprop learning rate {lr:g} needs LR_P {shift:.1f}, outside 0..31"
+        raise LoweringError([Problem(f"projection {p.name!r}", msg)])
+    if abs(lr_p - shift) > 1e-9:
+        notes.append(
+            f"eprop on reckon: {p.name}: learning rate {lr:g} rounded to a power of two "
+            f"(LR_P {lr_p}, factor {2 ** (lr_p - shift):.3g})"
+        )
+    return lr_p
+
+
+def _note_regularization(p, role: str, reg: ReckonRegisters, prm: Mapping[str, Any], notes: list[str]) -> None:
+    """The strength and target rate are not mapped onto REGUL_K_P / REGUL_F0 (yet): say so."""
+    if prm["reg"] and role != "output":
+        notes.append(
+            f"eprop on reckon: {p.name}: rate regularization runs with the chip's registers "
+            f"(REGUL_F0 {reg.regul_f0}, REGUL_K_P {reg.regul_k_p}), not with the model's reg "
+            f"{prm['reg']:g} towards {prm['reg_rate_hz']:g} Hz"
+        )
