@@ -65,12 +65,13 @@ def spike_counts(arr, steps: int, batch: int, n: int, max_count: int, where: str
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             problems.append(
                 Problem(
-                    where, f"spike counts must be whole numbers, got {a[idx]!r} at [step, trial, neuron] = {list(idx)}"
+                    where,
+                    f"spike counts must be whole numbers, got {a[idx].item()!r} at [step, trial, neuron] = {list(idx)}",
                 )
             )
             return None
     if a.size and (a.min() < 0 or a.max() > max_count):
-        bad_v = a.min() if a.min() < 0 else a.max()
+        bad_v = (a.min() if a.min() < 0 else a.max()).item()  # a Python number: numpy 2's repr names its type
         allowed = "0 or 1" if max_count == 1 else f"0..{max_count}"
         problems.append(Problem(where, f"spike counts must be {allowed} per step, got {bad_v!r}"))
         return None
