@@ -434,6 +434,18 @@ def check(
     return rep
 
 
+def requested_rows(attribution, valid: Sequence[str], task: str) -> tuple[str, ...]:
+    """The attribution rows ``attribution`` asks for (True: all of ``valid``; False/None: none),
+    or a :class:`CheckError` naming any row ``task``'s check does not have."""
+    rows = tuple(valid) if attribution is True else tuple(attribution or ())
+    unknown = sorted(set(rows) - set(valid))
+    if unknown:
+        raise CheckError(
+            [Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {', '.join(valid)})")]
+        )
+    return rows
+
+
 def _task_network_check(task: str):
     """The check of a task that defines its own network (the model argument names only the
     rule): Murray's rate network (:mod:`.check_rate`), the perceptron of the perturbation rules,
@@ -712,12 +724,7 @@ def _check_rate(model, task, iterations, seed, align, attribution, steps, profil
     from ..tasks import make
     from .check_rate import RATE_ROWS, check_rate
 
-    rows = RATE_ROWS if attribution is True else tuple(attribution or ())
-    unknown = sorted(set(rows) - set(RATE_ROWS))
-    if unknown:
-        raise CheckError(
-            [Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {', '.join(RATE_ROWS)})")]
-        )
+    rows = requested_rows(attribution, RATE_ROWS, task)
     if iterations < 1 or align < 0:
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
     tk = make(task, seed=seed, **({"steps": steps} if steps else {}))

@@ -155,14 +155,9 @@ def run(model, task, iterations, seed, align, attribution, steps, profile, progr
     from pathlib import Path
 
     from ..tasks import make
-    from .check import _write
+    from .check import _write, requested_rows
 
-    rows = ATTRIBUTION_ROWS if attribution is True else tuple(attribution or ())
-    unknown = sorted(set(rows) - set(ATTRIBUTION_ROWS))
-    if unknown:
-        raise CheckError(
-            [Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {', '.join(ATTRIBUTION_ROWS)})")]
-        )
+    rows = requested_rows(attribution, ATTRIBUTION_ROWS, task)
     if iterations < 1 or align < 0:
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
     if steps not in (None, 1):

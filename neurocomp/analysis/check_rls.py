@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NeurocompError, Problem
-from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary
+from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary, requested_rows
 
 MODELS = ("rls", "rls-host")
 # the LMS attribution rows: the engine's quantities (graded: the error y2) and its rounding
@@ -119,10 +119,7 @@ def check_rls(model: str, task: str, tk, *, profile: str, iterations: int, seed:
         low = lower(prof, kc.n, kc.k_max, float(tk.config["p"]), "host" if model == "rls-host" else "chip")
     except NeurocompError as exc:
         raise CheckError(exc.problems) from None
-    rows = LMS_ROWS if rows is True else tuple(rows or ())
-    unknown = sorted(set(rows) - set(LMS_ROWS))
-    if unknown:
-        raise CheckError([Problem("check", f"unknown attribution rows {unknown} for {task} (valid: {LMS_ROWS})")])
+    rows = requested_rows(rows, LMS_ROWS, task)
     if low.variant != "lms":
         rows = ()
     rows_attr = [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows if q != "nearest"]
