@@ -24,14 +24,23 @@ Lowering NP onto a sum-of-products engine with graded third factors (Loihi 2), e
 The tag accumulates the eligibility ``e_ij`` over the trial. After the trial one more step
 brings the reward: ``y3 = dR`` broadcast to every post neuron, and ``y1 = 32``, which clears
 the tag (``t * y1`` is shifted by 5, so the term is ``-t`` exactly) while ``dw`` reads it
-(every target sees the tag before this step's update). Scales, all powers of two except
-``c_w``: the pre payload's unit ``input_lsb`` (1: a spike; a graded rate in a 7-bit payload
-with offset 64), ``y2``'s LSB the power of two that holds ``4 sigma`` in 7 bits plus sign,
-the tag's LSB the one that holds ``elig_max`` in its 9 bits, ``y3``'s the one that holds
-``reward_max``. ``c_e = 8 input_lsb lsb_xi / lsb_t`` (``x1 * y2`` is shifted by 3) and
-``c_w = 32 lr lsb_R lsb_t / (sigma^2 lsb_w)`` (``t * y3`` by 5) are rounded to ``m 2^e``
-(noted). The perturbation the neuron adds is the 8-bit ``y2`` it sends, so the forward pass
-and the eligibility see the same ``xi``.
+(every target sees the tag before this step's update). Scales: the pre payload's unit
+``input_lsb`` (1: a spike; a graded rate in a 7-bit payload with offset 64), ``y2``'s LSB the
+power of two that holds ``4 sigma`` in 7 bits plus sign, the tag's LSB the one that holds
+``elig_max`` in its 9 bits; ``c_e = 8 input_lsb lsb_xi / lsb_t`` (``x1 * y2`` is shifted by 3)
+is then a power of two.
+
+The reward product keeps all its bits. The engine floors ``c_w * t * y3`` after a 5-bit
+width shift (9-bit tag, 7-bit factor, 4-bit mantissa over a 15-bit accumulator), and a floor
+moves every active weight down by half the product's LSB on every reward step: a drift the
+size of the gradient late in learning (it cost NP on loihi2 24 % more trials to ``E < 4.5``).
+So ``c_w = 4 * 2^e`` (the mantissa supplies 2 of the 5 bits) and the reward is sent in steps
+of 8 (``y3 = 8 k``, ``k`` in [-16, 15]: the other 3), which makes ``4 t y3 / 32 = t k`` exact.
+``k``'s unit is not a power of two: it is set so that ``c_w = 32 lr lsb_R lsb_t / (sigma^2
+lsb_w)`` (``lsb_R = lsb_k / 8``) equals ``4 * 2^e`` exactly with the smallest ``e`` whose ``k``
+still holds ``reward_max``, so the learning rate is not rounded either (the reward unit
+scales ``dR`` by any constant). The perturbation the neuron adds is the 8-bit ``y2`` it sends,
+so the forward pass and the eligibility see the same ``xi``.
 
 WP cannot lower onto a sum-of-products engine: it needs a fresh random number per synapse
 per trial, and the engine has random streams per trace and one per epoch, none per synapse
@@ -151,27 +160,51 @@ class Perceptron:
 
 @dataclass(frozen=True)
 class NpScales:
-    """Model units per LSB of each engine quantity of lowered NP (see the module docstring)."""
+    """Model units per LSB of each engine quantity of lowered NP (see the module docstring),
+    and the reward product's constant ``c_w = mantissa * 2^exponent``."""
 
     weight: float  # w
     input: float  # x1 - 64, the pre payload
     xi: float  # y2
     tag: float  # t
-    reward: float  # y3
+    reward: float  # y3 (sent in multiples of reward_step)
+    reward_step: int  # y3 = reward_step * k: the low bits the reward product's width shift drops
+    mantissa: int  # of c_w
+    exponent: int  # of c_w
+
+
+def _reward_grid(lrn) -> tuple[int, int]:
+    """``(m, step)``: the largest power-of-two mantissa ``m`` and the step of ``y3`` that make
+    ``m * t * y3`` a multiple of the product's width shift ``2^s`` (loihi2: ``s = 4 + 9 + 7 -
+    15 = 5``, ``m = 4``, ``step = 8``)."""
+    prm = lrn.params
+    fw = prm["factor_widths"]
+    s = max(0, int(prm["scale_mantissa_bits"]) + int(fw["t"]) + int(fw["y3"]) - (int(lrn.accumulator_bits) - 1))
+    a = min(s, int(math.log2(lrn.mantissa_max)))
+    return 2**a, 2 ** (s - a)
 
 
 def np_scales(p: Mapping[str, Any], ctx: LoweringContext) -> NpScales:
-    """The LSBs of lowered NP: the weight's from the compiled projection, the others powers of
-    two that hold their largest value (``4 sigma``, ``elig_max``, ``reward_max``)."""
-    yb = int(ctx.profile.learning.params["factor_widths"]["y2"])
-    tb = int(ctx.profile.learning.synaptic_variable_bits["t"]) - 1
-    return NpScales(
-        weight=ctx.weight_lsb,
-        input=float(p["input_lsb"]),
-        xi=_pow2_at_least(4 * p["sigma"] / (2**yb - 1)),
-        tag=_pow2_at_least(p["elig_max"] / (2**tb - 1)),
-        reward=_pow2_at_least(p["reward_max"] / (2**yb - 1)),
-    )
+    """The LSBs of lowered NP: the weight's from the compiled projection, the perturbation's and
+    the tag's the powers of two that hold ``4 sigma`` and ``elig_max``, the reward's the one
+    that makes ``c_w = m 2^e`` exact with the smallest ``e`` whose ``y3`` holds ``reward_max``."""
+    lrn = ctx.profile.learning
+    yb = int(lrn.params["factor_widths"]["y2"])
+    tb = int(lrn.synaptic_variable_bits["t"]) - 1
+    xi = _pow2_at_least(4 * p["sigma"] / (2**yb - 1))
+    tag = _pow2_at_least(p["elig_max"] / (2**tb - 1))
+    m, step = _reward_grid(lrn)
+    k_max = (2**yb - 1) // step
+    per_e = p["sigma"] ** 2 * ctx.weight_lsb / (32 * p["lr"] * tag)  # lsb_R = m 2^e per_e
+    e = max(lrn.exponent_min, math.ceil(math.log2(p["reward_max"] / (step * k_max) / (m * per_e))))
+    if e > lrn.exponent_max:
+        raise ctx.fail(
+            f"np: the reward scale c_w = 32 lr lsb_R lsb_t / (sigma^2 lsb_w) would need 2^{e} > 2^{lrn.exponent_max} "
+            f"to hold reward_max = {p['reward_max']:.4g} in y3 (lr {p['lr']:.4g}, sigma {p['sigma']:.4g}): "
+            "lower reward_max or raise lr"
+        )
+    return NpScales(weight=ctx.weight_lsb, input=float(p["input_lsb"]), xi=xi, tag=tag, reward=m * 2.0**e * per_e,
+                    reward_step=step, mantissa=m, exponent=e)  # fmt: skip
 
 
 def lower_np(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
@@ -181,16 +214,14 @@ def lower_np(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
         raise ctx.fail(REFUSALS[("np", "sum_of_products", "no_third_factor")])
     if p["baseline"] not in ("paired", "running"):
         raise ctx.fail(f"np: baseline must be 'paired' or 'running', got {p['baseline']!r}")
-    for k in ("sigma", "input_lsb", "elig_max", "reward_max"):
+    for k in ("lr", "sigma", "input_lsb", "elig_max", "reward_max"):
         if p[k] <= 0:
             raise ctx.fail(f"np: parameter {k!r} must be > 0, got {p[k]!r}")
     sc = np_scales(p, ctx)
     c_e = scale_literal(8 * sc.input * sc.xi / sc.tag, ctx, "np eligibility scale (8 input_lsb lsb_xi / lsb_t)")
-    c_w = scale_literal(32 * p["lr"] * sc.reward * sc.tag / (p["sigma"] ** 2 * sc.weight), ctx,
-                        "np reward scale (32 lr lsb_R lsb_t / (sigma^2 lsb_w))")  # fmt: skip
     rule = EngineRule(
         dt=parse(f"{literal(*c_e)}*u0*(x1 - {PRE_OFFSET})*y2 - u0*t*y1", "dt", lrn),
-        dw=parse(f"{literal(*c_w)}*u0*t*y3", "dw", lrn),
+        dw=parse(f"{literal(sc.mantissa, sc.exponent)}*u0*t*y3", "dw", lrn),
         t_epoch=1,
         rng_seed=ctx.seed,
         post_traces="graded",
@@ -200,8 +231,9 @@ def lower_np(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     )
     ctx.note(
         f"np lowered to dt = {rule.dt}; dw = {rule.dw}; inputs '{ctx.projection}/y2' (the perturbation, "
-        f"{sc.xi:.3g} per LSB), '{ctx.projection}/y3' (dR at the reward step, {sc.reward:.3g} per LSB) and "
-        f"'{ctx.projection}/y1' ({TAG_CLEAR} at the reward step: clears the tag, {sc.tag:.3g} per LSB)"
+        f"{sc.xi:.3g} per LSB), '{ctx.projection}/y3' (dR at the reward step, {sc.reward:.3g} per LSB, sent in "
+        f"multiples of {sc.reward_step}: then the engine's floor of t*y3 after its width shift drops only zero bits, "
+        f"no drift) and '{ctx.projection}/y1' ({TAG_CLEAR} at the reward step: clears the tag, {sc.tag:.3g} per LSB)"
     )
     return rule
 
@@ -283,7 +315,9 @@ class NpOnEngine:
         y0 = W @ (xq * self.scales.input)
         r0 = reward(y0, target)
         r = reward(y0 + xiq * self.scales.xi, target)
-        d = self._grid(self.baseline.delta(r, r0), self.scales.reward, -top, top - 1, self.fixed_reward)
+        step = self.scales.reward_step  # y3 = step * k, k rounded to nearest and saturated (the reward unit's)
+        d = step * self._grid(self.baseline.delta(r, r0), step * self.scales.reward, -top // step, (top - 1) // step,
+                              self.fixed_reward)  # fmt: skip
         eng, none = self.engine, np.zeros((B, x.shape[1]), bool)
         post = np.zeros((B, M), bool)
         for t in range(T):
