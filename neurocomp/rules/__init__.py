@@ -9,7 +9,7 @@ the rule's name and the profile's engine kind.
 from __future__ import annotations
 
 from ..learning.lowering import lower, register_rules
-from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, stdp, volatility
+from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, scaling, stdp, volatility
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -25,6 +25,8 @@ LOWERINGS = {
     "wp": {"sum_of_products": perturbation.lower_wp},  # refuses: no per-synapse random numbers
     "chl": {"sum_of_products": contrastive.lower_chl},
     "vkf": {"sum_of_products": volatility.lower_vkf},
+    "psd": {"sum_of_products": scaling.lower_psd},
+    "ss": {"sum_of_products": scaling.lower_ss},
 }
 
 # rules that train a whole network of their own rather than a projection: why a model file cannot name them
@@ -44,6 +46,8 @@ PARAMS = {
     "wp": perturbation.DEFAULTS,
     "chl": contrastive.DEFAULTS,
     "vkf": volatility.DEFAULTS,
+    "psd": scaling.DEFAULTS,
+    "ss": scaling.DEFAULTS,
 }
 
 
@@ -58,6 +62,7 @@ REFUSALS = {
     ("chl", "eprop_fixed"): contrastive.REFUSALS["eprop_fixed"],
     ("vkf", "programmable"): volatility.REFUSALS["programmable"],
     ("vkf", "eprop_fixed"): volatility.REFUSALS["eprop_fixed"],
+    **{(k, kind): scaling.REFUSALS[kind] for k in scaling.KINDS for kind in ("programmable", "eprop_fixed")},
 }
 
 

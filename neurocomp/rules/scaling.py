@@ -1,0 +1,203 @@
+"""Presynaptic-dependent scaling (PSD; Buonomano, J Neurophysiol 94:2275, 2005) and plain
+synaptic scaling (SS, the control): homeostatic rules applied after each trial ``n``
+(``learning-rules.md`` §2.4)::
+
+    A_i <- A_i + (A_i^n - A_i) / tau_A                     (A_i^n: spikes of cell i in trial n)
+    PSD:  W_ij <- W_ij + lr * A_j * (A_goal - A_i)         bounded to [0, w_max]
+    SS:   W_ij <- W_ij * (1 + lr * (A_goal - A_i))
+
+Source: the paper's full text could not be read; these forms are the reference's
+reconstruction from Liu & Buonomano 2009 and Liu 2011 (abstracts: SS "diagonal and linear in
+activity", PSD "nondiagonal and nonlinear"), with ``A_goal`` about one spike per trial. PSD
+scales a synapse by its presynaptic cell's activity: a silent cell's outputs do not grow, so
+activity spreads from the active cells outward, one cell at a time.
+
+Lowering onto a sum-of-products engine (Loihi 1 and 2; a two-factor rule: no third factor).
+The running averages are the pre and post spike traces ``x1``, ``y1`` (impulse ``I`` per
+spike, ``tau = tau_A * steps``: ``exp(-1/tau_A)`` per trial), which hold ``s A`` with ``s =
+I / (1 - exp(-1/tau_A))`` trace LSBs per spike per trial. The update runs once per trial:
+the epoch is ``steps / 2^k`` (at most the engine's epoch register) and the dependency ``u_k``
+is 1 once every ``2^k`` epochs, at the trial's end::
+
+    PSD:  dw = -c * u_k * x1 * (y1 - C)        c = 8 lr / (s^2 lsb_w)  (x1 * y1 is shifted by 3)
+    SS:   dw = -c * u_k * w * (y1 - C)         c = 32 lr / s           (w * y1 is shifted by 5)
+
+with ``C = s A_goal`` (rounded to an integer: noted). The bounds are the weights' own: an
+excitatory sign mode keeps ``w >= 0`` and the 8-bit magnitude holds ``w_max`` at ``lsb_w =
+w_max / 255``. Two differences from the float rule, both noted: a spike late in the trial
+is counted at full weight, an early one decayed by up to ``exp(-1/tau_A)`` (the trace
+decays within the trial; ``C`` is set for a spike at mid-trial), and the traces saturate at
+127 (``A`` at ``127 / s``). Reckon's fixed-function e-prop learner has no homeostatic
+rule, xylo no learning; programmable cores would run the float rule as stated (no
+programmable-core learner of it in this release).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .._frozen import thaw
+from ..learning.expr import parse
+from ..learning.rule import EngineRule, Trace
+from .base import LoweringContext, literal, require, scale_literal
+
+KINDS = ("psd", "ss")
+
+DEFAULTS = {
+    "lr": ...,  # alpha_W
+    "a_goal": 1.0,  # target spikes per cell per trial
+    "tau_a": 5.0,  # trials, the activity average's time constant
+    "w_max": ...,  # the weights' upper bound (model units)
+    "trial_steps": ...,  # steps per trial (the lowering updates once per trial)
+    "trace_impulse": 5.0,  # trace LSBs per spike (lowering)
+}
+
+REFUSALS = {
+    "programmable": (
+        "presynaptic-dependent and synaptic scaling would run on programmable cores as stated (a per-trial update "
+        "from spike counts); neurocomp has no programmable-core learner of them in this release"
+    ),
+    "eprop_fixed": "a fixed-function e-prop learner has no homeostatic (activity-average) rule",
+}
+
+
+class Homeostasis:
+    """The float rule (module docstring) on weights ``[post, pre]`` of connections ``mask``.
+
+    ``kind``: ``"psd"`` or ``"ss"``; ``lr``, ``a_goal``, ``tau_a``, ``w_max`` as there. The
+    activity averages start at 0 (a silent network)."""
+
+    def __init__(self, kind: str, mask: np.ndarray, *, lr: float, w_max: float, a_goal: float = 1.0,
+                 tau_a: float = 5.0):  # fmt: skip
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+        if not (lr > 0 and w_max > 0 and a_goal > 0 and tau_a >= 1):
+            raise ValueError(f"need lr, w_max, a_goal > 0 and tau_a >= 1, got {lr}, {w_max}, {a_goal}, {tau_a}")
+        self.kind, self.mask, self.lr, self.w_max, self.a_goal, self.tau_a = kind, mask, lr, w_max, a_goal, tau_a
+        self.abar = np.zeros(mask.shape[0])
+
+    def update(self, W: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+        """The weights after a trial whose spikes were ``spikes`` ``[steps, n]``."""
+        self.abar = self.abar + (spikes.sum(axis=0) - self.abar) / self.tau_a
+        err = self.a_goal - self.abar
+        if self.kind == "psd":
+            W = W + self.lr * np.outer(err, self.abar)
+        else:
+            W = W * (1 + self.lr * err)[:, None]
+        return np.clip(W, 0.0, self.w_max) * self.mask
+
+
+# -- the lowering ------------------------------------------------------------------------------
+
+
+def epoch(trial_steps: int, ctx: LoweringContext) -> tuple[int, int]:
+    """``(t_epoch, k)`` with ``t_epoch * 2^k = trial_steps`` and ``t_epoch`` within the epoch
+    register, the smallest such ``k``."""
+    top = 2 ** int(ctx.profile.learning.epoch_bits) - 1
+    for k in range(16):
+        if trial_steps % 2**k == 0 and trial_steps // 2**k <= top:
+            return trial_steps // 2**k, k
+        if trial_steps % 2**k:
+            break
+    raise ctx.fail(f"trial_steps = {trial_steps} is not an epoch of at most {top} steps times a power of two: "
+                   "the once-per-trial update cannot be timed")  # fmt: skip
+
+
+def trace_scale(p: Mapping[str, Any]) -> float:
+    """``s``: trace LSBs per spike per trial of the steady activity average."""
+    return float(p["trace_impulse"]) / (1 - math.exp(-1.0 / p["tau_a"]))
+
+
+def lower(kind: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
+    p = require(thaw(params), DEFAULTS, ctx, kind)
+    for k in ("lr", "a_goal", "w_max", "trace_impulse"):
+        if not p[k] > 0:
+            raise ctx.fail(f"{kind}: parameter {k!r} must be > 0, got {p[k]!r}")
+    if not p["tau_a"] >= 1:
+        raise ctx.fail(f"{kind}: parameter 'tau_a' must be >= 1 trial, got {p['tau_a']!r}")
+    steps = int(p["trial_steps"])
+    t_epoch, k = epoch(steps, ctx)
+    s = trace_scale(p)
+    mid = math.exp(-0.5 / p["tau_a"])  # a mid-trial spike's decay by the trial's end
+    goal = round(s * mid * p["a_goal"])
+    if goal > 127:
+        raise ctx.fail(f"{kind}: the trace of a_goal ({s * mid * p['a_goal']:.1f} LSBs) exceeds the 7-bit trace; "
+                       "lower trace_impulse")  # fmt: skip
+    if kind == "psd":
+        c = scale_literal(-8 * p["lr"] / (s * s * mid * mid * ctx.weight_lsb), ctx, "psd scale (8 lr / (s^2 lsb_w))")
+        dw = f"{literal(*c)}*u{k}*x1*(y1 - {goal})"
+    else:
+        c = scale_literal(-32 * p["lr"] / (s * mid), ctx, "ss scale (32 lr / s)")
+        dw = f"{literal(*c)}*u{k}*w*(y1 - {goal})"
+    tau = p["tau_a"] * steps
+    rule = EngineRule(
+        dw=parse(dw, "dw", ctx.profile.learning),
+        traces={"x1": Trace(float(p["trace_impulse"]), tau), "y1": Trace(float(p["trace_impulse"]), tau)},
+        t_epoch=t_epoch,
+        rng_seed=ctx.seed,
+        source=kind,
+    )
+    ctx.note(
+        f"{kind} lowered to dw = {rule.dw} with t_epoch = {t_epoch} (u{k}: once per {steps}-step trial); activity "
+        f"averages in traces x1, y1 (impulse {p['trace_impulse']:g}, tau {tau:g} steps: {s:.1f} LSBs per spike per "
+        f"trial, saturating at {127 / s:.2f} spikes per trial; a spike at the trial's start counts "
+        f"{math.exp(-1 / p['tau_a']):.2f} of one at its end, a_goal set for mid-trial: {goal})"
+    )
+    return rule
+
+
+def lower_psd(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
+    return lower("psd", params, ctx)
+
+
+def lower_ss(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
+    return lower("ss", params, ctx)
+
+
+class HomeostasisOnEngine:
+    """The lowered rule on a sum-of-products engine for one plastic projection ``mask``
+    ``[post, pre]`` whose pre and post cells are the same population (E->E): the engine sees
+    the trial's spikes step by step and updates its weights once per trial; the weights it
+    holds (``w * lsb_w``, ``lsb_w = w_max / 255``) drive the next trial.
+    ``arithmetic``/``float_quantities``/``rounding`` as :class:`SumOfProductsEngine`."""
+
+    def __init__(self, kind: str, profile, mask: np.ndarray, params: Mapping[str, Any], *, seed: int = 0,
+                 arithmetic: str = "fixed", float_quantities: Iterable[str] = (), rounding: str | None = None):  # fmt: skip
+        from ..learning.engine import SumOfProductsEngine
+
+        p = dict(params)
+        wb = int(profile.learning.synaptic_variable_bits["w"]) - 1
+        self.weight_lsb = float(p["w_max"]) / (2**wb - 1)
+        ctx = LoweringContext("e_to_e", profile, 1.0, self.weight_lsb, seed=seed)
+        self.rule = lower(kind, p, ctx)
+        self.notes, self.mask = ctx.notes, mask
+        self.engine = SumOfProductsEngine(self.rule, np.zeros(mask.shape, np.int64), engine=profile.learning,
+                                          arithmetic=arithmetic, mask=mask, sign_mode="excitatory",
+                                          float_quantities=float_quantities, rounding=rounding)  # fmt: skip
+        self.step = 0
+
+    def set_weights(self, W: np.ndarray) -> None:
+        w = W / self.weight_lsb
+        if self.engine.var_fixed["w"]:
+            w = np.floor(w + 0.5)
+        self.engine.set_state({"w": (w * self.mask)[None]}, None)
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.engine.weights[0] * self.weight_lsb
+
+    def update(self, W: np.ndarray, spikes: np.ndarray) -> np.ndarray:
+        """Feed a trial's spikes ``[steps, n]`` (the engine learns at its epochs); the weights after."""
+        for s in spikes:
+            self.step += 1
+            self.engine.spikes(self.step, s[None], s[None])
+            if self.step % self.rule.t_epoch == 0:
+                self.engine.learn(self.step)
+        return self.W
+
+
+__all__ = ["DEFAULTS", "KINDS", "REFUSALS", "Homeostasis", "HomeostasisOnEngine", "lower", "lower_psd", "lower_ss"]
