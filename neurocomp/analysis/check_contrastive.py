@@ -11,6 +11,9 @@ with graded third factors (loihi2):
 3. **lowered-fixed**: the same in the engine's fixed arithmetic, with the engine's attribution
    rows (one learning quantity back in float, or round-to-nearest).
 
+On programmable cores (spinnaker2) the rule runs as stated: reference and lowered-float in
+float64, lowered-fixed in float32, the cores' arithmetic (no attribution).
+
 The settling stays float64 at every level (a chip runs the spiking network; this isolates the
 learning path, as the RFLO rate check does). Beside the stages of :mod:`.check_rate` (the
 free-phase outputs' RMS difference in place of spike agreement) the report notes each level's
@@ -39,8 +42,10 @@ def make_level(level: str, profile, cfg, seed: int, **over):
     """One level's network (see the module docstring); ``over``: an attribution row's engine
     options."""
     kw = dict(lr=cfg["lr"], seed=seed, init_std=cfg["init_std"])
-    if level == "reference":
+    if level == "reference" or (profile.learning.kind == "programmable" and level == "lowered-float"):
         return chl.Contrastive(2, cfg["n_hidden"], 1, **kw)
+    if profile.learning.kind == "programmable":  # lowered-fixed: the cores' float32
+        return chl.Contrastive(2, cfg["n_hidden"], 1, dtype=np.float32, **kw)
     arith = "float" if level == "lowered-float" else "fixed"
     return chl.ContrastiveOnEngine(profile, 2, cfg["n_hidden"], 1, weight_max=cfg["weight_max"], arithmetic=arith,
                                    **kw, **over)  # fmt: skip
@@ -73,13 +78,15 @@ def check_contrastive(model: str, task: str, tk, *, profile: str, iterations: in
                                   f"rule, 'chl', as the model, not {str(model)!r}")])  # fmt: skip
     prof = load_profile(profile)
     lrn = prof.learning
-    if lrn.kind != "sum_of_products" or not lrn.third_factor:
+    cores = lrn.kind == "programmable"
+    if not cores and (lrn.kind != "sum_of_products" or not lrn.third_factor):
         why = refusal("chl", prof) or f"{profile}'s {lrn.kind} engine has no lowering of chl"
         raise CheckError([Problem("profile", f"chl cannot run on {profile}: {why}")])
     cfg = dict(tk.config)
     t_start = time.perf_counter()
-    rows_attr = [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows if q in LEARN_QUANTITIES]
-    if "nearest" in rows:
+    rows_attr = [] if cores else [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows
+                                  if q in LEARN_QUANTITIES]  # fmt: skip
+    if "nearest" in rows and not cores:
         rows_attr.append(("fixed, round-to-nearest", {"rounding": "nearest"}))
     bar = _Progress(align + iterations * (3 + len(rows_attr)), sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(10, iterations // 5 or 1))
@@ -90,11 +97,19 @@ def check_contrastive(model: str, task: str, tk, *, profile: str, iterations: in
         }
     )  # fmt: skip
     fixed = make_level("lowered-fixed", prof, cfg, seed)
-    rep.notes += [
-        "reference: Contrastive (float64, the rule as stated); lowered-float and lowered-fixed: ContrastiveOnEngine, "
-        f"the lowered rule on {profile}'s engine in float and fixed arithmetic; the settling in float64",
-        *fixed.notes,
-    ]
+    if cores:
+        rep.notes.append(
+            "reference and lowered-float: Contrastive (float64, the rule as stated); lowered-fixed: the same rule in "
+            f"float32, the arithmetic of {profile}'s programmable cores (settling, weights and updates); no "
+            "attribution (float32 everywhere)"
+        )
+    else:
+        rep.notes += [
+            "reference: Contrastive (float64, the rule as stated); lowered-float and lowered-fixed: "
+            f"ContrastiveOnEngine, the lowered rule on {profile}'s engine in float and fixed arithmetic; the settling "
+            "in float64",
+            *fixed.notes,
+        ]
     t0 = time.perf_counter()
     rep.alignment = _alignment(prof, tk, cfg, seed, align, bar)
     rep.timing["alignment_s"] = time.perf_counter() - t0

@@ -11,6 +11,9 @@ sum-of-products engine with graded third factors (loihi2):
    (:class:`~neurocomp.rules.volatility.VkfFixed`, its reciprocal table), with the engine's
    attribution rows (``graded`` puts the filter back in float as well).
 
+On programmable cores (spinnaker2) the rule runs as stated: reference and lowered-float in
+float64, lowered-fixed in float32, the cores' arithmetic (no attribution).
+
 An iteration is one trial (one reward per run); the metric is the squared prediction error
 against the hidden mean, averaged over the runs, and its final value is the mean over every
 trial (the blocks alternate, so no tail stands for the whole). Two more rows: the best fixed
@@ -43,8 +46,10 @@ def params(cfg) -> dict:
 
 def make_level(level: str, profile, cfg, seed: int, fixed_rate: float | None = None, **over):
     runs = int(cfg["runs"])
-    if level == "reference":
+    if level == "reference" or (profile.learning.kind == "programmable" and level == "lowered-float"):
         return vk.VkfPredictor(runs, params(cfg), fixed_rate=fixed_rate)
+    if profile.learning.kind == "programmable":  # lowered-fixed: the cores' float32
+        return vk.VkfPredictor(runs, params(cfg), fixed_rate=fixed_rate, dtype=np.float32)
     arith = "float" if level == "lowered-float" else "fixed"
     return vk.VkfOnEngine(profile, runs, params(cfg), weight_max=cfg["weight_max"], seed=seed, arithmetic=arith,
                           fixed_rate=fixed_rate, **over)  # fmt: skip
@@ -73,13 +78,15 @@ def check_volatility(model: str, task: str, tk, *, profile: str, seed: int, rows
                                   f"not {str(model)!r}")])  # fmt: skip
     prof = load_profile(profile)
     lrn = prof.learning
-    if lrn.kind != "sum_of_products" or not lrn.third_factor:
+    cores = lrn.kind == "programmable"
+    if not cores and (lrn.kind != "sum_of_products" or not lrn.third_factor):
         why = refusal("vkf", prof) or f"{profile}'s {lrn.kind} engine has no lowering of vkf"
         raise CheckError([Problem("profile", f"vkf cannot run on {profile}: {why}")])
     cfg = dict(tk.config)
     t_start = time.perf_counter()
-    rows_attr = [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows if q in LEARN_QUANTITIES]
-    if "nearest" in rows:
+    rows_attr = [] if cores else [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows
+                                  if q in LEARN_QUANTITIES]  # fmt: skip
+    if "nearest" in rows and not cores:
         rows_attr.append(("fixed, round-to-nearest", {"rounding": "nearest"}))
     bar = _Progress(5 + len(rows_attr), sys.stderr.isatty() if progress is None else progress)
     n = tk.steps
@@ -90,11 +97,17 @@ def check_volatility(model: str, task: str, tk, *, profile: str, seed: int, rows
         }
     )  # fmt: skip
     fixed = make_level("lowered-fixed", prof, cfg, seed)
-    rep.notes += [
-        "reference: VkfPredictor (float64); lowered-float and lowered-fixed: VkfOnEngine (the weight on "
-        f"{profile}'s engine; the filter in float64, or in the neuron's integers with its reciprocal table)",
-        *fixed.notes,
-    ]
+    if cores:
+        rep.notes.append(
+            "reference and lowered-float: VkfPredictor (float64, the rule as stated); lowered-fixed: the same in "
+            f"float32, the arithmetic of {profile}'s programmable cores (filter and prediction); no attribution"
+        )
+    else:
+        rep.notes += [
+            "reference: VkfPredictor (float64); lowered-float and lowered-fixed: VkfOnEngine (the weight on "
+            f"{profile}'s engine; the filter in float64, or in the neuron's integers with its reciprocal table)",
+            *fixed.notes,
+        ]
     rate, _ = best_fixed_rate(tk)
     bar("best fixed rate")
     runs = {lv: make_level(lv, prof, cfg, seed) for lv in ("reference", "lowered-float")}

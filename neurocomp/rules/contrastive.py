@@ -65,8 +65,9 @@ REFUSALS = {
         "engine lacks"
     ),
     "programmable": (
-        "contrastive Hebbian learning would run on programmable cores as stated; neurocomp has no float32 form of it "
-        "and no programmable-core learner in this release"
+        "contrastive Hebbian learning runs on programmable cores as stated, in float32, in `neurocomp check` on the "
+        "chl-xor task (a rate network); the emulator has no programmable-core learner of it for a spiking network in "
+        "this release"
     ),
     "eprop_fixed": "a fixed-function e-prop learner has no phase input and no symmetric recurrent learning",
 }
@@ -86,26 +87,34 @@ class Contrastive:
     Unit order: inputs, bias, hidden, outputs. Every pair of units is connected except two
     clamped units (inputs and bias) and a unit with itself; ``W`` ``[N, N]`` starts symmetric,
     ``N(0, init_std^2)`` per pair. ``tol``: the settling's convergence (largest change of a rate
-    in one iteration)."""
+    in one iteration; default 1e-10 in float64, 1e-6 in float32). ``dtype``: float64 (the rule
+    as stated) or float32 (a programmable core's arithmetic: weights, rates, settling and
+    updates in float32; the initial weights drawn in float64 and rounded)."""
 
     def __init__(self, n_in: int, n_hidden: int, n_out: int, *, lr: float, seed: int = 0, init_std: float = 1.0,
-                 tol: float = 1e-10, max_iter: int = 20_000):  # fmt: skip
-        self.n_clamp, self.n_out, self.lr, self.tol, self.max_iter = n_in + 1, n_out, lr, tol, max_iter
+                 tol: float | None = None, max_iter: int = 20_000, dtype=np.float64):  # fmt: skip
+        self.dtype = np.dtype(dtype)
+        if tol is None:
+            tol = 1e-10 if self.dtype == np.float64 else 1e-6  # a few float32 ulps of a rate near 1
+        self.n_clamp, self.n_out, self.tol, self.max_iter = n_in + 1, n_out, tol, max_iter
+        self.lr = self.dtype.type(lr)
         n = n_in + 1 + n_hidden + n_out
-        self.mask = np.ones((n, n))
+        self.mask = np.ones((n, n), self.dtype)
         self.mask[: self.n_clamp, : self.n_clamp] = 0
         np.fill_diagonal(self.mask, 0)
         w = np.random.default_rng(seed).normal(0.0, init_std, (n, n))
-        self.W = np.triu(w, 1) + np.triu(w, 1).T
-        self.W *= self.mask
+        self.W = ((np.triu(w, 1) + np.triu(w, 1).T) * self.mask).astype(self.dtype)
 
     @property
     def n(self) -> int:
         return self.mask.shape[0]
 
+    def set_weights(self, W: np.ndarray) -> None:
+        self.W = np.array(W, self.dtype)
+
     def start(self, x: np.ndarray) -> np.ndarray:
         """The state a phase starts from: inputs ``x``, bias 1, every other unit at 1/2."""
-        return np.r_[x, 1.0, np.full(self.n - self.n_clamp, 0.5)]
+        return np.r_[x, 1.0, np.full(self.n - self.n_clamp, 0.5)].astype(self.dtype)
 
     def settle(self, V: np.ndarray, clamp_out: bool, W: np.ndarray | None = None) -> np.ndarray:
         """The fixed point ``V_i = f((W V)_i)`` of the units that settle, reached by the damped
@@ -116,7 +125,7 @@ class Contrastive:
             free[-self.n_out :] = False
         V = V.copy()
         for _ in range(self.max_iter):
-            new = 0.5 * (V[free] + _logistic(W[free] @ V))
+            new = self.dtype.type(0.5) * (V[free] + _logistic(W[free] @ V))
             change = np.abs(new - V[free]).max()
             V[free] = new
             if change < self.tol:

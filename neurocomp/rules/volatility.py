@@ -48,8 +48,8 @@ DEFAULTS = {"lambda": 0.1, "v0": 1.0, "sigma2": 1.0, "error_max": 8.0}  # error_
 REFUSALS = {
     "no_third_factor": "the VKF gain is sent as a graded third factor (y3 = k d), which this engine lacks",
     "programmable": (
-        "the VKF gain would run on programmable cores as stated; neurocomp has no programmable-core learner of it "
-        "in this release"
+        "the VKF gain runs on programmable cores as stated (the filter and the prediction in float32) in `neurocomp "
+        "check` on the volatile-reward task; the emulator has no programmable-core learner of it in this release"
     ),
     "eprop_fixed": "a fixed-function e-prop learner has no reward input",
 }
@@ -128,12 +128,14 @@ def _systematic(wt: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 class Vkf:
     """The volatile Kalman filter (float64), ``shape`` independent filters. :meth:`gain`
     gives ``k`` for the current state; :meth:`update` takes the error ``d = o - m`` the
-    prediction made and the step ``k d`` the prediction took."""
+    prediction made and the step ``k d`` the prediction took. ``dtype``: float64, or float32 (a
+    programmable core's arithmetic)."""
 
-    def __init__(self, shape, *, lam: float = 0.1, v0: float = 1.0, sigma2: float = 1.0):
-        self.lam, self.sigma2 = lam, sigma2
-        self.w = np.full(shape, float(sigma2))  # w0 = sigma2, as vkf.m
-        self.v = np.full(shape, float(v0))
+    def __init__(self, shape, *, lam: float = 0.1, v0: float = 1.0, sigma2: float = 1.0, dtype=np.float64):
+        f = np.dtype(dtype).type
+        self.lam, self.sigma2 = f(lam), f(sigma2)
+        self.w = np.full(shape, sigma2, dtype)  # w0 = sigma2, as vkf.m
+        self.v = np.full(shape, v0, dtype)
 
     def gain(self) -> np.ndarray:
         return (self.w + self.v) / (self.w + self.v + self.sigma2)
@@ -269,13 +271,15 @@ class VkfOnEngine:
 
 
 class VkfPredictor:
-    """The rule as stated (float64): ``m <- m + k (R - m)`` with the VKF's ``k`` (or a fixed
-    rate)."""
+    """The rule as stated: ``m <- m + k (R - m)`` with the VKF's ``k`` (or a fixed rate), in
+    ``dtype`` (float64; float32 is a programmable core's arithmetic: rewards rounded to it)."""
 
-    def __init__(self, runs: int, params: Mapping[str, Any] | None = None, fixed_rate: float | None = None):
+    def __init__(self, runs: int, params: Mapping[str, Any] | None = None, fixed_rate: float | None = None,
+                 dtype=np.float64):  # fmt: skip
         p = {**DEFAULTS, **(params or {})}
-        self.filter = Vkf((runs,), lam=p["lambda"], v0=p["v0"], sigma2=p["sigma2"])
-        self.m, self.fixed_rate = np.zeros(runs), fixed_rate
+        self.dtype = np.dtype(dtype)
+        self.filter = Vkf((runs,), lam=p["lambda"], v0=p["v0"], sigma2=p["sigma2"], dtype=self.dtype)
+        self.m, self.fixed_rate = np.zeros(runs, self.dtype), fixed_rate
 
     @property
     def prediction(self) -> np.ndarray:
@@ -283,8 +287,8 @@ class VkfPredictor:
 
     def trial(self, reward: np.ndarray) -> np.ndarray:
         m = self.m.copy()
-        k = np.full(m.shape, self.fixed_rate) if self.fixed_rate is not None else self.filter.gain()
-        step = k * (reward - m)
+        k = np.full(m.shape, self.fixed_rate, self.dtype) if self.fixed_rate is not None else self.filter.gain()
+        step = k * (np.asarray(reward, self.dtype) - m)
         self.m = m + step
         self.filter.update(k, step)
         return m
