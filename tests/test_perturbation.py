@@ -243,3 +243,25 @@ def test_a_running_reward_baseline_learns_as_the_paired_one_at_a_small_rate() ->
         e[mode] = _curve(net, tk, 1000)[-100:].mean()
     assert max(e.values()) < 5.9
     assert abs(e["running"] - e["paired"]) < 0.15
+
+
+def test_np_reward_product_keeps_its_bits() -> None:
+    """The engine floors a product after its width shift (t*y3: 9 + 7 bits and a 4-bit mantissa
+    over a 15-bit accumulator, shifted by 5). The lowering sends the reward in steps with
+    mantissa * step a multiple of 2^5, so the floor drops only zero bits (the floor's half-LSB
+    drift per trial cost NP on loihi2 24 % more trials), and picks the reward's unit so that c_w
+    is exactly the learning rate's constant (no rounding note)."""
+    prof = load_profile("loihi2")
+    cfg = make(P.NAME, seed=0).config
+    p = rule_params(cfg, "np", 0.004)
+    eng = NpOnEngine(prof, 10, 100, p, weight_max=0.2)
+    prm = prof.learning.params
+    shift = prm["scale_mantissa_bits"] + prm["factor_widths"]["t"] + prm["factor_widths"]["y3"] - 15
+    c_w, sc = eng.rule.dw.products[0], eng.scales
+    assert (c_w.mantissa * sc.reward_step) % 2**shift == 0
+    exact = 32 * p["lr"] * sc.reward * sc.tag / (p["sigma"] ** 2 * sc.weight)
+    assert c_w.mantissa * 2.0**c_w.exponent == pytest.approx(exact, rel=1e-12)
+    assert not any("reward scale" in n and "rounded" in n for n in eng.notes)
+    assert any("multiples of 8" in n for n in eng.notes)
+    # the reward the engine sees is on that grid and holds reward_max
+    assert 15 * sc.reward_step * sc.reward >= p["reward_max"]
