@@ -79,7 +79,8 @@ def main() -> None:
         span = float(np.mean([r["latency_span_ms"] for r in last]))
         means = [r["mean"] for r in h[-100:]]
         met = abs(mean - 1) <= 0.1, rec > 0.9, mx <= 3, span > 100
-        verdict = ", ".join(f"{k} {'met' if m else 'MISSED'}" for k, m in zip(("mean", "recruited", "max", "span"), met))
+        names = ("mean", "recruited", "max", "span")
+        verdict = ", ".join(f"{k} {'met' if m else 'MISSED'}" for k, m in zip(names, met, strict=True))
         print(f"{name:11s}: mean {mean:.2f}, recruited {rec:.0%}, max {mx}, latency spread {span:.0f} ms, swing of "
               f"the mean over the last 100 trials {max(means) - min(means):.2f}; {verdict} "
               f"({time.perf_counter() - t0:.0f} s, machine loaded)", flush=True)  # fmt: skip

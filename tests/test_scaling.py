@@ -18,9 +18,10 @@ from neurocomp.tasks import timing_code as tc
 
 
 def test_float_form_against_a_hand_derivation() -> None:
-    """Three cells, all connected, cell 2 silent, cells 0 and 1 firing 2 and 1 spikes each trial.
-    After n trials A_i = c_i (1 - (1 - 1/tau)^n) (a geometric series). PSD adds lr A_j (A_goal -
-    A_i): a silent presynaptic cell's outputs never change, cell 2's inputs from 0 and 1 rise. SS multiplies each row by 1 + lr (A_goal - A_i): every input of a cell alike."""
+    """Three cells, all connected, cell 2 silent, cells 0 and 1 firing 2 and 1 spikes each
+    trial. After n trials A_i = c_i (1 - (1 - 1/tau)^n) (a geometric series). PSD adds lr A_j
+    (A_goal - A_i): a silent presynaptic cell's outputs never change, cell 2's inputs from 0 and
+    1 rise. SS multiplies each row by 1 + lr (A_goal - A_i): every input of a cell alike."""
     mask = ~np.eye(3, dtype=bool)
     spikes = np.zeros((10, 3))
     spikes[[1, 5], 0] = 1
@@ -76,7 +77,8 @@ def test_lowered_psd_in_float_is_the_trace_rule() -> None:
     tau = 5.0 * 320
     trace = [5.0 * sum(math.exp(-(320 - t - 1) / tau) for t in np.nonzero(spikes[:, i])[0]) for i in range(2)]
     # dw[i, j] = c x1_j (y1_i - C) / 8 (x1*y1 shifted by 3, kept as an exact division in float)
-    want = W0 + eng.weight_lsb * c * np.array([[0, trace[1] * (trace[0] - goal)], [trace[0] * (trace[1] - goal), 0]]) / 8
+    dw = np.array([[0, trace[1] * (trace[0] - goal)], [trace[0] * (trace[1] - goal), 0]])
+    want = W0 + eng.weight_lsb * c * dw / 8
     np.testing.assert_allclose(eng.W, want, rtol=1e-3)  # the engine's trace histories vs this closed sum: 1e-3
 
 
@@ -137,3 +139,17 @@ def test_compiles_on_loihi_1_and_2_and_refuses_an_untimeable_trial() -> None:
         assert rule.t_epoch == 40 and "u3" in str(rule.dw)
     with pytest.raises(NeurocompError, match="trial_steps = 321"):  # odd and above the 6-bit epoch
         nc.compile(_net("psd", 321), "loihi2")
+
+
+def test_check_runs_psd_on_loihi2_and_refuses_elsewhere(tmp_path) -> None:
+    from neurocomp.analysis.check import CheckError, check
+
+    rep = check("psd", "loihi2", tc.NAME, iterations=3, attribution=("traces",), out=tmp_path, plots=False)
+    assert set(rep.final) == {"reference", "lowered-float", "lowered-fixed", "fixed, traces in float"}
+    assert rep.final["reference"]["first"] == pytest.approx(5 / 200)  # the stimulated cells alone
+    assert any("u3: once per 320-step trial" in n for n in rep.notes)
+    assert (tmp_path / "report.json").exists()
+    with pytest.raises(CheckError, match="no programmable-core learner"):
+        check("ss", "spinnaker2", tc.NAME, iterations=2)
+    with pytest.raises(CheckError, match="name the rule"):
+        check("stdp", "loihi2", tc.NAME, iterations=2)

@@ -166,7 +166,8 @@ class HomeostasisOnEngine:
     ``arithmetic``/``float_quantities``/``rounding`` as :class:`SumOfProductsEngine`."""
 
     def __init__(self, kind: str, profile, mask: np.ndarray, params: Mapping[str, Any], *, seed: int = 0,
-                 arithmetic: str = "fixed", float_quantities: Iterable[str] = (), rounding: str | None = None):  # fmt: skip
+                 arithmetic: str = "fixed", float_quantities: Iterable[str] = (),
+                 rounding: str | None = None):  # fmt: skip
         from ..learning.engine import SumOfProductsEngine
 
         p = dict(params)
