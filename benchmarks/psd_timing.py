@@ -26,37 +26,21 @@ import numpy as np
 
 VARIANTS = {"psd-float": ("psd", None), "ss-float": ("ss", None), "psd-loihi2": ("psd", "loihi2"),
             "ss-loihi2": ("ss", "loihi2")}  # fmt: skip
-PARAMS = {"lr": 0.05, "w_max": 1.2, "a_goal": 1.0, "tau_a": 5.0, "trace_impulse": 5.0}
-
-
-def learner(kind: str, where: str | None, net, cfg, seed: int):
-    from neurocomp.profiles import load_profile
-    from neurocomp.rules import scaling as sc
-
-    p = {**PARAMS, "trial_steps": cfg["steps"]}
-    if where is None:
-        return sc.Homeostasis(kind, net.mask, lr=p["lr"], w_max=p["w_max"], a_goal=p["a_goal"], tau_a=p["tau_a"])
-    return sc.HomeostasisOnEngine(kind, load_profile(where), net.mask, p, seed=seed)
 
 
 def train(kind: str, where: str | None, trials: int, seed: int) -> list[dict]:
-    """Per-trial summaries of ``trials`` trials of learning."""
+    """Per-trial summaries of ``trials`` trials of learning (the learners of ``neurocomp check``)."""
+    from neurocomp.analysis.check_scaling import make_level
+    from neurocomp.analysis.check_scaling import train as run_trials
+    from neurocomp.profiles import load_profile
     from neurocomp.tasks import make
     from neurocomp.tasks import timing_code as tc
 
     cfg = make(tc.NAME, seed=seed).config
     net = tc.TimingNetwork(cfg, seed)
-    learn = learner(kind, where, net, cfg, seed)
-    W = net.initial_weights()
-    if where is not None:
-        learn.set_weights(W)
-        W = learn.W
-    out = []
-    for _ in range(trials):
-        s = net.trial(W)
-        out.append(tc.summary(s))
-        W = learn.update(W, s)
-    return out
+    level = "reference" if where is None else "lowered-fixed"
+    learner = make_level(level, kind, load_profile(where or "loihi2"), net, cfg, seed)
+    return run_trials(learner, net, trials, lambda _: None, kind)
 
 
 def main() -> None:
@@ -65,6 +49,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
+    from neurocomp.analysis.check_scaling import PARAMS
+
     print(f"psd-timing (200 E, 50 I, 320 ms trials), seed {a.seed}, {a.trials} trials; rule {PARAMS}")
     print("targets: mean spikes per E cell per trial within 10% of A_goal = 1; > 90% recruited; max <= 3; "
           "latency spread > 100 ms; SS unstable")  # fmt: skip

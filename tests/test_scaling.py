@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import neurocomp as nc
+from neurocomp.analysis import check_scaling
 from neurocomp.errors import NeurocompError
 from neurocomp.profiles import load_profile
 from neurocomp.rules import scaling as sc
@@ -87,14 +88,19 @@ def test_psd_recruits_the_network_and_ss_does_not_settle() -> None:
     """psd-timing, seed 0, 300 trials (the benchmark's run): PSD takes the network from 5 stimulated
     cells to most cells firing about once (measured in benchmarks/psd_timing.py), at most 3
     spikes per cell; SS swings between silence and bursts."""
-    from benchmarks.psd_timing import train
 
-    h = train("psd", None, 300, 0)
+    def train(kind: str, trials: int, seed: int) -> list[dict]:
+        cfg = make(tc.NAME, seed=seed).config
+        net = tc.TimingNetwork(cfg, seed)
+        return check_scaling.train(check_scaling.make_level("reference", kind, None, net, cfg, seed), net, trials,
+                                   lambda _: None, kind)  # fmt: skip
+
+    h = train("psd", 300, 0)
     assert h[0]["mean"] == pytest.approx(5 / 200)
     last = h[-20:]
     assert 0.75 <= np.mean([r["mean"] for r in last]) <= 1.1
     assert max(r["max"] for r in last) <= 3
-    s = train("ss", None, 300, 0)
+    s = train("ss", 300, 0)
     assert max(r["max"] for r in s) > 3 or np.mean([r["mean"] for r in s[-20:]]) < 0.5
 
 
