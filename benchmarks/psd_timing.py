@@ -40,7 +40,7 @@ def train(kind: str, where: str | None, trials: int, seed: int) -> list[dict]:
     net = tc.TimingNetwork(cfg, seed)
     level = "reference" if where is None else "lowered-fixed"
     learner = make_level(level, kind, load_profile(where or "loihi2"), net, cfg, seed)
-    return run_trials(learner, net, trials, lambda _: None, kind)
+    return run_trials(learner, net, trials, lambda _: None, kind)[0]
 
 
 def main() -> None:
@@ -50,8 +50,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     from neurocomp.analysis.check_scaling import PARAMS
+    from neurocomp.tasks import timing_code as tc
 
-    print(f"psd-timing (200 E, 50 I, 320 ms trials), seed {a.seed}, {a.trials} trials; rule {PARAMS}")
+    print(f"psd-timing {tc.DEFAULTS}, seed {a.seed}, {a.trials} trials; rule {PARAMS}")
     print("targets: mean spikes per E cell per trial within 10% of A_goal = 1; > 90% recruited; max <= 3; "
           "latency spread > 100 ms; SS unstable")  # fmt: skip
     for name in a.variants.split(","):

@@ -68,7 +68,7 @@ def test_lowered_psd_in_float_is_the_trace_rule() -> None:
     eng = sc.HomeostasisOnEngine("psd", prof, mask, p, arithmetic="float")
     prod = eng.rule.dw.products[0]
     c, goal = prod.mantissa * 2.0**prod.exponent, -prod.factors[1].const
-    assert eng.rule.t_epoch * 2**3 == 320
+    assert eng.rule.t_epoch * 2**6 == 320  # the shortest epoch: 5 steps, u6
     W0 = 0.3 * mask
     eng.set_weights(W0)
     spikes = np.zeros((320, 2), bool)
@@ -85,38 +85,45 @@ def test_lowered_psd_in_float_is_the_trace_rule() -> None:
 
 @pytest.mark.slow
 def test_psd_recruits_the_network_and_ss_does_not_settle() -> None:
-    """psd-timing, seed 0, 300 trials (the benchmark's run): PSD takes the network from 5 stimulated
-    cells to most cells firing about once (measured in benchmarks/psd_timing.py), at most 3
-    spikes per cell; SS swings between silence and bursts."""
+    """psd-timing, seed 0, 300 trials (the benchmark's run), the issue's targets over the last 20
+    trials: PSD takes the network from 5 stimulated cells to 1 +- 10 % spikes per E cell
+    (measured 0.94), more than 90 % recruited (94 %), at most 3 spikes per cell (1), first-spike
+    latencies spread over more than 100 ms (147); SS, the control, does not settle (bursts of
+    more than 3 spikes per cell)."""
 
     def train(kind: str, trials: int, seed: int) -> list[dict]:
         cfg = make(tc.NAME, seed=seed).config
         net = tc.TimingNetwork(cfg, seed)
-        return check_scaling.train(check_scaling.make_level("reference", kind, None, net, cfg, seed), net, trials,
-                                   lambda _: None, kind)  # fmt: skip
+        learner = check_scaling.make_level("reference", kind, None, net, cfg, seed)
+        return check_scaling.train(learner, net, trials, lambda _: None, kind)[0]
 
     h = train("psd", 300, 0)
     assert h[0]["mean"] == pytest.approx(5 / 200)
     last = h[-20:]
-    assert 0.75 <= np.mean([r["mean"] for r in last]) <= 1.1
+    assert np.mean([r["mean"] for r in last]) == pytest.approx(1.0, abs=0.1)
+    assert np.mean([r["recruited"] for r in last]) > 0.9
     assert max(r["max"] for r in last) <= 3
+    assert np.mean([r["latency_span_ms"] for r in last]) > 100
     s = train("ss", 300, 0)
-    assert max(r["max"] for r in s) > 3 or np.mean([r["mean"] for r in s[-20:]]) < 0.5
+    assert max(r["max"] for r in s[-100:]) > 3
 
 
 def test_psd_learns_in_a_ci_sized_run() -> None:
-    """40 trials of psd-timing: PSD recruits cells beyond the 5 stimulated (measured 0.03 -> above
-    0.05 by trial 25 in float), never more than one spike per cell; the loihi2 engine's fixed
-    point, from the same weights, also grows the weights from active cells only."""
+    """40 trials of psd-timing from 5 stimulated cells (0.025 spikes per cell): PSD recruits
+    more cells, one spike each, in float (measured 0.16 at trial 40) and on loihi2's engine in
+    fixed point (measured 0.085; lowered-float 0.09); the outputs of cells that never fired keep
+    their initial weight (float)."""
     tk = make(tc.NAME, seed=0)
     net = tc.TimingNetwork(tk.config, 0)
-    h = sc.Homeostasis("psd", net.mask, lr=0.05, w_max=1.2)
-    W = net.initial_weights()
-    for _ in range(40):
-        s = net.trial(W)
-        W = h.update(W, s)
-    assert tc.summary(s)["mean"] > 0.05 and tc.summary(s)["max"] <= 1
-    assert np.all(W[:, ~np.isin(np.arange(200), np.nonzero(h.abar)[0])][net.mask[:, h.abar == 0]] == 0.1)
+    quiet = lambda _: None  # noqa: E731  (no progress bar)
+    ref = check_scaling.make_level("reference", "psd", None, net, tk.config, 0)
+    h, W = check_scaling.train(ref, net, 40, quiet, "psd")
+    assert h[0]["mean"] == 0.025 and h[-1]["mean"] > 0.1 and max(r["max"] for r in h) == 1
+    silent = ref.abar == 0
+    assert silent.any() and np.all(W[:, silent][net.mask[:, silent]] == tk.config["w0"])
+    fixed = check_scaling.make_level("lowered-fixed", "psd", load_profile("loihi2"), net, tk.config, 0)
+    f, _ = check_scaling.train(fixed, net, 40, quiet, "psd")
+    assert f[-1]["mean"] > 0.05 and max(r["max"] for r in f) == 1
 
 
 def _net(rule: str, trial_steps: int = 320) -> nc.Network:
@@ -142,7 +149,7 @@ def test_where_the_rules_cannot_compile_the_error_says_why(profile: str, why: st
 def test_compiles_on_loihi_1_and_2_and_refuses_an_untimeable_trial() -> None:
     for prof in ("loihi1", "loihi2"):
         rule = next(p.learning for p in nc.compile(_net("psd"), prof).projections if p.learning is not None)
-        assert rule.t_epoch == 40 and "u3" in str(rule.dw)
+        assert rule.t_epoch == 5 and "u6" in str(rule.dw)  # 320 = 5 * 2^6
     with pytest.raises(NeurocompError, match="trial_steps = 321"):  # odd and above the 6-bit epoch
         nc.compile(_net("psd", 321), "loihi2")
 
@@ -153,7 +160,7 @@ def test_check_runs_psd_on_loihi2_and_refuses_elsewhere(tmp_path) -> None:
     rep = check("psd", "loihi2", tc.NAME, iterations=3, attribution=("traces",), out=tmp_path, plots=False)
     assert set(rep.final) == {"reference", "lowered-float", "lowered-fixed", "fixed, traces in float"}
     assert rep.final["reference"]["first"] == pytest.approx(5 / 200)  # the stimulated cells alone
-    assert any("u3: once per 320-step trial" in n for n in rep.notes)
+    assert any("u7: once per 640-step trial" in n for n in rep.notes)
     assert (tmp_path / "report.json").exists()
     with pytest.raises(CheckError, match="no programmable-core learner"):
         check("ss", "spinnaker2", tc.NAME, iterations=2)
