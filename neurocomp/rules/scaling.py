@@ -147,7 +147,9 @@ def lower(kind: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
         f"{kind} lowered to dw = {rule.dw} with t_epoch = {t_epoch} (u{k}: once per {steps}-step trial); activity "
         f"averages in traces x1, y1 (impulse {p['trace_impulse']:g}, tau {tau:g} steps: {s:.1f} LSBs per spike per "
         f"trial, saturating at {127 / s:.2f} spikes per trial; a spike at the trial's start counts "
-        f"{math.exp(-1 / p['tau_a']):.2f} of one at its end, a_goal set for mid-trial: {goal})"
+        f"{math.exp(-1 / p['tau_a']):.2f} of one at its end, a_goal set for mid-trial: {goal}); bounds: the weights' "
+        f"range, up to {(2 ** (int(ctx.profile.learning.synaptic_variable_bits['w']) - 1) - 1) * ctx.weight_lsb:.4g} "
+        f"with an excitatory sign mode (w_max {p['w_max']:g})"
     )
     return rule
 
