@@ -4,8 +4,6 @@ arithmetic it stands for, the learning on psd-timing, and where the rules are re
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -58,29 +56,33 @@ def test_bounds_hold() -> None:
     assert W[1, 0] == 0.7 and W[0, 1] >= 0.0 and W[0, 0] == 0
 
 
-def test_lowered_psd_in_float_is_the_trace_rule() -> None:
-    """On loihi2's engine in float arithmetic, one trial's update is -c x1 (y1 - C) with x1, y1
-    the spike traces decayed exp(-1/tau) per step from their spikes (derived here by hand), c
-    and C as the rule strings say; every existing synapse, none absent."""
+def test_lowered_psd_counts_spikes_in_the_tags_as_the_float_average() -> None:
+    """On loihi2's engine in float arithmetic, the tags count 16 per spike and decay by 1/tau_A
+    after each trial's update, so the value dw reads after trial n is 16 tau_A A_n, the float
+    rule's average (a geometric series here); the update is -c t (d - C) / 128 (t*d shifted by
+    7, an exact division in float) on every existing synapse, none absent."""
     prof = load_profile("loihi2")
     mask = np.array([[False, True], [True, False]])
-    p = {"lr": 0.05, "w_max": 1.2, "trial_steps": 320, "tau_a": 5.0, "trace_impulse": 5.0}
+    p = {"lr": 0.05, "w_max": 1.0, "trial_steps": 320, "tau_a": 4.0, "tag_impulse": 16}
     eng = sc.HomeostasisOnEngine("psd", prof, mask, p, arithmetic="float")
     prod = eng.rule.dw.products[0]
     c, goal = prod.mantissa * 2.0**prod.exponent, -prod.factors[1].const
-    assert eng.rule.t_epoch * 2**6 == 320  # the shortest epoch: 5 steps, u6
-    W0 = 0.3 * mask
-    eng.set_weights(W0)
+    assert goal == 64 and eng.rule.t_epoch * 2**6 == 320  # the shortest epoch: 5 steps, u6
+    ref = sc.Homeostasis("psd", mask, lr=0.05, w_max=1.0, tau_a=4.0)
     spikes = np.zeros((320, 2), bool)
-    spikes[[10, 200], 0] = True
+    spikes[[10, 200], 0] = True  # two spikes of cell 0 per trial, in different epochs
     spikes[100, 1] = True
-    eng.update(W0, spikes)
-    tau = 5.0 * 320
-    trace = [5.0 * sum(math.exp(-(320 - t - 1) / tau) for t in np.nonzero(spikes[:, i])[0]) for i in range(2)]
-    # dw[i, j] = c x1_j (y1_i - C) / 8 (x1*y1 shifted by 3, kept as an exact division in float)
-    dw = np.array([[0, trace[1] * (trace[0] - goal)], [trace[0] * (trace[1] - goal), 0]])
-    want = W0 + eng.weight_lsb * c * dw / 8
-    np.testing.assert_allclose(eng.W, want, rtol=1e-3)  # the engine's trace histories vs this closed sum: 1e-3
+    W = 0.3 * mask
+    eng.set_weights(W)
+    for _ in range(3):
+        before = eng.W.copy()
+        eng.update(W, spikes)
+        ref.update(W, spikes)
+        a = 64 * ref.abar  # the counts dw read: 16 tau_A A_n
+        dw = np.array([[0, a[1] * (a[0] - goal)], [a[0] * (a[1] - goal), 0]])
+        np.testing.assert_allclose(eng.W - before, eng.weight_lsb * c * dw / 128, rtol=1e-12)
+    # the float rule's own step, for the record: lr A_j (1 - A_i) = -(lr / s^2) a_j (a_i - C)
+    assert c == pytest.approx(-128 * 0.05 / (64**2 * eng.weight_lsb), rel=0.07)  # c rounded to m 2^e
 
 
 @pytest.mark.slow
@@ -131,7 +133,7 @@ def _net(rule: str, trial_steps: int = 320) -> nc.Network:
     n.add(nc.Population("e", 4, nc.LIF(tau_mem_ms=10.0, v_th=1.0)))
     W = np.full((4, 4), 0.1)
     np.fill_diagonal(W, 0)
-    params = {"lr": 0.05, "w_max": 1.2, "trial_steps": trial_steps}
+    params = {"lr": 0.05, "w_max": 1.0, "tau_a": 4.0, "trial_steps": trial_steps}
     n.add(nc.Projection("e", "e", W, name="ee", plasticity=nc.RuleSpec(rule, params)))
     return n
 

@@ -7,7 +7,8 @@ on a sum-of-products engine (loihi1, loihi2):
 
 1. **reference**: :class:`~neurocomp.rules.scaling.Homeostasis`, float64, the rule as stated;
 2. **lowered-float**: :class:`~neurocomp.rules.scaling.HomeostasisOnEngine`, the lowered rule
-   (traces as activity averages, one update per trial) on the engine in float arithmetic;
+   (spike counts in the tags as activity averages, one update per trial) on the engine in float
+   arithmetic;
 3. **lowered-fixed**: the same in the engine's fixed arithmetic, with the engine's attribution
    rows (one learning quantity back in float, or round-to-nearest).
 
@@ -33,7 +34,7 @@ from .check import ATTRIBUTION_ROWS, CheckError, CheckReport, _attribution, _Pro
 
 TASKS = (task_mod.NAME,)
 # the rule's parameters on psd-timing (benchmarks/psd_timing.py trains with these too)
-PARAMS = {"lr": 0.05, "w_max": 1.0, "a_goal": 1.0, "tau_a": 5.0, "trace_impulse": 5.0}
+PARAMS = {"lr": 0.05, "w_max": 1.0, "a_goal": 1.0, "tau_a": 4.0, "tag_impulse": 16}
 
 
 def make_level(level: str, kind: str, profile, net, cfg, seed: int, **over):

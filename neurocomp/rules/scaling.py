@@ -13,28 +13,34 @@ scales a synapse by its presynaptic cell's activity: a silent cell's outputs do 
 activity spreads from the active cells outward, one cell at a time.
 
 Lowering onto a sum-of-products engine (Loihi 1 and 2; a two-factor rule: no third factor).
-The running averages are the pre and post spike traces ``x1``, ``y1`` (impulse ``I`` per
-spike, ``tau = tau_A * steps``: ``exp(-1/tau_A)`` per trial), which hold ``s A`` with ``s =
-I / (1 - exp(-1/tau_A))`` trace LSBs per spike per trial. The update runs once per trial:
-the epoch is ``steps / 2^k`` (the shortest the epoch register and ``u0``..``u9`` allow: see
+The running averages are kept, exactly, in the two tags of each synapse: ``t`` counts the
+pre cell's spikes (``I`` LSBs each, the dependency ``x0``), ``d`` the post cell's (``y0``),
+and once per trial, after ``dw`` has read them, both decay by ``1/tau_A``. The value ``dw``
+reads at the end of trial ``n`` is then ``u_n = (1 - 1/tau_A) u_(n-1) + I A^n = s A_n`` with
+``s = tau_A I``: the float rule's average, in integers. The update runs once per trial: the
+epoch is ``steps / 2^k`` (the shortest the epoch register and ``u0``..``u9`` allow: see
 :func:`epoch`) and the dependency ``u_k`` is 1 once every ``2^k`` epochs, at the trial's end::
 
-    PSD:  dw = -c * u_k * x1 * (y1 - C)        c = 8 lr / (s^2 lsb_w)  (x1 * y1 is shifted by 3)
-    SS:   dw = -c * u_k * w * (y1 - C)         c = 32 lr / s           (w * y1 is shifted by 5)
+    dt = I * x0 - (1/tau_A) * u_k * t              dd = I * y0 - (1/tau_A) * u_k * d
+    PSD:  dw = -c * u_k * t * (d - C)        c = 128 lr / (s^2 lsb_w)   (t * d is shifted by 7)
+    SS:   dw = -c * u_k * w * (d - C)        c = 128 lr / s             (w * d is shifted by 7)
 
-with ``C = s A_goal`` (rounded to an integer: noted). The bounds are the weights' own: an
-excitatory sign mode keeps ``w >= 0`` and the 8-bit magnitude holds ``w_max`` at ``lsb_w =
-w_max / 255``. Two differences from the float rule, both noted: a spike late in the trial
-is counted at full weight, an early one decayed by up to ``exp(-1/tau_A)`` (the trace
-decays within the trial; ``C`` is set for a spike at mid-trial), and the traces saturate at
-127 (``A`` at ``127 / s``). Reckon's fixed-function e-prop learner has no homeostatic
-rule, xylo no learning; programmable cores would run the float rule as stated (no
-programmable-core learner of it in this release).
+with ``C = s A_goal`` (an integer: ``s`` and ``A_goal`` are chosen so; noted if rounded) and
+``c``, ``1/tau_A`` rounded to ``m 2^e`` (noted; exact for ``tau_A`` a power of two). The
+bounds are the weights' own: an excitatory sign mode keeps ``w >= 0`` and the 8-bit
+magnitude holds ``w_max`` at ``lsb_w = w_max / 255``. The tags saturate at 255 (``A`` at
+``255 / s`` spikes per trial), and a dependency counts the epochs with a spike, so two
+spikes of a cell within one epoch count once. A first lowering kept the averages in the
+traces ``x1``, ``y1`` (decaying within the trial): a cell's single spike then counted from
+0.82 to 1 of a spike by its latency, the rule lost its fixed point at one spike, and on
+loihi2 the network never settled (measured: 45 % recruited, bursts of 7 spikes). Reckon's
+fixed-function e-prop learner has no homeostatic rule, xylo no learning; programmable
+cores would run the float rule as stated (no programmable-core learner of it in this
+release).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -42,7 +48,7 @@ import numpy as np
 
 from .._frozen import thaw
 from ..learning.expr import parse
-from ..learning.rule import EngineRule, Trace
+from ..learning.rule import EngineRule
 from .base import LoweringContext, literal, require, scale_literal
 
 KINDS = ("psd", "ss")
@@ -53,7 +59,7 @@ DEFAULTS = {
     "tau_a": 5.0,  # trials, the activity average's time constant
     "w_max": ...,  # the weights' upper bound (model units)
     "trial_steps": ...,  # steps per trial (the lowering updates once per trial)
-    "trace_impulse": 5.0,  # trace LSBs per spike (lowering)
+    "tag_impulse": 16,  # tag LSBs per spike (lowering: the tags count spikes)
 }
 
 REFUSALS = {
@@ -109,47 +115,46 @@ def epoch(trial_steps: int, ctx: LoweringContext) -> tuple[int, int]:
     return trial_steps // 2 ** max(fits), max(fits)
 
 
-def trace_scale(p: Mapping[str, Any]) -> float:
-    """``s``: trace LSBs per spike per trial of the steady activity average."""
-    return float(p["trace_impulse"]) / (1 - math.exp(-1.0 / p["tau_a"]))
-
-
 def lower(kind: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     p = require(thaw(params), DEFAULTS, ctx, kind)
-    for k in ("lr", "a_goal", "w_max", "trace_impulse"):
+    for k in ("lr", "a_goal", "w_max", "tag_impulse"):
         if not p[k] > 0:
             raise ctx.fail(f"{kind}: parameter {k!r} must be > 0, got {p[k]!r}")
-    if not p["tau_a"] >= 1:
-        raise ctx.fail(f"{kind}: parameter 'tau_a' must be >= 1 trial, got {p['tau_a']!r}")
+    if not p["tau_a"] > 1:
+        raise ctx.fail(f"{kind}: parameter 'tau_a' must be > 1 trial, got {p['tau_a']!r}")
     steps = int(p["trial_steps"])
     t_epoch, k = epoch(steps, ctx)
-    s = trace_scale(p)
-    mid = math.exp(-0.5 / p["tau_a"])  # a mid-trial spike's decay by the trial's end
-    goal = round(s * mid * p["a_goal"])
-    if goal > 127:
-        raise ctx.fail(f"{kind}: the trace of a_goal ({s * mid * p['a_goal']:.1f} LSBs) exceeds the 7-bit trace; "
-                       "lower trace_impulse")  # fmt: skip
+    imp = int(p["tag_impulse"])
+    s = p["tau_a"] * imp
+    goal = round(s * p["a_goal"])
+    if goal != s * p["a_goal"]:
+        ctx.note(f"{kind}: a_goal's count {s * p['a_goal']:.4g} rounded to {goal}")
+    top = 2 ** (int(ctx.profile.learning.synaptic_variable_bits["t"]) - 1) - 1
+    if not imp == p["tag_impulse"] or goal >= top:
+        raise ctx.fail(f"{kind}: tag_impulse must be an integer and tau_a * tag_impulse * a_goal (the goal's count, "
+                       f"{s * p['a_goal']:.4g}) below the tag's {top}")  # fmt: skip
+    decay = scale_literal(1 / p["tau_a"], ctx, f"{kind} average's decay (1 / tau_a)")
     if kind == "psd":
-        c = scale_literal(-8 * p["lr"] / (s * s * mid * mid * ctx.weight_lsb), ctx, "psd scale (8 lr / (s^2 lsb_w))")
-        dw = f"{literal(*c)}*u{k}*x1*(y1 - {goal})"
+        c = scale_literal(-128 * p["lr"] / (s * s * ctx.weight_lsb), ctx, "psd scale (128 lr / (s^2 lsb_w))")
+        dw = f"{literal(*c)}*u{k}*t*(d - {goal})"
     else:
-        c = scale_literal(-32 * p["lr"] / (s * mid), ctx, "ss scale (32 lr / s)")
-        dw = f"{literal(*c)}*u{k}*w*(y1 - {goal})"
-    tau = p["tau_a"] * steps
+        c = scale_literal(-128 * p["lr"] / s, ctx, "ss scale (128 lr / s)")
+        dw = f"{literal(*c)}*u{k}*w*(d - {goal})"
+    lrn = ctx.profile.learning
     rule = EngineRule(
-        dw=parse(dw, "dw", ctx.profile.learning),
-        traces={"x1": Trace(float(p["trace_impulse"]), tau), "y1": Trace(float(p["trace_impulse"]), tau)},
+        dw=parse(dw, "dw", lrn),
+        dt=parse(f"{imp}*x0 - {literal(*decay)}*u{k}*t", "dt", lrn),
+        dd=parse(f"{imp}*y0 - {literal(*decay)}*u{k}*d", "dd", lrn),
         t_epoch=t_epoch,
         rng_seed=ctx.seed,
         source=kind,
     )
     ctx.note(
-        f"{kind} lowered to dw = {rule.dw} with t_epoch = {t_epoch} (u{k}: once per {steps}-step trial); activity "
-        f"averages in traces x1, y1 (impulse {p['trace_impulse']:g}, tau {tau:g} steps: {s:.1f} LSBs per spike per "
-        f"trial, saturating at {127 / s:.2f} spikes per trial; a spike at the trial's start counts "
-        f"{math.exp(-1 / p['tau_a']):.2f} of one at its end, a_goal set for mid-trial: {goal}); bounds: the weights' "
-        f"range, up to {(2 ** (int(ctx.profile.learning.synaptic_variable_bits['w']) - 1) - 1) * ctx.weight_lsb:.4g} "
-        f"with an excitatory sign mode (w_max {p['w_max']:g})"
+        f"{kind} lowered to dw = {rule.dw}; dt = {rule.dt}; dd = {rule.dd}; t_epoch = {t_epoch} (u{k}: once per "
+        f"{steps}-step trial); activity averages in the tags ({s:g} LSBs per spike per trial, saturating at "
+        f"{top / s:.2f}; two spikes of a cell in one {t_epoch}-step epoch count once); bounds: the weights' range, up "
+        f"to {(2 ** (int(lrn.synaptic_variable_bits['w']) - 1) - 1) * ctx.weight_lsb:.4g} with an excitatory sign "
+        f"mode (w_max {p['w_max']:g})"
     )
     return rule
 
