@@ -14,7 +14,7 @@ on a sum-of-products engine (loihi1, loihi2):
 
 The network's dynamics run in float64 from each level's weights (this isolates the learning
 path, as the other rate checks do). An iteration is one trial; the metric is the mean number of
-spikes per E cell in the trial, and each level's last trial is scored against the task's
+spikes per E cell in the trial, and each level's last trials (the tail) are scored against the task's
 targets (recruited cells, most spikes of a cell, latency spread) in the notes.
 """
 

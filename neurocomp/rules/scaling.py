@@ -56,7 +56,7 @@ KINDS = ("psd", "ss")
 DEFAULTS = {
     "lr": ...,  # alpha_W
     "a_goal": 1.0,  # target spikes per cell per trial
-    "tau_a": 5.0,  # trials, the activity average's time constant
+    "tau_a": 4.0,  # trials, the activity average's time constant (a power of two: the lowered decay is exact)
     "w_max": ...,  # the weights' upper bound (model units)
     "trial_steps": ...,  # steps per trial (the lowering updates once per trial)
     "tag_impulse": 16,  # tag LSBs per spike (lowering: the tags count spikes)
@@ -78,7 +78,7 @@ class Homeostasis:
     activity averages start at 0 (a silent network)."""
 
     def __init__(self, kind: str, mask: np.ndarray, *, lr: float, w_max: float, a_goal: float = 1.0,
-                 tau_a: float = 5.0):  # fmt: skip
+                 tau_a: float = 4.0):  # fmt: skip
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if not (lr > 0 and w_max > 0 and a_goal > 0 and tau_a >= 1):
@@ -102,11 +102,9 @@ class Homeostasis:
 
 def epoch(trial_steps: int, ctx: LoweringContext) -> tuple[int, int]:
     """``(t_epoch, k)`` with ``t_epoch * 2^k = trial_steps``, ``t_epoch`` within the epoch
-    register and ``k`` one digit (``u0``..``u9``), the shortest such epoch. Short because the
-    engine rounds a trace's decay with one random number per epoch for all of its steps (and
-    all neurons): a trace decaying by a fraction of an LSB per step then loses nothing for most
-    epochs and a whole LSB per step of an epoch now and then, up to ``t_epoch`` LSBs at once
-    (measured: a 27-LSB activity average dropping by 12 in one 40-step epoch)."""
+    register and ``k`` one digit (``u0``..``u9``), the shortest such epoch: a dependency (``x0``,
+    ``y0``) flags an epoch with a spike, so two spikes of a cell count as one only within one
+    short epoch."""
     top = 2 ** int(ctx.profile.learning.epoch_bits) - 1
     fits = [k for k in range(10) if trial_steps % 2**k == 0 and trial_steps // 2**k <= top]
     if not fits:
@@ -201,7 +199,8 @@ class HomeostasisOnEngine:
         return self.engine.weights[0] * self.weight_lsb
 
     def update(self, W: np.ndarray, spikes: np.ndarray) -> np.ndarray:
-        """Feed a trial's spikes ``[steps, n]`` (the engine learns at its epochs); the weights after."""
+        """Feed a trial's spikes ``[steps, n]`` (the engine learns at its epochs); the weights after.
+        ``W`` is not read (the engine holds the weights): the signature is :class:`Homeostasis`'s."""
         for s in spikes:
             self.step += 1
             self.engine.spikes(self.step, s[None], s[None])
