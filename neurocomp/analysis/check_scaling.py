@@ -12,6 +12,9 @@ on a sum-of-products engine (loihi1, loihi2):
 3. **lowered-fixed**: the same in the engine's fixed arithmetic, with the engine's attribution
    rows (one learning quantity back in float, or round-to-nearest).
 
+On programmable cores (spinnaker2) the rule runs as stated: reference and lowered-float in
+float64, lowered-fixed in float32 (no attribution).
+
 The network's dynamics run in float64 from each level's weights (this isolates the learning
 path, as the other rate checks do). An iteration is one trial; the metric is the mean number of
 spikes per E cell in the trial, and each level's last trials (the tail) are scored against the task's
@@ -40,8 +43,12 @@ PARAMS = {"lr": 0.05, "w_max": 1.0, "a_goal": 1.0, "tau_a": 4.0, "tag_impulse": 
 def make_level(level: str, kind: str, profile, net, cfg, seed: int, **over):
     """One level's learner (module docstring); ``over``: an attribution row's engine options."""
     p = {**PARAMS, "trial_steps": cfg["steps"]}
-    if level == "reference":
-        return sc.Homeostasis(kind, net.mask, lr=p["lr"], w_max=p["w_max"], a_goal=p["a_goal"], tau_a=p["tau_a"])
+    kw = dict(lr=p["lr"], w_max=p["w_max"], a_goal=p["a_goal"], tau_a=p["tau_a"])
+    cores = profile is not None and profile.learning.kind == "programmable"
+    if level == "reference" or (cores and level == "lowered-float"):
+        return sc.Homeostasis(kind, net.mask, **kw)
+    if cores:  # lowered-fixed: the cores' float32
+        return sc.Homeostasis(kind, net.mask, dtype=np.float32, **kw)
     arith = "float" if level == "lowered-float" else "fixed"
     return sc.HomeostasisOnEngine(kind, profile, net.mask, p, seed=seed, arithmetic=arith, **over)
 
@@ -72,14 +79,16 @@ def check_scaling(model: str, task: str, tk, *, profile: str, iterations: int, s
         raise CheckError([Problem("model", f"{task} defines its network (E/I cells); name the rule, "
                                   f"{' or '.join(map(repr, sc.KINDS))}, as the model, not {kind!r}")])  # fmt: skip
     prof = load_profile(profile)
-    if prof.learning.kind != "sum_of_products":
+    cores = prof.learning.kind == "programmable"
+    if not cores and prof.learning.kind != "sum_of_products":
         why = refusal(kind, prof) or f"{profile}'s {prof.learning.kind} engine has no lowering of {kind}"
         raise CheckError([Problem("profile", f"{kind} cannot run on {profile}: {why}")])
     cfg = dict(tk.config)
     net = task_mod.TimingNetwork(cfg, seed)
     t_start = time.perf_counter()
-    rows_attr = [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows if q in LEARN_QUANTITIES]
-    if "nearest" in rows:
+    rows_attr = [] if cores else [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows
+                                  if q in LEARN_QUANTITIES]  # fmt: skip
+    if "nearest" in rows and not cores:
         rows_attr.append(("fixed, round-to-nearest", {"rounding": "nearest"}))
     bar = _Progress(iterations * (3 + len(rows_attr)), sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(20, iterations // 5 or 1))
@@ -92,9 +101,12 @@ def check_scaling(model: str, task: str, tk, *, profile: str, iterations: int, s
     )  # fmt: skip
     fixed = make_level("lowered-fixed", kind, prof, net, cfg, seed)
     rep.notes += [
+        f"reference and lowered-float: Homeostasis (float64, the rule as stated); lowered-fixed: the same in float32, "
+        f"the arithmetic of {profile}'s programmable cores; the network in float64; no attribution"
+        if cores else
         f"reference: Homeostasis (float64, the rule as stated); lowered-float and lowered-fixed: HomeostasisOnEngine, "
         f"the lowered rule on {profile}'s engine in float and fixed arithmetic; the network in float64",
-        *fixed.notes,
+        *getattr(fixed, "notes", []),
         "targets (issue 17): mean spikes per E cell within 10% of a_goal = 1, > 90% recruited, max <= 3, "
         "latency spread > 100 ms; ss (the control) unstable",
     ]

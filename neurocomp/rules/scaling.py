@@ -35,8 +35,8 @@ traces ``x1``, ``y1`` (decaying within the trial): a cell's single spike then co
 0.82 to 1 of a spike by its latency, the rule lost its fixed point at one spike, and on
 loihi2 the network never settled (measured: 45 % recruited, bursts of 7 spikes). Reckon's
 fixed-function e-prop learner has no homeostatic rule, xylo no learning; programmable
-cores would run the float rule as stated (no programmable-core learner of it in this
-release).
+cores run the float rule as stated, in float32 (``neurocomp check``; no emulator learner of it
+for a compiled network in this release).
 """
 
 from __future__ import annotations
@@ -64,8 +64,9 @@ DEFAULTS = {
 
 REFUSALS = {
     "programmable": (
-        "presynaptic-dependent and synaptic scaling would run on programmable cores as stated (a per-trial update "
-        "from spike counts); neurocomp has no programmable-core learner of them in this release"
+        "presynaptic-dependent and synaptic scaling run on programmable cores as stated (a per-trial update from "
+        "spike counts), in float32, in `neurocomp check` on the psd-timing task; the emulator has no "
+        "programmable-core learner of them in this release"
     ),
     "eprop_fixed": "a fixed-function e-prop learner has no homeostatic (activity-average) rule",
 }
@@ -75,26 +76,30 @@ class Homeostasis:
     """The float rule (module docstring) on weights ``[post, pre]`` of connections ``mask``.
 
     ``kind``: ``"psd"`` or ``"ss"``; ``lr``, ``a_goal``, ``tau_a``, ``w_max`` as there. The
-    activity averages start at 0 (a silent network)."""
+    activity averages start at 0 (a silent network). ``dtype``: float64, or float32 (a
+    programmable core's arithmetic: averages and weights in float32)."""
 
     def __init__(self, kind: str, mask: np.ndarray, *, lr: float, w_max: float, a_goal: float = 1.0,
-                 tau_a: float = 4.0):  # fmt: skip
+                 tau_a: float = 4.0, dtype=np.float64):  # fmt: skip
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         if not (lr > 0 and w_max > 0 and a_goal > 0 and tau_a >= 1):
             raise ValueError(f"need lr, w_max, a_goal > 0 and tau_a >= 1, got {lr}, {w_max}, {a_goal}, {tau_a}")
-        self.kind, self.mask, self.lr, self.w_max, self.a_goal, self.tau_a = kind, mask, lr, w_max, a_goal, tau_a
-        self.abar = np.zeros(mask.shape[0])
+        f = np.dtype(dtype).type
+        self.kind, self.mask, self.dtype = kind, mask, np.dtype(dtype)
+        self.lr, self.w_max, self.a_goal, self.tau_a = f(lr), f(w_max), f(a_goal), f(tau_a)
+        self.abar = np.zeros(mask.shape[0], dtype)
 
     def update(self, W: np.ndarray, spikes: np.ndarray) -> np.ndarray:
         """The weights after a trial whose spikes were ``spikes`` ``[steps, n]``."""
-        self.abar = self.abar + (spikes.sum(axis=0) - self.abar) / self.tau_a
+        W = np.asarray(W, self.dtype)
+        self.abar = self.abar + (spikes.sum(axis=0).astype(self.dtype) - self.abar) / self.tau_a
         err = self.a_goal - self.abar
         if self.kind == "psd":
             W = W + self.lr * np.outer(err, self.abar)
         else:
             W = W * (1 + self.lr * err)[:, None]
-        return np.clip(W, 0.0, self.w_max) * self.mask
+        return np.clip(W, 0, self.w_max) * self.mask
 
 
 # -- the lowering ------------------------------------------------------------------------------
