@@ -265,9 +265,9 @@ class EngineLearner:
     loihi2's fixed point, or the same engine in float64 with ``arithmetic="float"``). The
     neurons send ``V`` (``y2``) and ``r`` (``y1``) to the fast projection and the feedback
     current (``y3``) to the slow one, rounded to nearest within ``±y_top``; each engine learns
-    every step (fast, ``t_epoch = 1``) or every few steps (slow, :func:`slow_rule`). The resets (``Of_jj``) and the slow ``mu lam I`` are the
-    neuron's own and stay outside the engines. A slow phase with a new rate reloads the slow
-    rule (:func:`slow_rule`), keeping the weights."""
+    every step (fast, ``t_epoch = 1``) or every few steps (slow, :func:`slow_rule`). The
+    resets (``Of_jj``) and the slow ``mu lam I`` are the neuron's own and stay outside the
+    engines. A slow phase with a new rate reloads the slow rule, keeping the weights."""
 
     def __init__(self, wf0: np.ndarray, ws0: np.ndarray, profile: Any, fast_rule: Any, scales: EngineScales,
                  p: dict, seed: int = 0, **engine_kw: Any):  # fmt: skip
@@ -362,7 +362,7 @@ class Balanced:
         self.ws0 = mu * lam * np.eye(self.n)
         c, x = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
         bounds = np.cumsum([0, *phase_steps(cfg)])
-        self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.phases = [Phase(True, False, False), Phase(False, True, True, float(cfg["eta_slow"])),
                        Phase(False, True, True, float(cfg["eta_slow2"]))]  # fmt: skip
 

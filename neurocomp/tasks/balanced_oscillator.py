@@ -86,7 +86,8 @@ def make(seed: int = 0, **overrides: Any) -> Task:
         raise ValueError(f"{NAME}: need n >= 2, dt > 0 and every phase at least one step")
     A, dt = system_matrix(cfg), float(cfg["dt"])
     rngs = [np.random.default_rng([seed, 10 + k]) for k in range(4)]
-    cs = [ou_input(s, dt, float(cfg["tau_c"]), float(cfg["c_amplitude"]), g) for s, g in zip(phase_steps(cfg), rngs)]
+    amp, tau = float(cfg["c_amplitude"]), float(cfg["tau_c"])
+    cs = [ou_input(s, dt, tau, amp, g) for s, g in zip(phase_steps(cfg), rngs, strict=True)]
     xs = [oscillate(c, A, dt) for c in cs]
     c, x = np.concatenate(cs), np.concatenate(xs)
     test = phase_steps(cfg)[3]
