@@ -32,7 +32,8 @@ def learner(variant: str, b, cfg: dict, seed: int):
     from neurocomp.profiles import load_profile
     from neurocomp.rules.balanced import EngineLearner, FloatLearner, lower, lower_engine
 
-    args = (b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]))
+    args = (b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
+            float(cfg["wf_bound"]))  # fmt: skip
     if variant == "float":
         return FloatLearner(*args), ()
     prof = load_profile(variant.split("-")[0])

@@ -95,3 +95,21 @@ def test_task_phases_and_mask():
     np.testing.assert_array_equal(tk.inputs, again.inputs)
     with pytest.raises(ValueError, match="unknown parameter"):
         make("balanced-oscillator", nope=1)
+
+
+def test_check_runs_the_levels_on_loihi2():
+    # a CI-sized protocol (the acceptance run is benchmarks/balanced_oscillator.py): the three levels run, the
+    # engine's fixed point differs from its float64 form, and a non-balanced model name is refused
+    from neurocomp.analysis.check import CheckError
+    from neurocomp.analysis.check_balanced import check_balanced
+
+    tk = make("balanced-oscillator", seed=0, fast_steps=100, slow_steps=150, test_steps=100)
+    rep = check_balanced("balanced", "balanced-oscillator", tk, profile="loihi2", seed=0, progress=False)
+    assert set(rep.final) == {"reference", "lowered-float", "lowered-fixed"}
+    assert all(np.isfinite(f["error"]) and len(rep.curves[lv]["error"]) == 2 for lv, f in rep.final.items())
+    assert rep.config["variant"] == "engine"
+    assert any("127 levels a side" in n for n in rep.notes)
+    with pytest.raises(CheckError, match="name the rule"):
+        check_balanced("eprop", "balanced-oscillator", tk, profile="loihi2", seed=0, progress=False)
+    with pytest.raises(CheckError, match="membrane voltage"):
+        check_balanced("balanced", "balanced-oscillator", tk, profile="loihi1", seed=0, progress=False)

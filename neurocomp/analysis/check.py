@@ -451,11 +451,11 @@ def _task_network_check(task: str):
     rule): Murray's rate network (:mod:`.check_rate`), the perceptron of the perturbation rules,
     contrastive XOR, the volatile-reward task and Kim & Chow's RLS network; None for tasks whose
     network the model file gives."""
-    from . import check_contrastive, check_perturbation, check_rls, check_volatility
+    from . import check_balanced, check_contrastive, check_perturbation, check_rls, check_volatility
 
     if task in RATE_TASKS:
         return _check_rate
-    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls):
+    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls, check_balanced):
         if task in mod.TASKS:
             return mod.run
     return None

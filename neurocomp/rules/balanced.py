@@ -156,8 +156,9 @@ class FloatLearner:
     ``wf``/``ws``: the fast and slow weights the network delivers with (float64 views)."""
 
     def __init__(self, wf0: np.ndarray, ws0: np.ndarray, eta_fast: float, beta: float, mu: float, dt: float,
-                 dtype=np.float64):  # fmt: skip
+                 bound: float = np.inf, dtype=np.float64):  # fmt: skip
         self.dtype = np.dtype(dtype)
+        self.bound = self.dtype.type(bound)
         self._wf, self._ws = wf0.astype(self.dtype), ws0.astype(self.dtype)
         self.eta_f, self.beta, self.mu, self.dt = eta_fast, beta, mu, dt
         self.wf, self.ws = self._wf.astype(np.float64), self._ws.astype(np.float64)
@@ -166,8 +167,10 @@ class FloatLearner:
         t = self.dtype.type
         col = fast_update(self._wf[:, j], v_pre.astype(self.dtype), r.astype(self.dtype), j, t(self.eta_f),
                           t(self.beta), t(self.mu))  # fmt: skip
-        self._wf[:, j] += col.astype(self.dtype)
-        self.wf[:, j] = self._wf[:, j]
+        new = np.clip(self._wf[:, j] + col.astype(self.dtype), -self.bound, self.bound)
+        new[j] = self._wf[j, j]  # the reset
+        self._wf[:, j] = new
+        self.wf[:, j] = new
 
     def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb) -> None:
         if phase.slow and phase.feedback:
@@ -337,8 +340,8 @@ def cv_isi(spikes: np.ndarray, n: int, min_spikes: int = 4) -> float:
     cvs = []
     for j in range(n):
         t = spikes[spikes[:, 1] == j, 0]
-        if len(t) >= min_spikes:
-            isi = np.diff(t)
+        isi = np.diff(t)
+        if len(t) >= min_spikes and isi.mean() > 0:  # (several spikes in one step: ISIs of 0)
             cvs.append(isi.std() / isi.mean())
     return float(np.mean(cvs)) if cvs else float("nan")
 

@@ -33,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "K": 100.0,  # 1/s: the error feedback's gain during the slow phase
     "beta": 1.8,  # the fast rule's voltage gain (see neurocomp.rules.balanced)
     "eta_fast": 0.02,  # the fast rule's rate per spike
+    "wf_bound": 0.02,  # |fast weight| bound, 2 d_norm^2 (the ideal's largest is d_norm^2; 0.9 of it did not help)
     "eta_slow": 0.3,  # the slow rule's rate (per s), its first third
     "eta_slow2": 0.03,  # and the rest
     "dt": 1e-3,  # s per step
@@ -44,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "slow_steps": 45_000,
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
-    "wf_range": 0.02,
+    "wf_range": 0.02,  # = wf_bound: the engine's weight range is the bound
     "ws_range": 0.4,
     "v_range": 0.02,
     "r_range": 16.0,
