@@ -83,9 +83,12 @@ def check_balanced(model: str, task: str, tk, *, profile: str, seed: int, progre
         "align": 0, "tail": 1, "metric": tk.metric_name, "rule": "balanced", "variant": low.variant, "params": cfg,
         "dt_ms": tk.dt_ms,
     })  # fmt: skip
-    rep.notes += [*low.notes, "one iteration is one slow phase (the fast phase comes first); the metric is the test "
-                  "phase's autonomous error (feedback off, lower is better)",
-                  "the network's dynamics are float64 at every level: the levels differ in the learning path"]  # fmt: skip
+    rep.notes += [
+        *low.notes,
+        "one iteration is one slow phase (the fast phase comes first); the metric is the test phase's autonomous "
+        "error (feedback off, lower is better)",
+        "the network's dynamics are float64 at every level: the levels differ in the learning path",
+    ]
     if low.variant == "engine":
         rep.notes += lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[3]
     rep.timing["levels_s"] = {}
