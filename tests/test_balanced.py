@@ -113,3 +113,12 @@ def test_check_runs_the_levels_on_loihi2():
         check_balanced("eprop", "balanced-oscillator", tk, profile="loihi2", seed=0, progress=False)
     with pytest.raises(CheckError, match="membrane voltage"):
         check_balanced("balanced", "balanced-oscillator", tk, profile="loihi1", seed=0, progress=False)
+
+
+def test_cli_check_refuses_named(tmp_path, capsys):
+    from neurocomp.cli import main
+
+    code = main(["check", "balanced", "--task", "balanced-oscillator", "--profile", "loihi1", "--out", str(tmp_path)])
+    assert code == 2 and "membrane voltage V as a learning factor" in capsys.readouterr().err
+    code = main(["check", "balanced", "--task", "balanced-oscillator", "--profile", "loihi2", "--iterations", "3"])
+    assert code == 2 and "fixed phases" in capsys.readouterr().err
