@@ -122,3 +122,19 @@ def test_cli_check_refuses_named(tmp_path, capsys):
     assert code == 2 and "membrane voltage V as a learning factor" in capsys.readouterr().err
     code = main(["check", "balanced", "--task", "balanced-oscillator", "--profile", "loihi2", "--iterations", "3"])
     assert code == 2 and "fixed phases" in capsys.readouterr().err
+
+
+def test_a_model_file_naming_balanced_gets_a_named_problem(tmp_path, capsys):
+    from neurocomp.cli import main
+
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "neurocomp: 1\nname: t\npopulations:\n"
+        "  - {name: in, size: 3, neuron: {model: SpikeInput, rate_hz: 10.0, seed: 1}}\n"
+        "  - {name: rec, size: 2, neuron: {model: LIF, tau_mem_ms: 5.0, v_th: 1.0}}\n"
+        "projections:\n"
+        "  - {pre: in, post: rec, weights: [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]], plasticity: {rule: balanced}}\n"
+    )
+    assert main(["validate", str(model)]) == 2
+    out = capsys.readouterr()
+    assert "projection 'in->rec'" in out.out + out.err and "check balanced --task" in out.out + out.err
