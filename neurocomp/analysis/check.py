@@ -449,13 +449,14 @@ def requested_rows(attribution, valid: Sequence[str], task: str) -> tuple[str, .
 def _task_network_check(task: str):
     """The check of a task that defines its own network (the model argument names only the
     rule): Murray's rate network (:mod:`.check_rate`), the perceptron of the perturbation rules,
-    contrastive XOR, the volatile-reward task, Kim & Chow's RLS network and Buonomano's timing
-    network; None for tasks whose network the model file gives."""
-    from . import check_contrastive, check_perturbation, check_rls, check_scaling, check_volatility
+    contrastive XOR, the volatile-reward task, Kim & Chow's RLS network, Buonomano's timing
+    network and Bourdoukan & Deneve's balanced network; None for tasks whose network the model
+    file gives."""
+    from . import check_balanced, check_contrastive, check_perturbation, check_rls, check_scaling, check_volatility
 
     if task in RATE_TASKS:
         return _check_rate
-    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls, check_scaling):
+    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls, check_scaling, check_balanced):
         if task in mod.TASKS:
             return mod.run
     return None

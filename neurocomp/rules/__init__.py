@@ -33,6 +33,9 @@ LOWERINGS = {
 NETWORK_RULES = {
     "rls": "rls (Kim & Chow's spiking RLS) trains its own theta-neuron network against per-neuron target "
     "drives, not a projection: run it with `neurocomp check rls --task kimchow-rls` or neurocomp.rules.rls",
+    "balanced": "balanced (Bourdoukan & Deneve's balanced network) trains the fast and slow weights of its own "
+    "network with error feedback, not one projection: run it with `neurocomp check balanced --task "
+    "balanced-oscillator` or neurocomp.rules.balanced",
 }
 
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's

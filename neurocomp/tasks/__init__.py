@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import (
+    balanced_oscillator,
     contrastive_xor,
     evidence,
     hopfield_logic,
@@ -26,6 +27,7 @@ from . import (
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
+    balanced_oscillator.NAME: balanced_oscillator.make,
     evidence.NAME: evidence.make,
     kimchow_rls.NAME: kimchow_rls.make,
     pattern_generation.NAME: pattern_generation.make,

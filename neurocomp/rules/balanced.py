@@ -1,0 +1,443 @@
+"""Balanced spiking networks that learn a linear dynamical system (Bourdoukan & Deneve 2015,
+NeurIPS 28: 982-990): fast recurrent weights learn E/I balance with a voltage-based rule, slow
+recurrent weights learn the dynamics with a current-based Hebbian rule while the network's own
+error is fed back as a feed-forward input.
+
+The network (an efficient balanced network, EBN; time in s, Euler steps of ``dt``): ``N`` LIF
+neurons with decoder ``D [J, N]`` (columns of norm ``d_norm``), filtered spike trains
+``r`` (``dr/dt = -lam r + o``, a spike adds 1) and readout ``xh = D r``::
+
+    dV/dt = -lam V + D^T c + Os r + K D^T e (feedback on)  + Of o,   e = x - xh
+    a neuron spikes when V_i > T_i = (|D_i|^2 + mu) / 2 (several per step, the largest V first,
+    each spike's fast input applied at once, as in continuous time)
+
+For the target ``dx/dt = A x + c`` the derivation (V = D^T e - mu r) gives the weights the rules
+should find: ``Of = -D^T D - mu I`` and ``Os = D^T (A + lam I) D + mu lam I``
+(:func:`ideal_weights`; the tests check that the ideal network tracks ``x``).
+
+The rules (learning-rules.md §2.9 marks their form [mem]; the paper's text and code were not
+available, so the constants here are ours and :func:`fast_update`'s fixed point was measured):
+
+* fast, at a spike of ``j``, for ``i != j`` (the reset ``Of_jj`` is the neuron's, fixed)::
+
+      dOf_ij = -eta_f (beta (V_i + mu r_i) + Of_ij)          V_i: just before j's spike acts
+
+  Its fixed point is ``Of_ij = -beta E[V_i | j spikes]``. In the ideal network ``E[V_i | j]``
+  is about ``D_i^T D_j / 2``, so ``beta = 2`` is the ideal; but then a neuron opposite to ``j``
+  (``V_i = -T``) lands exactly on its threshold after the jump and the network can ping-pong,
+  so ``beta = 1.8`` (measured over 100 s, seeds 0-2: the learned ``Of`` is 0.91-0.98 of
+  ``-D^T D``, correlation 0.995). The weights are bounded by ``±bound`` (the task's
+  ``wf_bound``, on loihi2 the engine's weight range).
+* slow, every step, with the feedback on::
+
+      dOs_ij = eta_s dt (K D^T e)_i r_j                        (error-feedback current x r)
+
+The training protocol (:class:`BalancedTask`): the fast rule alone, feedback off, slow weights
+at ``mu lam I`` (the network then codes the leaky integral of ``c``); then the slow rule with the
+feedback on and the fast weights frozen (learning both at once with the feedback on diverged:
+the feedback current enters V, which is the fast rule's factor), its rate lowered to
+``eta_s2`` after the first third; then the test: feedback off, no learning.
+
+Chips (:func:`lower`):
+
+* spinnaker2 (programmable cores): the exact rules in float32 (:class:`FloatLearner`);
+* loihi2 (sum-of-products engine with graded post traces): the fast rule as
+  ``dw = Cv*x0*y2 + Cr*x0*y1 + Cw*x0*w`` with the membrane voltage sent by the neuron as the
+  graded ``y2`` (and its own ``r`` as ``y1``), the slow rule as ``dw = Cs*u0*y3*x1`` with the
+  feedback current as the graded ``y3`` and ``x1`` the presynaptic trace of ``r``
+  (:func:`lower_engine`, :class:`EngineLearner`); the precision of each factor is in its notes;
+* loihi1: refused, its post traces are spike traces and cannot carry the membrane voltage;
+  reckon (fixed-function e-prop) and xylo (no learning): refused.
+
+The network dynamics are float64 at every level (what a chip's precision costs is isolated in
+the learning path and in the weights the network runs with), as in :mod:`.rls`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..arith.rounding import round_to_int
+from ..errors import Problem
+from .base import LoweringError
+
+# --------------------------------------------------------------------------- the network
+
+
+def decoder(n: int, j: int, norm: float, rng: np.random.Generator) -> np.ndarray:
+    """``D [j, n]``: random directions (uniform angles in 2-D, normalized Gaussians otherwise)
+    of length ``norm``."""
+    if j == 2:
+        a = rng.uniform(0, 2 * np.pi, n)
+        d = np.vstack([np.cos(a), np.sin(a)])
+    else:
+        d = rng.standard_normal((j, n))
+        d /= np.linalg.norm(d, axis=0)
+    return norm * d
+
+
+def ideal_weights(D: np.ndarray, A: np.ndarray, lam: float, mu: float) -> tuple[np.ndarray, np.ndarray]:
+    """The derivation's ``(Of, Os)``: ``-D^T D - mu I`` and ``D^T (A + lam I) D + mu lam I``."""
+    n = D.shape[1]
+    of = -D.T @ D - mu * np.eye(n)
+    os_ = D.T @ (A + lam * np.eye(len(A))) @ D + mu * lam * np.eye(n)
+    return of, os_
+
+
+@dataclass
+class Phase:
+    """One pass of the network over ``c [T, J]`` with target ``x [T, J]``: which rules learn,
+    whether the error is fed back, and the slow rule's rate."""
+
+    fast: bool
+    slow: bool
+    feedback: bool
+    eta_slow: float = 0.0
+
+
+class BalancedNet:
+    """The EBN's float64 dynamics (see the module docstring), stepping with a learner's weights.
+
+    ``run(phase, c, x, learner)`` returns ``xh [T, J]`` and the spikes ``(step, neuron)``."""
+
+    def __init__(self, D: np.ndarray, lam: float, mu: float, K: float, dt: float):
+        self.D, self.lam, self.mu, self.K, self.dt = D, float(lam), float(mu), float(K), float(dt)
+        self.T = (np.sum(D * D, axis=0) + mu) / 2
+        self.n = D.shape[1]
+
+    def run(self, phase: Phase, c: np.ndarray, x: np.ndarray, learner: Any) -> tuple[np.ndarray, np.ndarray]:
+        D, dt, decay = self.D, self.dt, 1 - self.lam * self.dt
+        V, r = np.zeros(self.n), np.zeros(self.n)
+        xh = np.empty_like(x)
+        spikes: list[tuple[int, int]] = []
+        ff = c @ D  # D^T c for every step
+        for i in range(len(c)):
+            e = x[i] - D @ r
+            fb = self.K * (D.T @ e) if phase.feedback else 0.0
+            V = decay * V + dt * (ff[i] + learner.ws @ r + fb)
+            r *= decay
+            v_step = V.copy()
+            fired = np.zeros(self.n, dtype=bool)
+            for _ in range(4 * self.n):  # a cascade longer than this is a ping-pong: stop the step
+                j = int(np.argmax(V - self.T))
+                if V[j] <= self.T[j]:
+                    break
+                v_pre = V.copy()
+                V += learner.wf[:, j]
+                r[j] += 1
+                fired[j] = True
+                spikes.append((i, j))
+                if phase.fast:
+                    learner.on_spike(j, v_pre, r)
+            learner.after_step(i, phase, fired, v_step, r, fb)
+            xh[i] = D @ r
+        return xh, np.array(spikes, dtype=np.int64).reshape(-1, 2)
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def fast_update(wf_col: np.ndarray, v_pre: np.ndarray, r: np.ndarray, j: int, eta: float, beta: float,
+                mu: float) -> np.ndarray:  # fmt: skip
+    """The fast rule's change of column ``j`` (the spiking neuron's outputs), 0 at ``i = j``."""
+    d = -eta * (beta * (v_pre + mu * r) + wf_col)
+    d[j] = 0
+    return d
+
+
+def slow_update(fb: np.ndarray, r: np.ndarray, eta: float, dt: float) -> np.ndarray:
+    """The slow rule's change: ``eta dt fb r^T`` with ``fb = K D^T e`` the feedback current."""
+    return eta * dt * np.outer(fb, r)
+
+
+class FloatLearner:
+    """Both rules in ``dtype`` (float64: the reference; float32: a programmable core's FPU).
+    ``wf``/``ws``: the fast and slow weights the network delivers with (float64 views)."""
+
+    def __init__(self, wf0: np.ndarray, ws0: np.ndarray, eta_fast: float, beta: float, mu: float, dt: float,
+                 bound: float = np.inf, dtype=np.float64):  # fmt: skip
+        self.dtype = np.dtype(dtype)
+        self.bound = self.dtype.type(bound)
+        self._wf, self._ws = wf0.astype(self.dtype), ws0.astype(self.dtype)
+        self.eta_f, self.beta, self.mu, self.dt = eta_fast, beta, mu, dt
+        self.wf, self.ws = self._wf.astype(np.float64), self._ws.astype(np.float64)
+
+    def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
+        t = self.dtype.type
+        col = fast_update(self._wf[:, j], v_pre.astype(self.dtype), r.astype(self.dtype), j, t(self.eta_f),
+                          t(self.beta), t(self.mu))  # fmt: skip
+        new = np.clip(self._wf[:, j] + col.astype(self.dtype), -self.bound, self.bound)
+        new[j] = self._wf[j, j]  # the reset
+        self._wf[:, j] = new
+        self.wf[:, j] = new
+
+    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb) -> None:
+        if phase.slow and phase.feedback:
+            t = self.dtype.type
+            self._ws += slow_update(np.asarray(fb, self.dtype), r.astype(self.dtype), t(phase.eta_slow), t(self.dt))
+            self.ws = self._ws.astype(np.float64)
+
+
+# --------------------------------------------------------------------------- the engine (loihi2)
+
+
+@dataclass(frozen=True)
+class EngineScales:
+    """Model quantity per engine LSB: the weights of each projection, the voltage (``y2``),
+    the neuron's ``r`` (``y1``, and the presynaptic trace ``x1``) and the feedback current
+    (``y3``); ``y_top``: the graded values' largest magnitude (7 bits)."""
+
+    wf_lsb: float
+    ws_lsb: float
+    v_lsb: float
+    r_lsb: float
+    fb_lsb: float
+    y_top: int
+
+
+def lower_engine(profile: Any, p: dict, eta_slow: float, *, seed: int = 0) -> tuple[Any, Any, EngineScales, list[str]]:
+    """The two rules on ``profile``'s sum-of-products engine: ``(fast rule, slow rule, scales,
+    notes)``. ``p``: the task's config (``d_norm``, ``lam``, ``mu``, ``beta``, ``eta_fast``,
+    ``K``, ``dt`` and the ranges ``wf_range``, ``ws_range``, ``v_range``, ``r_range``,
+    ``fb_range``). Each constant is ``value * (model LSBs per engine LSB) * (the product's
+    width division)``, rounded to ``m * 2^e`` (noted)."""
+    from ..learning.rule import EngineRule
+    from .base import LoweringContext, literal, scale_literal
+
+    lrn = profile.learning
+    top = 2 ** int(lrn.params["trace_bits"]) - 1
+    wbits = int(lrn.synaptic_variable_bits["w"]) - 1
+    sc = EngineScales(wf_lsb=p["wf_range"] / 2.0**wbits, ws_lsb=p["ws_range"] / 2.0**wbits, v_lsb=p["v_range"] / top,
+                      r_lsb=p["r_range"] / top, fb_lsb=p["fb_range"] / top, y_top=top)  # fmt: skip
+    ctx = LoweringContext("balanced", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.wf_lsb, seed=seed, kind="rule")
+
+    def div(*names: str) -> float:
+        return 2.0 ** lrn.product_shift(*names)
+
+    eta, beta, mu = p["eta_fast"], p["beta"], p["mu"]
+    cv = scale_literal(-eta * beta * sc.v_lsb / sc.wf_lsb * div("x0", "y2"), ctx, "fast rule: voltage term Cv")
+    cr = scale_literal(-eta * beta * mu * sc.r_lsb / sc.wf_lsb * div("x0", "y1"), ctx, "fast rule: rate term Cr")
+    cw = scale_literal(-eta * div("x0", "w"), ctx, "fast rule: decay term Cw")
+    terms = [f"{literal(*cv)}*x0*y2", f"{literal(*cw)}*x0*w"]
+    if cr[0]:
+        terms.insert(1, f"{literal(*cr)}*x0*y1")
+    else:
+        ctx.note(f"fast rule: the mu r term ({-eta * beta * mu:.3g} r per spike) is below the engine's smallest "
+                 "constant and is left out")  # fmt: skip
+    g_in = {"source": "input"}
+    fast = EngineRule.from_strings(dw=" + ".join(terms).replace("+ -", "- "), engine=lrn, t_epoch=1,
+                                   rng_seed=int(seed), post_traces="graded", graded={"y1": g_in, "y2": g_in},
+                                   source="balanced-fast")  # fmt: skip
+    slow = slow_rule(profile, sc, eta_slow, p, seed, ctx)
+    ctx.note(f"y2 = V over ±{p['v_range']:g} ({top} levels a side, {sc.v_lsb:.3g} per level; threshold "
+             f"{(p['d_norm'] ** 2 + mu) / 2 / sc.v_lsb:.1f} levels), y1 = r over [0, {p['r_range']:g}], "
+             f"y3 = K D^T e over ±{p['fb_range']:g}, x1 = r (impulse {1 / sc.r_lsb:.3g}, tau "
+             f"{1 / (p['lam'] * p['dt']):g} steps); fast weights over ±{p['wf_range']:g} ({sc.wf_lsb:.3g} per LSB), "
+             f"slow over ±{p['ws_range']:g} ({sc.ws_lsb:.3g})")  # fmt: skip
+    return fast, slow, sc, ctx.notes
+
+
+def slow_rule(profile: Any, sc: EngineScales, eta_slow: float, p: dict, seed: int, ctx: Any = None):
+    """The slow rule ``dw = Cs*u0*y3*x1`` for rate ``eta_slow`` (a new rule per rate: the
+    host reloads it when the rate drops), once every ``t_epoch`` steps with ``Cs`` that many
+    times one step's: the shortest power-of-two epoch whose ``Cs`` has a mantissa of 4 or more
+    (one step's ``Cs`` is below the engine's smallest constant); ``x1`` is the presynaptic
+    ``r`` (impulse ``1/r_lsb``, ``tau = 1 / (lam dt)`` steps)."""
+    from ..learning.rule import EngineRule, Trace
+    from .base import LoweringContext, literal, scale_literal
+
+    lrn = profile.learning
+    if ctx is None:
+        ctx = LoweringContext("balanced", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.ws_lsb, seed=seed, kind="rule")
+    one = eta_slow * p["dt"] * sc.fb_lsb * sc.r_lsb / sc.ws_lsb * 2.0 ** lrn.product_shift("y3", "x1")
+    smallest = 4 * 2.0**lrn.exponent_min  # a mantissa of 4 or more: rounded by at most 1/8
+    epoch = 1
+    while epoch * one < smallest and 2 * epoch < 2 ** int(lrn.epoch_bits):
+        epoch *= 2
+    cs = scale_literal(epoch * one, ctx, f"slow rule (eta {eta_slow:g}, every {epoch} steps): Cs")
+    return EngineRule.from_strings(
+        dw=f"{literal(*cs)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed) + 1, post_traces="graded",
+        graded={"y3": {"source": "input"}}, traces={"x1": Trace(1 / sc.r_lsb, 1 / (p["lam"] * p["dt"]))},
+        source="balanced-slow",
+    )  # fmt: skip
+
+
+class EngineLearner:
+    """Both rules on a sum-of-products engine (:class:`~neurocomp.learning.engine.SumOfProductsEngine`:
+    loihi2's fixed point, or the same engine in float64 with ``arithmetic="float"``). The
+    neurons send ``V`` (``y2``) and ``r`` (``y1``) to the fast projection and the feedback
+    current (``y3``) to the slow one, rounded to nearest within ``±y_top``; each engine learns
+    every step (fast, ``t_epoch = 1``) or every few steps (slow, :func:`slow_rule`). The
+    resets (``Of_jj``) and the slow ``mu lam I`` are the neuron's own and stay outside the
+    engines. A slow phase with a new rate reloads the slow rule, keeping the weights."""
+
+    def __init__(self, wf0: np.ndarray, ws0: np.ndarray, profile: Any, fast_rule: Any, scales: EngineScales,
+                 p: dict, seed: int = 0, **engine_kw: Any):  # fmt: skip
+        from ..learning.engine import SumOfProductsEngine
+
+        self.profile, self.sc, self.p, self.seed, self.kw = profile, scales, p, seed, engine_kw
+        n = len(wf0)
+        self.diag_f, self.diag_s = np.diag(np.diag(wf0)), np.diag(np.diag(ws0))
+        off = ~np.eye(n, dtype=bool)
+        m = self._mantissas(np.where(off, wf0, 0.0) / scales.wf_lsb)
+        self.fast = SumOfProductsEngine(fast_rule, m, engine=profile.learning, mask=off, **engine_kw)
+        self.slow = None
+        self._eta_slow = None
+        self._ws_m = self._mantissas((ws0 - self.diag_s) / scales.ws_lsb)
+        self.t_fast = self.t_slow = 0
+        self.wf, self.ws = self._weights()
+
+    def _mantissas(self, m: np.ndarray) -> np.ndarray:
+        m = round_to_int(m, "nearest")
+        if self.profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
+            m = (m >> 1) << 1
+        return m
+
+    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
+        wf = self.fast.weights[0] * self.sc.wf_lsb + self.diag_f
+        ws_m = self._ws_m if self.slow is None else self.slow.weights[0]
+        return np.asarray(wf, np.float64), np.asarray(ws_m * self.sc.ws_lsb + self.diag_s, np.float64)
+
+    def _graded(self, eng: Any, name: str, value: np.ndarray, lsb: float) -> np.ndarray:
+        y = value / lsb
+        if eng.var_fixed[name]:  # the neuron sends an integer
+            y = np.clip(round_to_int(y, "nearest"), -self.sc.y_top, self.sc.y_top)
+        return y[None]
+
+    def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
+        """Nothing: the engine learns from the step's spikes at the step's end."""
+
+    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb) -> None:
+        from ..learning.engine import SumOfProductsEngine
+
+        changed = False
+        if phase.fast:
+            self.t_fast += 1
+            g = {"y1": self._graded(self.fast, "y1", r, self.sc.r_lsb),
+                 "y2": self._graded(self.fast, "y2", v, self.sc.v_lsb)}  # fmt: skip
+            self.fast.spikes(self.t_fast, fired[None], fired[None], g)
+            changed |= self.fast.learn(self.t_fast)
+        if phase.slow and phase.feedback:
+            if self._eta_slow != phase.eta_slow:  # the host loads the rule of this rate
+                w = self._ws_m if self.slow is None else self.slow.weights[0]
+                rule = slow_rule(self.profile, self.sc, phase.eta_slow, self.p, self.seed)
+                self.slow = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
+                self._eta_slow, self.t_slow = phase.eta_slow, 0
+            self.t_slow += 1
+            self.slow.spikes(self.t_slow, fired[None], fired[None], {"y3": self._graded(self.slow, "y3", fb,
+                                                                                         self.sc.fb_lsb)})  # fmt: skip
+            changed |= self.slow.learn(self.t_slow)
+        if changed:
+            self.wf, self.ws = self._weights()
+
+
+# --------------------------------------------------------------------------- training
+
+
+def cv_isi(spikes: np.ndarray, n: int, min_spikes: int = 4) -> float:
+    """Mean over neurons with at least ``min_spikes`` spikes of std/mean of their ISIs."""
+    cvs = []
+    for j in range(n):
+        t = spikes[spikes[:, 1] == j, 0]
+        isi = np.diff(t)
+        if len(t) >= min_spikes and isi.mean() > 0:  # (several spikes in one step: ISIs of 0)
+            cvs.append(isi.std() / isi.mean())
+    return float(np.mean(cvs)) if cvs else float("nan")
+
+
+class Balanced:
+    """One network for a ``balanced-oscillator`` task, drawn from ``seed``: the decoder, the
+    system matrix, the initial weights (off-diagonal fast weights 0, the resets; slow weights
+    ``mu lam I``), and the phases of the task's input (fast, slow at ``eta_slow``, slow at
+    ``eta_slow2``, test). :meth:`train` runs the learning phases with a learner,
+    :meth:`test` the test phase with the feedback off."""
+
+    def __init__(self, task: Any, seed: int = 0):
+        cfg = self.cfg = task.config
+        self.n = int(cfg["n"])
+        rng = np.random.default_rng([seed, 5])
+        self.D = decoder(self.n, 2, float(cfg["d_norm"]), rng)
+        self.A = system_matrix(cfg)
+        lam, mu = float(cfg["lam"]), float(cfg["mu"])
+        self.net = BalancedNet(self.D, lam, mu, float(cfg["K"]), float(cfg["dt"]))
+        self.wf0 = np.diag(-np.sum(self.D * self.D, axis=0) - mu)
+        self.ws0 = mu * lam * np.eye(self.n)
+        c, x = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
+        bounds = np.cumsum([0, *phase_steps(cfg)])
+        self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.phases = [Phase(True, False, False), Phase(False, True, True, float(cfg["eta_slow"])),
+                       Phase(False, True, True, float(cfg["eta_slow2"]))]  # fmt: skip
+
+    def train(self, learner: Any, phases: tuple[int, ...] = (0, 1, 2)) -> None:
+        for k in phases:
+            self.net.run(self.phases[k], *self.segments[k], learner)
+
+    def test(self, learner: Any, feedback: bool = False) -> dict:
+        """The test phase (no learning): the readout, its error against the target, the CV of
+        the ISIs and the mean rate."""
+        c, x = self.segments[3]
+        xh, spikes = self.net.run(Phase(False, False, feedback), c, x, learner)
+        dur = len(c) * float(self.cfg["dt"])
+        return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, self.n),
+                "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
+
+
+def system_matrix(cfg: Any) -> np.ndarray:
+    """The damped oscillator ``A = [[-a, -w], [w, -a]]`` (``a = damping``, ``w = 2 pi f``)."""
+    a, w = float(cfg["damping"]), 2 * np.pi * float(cfg["freq_hz"])
+    return np.array([[-a, -w], [w, -a]])
+
+
+def phase_steps(cfg: Any) -> tuple[int, int, int, int]:
+    """Steps of the fast phase, the two slow phases (a third and two thirds) and the test."""
+    s = int(cfg["slow_steps"])
+    return int(cfg["fast_steps"]), s // 3, s - s // 3, int(cfg["test_steps"])
+
+
+def rel_error(xh: np.ndarray, x: np.ndarray) -> float:
+    """RMS of ``x - xh`` over the RMS of ``x``."""
+    return float(np.sqrt(np.mean((x - xh) ** 2) / np.mean(x**2)))
+
+
+# --------------------------------------------------------------------------- the chips
+
+
+@dataclass(frozen=True)
+class BalancedLowering:
+    """What a chip runs: ``variant`` (``"float32"``: the exact rules on programmable cores;
+    ``"engine"``: the sum-of-products rules) and the notes."""
+
+    profile: str
+    variant: str
+    notes: tuple[str, ...]
+
+
+def lower(profile: Any, n: int) -> BalancedLowering:
+    """Which form of the two rules ``profile`` runs for ``n`` neurons, or a
+    :class:`LoweringError` naming why none does."""
+    kind, name, lrn = profile.learning.kind, profile.name, profile.learning
+    where = f"rule 'balanced' on {name}"
+    if kind == "programmable":
+        return BalancedLowering(name, "float32", (
+            "exact rules in float32 on the cores: the fast rule reads V, the slow rule the feedback current, both "
+            "held by the core's neuron program",))  # fmt: skip
+    if kind == "sum_of_products" and lrn.third_factor:
+        return BalancedLowering(name, "engine", (
+            "fast rule: dw = Cv*x0*y2 (+ Cr*x0*y1) + Cw*x0*w, the membrane voltage V sent by the neuron as the "
+            "graded y2 (as e-prop's pseudo-derivative is); slow rule: dw = Cs*u0*y3*x1, the feedback current as "
+            "the graded y3; the resets stay in the neurons",))  # fmt: skip
+    why = {
+        "sum_of_products": "the fast rule needs the membrane voltage V as a learning factor, and its post-synaptic "
+        "traces are spike traces (no graded third factor to carry V)",
+        "eprop_fixed": "its engine is a fixed-function e-prop, which has no rule for fast and slow weights",
+        "none": "it has no learning engine",
+    }.get(kind, f"its engine is {kind}")
+    raise LoweringError([Problem(where, f"{name} cannot run the balanced network's rules: {why}")])
+
+
+__all__ = ["Balanced", "BalancedLowering", "BalancedNet", "EngineLearner", "EngineScales", "FloatLearner", "Phase",
+           "cv_isi", "decoder", "fast_update", "ideal_weights", "lower", "lower_engine", "rel_error",
+           "slow_rule", "slow_update", "system_matrix"]  # fmt: skip

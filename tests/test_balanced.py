@@ -1,0 +1,140 @@
+"""Bourdoukan & Deneve's balanced network (neurocomp.rules.balanced): the derivation's weights
+against the network, the rules against their formulas, the lowerings and refusals, the task."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurocomp.profiles import load_profile
+from neurocomp.rules.balanced import (
+    Balanced,
+    FloatLearner,
+    Phase,
+    fast_update,
+    ideal_weights,
+    lower,
+    lower_engine,
+    slow_update,
+)
+from neurocomp.rules.base import LoweringError
+from neurocomp.tasks import make
+
+
+def small_task(**kw):
+    return make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=30, test_steps=3000, **kw)
+
+
+def test_ideal_weights_track_the_oscillator():
+    # the derivation (V = D^T e - mu r): with Of = -D^T D - mu I and Os = D^T (A + lam I) D + mu lam I the
+    # network codes x with no feedback and no learning. 0.05: a spike moves xh by |D| = 0.1 against an RMS of
+    # about 1.9, so the coding error is a few percent (0.016-0.019 measured over 10 s for seeds 0-2)
+    tk = small_task()
+    b = Balanced(tk, 0)
+    of, os_ = ideal_weights(b.D, b.A, float(tk.config["lam"]), float(tk.config["mu"]))
+    out = b.test(FloatLearner(of, os_, 0.0, 0.0, 0.0, float(tk.config["dt"])))
+    assert out["error"] < 0.05
+    # and without the slow weights it does not: the dynamics live in Os
+    bad = b.test(FloatLearner(of, np.zeros_like(os_), 0.0, 0.0, 0.0, float(tk.config["dt"])))
+    assert bad["error"] > 0.5
+
+
+def test_fast_update_formula():
+    rng = np.random.default_rng(1)
+    w, v, r = rng.standard_normal(6), rng.standard_normal(6), rng.random(6)
+    d = fast_update(w, v, r, 2, 0.1, 1.8, 0.01)
+    expect = -0.1 * (1.8 * (v + 0.01 * r) + w)  # the rule as written in the module docstring
+    expect[2] = 0.0  # the reset is the neuron's own, not learned
+    np.testing.assert_allclose(d, expect, rtol=1e-15)
+
+
+def test_slow_update_is_feedback_current_times_rate():
+    fb, r = np.array([1.0, -2.0]), np.array([0.5, 3.0, 0.0])
+    np.testing.assert_array_equal(slow_update(fb, r, 0.3, 1e-3), 0.3e-3 * fb[:, None] * r[None, :])
+
+
+def test_float32_learner_follows_float64():
+    # one slow phase of 30 steps: float32 accumulates rounding of ~1e-7 relative per step; 1e-4 bounds it
+    tk = small_task()
+    b = Balanced(tk, 0)
+    cfg = tk.config
+    args = (b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]))
+    l64, l32 = FloatLearner(*args), FloatLearner(*args, dtype=np.float32)
+    for ln in (l64, l32):
+        b.net.run(Phase(True, True, True, 0.3), *b.segments[1], ln)
+    assert np.abs(l64.ws - b.ws0).max() > 0  # it learned
+    np.testing.assert_allclose(l32.ws, l64.ws, atol=1e-4 * np.abs(l64.ws).max())
+
+
+def test_lowerings_and_refusals():
+    assert lower(load_profile("loihi2"), 40).variant == "engine"
+    assert lower(load_profile("spinnaker2"), 40).variant == "float32"
+    with pytest.raises(LoweringError, match="membrane voltage V as a learning factor"):
+        lower(load_profile("loihi1"), 40)
+    with pytest.raises(LoweringError, match="no learning engine"):
+        lower(load_profile("xylo"), 40)
+    with pytest.raises(LoweringError, match="fixed-function e-prop"):
+        lower(load_profile("reckon"), 40)
+
+
+def test_engine_rules_state_their_precision():
+    tk = small_task()
+    fast, slow, sc, notes = lower_engine(load_profile("loihi2"), dict(tk.config), float(tk.config["eta_slow"]))
+    assert "x0*y2" in str(fast.dw) and "x0*w" in str(fast.dw)  # V as the graded y2, the decay through w
+    assert "u0*y3*x1" in str(slow.dw) and slow.t_epoch > 1  # one step's constant is below the engine's smallest
+    assert fast.post_traces == "graded" and set(fast.graded) == {"y1", "y2"}
+    assert any("127 levels a side" in n and "threshold" in n for n in notes)
+    assert sc.v_lsb == pytest.approx(0.02 / 127)
+
+
+def test_task_phases_and_mask():
+    tk = small_task()
+    assert tk.inputs.shape == tk.targets.shape == (3040, 1, 2)
+    assert tk.mask[:40].sum() == 0 and tk.mask[40:].all()
+    again = small_task()
+    np.testing.assert_array_equal(tk.inputs, again.inputs)
+    with pytest.raises(ValueError, match="unknown parameter"):
+        make("balanced-oscillator", nope=1)
+
+
+def test_check_runs_the_levels_on_loihi2():
+    # a CI-sized protocol (the acceptance run is benchmarks/balanced_oscillator.py): the three levels run, the
+    # engine's fixed point differs from its float64 form, and a non-balanced model name is refused
+    from neurocomp.analysis.check import CheckError
+    from neurocomp.analysis.check_balanced import check_balanced
+
+    tk = make("balanced-oscillator", seed=0, fast_steps=100, slow_steps=150, test_steps=100)
+    rep = check_balanced("balanced", "balanced-oscillator", tk, profile="loihi2", seed=0, progress=False)
+    assert set(rep.final) == {"reference", "lowered-float", "lowered-fixed"}
+    assert all(np.isfinite(f["error"]) and len(rep.curves[lv]["error"]) == 2 for lv, f in rep.final.items())
+    assert rep.config["variant"] == "engine"
+    assert any("127 levels a side" in n for n in rep.notes)
+    with pytest.raises(CheckError, match="name the rule"):
+        check_balanced("eprop", "balanced-oscillator", tk, profile="loihi2", seed=0, progress=False)
+    with pytest.raises(CheckError, match="membrane voltage"):
+        check_balanced("balanced", "balanced-oscillator", tk, profile="loihi1", seed=0, progress=False)
+
+
+def test_cli_check_refuses_named(tmp_path, capsys):
+    from neurocomp.cli import main
+
+    code = main(["check", "balanced", "--task", "balanced-oscillator", "--profile", "loihi1", "--out", str(tmp_path)])
+    assert code == 2 and "membrane voltage V as a learning factor" in capsys.readouterr().err
+    code = main(["check", "balanced", "--task", "balanced-oscillator", "--profile", "loihi2", "--iterations", "3"])
+    assert code == 2 and "fixed phases" in capsys.readouterr().err
+
+
+def test_a_model_file_naming_balanced_gets_a_named_problem(tmp_path, capsys):
+    from neurocomp.cli import main
+
+    model = tmp_path / "m.yaml"
+    model.write_text(
+        "neurocomp: 1\nname: t\npopulations:\n"
+        "  - {name: in, size: 3, neuron: {model: SpikeInput, rate_hz: 10.0, seed: 1}}\n"
+        "  - {name: rec, size: 2, neuron: {model: LIF, tau_mem_ms: 5.0, v_th: 1.0}}\n"
+        "projections:\n"
+        "  - {pre: in, post: rec, weights: [[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]], plasticity: {rule: balanced}}\n"
+    )
+    assert main(["validate", str(model)]) == 2
+    out = capsys.readouterr()
+    assert "projection 'in->rec'" in out.out + out.err and "check balanced --task" in out.out + out.err
