@@ -63,32 +63,70 @@ def sliced(fn: Callable, args: tuple, batch: int) -> Callable[[int, int], None]:
     return call
 
 
+# The row loops, one per case, each inlined whole: a loop with no branch in it vectorizes
+# (one with the cases' branches inside ran about 6 times slower).
+
+
 @kernel(inline="always")
-def _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent):
-    """Post neuron ``j`` of trial ``b``: its eligibilities, their filter and its weights (LIF
-    with learning: one pass over the row; each element's operations as in two)."""
-    p, z, eb, wr = psi[b, j], zb[b], e_bar[b, j], w[b, j]
-    n_p = z.shape[0]
-    c = lr * L[b, j] if learn else lr
-    keep = wr[j] if learn and recurrent else c  # autapses stay absent (their update is 0)
-    if eps.size > 0:  # ALIF: the adaptation eligibility
-        ep, de = eps[b, j], decay_eps[b, j]
-        for i in range(n_p):
-            e = p * (z[i] - beta * ep[i])
-            ep[i] = p * z[i] + de * ep[i]
-            eb[i] = k * eb[i] + omk * e
-        if learn:
-            for i in range(n_p):
-                wr[i] = wr[i] - c * eb[i]
-    elif learn:
-        for i in range(n_p):
-            eb[i] = k * eb[i] + omk * (p * z[i])
-            wr[i] = wr[i] - c * eb[i]  # the stored (rounded) e_bar, as in two passes
-    else:
-        for i in range(n_p):
-            eb[i] = k * eb[i] + omk * (p * z[i])
-    if learn and recurrent:
-        wr[j] = keep
+def _filter(eb, z, p, k, omk):
+    for i in range(z.shape[0]):
+        eb[i] = k * eb[i] + omk * (p * z[i])
+
+
+@kernel(inline="always")
+def _filter_learn(eb, wr, z, p, k, omk, c):
+    for i in range(z.shape[0]):
+        eb[i] = k * eb[i] + omk * (p * z[i])
+        wr[i] = wr[i] - c * eb[i]  # the stored (rounded) e_bar, as in two passes
+
+
+@kernel(inline="always")
+def _filter_alif(eb, ep, z, p, beta, de, k, omk):
+    for i in range(z.shape[0]):
+        e = p * (z[i] - beta * ep[i])
+        ep[i] = p * z[i] + de * ep[i]
+        eb[i] = k * eb[i] + omk * e
+
+
+@kernel(inline="always")
+def _update(wr, eb, c):
+    for i in range(eb.shape[0]):
+        wr[i] = wr[i] - c * eb[i]
+
+
+@kernel
+def _lif_rows(w, zb, e_bar, psi, L, k, omk, lr, learn, recurrent):
+    """The synapses of LIF neurons: per post neuron ``j`` of trial ``b``, its eligibility
+    filter and (with ``learn``) its weights in one pass over the row."""
+    n_b, n_h = psi.shape
+    if not learn:
+        for b in range(n_b):
+            for j in range(n_h):
+                _filter(e_bar[b, j], zb[b], psi[b, j], k, omk)
+        return
+    for b in range(n_b):
+        for j in range(n_h):
+            keep = w[b, j, j] if recurrent else lr
+            _filter_learn(e_bar[b, j], w[b, j], zb[b], psi[b, j], k, omk, lr * L[b, j])
+            if recurrent:
+                w[b, j, j] = keep  # autapses stay absent (their update is 0)
+
+
+@kernel
+def _alif_rows(w, zb, e_bar, eps, psi, L, k, omk, lr, beta, decay_eps, learn, recurrent):
+    """The synapses of ALIF neurons: the adaptation eligibility ``eps`` too, then the weights."""
+    n_b, n_h = psi.shape
+    for b in range(n_b):
+        for j in range(n_h):
+            _filter_alif(e_bar[b, j], eps[b, j], zb[b], psi[b, j], beta, decay_eps[b, j], k, omk)
+    if not learn:
+        return
+    for b in range(n_b):
+        for j in range(n_h):
+            keep = w[b, j, j] if recurrent else lr
+            _update(w[b, j], e_bar[b, j], lr * L[b, j])
+            if recurrent:
+                w[b, j, j] = keep
 
 
 @kernel
@@ -111,10 +149,10 @@ def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, 
     ``psi`` and ``decay_eps`` come in their own dtype (numpy 1's scalar rules give float32 from
     float32 neuron states even at the float level); a product with them takes the wider type,
     as in numpy."""
-    n_b, n_h = psi.shape
-    for b in range(n_b):
-        for j in range(n_h):
-            _row(w, zb, e_bar, eps, psi, L, b, j, k, omk, lr, beta, decay_eps, learn, recurrent)
+    if eps.size > 0:
+        _alif_rows(w, zb, e_bar, eps, psi, L, k, omk, lr, beta, decay_eps, learn, recurrent)
+    else:
+        _lif_rows(w, zb, e_bar, psi, L, k, omk, lr, learn, recurrent)
     _traces(zb, spikes, alpha)
 
 

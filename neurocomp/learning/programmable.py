@@ -94,13 +94,16 @@ class EpropExact:
                 L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
         k = d(self.kappa) if self.filter_e else d(0)
         decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
+        calls = []
         for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
             arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
             args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
                     L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
                     d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
-            over_trials(sliced(hidden_step, args, v.shape[0]), v.shape[0])
+            calls.append(sliced(hidden_step, args, v.shape[0]))
             st.update({f"{name}/{x}": a for x, a in arr.items()})
+        # every projection's trials in one hand-over to the cores (each trial's projections are independent)
+        over_trials(lambda lo, hi: [call(lo, hi) for call in calls], v.shape[0])
         for var in ("z_out", "f", "B"):  # updated in place by the kernel
             st[var] = np.ascontiguousarray(st[var])
         # the readout trace, the running rate f (learning.quantities.running_rate), the readout weights and B
