@@ -20,6 +20,7 @@ from . import (
     reward_choice,
     rflo_periodic,
     spike_pattern,
+    store_recall,
     volatile_reward,
 )
 from .base import Task, nmse
@@ -35,6 +36,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     contrastive_xor.NAME: contrastive_xor.make,
     volatile_reward.NAME: volatile_reward.make,
     hopfield_logic.NAME: hopfield_logic.make,
+    store_recall.NAME: store_recall.make,
 }
 
 
