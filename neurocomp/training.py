@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ class TrainConfig:
     batch: int | None = None
     seed: int = 0
     checkpoint_every: int = 0
+    task_params: Mapping[str, Any] = field(default_factory=dict)  # the task generator's overrides
 
     def problems(self) -> list[Problem]:
         out = []
@@ -111,10 +113,10 @@ class TrainResult:
         return "\n".join(lines)
 
 
-def _task(task: str, seed: int, batch: int | None, n_in: int):
+def _task(task: str, seed: int, batch: int | None, params: Mapping[str, Any]):
     from .tasks import make
 
-    kw: dict[str, Any] = {} if batch is None else {"batch": batch}
+    kw: dict[str, Any] = {**params, **({} if batch is None else {"batch": batch})}
     try:
         return make(task, seed=seed, **kw)
     except (ValueError, TypeError) as exc:
@@ -166,7 +168,7 @@ def train(
     if problems:
         raise TrainError(problems)
     m = float_model(net, profile)
-    tk = _task(task, cfg.seed, cfg.batch, m.n_in)
+    tk = _task(task, cfg.seed, cfg.batch, cfg.task_params)
     if tk.n_in != m.n_in or tk.n_out != m.n_out:
         raise TrainError([Problem("model", f"{task} has {tk.n_in} inputs and {tk.n_out} outputs; the model has "
                                            f"{m.n_in} and {m.n_out}")])  # fmt: skip
@@ -221,7 +223,8 @@ def trained_network(net, m: RecurrentSNN):
         if pr.name in m.blocks:
             w = m.projection_weights(pr.name).copy()
             if isinstance(pr.weights, SparseWeights):  # the same synapses, new values
-                w = SparseWeights(pr.weights.shape, pr.weights.rows, pr.weights.cols, w[pr.weights.rows, pr.weights.cols])
+                sw = pr.weights
+                w = SparseWeights(sw.shape, sw.rows, sw.cols, w[sw.rows, sw.cols])
             pr = replace(pr, weights=w, sign_mode=None)
         projs.append(pr)
     return Network(net.populations, projs, name=net.name, description=net.description)
@@ -232,8 +235,8 @@ def _write(res: TrainResult, out: Path) -> list[str]:
 
     path = save_network(res.network, out)
     hist = out.with_name(out.stem + ".train.json")
-    doc = {"task": res.task, "metric": res.metric_name, "config": asdict(res.config), "stopped_early": res.stopped_early,
-           "history": res.history}  # fmt: skip
+    doc = {"task": res.task, "metric": res.metric_name, "config": asdict(res.config),
+           "stopped_early": res.stopped_early, "history": res.history}  # fmt: skip
     atomic_write_text(hist, json.dumps(doc, indent=1) + "\n")
     return [str(path), str(hist)]
 
