@@ -86,9 +86,10 @@ def test_store_recall_is_deterministic_and_scores_recalls():
 
 # -- the trainer ------------------------------------------------------------------------------
 def test_train_learns_pattern_generation_with_bptt_and_eprop():
+    cfg = TrainConfig(iterations=20, lr=3e-3, task_params={"n_in": 20, "steps": 300})
     for method in ("bptt", "eprop"):
-        res = train(ROOT / "examples" / "eprop_pattern.yaml", "pattern-generation",
-                    TrainConfig(method=method, iterations=20, lr=3e-3, task_params={"n_in": 20, "steps": 300}), progress=False)  # fmt: skip
+        res = train(ROOT / "examples" / "eprop_pattern.yaml", "pattern-generation", replace(cfg, method=method),
+                    progress=False)  # fmt: skip
         # 20 Adam steps on a frozen input: the reference's NMSE falls well below its start
         assert res.history["metric"][-1] < 0.5 * res.history["metric"][0], method
 
@@ -108,8 +109,9 @@ def test_train_resumed_from_a_checkpoint_ends_with_the_same_bits(tmp_path):
 
 
 def test_trained_model_is_written_exactly(tmp_path):
-    res = train(ROOT / "examples" / "eprop_pattern.yaml", "pattern-generation", TrainConfig(iterations=2, task_params={"n_in": 20}),
-                out=tmp_path / "trained.yaml", progress=False)  # fmt: skip
+    cfg = TrainConfig(iterations=2, task_params={"n_in": 20})
+    res = train(ROOT / "examples" / "eprop_pattern.yaml", "pattern-generation", cfg, out=tmp_path / "trained.yaml",
+                progress=False)  # fmt: skip
     back = float_model(load_network(tmp_path / "trained.yaml"))
     for k, w in res.model.weights().items():
         np.testing.assert_array_equal(back.weights()[k], w)
@@ -177,3 +179,28 @@ def test_deploy_float_level_is_the_trained_models_own_score():
     rep = deploy_check(net, "store-recall", ("spinnaker2",), trials=3)
     tk = make("store-recall", seed=rep.config["test_seed"], batch=3)
     assert rep.chips["spinnaker2"]["levels"]["float"] == tk.score(float_model(net).forward(tk.inputs).y)
+
+
+def test_train_cli_writes_the_trained_model_and_names_bad_input(tmp_path, capsys):
+    from neurocomp.graph.io import save_network
+
+    model = tmp_path / "tiny.yaml"
+    save_network(network_from_dict(tiny_lsnn(100)), model)
+    out = tmp_path / "trained.yaml"
+    code = main(["train", str(model), "--task", "store-recall", "--batch", "1", "--iterations", "2", "-o", str(out),
+                 "--checkpoint", str(tmp_path / "ck.npz")])  # fmt: skip
+    assert code == 0 and out.is_file() and (tmp_path / "ck.npz").is_file()
+    assert "store-recall with bptt" in capsys.readouterr().out
+    assert main(["train", str(model), "--task", "evidence-accumulation", "-o", str(out)]) == 2
+    assert "40 inputs" in capsys.readouterr().err  # the task's 40 inputs against the model's 100
+
+
+@pytest.mark.slow
+def test_lsnn_store_recall_reaches_the_tutorials_criterion_with_bptt():
+    """Issue 19's target in float: recall error < 5 % (the tutorial's stopping rule), held out."""
+    res = train(ROOT / "examples" / "lsnn_store_recall.yaml", "store-recall",
+                TrainConfig(iterations=200, batch=64, lr=0.01, lr_decay=0.3, lr_decay_every=100, stop_at=0.05),
+                progress=False)  # fmt: skip
+    assert res.stopped_early
+    tk = make("store-recall", seed=12345, batch=128)  # trials no training batch drew
+    assert tk.score(res.model.forward(tk.inputs).y) < 0.05

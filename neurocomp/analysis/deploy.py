@@ -61,7 +61,7 @@ class DeployReport:
         ]
         for chip, r in self.chips.items():
             if "refused" in r:
-                lines.append(f"  {chip:11s} refused: " + "; ".join(r["refused"]))
+                lines += [f"  {chip:11s} refused:"] + [f"    - {why}" for why in r["refused"]]
                 continue
             lv = r["levels"]
             lines.append(f"  {chip:11s} float {lv['float']:.4f}   chip {lv['chip']:.4f}   "
