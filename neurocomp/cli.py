@@ -757,6 +757,10 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", metavar="CKPT.npz", help="save the training state here")
     p.add_argument("--checkpoint-every", type=_int(0), default=10, metavar="N", help="iterations (default 10)")
     p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--rewiring", type=_float(0, 1, lo_open=True), default=None, metavar="C",
+                   help="DEEP R: keep this fraction of input and recurrent synapses, signs fixed")  # fmt: skip
+    p.add_argument("--dale", type=_float(0, 1), default=None, metavar="F",
+                   help="with --rewiring: Dale's law, this fraction of recurrent neurons excitatory")  # fmt: skip
     p.set_defaults(func=_cmd_train)
 
 
@@ -765,7 +769,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(args.method, args.iterations, args.lr, args.lr_decay, args.lr_decay_every, None, args.reg,
                       args.reg_rate, stop_at=args.stop_at, batch=args.batch, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every)  # fmt: skip
+                      checkpoint_every=args.checkpoint_every, rewiring=args.rewiring, dale=args.dale)  # fmt: skip
     res = train(args.model, args.task, cfg, args.output, args.profile, args.checkpoint, args.resume)
     print(res.summary())
     return EXIT_OK

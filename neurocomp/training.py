@@ -52,7 +52,10 @@ class TrainConfig:
     the schedule (0: constant); ``reg`` / ``reg_rate_hz``: rate regularization toward a target
     rate (:class:`EpropParams`); ``dampening``: the pseudo-derivative's gamma; ``stop_at``:
     the metric under which training stops (None: never); ``batch``: trials per iteration (None:
-    the task's); ``checkpoint_every``: iterations between checkpoints (0: only at the end)."""
+    the task's); ``checkpoint_every``: iterations between checkpoints (0: only at the end);
+    ``rewiring``: DEEP R's connectivity of the input and recurrent weights (a fraction; None:
+    dense); ``dale``: with rewiring, the fraction of excitatory recurrent neurons under Dale's
+    law (None: each synapse's sign drawn on its own); ``task_params``: the task's overrides."""
 
     method: str = "bptt"
     iterations: int = 200
@@ -67,6 +70,8 @@ class TrainConfig:
     batch: int | None = None
     seed: int = 0
     checkpoint_every: int = 0
+    rewiring: float | None = None
+    dale: float | None = None
     task_params: Mapping[str, Any] = field(default_factory=dict)  # the task generator's overrides
 
     def problems(self) -> list[Problem]:
@@ -81,6 +86,10 @@ class TrainConfig:
             out.append(Problem("schedule", "lr_decay_every and checkpoint_every must be >= 0"))
         if self.batch is not None and self.batch < 1:
             out.append(Problem("batch", f"must be >= 1, got {self.batch}"))
+        if self.rewiring is not None and not 0 < self.rewiring <= 1:
+            out.append(Problem("rewiring", f"the connectivity must be in (0, 1], got {self.rewiring}"))
+        if self.dale is not None and (self.rewiring is None or not 0 <= self.dale <= 1):
+            out.append(Problem("dale", f"needs rewiring and a fraction in [0, 1], got {self.dale}"))
         return out
 
 
@@ -176,6 +185,7 @@ def train(
                     seed=cfg.seed)  # fmt: skip
     B = m.random_feedback(cfg.seed)
     opt = Adam(cfg.lr)
+    rw = DeepR(m, cfg.rewiring, cfg.dale, cfg.seed) if cfg.rewiring is not None else None
     hist: dict[str, list[float]] = {"loss": [], "metric": []}
     if resume:
         _load_checkpoint(Path(checkpoint), m, B, opt, hist)
@@ -184,11 +194,13 @@ def train(
     while len(hist["loss"]) < cfg.iterations and not stopped:
         k = len(hist["loss"])
         _step(m, tk, k, p, cfg, B, opt, hist)
+        if rw is not None:
+            rw.rewire(m, opt, k)
         bar(f"{tk.metric_name} {hist['metric'][-1]:.3f}")
         stopped = _stopped(hist, cfg)
         if checkpoint is not None and cfg.checkpoint_every and (k + 1) % cfg.checkpoint_every == 0:
             _save_checkpoint(Path(checkpoint), m, B, opt, hist)
-    res = TrainResult(trained_network(net, m), m, cfg, task, tk.metric_name, hist, stopped)
+    res = TrainResult(trained_network(net, m, sparse=rw is not None), m, cfg, task, tk.metric_name, hist, stopped)
     if checkpoint is not None:
         res.files.append(str(_save_checkpoint(Path(checkpoint), m, B, opt, hist)))
     if out is not None:
@@ -213,8 +225,9 @@ def _stopped(hist, cfg: TrainConfig) -> bool:
     return cfg.stop_at is not None and len(h) >= STOP_WINDOW and float(np.mean(h[-STOP_WINDOW:])) < cfg.stop_at
 
 
-def trained_network(net, m: RecurrentSNN):
-    """``net`` with every trained projection's weights replaced by ``m``'s."""
+def trained_network(net, m: RecurrentSNN, sparse: bool = False):
+    """``net`` with every trained projection's weights replaced by ``m``'s (``sparse``: the
+    input and recurrent ones as sparse matrices of their nonzero weights, after DEEP R)."""
     from .graph import Network
     from .graph.weights import SparseWeights
 
@@ -225,6 +238,8 @@ def trained_network(net, m: RecurrentSNN):
             if isinstance(pr.weights, SparseWeights):  # the same synapses, new values
                 sw = pr.weights
                 w = SparseWeights(sw.shape, sw.rows, sw.cols, w[sw.rows, sw.cols])
+            elif sparse and m.blocks[pr.name][0] != "W_out":
+                w = SparseWeights.from_dense(w)
             pr = replace(pr, weights=w, sign_mode=None)
         projs.append(pr)
     return Network(net.populations, projs, name=net.name, description=net.description)
@@ -248,6 +263,7 @@ def _save_checkpoint(path: Path, m: RecurrentSNN, B, opt: Adam, hist) -> Path:
     for k in m.weights():
         arrays[f"adam_m/{k}"] = opt.m.get(k, np.zeros_like(arrays[k]))
         arrays[f"adam_v/{k}"] = opt.v.get(k, np.zeros_like(arrays[k]))
+    arrays["mask_in"], arrays["mask_rec"] = m.mask_in, m.mask_rec  # DEEP R changes them
     arrays["loss"] = np.array(hist["loss"])
     arrays["metric"] = np.array(hist["metric"])
     return atomic_savez(path, arrays)
@@ -262,6 +278,7 @@ def _load_checkpoint(path: Path, m: RecurrentSNN, B, opt: Adam, hist) -> None:
                 w[...] = z[k]
                 opt.m[k], opt.v[k] = z[f"adam_m/{k}"].copy(), z[f"adam_v/{k}"].copy()
             B[...] = z["B"]
+            m.mask_in[...], m.mask_rec[...] = z["mask_in"], z["mask_rec"]
             opt.t = int(z["adam_t"])
             hist["loss"] += z["loss"].tolist()
             hist["metric"] += z["metric"].tolist()
@@ -275,3 +292,48 @@ def _bar(total: int, progress: bool | None):
     from .analysis.check import _Progress
 
     return _Progress(max(total, 1), sys.stderr.isatty() if progress is None else progress, label="train")
+
+
+class DeepR:
+    """DEEP R rewiring (Bellec, Kappel, Maass & Legenstein 2018, at temperature 0 and without
+    the L1 term, as the LSNN tutorial runs it) of ``W_in`` and ``W_rec``: each potential synapse
+    has a fixed sign; a fraction ``connectivity`` of them is active. After every update an
+    active synapse whose weight crossed to the wrong sign goes dormant (weight 0), and as many
+    dormant ones, drawn at random, become active with weight 0, so the connectivity stays
+    fixed. Signs: per presynaptic recurrent neuron under Dale's law (``dale``: the excitatory
+    fraction), otherwise per synapse, drawn at random. The model's masks hold the active set."""
+
+    def __init__(self, m: RecurrentSNN, connectivity: float, dale: float | None, seed: int):
+        rng = np.random.default_rng([seed, 0xDEE9])
+        self.seed = seed
+        self.allowed = {"W_in": m.mask_in > 0, "W_rec": m.mask_rec > 0}
+        self.sign = {"W_in": rng.choice([-1.0, 1.0], m.W_in.shape)}
+        if dale is None:
+            self.sign["W_rec"] = rng.choice([-1.0, 1.0], m.W_rec.shape)
+        else:
+            exc = rng.permutation(m.n_rec) < round(dale * m.n_rec)
+            self.sign["W_rec"] = np.broadcast_to(np.where(exc, 1.0, -1.0), m.W_rec.shape).copy()
+        for name, mask in (("W_in", m.mask_in), ("W_rec", m.mask_rec)):
+            ok = self.allowed[name]
+            active = ok & (rng.random(ok.shape) < connectivity)
+            w = getattr(m, name)
+            w[...] = np.where(active, self.sign[name] * np.abs(w), 0.0)
+            mask[...] = active
+
+    def rewire(self, m: RecurrentSNN, opt: Adam, k: int) -> None:
+        """After iteration ``k``'s update: retire the synapses that changed sign, revive as many."""
+        rng = np.random.default_rng([self.seed, 0xDEE9, k])
+        for name, mask in (("W_in", m.mask_in), ("W_rec", m.mask_rec)):
+            w, s = getattr(m, name), self.sign[name]
+            active = mask > 0
+            dead = active & (w * s < 0)
+            active &= ~dead
+            pool = np.flatnonzero(self.allowed[name] & ~active & ~dead)
+            born = rng.choice(pool, min(int(dead.sum()), pool.size), replace=False)
+            active.flat[born] = True
+            w[~active] = 0.0  # dormant synapses, and the newborn, start from 0
+            w.flat[born] = 0.0
+            for mom in (opt.m, opt.v):  # a newborn synapse has no history
+                if name in mom:
+                    mom[name].flat[born] = 0.0
+            mask[...] = active

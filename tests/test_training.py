@@ -204,3 +204,27 @@ def test_lsnn_store_recall_reaches_the_tutorials_criterion_with_bptt():
     assert res.stopped_early
     tk = make("store-recall", seed=12345, batch=128)  # trials no training batch drew
     assert tk.score(res.model.forward(tk.inputs).y) < 0.05
+
+
+def test_deep_r_keeps_connectivity_signs_and_dale_and_resumes_exactly(tmp_path):
+    from neurocomp.training import DeepR
+
+    net = network_from_dict(tiny_lsnn())
+    small = {k: v for k, v in SMALL.items() if k != "batch"}
+    cfg = TrainConfig(iterations=6, batch=4, lr=0.05, rewiring=0.3, dale=0.75, task_params=small, checkpoint_every=3)
+    full = train(net, "store-recall", cfg, checkpoint=tmp_path / "a.npz", progress=False)
+    m0 = float_model(net)
+    rw = DeepR(m0, 0.3, 0.75, cfg.seed)  # the same signs and initial active set as the run's
+    for name, mask in (("W_in", full.model.mask_in), ("W_rec", full.model.mask_rec)):
+        w, s = getattr(full.model, name), rw.sign[name]
+        assert mask.sum() == getattr(m0, "mask_in" if name == "W_in" else "mask_rec").sum()  # connectivity fixed
+        assert (w * s >= 0).all() and (w[mask == 0] == 0).all()  # signs kept, dormant synapses silent
+    assert ((full.model.mask_rec != m0.mask_rec).any() or (full.model.mask_in != m0.mask_in).any())  # it rewired
+    col = rw.sign["W_rec"]
+    assert (col == col[:1]).all() and (col[0] > 0).sum() == 6  # Dale: one sign per presynaptic neuron, 75 % E
+    half = train(net, "store-recall", replace(cfg, iterations=3), checkpoint=tmp_path / "b.npz", progress=False)
+    assert len(half.history["loss"]) == 3
+    resumed = train(net, "store-recall", cfg, checkpoint=tmp_path / "b.npz", resume=True, progress=False)
+    for k, w in full.model.weights().items():
+        np.testing.assert_array_equal(resumed.model.weights()[k], w)
+    np.testing.assert_array_equal(resumed.model.mask_rec, full.model.mask_rec)
