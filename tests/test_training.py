@@ -1,5 +1,5 @@
 """Train in float, deploy on a chip (issue 19 item 1) and the LSNN store-recall task (item 2):
-``neurocomp.training``, ``check --deploy`` (``neurocomp.analysis.deploy``), ``store-recall``."""
+``neurocomp.analysis.train``, ``check --deploy`` (``neurocomp.analysis.deploy``), ``store-recall``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from neurocomp.analysis.deploy import chip_weights, deploy_check
+from neurocomp.analysis.train import TrainConfig, TrainError, float_model, train
 from neurocomp.cli import main
 from neurocomp.graph.io import load_network, network_from_dict
 from neurocomp.tasks import make
 from neurocomp.tasks.store_recall import RECALL, STORE
-from neurocomp.training import TrainConfig, TrainError, float_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"batch": 4, "n_in": 8, "seq_len": 6, "tau_char": 30}  # 180 steps: seconds per training
@@ -207,7 +207,7 @@ def test_lsnn_store_recall_reaches_the_tutorials_criterion_with_bptt():
 
 
 def test_deep_r_keeps_connectivity_signs_and_dale_and_resumes_exactly(tmp_path):
-    from neurocomp.training import DeepR
+    from neurocomp.analysis.train import DeepR
 
     net = network_from_dict(tiny_lsnn())
     small = {k: v for k, v in SMALL.items() if k != "batch"}
@@ -228,3 +228,18 @@ def test_deep_r_keeps_connectivity_signs_and_dale_and_resumes_exactly(tmp_path):
     for k, w in full.model.weights().items():
         np.testing.assert_array_equal(resumed.model.weights()[k], w)
     np.testing.assert_array_equal(resumed.model.mask_rec, full.model.mask_rec)
+
+
+def test_deploy_ignores_learning_rules_the_chip_would_refuse():
+    """A trained model may keep its e-prop rule; deployment does not learn, so loihi2's refusal to
+    lower it (here: the weight scale of so small a learning rate) must not stop the deployment."""
+    from neurocomp.errors import NeurocompError
+
+    spec = tiny_lsnn(100)
+    for pr in spec["projections"]:
+        pr["plasticity"] = {"rule": "eprop", "params": {"lr": 1e-3, "loss": "ce"}}
+    net = network_from_dict(spec)
+    with pytest.raises(NeurocompError, match="cannot be lowered"):
+        _compile(net, "loihi2")
+    rep = deploy_check(net, "store-recall", ("loihi2",), trials=1)
+    assert set(rep.chips["loihi2"]["levels"]) == {"float", "float, chip weights", "chip"}

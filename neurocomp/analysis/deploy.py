@@ -1,11 +1,11 @@
 """``check --deploy``: what a network trained in float loses when it runs on a chip.
 
-The model (typically :func:`neurocomp.training.train`'s output) runs without learning on
+The model (typically :func:`neurocomp.analysis.train.train`'s output) runs without learning on
 held-out trials of its task: the task drawn with seed ``HELD_OUT + seed``, which no training
 seed below ``HELD_OUT`` draws. Per chip, three levels of the same network on the same
 trials, each scored with the task's metric:
 
-1. **float**: the float64 model (:func:`neurocomp.training.float_model`) in the chip's
+1. **float**: the float64 model (:func:`neurocomp.analysis.train.float_model`) in the chip's
    conventions, the trained weights as they are;
 2. **float, chip weights**: the same float64 dynamics with the compiled Program's weights (the
    chip's mantissas times their unit, in model units): the weights' quantization alone;
@@ -23,7 +23,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ def deploy_check(
     ``deploy.txt`` to the directory ``out`` when given."""
     from ..graph.io import load_network
 
-    net = load_network(model) if isinstance(model, (str, os.PathLike)) else model
+    net = static(load_network(model) if isinstance(model, (str, os.PathLike)) else model)
     if trials < 1:
         raise DeployError([Problem("trials", f"must be >= 1, got {trials}")])
     tk = _held_out(task, seed, trials)
@@ -108,6 +108,15 @@ def deploy_check(
     return rep
 
 
+def static(net):
+    """``net`` without its learning rules: deployment does not learn, so a rule the chip cannot
+    run (or only with other settings) must not stop the deployed network from compiling."""
+    from ..graph import Network
+
+    projs = [replace(p, plasticity=None) for p in net.projections]
+    return Network(net.populations, projs, name=net.name, description=net.description)
+
+
 def _held_out(task: str, seed: int, trials: int):
     from ..tasks import TASKS, make
 
@@ -121,7 +130,7 @@ def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
     """One chip's levels and attribution, or its refusal."""
     from ..compiler import compile
     from ..profiles import load_profile
-    from ..training import float_model
+    from .train import float_model
 
     prof = load_profile(profile)
     try:
