@@ -730,8 +730,6 @@ def _add_sweep(sub, common: argparse.ArgumentParser) -> None:
 
 def _add_train(sub, common: argparse.ArgumentParser) -> None:
     """``neurocomp train MODEL.yaml --task T -o TRAINED.yaml``: float64 training for deployment."""
-    from .training import METHODS
-
     p = sub.add_parser(
         "train",
         parents=[common],
@@ -743,7 +741,7 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
     p.add_argument("model", metavar="MODEL.yaml")
     p.add_argument("--task", required=True, help="task name (as for check)")
     p.add_argument("-o", "--output", required=True, metavar="TRAINED.yaml", help="where to write the trained model")
-    p.add_argument("--method", choices=METHODS, default="bptt", help="bptt (default) or eprop (random feedback)")
+    p.add_argument("--method", choices=("bptt", "eprop"), default="bptt", help="bptt (default) or eprop")
     p.add_argument("--iterations", type=_int(1, 10**7), default=200, help="batches to train on (default 200)")
     p.add_argument("--batch", type=_BATCH, default=None, help="trials per batch (default: the task's)")
     p.add_argument("--lr", type=_float(0, lo_open=True), default=1e-2, help="Adam's step size (default 0.01)")
@@ -765,11 +763,12 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .training import TrainConfig, train
+    from .analysis.train import TrainConfig, train
 
-    cfg = TrainConfig(args.method, args.iterations, args.lr, args.lr_decay, args.lr_decay_every, None, args.reg,
-                      args.reg_rate, stop_at=args.stop_at, batch=args.batch, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every, rewiring=args.rewiring, dale=args.dale)  # fmt: skip
+    cfg = TrainConfig(method=args.method, iterations=args.iterations, lr=args.lr, lr_decay=args.lr_decay,
+                      lr_decay_every=args.lr_decay_every, reg=args.reg, reg_rate_hz=args.reg_rate,
+                      stop_at=args.stop_at, batch=args.batch, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                      rewiring=args.rewiring, dale=args.dale)  # fmt: skip
     res = train(args.model, args.task, cfg, args.output, args.profile, args.checkpoint, args.resume)
     print(res.summary())
     return EXIT_OK
