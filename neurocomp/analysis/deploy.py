@@ -122,8 +122,10 @@ def _held_out(task: str, seed: int, trials: int):
 
     if task not in TASKS:
         raise DeployError([Problem("task", f"unknown task {task!r} (known: {', '.join(sorted(TASKS))})")])
-    tk = make(task, seed=HELD_OUT + seed)
-    return make(task, seed=HELD_OUT + seed, batch=trials) if "batch" in tk.config else tk
+    try:
+        return make(task, seed=HELD_OUT + seed, batch=trials)
+    except ValueError:  # a task with frozen trials (no batch parameter)
+        return make(task, seed=HELD_OUT + seed)
 
 
 def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
