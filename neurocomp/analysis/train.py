@@ -31,10 +31,10 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_savez, atomic_write_text
-from .errors import NeurocompError, Problem
-from .reference.conventions import Conventions
-from .reference.eprop import Adam, EpropParams, RecurrentSNN
+from .._atomic import atomic_savez, atomic_write_text
+from ..errors import NeurocompError, Problem
+from ..reference.conventions import Conventions
+from ..reference.eprop import Adam, EpropParams, RecurrentSNN
 
 METHODS = ("bptt", "eprop")
 STOP_WINDOW = 5  # iterations averaged for the stopping rule (one batch's metric jumps)
@@ -123,7 +123,7 @@ class TrainResult:
 
 
 def _task(task: str, seed: int, batch: int | None, params: Mapping[str, Any]):
-    from .tasks import make
+    from ..tasks import make
 
     kw: dict[str, Any] = {**params, **({} if batch is None else {"batch": batch})}
     try:
@@ -143,7 +143,7 @@ def trial(tk, k: int):
 
 def float_model(net, profile=None) -> RecurrentSNN:
     """The float64 model of ``net`` in ``profile``'s conventions (its latencies; 1 without)."""
-    from .profiles import load_profile
+    from ..profiles import load_profile
 
     prof = load_profile(profile) if isinstance(profile, str) else profile
     return RecurrentSNN.from_network(net, 1.0, Conventions.chip(prof))
@@ -164,7 +164,7 @@ def train(
     arrays and ``<stem>.train.json``, the history). ``profile``: whose latencies the
     conventions take. ``checkpoint``: an ``.npz`` written every ``checkpoint_every``
     iterations and at the end; with ``resume`` training continues from it."""
-    from .graph.io import load_network
+    from ..graph.io import load_network
 
     cfg = config or TrainConfig()
     net = load_network(model) if isinstance(model, (str, os.PathLike)) else model
@@ -228,8 +228,8 @@ def _stopped(hist, cfg: TrainConfig) -> bool:
 def trained_network(net, m: RecurrentSNN, sparse: bool = False):
     """``net`` with every trained projection's weights replaced by ``m``'s (``sparse``: the
     input and recurrent ones as sparse matrices of their nonzero weights, after DEEP R)."""
-    from .graph import Network
-    from .graph.weights import SparseWeights
+    from ..graph import Network
+    from ..graph.weights import SparseWeights
 
     projs = []
     for pr in net.projections:
@@ -246,7 +246,7 @@ def trained_network(net, m: RecurrentSNN, sparse: bool = False):
 
 
 def _write(res: TrainResult, out: Path) -> list[str]:
-    from .graph.io import save_network
+    from ..graph.io import save_network
 
     path = save_network(res.network, out)
     hist = out.with_name(out.stem + ".train.json")
@@ -289,7 +289,7 @@ def _load_checkpoint(path: Path, m: RecurrentSNN, B, opt: Adam, hist) -> None:
 
 
 def _bar(total: int, progress: bool | None):
-    from .analysis.check import _Progress
+    from .check import _Progress
 
     return _Progress(max(total, 1), sys.stderr.isatty() if progress is None else progress, label="train")
 

@@ -54,7 +54,7 @@ def _valid(seq: np.ndarray) -> bool:
     if any(s == len(seq) - 1 or seq[s + 1] >= STORE for s in stores):
         return False
     events = sorted([(int(s), STORE) for s in stores] + [(int(r), RECALL) for r in recalls])
-    return all(a[1] != b[1] for a, b in zip(events, events[1:]))  # stores and recalls alternate
+    return all(a[1] != b[1] for a, b in zip(events[:-1], events[1:], strict=True))  # stores and recalls alternate
 
 
 def _sentence(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
