@@ -16,9 +16,12 @@ e-prop; the deployed error reported per chip.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # per-core figures; see benchmarks/README.md
 
 from neurocomp.analysis.deploy import deploy_check
 from neurocomp.analysis.train import TrainConfig, train
