@@ -699,6 +699,13 @@ def _add_check(sub, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-bptt", action="store_true", help="skip BPTT")
     p.add_argument("--out", default="check-out", help="output directory (default check-out)")
+    p.add_argument(
+        "--deploy",
+        action="store_true",
+        help="no learning: score the (trained) model on held-out trials in float and on each chip of --profile "
+        "(comma-separated), with the gap split into weight quantization and neuron arithmetic",
+    )
+    p.add_argument("--trials", type=_BATCH, default=64, help="--deploy: held-out trials (default 64)")
     p.set_defaults(func=_cmd_check)
 
 
@@ -721,8 +728,55 @@ def _add_sweep(sub, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_cmd_sweep)
 
 
+def _add_train(sub, common: argparse.ArgumentParser) -> None:
+    """``neurocomp train MODEL.yaml --task T -o TRAINED.yaml``: float64 training for deployment."""
+    p = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a model's weights in float (BPTT or e-prop, Adam) and write the trained model",
+        description="Train every projection of MODEL.yaml (spike inputs -> LIF/ALIF -> one LI readout) on --task "
+        "in float64 with the chip's discrete-time conventions, and write the trained model; then `compile` it and "
+        "`check --deploy` it. The trials are drawn from --seed; a checkpoint resumes to the same bits.",
+    )
+    p.add_argument("model", metavar="MODEL.yaml")
+    p.add_argument("--task", required=True, help="task name (as for check)")
+    p.add_argument("-o", "--output", required=True, metavar="TRAINED.yaml", help="where to write the trained model")
+    p.add_argument("--method", choices=("bptt", "eprop"), default="bptt", help="bptt (default) or eprop")
+    p.add_argument("--iterations", type=_int(1, 10**7), default=200, help="batches to train on (default 200)")
+    p.add_argument("--batch", type=_BATCH, default=None, help="trials per batch (default: the task's)")
+    p.add_argument("--lr", type=_float(0, lo_open=True), default=1e-2, help="Adam's step size (default 0.01)")
+    p.add_argument("--lr-decay", type=_float(0, 1, lo_open=True), default=1.0, help="factor every --lr-decay-every")
+    p.add_argument("--lr-decay-every", type=_int(0), default=0, metavar="N", help="iterations (default 0: never)")
+    p.add_argument("--reg", type=_float(0), default=0.0, help="rate regularization strength (default 0)")
+    p.add_argument("--reg-rate", type=_float(0), default=10.0, metavar="HZ", help="its target rate (default 10)")
+    p.add_argument("--stop-at", type=float, default=None, metavar="M", help="stop when the metric is below M")
+    p.add_argument("--profile", default=None, help="take this chip's latencies (default: 1 step, loihi2's)")
+    p.add_argument("--seed", type=_SEED, default=0, help="seed of the trials and the feedback (default 0)")
+    p.add_argument("--checkpoint", metavar="CKPT.npz", help="save the training state here")
+    p.add_argument("--checkpoint-every", type=_int(0), default=10, metavar="N", help="iterations (default 10)")
+    p.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    p.add_argument("--rewiring", type=_float(0, 1, lo_open=True), default=None, metavar="C",
+                   help="DEEP R: keep this fraction of input and recurrent synapses, signs fixed")  # fmt: skip
+    p.add_argument("--dale", type=_float(0, 1), default=None, metavar="F",
+                   help="with --rewiring: Dale's law, this fraction of recurrent neurons excitatory")  # fmt: skip
+    p.set_defaults(func=_cmd_train)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .analysis.train import TrainConfig, train
+
+    cfg = TrainConfig(method=args.method, iterations=args.iterations, lr=args.lr, lr_decay=args.lr_decay,
+                      lr_decay_every=args.lr_decay_every, reg=args.reg, reg_rate_hz=args.reg_rate,
+                      stop_at=args.stop_at, batch=args.batch, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                      rewiring=args.rewiring, dale=args.dale)  # fmt: skip
+    res = train(args.model, args.task, cfg, args.output, args.profile, args.checkpoint, args.resume)
+    print(res.summary())
+    return EXIT_OK
+
+
 # the commands, in the order `neurocomp --help` lists them
-_COMMANDS = (_add_profiles, _add_validate, _add_compile, _add_inspect, _add_run, _add_export, _add_check, _add_sweep)
+_COMMANDS = (_add_profiles, _add_validate, _add_compile, _add_inspect, _add_run, _add_export, _add_train, _add_check,
+             _add_sweep)  # fmt: skip
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -770,6 +824,12 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise UsageError([Problem("--task", f"unknown task {args.task!r} (known: {', '.join(sorted(TASKS))})")])
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         raise OutputError([Problem(args.out, "exists and is not a directory; --out names a folder for the report")])
+    if args.deploy:
+        from .analysis.deploy import deploy_check
+
+        profiles = tuple(x for x in args.profile.split(",") if x)
+        print(deploy_check(args.model, args.task, profiles, args.trials, args.seed, args.out).summary())
+        return EXIT_OK
     seeds = _parse_seeds(args.seeds)
     kw = dict(
         **({} if args.iterations is None else {"iterations": args.iterations}),

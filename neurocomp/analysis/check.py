@@ -341,8 +341,8 @@ class _Progress:
     """Progress of a long check on stderr: a bar redrawn in place on a terminal, otherwise (a
     log, ``make demo``) one line per tenth of the work."""
 
-    def __init__(self, total: int, enabled: bool, tty: bool | None = None):
-        self.total, self.done, self.enabled, self.t0 = total, 0, enabled, time.perf_counter()
+    def __init__(self, total: int, enabled: bool, tty: bool | None = None, label: str = "check"):
+        self.total, self.done, self.enabled, self.t0, self.label = total, 0, enabled, time.perf_counter(), label
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.printed = 0  # tenths printed (lines mode)
 
@@ -360,7 +360,7 @@ class _Progress:
                 sys.stderr.write("\n")
         elif int(10 * frac) > self.printed or self.done >= self.total:
             self.printed = int(10 * frac)
-            sys.stderr.write(f"  check: {100 * frac:3.0f}% ({what}), {el:.0f} s, ~{eta:.0f} s left\n")
+            sys.stderr.write(f"  {self.label}: {100 * frac:3.0f}% ({what}), {el:.0f} s, ~{eta:.0f} s left\n")
         sys.stderr.flush()
 
 

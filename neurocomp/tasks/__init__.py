@@ -21,6 +21,7 @@ from . import (
     reward_choice,
     rflo_periodic,
     spike_pattern,
+    store_recall,
     timing_code,
     volatile_reward,
 )
@@ -39,6 +40,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     volatile_reward.NAME: volatile_reward.make,
     hopfield_logic.NAME: hopfield_logic.make,
     timing_code.NAME: timing_code.make,
+    store_recall.NAME: store_recall.make,
 }
 
 
