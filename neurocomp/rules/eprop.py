@@ -145,6 +145,9 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     T = out.get("t_epoch", 1)
     if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
         problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
+    h = out.get("readout_headroom_bits", 0)
+    if not isinstance(h, int) or isinstance(h, bool) or h < 0:
+        problems.append(Problem(where, f"eprop: readout_headroom_bits must be an integer >= 0, got {h!r}"))
     tau = out.get("reg_tau_ms", RATE_TAU_MS)
     if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
         problems.append(Problem(where, f"eprop: reg_tau_ms must be a finite number of ms > 0, got {tau!r}"))
@@ -297,10 +300,14 @@ def lower_network(
         for p in eprop:
             if p.post == h:
                 rules[p.name] = _hidden_rule(lw, p, hpop, tau_steps, params[p.name], Lq, s_L, notes)
+    widened: dict[str, QProjection] = {}
     for p in eprop:
         if p.post == readout:
-            rules[p.name] = _readout_rule(lw, p, params[p.name], err_pop.name, notes)
-    projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
+            q = widened[p.name] = _readout_headroom(p, int(params[p.name]["readout_headroom_bits"]), ctx_profile, notes)
+            rules[p.name] = _readout_rule(lw, q, params[p.name], err_pop.name, notes)
+    projections = tuple(
+        replace(widened.get(p.name, p), learning=rules[p.name]) if p.name in rules else p for p in net.projections
+    )
     return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
 
 
@@ -532,6 +539,31 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
             f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
         )
     return rule
+
+
+def _readout_headroom(p: QProjection, bits: int, prof, notes: list[str]) -> QProjection:
+    """The readout projection with its weight exponent ``bits`` higher (the rule parameter
+    ``readout_headroom_bits``): the quantizer sizes the exponent to the initial weights, which
+    for a readout are small (Bellec's ``N(0, 1/n) (1 - kappa)``), so the learned weights would
+    saturate at a few times their initial size. The mantissas are divided by ``2**bits``,
+    rounded to nearest (to even values where the chip drops a mixed-sign LSB)."""
+    if not bits:
+        return p
+    wf = prof.formats.weight
+    e = int(p.weight_exp) + bits
+    if e > wf.exponent_max:
+        raise LoweringError([Problem(f"projection {p.name!r}", f"eprop readout_headroom_bits {bits}: weight exponent "
+                                     f"{e} above {prof.name}'s largest, {wf.exponent_max}")])  # fmt: skip
+    step = 2 if wf.mixed_sign_drops_lsb and p.sign_mode == "mixed" else 1
+    m = (step * np.round(p.weights / (2.0**bits * step))).astype(p.weights.dtype)
+    lsb = 2.0**e * p.float_scale
+    lo, hi = wf.mantissa_range(p.sign_mode)
+    notes.append(
+        f"eprop: {p.name} (readout): weight exponent {p.weight_exp} -> {e} (readout_headroom_bits {bits}): learned "
+        f"weights up to {hi * lsb:.3g} model units (the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}), "
+        f"initial weights at {lsb:.3g} per LSB ({int((m != 0).sum())} of {m.size} nonzero)"
+    )
+    return replace(p, weights=m, weight_exp=e)
 
 
 def _readout_rule(lw: _Lowering, p: QProjection, pr: Mapping[str, Any], err_unit: str, notes: list[str]) -> EngineRule:
