@@ -38,8 +38,8 @@ from numba.np.numpy_support import as_dtype
 
 from ..kernels import kernel
 
-__all__ = ["graded_fixed", "pseudo_derivative", "pseudo_derivative_fixed", "rate_decay", "rate_regularization",
-           "rate_shift", "running_rate", "running_rate_fixed", "softmax", "softmax_error"]
+__all__ = ["feedback_matrix", "graded_fixed", "pseudo_derivative", "pseudo_derivative_fixed", "rate_decay",
+           "rate_regularization", "rate_shift", "running_rate", "running_rate_fixed", "softmax", "softmax_error"]
 
 
 def _like(x, ref):
@@ -130,6 +130,18 @@ def running_rate_fixed(r, z, shift, bits):
     shift). The floor cannot lower ``r`` below ``2**shift``: rates below ``2**(shift - bits)``
     per step read wrong, so ``bits`` must make that small. Integer-valued float64 arrays in and out."""
     return r - np.floor(r * 2.0**-shift) + z * 2.0 ** (bits - shift)
+
+
+def feedback_matrix(seed: int, sizes: list[int] | tuple[int, ...], n_out: int) -> list[np.ndarray]:
+    """Random e-prop feedback ``B ~ N(0, 1/n)`` ``[n, n_out]`` (Bellec's tutorial scaling), drawn
+    once from ``seed`` for the union of the hidden populations (``sizes`` in the network's
+    declaration order, ``n`` their sum) and split by rows: one block per population. Every level
+    (the reference, a learning engine's feedback projections, a programmable core's learner)
+    takes its ``B`` from here, so a hidden neuron gets the same feedback everywhere."""
+    n = int(sum(sizes))
+    B = np.random.default_rng(int(seed)).standard_normal((n, int(n_out))) / math.sqrt(n)
+    edges = np.cumsum([0, *sizes])
+    return [B[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @kernel

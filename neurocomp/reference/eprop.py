@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..learning.quantities import RATE_TAU_MS, pseudo_derivative, rate_decay, softmax, softmax_error
+from ..learning.quantities import RATE_TAU_MS, feedback_matrix, pseudo_derivative, rate_decay, softmax, softmax_error
 from . import neuron, online
 from .conventions import Conventions
 
@@ -217,8 +217,10 @@ class RecurrentSNN:
         return replace(self, W_in=self.W_in.copy(), W_rec=self.W_rec.copy(), W_out=self.W_out.copy())
 
     def random_feedback(self, seed: int) -> np.ndarray:
-        """``B ~ N(0, 1/n_rec)`` ``[n_rec, n_out]`` from ``seed`` (Bellec's tutorial scaling)."""
-        return np.random.default_rng(seed).standard_normal((self.n_rec, self.n_out)) / math.sqrt(self.n_rec)
+        """``B ~ N(0, 1/n_rec)`` ``[n_rec, n_out]`` from ``seed`` (Bellec's tutorial scaling): the
+        one draw of :func:`~neurocomp.learning.quantities.feedback_matrix` over the recurrent
+        neurons (hidden populations in declaration order, as the chips draw it)."""
+        return feedback_matrix(seed, [self.n_rec], self.n_out)[0]
 
     # -- one step of the neurons (shared by forward and run_online) -----------------------
     def _neurons(self, batch: int) -> SimpleNamespace:

@@ -75,7 +75,7 @@ from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..learning.expr import parse
 from ..learning.programmable import EpropExact, EpropParams, ProgrammableEprop  # noqa: F401  (the rule's exact form)
-from ..learning.quantities import RATE_TAU_MS, ce_error_params, rate_shift
+from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -292,8 +292,11 @@ def lower_network(
     new_projs: list[QProjection] = []
     rules: dict[str, EngineRule] = {}
     read_proj = {p.pre: p for p in eprop if p.post == readout}
+    order = [p.name for p in net.populations if p.name in hidden]  # B's rows: declaration order
+    drawn = feedback_matrix(int(lw.first["seed"]), [pops[h].size for h in order], pops[readout].size)
+    blocks = dict(zip(order, drawn, strict=True))
     for h in hidden:
-        fb_proj, Lq, s_L = _feedback(lw, h, pops[h].size, err_pop, read_proj, params, notes)
+        fb_proj, Lq, s_L = _feedback(lw, h, blocks[h], err_pop, read_proj, params, notes)
         new_projs.append(fb_proj)
         hpop = net.source.population(h)  # the float network's: its threshold, decays, ALIF's beta
         tau_steps = _pre_trace_steps(lw, hpop, notes)
@@ -437,11 +440,12 @@ def _error_units(lw: _Lowering, ro: QPopulation, notes: list[str]) -> tuple[QPop
     return err_pop, replace(lw, Eq=Eq)
 
 
-def _feedback(lw: _Lowering, h: str, n_h: int, err_pop: QPopulation, read_proj: Mapping[str, QProjection],
+def _feedback(lw: _Lowering, h: str, B_random: np.ndarray, err_pop: QPopulation, read_proj: Mapping[str, QProjection],
               params: Mapping[str, Mapping[str, Any]], notes: list[str]) -> tuple[QProjection, float, int]:  # fmt: skip
-    """The feedback projection ``<readout>.error -> h`` holding ``B`` (random, symmetric or
-    adaptive; plastic when adaptive), the model units per learning-signal LSB ``Lq`` and the
-    learning signal's shift ``s_L``."""
+    """The feedback projection ``<readout>.error -> h`` holding ``B`` (random: ``B_random``, h's
+    rows of :func:`~neurocomp.learning.quantities.feedback_matrix`; symmetric or adaptive;
+    plastic when adaptive), the model units per learning-signal LSB ``Lq`` and the learning
+    signal's shift ``s_L``."""
     prof, wd, first = lw.prof, lw.wd, lw.first
     fb = first["feedback"]
     if fb in ("symmetric", "adaptive") and h not in read_proj:
@@ -449,7 +453,7 @@ def _feedback(lw: _Lowering, h: str, n_h: int, err_pop: QPopulation, read_proj: 
     if fb == "symmetric":
         B = read_proj[h].effective().T  # [n_h, n_out]
     else:
-        B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, err_pop.size)) / math.sqrt(n_h)
+        B = B_random
     wf = prof.formats.weight  # B in the chip's mixed-sign format: even mantissas where the chip drops the LSB
     step = 2 if wf.mixed_sign_drops_lsb else 1
     b_top = wf.mantissa_range("mixed")[1] // step * step
