@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import io
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
 import neurocomp as nc
 from neurocomp.analysis.check import _Emulated, _Reference
+from neurocomp.emulator import Emulator
 from neurocomp.reference.eprop import EpropParams
 from tests.test_eprop import small_net
+
+ROOT = Path(__file__).resolve().parents[1]
 
 T, N_LAB = 400, 10  # steps; the labelled ones are the last N_LAB (none with labelled=False)
 
@@ -102,3 +106,27 @@ def test_loihi2_adds_the_rate_term_on_every_step():
     for n in ("in->rec", "rec->rec"):
         ratio = np.linalg.norm(chip[n]) / np.linalg.norm(ref[n])
         assert 1 / 3 < ratio < 3.0, (n, ratio)
+
+
+def test_every_level_gives_a_hidden_neuron_the_same_random_feedback():
+    """Two hidden populations (the evidence example: 50 LIF, then 50 ALIF): the reference draws
+    ``B`` once for their union in declaration order; loihi2's feedback projections must hold
+    those rows to within their rounding (half a mantissa step of 2, Loihi's even mixed-sign
+    mantissas), spinnaker2's learner the same numbers in float32. (Drawing each population's
+    block from the seed alone gave both populations the same rows, and name order swaps them.)"""
+    from neurocomp.graph.io import load_network
+    from neurocomp.reference import Conventions
+    from neurocomp.reference.eprop import RecurrentSNN
+
+    net = load_network(ROOT / "examples" / "eprop_evidence.yaml").with_rule_params(t_epoch=16)
+    seed = net.projections[0].plasticity.params["seed"]
+    model = RecurrentSNN.from_network(net, 1.0, Conventions.chip(), rule="eprop")
+    B = model.random_feedback(seed)
+    rows = {h: model.blocks[f"in->{h}"][1] for h in ("lif", "alif")}
+    loihi2 = nc.compile(net, "loihi2", out=io.StringIO())
+    for h, r in rows.items():
+        fb = loihi2.projection(f"out.error->{h}")
+        assert np.abs(fb.weights * fb.float_scale - B[r]).max() <= fb.float_scale, h
+    emu = Emulator(nc.compile(net, "spinnaker2", out=io.StringIO()))
+    for part in emu._learners["out"].parts:
+        np.testing.assert_array_equal(part.state["B"][0], B[rows[part.hidden]].astype(np.float32), err_msg=part.hidden)
