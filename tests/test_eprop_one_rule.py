@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import neurocomp as nc
 from neurocomp.analysis.check import _Emulated, _Reference
@@ -130,3 +131,25 @@ def test_every_level_gives_a_hidden_neuron_the_same_random_feedback():
     emu = Emulator(nc.compile(net, "spinnaker2", out=io.StringIO()))
     for part in emu._learners["out"].parts:
         np.testing.assert_array_equal(part.state["B"][0], B[rows[part.hidden]].astype(np.float32), err_msg=part.hidden)
+
+
+def test_readout_headroom_bits_widen_the_readout_range_and_say_so():
+    """``readout_headroom_bits`` 4 raises the readout projections' weight exponent by 4 (their
+    largest weight 16 times the initial weights' exponent allowed), divides the mantissas by 16
+    (the same weights to within half the new LSB), says so in the compile log, and a value the
+    profile's exponents cannot take is refused naming it."""
+    from neurocomp.errors import NeurocompError
+    from neurocomp.graph.io import load_network
+
+    net = load_network(ROOT / "examples" / "eprop_evidence.yaml").with_rule_params(t_epoch=16)
+    plain = nc.compile(net, "loihi2", out=io.StringIO())
+    wide = nc.compile(net.with_rule_params(readout_headroom_bits=4), "loihi2", out=io.StringIO())
+    notes = " ".join(n for r in wide.pass_log for n in r.get("notes", []))
+    for name in ("lif->out", "alif->out"):
+        a, b = plain.projection(name), wide.projection(name)
+        assert b.weight_exp == a.weight_exp + 4 and f"{name} (readout): weight exponent" in notes
+        lsb = 2.0**b.weight_exp * b.float_scale
+        assert np.abs(b.weights * lsb - a.weights * 2.0**a.weight_exp * a.float_scale).max() <= lsb
+    assert plain.projection("in->lif").weight_exp == wide.projection("in->lif").weight_exp
+    with pytest.raises(NeurocompError, match="readout_headroom_bits 30: weight exponent"):
+        nc.compile(net.with_rule_params(readout_headroom_bits=30), "loihi2", out=io.StringIO())
