@@ -96,6 +96,21 @@ def parse_schedule(text: str) -> list[tuple[float, int]]:
     return stages
 
 
+def with_lr(net, lr: float, readout_factor: float):
+    """``net`` with every e-prop projection's lr set to ``lr``, the readout's (onto ``out``) to
+    ``lr * readout_factor``."""
+    from dataclasses import replace
+
+    from neurocomp.graph import Network
+
+    def rule(p):
+        f = readout_factor if p.post == "out" else 1.0
+        return replace(p.plasticity, params={**p.plasticity.params, "lr": lr * f})
+
+    projs = [p if p.plasticity is None else replace(p, plasticity=rule(p)) for p in net.projections]
+    return Network(net.populations, projs, name=net.name, description=net.description)
+
+
 def average_weights(emu, rng) -> None:
     """Every trial's copy of each learned projection set to the copies' mean (integers: rounded
     stochastically, so that updates smaller than one LSB per trial survive on average)."""
@@ -112,7 +127,7 @@ def average_weights(emu, rng) -> None:
 def train_chip(
     profile: str, seed: int, schedule: list[tuple[float, int]], val_every: int, n_val: int, t_epoch: int = 1,
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
-    headroom: int = 0,
+    headroom: int = 0, readout_lr: float = 1.0,
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -125,7 +140,8 @@ def train_chip(
     (one core each), and after them every copy takes their mean (the host's step; fixed-point
     weights rounded stochastically to their integers): the mean of the trials' online updates.
     ``reg``: the rule's rate regularization instead of the example's; ``headroom``: the rule's
-    ``readout_headroom_bits`` (a fixed-point chip's readout weight range)."""
+    ``readout_headroom_bits`` (a fixed-point chip's readout weight range); ``readout_lr``: the
+    readout projections' lr is the stage's times this (each projection learns at its own lr)."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -154,7 +170,7 @@ def train_chip(
 
     for lr, n in schedule:
         log = io.StringIO()
-        prog = compile(net.with_rule_params(lr=lr, **extra), profile, out=log)
+        prog = compile(with_lr(net.with_rule_params(**extra), lr, readout_lr), profile, out=log)
         emu = Emulator(prog, batch=per_update, seed=seed)
         if weights is not None:  # the next stage starts from the learned weights
             for name, w in weights.items():
@@ -222,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                     "overrides --lr and --iterations)")
     ap.add_argument("--per-update", type=int, default=1, help="trials run at once whose weights are averaged (--chip)")
     ap.add_argument("--readout-headroom-bits", type=int, default=0, help="the rule's readout_headroom_bits (--chip)")
+    ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
     ap.add_argument("--reg", type=float, help="the rule's rate regularization instead of the example's (--chip)")
     ap.add_argument("--final-val", type=int, default=256, help="held-out trials of the final measurement (--chip)")
     ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
@@ -233,10 +250,11 @@ def main(argv: list[str] | None = None) -> int:
         text = ", ".join(f"lr {a:g} for {n}" for a, n in schedule)
         print(f"evidence-accumulation on {args.chip} (examples/eprop_evidence.yaml, {text} trials, t_epoch "
               f"{args.t_epoch}, readout x{args.readout_scale:g}, {args.per_update} trials per update, "
-              f"reg {'as the example' if args.reg is None else args.reg}, seed {args.seed})", flush=True)  # fmt: skip
+              f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
+              f"headroom {args.readout_headroom_bits} bits, seed {args.seed})", flush=True)  # fmt: skip
         r = train_chip(args.chip, args.seed, schedule, args.val_every, args.val_trials, args.t_epoch,
                        args.readout_scale, args.final_val, args.per_update, args.reg,
-                       args.readout_headroom_bits)  # fmt: skip
+                       args.readout_headroom_bits, args.readout_lr)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {it + 1} trials{fin} "

@@ -67,6 +67,7 @@ class _HiddenPart:
             rho=float(hp.get("adapt_decay", 0.0)) if self.alif else 0.0,
             dtype=dtype,
             filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
+            lr_of={s.name: float(s.rule.params["lr"]) for s in hid},  # each projection's lr (the readout's: lr)
         )
         self._B0 = out.engine.weights[0].T if prm["feedback"] == "symmetric" else B
         self.batch = batch

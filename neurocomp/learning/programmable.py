@@ -33,7 +33,8 @@ class EpropExact:
       target; ``f_j``: the running rate of :func:`~neurocomp.learning.quantities.running_rate`
       with this step's spikes, per step, its decay ``rate_decay``): the online learning signal
       of :mod:`~neurocomp.learning.quantities`;
-    * ``W_ji -= lr * L_j * e_bar_ji`` (no autapses), ``W_out_kj -= lr * err_k * z_out_j`` with
+    * ``W_ji -= lr_ji * L_j * e_bar_ji`` (no autapses; ``lr_ji`` the projection's own, ``lr_of``, else
+      ``lr``), ``W_out_kj -= lr * err_k * z_out_j`` (``lr``: the readout projection's) with
       ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
     * then ``z_bar <- alpha * z_bar + z_pre``.
     """
@@ -55,9 +56,11 @@ class EpropExact:
         rho,
         dtype,
         filter_e=True,
+        lr_of=None,
     ):
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
         self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
+        self.lr_of = dict(lr_of or {})  # a hidden projection's own lr, where it differs from the readout's
         self.reg, self.f_target, self.rate_decay = reg, reg_rate_per_step, rate_decay
         self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
         self.dtype = dtype
@@ -104,8 +107,9 @@ class EpropExact:
         for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
             arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
             args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
-                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
-                    d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
+                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k,
+                    d(self.lr_of.get(name, self.lr)), d(self.beta), decay_eps, d(self.alpha), learn,
+                    name in recurrent)  # fmt: skip
             over_trials(sliced(hidden_step, args, v.shape[0]), v.shape[0])
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         for var in ("z_out", "f", "B"):  # updated in place by the kernel
