@@ -127,7 +127,7 @@ def average_weights(emu, rng) -> None:
 def train_chip(
     profile: str, seed: int, schedule: list[tuple[float, int]], val_every: int, n_val: int, t_epoch: int = 1,
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
-    headroom: int = 0, readout_lr: float = 1.0,
+    headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -141,7 +141,10 @@ def train_chip(
     weights rounded stochastically to their integers): the mean of the trials' online updates.
     ``reg``: the rule's rate regularization instead of the example's; ``headroom``: the rule's
     ``readout_headroom_bits`` (a fixed-point chip's readout weight range); ``readout_lr``: the
-    readout projections' lr is the stage's times this (each projection learns at its own lr)."""
+    readout projections' lr is the stage's times this (each projection learns at its own lr).
+    ``resume``/``save``: an ``.npz`` of the learned weights (chip units) and the update count to
+    start from / to write at the end (a run continued in a second process is the same run: its
+    trials continue at the saved count)."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -159,7 +162,12 @@ def train_chip(
     curve: list[tuple[int, float]] = []
     t0 = time.perf_counter()
     emu = judge = weights = None
-    it, total = 0, sum(n for _, n in schedule)
+    it = 0
+    if resume:
+        with np.load(resume) as f:
+            it = int(f["__updates__"])
+            weights = {k: f[k] for k in f.files if k != "__updates__"}
+    total = it + sum(n for _, n in schedule)
 
     def validate(tk, judge) -> float:
         for n, syn in emu.plastic.items():
@@ -193,6 +201,8 @@ def train_chip(
                       flush=True)  # fmt: skip
             it += 1
         weights = {name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()}
+    if save:
+        np.savez(save, __updates__=it, **weights)
     out = {"profile": profile, "seed": seed, "curve": curve, "wall_s": time.perf_counter() - t0}
     if final_val:
         fin = make("evidence-accumulation", seed=20_000 + seed, batch=final_val)
@@ -238,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                     "overrides --lr and --iterations)")
     ap.add_argument("--per-update", type=int, default=1, help="trials run at once whose weights are averaged (--chip)")
     ap.add_argument("--readout-headroom-bits", type=int, default=0, help="the rule's readout_headroom_bits (--chip)")
+    ap.add_argument("--resume", help="an .npz of learned weights saved by --save to start from (--chip)")
+    ap.add_argument("--save", help="write the learned weights to this .npz at the end (--chip)")
     ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
     ap.add_argument("--reg", type=float, help="the rule's rate regularization instead of the example's (--chip)")
     ap.add_argument("--final-val", type=int, default=256, help="held-out trials of the final measurement (--chip)")
@@ -254,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
               f"headroom {args.readout_headroom_bits} bits, seed {args.seed})", flush=True)  # fmt: skip
         r = train_chip(args.chip, args.seed, schedule, args.val_every, args.val_trials, args.t_epoch,
                        args.readout_scale, args.final_val, args.per_update, args.reg,
-                       args.readout_headroom_bits, args.readout_lr)  # fmt: skip
+                       args.readout_headroom_bits, args.readout_lr, args.resume, args.save)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {it + 1} trials{fin} "
