@@ -144,7 +144,7 @@ def train_chip(
     readout projections' lr is the stage's times this (each projection learns at its own lr).
     ``resume``/``save``: an ``.npz`` of the learned weights (chip units) and the update count to
     start from / to write at the end (a run continued in a second process is the same run: its
-    trials continue at the saved count)."""
+    updates continue at the saved count)."""
     import numpy as np
 
     from neurocomp.compiler import compile
