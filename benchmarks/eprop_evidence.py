@@ -269,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                        args.readout_headroom_bits, args.readout_lr, args.resume, args.save)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
-        print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {it + 1} trials{fin} "
+        print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {(it + 1) * args.per_update} "
+              f"trials ({it + 1} updates){fin} "
               f"({r['wall_s']:.0f} s); target < 10 %: {'MET' if r.get('final', err) < 0.10 else 'MISSED'}")
         return 0
     hidden = "100 LIF (no ALIF)" if args.lif_only else "50 LIF + 50 ALIF"
