@@ -12,12 +12,18 @@ Target (issue 6): below 7 % within 1000 iterations. Then the example model
 
     python benchmarks/eprop_evidence.py                  # batch 64 (Bellec's), up to 1000 iterations
     python benchmarks/eprop_evidence.py --iterations 50 --batch 16
-    python benchmarks/eprop_evidence.py --chip spinnaker2 --seed 1 --iterations 1500 --val-every 100
-    python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-scale 20 --val-every 50
+    python benchmarks/eprop_evidence.py --chip spinnaker2 --per-update 8 --readout-lr 0.0625 \
+        --schedule 2e-2x150,5e-3x150,2e-3x150 --val-every 10
+    python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-headroom-bits 3 --per-update 8 \
+        --readout-lr 0.125 --schedule 4e-2x120,2e-2x60,1e-2x60 --val-every 10
 
-``--chip`` trains the example on that chip's emulator in its arithmetic, one trial per update
-(loihi2 needs ``--t-epoch 16`` for tau_a 2 s; ``--readout-scale`` widens the readout's weight
-range, which its tiny initial weights set on a fixed-point chip).
+``--chip`` trains the example on that chip's emulator in its arithmetic with the chip's online
+learner (plain SGD, every step's update applied at once). ``--schedule``: stages of lr and
+updates; ``--per-update B``: B trials at once on their own copies of the weights, which then take
+their mean (one core per trial, the host averaging); ``--readout-lr``: the readout projections'
+lr relative to the hidden ones'. loihi2 needs ``--t-epoch 16`` for tau_a 2 s and
+``--readout-headroom-bits`` for the readout's weight range (its tiny initial weights set the
+exponent on a fixed-point chip).
 """
 
 from __future__ import annotations
