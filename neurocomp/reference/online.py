@@ -7,7 +7,9 @@ cross-entropy loss, whose error the caller computes with the one softmax
 (:func:`~neurocomp.learning.quantities.softmax_error`, numpy's ``exp``) before the kernel
 resumes. Every operation is the one :meth:`RecurrentSNN.eprop_online` writes, in its order,
 except the matrix-vector products of the inputs and the readout, which sum each row in the
-order of its columns (BLAS sums in blocks: the two differ by float64 rounding).
+order of its columns (BLAS sums in blocks: the two differ by float64 rounding), and the rate
+regularizer, which the online form adds to every step's learning signal (the trial form: its
+gradient on the unfiltered eligibility).
 
 Arguments are tuples of arrays, unpacked by position:
 
