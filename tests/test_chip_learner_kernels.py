@@ -25,8 +25,9 @@ def numpy_eprop_step(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurre
     A = th + (a if a is not None else 0)
     psi = (d(rule.gamma) / th) * np.maximum(d(0), d(1) - np.abs(v - A) / th)
     valid = None if target is None else ~np.isnan(target).any(axis=-1)
-    learn = valid is not None and bool(valid.any())
-    if learn:
+    labelled = valid is not None and bool(valid.any())
+    learn = labelled or bool(rule.reg)  # the rate term joins every step's learning signal
+    if labelled:
         if rule.loss == "ce":
             p = np.exp(y - y.max(axis=-1, keepdims=True))
             err = p / p.sum(axis=-1, keepdims=True) - np.nan_to_num(target)
@@ -34,8 +35,12 @@ def numpy_eprop_step(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurre
             err = y - np.nan_to_num(target)
         err = (err * valid[:, None]).astype(d)
         L = np.einsum("bjk,bk->bj", st["B"], err)
-        if rule.reg:
-            L = L + d(rule.reg) * (st["f"] - d(rule.f_target)) * valid[:, None]
+    elif learn:
+        err = np.zeros((y.shape[0], st["B"].shape[2]), d)
+        L = np.zeros(st["f"].shape, d)
+    if rule.reg:  # with the running rate that includes this step's spikes
+        f = d(rule.rate_decay) * st["f"] + (d(1) - d(rule.rate_decay)) * z.astype(d)
+        L = L + d(rule.reg) * (f - d(rule.f_target))
     for name, wp in w.items():
         zb = st[f"{name}/z_bar"]
         if rule.beta:

@@ -284,11 +284,12 @@ def loop_reference(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurrent
     else:
         err = y - target
     L = np.zeros((bsz, n_h))
+    f = rule.rate_decay * st["f"] + (1 - rule.rate_decay) * z  # the running rate with this step's spikes
     for b in range(bsz):
         for j in range(n_h):
             L[b, j] = sum(st["B"][b, j, k] * err[b, k] for k in range(n_out))
             if rule.reg:
-                L[b, j] += rule.reg * (st["f"][b, j] - rule.f_target)
+                L[b, j] += rule.reg * (f[b, j] - rule.f_target)
     for name, wp in w.items():
         zb = st[f"{name}/z_bar"]
         for b in range(bsz):

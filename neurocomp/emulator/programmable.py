@@ -19,7 +19,7 @@ import numpy as np
 from ..compiler.ir import QProjection
 from ..kernels.eprop import deliver
 from ..learning.programmable import EpropExact
-from ..learning.quantities import RATE_TAU_MS, rate_decay
+from ..learning.quantities import RATE_TAU_MS, feedback_matrix, rate_decay
 from ..profiles import Profile
 from .plastic import LearnedSynapses
 
@@ -67,6 +67,7 @@ class _HiddenPart:
             rho=float(hp.get("adapt_decay", 0.0)) if self.alif else 0.0,
             dtype=dtype,
             filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
+            lr_of={s.name: float(s.rule.params["lr"]) for s in hid},  # each projection's lr (the readout's: lr)
         )
         self._B0 = out.engine.weights[0].T if prm["feedback"] == "symmetric" else B
         self.batch = batch
@@ -131,7 +132,8 @@ class EpropLearner:
     the shared readout's error; a projection between two hidden populations is one of the
     post population's inputs (its pre spikes arrive with the recurrent latency, as from
     itself, but without the no-autapse mask). Random feedback ``B`` is drawn once for all hidden
-    neurons (``N(0, 1/n_hidden)``, hidden populations in name order, seeded) and split by rows,
+    neurons (:func:`~neurocomp.learning.quantities.feedback_matrix`: ``N(0, 1/n_hidden)``, hidden
+    populations in declaration order, seeded) and split by rows,
     as a single population of their union would draw it. One hidden population keeps the
     state's plain keys; several key it ``<hidden>:<variable>``."""
 
@@ -139,12 +141,12 @@ class EpropLearner:
         self, syns: list[ProgrammableSynapses], pops: Mapping[str, Any], batch: int, dt_ms: float, dtype=np.float32
     ):
         self.syns, self.dtype = syns, dtype
-        outs = sorted((s for s in syns if s.rule.role == "output"), key=lambda s: s.pre)
+        order = list(pops)  # the hidden populations in declaration order: B's rows (feedback_matrix)
+        outs = sorted((s for s in syns if s.rule.role == "output"), key=lambda s: order.index(s.pre))
         self.readout = outs[0].post
         sizes = [pops[o.pre].q.size for o in outs]
-        n_h, n_out = sum(sizes), pops[self.readout].q.size
         prm = dict(outs[0].rule.params)
-        B = np.random.default_rng(int(prm.get("seed", 0))).standard_normal((n_h, n_out)) / np.sqrt(n_h)
+        B = np.vstack(feedback_matrix(int(prm.get("seed", 0)), sizes, pops[self.readout].q.size))
         rows = np.cumsum([0, *sizes])
         self.parts = [
             _HiddenPart(

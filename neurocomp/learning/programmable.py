@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import NeurocompError, Problem
 from ..kernels.eprop import hidden_step, output_step, over_trials, sliced
-from .quantities import RATE_TAU_MS, pseudo_derivative, softmax_error
+from .quantities import RATE_TAU_MS, pseudo_derivative, rate_regularization, running_rate, softmax_error
 
 
 # -- the exact rule (programmable cores, and the float reference) ---------------------------------
@@ -29,9 +29,12 @@ class EpropExact:
       have reached ``j`` (one step of latency);
     * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
     * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
-    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` (``f_j``: the running rate of
-      :func:`~neurocomp.learning.quantities.running_rate`, per step, its decay ``rate_decay``);
-    * ``W_ji -= lr * L_j * e_bar_ji`` (no autapses), ``W_out_kj -= lr * err_k * z_out_j`` with
+    * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` on every step (``err`` 0 without a
+      target; ``f_j``: the running rate of :func:`~neurocomp.learning.quantities.running_rate`
+      with this step's spikes, per step, its decay ``rate_decay``): the online learning signal
+      of :mod:`~neurocomp.learning.quantities`;
+    * ``W_ji -= lr_ji * L_j * e_bar_ji`` (no autapses; ``lr_ji`` the projection's own, ``lr_of``, else
+      ``lr``), ``W_out_kj -= lr * err_k * z_out_j`` (``lr``: the readout projection's) with
       ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
     * then ``z_bar <- alpha * z_bar + z_pre``.
     """
@@ -53,9 +56,11 @@ class EpropExact:
         rho,
         dtype,
         filter_e=True,
+        lr_of=None,
     ):
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
         self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
+        self.lr_of = dict(lr_of or {})  # a hidden projection's own lr, where it differs from the readout's
         self.reg, self.f_target, self.rate_decay = reg, reg_rate_per_step, rate_decay
         self.alpha, self.kappa, self.v_th, self.beta, self.rho = alpha, kappa, v_th, beta, rho
         self.dtype = dtype
@@ -82,24 +87,30 @@ class EpropExact:
         A = th + (a if a is not None else 0)
         psi = (d(self.gamma) / th) * pseudo_derivative(v, A, th)
         valid = None if target is None else ~np.isnan(target).any(axis=-1)
-        learn = valid is not None and bool(valid.any())
-        if learn:
+        labelled = valid is not None and bool(valid.any())
+        learn = labelled or bool(self.reg)  # the rate term is part of every step's learning signal
+        if labelled:
             if self.loss == "ce":
                 err = softmax_error(y, np.nan_to_num(target))
             else:
                 err = y - np.nan_to_num(target)
             err = (err * valid[:, None]).astype(d)
             L = np.einsum("bjk,bk->bj", st["B"], err)
-            if self.reg:
-                L = L + d(self.reg) * (st["f"] - d(self.f_target)) * valid[:, None]
+        elif learn:
+            err = np.zeros((y.shape[0], st["B"].shape[2]), d)
+            L = np.zeros(st["f"].shape, d)
+        if self.reg:  # with the running rate including this step's spikes (output_step stores it)
+            f = running_rate(st["f"], z.astype(d), d(self.rate_decay))
+            L = L + rate_regularization(f, d(self.f_target), d(self.reg))
         k = d(self.kappa) if self.filter_e else d(0)
         decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
         calls = []
         for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
             arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
             args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
-                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k, d(self.lr),
-                    d(self.beta), decay_eps, d(self.alpha), learn, name in recurrent)  # fmt: skip
+                    L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k,
+                    d(self.lr_of.get(name, self.lr)), d(self.beta), decay_eps, d(self.alpha), learn,
+                    name in recurrent)  # fmt: skip
             calls.append(sliced(hidden_step, args, v.shape[0]))
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         # every projection's trials in one hand-over to the cores (each trial's projections are independent)
@@ -129,7 +140,10 @@ class EpropParams(Mapping):
     ``reg`` rate regularization's strength, ``reg_rate_hz`` its target (Hz) and ``reg_tau_ms``
     its running rate's time constant (ms); ``seed`` of the random feedback; ``trace_impulse``
     and ``error_range`` (the sum-of-products lowering's trace impulse and error-unit range);
-    ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two)."""
+    ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two);
+    ``readout_headroom_bits``: on a fixed-point engine, the readout weights' exponent that many
+    bits above the one their initial weights need, so that they can grow ``2**bits``-fold
+    (their initial mantissas lose as many bits; a programmable core ignores it)."""
 
     lr: float
     feedback: str = "random"
@@ -142,6 +156,7 @@ class EpropParams(Mapping):
     trace_impulse: float = 16.0
     error_range: float = 2.0
     t_epoch: int = 1
+    readout_headroom_bits: int = 0
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

@@ -17,7 +17,12 @@
   :func:`running_rate` in float, :func:`rate_shift` and :func:`running_rate_fixed` the chip's
   integer form of the same trace (``d = 1 - 2**-shift``, ``2**shift`` the nearest power of two
   to ``tau / dt`` steps). Every level (the online reference, a programmable core, the learning
-  engine's neuron) keeps this one trace.
+  engine's neuron) keeps this one trace, updated with the step's spikes before it is read.
+* the **online learning signal** every level applies at every step ``t``:
+  ``L_j^t = sum_k B_jk err_k^t + reg (f_j^t - f0)``, ``err^t`` the step's error (``y - y*``, or
+  :func:`softmax_error` on a labelled step of the ce loss, not divided by the number of
+  labelled steps; 0 on a step without target) and :func:`rate_regularization` the rate term
+  (on every step, labelled or not); the update is ``dW_ji = -lr L_j^t e_bar_ji^t``.
 """
 
 from __future__ import annotations
@@ -33,8 +38,8 @@ from numba.np.numpy_support import as_dtype
 
 from ..kernels import kernel
 
-__all__ = ["graded_fixed", "pseudo_derivative", "pseudo_derivative_fixed", "rate_decay", "rate_shift", "running_rate",
-           "running_rate_fixed", "softmax", "softmax_error"]
+__all__ = ["feedback_matrix", "graded_fixed", "pseudo_derivative", "pseudo_derivative_fixed", "rate_decay",
+           "rate_regularization", "rate_shift", "running_rate", "running_rate_fixed", "softmax", "softmax_error"]
 
 
 def _like(x, ref):
@@ -125,6 +130,26 @@ def running_rate_fixed(r, z, shift, bits):
     shift). The floor cannot lower ``r`` below ``2**shift``: rates below ``2**(shift - bits)``
     per step read wrong, so ``bits`` must make that small. Integer-valued float64 arrays in and out."""
     return r - np.floor(r * 2.0**-shift) + z * 2.0 ** (bits - shift)
+
+
+def feedback_matrix(seed: int, sizes: list[int] | tuple[int, ...], n_out: int) -> list[np.ndarray]:
+    """Random e-prop feedback ``B ~ N(0, 1/n)`` ``[n, n_out]`` (Bellec's tutorial scaling), drawn
+    once from ``seed`` for the union of the hidden populations (``sizes`` in the network's
+    declaration order, ``n`` their sum) and split by rows: one block per population. Every level
+    (the reference, a learning engine's feedback projections, a programmable core's learner)
+    takes its ``B`` from here, so a hidden neuron gets the same feedback everywhere."""
+    n = int(sum(sizes))
+    B = np.random.default_rng(int(seed)).standard_normal((n, int(n_out))) / math.sqrt(n)
+    edges = np.cumsum([0, *sizes])
+    return [B[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+@kernel
+def rate_regularization(f, f0, reg):
+    """The rate regularizer's term of the online learning signal, ``reg * (f - f0)`` (``f`` the
+    running rate and ``f0`` its target, spikes per step), added on every step; in the dtype of
+    ``f``. (A chip's neuron computes the same in its integer units: ``rules.eprop``.)"""
+    return _like(reg, f) * (f - _like(f0, f))
 
 
 # -- softmax cross-entropy in the error units' integer arithmetic ------------------------------

@@ -21,9 +21,14 @@ recurrent spikes ``recurrent_latency`` steps ago)::
 
 ``h``: the pseudo-derivative's triangle, :func:`~neurocomp.learning.quantities.pseudo_derivative`.
 
-Loss: mse ``E = mean_b 0.5 sum_t |y - y*|^2``, or ce ``E = mean_b mean_{t labelled} -y* . log softmax(y)``;
-steps whose target is NaN carry no loss. Rate regularization ``0.5 reg sum_j (f_j - f0)^2``,
-``f_j`` the mean spike count per step over time and batch.
+Loss: mse ``E = mean_b 0.5 sum_t |y - y*|^2``, or ce ``E = mean_b sum_{t labelled} -y* . log softmax(y)``
+(summed over the labelled steps, not averaged: every level applies each labelled step's error
+``softmax(y) - y*`` as it comes, so ``lr`` means one step size everywhere; Bellec's mean over
+the 150-step window is this loss over 150); steps whose target is NaN carry no loss. Rate
+regularization (trial form, :meth:`RecurrentSNN.eprop` and BPTT) ``0.5 reg sum_j (f_j - f0)^2``,
+``f_j`` the mean spike count per step over time and batch. The online form
+(:meth:`RecurrentSNN.run_online`, the chips) adds ``reg (f_j^t - f0)`` to the learning signal
+of every step instead, ``f_j^t`` the running rate: see :mod:`neurocomp.learning.quantities`.
 
 Gradients (all float64):
 
@@ -57,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..learning.quantities import RATE_TAU_MS, pseudo_derivative, rate_decay, softmax, softmax_error
+from ..learning.quantities import RATE_TAU_MS, feedback_matrix, pseudo_derivative, rate_decay, softmax, softmax_error
 from . import neuron, online
 from .conventions import Conventions
 
@@ -212,8 +217,10 @@ class RecurrentSNN:
         return replace(self, W_in=self.W_in.copy(), W_rec=self.W_rec.copy(), W_out=self.W_out.copy())
 
     def random_feedback(self, seed: int) -> np.ndarray:
-        """``B ~ N(0, 1/n_rec)`` ``[n_rec, n_out]`` from ``seed`` (Bellec's tutorial scaling)."""
-        return np.random.default_rng(seed).standard_normal((self.n_rec, self.n_out)) / math.sqrt(self.n_rec)
+        """``B ~ N(0, 1/n_rec)`` ``[n_rec, n_out]`` from ``seed`` (Bellec's tutorial scaling): the
+        one draw of :func:`~neurocomp.learning.quantities.feedback_matrix` over the recurrent
+        neurons (hidden populations in declaration order, as the chips draw it)."""
+        return feedback_matrix(seed, [self.n_rec], self.n_out)[0]
 
     # -- one step of the neurons (shared by forward and run_online) -----------------------
     def _neurons(self, batch: int) -> SimpleNamespace:
@@ -305,13 +312,11 @@ class RecurrentSNN:
         valid = ~np.isnan(target).any(axis=2)  # [T, batch]
         tg = np.nan_to_num(target)
         nb = y.shape[1]
-        if loss == "ce":
+        if loss == "ce":  # summed over the labelled steps, as an online chip applies each step's error
             p = softmax(y)
-            n_lab = np.maximum(valid.sum(axis=0), 1)  # labelled steps per trial
-            w = valid / n_lab[None, :] / nb
-            err = (p - tg) * w[:, :, None]
+            err = (p - tg) * (valid / nb)[:, :, None]
             logp = np.log(np.maximum(p, 1e-300))
-            per_trial = -((tg * logp).sum(axis=2) * valid).sum(axis=0) / n_lab
+            per_trial = -((tg * logp).sum(axis=2) * valid).sum(axis=0)
         else:
             d = (y - tg) * valid[:, :, None]
             err = d / nb
@@ -466,11 +471,13 @@ class RecurrentSNN:
         self, x: np.ndarray, target: np.ndarray, p: EpropParams, B: np.ndarray, lr: float
     ) -> tuple[Trace, dict[str, np.ndarray]]:
         """One trial of online e-prop: the forward dynamics with the per-synapse traces of
-        :meth:`eprop_online`, and every step's update ``-lr (L_t e_bar_t + R_t e_t)`` (and the
+        :meth:`eprop_online`, and every step's update ``-lr L_t e_bar_t`` (and the
         readout's ``-lr err_t z_bar_t``) applied at once, so that step ``t + 1`` runs on the
-        new weights (the paper's online form; the regularizer uses the running rate of
-        :func:`~neurocomp.learning.quantities.running_rate`, from 0 at the trial's start, with
-        ``reg_tau_ms``, as the chips do). Batch 1. Updates the weights in place; returns the trace and the
+        new weights (the paper's online form, the rule every chip level runs: ``L_t = B err_t
+        + reg (f_t - f0)`` on every step, ``f_t`` the running rate of
+        :func:`~neurocomp.learning.quantities.running_rate` including step ``t``'s spikes, from
+        0 at the trial's start, with ``reg_tau_ms``; ``err_t`` is each labelled step's error, not
+        divided by their number). Batch 1. Updates the weights in place; returns the trace and the
         total change per matrix. Symmetric feedback reads the current ``W_out``."""
         x = np.asarray(x, np.float64)
         target = np.asarray(target, np.float64)
@@ -497,7 +504,7 @@ class RecurrentSNN:
         while t < T:
             t = online.steps(t, err, cfg, valid, tg, xs, w, neurons, elig, rec, sums)
             if t < T:  # a labelled step of the ce loss: its error from the one softmax, then on
-                err = softmax_error(rec[6][t], tg[t]) / max(int(valid.sum()), 1)
+                err = softmax_error(rec[6][t], tg[t])
                 t = -1 - t  # resume with step t's learning
         V, Z, Aa, A, PSI, zr_all, y_all = (r[:, None, :] for r in rec)
         tr = Trace(xin, zr_all, V, Aa, A, Z, PSI, y_all)

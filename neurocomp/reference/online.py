@@ -7,7 +7,9 @@ cross-entropy loss, whose error the caller computes with the one softmax
 (:func:`~neurocomp.learning.quantities.softmax_error`, numpy's ``exp``) before the kernel
 resumes. Every operation is the one :meth:`RecurrentSNN.eprop_online` writes, in its order,
 except the matrix-vector products of the inputs and the readout, which sum each row in the
-order of its columns (BLAS sums in blocks: the two differ by float64 rounding).
+order of its columns (BLAS sums in blocks: the two differ by float64 rounding), and the rate
+regularizer, which the online form adds to every step's learning signal (the trial form: its
+gradient on the unfiltered eligibility).
 
 Arguments are tuples of arrays, unpacked by position:
 
@@ -30,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import kernel
-from ..learning.quantities import pseudo_derivative, running_rate
+from ..learning.quantities import pseudo_derivative, rate_regularization, running_rate
 from . import neuron
 
 # positions in cfg
@@ -93,9 +95,10 @@ def _learn(t, err, learn, cfg, T, x, w, elig, rec, sums):
     ``j, i`` (``i``: the inputs ``x``, then the recurrent spikes): ``psi_j`` (0 while
     refractory), ``eps_a <- cad psi_prev eps_v + (rho - cad beta psi_prev) eps_a`` (ALIF),
     ``eps_v <- alpha keep eps_v + s_v pre`` (``keep`` 0 after a zero reset), ``e = psi (eps_v
-    - beta eps_a)``, ``e_bar <- kappa e_bar + s_y e_{t - lo}``; then ``W -= lr (L e_bar + R
-    e)`` (masked; ``L = B err``, ``W_out^T`` with symmetric feedback; ``R`` the rate
-    regularizer's term), ``W_out -= lr err z_bar`` and, with adaptive feedback, ``B`` too."""
+    - beta eps_a)``, ``e_bar <- kappa e_bar + s_y e_{t - lo}``; then ``W -= lr L e_bar``
+    (masked; ``L = B err + reg (f - f0)``, ``W_out^T`` for ``B`` with symmetric feedback, ``f``
+    the running rate: :func:`~neurocomp.learning.quantities.rate_regularization`), ``W_out -=
+    lr err z_bar`` and, with adaptive feedback, ``B`` too."""
     lr, reg, f0, feedback = cfg[LR], cfg[REG], cfg[F0], cfg[FEEDBACK]
     W_in, mask_in, w_in, W_rec, mask_rec, w_rec, W_out, B = w
     lo, gamma, alpha, rho, beta, cad, zero, v_th, s_v, s_y, kappa, eps_v, eps_a, hist, e_bar = elig
@@ -112,8 +115,9 @@ def _learn(t, err, learn, cfg, T, x, w, elig, rec, sums):
         L = 0.0
         for c in range(err.shape[0]):
             L += (W_out[c, j] if feedback == 1 else B[j, c]) * err[c]
-        R = reg * (f[j] - f0) / T
-        row = (p, keep, ca, cb, beta[j], s_v[j], kappa, s_y, L, R, -lr, learn, reg != 0.0)
+        if reg != 0.0:  # the rate regularizer's term of the learning signal, every step
+            L += rate_regularization(f[j], f0, reg)
+        row = (p, keep, ca, cb, beta[j], s_v[j], kappa, s_y, L, -lr, learn)
         _row(row, x, 0, eps_v[j], eps_a[j], e[j], e_in[j], e_bar[j], W_in[j], mask_in[j], w_in[j])
         _row(row, ZR[t], n_in, eps_v[j], eps_a[j], e[j], e_in[j], e_bar[j], W_rec[j], mask_rec[j], w_rec[j])
     if learn:
@@ -130,9 +134,9 @@ def _row(row, pre, o, eps_v, eps_a, e, e_in, e_bar, W, mask, w):
     """:func:`_learn` for the synapses ``o .. o + len(pre)`` of one neuron: presynaptic
     ``pre``, weights ``W`` (``w`` their masked copy). ``row``: the neuron's ``psi``, ``alpha
     keep``, ``cad psi_prev``, ``rho - cad beta psi_prev``, ``beta``, ``s_v``, then ``kappa``,
-    ``s_y``, ``L``, ``R``, ``-lr`` and whether to learn and to regularize. (At ``t = 0`` the
+    ``s_y``, ``L``, ``-lr`` and whether to learn. (At ``t = 0`` the
     traces are 0, so decaying them changes nothing; ``hist`` holds 0 for ``t < lo``.)"""
-    p, keep, ca, cb, beta, s_v, kappa, s_y, L, R, neg_lr, learn, reg = row
+    p, keep, ca, cb, beta, s_v, kappa, s_y, L, neg_lr, learn = row
     adapt = beta != 0.0  # a LIF's eps_a is only ever multiplied by beta = 0: not kept
     for i in range(pre.shape[0]):
         k = o + i
@@ -146,7 +150,7 @@ def _row(row, pre, o, eps_v, eps_a, e, e_in, e_bar, W, mask, w):
         eb = kappa * e_bar[k] + s_y * e_in[k]
         e_bar[k] = eb
         if learn:
-            d = neg_lr * (L * eb + (R * ej if reg else 0.0))
+            d = neg_lr * (L * eb)
             W[i] += d * mask[i]
             w[i] = W[i] * mask[i]
 

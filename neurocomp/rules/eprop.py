@@ -75,7 +75,7 @@ from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..learning.expr import parse
 from ..learning.programmable import EpropExact, EpropParams, ProgrammableEprop  # noqa: F401  (the rule's exact form)
-from ..learning.quantities import RATE_TAU_MS, ce_error_params, rate_shift
+from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -145,6 +145,9 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     T = out.get("t_epoch", 1)
     if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
         problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
+    h = out.get("readout_headroom_bits", 0)
+    if not isinstance(h, int) or isinstance(h, bool) or h < 0:
+        problems.append(Problem(where, f"eprop: readout_headroom_bits must be an integer >= 0, got {h!r}"))
     tau = out.get("reg_tau_ms", RATE_TAU_MS)
     if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
         problems.append(Problem(where, f"eprop: reg_tau_ms must be a finite number of ms > 0, got {tau!r}"))
@@ -289,18 +292,25 @@ def lower_network(
     new_projs: list[QProjection] = []
     rules: dict[str, EngineRule] = {}
     read_proj = {p.pre: p for p in eprop if p.post == readout}
+    order = [p.name for p in net.populations if p.name in hidden]  # B's rows: declaration order
+    drawn = feedback_matrix(int(lw.first["seed"]), [pops[h].size for h in order], pops[readout].size)
+    blocks = dict(zip(order, drawn, strict=True))
     for h in hidden:
-        fb_proj, Lq, s_L = _feedback(lw, h, pops[h].size, err_pop, read_proj, params, notes)
+        fb_proj, Lq, s_L = _feedback(lw, h, blocks[h], err_pop, read_proj, params, notes)
         new_projs.append(fb_proj)
         hpop = net.source.population(h)  # the float network's: its threshold, decays, ALIF's beta
         tau_steps = _pre_trace_steps(lw, hpop, notes)
         for p in eprop:
             if p.post == h:
                 rules[p.name] = _hidden_rule(lw, p, hpop, tau_steps, params[p.name], Lq, s_L, notes)
+    widened: dict[str, QProjection] = {}
     for p in eprop:
         if p.post == readout:
-            rules[p.name] = _readout_rule(lw, p, params[p.name], err_pop.name, notes)
-    projections = tuple(replace(p, learning=rules[p.name]) if p.name in rules else p for p in net.projections)
+            q = widened[p.name] = _readout_headroom(p, int(params[p.name]["readout_headroom_bits"]), ctx_profile, notes)
+            rules[p.name] = _readout_rule(lw, q, params[p.name], err_pop.name, notes)
+    projections = tuple(
+        replace(widened.get(p.name, p), learning=rules[p.name]) if p.name in rules else p for p in net.projections
+    )
     return replace(net, populations=net.populations + (err_pop,), projections=projections + tuple(new_projs))
 
 
@@ -430,11 +440,12 @@ def _error_units(lw: _Lowering, ro: QPopulation, notes: list[str]) -> tuple[QPop
     return err_pop, replace(lw, Eq=Eq)
 
 
-def _feedback(lw: _Lowering, h: str, n_h: int, err_pop: QPopulation, read_proj: Mapping[str, QProjection],
+def _feedback(lw: _Lowering, h: str, B_random: np.ndarray, err_pop: QPopulation, read_proj: Mapping[str, QProjection],
               params: Mapping[str, Mapping[str, Any]], notes: list[str]) -> tuple[QProjection, float, int]:  # fmt: skip
-    """The feedback projection ``<readout>.error -> h`` holding ``B`` (random, symmetric or
-    adaptive; plastic when adaptive), the model units per learning-signal LSB ``Lq`` and the
-    learning signal's shift ``s_L``."""
+    """The feedback projection ``<readout>.error -> h`` holding ``B`` (random: ``B_random``, h's
+    rows of :func:`~neurocomp.learning.quantities.feedback_matrix`; symmetric or adaptive;
+    plastic when adaptive), the model units per learning-signal LSB ``Lq`` and the learning
+    signal's shift ``s_L``."""
     prof, wd, first = lw.prof, lw.wd, lw.first
     fb = first["feedback"]
     if fb in ("symmetric", "adaptive") and h not in read_proj:
@@ -442,7 +453,7 @@ def _feedback(lw: _Lowering, h: str, n_h: int, err_pop: QPopulation, read_proj: 
     if fb == "symmetric":
         B = read_proj[h].effective().T  # [n_h, n_out]
     else:
-        B = np.random.default_rng(int(first["seed"])).standard_normal((n_h, err_pop.size)) / math.sqrt(n_h)
+        B = B_random
     wf = prof.formats.weight  # B in the chip's mixed-sign format: even mantissas where the chip drops the LSB
     step = 2 if wf.mixed_sign_drops_lsb else 1
     b_top = wf.mantissa_range("mixed")[1] // step * step
@@ -532,6 +543,31 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
             f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
         )
     return rule
+
+
+def _readout_headroom(p: QProjection, bits: int, prof, notes: list[str]) -> QProjection:
+    """The readout projection with its weight exponent ``bits`` higher (the rule parameter
+    ``readout_headroom_bits``): the quantizer sizes the exponent to the initial weights, which
+    for a readout are small (Bellec's ``N(0, 1/n) (1 - kappa)``), so the learned weights would
+    saturate at a few times their initial size. The mantissas are divided by ``2**bits``,
+    rounded to nearest (to even values where the chip drops a mixed-sign LSB)."""
+    if not bits:
+        return p
+    wf = prof.formats.weight
+    e = int(p.weight_exp) + bits
+    if e > wf.exponent_max:
+        raise LoweringError([Problem(f"projection {p.name!r}", f"eprop readout_headroom_bits {bits}: weight exponent "
+                                     f"{e} above {prof.name}'s largest, {wf.exponent_max}")])  # fmt: skip
+    step = 2 if wf.mixed_sign_drops_lsb and p.sign_mode == "mixed" else 1
+    m = (step * np.round(p.weights / (2.0**bits * step))).astype(p.weights.dtype)
+    lsb = 2.0**e * p.float_scale
+    lo, hi = wf.mantissa_range(p.sign_mode)
+    notes.append(
+        f"eprop: {p.name} (readout): weight exponent {p.weight_exp} -> {e} (readout_headroom_bits {bits}): learned "
+        f"weights up to {hi * lsb:.3g} model units (the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}), "
+        f"initial weights at {lsb:.3g} per LSB ({int((m != 0).sum())} of {m.size} nonzero)"
+    )
+    return replace(p, weights=m, weight_exp=e)
 
 
 def _readout_rule(lw: _Lowering, p: QProjection, pr: Mapping[str, Any], err_unit: str, notes: list[str]) -> EngineRule:
