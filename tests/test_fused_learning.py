@@ -2,7 +2,8 @@
 Program's whole learning run in one compiled call) against the step-by-step path, bit for
 bit: recordings, every learning state (weights, tags, traces, spike times), the random
 streams' states, the neurons' states and the rate traces, over consecutive runs (one that
-ends mid-epoch), batches (trials on threads) and round to nearest. The step-by-step path is
+ends mid-epoch), batches (trials on threads), round to nearest and the float learning
+arithmetic (lowered-float). The step-by-step path is
 itself held to Lava (test_lava_learning) and to the engine's numpy form (test_learning_kernels)."""
 
 from __future__ import annotations
@@ -87,8 +88,18 @@ def _assert_same(a, b) -> None:
         np.testing.assert_array_equal(state_a[k], state_b[k], err_msg=k)
 
 
-@pytest.mark.parametrize("batch, rounding", [(1, None), (2, "nearest")])
-def test_eprop_fused_equals_step_by_step(monkeypatch, batch, rounding):
+@pytest.mark.parametrize(
+    "batch, knobs",
+    [
+        (1, {}),
+        (2, {"learn_rounding": "nearest"}),
+        # lowered-float: the same generated trial in float64, the same operations in the same
+        # order as step by step, so equal bit for bit too (no tolerance)
+        (1, {"learn_arithmetic": "float"}),
+        (2, {"learn_arithmetic": "float"}),
+    ],
+)
+def test_eprop_fused_equals_step_by_step(monkeypatch, batch, knobs):
     prog = _eprop_program()
     tk = make("pattern-generation", seed=0, n_in=20, n_out=1, n_rec=30, steps=150)
     x, tg = np.asarray(tk.inputs), np.asarray(tk.targets)
@@ -97,9 +108,8 @@ def test_eprop_fused_equals_step_by_step(monkeypatch, batch, rounding):
     tg[100:110, -1] = np.nan  # steps without a target in the last trial: errors of 0
     inputs = {"in": x, "out.error/target": tg}
     trials = [(inputs, 150, False), (inputs, 150, True), ({k: v[:70] for k, v in inputs.items()}, 70, True)]
-    kw = {"learn_rounding": rounding} if rounding else {}
-    step = _runs(prog, monkeypatch, False, batch, trials, ["v", "u", "spikes"], **kw)
-    fast = _runs(prog, monkeypatch, True, batch, trials, ["v", "u", "spikes"], **kw)
+    step = _runs(prog, monkeypatch, False, batch, trials, ["v", "u", "spikes"], **knobs)
+    fast = _runs(prog, monkeypatch, True, batch, trials, ["v", "u", "spikes"], **knobs)
     _assert_same(step, fast)
     w0 = prog.projection("rec->out").weights
     assert not np.array_equal(fast[1]["rec->out"][0]["w"][0], w0)  # it learned

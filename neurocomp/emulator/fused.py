@@ -2,13 +2,14 @@
 
 :func:`fused_learning` says whether a learning run of an :class:`~neurocomp.emulator.Emulator`
 can run fused and returns its :class:`FusedLearning` (built once per emulator): the chip's
-sum-of-products engine in its own arithmetic (every learning quantity an integer, the
-attribution knobs off), independent trials, static projections, error units with a mean
+sum-of-products engine in the chip's arithmetic (every learning quantity an integer) or in
+float (``learn_arithmetic="float"``: every one a float64, the lowered-float level, from the
+same generated source), independent trials, static projections, error units with a mean
 squared error and their feedback, and graded glue from pseudo-derivatives, learning signals
-(with their rate trace), errors and graded inputs. Anything else (float or mixed learning
-arithmetic, shared weights, reward channels, graded pre spikes, traces kept by the neuron,
-softmax errors, strict runs, learners of other engines, recorded learning variables) runs
-step by step, with the same results.
+(with their rate trace), errors and graded inputs. Anything else (a mix of fixed and float
+learning quantities, shared weights, reward channels, graded pre spikes, traces kept by the
+neuron, softmax errors, strict runs, learners of other engines, recorded learning variables)
+runs step by step, with the same results.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import numpy as np
 from ..kernels import delivery as kd
 from ..kernels import learning as K
 from ..kernels import trial as kt
-from ..kernels.learning import ROUNDINGS
 from . import layout as lay
 from .plastic import PlasticSynapses
 from .synapses import Synapses
@@ -47,8 +47,10 @@ def fused_learning(emu, steps: int, record, given) -> FusedLearning | None:
 def _refusal(emu, steps: int, record, given) -> str | None:
     """Why a learning run of ``emu`` over ``steps`` recording ``record`` with the inputs
     ``given`` cannot run fused (None: it can)."""
-    if not emu.fixed or emu.strict or emu.learn_mode != "independent" or emu._float_states:
-        return "float chip, strict, shared weights or float states"
+    if not emu.fixed or emu.strict or emu.learn_mode != "independent":
+        return "float chip, strict or shared weights"
+    if emu.learn_float and emu.learn_arithmetic != "float":
+        return "a mix of fixed and float learning quantities (attribution)"
     if emu._learners or emu.shadow or emu._chip_random is not None:
         return "learners of other engines, shadow learners or the chip's LFSRs"
     if any(s.latency + s.max_delay == 0 for s in emu.synapses if s.name in emu._feedback):
@@ -72,7 +74,7 @@ def _refusal(emu, steps: int, record, given) -> str | None:
 
 def _engine_fits(syn: PlasticSynapses) -> bool:
     eng, rule = syn.engine, syn.rule
-    if not (eng.compiled and eng._ints and eng._rule_kernels is not None and syn._compiled):
+    if not (eng.compiled and eng._rule_kernels is not None and syn._compiled):
         return False
     if eng._r or rule.pre_graded or eng.learn_mode != "independent":
         return False
@@ -109,6 +111,7 @@ class FusedLearning:
             lim = 2.0 ** (prm["bits"] - 1)
             errors.append({"has": True, "scale": scale, "shift": 2.0 ** -prm["shift"], "lim": lim})
         return {
+            "float": emu.learn_arithmetic == "float",
             "errors": errors,
             "feedback": [self.errors.index(s.pre) for s in self.feedback],
             "plastic": [self._plastic_spec(s) for s in self.plastic],
@@ -144,7 +147,7 @@ class FusedLearning:
             "slot": syn.latency + syn.max_delay,
             "first": syn.latency + syn.max_delay == 0,
             "exp": syn.exp,
-            "rounding": ROUNDINGS[syn.rounding],
+            "rounding": syn._rounding,
             "in_scale": syn.in_scale,
             "half": 2 ** (eng.frac_bits - 1),
             "top": top,
