@@ -710,8 +710,10 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
         return loss, metric, time.perf_counter() - t_level, time.thread_time() - c_level
 
     # the levels are independent (each its own state and random streams): they run side by side
-    # on threads (the compiled trials release the GIL), the step-by-step ones first (the longest)
-    order = sorted(runs, key=lambda lv: lv not in dict(rows_attr) or not _step_by_step(dict(rows_attr)[lv]))
+    # on threads. The emulated levels' compiled trials release the GIL, the references' numpy
+    # mostly holds it: BPTT (the longest) first and the reference last, each beside emulated levels
+    order = [lv for lv in runs if lv == "bptt"] + [lv for lv in runs if lv not in ("bptt", "reference")]
+    order.append("reference")
     with ThreadPoolExecutor(max(1, min(workers, len(runs)))) as pool:
         done = dict(zip(order, pool.map(level_curve, order), strict=True))
     for level in runs:
@@ -727,11 +729,6 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
     rep.timing["curves_s"] = time.perf_counter() - t0
     return last_rec
 
-
-def _step_by_step(switches: Mapping[str, Any]) -> bool:
-    """Whether an attribution row's emulator learns step by step (a learning quantity in float:
-    slower than the fused run of every other level)."""
-    return bool(switches.get("learn_float"))
 
 
 def _stage_final_spikes(rep: CheckReport, run: _EpropRun, last: Mapping[str, dict], iterations: int) -> None:

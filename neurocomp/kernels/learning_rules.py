@@ -59,7 +59,8 @@ class _Writer:
 
 
 def _factor(code_row, f: int, fixed: bool, w_index: str, ts: str = "ts") -> str:
-    """Factor ``f`` of a product as an expression (``b``: the trial, ``ts``: the step)."""
+    """Factor ``f`` of a product as an expression (``b``: the trial, ``ts``: the step),
+    clipped to its width when ``fixed`` (the chip's factor; a float one is read as it is)."""
     c, const, sgn, width = (int(x) for x in code_row[K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4])
     plus = f" + {const}" if const else ""
     if c == K.F_X0:
@@ -81,33 +82,56 @@ def _factor(code_row, f: int, fixed: bool, w_index: str, ts: str = "ts") -> str:
     return f"min(max({v}, {-hi - 1}), {hi})"  # the chip clips a factor to its width
 
 
+def _float_factors(spec: dict, code_row) -> bool:
+    """Whether a product reads a quantity held in float64 (attribution: a mixed product)."""
+    codes = [int(code_row[K.P_FACTORS + 4 * f]) for f in range(int(code_row[K.P_NF]))]
+    return not all(spec["factor_fixed"][c] for c in codes)
+
+
 def _product(
-    out: _Writer, code_row, scale: float, fixed: bool, w_index: str, zero_clip: bool, target: str, hoist=None
+    out: _Writer, spec: dict, p: int, fixed: bool, w_index: str, zero_clip: bool, target: str, hoist=None
 ) -> None:
-    """Add one product of trial ``b`` into ``acc`` (fixed) or ``target`` (a float sum).
-    ``hoist``: a dict that collects the factors constant along a row (post neuron ``i``'s
-    traces and spike, the dependency of a ``y0`` or ``u`` product) as named expressions for
-    the row's prologue (a full pass), instead of reading them per synapse."""
+    """Add product ``p`` of trial ``b`` into ``acc`` (a ``fixed`` variable) or ``target`` (a
+    float variable's sum). ``hoist``: a dict that collects the factors constant along a row
+    (post neuron ``i``'s traces and spike, the dependency of a ``y0`` or ``u`` product) as
+    named expressions for the row's prologue (a full pass), instead of reading them per synapse.
+
+    A fixed variable's product is the chip's (integer factors clipped to their widths, the
+    floor shift by the excess width, the exponent's shift) unless the attribution knobs make
+    it otherwise, in the engine's numpy order (``SumOfProductsEngine._product_fixed``): with a
+    float factor (``mixed``), the factors multiplied in float64 in the rule's order, then the
+    mantissa, then floored onto the accumulator's grid and clipped to its range; with exact
+    products (``spec["exact"]``), the integer product times ``2**(e - s)`` into a float64
+    accumulator."""
+    code_row = spec["code"][p]
     dep = int(code_row[K.P_DEP])
     ts = {0: "tx[b, j]", 1: "ty[b, i]", 2: "T"}[dep]
     on = "u != 0" if dep == 2 else "ts != 0"
     row_const = hoist is not None and dep != 0
     if row_const and dep == 1:
         ts = hoist.setdefault("ty[b, i]", f"r{len(hoist)}")
+    mixed = fixed and _float_factors(spec, code_row)
     out(f"ts = {ts}")
     out(f"if {on}:")
     out.depth += 1
-    out(f"m = {int(code_row[K.P_MANT])}" if fixed else f"m = {scale!r}")
+    mant = int(code_row[K.P_MANT])
+    out("m = 1.0" if mixed else f"m = {mant}" if fixed else f"m = {float(spec['scale'][p])!r}")
     for f in range(int(code_row[K.P_NF])):
         c = int(code_row[K.P_FACTORS + 4 * f])
+        clip = fixed and spec["factor_fixed"][c]
         if row_const and (c == K.F_Y0 or K.F_Y1 <= c <= K.F_R1):
-            expr = _factor(code_row, f, fixed, w_index, ts)
+            expr = _factor(code_row, f, clip, w_index, ts)
             out(f"m = m * {hoist.setdefault(expr, f'r{len(hoist)}')}")
             continue
-        out(f"m = m * {_factor(code_row, f, fixed, w_index)}")
+        out(f"m = m * {_factor(code_row, f, clip, w_index)}")
     if fixed:
         s, e = int(code_row[K.P_SHIFT]), int(code_row[K.P_EXP])
-        if s or e:
+        if mixed:
+            out(f"m = m * {mant}")
+            out(f"m = np.int64(np.floor(m * {2.0**-s!r}))" + (f" << {e}" if e else ""))
+        elif spec["exact"]:
+            out(f"m = m * {2.0 ** (e - s)!r}")
+        elif s or e:
             out(f"m = (m >> {s}) << {e}")
         out("acc = min(max(acc + min(max(m, LO), HI), LO), HI)")
     else:
@@ -120,7 +144,7 @@ def _product(
 
 def _variable(out: _Writer, spec: dict, var: int, trials: str, w_index: str, hoist=None) -> None:
     """``new_<var>`` from the products of the trials ``trials`` (a range expression)."""
-    fixed, code, scale, vinfo = spec["fixed"], spec["code"], spec["scale"], spec["vinfo"]
+    fixed, vinfo = spec["var_fixed"][var], spec["vinfo"]
     name = "wtd"[var]
     arr = ("W", "Tg", "D")[var]
     idx = w_index if var == 0 else "b"
@@ -130,16 +154,23 @@ def _variable(out: _Writer, spec: dict, var: int, trials: str, w_index: str, hoi
     several = trials != "b"
     out(f"old_{name} = {arr}[{idx}, i, j]")
     if fixed:
-        out(f"acc = old_{name} << {shift}")
+        exact = spec["exact"]
+        out(f"acc = old_{name} * {2.0**shift!r}" if exact else f"acc = old_{name} << {shift}")
         for p in range(start, end):
             if several:  # shared weights: every trial's product, in trial order
                 out(f"for b in {trials}:")
                 out.depth += 1
-            _product(out, code[p], float(scale[p]), True, w_index, bool(spec["zero_clips"][var]), "", hoist)
+            _product(out, spec, p, True, w_index, bool(spec["zero_clips"][var]), "", hoist)
             if several:
                 out.depth -= 1
-        x = {K.SIGN_NONNEG: "max(acc, 0)", K.SIGN_NONPOS: "min(acc, 0)"}.get(sign, "acc")
-        out(f"x = ({x} + {(1 << shift) - 1} - k{name}) >> {shift}")
+        zero = "0.0" if exact else "0"
+        x = {K.SIGN_NONNEG: f"max(acc, {zero})", K.SIGN_NONPOS: f"min(acc, {zero})"}.get(sign, "acc")
+        if exact:  # the chip's rounding of the exact accumulator: k{name} is the epoch's random number
+            out(f"q = {x} * {2.0**-shift!r}")
+            up = "q % 1.0 >= 0.5" if spec["nearest"] else f"k{name} < q % 1.0"
+            out(f"x = np.int64(np.floor(q)) + ({up})")
+        else:
+            out(f"x = ({x} + {(1 << shift) - 1} - k{name}) >> {shift}")
         out(f"new_{name} = min(max(x, {lo}), {hi})")
         return
     if several:  # shared weights: each trial's sum, added in trial order
@@ -148,7 +179,7 @@ def _variable(out: _Writer, spec: dict, var: int, trials: str, w_index: str, hoi
         out.depth += 1
     out("d = 0.0")
     for p in range(start, end):
-        _product(out, code[p], float(scale[p]), False, w_index, False, "d", hoist)
+        _product(out, spec, p, False, w_index, False, "d", hoist)
     out("total = d if b == 0 else total + d" if several else "total = d")
     if several:
         out.depth -= 1
@@ -168,7 +199,7 @@ def _write(out: _Writer, spec: dict, var: int, w_index: str, row: str, count: bo
     name, arr = "wtd"[var], ("W", "Tg", "D")[var]
     bound = float(spec["unsafe"][var])
     if spec["zero_clips"][var]:  # count the values a phase without products would change
-        lit = repr(int(bound)) if spec["fixed"] and bound == int(bound) else repr(bound)
+        lit = repr(int(bound)) if spec["var_fixed"][var] and bound == int(bound) else repr(bound)
         change = f"int(new_{name} < {lit}) - int(old_{name} < {lit})"
         out(f"cnt += {change}" if count else f"unsafe_rows[{row}, i] += {change}")
     out(f"{arr}[{w_index if var == 0 else 'b'}, i, j] = new_{name}")
@@ -298,6 +329,8 @@ def rule_kernels(spec: dict):
     directory is writable. ``learn(W, Tg, D, hx, hy, tx, ty, u, kw, kt, kd, full, deps,
     plan, mask)`` runs the phase; ``kw kt kd``: the epoch's rounding constants. The module's
     name (for other generated modules that call it) is ``learn.__module__``."""
+    fixed = spec["fixed"]
+    spec = {"var_fixed": (fixed,) * 3, "factor_fixed": (fixed,) * 11, "exact": False, "nearest": False, **spec}
     mod = load_module(_source(spec), "neurocomp_rule")
     return None if mod is None else (mod.learn, mod.learn_trials)
 

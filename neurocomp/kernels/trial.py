@@ -101,12 +101,16 @@ def _digest() -> str:
 
 def source(spec: dict) -> str:
     """The module of one Program's fused run. ``spec``: ``errors`` (per error unit: ``has``
-    a target, ``scale``, ``shift``, ``lim``), ``feedback`` (per feedback projection: its error
-    unit's index), ``plastic`` (per plastic projection: ``rule`` its rule module, ``T``,
-    ``m``, ``n``, ``slot`` latency plus delay, ``exp``, ``rounding``, ``in_scale``,
-    ``half``, ``top``, ``has_u``, ``always_full``, ``decimate``, ``graded`` (``post_traces ==
-    "graded"``), ``glue`` (per y1 y2 y3: (kind, params)), ``first`` (zero latency)), and
-    ``ls_ports`` (how many learning-signal ports)."""
+    a target, ``scale``, ``shift``, ``lim``), ``exact_errors`` (the errors unrounded: "graded"
+    in float), ``feedback`` (per feedback projection: its error unit's index), ``plastic``
+    (per plastic projection: ``rule`` its rule module, ``T``, ``m``, ``n``, ``slot`` latency
+    plus delay, ``exp``, ``rounding``, ``in_scale``, ``half``, ``top``, ``has_u``,
+    ``always_full``, ``decimate``, ``graded`` (``post_traces == "graded"``), ``glue`` (per y1
+    y2 y3: (kind, params)), ``float_glue`` (its values unrounded), ``dtypes`` (of the pre and
+    the post traces), ``first`` (zero latency)), and ``ls_ports`` (how many learning-signal
+    ports). The arithmetic of every quantity is the dtype of its arrays (see
+    :mod:`.learning`) or, for the glue and the errors, the flags above: one source, the
+    chip's and the float arithmetic and their mixes."""
     w = learning_rules._Writer()
     w.lines.append(_HEADER.format(digest=_digest()))
     for k, p in enumerate(spec["plastic"]):
@@ -141,10 +145,10 @@ def _unpack(w, spec: dict) -> None:
     for k, p in enumerate(spec["plastic"]):
         w(f"{', '.join(a + f'_{k}' for a in PLASTIC_ARRAYS)} = plastic[{k}]")
         T, m, n = p["T"], p["m"], p["n"]
-        dt = "np.float64" if spec["float"] else "np.int64"
-        w(f"hx_{k} = np.zeros(({T + 1}, 1, 2, {m}), {dt})")
-        w(f"hy_{k} = np.zeros(({T + 1}, 1, 4, {n}), {dt})")
-        w(f"rnone_{k} = np.zeros((1, {n}), {dt})")
+        dx, dy = p["dtypes"]  # each side's traces: the chip's integers, or float64
+        w(f"hx_{k} = np.zeros(({T + 1}, 1, 2, {m}), np.{dx})")
+        w(f"hy_{k} = np.zeros(({T + 1}, 1, 4, {n}), np.{dy})")
+        w(f"rnone_{k} = np.zeros((1, {n}), np.{dy})")
         w(f"trnone_{k} = np.zeros((1, 1), np.int64)")
         w(f"reward_{k} = np.zeros(1)")
         # (independent trials visit rows and columns: no visit list)
@@ -169,7 +173,7 @@ def _step(w, spec: dict) -> None:
     w("neurons_trial(t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd[s if per_step else 0], err)")
     for e, eu in enumerate(spec["errors"]):
         tgt = f"target_e{e}[s, b : b + 1]" if eu["has"] else f"vro_e{e}[b : b + 1]"
-        if spec["float"]:  # the exact error
+        if spec["exact_errors"]:  # the exact error
             w(f"error_exact(vro_e{e}[b : b + 1], {tgt}, {eu['has']}, {eu['scale']!r}, {1 / eu['scale']!r}, "
               f"{eu['shift']!r}, pay_e{e}[b : b + 1])")  # fmt: skip
         else:
@@ -185,7 +189,7 @@ def _step(w, spec: dict) -> None:
         if not p["first"]:
             _deliver_plastic(w, k, p)
     for k, p in enumerate(spec["plastic"]):
-        _learn(w, k, p, spec["float"])
+        _learn(w, k, p, p["float_glue"])
     w("record_trial(s, b, blocks, flags, spikes, st, rec_s, rec_u, rec_v, rec_a)")
 
 
