@@ -69,10 +69,10 @@ arrays (bytecode) once per engine, and its learning phase into a kernel of its o
 written). A mix of the two arithmetics (the attribution knobs) runs compiled too, in the
 rule's own kernel, when each side's traces are of one kind (else the numpy form of the same
 phases): the kernel then runs the numpy form's operations per synapse in its order, so the
-two are equal bit for bit, floats included. The compiled learning phase is event-driven and exact: a synapse is visited
-only where a product can be nonzero (an ``x0`` product in the columns of pre neurons that
-spiked in the epoch, a ``y0`` product in the rows of post neurons that spiked, ``u``
-products everywhere in their epochs). Elsewhere every product is 0, and the phase leaves a
+two are equal bit for bit, floats included. The compiled learning phase is event-driven and
+exact: a synapse is visited only where a product can be nonzero (an ``x0`` product in the
+columns of pre neurons that spiked in the epoch, a ``y0`` product in the rows of post
+neurons that spiked, ``u`` products everywhere in their epochs). Elsewhere every product is 0, and the phase leaves a
 variable ``S`` as it is: the accumulator ``S << shift`` plus nothing rounds back to ``S``
 (``(S * 2**shift + 2**shift - 1 - k) >> shift = S`` for ``0 <= k < 2**shift``), the sign
 saturation and the range clip keep a value within its range, and a float sum of zeros is
@@ -288,7 +288,7 @@ class SumOfProductsEngine:
         # kernel; other mixes run the numpy form of the same phases below
         homogeneous = not floats or floats == set(LEARN_QUANTITIES)
         sides = [{self.var_fixed[k] for k in side} for side in (X_TRACES, Y_TRACES + self._r)]
-        mixable = self.rule_kernels and all(len(kinds) == 1 for kinds in sides)
+        mixable = self.rule_kernels and learn_mode == "independent" and all(len(kinds) == 1 for kinds in sides)
         self.compiled = (homogeneous or mixable) if compiled is None else compiled and (homogeneous or mixable)
         self._ints = not floats  # every quantity an integer (the chip), else a float or a mix
         self._side_dtypes = [np.int64 if kinds == {True} else np.float64 for kinds in sides]
