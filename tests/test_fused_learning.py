@@ -2,7 +2,8 @@
 Program's whole learning run in one compiled call) against the step-by-step path, bit for
 bit: recordings, every learning state (weights, tags, traces, spike times), the random
 streams' states, the neurons' states and the rate traces, over consecutive runs (one that
-ends mid-epoch), batches (trials on threads) and round to nearest. The step-by-step path is
+ends mid-epoch), batches (trials on threads), round to nearest, the float learning
+arithmetic (lowered-float) and each attribution knob (a quantity in float64). The step-by-step path is
 itself held to Lava (test_lava_learning) and to the engine's numpy form (test_learning_kernels)."""
 
 from __future__ import annotations
@@ -87,8 +88,21 @@ def _assert_same(a, b) -> None:
         np.testing.assert_array_equal(state_a[k], state_b[k], err_msg=k)
 
 
-@pytest.mark.parametrize("batch, rounding", [(1, None), (2, "nearest")])
-def test_eprop_fused_equals_step_by_step(monkeypatch, batch, rounding):
+@pytest.mark.parametrize(
+    "batch, knobs",
+    [
+        (1, {}),
+        (2, {"learn_rounding": "nearest"}),
+        # lowered-float: the same generated trial in float64, the same operations in the same
+        # order as step by step, so equal bit for bit too (no tolerance)
+        (1, {"learn_arithmetic": "float"}),
+        (2, {"learn_arithmetic": "float"}),
+        # the attribution rows: one quantity in float64, the rest the chip's
+        *[(1, {"learn_float": (q,)}) for q in ("weights", "traces", "graded", "tags", "products")],
+        (2, {"learn_float": ("graded",), "learn_rounding": "nearest"}),
+    ],
+)
+def test_eprop_fused_equals_step_by_step(monkeypatch, batch, knobs):
     prog = _eprop_program()
     tk = make("pattern-generation", seed=0, n_in=20, n_out=1, n_rec=30, steps=150)
     x, tg = np.asarray(tk.inputs), np.asarray(tk.targets)
@@ -97,9 +111,8 @@ def test_eprop_fused_equals_step_by_step(monkeypatch, batch, rounding):
     tg[100:110, -1] = np.nan  # steps without a target in the last trial: errors of 0
     inputs = {"in": x, "out.error/target": tg}
     trials = [(inputs, 150, False), (inputs, 150, True), ({k: v[:70] for k, v in inputs.items()}, 70, True)]
-    kw = {"learn_rounding": rounding} if rounding else {}
-    step = _runs(prog, monkeypatch, False, batch, trials, ["v", "u", "spikes"], **kw)
-    fast = _runs(prog, monkeypatch, True, batch, trials, ["v", "u", "spikes"], **kw)
+    step = _runs(prog, monkeypatch, False, batch, trials, ["v", "u", "spikes"], **knobs)
+    fast = _runs(prog, monkeypatch, True, batch, trials, ["v", "u", "spikes"], **knobs)
     _assert_same(step, fast)
     w0 = prog.projection("rec->out").weights
     assert not np.array_equal(fast[1]["rec->out"][0]["w"][0], w0)  # it learned
@@ -120,9 +133,9 @@ def test_spiking_rules_fused_equal_step_by_step(monkeypatch):
     assert not np.array_equal(fast[1]["exc->exc"][0]["t"], 0)  # the tags moved
 
 
-def test_attribution_knobs_run_step_by_step(monkeypatch):
-    """A knob the fused run does not take (a float quantity) leaves the run step by step."""
+def test_what_the_fused_run_does_not_take_runs_step_by_step(monkeypatch):
+    """A run the fused kernel does not take (here: a recorded learning variable) goes step by step."""
     emu = Emulator(_eprop_program(), learn_float=("tags",))
     tk = make("pattern-generation", seed=0, n_in=20, n_out=1, n_rec=30, steps=20)
-    emu.run(20, inputs={"in": tk.inputs, "out.error/target": tk.targets[:, 0, :]}, learn=True)
+    emu.run(20, inputs={"in": tk.inputs, "out.error/target": tk.targets[:, 0, :]}, record=["w"], learn=True)
     assert getattr(emu, "_fused_learning", None) is None

@@ -148,8 +148,44 @@ def test_plastic_delivery_compiled_is_numpy_delivery():
         np.testing.assert_array_equal(runs[0][key], runs[1][key], err_msg=key)
 
 
-def test_attribution_mix_runs_the_numpy_form():
-    """A mix of fixed and float quantities has no kernels; the two homogeneous ones do."""
+# the attribution knobs: one quantity in float64, the rest the chip's (the rule kernel's mixed
+# products: float factors unclipped, floored onto the accumulator's grid; exact products)
+MIXED = [
+    ("syn-vars", 1, {"float_quantities": ("weights",)}),
+    ("syn-vars", 2, {"float_quantities": ("weights",), "sign_mode": "excitatory", "batch": 2}),
+    ("syn-vars", 1, {"float_quantities": ("tags",), "batch": 2}),
+    ("tags", 3, {"float_quantities": ("tags",), "mask": np.random.default_rng(6).random((5, 7)) < 0.5}),
+    ("syn-vars", 1, {"float_quantities": ("traces",)}),
+    ("tags", 1, {"float_quantities": ("traces",), "rounding": "nearest", "batch": 2}),
+    ("syn-vars", 1, {"float_quantities": ("products",)}),
+    ("tags", 2, {"float_quantities": ("products",), "rounding": "nearest"}),
+    ("stdp", 1, {"float_quantities": ("graded",)}),
+]
+
+
+@pytest.mark.parametrize("name,t_epoch,kw", MIXED, ids=[f"{n}-T{t}-{'-'.join(map(str, k))}" for n, t, k in MIXED])
+def test_compiled_mixed_engine_is_the_numpy_engine(name, t_epoch, kw):
+    """Exact equality here too, floats included: the rule kernel runs the numpy form's
+    operations on each synapse in the same order."""
+    history = drive_both(name, t_epoch, **kw)
+    w = np.array(history["w"])
+    assert (w != w[:1]).any(), "the weights never change"
+
+
+def test_tags_at_lavas_lower_clip_with_exact_products():
+    """Exact products keep Lava's lower clip of the tags (the accumulator saturates in float)."""
+    history = drive_both("tag-floor", 1, steps=600, batch=2, float_quantities=("products",))
+    assert (np.array(history["t"]) == -257).any(), "the case never reaches the clip"
+
+
+def test_attribution_mix_runs_compiled_where_each_side_is_one_kind():
+    """Both homogeneous arithmetics and the one-knob mixes run compiled; a mix whose pre side
+    holds traces of two kinds (graded x1, spike-trace x2) runs the numpy form."""
     assert engine("stdp", 1, None).compiled
     assert engine("stdp", 1, None, arithmetic="float").compiled
-    assert not engine("stdp", 1, None, float_quantities=("weights",)).compiled
+    assert engine("stdp", 1, None, float_quantities=("weights",)).compiled
+    graded_x1 = EngineRule.from_strings(
+        dw="x1*y0", engine=ENGINE, traces=TRACES, pre_graded={"x1": {"source": "pre"}}, rng_seed=7
+    )
+    eng = SumOfProductsEngine(graded_x1, np.zeros((5, 7), int), engine=ENGINE, float_quantities=("graded",))
+    assert not eng.compiled

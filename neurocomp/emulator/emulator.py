@@ -1069,14 +1069,11 @@ class Emulator:
             return
         has = target is not None
         tgt = np.ascontiguousarray(target, dtype=np.float64) if has else v
-        if self._graded_float:  # attribution: the exact error (target not rounded, no rounding, no saturation)
-            if has and np.isnan(tgt).any():  # the readout's own value: an error of 0
-                tgt = np.where(np.isnan(tgt).any(axis=-1, keepdims=True), v * 2.0**-p.q.scale_exp, tgt)
-            exact = tgt * 2.0**p.q.scale_exp if has else 0.0
-            p.state["spikes"] = (v - exact) * 2.0 ** -prm["shift"]
-            return
         out = np.empty_like(v)
-        if self.fixed:  # a fresh array each step: learning engines may keep the previous one
+        if self._graded_float:  # attribution: the exact error (target not rounded, no rounding, no saturation)
+            se = p.q.scale_exp
+            ke.error_exact(v, tgt, has, 2.0**se, 2.0**-se, 2.0 ** -prm["shift"], out)
+        elif self.fixed:  # a fresh array each step: learning engines may keep the previous one
             lim = 2.0 ** (prm["bits"] - 1)
             ke.error_fixed(v, tgt, has, 2.0**p.q.scale_exp, 2.0 ** -prm["shift"], lim, out)
         else:

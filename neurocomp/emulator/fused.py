@@ -2,13 +2,15 @@
 
 :func:`fused_learning` says whether a learning run of an :class:`~neurocomp.emulator.Emulator`
 can run fused and returns its :class:`FusedLearning` (built once per emulator): the chip's
-sum-of-products engine in its own arithmetic (every learning quantity an integer, the
-attribution knobs off), independent trials, static projections, error units with a mean
-squared error and their feedback, and graded glue from pseudo-derivatives, learning signals
-(with their rate trace), errors and graded inputs. Anything else (float or mixed learning
-arithmetic, shared weights, reward channels, graded pre spikes, traces kept by the neuron,
-softmax errors, strict runs, learners of other engines, recorded learning variables) runs
-step by step, with the same results.
+sum-of-products engine in the chip's arithmetic (every learning quantity an integer), in
+float (``learn_arithmetic="float"``: every one a float64, the lowered-float level) or a mix
+of the two (``learn_float``, the attribution knobs, where the engine compiles it: each
+side's traces of one kind), all from the same generated source; independent trials, static
+projections, error units with a mean squared error and their feedback, and graded glue from
+pseudo-derivatives, learning signals (with their rate trace), errors and graded inputs.
+Anything else (a mix that the engine runs in numpy, shared weights, reward channels, graded
+pre spikes, traces kept by the neuron, softmax errors, strict runs, learners of other
+engines, recorded learning variables) runs step by step, with the same results.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import numpy as np
 from ..kernels import delivery as kd
 from ..kernels import learning as K
 from ..kernels import trial as kt
-from ..kernels.learning import ROUNDINGS
 from . import layout as lay
 from .plastic import PlasticSynapses
 from .synapses import Synapses
@@ -47,8 +48,8 @@ def fused_learning(emu, steps: int, record, given) -> FusedLearning | None:
 def _refusal(emu, steps: int, record, given) -> str | None:
     """Why a learning run of ``emu`` over ``steps`` recording ``record`` with the inputs
     ``given`` cannot run fused (None: it can)."""
-    if not emu.fixed or emu.strict or emu.learn_mode != "independent" or emu._float_states:
-        return "float chip, strict, shared weights or float states"
+    if not emu.fixed or emu.strict or emu.learn_mode != "independent":
+        return "float chip, strict or shared weights"
     if emu._learners or emu.shadow or emu._chip_random is not None:
         return "learners of other engines, shadow learners or the chip's LFSRs"
     if any(s.latency + s.max_delay == 0 for s in emu.synapses if s.name in emu._feedback):
@@ -72,7 +73,7 @@ def _refusal(emu, steps: int, record, given) -> str | None:
 
 def _engine_fits(syn: PlasticSynapses) -> bool:
     eng, rule = syn.engine, syn.rule
-    if not (eng.compiled and eng._ints and eng._rule_kernels is not None and syn._compiled):
+    if not (eng.compiled and eng._rule_kernels is not None and syn._compiled):
         return False
     if eng._r or rule.pre_graded or eng.learn_mode != "independent":
         return False
@@ -109,6 +110,7 @@ class FusedLearning:
             lim = 2.0 ** (prm["bits"] - 1)
             errors.append({"has": True, "scale": scale, "shift": 2.0 ** -prm["shift"], "lim": lim})
         return {
+            "exact_errors": emu._graded_float,
             "errors": errors,
             "feedback": [self.errors.index(s.pre) for s in self.feedback],
             "plastic": [self._plastic_spec(s) for s in self.plastic],
@@ -144,7 +146,7 @@ class FusedLearning:
             "slot": syn.latency + syn.max_delay,
             "first": syn.latency + syn.max_delay == 0,
             "exp": syn.exp,
-            "rounding": ROUNDINGS[syn.rounding],
+            "rounding": syn._rounding,
             "in_scale": syn.in_scale,
             "half": 2 ** (eng.frac_bits - 1),
             "top": top,
@@ -153,6 +155,8 @@ class FusedLearning:
             "decimate": eng._decimate,
             "graded": rule.post_traces == "graded",
             "glue": glue,
+            "float_glue": not syn.graded_fixed,
+            "dtypes": tuple(np.dtype(d).name for d in eng._side_dtypes),
         }
 
     # -- a run -------------------------------------------------------------------------
@@ -259,10 +263,13 @@ class FusedLearning:
         ends = (t0 + steps) // T - t0 // T  # epochs ending in this run
         conn = eng.conn_random.take(ends)
         shifts = eng._vinfo[:, K.V_SHIFT]
-        kc = np.zeros((max(ends, 1), 3), np.int64)
+        kc = np.zeros((max(ends, 1), 3), np.float64 if eng.exact_products else np.int64)
         for v in range(3):
             s = int(shifts[v])
-            kc[:ends, v] = 2 ** (s - 1) - 1 if eng.nearest else [math.floor(c * 2**s) for c in conn]
+            if eng.exact_products:  # (the rule kernel rounds with the epoch's number itself)
+                kc[:ends, v] = conn
+            else:
+                kc[:ends, v] = 2 ** (s - 1) - 1 if eng.nearest else [math.floor(c * 2**s) for c in conn]
         inputs = [y for y in syn.graded_inputs if y != "r0"]
         graded = np.zeros((max(len(inputs), 1), steps if inputs else 1, emu.batch, syn.n_post))
         for i, y in enumerate(inputs):

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..arith.fixed import shift
 from ..compiler.ir import QProjection
-from ..kernels.learning import ROUNDINGS, deliver_plastic
+from ..kernels.learning import EXACT, ROUNDINGS, deliver_plastic
 from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
 from ..learning.quantities import (
     graded_fixed,
@@ -82,9 +82,11 @@ class PlasticSynapses:
         self.rounding = profile.formats.weight.exponent_rounding
         self.exp = int(proj.weight_exp)
         self.in_scale = float(2**profile.formats.input_shift) if self.fixed else 1.0
-        # integer weights and spikes (graded ones too, unless "graded" is float) sum exactly in
-        # any order, so their delivery runs compiled; float sums keep numpy's order (and roundings)
-        self._compiled = self.fixed and self.weights_fixed and self.graded_fixed and self.rounding in ROUNDINGS
+        # delivery runs compiled on fixed chips: integer weights and spikes sum exactly in any
+        # order; float weights or graded spikes (attribution, lowered-float) in the kernel's one
+        # order, with the exponent's shift exact for float weights
+        self._compiled = self.fixed and self.rounding in ROUNDINGS
+        self._rounding = ROUNDINGS[self.rounding] if self.weights_fixed and self._compiled else EXACT
         # the chip truncates the initial weights as its static synapses do (Lava's LearningDense
         # calls truncate_weights on its first step); learned weights are not truncated again
         m = chip_mantissas(proj, profile, clip=False)  # Lava's LearningDense truncates; its first epoch clips
@@ -128,7 +130,7 @@ class PlasticSynapses:
         """As :meth:`Synapses.deliver`, with the current weights (exact: integer sums below 2**53)."""
         slot = (t + self.latency + self.max_delay) % ring.shape[0]
         if self._compiled:
-            deliver_plastic(self.engine.weights, spikes, ring[slot], self.exp, ROUNDINGS[self.rounding], self.in_scale)
+            deliver_plastic(self.engine.weights, spikes, ring[slot], self.exp, self._rounding, self.in_scale)
             return
         if not spikes.any():
             return

@@ -50,3 +50,21 @@ def error_float(v, target, has_target, out):
                 out[b, i] = v[b, i] - np.float32(target[b, i])
             else:
                 out[b, i] = v[b, i]
+
+
+@kernel
+def error_exact(v, target, has_target, scale, inv_scale, shift, out):
+    """The exact error of a fixed chip's error unit (attribution ``graded``, lowered-float):
+    ``out = (v - target * scale) * shift``, the target not rounded, no rounding, no saturation;
+    ``scale``/``inv_scale``/``shift`` are ``2**scale_exp``, ``2**-scale_exp`` and ``2**-shift``.
+    A trial with a NaN in its target row reads the readout's own value (an error of 0)."""
+    for b in range(v.shape[0]):
+        nan = _no_target(target, has_target, b)
+        for i in range(v.shape[1]):
+            if not has_target:
+                exact = 0.0
+            elif nan:
+                exact = (v[b, i] * inv_scale) * scale
+            else:
+                exact = target[b, i] * scale
+            out[b, i] = (v[b, i] - exact) * shift

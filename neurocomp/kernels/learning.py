@@ -485,14 +485,17 @@ PARALLEL_SYNAPSES = 1 << 18  # a batch's synapses from which independent trials 
 # -- delivery through plastic weights -----------------------------------------------------------
 
 ROUNDINGS = {"floor": 0, "nearest": 1, "toward_zero": 2}
+EXACT = 3  # float weights (attribution, lowered-float): the exponent's shift is an exact scaling
 
 
 @kernel
 def deliver_plastic(w, spikes, out, exp, rounding, in_scale):
     """``out[b] += shift(sum_j w[b, :, j] * spikes[b, j], exp) * in_scale`` over the pre
     neurons that spiked: integer weights, so the float64 sums are exact in any order; the
-    exponent's shift rounds as ``neurocomp.arith.fixed.shift`` (``rounding``: ``ROUNDINGS``).
-    The columns are summed one after another (a constant stride, which the CPU prefetches)."""
+    exponent's shift rounds as ``neurocomp.arith.fixed.shift`` (``rounding``: ``ROUNDINGS``),
+    or (``EXACT``: float weights) scales exactly. The columns are summed one after another, in
+    pre order (a constant stride, which the CPU prefetches; float weights: the one order of
+    the sum, in the step-by-step and the fused run alike)."""
     B, m = spikes.shape
     n = w.shape[1]
     acc = np.empty(n, np.float64)
@@ -511,7 +514,7 @@ def deliver_plastic(w, spikes, out, exp, rounding, in_scale):
             continue
         for i in range(n):
             y = acc[i] * scale
-            if exp < 0:
+            if exp < 0 and rounding != EXACT:
                 if rounding == 0:
                     y = np.floor(y)
                 elif rounding == 1:

@@ -66,11 +66,13 @@ The chip arithmetic (every quantity an integer) and the float arithmetic (every 
 float) run compiled (:mod:`neurocomp.kernels.learning`): the rule is turned into flat
 arrays (bytecode) once per engine, and its learning phase into a kernel of its own
 (:mod:`neurocomp.kernels.learning_rules`; the bytecode's interpreter where none can be
-written); a mix of the two arithmetics (the attribution knobs) runs the numpy form of the
-same phases. The compiled learning phase is event-driven and exact: a synapse is visited
-only where a product can be nonzero (an ``x0`` product in the columns of pre neurons that
-spiked in the epoch, a ``y0`` product in the rows of post neurons that spiked, ``u``
-products everywhere in their epochs). Elsewhere every product is 0, and the phase leaves a
+written). A mix of the two arithmetics (the attribution knobs) runs compiled too, in the
+rule's own kernel, when each side's traces are of one kind (else the numpy form of the same
+phases): the kernel then runs the numpy form's operations per synapse in its order, so the
+two are equal bit for bit, floats included. The compiled learning phase is event-driven and
+exact: a synapse is visited only where a product can be nonzero (an ``x0`` product in the
+columns of pre neurons that spiked in the epoch, a ``y0`` product in the rows of post
+neurons that spiked, ``u`` products everywhere in their epochs). Elsewhere every product is 0, and the phase leaves a
 variable ``S`` as it is: the accumulator ``S << shift`` plus nothing rounds back to ``S``
 (``(S * 2**shift + 2**shift - 1 - k) >> shift = S`` for ``0 <= k < 2**shift``), the sign
 saturation and the range clip keep a value within its range, and a float sum of zeros is
@@ -281,13 +283,18 @@ class SumOfProductsEngine:
         self.mask = None if mask is None else np.asarray(mask, dtype=bool)
         self._bounds: dict[Product, int] = {}
         self._plans: dict[tuple[str, ...], tuple] = {}
-        # the two homogeneous arithmetics run compiled; a mix of fixed and float quantities
-        # (attribution) runs the numpy form of the same phases below
+        # the two homogeneous arithmetics run compiled, and so does a mix of fixed and float
+        # quantities (attribution) whose traces are of one kind per side, with the rule's own
+        # kernel; other mixes run the numpy form of the same phases below
         homogeneous = not floats or floats == set(LEARN_QUANTITIES)
-        self.compiled = homogeneous if compiled is None else compiled and homogeneous
-        self._ints = not floats  # the kernels' arithmetic: every quantity an integer, or a float
+        sides = [{self.var_fixed[k] for k in side} for side in (X_TRACES, Y_TRACES + self._r)]
+        mixable = self.rule_kernels and learn_mode == "independent" and all(len(kinds) == 1 for kinds in sides)
+        self.compiled = (homogeneous or mixable) if compiled is None else compiled and (homogeneous or mixable)
+        self._ints = not floats  # every quantity an integer (the chip), else a float or a mix
+        self._side_dtypes = [np.int64 if kinds == {True} else np.float64 for kinds in sides]
         if self.compiled:
             self._compile_rule()
+            self.compiled = homogeneous or self._rule_kernels is not None
         self.reset()
 
     @staticmethod
@@ -396,7 +403,7 @@ class SumOfProductsEngine:
             sign = K.SIGN_NONNEG if var == "d" or (var == "w" and self.sign_mode == "excitatory") else K.SIGN_NONE
             sign = K.SIGN_NONPOS if var == "w" and self.sign_mode == "inhibitory" else sign
             vinfo[v] = [0, 0, shift, lo, hi, sign, 0, var == "w"]
-            if self._ints:
+            if self.var_fixed[var]:
                 unsafe[v] = max(lo, -(-lim_lo >> shift))  # ceil(lim_lo / 2**shift)
                 self._always_full |= hi << shift > lim_hi  # (no profile has one: a safe fallback)
         self._present = np.array([f"d{v}" in self.rule.expressions for v in SYN_VARS])
@@ -445,6 +452,11 @@ class SumOfProductsEngine:
             "shared": self.learn_mode == "shared",
             "fixed": self._ints,
             "masked": self.mask is not None,
+            # per variable and per factor code: held in the chip's integers (else float64)
+            "var_fixed": tuple(self.var_fixed[v] for v in SYN_VARS),
+            "factor_fixed": tuple(self.var_fixed.get(k, True) for k in K.FACTOR_CODES),
+            "exact": self.exact_products,
+            "nearest": self.nearest,
         }
         self._rule_kernels = rule_kernels(spec) if self.rule_kernels else None
 
@@ -494,10 +506,10 @@ class SumOfProductsEngine:
         """The kernels' scratch: trace histories, the visit plan, accumulators."""
         b, n, m, T = self.batch, self.n_post, self.n_pre, self.rule.t_epoch
         dt = self.state["w"].dtype
-        self._hx = np.zeros((T + 1, b, 2, m), dt)
-        self._hy = np.zeros((T + 1, b, 4, n), dt)  # y1 y2 y3 and the reward trace r1
+        self._hx = np.zeros((T + 1, b, 2, m), self._side_dtypes[0])
+        self._hy = np.zeros((T + 1, b, 4, n), self._side_dtypes[1])  # y1 y2 y3 and the reward trace r1
         if not self._r:  # placeholders of the reward trace and its spike time
-            self._r_none, self._tr_none = np.zeros((b, n), dt), np.zeros((b, 1), np.int64)
+            self._r_none, self._tr_none = np.zeros((b, n), self._side_dtypes[1]), np.zeros((b, 1), np.int64)
         # unsafe counts [trials, post], visited rows [post], spiking columns [pre], visited synapses
         self._plan = (np.zeros((b, n), np.int64), np.zeros(n, bool), np.zeros(m, np.int64)) + (
             np.zeros(n * m, np.int32),
@@ -720,7 +732,7 @@ class SumOfProductsEngine:
         hist = (self._hx, self._hy, st["tx"], st["ty"])
         if self._rule_kernels is not None:  # the rule's own kernel (see kernels.learning_rules)
             kernel = self._rule_kernels[1 if self._parallel else 0]
-            ks = v[:, K.V_K]
+            ks = v[:, K.V_K] if not self.exact_products else (self.conn_random.value,) * 3  # (exact: the number)
             kernel(*arrays, *hist, u, ks[0], ks[1], ks[2], full, self._deps, self._plan, self._mask)
         else:  # the interpreter of the rule's bytecode
             kernel = K.learn_phase_parallel if self._parallel else K.learn_phase
