@@ -773,8 +773,8 @@ class ReckonCore:
         do_eprop = chip.learn_bits if learn else 0
         recs = self._recordings(emu, record, steps)
         lfsr = self._lfsr_in()
-        announce = kr.run_core
-        call_parallel(announce, chip.vector, self.words, self.nexts, lfsr, u, *traces, z, oneur, winp, wrec, wout, x,
+        core = kr.run_core if b > 1 else kr.run_core_serial  # one trial: no thread pool to wake
+        call_parallel(core, chip.vector, self.words, self.nexts, lfsr, u, *traces, z, oneur, winp, wrec, wout, x,
                       tar, valid, do_eprop, tuple(recs.values()))  # fmt: skip
         self._lfsr_out(lfsr)
         emu.pops[hid].state["v"][...] = u[:, : chip.n_rec]

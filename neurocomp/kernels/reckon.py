@@ -668,11 +668,11 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
         lo = bl * block
         if do_eprop & 1:  # the input and recurrent words draw from two LFSRs: their order is independent
             regs[L_WI] = _hidden_words(winp, lo, ti, n_in, r[R_FP_TINP], treg_zero, act[0], post[0], r[R_LR_P_WINP],
-                                       r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS], by_post[0], nexts[T_WI],
+                                       r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS], by_post[0], by_post[2],
                                        regs[L_WI], False, seq)  # fmt: skip
         if do_eprop & 2:
             regs[L_WR] = _hidden_words(wrec, lo, tr, n_rec, r[R_FP_TREC], treg_zero, act[1], post[1], r[R_LR_P_WREC],
-                                       r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS], by_post[1], nexts[T_WR],
+                                       r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS], by_post[1], by_post[3],
                                        regs[L_WR], True, seq)  # fmt: skip
 
 
@@ -735,7 +735,7 @@ def _hidden_words(w, lo, trace, n_pre, fp, treg_zero, act, post, lr_p, lr_r, wid
         seq[1, nw] = i
         seq[2, nw] = t
         nw += 1
-        reg = lfsr_next(tab_next, reg)
+        reg = _next_fixed(tab_next, reg)
     movers, regular = act[0], act[1]
     for m in range(1, movers[0] + 1):
         n = movers[m]
@@ -769,6 +769,34 @@ def _hidden_words(w, lo, trace, n_pre, fp, treg_zero, act, post, lr_p, lr_r, wid
 
 
 @kernel
+def _next_fixed(tab, reg):
+    """:func:`lfsr_next` with tables of :data:`BY_POST_CHUNKS` rows (:func:`_pad_next`), written
+    out as a tree: the register chain of a block's words is a chain of dependent steps, and a
+    loop of unknown length would be compiled into gathers, whose latency that chain pays."""
+    m = CHUNK_MASK
+    return ((tab[0, reg & m] ^ tab[1, (reg >> 6) & m]) ^ (tab[2, (reg >> 12) & m] ^ tab[3, (reg >> 18) & m])) ^ (
+        tab[4, (reg >> 24) & m] ^ tab[5, (reg >> 30) & m]
+    )
+
+
+@kernel
+def _pad_next(tab_next):
+    """Next-register tables ``[chunk, value]`` padded with zero rows to :data:`BY_POST_CHUNKS`."""
+    if tab_next.shape[0] > BY_POST_CHUNKS:
+        raise ValueError("a weight LFSR wider than the compiled draw's 36 bits")
+    out = np.zeros((BY_POST_CHUNKS, tab_next.shape[1]), tab_next.dtype)
+    out[: tab_next.shape[0]] = tab_next
+    return out
+
+
+@kernel
+def _tables_by_post(words, nexts):
+    """The input and recurrent weight LFSRs' tables as :func:`_hidden_words` reads them: the word
+    tables by post (:func:`_by_post`), then the padded next tables (:func:`_pad_next`)."""
+    return _by_post(words[T_WI]), _by_post(words[T_WR]), _pad_next(nexts[T_WI]), _pad_next(nexts[T_WR])
+
+
+@kernel
 def _by_post(tab_words):
     """LFSR word tables ``[chunk, value, number]`` as ``[number, chunk, value]``: the rows one
     post's number reads, together (:func:`_hidden_words`)."""
@@ -792,26 +820,43 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
     ``wout[b, pre, out]``, LFSR registers ``lfsr[b, L_*]``. ``recs``: ``(z, u, oneur, winp,
     wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
     recorded)."""
-    by_post = (_by_post(words[T_WI]), _by_post(words[T_WR]))
+    by_post = _tables_by_post(words, nexts)
     for b in prange(u.shape[0]):
-        block = r[R_BLOCK]
-        buf = np.empty(max(block, oneur.shape[1]), np.int64)
-        err = np.zeros(oneur.shape[1], np.int64)
-        L = np.zeros(block, np.int64)
-        h = np.zeros(block, np.int64)
-        treg = np.zeros(block, np.int64)
-        act = np.zeros((2, 2, block + 1), np.int64)
-        post = np.zeros((2, 4, block), np.int64)
-        seq = np.empty((4, max(winp.shape[1], wrec.shape[1])), np.int64)
-        regs = lfsr[b]
-        for t in range(x.shape[0]):
-            _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
-            _step(u[b], ti[b], tr[b], to[b], z[b], oneur[b], r, words, nexts, regs, buf)
-            if do_eprop and valid[t, b]:
-                _errors(oneur[b], tar[t, b], r, err)
-                _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs,
-                       buf, L, h, treg, act, post, by_post, seq)  # fmt: skip
-            _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
+        _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
+                   do_eprop, recs)  # fmt: skip
+
+
+@kernel
+def run_core_serial(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop, recs):
+    """:func:`run_core` on the calling thread (one trial: no thread pool to wake)."""
+    by_post = _tables_by_post(words, nexts)
+    for b in range(u.shape[0]):
+        _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
+                   do_eprop, recs)  # fmt: skip
+
+
+@kernel
+def _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop,
+               recs):  # fmt: skip
+    """Trial ``b`` of :func:`run_core`."""
+    block = r[R_BLOCK]
+    buf = np.empty(max(block, oneur.shape[1]), np.int64)
+    err = np.zeros(oneur.shape[1], np.int64)
+    L = np.zeros(block, np.int64)
+    h = np.zeros(block, np.int64)
+    treg = np.zeros(block, np.int64)
+    act = np.zeros((2, 2, block + 1), np.int64)
+    post = np.zeros((2, 4, block), np.int64)
+    seq = np.empty((4, max(winp.shape[1], wrec.shape[1])), np.int64)  # per written word (_hidden_words)
+    regs = lfsr[b]
+    for t in range(x.shape[0]):
+        _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
+        _step(u[b], ti[b], tr[b], to[b], z[b], oneur[b], r, words, nexts, regs, buf)
+        if do_eprop and valid[t, b]:
+            _errors(oneur[b], tar[t, b], r, err)
+            _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs, buf, L,
+                   h, treg, act, post, by_post, seq)  # fmt: skip
+        _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
 
 
 @kernel

@@ -23,8 +23,8 @@ class ChipWidths:
     """ReckOn's widths, read from its profile (:meth:`of`; every key required): the weights'
     two's-complement bits, ``stoch_update``'s ``WIDTH_IN`` (the bits of ``p`` and of its random
     number) for the input/recurrent and the output weights, posts per weight SRAM word, the
-    error, learning-signal and target bits, the 16-bit leak's bits and the readouts' 8-bit leak
-    (KAPPA)'s, and each trace role's impulse before its ``<< FP_LOC``."""
+    error, learning-signal and target bits, the bits of the neurons' leak (alpha) and of the
+    readouts' (KAPPA), and each trace role's impulse before its ``<< FP_LOC``."""
 
     weight: int
     hidden: int
@@ -55,11 +55,6 @@ class ChipWidths:
                    signal=int(params["learning_signal_bits"]), target=int(params["target_bits"]),
                    decay=int(profile.formats.decay.bits), readout_leak=int(params["readout_leak_bits"]),
                    impulse={k: int(v) for k, v in params["trace_impulse"].items()})  # fmt: skip
-
-    @property
-    def w_range(self) -> tuple[int, int]:
-        """The weights' two's-complement range."""
-        return -(1 << (self.weight - 1)), (1 << (self.weight - 1)) - 1
 
 
 def builtin_widths() -> ChipWidths:
