@@ -666,14 +666,15 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
         _movers(L, h, treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r, act[0], post[0])
         _movers(L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r, act[1], post[1])
         lo = bl * block
-        if do_eprop & 1:  # the input and recurrent words draw from two LFSRs: their order is independent
-            regs[L_WI] = _hidden_words(winp, lo, ti, n_in, r[R_FP_TINP], treg_zero, act[0], post[0], r[R_LR_P_WINP],
-                                       r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS], by_post[0], by_post[2],
-                                       regs[L_WI], False, seq)  # fmt: skip
+        # the input and recurrent words draw from two LFSRs: their register chains run side by side
+        n_i = _written(ti, n_in if do_eprop & 1 else 0, r[R_FP_TINP], tr, n_rec if do_eprop & 2 else 0, r[R_FP_TREC],
+                       treg_zero, by_post[2], by_post[3], regs, seq)  # fmt: skip
+        if do_eprop & 1:
+            _hidden_words(winp, lo, act[0], post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS],
+                          by_post[0], False, seq[0], n_i[0])  # fmt: skip
         if do_eprop & 2:
-            regs[L_WR] = _hidden_words(wrec, lo, tr, n_rec, r[R_FP_TREC], treg_zero, act[1], post[1], r[R_LR_P_WREC],
-                                       r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS], by_post[1], by_post[3],
-                                       regs[L_WR], True, seq)  # fmt: skip
+            _hidden_words(wrec, lo, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS],
+                          by_post[1], True, seq[1], n_i[1])  # fmt: skip
 
 
 @kernel
@@ -716,26 +717,36 @@ def _hidden_p(lh, t, wregi, wregs):
 
 
 @kernel
-def _hidden_words(w, lo, trace, n_pre, fp, treg_zero, act, post, lr_p, lr_r, width, w_bits, by_post, tab_next, reg,
-                  recurrent, seq):  # fmt: skip
-    """The SRAM words of one block (posts ``lo ..``) in the weights ``w[pre, post]`` of one role;
-    returns the LFSR register after them. A pre neuron's word is written, with one draw, unless
-    its trace reads 0 and no post of the block has a regularization term. First the written
-    words in draw order (``seq``: the register each draws from, its pre neuron and trace read),
-    then post by post only the posts of ``act`` (:func:`_movers`: the others keep their weight)
-    over those words, each with its own number of each draw (``by_post[n]``: the LFSR tables of
-    number ``n``). A recurrent word's autapse is written as 0 where its update fires. Event-driven
-    and exact: a post that cannot move reads no number, and a word costs one register step."""
-    nw = 0
-    for i in range(n_pre):
-        t = trace[i] >> fp
-        if t == 0 and treg_zero:
-            continue
-        seq[0, nw] = reg
-        seq[1, nw] = i
-        seq[2, nw] = t
-        nw += 1
-        reg = _next_fixed(tab_next, reg)
+def _written(ti, n_in, fp_i, tr, n_rec, fp_r, treg_zero, next_i, next_r, regs, seq):
+    """The written SRAM words of one block, input (``n_in`` pre neurons, 0: not learning) and
+    recurrent, in draw order: a pre neuron's word is written, with one draw, unless its trace
+    reads 0 and no post of the block has a regularization term. ``seq[role]``: per written word
+    the register it draws from, its pre neuron and its trace read; the weight LFSRs' registers
+    ``regs`` advance past them (one step per word). Returns the number of words per role."""
+    nw_i, nw_r = 0, 0
+    reg_i, reg_r = regs[L_WI], regs[L_WR]
+    for i in range(max(n_in, n_rec)):  # two independent chains of dependent steps, interleaved
+        t = ti[i] >> fp_i if i < n_in else 0
+        if i < n_in and not (t == 0 and treg_zero):
+            seq[0, 0, nw_i], seq[0, 1, nw_i], seq[0, 2, nw_i] = reg_i, i, t
+            nw_i += 1
+            reg_i = _next_fixed(next_i, reg_i)
+        t = tr[i] >> fp_r if i < n_rec else 0
+        if i < n_rec and not (t == 0 and treg_zero):
+            seq[1, 0, nw_r], seq[1, 1, nw_r], seq[1, 2, nw_r] = reg_r, i, t
+            nw_r += 1
+            reg_r = _next_fixed(next_r, reg_r)
+    regs[L_WI], regs[L_WR] = reg_i, reg_r
+    return nw_i, nw_r
+
+
+@kernel
+def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, by_post, recurrent, seq, nw):
+    """The ``nw`` written words (:func:`_written`) of one block (posts ``lo ..``) in the weights
+    ``w[pre, post]`` of one role: post by post only the posts of ``act`` (:func:`_movers`: the
+    others keep their weight) over those words, each with its own number of each draw
+    (``by_post[n]``: the LFSR tables of number ``n``). A recurrent word's autapse is written as
+    0 where its update fires. Event-driven and exact: a post that cannot move reads no number."""
     movers, regular = act[0], act[1]
     for m in range(1, movers[0] + 1):
         n = movers[m]
@@ -765,7 +776,6 @@ def _hidden_words(w, lo, trace, n_pre, fp, treg_zero, act, post, lr_p, lr_r, wid
                 i = seq[1, k]
                 new = stoch_step(w[i, col], p, lr_p, lr_r, rnd, width, on, w_bits)
                 w[i, col] = 0 if recurrent and i == col else new
-    return reg
 
 
 @kernel
@@ -847,7 +857,7 @@ def _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp,
     treg = np.zeros(block, np.int64)
     act = np.zeros((2, 2, block + 1), np.int64)
     post = np.zeros((2, 4, block), np.int64)
-    seq = np.empty((4, max(winp.shape[1], wrec.shape[1])), np.int64)  # per written word (_hidden_words)
+    seq = np.empty((2, 4, max(winp.shape[1], wrec.shape[1])), np.int64)  # per role and written word (_written)
     regs = lfsr[b]
     for t in range(x.shape[0]):
         _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
