@@ -72,15 +72,9 @@ from ..profiles import Profile
 from .plastic import LearnedSynapses
 from .synapses import chip_mantissas
 
-TRACE = {  # role -> (impulse base, register of its position, decay fraction bits); widths: the profile
-    "input": (8, "fp_loc_tinp", 15),
-    "recurrent": (8, "fp_loc_trec", 15),
-    "output": (2, "fp_loc_tout", 7),
-}
+TRACE = {"input": "fp_loc_tinp", "recurrent": "fp_loc_trec", "output": "fp_loc_tout"}  # role -> its FP_LOC register
 PAIRED = ("membrane", "trace_input", "trace_recurrent", "trace_output")  # one number per SRAM word
-READOUT_CYCLES = 16  # srnn.v leaks one output neuron per STEP cycle, cycles 0..15
 ROLES = PAIRED + ("readout", "weights_input", "weights_recurrent", "weights_output")
-BLOCK = kr.BLOCK  # post neurons per weight SRAM word (128 bits of 8-bit weights)
 WEIGHT_ROLES = ("weights_input", "weights_recurrent", "weights_output")  # the kernel's register order
 
 
@@ -128,7 +122,8 @@ class ReckonRandom:
             off += n
         n_max = max(self.n_hidden, int(sizes["input"]), off, 1)
         self.n_words = (n_max + 1) // 2
-        self.n_readout_draws = min(READOUT_CYCLES, n_max)
+        # srnn.v leaks one output neuron per STEP cycle, on the cycles of its output slots
+        self.n_readout_draws = min(int(profile.capacity.output_neurons), n_max)
         # per word: does the membrane LFSR advance (a leak other than 1.0); words beyond the
         # hidden neurons hold the last hidden population's leak
         full = 2 ** (profile.formats.decay.bits - 1)
@@ -272,15 +267,18 @@ class ReckonLearner:
         self.reg = out.rule.registers
         self._chip_cache: tuple = (None, ())
         self.trace_bits = profile.learning.params["trace_bits"]  # per role: input, recurrent, output
-        self.ls_bits = int(profile.learning.params["learning_signal_bits"])
+        self.widths = rk.ChipWidths.of(profile)
+        self.ls_bits = self.widths.signal
         self.scale = 2.0 ** pops[self.readout].q.scale_exp
         # trace decays: the recurrent neurons' alpha (1.15) for input and recurrent traces,
-        # the readout's kappa for the output trace, in ReckOn's 1.7 format
+        # the readout's kappa for the output trace, in ReckOn's 1.7 format (KAPPA's bits)
+        w = self.widths
         self.factors = {
             "input": int(pops[self.hidden].q.params["voltage_decay"]),
             "recurrent": int(pops[self.hidden].q.params["voltage_decay"]),
-            "output": int(round(int(pops[self.readout].q.params["voltage_decay"]) / 2**8)),
+            "output": int(round(int(pops[self.readout].q.params["voltage_decay"]) / 2 ** (w.decay - w.readout_leak))),
         }
+        self.frac = {"input": w.decay - 1, "recurrent": w.decay - 1, "output": w.readout_leak - 1}
 
     def step(self, pops: Mapping[str, Any], target, chip: ReckonRandom) -> None:
         """Traces of step ``t`` (rounded with this step's numbers), then (with a target) the
@@ -298,7 +296,8 @@ class ReckonLearner:
         if self.float_graded:  # attribution: the exact error (target not rounded, not saturated)
             err = np.nan_to_num(tgt) * self.scale - v_out
         else:
-            err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -(2**15), 2**15 - 1).astype(np.int64)
+            top = 2 ** (self.widths.error - 1)
+            err = np.clip(np.round(np.nan_to_num(tgt) * self.scale) - v_out, -top, top - 1).astype(np.int64)
         v_hid = pops[self.hidden].state.get("v_pre", pops[self.hidden].state["v"]).astype(np.int64)
         if self.compiled:
             self._update_compiled(valid, err, v_hid, chip)
@@ -309,8 +308,8 @@ class ReckonLearner:
     def _trace(self, role: str, spikes: np.ndarray, chip: ReckonRandom) -> None:
         """One step of a role's presynaptic traces, in place (compiled)."""
         syn = self.by_role[role]
-        base, reg_name, frac = TRACE[role]
-        imp = base << getattr(syn.rule.registers, reg_name)
+        frac = self.frac[role]
+        imp = self.widths.impulse[role] << getattr(syn.rule.registers, TRACE[role])
         st = syn.engine.state
         if self.float_traces:
             x = np.ascontiguousarray(st["x1"], np.float64)
@@ -339,7 +338,7 @@ class ReckonLearner:
         t_rec = rec.engine.state["x1"] if rec is not None else np.zeros(v.shape, L.dtype)
         hid = tuple(self._role_args(r, chip) for r in ("input", "recurrent") if r in self.by_role)
         oreg = out.rule.registers
-        scale = 2.0 ** (oreg.lr_p_out - oreg.lr_r_out - rk.OUTPUT_PROB_BITS)
+        scale = 2.0 ** (oreg.lr_p_out - oreg.lr_r_out - self.widths.output)
         out_args = (w_out, out.engine.state["x1"], oreg.fp_loc_tout, oreg.lr_p_out, oreg.lr_r_out,
                     chip.gens["weights_output"].chunk_tables, scale)  # fmt: skip
         for r in WEIGHT_ROLES:  # advanced in place by the kernel
@@ -358,7 +357,7 @@ class ReckonLearner:
         syn = self.by_role[role]
         r = syn.rule.registers
         fp = r.fp_loc_tinp if role == "input" else r.fp_loc_trec
-        scale = 2.0 ** (r.lr_p - r.lr_r - rk.HIDDEN_PROB_BITS)
+        scale = 2.0 ** (r.lr_p - r.lr_r - self.widths.hidden)
         return (syn.engine.state["w"], syn.engine.state["x1"], fp, r.lr_p, r.lr_r,
                 chip.gens[f"weights_{role}"].chunk_tables, role == "recurrent", scale, bool(r.regularize),
                 r.fp_loc_trec, r.regul_f0, r.regul_k_p)  # fmt: skip
@@ -368,8 +367,9 @@ class ReckonLearner:
         (rebuilt when the registers are replaced)."""
         r = self.reg
         if self._chip_cache[0] is not r:
+            w = self.widths
             args = (np.asarray(r.thr_h, np.int64), np.asarray(r.h_values, np.int64), r.learn_sig_scale, self.ls_bits,
-                    bool(r.regularize), r.fp_loc_trec, r.regul_f0)  # fmt: skip
+                    bool(r.regularize), r.fp_loc_trec, r.regul_f0, w.weight, w.hidden, w.output, w.block)  # fmt: skip
             self._chip_cache = (r, args)
         return self._chip_cache[1]
 
@@ -394,12 +394,14 @@ class ReckonLearner:
         if rows.size:
             rand_out[:, rows] = chip.weight_numbers("weights_output", b, rows.size)[:, :n_out].T
         # input and recurrent weights: one draw per written word (pre i, block of 16 post neurons)
-        n_blocks = -(-n_hid // BLOCK)
+        wd = self.widths
+        block = wd.block
+        n_blocks = -(-n_hid // block)
         reg_zero = np.ones(n_blocks, bool)
         if reg.regularize:
-            over = np.zeros(n_blocks * BLOCK)
+            over = np.zeros(n_blocks * block)
             over[:n_hid] = np.maximum(rk.read_trace(trace_rec_post, reg.fp_loc_trec) - reg.regul_f0, 0)
-            reg_zero = ~(over.reshape(n_blocks, BLOCK) != 0).any(axis=1)
+            reg_zero = ~(over.reshape(n_blocks, block) != 0).any(axis=1)
         for role in ("input", "recurrent"):
             syn = self.by_role.get(role)
             if syn is None:
@@ -408,28 +410,28 @@ class ReckonLearner:
             fp = regs.fp_loc_tinp if role == "input" else regs.fp_loc_trec
             trace_pre = syn.engine.state["x1"][b]
             drawn = ~((rk.read_trace(trace_pre, fp) == 0)[None, :] & reg_zero[:, None])  # [block, pre], in draw order
-            rand = np.zeros((n_blocks * BLOCK, trace_pre.size), np.int64)
+            rand = np.zeros((n_blocks * block, trace_pre.size), np.int64)
             blk, pre = np.nonzero(drawn)
             if blk.size:
                 nums = chip.weight_numbers(f"weights_{role}", b, blk.size)  # [draws, 16]
-                rand[blk[:, None] * BLOCK + np.arange(BLOCK), pre[:, None]] = nums
+                rand[blk[:, None] * block + np.arange(block), pre[:, None]] = nums
             w = syn.engine.state["w"][b]
             if self.nearest:  # round to nearest: a step where the update is at least half an LSB
-                rand[...] = 1 << (rk.HIDDEN_PROB_BITS - 1)
+                rand[...] = 1 << (wd.hidden - 1)
             # a mix of knobs makes L float (float weights or error) or the traces: p is float64
             p, enable = rk.float_prob(trace_pre, fp, L, h, trace_rec_post, regs)
-            new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], rk.HIDDEN_PROB_BITS, enable)
-            written = drawn[np.arange(n_hid) // BLOCK]  # [post, pre]: only the words written change
+            new = rk.float_step(w, p, regs.lr_p, regs.lr_r, rand[:n_hid], wd.hidden, wd.weight, enable)
+            written = drawn[np.arange(n_hid) // block]  # [post, pre]: only the words written change
             new = np.where(written, new, w)
             if role == "recurrent":  # a written recurrent word sets its autapse to 0 (srnn.v)
                 diag = np.arange(n_hid)
                 new[diag[written[diag, diag]], diag[written[diag, diag]]] = 0
             syn.engine.state["w"][b] = new
         if self.nearest:
-            rand_out[...] = 1 << (rk.OUTPUT_PROB_BITS - 1)
+            rand_out[...] = 1 << (wd.output - 1)
         oreg = out.rule.registers
-        p = rk.float_output_prob(err, t_out, oreg)  # integer p where only the weights are float
-        out.engine.state["w"][b] = rk.float_step(w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, rk.OUTPUT_PROB_BITS)
+        p = rk.float_output_prob(err, t_out, oreg, wd.output)  # integer p where only the weights are float
+        out.engine.state["w"][b] = rk.float_step(w_out, p, oreg.lr_p_out, oreg.lr_r_out, rand_out, wd.output, wd.weight)
 
 
 # -- the whole core, as the chip runs it ---------------------------------------------------------
@@ -520,7 +522,7 @@ class ReckonChip:
 
     # -- registers
     CHIP_PARAMS = ("update_prob_bits", "posts_per_word", "readout_leak_bits", "error_bits", "leak_top_nibble",
-                   "trace_bits", "learning_signal_bits")  # fmt: skip
+                   "trace_bits", "learning_signal_bits", "target_bits", "trace_impulse")  # fmt: skip
 
     def _chip_params(self) -> dict[str, Any]:
         """The chip constants the core needs from the profile's ``learning.params`` (required keys)."""
@@ -555,7 +557,8 @@ class ReckonChip:
             raise EmulatorError([Problem(f"population {self.hid.name!r}", msg)])
         thr = int(hid["threshold"])
         if not 1 <= thr <= 2 ** (prof.formats.voltage.bits - 1) - 1:
-            raise EmulatorError([Problem(f"population {self.hid.name!r}", f"threshold {thr} outside 1 .. 32767")])
+            top = 2 ** (prof.formats.voltage.bits - 1) - 1
+            raise EmulatorError([Problem(f"population {self.hid.name!r}", f"threshold {thr} outside 1 .. {top}")])
         reg = {
             "RST_MODE": int(hid.get("reset", "zero") == "zero"), "LOCAL_TICK": 0, "ERROR_HALT": 1,
             "EN_STOCH_ROUND": 1, "SRAM_SPEEDMODE": 0, "TIMING_MODE": 0, "SINGLE_LABEL": 0, "SEND_PER_TIMESTEP": 0,
@@ -611,7 +614,7 @@ class ReckonChip:
     def _vector(self) -> np.ndarray:
         """The kernel's register vector (:data:`neurocomp.kernels.reckon` ``R_*``)."""
         s, prof = self.spi, self.profile
-        tb = prof.learning.params["trace_bits"]
+        tb, imp = prof.learning.params["trace_bits"], self.params["trace_impulse"]
         v = np.zeros(kr.N_REGISTERS, np.int64)
         vals = {
             kr.R_N_IN: self.n_in_chip, kr.R_N_REC: self.n_rec, kr.R_N_OUT: self.n_out,
@@ -626,8 +629,8 @@ class ReckonChip:
             kr.R_K_INP_R: s["REGUL_K_INP_R"], kr.R_K_INP_P: s["REGUL_K_INP_P"], kr.R_K_REC_R: s["REGUL_K_REC_R"],
             kr.R_K_REC_P: s["REGUL_K_REC_P"], kr.R_K_MUL: s["REGUL_K_MUL"],
             kr.R_BITS_TINP: int(tb["input"]), kr.R_BITS_TREC: int(tb["recurrent"]), kr.R_BITS_TOUT: int(tb["output"]),
-            kr.R_IMP_INP: 8 << s["FP_LOC_TINP"], kr.R_IMP_REC: 8 << s["FP_LOC_TREC"],
-            kr.R_IMP_OUT: 2 << s["FP_LOC_TOUT"],
+            kr.R_IMP_INP: imp["input"] << s["FP_LOC_TINP"], kr.R_IMP_REC: imp["recurrent"] << s["FP_LOC_TREC"],
+            kr.R_IMP_OUT: imp["output"] << s["FP_LOC_TOUT"], kr.R_W_BITS: prof.formats.weight.mantissa_bits,
             kr.R_ALPHA_ONE: 1 << (prof.formats.decay.bits - 1),
             kr.R_KAPPA_ONE: 1 << (int(self.params["readout_leak_bits"]) - 1),
             kr.R_HID_BITS: int(self.params["update_prob_bits"]["hidden"]),
@@ -670,7 +673,8 @@ class ReckonChip:
         t = np.nan_to_num(t)
         n = t.shape[-1]
         if self.spi["REGRESSION"]:
-            tar[..., :n] = np.clip(np.round(t * self.scale), -(2**15), 2**15 - 1)
+            top = 2 ** (int(self.params["target_bits"]) - 1)
+            tar[..., :n] = np.clip(np.round(t * self.scale), -top, top - 1)
         else:
             tar[..., 0] = np.argmax(t, axis=-1)
         return tar, valid
@@ -769,8 +773,8 @@ class ReckonCore:
         do_eprop = chip.learn_bits if learn else 0
         recs = self._recordings(emu, record, steps)
         lfsr = self._lfsr_in()
-        announce = kr.run_core
-        call_parallel(announce, chip.vector, self.words, self.nexts, lfsr, u, *traces, z, oneur, winp, wrec, wout, x,
+        core = kr.run_core if b > 1 else kr.run_core_serial  # one trial: no thread pool to wake
+        call_parallel(core, chip.vector, self.words, self.nexts, lfsr, u, *traces, z, oneur, winp, wrec, wout, x,
                       tar, valid, do_eprop, tuple(recs.values()))  # fmt: skip
         self._lfsr_out(lfsr)
         emu.pops[hid].state["v"][...] = u[:, : chip.n_rec]

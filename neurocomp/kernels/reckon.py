@@ -22,12 +22,9 @@ from numba.extending import overload
 
 from . import kernel, parallel_kernel, prange
 
-W_MIN, W_MAX = -128, 127  # 8-bit two's-complement weights
-HIDDEN_WIDTH = 32  # stoch_update WIDTH_IN of the input and recurrent weights
-OUTPUT_WIDTH = 28  # ... of the output weights
-BLOCK = 16  # post neurons per weight SRAM word (128 bits of 8-bit weights)
 CHUNK_BITS = 6  # register bits per row of the LFSR tables (Lfsr.chunk_tables): 64 rows stay in L1 cache
 CHUNK_MASK = (1 << CHUNK_BITS) - 1
+BY_POST_CHUNKS = 6  # chunks of the per-post weight tables (:func:`_by_post`): registers up to 36 bits
 
 
 # -- LFSR ---------------------------------------------------------------------------------------
@@ -53,6 +50,19 @@ def lfsr_step(tab_words, tab_next, reg, out):
         for k in range(n):
             out[k] ^= tab_words[c, v, k]
     return lfsr_next(tab_next, reg)
+
+
+@kernel
+def lfsr_first(tab_words, tab_next, reg):
+    """The first word of one draw from ``reg`` and the next register (no buffer: both stay in
+    registers of the CPU)."""
+    word = np.int64(0)
+    out = 0
+    for c in range(tab_next.shape[0]):
+        v = (reg >> (CHUNK_BITS * c)) & CHUNK_MASK
+        word ^= np.int64(tab_words[c, v, 0])
+        out ^= tab_next[c, v]
+    return word, out
 
 
 @kernel
@@ -98,14 +108,15 @@ def decay_round(x, factor, frac_bits, rand, rand_bits, nearest):
 
 
 @kernel
-def stoch_step(w, p, lr_p, lr_r, rand, width, enable):
+def stoch_step(w, p, lr_p, lr_r, rand, width, enable, w_bits):
     """``srnn.v``'s ``stoch_update``: ``w + sign(p)`` where ``p != 0`` (and ``enable``) and
     either ``p = -2**(width-1)`` or ``min(|p| << lr_p, 2**width - 1) >> lr_r >= rand``; no
-    change when the 8-bit weight would overflow."""
+    change when the ``w_bits``-bit two's-complement weight would overflow."""
     tot = min(abs(p) << lr_p, (1 << width) - 1) >> lr_r  # |p| <= 2**31, lr_p < 32: fits int64
     fire = (p == -(1 << (width - 1))) | (tot >= rand)
     new = w + ((1 if p > 0 else -1) if fire & (p != 0) & enable else 0)
-    return w if (new < W_MIN) | (new > W_MAX) else new  # written without early exits: it vectorizes
+    top = 1 << (w_bits - 1)
+    return w if (new < -top) | (new >= top) else new  # written without early exits: it vectorizes
 
 
 @kernel
@@ -162,10 +173,10 @@ def learning_signal_array(err, w_out, scale_bits, bits, out):
 
 
 @kernel
-def stoch_step_array(w, p, lr_p, lr_r, rand, width, enable, out):
+def stoch_step_array(w, p, lr_p, lr_r, rand, width, enable, w_bits, out):
     """:func:`stoch_step` over flat arrays."""
     for k in range(out.size):
-        out[k] = stoch_step(w[k], p[k], lr_p, lr_r, rand[k], width, enable[k])
+        out[k] = stoch_step(w[k], p[k], lr_p, lr_r, rand[k], width, enable[k], w_bits)
 
 
 @kernel
@@ -223,39 +234,47 @@ def _read(t, fp):
     return lambda t, fp: t >> fp
 
 
-def hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale):
+@kernel
+def saturate(x, bits):
+    """``x`` clipped to the ``bits``-bit two's-complement range (a float weight's saturation)."""
+    top = float(1 << (bits - 1))
+    return min(max(x, -top), top - 1.0)
+
+
+def hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
     """One input or recurrent weight's update (see :func:`_hidden_synapse`)."""
 
 
 @overload(hidden_synapse)
-def _hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale):
-    """Integer: the chip's stochastic step with :func:`hidden_p`. Float: ``w + p * scale``
-    (``p = L * t * h - reg_term``, ``scale = 2**(lr_p - lr_r - 32)``), saturated to 8 bits."""
+def _hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
+    """Integer: the chip's stochastic step with :func:`hidden_p` (``width``: its random number's
+    bits). Float: ``w + p * scale`` (``p = L * t * h - reg_term``, ``scale = 2**(lr_p - lr_r -
+    width)``), saturated to ``w_bits``."""
     if isinstance(w, types.Float):
 
-        def exact(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale):
-            return min(max(w + ((L * t * h - reg_term) * scale if on else 0.0), W_MIN), W_MAX)
+        def exact(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
+            return saturate(w + ((L * t * h - reg_term) * scale if on else 0.0), w_bits)
 
         return exact
 
-    def chip(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale):
-        return stoch_step(w, hidden_p(L, t, h, reg_term), lr_p, lr_r, rand, HIDDEN_WIDTH, on)
+    def chip(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
+        return stoch_step(w, hidden_p(L, t, h, reg_term), lr_p, lr_r, rand, width, on, w_bits)
 
     return chip
 
 
-def output_synapse(w, err, t, lr_p, lr_r, rand, scale):
+def output_synapse(w, err, t, lr_p, lr_r, rand, scale, width, w_bits):
     """One output weight's update (see :func:`_output_synapse`)."""
 
 
 @overload(output_synapse)
-def _output_synapse(w, err, t, lr_p, lr_r, rand, scale):
-    """Integer: the stochastic step of the 28-bit ``p = e * t``. Float: ``w + e * t * scale``,
-    saturated to 8 bits."""
+def _output_synapse(w, err, t, lr_p, lr_r, rand, scale, width, w_bits):
+    """Integer: the stochastic step of the ``width``-bit ``p = e * t``. Float: ``w + e * t *
+    scale``, saturated to ``w_bits``."""
     if isinstance(w, types.Float):
-        return lambda w, err, t, lr_p, lr_r, rand, scale: min(max(w + err * t * scale, W_MIN), W_MAX)
-    return lambda w, err, t, lr_p, lr_r, rand, scale: stoch_step(
-        w, wrap(err * t, OUTPUT_WIDTH), lr_p, lr_r, rand, OUTPUT_WIDTH, True
+        return lambda w, err, t, lr_p, lr_r, rand, scale, width, w_bits: saturate(w + err * t * scale, w_bits)
+    return lambda w, err, t, lr_p, lr_r, rand, scale, width, w_bits: stoch_step(
+        w, wrap(err * t, width), lr_p, lr_r, rand, width, True, w_bits
     )
 
 
@@ -290,8 +309,8 @@ def _regularization(t, fp, f0, k_p, on):
 
 @kernel
 def _hidden_role(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, reg_zero, tables, reg, nearest, recurrent,
-                 scale, rand):  # fmt: skip
-    """One trial's input or recurrent weights ``w[post, pre]``: block by block of 16 post
+                 scale, rand, width, w_bits):  # fmt: skip
+    """One trial's input or recurrent weights ``w[post, pre]``: block by block of ``rand.shape[0]`` post
     neurons, pre neuron by pre neuron, one draw per SRAM word written (unless the pre trace
     reads 0 and the block has no regularization term: ``reg_zero``); returns the register
     after them. The block's numbers are drawn first (``rand[n, i]``: number ``n`` of word
@@ -304,28 +323,29 @@ def _hidden_role(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, reg_zero,
     written = np.empty(n_pre, np.bool_)
     tab_words, tab_next = tables
     buf = np.empty(tab_words.shape[2], tab_words.dtype)  # the table's width: a 32-bit XOR vectorizes wider
-    for lo in range(0, n_post, BLOCK):
-        hi = min(lo + BLOCK, n_post)
+    block = rand.shape[0]  # posts per SRAM word
+    for lo in range(0, n_post, block):
+        hi = min(lo + block, n_post)
         active = False  # a post neuron whose p can be nonzero, with its update on
         for j in range(lo, hi):
             active = active or _moves(L[j], h[j], reg_term[j], regularize)
         for i in range(n_pre):
-            written[i] = not (t[i] == 0 and reg_zero[lo // BLOCK])
+            written[i] = not (t[i] == 0 and reg_zero[lo // block])
             if not written[i]:
                 continue  # one draw per written word
             if active and not nearest:
                 reg = lfsr_step(tab_words, tab_next, reg, buf)
-                for n in range(BLOCK):
+                for n in range(block):
                     rand[n, i] = buf[n]
             else:
                 reg = lfsr_next(tab_next, reg)
         if active:
             if nearest:
-                rand[:, :] = 1 << (HIDDEN_WIDTH - 1)
+                rand[:, :] = 1 << (width - 1)
             for j in range(lo, hi):
                 if _moves(L[j], h[j], reg_term[j], regularize):
                     _hidden_row(w[j], L[j], t, h[j], reg_term[j], h[j] != 0 or regularize, lr_p, lr_r, rand[j - lo],
-                                scale, written)  # fmt: skip
+                                scale, written, width, w_bits)  # fmt: skip
         if recurrent:
             for i in range(lo, hi):
                 if written[i]:
@@ -341,15 +361,15 @@ def _moves(L, h, reg_term, regularize):
 
 
 @kernel
-def _hidden_row(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, written):
+def _hidden_row(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, written, width, w_bits):
     """One post neuron's weights ``w[i]`` where their word is ``written``."""
     for i in range(w.size):
-        new = hidden_synapse(w[i], L, t[i], h, reg_term, on, lr_p, lr_r, rand[i], scale)
+        new = hidden_synapse(w[i], L, t[i], h, reg_term, on, lr_p, lr_r, rand[i], scale, width, w_bits)
         w[i] = new if written[i] else w[i]
 
 
 @kernel
-def _output_role(w, err, t_out, fp, lr_p, lr_r, tables, reg, nearest, scale, buf):
+def _output_role(w, err, t_out, fp, lr_p, lr_r, tables, reg, nearest, scale, buf, width, w_bits):
     """One trial's output weights ``w[out, hidden]``: one draw per hidden neuron whose output
     trace reads nonzero, its first ``out`` numbers for that neuron's weights (a trace that
     reads 0 makes ``p = 0``: no step, and no exact change either)."""
@@ -360,41 +380,42 @@ def _output_role(w, err, t_out, fp, lr_p, lr_r, tables, reg, nearest, scale, buf
         if t == 0:
             continue
         if nearest:
-            buf[:] = 1 << (OUTPUT_WIDTH - 1)
+            buf[:] = 1 << (width - 1)
             reg = lfsr_next(tab_next, reg)
         else:
             reg = lfsr_step(tab_words, tab_next, reg, buf)
         for k in range(n_out):
-            w[k, j] = output_synapse(w[k, j], err[k], t, lr_p, lr_r, buf[k], scale)
+            w[k, j] = output_synapse(w[k, j], err[k], t, lr_p, lr_r, buf[k], scale, width, w_bits)
     return reg
 
 
 @kernel
 def _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest):
     """Trial ``b``'s EPROP phase (see :func:`learn_step`)."""
-    thr, levels, sig_scale, sig_bits, regularize, fp_trec, f0 = chip
+    thr, levels, sig_scale, sig_bits, regularize, fp_trec, f0, w_bits, hid_width, out_width, block = chip
     n_hid = v.shape[1]
     h = np.empty(n_hid, np.int64)
     for j in range(n_hid):
         h[j] = level(v[b, j], thr, levels)
     w_out = out[0]
     fill_learning_signal(L[b], err[b], w_out[b], sig_scale, sig_bits)  # from W_out before its update
-    reg_zero = np.ones((n_hid + BLOCK - 1) // BLOCK, np.bool_)  # blocks without a regularization term
+    reg_zero = np.ones((n_hid + block - 1) // block, np.bool_)  # blocks without a regularization term
     if regularize:
         for j in range(n_hid):
             if read(t_rec[b, j], fp_trec) - f0 > 0:
-                reg_zero[j // BLOCK] = False
+                reg_zero[j // block] = False
     reg_term = np.empty(n_hid, L.dtype)
     for r in range(len(hid)):
         w, t_pre, fp, lr_p, lr_r, tables, recurrent, scale, reg_on, reg_fp, reg_f0, reg_k = hid[r]
         for j in range(n_hid):
             reg_term[j] = regularization(t_rec[b, j], reg_fp, reg_f0, reg_k, reg_on)
-        rand = np.empty((BLOCK, w.shape[2]), np.int64)
+        rand = np.empty((block, w.shape[2]), np.int64)
         regs[r][b, 0] = _hidden_role(w[b], t_pre[b], fp, L[b], h, reg_term, reg_on, lr_p, lr_r, reg_zero, tables,
-                                     regs[r][b, 0], nearest, recurrent, scale, rand)  # fmt: skip
+                                     regs[r][b, 0], nearest, recurrent, scale, rand, hid_width, w_bits)  # fmt: skip
     w_out, t_out, fp, lr_p, lr_r, tables, scale = out
     buf = np.empty(tables[0].shape[2], np.int64)
-    regs[2][b, 0] = _output_role(w_out[b], err[b], t_out[b], fp, lr_p, lr_r, tables, regs[2][b, 0], nearest, scale, buf)
+    regs[2][b, 0] = _output_role(w_out[b], err[b], t_out[b], fp, lr_p, lr_r, tables, regs[2][b, 0], nearest, scale, buf,
+                                 out_width, w_bits)  # fmt: skip
 
 
 @kernel
@@ -406,7 +427,8 @@ def learn_step(valid, hid, out, chip, err, v, L, t_rec, regs, nearest):
     ``(w, t_pre, fp, lr_p, lr_r, LFSR tables, recurrent, scale, regularize,
     fp_loc_trec, regul_f0, regul_k_p)``; ``out``: ``(w, t_out, fp, lr_p, lr_r, tables,
     scale)``; ``chip``: ``(thr_h, h_values, learn_sig_scale, signal bits, regularize,
-    fp_loc_trec, regul_f0)`` of the output registers; ``regs``: the input, recurrent and output
+    fp_loc_trec, regul_f0)`` of the output registers, then the profile's widths ``(weight bits,
+    hidden and output update_prob_bits, posts_per_word)``; ``regs``: the input, recurrent and output
     weight LFSRs' registers ``[batch, 1]`` (advanced in place)."""
     for b in range(valid.size):
         if valid[b]:
@@ -448,7 +470,8 @@ R_THR_H = 39  # THR_H_0..3
 R_H = 43  # H_0..4
 R_HID_BITS, R_OUT_BITS, R_ERR_BITS, R_BLOCK = 48, 49, 50, 51  # update_prob_bits, error_bits, posts_per_word
 R_V_BITS, R_ALPHA_FRAC, R_KAPPA_FRAC = 52, 53, 54  # membrane width, fraction bits of the two leaks
-N_REGISTERS = 55
+R_W_BITS = 55  # weight width (two's complement)
+N_REGISTERS = 56
 # LFSR register columns of :func:`run_core` (one per instance) and the table each draws from
 L_MEM0, L_MEM1, L_RO, L_TI0, L_TI1, L_TR0, L_TR1, L_TO0, L_TO1, L_WI, L_WR, L_WO = range(12)
 T_MEM, T_RO, T_TI, T_TR, T_TO, T_WI, T_WR, T_WO = range(8)
@@ -478,6 +501,10 @@ def _prop(x, z, u, ti, tr, to, oneur, winp, wrec, wout, r, do_eprop):
     impulse, as srnn.v does.)"""
     n_in, n_rec, n_out = r[R_N_IN], r[R_N_REC], r[R_N_OUT]
     n_post = ((n_rec - 1) | 1) + 1  # the neuron words of posts 0 .. NUM_REC
+    # registers as locals: the state arrays are int64 too, so the compiler cannot assume they do not alias r
+    fp_in, fp_rec, fp_out, vb = r[R_FP_WINP], r[R_FP_WREC], r[R_FP_WOUT], r[R_V_BITS]
+    imp_i, imp_r, imp_o = r[R_IMP_INP], r[R_IMP_REC], r[R_IMP_OUT]
+    top_i, top_r, top_o = (1 << r[R_BITS_TINP]) - 1, (1 << r[R_BITS_TREC]) - 1, (1 << r[R_BITS_TOUT]) - 1
     for i in range(max(n_in, n_rec)):
         xi = i < x.size and x[i] != 0
         zi = i < n_rec and z[i] != 0
@@ -485,19 +512,24 @@ def _prop(x, z, u, ti, tr, to, oneur, winp, wrec, wout, r, do_eprop):
             continue
         if zi:
             for k in range(n_out):
-                oneur[k] = sat(oneur[k] + (wout[i, k] << r[R_FP_WOUT]), r[R_V_BITS])
-        for j in range(n_post):
-            a = (winp[i, j] << r[R_FP_WINP]) if xi else 0
-            c = (wrec[i, j] << r[R_FP_WREC]) if zi else 0
-            u[j] = sat(u[j] + sat(a + c, r[R_V_BITS]), r[R_V_BITS])
+                oneur[k] = sat(oneur[k] + (wout[i, k] << fp_out), vb)
+        if xi and zi:
+            for j in range(n_post):
+                u[j] = sat(u[j] + sat((winp[i, j] << fp_in) + (wrec[i, j] << fp_rec), vb), vb)
+        elif xi:
+            for j in range(n_post):
+                u[j] = sat(u[j] + sat(winp[i, j] << fp_in, vb), vb)
+        else:
+            for j in range(n_post):
+                u[j] = sat(u[j] + sat(wrec[i, j] << fp_rec, vb), vb)
         if xi and do_eprop & 1:
-            ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)
+            ti[i] = min(ti[i] + imp_i, top_i)
             if i >= n_rec and i < n_post:  # an input past NUM_REC in the last word: the EVT pass
-                ti[i] = min(ti[i] + r[R_IMP_INP], (1 << r[R_BITS_TINP]) - 1)  # and the SUPP cycle both add
+                ti[i] = min(ti[i] + imp_i, top_i)  # and the SUPP cycle both add
         if zi and do_eprop & 2:
-            tr[i] = min(tr[i] + r[R_IMP_REC], (1 << r[R_BITS_TREC]) - 1)
+            tr[i] = min(tr[i] + imp_r, top_r)
         if zi and do_eprop & 4:
-            to[i] = min(to[i] + r[R_IMP_OUT], (1 << r[R_BITS_TOUT]) - 1)
+            to[i] = min(to[i] + imp_o, top_o)
         z[i] = 0
 
 
@@ -525,32 +557,43 @@ def _step(u, ti, tr, to, z, oneur, r, words, nexts, regs, buf):
     leaky = alpha != r[R_ALPHA_ONE]
     kleaky = kappa != r[R_KAPPA_ONE]
     wi, wr, wo = -r[R_BITS_TINP], -r[R_BITS_TREC], -r[R_BITS_TOUT]  # unsigned widths
+    a_frac, k_frac, vb, rst_zero = r[R_ALPHA_FRAC], r[R_KAPPA_FRAC], r[R_V_BITS], r[R_RST_ZERO]
+    # the paired LFSRs' registers as locals for the whole phase (one number per draw: word 0)
+    wm, wti, wtr, wto = words[T_MEM], words[T_TI], words[T_TR], words[T_TO]
+    nm, nti, ntr, nto = nexts[T_MEM], nexts[T_TI], nexts[T_TR], nexts[T_TO]
+    m0, m1, i0, i1 = regs[L_MEM0], regs[L_MEM1], regs[L_TI0], regs[L_TI1]
+    q0, q1, o0, o1 = regs[L_TR0], regs[L_TR1], regs[L_TO0], regs[L_TO1]
     for w in range(n_max // 2):  # a word is written on an odd cycle <= NUM_RECOUT
-        rm0 = _number(words, nexts, T_MEM, regs, L_MEM0, buf) if leaky else 0
-        rm1 = _number(words, nexts, T_MEM, regs, L_MEM1, buf) if leaky else 0
-        ri0 = _number(words, nexts, T_TI, regs, L_TI0, buf)
-        ri1 = _number(words, nexts, T_TI, regs, L_TI1, buf)
-        rr0 = _number(words, nexts, T_TR, regs, L_TR0, buf)
-        rr1 = _number(words, nexts, T_TR, regs, L_TR1, buf)
-        ro0 = _number(words, nexts, T_TO, regs, L_TO0, buf)
-        ro1 = _number(words, nexts, T_TO, regs, L_TO1, buf)
+        rm0, rm1 = 0, 0
+        if leaky:
+            rm0, m0 = lfsr_first(wm, nm, m0)
+            rm1, m1 = lfsr_first(wm, nm, m1)
+        ri0, i0 = lfsr_first(wti, nti, i0)
+        ri1, i1 = lfsr_first(wti, nti, i1)
+        rr0, q0 = lfsr_first(wtr, ntr, q0)
+        rr1, q1 = lfsr_first(wtr, ntr, q1)
+        ro0, o0 = lfsr_first(wto, nto, o0)
+        ro1, o1 = lfsr_first(wto, nto, o1)
         for n in range(2):
             s = 2 * w + n
             v = u[s]
-            lk = _leak(v, alpha, r[R_ALPHA_FRAC], rm1 if n else rm0, leaky, r[R_V_BITS])
+            lk = _leak(v, alpha, a_frac, rm1 if n else rm0, leaky, vb)
             if v >= thr:
                 z[s] = 1
-                u[s] = 0 if r[R_RST_ZERO] else wrap(lk - thr, r[R_V_BITS])
+                u[s] = 0 if rst_zero else wrap(lk - thr, vb)
             else:
                 z[s] = 0
                 u[s] = lk
-            ti[s] = _leak(ti[s], alpha, r[R_ALPHA_FRAC], ri1 if n else ri0, leaky, wi)
-            tr[s] = _leak(tr[s], alpha, r[R_ALPHA_FRAC], rr1 if n else rr0, leaky, wr)
-            to[s] = _leak(to[s], kappa, r[R_KAPPA_FRAC], ro1 if n else ro0, kleaky, wo)
+            ti[s] = _leak(ti[s], alpha, a_frac, ri1 if n else ri0, leaky, wi)
+            tr[s] = _leak(tr[s], alpha, a_frac, rr1 if n else rr0, leaky, wr)
+            to[s] = _leak(to[s], kappa, k_frac, ro1 if n else ro0, kleaky, wo)
+    regs[L_MEM0], regs[L_MEM1], regs[L_TI0], regs[L_TI1] = m0, m1, i0, i1
+    regs[L_TR0], regs[L_TR1], regs[L_TO0], regs[L_TO1] = q0, q1, o0, o1
+    n_out = r[R_N_OUT]
     for c in range(min(oneur.size, n_max)):  # one readout per STEP cycle
         ro = _number(words, nexts, T_RO, regs, L_RO, buf) if kleaky else 0
-        if c < r[R_N_OUT]:
-            oneur[c] = _leak(oneur[c], kappa, r[R_KAPPA_FRAC], ro, kleaky, r[R_V_BITS])
+        if c < n_out:
+            oneur[c] = _leak(oneur[c], kappa, k_frac, ro, kleaky, vb)
 
 
 @kernel
@@ -576,57 +619,62 @@ def stoch_fires(p, lr_p, lr_r, rand, width, enable):
 
 
 @kernel
-def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act, post):
+def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act, post, by_post,
+           seq):  # fmt: skip
     """The learning phase (``EPROP``) of a step with a target: block by block of 16 post
     neurons, first each post's pseudo-derivative, regularization term, learning signal (from
     ``W_out`` before its update) and output weights (one draw per post whose output trace reads
     nonzero), then pre neuron by pre neuron one draw per written input and recurrent word."""
     n_in, n_rec = r[R_N_IN], r[R_N_REC]
     n_neur = max(n_in, n_rec)
+    thr_h, h_values = r[R_THR_H : R_THR_H + 4], r[R_H : R_H + 5]
     last_even = (n_neur - 1) & ~1  # posts beyond NUM_NEUR read the last word the phase read
     mode = r[R_REGUL_MODE]
     block = r[R_BLOCK]
+    n_out, fp_trec, f0, fp_tout = r[R_N_OUT], r[R_FP_TREC], r[R_F0], r[R_FP_TOUT]
+    scale, sig_bits = r[R_SIG_SCALE], r[R_SIG_BITS]
+    width, lr_p, lr_r, w_bits = r[R_OUT_BITS], r[R_LR_P_WOUT], r[R_LR_R_WOUT], r[R_W_BITS]
+    tab_o, next_o = words[T_WO], nexts[T_WO]
     for bl in range((n_rec - 1) // block + 1):
         treg_zero = True
         for n in range(block):
             p = bl * block + n
             rs = p if p < n_neur else last_even | (p & 1)
-            h[n] = 0
-            for i in range(5):  # the priority chain of THR_H_0..3
-                if i == 4 or u[rs] < r[R_THR_H + i]:
-                    h[n] = r[R_H + i]
-                    break
-            treg[n] = max((tr[rs] >> r[R_FP_TREC]) - r[R_F0], 0) if mode else 0
+            h[n] = level(u[rs], thr_h, h_values)
+            treg[n] = max((tr[rs] >> fp_trec) - f0, 0) if mode else 0
             treg_zero = treg_zero and treg[n] == 0
             L[n] = 0
             if p >= n_rec:
                 continue
             if do_eprop & 3:
                 s = 0
-                for k in range(r[R_N_OUT]):
+                for k in range(n_out):
                     s += err[k] * wout[p, k]
-                L[n] = sat((s << r[R_SIG_SCALE]) >> 12, r[R_SIG_BITS])
-            t = to[rs] >> r[R_FP_TOUT]
-            if do_eprop & 4 and t != 0:
-                _number(words, nexts, T_WO, regs, L_WO, buf)
-                width = r[R_OUT_BITS]
-                for k in range(wout.shape[1]):
+                L[n] = sat((s << scale) >> 12, sig_bits)
+            t = to[rs] >> fp_tout
+            if do_eprop & 4 and t != 0:  # one draw; the outputs past NUM_OUT have e = 0: p = 0, no step
+                reg = regs[L_WO]
+                for k in range(n_out):
+                    rnd = np.int64(0)
+                    for c in range(tab_o.shape[0]):  # number k of the draw
+                        rnd ^= np.int64(tab_o[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, k])
                     pk = wrap(err[k] * t, width)
-                    wout[p, k] = stoch_step(wout[p, k], pk, r[R_LR_P_WOUT], r[R_LR_R_WOUT], buf[k], width, True)
+                    wout[p, k] = stoch_step(wout[p, k], pk, lr_p, lr_r, rnd, width, True, w_bits)
+                regs[L_WO] = lfsr_next(next_o, reg)
         if do_eprop == 4:
             continue
         _movers(L, h, treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r, act[0], post[0])
         _movers(L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r, act[1], post[1])
-        for i in range(n_neur):
-            if do_eprop & 1 and i < n_in:
-                _pre_word(winp[i, bl * block : (bl + 1) * block], -1, ti[i] >> r[R_FP_TINP], treg_zero, act[0],
-                          post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], words[T_WI], nexts[T_WI], regs,
-                          L_WI)  # fmt: skip
-            if do_eprop & 2 and i < n_rec:
-                a = i - bl * block  # the autapse's post in this block, if there
-                _pre_word(wrec[i, bl * block : (bl + 1) * block], a if 0 <= a < block else -1, tr[i] >> r[R_FP_TREC],
-                          treg_zero, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], words[T_WR],
-                          nexts[T_WR], regs, L_WR)  # fmt: skip
+        lo = bl * block
+        # the input and recurrent words draw from two LFSRs: their register chains run side by side
+        n_i = _written(ti, n_in if do_eprop & 1 else 0, r[R_FP_TINP], tr, n_rec if do_eprop & 2 else 0, r[R_FP_TREC],
+                       treg_zero, by_post[2], by_post[3], regs, seq)  # fmt: skip
+        if do_eprop & 1:
+            _hidden_words(winp, lo, act[0], post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS],
+                          by_post[0], False, seq[0], n_i[0])  # fmt: skip
+        if do_eprop & 2:
+            _hidden_words(wrec, lo, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS],
+                          by_post[1], True, seq[1], n_i[1])  # fmt: skip
 
 
 @kernel
@@ -669,26 +717,108 @@ def _hidden_p(lh, t, wregi, wregs):
 
 
 @kernel
-def _pre_word(row, autapse, t, treg_zero, act, post, lr_p, lr_r, width, tab_words, tab_next, regs, col):
-    """One pre neuron's SRAM word of a block (its 16 posts' weights ``row``): written, with one
-    draw, unless its trace reads 0 and no post of the block has a regularization term. Only
-    the posts of ``act`` (:func:`_movers`) are updated, each with its own number of the draw
-    (the others keep their weight); ``autapse``: the post that is the pre neuron itself
-    (recurrent; -1: none), written as 0 when its update fires."""
-    if t == 0 and treg_zero:
-        return
-    reg = regs[col]
-    movers = act[0] if t != 0 else act[1]
+def _written(ti, n_in, fp_i, tr, n_rec, fp_r, treg_zero, next_i, next_r, regs, seq):
+    """The written SRAM words of one block, input (``n_in`` pre neurons, 0: not learning) and
+    recurrent, in draw order: a pre neuron's word is written, with one draw, unless its trace
+    reads 0 and no post of the block has a regularization term. ``seq[role]``: per written word
+    the register it draws from, its pre neuron and its trace read; the weight LFSRs' registers
+    ``regs`` advance past them (one step per word). Returns the number of words per role."""
+    nw_i, nw_r = 0, 0
+    reg_i, reg_r = regs[L_WI], regs[L_WR]
+    for i in range(max(n_in, n_rec)):  # two independent chains of dependent steps, interleaved
+        t = ti[i] >> fp_i if i < n_in else 0
+        if i < n_in and not (t == 0 and treg_zero):
+            seq[0, 0, nw_i], seq[0, 1, nw_i], seq[0, 2, nw_i] = reg_i, i, t
+            nw_i += 1
+            reg_i = _next_fixed(next_i, reg_i)
+        t = tr[i] >> fp_r if i < n_rec else 0
+        if i < n_rec and not (t == 0 and treg_zero):
+            seq[1, 0, nw_r], seq[1, 1, nw_r], seq[1, 2, nw_r] = reg_r, i, t
+            nw_r += 1
+            reg_r = _next_fixed(next_r, reg_r)
+    regs[L_WI], regs[L_WR] = reg_i, reg_r
+    return nw_i, nw_r
+
+
+@kernel
+def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, by_post, recurrent, seq, nw):
+    """The ``nw`` written words (:func:`_written`) of one block (posts ``lo ..``) in the weights
+    ``w[pre, post]`` of one role: post by post only the posts of ``act`` (:func:`_movers`: the
+    others keep their weight) over those words, each with its own number of each draw
+    (``by_post[n]``: the LFSR tables of number ``n``). A recurrent word's autapse is written as
+    0 where its update fires. Event-driven and exact: a post that cannot move reads no number."""
+    movers, regular = act[0], act[1]
     for m in range(1, movers[0] + 1):
         n = movers[m]
-        rnd = 0
-        for c in range(tab_words.shape[0]):  # number n of the draw from reg
-            rnd ^= tab_words[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, n]
-        p = _hidden_p(post[0, n], t, post[1, n], post[2, n])
-        on = post[3, n] != 0
-        new = stoch_step(row[n], p, lr_p, lr_r, rnd, width, on)
-        row[n] = 0 if n == autapse and stoch_fires(p, lr_p, lr_r, rnd, width, on) else new
-    regs[col] = lfsr_next(tab_next, reg)
+        also_zero = False  # a post with a regularization term moves where the trace reads 0 too
+        for q in range(1, regular[0] + 1):
+            also_zero = also_zero or regular[q] == n
+        lh, wregi, wregs, on = post[0, n], post[1, n], post[2, n], post[3, n] != 0
+        tab = by_post[n]
+        col = lo + n
+        fires = seq[3]
+        for k in range(nw):  # which weights step: a loop without exits, which the compiler vectorizes
+            t = seq[2, k]
+            rk = seq[0, k]
+            rnd = np.int64(0)
+            for c in range(BY_POST_CHUNKS):  # number n of the draw from rk (a fixed count: unrolled)
+                rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
+            p = _hidden_p(lh, t, wregi, wregs)
+            fires[k] = stoch_fires(p, lr_p, lr_r, rnd, width, on and (t != 0 or also_zero))
+        for k in range(nw):
+            if fires[k]:  # rare: the weight's word changes
+                t = seq[2, k]
+                rk = seq[0, k]
+                rnd = np.int64(0)
+                for c in range(tab.shape[0]):
+                    rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
+                p = _hidden_p(lh, t, wregi, wregs)
+                i = seq[1, k]
+                new = stoch_step(w[i, col], p, lr_p, lr_r, rnd, width, on, w_bits)
+                w[i, col] = 0 if recurrent and i == col else new
+
+
+@kernel
+def _next_fixed(tab, reg):
+    """:func:`lfsr_next` with tables of :data:`BY_POST_CHUNKS` rows (:func:`_pad_next`), written
+    out as a tree: the register chain of a block's words is a chain of dependent steps, and a
+    loop of unknown length would be compiled into gathers, whose latency that chain pays."""
+    m = CHUNK_MASK
+    return ((tab[0, reg & m] ^ tab[1, (reg >> 6) & m]) ^ (tab[2, (reg >> 12) & m] ^ tab[3, (reg >> 18) & m])) ^ (
+        tab[4, (reg >> 24) & m] ^ tab[5, (reg >> 30) & m]
+    )
+
+
+@kernel
+def _pad_next(tab_next):
+    """Next-register tables ``[chunk, value]`` padded with zero rows to :data:`BY_POST_CHUNKS`."""
+    if tab_next.shape[0] > BY_POST_CHUNKS:
+        raise ValueError("a weight LFSR wider than the compiled draw's 36 bits")
+    out = np.zeros((BY_POST_CHUNKS, tab_next.shape[1]), tab_next.dtype)
+    out[: tab_next.shape[0]] = tab_next
+    return out
+
+
+@kernel
+def _tables_by_post(words, nexts):
+    """The input and recurrent weight LFSRs' tables as :func:`_hidden_words` reads them: the word
+    tables by post (:func:`_by_post`), then the padded next tables (:func:`_pad_next`)."""
+    return _by_post(words[T_WI]), _by_post(words[T_WR]), _pad_next(nexts[T_WI]), _pad_next(nexts[T_WR])
+
+
+@kernel
+def _by_post(tab_words):
+    """LFSR word tables ``[chunk, value, number]`` as ``[number, chunk, value]``: the rows one
+    post's number reads, together (:func:`_hidden_words`)."""
+    n_c, n_v, n_n = tab_words.shape
+    if n_c > BY_POST_CHUNKS:
+        raise ValueError("a weight LFSR wider than the compiled draw's 36 bits")
+    out = np.zeros((n_n, BY_POST_CHUNKS, n_v), tab_words.dtype)  # chunks past the register: 0, drawing 0
+    for c in range(n_c):
+        for v in range(n_v):
+            for n in range(n_n):
+                out[n, c, v] = tab_words[c, v, n]
+    return out
 
 
 @parallel_kernel
@@ -700,24 +830,43 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
     ``wout[b, pre, out]``, LFSR registers ``lfsr[b, L_*]``. ``recs``: ``(z, u, oneur, winp,
     wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
     recorded)."""
+    by_post = _tables_by_post(words, nexts)
     for b in prange(u.shape[0]):
-        block = r[R_BLOCK]
-        buf = np.empty(max(block, oneur.shape[1]), np.int64)
-        err = np.zeros(oneur.shape[1], np.int64)
-        L = np.zeros(block, np.int64)
-        h = np.zeros(block, np.int64)
-        treg = np.zeros(block, np.int64)
-        act = np.zeros((2, 2, block + 1), np.int64)
-        post = np.zeros((2, 4, block), np.int64)
-        regs = lfsr[b]
-        for t in range(x.shape[0]):
-            _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
-            _step(u[b], ti[b], tr[b], to[b], z[b], oneur[b], r, words, nexts, regs, buf)
-            if do_eprop and valid[t, b]:
-                _errors(oneur[b], tar[t, b], r, err)
-                _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs,
-                       buf, L, h, treg, act, post)  # fmt: skip
-            _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
+        _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
+                   do_eprop, recs)  # fmt: skip
+
+
+@kernel
+def run_core_serial(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop, recs):
+    """:func:`run_core` on the calling thread (one trial: no thread pool to wake)."""
+    by_post = _tables_by_post(words, nexts)
+    for b in range(u.shape[0]):
+        _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
+                   do_eprop, recs)  # fmt: skip
+
+
+@kernel
+def _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop,
+               recs):  # fmt: skip
+    """Trial ``b`` of :func:`run_core`."""
+    block = r[R_BLOCK]
+    buf = np.empty(max(block, oneur.shape[1]), np.int64)
+    err = np.zeros(oneur.shape[1], np.int64)
+    L = np.zeros(block, np.int64)
+    h = np.zeros(block, np.int64)
+    treg = np.zeros(block, np.int64)
+    act = np.zeros((2, 2, block + 1), np.int64)
+    post = np.zeros((2, 4, block), np.int64)
+    seq = np.empty((2, 4, max(winp.shape[1], wrec.shape[1])), np.int64)  # per role and written word (_written)
+    regs = lfsr[b]
+    for t in range(x.shape[0]):
+        _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
+        _step(u[b], ti[b], tr[b], to[b], z[b], oneur[b], r, words, nexts, regs, buf)
+        if do_eprop and valid[t, b]:
+            _errors(oneur[b], tar[t, b], r, err)
+            _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs, buf, L,
+                   h, treg, act, post, by_post, seq)  # fmt: skip
+        _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
 
 
 @kernel

@@ -17,9 +17,51 @@ import numpy as np
 
 from ..kernels import reckon as kr
 
-W_MIN, W_MAX = kr.W_MIN, kr.W_MAX  # 8-bit two's-complement weights
-HIDDEN_PROB_BITS = kr.HIDDEN_WIDTH  # stoch_update WIDTH_IN of the input and recurrent weights
-OUTPUT_PROB_BITS = kr.OUTPUT_WIDTH  # ... of the output weights
+
+@dataclass(frozen=True)
+class ChipWidths:
+    """ReckOn's widths, read from its profile (:meth:`of`; every key required): the weights'
+    two's-complement bits, ``stoch_update``'s ``WIDTH_IN`` (the bits of ``p`` and of its random
+    number) for the input/recurrent and the output weights, posts per weight SRAM word, the
+    error, learning-signal and target bits, the bits of the neurons' leak (alpha) and of the
+    readouts' (KAPPA), and each trace role's impulse before its ``<< FP_LOC``."""
+
+    weight: int
+    hidden: int
+    output: int
+    block: int
+    error: int
+    signal: int
+    target: int
+    decay: int
+    readout_leak: int
+    impulse: Mapping[str, int]
+
+    KEYS = ("update_prob_bits", "posts_per_word", "error_bits", "learning_signal_bits", "target_bits",
+            "readout_leak_bits", "trace_impulse")  # fmt: skip
+
+    @classmethod
+    def of(cls, profile) -> ChipWidths:
+        """The widths of ``profile`` (a named error that lists every missing ``learning.params`` key)."""
+        from ..errors import Problem, ProfileError
+
+        params = profile.learning.params
+        missing = [k for k in cls.KEYS if k not in params]
+        if missing:
+            raise ProfileError([Problem(f"profile {profile.name!r}", f"learning.params lacks {missing}")])
+        prob = params["update_prob_bits"]
+        return cls(weight=int(profile.formats.weight.mantissa_bits), hidden=int(prob["hidden"]),
+                   output=int(prob["output"]), block=int(params["posts_per_word"]), error=int(params["error_bits"]),
+                   signal=int(params["learning_signal_bits"]), target=int(params["target_bits"]),
+                   decay=int(profile.formats.decay.bits), readout_leak=int(params["readout_leak_bits"]),
+                   impulse={k: int(v) for k, v in params["trace_impulse"].items()})  # fmt: skip
+
+
+def builtin_widths() -> ChipWidths:
+    """The built-in ``reckon`` profile's widths (for the array helpers called without a profile)."""
+    from ..profiles import load_profile
+
+    return ChipWidths.of(load_profile("reckon"))
 
 
 @dataclass(frozen=True)
@@ -88,7 +130,7 @@ def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
     return out
 
 
-def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bits: int = 16) -> np.ndarray:
+def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bits: int) -> np.ndarray:
     """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit),
     saturated to ``bits`` (the profile's ``learning_signal_bits``)."""
     w = np.ascontiguousarray(w_out, dtype=np.int64)
@@ -97,14 +139,15 @@ def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bi
     return out
 
 
-def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int = HIDDEN_PROB_BITS, enable=True) -> np.ndarray:
+def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int, enable=True, w_bits: int | None = None) -> np.ndarray:
     """``srnn.v``'s ``stoch_update``: ``p`` a ``width``-bit signed value, ``rand`` a ``width``-bit
     random number. ``W += sign(p)`` where ``p != 0`` (and ``enable``) and either
     ``min(|p| << lr_p, 2**width - 1) >> lr_r >= rand`` or ``p = -2**(width-1)``; no change when
-    the 8-bit weight would overflow."""
+    the ``w_bits``-bit weight would overflow (None: the built-in profile's weight width)."""
     w, p, rand = (np.asarray(a, dtype=np.int64) for a in (w, p, rand))
     on = np.asarray(enable, dtype=bool)
-    return _elementwise(kr.stoch_step_array, w, p, int(lr_p), int(lr_r), rand, int(width), on)
+    w_bits = builtin_widths().weight if w_bits is None else int(w_bits)
+    return _elementwise(kr.stoch_step_array, w, p, int(lr_p), int(lr_r), rand, int(width), on, w_bits)
 
 
 # -- attribution: quantities in float64 (the emulator's ``learn_float``) ---------------------------
@@ -117,7 +160,7 @@ def read_trace(trace, fp_loc: int) -> np.ndarray:
     return t / 2.0**fp_loc if t.dtype.kind == "f" else t.astype(np.int64) >> fp_loc
 
 
-def float_learning_signal(err, w_out, reg: ReckonRegisters, bits: int = 16, exact: bool = True) -> np.ndarray:
+def float_learning_signal(err, w_out, reg: ReckonRegisters, bits: int, exact: bool = True) -> np.ndarray:
     """``L_j`` with float operands: ``exact`` (the learning signal in float64) is
     ``(e @ W_out) * 2**(LEARN_SIG_SCALE - 12)``; otherwise the chip's floor and ``bits``
     saturation of that product (float weights, integer learning signal)."""
@@ -136,34 +179,35 @@ def float_prob(trace_pre, fp_loc: int, L, h, trace_rec_post, reg: ReckonRegister
     return p, enable
 
 
-def float_output_prob(err, trace_out, reg: ReckonRegisters) -> np.ndarray:
-    """The output synapses' ``p_kj = e_k * read(trace_out_j)``: the chip's 28-bit value when
-    both are integers, float64 otherwise."""
+def float_output_prob(err, trace_out, reg: ReckonRegisters, width: int) -> np.ndarray:
+    """The output synapses' ``p_kj = e_k * read(trace_out_j)``: the chip's ``width``-bit value
+    when both are integers, float64 otherwise."""
     e, t = np.asarray(err), np.asarray(trace_out)
     if e.dtype.kind == "f" or t.dtype.kind == "f":
         return e.astype(np.float64)[:, None] * read_trace(t, reg.fp_loc_tout)[None, :]
-    return _wrap(e.astype(np.int64)[:, None] * read_trace(t, reg.fp_loc_tout)[None, :], OUTPUT_PROB_BITS)
+    return _wrap(e.astype(np.int64)[:, None] * read_trace(t, reg.fp_loc_tout)[None, :], width)
 
 
-def float_step(w, p, lr_p: int, lr_r: int, rand, width: int = HIDDEN_PROB_BITS, enable=True) -> np.ndarray:
+def float_step(w, p, lr_p: int, lr_r: int, rand, width: int, w_bits: int, enable=True) -> np.ndarray:
     """:func:`stochastic_step` with float64 weights or ``p``. Float weights add the update
     the lowering's learning rate stands for, ``p * 2**(lr_p - lr_r - width)`` LSB (which the
-    chip's +-1 LSB step equals on average below one LSB), saturated to the 8-bit range; the
+    chip's +-1 LSB step equals on average below one LSB), saturated to the ``w_bits`` range; the
     chip's forced step (an integer ``p = -2**(width-1)``) stays -1 LSB. Integer weights with
     a float ``p`` step by ``sign(p)`` where ``min(|p| * 2**lr_p, 2**width - 1) / 2**lr_r >=
     rand``, as the chip compares. Integer weights and ``p``: :func:`stochastic_step`."""
     w, p = np.asarray(w), np.asarray(p)
     if w.dtype.kind != "f" and p.dtype.kind != "f":
-        return stochastic_step(w, p, lr_p, lr_r, rand, width, enable)
+        return stochastic_step(w, p, lr_p, lr_r, rand, width, enable, w_bits)
     on = np.asarray(enable, dtype=bool)
+    w_min, w_max = -(1 << (w_bits - 1)), (1 << (w_bits - 1)) - 1
     if w.dtype.kind == "f":
         forced = (p == -(1 << (width - 1))) if p.dtype.kind != "f" else np.zeros(p.shape, bool)
         dw = np.where(forced, -1.0, p * 2.0 ** (lr_p - lr_r - width))
-        return np.clip(w + np.where(on, dw, 0.0), W_MIN, W_MAX)
+        return np.clip(w + np.where(on, dw, 0.0), w_min, w_max)
     tot = np.minimum(np.abs(p) * 2.0**lr_p, 2.0**width - 1) / 2.0**lr_r
     change = (tot >= np.asarray(rand)) & (p != 0) & on
     new = w + np.sign(p).astype(np.int64) * change
-    return np.where((new < W_MIN) | (new > W_MAX), w, new)  # no change on overflow
+    return np.where((new < w_min) | (new > w_max), w, new)  # no change on overflow
 
 
 # -- lowering -------------------------------------------------------------------------------

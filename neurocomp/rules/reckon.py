@@ -48,10 +48,7 @@ from typing import Any
 
 from ..learning.quantities import pseudo_derivative as triangle
 from ..learning.reckon import (  # noqa: F401  (ReckOn's engine: its registers and arithmetic)
-    HIDDEN_PROB_BITS,
-    OUTPUT_PROB_BITS,
-    W_MAX,
-    W_MIN,
+    ChipWidths,
     ReckonLearning,
     ReckonRegisters,
     decay_trace,
@@ -109,10 +106,11 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     theta = int(pops[hidden].params["threshold"])  # integer v units
     thr = tuple(int(round(f * theta)) for f in H_FRACTIONS)
     levels = step_levels()
+    widths = ChipWidths.of(profile)
     learning = {}
     for p in eprop:
         role = "output" if p.post == readout else ("recurrent" if p.pre == hidden else "input")
-        lr_p = _lr_shift(p, role, params, eprop, net, pops, readout, hidden, notes)
+        lr_p = _lr_shift(p, role, params, eprop, net, pops, (readout, hidden), widths, notes)
         reg = ReckonRegisters(
             thr_h=thr,
             h_values=levels,
@@ -170,12 +168,14 @@ def _core_roles(eprop, pops) -> tuple[str, str]:
     return readouts[0], hidden[0]
 
 
-def _lr_shift(p, role, params, eprop, net, pops, readout: str, hidden: str, notes: list[str]) -> int:
+def _lr_shift(p, role, params, eprop, net, pops, layers: tuple[str, str], widths: ChipWidths, notes: list[str]) -> int:
     """The learning-rate shift ``LR_P`` that makes the chip's expected step equal e-prop's
-    ``lr`` times its update (in the projection's weight units), rounded to a power of two."""
+    ``lr`` times its update (in the projection's weight units), rounded to a power of two
+    (``layers``: the readout and the recurrent layer)."""
     from ..errors import Problem
     from .base import LoweringError
 
+    readout, hidden = layers
     lsb = float(2.0**p.weight_exp * p.float_scale)
     lr = float(params[p.name]["lr"])
     out_scale = 2.0 ** pops[readout].scale_exp
@@ -183,7 +183,7 @@ def _lr_shift(p, role, params, eprop, net, pops, readout: str, hidden: str, note
         # p = e_int * (trace_out >> FP_LOC_TOUT), e_int = err * out_scale, trace_out =
         # (2 << FP_LOC_TOUT) * z_bar; dW (model) = lsb * p * 2^(LR_P - 28) (a 28-bit random
         # number) should be lr * err * z_bar
-        unit = out_scale * 2 * 2.0 ** (HIDDEN_PROB_BITS - OUTPUT_PROB_BITS)
+        unit = out_scale * widths.impulse["output"] * 2.0 ** (widths.hidden - widths.output)
     else:
         w_out = next(q for q in eprop if q.pre == hidden and q.post == readout)
         out_lsb = float(2.0**w_out.weight_exp * w_out.float_scale)
@@ -191,8 +191,9 @@ def _lr_shift(p, role, params, eprop, net, pops, readout: str, hidden: str, note
         theta_model = float(net.source.population(hidden).neuron.v_th)
         # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - 12),
         # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / 15
-        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - 12) * 8 * H_FULL * theta_model / gamma
-    shift = 32 + math.log2(lr / (lsb * unit))
+        imp = widths.impulse[role]
+        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - 12) * imp * H_FULL * theta_model / gamma
+    shift = widths.hidden + math.log2(lr / (lsb * unit))  # LR_P against the input/recurrent 32-bit number
     lr_p = int(round(shift))
     if not 0 <= lr_p <= 31:
         msg = f"eprop learning rate {lr:g} needs LR_P {shift:.1f}, outside 0..31"
