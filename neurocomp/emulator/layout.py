@@ -120,8 +120,7 @@ def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) ->
         for ph in (0, 1)
     ]
     wdt = np.result_type(*[s.weight_dtype for s in syns]) if syns else np.int16  # int16 unless one needs float32
-    ddt = np.result_type(*[s.dense_dtype for s in syns]) if syns else np.int8
-    dtypes = {"indptr": np.int64, "idx": np.int32, "w": wdt, "dense": ddt, "exps": np.float64}
+    dtypes = {"indptr": np.int64, "idx": np.int32, "w": wdt, "dense": wdt, "exps": np.float64}
     arrays = {k: np.concatenate(v).astype(dtypes[k]) if v else np.zeros(1, dtypes[k]) for k, v in parts.items()}
     return out, arrays
 

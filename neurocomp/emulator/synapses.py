@@ -13,7 +13,7 @@ in float64, exact below 2**53; ``max|mantissa| * max fan-in * max spikes per ste
 ``2**weight_exp`` times the input shift is checked against that bound when the emulator is
 built. A negative (or per-channel) exponent shifts the group's sum as the chip's shift
 rounds, before the input shift; a non-negative one is a power of two applied per weight.
-A fixed-point group at least 1/32 dense is delivered as narrow rows: int8 or int16 rows
+A fixed-point group at least 1/32 dense is delivered as narrow rows: int16 rows
 added whole (SIMD) into an int16 or int32 accumulator whose range holds that bound, then
 scaled or shifted as above; the same integers, so the same bits.
 Float chips sum float32 weights (exponent and scale folded in) in pre order.
@@ -138,9 +138,7 @@ class Synapses:
             rows.append(row)
         self.table = np.array(rows, dtype=np.int64)
         self.weight_dtype = weight_dtype(self.mantissas, self.fixed)
-        # rows are read whole: the narrowest integer that holds them (half the memory traffic)
-        self.dense_dtype = row_dtype(parts["dense"], self.weight_dtype)
-        dtypes = {"indptr": np.int64, "idx": np.int32, "w": self.weight_dtype, "dense": self.dense_dtype}
+        dtypes = {"indptr": np.int64, "idx": np.int32, "w": self.weight_dtype, "dense": self.weight_dtype}
         self.arrays = {k: _cat(parts[k], dtypes.get(k, np.float64)) for k in parts}
         self.gscale = np.array(scales, dtype=np.float64)
 
@@ -198,13 +196,6 @@ def weight_dtype(mantissas: np.ndarray, fixed: bool):
     if fixed and int(np.abs(mantissas).max(initial=0)) < 2**15:
         return np.int16
     return np.float32
-
-
-def row_dtype(rows: list[np.ndarray], wdt):
-    """The dtype of dense rows: int8 when integer weights (``wdt`` int16) all fit, else ``wdt``."""
-    if wdt == np.int16 and all(np.abs(r).max(initial=0) < 2**7 for r in rows):
-        return np.int8
-    return wdt
 
 
 def _cat(arrs: list[np.ndarray], dtype) -> np.ndarray:

@@ -11,9 +11,9 @@ driven: only the rows of pre neurons that spiked are read.
 
 Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
 (int64) and ``idx`` (int32), ``w`` and ``dense`` (fixed point: the chip's mantissas, int16 or
-float32, rows int8 when they fit; float chips: float32 weights in model units), ``exps`` (float64, the exponent per
+float32; float chips: float32 weights in model units), ``exps`` (float64, the exponent per
 post neuron) and ``gscale`` (float64 per group: ``2**(exp + input_shift)`` for ``E_DIRECT``,
-else the chip's input shift ``2**input_shift``). A narrow group's rows (in ``dense``, int8 or int16)
+else the chip's input shift ``2**input_shift``). A narrow group's rows (in ``dense``, int16)
 are its mantissas divided by ``2**G_WSHIFT``, the power of two they all share (Loihi's mixed-sign
 weights are even), and its sum is multiplied back by it (for ``E_DIRECT``, in ``gscale``); its
 accumulator is the trial's scratch ``acc`` viewed as int16 or int32. Integer addition wraps
