@@ -32,8 +32,9 @@ from ..profiles import Profile
 _FLOAT32_EXACT = 2**24
 _FLOAT64_EXACT = 2**53
 _LIST_FRACTION = 0.35  # a dense group with fewer nonzero weights is delivered from per-pre index lists
-# Narrow rows (fixed point): adding a whole int16 row costs about 1/30 of scattering one synapse
-# from a list (measured at N=1000 on AVX-512), so a group at least this dense adds rows ...
+# Narrow rows (fixed point): a slot of a whole int16 row costs 1/50 (in isolation) to 1/20 (in the
+# emulator, loaded machine) of one synapse scattered from a list (N=1000, AVX-512), so a group at
+# least this dense adds rows ...
 _NARROW_FRACTION = 1 / 32
 _NARROW_SLOTS = 1 << 25  # ... unless its dense rows would exceed this many weights (64 MiB)
 _ACC_BITS = (16, 32)  # the narrow accumulators, narrowest first
