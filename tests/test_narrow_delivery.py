@@ -112,3 +112,24 @@ def test_narrow_rows_are_fixed_point_only():
 
     emu = Emulator(nc.compile(net, "spinnaker2", out=io.StringIO()))
     assert kd.K_NARROW not in _kinds(emu)
+
+
+def test_a_list_group_after_a_narrow_group_starts_from_zero(monkeypatch):
+    """A narrow group sums in the trial's float scratch reread as integers; a shifted list group
+    delivered after it in the same step must not read those bits as a float (they can be a
+    NaN, which once turned a silent projection's u into -2**31)."""
+    rng = np.random.default_rng(5)
+    inp = QPopulation.spike_input("in", 1)
+    a = QPopulation.lif("a", 2, du=0, dv=0, vth=0, bias_mant=-4096, bias_exp=0)
+    b = QPopulation.lif("b", 7, du=0, dv=0, vth=0, bias_mant=-4096, bias_exp=0)
+    silent = QProjection.from_mantissas("in->a", "in", "a", np.zeros((2, 1), np.int64), weight_exp=-1)
+    dense = QProjection.from_mantissas("in->b", "in", "b", np.array([[0], [3], [0], [-1], [0], [0], [-4]]) * 64)
+    prog = Program.from_parts(nc.load_profile("loihi2"), [inp, a, b], [dense, silent], name="narrow-then-list")
+    inputs = {"in": (rng.random((STEPS, 1, 1)) < 0.3).astype(np.uint8)}
+    got = Emulator(prog).run(STEPS, inputs=inputs, record=["u", "v"])
+    with monkeypatch.context() as m:
+        m.setattr(sy, "_NARROW_FRACTION", np.inf)
+        want = Emulator(prog).run(STEPS, inputs=inputs, record=["u", "v"])
+    assert kd.K_NARROW in _kinds(Emulator(prog))
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)

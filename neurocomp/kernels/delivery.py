@@ -265,7 +265,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         else:
             _rows(spikes, s0, i0, npre, dense, d0, npost, acc64, 0, 1.0, False)
     else:
-        acc[:npost] = acc[0] - acc[0]
+        acc[:npost] = 0.0  # a literal zero: a narrow group may have left integer bits (a NaN as float) here
         if lists:
             _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc, 0, 1.0, False)
         else:
