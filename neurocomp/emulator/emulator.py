@@ -303,7 +303,8 @@ class Emulator:
                     )
                 self.synapses.append(make(self, pr, lat))
             elif self.pops[pr.pre].kind == "error":  # graded payloads of up to `bits` signed bits
-                self.synapses.append(Synapses(pr, lat, prof, 2 ** (self.pops[pr.pre].q.params["bits"] - 1)))
+                bits = self.pops[pr.pre].q.params["bits"]
+                self.synapses.append(Synapses(pr, lat, prof, 2 ** (bits - 1), graded=True))
                 if self._graded_float:  # unquantized errors: delivered exactly
                     self.synapses[-1].carry_float()
             else:

@@ -13,6 +13,9 @@ in float64, exact below 2**53; ``max|mantissa| * max fan-in * max spikes per ste
 ``2**weight_exp`` times the input shift is checked against that bound when the emulator is
 built. A negative (or per-channel) exponent shifts the group's sum as the chip's shift
 rounds, before the input shift; a non-negative one is a power of two applied per weight.
+A fixed-point group at least 1/32 dense is delivered as narrow rows: int16 rows
+added whole (SIMD) into an int16 or int32 accumulator whose range holds that bound, then
+scaled or shifted as above; the same integers, so the same bits.
 Float chips sum float32 weights (exponent and scale folded in) in pre order.
 """
 
@@ -29,6 +32,12 @@ from ..profiles import Profile
 _FLOAT32_EXACT = 2**24
 _FLOAT64_EXACT = 2**53
 _LIST_FRACTION = 0.35  # a dense group with fewer nonzero weights is delivered from per-pre index lists
+# Narrow rows (fixed point): a slot of a whole int16 row costs 1/50 (in isolation) to 1/20 (in the
+# emulator, loaded machine) of one synapse scattered from a list (N=1000, AVX-512), so a group at
+# least this dense adds rows ...
+_NARROW_FRACTION = 1 / 32
+_NARROW_SLOTS = 1 << 25  # ... unless its dense rows would exceed this many weights (64 MiB)
+_ACC_BITS = (16, 32)  # the narrow accumulators, narrowest first
 
 
 class Synapses:
@@ -36,7 +45,7 @@ class Synapses:
     over flat arrays (see :mod:`neurocomp.kernels.delivery`), with the pre and post offsets 0;
     the emulator copies them into its whole-network table with its own offsets."""
 
-    def __init__(self, proj: QProjection, latency: int, profile: Profile, max_spikes: int):
+    def __init__(self, proj: QProjection, latency: int, profile: Profile, max_spikes: int, graded: bool = False):
         self.proj = proj
         self.name, self.pre, self.post = proj.name, proj.pre, proj.post
         self.n_post, self.n_pre = proj.shape
@@ -49,6 +58,8 @@ class Synapses:
         else:
             fan_in = int(np.count_nonzero(m, axis=1).max(initial=0))
         bound = int(np.abs(m).max(initial=0)) * max(fan_in, 1) * max_spikes
+        self._fan_spikes = max(fan_in, 1) * max_spikes
+        self._graded = graded  # payloads, not spike counts: never narrow rows (see _narrow_bits)
         self.exact_float32 = bound < _FLOAT32_EXACT  # the sums would be exact even in float32
         # float chips: the exponent and scale folded into float32 weights (model units)
         self.exp = np.asarray(proj.weight_exp if self.fixed else 0, dtype=np.int64)
@@ -83,7 +94,7 @@ class Synapses:
             emode = kd.E_F64 if proj.is_sparse else kd.E_F32
             gscale = 1.0
         delays = np.asarray(proj.delay_steps)
-        rows = []
+        rows, scales = [], []
         parts: dict[str, list[np.ndarray]] = {"indptr": [], "idx": [], "w": [], "dense": [], "exps": []}
         for d in self.delays:
             sel = (delays == d) if delays.ndim else None
@@ -103,22 +114,57 @@ class Synapses:
             row[[kd.G_PTR, kd.G_IDX, kd.G_DENSE, kd.G_EXP]] = [
                 sum(a.size for a in parts[k]) for k in ("indptr", "idx", "dense", "exps")
             ]
-            if proj.is_sparse or r.size < _LIST_FRACTION * self.n_pre * self.n_post:
+            narrow = self._narrow_bits(vals, emode)
+            if narrow is not None:  # integer rows [pre, post], divided by their common power of two
+                shift, row[kd.G_ACC] = narrow
+                rows_int = np.zeros((self.n_pre, self.n_post), dtype=np.int64)
+                np.add.at(rows_int, (c, r), vals.astype(np.int64) >> shift)  # a repeated synapse adds up
+                narrow = None if np.abs(rows_int).max(initial=0) >= 2**15 else narrow
+            if narrow is not None:
+                parts["dense"].append(rows_int.ravel())
+                row[kd.G_KIND], row[kd.G_WSHIFT] = kd.K_NARROW, shift
+                scales.append(gscale * 2.0**shift if emode == kd.E_DIRECT else gscale)
+            elif proj.is_sparse or r.size < _LIST_FRACTION * self.n_pre * self.n_post:
                 order = np.lexsort((r, c))  # by pre neuron, then post
                 parts["indptr"].append(np.searchsorted(c[order], np.arange(self.n_pre + 1)))
                 parts["idx"].append(r[order])
                 parts["w"].append(vals[order])
                 row[kd.G_KIND] = kd.K_LISTS
+                scales.append(gscale)
             else:  # dense rows [pre, post]: a spiking pre neuron's weights are contiguous
                 parts["dense"].append(w.T.ravel())
                 row[kd.G_KIND] = kd.K_ROWS
+                scales.append(gscale)
             parts["exps"].append(np.broadcast_to(self.exp.astype(np.float64), (self.n_post,)))
             rows.append(row)
         self.table = np.array(rows, dtype=np.int64)
         self.weight_dtype = weight_dtype(self.mantissas, self.fixed)
         dtypes = {"indptr": np.int64, "idx": np.int32, "w": self.weight_dtype, "dense": self.weight_dtype}
         self.arrays = {k: _cat(parts[k], dtypes.get(k, np.float64)) for k in parts}
-        self.gscale = np.full(len(rows), gscale)
+        self.gscale = np.array(scales, dtype=np.float64)
+
+    def _narrow_bits(self, vals: np.ndarray, emode: int) -> tuple[int, int] | None:
+        """``(shift, accumulator bits)`` when a group with nonzero mantissas ``vals`` is delivered
+        as narrow rows (:data:`kd.K_NARROW`), else None: fixed point with integer spikes, dense
+        enough that whole rows are cheaper than lists and small enough to hold them; ``shift``
+        is the power of two every mantissa shares, and the accumulator is the narrowest whose
+        range holds the largest possible sum."""
+        slots = self.n_pre * self.n_post
+        if self._graded or emode not in (kd.E_DIRECT, kd.E_SHIFT):
+            return None
+        if vals.size < _NARROW_FRACTION * slots or slots > _NARROW_SLOTS:
+            return None
+        mags = np.abs(vals).astype(np.int64)
+        common = int(np.bitwise_or.reduce(mags)) if mags.size else 0
+        shift = (common & -common).bit_length() - 1 if common else 0
+        top = int(mags.max(initial=0)) >> shift
+        bound = top * self._fan_spikes  # duplicates of a synapse count in the fan-in, so they fit too
+        if top >= 2**15:
+            return None
+        for bits in _ACC_BITS:
+            if bound < 2 ** (bits - 1):
+                return shift, bits
+        return None
 
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``

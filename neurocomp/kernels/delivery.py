@@ -1,16 +1,24 @@
 """Synaptic delivery: the input that one step's spikes cause, added to the post neurons' rings.
 
 A projection is split into groups of equal delay (see :mod:`neurocomp.emulator.synapses`).
-A group is either per-pre index lists (``K_LISTS``: CSR by pre neuron, the synapses of a
-sparse projection or the nonzero weights of a sparse-ish dense one) or dense rows
-(``K_ROWS``: ``[pre, post]``, each pre neuron's weights contiguous). Delivery is event
+A group is per-pre index lists (``K_LISTS``: CSR by pre neuron, the synapses of a
+sparse projection or the nonzero weights of a sparse-ish dense one), dense rows (``K_ROWS``:
+``[pre, post]``, each pre neuron's weights contiguous), or narrow dense rows (``K_NARROW``:
+integer rows summed in an int16 or int32 accumulator, ``G_ACC`` bits, with SIMD adds over
+contiguous post neurons; a fixed-point strategy for projections dense enough that adding a
+whole row beats scattering its nonzero weights). Delivery is event
 driven: only the rows of pre neurons that spiked are read.
 
 Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
 (int64) and ``idx`` (int32), ``w`` and ``dense`` (fixed point: the chip's mantissas, int16 or
 float32; float chips: float32 weights in model units), ``exps`` (float64, the exponent per
 post neuron) and ``gscale`` (float64 per group: ``2**(exp + input_shift)`` for ``E_DIRECT``,
-else the chip's input shift ``2**input_shift``). Spikes and rings are flat:
+else the chip's input shift ``2**input_shift``). A narrow group's rows (in ``dense``, int16)
+are its mantissas divided by ``2**G_WSHIFT``, the power of two they all share (Loihi's mixed-sign
+weights are even), and its sum is multiplied back by it (for ``E_DIRECT``, in ``gscale``); its
+accumulator is the trial's scratch ``acc`` viewed as int16 or int32. Integer addition wraps
+modulo ``2**G_ACC``, so the sum is exact whatever the order when its bound (largest weight
+times fan-in times spike count) is below ``2**(G_ACC - 1)``. Spikes and rings are flat:
 the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
 ``G_POST``. How the summed weights reach the ring (``G_EMODE``):
 
@@ -36,8 +44,9 @@ from numba.extending import intrinsic, overload
 from . import kernel
 
 G_PRE, G_NPRE, G_POST, G_NPOST, G_SLOTS, G_SHIFT, G_KIND, G_PTR, G_IDX, G_DENSE, G_EXP, G_EMODE, G_ROUND = range(13)
-G_COLS = 13
-K_LISTS, K_ROWS = 0, 1
+G_WSHIFT, G_ACC = 13, 14
+G_COLS = 15
+K_LISTS, K_ROWS, K_NARROW = 0, 1, 2
 E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
 RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
 SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
@@ -56,6 +65,19 @@ def _weighted(s, w):
     if isinstance(s, types.Boolean):
         return lambda s, w: w
     return lambda s, w: s * w
+
+
+def weighted_int(s, w):
+    """A weight times the spike ``s`` in integer arithmetic: the weight itself for a spike
+    flag, else the integer count times the weight (a count held in float64 is exact)."""
+    return s * w
+
+
+@overload(weighted_int, inline="always")
+def _weighted_int(s, w):
+    if isinstance(s, types.Boolean):
+        return lambda s, w: w
+    return lambda s, w: np.int64(s) * w
 
 
 @kernel
@@ -149,6 +171,48 @@ def _rows(spikes, s0, i0, npre, dense, d0, npost, out, base, scale, add_scale):
                     out[base + j] += weighted(s, dense[r0 + j])
 
 
+@kernel
+def _narrow_sum(spikes, s0, i0, npre, dense, d0, npost, acc):
+    """``acc[j] = sum_i s_i * dense[i, j]`` over the pre neurons ``i >= i0`` that spiked, in the
+    accumulator's integer type (wrapping; exact when the true sum fits). The inner loop is
+    contiguous adds over the post neurons on slices (indices the compiler sees are
+    non-negative), which it vectorizes."""
+    a = acc[:npost]
+    a[:] = 0
+    for i in range(i0, npre):
+        s = spikes[s0 + i]
+        if s != 0:
+            row = dense[d0 + i * npost : d0 + (i + 1) * npost]
+            for j in range(npost):
+                a[j] += weighted_int(s, np.int64(row[j]))
+
+
+@kernel(inline="always")
+def _narrow_flush(g, b, groups, gscale, exps, ring, slot_off, acc):
+    """Add a narrow group's integer sum ``acc`` of trial ``b`` to the ring slot: times the
+    group's scale (``E_DIRECT``), or times ``2**G_WSHIFT`` and shifted as the chip's shift
+    rounds (``E_SHIFT``); exact, as :func:`_flush` on the same sum."""
+    npost, e0, rnd, scale = groups[g, G_NPOST], groups[g, G_EXP], groups[g, G_ROUND], gscale[g]
+    base = slot_off + b * npost
+    out, a = ring[base : base + npost], acc[:npost]  # slices: indices the compiler sees are non-negative
+    if groups[g, G_EMODE] == E_DIRECT:
+        for j in range(npost):
+            out[j] += a[j] * scale
+    else:
+        unit, e = 2.0 ** groups[g, G_WSHIFT], exps[e0 : e0 + npost]
+        for j in range(npost):
+            out[j] += shift_round(a[j] * unit, e[j], rnd) * scale
+
+
+@kernel(inline="always")
+def _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc):
+    """Deliver narrow group ``g`` (trial ``b``, first spiking pre neuron ``i0``) through ``acc``,
+    a scratch row of at least ``G_NPOST`` int16 or int32 values."""
+    npre, npost, d0 = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_DENSE]
+    _narrow_sum(spikes, s0, i0, npre, dense, d0, npost, acc)
+    _narrow_flush(g, b, groups, gscale, exps, ring, slot_off, acc)
+
+
 @kernel(inline="always")
 def _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64):
     """Add the accumulated sum of trial ``b`` to the ring slot, as the group's mode says."""
@@ -174,8 +238,9 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
     npre, npost, emode = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_EMODE]
     slot_off = groups[g, G_POST] + ((t + groups[g, G_SHIFT]) % groups[g, G_SLOTS]) * batch * npost
     s0 = groups[g, G_PRE] + b * npre
-    lists, p0, q0, d0 = groups[g, G_KIND] == K_LISTS, groups[g, G_PTR], groups[g, G_IDX], groups[g, G_DENSE]
-    if emode == E_DIRECT:
+    kind, p0, q0, d0 = groups[g, G_KIND], groups[g, G_PTR], groups[g, G_IDX], groups[g, G_DENSE]
+    lists = kind == K_LISTS
+    if emode == E_DIRECT and kind != K_NARROW:
         base, scale = slot_off + b * npost, gscale[g]
         if lists:
             _lists(spikes, s0, 0, npre, indptr, p0, q0, idx, w, ring, base, scale, True)
@@ -187,6 +252,12 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         i0 += 1
     if i0 == npre:  # nothing to add (not even a zero: a float ring keeps the sign of its zeros)
         return
+    if kind == K_NARROW:  # the trial's scratch (float64 for fixed point) reread as integers
+        if groups[g, G_ACC] == 16:
+            _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc.view(np.int16))
+        else:
+            _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc.view(np.int32))
+        return
     if emode == E_F64:
         acc64[:npost] = 0.0
         if lists:
@@ -194,7 +265,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         else:
             _rows(spikes, s0, i0, npre, dense, d0, npost, acc64, 0, 1.0, False)
     else:
-        acc[:npost] = acc[0] - acc[0]
+        acc[:npost] = 0.0  # a literal zero: a narrow group may have left integer bits (a NaN as float) here
         if lists:
             _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, acc, 0, 1.0, False)
         else:
