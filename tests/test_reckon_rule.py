@@ -489,7 +489,7 @@ def test_update_helpers_match_the_scalar_reference():
     rnd[10:60] = np.minimum(np.abs(p[10:60]) << 5, 2**32 - 1) >> 3  # equal to the scaled |p|: >= fires, > would not
     en = rng.random(500) < 0.8
     en[10:60] = True
-    new = reckon.stochastic_step(w, p, 5, 3, rnd, 32, en)
+    new = reckon.stochastic_step(w, p, 5, 3, rnd, 32, en, 8)  # the 8-bit weights of ref_stoch_update
     assert new.tolist() == [
         ref_stoch_update(int(a), int(b), bool(e), 5, 3, int(r), 32) for a, b, e, r in zip(w, p, en, rnd, strict=True)
     ]

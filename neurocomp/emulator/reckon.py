@@ -332,7 +332,7 @@ class ReckonLearner:
         if self.exact:  # the float learning signal, trial by trial in numpy's order (a sum over outputs)
             L = np.zeros(v.shape)
             for b in np.flatnonzero(valid):
-                L[b] = rk.float_learning_signal(err[b], w_out[b], reg, self.ls_bits)
+                L[b] = rk.float_learning_signal(err[b], w_out[b], reg, self.widths)
         else:  # computed by the kernel
             L = np.empty(v.shape, np.int64)
         t_rec = rec.engine.state["x1"] if rec is not None else np.zeros(v.shape, L.dtype)
@@ -368,8 +368,9 @@ class ReckonLearner:
         r = self.reg
         if self._chip_cache[0] is not r:
             w = self.widths
-            args = (np.asarray(r.thr_h, np.int64), np.asarray(r.h_values, np.int64), r.learn_sig_scale, self.ls_bits,
-                    bool(r.regularize), r.fp_loc_trec, r.regul_f0, w.weight, w.hidden, w.output, w.block)  # fmt: skip
+            args = (np.asarray(r.thr_h, np.int64), np.asarray(r.h_values, np.int64), r.learn_sig_scale, w.signal_shift,
+                    self.ls_bits, bool(r.regularize), r.fp_loc_trec, r.regul_f0, w.weight, w.hidden, w.output, w.block,
+                    w.mul_frac)  # fmt: skip
             self._chip_cache = (r, args)
         return self._chip_cache[1]
 
@@ -382,9 +383,9 @@ class ReckonLearner:
         w_out = out.engine.state["w"][b]
         n_out, n_hid = w_out.shape
         if err.dtype.kind == "f" or w_out.dtype.kind == "f":  # attribution: float error or weights
-            L = rk.float_learning_signal(err, w_out, reg, self.ls_bits, exact=self.float_graded)
+            L = rk.float_learning_signal(err, w_out, reg, self.widths, exact=self.float_graded)
         else:
-            L = rk.learning_signal(err, w_out, reg, self.ls_bits)  # from W_out before its update
+            L = rk.learning_signal(err, w_out, reg, self.widths)  # from W_out before its update
         h = rk.pseudo_derivative(v, reg)
         trace_rec_post = rec.engine.state["x1"][b] if rec is not None else np.zeros(n_hid, np.int64)
         # output weights: one draw per hidden neuron whose shifted output trace is nonzero
@@ -522,7 +523,8 @@ class ReckonChip:
 
     # -- registers
     CHIP_PARAMS = ("update_prob_bits", "posts_per_word", "readout_leak_bits", "error_bits", "leak_top_nibble",
-                   "trace_bits", "learning_signal_bits", "target_bits", "trace_impulse")  # fmt: skip
+                   "trace_bits", "learning_signal_bits", "target_bits", "trace_impulse", "learning_signal_shift",
+                   "hard_sigmoid_one", "regul_mul_frac_bits")  # fmt: skip
 
     def _chip_params(self) -> dict[str, Any]:
         """The chip constants the core needs from the profile's ``learning.params`` (required keys)."""
@@ -552,7 +554,8 @@ class ReckonChip:
         lo, hi = (int(n) << (prof.formats.decay.bits - 4) for n in self.params["leak_top_nibble"])
         hi += (1 << (prof.formats.decay.bits - 4)) - 1
         if not lo <= alpha <= hi:
-            msg = f"reckon's is {lo:#x}..{hi:#x} (a 12-bit register under a nibble of {lo >> 12} or {hi >> 12})"
+            top = self.params["leak_top_nibble"]
+            msg = f"reckon's is {lo:#x}..{hi:#x} (a 12-bit register under a nibble of {top[0]} or {top[-1]})"
             msg = f"leak {alpha / one:.4f} (code {alpha}): {msg}"
             raise EmulatorError([Problem(f"population {self.hid.name!r}", msg)])
         thr = int(hid["threshold"])
@@ -638,6 +641,9 @@ class ReckonChip:
             kr.R_ERR_BITS: int(self.params["error_bits"]), kr.R_BLOCK: int(self.params["posts_per_word"]),
             kr.R_V_BITS: prof.formats.voltage.bits, kr.R_ALPHA_FRAC: prof.formats.decay.bits - 1,
             kr.R_KAPPA_FRAC: int(self.params["readout_leak_bits"]) - 1,
+            kr.R_SIG_SHIFT: int(self.params["learning_signal_shift"]),
+            kr.R_SIGMOID_ONE: int(self.params["hard_sigmoid_one"]),
+            kr.R_MUL_FRAC: int(self.params["regul_mul_frac_bits"]),
         }  # fmt: skip
         for i, val in vals.items():
             v[i] = val

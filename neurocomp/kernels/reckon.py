@@ -120,14 +120,15 @@ def stoch_step(w, p, lr_p, lr_r, rand, width, enable, w_bits):
 
 
 @kernel
-def hidden_p(L, t, h, reg_term):
-    """The 32-bit ``p`` of an input or recurrent synapse: ``L * t * h`` (``t`` the trace as
-    read, ``trace >> FP_LOC``) minus the regularization term, forced to ``-2**31`` where
-    that is >= 0 while bit 27 of the product is set (``srnn.v``'s quirk)."""
-    prod = wrap(L * t * h, 32) if h != 0 else 0
-    s = wrap(prod - reg_term, 32)
-    if s >= 0 and (prod >> 27) & 1:
-        return -(1 << 31)
+def hidden_p(L, t, h, reg_term, width, mul_frac):
+    """The ``width``-bit (32) ``p`` of an input or recurrent synapse: ``L * t * h`` (``t`` the
+    trace as read, ``trace >> FP_LOC``) minus the regularization term, forced to
+    ``-2**(width-1)`` where that is >= 0 while bit ``width - 1 - mul_frac`` (27) of the product
+    is set (``srnn.v``'s quirk: it tests the top bit of the product scaled by ``2**mul_frac``)."""
+    prod = wrap(L * t * h, width) if h != 0 else 0
+    s = wrap(prod - reg_term, width)
+    if s >= 0 and (prod >> (width - 1 - mul_frac)) & 1:
+        return -(1 << (width - 1))
     return s
 
 
@@ -143,12 +144,13 @@ def level(v, thr, levels):
 
 
 @kernel
-def learning_signal(err, w_out, j, scale_bits, bits):
-    """``L_j = sat(((sum_k e_k * W_out[k, j]) << scale_bits) >> 12)`` to ``bits`` signed bits."""
+def learning_signal(err, w_out, j, scale_bits, shift, bits):
+    """``L_j = sat(((sum_k e_k * W_out[k, j]) << scale_bits) >> shift)`` to ``bits`` signed bits
+    (``shift``: the profile's ``learning_signal_shift``, 12)."""
     s = 0
     for k in range(err.size):
         s += err[k] * w_out[k, j]
-    return min(max((s << scale_bits) >> 12, -(1 << (bits - 1))), (1 << (bits - 1)) - 1)
+    return min(max((s << scale_bits) >> shift, -(1 << (bits - 1))), (1 << (bits - 1)) - 1)
 
 
 @kernel
@@ -166,10 +168,10 @@ def level_array(v, thr, levels, out):
 
 
 @kernel
-def learning_signal_array(err, w_out, scale_bits, bits, out):
+def learning_signal_array(err, w_out, scale_bits, shift, bits, out):
     """:func:`learning_signal` of every hidden neuron ``j``."""
     for j in range(out.size):
-        out[j] = learning_signal(err, w_out, j, scale_bits, bits)
+        out[j] = learning_signal(err, w_out, j, scale_bits, shift, bits)
 
 
 @kernel
@@ -241,24 +243,24 @@ def saturate(x, bits):
     return min(max(x, -top), top - 1.0)
 
 
-def hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
+def hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits, mul_frac):
     """One input or recurrent weight's update (see :func:`_hidden_synapse`)."""
 
 
 @overload(hidden_synapse)
-def _hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
+def _hidden_synapse(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits, mul_frac):
     """Integer: the chip's stochastic step with :func:`hidden_p` (``width``: its random number's
     bits). Float: ``w + p * scale`` (``p = L * t * h - reg_term``, ``scale = 2**(lr_p - lr_r -
     width)``), saturated to ``w_bits``."""
     if isinstance(w, types.Float):
 
-        def exact(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
+        def exact(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits, mul_frac):
             return saturate(w + ((L * t * h - reg_term) * scale if on else 0.0), w_bits)
 
         return exact
 
-    def chip(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits):
-        return stoch_step(w, hidden_p(L, t, h, reg_term), lr_p, lr_r, rand, width, on, w_bits)
+    def chip(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, width, w_bits, mul_frac):
+        return stoch_step(w, hidden_p(L, t, h, reg_term, width, mul_frac), lr_p, lr_r, rand, width, on, w_bits)
 
     return chip
 
@@ -278,38 +280,39 @@ def _output_synapse(w, err, t, lr_p, lr_r, rand, scale, width, w_bits):
     )
 
 
-def fill_learning_signal(L, err, w_out, scale_bits, bits):
+def fill_learning_signal(L, err, w_out, scale_bits, shift, bits):
     """``L[j]`` of every hidden neuron (see :func:`_fill_learning_signal`)."""
 
 
 @overload(fill_learning_signal)
-def _fill_learning_signal(L, err, w_out, scale_bits, bits):
+def _fill_learning_signal(L, err, w_out, scale_bits, shift, bits):
     """Integer: :func:`learning_signal`. Float: ``L`` is given (numpy's product, in its order)."""
     if isinstance(L.dtype, types.Float):
-        return lambda L, err, w_out, scale_bits, bits: None
+        return lambda L, err, w_out, scale_bits, shift, bits: None
 
-    def chip(L, err, w_out, scale_bits, bits):
+    def chip(L, err, w_out, scale_bits, shift, bits):
         for j in range(L.size):
-            L[j] = learning_signal(err, w_out, j, scale_bits, bits)
+            L[j] = learning_signal(err, w_out, j, scale_bits, shift, bits)
 
     return chip
 
 
-def regularization(t, fp, f0, k_p, on):
+def regularization(t, fp, f0, k_p, on, width):
     """A post neuron's regularization term from its recurrent trace (see :func:`_regularization`)."""
 
 
 @overload(regularization)
-def _regularization(t, fp, f0, k_p, on):
-    """``max(0, read(t) - F0) << K_P``: 32-bit wrapped (integer) or ``* 2**K_P`` (float); 0 off."""
+def _regularization(t, fp, f0, k_p, on, width):
+    """``max(0, read(t) - F0) << K_P``: ``width``-bit (32) wrapped (integer) or ``* 2**K_P``
+    (float); 0 off."""
     if isinstance(t, types.Float):
-        return lambda t, fp, f0, k_p, on: max(t / 2.0**fp - f0, 0.0) * 2.0**k_p if on else 0.0
-    return lambda t, fp, f0, k_p, on: wrap(max((t >> fp) - f0, 0) << k_p, 32) if on else 0
+        return lambda t, fp, f0, k_p, on, width: max(t / 2.0**fp - f0, 0.0) * 2.0**k_p if on else 0.0
+    return lambda t, fp, f0, k_p, on, width: wrap(max((t >> fp) - f0, 0) << k_p, width) if on else 0
 
 
 @kernel
 def _hidden_role(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, reg_zero, tables, reg, nearest, recurrent,
-                 scale, rand, width, w_bits):  # fmt: skip
+                 scale, rand, width, w_bits, mul_frac):  # fmt: skip
     """One trial's input or recurrent weights ``w[post, pre]``: block by block of ``rand.shape[0]`` post
     neurons, pre neuron by pre neuron, one draw per SRAM word written (unless the pre trace
     reads 0 and the block has no regularization term: ``reg_zero``); returns the register
@@ -345,7 +348,7 @@ def _hidden_role(w, t_pre, fp, L, h, reg_term, regularize, lr_p, lr_r, reg_zero,
             for j in range(lo, hi):
                 if _moves(L[j], h[j], reg_term[j], regularize):
                     _hidden_row(w[j], L[j], t, h[j], reg_term[j], h[j] != 0 or regularize, lr_p, lr_r, rand[j - lo],
-                                scale, written, width, w_bits)  # fmt: skip
+                                scale, written, width, w_bits, mul_frac)  # fmt: skip
         if recurrent:
             for i in range(lo, hi):
                 if written[i]:
@@ -361,10 +364,10 @@ def _moves(L, h, reg_term, regularize):
 
 
 @kernel
-def _hidden_row(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, written, width, w_bits):
+def _hidden_row(w, L, t, h, reg_term, on, lr_p, lr_r, rand, scale, written, width, w_bits, mul_frac):
     """One post neuron's weights ``w[i]`` where their word is ``written``."""
     for i in range(w.size):
-        new = hidden_synapse(w[i], L, t[i], h, reg_term, on, lr_p, lr_r, rand[i], scale, width, w_bits)
+        new = hidden_synapse(w[i], L, t[i], h, reg_term, on, lr_p, lr_r, rand[i], scale, width, w_bits, mul_frac)
         w[i] = new if written[i] else w[i]
 
 
@@ -392,13 +395,14 @@ def _output_role(w, err, t_out, fp, lr_p, lr_r, tables, reg, nearest, scale, buf
 @kernel
 def _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest):
     """Trial ``b``'s EPROP phase (see :func:`learn_step`)."""
-    thr, levels, sig_scale, sig_bits, regularize, fp_trec, f0, w_bits, hid_width, out_width, block = chip
+    thr, levels, sig_scale, sig_shift, sig_bits, regularize, fp_trec, f0 = chip[:8]
+    w_bits, hid_width, out_width, block, mul_frac = chip[8:]
     n_hid = v.shape[1]
     h = np.empty(n_hid, np.int64)
     for j in range(n_hid):
         h[j] = level(v[b, j], thr, levels)
     w_out = out[0]
-    fill_learning_signal(L[b], err[b], w_out[b], sig_scale, sig_bits)  # from W_out before its update
+    fill_learning_signal(L[b], err[b], w_out[b], sig_scale, sig_shift, sig_bits)  # from W_out before its update
     reg_zero = np.ones((n_hid + block - 1) // block, np.bool_)  # blocks without a regularization term
     if regularize:
         for j in range(n_hid):
@@ -408,10 +412,11 @@ def _learn_trial(b, hid, out, chip, err, v, L, t_rec, regs, nearest):
     for r in range(len(hid)):
         w, t_pre, fp, lr_p, lr_r, tables, recurrent, scale, reg_on, reg_fp, reg_f0, reg_k = hid[r]
         for j in range(n_hid):
-            reg_term[j] = regularization(t_rec[b, j], reg_fp, reg_f0, reg_k, reg_on)
+            reg_term[j] = regularization(t_rec[b, j], reg_fp, reg_f0, reg_k, reg_on, hid_width)
         rand = np.empty((block, w.shape[2]), np.int64)
         regs[r][b, 0] = _hidden_role(w[b], t_pre[b], fp, L[b], h, reg_term, reg_on, lr_p, lr_r, reg_zero, tables,
-                                     regs[r][b, 0], nearest, recurrent, scale, rand, hid_width, w_bits)  # fmt: skip
+                                     regs[r][b, 0], nearest, recurrent, scale, rand, hid_width, w_bits,
+                                     mul_frac)  # fmt: skip
     w_out, t_out, fp, lr_p, lr_r, tables, scale = out
     buf = np.empty(tables[0].shape[2], np.int64)
     regs[2][b, 0] = _output_role(w_out[b], err[b], t_out[b], fp, lr_p, lr_r, tables, regs[2][b, 0], nearest, scale, buf,
@@ -426,9 +431,10 @@ def learn_step(valid, hid, out, chip, err, v, L, t_rec, regs, nearest):
     of the recurrent traces ``t_rec``, then the weights. ``hid``: per input/recurrent role
     ``(w, t_pre, fp, lr_p, lr_r, LFSR tables, recurrent, scale, regularize,
     fp_loc_trec, regul_f0, regul_k_p)``; ``out``: ``(w, t_out, fp, lr_p, lr_r, tables,
-    scale)``; ``chip``: ``(thr_h, h_values, learn_sig_scale, signal bits, regularize,
-    fp_loc_trec, regul_f0)`` of the output registers, then the profile's widths ``(weight bits,
-    hidden and output update_prob_bits, posts_per_word)``; ``regs``: the input, recurrent and output
+    scale)``; ``chip``: ``(thr_h, h_values, learn_sig_scale, learning_signal_shift, signal bits,
+    regularize, fp_loc_trec, regul_f0)`` of the output registers and the profile, then the
+    profile's widths ``(weight bits, hidden and output update_prob_bits, posts_per_word,
+    regul_mul_frac_bits)``; ``regs``: the input, recurrent and output
     weight LFSRs' registers ``[batch, 1]`` (advanced in place)."""
     for b in range(valid.size):
         if valid[b]:
@@ -471,7 +477,8 @@ R_H = 43  # H_0..4
 R_HID_BITS, R_OUT_BITS, R_ERR_BITS, R_BLOCK = 48, 49, 50, 51  # update_prob_bits, error_bits, posts_per_word
 R_V_BITS, R_ALPHA_FRAC, R_KAPPA_FRAC = 52, 53, 54  # membrane width, fraction bits of the two leaks
 R_W_BITS = 55  # weight width (two's complement)
-N_REGISTERS = 56
+R_SIG_SHIFT, R_SIGMOID_ONE, R_MUL_FRAC = 56, 57, 58  # learning_signal_shift, hard_sigmoid_one, regul_mul_frac_bits
+N_REGISTERS = 59
 # LFSR register columns of :func:`run_core` (one per instance) and the table each draws from
 L_MEM0, L_MEM1, L_RO, L_TI0, L_TI1, L_TR0, L_TR1, L_TO0, L_TO1, L_WI, L_WR, L_WO = range(12)
 T_MEM, T_RO, T_TI, T_TR, T_TO, T_WI, T_WR, T_WO = range(8)
@@ -599,15 +606,17 @@ def _step(u, ti, tr, to, z, oneur, r, words, nexts, regs, buf):
 @kernel
 def _errors(oneur, tar, r, err):
     """The output errors ``e_k = sat16(target - y_k)`` (``output_act_err``): ``y`` the readout
-    after this step's leak, through the hard sigmoid unless ``NO_OUT_ACT``; the target is the
-    16-bit regression value, or 2048 for the label's output and 0 for the others."""
+    after this step's leak, through the hard sigmoid ``clip((vo + one) >> 1, 0, one)`` unless
+    ``NO_OUT_ACT``; the target is the 16-bit regression value, or ``one`` for the label's output
+    and 0 for the others (``one``: the profile's ``hard_sigmoid_one``, 2048)."""
     err[:] = 0
+    one = r[R_SIGMOID_ONE]
     for k in range(r[R_N_OUT]):
         vo = oneur[k]
         y = vo
         if r[R_OUT_ACT]:
-            y = 2048 if vo > 2047 else (0 if vo < -2048 else (vo + 2048) >> 1)
-        yt = tar[k] if r[R_REGRESSION] else (2048 if tar[0] == k else 0)
+            y = one if vo > one - 1 else (0 if vo < -one else (vo + one) >> 1)
+        yt = tar[k] if r[R_REGRESSION] else (one if tar[0] == k else 0)
         err[k] = sat(yt - y, r[R_ERR_BITS])
 
 
@@ -632,7 +641,7 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
     mode = r[R_REGUL_MODE]
     block = r[R_BLOCK]
     n_out, fp_trec, f0, fp_tout = r[R_N_OUT], r[R_FP_TREC], r[R_F0], r[R_FP_TOUT]
-    scale, sig_bits = r[R_SIG_SCALE], r[R_SIG_BITS]
+    scale, shift, sig_bits = r[R_SIG_SCALE], r[R_SIG_SHIFT], r[R_SIG_BITS]
     width, lr_p, lr_r, w_bits = r[R_OUT_BITS], r[R_LR_P_WOUT], r[R_LR_R_WOUT], r[R_W_BITS]
     tab_o, next_o = words[T_WO], nexts[T_WO]
     for bl in range((n_rec - 1) // block + 1):
@@ -650,7 +659,7 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
                 s = 0
                 for k in range(n_out):
                     s += err[k] * wout[p, k]
-                L[n] = sat((s << scale) >> 12, sig_bits)
+                L[n] = sat((s << scale) >> shift, sig_bits)
             t = to[rs] >> fp_tout
             if do_eprop & 4 and t != 0:  # one draw; the outputs past NUM_OUT have e = 0: p = 0, no step
                 reg = regs[L_WO]
@@ -671,10 +680,10 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
                        treg_zero, by_post[2], by_post[3], regs, seq)  # fmt: skip
         if do_eprop & 1:
             _hidden_words(winp, lo, act[0], post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS],
-                          by_post[0], False, seq[0], n_i[0])  # fmt: skip
+                          r[R_MUL_FRAC], by_post[0], False, seq[0], n_i[0])  # fmt: skip
         if do_eprop & 2:
             _hidden_words(wrec, lo, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS],
-                          by_post[1], True, seq[1], n_i[1])  # fmt: skip
+                          r[R_MUL_FRAC], by_post[1], True, seq[1], n_i[1])  # fmt: skip
 
 
 @kernel
@@ -683,17 +692,19 @@ def _movers(L, h, treg, reg_w, k_p, k_r, r, act, post):
     read, in ``act[0, 1:]`` (a nonzero ``L * h``, or an additive regularization term), and
     ``act[1, 0]`` with a zero one, in ``act[1, 1:]`` (the regularization term only); and each
     post's part of ``p`` that does not depend on the pre neuron, ``post[:, n]``: ``L * h``, the
-    additive term, the multiplicative factor (``srnn.v``'s ``prob_wregs``) and the enable."""
-    mode = r[R_REGUL_MODE]
+    additive term, the multiplicative factor (``srnn.v``'s ``prob_wregs``, in units of
+    ``2**-R_MUL_FRAC``: ``16 - m`` for ``m = treg >> K_MUL`` below 16, else 0) and the enable."""
+    mode, width, frac = r[R_REGUL_MODE], r[R_HID_BITS], r[R_MUL_FRAC]
+    one = 1 << frac
     act[0, 0] = 0
     act[1, 0] = 0
     for n in range(L.size):
         post[0, n] = L[n] * h[n]
-        post[1, n] = wrap(((treg[n] << k_p) & 0xFFFFFFFF) >> k_r, 32) if (mode & 2) and reg_w else 0
-        post[2, n] = 16
+        post[1, n] = wrap(((treg[n] << k_p) & ((1 << width) - 1)) >> k_r, width) if (mode & 2) and reg_w else 0
+        post[2, n] = one
         if (mode & 1) and r[R_REGUL_W] != 0:
             m = treg[n] >> r[R_K_MUL]
-            post[2, n] = 0 if m >> 4 else 16 - (m & 15)
+            post[2, n] = 0 if m >> frac else one - (m & (one - 1))
         post[3, n] = h[n] != 0 or (mode != 0 and reg_w != 0)
         reg = (mode & 2) != 0 and reg_w != 0 and treg[n] != 0
         if reg or (L[n] != 0 and h[n] != 0):
@@ -705,15 +716,16 @@ def _movers(L, h, treg, reg_w, k_p, k_r, r, act, post):
 
 
 @kernel
-def _hidden_p(lh, t, wregi, wregs):
-    """The 32-bit ``p`` of an input or recurrent synapse from its post's parts (:func:`_movers`)
-    and the pre trace as read (``srnn.v``'s ``prob_winp``: the product ``L * t * h`` scaled by
-    the multiplicative factor, minus the additive term, forced to ``-2**31`` where that is
-    >= 0 while bit 31 of the scaled product is set)."""
-    pe = wrap(lh * t, 32)
-    pk = pe * 16 if pe < 0 else pe * wregs
-    ps = wrap(wrap(pk >> 4, 32) - wregi, 32)
-    return -(1 << 31) if ps >= 0 and (pk >> 31) & 1 else ps
+def _hidden_p(lh, t, wregi, wregs, width, frac):
+    """The ``width``-bit (32) ``p`` of an input or recurrent synapse from its post's parts
+    (:func:`_movers`) and the pre trace as read (``srnn.v``'s ``prob_winp``: the product ``L * t
+    * h`` scaled by the multiplicative factor ``wregs / 2**frac``, minus the additive term,
+    forced to ``-2**(width-1)`` where that is >= 0 while bit ``width - 1`` of the scaled product
+    is set)."""
+    pe = wrap(lh * t, width)
+    pk = (pe << frac) if pe < 0 else pe * wregs
+    ps = wrap(wrap(pk >> frac, width) - wregi, width)
+    return -(1 << (width - 1)) if ps >= 0 and (pk >> (width - 1)) & 1 else ps
 
 
 @kernel
@@ -741,7 +753,7 @@ def _written(ti, n_in, fp_i, tr, n_rec, fp_r, treg_zero, next_i, next_r, regs, s
 
 
 @kernel
-def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, by_post, recurrent, seq, nw):
+def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, frac, by_post, recurrent, seq, nw):
     """The ``nw`` written words (:func:`_written`) of one block (posts ``lo ..``) in the weights
     ``w[pre, post]`` of one role: post by post only the posts of ``act`` (:func:`_movers`: the
     others keep their weight) over those words, each with its own number of each draw
@@ -763,7 +775,7 @@ def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, by_post, recurren
             rnd = np.int64(0)
             for c in range(BY_POST_CHUNKS):  # number n of the draw from rk (a fixed count: unrolled)
                 rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
-            p = _hidden_p(lh, t, wregi, wregs)
+            p = _hidden_p(lh, t, wregi, wregs, width, frac)
             fires[k] = stoch_fires(p, lr_p, lr_r, rnd, width, on and (t != 0 or also_zero))
         for k in range(nw):
             if fires[k]:  # rare: the weight's word changes
@@ -772,7 +784,7 @@ def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, by_post, recurren
                 rnd = np.int64(0)
                 for c in range(tab.shape[0]):
                     rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
-                p = _hidden_p(lh, t, wregi, wregs)
+                p = _hidden_p(lh, t, wregi, wregs, width, frac)
                 i = seq[1, k]
                 new = stoch_step(w[i, col], p, lr_p, lr_r, rnd, width, on, w_bits)
                 w[i, col] = 0 if recurrent and i == col else new

@@ -24,7 +24,10 @@ class ChipWidths:
     two's-complement bits, ``stoch_update``'s ``WIDTH_IN`` (the bits of ``p`` and of its random
     number) for the input/recurrent and the output weights, posts per weight SRAM word, the
     error, learning-signal and target bits, the bits of the neurons' leak (alpha) and of the
-    readouts' (KAPPA), and each trace role's impulse before its ``<< FP_LOC``."""
+    readouts' (KAPPA), each trace role's impulse before its ``<< FP_LOC``, and ``srnn.v``'s own
+    arithmetic constants: the learning signal's right shift (``>> 12``), the hard sigmoid's 1.0
+    (2048: the output activation's top and a class label's target), and the fraction bits of the
+    multiplicative regularization factor (``(16 - m) / 2**4``)."""
 
     weight: int
     hidden: int
@@ -36,9 +39,13 @@ class ChipWidths:
     decay: int
     readout_leak: int
     impulse: Mapping[str, int]
+    signal_shift: int
+    sigmoid_one: int
+    mul_frac: int
 
     KEYS = ("update_prob_bits", "posts_per_word", "error_bits", "learning_signal_bits", "target_bits",
-            "readout_leak_bits", "trace_impulse")  # fmt: skip
+            "readout_leak_bits", "trace_impulse", "learning_signal_shift", "hard_sigmoid_one",
+            "regul_mul_frac_bits")  # fmt: skip
 
     @classmethod
     def of(cls, profile) -> ChipWidths:
@@ -54,14 +61,9 @@ class ChipWidths:
                    output=int(prob["output"]), block=int(params["posts_per_word"]), error=int(params["error_bits"]),
                    signal=int(params["learning_signal_bits"]), target=int(params["target_bits"]),
                    decay=int(profile.formats.decay.bits), readout_leak=int(params["readout_leak_bits"]),
-                   impulse={k: int(v) for k, v in params["trace_impulse"].items()})  # fmt: skip
-
-
-def builtin_widths() -> ChipWidths:
-    """The built-in ``reckon`` profile's widths (for the array helpers called without a profile)."""
-    from ..profiles import load_profile
-
-    return ChipWidths.of(load_profile("reckon"))
+                   impulse={k: int(v) for k, v in params["trace_impulse"].items()},
+                   signal_shift=int(params["learning_signal_shift"]), sigmoid_one=int(params["hard_sigmoid_one"]),
+                   mul_frac=int(params["regul_mul_frac_bits"]))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -130,24 +132,24 @@ def pseudo_derivative(v: np.ndarray, reg: ReckonRegisters) -> np.ndarray:
     return out
 
 
-def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, bits: int) -> np.ndarray:
-    """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit),
-    saturated to ``bits`` (the profile's ``learning_signal_bits``)."""
+def learning_signal(err: np.ndarray, w_out: np.ndarray, reg: ReckonRegisters, widths: ChipWidths) -> np.ndarray:
+    """``L_j`` from the output errors ``e_k`` (16-bit) and weights ``W_out[k, j]`` (8-bit):
+    ``((sum_k e_k W_out[k, j]) << LEARN_SIG_SCALE) >> signal_shift`` saturated to ``widths.signal``."""
     w = np.ascontiguousarray(w_out, dtype=np.int64)
     out = np.empty(w.shape[1], np.int64)
-    kr.learning_signal_array(np.ascontiguousarray(err, dtype=np.int64), w, reg.learn_sig_scale, bits, out)
+    kr.learning_signal_array(np.ascontiguousarray(err, dtype=np.int64), w, reg.learn_sig_scale, widths.signal_shift,
+                             widths.signal, out)  # fmt: skip
     return out
 
 
-def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int, enable=True, w_bits: int | None = None) -> np.ndarray:
+def stochastic_step(w, p, lr_p: int, lr_r: int, rand, width: int, enable, w_bits: int) -> np.ndarray:
     """``srnn.v``'s ``stoch_update``: ``p`` a ``width``-bit signed value, ``rand`` a ``width``-bit
     random number. ``W += sign(p)`` where ``p != 0`` (and ``enable``) and either
     ``min(|p| << lr_p, 2**width - 1) >> lr_r >= rand`` or ``p = -2**(width-1)``; no change when
-    the ``w_bits``-bit weight would overflow (None: the built-in profile's weight width)."""
+    the ``w_bits``-bit weight (the profile's, :attr:`ChipWidths.weight`) would overflow."""
     w, p, rand = (np.asarray(a, dtype=np.int64) for a in (w, p, rand))
     on = np.asarray(enable, dtype=bool)
-    w_bits = builtin_widths().weight if w_bits is None else int(w_bits)
-    return _elementwise(kr.stoch_step_array, w, p, int(lr_p), int(lr_r), rand, int(width), on, w_bits)
+    return _elementwise(kr.stoch_step_array, w, p, int(lr_p), int(lr_r), rand, int(width), on, int(w_bits))
 
 
 # -- attribution: quantities in float64 (the emulator's ``learn_float``) ---------------------------
@@ -160,11 +162,13 @@ def read_trace(trace, fp_loc: int) -> np.ndarray:
     return t / 2.0**fp_loc if t.dtype.kind == "f" else t.astype(np.int64) >> fp_loc
 
 
-def float_learning_signal(err, w_out, reg: ReckonRegisters, bits: int, exact: bool = True) -> np.ndarray:
+def float_learning_signal(err, w_out, reg: ReckonRegisters, widths: ChipWidths, exact: bool = True) -> np.ndarray:
     """``L_j`` with float operands: ``exact`` (the learning signal in float64) is
-    ``(e @ W_out) * 2**(LEARN_SIG_SCALE - 12)``; otherwise the chip's floor and ``bits``
-    saturation of that product (float weights, integer learning signal)."""
-    psum = np.asarray(err, np.float64) @ np.asarray(w_out, np.float64) * 2.0 ** (reg.learn_sig_scale - 12)
+    ``(e @ W_out) * 2**(LEARN_SIG_SCALE - signal_shift)``; otherwise the chip's floor and
+    ``widths.signal`` saturation of that product (float weights, integer learning signal)."""
+    scale = 2.0 ** (reg.learn_sig_scale - widths.signal_shift)
+    psum = np.asarray(err, np.float64) @ np.asarray(w_out, np.float64) * scale
+    bits = widths.signal
     return psum if exact else np.clip(np.floor(psum), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 

@@ -16,7 +16,8 @@ target is valid. All of it is integer arithmetic on the chip's register widths, 
 * pseudo-derivative ``h_j`` (5-bit signed): ``H_i`` for the first ``i`` with ``v_j <
   THR_H_i`` (a priority chain, so unsorted thresholds behave as the chip's), ``H_4`` if none;
 * learning signal ``L_j = sat16(((sum_k e_k * W_out_kj) << LEARN_SIG_SCALE) >> 12)``
-  (``e_k``: 16-bit errors, ``W_out``: 8-bit weights before this step's update);
+  (``e_k``: 16-bit errors, ``W_out``: 8-bit weights before this step's update; the 12 is the
+  profile's ``learning_signal_shift``);
 * input and recurrent weights, per synapse (32-bit signed arithmetic that wraps):
   ``p_ji = L_j * (trace_i >> FP_LOC) * h_j`` (0 where ``h_j = 0``), minus the additive
   regularization ``((trace_rec_j >> FP_LOC_TREC) - F0)+ << K_P``; then, as the RTL does,
@@ -189,10 +190,10 @@ def _lr_shift(p, role, params, eprop, net, pops, layers: tuple[str, str], widths
         out_lsb = float(2.0**w_out.weight_exp * w_out.float_scale)
         gamma = float(params[eprop[0].name]["dampening"])
         theta_model = float(net.source.population(hidden).neuron.v_th)
-        # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - 12),
+        # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - shift),
         # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / 15
         imp = widths.impulse[role]
-        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - 12) * imp * H_FULL * theta_model / gamma
+        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - widths.signal_shift) * imp * H_FULL * theta_model / gamma
     shift = widths.hidden + math.log2(lr / (lsb * unit))  # LR_P against the input/recurrent 32-bit number
     lr_p = int(round(shift))
     if not 0 <= lr_p <= 31:
