@@ -15,7 +15,7 @@ import pytest
 import neurocomp as nc
 from neurocomp.compiler.errors import ProgramError
 from neurocomp.compiler.ir import QPopulation, QProjection
-from neurocomp.compiler.program import Program
+from neurocomp.compiler.program import FORMAT_VERSION, Program
 from neurocomp.compiler.registers import REGISTERS, LifRegisters, RegisterError
 from neurocomp.emulator import Emulator, EmulatorError
 from neurocomp.errors import ProfileError
@@ -151,7 +151,8 @@ def _with_new_defaults(learning):
 
 def test_programs_saved_before_typed_registers_still_load(tmp_path):
     """Programs written by the main branch of 2026-12-07 (format 1: ``params`` a JSON object)
-    load into typed registers and write back the same manifest: the format did not change."""
+    load into typed registers and write back the same manifest in the current format (their
+    upgrade adds nothing: none has a rate-regularized learning signal)."""
     assert len(MAIN_PROGRAMS) == 4
     kinds = set()
     for path in MAIN_PROGRAMS:
@@ -163,9 +164,10 @@ def test_programs_saved_before_typed_registers_still_load(tmp_path):
         prog.save(tmp_path / path.name)
         again = Program.load(tmp_path / path.name, profile=profile)
         assert again == prog
+        assert not any("upgraded" in w for w in prog.warnings), path.name
         with zipfile.ZipFile(path) as a, zipfile.ZipFile(tmp_path / path.name) as b:
             old, new = (json.loads(z.read("manifest.json")) for z in (a, b))
-        assert old["format_version"] == new["format_version"] == 1
+        assert old["format_version"] == 1 and new["format_version"] == FORMAT_VERSION  # upgraded, nothing added
         assert old["populations"] == new["populations"], path.name
         assert [_with_new_defaults(p["learning"]) for p in old["projections"]] == [
             p["learning"] for p in new["projections"]

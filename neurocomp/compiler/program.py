@@ -5,7 +5,9 @@ array. The manifest records the format version, the neurocomp version, the profi
 name and content hash, ``dt``, the compile options, the pass log, every population's
 registers, every projection's metadata, the placement and the quantization report, and a
 SHA-256 checksum per array. :meth:`Program.load` refuses a file that is truncated or
-corrupted, that a newer format wrote, or whose profile differs from the installed one.
+corrupted, that a newer format wrote, or whose profile differs from the installed one; a file
+of an older format it upgrades (:data:`MIGRATIONS`), saying in the Program's warnings what the
+upgrade added.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from .ir import Block, ParamStats, Placement, QPopulation, QProjection, QuantRep
 from .program_check import manifest_problems
 
 FORMAT = "neurocomp-program"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a rate-regularized graded learning signal carries its rate trace's rate_bits
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member dates keep the archive independent of when it was written
 
 
@@ -50,6 +52,42 @@ def _narrow(a: np.ndarray) -> np.ndarray:
         if np.iinfo(t).min <= lo and hi <= np.iinfo(t).max:
             return a.astype(t, copy=False)
     return a
+
+
+def _v1_to_v2(manifest: dict) -> list[str]:
+    """Format 1 to 2: format 1 stored no ``rate_bits`` with a rate-regularized graded learning
+    signal (``reg``), whose rate trace then had 16 fraction bits; format 2 stores them. Adds
+    ``rate_bits: 16`` where it is missing; returns what it added."""
+    added = []
+    for p in manifest["projections"]:
+        graded = (p.get("learning") or {}).get("graded") or {}
+        for y, src in sorted(graded.items()):
+            if isinstance(src, dict) and src.get("reg") and "rate_bits" not in src:
+                src["rate_bits"] = 16  # what format 1's emulator used
+                added.append(f"projection {p['name']!r}: {y} rate_bits 16")
+    return added
+
+
+# format -> the upgrade of its manifest to the next format (in place), returning what it added
+MIGRATIONS = {1: _v1_to_v2}
+
+
+def _migrate(manifest: dict, where: str) -> list[str]:
+    """Upgrade ``manifest`` of an older format to :data:`FORMAT_VERSION` step by step, in place;
+    a warning per upgrade that added something (a named error for a format with no upgrade)."""
+    notes = []
+    version = manifest["format_version"]
+    while version < FORMAT_VERSION:
+        step = MIGRATIONS.get(version)
+        if step is None:
+            raise ProgramError([Problem(where, f"program format {version} has no upgrade to {FORMAT_VERSION}")])
+        added = step(manifest)
+        if added:
+            notes.append(f"program format {version} upgraded to {version + 1}: added " + "; ".join(added))
+        version += 1
+    manifest["format_version"] = version
+    manifest["warnings"] = list(manifest.get("warnings", [])) + notes
+    return notes
 
 
 def _learning_from_dict(d):
@@ -296,6 +334,7 @@ class Program:
                             )
                         ]
                     )
+                _migrate(manifest, where)
                 arrays = {}
                 for key, meta in manifest["arrays"].items():
                     member = f"arrays/{key}.npy"

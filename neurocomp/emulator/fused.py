@@ -131,7 +131,7 @@ class FusedLearning:
             elif kind == kt.G_SIGNAL:
                 prm.update(scale=2.0 ** -int(src.get("shift", 0)), reg=float(src.get("reg") or 0.0), top=top + 1)
                 if prm["reg"]:
-                    prm.update(rate_shift=int(src["rate_shift"]), rate_bits=int(src.get("rate_bits", 16)))
+                    prm.update(rate_shift=int(src["rate_shift"]), rate_bits=int(src["rate_bits"]))
                     prm["rate_target"] = float(src["rate_target"])
             elif kind == kt.G_ERROR:
                 prm["unit"] = self.errors.index(src["unit"])

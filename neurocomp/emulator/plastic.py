@@ -201,8 +201,7 @@ class PlasticSynapses:
         ls = ring[t % ring.shape[0]] * 2.0 ** -int(src.get("shift", 0))
         if src.get("reg"):
             r = self.neuron_traces.get("rate", np.zeros_like(ls))
-            # (Programs saved before the rate trace had its own width used 16 fraction bits)
-            shift, bits = int(src["rate_shift"]), int(src.get("rate_bits", 16))
+            shift, bits = int(src["rate_shift"]), int(src["rate_bits"])
             z = post.state["spikes"]
             if self.graded_fixed:
                 r = running_rate_fixed(r, z, shift, bits)
