@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import Problem
-from ..learning.engine import LEARN_QUANTITIES
 from ..rules import contrastive as chl
 from ..tasks import contrastive_xor as task_mod
-from .check import ATTRIBUTION_ROWS, CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary
+from .check import CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary
+from .check_task_rule import attribution_rows, engine_rows, rule_profile, written
 
 TASKS = (task_mod.NAME,)
 
@@ -70,24 +70,10 @@ def asymmetry(net) -> tuple[int, float]:
 def check_contrastive(model: str, task: str, tk, *, profile: str, iterations: int, seed: int, align: int,
                       rows: Sequence[str], progress: bool | None) -> CheckReport:  # fmt: skip
     """The check of the module docstring; called by :func:`neurocomp.analysis.check.check`."""
-    from ..profiles import load_profile
-    from ..rules import refusal
-
-    if str(model) != "chl":
-        raise CheckError([Problem("model", f"{task} defines its network (a symmetric 2-h-1 network); name the "
-                                  f"rule, 'chl', as the model, not {str(model)!r}")])  # fmt: skip
-    prof = load_profile(profile)
-    lrn = prof.learning
-    cores = lrn.kind == "programmable"
-    if not cores and (lrn.kind != "sum_of_products" or not lrn.third_factor):
-        why = refusal("chl", prof) or f"{profile}'s {lrn.kind} engine has no lowering of chl"
-        raise CheckError([Problem("profile", f"chl cannot run on {profile}: {why}")])
+    prof, cores = rule_profile("chl", model, task, profile, "its network (a symmetric 2-h-1 network)")
     cfg = dict(tk.config)
     t_start = time.perf_counter()
-    rows_attr = [] if cores else [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows
-                                  if q in LEARN_QUANTITIES]  # fmt: skip
-    if "nearest" in rows and not cores:
-        rows_attr.append(("fixed, round-to-nearest", {"rounding": "nearest"}))
+    rows_attr = engine_rows(rows, cores)
     bar = _Progress(align + iterations * (3 + len(rows_attr)), sys.stderr.isatty() if progress is None else progress)
     tail = max(1, min(10, iterations // 5 or 1))
     rep = CheckReport(
@@ -167,18 +153,13 @@ def _alignment(prof, tk, cfg, seed: int, align: int, bar) -> dict[str, Any]:
 
 def run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots) -> CheckReport:
     """:func:`check_contrastive` with ``check``'s arguments (its registration point)."""
-    from pathlib import Path
-
     from ..tasks import make
-    from .check import _write, requested_rows
 
-    rows = requested_rows(attribution, ATTRIBUTION_ROWS, task)
+    rows = attribution_rows(task, attribution)
     if iterations < 1 or align < 0:
         raise CheckError([Problem("check", f"iterations must be >= 1 and align >= 0, got {iterations}, {align}")])
     if steps not in (None, 1):
         raise CheckError([Problem("check", f"{task} settles each pattern once: steps must be 1, got {steps}")])
     rep = check_contrastive(str(model), task, make(task, seed=seed), profile=profile, iterations=iterations, seed=seed,
                             align=align, rows=rows, progress=progress)  # fmt: skip
-    if out is not None:
-        _write(rep, Path(out), plots)
-    return rep
+    return written(rep, out, plots)

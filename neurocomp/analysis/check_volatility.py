@@ -31,10 +31,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import Problem
-from ..learning.engine import LEARN_QUANTITIES
 from ..rules import volatility as vk
 from ..tasks import volatile_reward as task_mod
-from .check import ATTRIBUTION_ROWS, CheckError, CheckReport, _attribution, _Progress
+from .check import CheckError, CheckReport, _attribution, _Progress
+from .check_task_rule import attribution_rows, engine_rows, rule_profile, written
 
 TASKS = (task_mod.NAME,)
 RATES = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))  # the fixed learning rates tried
@@ -70,24 +70,11 @@ def best_fixed_rate(tk) -> tuple[float, float]:
 
 def check_volatility(model: str, task: str, tk, *, profile: str, seed: int, rows: Sequence[str],
                      progress: bool | None) -> CheckReport:  # fmt: skip
-    from ..profiles import load_profile
-    from ..rules import refusal
-
-    if str(model) != "vkf":
-        raise CheckError([Problem("model", f"{task} defines its predictor; name the rule, 'vkf', as the model, "
-                                  f"not {str(model)!r}")])  # fmt: skip
-    prof = load_profile(profile)
-    lrn = prof.learning
-    cores = lrn.kind == "programmable"
-    if not cores and (lrn.kind != "sum_of_products" or not lrn.third_factor):
-        why = refusal("vkf", prof) or f"{profile}'s {lrn.kind} engine has no lowering of vkf"
-        raise CheckError([Problem("profile", f"vkf cannot run on {profile}: {why}")])
+    """The check of the module docstring; called by :func:`neurocomp.analysis.check.check`."""
+    prof, cores = rule_profile("vkf", model, task, profile, "its predictor")
     cfg = dict(tk.config)
     t_start = time.perf_counter()
-    rows_attr = [] if cores else [(f"fixed, {q} in float", {"float_quantities": (q,)}) for q in rows
-                                  if q in LEARN_QUANTITIES]  # fmt: skip
-    if "nearest" in rows and not cores:
-        rows_attr.append(("fixed, round-to-nearest", {"rounding": "nearest"}))
+    rows_attr = engine_rows(rows, cores)
     bar = _Progress(5 + len(rows_attr), sys.stderr.isatty() if progress is None else progress)
     n = tk.steps
     rep = CheckReport(
@@ -136,16 +123,11 @@ def check_volatility(model: str, task: str, tk, *, profile: str, seed: int, rows
 def run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots) -> CheckReport:
     """:func:`check_volatility` with ``check``'s arguments (``iterations`` and ``steps``: the
     task's trials)."""
-    from pathlib import Path
-
     from ..tasks import make
-    from .check import _write, requested_rows
 
-    rows = requested_rows(attribution, ATTRIBUTION_ROWS, task)
+    rows = attribution_rows(task, attribution)
     if iterations < 1:
         raise CheckError([Problem("check", f"iterations must be >= 1, got {iterations}")])
     rep = check_volatility(str(model), task, make(task, seed=seed, trials=iterations), profile=profile, seed=seed,
                            rows=rows, progress=progress)  # fmt: skip
-    if out is not None:
-        _write(rep, Path(out), plots)
-    return rep
+    return written(rep, out, plots)
