@@ -85,9 +85,9 @@ def test_ce_error_exact_and_fixed_are_the_one_softmax_error():
 
 
 def test_reckon_step_levels_are_the_triangle_averaged_over_each_segment():
-    assert step_levels() == (0, 6, 9, 13, 8)  # the registers the ReckOn lowering writes
+    assert step_levels(15) == (0, 6, 9, 13, 8)  # the registers the ReckOn lowering writes (5-bit signed levels)
     # thresholds symmetric about v_th give symmetric levels; a segment past 2 v_th is 0
-    assert step_levels((0.5, 1.0, 1.5, 2.0)) == (0, 11, 11, 4, 0)
+    assert step_levels(15, (0.5, 1.0, 1.5, 2.0)) == (0, 11, 11, 4, 0)
 
 
 def test_running_rate_is_one_trace_from_tau_in_float_and_on_the_chip():

@@ -63,7 +63,7 @@ def _set_weights(net, w: dict[str, np.ndarray]) -> None:
     for name in _MATRICES:
         m = np.array(w[name])
         if q is not None and "weights" in q.quantize:
-            m = net._nearest(m, q.weight_range, q.weight_bits, q.weight_drop_lsb)
+            m = net.nearest(m, q.weight_range, q.weight_bits, q.weight_drop_lsb)
         setattr(net, name, m)
 
 

@@ -194,7 +194,7 @@ def _alignment(tk, seed: int, prof, low, align: int, bar) -> dict[str, Any]:
     def set_weights(other, w: np.ndarray) -> None:
         if hasattr(other, "engine"):
             m = np.zeros(other.engine.weights.shape[1:])
-            m[kc._rows[kc.valid], kc.idx[kc.valid]] = w[kc.valid] / other.sc.w_lsb
+            m[kc.rows[kc.valid], kc.idx[kc.valid]] = w[kc.valid] / other.sc.w_lsb
             if other.engine.var_fixed["w"]:
                 m = np.round(m)
             other.engine.set_state({"w": m[None]}, None)

@@ -101,7 +101,7 @@ class ReckonRTL:
             emu = Emulator(program, seed=seed)  # the chip image and the seeds, as the emulator has them
         except EmulatorError as exc:
             raise BackendError(exc.problems) from None
-        if emu._core is None:
+        if emu.reckon_core is None:
             try:
                 from ..emulator.reckon import ReckonChip
 
@@ -109,8 +109,8 @@ class ReckonRTL:
             except ReckonShapeError as exc:
                 raise BackendError([Problem("backend 'reckon-rtl'", str(exc))]) from None
             raise BackendError([Problem("backend 'reckon-rtl'", f"profile {program.profile.name!r} is not reckon's")])
-        self.chip = emu._core.chip
-        self.seeds = emu._chip_random.seeds
+        self.chip = emu.reckon_core.chip
+        self.seeds = emu.reckon_core.rand.seeds
 
     # -- configuration
     def configure(self, learn: bool) -> list[tuple[int, int, int]]:
@@ -299,9 +299,9 @@ def run_program(program, steps: int, inputs: Mapping[str, np.ndarray], record: S
     backend = ReckonRTL(program, rtl, seed)
     chip = backend.chip
     emu = Emulator(program, batch=batch, seed=seed)
-    given = emu._check_inputs(dict(inputs), steps)
+    given = emu.run_inputs(inputs, steps)
     name = chip.inp.name
-    sample = {name: emu._input_chunk(name, emu.pops[name], given, 0, steps)}
+    sample = {name: given[name]}
     if chip.out is not None and f"{chip.out.name}/target" in given:
         sample[f"{chip.out.name}/target"] = given[f"{chip.out.name}/target"][:steps]
     bad = [r for r in record if r not in ("spikes", "v", "w", "x1")]

@@ -571,6 +571,22 @@ class Emulator:
             raise EmulatorError([Problem(f"projection {projection!r}", f"weights of shape {w.shape}, expected {have}")])
         syn.engine.set_state({"w": w}, None)
 
+    @property
+    def reckon_core(self) -> ReckonCore | None:
+        """The ReckOn core this Program runs on as the chip (its image ``.chip`` and LFSRs
+        ``.rand``), or None (another profile, or a learning-attribution run)."""
+        return self._core
+
+    def run_inputs(self, inputs: Mapping[str, np.ndarray], steps: int) -> dict[str, np.ndarray]:
+        """``inputs`` checked as :meth:`run` checks them (a named error otherwise), with each
+        input population's spikes for the next ``steps`` steps, ``[steps, batch, size]``: the
+        given ones, or its frozen Poisson draws (drawn here, as the run would draw them)."""
+        given = self._check_inputs(dict(inputs), steps)
+        for name, p in self.pops.items():
+            if p.kind == "input":
+                given[name] = self._input_chunk(name, p, given, 0, steps)
+        return given
+
     def _plastic(self, projection: str):
         if projection not in self.plastic:
             what = "is static (its weights are compiled into the Program)"

@@ -27,7 +27,8 @@ class ChipWidths:
     readouts' (KAPPA), each trace role's impulse before its ``<< FP_LOC``, and ``srnn.v``'s own
     arithmetic constants: the learning signal's right shift (``>> 12``), the hard sigmoid's 1.0
     (2048: the output activation's top and a class label's target), and the fraction bits of the
-    multiplicative regularization factor (``(16 - m) / 2**4``)."""
+    multiplicative regularization factor (``(16 - m) / 2**4``); the lowering's register widths:
+    the signed pseudo-derivative levels ``H_i`` and the learning-rate shifts ``LR_P``."""
 
     weight: int
     hidden: int
@@ -42,10 +43,12 @@ class ChipWidths:
     signal_shift: int
     sigmoid_one: int
     mul_frac: int
+    h_bits: int
+    lr_shift: int
 
     KEYS = ("update_prob_bits", "posts_per_word", "error_bits", "learning_signal_bits", "target_bits",
             "readout_leak_bits", "trace_impulse", "learning_signal_shift", "hard_sigmoid_one",
-            "regul_mul_frac_bits")  # fmt: skip
+            "regul_mul_frac_bits", "pseudo_derivative_bits", "lr_shift_bits")  # fmt: skip
 
     @classmethod
     def of(cls, profile) -> ChipWidths:
@@ -63,7 +66,18 @@ class ChipWidths:
                    decay=int(profile.formats.decay.bits), readout_leak=int(params["readout_leak_bits"]),
                    impulse={k: int(v) for k, v in params["trace_impulse"].items()},
                    signal_shift=int(params["learning_signal_shift"]), sigmoid_one=int(params["hard_sigmoid_one"]),
-                   mul_frac=int(params["regul_mul_frac_bits"]))  # fmt: skip
+                   mul_frac=int(params["regul_mul_frac_bits"]), h_bits=int(params["pseudo_derivative_bits"]),
+                   lr_shift=int(params["lr_shift_bits"]))  # fmt: skip
+
+    @property
+    def h_full(self) -> int:
+        """The largest pseudo-derivative level, ``2**(h_bits - 1) - 1`` (15: 5-bit signed)."""
+        return 2 ** (self.h_bits - 1) - 1
+
+    @property
+    def lr_shift_max(self) -> int:
+        """The largest ``LR_P`` / ``LR_R``, ``2**lr_shift - 1`` (31: 5 bits)."""
+        return 2**self.lr_shift - 1
 
 
 @dataclass(frozen=True)

@@ -132,12 +132,12 @@ class RfloRateFixed(RfloRate):
         self.traces_per_step = "traces" in q
         if "feedback" in q:  # one power of two per network, as each would be compiled alone
             r = np.array([_pow2_at_least(m) for m in np.abs(self.B).max(axis=(1, 2))])[:, None, None]
-            self.B = self._nearest(self.B, r, f.feedback_bits)
+            self.B = self.nearest(self.B, r, f.feedback_bits)
         if "weights" in q:
             self.weight_lsb = self._lsb(f.weight_range, f.weight_bits) * (2 if f.weight_drop_lsb else 1)
             w = (self.W, self.W_in, self.W_out)
             self.W, self.W_in, self.W_out = (
-                self._nearest(m, f.weight_range, f.weight_bits, f.weight_drop_lsb) for m in w
+                self.nearest(m, f.weight_range, f.weight_bits, f.weight_drop_lsb) for m in w
             )
         # error and learning-signal ranges: their largest values at the start (y = 0)
         self.err_lsb = self._lsb(_pow2_at_least(target_max), f.signal_bits)
@@ -149,7 +149,9 @@ class RfloRateFixed(RfloRate):
     def _lsb(rng: float | np.ndarray, bits: int) -> float | np.ndarray:
         return rng / 2.0 ** (bits - 1)
 
-    def _nearest(self, x: np.ndarray, rng: float | np.ndarray, bits: int, drop_lsb: bool = False) -> np.ndarray:
+    def nearest(self, x: np.ndarray, rng: float | np.ndarray, bits: int, drop_lsb: bool = False) -> np.ndarray:
+        """``x`` rounded to the nearest point of the ``bits``-bit grid over ``[-rng, rng)`` (every
+        other point with ``drop_lsb``), halves away from zero, saturated (model units)."""
         lsb = self._lsb(rng, bits) * (2 if drop_lsb else 1)
         top = 2.0 ** (bits - 1 - drop_lsb)
         m = np.sign(x) * np.floor(np.abs(x) / lsb + 0.5)

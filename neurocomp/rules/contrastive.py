@@ -72,7 +72,6 @@ REFUSALS = {
     "eprop_fixed": "a fixed-function e-prop learner has no phase input and no symmetric recurrent learning",
 }
 APPLY = 32  # y1 at the apply step: t * y1 >> 5 = t
-RATE_MAX = 127  # a rate of 1 in 7 bits
 C_E = (1, -3)  # c_e = 2^-3: the tag keeps x1 * y2 / 64
 
 
@@ -224,7 +223,8 @@ class ContrastiveOnEngine(Contrastive):
     the tag and the rates the engine reads in its fixed arithmetic (or float, or fixed with
     ``float_quantities``); the settling in float64 from the engine's weights (``w * lsb_w``).
     Each pattern takes three engine steps: free (``y2 = -V_i``), clamped (``y2 = +V_i``), apply.
-    Rates reach the engine as 7-bit integers (``round(127 V)``: ``rate_lsb = 1/127``) where
+    Rates reach the engine as integers of the x1 trace's bits (loihi2: 7, ``round(127 V)``,
+    ``rate_lsb = 1/127``) where
     the graded quantities are fixed, exactly where float. ``weight_max``: the largest ``|W|``
     (fixes ``lsb_w``, a power of two)."""
 
@@ -237,7 +237,8 @@ class ContrastiveOnEngine(Contrastive):
         wb = int(profile.learning.synaptic_variable_bits["w"]) - 1
         lsb = 2.0 ** np.ceil(np.log2(weight_max / (2**wb - 1)))
         ctx = LoweringContext("network", profile, 1.0, float(lsb), seed=seed)
-        self.rule = lower_chl({"lr": lr, "rate_lsb": 1.0 / RATE_MAX}, ctx)
+        self.rate_max = 2 ** int(profile.learning.params["trace_bits"]) - 1  # a rate of 1 in the x1 trace's bits
+        self.rule = lower_chl({"lr": lr, "rate_lsb": 1.0 / self.rate_max}, ctx)
         self.notes, self.weight_lsb = ctx.notes, float(lsb)
         self.engine = SumOfProductsEngine(self.rule, np.zeros((self.n, self.n), np.int64), engine=profile.learning,
                                           arithmetic=arithmetic, mask=self.mask.astype(bool),
@@ -264,7 +265,7 @@ class ContrastiveOnEngine(Contrastive):
         self._W = value
 
     def _rates(self, V: np.ndarray) -> np.ndarray:
-        r = V * RATE_MAX
+        r = V * self.rate_max
         return np.floor(r + 0.5) if self.fixed_rates else r
 
     def _engine_step(self, pre: np.ndarray, graded: dict) -> None:

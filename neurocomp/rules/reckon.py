@@ -68,17 +68,17 @@ from .eprop import eprop_params
 DEFAULTS = {**EPROP_DEFAULTS, "feedback": "symmetric"}
 
 # 5-level pseudo-derivative: e-prop's triangle quantized at compile time (step_levels), thresholds
-# at these fractions of v_th, levels in units of 1/H_FULL of the triangle's peak
+# at these fractions of v_th, levels in units of 1/ChipWidths.h_full of the triangle's peak
 H_FRACTIONS = (0.25, 0.5, 0.75, 1.25)
-H_FULL = 15
 
 
-def step_levels(fractions: tuple[float, ...] = H_FRACTIONS, full: int = H_FULL) -> tuple[int, ...]:
+def step_levels(full: int, fractions: tuple[float, ...] = H_FRACTIONS) -> tuple[int, ...]:
     """The levels ``H_0..H_4`` of ReckOn's step pseudo-derivative for thresholds at
     ``fractions`` of ``v_th``: e-prop's triangle (:func:`~neurocomp.learning.quantities.pseudo_derivative`,
     in units of ``v_th``) averaged over each segment between thresholds, the last segment as
     wide as the one before it, times ``full``, rounded half up; ``H_0`` (below the lowest
-    threshold: a membrane near rest) is 0. With the defaults: (0, 6, 9, 13, 8).
+    threshold: a membrane near rest) is 0. With reckon's ``full`` 15 (5-bit signed levels) and
+    the default fractions: (0, 6, 9, 13, 8).
 
     (:func:`pseudo_derivative` is the chip's function of its registers, a priority
     chain of comparisons that the chip evaluates whatever the registers hold; these are the
@@ -106,8 +106,8 @@ def lower_network(net, profile, dt_ms: float, notes: list[str]):
     readout, hidden = _core_roles(eprop, pops)
     theta = int(pops[hidden].params["threshold"])  # integer v units
     thr = tuple(int(round(f * theta)) for f in H_FRACTIONS)
-    levels = step_levels()
     widths = ChipWidths.of(profile)
+    levels = step_levels(widths.h_full)
     learning = {}
     for p in eprop:
         role = "output" if p.post == readout else ("recurrent" if p.pre == hidden else "input")
@@ -191,13 +191,13 @@ def _lr_shift(p, role, params, eprop, net, pops, layers: tuple[str, str], widths
         gamma = float(params[eprop[0].name]["dampening"])
         theta_model = float(net.source.population(hidden).neuron.v_th)
         # p = L_int * (trace >> FP_LOC) * h, with L_int = err * out_scale * (B / out_lsb) * 2^(s - shift),
-        # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / 15
-        imp = widths.impulse[role]
-        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - widths.signal_shift) * imp * H_FULL * theta_model / gamma
+        # trace >> FP_LOC = 8 * z_bar and psi = (gamma / v_th) * h / h_full
+        imp, h_full = widths.impulse[role], widths.h_full
+        unit = out_scale / out_lsb * 2.0 ** (LEARN_SIG_SCALE - widths.signal_shift) * imp * h_full * theta_model / gamma
     shift = widths.hidden + math.log2(lr / (lsb * unit))  # LR_P against the input/recurrent 32-bit number
     lr_p = int(round(shift))
-    if not 0 <= lr_p <= 31:
-        msg = f"eprop learning rate {lr:g} needs LR_P {shift:.1f}, outside 0..31"
+    if not 0 <= lr_p <= widths.lr_shift_max:
+        msg = f"eprop learning rate {lr:g} needs LR_P {shift:.1f}, outside 0..{widths.lr_shift_max}"
         raise LoweringError([Problem(f"projection {p.name!r}", msg)])
     if abs(lr_p - shift) > 1e-9:
         notes.append(

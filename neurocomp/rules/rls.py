@@ -283,8 +283,8 @@ class KimChow:
         self.w0 = init_weights(self.n, float(cfg["p"]), float(cfg["g"]), rng)
         self.theta_train, self.theta_test = 2 * np.pi * rng.random(self.n), 2 * np.pi * rng.random(self.n)
         self.idx, self.valid = plastic_inputs(self.w0)
-        self._rows = np.broadcast_to(np.arange(self.n)[:, None], self.idx.shape)
-        self.wp0 = np.where(self.valid, self.w0[self._rows, self.idx], 0.0)
+        self.rows = np.broadcast_to(np.arange(self.n)[:, None], self.idx.shape)  # the post of each idx entry
+        self.wp0 = np.where(self.valid, self.w0[self.rows, self.idx], 0.0)
         self.ext, self.f = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
         self.net: ThetaNetwork | None = None
         self.seconds = {"dynamics": 0.0, "learning": 0.0}
@@ -298,7 +298,7 @@ class KimChow:
     def dense(self, wp: np.ndarray) -> np.ndarray:
         """The ``[N, N]`` recurrent matrix holding the plastic weights ``wp [N, K]``."""
         w = np.zeros((self.n, self.n))
-        w[self._rows[self.valid], self.idx[self.valid]] = wp[self.valid]
+        w[self.rows[self.valid], self.idx[self.valid]] = wp[self.valid]
         return w
 
     def _run(self, net: ThetaNetwork, w: np.ndarray, learner: Any = None, record: bool = False) -> np.ndarray | None:

@@ -27,8 +27,8 @@ rate is::
 As a learning rule (``vkf``): the weight ``m`` of a synapse from an always-on input predicts a
 reward; the post neuron keeps ``w`` and ``v``, computes ``k`` and sends the gain-scaled error
 ``k (R - m)`` as the graded third factor ``y3``; on a sum-of-products engine with graded
-third factors (Loihi 2) ``dw = c u0 x1 y3`` (``x1`` the input's payload, 127 for an always-on
-rate; ``c = 8 lsb_y3 / (127 lsb_w)`` rounded to ``m 2^e``, noted).
+third factors (Loihi 2) ``dw = c u0 x1 y3`` (``x1`` the input's payload, the x1 trace's largest
+value for an always-on rate, 127 on loihi2; ``c = 8 lsb_y3 / (127 lsb_w)`` rounded to ``m 2^e``, noted).
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ REFUSALS = {
     ),
     "eprop_fixed": "a fixed-function e-prop learner has no reward input",
 }
-RATE_MAX = 127  # the always-on input's payload
 FRAC = 10  # fraction bits of the neuron's VKF registers
 K_ONE = 2**15  # the gain in Q15
 RECIP_BITS = 8
@@ -194,6 +193,11 @@ def _bitlen(x: np.ndarray) -> np.ndarray:
 # -- the rule on a chip ------------------------------------------------------------------------
 
 
+def rate_max(engine) -> int:
+    """The always-on input's payload: the largest value of the x1 trace (``2**trace_bits - 1``)."""
+    return 2 ** int(engine.params["trace_bits"]) - 1
+
+
 def lower_vkf(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     p = require(thaw(params), DEFAULTS, ctx, "vkf")
     lrn = ctx.profile.learning
@@ -202,7 +206,8 @@ def lower_vkf(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     if not 0 < p["lambda"] < 1 or p["v0"] <= 0 or p["sigma2"] <= 0 or p["error_max"] <= 0:
         raise ctx.fail(f"vkf: need 0 < lambda < 1 and v0, sigma2, error_max > 0, got {p}")
     lsb_y3 = y3_lsb(p, ctx)
-    c = scale_literal(8 * lsb_y3 / (RATE_MAX * ctx.weight_lsb), ctx, "vkf scale (8 lsb_y3 / (127 lsb_w))")
+    x1 = rate_max(lrn)
+    c = scale_literal(8 * lsb_y3 / (x1 * ctx.weight_lsb), ctx, f"vkf scale (8 lsb_y3 / ({x1} lsb_w))")
     rule = EngineRule(
         dw=parse(f"{literal(*c)}*u0*x1*y3", "dw", lrn),
         t_epoch=1,
@@ -225,7 +230,7 @@ class VkfOnEngine:
     """The ``vkf`` rule for ``runs`` independent predictors: the post neuron's filter
     (:class:`VkfFixed` where the engine's graded values are fixed, :class:`Vkf` where float),
     the gain-scaled error ``y3 = k d`` rounded to its grid, and the weight ``m`` on the engine
-    (``dw = c u0 x1 y3``, an always-on input of payload 127). ``weight_max``: the largest
+    (``dw = c u0 x1 y3``, an always-on input of the x1 trace's largest payload). ``weight_max``: the largest
     ``|m|`` (fixes ``lsb_w``). ``fixed_rate``: a fixed ``k`` instead of the filter's (the
     baseline the gain must beat)."""
 
@@ -262,7 +267,7 @@ class VkfOnEngine:
             y3 = np.clip(np.floor(y3 + 0.5), -self.top, self.top - 1)
         self.step += 1
         runs = m.shape[0]
-        pre = np.full((runs, 1), RATE_MAX)
+        pre = np.full((runs, 1), rate_max(self.engine.engine))
         self.engine.spikes(self.step, np.zeros((runs, 1), bool), np.zeros((runs, 1), bool), {"y3": y3[:, None]},
                            pre_values=pre)  # fmt: skip
         self.engine.learn(self.step)
