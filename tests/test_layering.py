@@ -141,6 +141,35 @@ def test_no_private_name_crosses_packages():
     assert not private, "\n".join(private)
 
 
+def _foreign_private_attributes(module: str, is_pkg: bool, tree: ast.AST):
+    """``(alias.attribute, line)`` for every private attribute read through a name imported
+    from another package (``from ..kernels import reckon as kr`` then ``kr._x``)."""
+    foreign = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            targets = [t for t, _, _ in _imports(module, is_pkg, ast.Module(body=[node], type_ignores=[]))]
+            if any(_top(t) != _top(module) and not _top(t).startswith("_") for t in targets):
+                foreign |= {a.asname or a.name.split(".")[0] for a in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in foreign:
+            if node.attr.startswith("_") and not node.attr.startswith("__"):
+                yield f"{node.value.id}.{node.attr}", node.lineno
+
+
+def test_no_private_attribute_of_another_package_is_read():
+    private = [
+        f"neurocomp.{module}:{line} reads {name}"
+        for module, is_pkg, tree in _modules()
+        for name, line in _foreign_private_attributes(module, is_pkg, tree)
+    ]
+    assert not private, "\n".join(private)
+
+
+def test_the_private_attribute_check_sees_one():
+    tree = ast.parse("from ..kernels import reckon as kr\nfrom . import layout\nkr._wrap(1)\nlayout._x\n")
+    assert list(_foreign_private_attributes("emulator.reckon", False, tree)) == [("kr._wrap", 3)]
+
+
 def test_the_checker_sees_an_upward_import():
     """The walk resolves relative imports: a lazy ``from ..rules import x`` in the compiler is
     found, at the right layers (the test above would pass vacuously otherwise)."""
