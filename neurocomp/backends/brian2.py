@@ -94,7 +94,7 @@ from ..graph.inputs import PoissonSource, spike_counts, unfed
 from ..graph.weights import SparseWeights
 from ..reference.conventions import Conventions
 from ..reference.simulator import float_rule
-from .errors import BackendError, BackendUnavailable
+from .errors import BackendError, BackendUnavailable, unrecordable
 
 _INSTALL = "Brian2 is not installed. Install neurocomp's Brian2 extra: pip install 'neurocomp[brian2]'"
 CODEGEN_TARGETS = ("numpy", "cython")
@@ -231,12 +231,7 @@ class Brian2Backend:
         ``spikes``, ``v``, ``u``, ``a``, ``v_pre``, ``th_pre`` and, with ``learn=True``, ``w``.
         ``learn``: run the STDP of plastic projections (otherwise their weights are static)."""
         b2 = self.b2
-        problems = []
-        bad = [v for v in record if v not in RECORDABLE]
-        problems += [
-            Problem("record", f"variable {v!r} cannot be recorded from Brian2 (recordable: {', '.join(RECORDABLE)})")
-            for v in bad
-        ]
+        problems = unrecordable(record, RECORDABLE, "Brian2")
         if learn:
             problems += self._unsupported_learning
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:

@@ -31,7 +31,7 @@ from ..compiler.program import Program
 from ..emulator.inputs import input_rasters
 from ..errors import Problem
 from ..graph.inputs import per_trial
-from .errors import BackendError, BackendUnavailable
+from .errors import BackendError, BackendUnavailable, unrecordable
 
 _INSTALL = (
     "Lava is not installed. Install neurocomp's Lava extra (CPython 3.10 only): "
@@ -269,10 +269,10 @@ class LavaBackend:
         phase alone (without building, start-up or readout)."""
         plastic = [pr for pr in self.program.projections if pr.learning is not None] if learn else []
         known = POPULATION_VARS + (tuple(LEARNING_VARS) if plastic else ())
-        for var in record:
-            if var not in known:
-                why = " (learning state needs learn=True and a plastic projection)" if var in LEARNING_VARS else ""
-                raise BackendError([Problem("record", f"Lava backend records {', '.join(known)}, not {var!r}{why}")])
+        why = dict.fromkeys(LEARNING_VARS, " (learning state needs learn=True and a plastic projection)")
+        bad = unrecordable(record, known, "Lava", why)
+        if bad:
+            raise BackendError(bad)
         if learn:
             problems = self._learning_problems()
             if problems:
@@ -477,14 +477,10 @@ class LavaBackend:
         """One run per connected part, with a Monitor per recorded variable."""
         L = self.lava
         monitors = []
-        for p in self.program.populations:
-            if p.model == "SpikeInput":
-                continue
-            for var in record:
-                mon = L["Monitor"]()
-                target = {"spikes": procs[p.name].s_out, "v": procs[p.name].v, "u": procs[p.name].u}[var]
-                mon.probe(target=target, num_steps=steps)
-                monitors.append((p.name, var, mon, target))
+        for name, key, target, dtype in self._population_reads(procs, record, "s_out"):
+            mon = L["Monitor"]()
+            mon.probe(target=target, num_steps=steps)
+            monitors.append((name, key, mon, target, dtype))
         out = {}
         # Lava compiles and runs only the processes connected to the one it is asked to run,
         # so each connected part of the network is run on its own.
@@ -495,15 +491,23 @@ class LavaBackend:
                 anchor.run(condition=L["RunSteps"](num_steps=steps), run_cfg=L["Loihi2SimCfg"](select_tag="fixed_pt"))
                 self.run_seconds += time.perf_counter() - t0
                 out.update(self._read_final(part, procs, final))
-                for name, var, mon, target in monitors:
+                for name, key, mon, target, dtype in monitors:
                     if name not in part:
                         continue
                     series = mon.get_data()[procs[name].name][target.name]
-                    dtype = np.uint8 if var == "spikes" else np.int32
-                    out[f"{name}/{var}"] = np.asarray(series).reshape(steps, -1).astype(dtype)
+                    out[key] = np.asarray(series).reshape(steps, -1).astype(dtype)
             finally:
                 anchor.stop()
         return out
+
+    def _population_reads(self, procs, record, spikes: str) -> list[tuple[str, str, object, type]]:
+        """``(population, recording key, what to read, dtype)`` for each recorded neuron variable
+        of each non-input population; ``spikes``: the process's spike output read (``s_out``, a
+        port, for a Monitor; ``spiked``, a Var, when reading Vars step by step)."""
+        attrs, dtypes = {"spikes": spikes, "v": "v", "u": "u"}, {"spikes": np.uint8, "v": np.int32, "u": np.int32}
+        return [(p.name, f"{p.name}/{var}", getattr(procs[p.name], attrs[var]), dtypes[var])
+                for p in self.program.populations if p.model != "SpikeInput"
+                for var in record if var in POPULATION_VARS]  # fmt: skip
 
     def _read_final(self, part, procs, final) -> dict[str, np.ndarray]:
         out = {}
@@ -525,14 +529,7 @@ class LavaBackend:
         exceptions = {p: models[type(p)] for p in procs.values() if type(p) in models}
         exceptions.update({c: L["PyLearningDenseModelBitApproximate"] for c in conns.values()})
         cfg = L["Loihi2SimCfg"](select_tag="fixed_pt", exception_proc_model_map=exceptions)
-        reads = []  # (key, Var, dtype, shape)
-        for p in self.program.populations:
-            if p.model == "SpikeInput":
-                continue
-            for var in record:
-                if var in POPULATION_VARS:
-                    target = {"spikes": procs[p.name].spiked, "v": procs[p.name].v, "u": procs[p.name].u}[var]
-                    reads.append((p.name, f"{p.name}/{var}", target, np.uint8 if var == "spikes" else np.int32))
+        reads = self._population_reads(procs, record, "spiked")
         for pr in self.program.projections:
             if pr.name in conns:
                 for var in record:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..compiler.program import Program
 from ..errors import NeurocompError, Problem
-from .errors import BackendError, BackendUnavailable
+from .errors import BackendError, BackendUnavailable, unrecordable
 
 RECORDABLE = ("spikes", "v", "u", "u2")
 
@@ -151,9 +151,9 @@ class XylosimBackend:
         inputs draw the emulator's frozen spikes."""
         from ..emulator.inputs import PoissonSource, spike_counts
 
-        bad = [v for v in record if v not in RECORDABLE]
+        bad = unrecordable(record, RECORDABLE, "XyloSim")
         if bad:
-            raise BackendError([Problem("record", f"cannot record {bad} in XyloSim (recordable: {RECORDABLE})")])
+            raise BackendError(bad)
         prog, L = self.program, self.layer
         n_in, n, n_out = L.sizes
         problems: list[Problem] = []
