@@ -622,7 +622,7 @@ def _stage_compile(rep: CheckReport, run: _EpropRun, bptt: bool, rows_attr: Sequ
 
     t0 = time.perf_counter()
     levels: dict[str, dict[str, Any]] = {}  # one level per kernel: levels that share one compile it once
-    for kw in [{"learn_arithmetic": "float"}, {}, *(kw for _, kw in rows_attr)]:
+    for kw in [{}, {"learn_arithmetic": "float"}, *(kw for _, kw in rows_attr)]:
         k = fused_kernel(run.emulated(**kw).emu)
         if k is not None and not on_disk(k):
             levels.setdefault(k.__module__, kw)
@@ -639,9 +639,10 @@ def _stage_compile(rep: CheckReport, run: _EpropRun, bptt: bool, rows_attr: Sequ
         x, tg = run.trial_data(0)
         run.emulated().emu.run(run.tk.steps, inputs={run.inp: x, run.target_key: tg[:, 0, :]}, record=["spikes"])
 
-    jobs = [level(kw) for kw in levels.values()] + [reference("online"), static]
-    if bptt:
-        jobs.append(reference("bptt"))
+    # the chip's level first (it compiles the kernels that every level shares), beside it the
+    # kernels of no level (the run without learning, the references), then the other levels
+    first, *others = [level(kw) for kw in levels.values()]
+    jobs = [first, static, reference("online"), *([reference("bptt")] if bptt else []), *others]
     if warm(jobs, workers):
         rep.timing["compile_s"] = time.perf_counter() - t0
 
