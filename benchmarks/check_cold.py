@@ -4,9 +4,10 @@ Runs `neurocomp check examples/eprop_pattern.yaml --profile loihi2 --task patter
 (or the arguments given after `--`) twice in fresh processes that share two empty cache folders
 (`NUMBA_CACHE_DIR`, `NEUROCOMP_KERNEL_CACHE`): the first run compiles every kernel, the second
 must find them all on disk. Prints each run's wall clock and CPU seconds (the child's and its
-workers'), the kernels numba compiled (a compile is a cache miss: the second run must show none)
-and, for the cold run, the CPU seconds of compiling per module (exclusive of the kernels it calls;
-a generated module is named by its prefix). CPU seconds are the measure on a loaded machine.
+warming workers'), the kernels numba compiled, in the check's process and in its warming
+workers (a compile is a cache miss: the second run must show none), and the CPU seconds of
+compiling per module (exclusive of the kernels it calls; a generated module is named by its
+prefix). CPU seconds are the measure on a loaded machine.
 
     python benchmarks/check_cold.py [--keep DIR] [-- check args...]
 """
@@ -26,10 +27,10 @@ DEFAULT = ["check", "examples/eprop_pattern.yaml", "--profile", "loihi2", "--tas
 
 # the child: a listener on numba's compile events (fired on cache misses only), then the CLI
 CHILD = r"""
-import json, sys, threading, time
+import json, os, sys, threading, time
 from numba.core import event
 
-stats, local = [], threading.local()
+local, log = threading.local(), open(sys.argv[1], "a")
 
 class Compiles(event.Listener):
     def on_start(self, ev):
@@ -43,35 +44,40 @@ class Compiles(event.Listener):
         if local.stack:
             local.stack[-1][1] += total
         fn = ev.data["dispatcher"].py_func
-        stats.append((fn.__module__, fn.__qualname__, total - inner))
+        # one line per compile, from this process or a warming worker forked from it
+        log.write(json.dumps([fn.__module__, fn.__qualname__, total - inner, os.getpid()]) + "\n")
+        log.flush()
 
 event.register("numba:compile", Compiles())
 from neurocomp.cli import main
-try:
-    code = main(sys.argv[2:])
-finally:
-    with open(sys.argv[1], "w") as fh:
-        json.dump(stats, fh)
-sys.exit(code)
+sys.exit(main(sys.argv[2:]))
 """
 
 
-def run(args: list[str], env: dict, stats_path: str) -> tuple[float, float, list]:
+def run(args: list[str], env: dict, stats_path: str) -> tuple[float, float, list, int]:
+    """Wall and CPU seconds (the child and its warming workers), the compiles ``(module,
+    function, exclusive CPU s, pid)`` and the child's pid."""
+    if os.path.exists(stats_path):
+        os.remove(stats_path)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        subprocess.run([sys.executable, "-c", CHILD, stats_path, *args, "--out", out], env=env, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        proc = subprocess.Popen([sys.executable, "-c", CHILD, stats_path, *args, "--out", out], env=env,
+                                stdout=subprocess.DEVNULL)  # fmt: skip
+        if proc.wait():
+            raise SystemExit(f"the check failed (exit code {proc.returncode})")
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if not os.path.exists(stats_path):
+        return wall, cpu, [], proc.pid
     with open(stats_path) as fh:
-        return wall, cpu, json.load(fh)
+        return wall, cpu, [json.loads(line) for line in fh], proc.pid
 
 
 def per_module(stats: list) -> list[tuple[str, int, float]]:
     rows: dict[str, list] = {}
-    for mod, _, cpu in stats:
+    for mod, _, cpu, _ in stats:
         key = mod.rsplit("_", 1)[0] + "_*" if mod.startswith("neurocomp_") else mod
         r = rows.setdefault(key, [0, 0.0])
         r[0] += 1
@@ -91,16 +97,18 @@ def main() -> None:
                NEUROCOMP_KERNEL_CACHE=os.path.join(root, "rules"), NEUROCOMP_QUIET_JIT="")  # fmt: skip
     print(f"neurocomp {' '.join(args)}; caches in {root}; load average {os.getloadavg()[0]:.1f}")
     for name in ("warm",) if a.warm_only else ("cold", "warm"):
-        wall, cpu, stats = run(args, env, os.path.join(root, f"{name}.json"))
-        modules = {m for m, _, _ in stats if m.startswith("neurocomp_")}
+        wall, cpu, stats, pid = run(args, env, os.path.join(root, f"{name}.jsonl"))
+        modules = {m for m, *_ in stats if m.startswith("neurocomp_")}
+        here = [r for r in stats if r[3] == pid]
         print(f"{name}: {wall:6.1f} s wall, {cpu:6.1f} s CPU; {len(stats)} kernels compiled "
-              f"({sum(c for *_, c in stats):.1f} s CPU), {len(modules)} generated modules")  # fmt: skip
-        if stats:
-            for mod, n, c in per_module(stats):
-                print(f"    {c:7.1f} s CPU  {n:3d} kernels  {mod}")
+              f"({sum(r[2] for r in stats):.1f} s CPU; {len(here)} of them, {sum(r[2] for r in here):.1f} s, in the "
+              f"check's own process, the rest in {len({r[3] for r in stats} - {pid})} warming workers), "
+              f"{len(modules)} generated modules")  # fmt: skip
+        for mod, n, c in per_module(stats):
+            print(f"    {c:7.1f} s CPU  {n:3d} kernels  {mod}")
         if name == "cold" and os.environ.get("CHECK_COLD_DETAIL"):
-            for mod, fn, c in sorted(stats, key=lambda r: -r[2])[:40]:
-                print(f"    {c:7.1f} s  {mod}.{fn}")
+            for mod, fn, c, p in sorted(stats, key=lambda r: -r[2])[:40]:
+                print(f"    {c:7.1f} s  {mod}.{fn}" + ("" if p == pid else " (worker)"))
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
