@@ -162,6 +162,8 @@ def warm(jobs: Sequence[Callable[[], object]], workers: int | None = None, strea
     ctx = multiprocessing.get_context("fork")
     lock, taken = ctx.Lock(), ctx.Value("i", 0, lock=False)
     procs = [ctx.Process(target=_worker, args=(jobs, lock, taken), daemon=True) for _ in range(n)]
+    for f in (sys.stdout, sys.stderr):  # (a worker flushes its copy of these buffers when it ends)
+        f.flush()
     for p in procs:
         p.start()
     for p in procs:
