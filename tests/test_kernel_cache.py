@@ -44,7 +44,7 @@ class Compiles(event.Listener):
 event.register("numba:compile", Compiles())
 from neurocomp.analysis.check import check
 
-rep = check(sys.argv[1], iterations=2, align=1, attribution=("nearest", "weights"), bptt=False, plots=False,
+rep = check(sys.argv[1], iterations=2, align=1, steps=100, attribution=("nearest", "weights"), bptt=False, plots=False,
             progress=False)
 print(json.dumps({"compiled": compiled, "final": rep.final}))
 """
