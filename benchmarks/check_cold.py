@@ -93,6 +93,7 @@ def main() -> None:
     a = ap.parse_args()
     args = [x for x in a.rest if x != "--"] or DEFAULT
     root = a.keep or tempfile.mkdtemp(prefix="neurocomp-cold-")
+    os.makedirs(root, exist_ok=True)
     env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(root, "numba"),
                NEUROCOMP_KERNEL_CACHE=os.path.join(root, "rules"), NEUROCOMP_QUIET_JIT="")  # fmt: skip
     print(f"neurocomp {' '.join(args)}; caches in {root}; load average {os.getloadavg()[0]:.1f}")
