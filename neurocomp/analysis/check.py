@@ -426,6 +426,7 @@ def check(
     bar = _Progress(align + iterations * (3 + int(bptt) + len(rows_attr)) + 1,
                     sys.stderr.isatty() if progress is None else progress)  # fmt: skip
     rep = run.report(model, profile, task, iterations, align, attribution_note)
+    _stage_compile(rep, run, bptt, rows_attr)
     _stage_alignment(rep, run, align, bptt, bar)
     _stage_initial_spikes(rep, run, bar)
     last = _stage_curves(rep, run, iterations, bptt, rows_attr, bar, workers or os.cpu_count() or 1)
@@ -608,6 +609,42 @@ def _attribution_runs(prog, rows: Sequence[str], profile: str) -> tuple[list[tup
         else None
     )
     return runs, note
+
+
+def _stage_compile(rep: CheckReport, run: _EpropRun, bptt: bool, rows_attr: Sequence[tuple[str, dict[str, Any]]],
+                   workers: int | None = None) -> None:  # fmt: skip
+    """When numba's on-disk cache lacks an emulated level's kernels (the first run after an
+    install or a change of the kernels, a new model or profile): every level's first trial
+    run in worker processes on every core, to compile the kernels side by side (see
+    :func:`neurocomp.kernels.warm`). The stages then load them from disk; no result changes."""
+    from ..emulator.fused import fused_kernel
+    from ..kernels import on_disk, warm
+
+    t0 = time.perf_counter()
+    levels: dict[str, dict[str, Any]] = {}  # one level per kernel: levels that share one compile it once
+    for kw in [{}, {"learn_arithmetic": "float"}, *(kw for _, kw in rows_attr)]:
+        k = fused_kernel(run.emulated(**kw).emu)
+        if k is not None and not on_disk(k):
+            levels.setdefault(k.__module__, kw)
+    if not levels:
+        return
+
+    def level(kw: dict[str, Any]) -> Callable[[], Any]:
+        return lambda: run.emulated(**kw).trial(*run.trial_data(0), record=("v", "spikes"))
+
+    def reference(method: str) -> Callable[[], Any]:
+        return lambda: run.reference(method).update(*run.trial_data(0))
+
+    def static() -> Any:  # the initial spikes' run, without learning
+        x, tg = run.trial_data(0)
+        run.emulated().emu.run(run.tk.steps, inputs={run.inp: x, run.target_key: tg[:, 0, :]}, record=["spikes"])
+
+    # the chip's level first (it compiles the kernels that every level shares), beside it the
+    # kernels of no level (the run without learning, the references), then the other levels
+    first, *others = [level(kw) for kw in levels.values()]
+    jobs = [first, static, reference("online"), *([reference("bptt")] if bptt else []), *others]
+    if warm(jobs, workers):
+        rep.timing["compile_s"] = time.perf_counter() - t0
 
 
 def _stage_alignment(rep: CheckReport, run: _EpropRun, align: int, bptt: bool, bar: _Progress) -> None:

@@ -45,6 +45,20 @@ def fused_learning(emu, steps: int, record, given) -> FusedLearning | None:
     return fused if fused.kernel() is not None else None
 
 
+def fused_kernel(emu) -> Any:
+    """The kernel of ``emu``'s fused learning run (as its runs would call it), without
+    compiling it: None when no cache directory is writable. Whether a given run can take
+    it is :func:`fused_learning`'s question; a warm-up asks which kernels there are. None
+    also when no run of ``emu`` could run fused (see :func:`_refusal`)."""
+    plastic = [s for s in emu.synapses if isinstance(s, PlasticSynapses)]
+    if not emu.fixed or emu.learn_mode != "independent" or not all(_engine_fits(s) for s in plastic):
+        return None
+    fused = getattr(emu, "_fused_learning", None)
+    if fused is None:
+        fused = emu._fused_learning = FusedLearning(emu)
+    return fused.kernel()
+
+
 def _refusal(emu, steps: int, record, given) -> str | None:
     """Why a learning run of ``emu`` over ``steps`` recording ``record`` with the inputs
     ``given`` cannot run fused (None: it can)."""

@@ -13,6 +13,10 @@ and recording arrays; Python only orchestrates.
 Modules (one per family): :mod:`.neurons` (LIF, ALIF, LI updates), :mod:`.delivery` (dense,
 sparse and delayed synaptic delivery), :mod:`.learning` (the sum-of-products engine),
 :mod:`.reckon` (ReckOn's learner), :mod:`.eprop` (e-prop on programmable cores).
+
+Compiling is the cold run's cost, and numba compiles under a process-wide lock: work that
+needs many kernels at once (a check's levels) fills the cache from worker processes first
+(:func:`warm`), one per core, and then loads them.
 """
 
 from __future__ import annotations
@@ -21,16 +25,17 @@ import glob
 import hashlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numba
 
-__all__ = ["kernel", "parallel_kernel", "prange", "announce_compile", "cache_dir", "call_parallel"]
+__all__ = ["kernel", "parallel_kernel", "prange", "announce_compile", "cache_dir", "call_parallel", "on_disk", "warm"]
 
 prange = numba.prange
 _announced = False
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _STAMP = "neurocomp-kernels.sha256"
+WARM_TIMEOUT_S = 1800.0  # a warming worker's seconds at most (a stuck one is stopped)
 
 
 def kernel(fn: Callable | None = None, **options):
@@ -130,15 +135,88 @@ def _drop_stale_cache() -> None:
         pass
 
 
-def announce_compile(stream=None) -> None:
+def on_disk(dispatcher) -> bool:
+    """Whether numba's on-disk cache holds ``dispatcher`` (a :func:`kernel`) compiled for
+    some argument types, from its current source; False when that cannot be told."""
+    try:
+        return bool(dispatcher._cache._cache_file._load_index())  # (numba's own index, stamped with the source)
+    except Exception:  # noqa: BLE001 (another numba's internals: say "not cached")
+        return False
+
+
+def warm(jobs: Sequence[Callable[[], object]], workers: int | None = None, stream=None) -> bool:
+    """Run ``jobs`` in worker processes, ``workers`` at a time (default: one per core), each
+    job once, to fill numba's on-disk cache with the kernels they call before this process
+    calls them. Numba compiles under a process-wide lock, so threads compile one kernel at a
+    time; processes compile side by side. A job's results are discarded: what this process
+    computes afterwards is the same with or without the warming (a kernel a job did not
+    cache is compiled on its first call here). The workers are forked (they share this
+    process's state as it is now; no thread of this process may be compiling), so this runs
+    only where fork exists; returns whether it ran. Prints the one-time compile note first."""
+    import multiprocessing
+
+    n = min(len(jobs), workers or os.cpu_count() or 1)
+    if n < 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return False
+    announce_compile(stream, cold=True)
+    ctx = multiprocessing.get_context("fork")
+    lock, taken = ctx.Lock(), ctx.Value("i", 0, lock=False)
+    procs = [ctx.Process(target=_worker, args=(jobs, lock, taken), daemon=True) for _ in range(n)]
+    for f in (sys.stdout, sys.stderr):  # (a worker flushes its copy of these buffers when it ends)
+        f.flush()
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(WARM_TIMEOUT_S)
+        if p.is_alive():  # (a stuck worker: what it did not cache is compiled in the caller)
+            p.kill()
+            p.join()
+    return True
+
+
+def _worker(jobs, lock, taken) -> None:
+    """A warming process: jobs in turn from the shared counter ``taken`` until none is left."""
+    _serialize_cache_writes(lock)
+    while True:
+        with lock:
+            k = taken.value
+            taken.value = k + 1
+        if k >= len(jobs):
+            return
+        try:
+            jobs[k]()
+        except Exception:  # noqa: BLE001 (a failed warming only means compiling later, in the caller)
+            pass
+
+
+def _serialize_cache_writes(lock) -> None:
+    """Numba adds an entry to a kernel's cache index by reading the index, then writing it
+    back with the entry: two processes adding entries to one kernel's index at once could
+    lose one, or give two signatures one data file. The workers take turns."""
+    from numba.core import caching
+
+    cls = getattr(caching, "IndexDataCacheFile", None)
+    save = getattr(cls, "save", None)
+    if save is None or getattr(save, "_serialized", False):
+        return
+
+    def locked(self, key, data):
+        with lock:
+            return save(self, key, data)
+
+    locked._serialized = True
+    cls.save = locked
+
+
+def announce_compile(stream=None, cold: bool | None = None) -> None:
     """Say once per process, before the first kernel call, that the kernels are being
-    compiled when numba's on-disk cache for this package is empty (the first run after
-    an install or a change of the kernels). A warm cache prints nothing."""
+    compiled when ``cold`` or (None) when numba's on-disk cache for this package is empty
+    (the first run after an install or a change of the kernels). A warm cache prints nothing."""
     global _announced
     if _announced or os.environ.get("NEUROCOMP_QUIET_JIT"):
         return
     _announced = True
-    if not _cached_files(cache_dir()):
+    if cold or (cold is None and not _cached_files(cache_dir())):
         print("compiling kernels (first run only; cached on disk afterwards)...", file=stream or sys.stderr, flush=True)
 
 

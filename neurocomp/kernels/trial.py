@@ -117,20 +117,17 @@ def source(spec: dict) -> str:
         w(f"from {p['rule']} import learn as rule_{k}")
     w("")
     w("")
+    # one function, the trials' loop in it: a caller compiles again (LLVM re-optimizes) every
+    # function it calls, so a wrapper around a trial function would compile the trial twice
     w("@kernel")
-    w("def trial(b, t0, steps, batch, net, ls_ports, errs, fbs, plastic):")
-    w.depth += 1
+    w("def run(b0, b1, t0, steps, batch, net, ls_ports, errs, fbs, plastic):")
+    w("    for b in range(b0, b1):")
+    w.depth += 2
     _unpack(w, spec)
     w("for s in range(steps):")
     w.depth += 1
     _step(w, spec)
-    w.depth -= 2
-    w("")
-    w("")
-    w("@kernel")
-    w("def run(b0, b1, t0, steps, batch, net, ls_ports, errs, fbs, plastic):")
-    w("    for b in range(b0, b1):")
-    w("        trial(b, t0, steps, batch, net, ls_ports, errs, fbs, plastic)")
+    w.depth -= 3
     return "\n".join(w.lines).rstrip() + "\n"
 
 
