@@ -410,6 +410,27 @@ def rows_cols(tx, ty, full, deps, unsafe_rows, rows, cols):
 
 
 @kernel
+def rows_live(W, Tg, D, live):
+    """``live[v, b, i]``: whether row ``i`` of trial ``b`` of variable ``v`` (w, t, d; each
+    ``[trials, post, pre]``) holds a value other than 0 (see ``learn_live`` in
+    :mod:`neurocomp.kernels.learning_rules`)."""
+    _row_any(W, live[0])
+    _row_any(Tg, live[1])
+    _row_any(D, live[2])
+
+
+@kernel
+def _row_any(A, out):
+    B, n, m = A.shape
+    for b in range(B):
+        for i in range(n):
+            nz = False
+            for j in range(m):
+                nz |= A[b, i, j] != 0
+            out[b, i] = nz
+
+
+@kernel
 def _plan(tx, ty, full, deps, unsafe_rows, mask, rows, cols, vi, vj):
     """The synapses the learning phase visits: every one when ``full``; otherwise the rows
     of post neurons that spiked (if the rule has ``y0`` products, ``deps[1]``), the columns
