@@ -39,7 +39,10 @@ def _kernels(name: str, batch: int, mask):
     return eng, learn, live
 
 
-@pytest.mark.parametrize("name, batch, masked", [("eprop", 1, False), ("eprop", 3, True), ("mixed", 2, False), ("stdp", 2, False)])
+CASES = [("eprop", 1, False), ("eprop", 3, True), ("mixed", 2, False), ("stdp", 2, False)]
+
+
+@pytest.mark.parametrize("name, batch, masked", CASES)
 def test_learn_live_equals_learn(name, batch, masked):
     rng = np.random.default_rng(4)
     n, m = 9, 11
