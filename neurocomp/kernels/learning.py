@@ -70,9 +70,10 @@ def _decay_impl(v, f, rnd, nearest):
 
         def fixed(v, f, rnd, nearest):
             y = v * f
-            frac = y % 1.0  # numpy's remainder: in [0, 1) for negative y too
+            fl = np.floor(y)
+            frac = y - fl  # exact: numpy's remainder y % 1.0 (in [0, 1) for negative y too), without its division
             up = frac >= 0.5 if nearest else rnd < frac
-            return np.int64(np.floor(y) + up)
+            return np.int64(fl + up)
 
         return fixed
     return lambda v, f, rnd, nearest: v * f
@@ -134,24 +135,29 @@ def trace_history(h, states, tspk, t_r, k_r, live, decay, factor, imp, write_bac
     ``s`` added; the rows ``write_back`` go back into ``states`` from ``h[T]``. ``tspk``
     ``[B, n]``: spike times; row ``k_r`` takes the reward's ``t_r [B, 1]`` instead. Traces
     that are not ``live`` stay 0; ``decay[k]`` False (tau 0) zeroes a trace every step.
-    ``rnd``: (decay float, impulse integer), the one pair of the phase."""
+    ``rnd``: (decay float, impulse integer), the one pair of the phase. A step's neurons are
+    one loop (``h[s - 1]`` to ``h[s]``), which the compiler vectorizes."""
     T1, B, K, n = h.shape
+    r_dec, r_imp = rnd[0], int(rnd[1])
     for k in range(K):
         st = states[k]
+        on, dec, f, reward = live[k], decay[k], factor[k], k == k_r
+        iint, ifrac, iflt = int(imp[k, 0]), imp[k, 1], imp[k, 2]
         for b in range(B):
             for i in range(n):
-                v = st[b, i]
-                h[0, b, k, i] = v
-                ts = t_r[b, 0] if k == k_r else tspk[b, i]
-                for s in range(1, T1):
-                    if not live[k]:
+                h[0, b, k, i] = st[b, i]
+            for s in range(1, T1):
+                for i in range(n):
+                    v = h[s - 1, b, k, i]
+                    if not on:
                         v = 0 * v
                     else:
-                        v = _decay(v, factor[k], rnd[0], nearest) if decay[k] else 0 * v
-                        if ts == s:
-                            v = _impulse(v, int(imp[k, 0]), imp[k, 1], imp[k, 2], int(rnd[1]), nearest, half, top)
+                        v = _decay(v, f, r_dec, nearest) if dec else 0 * v
+                        if (t_r[b, 0] if reward else tspk[b, i]) == s:
+                            v = _impulse(v, iint, ifrac, iflt, r_imp, nearest, half, top)
                     h[s, b, k, i] = v
-                if write_back[k]:
+            if write_back[k]:
+                for i in range(n):
                     st[b, i] = h[T1 - 1, b, k, i]
 
 
@@ -407,6 +413,27 @@ def rows_cols(tx, ty, full, deps, unsafe_rows, rows, cols):
             unsafe |= unsafe_rows[b, i] > 0
         rows[i] = full or (deps[1] and spiked) or unsafe
     return n_cols
+
+
+@kernel
+def rows_live(W, Tg, D, live):
+    """``live[v, b, i]``: whether row ``i`` of trial ``b`` of variable ``v`` (w, t, d; each
+    ``[trials, post, pre]``) holds a value other than 0 (see ``learn_live`` in
+    :mod:`neurocomp.kernels.learning_rules`)."""
+    _row_any(W, live[0])
+    _row_any(Tg, live[1])
+    _row_any(D, live[2])
+
+
+@kernel
+def _row_any(A, out):
+    B, n, m = A.shape
+    for b in range(B):
+        for i in range(n):
+            nz = False
+            for j in range(m):
+                nz |= A[b, i, j] != 0
+            out[b, i] = nz
 
 
 @kernel

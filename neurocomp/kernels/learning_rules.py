@@ -205,11 +205,11 @@ def _write(out: _Writer, spec: dict, var: int, w_index: str, row: str, count: bo
     out(f"{arr}[{w_index if var == 0 else 'b'}, i, j] = new_{name}")
 
 
-def _row_body(spec: dict) -> tuple[list[str], list[str]]:
+def _row_body(spec: dict, hoist: dict | None = None) -> tuple[list[str], list[str]]:
     """A full pass's synapse ``(i, j)`` of trial ``b`` (independent trials): the row's
-    prologue (its constant factors) and the synapse's lines."""
+    prologue (its constant factors, named in ``hoist``: expression -> name) and the synapse's lines."""
     present = [v for v in range(3) if spec["present"][v]]
-    out, hoist = _Writer(), {}
+    out, hoist = _Writer(), {} if hoist is None else hoist
     for v in present:
         _variable(out, spec, v, "b", "b", hoist)
     for v in present:
@@ -268,6 +268,8 @@ def _source(spec: dict) -> str:
         out.depth -= 1
         out("")
         out("")
+    if not spec["shared"]:
+        _live_source(out, spec)
     return "\n".join(out.lines) + "\n"
 
 
@@ -321,6 +323,117 @@ def _independent_passes(out: _Writer, spec: dict, parallel: bool) -> None:
     out("            if rows[i]" + (" or not mask[i, j]:" if spec["masked"] else ":"))
     out("                continue")
     out.lines += ["    " * (out.depth + 3) + line for line in _body(spec, True)]
+
+
+# -- rows without learning: the fused run's event-driven pass --------------------------------
+# A row (post neuron i of trial b) whose every product is 0 at every synapse, with no value
+# below its variable's unsafe bound, is left as it is by the learning phase (the property
+# the visit plan of :func:`~neurocomp.kernels.learning._plan` rests on). Products that
+# depend on ``u`` make that plan visit every synapse; ``learn_live`` also passes over such
+# rows, found by a test per row: for every product, its dependency off, a factor constant
+# along the row 0 (a post trace at the step its dependency selects, ``y0``), or a synaptic
+# variable it reads 0 along the whole row (``live``, kept by the pass itself). e-prop's
+# tags are 0 on most rows whose pseudo-derivative is 0: such a row costs a test, not a pass.
+
+
+def _row_zero(spec: dict, hoist: dict) -> tuple[str, list[int]] | None:
+    """The test that row ``i`` of trial ``b`` has only zero products (an expression over
+    ``u``, ``live`` and the names of ``hoist``), and the variables whose ``live`` rows it
+    reads; None when a product has no such test, or the arithmetic is not the chip's
+    throughout (a float sum turns an old -0.0 into +0.0)."""
+    if spec["exact"] or not all(spec["var_fixed"]) or not all(spec["factor_fixed"]):
+        return None
+    code, vinfo = spec["code"], spec["vinfo"]
+    tests, tracked = [], set()
+    for v in range(3):
+        if not spec["present"][v]:
+            continue
+        for p in range(int(vinfo[v, K.V_START]), int(vinfo[v, K.V_END])):
+            row = code[p]
+            dep = int(row[K.P_DEP])
+            ts = "T" if dep == 2 else hoist.get("ty[b, i]")
+            zero = ["u == 0"] if dep == 2 else [f"{ts} == 0"] if dep == 1 else []
+            for f in range(int(row[K.P_NF])):
+                c, const = int(row[K.P_FACTORS + 4 * f]), int(row[K.P_FACTORS + 4 * f + 1])
+                if c >= K.F_W and const == 0:  # (and its sign, where the factor is one)
+                    zero.append(f"not live[{c - K.F_W}, b, i]")
+                    tracked.add(c - K.F_W)
+                elif dep != 0 and (c == K.F_Y0 or K.F_Y1 <= c <= K.F_R1):
+                    name = hoist.get(_factor(row, f, True, "b", ts))
+                    if name is None:
+                        return None
+                    zero.append(f"{name} == 0")
+            if not zero:
+                return None
+            tests.append(f"({' or '.join(zero)})")
+    return (" and ".join(tests), sorted(tracked)) if tests else None
+
+
+def _live_source(out: _Writer, spec: dict) -> None:
+    """``learn_live(..., live, skip)``: ``learn`` (independent trials) that, when ``skip``,
+    passes over the rows that the test of :func:`_row_zero` finds without products. ``live
+    [3, trials, post]`` (bool): per variable, the rows that may hold a value other than 0
+    (exact for the variables the test reads: set from the state before the first phase by
+    :func:`~neurocomp.kernels.learning.rows_live`, then kept by this pass). ``skip`` False:
+    the state was just set, or a value alone can overflow the accumulator (the engine's
+    ``always_full``)."""
+    args = "W, Tg, D, hx, hy, tx, ty, u, kw, kt, kd, full, deps, plan, mask"
+    hoist: dict = {}
+    prologue, row = _row_body(spec, hoist)
+    found = _row_zero(spec, hoist)
+    out("@kernel")
+    out(f"def learn_live({args}, live, skip):")
+    out.depth += 1
+    if found is None:  # no test: every row, as learn visits them
+        out(f"learn({args})")
+        out.depth -= 1
+        out("")
+        out("")
+        return
+    test, tracked = found
+    tracked = [v for v in tracked if spec["present"][v]]  # (a variable the phase does not write keeps its rows)
+    names = ["wtd"[v] for v in tracked]
+    out("B, n_post, n_pre = Tg.shape")
+    out("T = hx.shape[0] - 1")
+    out(f"LO, HI = {int(spec['lim'][0])}, {int(spec['lim'][1])}")
+    out("unsafe_rows, rows, cols, vi, vj = plan")
+    out("n_cols = 0")
+    out("if not full:")
+    out("    n_cols = rows_cols(tx, ty, full, deps, unsafe_rows, rows, cols)")
+    out("for q in range(B):")
+    out("    b = np.int64(q)")
+    out("    for i in range(n_post):")
+    out("        if not (full or rows[i]):")
+    out("            continue")
+    out.depth += 2
+    out.lines += ["    " * out.depth + line for line in prologue]
+    out(f"if skip and unsafe_rows[b, i] == 0 and {test}:")
+    out("    continue")
+    out("cnt = 0")
+    for n in names:
+        out(f"nz_{n} = 0")
+    out("for j in range(n_pre):")
+    if spec["masked"]:
+        out("    if not mask[i, j]:")
+        out("        continue")
+    out.lines += ["    " * (out.depth + 1) + line for line in row + [f"nz_{n} |= new_{n}" for n in names]]
+    out("unsafe_rows[b, i] += cnt")
+    for v, n in zip(tracked, names, strict=True):
+        out(f"live[{v}, b, i] = nz_{n} != 0")
+    out.depth -= 2
+    out("    for c in range(n_cols):")
+    out("        j = cols[c]")
+    out("        for i in range(n_post):")
+    out("            if rows[i]" + (" or not mask[i, j]:" if spec["masked"] else ":"))
+    out("                continue")
+    out.depth += 3
+    out.lines += ["    " * out.depth + line for line in _body(spec, True)]
+    for v, n in zip(tracked, names, strict=True):
+        out(f"if new_{n} != 0:")
+        out(f"    live[{v}, b, i] = True")
+    out.depth -= 4
+    out("")
+    out("")
 
 
 def rule_kernels(spec: dict):

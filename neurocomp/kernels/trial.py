@@ -37,7 +37,7 @@ import numpy as np
 
 from neurocomp.kernels import kernel
 from neurocomp.kernels.errors import error_exact, error_fixed
-from neurocomp.kernels.learning import deliver_plastic, spike_phase, trace_history
+from neurocomp.kernels.learning import deliver_plastic, rows_live, spike_phase, trace_history
 from neurocomp.kernels.trial import deliver_trial, inputs_trial, neurons_trial, record_trial
 from neurocomp.learning.quantities import (
     graded_fixed, pseudo_derivative, pseudo_derivative_fixed, running_rate, running_rate_fixed
@@ -114,7 +114,7 @@ def source(spec: dict) -> str:
     w = learning_rules._Writer()
     w.lines.append(_HEADER.format(digest=_digest()))
     for k, p in enumerate(spec["plastic"]):
-        w(f"from {p['rule']} import learn as rule_{k}")
+        w(f"from {p['rule']} import learn_live as rule_{k}")
     w("")
     w("")
     # one function, the trials' loop in it: a caller compiles again (LLVM re-optimizes) every
@@ -154,6 +154,8 @@ def _unpack(w, spec: dict) -> None:
         w(f"fresh_{k} = flags0_{k}[0] != 0  # the first phase after the state was set visits every synapse")
         w(f"nearest_{k} = flags0_{k}[1] != 0")
         w(f"epoch_{k} = 0")
+        w(f"live_{k} = np.ones((3, 1, {n}), np.bool_)  # rows holding a value other than 0 (see learn_live)")
+        w(f"rows_live(W_{k}[b : b + 1], Tg_{k}[b : b + 1], D_{k}[b : b + 1], live_{k})")
 
 
 def _step(w, spec: dict) -> None:
@@ -257,7 +259,7 @@ def _learn(w, k: int, p: dict, flt: bool) -> None:
     w(f"full = fresh_{k} or {bool(p['always_full'])}" + (" or u == 1" if p["has_u"] else ""))
     w(f"rule_{k}(W_{k}[b : b + 1], Tg_{k}[b : b + 1], D_{k}[b : b + 1], hx_{k}, hy_{k}, tx_{k}[b : b + 1], "
       f"ty_{k}[b : b + 1], u, kc_{k}[epoch_{k}, 0], kc_{k}[epoch_{k}, 1], kc_{k}[epoch_{k}, 2], full, deps_{k}, "
-      f"plan_{k}, mask_{k})")  # fmt: skip
+      f"plan_{k}, mask_{k}, live_{k}, not (fresh_{k} or {bool(p['always_full'])}))")  # fmt: skip
     w(f"fresh_{k} = False")
     w(f"epoch_{k} += 1")
     w(f"tx_{k}[b, :] = 0")
