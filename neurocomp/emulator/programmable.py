@@ -68,6 +68,7 @@ class _HiddenPart:
             dtype=dtype,
             filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
             lr_of={s.name: float(s.rule.params["lr"]) for s in hid},  # each projection's lr (the readout's: lr)
+            zero_reset=hp.get("reset", "zero") != "subtract",  # the eligibility vector restarts at the reset
         )
         self._B0 = out.engine.weights[0].T if prm["feedback"] == "symmetric" else B
         self.batch = batch

@@ -26,7 +26,10 @@ class EpropExact:
     * ``psi_j = gamma / v_th * h(v_j, A_j, v_th)``, ``A_j = v_th + a_j`` (ALIF);
     * ``e_ji = psi_j * (z_bar_i - beta * eps_ji)``, ``eps_ji <- psi_j * z_bar_i + (rho - psi_j * beta) * eps_ji``
       (``eps`` only for ALIF), where ``z_bar_i`` is the presynaptic trace of the spikes that
-      have reached ``j`` (one step of latency);
+      have reached ``j`` (one step of latency); with ``zero_reset`` (hidden neurons that reset
+      to zero) each synapse's own eligibility vector ``eps_v_ji`` takes its place: the
+      derivative of ``v_j`` with the spikes' gradient stopped, ``dv_j^{t+1}/dv_j^t = alpha (1 -
+      z_j^t)``, which restarts at the reset (with a subtractive reset it is ``z_bar_i``);
     * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
     * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
     * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` on every step (``err`` 0 without a
@@ -36,7 +39,7 @@ class EpropExact:
     * ``W_ji -= lr_ji * L_j * e_bar_ji`` (no autapses; ``lr_ji`` the projection's own, ``lr_of``, else
       ``lr``), ``W_out_kj -= lr * err_k * z_out_j`` (``lr``: the readout projection's) with
       ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
-    * then ``z_bar <- alpha * z_bar + z_pre``.
+    * then ``z_bar <- alpha * z_bar + z_pre`` (``eps_v <- alpha (1 - z_j) eps_v + z_pre``).
     """
 
     def __init__(
@@ -57,7 +60,9 @@ class EpropExact:
         dtype,
         filter_e=True,
         lr_of=None,
+        zero_reset=False,
     ):
+        self.zero_reset = zero_reset  # per-synapse eligibility vectors (one float per synapse more)
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
         self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
         self.lr_of = dict(lr_of or {})  # a hidden projection's own lr, where it differs from the readout's
@@ -71,7 +76,10 @@ class EpropExact:
         st["z_out"] = np.zeros((batch, n_hidden), d)
         st["f"] = np.zeros((batch, n_hidden), d)
         for name, n in pres.items():
-            st[f"{name}/z_bar"] = np.zeros((batch, n), d)
+            if self.zero_reset:
+                st[f"{name}/eps_v"] = np.zeros((batch, n_hidden, n), d)
+            else:
+                st[f"{name}/z_bar"] = np.zeros((batch, n), d)
             st[f"{name}/e_bar"] = np.zeros((batch, n_hidden, n), d)
             if self.beta:
                 st[f"{name}/eps"] = np.zeros((batch, n_hidden, n), d)
@@ -104,13 +112,16 @@ class EpropExact:
             L = L + rate_regularization(f, d(self.f_target), d(self.reg))
         k = d(self.kappa) if self.filter_e else d(0)
         decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
+        z_post = z.astype(d) if self.zero_reset else np.zeros((0, 0), d)
         calls = []
         for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
-            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
-            args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
+            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"])
+                   for x in ("z_bar", "eps_v", "e_bar", "eps") if f"{name}/{x}" in st}  # fmt: skip
+            zb = arr["eps_v"] if self.zero_reset else arr["z_bar"][:, None, :]  # [trial, post or 1, pre]
+            args = (wp, zb, arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
                     L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k,
                     d(self.lr_of.get(name, self.lr)), d(self.beta), decay_eps, d(self.alpha), learn,
-                    name in recurrent)  # fmt: skip
+                    name in recurrent, z_post)  # fmt: skip
             calls.append(sliced(hidden_step, args, v.shape[0]))
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         # every projection's trials in one hand-over to the cores (each trial's projections are independent)
