@@ -130,11 +130,47 @@ def average_weights(emu, rng) -> None:
         w[...] = m.astype(w.dtype)
 
 
+class HostAdam:
+    """Adam (``reference.eprop.Adam``: beta1 0.9, beta2 0.999, eps 1e-8) on the chip's minibatch
+    update, the host's step between minibatches (float64; on spinnaker2 the ARM cores could run it
+    in float32: ``m``, ``v`` and the weights at the minibatch start, three floats per synapse).
+
+    The ``K`` trials of a minibatch run at once, one copy of the weights each, with the chip's own
+    online rule at the stage's lr (``lr_chip``); the mean change of the copies, in model units
+    (``weight_unit``), is ``-lr_chip`` times the minibatch's mean e-prop gradient (up to the
+    weights' drift within a trial, whose learning signal is the 150-step recall window and the
+    rate term). Adam turns that gradient into the step, every copy is set to ``w0 + step``
+    (fixed point: rounded stochastically and clipped to the engine's weight range), and that is
+    the next minibatch's ``w0``."""
+
+    def __init__(self, emu, lr: float, rng) -> None:
+        from neurocomp.reference.eprop import Adam
+
+        self.opt, self.rng = Adam(lr), rng
+        self.w0 = {n: s.engine.state["w"][0].astype("float64") for n, s in emu.plastic.items()}
+
+    def step(self, emu, lr_chip: dict[str, float]) -> None:
+        import numpy as np
+
+        g = {}
+        for name, syn in emu.plastic.items():
+            unit = np.asarray(syn.weight_unit, np.float64)
+            g[name] = -(syn.engine.state["w"].astype(np.float64).mean(axis=0) - self.w0[name]) * unit / lr_chip[name]
+        for name, dw in self.opt.step(g).items():
+            syn = emu.plastic[name]
+            w = syn.engine.state["w"]
+            new = self.w0[name] + dw / np.asarray(syn.weight_unit, np.float64)
+            if w.dtype != np.float32:  # a fixed-point chip's mantissas
+                new = np.clip(np.floor(new + self.rng.random(new.shape)), *syn.engine._var_range("w"))
+            w[...] = new.astype(w.dtype)
+            self.w0[name] = w[0].astype(np.float64)
+
+
 def train_chip(
     profile: str, seed: int, schedule: list[tuple[float, int]], val_every: int, n_val: int, t_epoch: int = 1,
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
     headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
-    average_last: int = 0,
+    average_last: int = 0, adam_lr: float = 0.0,
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -154,7 +190,8 @@ def train_chip(
     updates continue at the saved count). ``average_last`` N > 0: the final measurement also
     runs the mean of the weights after each of the last N updates (Polyak averaging: a running
     sum in an accumulation buffer, on the host or a programmable core; mantissas rounded
-    stochastically), reported as ``final_avg``."""
+    stochastically), reported as ``final_avg``. ``adam_lr`` > 0: the minibatch's update goes
+    through :class:`HostAdam` at that lr instead of the copies' mean."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -179,6 +216,7 @@ def train_chip(
             weights = {k: f[k] for k in f.files if k != "__updates__"}
     total = it + sum(n for _, n in schedule)
     wsum: dict[str, np.ndarray] = {}
+    adam = None
 
     def validate(tk, judge) -> float:
         for n, syn in emu.plastic.items():
@@ -198,11 +236,16 @@ def train_chip(
             judge = Emulator(prog, batch=n_val, seed=seed)
         # the learning engine's error units take the target (loihi2); a programmable core's readout does
         target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
+        if adam_lr and adam is None:
+            adam = HostAdam(emu, adam_lr, rng)
+        lr_chip = {name: lr * (readout_lr if name.split("->")[-1] == "out" else 1.0) for name in emu.plastic}
         for _ in range(n):
             t = task.sample(it)
             emu.reset(keep_weights=True)
             emu.run(t.steps, inputs={"in": t.inputs, target: t.targets}, learn=True)
-            if per_update > 1:
+            if adam is not None:
+                adam.step(emu, lr_chip)
+            elif per_update > 1:
                 average_weights(emu, rng)
             if average_last and it >= total - average_last:
                 for name, syn in emu.plastic.items():
@@ -276,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
     ap.add_argument("--average-last", type=int, default=0,
                     help="also measure the mean of the weights after the last N updates (--chip)")
+    ap.add_argument("--adam", type=float, default=0.0, metavar="LR",
+                    help="the minibatch's update through Adam at this lr on the host (--chip; 0: the copies' mean)")
     ap.add_argument("--reg", type=float, help="the rule's rate regularization instead of the example's (--chip)")
     ap.add_argument("--final-val", type=int, default=256, help="held-out trials of the final measurement (--chip)")
     ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
@@ -288,11 +333,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evidence-accumulation on {args.chip} (examples/eprop_evidence.yaml, {text} trials, t_epoch "
               f"{args.t_epoch}, readout x{args.readout_scale:g}, {args.per_update} trials per update, "
               f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
-              f"headroom {args.readout_headroom_bits} bits, seed {args.seed})", flush=True)  # fmt: skip
+              f"headroom {args.readout_headroom_bits} bits, "
+              f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}, seed {args.seed})",
+              flush=True)  # fmt: skip
         r = train_chip(args.chip, args.seed, schedule, args.val_every, args.val_trials, args.t_epoch,
                        args.readout_scale, args.final_val, args.per_update, args.reg,
                        args.readout_headroom_bits, args.readout_lr, args.resume, args.save,
-                       args.average_last)  # fmt: skip
+                       args.average_last, args.adam)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         if "final_avg" in r:
