@@ -170,7 +170,7 @@ def train_chip(
     profile: str, seed: int, schedule: list[tuple[float, int]], val_every: int, n_val: int, t_epoch: int = 1,
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
     headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
-    average_last: int = 0, adam_lr: float = 0.0,
+    average_last: int = 0, adam_lr: float = 0.0, update: str = "online", optimizer: str = "sgd",
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -191,7 +191,10 @@ def train_chip(
     runs the mean of the weights after each of the last N updates (Polyak averaging: a running
     sum in an accumulation buffer, on the host or a programmable core; mantissas rounded
     stochastically), reported as ``final_avg``. ``adam_lr`` > 0: the minibatch's update goes
-    through :class:`HostAdam` at that lr instead of the copies' mean."""
+    through :class:`HostAdam` at that lr instead of the copies' mean. ``update`` ``trial`` (a
+    programmable core): the rule's own minibatch, the ``per_update`` trials of a run accumulated
+    with the weights fixed and applied at its end by ``optimizer`` (``sgd`` or ``adam``; the
+    stage's lr is the optimizer's), no host step."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -203,6 +206,7 @@ def train_chip(
         net = scaled_readout(net, readout_scale)
     extra = ({} if t_epoch == 1 else {"t_epoch": t_epoch}) | ({} if reg is None else {"reg": reg})
     extra |= {"readout_headroom_bits": headroom} if headroom else {}
+    extra |= {"update": update, "optimizer": optimizer} if update != "online" else {}
     task = make("evidence-accumulation", seed=seed, batch=per_update)
     rng = np.random.default_rng([seed, 99])  # the host's stochastic rounding of averaged weights
     val = make("evidence-accumulation", seed=10_000 + seed, batch=n_val)
@@ -245,7 +249,7 @@ def train_chip(
             emu.run(t.steps, inputs={"in": t.inputs, target: t.targets}, learn=True)
             if adam is not None:
                 adam.step(emu, lr_chip)
-            elif per_update > 1:
+            elif per_update > 1 and update == "online":
                 average_weights(emu, rng)
             if average_last and it >= total - average_last:
                 for name, syn in emu.plastic.items():
@@ -321,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="also measure the mean of the weights after the last N updates (--chip)")
     ap.add_argument("--adam", type=float, default=0.0, metavar="LR",
                     help="the minibatch's update through Adam at this lr on the host (--chip; 0: the copies' mean)")
+    ap.add_argument("--update", default="online", choices=("online", "trial"),
+                    help="the rule's update: trial = the minibatch on the core (--chip spinnaker2)")
+    ap.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"), help="the rule's optimizer (--update trial)")
     ap.add_argument("--reg", type=float, help="the rule's rate regularization instead of the example's (--chip)")
     ap.add_argument("--final-val", type=int, default=256, help="held-out trials of the final measurement (--chip)")
     ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
@@ -334,12 +341,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.t_epoch}, readout x{args.readout_scale:g}, {args.per_update} trials per update, "
               f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
               f"headroom {args.readout_headroom_bits} bits, "
-              f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}, seed {args.seed})",
+              f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}, update {args.update} "
+              f"({args.optimizer}), seed {args.seed})",
               flush=True)  # fmt: skip
         r = train_chip(args.chip, args.seed, schedule, args.val_every, args.val_trials, args.t_epoch,
                        args.readout_scale, args.final_val, args.per_update, args.reg,
                        args.readout_headroom_bits, args.readout_lr, args.resume, args.save,
-                       args.average_last, args.adam)  # fmt: skip
+                       args.average_last, args.adam, args.update, args.optimizer)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         if "final_avg" in r:

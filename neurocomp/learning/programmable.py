@@ -134,6 +134,40 @@ class EpropExact:
                     self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
 
 
+ADAM = (0.9, 0.999, 1e-8)  # Adam's beta1, beta2, eps (Kingma & Ba 2015; reference.eprop.Adam's)
+
+
+def apply_trial_update(w: np.ndarray, acc: np.ndarray, opt: dict, lr: float, optimizer: str) -> np.ndarray:
+    """The end of a minibatch (e-prop's ``update: trial``) for one projection, in the arrays'
+    dtype (float32 on the core): the trials' buffers ``acc`` ``[trial, post, pre]`` (each the
+    sum of its trial's updates at lr 1 for ``adam``, at ``lr`` for ``sgd``, the weights held
+    fixed) are added in trial order and divided by the trial count; ``sgd`` adds that mean to
+    the weights, ``adam`` takes ``g = -mean`` as the gradient: ``m <- b1 m + (1 - b1) g``,
+    ``v <- b2 v + (1 - b2) g^2``, ``w <- w - lr (m / c1) / (sqrt(v / c2) + eps)`` with the bias
+    corrections ``c1 = 1 - b1^t``, ``c2 = 1 - b2^t`` rounded once to the dtype (``opt``: ``m``,
+    ``v`` ``[post, pre]`` and the step count ``t`` ``[1]``, updated in place). Every copy
+    ``w[trial]`` takes the result and ``acc`` is zeroed. Returns the mean."""
+    d = acc.dtype.type
+    mean = acc[0].copy()
+    for b in range(1, acc.shape[0]):
+        mean = mean + acc[b]
+    mean = mean / d(acc.shape[0])
+    if optimizer == "sgd":
+        new = w[0] + mean
+    else:
+        b1, b2, eps = (d(x) for x in ADAM)
+        opt["t"] += d(1)
+        t = int(opt["t"][0])
+        g = -mean
+        opt["m"][...] = b1 * opt["m"] + (d(1) - b1) * g
+        opt["v"][...] = b2 * opt["v"] + (d(1) - b2) * (g * g)
+        c1, c2 = d(1 - ADAM[0] ** t), d(1 - ADAM[1] ** t)
+        new = w[0] - d(lr) * (opt["m"] / c1) / (np.sqrt(opt["v"] / c2) + eps)
+    w[...] = new
+    acc[...] = d(0)
+    return mean
+
+
 class HyperparameterError(NeurocompError, ValueError):
     """A compiled e-prop projection's hyperparameters do not fit :class:`EpropParams`."""
 
@@ -154,7 +188,11 @@ class EpropParams(Mapping):
     ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two);
     ``readout_headroom_bits``: on a fixed-point engine, the readout weights' exponent that many
     bits above the one their initial weights need, so that they can grow ``2**bits``-fold
-    (their initial mantissas lose as many bits; a programmable core ignores it)."""
+    (their initial mantissas lose as many bits; a programmable core ignores it); ``update``
+    ``online`` (every step's update applied at once) or ``trial`` (a programmable core's
+    minibatch: the updates accumulate with the weights fixed and the run's trials' mean is
+    applied at its end, :func:`apply_trial_update`); ``optimizer`` of a ``trial`` update:
+    ``sgd`` (``lr`` times the e-prop update) or ``adam`` (``lr`` Adam's step size)."""
 
     lr: float
     feedback: str = "random"
@@ -168,6 +206,8 @@ class EpropParams(Mapping):
     error_range: float = 2.0
     t_epoch: int = 1
     readout_headroom_bits: int = 0
+    update: str = "online"
+    optimizer: str = "sgd"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:
