@@ -233,9 +233,9 @@ def train_chip(
         log = io.StringIO()
         prog = compile(with_lr(net.with_rule_params(**extra), lr, readout_lr), profile, out=log)
         emu = Emulator(prog, batch=per_update, seed=seed)
-        if weights is not None:  # the next stage starts from the learned weights
+        if weights is not None:  # the next stage starts from the learned weights (every copy: trial 0's)
             for name, w in weights.items():
-                emu.plastic[name].engine.state["w"][...] = w
+                emu.plastic[name].engine.state["w"][...] = w[:1]
         if judge is None:
             judge = Emulator(prog, batch=n_val, seed=seed)
         # the learning engine's error units take the target (loihi2); a programmable core's readout does
