@@ -352,9 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         if "final_avg" in r:
             fin += f", {100 * r['final_avg']:.1f} % with the mean weights of the last {args.average_last} updates"
-        print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {(it + 1) * args.per_update} "
-              f"trials ({it + 1} updates){fin} "
-              f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU: {(it + 1) * args.per_update / r['cpu_s']:.1f} "
+        ran = sum(n for _, n in schedule) * args.per_update  # trials of this run (a resumed run's earlier ones not)
+        print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {ran} trials in this run "
+              f"({it + 1} updates in all){fin} "
+              f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU: {ran / r['cpu_s']:.1f} "
               f"trials per CPU second with the validations); "
               f"target < 10 %: {'MET' if r.get('final', err) < 0.10 else 'MISSED'}")
         return 0
