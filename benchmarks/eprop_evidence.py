@@ -16,6 +16,11 @@ Target (issue 6): below 7 % within 1000 iterations. Then the example model
         --schedule 2e-2x150,5e-3x150,2e-3x150 --val-every 10
     python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-headroom-bits 3 --per-update 8 \
         --readout-lr 0.125 --schedule 4e-2x120,2e-2x60,1e-2x60 --val-every 10
+    # minibatches with Adam (README): spinnaker2's own lowering, loihi2's host step
+    PYTHONPATH=. python benchmarks/eprop_evidence.py --chip spinnaker2 --per-update 16 --schedule 5e-3x250 \
+        --update trial --optimizer adam --val-every 25 --val-trials 64 --save s2.npz
+    PYTHONPATH=. python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-headroom-bits 3 \
+        --readout-lr 0.125 --per-update 16 --schedule 4e-2x150 --adam 5e-3 --val-every 25 --val-trials 64
 
 ``--chip`` trains the example on that chip's emulator in its arithmetic with the chip's online
 learner (plain SGD, every step's update applied at once). ``--schedule``: stages of lr and
@@ -23,7 +28,9 @@ updates; ``--per-update B``: B trials at once on their own copies of the weights
 their mean (one core per trial, the host averaging); ``--readout-lr``: the readout projections'
 lr relative to the hidden ones'. loihi2 needs ``--t-epoch 16`` for tau_a 2 s and
 ``--readout-headroom-bits`` for the readout's weight range (its tiny initial weights set the
-exponent on a fixed-point chip).
+exponent on a fixed-point chip). ``--update trial --optimizer adam`` (spinnaker2): the rule's
+minibatch, ``--per-update`` trials with the weights fixed and Adam at the stage's lr at the end
+of each; ``--adam LR`` (any chip): the copies' mean change through Adam on the host.
 """
 
 from __future__ import annotations
