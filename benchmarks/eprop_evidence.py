@@ -16,6 +16,11 @@ Target (issue 6): below 7 % within 1000 iterations. Then the example model
         --schedule 2e-2x150,5e-3x150,2e-3x150 --val-every 10
     python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-headroom-bits 3 --per-update 8 \
         --readout-lr 0.125 --schedule 4e-2x120,2e-2x60,1e-2x60 --val-every 10
+    # minibatches with Adam (README): spinnaker2's own lowering, loihi2's host step
+    PYTHONPATH=. python benchmarks/eprop_evidence.py --chip spinnaker2 --per-update 16 --schedule 5e-3x250 \
+        --update trial --optimizer adam --val-every 25 --val-trials 64 --save s2.npz
+    PYTHONPATH=. python benchmarks/eprop_evidence.py --chip loihi2 --t-epoch 16 --readout-headroom-bits 3 \
+        --readout-lr 0.125 --per-update 16 --schedule 4e-2x150 --adam 5e-3 --val-every 25 --val-trials 64
 
 ``--chip`` trains the example on that chip's emulator in its arithmetic with the chip's online
 learner (plain SGD, every step's update applied at once). ``--schedule``: stages of lr and
@@ -23,7 +28,9 @@ updates; ``--per-update B``: B trials at once on their own copies of the weights
 their mean (one core per trial, the host averaging); ``--readout-lr``: the readout projections'
 lr relative to the hidden ones'. loihi2 needs ``--t-epoch 16`` for tau_a 2 s and
 ``--readout-headroom-bits`` for the readout's weight range (its tiny initial weights set the
-exponent on a fixed-point chip).
+exponent on a fixed-point chip). ``--update trial --optimizer adam`` (spinnaker2): the rule's
+minibatch, ``--per-update`` trials with the weights fixed and Adam at the stage's lr at the end
+of each; ``--adam LR`` (any chip): the copies' mean change through Adam on the host.
 """
 
 from __future__ import annotations
@@ -130,10 +137,47 @@ def average_weights(emu, rng) -> None:
         w[...] = m.astype(w.dtype)
 
 
+class HostAdam:
+    """Adam (``reference.eprop.Adam``: beta1 0.9, beta2 0.999, eps 1e-8) on the chip's minibatch
+    update, the host's step between minibatches (float64; on spinnaker2 the ARM cores could run it
+    in float32: ``m``, ``v`` and the weights at the minibatch start, three floats per synapse).
+
+    The ``K`` trials of a minibatch run at once, one copy of the weights each, with the chip's own
+    online rule at the stage's lr (``lr_chip``); the mean change of the copies, in model units
+    (``weight_unit``), is ``-lr_chip`` times the minibatch's mean e-prop gradient (up to the
+    weights' drift within a trial, whose learning signal is the 150-step recall window and the
+    rate term). Adam turns that gradient into the step, every copy is set to ``w0 + step``
+    (fixed point: rounded stochastically and clipped to the engine's weight range), and that is
+    the next minibatch's ``w0``."""
+
+    def __init__(self, emu, lr: float, rng) -> None:
+        from neurocomp.reference.eprop import Adam
+
+        self.opt, self.rng = Adam(lr), rng
+        self.w0 = {n: s.engine.state["w"][0].astype("float64") for n, s in emu.plastic.items()}
+
+    def step(self, emu, lr_chip: dict[str, float]) -> None:
+        import numpy as np
+
+        g = {}
+        for name, syn in emu.plastic.items():
+            unit = np.asarray(syn.weight_unit, np.float64)
+            g[name] = -(syn.engine.state["w"].astype(np.float64).mean(axis=0) - self.w0[name]) * unit / lr_chip[name]
+        for name, dw in self.opt.step(g).items():
+            syn = emu.plastic[name]
+            w = syn.engine.state["w"]
+            new = self.w0[name] + dw / np.asarray(syn.weight_unit, np.float64)
+            if w.dtype != np.float32:  # a fixed-point chip's mantissas
+                new = np.clip(np.floor(new + self.rng.random(new.shape)), *syn.engine._var_range("w"))
+            w[...] = new.astype(w.dtype)
+            self.w0[name] = w[0].astype(np.float64)
+
+
 def train_chip(
     profile: str, seed: int, schedule: list[tuple[float, int]], val_every: int, n_val: int, t_epoch: int = 1,
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
     headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
+    average_last: int = 0, adam_lr: float = 0.0, update: str = "online", optimizer: str = "sgd",
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -150,7 +194,14 @@ def train_chip(
     readout projections' lr is the stage's times this (each projection learns at its own lr).
     ``resume``/``save``: an ``.npz`` of the learned weights (chip units) and the update count to
     start from / to write at the end (a run continued in a second process is the same run: its
-    updates continue at the saved count)."""
+    updates continue at the saved count). ``average_last`` N > 0: the final measurement also
+    runs the mean of the weights after each of the last N updates (Polyak averaging: a running
+    sum in an accumulation buffer, on the host or a programmable core; mantissas rounded
+    stochastically), reported as ``final_avg``. ``adam_lr`` > 0: the minibatch's update goes
+    through :class:`HostAdam` at that lr instead of the copies' mean. ``update`` ``trial`` (a
+    programmable core): the rule's own minibatch, the ``per_update`` trials of a run accumulated
+    with the weights fixed and applied at its end by ``optimizer`` (``sgd`` or ``adam``; the
+    stage's lr is the optimizer's), no host step."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -162,11 +213,12 @@ def train_chip(
         net = scaled_readout(net, readout_scale)
     extra = ({} if t_epoch == 1 else {"t_epoch": t_epoch}) | ({} if reg is None else {"reg": reg})
     extra |= {"readout_headroom_bits": headroom} if headroom else {}
+    extra |= {"update": update, "optimizer": optimizer} if update != "online" else {}
     task = make("evidence-accumulation", seed=seed, batch=per_update)
     rng = np.random.default_rng([seed, 99])  # the host's stochastic rounding of averaged weights
     val = make("evidence-accumulation", seed=10_000 + seed, batch=n_val)
     curve: list[tuple[int, float]] = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     emu = judge = weights = None
     it = 0
     if resume:
@@ -174,6 +226,8 @@ def train_chip(
             it = int(f["__updates__"])
             weights = {k: f[k] for k in f.files if k != "__updates__"}
     total = it + sum(n for _, n in schedule)
+    wsum: dict[str, np.ndarray] = {}
+    adam = None
 
     def validate(tk, judge) -> float:
         for n, syn in emu.plastic.items():
@@ -186,19 +240,28 @@ def train_chip(
         log = io.StringIO()
         prog = compile(with_lr(net.with_rule_params(**extra), lr, readout_lr), profile, out=log)
         emu = Emulator(prog, batch=per_update, seed=seed)
-        if weights is not None:  # the next stage starts from the learned weights
+        if weights is not None:  # the next stage starts from the learned weights (every copy: trial 0's)
             for name, w in weights.items():
-                emu.plastic[name].engine.state["w"][...] = w
+                emu.plastic[name].engine.state["w"][...] = w[:1]
         if judge is None:
             judge = Emulator(prog, batch=n_val, seed=seed)
         # the learning engine's error units take the target (loihi2); a programmable core's readout does
         target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
+        if adam_lr and adam is None:
+            adam = HostAdam(emu, adam_lr, rng)
+        lr_chip = {name: lr * (readout_lr if name.split("->")[-1] == "out" else 1.0) for name in emu.plastic}
         for _ in range(n):
             t = task.sample(it)
             emu.reset(keep_weights=True)
             emu.run(t.steps, inputs={"in": t.inputs, target: t.targets}, learn=True)
-            if per_update > 1:
+            if adam is not None:
+                adam.step(emu, lr_chip)
+            elif per_update > 1 and update == "online":
                 average_weights(emu, rng)
+            if average_last and it >= total - average_last:
+                for name, syn in emu.plastic.items():
+                    w = syn.engine.state["w"][0].astype(np.float64)
+                    wsum[name] = wsum.get(name, 0.0) + w
             if it % val_every == 0 or it == total - 1:
                 err = validate(val, judge)
                 curve.append((it, err))
@@ -209,10 +272,18 @@ def train_chip(
         weights = {name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()}
     if save:
         np.savez(save, __updates__=it, **weights)
-    out = {"profile": profile, "seed": seed, "curve": curve, "wall_s": time.perf_counter() - t0}
+    out = {"profile": profile, "seed": seed, "curve": curve, "wall_s": time.perf_counter() - t0,
+           "cpu_s": time.process_time() - c0}
     if final_val:
         fin = make("evidence-accumulation", seed=20_000 + seed, batch=final_val)
-        out["final"] = validate(fin, Emulator(prog, batch=final_val, seed=seed))
+        out["final"] = validate(fin, final_judge := Emulator(prog, batch=final_val, seed=seed))
+        if wsum:
+            for name, syn in emu.plastic.items():
+                m = wsum[name] / average_last
+                if syn.engine.state["w"].dtype != np.float32:
+                    m = np.floor(m + rng.random(m.shape))
+                syn.engine.state["w"][...] = m.astype(syn.engine.state["w"].dtype)
+            out["final_avg"] = validate(fin, final_judge)
     return out
 
 
@@ -257,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--resume", help="an .npz of learned weights saved by --save to start from (--chip)")
     ap.add_argument("--save", help="write the learned weights to this .npz at the end (--chip)")
     ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
+    ap.add_argument("--average-last", type=int, default=0,
+                    help="also measure the mean of the weights after the last N updates (--chip)")
+    ap.add_argument("--adam", type=float, default=0.0, metavar="LR",
+                    help="the minibatch's update through Adam at this lr on the host (--chip; 0: the copies' mean)")
+    ap.add_argument("--update", default="online", choices=("online", "trial"),
+                    help="the rule's update: trial = the minibatch on the core (--chip spinnaker2)")
+    ap.add_argument("--optimizer", default="sgd", choices=("sgd", "adam"), help="the rule's optimizer (--update trial)")
     ap.add_argument("--reg", type=float, help="the rule's rate regularization instead of the example's (--chip)")
     ap.add_argument("--final-val", type=int, default=256, help="held-out trials of the final measurement (--chip)")
     ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
@@ -269,15 +347,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evidence-accumulation on {args.chip} (examples/eprop_evidence.yaml, {text} trials, t_epoch "
               f"{args.t_epoch}, readout x{args.readout_scale:g}, {args.per_update} trials per update, "
               f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
-              f"headroom {args.readout_headroom_bits} bits, seed {args.seed})", flush=True)  # fmt: skip
+              f"headroom {args.readout_headroom_bits} bits, "
+              f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}, update {args.update} "
+              f"({args.optimizer}), seed {args.seed})",
+              flush=True)  # fmt: skip
         r = train_chip(args.chip, args.seed, schedule, args.val_every, args.val_trials, args.t_epoch,
                        args.readout_scale, args.final_val, args.per_update, args.reg,
-                       args.readout_headroom_bits, args.readout_lr, args.resume, args.save)  # fmt: skip
+                       args.readout_headroom_bits, args.readout_lr, args.resume, args.save,
+                       args.average_last, args.adam, args.update, args.optimizer)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
-        print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {(it + 1) * args.per_update} "
-              f"trials ({it + 1} updates){fin} "
-              f"({r['wall_s']:.0f} s); target < 10 %: {'MET' if r.get('final', err) < 0.10 else 'MISSED'}")
+        if "final_avg" in r:
+            fin += f", {100 * r['final_avg']:.1f} % with the mean weights of the last {args.average_last} updates"
+        ran = sum(n for _, n in schedule) * args.per_update  # trials of this run (a resumed run's earlier ones not)
+        print(f"  {args.chip} seed {args.seed}: validation error {100 * err:.1f} % after {ran} trials in this run "
+              f"({it + 1} updates in all){fin} "
+              f"({r['wall_s']:.0f} s wall, {r['cpu_s']:.0f} s CPU: {ran / r['cpu_s']:.1f} "
+              f"trials per CPU second with the validations); "
+              f"target < 10 %: {'MET' if r.get('final', err) < 0.10 else 'MISSED'}")
         return 0
     hidden = "100 LIF (no ALIF)" if args.lif_only else "50 LIF + 50 ALIF"
     print(

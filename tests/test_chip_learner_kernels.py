@@ -42,13 +42,14 @@ def numpy_eprop_step(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurre
         f = d(rule.rate_decay) * st["f"] + (d(1) - d(rule.rate_decay)) * z.astype(d)
         L = L + d(rule.reg) * (f - d(rule.f_target))
     for name, wp in w.items():
-        zb = st[f"{name}/z_bar"]
+        # [trial, post or 1, pre]: each synapse's eligibility vector (reset to zero) or the shared trace
+        zb = st[f"{name}/eps_v"] if rule.zero_reset else st[f"{name}/z_bar"][:, None, :]
         if rule.beta:
             eps = st[f"{name}/eps"]
-            e = psi[:, :, None] * (zb[:, None, :] - d(rule.beta) * eps)
-            st[f"{name}/eps"] = psi[:, :, None] * zb[:, None, :] + (d(rule.rho) - psi[:, :, None] * d(rule.beta)) * eps
+            e = psi[:, :, None] * (zb - d(rule.beta) * eps)
+            st[f"{name}/eps"] = psi[:, :, None] * zb + (d(rule.rho) - psi[:, :, None] * d(rule.beta)) * eps
         else:
-            e = psi[:, :, None] * zb[:, None, :]
+            e = psi[:, :, None] * zb
         k = d(rule.kappa) if rule.filter_e else d(0)
         st[f"{name}/e_bar"] = k * st[f"{name}/e_bar"] + (d(1) - k) * e
         if learn:
@@ -56,7 +57,11 @@ def numpy_eprop_step(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurre
             if name in recurrent:
                 dw[:, np.arange(dw.shape[1]), np.arange(dw.shape[1])] = 0
             wp -= dw.astype(d)
-        st[f"{name}/z_bar"] = d(rule.alpha) * zb + pre_spikes[name].astype(d)
+        if rule.zero_reset:
+            keep = (d(rule.alpha) * (d(1) - z.astype(d)))[:, :, None]
+            st[f"{name}/eps_v"] = keep * zb + pre_spikes[name].astype(d)[:, None, :]
+        else:
+            st[f"{name}/z_bar"] = d(rule.alpha) * zb[:, 0] + pre_spikes[name].astype(d)
     st["z_out"] = d(rule.kappa) * st["z_out"] + (d(1) - d(rule.kappa)) * z.astype(d)
     st["f"] = d(rule.rate_decay) * st["f"] + (d(1) - d(rule.rate_decay)) * z.astype(d)
     if learn:
@@ -70,21 +75,23 @@ def numpy_eprop_step(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurre
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
-    ("alif", "loss", "feedback", "filter_e"),
+    ("alif", "loss", "feedback", "filter_e", "zero_reset"),
     [
-        (False, "mse", "random", True),
-        (True, "ce", "adaptive", True),
-        (True, "mse", "symmetric", True),
-        (False, "mse", "random", False),
+        (False, "mse", "random", True, False),
+        (True, "ce", "adaptive", True, False),
+        (True, "mse", "symmetric", True, False),
+        (False, "mse", "random", False, False),
+        (False, "ce", "random", True, True),
+        (True, "ce", "random", True, True),
     ],  # fmt: skip
 )
 @pytest.mark.parametrize("batch", [2, PARALLEL_TRIALS + 1])
-def test_compiled_exact_eprop_equals_its_numpy_form(dtype, alif, loss, feedback, filter_e, batch):
+def test_compiled_exact_eprop_equals_its_numpy_form(dtype, alif, loss, feedback, filter_e, zero_reset, batch):
     rng = np.random.default_rng(int(alif) + 2 * batch)
     n_h, n_in, n_out = 13, 7, 3
     rule = EpropExact(lr=0.01, gamma=0.3, feedback=feedback, loss=loss, reg=0.5, reg_rate_per_step=0.01,
                       rate_decay=0.999, alpha=0.95, kappa=0.9, v_th=0.6, beta=0.07 if alif else 0.0,
-                      rho=0.99 if alif else 0.0, dtype=dtype, filter_e=filter_e)  # fmt: skip
+                      rho=0.99 if alif else 0.0, dtype=dtype, filter_e=filter_e, zero_reset=zero_reset)  # fmt: skip
     B = rng.standard_normal((n_h, n_out))
     st = rule.init(batch, n_h, {"in->h": n_in, "h->h": n_h}, n_out, B)
     w = {"in->h": rng.standard_normal((batch, n_h, n_in)).astype(dtype),

@@ -291,21 +291,29 @@ def loop_reference(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurrent
             if rule.reg:
                 L[b, j] += rule.reg * (f[b, j] - rule.f_target)
     for name, wp in w.items():
-        zb = st[f"{name}/z_bar"]
+        # the eligibility vector of synapse (j, i): the shared trace z_bar_i, or (reset to zero) its own
+        zero = rule.zero_reset
+        ev = st[f"{name}/eps_v"] if zero else st[f"{name}/z_bar"]
         for b in range(bsz):
             for j in range(n_h):
-                for i in range(zb.shape[1]):
+                for i in range(ev.shape[-1]):
+                    x = ev[b, j, i] if zero else ev[b, i]
                     if rule.beta:
                         eps = st[f"{name}/eps"][b, j, i]
-                        e = psi[b, j] * (zb[b, i] - rule.beta * eps)
-                        st[f"{name}/eps"][b, j, i] = psi[b, j] * zb[b, i] + (rule.rho - psi[b, j] * rule.beta) * eps
+                        e = psi[b, j] * (x - rule.beta * eps)
+                        st[f"{name}/eps"][b, j, i] = psi[b, j] * x + (rule.rho - psi[b, j] * rule.beta) * eps
                     else:
-                        e = psi[b, j] * zb[b, i]
+                        e = psi[b, j] * x
                     eb = rule.kappa * st[f"{name}/e_bar"][b, j, i] + (1 - rule.kappa) * e
                     st[f"{name}/e_bar"][b, j, i] = eb
                     if not (name in recurrent and i == j):
                         wp[b, j, i] -= rule.lr * L[b, j] * eb
-        st[f"{name}/z_bar"] = rule.alpha * zb + pre_spikes[name]
+        if zero:  # dv_j/dv_j of the previous step is alpha (1 - z_j): the vector restarts at the reset
+            for b in range(bsz):
+                for j in range(n_h):
+                    ev[b, j] = rule.alpha * (1 - z[b, j]) * ev[b, j] + pre_spikes[name][b]
+        else:
+            st[f"{name}/z_bar"] = rule.alpha * ev + pre_spikes[name]
     st["z_out"] = rule.kappa * st["z_out"] + (1 - rule.kappa) * z
     st["f"] = rule.rate_decay * st["f"] + (1 - rule.rate_decay) * z
     for b in range(bsz):
@@ -320,16 +328,19 @@ def loop_reference(rule, st, w, w_out, v, a, z, y, target, pre_spikes, recurrent
 
 
 @pytest.mark.parametrize(
-    ("alif", "loss", "feedback"), [(False, "mse", "random"), (True, "ce", "adaptive"), (True, "mse", "symmetric")]
-)
-def test_exact_eprop_step_matches_a_synapse_by_synapse_loop(alif, loss, feedback):
+    ("alif", "loss", "feedback", "zero_reset"),
+    [(False, "mse", "random", False), (True, "ce", "adaptive", False), (True, "mse", "symmetric", False),
+     (False, "mse", "random", True), (True, "ce", "random", True)],
+)  # fmt: skip
+def test_exact_eprop_step_matches_a_synapse_by_synapse_loop(alif, loss, feedback, zero_reset):
     from neurocomp.learning.programmable import EpropExact
 
     rng = np.random.default_rng(3)
     bsz, n_h, n_in, n_out = 2, 4, 3, 2
     rule = EpropExact(lr=0.01, gamma=0.3, feedback=feedback, loss=loss, reg=0.5 if alif else 0.0,
                       reg_rate_per_step=0.01, rate_decay=0.999, alpha=0.95, kappa=0.9, v_th=0.6,
-                      beta=0.07 if alif else 0.0, rho=0.99 if alif else 0.0, dtype=np.float64)  # fmt: skip
+                      beta=0.07 if alif else 0.0, rho=0.99 if alif else 0.0, dtype=np.float64,
+                      zero_reset=zero_reset)  # fmt: skip
     B = rng.standard_normal((n_h, n_out))
     st = rule.init(bsz, n_h, {"in->h": n_in, "h->h": n_h}, n_out, B)
     w = {"in->h": rng.standard_normal((bsz, n_h, n_in)), "h->h": rng.standard_normal((bsz, n_h, n_h))}

@@ -770,6 +770,10 @@ class Emulator:
             self.step({k: v[i] for k, v in given.items()}, learn=learn)
             for arr, st, var in sinks:
                 arr[i] = st[var]  # exact: integers held in float64 convert exactly
+        if learn:  # e-prop's update 'trial': the run's trials are the minibatch, applied now
+            for learner in self._learners.values():
+                if isinstance(learner, EpropLearner):
+                    learner.end_run()
         return out
 
     def _record_dtype(self):

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..compiler.ir import QProjection
 from ..kernels.eprop import deliver
-from ..learning.programmable import EpropExact
+from ..learning.programmable import EpropExact, apply_trial_update
 from ..learning.quantities import RATE_TAU_MS, feedback_matrix, rate_decay
 from ..profiles import Profile
 from .plastic import LearnedSynapses
@@ -52,8 +52,13 @@ class _HiddenPart:
         prm = dict(out.rule.params)
         hp, rp = pops[self.hidden].q.params, pops[self.readout].q.params
         self.alif = pops[self.hidden].q.model == "ALIF"
+        # update 'trial': the steps' updates go into buffers (the weights fixed), applied by end_run;
+        # with Adam the buffers take the update at lr 1 (the gradient) and the lr is Adam's step
+        self.trial, self.optimizer = prm.get("update", "online") == "trial", prm.get("optimizer", "sgd")
+        self.lrs = {s.name: float(s.rule.params["lr"]) for s in [*hid, out]}
+        adam = self.optimizer == "adam"
         self.rule = EpropExact(
-            lr=float(prm["lr"]),
+            lr=1.0 if adam else float(prm["lr"]),
             gamma=float(prm["dampening"]),
             feedback=prm["feedback"],
             loss=prm["loss"],
@@ -67,7 +72,8 @@ class _HiddenPart:
             rho=float(hp.get("adapt_decay", 0.0)) if self.alif else 0.0,
             dtype=dtype,
             filter_e=out.rule.source != "rflo",  # RFLO: the eligibility unfiltered
-            lr_of={s.name: float(s.rule.params["lr"]) for s in hid},  # each projection's lr (the readout's: lr)
+            lr_of={} if adam else {s.name: self.lrs[s.name] for s in hid},  # each projection's lr (readout's: lr)
+            zero_reset=hp.get("reset", "zero") != "subtract",  # the eligibility vector restarts at the reset
         )
         self._B0 = out.engine.weights[0].T if prm["feedback"] == "symmetric" else B
         self.batch = batch
@@ -76,14 +82,41 @@ class _HiddenPart:
 
     def reset(self, keep: bool = False) -> None:
         B = self.state["B"] if keep and self.rule.feedback == "adaptive" else self._B0
+        old = getattr(self, "state", {})
         self.state = self.rule.init(self.batch, len(self._B0), self.pres, self._B0.shape[1], B)
+        if self.trial:  # the minibatch's buffers and Adam's moments outlive a trial (with the weights)
+            d = self.rule.dtype
+            for s in [*self.hid, self.out]:
+                shape = s.engine.state["w"].shape
+                for var, shp in (("acc", shape), ("adam_m", shape[1:]), ("adam_v", shape[1:]), ("adam_t", (1,))):
+                    key = f"{s.name}/{var}"
+                    self.state[key] = old[key] if keep and key in old else np.zeros(shp, d)
+
+    def end_run(self) -> dict[str, np.ndarray]:
+        """update 'trial': the run's trials' buffers applied to every copy of the weights
+        (:func:`~neurocomp.learning.programmable.apply_trial_update`); returns each projection's
+        mean buffer."""
+        if not self.trial:
+            return {}
+        st, means = self.state, {}
+        for s in [*self.hid, self.out]:
+            opt = {x: st[f"{s.name}/adam_{x}"] for x in ("m", "v", "t")}
+            means[s.name] = apply_trial_update(s.engine.state["w"], st[f"{s.name}/acc"], opt, self.lrs[s.name],
+                                               self.optimizer)  # fmt: skip
+        return means
 
     def step(self, pops: Mapping[str, Any], target) -> None:
         h = pops[self.hidden].state
+        if self.trial:  # the buffers take the update; the weights stay as the trial started
+            w = {s.name: self.state[f"{s.name}/acc"] for s in self.hid}
+            w_out = self.state[f"{self.out.name}/acc"]
+        else:
+            w = {s.name: s.engine.state["w"] for s in self.hid}
+            w_out = self.out.engine.state["w"]
         self.rule.step(
             self.state,
-            {s.name: s.engine.state["w"] for s in self.hid},
-            self.out.engine.state["w"],
+            w,
+            w_out,
             h.get("v_pre", h["v"]),
             h.get("a") if self.alif else None,
             h["spikes"],
@@ -164,6 +197,7 @@ class EpropLearner:
         for part in self.parts:
             pops[part.hidden].const["keep_v_pre"] = True
         self.batch = batch
+        self.last_update: dict[str, np.ndarray] = {}
         self.state: MutableMapping[str, np.ndarray] = (
             self.parts[0].state if len(self.parts) == 1 else _PartsState(self.parts)
         )
@@ -178,3 +212,10 @@ class EpropLearner:
         t = None if target is None else np.asarray(target, dtype=self.dtype)
         for part in self.parts:
             part.step(pops, t)
+
+    def end_run(self) -> dict[str, np.ndarray]:
+        """The end of a learning run: update 'trial' applies the minibatch (each part's
+        :meth:`_HiddenPart.end_run`); returns the projections' mean buffers (empty when online),
+        also kept as ``last_update``."""
+        self.last_update = {k: v for part in self.parts for k, v in part.end_run().items()}
+        return self.last_update

@@ -97,17 +97,19 @@ def _update(wr, eb, c):
 @kernel
 def _lif_rows(w, zb, e_bar, psi, L, k, omk, lr, learn, recurrent):
     """The synapses of LIF neurons: per post neuron ``j`` of trial ``b``, its eligibility
-    filter and (with ``learn``) its weights in one pass over the row."""
+    filter and (with ``learn``) its weights in one pass over the row. ``zb`` ``[trial, 1 or
+    post, pre]``: the presynaptic trace shared by the rows, or each synapse's own."""
     n_b, n_h = psi.shape
+    r = zb.shape[1]  # 1: shared; n_h: per synapse (row j % r)
     if not learn:
         for b in range(n_b):
             for j in range(n_h):
-                _filter(e_bar[b, j], zb[b], psi[b, j], k, omk)
+                _filter(e_bar[b, j], zb[b, j % r], psi[b, j], k, omk)
         return
     for b in range(n_b):
         for j in range(n_h):
             keep = w[b, j, j] if recurrent else lr
-            _filter_learn(e_bar[b, j], w[b, j], zb[b], psi[b, j], k, omk, lr * L[b, j])
+            _filter_learn(e_bar[b, j], w[b, j], zb[b, j % r], psi[b, j], k, omk, lr * L[b, j])
             if recurrent:
                 w[b, j, j] = keep  # autapses stay absent (their update is 0)
 
@@ -116,9 +118,10 @@ def _lif_rows(w, zb, e_bar, psi, L, k, omk, lr, learn, recurrent):
 def _alif_rows(w, zb, e_bar, eps, psi, L, k, omk, lr, beta, decay_eps, learn, recurrent):
     """The synapses of ALIF neurons: the adaptation eligibility ``eps`` too, then the weights."""
     n_b, n_h = psi.shape
+    r = zb.shape[1]
     for b in range(n_b):
         for j in range(n_h):
-            _filter_alif(e_bar[b, j], eps[b, j], zb[b], psi[b, j], beta, decay_eps[b, j], k, omk)
+            _filter_alif(e_bar[b, j], eps[b, j], zb[b, j % r], psi[b, j], beta, decay_eps[b, j], k, omk)
     if not learn:
         return
     for b in range(n_b):
@@ -130,30 +133,38 @@ def _alif_rows(w, zb, e_bar, eps, psi, L, k, omk, lr, beta, decay_eps, learn, re
 
 
 @kernel
-def _traces(zb, spikes, alpha):
+def _traces(zb, spikes, alpha, z_post):
+    """``zb <- alpha * zb + spikes``; with ``z_post`` (per-synapse ``zb``) row ``j`` decays by
+    ``alpha * (1 - z_j)``: 0 after the post neuron's reset to zero (``alpha - alpha * z``, exact
+    for ``z`` in {0, 1}, needs no float literal)."""
     for b in range(zb.shape[0]):
-        for i in range(zb.shape[1]):
-            zb[b, i] = alpha * zb[b, i] + spikes[b, i]
+        for j in range(zb.shape[1]):
+            keep = alpha if z_post.size == 0 else alpha - alpha * z_post[b, j]
+            for i in range(zb.shape[2]):
+                zb[b, j, i] = keep * zb[b, j, i] + spikes[b, i]
 
 
 @kernel
-def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, alpha, learn, recurrent):
+def hidden_step(w, zb, e_bar, eps, psi, L, spikes, k, omk, lr, beta, decay_eps, alpha, learn, recurrent, z_post):
     """One step of the synapses ``[trial, post j, pre i]`` of one hidden projection, in place:
 
-    * ``e = psi_j * (zb_i - beta * eps_ji)`` and ``eps <- psi_j * zb_i + decay_eps_j * eps``
-      (ALIF: ``eps`` nonempty; ``decay_eps = rho - psi * beta``), else ``e = psi_j * zb_i``;
+    * ``e = psi_j * (zb_ji - beta * eps_ji)`` and ``eps <- psi_j * zb_ji + decay_eps_j * eps``
+      (ALIF: ``eps`` nonempty; ``decay_eps = rho - psi * beta``), else ``e = psi_j * zb_ji``;
     * ``e_bar <- k * e_bar + omk * e`` (``omk = 1 - k``, rounded once as numpy rounds it);
     * with ``learn``: ``w -= (lr * L_j) * e_bar`` except autapses of a ``recurrent`` projection;
-    * then ``zb <- alpha * zb + spikes`` (``spikes`` in the dtype).
+    * then ``zb <- alpha * zb + spikes`` (``spikes`` in the dtype), with ``z_post`` (the post
+      neurons' spikes of this step, nonempty when they reset to zero) ``alpha * (1 - z_j)``.
 
-    ``psi`` and ``decay_eps`` come in their own dtype (numpy 1's scalar rules give float32 from
-    float32 neuron states even at the float level); a product with them takes the wider type,
-    as in numpy."""
+    ``zb`` ``[trial, 1, pre]`` is the presynaptic trace ``z_bar_i`` shared by the rows; ``[trial,
+    post, pre]`` the eligibility vector ``eps_v_ji`` of each synapse, which restarts at the post
+    neuron's reset to zero. ``psi`` and ``decay_eps`` come in their own dtype (numpy 1's scalar
+    rules give float32 from float32 neuron states even at the float level); a product with them
+    takes the wider type, as in numpy."""
     if eps.size > 0:
         _alif_rows(w, zb, e_bar, eps, psi, L, k, omk, lr, beta, decay_eps, learn, recurrent)
     else:
         _lif_rows(w, zb, e_bar, psi, L, k, omk, lr, learn, recurrent)
-    _traces(zb, spikes, alpha)
+    _traces(zb, spikes, alpha, z_post)
 
 
 @kernel

@@ -26,7 +26,10 @@ class EpropExact:
     * ``psi_j = gamma / v_th * h(v_j, A_j, v_th)``, ``A_j = v_th + a_j`` (ALIF);
     * ``e_ji = psi_j * (z_bar_i - beta * eps_ji)``, ``eps_ji <- psi_j * z_bar_i + (rho - psi_j * beta) * eps_ji``
       (``eps`` only for ALIF), where ``z_bar_i`` is the presynaptic trace of the spikes that
-      have reached ``j`` (one step of latency);
+      have reached ``j`` (one step of latency); with ``zero_reset`` (hidden neurons that reset
+      to zero) each synapse's own eligibility vector ``eps_v_ji`` takes its place: the
+      derivative of ``v_j`` with the spikes' gradient stopped, ``dv_j^{t+1}/dv_j^t = alpha (1 -
+      z_j^t)``, which restarts at the reset (with a subtractive reset it is ``z_bar_i``);
     * ``e_bar <- kappa * e_bar + (1 - kappa) * e``;
     * error ``err_k = y_k - y*_k`` (mse) or ``softmax(y)_k - y*_k`` (ce, one-hot targets);
     * ``L_j = sum_k B_jk err_k + reg * (f_j - f_target)`` on every step (``err`` 0 without a
@@ -36,7 +39,7 @@ class EpropExact:
     * ``W_ji -= lr_ji * L_j * e_bar_ji`` (no autapses; ``lr_ji`` the projection's own, ``lr_of``, else
       ``lr``), ``W_out_kj -= lr * err_k * z_out_j`` (``lr``: the readout projection's) with
       ``z_out <- kappa z_out + (1 - kappa) z``; adaptive feedback: ``B_jk`` takes ``W_out_kj``'s update;
-    * then ``z_bar <- alpha * z_bar + z_pre``.
+    * then ``z_bar <- alpha * z_bar + z_pre`` (``eps_v <- alpha (1 - z_j) eps_v + z_pre``).
     """
 
     def __init__(
@@ -57,7 +60,9 @@ class EpropExact:
         dtype,
         filter_e=True,
         lr_of=None,
+        zero_reset=False,
     ):
+        self.zero_reset = zero_reset  # per-synapse eligibility vectors (one float per synapse more)
         self.filter_e = filter_e  # False: RFLO's spiking form (the eligibility is used unfiltered)
         self.lr, self.gamma, self.feedback, self.loss = lr, gamma, feedback, loss
         self.lr_of = dict(lr_of or {})  # a hidden projection's own lr, where it differs from the readout's
@@ -71,7 +76,10 @@ class EpropExact:
         st["z_out"] = np.zeros((batch, n_hidden), d)
         st["f"] = np.zeros((batch, n_hidden), d)
         for name, n in pres.items():
-            st[f"{name}/z_bar"] = np.zeros((batch, n), d)
+            if self.zero_reset:
+                st[f"{name}/eps_v"] = np.zeros((batch, n_hidden, n), d)
+            else:
+                st[f"{name}/z_bar"] = np.zeros((batch, n), d)
             st[f"{name}/e_bar"] = np.zeros((batch, n_hidden, n), d)
             if self.beta:
                 st[f"{name}/eps"] = np.zeros((batch, n_hidden, n), d)
@@ -104,13 +112,16 @@ class EpropExact:
             L = L + rate_regularization(f, d(self.f_target), d(self.reg))
         k = d(self.kappa) if self.filter_e else d(0)
         decay_eps = d(self.rho) - psi * d(self.beta) if self.beta else np.zeros((0, 0), d)
+        z_post = z.astype(d) if self.zero_reset else np.zeros((0, 0), d)
         calls = []
         for name, wp in w.items():  # compiled: the synapses' eligibility, its filter, the update, the trace
-            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"]) for x in ("z_bar", "e_bar", "eps") if f"{name}/{x}" in st}
-            args = (wp, arr["z_bar"], arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
+            arr = {x: np.ascontiguousarray(st[f"{name}/{x}"])
+                   for x in ("z_bar", "eps_v", "e_bar", "eps") if f"{name}/{x}" in st}  # fmt: skip
+            zb = arr["eps_v"] if self.zero_reset else arr["z_bar"][:, None, :]  # [trial, post or 1, pre]
+            args = (wp, zb, arr["e_bar"], arr.get("eps", np.zeros((0, 0, 0), d)), psi,
                     L if learn else np.zeros((0, 0), d), pre_spikes[name].astype(d), k, d(1) - k,
                     d(self.lr_of.get(name, self.lr)), d(self.beta), decay_eps, d(self.alpha), learn,
-                    name in recurrent)  # fmt: skip
+                    name in recurrent, z_post)  # fmt: skip
             calls.append(sliced(hidden_step, args, v.shape[0]))
             st.update({f"{name}/{x}": a for x, a in arr.items()})
         # every projection's trials in one hand-over to the cores (each trial's projections are independent)
@@ -121,6 +132,40 @@ class EpropExact:
         output_step(w_out, st["z_out"], st["f"], z.astype(d), err if learn else np.zeros((0, 0), d), st["B"],
                     d(self.kappa), d(1) - d(self.kappa), d(self.rate_decay), d(self.lr), learn,
                     self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
+
+
+ADAM = (0.9, 0.999, 1e-8)  # Adam's beta1, beta2, eps (Kingma & Ba 2015; reference.eprop.Adam's)
+
+
+def apply_trial_update(w: np.ndarray, acc: np.ndarray, opt: dict, lr: float, optimizer: str) -> np.ndarray:
+    """The end of a minibatch (e-prop's ``update: trial``) for one projection, in the arrays'
+    dtype (float32 on the core): the trials' buffers ``acc`` ``[trial, post, pre]`` (each the
+    sum of its trial's updates at lr 1 for ``adam``, at ``lr`` for ``sgd``, the weights held
+    fixed) are added in trial order and divided by the trial count; ``sgd`` adds that mean to
+    the weights, ``adam`` takes ``g = -mean`` as the gradient: ``m <- b1 m + (1 - b1) g``,
+    ``v <- b2 v + (1 - b2) g^2``, ``w <- w - lr (m / c1) / (sqrt(v / c2) + eps)`` with the bias
+    corrections ``c1 = 1 - b1^t``, ``c2 = 1 - b2^t`` rounded once to the dtype (``opt``: ``m``,
+    ``v`` ``[post, pre]`` and the step count ``t`` ``[1]``, updated in place). Every copy
+    ``w[trial]`` takes the result and ``acc`` is zeroed. Returns the mean."""
+    d = acc.dtype.type
+    mean = acc[0].copy()
+    for b in range(1, acc.shape[0]):
+        mean = mean + acc[b]
+    mean = mean / d(acc.shape[0])
+    if optimizer == "sgd":
+        new = w[0] + mean
+    else:
+        b1, b2, eps = (d(x) for x in ADAM)
+        opt["t"] += d(1)
+        t = int(opt["t"][0])
+        g = -mean
+        opt["m"][...] = b1 * opt["m"] + (d(1) - b1) * g
+        opt["v"][...] = b2 * opt["v"] + (d(1) - b2) * (g * g)
+        c1, c2 = d(1 - ADAM[0] ** t), d(1 - ADAM[1] ** t)
+        new = w[0] - d(lr) * (opt["m"] / c1) / (np.sqrt(opt["v"] / c2) + eps)
+    w[...] = new
+    acc[...] = d(0)
+    return mean
 
 
 class HyperparameterError(NeurocompError, ValueError):
@@ -143,7 +188,11 @@ class EpropParams(Mapping):
     ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two);
     ``readout_headroom_bits``: on a fixed-point engine, the readout weights' exponent that many
     bits above the one their initial weights need, so that they can grow ``2**bits``-fold
-    (their initial mantissas lose as many bits; a programmable core ignores it)."""
+    (their initial mantissas lose as many bits; a programmable core ignores it); ``update``
+    ``online`` (every step's update applied at once) or ``trial`` (a programmable core's
+    minibatch: the updates accumulate with the weights fixed and the run's trials' mean is
+    applied at its end, :func:`apply_trial_update`); ``optimizer`` of a ``trial`` update:
+    ``sgd`` (``lr`` times the e-prop update) or ``adam`` (``lr`` Adam's step size)."""
 
     lr: float
     feedback: str = "random"
@@ -157,6 +206,8 @@ class EpropParams(Mapping):
     error_range: float = 2.0
     t_epoch: int = 1
     readout_headroom_bits: int = 0
+    update: str = "online"
+    optimizer: str = "sgd"
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

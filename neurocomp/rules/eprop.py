@@ -148,6 +148,12 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     h = out.get("readout_headroom_bits", 0)
     if not isinstance(h, int) or isinstance(h, bool) or h < 0:
         problems.append(Problem(where, f"eprop: readout_headroom_bits must be an integer >= 0, got {h!r}"))
+    if out.get("update", "online") not in ("online", "trial"):
+        problems.append(Problem(where, f"eprop: update must be 'online' or 'trial', got {out['update']!r}"))
+    if out.get("optimizer", "sgd") not in ("sgd", "adam"):
+        problems.append(Problem(where, f"eprop: optimizer must be 'sgd' or 'adam', got {out['optimizer']!r}"))
+    elif out.get("optimizer", "sgd") == "adam" and out.get("update", "online") != "trial":
+        problems.append(Problem(where, "eprop: optimizer 'adam' needs update 'trial' (a step per minibatch)"))
     tau = out.get("reg_tau_ms", RATE_TAU_MS)
     if not isinstance(tau, (int, float)) or not math.isfinite(tau) or tau <= 0:
         problems.append(Problem(where, f"eprop: reg_tau_ms must be a finite number of ms > 0, got {tau!r}"))
@@ -361,6 +367,10 @@ def _checked_eprop(net: QuantizedNetwork, eprop: list[QProjection], prof, rule: 
                 )
         if np.ndim(p.weight_exp) or np.ndim(p.delay_steps) or p.is_sparse:
             problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one exponent"))
+        if pr["update"] != "online":  # the engine writes w each epoch; nothing holds a trial's sum for a host step
+            problems.append(Problem(f"projection {p.name!r}", f"eprop update {pr['update']!r}: {prof.name}'s "
+                                    "learning engine applies every epoch's update ('online'); 'trial' needs a "
+                                    "programmable core"))  # fmt: skip
     if problems:
         raise LoweringError(problems, header="e-prop cannot be lowered")
     return params, readouts[0], hidden
@@ -629,6 +639,12 @@ def lower_programmable(
             )
         if p.is_sparse or np.ndim(p.delay_steps):
             problems.append(Problem(f"projection {p.name!r}", "eprop needs a dense projection with one delay"))
+        if pr["update"] == "trial" and pr["feedback"] != "random":  # B would follow W_out only at the step
+            problems.append(Problem(f"projection {p.name!r}", "eprop update 'trial' takes random feedback"))
+        for key in ("update", "optimizer"):  # one step per minibatch for the whole learner
+            if pr[key] != params[eprop[0].name][key]:
+                problems.append(Problem(f"projection {p.name!r}", f"eprop {key} {pr[key]!r} differs from "
+                                        f"{params[eprop[0].name][key]!r} of projection {eprop[0].name!r}"))  # fmt: skip
     if problems:
         raise LoweringError(problems, header="e-prop cannot be lowered")
     R = readouts[0]
@@ -645,6 +661,16 @@ def lower_programmable(
     notes.append(f"{rule} on {profile.name}'s programmable cores: the exact rule in float32; target input '{R}/target'")
     if any(params[p.name]["t_epoch"] != 1 for p in eprop):
         notes.append(f"{rule}: t_epoch ignored on {profile.name}: the exact rule learns every step")
+    first = params[eprop[0].name]
+    if first["update"] == "trial":
+        opt = ("Adam at each projection's lr (beta1 0.9, beta2 0.999, eps 1e-8; m and v per synapse in float32)"
+               if first["optimizer"] == "adam" else "plain SGD (the buffer holds lr times the update)")  # fmt: skip
+        notes.append(
+            f"{rule}: update 'trial' (a minibatch) on {profile.name}: each trial runs on its own copy of the "
+            "network (the emulator's batch = the minibatch: one copy per trial on its own cores), its updates "
+            "summed into a float32 buffer per synapse with the weights fixed; at the end of the run the copies' "
+            f"buffers are added in trial order, divided by the trial count and applied to every copy by {opt}"
+        )
     return replace(
         net, projections=tuple(replace(p, learning=learning.get(p.name, p.learning)) for p in net.projections)
     )
