@@ -54,10 +54,15 @@ DEFAULTS: dict[str, Any] = {
 
 VOLATILE_NAME = "volatile-perceptron"
 
+# the volatile task: the target weights are drawn anew every ``block`` trials, so the rule must
+# relearn from a jump in the error. NP there learns at ``lr_scale`` times its optimal rate,
+# times the third factor's gain: the VKF's learning rate (``gain = "vkf"``), or 1 (``"none"``)
+GAINS = ("vkf", "none")
 VOLATILE_DEFAULTS: dict[str, Any] = {
     **DEFAULTS,
-    "block": 1000,  # trials per block; each block draws new target weights
-    "w_jump": 0.1,  # the new weights' spread around w_opt
+    "block": 2000,  # trials per block; each block draws new target weights
+    "w_jump": 0.1,  # the new weights' spread around w_opt (each jump raises E by ~ M n_trial alpha^2 w_jump^2)
+    "lr_scale": 1.0,  # the rule's learning rate over its optimal one
     "gain": "vkf",  # the third factor's gain: "vkf" (rules.volatility.RewardGain) or "none"
     "gain_lambda": 0.1,  # the VKF's volatility rate,
     "gain_v0": 1.0,  # its initial volatility,
@@ -87,8 +92,17 @@ def alpha_squared(cfg) -> float:
 
 
 def initial_error(cfg) -> float:
-    """``E_0``, the error of ``W = 0``."""
-    return cfg["n_out"] * cfg["n_trial"] * alpha_squared(cfg) * cfg["w_opt"] ** 2 / 2 + cfg["e_opt"]
+    """``E_0``, the expected error of ``W = 0`` (``w_opt^2 + w_jump^2`` per active weight where
+    the targets jump)."""
+    w2 = cfg["w_opt"] ** 2 + (cfg["w_jump"] ** 2 if cfg.get("block", 0) > 0 else 0.0)
+    return cfg["n_out"] * cfg["n_trial"] * alpha_squared(cfg) * w2 / 2 + cfg["e_opt"]
+
+
+def largest_error(cfg) -> float:
+    """The largest expected error a learner meets: ``E_0``, or just after a jump of the targets
+    (``2 w_jump^2`` per active weight from the previous block's)."""
+    jump = cfg["n_out"] * cfg["n_trial"] * alpha_squared(cfg) * cfg["w_jump"] ** 2 + cfg["e_opt"]
+    return max(initial_error(cfg), jump if cfg.get("block", 0) > 0 else 0.0)
 
 
 def optimal_lr(cfg, kind: str) -> float:
@@ -211,8 +225,11 @@ def _make(name: str, defaults: dict[str, Any], seed: int, overrides: dict[str, A
     if unknown:
         raise ValueError(f"{name}: unknown parameter(s) {sorted(unknown)} (known: {', '.join(defaults)})")
     cfg = {**defaults, **overrides}
-    for k in ("batch", "n_in", "n_out", "steps", "n_task", "n_trial"):
-        cfg[k] = int(cfg[k])
+    for k in ("batch", "n_in", "n_out", "steps", "n_task", "n_trial", "block"):
+        if k in cfg:
+            cfg[k] = int(cfg[k])
+    if "block" in cfg and (cfg["block"] < 1 or cfg["gain"] not in GAINS or cfg["lr_scale"] <= 0):
+        raise ValueError(f"{name}: need block >= 1, lr_scale > 0 and gain one of {GAINS}, got {cfg}")
     nb, N, M, T, n_task, n_trial = (cfg[k] for k in ("batch", "n_in", "n_out", "steps", "n_task", "n_trial"))
     if min(nb, M, n_trial) < 1 or not n_trial <= n_task <= N:
         raise ValueError(f"{name}: need batch, n_out, n_trial >= 1 and n_trial <= n_task <= n_in, got {cfg}")
