@@ -3,7 +3,8 @@ fixed learning rates, on ``volatile-perceptron``: in float, on spinnaker2's core
 
 ``volatile-perceptron`` is the multiple-subtask perceptron of ``perturbation-perceptron`` whose
 target weights are drawn anew every ``block`` trials (``w_opt + w_jump N(0, 1)``), so the error
-jumps to ~12 and the rule relearns. A fixed rate trades speed against the floor it leaves: at
+jumps to ~12 and the rule relearns (the task's defaults: T = 50 bins, 10 of 20 inputs per trial,
+blocks of 1 200 trials). A fixed rate trades speed against the floor it leaves: at
 NP's optimal rate ``eta_opt`` it relearns fastest but to ``2 E_opt``, below it more slowly to a
 lower floor. The adaptive gain scales the broadcast ``dR`` by the VKF's learning rate ``k =
 (w+v)/(w+v+sigma2)``, computed each trial from the unperturbed reward by the unit that sends the
@@ -72,7 +73,7 @@ def run_level(level: str, grid, runs: int, blocks: int, seed: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--levels", default=",".join(LEVELS))
-    ap.add_argument("--runs", type=int, default=4, help="independent perceptrons (default 4)")
+    ap.add_argument("--runs", type=int, default=8, help="independent perceptrons (default 8)")
     ap.add_argument("--blocks", type=int, default=3, help="blocks of targets (default 3)")
     ap.add_argument("--grid", default=",".join(map(str, GRID)), help="fixed rates c (lr = c eta_opt)")
     ap.add_argument("--seed", type=int, default=0)
