@@ -62,11 +62,13 @@ def mean_error(level: str, c: float | None, runs: int, blocks: int, seed: int) -
 
 
 def run_level(level: str, grid, runs: int, blocks: int, seed: int) -> dict:
+    """``grid``: fixed rates ``c`` and/or ``"vkf"``; the verdict needs both."""
     t0 = time.perf_counter()
-    fixed = {c: mean_error(level, c, runs, blocks, seed) for c in grid}
-    vkf = mean_error(level, None, runs, blocks, seed)
-    best = min(fixed, key=lambda c: fixed[c][0])
-    return {"level": level, "fixed": fixed, "vkf": vkf, "best_c": best, "ratio": vkf[0] / fixed[best][0],
+    fixed = {c: mean_error(level, c, runs, blocks, seed) for c in grid if c != "vkf"}
+    vkf = mean_error(level, None, runs, blocks, seed) if "vkf" in grid else None
+    best = min(fixed, key=lambda c: fixed[c][0]) if fixed else None
+    ratio = vkf[0] / fixed[best][0] if vkf and fixed else None
+    return {"level": level, "fixed": fixed, "vkf": vkf, "best_c": best, "ratio": ratio,
             "wall_s": time.perf_counter() - t0}  # fmt: skip
 
 
@@ -75,13 +77,14 @@ def main() -> None:
     ap.add_argument("--levels", default=",".join(LEVELS))
     ap.add_argument("--runs", type=int, default=8, help="independent perceptrons (default 8)")
     ap.add_argument("--blocks", type=int, default=3, help="blocks of targets (default 3)")
-    ap.add_argument("--grid", default=",".join(map(str, GRID)), help="fixed rates c (lr = c eta_opt)")
+    ap.add_argument("--grid", default=",".join(map(str, GRID)) + ",vkf",
+                    help="fixed rates c (lr = c eta_opt) and/or vkf (the adaptive gain)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     from neurocomp.tasks.perturbation import VOLATILE_DEFAULTS as D
 
-    grid = tuple(float(c) for c in a.grid.split(","))
+    grid = tuple(c if c == "vkf" else float(c) for c in a.grid.split(","))
     print(f"volatile-perceptron: NP, block {D['block']}, w_jump {D['w_jump']}, sigma_eff {D['sigma_eff']}; VKF lambda "
           f"{D['gain_lambda']}, v0 {D['gain_v0']}, sigma2 {D['gain_sigma2']}; {a.runs} runs x {a.blocks} blocks, seed "
           f"{a.seed}; {platform.python_version()} (machine shared, loaded)")  # fmt: skip
@@ -90,11 +93,14 @@ def main() -> None:
     for level in a.levels.split(","):
         r = run_level(level, grid, a.runs, a.blocks, a.seed)
         out.append(r)
-        rows = ", ".join(f"c={c:g}: {m:.3f}" for c, (m, _) in r["fixed"].items())
-        b = r["fixed"][r["best_c"]]
-        print(f"{level:10s} fixed {rows}; vkf {r['vkf'][0]:.3f} +- {r['vkf'][1]:.3f} vs best fixed (c={r['best_c']:g}) "
-              f"{b[0]:.3f} +- {b[1]:.3f}: ratio {r['ratio']:.3f} (target < 1: {'met' if r['ratio'] < 1 else 'MISSED'})"
-              f"; {r['wall_s']:.0f} s", flush=True)  # fmt: skip
+        rows = ", ".join(f"c={c:g}: {m:.3f} +- {se:.3f}" for c, (m, se) in r["fixed"].items())
+        line = f"{level:10s} fixed {rows or '-'}"
+        if r["vkf"]:
+            line += f"; vkf {r['vkf'][0]:.3f} +- {r['vkf'][1]:.3f}"
+        if r["ratio"] is not None:
+            line += (f"; vkf / best fixed (c={r['best_c']:g}): {r['ratio']:.3f} (target < 1: "
+                     f"{'met' if r['ratio'] < 1 else 'MISSED'})")  # fmt: skip
+        print(f"{line}; {r['wall_s']:.0f} s", flush=True)
     if a.json:
         with open(a.json, "w") as f:
             json.dump(out, f, indent=1, default=str)

@@ -21,8 +21,12 @@ rate is::
 
   :class:`VkfFixed` is the same filter as a neuron's microcode would run it: ``w``, ``v``,
   ``sigma2`` and the error in integers with ``FRAC`` fraction bits, the gain from a 128-entry
-  reciprocal table of the divisor normalized to 8 bits (as the softmax cross-entropy error
-  units divide, :func:`neurocomp.rules.eprop.ce_error_fixed`), every product rounded.
+  reciprocal table of the divisor normalized to 8 bits (the softmax cross-entropy error units'
+  division, :func:`neurocomp.learning.quantities.lut_divide`, one table machinery for both),
+  every product rounded.
+* :class:`RewardGain`: the VKF as the adaptive gain of a reward rule's broadcast third factor
+  (node perturbation's ``dR``, ``volatile-perceptron``), computed by the unit that sends it from
+  each trial's reward; float64, float32 or the unit's integers (:class:`VkfFixed`).
 
 As a learning rule (``vkf``): the weight ``m`` of a synapse from an always-on input predicts a
 reward; the post neuron keeps ``w`` and ``v``, computes ``k`` and sends the gain-scaled error
