@@ -40,9 +40,9 @@ LEVELS = {"float": ("reference", "loihi2"), "spinnaker2": ("lowered-fixed", "spi
           "loihi2": ("lowered-fixed", "loihi2")}  # fmt: skip
 
 
-def mean_error(level: str, c: float | None, runs: int, blocks: int, seed: int) -> tuple[float, float]:
-    """Mean error over all trials and runs, and its standard error over the runs, of NP at
-    ``lr = c eta_opt`` (``c`` None: ``eta_opt`` times the VKF's gain) at ``level``."""
+def mean_error(level: str, c: float | None, runs: int, blocks: int, seed: int) -> tuple[float, float, list]:
+    """Mean error over all trials and runs, its standard error over the runs, and each run's
+    mean, of NP at ``lr = c eta_opt`` (``c`` None: ``eta_opt`` times the VKF's gain) at ``level``."""
     from neurocomp.analysis.check_perturbation import make_level
     from neurocomp.profiles import load_profile
     from neurocomp.tasks import make
@@ -58,7 +58,8 @@ def mean_error(level: str, c: float | None, runs: int, blocks: int, seed: int) -
         t = tk.sample(k)
         e[k] = net.trial(t.inputs.transpose(1, 2, 0), t.targets.transpose(1, 2, 0))
     per_run = e.mean(axis=0)
-    return float(per_run.mean()), float(per_run.std(ddof=1) / np.sqrt(runs)) if runs > 1 else float("nan")
+    se = float(per_run.std(ddof=1) / np.sqrt(runs)) if runs > 1 else float("nan")
+    return float(per_run.mean()), se, per_run.tolist()
 
 
 def run_level(level: str, grid, runs: int, blocks: int, seed: int) -> dict:
@@ -68,7 +69,10 @@ def run_level(level: str, grid, runs: int, blocks: int, seed: int) -> dict:
     vkf = mean_error(level, None, runs, blocks, seed) if "vkf" in grid else None
     best = min(fixed, key=lambda c: fixed[c][0]) if fixed else None
     ratio = vkf[0] / fixed[best][0] if vkf and fixed else None
-    return {"level": level, "fixed": fixed, "vkf": vkf, "best_c": best, "ratio": ratio,
+    # the runs share targets, subtasks and perturbations: the difference is paired per run
+    diff = np.subtract(vkf[2], fixed[best][2]) if ratio is not None else np.zeros(0)
+    paired = (float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff)))) if len(diff) > 1 else None
+    return {"level": level, "fixed": fixed, "vkf": vkf, "best_c": best, "ratio": ratio, "paired": paired,
             "wall_s": time.perf_counter() - t0}  # fmt: skip
 
 
@@ -93,13 +97,14 @@ def main() -> None:
     for level in a.levels.split(","):
         r = run_level(level, grid, a.runs, a.blocks, a.seed)
         out.append(r)
-        rows = ", ".join(f"c={c:g}: {m:.3f} +- {se:.3f}" for c, (m, se) in r["fixed"].items())
+        rows = ", ".join(f"c={c:g}: {m:.3f} +- {se:.3f}" for c, (m, se, _) in r["fixed"].items())
         line = f"{level:10s} fixed {rows or '-'}"
         if r["vkf"]:
             line += f"; vkf {r['vkf'][0]:.3f} +- {r['vkf'][1]:.3f}"
         if r["ratio"] is not None:
             line += (f"; vkf / best fixed (c={r['best_c']:g}): {r['ratio']:.3f} (target < 1: "
-                     f"{'met' if r['ratio'] < 1 else 'MISSED'})")  # fmt: skip
+                     f"{'met' if r['ratio'] < 1 else 'MISSED'}); paired difference {r['paired'][0]:+.3f} +- "
+                     f"{r['paired'][1]:.3f}")  # fmt: skip
         print(f"{line}; {r['wall_s']:.0f} s", flush=True)
     if a.json:
         with open(a.json, "w") as f:
