@@ -190,8 +190,6 @@ class VkfFixed(Vkf):
 
 # -- the adaptive gain of a reward rule's third factor ------------------------------------------
 
-GAIN_DEFAULTS = {"lambda": 0.1, "v0": 1.0, "sigma2": 1.0}
-
 
 class RewardGain:
     """The VKF as the adaptive gain of a reward rule's broadcast third factor, in the unit that
@@ -339,6 +337,6 @@ class VkfPredictor:
 
 
 __all__ = [
-    "DEFAULTS", "GAIN_DEFAULTS", "PF_DEFAULTS", "REFUSALS", "RewardGain", "Vkf", "VkfFixed", "VkfOnEngine",
+    "DEFAULTS", "PF_DEFAULTS", "REFUSALS", "RewardGain", "Vkf", "VkfFixed", "VkfOnEngine",
     "VkfPredictor", "lower_vkf", "particle_filter", "random_walk",
 ]  # fmt: skip
