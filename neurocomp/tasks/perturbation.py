@@ -105,8 +105,10 @@ def initial_error(cfg) -> float:
 def largest_error(cfg) -> float:
     """The largest expected error a learner meets: ``E_0``, or just after a jump of the targets
     (``2 w_jump^2`` per active weight from the previous block's)."""
+    if cfg.get("block", 0) <= 0:
+        return initial_error(cfg)
     jump = cfg["n_out"] * cfg["n_trial"] * alpha_squared(cfg) * cfg["w_jump"] ** 2 + cfg["e_opt"]
-    return max(initial_error(cfg), jump if cfg.get("block", 0) > 0 else 0.0)
+    return max(initial_error(cfg), jump)
 
 
 def optimal_lr(cfg, kind: str) -> float:
