@@ -11,20 +11,31 @@ trial's subtask). It prints, beside the closed form's values, the trials to ``E 
     python benchmarks/perturbation.py                   # all variants
     python benchmarks/perturbation.py --variants wp-float,np-float --runs 8
 
-Variants (``sigma`` is ``sigma_eff``, the perturbation's size at the outputs):
+Variants (``sigma`` is ``sigma_eff``, the perturbation's size at the outputs: NP's noise per
+output and bin, WP's ``sigma_eff / sqrt(alpha^2 N_trial)`` per weight, as in the authors' code):
 
 * ``wp-float``, ``np-float``: :class:`neurocomp.rules.perturbation.Perceptron`, float64,
-  negligible perturbations (``sigma`` 1e-10), as the closed form assumes;
-* ``wp-spinnaker2``, ``np-spinnaker2``: the same rule in float32 (programmable cores), with
-  ``sigma`` 0.04 (float32 cannot resolve the reward differences of 1e-10 perturbations);
-* ``np-loihi2``: lowered NP on loihi2's engine in its fixed arithmetic
-  (:class:`neurocomp.rules.perturbation.NpOnEngine`), ``sigma`` 0.004, beside ``np-float-0.004``
-  (the float form at that size) and ``np-loihi2-0.04``, ``np-float-0.04`` at the paper's 0.04.
+  negligible perturbations (``sigma`` 1e-10), as the closed form of the paper's code assumes;
+* ``*-float-0.04``, ``wp-spinnaker2``, ``np-spinnaker2`` (float32, programmable cores),
+  ``np-loihi2-0.04`` (lowered NP in loihi2's engine, fixed point): the paper's finite size 0.04;
+* ``wp-spinnaker2-0.004``, ``np-float-0.004``, ``np-loihi2``: ``sigma`` 0.004.
+
+The closed form each variant is compared with is the paper's at negligible ``sigma`` plus the
+finite perturbation's floor (:func:`neurocomp.tasks.perturbation.expected_error`).
 
 Targets (issue 17): trials to each threshold within +-15 % of the closed form; NP's floor near
 2 E_opt = 4; WP reaches E < 3 in about 3.7 k trials (theory 4 040) while NP stays near 4; the same
-in fixed point with sigma_eff = 0.04. WP has no loihi2 variant: the engine has no per-synapse
-random numbers (the compiler refuses it by name).
+in fixed point with sigma_eff = 0.04. The last clause cannot hold as written: at sigma_eff 0.04
+the perturbation's own square ``-(1/2T) sum xi^2`` stays in ``dR`` and adds a random step to
+every update; NP's floor rises to 5.97 (WP's to 2.21). The authors' own script (its loop ported
+verbatim, seed 0, one run) measured the same: NP at 0.04 ends at E = 5.91, WP at 0.04 reaches
+E < 3 after 4 198 trials and ends at 2.34; at 1e-10: WP 3 632 trials, NP 3.99. So "WP < 3 in
+~3.7 k, NP near 4" is the negligible-sigma statement. The benchmark shows it in float at 1e-10
+and on the chips at 0.004 (loihi2's NP, fixed point: floor 4.02; spinnaker2's WP), and at 0.04
+the chips match the float form and its closed form. WP has no loihi2 variant: the engine has no
+per-synapse random numbers (the compiler refuses it by name).
+
+Run with the worktree on the path: ``PYTHONPATH=. python benchmarks/perturbation.py``.
 """
 
 from __future__ import annotations
@@ -41,12 +52,14 @@ TOLERANCE = 0.15
 VARIANTS = {  # name: (rule, where, sigma_eff, default trials)
     "wp-float": ("wp", "float64", 1e-10, 10_000),
     "np-float": ("np", "float64", 1e-10, 4_000),
+    "wp-float-0.04": ("wp", "float64", 0.04, 10_000),
+    "np-float-0.04": ("np", "float64", 0.04, 4_000),
     "wp-spinnaker2": ("wp", "spinnaker2", 0.04, 10_000),
     "np-spinnaker2": ("np", "spinnaker2", 0.04, 4_000),
-    "np-float-0.004": ("np", "float64", 0.004, 2_000),
-    "np-loihi2": ("np", "loihi2", 0.004, 2_000),
-    "np-float-0.04": ("np", "float64", 0.04, 2_000),
-    "np-loihi2-0.04": ("np", "loihi2", 0.04, 2_000),
+    "np-loihi2-0.04": ("np", "loihi2", 0.04, 4_000),
+    "wp-spinnaker2-0.004": ("wp", "spinnaker2", 0.004, 10_000),
+    "np-float-0.004": ("np", "float64", 0.004, 4_000),
+    "np-loihi2": ("np", "loihi2", 0.004, 4_000),
 }
 
 
@@ -73,23 +86,22 @@ def run(name: str, runs: int, seed: int, trials: int | None) -> dict:
         t = tk.sample(k)
         e[k] = net.trial(t.inputs.transpose(1, 2, 0), t.targets.transpose(1, 2, 0)).mean()
     wall = time.perf_counter() - t0
-    s, theory = smooth(e), P.expected_error(tk.config, kind, n)
+    s, theory = smooth(e), P.expected_error(tk.config, kind, n, sigma=P.perturbation_sigma(tk.config, kind, sigma_eff))
     return {
         "variant": name, "rule": kind, "where": where, "sigma_eff": sigma_eff, "runs": runs, "trials": n,
         "wall_s": wall, "trials_per_s": n / wall,
         "to": {h: P.trials_to(s, h) for h in THRESHOLDS},
         "theory_to": {h: P.trials_to(theory, h) for h in THRESHOLDS},
         "final": float(e[-200:].mean()), "theory_final": float(theory[-1]),
-        "floor": P.DEFAULTS["e_opt"] * (2 if kind == "np" else 1),
+        "floor": P.floor(tk.config, kind, P.perturbation_sigma(tk.config, kind, sigma_eff)),
     }  # fmt: skip
 
 
 def verdict(r: dict) -> str:
-    """Whether every threshold the closed form reaches was reached within the tolerance (and the
-    ones it does not reach were not), for the negligible-perturbation variants it describes."""
-    if r["sigma_eff"] > 1e-6:
-        return "(finite sigma: the closed form is a lower bound)"
-    ok = True
+    """Whether every threshold the closed form (at the variant's sigma) reaches was reached
+    within the tolerance and the ones it does not reach were not, and the final error is within
+    the tolerance of the closed form's."""
+    ok = abs(r["final"] - r["theory_final"]) <= TOLERANCE * r["theory_final"]
     for h, th in r["theory_to"].items():
         got = r["to"][h]
         ok &= (got is None) if th is None else (got is not None and abs(got - th) <= TOLERANCE * th)

@@ -1,4 +1,6 @@
-"""``check`` for weight and node perturbation on ``perturbation-perceptron``.
+"""``check`` for weight and node perturbation on ``perturbation-perceptron`` and
+``volatile-perceptron`` (node or weight perturbation whose third factor is scaled by the VKF's
+adaptive gain, :class:`~neurocomp.rules.volatility.RewardGain`, in each level's arithmetic).
 
 The network is the task's (a linear readout, :mod:`neurocomp.tasks.perturbation`), so the
 model named on the command line is the rule, ``np`` or ``wp``. It learns at the paper's
@@ -35,10 +37,11 @@ import numpy as np
 from ..errors import Problem
 from ..learning.engine import LEARN_QUANTITIES
 from ..rules import perturbation as pt
+from ..rules.volatility import RewardGain
 from ..tasks import perturbation as task_mod
 from .check import ATTRIBUTION_ROWS, CheckError, CheckReport, _attribution, _cos, _Progress, _rel, alignment_summary
 
-TASKS = (task_mod.NAME,)
+TASKS = (task_mod.NAME, task_mod.VOLATILE_NAME)
 RULES = pt.KINDS
 
 
@@ -47,26 +50,34 @@ def _pow2_at_least(x: float) -> float:
 
 
 def rule_params(cfg: Mapping[str, Any], kind: str, sigma_eff: float) -> dict[str, Any]:
-    """The rule's parameters for the task ``cfg``: the optimal learning rate, the perturbation
-    size for ``sigma_eff``, and the lowering's ranges (the inputs' largest value over a 7-bit
-    payload, 5 standard deviations of the eligibility ``sum_t xi r_j``, 4 of ``dR`` at ``E_0``
-    plus its mean ``-M sigma^2 / 2``)."""
+    """The rule's parameters for the task ``cfg``: the optimal learning rate (times the task's
+    ``lr_scale``, if any), the perturbation size for ``sigma_eff``, and the lowering's ranges (the
+    inputs' largest value over a 7-bit payload, 5 standard deviations of the eligibility ``sum_t
+    xi r_j``, 4 of ``dR`` at the largest expected error plus its mean ``-M sigma^2 / 2``)."""
     T, a2 = cfg["steps"], task_mod.alpha_squared(cfg)
     f = task_mod.basis(T, min(cfg["n_in"], T, cfg["n_task"] + 2))[: cfg["n_task"]]
     r_max = float(np.sqrt(T * a2) * np.abs(f).max())
     s = task_mod.perturbation_sigma(cfg, kind, sigma_eff)
     return {
-        "lr": task_mod.optimal_lr(cfg, kind),
+        "lr": task_mod.optimal_lr(cfg, kind) * cfg.get("lr_scale", 1.0),
         "sigma": s,
         "input_lsb": _pow2_at_least(r_max / (pt.PRE_OFFSET - 1)),
         "elig_max": 5 * sigma_eff * np.sqrt(T * a2),
-        "reward_max": 4 * sigma_eff * np.sqrt(2 * task_mod.initial_error(cfg) / T) + cfg["n_out"] * sigma_eff**2 / 2,
+        "reward_max": 4 * sigma_eff * np.sqrt(2 * task_mod.largest_error(cfg) / T) + cfg["n_out"] * sigma_eff**2 / 2,
     }
 
 
-def weight_max(cfg: Mapping[str, Any]) -> float:
-    """The largest ``|W|`` the fixed weights must hold: twice the target weight."""
-    return 2 * cfg["w_opt"]
+def weight_max(cfg: Mapping[str, Any], kind: str = "np") -> float:
+    """The largest ``|W|`` the fixed weights must hold: the target weight (plus 4 ``w_jump``
+    where the targets jump) plus 4 standard deviations of the weights' spread at the closed
+    form's floor ``E_inf`` (``E_inf - E_opt = (alpha^2 / 2) M n_trial <dW^2>``). Narrower weights
+    would clip that spread and so lower the fixed point's error below the float form's (with ``2
+    w_opt``, loihi2's NP at sigma_eff 0.04 ended at E = 5.11 against the float's 5.93)."""
+    s = task_mod.perturbation_sigma(cfg, kind, cfg["sigma_eff"])
+    e_inf = task_mod.floor(cfg, kind, s)
+    spread = np.sqrt(2 * max(e_inf - cfg["e_opt"], 0.0) / (task_mod.alpha_squared(cfg) * cfg["n_out"] * cfg["n_trial"]))
+    jump = 4 * cfg["w_jump"] if cfg.get("block", 0) > 0 else 0.0
+    return cfg["w_opt"] + jump + 4 * float(spread)
 
 
 def make_level(level: str, kind: str, profile, cfg: Mapping[str, Any], seed: int, **over):
@@ -76,13 +87,27 @@ def make_level(level: str, kind: str, profile, cfg: Mapping[str, Any], seed: int
     sizes = (cfg["n_out"], cfg["n_in"])
     base = pt.RewardBaseline("paired")
     if level == "reference" or (profile.learning.kind == "programmable" and level == "lowered-float"):
-        return pt.Perceptron(kind, *sizes, lr=p["lr"], sigma=p["sigma"], batch=cfg["batch"], baseline=base, seed=seed)
+        return pt.Perceptron(kind, *sizes, lr=p["lr"], sigma=p["sigma"], batch=cfg["batch"], baseline=base, seed=seed,
+                             gain=make_gain(cfg, "float64"))  # fmt: skip
     if profile.learning.kind == "programmable":  # lowered-fixed: the cores' float32
         return pt.Perceptron(kind, *sizes, lr=p["lr"], sigma=p["sigma"], batch=cfg["batch"], baseline=base,
-                             seed=seed, dtype=np.float32)  # fmt: skip
+                             seed=seed, dtype=np.float32, gain=make_gain(cfg, "float32"))  # fmt: skip
     arith = "float" if level == "lowered-float" else "fixed"
     return pt.NpOnEngine(profile, *sizes, p, weight_max=weight_max(cfg), batch=cfg["batch"], seed=seed,
-                         arithmetic=arith, **over)  # fmt: skip
+                         arithmetic=arith, gain=make_gain(cfg, "float64" if arith == "float" else "fixed"),
+                         **over)  # fmt: skip
+
+
+def make_gain(cfg: Mapping[str, Any], arithmetic: str) -> RewardGain | None:
+    """The third factor's adaptive gain the task asks for (``gain = "vkf"``), one filter per
+    network, in ``arithmetic``: ``"float64"``, ``"float32"`` (programmable cores) or ``"fixed"``
+    (the reward unit's integers); None without one."""
+    if cfg.get("gain", "none") == "none":
+        return None
+    kw = {"lam": cfg["gain_lambda"], "v0": cfg["gain_v0"], "sigma2": cfg["gain_sigma2"]}
+    if arithmetic == "fixed":
+        return RewardGain((cfg["batch"],), fixed=True, **kw)
+    return RewardGain((cfg["batch"],), dtype=np.dtype(arithmetic), **kw)
 
 
 def refusal(kind: str, profile) -> str | None:
@@ -144,11 +169,20 @@ def check_perturbation(model: str, task: str, tk, *, profile: str, iterations: i
     skipped = [r for r in rows if r not in ATTRIBUTION_ROWS]
     if skipped:
         rep.notes.append(f"attribution rows {', '.join(skipped)} do not apply here; not run")
-    e_inf = task_mod.expected_error(cfg, kind, iterations)
-    rep.notes.append(
-        f"closed form (negligible perturbations, sigma_eff -> 0): E = {e_inf[-1]:.3f} after {iterations} trials from "
-        f"E_0 = {e_inf[0]:.3f}; this check uses sigma_eff = {cfg['sigma_eff']:g}, whose perturbations add to the floor"
-    )
+    if task == task_mod.VOLATILE_NAME:
+        rep.notes.append(
+            f"targets jump every {cfg['block']} trials; the rate is {cfg['lr_scale']:g} x the optimal one, times "
+            + ("the VKF's gain k = (w+v)/(w+v+sigma2) computed from each trial's reward by the unit that sends the "
+               "third factor (float64; float32 on programmable cores; its integers with the error units' reciprocal "
+               "table in lowered-fixed on an engine)" if cfg["gain"] == "vkf" else "1 (no gain)")
+        )  # fmt: skip
+    else:
+        e_inf = task_mod.expected_error(cfg, kind, iterations)
+        rep.notes.append(
+            f"closed form (negligible perturbations, sigma_eff -> 0): E = {e_inf[-1]:.3f} after {iterations} trials "
+            f"from E_0 = {e_inf[0]:.3f}; this check uses sigma_eff = {cfg['sigma_eff']:g}, whose perturbations add "
+            "to the floor"
+        )
 
     t0 = time.perf_counter()
     rep.alignment = _alignment(kind, prof, tk, cfg, seed, align, bar)

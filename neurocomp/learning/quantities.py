@@ -159,6 +159,26 @@ CE_RECIP_BITS = 8  # the sum is normalized to an 8-bit mantissa before its recip
 CE_RECIP_FRAC = 15  # reciprocal LUT entries carry 15 fraction bits
 
 
+def recip_lut(pmax: int) -> tuple[int, ...]:
+    """The reciprocal table of the error units' integer divisions (:func:`lut_divide`):
+    ``round(pmax * 2**15 / (128 + i))`` for the 128 8-bit mantissas ``128 + i``."""
+    half = 2 ** (CE_RECIP_BITS - 1)
+    return tuple(round(pmax * 2.0**CE_RECIP_FRAC / (half + i)) for i in range(half))
+
+
+def lut_divide(num, den, lut) -> np.ndarray:
+    """``pmax * num / den`` in integers, as the error units divide (``lut = recip_lut(pmax)``,
+    ``den >= 1``): ``den`` normalized to an 8-bit mantissa ``m = den >> n`` (``n = bitlen(den) -
+    8``, a left shift when negative), then ``(num * lut[m - 128] + 2**(n + 14)) >> (n + 15)``.
+    The truncated mantissa makes the quotient up to 0.8% high; no division."""
+    num, den = np.asarray(num, dtype=np.int64), np.asarray(den, dtype=np.int64)
+    n = np.vectorize(lambda x: int(x).bit_length(), otypes=[np.int64])(den) - CE_RECIP_BITS
+    m = np.where(n >= 0, den >> np.maximum(n, 0), den << np.maximum(-n, 0))
+    r = np.asarray(lut, dtype=np.int64)[m - 2 ** (CE_RECIP_BITS - 1)]
+    s = n + CE_RECIP_FRAC
+    return (num * r + (np.int64(1) << (s - 1))) >> s
+
+
 def ce_error_params(scale_exp: int, bits: int) -> dict:
     """The integer tables of a softmax cross-entropy error unit (:func:`ce_error_fixed`): the
     readout's voltages ``v`` are integers with ``2**scale_exp`` per model unit; the payload is
@@ -167,7 +187,6 @@ def ce_error_params(scale_exp: int, bits: int) -> dict:
     shift = max(0, int(scale_exp) - F + 15)  # keeps ~16 significant bits in the multiplier
     mult = round(math.log2(math.e) * 2.0 ** (F + shift - int(scale_exp)))
     pmax = 2 ** (bits - 1) - 1
-    half = 2 ** (CE_RECIP_BITS - 1)
     return {
         "loss": "ce",
         "exp_frac_bits": F,
@@ -175,7 +194,7 @@ def ce_error_params(scale_exp: int, bits: int) -> dict:
         "exp_shift": int(shift),
         "exp_lut": tuple(round(2.0**CE_EXP_ONE * 2.0 ** (-f / 2**F)) for f in range(2**F)),
         "recip_bits": CE_RECIP_BITS,
-        "recip_lut": tuple(round(pmax * 2.0**CE_RECIP_FRAC / (half + i)) for i in range(half)),
+        "recip_lut": recip_lut(pmax),
         "payload_max": pmax,
     }
 
@@ -207,12 +226,8 @@ def ce_error_fixed(v, onehot, valid, prm: Mapping[str, Any]) -> np.ndarray:
     lut = np.asarray(prm["exp_lut"], dtype=np.int64)
     E = lut[t & (2**F - 1)] >> np.minimum(t >> F, 62)
     S = E.sum(axis=-1, keepdims=True)
-    n = np.array([[int(x).bit_length()] for x in S.ravel()], dtype=np.int64).reshape(S.shape) - int(prm["recip_bits"])
-    m = S >> n
-    half = 2 ** (int(prm["recip_bits"]) - 1)
-    r = np.asarray(prm["recip_lut"], dtype=np.int64)[m - half]
     pmax = int(prm["payload_max"])
-    q = np.minimum((E * r + (1 << (n + CE_RECIP_FRAC - 1))) >> (n + CE_RECIP_FRAC), pmax)
+    q = np.minimum(lut_divide(E, S, prm["recip_lut"]), pmax)
     e = q - pmax * np.asarray(onehot, dtype=np.int64)
     return np.where(np.asarray(valid, dtype=bool)[..., None], e, 0)
 

@@ -118,16 +118,19 @@ class Perceptron:
     ``kind``: ``"wp"`` or ``"np"``; ``lr``, ``sigma``: as in the module docstring;
     ``baseline``: a :class:`RewardBaseline`; ``dtype``: float64 (the rule as stated) or
     float32 (a programmable core's arithmetic: weights, perturbations and rewards in float32).
-    ``seed``: the perturbations' random stream."""
+    ``seed``: the perturbations' random stream. ``gain``: an adaptive gain of the third factor
+    (:class:`neurocomp.rules.volatility.RewardGain`, fed the unperturbed reward each trial: ``dW
+    = lr k dR ...``), or None (``k = 1``)."""
 
     def __init__(self, kind: str, n_out: int, n_in: int, *, lr: float, sigma: float, batch: int = 1,
-                 baseline: RewardBaseline | None = None, seed: int = 0, dtype=np.float64):  # fmt: skip
+                 baseline: RewardBaseline | None = None, seed: int = 0, dtype=np.float64, gain=None):  # fmt: skip
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         self.kind, self.lr, self.sigma, self.dtype = kind, lr, sigma, np.dtype(dtype)
         self.baseline = baseline if baseline is not None else RewardBaseline()
         self.W = np.zeros((batch, n_out, n_in), self.dtype)
         self.rng = np.random.default_rng(seed)
+        self.gain = gain
 
     def set_weights(self, W: np.ndarray) -> None:
         self.W = np.array(W, self.dtype)
@@ -150,6 +153,8 @@ class Perceptron:
             xi = s * self._normal(target.shape)
             r = reward(y0 + xi, target)
         d = self.baseline.delta(r, r0).astype(self.dtype)
+        if self.gain is not None:
+            d = d * self.gain.observe(r0).astype(self.dtype)
         c = self.dtype.type(self.lr) / (s * s) * d[:, None, None]
         self.W += c * (xi if self.kind == "wp" else xi @ x.transpose(0, 2, 1))
         return -r0
@@ -258,14 +263,17 @@ class NpOnEngine:
     rounded to ``y3``'s grid the same way.
 
     ``params``: the rule's (:data:`DEFAULTS`); ``weight_max``: the largest ``|W|`` the weights
-    must hold (fixes ``lsb_w``, a power of two, as a compiled weight exponent would).
+    must hold (fixes ``lsb_w``, a power of two, as a compiled weight exponent would). ``gain``:
+    as :class:`Perceptron`'s, computed by the unit that sends ``y3`` (its integer filter where
+    ``y3`` is fixed): ``y3`` carries ``k dR``, rounded to its grid.
     """
 
     def __init__(self, profile, n_out: int, n_in: int, params: Mapping[str, Any], *, weight_max: float,
                  batch: int = 1, seed: int = 0, arithmetic: str = "fixed", float_quantities: Iterable[str] = (),
-                 rounding: str | None = None):  # fmt: skip
+                 rounding: str | None = None, gain=None):  # fmt: skip
         from ..learning.engine import SumOfProductsEngine
 
+        self.gain = gain
         wb = int(profile.learning.synaptic_variable_bits["w"]) - 1
         ctx = LoweringContext("readout", profile, 1.0, _pow2_at_least(weight_max / (2**wb - 1)), seed=seed)
         p = require(thaw(params), DEFAULTS, ctx, "np")
@@ -316,8 +324,10 @@ class NpOnEngine:
         r0 = reward(y0, target)
         r = reward(y0 + xiq * self.scales.xi, target)
         step = self.scales.reward_step  # y3 = step * k, k rounded to nearest and saturated (the reward unit's)
-        d = step * self._grid(self.baseline.delta(r, r0), step * self.scales.reward, -top // step, (top - 1) // step,
-                              self.fixed_reward)  # fmt: skip
+        dr = self.baseline.delta(r, r0)
+        if self.gain is not None:
+            dr = self.gain.observe(r0) * dr
+        d = step * self._grid(dr, step * self.scales.reward, -top // step, (top - 1) // step, self.fixed_reward)
         eng, none = self.engine, np.zeros((B, x.shape[1]), bool)
         post = np.zeros((B, M), bool)
         for t in range(T):

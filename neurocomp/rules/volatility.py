@@ -21,8 +21,12 @@ rate is::
 
   :class:`VkfFixed` is the same filter as a neuron's microcode would run it: ``w``, ``v``,
   ``sigma2`` and the error in integers with ``FRAC`` fraction bits, the gain from a 128-entry
-  reciprocal table of the divisor normalized to 8 bits (as the softmax cross-entropy error
-  units divide, :func:`neurocomp.rules.eprop.ce_error_fixed`), every product rounded.
+  reciprocal table of the divisor normalized to 8 bits (the softmax cross-entropy error units'
+  division, :func:`neurocomp.learning.quantities.lut_divide`, one table machinery for both),
+  every product rounded.
+* :class:`RewardGain`: the VKF as the adaptive gain of a reward rule's broadcast third factor
+  (node perturbation's ``dR``, ``volatile-perceptron``), computed by the unit that sends it from
+  each trial's reward; float64, float32 or the unit's integers (:class:`VkfFixed`).
 
 As a learning rule (``vkf``): the weight ``m`` of a synapse from an always-on input predicts a
 reward; the post neuron keeps ``w`` and ``v``, computes ``k`` and sends the gain-scaled error
@@ -40,6 +44,7 @@ import numpy as np
 
 from .._frozen import thaw
 from ..learning.expr import parse
+from ..learning.quantities import lut_divide, recip_lut
 from ..learning.rule import EngineRule
 from .base import LoweringContext, literal, require, scale_literal
 
@@ -55,8 +60,7 @@ REFUSALS = {
 }
 FRAC = 10  # fraction bits of the neuron's VKF registers
 K_ONE = 2**15  # the gain in Q15
-RECIP_BITS = 8
-RECIP_LUT = np.array([round(2.0 ** (15 + RECIP_BITS - 1) / (2 ** (RECIP_BITS - 1) + i)) for i in range(128)])
+RECIP_LUT = recip_lut(K_ONE)  # the error units' reciprocal table, for k in Q15
 
 
 # -- the particle filter (float reference) ----------------------------------------------------
@@ -153,9 +157,10 @@ def _rshift_round(x: np.ndarray, s) -> np.ndarray:
 class VkfFixed(Vkf):
     """:class:`Vkf` in a neuron's integers: ``w``, ``v``, ``sigma2`` and the step with ``FRAC``
     fraction bits (the step's square needs ``2 (FRAC + 5)`` = 30 bits for steps below 32: 32-bit
-    microcode arithmetic; int64 here), ``k`` in Q15
-    from :data:`RECIP_LUT` (``(w+v) / (w+v+sigma2)`` with the divisor truncated to an 8-bit
-    mantissa: ``k`` at most 0.8% high), ``lambda`` in Q15; products rounded to nearest."""
+    microcode arithmetic; int64 here), ``k`` in Q15 divided as the softmax cross-entropy error
+    units divide (:func:`~neurocomp.learning.quantities.lut_divide` with :data:`RECIP_LUT`:
+    ``(w+v) / (w+v+sigma2)`` with the divisor truncated to an 8-bit mantissa, ``k`` at most
+    0.8% high), ``lambda`` in Q15; products rounded to nearest."""
 
     def __init__(self, shape, *, lam: float = 0.1, v0: float = 1.0, sigma2: float = 1.0):
         one = 2**FRAC
@@ -169,11 +174,7 @@ class VkfFixed(Vkf):
 
     def gain_q(self) -> np.ndarray:
         s = self.w + self.v
-        d = s + self.sigma2_q
-        n = np.maximum(_bitlen(d) - RECIP_BITS, 0)
-        mant = d >> n
-        r = RECIP_LUT[np.clip(mant - 2 ** (RECIP_BITS - 1), 0, 127)]
-        return np.minimum(_rshift_round(s * r, n + RECIP_BITS - 1), K_ONE)
+        return np.minimum(lut_divide(s, s + self.sigma2_q, RECIP_LUT), K_ONE)
 
     def update(self, k: np.ndarray, step: np.ndarray) -> None:
         """``k``: the gain used (float, ``k_q / 2^15``); ``step``: ``k d`` in model units."""
@@ -186,8 +187,49 @@ class VkfFixed(Vkf):
         self.v = np.maximum(self.v + _rshift_round(self.lam_q * dv, 15), 1)  # v stays a variance
 
 
-def _bitlen(x: np.ndarray) -> np.ndarray:
-    return np.floor(np.log2(np.maximum(x, 1))).astype(np.int64) + 1
+# -- the adaptive gain of a reward rule's third factor ------------------------------------------
+
+
+class RewardGain:
+    """The VKF as the adaptive gain of a reward rule's broadcast third factor, in the unit that
+    computes that factor (the reward/error unit): each trial it observes the reward ``R`` its
+    network earned, tracks it (``m <- m + k (R - m)``, the VKF's own prediction), and returns
+    the filter's learning rate ``k`` after that update, by which the unit multiplies the factor
+    it broadcasts (node perturbation: ``y3 = k dR``). A change of the task makes the reward jump,
+    the filter's volatility rises and ``k`` nears 1 (learn at the rule's full rate); while the
+    reward only fluctuates (``sigma2``, its known per-trial variance) ``k`` falls (learn slowly,
+    averaging the rule's noise out).
+
+    ``shape``: one filter per network; ``lam``, ``v0``, ``sigma2``: :class:`Vkf`'s (reward
+    units). ``fixed``: the unit's integers (:class:`VkfFixed`, ``m`` and ``R`` with ``FRAC``
+    fraction bits, ``k`` in Q15 from the shared reciprocal table), else float64 (or ``dtype``)."""
+
+    def __init__(self, shape, *, lam: float, v0: float, sigma2: float, fixed: bool = False, dtype=np.float64):
+        self.fixed = bool(fixed)
+        if self.fixed:
+            self.filter: Vkf = VkfFixed(shape, lam=lam, v0=v0, sigma2=sigma2)
+            self.m = np.zeros(shape, np.int64)
+        else:
+            self.filter = Vkf(shape, lam=lam, v0=v0, sigma2=sigma2, dtype=dtype)
+            self.m = np.zeros(shape, dtype)
+
+    def observe(self, reward: np.ndarray) -> np.ndarray:
+        """Track this trial's ``reward`` and return the gain ``k`` (float; ``k_q / 2^15`` exactly
+        where fixed) for this trial's third factor."""
+        if not self.fixed:
+            r = np.asarray(reward, self.m.dtype)
+            k = self.filter.gain()
+            step = k * (r - self.m)
+            self.m = self.m + step
+            self.filter.update(k, step)
+            return self.filter.gain()
+        f = self.filter
+        rq = np.round(np.asarray(reward, np.float64) * 2**FRAC).astype(np.int64)
+        kq = f.gain_q()
+        step = _rshift_round(kq * (rq - self.m), 15)
+        self.m = self.m + step
+        f.update(kq / K_ONE, step / 2**FRAC)  # both exact: update re-derives the same integers
+        return f.gain_q() / K_ONE
 
 
 # -- the rule on a chip ------------------------------------------------------------------------
@@ -299,5 +341,7 @@ class VkfPredictor:
         return m
 
 
-__all__ = ["DEFAULTS", "PF_DEFAULTS", "REFUSALS", "Vkf", "VkfFixed", "VkfOnEngine", "VkfPredictor", "lower_vkf",
-           "particle_filter", "random_walk"]  # fmt: skip
+__all__ = [
+    "DEFAULTS", "PF_DEFAULTS", "REFUSALS", "RewardGain", "Vkf", "VkfFixed", "VkfOnEngine",
+    "VkfPredictor", "lower_vkf", "particle_filter", "random_walk",
+]  # fmt: skip

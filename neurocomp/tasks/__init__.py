@@ -36,6 +36,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     spike_pattern.NAME: spike_pattern.make,
     reward_choice.NAME: reward_choice.make,
     perturbation.NAME: perturbation.make,
+    perturbation.VOLATILE_NAME: perturbation.make_volatile,
     contrastive_xor.NAME: contrastive_xor.make,
     volatile_reward.NAME: volatile_reward.make,
     hopfield_logic.NAME: hopfield_logic.make,
