@@ -147,7 +147,8 @@ class ConvProjection(Projection):
             problems.append(f"kernel: shape {k.shape} differs from the geometry's {self.geometry.kernel_shape}")
         elif not np.all(np.isfinite(k)):
             problems.append(f"kernel: {int((~np.isfinite(k)).sum())} values are not finite")
-        if self.weights is not None:
+        elif self.weights is not None and not _is_expansion(self.weights, self.geometry.sparse(k)):
+            # dataclasses.replace hands the expansion back: accept it, refuse anything else
             problems.append("weights: a convolution's weights are its kernel's expansion; give the kernel only")
         if self.plasticity is not None:
             problems.append(
@@ -177,6 +178,16 @@ class ConvProjection(Projection):
             f"ConvProjection({self.name!r}, {g.input_shape} -> {g.output_shape}, kernel {g.kernel_shape}, "
             f"stride {g.stride}, padding {g.padding}, groups {g.groups})"
         )
+
+
+def _is_expansion(w, expected: SparseWeights) -> bool:
+    return (
+        isinstance(w, SparseWeights)
+        and w.shape == expected.shape
+        and np.array_equal(w.rows, expected.rows)
+        and np.array_equal(w.cols, expected.cols)
+        and np.array_equal(w.values, expected.values)
+    )
 
 
 def conv_projection(
