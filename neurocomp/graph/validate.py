@@ -39,8 +39,11 @@ def projection_problems(net: Network, proj: Projection) -> list[Problem]:
         for role, pop, shape in (("input", pre, geometry.input_shape), ("output", post, geometry.output_shape)):
             if pop.size != int(np.prod(shape)):
                 out.append(
-                    Problem(where, f"conv: {role} image {shape} has {int(np.prod(shape))} neurons, "
-                            f"population {pop.name!r} has {pop.size}")  # fmt: skip
+                    Problem(
+                        where,
+                        f"conv: {role} image {shape} has {int(np.prod(shape))} neurons, "
+                        f"population {pop.name!r} has {pop.size}",
+                    )  # fmt: skip
                 )
     elif proj.shape != want:
         out.append(

@@ -5,7 +5,10 @@ and chips.
    at most ``neurons_per_core`` neurons, at most ``synaptic_memory_bits_per_core`` of
    incoming synapses (each stored synapse costs the profile's synapse encoding:
    weight + delay + index + tag bits, or ``weight_bits * n_pre`` per row for dense
-   encodings), and at most ``input_axons_per_core`` distinct pre-synaptic neurons.
+   encodings), and at most ``input_axons_per_core`` distinct pre-synaptic neurons. A
+   convolution costs its kernel once per block (``weight_bits`` per kernel entry) on a chip
+   that stores convolutions as shared kernels (``capacity.convolution.shared_weights``);
+   elsewhere it is its expansion, one stored synapse per connection.
 2. **Traffic.** Between blocks, a spike of a pre neuron is sent once to every block it has
    synapses in, so the traffic from block a to block b is the number of distinct neurons
    of a with a synapse in b, times the firing probability per step.
