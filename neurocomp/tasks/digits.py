@@ -54,6 +54,7 @@ class Config:
     n_test: int = 597
     train_shifts: int = 3  # random positions per training image
     ridge: float = 30.0
+    oja_patches: int = 3000  # training patches Oja's rule sees (from the first 300 training images)
     oja_epochs: int = 3
     oja_lr: float = 0.01
 
@@ -172,3 +173,35 @@ def classify(record: dict[str, np.ndarray]) -> np.ndarray:
     """The class of each trial: the readout with the largest potential at the last step
     (with tau_mem 1 s it has leaked 6% over 60 steps: nearly the weighted spike count)."""
     return np.argmax(record["out/v"][-1], axis=-1)
+
+
+def train(cfg: Config, data: Data, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The S1 kernels (Oja's rule on training patches) and the readout weights (ridge on the
+    C1 spike counts of the training digits, run in the float64 reference simulator)."""
+    from ..reference.simulator import Reference
+
+    rng = np.random.default_rng(seed + 1)
+    p = patches(data.train_images[:300], cfg.kernel)
+    comps = oja_kernels(p[rng.permutation(len(p))[: cfg.oja_patches]], cfg.n_components, cfg.oja_epochs, cfg.oja_lr, rng)
+    kernels = kernels_of(comps, cfg.kernel)
+    ref = Reference(network(cfg, kernels), batch=len(data.train_y))
+    counts = ref.run(cfg.steps, inputs={"img": data.train_x}, record=["spikes"])["c1/spikes"].sum(axis=0)
+    return kernels, fit_readout(counts.astype(np.float64), data.train_y, cfg.ridge)
+
+
+def evaluate(net: Network, cfg: Config, data: Data, profile: str | None = None) -> float:
+    """Test accuracy in the float64 reference simulator (``profile`` None) or compiled for
+    ``profile`` and run in the emulator."""
+    import io
+
+    from ..compiler import compile as nc_compile
+    from ..emulator import Emulator
+    from ..reference.simulator import Reference
+
+    n = len(data.test_y)
+    if profile is None:
+        sim = Reference(net, batch=n)
+    else:
+        sim = Emulator(nc_compile(net, profile, out=io.StringIO()), batch=n)
+    rec = sim.run(cfg.steps, inputs={"img": data.test_x}, record=["v"])
+    return float(np.mean(classify(rec) == data.test_y))
