@@ -182,7 +182,8 @@ def train(cfg: Config, data: Data, seed: int = 0) -> tuple[np.ndarray, np.ndarra
 
     rng = np.random.default_rng(seed + 1)
     p = patches(data.train_images[:300], cfg.kernel)
-    comps = oja_kernels(p[rng.permutation(len(p))[: cfg.oja_patches]], cfg.n_components, cfg.oja_epochs, cfg.oja_lr, rng)
+    sample = p[rng.permutation(len(p))[: cfg.oja_patches]]
+    comps = oja_kernels(sample, cfg.n_components, cfg.oja_epochs, cfg.oja_lr, rng)
     kernels = kernels_of(comps, cfg.kernel)
     ref = Reference(network(cfg, kernels), batch=len(data.train_y))
     counts = ref.run(cfg.steps, inputs={"img": data.train_x}, record=["spikes"])["c1/spikes"].sum(axis=0)
