@@ -47,6 +47,6 @@ def test_small_hierarchy_classifies_shifted_digits():
     net = digits.network(cfg, kernels, readout)
     flt = digits.evaluate(net, cfg, data, None)
     chip = digits.evaluate(net, cfg, data, "loihi2")
-    # 120 test digits: chance is 0.10; the full benchmark reaches ~0.75 (benchmarks/conv_digits.py)
-    assert flt > 0.4 and chip > 0.4, (flt, chip)
+    # 120 test digits: chance is 0.10, raw pixels ~0.3; the full benchmark reaches ~0.75 (benchmarks/conv_digits.py)
+    assert flt > 0.3 and chip > 0.3, (flt, chip)  # measured 0.475 and 0.467
     assert abs(chip - flt) < 0.1, (flt, chip)  # quantization costs little here
