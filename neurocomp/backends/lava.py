@@ -3,7 +3,8 @@
 Lava's ``PyLifModelBitAcc`` and ``PyDenseModelBitAcc`` are the public reference of
 Loihi 2's integer semantics, so this backend is how the emulator is validated: the same
 Program must give the same integers, bit for bit. Populations become ``LIF``, projections
-``Dense`` / ``Sparse`` (or ``DelayDense`` with delays), inputs ``RingBuffer``s, and
+``Dense`` / ``Sparse`` (or ``DelayDense`` with delays), convolutions ``Conv``
+(``PyConvModelFixed``: the weight exponent folded into its weights), inputs ``RingBuffer``s, and
 ``Monitor``s record ``u``, ``v`` and spikes. Lava has no batch: trials run one after
 another. Lava has no fixed-point ALIF, leaky readout or refractory LIF; programs with them
 are refused with the construct named.
@@ -27,6 +28,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from .._resources import require_memory
+from ..compiler.chip_weights import chip_mantissas
 from ..compiler.program import Program
 from ..emulator.inputs import input_rasters
 from ..errors import Problem
@@ -58,6 +60,7 @@ def _lava():
         from lava.magma.core.learning.learning_rule import Loihi2FLearningRule, Loihi3FLearningRule
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
+        from lava.proc.conv.process import Conv
         from lava.proc.dense.models import PyLearningDenseModelBitApproximate
         from lava.proc.dense.process import DelayDense, Dense, LearningDense
         from lava.proc.io.source import RingBuffer
@@ -70,6 +73,7 @@ def _lava():
     return {
         "RunSteps": RunSteps,
         "Loihi2SimCfg": Loihi2SimCfg,
+        "Conv": Conv,
         "Dense": Dense,
         "DelayDense": DelayDense,
         "Sparse": Sparse,
@@ -200,9 +204,45 @@ class LavaBackend:
                 problems.append(
                     Problem(f"projection {pr.name!r}", "Lava's Dense has one weight exponent per projection")
                 )
+            elif pr.conv is not None:
+                problems += self._conv_problems(pr)
         if problems:
             raise BackendError(problems, header="this program cannot run in Lava")
         self.lava = _lava()
+
+    def _conv_problems(self, pr) -> list[Problem]:
+        """What Lava's ``Conv`` (``PyConvModelFixed``) cannot run exactly: it ignores
+        ``weight_exp`` (so only a left shift can be folded into its weights), has no delay,
+        and wraps its sum at the profile's accumulator width (the emulator does not)."""
+        where, out = f"projection {pr.name!r}", []
+        if pr.weight_exp < 0:
+            out.append(Problem(where, f"weight_exp {pr.weight_exp} < 0: Lava's Conv has no weight exponent"))
+        if pr.max_delay > 0:
+            out.append(Problem(where, f"delay {pr.max_delay}: Lava's Conv has no synaptic delay"))
+        cc = self.program.profile.capacity.convolution
+        bits = 24 if cc is None or cc.accumulator_bits is None else cc.accumulator_bits
+        w = chip_mantissas(pr, self.program.profile).astype(np.int64) << max(int(pr.weight_exp), 0)
+        n = pr.shape[0]
+        hi = int(np.bincount(pr.rows, np.maximum(w, 0), minlength=n).max(initial=0))  # exact: < 2**53
+        lo = int(np.bincount(pr.rows, np.minimum(w, 0), minlength=n).min(initial=0))
+        if hi >= 2 ** (bits - 1) or lo < -(2 ** (bits - 1)):
+            out.append(Problem(where, f"summed input reaches [{lo}, {hi}]: Lava's Conv wraps it at {bits} bits"))
+        return out
+
+    def _conv(self, pr):
+        """Lava's ``Conv`` with the kernel as the emulator holds it (``chip_mantissas`` of the
+        expansion, gathered back into the kernel) times ``2**weight_exp``."""
+        g = pr.conv.geometry
+        m = chip_mantissas(pr, self.program.profile).astype(np.int64)
+        _, _, kidx = g.expand()
+        kernel = np.zeros(int(np.prod(g.kernel_shape)), dtype=np.int64)
+        kernel[kidx] = m
+        if not np.array_equal(kernel[kidx], m):
+            raise BackendError([Problem(f"projection {pr.name!r}", "its synapses no longer share one kernel")])
+        weight = (kernel << int(pr.weight_exp)).reshape(g.kernel_shape).astype(np.int32)
+        return self.lava["Conv"](
+            weight=weight, input_shape=g.input_shape, padding=g.padding, stride=g.stride, groups=g.groups
+        )
 
     def _learning_problems(self) -> list[Problem]:
         """What Lava's LearningDense cannot run (checked when a run learns: without
@@ -430,6 +470,11 @@ class LavaBackend:
                 else:
                     post.s_out.connect(conn.s_in_bap)  # the back-propagating action potential
                 learning_conns[pr.name] = conn
+            elif pr.conv is not None:  # Lava's Conv takes and gives images (X, Y, C), row-major as ours
+                conn = self._conv(pr)
+                procs[pr.pre].s_out.reshape(pr.conv.geometry.input_shape).connect(conn.s_in)
+                conn.a_out.reshape((pr.shape[0],)).connect(procs[pr.post].a_in)
+                continue
             elif pr.is_sparse:
                 conn = self._sparse(pr, kwargs)
             elif pr.max_delay > 0:

@@ -24,6 +24,7 @@ import numpy as np
 from .._frozen import FrozenDict
 from ..arith.decay import DecayChoice
 from ..graph import Network, Projection, RuleSpec
+from ..graph.conv import ConvGeometry
 from ..graph.neurons import NeuronModel
 from ..learning.programmable import ProgrammableEprop
 from ..learning.reckon import ReckonLearning
@@ -285,6 +286,28 @@ def _scalar_or_tuple(x):
 
 
 @dataclass(frozen=True, eq=False)
+class QConv:
+    """A compiled convolution: its geometry and the kernel's integer mantissas
+    (``geometry.kernel_shape``), shared by every synapse of the projection's expansion
+    (``QProjection.weights`` is ``mantissas.ravel()[geometry.expand()[2]]``)."""
+
+    geometry: ConvGeometry
+    mantissas: np.ndarray
+
+    def to_dict(self, put) -> dict[str, Any]:
+        return {**self.geometry.to_dict(), "kernel_shape": list(self.geometry.kernel_shape),
+                "mantissas": put(np.ascontiguousarray(self.mantissas))}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None, get) -> QConv | None:
+        if d is None:
+            return None
+        g = ConvGeometry(tuple(d["input_shape"]), tuple(d["kernel_shape"]), tuple(d["stride"]),
+                         tuple(d["padding"]), int(d["groups"]))  # fmt: skip
+        return cls(g, np.asarray(get(d["mantissas"])))
+
+
+@dataclass(frozen=True, eq=False)
 class QProjection:
     """A projection in the chip's formats.
 
@@ -315,6 +338,7 @@ class QProjection:
     # ProgrammableEprop for the exact rule on programmable cores
     learning: EngineRule | ReckonLearning | ProgrammableEprop | None = None
     port: str = "syn"
+    conv: QConv | None = None  # a convolution: its geometry and shared kernel (the weights are its expansion)
 
     @classmethod
     def from_mantissas(

@@ -35,7 +35,7 @@ from ..learning.reckon import ReckonLearning
 from ..learning.rule import EngineRule
 from ..profiles import Profile, load_profile
 from .errors import ProgramError
-from .ir import Block, ParamStats, Placement, QPopulation, QProjection, QuantReport
+from .ir import Block, ParamStats, Placement, QConv, QPopulation, QProjection, QuantReport
 from .program_check import manifest_problems
 
 FORMAT = "neurocomp-program"
@@ -235,6 +235,7 @@ class Program:
                     "plasticity": None if pr.plasticity is None else pr.plasticity.to_dict(),
                     "learning": None if pr.learning is None else pr.learning.to_dict(),
                     "port": pr.port,
+                    "conv": None if pr.conv is None else pr.conv.to_dict(lambda a, k=f"{base}/kernel": put(k, a)),
                 }
             )
         pl = self.placement
@@ -422,6 +423,7 @@ class Program:
                     float_scale=p["float_scale"],
                     learning=_learning_from_dict(p.get("learning")),
                     port=p.get("port", "syn"),  # programs saved before two synaptic currents: the first
+                    conv=QConv.from_dict(p.get("conv"), get),
                 )
             )
         pl = m["placement"]

@@ -1,5 +1,6 @@
 """The model IR: the float network a user describes, in physical units."""
 
+from .conv import ConvGeometry, ConvProjection, conv_projection, pool_projection
 from .io import load_network, network_from_dict, save_network
 from .network import Network, Population
 from .neurons import ALIF, LI, LIF, NEURON_MODELS, NeuronModel, SpikeInput
@@ -9,6 +10,8 @@ from .weights import SparseWeights, init_weights
 
 __all__ = [
     "ALIF",
+    "ConvGeometry",
+    "ConvProjection",
     "LI",
     "LIF",
     "NEURON_MODELS",
@@ -19,9 +22,11 @@ __all__ = [
     "RuleSpec",
     "SparseWeights",
     "SpikeInput",
+    "conv_projection",
     "init_weights",
     "load_network",
     "network_from_dict",
+    "pool_projection",
     "save_network",
     "validate_network",
 ]

@@ -38,6 +38,7 @@ from .._atomic import atomic_savez, atomic_write_text, output_target
 from .._resources import require_memory, weights_init_bytes
 from .._yaml import YamlError, dump_yaml, read_yaml
 from ..errors import ModelError, Problem
+from .conv import ConvProjection, conv_from_dict
 from .network import Network, Population
 from .neurons import NEURON_MODELS, NeuronModel
 from .projection import Projection, RuleSpec
@@ -47,7 +48,7 @@ from .weights import SparseWeights, init_weights
 FORMAT_VERSION = 1
 _TOP_KEYS = {"neurocomp", "name", "description", "populations", "projections"}
 _POP_KEYS = {"name", "size", "neuron"}
-_PROJ_KEYS = {"name", "pre", "post", "weights", "delay_steps", "sign_mode", "plasticity", "port"}
+_PROJ_KEYS = {"name", "pre", "post", "weights", "delay_steps", "sign_mode", "plasticity", "port", "conv", "pool"}
 
 
 class _Arrays:
@@ -267,15 +268,20 @@ def _projection(
     for key in raw:
         if key not in _PROJ_KEYS:
             problems.append(Problem(where, f"{key}: unknown key (known: {', '.join(sorted(_PROJ_KEYS))})"))
-    for key in ("pre", "post", "weights"):
+    shared = [k for k in ("conv", "pool", "weights") if k in raw]
+    for key in ("pre", "post"):
         if key not in raw:
             problems.append(Problem(where, f"{key}: required key is missing"))
+    if len(shared) != 1:
+        problems.append(Problem(where, f"expected exactly one of weights, conv or pool, got {shared or 'none'}"))
     if len(problems) > before:
         return None
     pre, post = raw["pre"], raw["post"]
     unknown = [(role, n) for role, n in (("pre", pre), ("post", post)) if n not in sizes]
     for role, n in unknown:
         problems.append(Problem(where, f"{role}: unknown population {n!r}"))
+    if shared[0] != "weights":
+        return None if unknown else _conv(raw, pre, post, arrays, where, problems)
     weights = _weights(raw["weights"], sizes.get(post), sizes.get(pre), pre == post, arrays, where, problems)
     delay = raw.get("delay_steps", 0)
     if isinstance(delay, (list, Mapping)):
@@ -297,6 +303,20 @@ def _projection(
     except ModelError as exc:
         problems += exc.problems
         return None
+
+
+def _conv(raw: Mapping, pre: str, post: str, arrays: _Arrays, where: str, problems: list[Problem]):
+    """A convolution or pooling entry (see :func:`neurocomp.graph.conv.conv_from_dict`)."""
+    kw = {k: raw[k] for k in ("name", "delay_steps", "sign_mode", "port") if k in raw}
+    if raw.get("plasticity") is not None:
+        kw["plasticity"] = _rule(raw["plasticity"], where, problems)
+    try:
+        return conv_from_dict(raw, pre, post, lambda ref: np.asarray(arrays.get(ref), dtype=np.float64), **kw)
+    except ModelError as exc:
+        problems += exc.problems
+    except (ValueError, TypeError, KeyError) as exc:
+        problems.append(Problem(where, f"{'pool' if 'pool' in raw else 'conv'}: {exc}"))
+    return None
 
 
 def _rule(raw: Any, where: str, problems: list[Problem]) -> RuleSpec | None:
@@ -390,7 +410,9 @@ def save_network(net: Network, path: str | os.PathLike, inline_max: int = 64) ->
         d: dict[str, Any] = {"name": pr.name, "pre": pr.pre, "post": pr.post}
         w = pr.weights
         key = f"projections/{pr.name}"
-        if isinstance(w, SparseWeights):
+        if isinstance(pr, ConvProjection):
+            d["conv"] = {**pr.geometry.to_dict(), "kernel": put(f"{key}/kernel", pr.kernel, lambda a: a.tolist())}
+        elif isinstance(w, SparseWeights):
             if w.nnz <= inline_max:
                 d["weights"] = {
                     "sparse": {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..errors import Problem
 from ..learning.lowering import LOWERINGS, NETWORK_RULES, PARAMS, param_problems
 from .projection import Projection, RuleSpec
@@ -32,7 +34,18 @@ def projection_problems(net: Network, proj: Projection) -> list[Problem]:
         return out
     pre, post = net.population(proj.pre), net.population(proj.post)
     want = (post.size, pre.size)
-    if proj.shape != want:
+    geometry = getattr(proj, "geometry", None)  # a convolution: say which image shape disagrees
+    if proj.shape != want and geometry is not None:
+        for role, pop, shape in (("input", pre, geometry.input_shape), ("output", post, geometry.output_shape)):
+            if pop.size != int(np.prod(shape)):
+                out.append(
+                    Problem(
+                        where,
+                        f"conv: {role} image {shape} has {int(np.prod(shape))} neurons, "
+                        f"population {pop.name!r} has {pop.size}",
+                    )  # fmt: skip
+                )
+    elif proj.shape != want:
         out.append(
             Problem(
                 where,

@@ -97,6 +97,23 @@ class SynapseEncoding:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConvConnectivity:
+    """How the chip holds a convolution (a kernel shared by every output position).
+
+    ``shared_weights``: the kernel is stored once per core that holds post neurons of the
+    convolution (else it is expanded, one stored synapse per connection).
+    ``weight_exponent_min``: the smallest weight exponent of a kernel (Lava's ``Conv`` ignores
+    ``weight_exp``, so the exponent is folded into its integer weights: only exact left shifts).
+    ``accumulator_bits``: the signed width the summed input wraps at (the DRC keeps every
+    possible sum inside it, so the wrap never happens).
+    """
+
+    shared_weights: bool
+    weight_exponent_min: int | None = None
+    accumulator_bits: int | None = field(default=None, metadata=_ge(2))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Capacity:
     """Capacity limits. ``None`` means the chip has no such limit (or it is unpublished,
     which the profile's notes then say).
@@ -118,6 +135,7 @@ class Capacity:
     output_axons_per_core: int | None = None
     input_channels: int | None = None
     output_neurons: int | None = None
+    convolution: ConvConnectivity | None = None  # None: convolutions are expanded like any projection
 
     @property
     def neurons_total(self) -> int:

@@ -9,7 +9,7 @@ the rule's name and the profile's engine kind.
 from __future__ import annotations
 
 from ..learning.lowering import lower, register_rules
-from . import contrastive, custom, eprop, perturbation, reckon, rflo, rstdp, scaling, stdp, volatility
+from . import contrastive, custom, eprop, oja, perturbation, reckon, rflo, rstdp, scaling, stdp, volatility
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -17,6 +17,7 @@ LOWERINGS = {
     "custom": {"sum_of_products": custom.lower},
     "stdp": {"sum_of_products": stdp.lower},
     "rstdp": {"sum_of_products": rstdp.lower},
+    "oja": {"sum_of_products": oja.lower},
     # e-prop lowers the whole network at once (it adds error units and feedback):
     # eprop.lower_network, called by the lower_learning pass
     "eprop": {"sum_of_products": None, "eprop_fixed": None, "programmable": None},
@@ -43,6 +44,7 @@ PARAMS = {
     "custom": custom.DEFAULTS,
     "stdp": stdp.DEFAULTS,
     "rstdp": rstdp.DEFAULTS,
+    "oja": oja.DEFAULTS,
     "eprop": eprop.DEFAULTS,
     "rflo": eprop.DEFAULTS,
     "np": perturbation.DEFAULTS,

@@ -5,7 +5,10 @@ and chips.
    at most ``neurons_per_core`` neurons, at most ``synaptic_memory_bits_per_core`` of
    incoming synapses (each stored synapse costs the profile's synapse encoding:
    weight + delay + index + tag bits, or ``weight_bits * n_pre`` per row for dense
-   encodings), and at most ``input_axons_per_core`` distinct pre-synaptic neurons.
+   encodings), and at most ``input_axons_per_core`` distinct pre-synaptic neurons. A
+   convolution costs its kernel once per block (``weight_bits`` per kernel entry) on a chip
+   that stores convolutions as shared kernels (``capacity.convolution.shared_weights``);
+   elsewhere it is its expansion, one stored synapse per connection.
 2. **Traffic.** Between blocks, a spike of a pre neuron is sent once to every block it has
    synapses in, so the traffic from block a to block b is the number of distinct neurons
    of a with a synapse in b, times the firing probability per step.
@@ -100,10 +103,22 @@ def _population_order(net: QuantizedNetwork, placed: list[str]) -> list[str]:
     return order + [n for n in placed if n not in order]
 
 
-def _split(name: str, size: int, row_bits: np.ndarray, inputs: _Inputs, prof: Profile) -> list[tuple[int, int]]:
+def _split(
+    name: str, size: int, row_bits: np.ndarray, inputs: _Inputs, prof: Profile, reserve: int = 0
+) -> list[tuple[int, int]]:
+    """``reserve``: bits every block needs besides its rows (the shared kernels it receives)."""
     cap = prof.capacity
-    mem = cap.synaptic_memory_bits_per_core
+    mem = cap.synaptic_memory_bits_per_core - reserve
     cum = np.concatenate([[0], np.cumsum(row_bits)])
+    if mem < 0:
+        raise PartitionError(
+            [
+                Problem(
+                    f"population {name!r}",
+                    f"its kernels need {reserve} bits, more than a {prof.name} core's {mem + reserve}",
+                )
+            ]
+        )
     if np.any(row_bits > mem):
         j = int(np.argmax(row_bits))
         raise PartitionError(
@@ -196,24 +211,34 @@ class _Cores:
         return float(traffic[chip[:, None] != chip[None, :]].sum())
 
 
+def shared_kernels(prof: Profile) -> bool:
+    """Whether the chip stores a convolution's kernel once per core (its convolutional
+    connectivity) rather than one synapse per connection."""
+    conv = prof.capacity.convolution
+    return conv is not None and conv.shared_weights
+
+
 def _split_all(net: QuantizedNetwork, placed: list[str], incoming, inputs, prof: Profile) -> _Blocks:
     """1. Every placed population cut into blocks that fit one core (:func:`_split`)."""
     enc = prof.capacity.synapse_encoding
     blk = _Blocks(placed, {p.name: p.size for p in net.populations})
     for name in placed:
         row_bits = np.zeros(blk.sizes[name], dtype=np.int64)
+        kernel_bits = 0
         for pr in incoming[name]:
-            if enc.dense:
+            if pr.conv is not None and shared_kernels(prof):
+                kernel_bits += pr.conv.mantissas.size * enc.weight_bits
+            elif enc.dense:
                 row_bits += enc.weight_bits * pr.shape[1]
             else:
                 row_bits += stored_rows(pr) * enc.sparse_bits
-        spans = _split(name, blk.sizes[name], row_bits, inputs[name], prof)
+        spans = _split(name, blk.sizes[name], row_bits, inputs[name], prof, kernel_bits)
         blk.first[name] = len(blk.blocks)
         blk.starts[name] = np.array([a for a, _ in spans], dtype=np.int64)
         cum = np.concatenate([[0], np.cumsum(row_bits)])
         for a, b in spans:
             blk.blocks.append((name, a, b))
-            blk.bits.append(int(cum[b] - cum[a]))
+            blk.bits.append(int(cum[b] - cum[a]) + kernel_bits)
             blk.axons.append(inputs[name].axons(a, b))
     return blk
 

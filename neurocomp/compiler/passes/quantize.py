@@ -34,6 +34,7 @@ import numpy as np
 from ...arith.rounding import round_to_int
 from ...errors import Problem
 from ...graph import ALIF, LI, LIF, Projection, SpikeInput
+from ...graph.conv import ConvProjection
 from ...graph.weights import SparseWeights, row_pointers
 from ...profiles import Profile
 from ..context import PassContext
@@ -42,6 +43,7 @@ from ..ir import (
     DiscreteNetwork,
     DiscretePopulation,
     ParamStats,
+    QConv,
     QPopulation,
     QProjection,
     QuantizedNetwork,
@@ -219,7 +221,10 @@ class _Quantizer:
         return {"bias_mant": m, "bias_exp": exp}
 
     # -- projections -----------------------------------------------------------------
-    def projection(self, proj: Projection, post_scale_exp: int) -> QProjection:
+    def projection(self, proj: Projection, post_scale_exp: int, emin: int | None = None) -> QProjection:
+        """``emin``: a floor on the weight exponent above the profile's (a convolution's)."""
+        if isinstance(proj, ConvProjection):
+            return self.conv(proj, post_scale_exp)
         prof = self.prof
         f = prof.formats
         fixed = prof.arithmetic == "fixed"
@@ -231,6 +236,7 @@ class _Quantizer:
         sparse = isinstance(w, SparseWeights)
         vals = (w.values if sparse else w).reshape(-1)
         n_post, n_pre = proj.shape
+        e_lo = f.weight.exponent_min if emin is None else max(f.weight.exponent_min, emin)
         if f.weight.per_channel_exponent:
             if sparse:
                 indptr = row_pointers(w.rows, n_post)
@@ -243,7 +249,7 @@ class _Quantizer:
                 pos, neg = np.maximum(pos, 0.0), np.minimum(neg, 0.0)
             else:
                 pos, neg = np.max(np.maximum(w, 0), axis=1), np.min(np.minimum(w, 0), axis=1)
-            e = _exponent_for(pos * 2.0**shift, neg * 2.0**shift, lo, hi, f.weight.exponent_min, f.weight.exponent_max)
+            e = _exponent_for(pos * 2.0**shift, neg * 2.0**shift, lo, hi, e_lo, f.weight.exponent_max)
             weight_exp: int | np.ndarray = e
         else:
             pos, neg = float(np.max(vals, initial=0.0)), float(np.min(vals, initial=0.0))
@@ -252,7 +258,7 @@ class _Quantizer:
                 np.array(neg * 2.0**shift),
                 lo,
                 hi,
-                f.weight.exponent_min,
+                e_lo,
                 f.weight.exponent_max,
             )
             weight_exp = int(e_arr)
@@ -304,6 +310,47 @@ class _Quantizer:
             port=proj.port,
         )
 
+    def conv(self, proj: ConvProjection, post_scale_exp: int) -> QProjection:
+        """A convolution, quantized per kernel: the kernel (one row per output channel) is rounded
+        once, so every position shares its mantissas (stochastic rounding too) and the report
+        counts kernel weights; then it is expanded. A per-channel exponent is per kernel."""
+        g, cc = proj.geometry, self.prof.capacity.convolution
+        kmat = Projection(
+            proj.pre, proj.post, proj.kernel.reshape(g.kernel_shape[0], -1), sign_mode=proj.sign_mode, name=proj.name
+        )
+        qk = self.projection(kmat, post_scale_exp, None if cc is None else cc.weight_exponent_min)
+        rows, cols, kidx = g.expand()
+        e = qk.weight_exp
+        if not isinstance(e, int):  # per output channel; the channel is a post neuron's fastest index
+            e = np.tile(e, g.n_post // g.kernel_shape[0])
+        m = qk.weights.reshape(-1)[kidx]
+        if cc is not None and cc.accumulator_bits is not None:
+            self.conv_sum_limit(proj, rows, m * np.exp2(e if isinstance(e, int) else e[rows]), cc.accumulator_bits)
+        w = proj.weights
+        return replace(
+            qk, shape=proj.shape, weights=m, rows=w.rows, cols=w.cols, weight_exp=e,
+            delay_steps=proj.delay_steps, port=proj.port, conv=QConv(g, qk.weights.reshape(g.kernel_shape)),
+        )  # fmt: skip
+
+    def conv_sum_limit(self, proj: ConvProjection, rows: np.ndarray, w: np.ndarray, bits: int) -> None:
+        """The chip's convolution sums wrap at ``bits`` signed bits, the emulator's do not: every
+        possible sum (all pre neurons spiking, as often as a step allows) must fit."""
+        n = proj.shape[0]
+        k = self.prof.time.max_spikes_per_step
+        hi = k * np.bincount(rows, np.maximum(w, 0), minlength=n).max(initial=0)
+        lo = k * np.bincount(rows, np.minimum(w, 0), minlength=n).min(initial=0)
+        if hi > 2 ** (bits - 1) - 1 or lo < -(2 ** (bits - 1)):
+            raise QuantizationError(
+                [
+                    Problem(
+                        f"projection {proj.name!r}",
+                        f"summed input reaches [{lo:.0f}, {hi:.0f}], outside {self.prof.name}'s {bits}-bit "
+                        f"convolution accumulator [{-(2 ** (bits - 1))}, {2 ** (bits - 1) - 1}]; "
+                        "use smaller or fewer weights",
+                    )
+                ]
+            )
+
 
 PORT_DECAY = {"syn": "current", "syn2": "current2"}  # the decay (DiscretePopulation.decays) of each port
 
@@ -325,6 +372,10 @@ def compensate_input_decay(net: DiscreteNetwork, ctx: PassContext) -> tuple[Proj
             out.append(proj)
             continue
         w = proj.weights
+        if isinstance(proj, ConvProjection):  # the kernel is the convolution's parameter
+            out.append(replace(proj, kernel=proj.kernel / d.factor, weights=None))
+            ctx.note(f"projection {proj.name!r}: kernel / {d.factor:g} (the chip decays a step's input in that step)")
+            continue
         w = replace(w, values=w.values / d.factor) if isinstance(w, SparseWeights) else w / d.factor
         ctx.note(f"projection {proj.name!r}: weights / {d.factor:g} (the chip decays a step's input in that step)")
         out.append(replace(proj, weights=w))
