@@ -76,7 +76,8 @@ def run(profile: str, iterations: int, seed: int, steps: int | None = None, near
     per_s = {lv: iterations / s for lv, s in rep.timing["levels_cpu_s"].items()}
     tail = rep.config["tail"]
     spread = {lv: float(np.std(c["nmse"][-tail:])) for lv, c in rep.curves.items()}
-    return {"profile": profile, "seed": seed, "iterations": iterations, "note": note, "final": final,
+    reg = next(pr.plasticity.params.get("reg", 0.0) for pr in net.projections if pr.plasticity is not None)
+    return {"profile": profile, "seed": seed, "iterations": iterations, "reg": reg, "note": note, "final": final,
             "final_std": spread, "iterations_per_s": per_s, "wall_s": wall,
             "curves": {lv: c["nmse"] for lv, c in rep.curves.items()}}  # fmt: skip
 
