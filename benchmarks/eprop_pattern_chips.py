@@ -15,6 +15,11 @@ iterations per second (target 8 on loihi2), against NEST's recorded ~8.
     python benchmarks/eprop_pattern_chips.py                              # 3 profiles x 400 iterations
     python benchmarks/eprop_pattern_chips.py --profiles loihi2 --iterations 100 --json out.json
     python benchmarks/eprop_pattern_chips.py --profiles loihi2 --iterations 10 --batch 64   # + batch speed
+    python benchmarks/eprop_pattern_chips.py --summarize runs/*.json --json summary.json   # table over seeds
+
+``--summarize`` reads the ``--json`` files of several runs (one profile and seed each, or
+more) and prints, per profile and level, the mean and the range over seeds of the final
+NMSE; with ``--json`` it writes the runs without their full curves (every 50th iteration kept).
 """
 
 from __future__ import annotations
@@ -71,7 +76,8 @@ def run(profile: str, iterations: int, seed: int, steps: int | None = None, near
     per_s = {lv: iterations / s for lv, s in rep.timing["levels_cpu_s"].items()}
     tail = rep.config["tail"]
     spread = {lv: float(np.std(c["nmse"][-tail:])) for lv, c in rep.curves.items()}
-    return {"profile": profile, "seed": seed, "iterations": iterations, "note": note, "final": final,
+    reg = next(pr.plasticity.params.get("reg", 0.0) for pr in net.projections if pr.plasticity is not None)
+    return {"profile": profile, "seed": seed, "iterations": iterations, "reg": reg, "note": note, "final": final,
             "final_std": spread, "iterations_per_s": per_s, "wall_s": wall,
             "curves": {lv: c["nmse"] for lv, c in rep.curves.items()}}  # fmt: skip
 
@@ -106,6 +112,34 @@ def batch_throughput(profile: str, batch: int, iterations: int = 3) -> tuple[flo
     return batch * iterations / wall, batch * iterations / cpu
 
 
+LEVELS = ("reference", "lowered-float", "lowered-fixed", "fixed, round-to-nearest")
+CURVE_STRIDE = 50  # the summary keeps every 50th iteration of each learning curve
+
+
+def summarize(paths: list[str]) -> tuple[list[str], list[dict]]:
+    """Markdown rows (profile, iterations, per level ``mean [min, max]`` over seeds, seeds) of
+    the runs in the ``--json`` files ``paths``, and those runs with their curves thinned."""
+    runs = [r for p in paths for r in json.loads(Path(p).read_text())]
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["profile"], r["iterations"]), []).append(r)
+    levels = [lv for lv in LEVELS if any(lv in r["final"] for r in runs)]
+    rows = ["| profile | iterations | seeds | " + " | ".join(levels) + " | fixed / float |",
+            "|---|---:|---|" + "---:|" * (len(levels) + 1)]  # fmt: skip
+    for (prof, its), rs in sorted(groups.items()):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        cells = []
+        for lv in levels:
+            v = [r["final"][lv] for r in rs if lv in r["final"]]
+            cells.append(f"{np.mean(v):.3g} [{min(v):.3g}, {max(v):.3g}]" if v else "")
+        ratio = np.mean([r["final"]["lowered-fixed"] for r in rs]) / np.mean([r["final"]["lowered-float"] for r in rs])
+        seeds = ", ".join(str(r["seed"]) for r in rs)
+        rows.append(f"| {prof} | {its} | {seeds} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    thin = [{**r, "curves": {lv: c[::CURVE_STRIDE] for lv, c in r["curves"].items()}, "curve_stride": CURVE_STRIDE}
+            for r in runs]  # fmt: skip
+    return rows, thin
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", nargs="+", default=["loihi2", "reckon", "spinnaker2"])
@@ -115,7 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-nearest", action="store_true", help="skip loihi2's round-to-nearest run")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--batch", type=int, default=0, help="also time lowered-fixed training of this many trials at once")
+    ap.add_argument("--summarize", nargs="+", metavar="JSON", help="tabulate these runs' --json files over seeds")
     args = ap.parse_args(argv)
+    if args.summarize:
+        rows, thin = summarize(args.summarize)
+        print("final NMSE (mean of the last 10 iterations): mean [min, max] over seeds")
+        print("\n".join(rows))
+        if args.json:
+            Path(args.json).write_text(json.dumps(thin, indent=1))
+        return 0
     print(
         f"pattern-generation on chips: {MODEL.relative_to(ROOT)} (100 in, 100 LIF, 1 out, 1000 steps), "
         f"{args.iterations} iterations, seed {args.seed}; NMSE = mean of the last 10 iterations",

@@ -520,4 +520,4 @@ def test_regularization_that_reckon_does_not_map_is_said_in_the_pass_log():
     prog = nc.compile(net.with_rule_params(feedback="symmetric"), "reckon", out=io.StringIO())  # its only feedback
     notes = [n for r in prog.pass_log for n in r["notes"] if "REGUL_F0" in n]
     assert {n.split(":")[1].strip() for n in notes} == {"in->rec", "rec->rec"}
-    assert all("reg 1 towards 10 Hz" in n for n in notes)
+    assert all("reg 0.01 towards 10 Hz" in n for n in notes)
