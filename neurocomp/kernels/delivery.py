@@ -44,8 +44,8 @@ from numba.extending import intrinsic, overload
 from . import kernel
 
 G_PRE, G_NPRE, G_POST, G_NPOST, G_SLOTS, G_SHIFT, G_KIND, G_PTR, G_IDX, G_DENSE, G_EXP, G_EMODE, G_ROUND = range(13)
-G_WSHIFT, G_ACC = 13, 14
-G_COLS = 15
+G_WSHIFT, G_ACC, G_WBITS = 13, 14, 15
+G_COLS = 16
 K_LISTS, K_ROWS, K_NARROW = 0, 1, 2
 E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
 RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
@@ -171,20 +171,35 @@ def _rows(spikes, s0, i0, npre, dense, d0, npost, out, base, scale, add_scale):
                     out[base + j] += weighted(s, dense[r0 + j])
 
 
+@kernel(inline="always")
+def _narrow_add(s, row, a):
+    """``a += s * row`` over contiguous slices (indices the compiler sees are non-negative), in
+    the accumulator's integer type: SIMD adds that wrap, exact when the true sum fits."""
+    for j in range(a.shape[0]):
+        a[j] += weighted_int(s, row[j])
+
+
 @kernel
-def _narrow_sum(spikes, s0, i0, npre, dense, d0, npost, acc):
-    """``acc[j] = sum_i s_i * dense[i, j]`` over the pre neurons ``i >= i0`` that spiked, in the
-    accumulator's integer type (wrapping; exact when the true sum fits). The inner loop is
-    contiguous adds over the post neurons on slices (indices the compiler sees are
-    non-negative), which it vectorizes."""
+def _narrow_sum(spikes, s0, i0, npre, rows, r0, npost, acc, lst):
+    """``acc[j] = sum_i s_i * rows[r0 + i * npost + j]`` over the pre neurons ``i >= i0`` that
+    spiked. The spiking neurons are listed first, branch free, in ``lst`` (int32 scratch of at
+    least ``npre``; else found while adding): a tight loop over the list lets the CPU fetch the
+    next rows while adding (1.6x faster than branching per neuron at N=1000, 6.5% firing)."""
     a = acc[:npost]
     a[:] = 0
+    if lst.shape[0] < npre:
+        for i in range(i0, npre):
+            s = spikes[s0 + i]
+            if s != 0:
+                _narrow_add(s, rows[r0 + i * npost : r0 + (i + 1) * npost], a)
+        return
+    k = 0
     for i in range(i0, npre):
-        s = spikes[s0 + i]
-        if s != 0:
-            row = dense[d0 + i * npost : d0 + (i + 1) * npost]
-            for j in range(npost):
-                a[j] += weighted_int(s, np.int64(row[j]))
+        lst[k] = i
+        k += spikes[s0 + i] != 0
+    for q in range(k):
+        i = lst[q]
+        _narrow_add(spikes[s0 + i], rows[r0 + i * npost : r0 + (i + 1) * npost], a)
 
 
 @kernel(inline="always")
@@ -205,11 +220,16 @@ def _narrow_flush(g, b, groups, gscale, exps, ring, slot_off, acc):
 
 
 @kernel(inline="always")
-def _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc):
+def _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc, lst):
     """Deliver narrow group ``g`` (trial ``b``, first spiking pre neuron ``i0``) through ``acc``,
-    a scratch row of at least ``G_NPOST`` int16 or int32 values."""
-    npre, npost, d0 = groups[g, G_NPRE], groups[g, G_NPOST], groups[g, G_DENSE]
-    _narrow_sum(spikes, s0, i0, npre, dense, d0, npost, acc)
+    a scratch row of at least ``G_NPOST`` int16 or int32 values; its rows are the int8 or int16
+    values (``G_WBITS``) stored from byte ``G_DENSE * dense.itemsize`` of ``dense``."""
+    npre, npost = groups[g, G_NPRE], groups[g, G_NPOST]
+    start = groups[g, G_DENSE] * dense.itemsize
+    if groups[g, G_WBITS] == 8:
+        _narrow_sum(spikes, s0, i0, npre, dense.view(np.int8), start, npost, acc, lst)
+    else:
+        _narrow_sum(spikes, s0, i0, npre, dense.view(np.int16), start // 2, npost, acc, lst)
     _narrow_flush(g, b, groups, gscale, exps, ring, slot_off, acc)
 
 
@@ -253,10 +273,11 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
     if i0 == npre:  # nothing to add (not even a zero: a float ring keeps the sign of its zeros)
         return
     if kind == K_NARROW:  # the trial's scratch (float64 for fixed point) reread as integers
+        lst = acc64.view(np.int32)
         if groups[g, G_ACC] == 16:
-            _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc.view(np.int16))
+            _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc.view(np.int16), lst)
         else:
-            _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc.view(np.int32))
+            _narrow(g, b, groups, gscale, dense, exps, spikes, s0, i0, ring, slot_off, acc.view(np.int32), lst)
         return
     if emode == E_F64:
         acc64[:npost] = 0.0
