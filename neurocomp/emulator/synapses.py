@@ -124,8 +124,8 @@ class Synapses:
                 np.add.at(rows_int, (c, r), vals.astype(np.int64) >> shift)  # a repeated synapse adds up
                 narrow = None if np.abs(rows_int).max(initial=0) >= 2 ** (_ROW_BITS[-1] - 1) else narrow
             if narrow is not None:
-                top = np.abs(rows_int).max(initial=0)
-                row[kd.G_WBITS] = next(bits for bits in _ROW_BITS if top < 2 ** (bits - 1))
+                lo, hi = rows_int.min(initial=0), rows_int.max(initial=0)
+                row[kd.G_WBITS] = next(b for b in _ROW_BITS if -(2 ** (b - 1)) <= lo and hi < 2 ** (b - 1))
                 self.dense_parts.append((len(rows), rows_int.ravel().astype(f"int{row[kd.G_WBITS]}"), True))
                 row[kd.G_KIND], row[kd.G_WSHIFT] = kd.K_NARROW, shift
                 scales.append(gscale * 2.0**shift if emode == kd.E_DIRECT else gscale)
