@@ -36,7 +36,7 @@ _LIST_FRACTION = 0.35  # a dense group with fewer nonzero weights is delivered f
 # emulator, loaded machine) of one synapse scattered from a list (N=1000, AVX-512), so a group at
 # least this dense adds rows ...
 _NARROW_FRACTION = 1 / 32
-_NARROW_SLOTS = 1 << 25  # ... unless its dense rows would exceed this many weights (64 MiB)
+_NARROW_SLOTS = 1 << 25  # ... unless its dense rows would exceed this many weights (32-64 MiB)
 _ACC_BITS = (16, 32)  # the narrow accumulators, narrowest first
 # narrow rows' widths, narrowest first: int8 halves the bytes a spike reads (N=1000: the 1 MB of
 # rows stays in a core's L2 where 2 MB did not; delivery 1.6x faster)

@@ -4,19 +4,22 @@ A projection is split into groups of equal delay (see :mod:`neurocomp.emulator.s
 A group is per-pre index lists (``K_LISTS``: CSR by pre neuron, the synapses of a
 sparse projection or the nonzero weights of a sparse-ish dense one), dense rows (``K_ROWS``:
 ``[pre, post]``, each pre neuron's weights contiguous), or narrow dense rows (``K_NARROW``:
-integer rows summed in an int16 or int32 accumulator, ``G_ACC`` bits, with SIMD adds over
-contiguous post neurons; a fixed-point strategy for projections dense enough that adding a
-whole row beats scattering its nonzero weights). Delivery is event
+int8 or int16 rows, ``G_WBITS``, summed in an int16 or int32 accumulator, ``G_ACC`` bits, with
+SIMD adds over contiguous post neurons; a fixed-point strategy for projections dense enough
+that adding a whole row beats scattering its nonzero weights). Delivery is event
 driven: only the rows of pre neurons that spiked are read.
 
 Groups are rows of an int64 table (columns ``G_*``) over concatenated arrays: ``indptr``
 (int64) and ``idx`` (int32), ``w`` and ``dense`` (fixed point: the chip's mantissas, int16 or
 float32; float chips: float32 weights in model units), ``exps`` (float64, the exponent per
 post neuron) and ``gscale`` (float64 per group: ``2**(exp + input_shift)`` for ``E_DIRECT``,
-else the chip's input shift ``2**input_shift``). A narrow group's rows (in ``dense``, int16)
-are its mantissas divided by ``2**G_WSHIFT``, the power of two they all share (Loihi's mixed-sign
-weights are even), and its sum is multiplied back by it (for ``E_DIRECT``, in ``gscale``); its
-accumulator is the trial's scratch ``acc`` viewed as int16 or int32. Integer addition wraps
+else the chip's input shift ``2**input_shift``). A narrow group's rows are its mantissas
+divided by ``2**G_WSHIFT``, the power of two they all share (Loihi's mixed-sign weights are
+even), stored as raw int8 or int16 bytes inside ``dense`` from byte ``G_DENSE * itemsize`` and
+read through a view (so ``dense`` keeps one dtype and no kernel is compiled twice for it); its
+sum is multiplied back by ``2**G_WSHIFT`` (for ``E_DIRECT``, in ``gscale``); its accumulator is
+the trial's scratch ``acc`` viewed as int16 or int32, and ``acc64`` viewed as int32 lists the
+spiking pre neurons. Integer addition wraps
 modulo ``2**G_ACC``, so the sum is exact whatever the order when its bound (largest weight
 times fan-in times spike count) is below ``2**(G_ACC - 1)``. Spikes and rings are flat:
 the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
@@ -208,16 +211,16 @@ def _narrow_sum(spikes, s0, i0, npre, rows, r0, npost, acc, lst):
         k += spikes[s0 + i] != 0
     q = 0
     while q + 4 <= k:
-        i0, i1, i2, i3 = lst[q], lst[q + 1], lst[q + 2], lst[q + 3]
+        j0, j1, j2, j3 = lst[q], lst[q + 1], lst[q + 2], lst[q + 3]
         _narrow_add4(
-            spikes[s0 + i0], rows[r0 + i0 * npost : r0 + (i0 + 1) * npost],
-            spikes[s0 + i1], rows[r0 + i1 * npost : r0 + (i1 + 1) * npost],
-            spikes[s0 + i2], rows[r0 + i2 * npost : r0 + (i2 + 1) * npost],
-            spikes[s0 + i3], rows[r0 + i3 * npost : r0 + (i3 + 1) * npost], a,
+            spikes[s0 + j0], rows[r0 + j0 * npost : r0 + (j0 + 1) * npost],
+            spikes[s0 + j1], rows[r0 + j1 * npost : r0 + (j1 + 1) * npost],
+            spikes[s0 + j2], rows[r0 + j2 * npost : r0 + (j2 + 1) * npost],
+            spikes[s0 + j3], rows[r0 + j3 * npost : r0 + (j3 + 1) * npost], a,
         )  # fmt: skip
         q += 4
-    for q in range(q, k):
-        i = lst[q]
+    for p in range(q, k):
+        i = lst[p]
         _narrow_add(spikes[s0 + i], rows[r0 + i * npost : r0 + (i + 1) * npost], a)
 
 
