@@ -38,8 +38,8 @@ _LIST_FRACTION = 0.35  # a dense group with fewer nonzero weights is delivered f
 _NARROW_FRACTION = 1 / 32
 _NARROW_SLOTS = 1 << 25  # ... unless its dense rows would exceed this many weights (32-64 MiB)
 _ACC_BITS = (16, 32)  # the narrow accumulators, narrowest first
-# narrow rows' widths, narrowest first: int8 halves the bytes a spike reads (N=1000: the 1 MB of
-# rows stays in a core's L2 where 2 MB did not; delivery 1.6x faster)
+# narrow rows' widths, narrowest first: int8 halves the bytes a spike reads and converts (N=1000:
+# row adds 1.6x faster than int16)
 _ROW_BITS = (8, 16)
 _ALIGN = 64  # bytes: each group's rows start on a cache line
 
