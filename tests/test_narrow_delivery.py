@@ -133,3 +133,55 @@ def test_a_list_group_after_a_narrow_group_starts_from_zero(monkeypatch):
     assert kd.K_NARROW in _kinds(Emulator(prog))
     for key in want:
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def _narrow_widths(emu: Emulator) -> set[int]:
+    return {int(r[kd.G_WBITS]) for s in emu.synapses for r in s.table if r[kd.G_KIND] == kd.K_NARROW}
+
+
+@pytest.mark.parametrize("signed", [True, False])
+def test_int8_rows_equal_int16_rows(signed, monkeypatch):
+    """Rows whose (shifted) mantissas fit int8 are stored as int8 (Loihi's halved mixed-sign
+    mantissas); a single-sign projection's up to 255 need int16. Either way the recordings
+    equal those of int16 rows and of no narrow rows at all."""
+    prog = _program("loihi2", seed=21 + signed, weight_exp=-2, delays=True, sparse=False, signed=signed, top=250)
+    emu, got, want = _both(prog, monkeypatch)
+    assert _narrow_widths(emu) == ({8} if signed else {16})
+    with monkeypatch.context() as m:
+        m.setattr(sy, "_ROW_BITS", (16,))
+        wide = Emulator(prog, batch=BATCH)
+    assert _narrow_widths(wide) == {16}
+    inputs = {"in": (np.random.default_rng(1).random((STEPS, BATCH, 60)) < 0.2).astype(np.uint8)}
+    got16 = wide.run(STEPS, inputs, record=["spikes", "u", "v"])
+    assert got["rec/u"].any() and (got["rec/spikes"].any() or not signed)  # inhibitory only: no spikes
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        np.testing.assert_array_equal(got16[key], want[key], err_msg=key)
+
+
+def test_narrow_rows_are_read_back_from_a_float32_weight_array(monkeypatch):
+    """When the network's weights are held as float32 (a fixed-point chip with mantissas beyond
+    int16), the narrow rows keep their integer bytes inside that array and are read back through
+    a view: the same recordings."""
+    prog = _program("loihi2", seed=4, weight_exp=1, delays=True, sparse=False, top=250)
+    _, _, want = _both(prog, monkeypatch)
+    with monkeypatch.context() as m:
+        m.setattr(sy, "weight_dtype", lambda mantissas, fixed: np.float32)
+        emu = Emulator(prog, batch=BATCH)
+    assert emu._group_arrays["dense"].dtype == np.float32 and _narrow_widths(emu) == {8}
+    inputs = {"in": (np.random.default_rng(1).random((STEPS, BATCH, 60)) < 0.2).astype(np.uint8)}
+    got = emu.run(STEPS, inputs, record=["spikes", "u", "v"])
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
+def test_pack_dense_keeps_raw_bytes_and_converts_values():
+    """Raw parts keep their bytes (even a pattern that reads as a NaN in float32), value parts are
+    converted; every part starts on a 64-byte line."""
+    raw = np.array([-1, -128, 127, 0, 5], dtype=np.int8).repeat(4)  # 0xffffffff: a NaN as float32
+    vals = np.array([1.0, -3.0, 250.0])
+    arr, starts = sy.pack_dense([(vals, False), (raw, True), (vals, False)], np.float32)
+    assert arr.dtype == np.float32 and starts == [0, 16, 32]
+    np.testing.assert_array_equal(arr[:3], vals)
+    np.testing.assert_array_equal(arr.view(np.int8)[64 : 64 + raw.size], raw)
+    np.testing.assert_array_equal(arr[32:35], vals)

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..kernels import delivery as kd
 from ..kernels import neurons as kn
+from .synapses import pack_dense
 
 NEURON_KINDS = {"lif": kn.KIND_LIF, "alif": kn.KIND_ALIF, "li": kn.KIND_LI}
 # the rows of the state array (:mod:`neurocomp.kernels.neurons`) by variable name
@@ -93,9 +94,10 @@ def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) ->
     before the neuron update, and the rest) with their scales, over concatenated arrays."""
     tables: list[list[np.ndarray]] = [[], []]
     scales: list[list[np.ndarray]] = [[], []]
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("indptr", "idx", "w", "dense", "exps")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("indptr", "idx", "w", "exps")}
     used = dict.fromkeys(parts, 0)
-    cols = {"indptr": kd.G_PTR, "idx": kd.G_IDX, "dense": kd.G_DENSE, "exps": kd.G_EXP}
+    cols = {"indptr": kd.G_PTR, "idx": kd.G_IDX, "exps": kd.G_EXP}
+    dense: list[tuple[np.ndarray, int, np.ndarray, bool]] = []  # (table, group, rows, raw)
     for syn in syns:
         t = syn.table.copy()
         t[:, kd.G_PRE], t[:, kd.G_POST], t[:, kd.G_SLOTS] = (
@@ -109,9 +111,16 @@ def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) ->
             arr = syn.arrays[key]
             parts[key].append(arr)
             used[key] += arr.size
+        dense += [(t, g, rows, raw) for g, rows, raw in syn.dense_parts]
         phase = 0 if syn.latency + syn.max_delay == 0 else 1
         tables[phase].append(t)
         scales[phase].append(syn.gscale)
+    wdt = np.result_type(*[s.weight_dtype for s in syns]) if syns else np.int16  # int16 unless one needs float32
+    dtypes = {"indptr": np.int64, "idx": np.int32, "w": wdt, "exps": np.float64}
+    arrays = {k: np.concatenate(v).astype(dtypes[k]) if v else np.zeros(1, dtypes[k]) for k, v in parts.items()}
+    arrays["dense"], starts = pack_dense([(rows, raw) for _, _, rows, raw in dense], wdt)
+    for (t, g, _, _), start in zip(dense, starts, strict=True):
+        t[g, kd.G_DENSE] = start
     out = [
         (
             np.concatenate(tables[ph]) if tables[ph] else np.zeros((0, kd.G_COLS), np.int64),
@@ -119,9 +128,6 @@ def delivery_tables(syns: Sequence, blocks: Blocks, slots: Mapping[str, int]) ->
         )
         for ph in (0, 1)
     ]
-    wdt = np.result_type(*[s.weight_dtype for s in syns]) if syns else np.int16  # int16 unless one needs float32
-    dtypes = {"indptr": np.int64, "idx": np.int32, "w": wdt, "dense": wdt, "exps": np.float64}
-    arrays = {k: np.concatenate(v).astype(dtypes[k]) if v else np.zeros(1, dtypes[k]) for k, v in parts.items()}
     return out, arrays
 
 

@@ -35,21 +35,27 @@ def _inputs(s, b, inputs, in_table, spikes):
 
 
 @kernel(inline="always")
+def _copy(dst, src):
+    """``dst[:] = src`` elementwise (integers held in float64, or float32, convert exactly)."""
+    for k in range(dst.shape[0]):
+        dst[k] = src[k]
+
+
+@kernel(inline="always")
 def _record(s, b, blocks, flags, spikes, st, rec_s, rec_u, rec_v, rec_a):
     """Copy trial ``b``'s state after step ``s`` into the recordings ``flags`` selects (spikes,
-    u, v, a; integers held in float64, or float32, convert exactly)."""
+    u, v, a), one contiguous copy per variable and population."""
     for q in range(blocks.shape[0]):
         n = blocks[q, B_N]
         o = blocks[q, B_OFF] + b * n
-        for k in range(o, o + n):
-            if flags[0]:
-                rec_s[s, k] = spikes[k]
-            if flags[1]:
-                rec_u[s, k] = st[S_U, k]
-            if flags[2]:
-                rec_v[s, k] = st[S_V, k]
-            if flags[3]:
-                rec_a[s, k] = st[S_A, k]
+        if flags[0]:
+            _copy(rec_s[s, o : o + n], spikes[o : o + n])
+        if flags[1]:
+            _copy(rec_u[s, o : o + n], st[S_U, o : o + n])
+        if flags[2]:
+            _copy(rec_v[s, o : o + n], st[S_V, o : o + n])
+        if flags[3]:
+            _copy(rec_a[s, o : o + n], st[S_A, o : o + n])
 
 
 @kernel
