@@ -23,7 +23,6 @@ import numba
 import numpy as np
 
 from ..kernels import delivery as kd
-from ..kernels import learning as K
 from ..kernels import trial as kt
 from . import layout as lay
 from .plastic import PlasticSynapses
@@ -87,9 +86,9 @@ def _refusal(emu, steps: int, record, given) -> str | None:
 
 def _engine_fits(syn: PlasticSynapses) -> bool:
     eng, rule = syn.engine, syn.rule
-    if not (eng.compiled and eng._rule_kernels is not None and syn._compiled):
+    if not (eng.fusable and syn._compiled):
         return False
-    if eng._r or rule.pre_graded or eng.learn_mode != "independent":
+    if rule.pre_graded or eng.learn_mode != "independent":
         return False
     sources = {src.get("source") for src in rule.graded.values()}
     return sources <= {"pseudo_derivative", "learning_signal", "error", "input"}
@@ -133,6 +132,7 @@ class FusedLearning:
 
     def _plastic_spec(self, syn: PlasticSynapses) -> dict[str, Any]:
         eng, rule, post = syn.engine, syn.rule, self.emu.pops[syn.post]
+        plan = eng.fused_plan()
         top = 2**eng.trace_bits - 1
         glue = []
         inputs = [y for y in syn.graded_inputs if y != "r0"]
@@ -153,7 +153,7 @@ class FusedLearning:
                 prm["input"] = inputs.index(y)
             glue.append((kind, prm))
         return {
-            "rule": eng._rule_kernels[0].__module__,
+            "rule": plan.rule_module,
             "T": int(rule.t_epoch),
             "m": syn.n_pre,
             "n": syn.n_post,
@@ -164,13 +164,13 @@ class FusedLearning:
             "in_scale": syn.in_scale,
             "half": 2 ** (eng.frac_bits - 1),
             "top": top,
-            "has_u": eng._has_u,
-            "always_full": eng._always_full,
-            "decimate": eng._decimate,
+            "has_u": plan.has_u,
+            "always_full": plan.always_full,
+            "decimate": plan.decimate,
             "graded": rule.post_traces == "graded",
             "glue": glue,
             "float_glue": not syn.graded_fixed,
-            "dtypes": tuple(np.dtype(d).name for d in eng._side_dtypes),
+            "dtypes": plan.side_dtypes,
         }
 
     # -- a run -------------------------------------------------------------------------
@@ -202,8 +202,7 @@ class FusedLearning:
         for name, pay in zip(self.errors, pays, strict=True):
             emu.pops[name].state["spikes"] = pay
         for syn in self.plastic:
-            st = syn.engine.state
-            syn.engine._verified = (st["w"], st["t"], st["d"])
+            syn.engine.mark_in_range()
         emu.t = t0 + steps
         out = {}
         for name, p in emu.pops.items():
@@ -269,14 +268,13 @@ class FusedLearning:
         st = eng.state
         pre, post = emu.pops[syn.pre], emu.pops[syn.post]
         arrays = (st["w"], st["t"], st["d"])
-        verified = eng._verified is not None and all(a is v for a, v in zip(arrays, eng._verified, strict=True))
-        if not verified:
-            eng._count_unsafe(arrays)
+        verified = eng.in_range()
+        plan = eng.fused_plan()
         xr, yr = eng.x_random.take(2 * steps), eng.y_random.take(2 * steps)
         T = eng.rule.t_epoch
         ends = (t0 + steps) // T - t0 // T  # epochs ending in this run
         conn = eng.conn_random.take(ends)
-        shifts = eng._vinfo[:, K.V_SHIFT]
+        shifts = plan.value_shifts
         kc = np.zeros((max(ends, 1), 3), np.float64 if eng.exact_products else np.int64)
         for v in range(3):
             s = int(shifts[v])
@@ -291,9 +289,9 @@ class FusedLearning:
             graded[i] = 0.0 if g is None else g[:steps]
         dummy2, dummy3 = np.zeros((1, 1)), np.zeros((1, 1, 1))
         return (
-            *arrays, st["x1"], st["x2"], st["y1"], st["y2"], st["y3"], st["tx"], st["ty"], eng._plan[0], eng._mask,
-            eng._deps, eng._imp, *eng._x_plan, *eng._y_plan, pre.state["spikes"], post.state["spikes"],
-            post.state["input"], xr, yr, kc, np.array([not verified, eng.nearest]),
+            *arrays, st["x1"], st["x2"], st["y1"], st["y2"], st["y3"], st["tx"], st["ty"], *plan.arrays,
+            pre.state["spikes"], post.state["spikes"], post.state["input"], xr, yr, kc,
+            np.array([not verified, eng.nearest]),
             post.state.get("v_pre", post.state["v"]), post.state.get("th_pre", dummy2), post.state.get("ls", dummy3),
             syn.neuron_traces.get("rate", dummy2), graded,
         )  # fmt: skip

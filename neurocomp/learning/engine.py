@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numba
@@ -224,6 +225,21 @@ class _ConnRandom:
     def set_state(self, s: Mapping[str, Any]) -> None:
         self._stream.state = s["rng"]
         self.value = np.float64(s["value"])
+
+
+@dataclass(frozen=True)
+class FusedPlan:
+    """What a fused trial kernel (``emulator.fused``) reads of a compiled engine: the rule
+    kernel's module, the flags that shape the generated code, and the plan arrays, shared
+    with the engine (not copied), in the order the trial kernel takes them."""
+
+    rule_module: str  # the generated module holding the rule's learn/learn_live
+    has_u: bool  # a product reads u (the decimated epoch flag)
+    always_full: bool  # every phase visits every synapse
+    decimate: int | None  # u's decimation exponent, None without u
+    side_dtypes: tuple[str, str]  # (x side, y side) trace dtypes: int64 or float64
+    value_shifts: np.ndarray  # [3] the w, t, d rounding shifts (bits)
+    arrays: tuple  # (unsafe counts, mask, deps, impulse table, *x plan, *y plan)
 
 
 class SumOfProductsEngine:
@@ -550,6 +566,43 @@ class SumOfProductsEngine:
         """``[trials or 1, post, pre]``: the current weights."""
         return self.state["w"]
 
+    @property
+    def fusable(self) -> bool:
+        """Its learning phase can run inside a fused trial kernel: a compiled rule kernel,
+        and no reward trace (Loihi 1's, which the trial kernel does not carry)."""
+        return self.compiled and self._rule_kernels is not None and not self._r
+
+    def fused_plan(self) -> FusedPlan:
+        """The compiled plan a fused trial kernel takes (see :class:`FusedPlan`)."""
+        if not self.fusable:
+            raise ValueError("this engine has no compiled rule kernel to fuse")
+        return FusedPlan(
+            rule_module=self._rule_kernels[0].__module__,
+            has_u=self._has_u,
+            always_full=self._always_full,
+            decimate=self._decimate,
+            side_dtypes=tuple(np.dtype(d).name for d in self._side_dtypes),
+            value_shifts=self._vinfo[:, K.V_SHIFT],
+            arrays=(self._plan[0], self._mask, self._deps, self._imp, *self._x_plan, *self._y_plan),
+        )
+
+    def in_range(self) -> bool:
+        """Whether the state's (w, t, d) arrays are those the last phase left, so known to lie
+        in their ranges; if not (state set from outside), recount the values below each
+        variable's unsafe bound first."""
+        st = self.state
+        arrays = (st["w"], st["t"], st["d"])
+        verified = self._verified is not None and all(a is b for a, b in zip(arrays, self._verified, strict=True))
+        if not verified:
+            self._count_unsafe(arrays)
+        return verified
+
+    def mark_in_range(self) -> None:
+        """The state's (w, t, d) arrays were left by a learning phase run elsewhere (a fused
+        trial kernel) and lie in their ranges."""
+        st = self.state
+        self._verified = (st["w"], st["t"], st["d"])
+
     # -- every step ------------------------------------------------------------------
     def _within_epoch(self, t: int) -> int:
         k = t % self.rule.t_epoch
@@ -724,9 +777,7 @@ class SumOfProductsEngine:
         k = self._decimate
         u = 0 if k is None else int(int(t / self.rule.t_epoch) % 2**k == 0)
         arrays = (st["w"], st["t"], st["d"])
-        verified = self._verified is not None and all(a is b for a, b in zip(arrays, self._verified, strict=True))
-        if not verified:
-            self._count_unsafe(arrays)
+        verified = self.in_range()
         full = not verified or (self._has_u and u == 1) or self._always_full
         rule = (self._code, self._scale, v, self._lim, self._present, self._unsafe, self._zero_clips, self._defer)
         hist = (self._hx, self._hy, st["tx"], st["ty"])
