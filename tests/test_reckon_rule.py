@@ -521,3 +521,18 @@ def test_regularization_that_reckon_does_not_map_is_said_in_the_pass_log():
     notes = [n for r in prog.pass_log for n in r["notes"] if "REGUL_F0" in n]
     assert {n.split(":")[1].strip() for n in notes} == {"in->rec", "rec->rec"}
     assert all("reg 0.01 towards 10 Hz" in n for n in notes)
+
+
+def test_minibatch_update_is_refused_by_name():
+    """ReckOn applies each stochastic update as it comes: e-prop's ``update: trial`` (and so
+    Adam) has nowhere to hold a trial's sum, so the lowering refuses it for every projection
+    rather than running online updates under a minibatch's name."""
+    from neurocomp.graph.io import load_network
+
+    net = load_network(ROOT / "examples" / "eprop_pattern_100.yaml")
+    with pytest.raises(nc.NeurocompError) as info:
+        nc.compile(net.with_rule_params(feedback="symmetric", update="trial"), "reckon", out=io.StringIO())
+    text = str(info.value)
+    for proj in ("in->rec", "rec->rec", "rec->out"):
+        assert f"projection {proj!r}" in text
+    assert "eprop update 'trial'" in text and "'online') only" in text

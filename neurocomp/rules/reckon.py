@@ -150,6 +150,9 @@ def _eprop_params(eprop) -> dict[str, dict]:
             problems.append(Problem(f"projection {p.name!r}", msg))
         if prm["loss"] != "mse":
             problems.append(Problem(f"projection {p.name!r}", "eprop on reckon: only the regression (mse) loss"))
+        if prm.get("update", "online") != "online":  # srnn.v writes each stochastic update as it comes
+            msg = f"eprop update {prm['update']!r}: reckon applies every update as it comes ('online') only"
+            problems.append(Problem(f"projection {p.name!r}", msg))
         params[p.name] = prm
     if problems:
         raise LoweringError(problems, header="e-prop cannot be lowered onto reckon")
