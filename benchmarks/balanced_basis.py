@@ -53,10 +53,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=None, help="neurons (default: the task's 50)")
     args = ap.parse_args(argv)
 
+    import numpy as np
+
     from neurocomp.rules.balanced_basis import BasisBalanced
     from neurocomp.tasks import make
 
-    print("balanced-bistable: Alemi et al. 2018, a 2-D bistable system through a basis of 100 units with Gaussian tuning")
+    print("balanced-bistable: Alemi et al. 2018, a 2-D bistable system through a basis of units with Gaussian tuning")
     print("  target: N <= 100; report the autonomous error (feedback off) and the error after deleting 25 % of "
           "the neurons")  # fmt: skip
     print(f"  machine: {platform.processor() or platform.machine()}, Python {platform.python_version()} "
@@ -76,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
             gone = b.test(ld, net=net)
             print(f"seed {seed} {v:<13} autonomous error {auto['error']:.3f}; after deleting "
                   f"{b.n - net.n} of {b.n} neurons {gone['error']:.3f}; with feedback {fb['error']:.3f}; CV of ISI "
-                  f"{auto['cv_isi']:.2f}; {auto['rate_hz']:.1f} Hz; training CPU {cpu:.0f} s", flush=True)  # fmt: skip
+                  f"{auto['cv_isi']:.2f} (local CV2 {auto['cv2_isi']:.2f}); {auto['rate_hz']:.1f} Hz; largest |W| "
+                  f"{np.abs(ln.ws).max():.2f}; training CPU {cpu:.0f} s", flush=True)  # fmt: skip
             for note in notes:
                 print(f"{'':<20}{note}")
     return 0

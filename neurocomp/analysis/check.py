@@ -469,8 +469,15 @@ def _task_network_check(task: str):
 
     if task in RATE_TASKS:
         return _check_rate
-    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls, check_scaling, check_balanced,
-                check_basis):
+    for mod in (
+        check_perturbation,
+        check_contrastive,
+        check_volatility,
+        check_rls,
+        check_scaling,
+        check_balanced,
+        check_basis,
+    ):
         if task in mod.TASKS:
             return mod.run
     return None

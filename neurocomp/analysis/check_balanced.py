@@ -79,7 +79,8 @@ def check_balanced(model: str, task: str, tk, *, profile: str, seed: int, progre
     levels = ("reference", "lowered-float", "lowered-fixed")
     bar = _Progress(len(levels), sys.stderr.isatty() if progress is None else progress)
     rep = CheckReport(config={
-        "model": model, "profile": profile, "task": task, "seed": seed, "iterations": int(cfg["slow_stages"]), "steps": tk.steps,
+        "model": model, "profile": profile, "task": task, "seed": seed, "iterations": int(cfg["slow_stages"]),
+        "steps": tk.steps,
         "align": 0, "tail": 1, "metric": tk.metric_name, "rule": "balanced", "variant": low.variant, "params": cfg,
         "dt_ms": tk.dt_ms,
     })  # fmt: skip
@@ -106,7 +107,8 @@ def check_balanced(model: str, task: str, tk, *, profile: str, seed: int, progre
         rep.timing["levels_s"][lv] = time.perf_counter() - t0
         rep.curves[lv] = {tk.metric_name: curve}
         rep.final[lv] = {tk.metric_name: auto["error"], "first": curve[0], "cv_isi": auto["cv_isi"],
-                         "rate_hz": auto["rate_hz"], "error_with_feedback": fb["error"]}  # fmt: skip
+                         "cv2_isi": auto["cv2_isi"], "rate_hz": auto["rate_hz"],
+                         "error_with_feedback": fb["error"]}  # fmt: skip
         last[lv] = auto["xh"]
     d = last["lowered-float"] - last["lowered-fixed"]
     rep.spikes["readout, lowered-float vs lowered-fixed (test phase)"] = {

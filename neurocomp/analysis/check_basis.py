@@ -66,8 +66,9 @@ def check_basis(model: str, task: str, tk, *, profile: str, seed: int, progress:
     from ..rules.balanced_basis import BasisBalanced, lower, lower_engine
 
     if model not in MODELS:
-        raise CheckError([Problem("model", f"{task} defines its network (a balanced LIF network with a basis "
-                                  f"population); name the rule, 'balanced-basis', as the model, not {model!r}")])  # fmt: skip
+        why = (f"{task} defines its network (a balanced LIF network with a basis population); name the rule, "
+               f"'balanced-basis', as the model, not {model!r}")  # fmt: skip
+        raise CheckError([Problem("model", why)])
     prof = load_profile(profile)
     cfg = dict(tk.config)
     t_start = time.perf_counter()
@@ -78,7 +79,8 @@ def check_basis(model: str, task: str, tk, *, profile: str, seed: int, progress:
     levels = ("reference", "lowered-float", "lowered-fixed")
     bar = _Progress(len(levels), sys.stderr.isatty() if progress is None else progress)
     rep = CheckReport(config={
-        "model": model, "profile": profile, "task": task, "seed": seed, "iterations": int(cfg["slow_stages"]), "steps": tk.steps,
+        "model": model, "profile": profile, "task": task, "seed": seed, "iterations": int(cfg["slow_stages"]),
+        "steps": tk.steps,
         "align": 0, "tail": 1, "metric": tk.metric_name, "rule": "balanced-basis", "variant": low.variant,
         "params": cfg, "dt_ms": tk.dt_ms,
     })  # fmt: skip
@@ -107,12 +109,13 @@ def check_basis(model: str, task: str, tk, *, profile: str, seed: int, progress:
         rep.timing["levels_s"][lv] = time.perf_counter() - t0
         rep.curves[lv] = {tk.metric_name: curve}
         rep.final[lv] = {tk.metric_name: auto["error"], "first": curve[0], "deleted": gone["error"],
-                         "cv_isi": auto["cv_isi"], "rate_hz": auto["rate_hz"], "error_with_feedback": fb["error"]}  # fmt: skip
+                         "cv_isi": auto["cv_isi"], "cv2_isi": auto["cv2_isi"], "rate_hz": auto["rate_hz"],
+                         "error_with_feedback": fb["error"]}  # fmt: skip
         last[lv] = auto["xh"]
     d = last["lowered-float"] - last["lowered-fixed"]
     rep.spikes["readout, lowered-float vs lowered-fixed (test phase)"] = {
         "rms_difference": float(np.sqrt(np.mean(d**2))),
-        "target_rms": float(np.sqrt(np.mean(np.asarray(tk.targets)[-len(d):] ** 2))),
+        "target_rms": float(np.sqrt(np.mean(np.asarray(tk.targets)[-len(d) :] ** 2))),
     }
     rep.timing["total_s"] = time.perf_counter() - t_start
     return rep

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..arith.rounding import round_to_int
 from ..errors import Problem
-from .balanced import BalancedNet, FloatLearner, Phase, cv_isi, decoder, rel_error
+from .balanced import BalancedNet, FloatLearner, Phase, cv2_isi, cv_isi, decoder, rel_error
 from .base import LoweringError
 
 # --------------------------------------------------------------------------- the basis
@@ -157,7 +157,7 @@ class BasisBalanced:
         xh, spikes = net.run(Phase(False, False, feedback), c, x, learner)
         dur = len(c) * float(self.cfg["dt"])
         return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, net.n),
-                "rate_hz": len(spikes) / dur / net.n}  # fmt: skip
+                "cv2_isi": cv2_isi(spikes, net.n), "rate_hz": len(spikes) / dur / net.n}  # fmt: skip
 
     def delete(self, learner: Any, fraction: float, seed: int) -> tuple[BasisNet, FloatLearner]:
         """The network without ``round(fraction N)`` neurons chosen from ``seed``: its decoder

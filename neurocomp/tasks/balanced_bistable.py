@@ -49,9 +49,9 @@ DEFAULTS: dict[str, Any] = {
     "test_steps": 10_000,
     "delete_fraction": 0.25,  # of the neurons, for the robustness test
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
-    "w_range": 1.0,
-    "fb_range": 2.0,
-    "phi_range": 8.0,
+    "w_range": 0.25,  # the learned weights stay within ±0.18 (the least-squares ideal reaches 2.2)
+    "fb_range": 8.0,  # coarse (a typical feedback current of 0.5 is 8 levels) so that the rule runs every 8-32 steps
+    "phi_range": 4.0,  # = basis_amp: the tuning's peak is the top level
 }
 
 

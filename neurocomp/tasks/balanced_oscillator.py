@@ -8,10 +8,11 @@ deviation ``c_amplitude``), which keeps the oscillator ringing at an RMS of abou
 
 One trial is phases back to back (:func:`neurocomp.rules.balanced.phase_steps`): the fast
 rule's (``fast_steps``), the slow rule's (``slow_steps`` in ``slow_stages`` stages, the rate
-decaying from ``eta_slow`` with time constant ``anneal_s``: :func:`~neurocomp.rules.balanced.stage_rates`)
-and the test (``test_steps``: feedback off, no learning), each with its own input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``; the mask is the test phase.
-Metric ``error``: RMS of ``x - xh`` over the RMS of ``x`` in the test (lower is better; the
-target is < 0.1). ``config`` carries the network's constants, which the rule reads.
+decaying from ``eta_slow`` with time constant ``anneal_s``:
+:func:`~neurocomp.rules.balanced.stage_rates`) and the test (``test_steps``: feedback off, no
+learning), each with its own input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``;
+the mask is the test phase. Metric ``error``: RMS of ``x - xh`` over the RMS of ``x`` in the
+test (lower is better; the target is < 0.1). ``config`` carries the network's constants, which the rule reads.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "d_norm": 0.1,  # length of each decoder column
     "lam": 10.0,  # 1/s: the leak of V and the decay of r
     "mu": 1e-4,  # quadratic cost (the resets' margin)
+    "spikes_per_step": 1,  # the network's: the neuron furthest above threshold (0: a cascade within the step)
     "K": 100.0,  # 1/s: the error feedback's gain during the slow phase
     "beta": 1.8,  # the fast rule's voltage gain (see neurocomp.rules.balanced)
     "eta_fast": 0.02,  # the fast rule's rate per spike
