@@ -455,13 +455,29 @@ def _task_network_check(task: str):
     """The check of a task that defines its own network (the model argument names only the
     rule): Murray's rate network (:mod:`.check_rate`), the perceptron of the perturbation rules,
     contrastive XOR, the volatile-reward task, Kim & Chow's RLS network, Buonomano's timing
-    network and Bourdoukan & Deneve's balanced network; None for tasks whose network the model
-    file gives."""
-    from . import check_balanced, check_contrastive, check_perturbation, check_rls, check_scaling, check_volatility
+    network, Bourdoukan & Deneve's balanced network and Alemi et al.'s basis network; None for
+    tasks whose network the model file gives."""
+    from . import (
+        check_balanced,
+        check_basis,
+        check_contrastive,
+        check_perturbation,
+        check_rls,
+        check_scaling,
+        check_volatility,
+    )
 
     if task in RATE_TASKS:
         return _check_rate
-    for mod in (check_perturbation, check_contrastive, check_volatility, check_rls, check_scaling, check_balanced):
+    for mod in (
+        check_perturbation,
+        check_contrastive,
+        check_volatility,
+        check_rls,
+        check_scaling,
+        check_balanced,
+        check_basis,
+    ):
         if task in mod.TASKS:
             return mod.run
     return None

@@ -2,7 +2,7 @@
 network; the model named on the command line is the rule, ``balanced``).
 
 Levels, from the same network (:class:`neurocomp.rules.balanced.Balanced`, seed ``seed``)
-through the task's fixed phases (the fast rule, then the slow rule in two rates):
+through the task's fixed phases (the fast rule, then the slow rule in stages of decaying rate):
 
 1. **reference**: both rules in float64;
 2. **lowered-float**: what the profile runs (:func:`neurocomp.rules.balanced.lower`) in
@@ -11,7 +11,7 @@ through the task's fixed phases (the fast rule, then the slow rule in two rates)
 3. **lowered-fixed**: the same in the chip's arithmetic: float32 on the cores, the engine's
    fixed point (V as a 7-bit graded y2) on loihi2.
 
-Each level's curve is the test phase's autonomous error (feedback off) after each slow phase;
+Each level's curve is the test phase's autonomous error (feedback off) after each slow stage;
 the CV of the ISIs and the error with the feedback on are in ``final``. The network dynamics
 are float64 at every level.
 """
@@ -77,15 +77,16 @@ def check_balanced(model: str, task: str, tk, *, profile: str, seed: int, progre
     except NeurocompError as exc:
         raise CheckError(exc.problems) from None
     levels = ("reference", "lowered-float", "lowered-fixed")
-    bar = _Progress(2 * len(levels), sys.stderr.isatty() if progress is None else progress)
+    bar = _Progress(len(levels), sys.stderr.isatty() if progress is None else progress)
     rep = CheckReport(config={
-        "model": model, "profile": profile, "task": task, "seed": seed, "iterations": 2, "steps": tk.steps,
+        "model": model, "profile": profile, "task": task, "seed": seed, "iterations": int(cfg["slow_stages"]),
+        "steps": tk.steps,
         "align": 0, "tail": 1, "metric": tk.metric_name, "rule": "balanced", "variant": low.variant, "params": cfg,
         "dt_ms": tk.dt_ms,
     })  # fmt: skip
     rep.notes += [
         *low.notes,
-        "one iteration is one slow phase (the fast phase comes first); the metric is the test phase's autonomous "
+        "one iteration is one slow stage (the fast phase comes first); the metric is the test phase's autonomous "
         "error (feedback off, lower is better)",
         "the network's dynamics are float64 at every level: the levels differ in the learning path",
     ]
@@ -96,15 +97,18 @@ def check_balanced(model: str, task: str, tk, *, profile: str, seed: int, progre
     for lv in levels:
         t0, b = time.perf_counter(), Balanced(tk, seed)
         ln = learner(lv, low, b, cfg, prof, seed)
-        b.train(ln, (0, 1))
-        first = b.test(ln)
-        b.train(ln, (2,))
+        b.train(ln, (0,))
+        curve = []
+        for k in range(1, len(b.phases)):
+            b.train(ln, (k,))
+            curve.append(b.test(ln)["error"])
         auto, fb = b.test(ln), b.test(ln, feedback=True)
         bar(lv)
         rep.timing["levels_s"][lv] = time.perf_counter() - t0
-        rep.curves[lv] = {tk.metric_name: [first["error"], auto["error"]]}
-        rep.final[lv] = {tk.metric_name: auto["error"], "first": first["error"], "cv_isi": auto["cv_isi"],
-                         "rate_hz": auto["rate_hz"], "error_with_feedback": fb["error"]}  # fmt: skip
+        rep.curves[lv] = {tk.metric_name: curve}
+        rep.final[lv] = {tk.metric_name: auto["error"], "first": curve[0], "cv_isi": auto["cv_isi"],
+                         "cv2_isi": auto["cv2_isi"], "rate_hz": auto["rate_hz"],
+                         "error_with_feedback": fb["error"]}  # fmt: skip
         last[lv] = auto["xh"]
     d = last["lowered-float"] - last["lowered-fixed"]
     rep.spikes["readout, lowered-float vs lowered-fixed (test phase)"] = {

@@ -37,6 +37,9 @@ NETWORK_RULES = {
     "balanced": "balanced (Bourdoukan & Deneve's balanced network) trains the fast and slow weights of its own "
     "network with error feedback, not one projection: run it with `neurocomp check balanced --task "
     "balanced-oscillator` or neurocomp.rules.balanced",
+    "balanced-basis": "balanced-basis (Alemi et al.'s balanced network with a nonlinear basis) trains the slow "
+    "weights from its basis population into its own network with error feedback, not one projection: run it with "
+    "`neurocomp check balanced-basis --task balanced-bistable` or neurocomp.rules.balanced_basis",
 }
 
 # rule name -> its parameters and their defaults (``...``: required); rflo takes e-prop's

@@ -8,7 +8,8 @@ neurons with decoder ``D [J, N]`` (columns of norm ``d_norm``), filtered spike t
 ``r`` (``dr/dt = -lam r + o``, a spike adds 1) and readout ``xh = D r``::
 
     dV/dt = -lam V + D^T c + Os r + K D^T e (feedback on)  + Of o,   e = x - xh
-    a neuron spikes when V_i > T_i = (|D_i|^2 + mu) / 2 (several per step, the largest V first,
+    a neuron spikes when V_i > T_i = (|D_i|^2 + mu) / 2: the one furthest above threshold, at
+    most ``spikes_per_step`` per step (the task's 1, as in Boerlin et al. 2013; 0: a cascade,
     each spike's fast input applied at once, as in continuous time)
 
 For the target ``dx/dt = A x + c`` the derivation (V = D^T e - mu r) gives the weights the rules
@@ -25,18 +26,20 @@ available, so the constants here are ours and :func:`fast_update`'s fixed point 
   Its fixed point is ``Of_ij = -beta E[V_i | j spikes]``. In the ideal network ``E[V_i | j]``
   is about ``D_i^T D_j / 2``, so ``beta = 2`` is the ideal; but then a neuron opposite to ``j``
   (``V_i = -T``) lands exactly on its threshold after the jump and the network can ping-pong,
-  so ``beta = 1.8`` (measured over 100 s, seeds 0-2: the learned ``Of`` is 0.91-0.98 of
+  so ``beta = 1.8`` (measured over 100 s, seeds 0-2: the learned ``Of`` is 0.93-0.97 of
   ``-D^T D``, correlation 0.995). The weights are bounded by ``±bound`` (the task's
   ``wf_bound``, on loihi2 the engine's weight range).
 * slow, every step, with the feedback on::
 
       dOs_ij = eta_s dt (K D^T e)_i r_j                        (error-feedback current x r)
 
-The training protocol (:class:`BalancedTask`): the fast rule alone, feedback off, slow weights
+The training protocol (:class:`Balanced`): the fast rule alone, feedback off, slow weights
 at ``mu lam I`` (the network then codes the leaky integral of ``c``); then the slow rule with the
 feedback on and the fast weights frozen (learning both at once with the feedback on diverged:
-the feedback current enters V, which is the fast rule's factor), its rate lowered to
-``eta_s2`` after the first third; then the test: feedback off, no learning.
+the feedback current enters V, which is the fast rule's factor), its rate decaying in
+piecewise-constant stages (:func:`stage_rates`); then the test: feedback off, no learning.
+With one spike per step the engine's one voltage per step is the voltage before that spike
+(with a cascade, the engine's fast rule learned 0.025 of ``-D^T D`` and the network ran away).
 
 Chips (:func:`lower`):
 
@@ -55,7 +58,7 @@ the learning path and in the weights the network runs with), as in :mod:`.rls`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -101,10 +104,13 @@ class Phase:
 class BalancedNet:
     """The EBN's float64 dynamics (see the module docstring), stepping with a learner's weights.
 
-    ``run(phase, c, x, learner)`` returns ``xh [T, J]`` and the spikes ``(step, neuron)``."""
+    ``run(phase, c, x, learner)`` returns ``xh [T, J]`` and the spikes ``(step, neuron)``. The
+    slow weights act on :meth:`presyn` of ``r`` (``r`` itself here; a basis of the readout in
+    :mod:`.balanced_basis`), and the learner's ``after_step`` gets it at the step's end."""
 
-    def __init__(self, D: np.ndarray, lam: float, mu: float, K: float, dt: float):
+    def __init__(self, D: np.ndarray, lam: float, mu: float, K: float, dt: float, spikes_per_step: int = 0):
         self.D, self.lam, self.mu, self.K, self.dt = D, float(lam), float(mu), float(K), float(dt)
+        self.cap = int(spikes_per_step) or 4 * D.shape[1]  # 0: a cascade (4 N: longer is a ping-pong, stop the step)
         self.T = (np.sum(D * D, axis=0) + mu) / 2
         self.n = D.shape[1]
 
@@ -117,11 +123,11 @@ class BalancedNet:
         for i in range(len(c)):
             e = x[i] - D @ r
             fb = self.K * (D.T @ e) if phase.feedback else 0.0
-            V = decay * V + dt * (ff[i] + learner.ws @ r + fb)
+            V = decay * V + dt * (ff[i] + learner.ws @ self.presyn(r) + fb)
             r *= decay
             v_step = V.copy()
             fired = np.zeros(self.n, dtype=bool)
-            for _ in range(4 * self.n):  # a cascade longer than this is a ping-pong: stop the step
+            for _ in range(self.cap):
                 j = int(np.argmax(V - self.T))
                 if V[j] <= self.T[j]:
                     break
@@ -132,9 +138,13 @@ class BalancedNet:
                 spikes.append((i, j))
                 if phase.fast:
                     learner.on_spike(j, v_pre, r)
-            learner.after_step(i, phase, fired, v_step, r, fb)
+            learner.after_step(i, phase, fired, v_step, r, fb, self.presyn(r))
             xh[i] = D @ r
         return xh, np.array(spikes, dtype=np.int64).reshape(-1, 2)
+
+    def presyn(self, r: np.ndarray) -> np.ndarray:
+        """What the slow weights multiply: the filtered spike trains ``r``."""
+        return r
 
 
 # --------------------------------------------------------------------------- the rules
@@ -174,10 +184,12 @@ class FloatLearner:
         self._wf[:, j] = new
         self.wf[:, j] = new
 
-    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb) -> None:
+    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
+                   pre: np.ndarray) -> None:  # fmt: skip
+        """The slow rule, with ``pre`` (the network's :meth:`BalancedNet.presyn`) as its presynaptic factor."""
         if phase.slow and phase.feedback:
             t = self.dtype.type
-            self._ws += slow_update(np.asarray(fb, self.dtype), r.astype(self.dtype), t(phase.eta_slow), t(self.dt))
+            self._ws += slow_update(np.asarray(fb, self.dtype), pre.astype(self.dtype), t(phase.eta_slow), t(self.dt))
             self.ws = self._ws.astype(np.float64)
 
 
@@ -217,10 +229,17 @@ def lower_engine(profile: Any, p: dict, eta_slow: float, *, seed: int = 0) -> tu
     def div(*names: str) -> float:
         return 2.0 ** lrn.product_shift(*names)
 
-    eta, beta, mu = p["eta_fast"], p["beta"], p["mu"]
-    cv = scale_literal(-eta * beta * sc.v_lsb / sc.wf_lsb * div("x0", "y2"), ctx, "fast rule: voltage term Cv")
+    beta, mu = p["beta"], p["mu"]
+    # the rounded constants set the fixed point's gain, -beta = Cv*v_lsb / (Cw*wf_lsb) (per model unit): rounded
+    # independently it fell from 1.8 to 1.65; instead the voltage's scale v_lsb follows the rounded constants
+    cw = scale_literal(-p["eta_fast"] * div("x0", "w"), ctx, "fast rule: decay term Cw (the rate)")
+    eta = -cw[0] * 2.0 ** cw[1] / div("x0", "w")
+    want = -eta * beta * sc.v_lsb / sc.wf_lsb * div("x0", "y2")
+    cv = scale_literal(want, ctx, "fast rule: voltage term Cv")
+    sc = replace(sc, v_lsb=sc.v_lsb * cv[0] * 2.0 ** cv[1] / want)
+    ctx.note(f"fast rule: V is sent at {sc.v_lsb:.4g} per level (±{sc.v_lsb * top:.3g}) so that Cv/Cw keeps beta = "
+             f"{beta:g} exactly")  # fmt: skip
     cr = scale_literal(-eta * beta * mu * sc.r_lsb / sc.wf_lsb * div("x0", "y1"), ctx, "fast rule: rate term Cr")
-    cw = scale_literal(-eta * div("x0", "w"), ctx, "fast rule: decay term Cw")
     terms = [f"{literal(*cv)}*x0*y2", f"{literal(*cw)}*x0*w"]
     if cr[0]:
         terms.insert(1, f"{literal(*cr)}*x0*y1")
@@ -232,7 +251,7 @@ def lower_engine(profile: Any, p: dict, eta_slow: float, *, seed: int = 0) -> tu
                                    rng_seed=int(seed), post_traces="graded", graded={"y1": g_in, "y2": g_in},
                                    source="balanced-fast")  # fmt: skip
     slow = slow_rule(profile, sc, eta_slow, p, seed, ctx)
-    ctx.note(f"y2 = V over ±{p['v_range']:g} ({top} levels a side, {sc.v_lsb:.3g} per level; threshold "
+    ctx.note(f"y2 = V over ±{sc.v_lsb * top:.3g} ({top} levels a side, {sc.v_lsb:.3g} per level; threshold "
              f"{(p['d_norm'] ** 2 + mu) / 2 / sc.v_lsb:.1f} levels), y1 = r over [0, {p['r_range']:g}], "
              f"y3 = K D^T e over ±{p['fb_range']:g}, x1 = r (impulse {1 / sc.r_lsb:.3g}, tau "
              f"{1 / (p['lam'] * p['dt']):g} steps); fast weights over ±{p['wf_range']:g} ({sc.wf_lsb:.3g} per LSB), "
@@ -310,7 +329,8 @@ class EngineLearner:
     def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
         """Nothing: the engine learns from the step's spikes at the step's end."""
 
-    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb) -> None:
+    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
+                   pre: np.ndarray) -> None:  # fmt: skip
         from ..learning.engine import SumOfProductsEngine
 
         changed = False
@@ -348,11 +368,26 @@ def cv_isi(spikes: np.ndarray, n: int, min_spikes: int = 4) -> float:
     return float(np.mean(cvs)) if cvs else float("nan")
 
 
+def cv2_isi(spikes: np.ndarray, n: int, min_spikes: int = 4) -> float:
+    """Mean over neurons with at least ``min_spikes`` spikes of the local CV of their ISIs
+    (Holt et al. 1996: ``2 |I_k+1 - I_k| / (I_k+1 + I_k)`` averaged over consecutive pairs; 1
+    for a Poisson train whatever its rate's modulation, which :func:`cv_isi` counts as
+    irregularity: a neuron of this network fires while the signal points along its decoder)."""
+    out = []
+    for j in range(n):
+        isi = np.diff(spikes[spikes[:, 1] == j, 0])
+        a, b = isi[:-1], isi[1:]
+        ok = a + b > 0
+        if len(isi) + 1 >= min_spikes and ok.any():
+            out.append(np.mean(2 * np.abs(b[ok] - a[ok]) / (a[ok] + b[ok])))
+    return float(np.mean(out)) if out else float("nan")
+
+
 class Balanced:
     """One network for a ``balanced-oscillator`` task, drawn from ``seed``: the decoder, the
     system matrix, the initial weights (off-diagonal fast weights 0, the resets; slow weights
-    ``mu lam I``), and the phases of the task's input (fast, slow at ``eta_slow``, slow at
-    ``eta_slow2``, test). :meth:`train` runs the learning phases with a learner,
+    ``mu lam I``), and the phases of the task's input (the fast phase, the slow stages at
+    :func:`stage_rates`, the test). :meth:`train` runs the learning phases with a learner,
     :meth:`test` the test phase with the feedback off."""
 
     def __init__(self, task: Any, seed: int = 0):
@@ -362,27 +397,27 @@ class Balanced:
         self.D = decoder(self.n, 2, float(cfg["d_norm"]), rng)
         self.A = system_matrix(cfg)
         lam, mu = float(cfg["lam"]), float(cfg["mu"])
-        self.net = BalancedNet(self.D, lam, mu, float(cfg["K"]), float(cfg["dt"]))
+        self.net = BalancedNet(self.D, lam, mu, float(cfg["K"]), float(cfg["dt"]), int(cfg["spikes_per_step"]))
         self.wf0 = np.diag(-np.sum(self.D * self.D, axis=0) - mu)
         self.ws0 = mu * lam * np.eye(self.n)
         c, x = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
         bounds = np.cumsum([0, *phase_steps(cfg)])
         self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self.phases = [Phase(True, False, False), Phase(False, True, True, float(cfg["eta_slow"])),
-                       Phase(False, True, True, float(cfg["eta_slow2"]))]  # fmt: skip
+        self.phases = [Phase(True, False, False), *(Phase(False, True, True, eta) for eta in stage_rates(cfg))]
 
-    def train(self, learner: Any, phases: tuple[int, ...] = (0, 1, 2)) -> None:
-        for k in phases:
+    def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
+        """The learning phases ``phases`` (indices into :attr:`phases`; default: all)."""
+        for k in range(len(self.phases)) if phases is None else phases:
             self.net.run(self.phases[k], *self.segments[k], learner)
 
     def test(self, learner: Any, feedback: bool = False) -> dict:
         """The test phase (no learning): the readout, its error against the target, the CV of
         the ISIs and the mean rate."""
-        c, x = self.segments[3]
+        c, x = self.segments[-1]
         xh, spikes = self.net.run(Phase(False, False, feedback), c, x, learner)
         dur = len(c) * float(self.cfg["dt"])
         return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, self.n),
-                "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
+                "cv2_isi": cv2_isi(spikes, self.n), "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
 
 
 def system_matrix(cfg: Any) -> np.ndarray:
@@ -391,10 +426,26 @@ def system_matrix(cfg: Any) -> np.ndarray:
     return np.array([[-a, -w], [w, -a]])
 
 
-def phase_steps(cfg: Any) -> tuple[int, int, int, int]:
-    """Steps of the fast phase, the two slow phases (a third and two thirds) and the test."""
-    s = int(cfg["slow_steps"])
-    return int(cfg["fast_steps"]), s // 3, s - s // 3, int(cfg["test_steps"])
+def phase_steps(cfg: Any) -> tuple[int, ...]:
+    """Steps of the fast phase, of each of the ``slow_stages`` slow stages (``slow_steps``
+    split evenly, the remainder in the last) and of the test."""
+    s, k = int(cfg["slow_steps"]), int(cfg["slow_stages"])
+    return (int(cfg["fast_steps"]), *([s // k] * (k - 1)), s - (k - 1) * (s // k), int(cfg["test_steps"]))
+
+
+def stage_rates(cfg: Any) -> tuple[float, ...]:
+    """The slow rule's rate in each stage of the task's slow phase (:func:`annealed_rates`)."""
+    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), phase_steps(cfg)[1:-1], float(cfg["dt"]))
+
+
+def annealed_rates(eta: float, anneal_s: float, steps: Any, dt: float) -> tuple[float, ...]:
+    """``eta / (1 + t / anneal_s)`` at the middle of each stage of ``steps`` (``t`` in s from
+    the first stage's start): a decaying rate, piecewise constant so that a chip's host loads
+    one rule per stage. (A constant rate leaves the learned system as noisy as the rate allows;
+    a decaying one averages the error current's noise away.)"""
+    steps = np.asarray(steps, dtype=float)
+    mids = (np.cumsum(steps) - steps / 2) * dt
+    return tuple(eta / (1 + t / anneal_s) for t in mids)
 
 
 def rel_error(xh: np.ndarray, x: np.ndarray) -> float:
@@ -439,5 +490,5 @@ def lower(profile: Any, n: int) -> BalancedLowering:
 
 
 __all__ = ["Balanced", "BalancedLowering", "BalancedNet", "EngineLearner", "EngineScales", "FloatLearner", "Phase",
-           "cv_isi", "decoder", "fast_update", "ideal_weights", "lower", "lower_engine", "rel_error",
-           "slow_rule", "slow_update", "system_matrix"]  # fmt: skip
+           "annealed_rates", "cv2_isi", "cv_isi", "decoder", "fast_update", "ideal_weights", "lower", "lower_engine",
+           "phase_steps", "rel_error", "slow_rule", "slow_update", "stage_rates", "system_matrix"]  # fmt: skip

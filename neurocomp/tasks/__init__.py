@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import (
+    balanced_bistable,
     balanced_oscillator,
     contrastive_xor,
     evidence,
@@ -28,6 +29,7 @@ from . import (
 from .base import Task, nmse
 
 TASKS: dict[str, Callable[..., Task]] = {
+    balanced_bistable.NAME: balanced_bistable.make,
     balanced_oscillator.NAME: balanced_oscillator.make,
     evidence.NAME: evidence.make,
     kimchow_rls.NAME: kimchow_rls.make,

@@ -6,12 +6,13 @@ The system ``dx/dt = A x + c(t)``, ``A = [[-a, -w], [w, -a]]`` (``a`` = ``dampin
 driven by ``c``: Ornstein-Uhlenbeck noise per dimension (correlation time ``tau_c``, standard
 deviation ``c_amplitude``), which keeps the oscillator ringing at an RMS of about 1.9.
 
-One trial is four phases back to back (:func:`neurocomp.rules.balanced.phase_steps`): the fast
-rule's (``fast_steps``), the slow rule's (``slow_steps``, at ``eta_slow`` then ``eta_slow2``
-after a third) and the test (``test_steps``: feedback off, no learning), each with its own
-input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``; the mask is the test phase.
-Metric ``error``: RMS of ``x - xh`` over the RMS of ``x`` in the test (lower is better; the
-target is < 0.1). ``config`` carries the network's constants, which the rule reads.
+One trial is phases back to back (:func:`neurocomp.rules.balanced.phase_steps`): the fast
+rule's (``fast_steps``), the slow rule's (``slow_steps`` in ``slow_stages`` stages, the rate
+decaying from ``eta_slow`` with time constant ``anneal_s``:
+:func:`~neurocomp.rules.balanced.stage_rates`) and the test (``test_steps``: feedback off, no
+learning), each with its own input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``;
+the mask is the test phase. Metric ``error``: RMS of ``x - xh`` over the RMS of ``x`` in the
+test (lower is better; the target is < 0.1). ``config`` carries the network's constants, which the rule reads.
 """
 
 from __future__ import annotations
@@ -30,26 +31,28 @@ DEFAULTS: dict[str, Any] = {
     "d_norm": 0.1,  # length of each decoder column
     "lam": 10.0,  # 1/s: the leak of V and the decay of r
     "mu": 1e-4,  # quadratic cost (the resets' margin)
+    "spikes_per_step": 1,  # the network's: the neuron furthest above threshold (0: a cascade within the step)
     "K": 100.0,  # 1/s: the error feedback's gain during the slow phase
     "beta": 1.8,  # the fast rule's voltage gain (see neurocomp.rules.balanced)
     "eta_fast": 0.02,  # the fast rule's rate per spike
     "wf_bound": 0.02,  # |fast weight| bound, 2 d_norm^2 (the ideal's largest is d_norm^2; 0.9 of it did not help)
-    "eta_slow": 0.3,  # the slow rule's rate (per s), its first third
-    "eta_slow2": 0.03,  # and the rest
+    "eta_slow": 1.0,  # the slow rule's rate (per s) at its start, decaying as 1 / (1 + t / anneal_s)
+    "anneal_s": 20.0,  # s
+    "slow_stages": 6,  # piecewise-constant stages of that rate (a chip's host loads one rule per stage)
     "dt": 1e-3,  # s per step
     "freq_hz": 1.0,  # the oscillator
     "damping": 1.0,  # 1/s
     "tau_c": 0.05,  # s: the input's correlation time
     "c_amplitude": 8.0,  # the input's standard deviation
     "fast_steps": 100_000,
-    "slow_steps": 45_000,
+    "slow_steps": 180_000,
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
     "wf_range": 0.02,  # = wf_bound: the engine's weight range is the bound
-    "ws_range": 0.4,
+    "ws_range": 0.125,  # the ideal's largest is 0.11; finer steps let the slow rule run every 1-8 steps
     "v_range": 0.02,
     "r_range": 16.0,
-    "fb_range": 2.0,
+    "fb_range": 4.0,
 }
 
 
@@ -83,15 +86,15 @@ def make(seed: int = 0, **overrides: Any) -> Task:
     if unknown:
         raise ValueError(f"{NAME}: unknown parameter(s) {sorted(unknown)} (known: {sorted(DEFAULTS)})")
     cfg = {**DEFAULTS, **overrides}
-    if int(cfg["n"]) < 2 or min(phase_steps(cfg)) < 1 or float(cfg["dt"]) <= 0:
-        raise ValueError(f"{NAME}: need n >= 2, dt > 0 and every phase at least one step")
+    if int(cfg["n"]) < 2 or int(cfg["slow_stages"]) < 1 or float(cfg["dt"]) <= 0 or min(phase_steps(cfg)) < 1:
+        raise ValueError(f"{NAME}: need n >= 2, dt > 0, slow_stages >= 1 and every phase at least one step")
     A, dt = system_matrix(cfg), float(cfg["dt"])
-    rngs = [np.random.default_rng([seed, 10 + k]) for k in range(4)]
+    rngs = [np.random.default_rng([seed, 10 + k]) for k in range(len(phase_steps(cfg)))]
     amp, tau = float(cfg["c_amplitude"]), float(cfg["tau_c"])
     cs = [ou_input(s, dt, tau, amp, g) for s, g in zip(phase_steps(cfg), rngs, strict=True)]
     xs = [oscillate(c, A, dt) for c in cs]
     c, x = np.concatenate(cs), np.concatenate(xs)
-    test = phase_steps(cfg)[3]
+    test = phase_steps(cfg)[-1]
     mask = np.zeros((len(c), 1))
     mask[-test:] = 1.0
 

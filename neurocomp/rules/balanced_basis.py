@@ -1,0 +1,299 @@
+"""Nonlinear dynamics in an efficient balanced network (Alemi, Machens, Deneve & Slotine 2018,
+AAAI: 588-595; arXiv 1705.08026): :mod:`.balanced`'s network, whose slow recurrent input goes
+through a fixed nonlinear basis of the readout, learned from the fed-back error.
+
+The target is ``dx/dt = F(x) + c(t)``. The network is :class:`~.balanced.BalancedNet`
+(``N`` LIF neurons, decoder ``D``, ``r``, ``xh = D r``, fast weights ``Of``) with the slow
+current ``W Phi`` instead of ``Os r``::
+
+    dV/dt = -lam V + D^T c + W Phi(xh) + K D^T e (feedback on) + Of o,      e = x - xh
+    Phi_k(xh) = amp exp(-|xh - C_k|^2 / (2 width^2))      k = 1..M (a basis population, fixed)
+
+The basis is a population of ``M`` units with Gaussian tuning to the readout ``xh``, which
+they receive from the network's spikes (``xh = D r``: synapses with the readout's time
+constant): their graded outputs are what the slow synapses multiply (learning-rules.md §2.10: "a basis
+population whose traces feed x1"). With ``V = D^T e - mu r`` the derivation asks
+``W Phi(x) = D^T (F(x) + lam x)``: the ideal ``W = D^T Theta`` with ``Theta`` the least-squares
+fit of ``F(x) + lam x`` on ``Phi(x)`` (:func:`ideal_readout`; the tests check that this network
+tracks ``x``).
+
+The rule (learning-rules.md §2.10 marks it [mem]; the paper's text was not available, its
+abstract and §2.10 were used: "a rule that depends solely on presynaptic inputs and error
+feedback"), every step with the feedback on::
+
+    dW_kj = eta dt (K D^T e)_k Phi_j                  (error-feedback current x basis output)
+
+which is :func:`.balanced.slow_update` with ``Phi`` as the presynaptic factor. The fast
+weights are the derivation's ``-D^T D - mu I`` (Alemi et al. take them as given; learning
+them is :mod:`.balanced`'s fast rule). Robustness: :meth:`BasisBalanced.delete` removes a
+seeded 25 % of the neurons (their decoder columns, fast and slow weights) and the rest run on.
+
+Chips (:func:`lower`): spinnaker2 runs the basis and the rule in float32 on its cores; loihi2
+runs the rule on the sum-of-products engine as ``dw = Cs*u0*y3*x1``: ``y3`` the neuron's
+feedback current (graded post value, as in :mod:`.balanced`), ``x1`` the basis unit's output as
+a graded pre-synaptic spike (7 bits unsigned, Lava's ``graded_spike_cfg=OVERWRITE``)
+(:func:`lower_engine`, :class:`BasisEngineLearner`); loihi1 refuses (no graded factors: its
+traces are spike traces), reckon and xylo refuse. The network dynamics are float64 at every
+level, as in :mod:`.balanced`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..arith.rounding import round_to_int
+from ..errors import Problem
+from .balanced import BalancedNet, FloatLearner, Phase, cv2_isi, cv_isi, decoder, rel_error
+from .base import LoweringError
+
+# --------------------------------------------------------------------------- the basis
+
+
+@dataclass(frozen=True)
+class Basis:
+    """``M`` units with Gaussian tuning to the readout: ``Phi_k(xh) = amp exp(-|xh - C_k|^2 /
+    (2 width^2))``, centres ``C [M, J]`` on a grid (local tuning keeps the units' covariance
+    well conditioned, so the rule converges in all of them: rectified-linear units with random
+    directions and offsets fit as well by least squares but the rule, a gradient descent,
+    reached 0.17-0.49 of the target's RMS where these reach 0.09, measured offline)."""
+
+    C: np.ndarray
+    width: float
+    amp: float
+
+    @classmethod
+    def grid(cls, side: int, lo: tuple[float, float], hi: tuple[float, float], width: float, amp: float) -> Basis:
+        """``side x side`` centres evenly over the box ``lo``..``hi`` (2-D)."""
+        g = np.meshgrid(np.linspace(lo[0], hi[0], side), np.linspace(lo[1], hi[1], side))
+        return cls(np.stack([g[0].ravel(), g[1].ravel()], axis=1), float(width), float(amp))
+
+    def __call__(self, xh: np.ndarray) -> np.ndarray:
+        d2 = np.sum((xh[..., None, :] - self.C) ** 2, axis=-1)
+        return self.amp * np.exp(-d2 / (2 * self.width**2))
+
+
+def ideal_readout(basis: Basis, fx: np.ndarray, x: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
+    """``Theta [J, M]``: the (ridge) least-squares fit of ``fx [T, J]`` (``F(x) + lam x``) on
+    ``Phi(x)`` over the states ``x [T, J]``."""
+    phi = basis(x)
+    a = phi.T @ phi + ridge * len(x) * np.eye(phi.shape[1])
+    return np.linalg.solve(a, phi.T @ fx).T
+
+
+class BasisNet(BalancedNet):
+    """:class:`~.balanced.BalancedNet` whose slow weights act on ``Phi(D r)``."""
+
+    def __init__(self, D: np.ndarray, basis: Basis, lam: float, mu: float, K: float, dt: float):
+        super().__init__(D, lam, mu, K, dt)
+        self.basis = basis
+
+    def presyn(self, r: np.ndarray) -> np.ndarray:
+        return self.basis(self.D @ r)
+
+
+# --------------------------------------------------------------------------- the task's network
+
+
+def bistable(x: np.ndarray, k: float, a: float) -> np.ndarray:
+    """The target's ``F(x)`` for ``x [..., 2]``: a double well in ``x1`` (stable at ``±a``)
+    driving ``x2`` quadratically: ``k [x1 - x1^3/a^2, x1^2/a - x2]`` (1/s)."""
+    x1, x2 = x[..., 0], x[..., 1]
+    return k * np.stack([x1 - x1**3 / a**2, x1**2 / a - x2], axis=-1)
+
+
+class BasisBalanced:
+    """One network for a ``balanced-bistable`` task, drawn from ``seed``: the decoder, the
+    basis, the fast weights (the derivation's), the slow weights (0), the phases of the
+    task's input (the learning stages at the task's decaying rates, then the test).
+    :meth:`train` runs the learning phases, :meth:`test` the test (feedback off, no learning),
+    :meth:`delete` the network without a seeded fraction of its neurons."""
+
+    def __init__(self, task: Any, seed: int = 0):
+        from ..tasks.balanced_bistable import phase_steps, stage_rates
+
+        cfg = self.cfg = task.config
+        self.n = int(cfg["n"])
+        rng = np.random.default_rng([seed, 7])
+        self.D = decoder(self.n, 2, float(cfg["d_norm"]), rng)
+        side = int(cfg["basis_side"])
+        self.m = side * side
+        self.basis = Basis.grid(side, tuple(cfg["basis_lo"]), tuple(cfg["basis_hi"]), float(cfg["basis_width"]),
+                                float(cfg["basis_amp"]))  # fmt: skip
+        self.lam, self.mu = float(cfg["lam"]), float(cfg["mu"])
+        self.net = BasisNet(self.D, self.basis, self.lam, self.mu, float(cfg["K"]), float(cfg["dt"]))
+        self.wf0 = -self.D.T @ self.D - self.mu * np.eye(self.n)
+        self.w0 = np.zeros((self.n, self.m))
+        c, x = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
+        bounds = np.cumsum([0, *phase_steps(cfg)])
+        self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        self.phases = [Phase(False, True, True, eta) for eta in stage_rates(cfg)]
+
+    def fx(self, x: np.ndarray) -> np.ndarray:
+        """``F(x) + lam x``: what ``W Phi`` should carry."""
+        return bistable(x, float(self.cfg["k"]), float(self.cfg["a"])) + self.lam * x
+
+    def ideal_w(self) -> np.ndarray:
+        """The derivation's ``W = D^T Theta``, ``Theta`` fitted over the training phases' states."""
+        x = np.concatenate([s[1] for s in self.segments[:-1]])
+        return self.D.T @ ideal_readout(self.basis, self.fx(x), x)
+
+    def learner(self, dtype=np.float64, wf: np.ndarray | None = None, w: np.ndarray | None = None) -> FloatLearner:
+        """The float rule (``dtype``: float64, or float32 on programmable cores)."""
+        wf = self.wf0 if wf is None else wf
+        return FloatLearner(wf, self.w0 if w is None else w, 0.0, 0.0, self.mu, float(self.cfg["dt"]), dtype=dtype)
+
+    def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
+        """The learning stages ``phases`` (indices into :attr:`phases`; default: all)."""
+        for k in range(len(self.phases)) if phases is None else phases:
+            self.net.run(self.phases[k], *self.segments[k], learner)
+
+    def test(self, learner: Any, feedback: bool = False, net: BasisNet | None = None) -> dict:
+        """The test phase with ``net`` (default: the whole network): readout, error, CV of ISI, rate."""
+        net = self.net if net is None else net
+        c, x = self.segments[-1]
+        xh, spikes = net.run(Phase(False, False, feedback), c, x, learner)
+        dur = len(c) * float(self.cfg["dt"])
+        return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, net.n),
+                "cv2_isi": cv2_isi(spikes, net.n), "rate_hz": len(spikes) / dur / net.n}  # fmt: skip
+
+    def delete(self, learner: Any, fraction: float, seed: int) -> tuple[BasisNet, FloatLearner]:
+        """The network without ``round(fraction N)`` neurons chosen from ``seed``: its decoder
+        columns, fast weights and slow weights removed (the basis reads the remaining
+        readout); the weights in float64, fixed."""
+        drop = np.random.default_rng([seed, 25]).choice(self.n, round(fraction * self.n), replace=False)
+        keep = np.setdiff1d(np.arange(self.n), drop)
+        net = BasisNet(self.D[:, keep], self.basis, self.lam, self.mu, self.net.K, self.net.dt)
+        ln = FloatLearner(learner.wf[np.ix_(keep, keep)], learner.ws[keep], 0.0, 0.0, self.mu, self.net.dt)
+        return net, ln
+
+
+# --------------------------------------------------------------------------- the engine (loihi2)
+
+
+@dataclass(frozen=True)
+class BasisScales:
+    """Model quantity per engine LSB: the slow weights, the feedback current (``y3``) and the
+    basis output (``x1``, unsigned); ``y_top``: the graded values' largest magnitude."""
+
+    w_lsb: float
+    fb_lsb: float
+    phi_lsb: float
+    y_top: int
+
+
+def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0) -> tuple[Any, BasisScales, list[str]]:
+    """The rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
+    scales, notes)``. ``p``: the task's config (``dt``, ranges ``w_range``, ``fb_range``,
+    ``phi_range``). As in :func:`.balanced.slow_rule`, the rule runs once every ``t_epoch``
+    steps (the shortest power of two whose ``Cs`` has a mantissa of 4 or more) with ``Cs``
+    that many steps' worth; ``x1`` is the basis output of the epoch's last step."""
+    from ..learning.rule import EngineRule
+    from .base import LoweringContext, literal, scale_literal
+
+    lrn = profile.learning
+    top = 2 ** int(lrn.params["trace_bits"]) - 1
+    wbits = int(lrn.synaptic_variable_bits["w"]) - 1
+    sc = BasisScales(w_lsb=p["w_range"] / 2.0**wbits, fb_lsb=p["fb_range"] / top, phi_lsb=p["phi_range"] / top,
+                     y_top=top)  # fmt: skip
+    ctx = LoweringContext("balanced-basis", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
+    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0 ** lrn.product_shift("y3", "x1")
+    smallest = 4 * 2.0**lrn.exponent_min  # a mantissa of 4 or more: rounded by at most 1/8
+    epoch = 1
+    while epoch * one < smallest and 2 * epoch < 2 ** int(lrn.epoch_bits):
+        epoch *= 2
+    cs = scale_literal(epoch * one, ctx, f"rule (eta {eta:g}, every {epoch} steps): Cs")
+    rule = EngineRule.from_strings(
+        dw=f"{literal(*cs)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
+        graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}},
+        source="balanced-basis",
+    )  # fmt: skip
+    ctx.note(f"x1 = Phi (graded pre spikes, {top} levels over [0, {p['phi_range']:g}], {sc.phi_lsb:.3g} per level), "
+             f"y3 = K D^T e over ±{p['fb_range']:g} ({sc.fb_lsb:.3g}), slow weights over ±{p['w_range']:g} "
+             f"({sc.w_lsb:.3g} per LSB)")  # fmt: skip
+    return rule, sc, ctx.notes
+
+
+class BasisEngineLearner:
+    """The rule on a sum-of-products engine (loihi2's fixed point, or float64 with
+    ``arithmetic="float"``): the neurons send the feedback current as ``y3``, the basis units
+    their outputs as graded pre spikes (rounded to nearest within ``[0, y_top]`` where the
+    engine is fixed); the fast weights are fixed (float64, the neurons' own). A phase with a
+    new rate loads the rule of that rate, keeping the weights."""
+
+    def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0, **engine_kw: Any):
+        self.profile, self.p, self.seed, self.kw = profile, p, seed, engine_kw
+        self.wf = np.asarray(wf, np.float64)
+        _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed)
+        m = round_to_int(np.asarray(w0) / self.sc.w_lsb, "nearest")
+        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
+            m = (m >> 1) << 1
+        self._w_m, self.engine, self._eta, self.t = m, None, None, 0
+        self.ws = m * self.sc.w_lsb
+
+    def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
+        """Nothing: the fast weights are fixed."""
+
+    def _graded(self, value: np.ndarray, lsb: float, lo: int) -> np.ndarray:
+        y = value / lsb
+        if self.engine.var_fixed["y3"]:  # the neurons send integers
+            y = np.clip(round_to_int(y, "nearest"), lo, self.sc.y_top)
+        return y[None]
+
+    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
+                   pre: np.ndarray) -> None:  # fmt: skip
+        from ..learning.engine import SumOfProductsEngine
+
+        if not (phase.slow and phase.feedback):
+            return
+        if self._eta != phase.eta_slow:  # the host loads the rule of this rate
+            w = self._w_m if self.engine is None else self.engine.weights[0]
+            rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed)
+            self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
+            self._eta, self.t = phase.eta_slow, 0
+        self.t += 1
+        none = np.zeros((1, len(pre)), bool)
+        self.engine.spikes(self.t, none, np.zeros((1, len(fired)), bool),
+                           {"y3": self._graded(np.asarray(fb), self.sc.fb_lsb, -self.sc.y_top)},
+                           pre_values=self._graded(pre, self.sc.phi_lsb, 0))  # fmt: skip
+        if self.engine.learn(self.t):
+            self.ws = np.asarray(self.engine.weights[0], np.float64) * self.sc.w_lsb
+
+
+# --------------------------------------------------------------------------- the chips
+
+
+@dataclass(frozen=True)
+class BasisLowering:
+    """What a chip runs: ``variant`` ``"float32"`` (programmable cores) or ``"engine"``."""
+
+    profile: str
+    variant: str
+    notes: tuple[str, ...]
+
+
+def lower(profile: Any, n: int, m: int) -> BasisLowering:
+    """Which form of the rule ``profile`` runs for ``n`` neurons and ``m`` basis units, or a
+    :class:`LoweringError` naming why none does."""
+    kind, name, lrn = profile.learning.kind, profile.name, profile.learning
+    where = f"rule 'balanced-basis' on {name}"
+    if kind == "programmable":
+        return BasisLowering(name, "float32", (
+            f"the basis ({m} units with Gaussian tuning) and the rule in float32 on the cores",))  # fmt: skip
+    if kind == "sum_of_products" and lrn.third_factor and lrn.params.get("graded_pre_spikes"):
+        return BasisLowering(name, "engine", (
+            f"rule: dw = Cs*u0*y3*x1, the feedback current as the graded y3, the {m} basis units' outputs as "
+            "graded pre spikes into x1; the fast weights fixed in the neurons",))  # fmt: skip
+    why = {
+        "sum_of_products": "the rule multiplies the feedback current (a graded post factor) by the basis output "
+        "(a graded pre value), and its traces are spike traces",
+        "eprop_fixed": "its engine is a fixed-function e-prop, which has no rule for a basis projection",
+        "none": "it has no learning engine",
+    }.get(kind, f"its engine is {kind}")
+    raise LoweringError([Problem(where, f"{name} cannot run the basis network's rule: {why}")])
+
+
+__all__ = ["Basis", "BasisBalanced", "BasisEngineLearner", "BasisLowering", "BasisNet", "BasisScales", "bistable",
+           "ideal_readout", "lower", "lower_engine"]  # fmt: skip
