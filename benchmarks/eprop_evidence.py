@@ -235,7 +235,7 @@ def train_chip(
                       flush=True)  # fmt: skip
                 if save:  # a checkpoint: a run cut short keeps its weights (resumed at the next update)
                     np.savez(save, __updates__=it + 1,
-                             **{name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()})
+                             **{name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()})  # fmt: skip
             it += 1
         weights = {name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()}
     if save:
