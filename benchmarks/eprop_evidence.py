@@ -137,42 +137,6 @@ def average_weights(emu, rng) -> None:
         w[...] = m.astype(w.dtype)
 
 
-class HostAdam:
-    """Adam (``reference.eprop.Adam``: beta1 0.9, beta2 0.999, eps 1e-8) on the chip's minibatch
-    update, the host's step between minibatches (float64; on spinnaker2 the ARM cores could run it
-    in float32: ``m``, ``v`` and the weights at the minibatch start, three floats per synapse).
-
-    The ``K`` trials of a minibatch run at once, one copy of the weights each, with the chip's own
-    online rule at the stage's lr (``lr_chip``); the mean change of the copies, in model units
-    (``weight_unit``), is ``-lr_chip`` times the minibatch's mean e-prop gradient (up to the
-    weights' drift within a trial, whose learning signal is the 150-step recall window and the
-    rate term). Adam turns that gradient into the step, every copy is set to ``w0 + step``
-    (fixed point: rounded stochastically and clipped to the engine's weight range), and that is
-    the next minibatch's ``w0``."""
-
-    def __init__(self, emu, lr: float, rng) -> None:
-        from neurocomp.reference.eprop import Adam
-
-        self.opt, self.rng = Adam(lr), rng
-        self.w0 = {n: s.engine.state["w"][0].astype("float64") for n, s in emu.plastic.items()}
-
-    def step(self, emu, lr_chip: dict[str, float]) -> None:
-        import numpy as np
-
-        g = {}
-        for name, syn in emu.plastic.items():
-            unit = np.asarray(syn.weight_unit, np.float64)
-            g[name] = -(syn.engine.state["w"].astype(np.float64).mean(axis=0) - self.w0[name]) * unit / lr_chip[name]
-        for name, dw in self.opt.step(g).items():
-            syn = emu.plastic[name]
-            w = syn.engine.state["w"]
-            new = self.w0[name] + dw / np.asarray(syn.weight_unit, np.float64)
-            if w.dtype != np.float32:  # a fixed-point chip's mantissas
-                new = np.clip(np.floor(new + self.rng.random(new.shape)), *syn.engine._var_range("w"))
-            w[...] = new.astype(w.dtype)
-            self.w0[name] = w[0].astype(np.float64)
-
-
 def train_chip(
     profile: str, seed: int, schedule: list[tuple[float, int]], val_every: int, n_val: int, t_epoch: int = 1,
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
@@ -198,7 +162,7 @@ def train_chip(
     runs the mean of the weights after each of the last N updates (Polyak averaging: a running
     sum in an accumulation buffer, on the host or a programmable core; mantissas rounded
     stochastically), reported as ``final_avg``. ``adam_lr`` > 0: the minibatch's update goes
-    through :class:`HostAdam` at that lr instead of the copies' mean. ``update`` ``trial`` (a
+    through :class:`neurocomp.learning.host.HostAdam` at that lr instead of the copies' mean. ``update`` ``trial`` (a
     programmable core): the rule's own minibatch, the ``per_update`` trials of a run accumulated
     with the weights fixed and applied at its end by ``optimizer`` (``sgd`` or ``adam``; the
     stage's lr is the optimizer's), no host step."""
@@ -207,6 +171,7 @@ def train_chip(
     from neurocomp.compiler import compile
     from neurocomp.emulator import Emulator
     from neurocomp.graph.io import load_network
+    from neurocomp.learning.host import HostAdam
 
     net = load_network(ROOT / "examples" / "eprop_evidence.yaml")
     if readout_scale != 1.0:
@@ -248,7 +213,7 @@ def train_chip(
         # the learning engine's error units take the target (loihi2); a programmable core's readout does
         target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
         if adam_lr and adam is None:
-            adam = HostAdam(emu, adam_lr, rng)
+            adam = HostAdam(emu, adam_lr, rng)  # the host's step (neurocomp.learning.host)
         lr_chip = {name: lr * (readout_lr if name.split("->")[-1] == "out" else 1.0) for name in emu.plastic}
         for _ in range(n):
             t = task.sample(it)
@@ -268,6 +233,9 @@ def train_chip(
                 el = time.perf_counter() - t0
                 print(f"    {profile} update {it:4d} (lr {lr:g}): validation error {100 * err:.1f} % ({el:.0f} s)",
                       flush=True)  # fmt: skip
+                if save:  # a checkpoint: a run cut short keeps its weights (resumed at the next update)
+                    np.savez(save, __updates__=it + 1,
+                             **{name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()})  # fmt: skip
             it += 1
         weights = {name: syn.engine.state["w"].copy() for name, syn in emu.plastic.items()}
     if save:

@@ -567,6 +567,12 @@ class SumOfProductsEngine:
         return self.state["w"]
 
     @property
+    def weight_range(self) -> tuple[int, int]:
+        """``(lo, hi)``: the mantissas the weights are saturated to after each learning phase
+        (the sign mode's and ``synaptic_variable_bits.w``'s range)."""
+        return self._var_range("w")
+
+    @property
     def fusable(self) -> bool:
         """Its learning phase can run inside a fused trial kernel: a compiled rule kernel,
         and no reward trace (Loihi 1's, which the trial kernel does not carry)."""

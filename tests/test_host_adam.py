@@ -1,0 +1,142 @@
+"""The host's Adam step between minibatches (``neurocomp.learning.host.HostAdam``) against Adam
+written out here: the gradient read from the copies' mean change, the bias-corrected step, the
+stochastic rounding of an engine's mantissas (and its weight range), float32 weights on a
+programmable core, and determinism."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from neurocomp.compiler import compile
+from neurocomp.emulator import Emulator
+from neurocomp.graph.io import load_network
+from neurocomp.learning.host import HostAdam
+
+from .conftest import ROOT
+
+K = 4  # trials per minibatch: the emulator's copies
+
+
+def _emu(profile: str) -> Emulator:
+    net = load_network(ROOT / "examples" / "eprop_evidence.yaml")
+    params = {"t_epoch": 16, "readout_headroom_bits": 3} if profile == "loihi2" else {}
+    prog = compile(net.with_rule_params(**params), profile, out=io.StringIO())
+    return Emulator(prog, batch=K, seed=0)
+
+
+def _adam_oracle(w0, grads, lr):
+    """Test oracle, written independently of HostAdam: Adam (Kingma & Ba 2015, Algorithm 1) in
+    float64 from zero moments over the gradients ``grads`` in order; returns each step's weights."""
+    m = v = 0.0
+    w, out = w0, []
+    for t, g in enumerate(grads, start=1):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g**2
+        m_hat, v_hat = m / (1 - 0.9**t), v / (1 - 0.999**t)
+        w = w - lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+        out.append(w)
+    return out
+
+
+def _move_copies(emu, rng, lo_hi=(-6, 7)):
+    """Every copy's weights moved by its own random integer change (what K trials of the engine's
+    online rule leave); returns the change of the copies' mean per projection, in weight units."""
+    mean = {}
+    for name, syn in emu.plastic.items():
+        w = syn.engine.state["w"]
+        delta = rng.integers(*lo_hi, size=w.shape)
+        if np.issubdtype(w.dtype, np.floating):
+            delta = delta * np.float32(0.01)
+        w0 = w[0].copy()
+        w[...] = (w0 + delta).astype(w.dtype)
+        mean[name] = (w.astype(np.float64) - w0.astype(np.float64)).mean(axis=0)
+    return mean
+
+
+def test_host_adam_on_engine_mantissas_is_adam_with_stochastic_rounding():
+    emu = _emu("loihi2")
+    names = list(emu.plastic)
+    lr, lr_engine = 0.01, {n: 0.04 for n in names}
+    adam = HostAdam(emu, lr, seed=3)
+    rng = np.random.default_rng(11)
+    w_start = {n: emu.plastic[n].engine.state["w"][0].astype(np.float64) for n in names}
+    unit = {n: np.asarray(emu.plastic[n].weight_unit, np.float64) for n in names}
+    grads = {n: [] for n in names}
+    ups, near, total = 0, 0, 0
+    for step in range(3):
+        w0 = {n: emu.plastic[n].engine.state["w"][0].astype(np.float64) for n in names}
+        moved = _move_copies(emu, rng)
+        res = adam.step(emu, lr_engine)
+        for n in names:
+            g = -moved[n] * unit[n] / lr_engine[n]  # the gradient in model units the mean change implies
+            np.testing.assert_allclose(res.grad[n], g, rtol=1e-12, atol=0)  # float64, one rounding apart
+            grads[n].append(g)
+            # the ideal float64 weights: Adam from the start over this run's gradients, in mantissas.
+            # Each step starts from the previous step's *rounded* weights w0, so take Adam's step
+            # only (the oracle's last weights minus its previous ones) from this w0.
+            path = _adam_oracle(w_start[n] * unit[n], grads[n], lr)
+            prev = w_start[n] * unit[n] if step == 0 else path[-2]
+            target = w0[n] + (path[-1] - prev) / unit[n]
+            w = emu.plastic[n].engine.state["w"]
+            for k in range(1, K):  # every copy holds the new weights
+                np.testing.assert_array_equal(w[k], w[0])
+            lo, hi = emu.plastic[n].engine.weight_range
+            assert w.min() >= lo and w.max() <= hi
+            inside = (target > lo + 1) & (target < hi - 1)
+            got = w[0].astype(np.float64)[inside]
+            fl = np.floor(target[inside])
+            # stochastic rounding: each weight is the floor of Adam's target or one above it
+            assert np.all((got == fl) | (got == fl + 1)), n
+            frac = target[inside] - fl
+            mid = (frac > 0.1) & (frac < 0.4)  # round-to-nearest would always round these down
+            ups += int(np.count_nonzero(got[mid] == fl[mid] + 1))
+            near += float(frac[mid].sum())
+            total += int(np.count_nonzero(mid))
+    # the count rounded up is a sum of Bernoulli(frac): mean sum(frac), variance below total / 4;
+    # 6 standard deviations keep a correct implementation passing (probability < 1e-8) while
+    # deterministic rounding (0 up) fails by hundreds of deviations
+    assert total > 1000
+    assert abs(ups - near) < 6 * np.sqrt(total / 4), (ups, near, total)
+
+
+def test_host_adam_first_step_has_the_bias_correction():
+    """The first step of Adam moves every synapse with a nonzero gradient by lr (m_hat / sqrt(v_hat)
+    = sign(g)); without the corrections it would be 0.1 / sqrt(0.001) = 3.16 lr."""
+    emu = _emu("spinnaker2")  # float32 weights: no rounding between the host and the core
+    names = list(emu.plastic)
+    lr = 2e-3
+    w0 = {n: emu.plastic[n].engine.state["w"][0].astype(np.float64) for n in names}
+    adam = HostAdam(emu, lr, seed=0)  # w0: the weights before the minibatch
+    moved = _move_copies(emu, np.random.default_rng(5))
+    adam.step(emu, {n: 0.05 for n in names})
+    checked = 0
+    for n in names:
+        unit = float(emu.plastic[n].weight_unit)
+        step = (emu.plastic[n].engine.state["w"][0].astype(np.float64) - w0[n]) * unit
+        g = -moved[n] * unit / 0.05
+        on = np.abs(g) > 1e-3  # |g| >> eps: the step is lr to float64's precision
+        expect = -lr * np.sign(g[on])
+        # float32 weights near 0.1-1 keep ~1e-7 absolute: 1e-6 is 500 times below the 3.16 lr error
+        np.testing.assert_allclose(step[on], expect, rtol=0, atol=1e-6, err_msg=n)
+        np.testing.assert_array_equal(step[g == 0], 0.0)
+        checked += int(on.sum())
+    assert checked > 1000
+
+
+def test_host_adam_is_deterministic_and_names_a_missing_lr():
+    runs = []
+    for _ in range(2):
+        emu = _emu("loihi2")
+        adam = HostAdam(emu, 0.01, seed=7)
+        rng = np.random.default_rng(2)
+        for _ in range(2):
+            _move_copies(emu, rng)
+            adam.step(emu, {n: 0.04 for n in emu.plastic})
+        runs.append({n: s.engine.state["w"].copy() for n, s in emu.plastic.items()})
+    for n in runs[0]:
+        np.testing.assert_array_equal(runs[0][n], runs[1][n], err_msg=n)
+    with pytest.raises(KeyError, match="no engine lr"):
+        adam.step(emu, {})
