@@ -35,11 +35,12 @@ from .._atomic import atomic_savez, atomic_write_text
 from ..errors import NeurocompError, Problem
 from ..reference.conventions import Conventions
 from ..reference.eprop import Adam, EpropParams, RecurrentSNN
+from ..reference.gated import GatedNet, is_gated
 
 METHODS = ("bptt", "eprop")
 STOP_WINDOW = 5  # iterations averaged for the stopping rule (one batch's metric jumps)
 # the loss each supported task trains with (others: give `loss`)
-TASK_LOSS = {"pattern-generation": "mse", "evidence-accumulation": "ce", "store-recall": "ce"}
+TASK_LOSS = {"pattern-generation": "mse", "evidence-accumulation": "ce", "store-recall": "ce", "delayed-xor": "mse"}
 
 
 class TrainError(NeurocompError, ValueError):
@@ -142,9 +143,13 @@ def trial(tk, k: int):
 
 
 def float_model(net, profile=None) -> RecurrentSNN:
-    """The float64 model of ``net`` in ``profile``'s conventions (its latencies; 1 without)."""
+    """The float64 model of ``net`` in ``profile``'s conventions (its latencies; 1 without);
+    a network of gated theta neurons is a :class:`~neurocomp.reference.gated.GatedNet` (1 ms
+    steps)."""
     from ..profiles import load_profile
 
+    if is_gated(net):
+        return GatedNet.from_network(net, 1.0)
     prof = load_profile(profile) if isinstance(profile, str) else profile
     return RecurrentSNN.from_network(net, 1.0, Conventions.chip(prof))
 
@@ -177,10 +182,14 @@ def train(
     if problems:
         raise TrainError(problems)
     m = float_model(net, profile)
+    if is_gated(net):
+        _gated_problems(cfg, loss)
     tk = _task(task, cfg.seed, cfg.batch, cfg.task_params)
     if tk.n_in != m.n_in or tk.n_out != m.n_out:
         raise TrainError([Problem("model", f"{task} has {tk.n_in} inputs and {tk.n_out} outputs; the model has "
                                            f"{m.n_in} and {m.n_out}")])  # fmt: skip
+    if isinstance(m, GatedNet) and tk.dt_ms != m.dt_ms:
+        raise TrainError([Problem("task", f"{task}'s step is {tk.dt_ms} ms; the GatedTheta model's is {m.dt_ms} ms")])
     p = EpropParams(lr=cfg.lr, loss=loss, dampening=cfg.dampening, reg=cfg.reg, reg_rate_hz=cfg.reg_rate_hz,
                     seed=cfg.seed)  # fmt: skip
     B = m.random_feedback(cfg.seed)
@@ -206,6 +215,19 @@ def train(
     if out is not None:
         res.files += _write(res, Path(out))
     return res
+
+
+def _gated_problems(cfg: TrainConfig, loss: str) -> None:
+    """What a gated theta network cannot be trained with (its gradient is the exact one)."""
+    out = []
+    if cfg.method != "bptt":
+        out.append(Problem("method", f"{cfg.method!r}: a GatedTheta network trains with its exact gradient (bptt)"))
+    if loss != "mse":
+        out.append(Problem("loss", f"{loss!r}: a GatedTheta network's readout trains with mse"))
+    if cfg.rewiring is not None or cfg.reg:
+        out.append(Problem("rewiring", "DEEP R and rate regularization are e-prop network options, not GatedTheta's"))
+    if out:
+        raise TrainError(out)
 
 
 def _step(m: RecurrentSNN, tk, k: int, p: EpropParams, cfg: TrainConfig, B, opt: Adam, hist) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 from . import (
     balanced_oscillator,
     contrastive_xor,
+    delayed_xor,
     evidence,
     hopfield_logic,
     kimchow_rls,
@@ -42,6 +43,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     hopfield_logic.NAME: hopfield_logic.make,
     timing_code.NAME: timing_code.make,
     store_recall.NAME: store_recall.make,
+    delayed_xor.NAME: delayed_xor.make,
 }
 
 
