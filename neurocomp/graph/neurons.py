@@ -228,6 +228,23 @@ class GatedTheta(NeuronModel):
         _finite("bias", self.bias, out)
         return out
 
+    @staticmethod
+    def programmable_on(profile) -> bool:
+        """Whether ``profile``'s neurons are software in float32 (the gate is then a neuron feature)."""
+        impl = {m.implementation for k, m in profile.neuron_models.items() if k != "SpikeInput"}
+        return profile.arithmetic == "float32" and impl == {"programmable"}
+
+    @classmethod
+    def chip_refusal(cls, profile) -> str:
+        """Why ``profile``'s chip compiles no Program of this model (the DRC's and ``check
+        --deploy``'s refusal)."""
+        if cls.programmable_on(profile):
+            return (f"{profile.name}'s cores could run it as software, but neurocomp has no GatedTheta kernel "
+                    "for a Program: `check --deploy` runs it as the reference in float32 with the chip's weights")
+        return (f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "
+                f"graded synaptic output s; {profile.name}'s neuron models (LIF/ALIF/LI datapaths in fixed point) "
+                "have no gate nonlinearity on the membrane state")
+
     @property
     def theta_rest(self) -> float:
         """The initial phase (rad): the stable fixed point of ``dtheta/dt`` for ``bias < 0``, else 0."""
