@@ -734,9 +734,11 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
         "train",
         parents=[common],
         help="train a model's weights in float (BPTT or e-prop, Adam) and write the trained model",
-        description="Train every projection of MODEL.yaml (spike inputs -> LIF/ALIF -> one LI readout) on --task "
-        "in float64 with the chip's discrete-time conventions, and write the trained model; then `compile` it and "
-        "`check --deploy` it. The trials are drawn from --seed; a checkpoint resumes to the same bits.",
+        description="Train every projection of MODEL.yaml (spike inputs -> LIF/ALIF -> one LI readout, or inputs -> "
+        "GatedTheta -> one LI readout) on --task in float64 with the chip's discrete-time conventions, and write the "
+        "trained model; then `compile` it and `check --deploy` it. For a GatedTheta network bptt is the exact "
+        "gradient and eprop its forward approximation. The trials are drawn from --seed; a checkpoint resumes to the "
+        "same bits.",
     )
     p.add_argument("model", metavar="MODEL.yaml")
     p.add_argument("--task", required=True, help="task name (as for check)")

@@ -126,6 +126,29 @@ def test_broken_adjoints_fail_the_finite_difference_check(variant):
     assert max(err["W_in"], err["W_rec"]) > 0.1
 
 
+def test_forward_approximation_is_the_online_trace_rule():
+    # the closed form equals the rule a chip would run step by step (an independent loop, the
+    # test's oracle): e = alpha e + y2 x1, e_hat = kappa e_hat + (1 - kappa) e, dw = sum (O^T dL/dy) e_hat
+    net, x, tg = _small()
+    tr = net.forward(x)
+    g = net.forward_approx(tr, tg)
+    dy, _ = net.error(tr.y, tg)
+    beta = (1 - net.alpha) / net.dt_ms
+    pre = np.concatenate([tr.x, tr.s[:-1]], axis=2)  # x1: the inputs, then the presynaptic s
+    e = np.zeros((x.shape[1], net.n_rec, pre.shape[2]))
+    e_hat, dw = np.zeros_like(e), np.zeros(e.shape[1:])
+    for t in range(x.shape[0]):
+        y2 = beta * gate(tr.theta[t + 1], net.width, "cosine") * net.eps * (1 + np.cos(tr.theta[t]))
+        e = net.alpha[None, :, None] * e + y2[:, :, None] * pre[t][:, None, :]
+        e_hat = net.kappa * e_hat + (1 - net.kappa) * e
+        dw += np.einsum("bn,bnj->nj", dy[t] @ net.W_out, e_hat)
+    # float64 sums in a different order: rounding ~1e-16 relative per term
+    np.testing.assert_allclose(g["W_in"], dw[:, : net.n_in], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(g["W_rec"], dw[:, net.n_in :], rtol=1e-9, atol=1e-15)
+    exact = net.bptt(tr, tg)
+    np.testing.assert_allclose(g["W_out"], exact["W_out"], rtol=1e-12)  # local: exact
+
+
 def test_float32_forward_is_close_to_float64():
     net, x, _ = _small()
     y64 = net.forward(x).y
@@ -173,8 +196,10 @@ def test_train_path_runs_the_gated_network(tmp_path):
     w = next(p for p in back.projections if p.name == "rec->out").dense_weights()
     np.testing.assert_array_equal(w, res.model.W_out)  # the trained readout was written
     assert np.any(w != 0)
-    with pytest.raises(TrainError, match="method: 'eprop'"):
-        train(EXAMPLE, "delayed-xor", TrainConfig(method="eprop", iterations=1, batch=2))
+    with pytest.raises(TrainError, match="loss: 'ce'"):
+        train(EXAMPLE, "delayed-xor", TrainConfig(loss="ce", iterations=1, batch=2))
+    fa = train(EXAMPLE, "delayed-xor", TrainConfig(method="eprop", iterations=2, batch=4, lr=1e-2))
+    assert not np.array_equal(fa.model.W_rec, res.model.W_rec)  # the forward approximation trained too
 
 
 def test_fixed_function_chips_refuse_by_name():

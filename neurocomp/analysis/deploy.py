@@ -69,6 +69,8 @@ class DeployReport:
                          f"(float with the chip's weights {lv['float, chip weights']:.4f})")  # fmt: skip
             lines.append(f"  {'':11s} attribution: weights {r['attribution']['weights']:+.4f}, "
                          f"neuron arithmetic {r['attribution']['neuron arithmetic']:+.4f}")  # fmt: skip
+            if "runs" in r:  # the chip level is not the emulator's
+                lines.append(f"  {'':11s} chip level: {r['runs']}")
         if self.files:
             lines.append("wrote " + ", ".join(self.files))
         return "\n".join(lines)

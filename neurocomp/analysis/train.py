@@ -1,8 +1,10 @@
 """``train``: a model's weights trained in float64, off chip, for deployment (``neurocomp train``).
 
 The network is the e-prop architecture that :meth:`RecurrentSNN.from_network` reads (spike
-inputs -> LIF/ALIF populations -> one LI readout); every projection of it is trained, plastic
-or not. The dynamics are the chip's discrete-time conventions
+inputs -> LIF/ALIF populations -> one LI readout), or a gated theta network that
+:meth:`GatedNet.from_network <neurocomp.reference.gated.GatedNet.from_network>` reads (current
+inputs -> GatedTheta populations -> one LI readout; ``bptt`` is then its exact gradient and
+``eprop`` its forward approximation); every projection of it is trained, plastic or not. The dynamics are the chip's discrete-time conventions
 (:meth:`~neurocomp.reference.conventions.Conventions.chip`, the profile's latencies when one
 is given), so that the trained weights mean on the chip what they meant in training and the
 float-to-chip gap ``check --deploy`` reports is quantization alone.
@@ -218,10 +220,9 @@ def train(
 
 
 def _gated_problems(cfg: TrainConfig, loss: str) -> None:
-    """What a gated theta network cannot be trained with (its gradient is the exact one)."""
+    """What a gated theta network cannot be trained with (``bptt``: its exact gradient;
+    ``eprop``: its forward approximation, :meth:`GatedNet.forward_approx`)."""
     out = []
-    if cfg.method != "bptt":
-        out.append(Problem("method", f"{cfg.method!r}: a GatedTheta network trains with its exact gradient (bptt)"))
     if loss != "mse":
         out.append(Problem("loss", f"{loss!r}: a GatedTheta network's readout trains with mse"))
     if cfg.rewiring is not None or cfg.reg:
@@ -236,7 +237,12 @@ def _step(m: RecurrentSNN, tk, k: int, p: EpropParams, cfg: TrainConfig, B, opt:
     tr = m.forward(x, gamma=p.dampening)
     hist["loss"].append(m.loss(tr, tg, p))
     hist["metric"].append(t.score(tr.y))
-    g = m.bptt(tr, tg, p) if cfg.method == "bptt" else m.eprop(tr, tg, p, B)
+    if cfg.method == "bptt":
+        g = m.bptt(tr, tg, p)
+    elif isinstance(m, GatedNet):  # its e-prop-like forward approximation (symmetric feedback O^T)
+        g = m.forward_approx(tr, tg)
+    else:
+        g = m.eprop(tr, tg, p, B)
     opt.lr = cfg.lr * cfg.lr_decay ** (k // cfg.lr_decay_every) if cfg.lr_decay_every else cfg.lr
     for name, d in opt.step(g).items():
         getattr(m, name)[...] += d

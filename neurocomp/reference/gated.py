@@ -236,6 +236,40 @@ class GatedNet:
         """The exact gradient of :meth:`loss` (the trainer's interface)."""
         return self.backward(tr, self.error(tr.y, target)[0])
 
+    # -- the forward (e-prop-like) approximation --------------------------------------------------
+    def forward_approx(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
+        """The causal approximation of ``learning-rules.md`` §2.8 ("Mapping"): per synapse an
+        eligibility trace ``e_ij(t) = alpha e_ij(t-1) + y2_i(t) x1_j(t)`` (``dt = y2*x1 - t/tau_s``),
+        ``y2_i = beta g(theta_{t+1}) eps (1 + cos theta_t)`` (``ds_{t+1}/dI_t``, the gate on
+        ``df/dI``), ``x1_j`` the presynaptic ``s_j`` (or input), and ``dw_ij = sum_t y3_i(t) e_ij(t)``
+        with ``y3 = O^T dL/do`` through the readout's leak (e-prop's filtered eligibility). It
+        drops what the exact gradient has and a chip cannot carry forward: the propagation
+        through other neurons, the phase's own memory (``df/dtheta``) and the gate at the
+        step's start phase. Computed in closed form (the same sums as the online traces);
+        ``W_out``'s gradient is exact (it is local)."""
+        dy, _ = self.error(tr.y, target)
+        T = dy.shape[0]
+        ybar = np.empty_like(dy)
+        acc = np.zeros(dy.shape[1:])
+        for t in range(T - 1, -1, -1):
+            acc = dy[t] + self.kappa * acc
+            ybar[t] = acc
+        ybar *= 1.0 - self.kappa
+        y3 = ybar @ self.W_out  # [T, batch, n_rec]: the learning signal reaching s_{t+1}
+        beta = (1 - self.alpha) / self.dt_ms
+        y2 = beta * gate(tr.theta[1:], self.width, self.shape) * self.eps * (1.0 + np.cos(tr.theta[:-1]))
+        r = np.empty_like(y3)  # sum over t' >= t of alpha^(t'-t) y3(t'): the trace's future weight
+        acc = np.zeros(y3.shape[1:])
+        for t in range(T - 1, -1, -1):
+            acc = y3[t] + self.alpha * acc
+            r[t] = acc
+        f = r * y2
+        return {
+            "W_in": np.einsum("tbn,tbi->ni", f, tr.x) * self.mask_in,
+            "W_rec": np.einsum("tbn,tbj->nj", f, tr.s[:-1]) * self.mask_rec,
+            "W_out": np.einsum("tbo,tbn->on", ybar, tr.s[1:]),
+        }
+
     # -- from a network -----------------------------------------------------------------------
     @classmethod
     def from_network(cls, net, dt_ms: float = 1.0, dtype: Any = np.float64) -> GatedNet:
