@@ -216,3 +216,38 @@ def test_deploy_reports_spinnaker2_and_refusals():
     assert "no gate nonlinearity" in rep.chips["loihi2"]["refused"][0]
     lv = rep.chips["spinnaker2"]["levels"]
     assert set(lv) == {"float", "float, chip weights", "chip"} and all(0 <= v <= 1 for v in lv.values())
+
+
+def test_spinnaker2_weights_do_not_depend_on_the_stand_in_neuron():
+    # deploy takes the gated network's chip weights from a compile with LIF stand-ins: the
+    # weight formats must not depend on the stand-in's own parameters
+    from dataclasses import replace
+
+    from neurocomp.analysis.deploy import chip_weights
+    from neurocomp.analysis.gated import stand_in
+    from neurocomp.graph import LIF, Network
+
+    net = load_network(EXAMPLE)
+    a = chip_weights(compile(stand_in(net), "spinnaker2", out=io.StringIO()))
+    pops = tuple(replace(p, neuron=LIF(tau_mem_ms=3.0, v_th=7.5)) if isinstance(p.neuron, GatedTheta) else p
+                 for p in net.populations)  # fmt: skip
+    b = chip_weights(compile(Network(pops, net.projections, name="x"), "spinnaker2", out=io.StringIO()))
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_exact_gradient_learns_delayed_xor(tmp_path):
+    # the target, at the benchmark's settings: >= 95 % held-out accuracy in float
+    # (about 60 s of CPU)
+    cfg = TrainConfig(iterations=300, batch=32, lr=1e-2)
+    train(EXAMPLE, "delayed-xor", cfg, out=tmp_path / "t.yaml")
+    rep = deploy_check(tmp_path / "t.yaml", "delayed-xor", ("spinnaker2",), trials=128)
+    assert 1 - rep.chips["spinnaker2"]["levels"]["float"] >= 0.95
+
+
+def test_nir_export_refuses_by_name():
+    pytest.importorskip("nir")
+    from neurocomp.graph.nir import NirError, to_nir
+
+    with pytest.raises(NirError, match="population 'rec': GatedTheta"):
+        to_nir(load_network(EXAMPLE), 1.0)
