@@ -69,9 +69,8 @@ def test_each_passage_injects_unit_charge_at_any_step():
         passages = float(tr.spikes.sum())
         assert passages >= 10
         charge = float(tr.s.sum() * dt) + float(tr.s[-1, 0, 0] * dt * net.alpha[0] / (1 - net.alpha[0]))
-        assert charge == pytest.approx(passages + (gate_integral(tr.theta[-1], net.width, "cosine")[0, 0]
-                                                   - math.floor(gate_integral(tr.theta[-1], net.width, "cosine")[0, 0])),
-                                       rel=1e-9)  # fmt: skip
+        G_end = gate_integral(tr.theta[-1], net.width, "cosine")[0, 0]  # the last passage's fraction
+        assert charge == pytest.approx(passages + G_end - math.floor(G_end), rel=1e-9)
 
 
 # -- the exact gradient ---------------------------------------------------------------------
@@ -205,7 +204,7 @@ def test_train_path_runs_the_gated_network(tmp_path):
 def test_fixed_function_chips_refuse_by_name():
     net = load_network(EXAMPLE)
     for chip in ("loihi2", "loihi1", "reckon", "xylo"):
-        with pytest.raises(DRCError, match=f"no gate nonlinearity on the membrane state"):
+        with pytest.raises(DRCError, match="no gate nonlinearity on the membrane state"):
             compile(net, chip, out=io.StringIO())
     with pytest.raises(DRCError, match="no GatedTheta kernel"):
         compile(net, "spinnaker2", out=io.StringIO())

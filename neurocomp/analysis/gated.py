@@ -11,12 +11,13 @@ learning engine, so not in ``LOWERINGS``.
 
 * chips with programmable neurons in float32 (spinnaker2): the gate is a neuron feature of the
   core's software. What runs is the reference's discrete model in float32 (every state, the
-  cosine, the gate's integral and the products in float32, as an M4F core computes them) with
-  the chip's weights: the int8 mantissas and per-row power-of-two scales that ``compile`` gives
-  the same network with LIF stand-ins for the gated populations (the weight formats depend on
-  the projections only). The emulator has no GatedTheta kernel and a Program cannot hold one,
-  so ``compile`` itself refuses the model; this level is the reference in the chip's
-  arithmetic, not the emulator.
+  cosine, the gate's integral and the products in numpy's float32; a core's libm may round the
+  cosine differently in the last bit) with the chip's weights: the int8 mantissas and per-row
+  power-of-two scales that ``compile`` gives the same network with LIF stand-ins for the gated
+  populations (on spinnaker2 the weight formats do not depend on the post neuron's parameters;
+  ``tests/test_gated.py`` checks it). The emulator has no GatedTheta kernel and a Program
+  cannot hold one, so ``compile`` itself refuses the model; this level is the reference in the
+  chip's arithmetic, not the emulator.
 * fixed-function chips (loihi2, loihi1, reckon, xylo): refused, with
   :meth:`GatedTheta.chip_refusal <neurocomp.graph.GatedTheta.chip_refusal>` (the DRC's reason too).
 """
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import NeurocompError
+
 
 def deploys(profile) -> bool:
     """Whether ``check --deploy`` runs a gated network on ``profile``: programmable neurons in float32."""

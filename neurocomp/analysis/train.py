@@ -4,7 +4,8 @@ The network is the e-prop architecture that :meth:`RecurrentSNN.from_network` re
 inputs -> LIF/ALIF populations -> one LI readout), or a gated theta network that
 :meth:`GatedNet.from_network <neurocomp.reference.gated.GatedNet.from_network>` reads (current
 inputs -> GatedTheta populations -> one LI readout; ``bptt`` is then its exact gradient and
-``eprop`` its forward approximation); every projection of it is trained, plastic or not. The dynamics are the chip's discrete-time conventions
+``eprop`` its forward approximation); every projection of it is trained, plastic or not. The
+dynamics are the chip's discrete-time conventions
 (:meth:`~neurocomp.reference.conventions.Conventions.chip`, the profile's latencies when one
 is given), so that the trained weights mean on the chip what they meant in training and the
 float-to-chip gap ``check --deploy`` reports is quantization alone.

@@ -239,12 +239,16 @@ class GatedTheta(NeuronModel):
         """Why ``profile``'s chip compiles no Program of this model (the DRC's and ``check
         --deploy``'s refusal)."""
         if cls.programmable_on(profile):
-            return (f"{profile.name}'s cores could run it as software, but neurocomp has no GatedTheta kernel "
-                    "for a Program: `check --deploy` runs it as the reference in float32 with the chip's weights")
+            return (
+                f"{profile.name}'s cores could run it as software, but neurocomp has no GatedTheta kernel "
+                "for a Program: `check --deploy` runs it as the reference in float32 with the chip's weights"
+            )
         models = ", ".join(k for k in profile.neuron_models if k != "SpikeInput")
-        return (f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "
-                f"graded synaptic output s; {profile.name}'s neuron models ({models}, {profile.arithmetic} "
-                "arithmetic) have no gate nonlinearity on the membrane state")
+        return (
+            f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "
+            f"graded synaptic output s; {profile.name}'s neuron models ({models}, {profile.arithmetic} "
+            "arithmetic) have no gate nonlinearity on the membrane state"
+        )
 
     @property
     def theta_rest(self) -> float:

@@ -71,7 +71,8 @@ def _proj(name: str) -> str:
 def neuron_model_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
     def why(p) -> str:
         extra = p.neuron.chip_refusal(prof) if hasattr(p.neuron, "chip_refusal") else ""
-        return f"neuron model {p.model} is not supported by {prof.name} (supported: {', '.join(prof.neuron_models)})" + (
+        known = ", ".join(prof.neuron_models)
+        return f"neuron model {p.model} is not supported by {prof.name} (supported: {known})" + (
             f": {extra}" if extra else ""
         )
 
