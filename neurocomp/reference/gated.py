@@ -46,6 +46,7 @@ import numpy as np
 from ..errors import ModelError, Problem
 
 TWO_PI = 2.0 * math.pi
+VARIANTS = ("exact", "no_dfdtheta", "no_gate_at_start")  # GatedNet.backward's; only "exact" is right
 
 
 def gate_integral(theta: np.ndarray, width: np.ndarray, shape: str) -> np.ndarray:
@@ -97,8 +98,9 @@ class GatedNet:
     ``[n_out, n_rec]`` (O, in ms); ``eps = dt/tau_v``, ``alpha = exp(-dt/tau_s)``, ``width``
     (rad), ``bias`` (I0), ``theta0`` (rad) per neuron; ``kappa``, ``b_out`` of the readout.
     ``blocks``: projection name -> (matrix, rows, cols), as :class:`RecurrentSNN`'s.
-    ``backward_variant``: ``"exact"``; the others drop one term of the adjoint and exist to
-    show that the finite-difference test catches a wrong gradient."""
+    ``backward_variant``: ``"exact"``; ``"no_dfdtheta"`` (the phase's own Jacobian dropped) and
+    ``"no_gate_at_start"`` (the charge's dependence on the step's start phase dropped) are wrong
+    on purpose, to show that the finite-difference test catches a wrong gradient."""
 
     W_in: np.ndarray
     W_rec: np.ndarray
@@ -119,6 +121,8 @@ class GatedNet:
     dtype: Any = np.float64
 
     def __post_init__(self) -> None:
+        if self.backward_variant not in VARIANTS:
+            raise ValueError(f"backward_variant: {self.backward_variant!r} is not one of {', '.join(VARIANTS)}")
         if self.mask_in is None:
             self.mask_in = np.ones_like(self.W_in)
         if self.mask_rec is None:
