@@ -3,15 +3,17 @@ approximation, deployment.
 
 ``examples/gated_delayed_xor.yaml`` (2 current inputs, 60 GatedTheta neurons, 1 leaky readout)
 is trained by :func:`neurocomp.analysis.train.train` in float64 with Adam: ``bptt`` is the exact
-gradient of the discrete model (:meth:`GatedNet.bptt`), ``eprop`` its causal forward
-approximation (:meth:`GatedNet.forward_approx`, ``learning-rules.md`` §2.8 "Mapping"). Each
+gradient of the discrete model (:meth:`GatedNet.bptt`), ``eprop`` e-prop with the neuron's phase
+and charge eligibility traces (:meth:`GatedNet.eprop`: causal, the propagation through other
+neurons dropped), ``forward`` the single-trace approximation of ``learning-rules.md`` §2.8
+"Mapping" (:meth:`GatedNet.forward_approx`: the phase's memory dropped too). Each
 trained network is then scored by ``check --deploy``
 (:func:`neurocomp.analysis.deploy.deploy_check`) on held-out trials: float64, and spinnaker2
 (the reference's discrete model in float32 with the chip's int8 weights; the emulator has no
 GatedTheta kernel); the other chips refuse the model by name.
 
 Target (issue 19, ``learning-rules.md`` §2.8): delayed-XOR accuracy >= 95 % in float with the
-exact gradient; the forward approximation and the deployed accuracy reported against it.
+exact gradient; the forward approximations and the deployed accuracy reported against it.
 
     PYTHONPATH=. nice -n 10 python benchmarks/delayed_xor.py [--iterations 300] [--batch 32] [--trials 256]
 """
@@ -41,7 +43,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-2, help="Adam's step size")
     ap.add_argument("--trials", type=int, default=256, help="held-out trials of the deploy check")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--methods", default="bptt,eprop")
+    ap.add_argument("--methods", default="bptt,eprop,forward")
     a = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +56,7 @@ def main() -> None:
             rep = deploy_check(Path(tmp) / f"{method}.yaml", "delayed-xor", CHIPS, a.trials, a.seed)
             print(rep.summary(), flush=True)
             rows.append((method, len(res.history["loss"]), cpu, rep))
-    name = {"bptt": "exact gradient (BPTT)", "eprop": "forward approximation"}
+    name = {"bptt": "exact gradient (BPTT)", "eprop": "e-prop (2 traces)", "forward": "single-trace forward"}
     print(f"\ndelayed XOR, accuracy on {a.trials} held-out trials (target: exact gradient, float >= {TARGET:.0%}):")
     print(f"  {'training':24s} {'iters':>5s} {'CPU s':>6s} {'float64':>8s} {'spinnaker2':>10s} "
           f"{'(float64, its weights)':>22s}  other chips")  # fmt: skip

@@ -148,6 +148,20 @@ def test_forward_approximation_is_the_online_trace_rule():
     np.testing.assert_allclose(g["W_out"], exact["W_out"], rtol=1e-12)  # local: exact
 
 
+def test_eprop_is_exact_without_recurrence_and_close_with_it():
+    # e-prop drops only the propagation through other neurons: with W_rec = 0 there is none, and
+    # it must equal the exact gradient (float64 sums in another order: 1e-9 relative)
+    net, x, tg = _small()
+    net.W_rec[...] = 0.0
+    tr = net.forward(x)
+    exact, ep = net.bptt(tr, tg), net.eprop(tr, tg)
+    for k in exact:
+        np.testing.assert_allclose(ep[k], exact[k], rtol=1e-9, atol=1e-12 * np.abs(exact[k]).max())
+    # the single-trace approximation drops the phase's memory too: far from exact even here
+    fa = net.forward_approx(tr, tg)
+    assert np.abs(fa["W_in"] - exact["W_in"]).max() > 0.1 * np.abs(exact["W_in"]).max()
+
+
 def test_float32_forward_is_close_to_float64():
     net, x, _ = _small()
     y64 = net.forward(x).y
@@ -197,8 +211,11 @@ def test_train_path_runs_the_gated_network(tmp_path):
     assert np.any(w != 0)
     with pytest.raises(TrainError, match="loss: 'ce'"):
         train(EXAMPLE, "delayed-xor", TrainConfig(loss="ce", iterations=1, batch=2))
-    fa = train(EXAMPLE, "delayed-xor", TrainConfig(method="eprop", iterations=2, batch=4, lr=1e-2))
-    assert not np.array_equal(fa.model.W_rec, res.model.W_rec)  # the forward approximation trained too
+    for method in ("eprop", "forward"):
+        fa = train(EXAMPLE, "delayed-xor", TrainConfig(method=method, iterations=2, batch=4, lr=1e-2))
+        assert not np.array_equal(fa.model.W_rec, res.model.W_rec)  # the approximations train too
+    with pytest.raises(TrainError, match="'forward' is the GatedTheta network's"):
+        train("examples/lsnn_store_recall.yaml", "store-recall", TrainConfig(method="forward", iterations=1))
 
 
 def test_fixed_function_chips_refuse_by_name():

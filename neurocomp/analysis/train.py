@@ -3,8 +3,9 @@
 The network is the e-prop architecture that :meth:`RecurrentSNN.from_network` reads (spike
 inputs -> LIF/ALIF populations -> one LI readout), or a gated theta network that
 :meth:`GatedNet.from_network <neurocomp.reference.gated.GatedNet.from_network>` reads (current
-inputs -> GatedTheta populations -> one LI readout; ``bptt`` is then its exact gradient and
-``eprop`` its forward approximation); every projection of it is trained, plastic or not. The
+inputs -> GatedTheta populations -> one LI readout; ``bptt`` is then its exact gradient,
+``eprop`` e-prop with its two eligibility traces and ``forward`` the single-trace approximation
+of ``learning-rules.md`` §2.8); every projection of it is trained, plastic or not. The
 dynamics are the chip's discrete-time conventions
 (:meth:`~neurocomp.reference.conventions.Conventions.chip`, the profile's latencies when one
 is given), so that the trained weights mean on the chip what they meant in training and the
@@ -40,7 +41,7 @@ from ..reference.conventions import Conventions
 from ..reference.eprop import Adam, EpropParams, RecurrentSNN
 from ..reference.gated import GatedNet, is_gated
 
-METHODS = ("bptt", "eprop")
+METHODS = ("bptt", "eprop", "forward")  # forward: the gated network's single-trace approximation
 STOP_WINDOW = 5  # iterations averaged for the stopping rule (one batch's metric jumps)
 # the loss each supported task trains with (others: give `loss`)
 TASK_LOSS = {"pattern-generation": "mse", "evidence-accumulation": "ce", "store-recall": "ce", "delayed-xor": "mse"}
@@ -187,6 +188,8 @@ def train(
     m = float_model(net, profile)
     if is_gated(net):
         _gated_problems(cfg, loss)
+    elif cfg.method == "forward":
+        raise TrainError([Problem("method", "'forward' is the GatedTheta network's approximation; use bptt or eprop")])
     tk = _task(task, cfg.seed, cfg.batch, cfg.task_params)
     if tk.n_in != m.n_in or tk.n_out != m.n_out:
         raise TrainError([Problem("model", f"{task} has {tk.n_in} inputs and {tk.n_out} outputs; the model has "
@@ -222,7 +225,7 @@ def train(
 
 def _gated_problems(cfg: TrainConfig, loss: str) -> None:
     """What a gated theta network cannot be trained with (``bptt``: its exact gradient;
-    ``eprop``: its forward approximation, :meth:`GatedNet.forward_approx`)."""
+    ``eprop``: :meth:`GatedNet.eprop`; ``forward``: :meth:`GatedNet.forward_approx`)."""
     out = []
     if loss != "mse":
         out.append(Problem("loss", f"{loss!r}: a GatedTheta network's readout trains with mse"))
@@ -240,8 +243,8 @@ def _step(m: RecurrentSNN, tk, k: int, p: EpropParams, cfg: TrainConfig, B, opt:
     hist["metric"].append(t.score(tr.y))
     if cfg.method == "bptt":
         g = m.bptt(tr, tg, p)
-    elif isinstance(m, GatedNet):  # its e-prop-like forward approximation (symmetric feedback O^T)
-        g = m.forward_approx(tr, tg)
+    elif isinstance(m, GatedNet):  # causal approximations, with symmetric feedback O^T
+        g = m.eprop(tr, tg) if cfg.method == "eprop" else m.forward_approx(tr, tg)
     else:
         g = m.eprop(tr, tg, p, B)
     opt.lr = cfg.lr * cfg.lr_decay ** (k // cfg.lr_decay_every) if cfg.lr_decay_every else cfg.lr

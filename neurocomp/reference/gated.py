@@ -240,7 +240,53 @@ class GatedNet:
         """The exact gradient of :meth:`loss` (the trainer's interface)."""
         return self.backward(tr, self.error(tr.y, target)[0])
 
-    # -- the forward (e-prop-like) approximation --------------------------------------------------
+    # -- forward (causal) approximations --------------------------------------------------------
+    def _learning_signal(self, dy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(ybar, y3)``: the readout's adjoint through its leak and ``y3 = ybar O``, the
+        learning signal reaching ``s_{t+1}`` (equal to filtering the eligibility forward with
+        the readout's leak and weighting it by ``O^T dL/dy_t``, as an online learner does)."""
+        ybar = np.empty_like(dy)
+        acc = np.zeros(dy.shape[1:])
+        for t in range(dy.shape[0] - 1, -1, -1):
+            acc = dy[t] + self.kappa * acc
+            ybar[t] = acc
+        ybar *= 1.0 - self.kappa
+        return ybar, ybar @ self.W_out
+
+    def eprop(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
+        """e-prop for the gated neuron: the gradient with each neuron's own state carried
+        forward exactly and the propagation through other neurons dropped (Bellec et al. 2020's
+        factorization). Two eligibility traces per synapse, of the phase and of the charge::
+
+            e_theta(t+1) = (1 + eps sin theta_t (1 - I_t)) e_theta(t) + eps (1 + cos theta_t) x1_j(t)
+            e_s(t+1)     = alpha e_s(t) + beta (g(theta_{t+1}) e_theta(t+1) - g(theta_t) e_theta(t))
+            dw_ij        = sum_t y3_i(t) e_s,ij(t+1)
+
+        ``x1`` the presynaptic input or ``s_j``; causal and local but for ``y3`` (the output
+        error through ``O^T``, symmetric feedback). ``W_out``'s gradient is exact."""
+        dy, _ = self.error(tr.y, target)
+        ybar, y3 = self._learning_signal(dy)
+        beta = (1 - self.alpha) / self.dt_ms
+        pre = np.concatenate([tr.x, tr.s[:-1]], axis=2)  # [T, batch, n_in + n_rec]
+        nb, P = pre.shape[1], pre.shape[2]
+        e_th = np.zeros((nb, self.n_rec, P))
+        e_s = np.zeros_like(e_th)
+        grad = np.zeros((self.n_rec, P))
+        g_now = gate(tr.theta[0], self.width, self.shape)
+        for t in range(dy.shape[0]):
+            th = tr.theta[t]
+            g_next = gate(tr.theta[t + 1], self.width, self.shape)
+            jac = 1.0 + self.eps * np.sin(th) * (1.0 - tr.I[t])
+            e_new = jac[:, :, None] * e_th + (self.eps * (1.0 + np.cos(th)))[:, :, None] * pre[t][:, None, :]
+            e_s = self.alpha[:, None] * e_s + beta[:, None] * (g_next[:, :, None] * e_new - g_now[:, :, None] * e_th)
+            e_th, g_now = e_new, g_next
+            grad += np.einsum("bn,bnp->np", y3[t], e_s)
+        return {
+            "W_in": grad[:, : self.n_in] * self.mask_in,
+            "W_rec": grad[:, self.n_in :] * self.mask_rec,
+            "W_out": np.einsum("tbo,tbn->on", ybar, tr.s[1:]),
+        }
+
     def forward_approx(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
         """The causal approximation of ``learning-rules.md`` §2.8 ("Mapping"): per synapse an
         eligibility trace ``e_ij(t) = alpha e_ij(t-1) + y2_i(t) x1_j(t)`` (``dt = y2*x1 - t/tau_s``),
@@ -253,13 +299,7 @@ class GatedNet:
         ``W_out``'s gradient is exact (it is local)."""
         dy, _ = self.error(tr.y, target)
         T = dy.shape[0]
-        ybar = np.empty_like(dy)
-        acc = np.zeros(dy.shape[1:])
-        for t in range(T - 1, -1, -1):
-            acc = dy[t] + self.kappa * acc
-            ybar[t] = acc
-        ybar *= 1.0 - self.kappa
-        y3 = ybar @ self.W_out  # [T, batch, n_rec]: the learning signal reaching s_{t+1}
+        ybar, y3 = self._learning_signal(dy)
         beta = (1 - self.alpha) / self.dt_ms
         y2 = beta * gate(tr.theta[1:], self.width, self.shape) * self.eps * (1.0 + np.cos(tr.theta[:-1]))
         r = np.empty_like(y3)  # sum over t' >= t of alpha^(t'-t) y3(t'): the trace's future weight
