@@ -267,3 +267,13 @@ def test_nir_export_refuses_by_name():
 
     with pytest.raises(NirError, match="population 'rec': GatedTheta"):
         to_nir(load_network(EXAMPLE), 1.0)
+
+
+def test_checkpoint_resumes_to_the_same_bits(tmp_path):
+    cfg = TrainConfig(iterations=4, batch=4, lr=1e-2, checkpoint_every=2)
+    full = train(EXAMPLE, "delayed-xor", cfg)
+    train(EXAMPLE, "delayed-xor", TrainConfig(iterations=2, batch=4, lr=1e-2), checkpoint=tmp_path / "c.npz")
+    resumed = train(EXAMPLE, "delayed-xor", cfg, checkpoint=tmp_path / "c.npz", resume=True)
+    for k, w in full.model.weights().items():
+        np.testing.assert_array_equal(resumed.model.weights()[k], w)
+    assert resumed.history == full.history
