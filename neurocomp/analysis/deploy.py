@@ -31,6 +31,7 @@ import numpy as np
 
 from .._atomic import atomic_write_text
 from ..errors import NeurocompError, Problem
+from ..reference.gated import is_gated
 
 HELD_OUT = 1_000_003  # the test trials' seed offset (training seeds are below it)
 LEVELS = ("float", "float, chip weights", "chip")
@@ -68,6 +69,8 @@ class DeployReport:
                          f"(float with the chip's weights {lv['float, chip weights']:.4f})")  # fmt: skip
             lines.append(f"  {'':11s} attribution: weights {r['attribution']['weights']:+.4f}, "
                          f"neuron arithmetic {r['attribution']['neuron arithmetic']:+.4f}")  # fmt: skip
+            if "runs" in r:  # the chip level is not the emulator's
+                lines.append(f"  {'':11s} chip level: {r['runs']}")
         if self.files:
             lines.append("wrote " + ", ".join(self.files))
         return "\n".join(lines)
@@ -135,6 +138,10 @@ def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
     from .train import float_model
 
     prof = load_profile(profile)
+    if is_gated(net):  # no Program: the gated synapse deploys as the reference in the chip's float32
+        from .gated import deploy_levels
+
+        return deploy_levels(net, prof, tk)
     try:
         prog = compile(net, prof, out=io.StringIO())
     except NeurocompError as exc:

@@ -1,8 +1,12 @@
 """``train``: a model's weights trained in float64, off chip, for deployment (``neurocomp train``).
 
 The network is the e-prop architecture that :meth:`RecurrentSNN.from_network` reads (spike
-inputs -> LIF/ALIF populations -> one LI readout); every projection of it is trained, plastic
-or not. The dynamics are the chip's discrete-time conventions
+inputs -> LIF/ALIF populations -> one LI readout), or a gated theta network that
+:meth:`GatedNet.from_network <neurocomp.reference.gated.GatedNet.from_network>` reads (current
+inputs -> GatedTheta populations -> one LI readout; ``bptt`` is then its exact gradient,
+``eprop`` e-prop with its two eligibility traces and ``forward`` the single-trace approximation
+of ``learning-rules.md`` §2.8); every projection of it is trained, plastic or not. The
+dynamics are the chip's discrete-time conventions
 (:meth:`~neurocomp.reference.conventions.Conventions.chip`, the profile's latencies when one
 is given), so that the trained weights mean on the chip what they meant in training and the
 float-to-chip gap ``check --deploy`` reports is quantization alone.
@@ -35,11 +39,12 @@ from .._atomic import atomic_savez, atomic_write_text
 from ..errors import NeurocompError, Problem
 from ..reference.conventions import Conventions
 from ..reference.eprop import Adam, EpropParams, RecurrentSNN
+from ..reference.gated import GatedNet, is_gated
 
-METHODS = ("bptt", "eprop")
+METHODS = ("bptt", "eprop", "forward")  # forward: the gated network's single-trace approximation
 STOP_WINDOW = 5  # iterations averaged for the stopping rule (one batch's metric jumps)
 # the loss each supported task trains with (others: give `loss`)
-TASK_LOSS = {"pattern-generation": "mse", "evidence-accumulation": "ce", "store-recall": "ce"}
+TASK_LOSS = {"pattern-generation": "mse", "evidence-accumulation": "ce", "store-recall": "ce", "delayed-xor": "mse"}
 
 
 class TrainError(NeurocompError, ValueError):
@@ -142,9 +147,13 @@ def trial(tk, k: int):
 
 
 def float_model(net, profile=None) -> RecurrentSNN:
-    """The float64 model of ``net`` in ``profile``'s conventions (its latencies; 1 without)."""
+    """The float64 model of ``net`` in ``profile``'s conventions (its latencies; 1 without);
+    a network of gated theta neurons is a :class:`~neurocomp.reference.gated.GatedNet` (1 ms
+    steps)."""
     from ..profiles import load_profile
 
+    if is_gated(net):
+        return GatedNet.from_network(net, 1.0)
     prof = load_profile(profile) if isinstance(profile, str) else profile
     return RecurrentSNN.from_network(net, 1.0, Conventions.chip(prof))
 
@@ -177,10 +186,16 @@ def train(
     if problems:
         raise TrainError(problems)
     m = float_model(net, profile)
+    if is_gated(net):
+        _gated_problems(cfg, loss)
+    elif cfg.method == "forward":
+        raise TrainError([Problem("method", "'forward' is the GatedTheta network's approximation; use bptt or eprop")])
     tk = _task(task, cfg.seed, cfg.batch, cfg.task_params)
     if tk.n_in != m.n_in or tk.n_out != m.n_out:
         raise TrainError([Problem("model", f"{task} has {tk.n_in} inputs and {tk.n_out} outputs; the model has "
                                            f"{m.n_in} and {m.n_out}")])  # fmt: skip
+    if isinstance(m, GatedNet) and tk.dt_ms != m.dt_ms:
+        raise TrainError([Problem("task", f"{task}'s step is {tk.dt_ms} ms; the GatedTheta model's is {m.dt_ms} ms")])
     p = EpropParams(lr=cfg.lr, loss=loss, dampening=cfg.dampening, reg=cfg.reg, reg_rate_hz=cfg.reg_rate_hz,
                     seed=cfg.seed)  # fmt: skip
     B = m.random_feedback(cfg.seed)
@@ -208,13 +223,30 @@ def train(
     return res
 
 
+def _gated_problems(cfg: TrainConfig, loss: str) -> None:
+    """What a gated theta network cannot be trained with (``bptt``: its exact gradient;
+    ``eprop``: :meth:`GatedNet.eprop`; ``forward``: :meth:`GatedNet.forward_approx`)."""
+    out = []
+    if loss != "mse":
+        out.append(Problem("loss", f"{loss!r}: a GatedTheta network's readout trains with mse"))
+    if cfg.rewiring is not None or cfg.reg:
+        out.append(Problem("rewiring", "DEEP R and rate regularization are e-prop network options, not GatedTheta's"))
+    if out:
+        raise TrainError(out)
+
+
 def _step(m: RecurrentSNN, tk, k: int, p: EpropParams, cfg: TrainConfig, B, opt: Adam, hist) -> None:
     """One iteration: forward, loss and metric, gradient, Adam step (in place)."""
     t, x, tg = trial(tk, k)
     tr = m.forward(x, gamma=p.dampening)
     hist["loss"].append(m.loss(tr, tg, p))
     hist["metric"].append(t.score(tr.y))
-    g = m.bptt(tr, tg, p) if cfg.method == "bptt" else m.eprop(tr, tg, p, B)
+    if cfg.method == "bptt":
+        g = m.bptt(tr, tg, p)
+    elif isinstance(m, GatedNet):  # causal approximations, with symmetric feedback O^T
+        g = m.eprop(tr, tg) if cfg.method == "eprop" else m.forward_approx(tr, tg)
+    else:
+        g = m.eprop(tr, tg, p, B)
     opt.lr = cfg.lr * cfg.lr_decay ** (k // cfg.lr_decay_every) if cfg.lr_decay_every else cfg.lr
     for name, d in opt.step(g).items():
         getattr(m, name)[...] += d

@@ -3,7 +3,7 @@
 from .conv import ConvGeometry, ConvProjection, conv_projection, pool_projection
 from .io import load_network, network_from_dict, save_network
 from .network import Network, Population
-from .neurons import ALIF, LI, LIF, NEURON_MODELS, NeuronModel, SpikeInput
+from .neurons import ALIF, LI, LIF, NEURON_MODELS, GatedTheta, NeuronModel, SpikeInput
 from .projection import Projection, RuleSpec
 from .validate import validate_network
 from .weights import SparseWeights, init_weights
@@ -12,6 +12,7 @@ __all__ = [
     "ALIF",
     "ConvGeometry",
     "ConvProjection",
+    "GatedTheta",
     "LI",
     "LIF",
     "NEURON_MODELS",

@@ -181,5 +181,81 @@ class SpikeInput(NeuronModel):
         return self.rate_hz is not None
 
 
-NEURON_MODELS: dict[str, type[NeuronModel]] = {m.model: m for m in (LIF, ALIF, LI, SpikeInput)}
+GATE_SHAPES: tuple[str, ...] = ("cosine", "rect")
+
+
+@dataclass(frozen=True)
+class GatedTheta(NeuronModel):
+    """Theta neuron (the quadratic integrate-and-fire neuron in phase form, ``v = tan(theta/2)``)
+    with a gated synapse (Huh & Sejnowski 2018)::
+
+        tau_v dtheta/dt = (1 - cos theta) + (1 + cos theta) I
+        tau_s ds/dt     = -s + g(theta) dtheta/dt
+        I               = W s + U i(t) + bias
+
+    ``theta`` is the phase in rad (never wrapped); the neuron "spikes" when ``theta`` passes
+    ``pi`` (mod 2 pi), where ``dtheta/dt = 2/tau_v`` whatever ``I``. The gate ``g >= 0`` is
+    2 pi-periodic, supported on the active zone ``|theta - pi| < zone_width_rad/2`` (mod 2 pi)
+    and has unit integral over it, so each passage injects unit charge (``int s dt = 1``) and
+    a partial excursion into the zone a graded one: the synaptic output ``s`` is a smooth
+    function of the state, with no reset and no threshold. ``zone_shape``: ``"cosine"``
+    (``g = (1 + cos(2 pi (theta - pi)/width))/width``, C1, the default) or ``"rect"``
+    (``g = 1/width``, the paper's Fig. 1; its gradient is exact except at the zone's edges).
+
+    Units: ``tau_v_ms``, ``tau_s_ms`` in ms; ``zone_width_rad`` in rad of phase, in (0, 2 pi];
+    ``bias`` (``I0``) dimensionless (below 0: excitable, resting at
+    ``theta = -arccos((1 + I0)/(1 - I0))``; above 0: tonic firing); ``s`` in 1/ms, so the
+    weights onto ``I`` from ``s`` are in ms (charge).
+    """
+
+    model: ClassVar[str] = "GatedTheta"
+
+    tau_v_ms: float = 5.0
+    tau_s_ms: float = 20.0
+    zone_width_rad: float = 1.0
+    zone_shape: str = "cosine"
+    bias: float = -0.1
+
+    def _problems(self) -> list[str]:
+        out: list[str] = []
+        _positive_time("tau_v_ms", self.tau_v_ms, out)
+        _positive_time("tau_s_ms", self.tau_s_ms, out)
+        w = self.zone_width_rad
+        if _finite("zone_width_rad", w, out) and not 0 < w <= 2 * math.pi:
+            out.append(f"zone_width_rad: the active zone's width must be in (0, 2 pi] rad, got {w!r}")
+        if self.zone_shape not in GATE_SHAPES:
+            out.append(f"zone_shape: {self.zone_shape!r} is not one of {', '.join(GATE_SHAPES)}")
+        _finite("bias", self.bias, out)
+        return out
+
+    @staticmethod
+    def programmable_on(profile) -> bool:
+        """Whether ``profile``'s neurons are software in float32 (the gate is then a neuron feature)."""
+        impl = {m.implementation for k, m in profile.neuron_models.items() if k != "SpikeInput"}
+        return profile.arithmetic == "float32" and impl == {"programmable"}
+
+    @classmethod
+    def chip_refusal(cls, profile) -> str:
+        """Why ``profile``'s chip compiles no Program of this model (the DRC's and ``check
+        --deploy``'s refusal)."""
+        if cls.programmable_on(profile):
+            return (
+                f"{profile.name}'s cores could run it as software, but neurocomp has no GatedTheta kernel "
+                "for a Program: `check --deploy` runs it as the reference in float32 with the chip's weights"
+            )
+        models = ", ".join(k for k in profile.neuron_models if k != "SpikeInput")
+        return (
+            f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "
+            f"graded synaptic output s; {profile.name}'s neuron models ({models}, {profile.arithmetic} "
+            "arithmetic) have no gate nonlinearity on the membrane state"
+        )
+
+    @property
+    def theta_rest(self) -> float:
+        """The initial phase (rad): the stable fixed point of ``dtheta/dt`` for ``bias < 0``, else 0."""
+        i0 = self.bias
+        return -math.acos((1 + i0) / (1 - i0)) if i0 < 0 else 0.0
+
+
+NEURON_MODELS: dict[str, type[NeuronModel]] = {m.model: m for m in (LIF, ALIF, LI, SpikeInput, GatedTheta)}
 """Neuron models by their YAML name."""

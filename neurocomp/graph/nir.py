@@ -726,6 +726,8 @@ def _export_population(nir, pop: Population, dt: float, unit: float, notes: list
             meta.update(rate_hz=n.rate_hz, seed=n.seed)
             notes.append(f"{where}: Poisson rate {n.rate_hz:g} Hz kept in metadata (a NIR Input has no rate)")
         return nir.Input(input_type={"input": np.array([size])}, metadata={META: json.dumps(meta)}), np.ones(1), 0.0
+    if n.model == "GatedTheta":  # no NIR primitive has a phase neuron with a gated graded output
+        raise NirError([Problem(where, "GatedTheta (theta neuron with a gated synapse) has no NIR node")])
     tau = n.tau_mem_ms / unit
     dv = math.exp(-dt / tau)
     if isinstance(n, LIF):

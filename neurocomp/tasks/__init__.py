@@ -14,6 +14,7 @@ from . import (
     balanced_bistable,
     balanced_oscillator,
     contrastive_xor,
+    delayed_xor,
     evidence,
     hopfield_logic,
     kimchow_rls,
@@ -44,6 +45,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     hopfield_logic.NAME: hopfield_logic.make,
     timing_code.NAME: timing_code.make,
     store_recall.NAME: store_recall.make,
+    delayed_xor.NAME: delayed_xor.make,
 }
 
 

@@ -69,15 +69,15 @@ def _proj(name: str) -> str:
 
 
 def neuron_model_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
-    return [
-        Violation(
-            "neuron_model_supported",
-            _pop(p.name),
-            f"neuron model {p.model} is not supported by {prof.name} (supported: {', '.join(prof.neuron_models)})",
+    def why(p) -> str:
+        extra = p.neuron.chip_refusal(prof) if hasattr(p.neuron, "chip_refusal") else ""
+        known = ", ".join(prof.neuron_models)
+        return f"neuron model {p.model} is not supported by {prof.name} (supported: {known})" + (
+            f": {extra}" if extra else ""
         )
-        for p in net.populations
-        if p.model not in prof.neuron_models
-    ]
+
+    return [Violation("neuron_model_supported", _pop(p.name), why(p)) for p in net.populations
+            if p.model not in prof.neuron_models]  # fmt: skip
 
 
 def reset_mode_supported(net: DiscreteNetwork, prof: Profile) -> list[Violation]:

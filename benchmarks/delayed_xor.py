@@ -1,0 +1,76 @@
+"""Delayed-memory XOR with Huh & Sejnowski's gated-synapse theta network: exact gradient, forward
+approximation, deployment.
+
+``examples/gated_delayed_xor.yaml`` (2 current inputs, 60 GatedTheta neurons, 1 leaky readout)
+is trained by :func:`neurocomp.analysis.train.train` in float64 with Adam: ``bptt`` is the exact
+gradient of the discrete model (:meth:`GatedNet.bptt`), ``eprop`` e-prop with the neuron's phase
+and charge eligibility traces (:meth:`GatedNet.eprop`: causal, the propagation through other
+neurons dropped), ``forward`` the single-trace approximation of ``learning-rules.md`` §2.8
+"Mapping" (:meth:`GatedNet.forward_approx`: the phase's memory dropped too). Each
+trained network is then scored by ``check --deploy``
+(:func:`neurocomp.analysis.deploy.deploy_check`) on held-out trials: float64, and spinnaker2
+(the reference's discrete model in float32 with the chip's int8 weights; the emulator has no
+GatedTheta kernel); the other chips refuse the model by name.
+
+Target (issue 19, ``learning-rules.md`` §2.8): delayed-XOR accuracy >= 95 % in float with the
+exact gradient; the forward approximations and the deployed accuracy reported against it.
+
+    PYTHONPATH=. nice -n 10 python benchmarks/delayed_xor.py [--iterations 300] [--batch 32] [--trials 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # per-core figures; see benchmarks/README.md
+
+from neurocomp.analysis.deploy import deploy_check
+from neurocomp.analysis.train import TrainConfig, train
+
+MODEL = Path(__file__).resolve().parents[1] / "examples" / "gated_delayed_xor.yaml"
+TARGET = 0.95  # accuracy in float with the exact gradient (issue 19)
+CHIPS = ("spinnaker2", "loihi2", "loihi1", "reckon", "xylo")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=32, help="trials per iteration")
+    ap.add_argument("--lr", type=float, default=1e-2, help="Adam's step size")
+    ap.add_argument("--trials", type=int, default=256, help="held-out trials of the deploy check")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="bptt,eprop,forward")
+    a = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for method in a.methods.split(","):
+            cfg = TrainConfig(method=method, iterations=a.iterations, lr=a.lr, batch=a.batch, seed=a.seed)
+            t0 = time.process_time()
+            res = train(MODEL, "delayed-xor", cfg, out=Path(tmp) / f"{method}.yaml", progress=False)
+            cpu = time.process_time() - t0
+            print(res.summary(), f"\n  ({cpu:.0f} s CPU)", flush=True)
+            rep = deploy_check(Path(tmp) / f"{method}.yaml", "delayed-xor", CHIPS, a.trials, a.seed)
+            print(rep.summary(), flush=True)
+            rows.append((method, len(res.history["loss"]), cpu, rep))
+    name = {"bptt": "exact gradient (BPTT)", "eprop": "e-prop (2 traces)", "forward": "single-trace forward"}
+    print(f"\ndelayed XOR, accuracy on {a.trials} held-out trials (target: exact gradient, float >= {TARGET:.0%}):")
+    print(f"  {'training':24s} {'iters':>5s} {'CPU s':>6s} {'float64':>8s} {'spinnaker2':>10s} "
+          f"{'(float64, its weights)':>22s}  other chips")  # fmt: skip
+    for method, its, cpu, rep in rows:
+        sp = rep.chips["spinnaker2"]["levels"]
+        others = ", ".join(f"{c} {'refused' if 'refused' in rep.chips[c] else 'runs'}" for c in CHIPS[1:])
+        print(f"  {name.get(method, method):24s} {its:5d} {cpu:6.0f} {1 - sp['float']:8.3f} {1 - sp['chip']:10.3f} "
+              f"{1 - sp['float, chip weights']:22.3f}  {others}")  # fmt: skip
+    exact = next((r for r in rows if r[0] == "bptt"), None)
+    if exact is not None:
+        acc = 1 - exact[3].chips["spinnaker2"]["levels"]["float"]
+        print(f"target: float accuracy >= {TARGET:.0%} with the exact gradient: {'met' if acc >= TARGET else 'MISSED'} "
+              f"({acc:.1%})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
