@@ -71,14 +71,15 @@ def run(profile: str, iterations: int, seed: int, steps: int | None = None, near
         progress=False,
     )
     wall = time.perf_counter() - t0
-    final = {lv: v["nmse"] for lv, v in rep.final.items()}
+    final = {lv: v["nmse"] for lv, v in rep.final.items()}  # NaN: the level's weights went inf or NaN
+    diverged = {lv: v["diverged_at"] for lv, v in rep.final.items() if "diverged_at" in v}
     # the levels run side by side (one thread each, on the cores): speed per CPU second of the level's thread
     per_s = {lv: iterations / s for lv, s in rep.timing["levels_cpu_s"].items()}
     tail = rep.config["tail"]
     spread = {lv: float(np.std(c["nmse"][-tail:])) for lv, c in rep.curves.items()}
     reg = next(pr.plasticity.params.get("reg", 0.0) for pr in net.projections if pr.plasticity is not None)
     return {"profile": profile, "seed": seed, "iterations": iterations, "reg": reg, "note": note, "final": final,
-            "final_std": spread, "iterations_per_s": per_s, "wall_s": wall,
+            "final_std": spread, "iterations_per_s": per_s, "wall_s": wall, "diverged": diverged,
             "curves": {lv: c["nmse"] for lv, c in rep.curves.items()}}  # fmt: skip
 
 
@@ -130,8 +131,10 @@ def summarize(paths: list[str]) -> tuple[list[str], list[dict]]:
         rs = sorted(rs, key=lambda r: r["seed"])
         cells = []
         for lv in levels:
-            v = [r["final"][lv] for r in rs if lv in r["final"]]
-            cells.append(f"{np.mean(v):.3g} [{min(v):.3g}, {max(v):.3g}]" if v else "")
+            gone = [f"seed {r['seed']} non-finite at {r['diverged'][lv]}" for r in rs if lv in r.get("diverged", {})]
+            v = [r["final"][lv] for r in rs if lv in r["final"] and lv not in r.get("diverged", {})]
+            cell = f"{np.mean(v):.3g} [{min(v):.3g}, {max(v):.3g}]" if v else ""
+            cells.append(", ".join([cell] * bool(cell) + gone))
         ratio = np.mean([r["final"]["lowered-fixed"] for r in rs]) / np.mean([r["final"]["lowered-float"] for r in rs])
         seeds = ", ".join(str(r["seed"]) for r in rs)
         rows.append(f"| {prof} | {its} | {seeds} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         if "fixed, round-to-nearest" in f:
             line += f"; round-to-nearest {f['fixed, round-to-nearest']:.4f}"
         print(line + (f"  [{r['note']}]" if r["note"] else ""))
+        for lv, k in r["diverged"].items():
+            print(f"    {lv}: weights not finite after iteration {k}; stopped there (NaN from then on)")
         fx = ips["lowered-fixed"]
         print(
             f"    speed per CPU second: lowered-fixed {fx:.2f} iterations/s ({fx / NEST_ITERATIONS_PER_S:.2f}x NEST's "

@@ -125,7 +125,8 @@ class CheckReport:
         ref = self.final.get("reference", {}).get(m)
         for level, f in self.final.items():
             ratio = f"{f[m] / ref:6.2f}x" if ref else "     -"
-            lines.append(f"  {level:15s} {f[m]:9.4f}   {ratio}   (first {f['first']:.4f})")
+            gone = f"; diverged at iteration {f['diverged_at']}" if "diverged_at" in f else ""
+            lines.append(f"  {level:15s} {f[m]:9.4f}   {ratio}   (first {f['first']:.4f}{gone})")
         lines += ["", f"alignment with the reference's update (teacher-forced, first {c['align']} updates):"]
         for level, per in self.alignment.get("levels", {}).items():
             parts = [f"{p}: cos {v['cosine_mean']:.3f}, rel.err {v['relative_error_mean']:.2f}" for p, v in per.items()]
@@ -221,7 +222,10 @@ class _Emulated(_ModelUnitWeights):
     def trial(self, x: np.ndarray, target: np.ndarray, record: tuple[str, ...] = ("v",)) -> dict[str, np.ndarray]:
         self.emu.reset(keep_weights=True)
         inputs = {self.input: x, self.target_key: target[:, 0, :]}
-        rec = self.emu.run(x.shape[0], inputs=inputs, record=list(record), learn=True)
+        return self.output(self.emu.run(x.shape[0], inputs=inputs, record=list(record), learn=True))
+
+    def output(self, rec: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """A run's recordings with the readout ``y`` in model units added."""
         rec["y"] = rec[f"{self.readout}/v"][:, :1, :].astype(np.float64) / self.scale
         return rec
 
@@ -721,19 +725,38 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
     t0 = time.perf_counter()
     tk = run.tk
 
-    def step_ref(r: _Reference) -> Callable[[int], tuple[float, float]]:
+    from ..emulator import NonFiniteWeightsError
+    from ..emulator.programmable import nonfinite_problems
+
+    diverged: dict[str, tuple[int, str]] = {}  # level -> (the iteration that left weights inf or NaN, why)
+
+    def stop(level: str, k: int, err: NeurocompError) -> None:
+        diverged[level] = (k, f"{level} stopped at iteration {k}, its weights no longer finite: {err}")
+
+    def step_ref(r: _Reference, level: str) -> Callable[[int], tuple[float, float]]:
         def go(k: int) -> tuple[float, float]:
+            if level in diverged:
+                return float("nan"), float("nan")
             x, tg = run.trial_data(k)
             dw, y, _ = r.update(x, tg)
             r.apply(dw)
+            bad = nonfinite_problems(r.weights(), f"after iteration {k}")
+            if bad:
+                stop(level, k, NonFiniteWeightsError(list(bad.values()), tuple(bad)))
             return _loss(y, tg), _score(tk, k, y)
 
         return go
 
-    def step_emu(e: _Emulated, keep: dict | None = None) -> Callable[[int], tuple[float, float]]:
+    def step_emu(e: _Emulated, level: str, keep: dict | None = None) -> Callable[[int], tuple[float, float]]:
         def go(k: int) -> tuple[float, float]:
+            if level in diverged:  # the chip would run on silent (NaN membranes never spike): not emulated
+                return float("nan"), float("nan")
             x, tg = run.trial_data(k)
-            rec = e.trial(x, tg, record=("v", "spikes"))
+            try:
+                rec = e.trial(x, tg, record=("v", "spikes"))
+            except NonFiniteWeightsError as exc:
+                stop(level, k, exc)
+                rec = e.output(exc.recording)
             if keep is not None:
                 keep["rec"] = rec
             return _loss(rec["y"], tg), _score(tk, k, rec["y"])
@@ -741,13 +764,13 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
         return go
 
     last_rec: dict[str, dict] = {"lowered-float": {}, "lowered-fixed": {}}
-    runs: dict[str, Callable[[int], tuple[float, float]]] = {"reference": step_ref(run.reference())}
+    runs: dict[str, Callable[[int], tuple[float, float]]] = {"reference": step_ref(run.reference(), "reference")}
     if bptt:
-        runs["bptt"] = step_ref(run.reference("bptt"))
-    runs["lowered-float"] = step_emu(run.emulated(learn_arithmetic="float"), last_rec["lowered-float"])
-    runs["lowered-fixed"] = step_emu(run.emulated(), last_rec["lowered-fixed"])
+        runs["bptt"] = step_ref(run.reference("bptt"), "bptt")
+    runs["lowered-float"] = step_emu(run.emulated(learn_arithmetic="float"), "lowered-float", last_rec["lowered-float"])
+    runs["lowered-fixed"] = step_emu(run.emulated(), "lowered-fixed", last_rec["lowered-fixed"])
     for row, kw in rows_attr:
-        runs[row] = step_emu(run.emulated(**kw))
+        runs[row] = step_emu(run.emulated(**kw), row)
     tail = _tail(iterations)
     rep.timing["levels_s"], rep.timing["levels_cpu_s"] = {}, {}
     lock = threading.Lock()
@@ -776,10 +799,13 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
         rep.timing["levels_cpu_s"][level] = cpu  # the level's own CPU seconds
         rep.curves[level] = {"loss": loss, tk.metric_name: metric}
         rep.final[level] = {
-            tk.metric_name: float(np.mean(metric[-tail:])),
+            tk.metric_name: float(np.mean(metric[-tail:])),  # NaN for a level that diverged
             "loss": float(np.mean(loss[-tail:])),
             "first": metric[0],
         }
+        if level in diverged:  # noted in the levels' order (they finish in any order)
+            rep.final[level]["diverged_at"], why = diverged[level]
+            rep.notes.append(why)
     rep.timing["curves_s"] = time.perf_counter() - t0
     return last_rec
 

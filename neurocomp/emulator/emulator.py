@@ -60,7 +60,7 @@ from ..learning.rule import EngineRule
 from . import layout as lay
 from .fused import fused_learning
 from .plastic import LEARNING_VARS, PlasticSynapses
-from .programmable import EpropLearner, ProgrammableSynapses
+from .programmable import EpropLearner, NonFiniteWeightsError, ProgrammableSynapses
 from .reckon import ReckonChip, ReckonCore, ReckonLearner, ReckonRandom, ReckonShapeError, ReckonSynapses
 from .synapses import Synapses
 
@@ -773,7 +773,11 @@ class Emulator:
         if learn:  # e-prop's update 'trial': the run's trials are the minibatch, applied now
             for learner in self._learners.values():
                 if isinstance(learner, EpropLearner):
-                    learner.end_run()
+                    try:
+                        learner.end_run(self.t)
+                    except NonFiniteWeightsError as exc:  # the run's recordings go with the error
+                        exc.recording = out
+                        raise
         return out
 
     def _record_dtype(self):

@@ -17,11 +17,49 @@ from typing import Any
 import numpy as np
 
 from ..compiler.ir import QProjection
+from ..errors import NeurocompError, Problem
 from ..kernels.eprop import deliver
 from ..learning.programmable import EpropExact, apply_trial_update
 from ..learning.quantities import RATE_TAU_MS, feedback_matrix, rate_decay
 from ..profiles import Profile
 from .plastic import LearnedSynapses
+
+
+class NonFiniteWeightsError(NeurocompError, ArithmeticError):
+    """A learning run left a projection's weights inf or NaN: the core's float format
+    overflowed (float32: beyond 3.4e38; an inf weight's next update then gives NaN). On the
+    chip the run would go on: a NaN membrane never passes the threshold test, so the network
+    falls silent and the NaN stays. The emulator stops at the end of that run instead, naming
+    each projection; ``recording`` holds the run's recordings (as :meth:`Emulator.run`
+    returns them), ``projections`` the names."""
+
+    kind = "learning"
+
+    def __init__(self, problems, projections: tuple[str, ...] = (), recording: dict | None = None):
+        super().__init__(problems)
+        self.projections = projections
+        self.recording = recording
+
+
+def nonfinite_problems(weights: Mapping[str, np.ndarray], when: str) -> dict[str, Problem]:
+    """Projection name -> a :class:`Problem`, for each projection of ``weights`` (name ->
+    ``[trial, post, pre]`` or ``[post, pre]``) with a weight that is not finite: how many, the
+    first and its value, and the largest finite magnitude left; ``when`` says after what."""
+    problems = {}
+    for name, w in weights.items():
+        bad = ~np.isfinite(w)
+        if not bad.any():
+            continue
+        first = tuple(int(x) for x in np.argwhere(bad)[0])
+        at = ", ".join(f"{axis} {i}" for axis, i in zip(("trial", "post", "pre")[-w.ndim :], first, strict=True))
+        finite = np.abs(w[~bad])
+        left = f"; the largest finite |w| is {finite.max():.3g}" if finite.size else ""
+        problems[name] = Problem(
+            f"projection {name!r}",
+            f"{int(bad.sum())} of {w.size} learned weights are not finite {when} (first: {at}: {w[first]}){left}; "
+            f"the {w.dtype} weights overflowed",
+        )
+    return problems
 
 
 class ProgrammableSynapses(LearnedSynapses):
@@ -213,9 +251,14 @@ class EpropLearner:
         for part in self.parts:
             part.step(pops, t)
 
-    def end_run(self) -> dict[str, np.ndarray]:
-        """The end of a learning run: update 'trial' applies the minibatch (each part's
-        :meth:`_HiddenPart.end_run`); returns the projections' mean buffers (empty when online),
-        also kept as ``last_update``."""
+    def end_run(self, t: int = 0) -> dict[str, np.ndarray]:
+        """The end of a learning run (the emulator at step ``t``): update 'trial' applies the
+        minibatch (each part's :meth:`_HiddenPart.end_run`); returns the projections' mean
+        buffers (empty when online), also kept as ``last_update``. Weights that are no longer
+        finite raise :class:`NonFiniteWeightsError` naming their projections (once per run: a
+        check per step would cost more than the step's own update)."""
         self.last_update = {k: v for part in self.parts for k, v in part.end_run().items()}
+        problems = nonfinite_problems({s.name: s.engine.state["w"] for s in self.syns}, f"after the run to step {t}")
+        if problems:
+            raise NonFiniteWeightsError(list(problems.values()), tuple(problems))
         return self.last_update
