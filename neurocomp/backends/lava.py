@@ -379,6 +379,7 @@ class LavaBackend:
         """The Lava rule object of an ``EngineRule``: the rule strings as our printer writes
         them (Lava's syntax), the traces' impulses and taus, epoch and seed."""
         L = self.lava
+        rule = rule.on_engine(self.program.profile.learning)  # a hand-built rule: the engine's graded decay
         tr = rule.traces
         common = dict(
             dw=None if rule.dw is None else str(rule.dw),
@@ -391,7 +392,11 @@ class LavaBackend:
             t_epoch=int(rule.t_epoch),
             rng_seed=int(rule.rng_seed),
         )
-        if rule.post_traces == "graded":  # y impulses 0 and taus 65535, as EngineRule sets them
+        if rule.post_traces == "graded":  # Lava sets y impulses 0 and taus 65535 (loihi2's graded_trace_tau)
+            lava_tau = np.iinfo(np.uint16).max  # Loihi3FLearningRule's own, which it does not take as a parameter
+            if any(tr[y].tau != lava_tau for y in ("y1", "y2", "y3")):
+                raise BackendError([Problem("learning rule", f"graded y traces decay with tau {tr['y1'].tau}; "
+                                            f"Lava's three-factor rule fixes {lava_tau}")])  # fmt: skip
             return L["Loihi3FLearningRule"](**common)
         ys = {f"{y}_{k}": getattr(tr[y], k) for y in ("y1", "y2", "y3") for k in ("impulse", "tau")}
         return L["Loihi2FLearningRule"](**common, **ys)

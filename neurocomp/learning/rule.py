@@ -12,19 +12,19 @@ y1..y3 as graded values every step, Lava's 3-factor rule, described by ``graded`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._frozen import FrozenDict, freeze, thaw
-from ..errors import Problem
+from ..errors import Problem, ProfileError
 from .expr import Expr, RuleSyntaxError, parse
 
 TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
 REWARD_TRACE = "r1"  # Loihi 1's reward trace: one per learning rule, driven by reward spikes
 TARGETS = ("dw", "dt", "dd")
-# Lava's Loihi3FLearningRule: y traces come from the neuron, so their own impulse is 0 and
-# their decay is (almost) off; tau 65535 still loses an LSB now and then, which is reproduced.
-GRADED_Y_TAU = 65535
+# the profile key of the decay a sum-of-products engine gives the traces a neuron writes (graded
+# y1..y3, graded x1): a property of the chip, not of the rule (Lava's Loihi3FLearningRule fixes it)
+GRADED_TAU_KEY = "graded_trace_tau"
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,14 @@ class EngineRule:
     ``pre_graded``: ``{"x1": {"source": "pre", "offset": c}}`` makes ``x1`` a graded
     pre-synaptic value: every step each pre neuron sends its graded payload plus ``c`` (an
     unsigned 7-bit value on Loihi 2) and the engine overwrites ``x1`` with it (Lava's
-    ``LearningDense(graded_spike_cfg=OVERWRITE)``); ``x1``'s impulse is then 0 and its tau
-    65535, as for graded post traces. A rule reads the signed value as ``(x1 - c)``.
+    ``LearningDense(graded_spike_cfg=OVERWRITE)``); ``x1``'s impulse is then 0, as for graded
+    post traces. A rule reads the signed value as ``(x1 - c)``.
+
+    The traces a neuron writes (:attr:`graded_traces`) have impulse 0 and the engine's own
+    decay, ``learning.params.graded_trace_tau`` of the profile (loihi2: 65535, Lava's), which
+    :meth:`on_engine` sets: the ``lower_learning`` pass binds every rule it lowers, and the
+    engine and the Lava backend bind a rule built by hand. Until then such a trace's tau is 0
+    (unset); a saved Program holds its rules bound.
 
     A rule that reads ``r1`` uses the reward trace of Loihi 1's engine (one per learning
     rule, so one per projection and trial): reward spikes, given as the run's input
@@ -73,13 +79,35 @@ class EngineRule:
         traces = {name: self.traces.get(name, Trace()) for name in TRACE_NAMES}
         if REWARD_TRACE in self.traces or any(REWARD_TRACE in e.variables for e in self.expressions.values()):
             traces[REWARD_TRACE] = self.traces.get(REWARD_TRACE, Trace())
-        if self.post_traces == "graded":  # the neuron supplies y1..y3 (Lava's 3-factor rule)
-            traces.update({y: Trace(0.0, GRADED_Y_TAU) for y in ("y1", "y2", "y3")})
-        if "x1" in self.pre_graded:  # the pre neuron's payload overwrites x1 (graded spikes)
-            traces["x1"] = Trace(0.0, GRADED_Y_TAU)
+        for name in self.graded_traces:  # written by a neuron: no impulse; the engine's decay (on_engine)
+            traces[name] = Trace(0.0, traces[name].tau)
         object.__setattr__(self, "traces", FrozenDict(traces))
         object.__setattr__(self, "graded", freeze(dict(self.graded)))
         object.__setattr__(self, "pre_graded", freeze(dict(self.pre_graded)))
+
+    @property
+    def graded_traces(self) -> tuple[str, ...]:
+        """The traces a neuron writes every step rather than spikes driving them: y1..y3 with
+        graded post traces (Lava's 3-factor rule), x1 with graded pre-synaptic spikes."""
+        return (("y1", "y2", "y3") if self.post_traces == "graded" else ()) + (
+            ("x1",) if "x1" in self.pre_graded else ()
+        )
+
+    def on_engine(self, engine) -> EngineRule:
+        """This rule with the decay of its graded traces set to ``engine``'s (a profile's
+        ``LearningEngine``: ``params.graded_trace_tau``), where it is still unset (0). A
+        profile without the key is a named error when a graded trace needs it."""
+        unset = [name for name in self.graded_traces if self.traces[name].tau == 0]
+        if not unset:
+            return self
+        tau = engine.params.get(GRADED_TAU_KEY)  # (required here: checked below, not defaulted)
+        if tau is None:
+            raise ProfileError(
+                [Problem("profile learning (sum_of_products)",
+                         f"missing params.{GRADED_TAU_KEY}, required by the graded traces {unset} of the rule")]
+            )  # fmt: skip
+        traces = {**self.traces, **{name: Trace(0.0, float(tau)) for name in unset}}
+        return replace(self, traces=traces)
 
     @property
     def uses_reward(self) -> bool:
@@ -185,6 +213,13 @@ class EngineRule:
                 off = src.get("offset", 0) if isinstance(src, Mapping) else 0
                 if isinstance(off, int) and not 0 <= off < 2**tb:
                     out.append(Problem("learning rule", f"graded {x} offset {off} outside the {tb}-bit trace"))
+            tau = engine.params.get(GRADED_TAU_KEY)
+            for name in self.graded_traces:
+                if tau is not None and self.traces[name].tau not in (0, tau):
+                    out.append(
+                        Problem(f"trace {name}", f"a graded trace decays with the engine's tau {tau}, "
+                                f"not {self.traces[name].tau}")
+                    )  # fmt: skip
             if self.uses_reward and REWARD_TRACE not in engine.variables:
                 out.append(
                     Problem("learning rule", f"reads the reward trace {REWARD_TRACE}, which this engine does not have")
