@@ -52,11 +52,12 @@ class EngineRule:
     ``LearningDense(graded_spike_cfg=OVERWRITE)``); ``x1``'s impulse is then 0, as for graded
     post traces. A rule reads the signed value as ``(x1 - c)``.
 
-    The traces a neuron writes (:attr:`graded_traces`) have impulse 0 and the engine's own
-    decay, ``learning.params.graded_trace_tau`` of the profile (loihi2: 65535, Lava's), which
-    :meth:`on_engine` sets: the ``lower_learning`` pass binds every rule it lowers, and the
-    engine and the Lava backend bind a rule built by hand. Until then such a trace's tau is 0
-    (unset); a saved Program holds its rules bound.
+    The traces a neuron writes (:attr:`graded_traces`) have impulse 0 and decay with
+    ``graded_tau``, whatever ``traces`` says of them: the engine's own decay, the profile's
+    ``learning.params.graded_trace_tau`` (loihi2: 65535, Lava's), which :meth:`on_engine`
+    sets. The ``lower_learning`` pass binds every rule it lowers, and the engine and the Lava
+    backend bind a rule built by hand; until then ``graded_tau`` is 0 (unset). A saved Program
+    holds it in its graded traces' ``tau``.
 
     A rule that reads ``r1`` uses the reward trace of Loihi 1's engine (one per learning
     rule, so one per projection and trial): reward spikes, given as the run's input
@@ -74,13 +75,14 @@ class EngineRule:
     graded: Mapping[str, str] = field(default_factory=FrozenDict)
     source: str = "custom"  # the rule it was lowered from, for reports
     pre_graded: Mapping[str, Any] = field(default_factory=FrozenDict)
+    graded_tau: float = 0  # the decay of the graded traces (steps): the profile's, set by on_engine
 
     def __post_init__(self) -> None:
         traces = {name: self.traces.get(name, Trace()) for name in TRACE_NAMES}
         if REWARD_TRACE in self.traces or any(REWARD_TRACE in e.variables for e in self.expressions.values()):
             traces[REWARD_TRACE] = self.traces.get(REWARD_TRACE, Trace())
-        for name in self.graded_traces:  # written by a neuron: no impulse; the engine's decay (on_engine)
-            traces[name] = Trace(0.0, traces[name].tau)
+        for name in self.graded_traces:  # written by a neuron: no impulse, the engine's decay
+            traces[name] = Trace(0.0, self.graded_tau)
         object.__setattr__(self, "traces", FrozenDict(traces))
         object.__setattr__(self, "graded", freeze(dict(self.graded)))
         object.__setattr__(self, "pre_graded", freeze(dict(self.pre_graded)))
@@ -95,19 +97,18 @@ class EngineRule:
 
     def on_engine(self, engine) -> EngineRule:
         """This rule with the decay of its graded traces set to ``engine``'s (a profile's
-        ``LearningEngine``: ``params.graded_trace_tau``), where it is still unset (0). A
-        profile without the key is a named error when a graded trace needs it."""
-        unset = [name for name in self.graded_traces if self.traces[name].tau == 0]
-        if not unset:
+        ``LearningEngine``: ``params.graded_trace_tau``) if it is still unset (0). A profile
+        without the key is a named error when a graded trace needs it."""
+        if not self.graded_traces or self.graded_tau != 0:
             return self
         tau = engine.params.get(GRADED_TAU_KEY)  # (required here: checked below, not defaulted)
         if tau is None:
             raise ProfileError(
                 [Problem("profile learning (sum_of_products)",
-                         f"missing params.{GRADED_TAU_KEY}, required by the graded traces {unset} of the rule")]
+                         f"missing params.{GRADED_TAU_KEY}, required by the graded traces "
+                         f"{list(self.graded_traces)} of the rule")]
             )  # fmt: skip
-        traces = {**self.traces, **{name: Trace(0.0, float(tau)) for name in unset}}
-        return replace(self, traces=traces)
+        return replace(self, graded_tau=tau)
 
     @property
     def uses_reward(self) -> bool:
@@ -213,13 +214,12 @@ class EngineRule:
                 off = src.get("offset", 0) if isinstance(src, Mapping) else 0
                 if isinstance(off, int) and not 0 <= off < 2**tb:
                     out.append(Problem("learning rule", f"graded {x} offset {off} outside the {tb}-bit trace"))
-            tau = engine.params.get(GRADED_TAU_KEY)
-            for name in self.graded_traces:
-                if tau is not None and self.traces[name].tau not in (0, tau):
-                    out.append(
-                        Problem(f"trace {name}", f"a graded trace decays with the engine's tau {tau}, "
-                                f"not {self.traces[name].tau}")
-                    )  # fmt: skip
+            tau = engine.params.get(GRADED_TAU_KEY)  # (None: on_engine names it where it is needed)
+            if self.graded_traces and tau is not None and self.graded_tau not in (0, tau):
+                out.append(
+                    Problem("learning rule", f"graded traces decay with tau {self.graded_tau}, "
+                            f"but this engine's is {tau} (learning.params.{GRADED_TAU_KEY})")
+                )  # fmt: skip
             if self.uses_reward and REWARD_TRACE not in engine.variables:
                 out.append(
                     Problem("learning rule", f"reads the reward trace {REWARD_TRACE}, which this engine does not have")
@@ -251,4 +251,11 @@ class EngineRule:
             graded=dict(d.get("graded", {})),
             source=d.get("source", "custom"),
             pre_graded=dict(d.get("pre_graded", {})),
+            graded_tau=_saved_graded_tau(d),
         )
+
+
+def _saved_graded_tau(d: Mapping[str, Any]) -> float:
+    """The graded traces' decay a saved rule holds (in their ``tau``; 0: unset)."""
+    graded = "y1" if d.get("post_traces") == "graded" else "x1" if "x1" in d.get("pre_graded", {}) else None
+    return d["traces"][graded]["tau"] if graded in d.get("traces", {}) else 0
