@@ -109,8 +109,9 @@ def test_a_program_saved_before_the_key_runs_the_same_bits():
         manifest = json.loads(z.read("manifest.json"))
     graded = [p for p in old.projections if isinstance(p.learning, EngineRule) and p.learning.graded_traces]
     assert len(graded) == 3
+    tau = LOIHI2.learning.params["graded_trace_tau"]
     for p in graded:
-        assert {p.learning.traces[y].tau for y in p.learning.graded_traces} == {LOIHI2.learning.params["graded_trace_tau"]}
+        assert {p.learning.traces[y].tau for y in p.learning.graded_traces} == {tau}
         saved = next(q for q in manifest["projections"] if q["name"] == p.name)["learning"]
         assert p.learning.to_dict() == saved  # written back as saved
     unset = [dataclasses.replace(p, learning=dataclasses.replace(p.learning, graded_tau=0)) if p in graded else p

@@ -131,6 +131,8 @@ def _neuron_classes(LIF) -> dict[str, type]:
 
         spiked: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
         s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+        # (precision: Lava's type annotation, not applied by its Python models; _y_sources saturates
+        # the values at the profile's trace_bits)
         s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
         s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
         s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
