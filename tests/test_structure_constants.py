@@ -124,3 +124,32 @@ def test_a_program_saved_before_the_key_runs_the_same_bits():
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+@pytest.mark.parametrize("key", ["constant_bits", "max_factors_per_product"])
+def test_the_rule_parsers_limits_are_required_of_a_sum_of_products_profile(tmp_path, key):
+    from tests.test_profiles import loihi2_data, write_profile
+
+    data = loihi2_data()
+    del data["learning"]["params"][key]
+    with pytest.raises(ProfileError, match=f"params.{key} is required"):
+        nc.load_profile(write_profile(tmp_path, data))
+
+
+def test_lowered_scales_follow_the_engines_product_shift():
+    """The scales the lowerings compensate an engine's width shift with (psd's ``2^s lr``, the
+    tag-clearing ``y1 = 2^s`` of np and chl) come from the profile: one more accumulator bit
+    halves them."""
+    from neurocomp.learning.lowering import LoweringContext, lower
+
+    wide = load_profile_with("loihi2", {"learning.accumulator_bits": 17})
+    cases = {  # rule: params, the note's text, the number on loihi2 (t * d: 7 bits, t * y1: 5) and one bit wider
+        "psd": ({"lr": 0.01, "w_max": 1.0, "trial_steps": 64}, "psd scale ({} lr", 128, 64),
+        "np": ({"lr": 0.05, "sigma": 0.1}, "/y1' ({} at the reward step", 32, 16),
+        "chl": ({"lr": 0.05, "rate_lsb": 1 / 127}, "/y1' ({} at the apply step", 32, 16),
+    }
+    for rule, (params, text, narrow, wider) in cases.items():
+        for prof, value in ((LOIHI2, narrow), (wide, wider)):
+            ctx = LoweringContext("p", prof, 1.0, 2.0**-6, seed=0)
+            assert lower(rule, params, ctx) is not None
+            assert any(text.format(value) in n for n in ctx.notes), (rule, prof.learning.accumulator_bits, ctx.notes)
