@@ -19,12 +19,15 @@ The layers, bottom to top (a module may import its own layer and those below):
 * ``backends``, ``tasks``, ``analysis``, ``sweep``, then the entry points (``cli``, the package).
 
 Imports inside functions count as much as module-level ones: a lazy import still makes the
-lower layer depend on the upper one. ``if TYPE_CHECKING:`` imports count too.
+lower layer depend on the upper one. ``if TYPE_CHECKING:`` imports count too. Nor is a private
+attribute that another package defines read through an object (``syn.engine._plans``): what a
+package offers the others is public.
 """
 
 from __future__ import annotations
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 import neurocomp
@@ -178,3 +181,74 @@ def test_the_checker_sees_an_upward_import():
     assert found == [("rules", ["eprop"]), ("compiler.ir", ["QProjection"])]
     assert _layer("rules") > _layer("compiler.passes.lower_learning")
     assert _layer("learning.quantities") < _layer("learning.engine") == _layer("learning")
+
+
+# private attributes of other libraries' objects that neurocomp reads, by (package, attribute):
+# the kernels ask numba's dispatcher whether its on-disk cache index holds a kernel
+THIRD_PARTY_PRIVATE = {("kernels", "_cache")}
+
+
+def _private_definitions(tree: ast.AST) -> set[str]:
+    """The private names a module defines: functions, classes, assigned names and attributes,
+    arguments and keywords (``_x`` but not ``__x__``)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, ast.keyword) and node.arg:
+            names.add(node.arg)
+    return {n for n in names if n.startswith("_") and not n.endswith("__")}
+
+
+def _foreign_private_reads(modules):
+    """``(module, line, attribute, packages that define it)`` for every private attribute read
+    through an object other than ``self``/``cls`` that the reading module's package does not
+    define but another package of neurocomp does (``modules``: ``(dotted name, tree)``)."""
+    modules = list(modules)
+    defined = defaultdict(set)
+    for module, tree in modules:
+        defined[_top(module)] |= _private_definitions(tree)
+    for module, tree in modules:
+        top = _top(module)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+                continue
+            attr = node.attr
+            if not attr.startswith("_") or attr.endswith("__") or attr in defined[top]:
+                continue
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                continue
+            owners = sorted(t for t, names in defined.items() if t != top and attr in names)
+            if owners and (top, attr) not in THIRD_PARTY_PRIVATE:
+                yield module, node.lineno, attr, owners
+
+
+def test_no_private_attribute_another_package_defines_is_read_through_an_object():
+    reads = [
+        f"neurocomp.{module}:{line} reads .{attr}, private to {', '.join(owners)}"
+        for module, line, attr, owners in _foreign_private_reads((m, t) for m, _, t in _modules())
+    ]
+    assert not reads, "\n".join(reads)
+
+
+def test_the_object_check_sees_a_private_read():
+    """A private attribute the engine defines, read by the emulator through an object (not a
+    name it imported), is found; the package's own, ``self``'s and a dunder are not."""
+    engine = ast.parse("class E:\n    def __init__(self):\n        self._plans = {}\n        self._own = 1\n")
+    emulator = ast.parse("def f(syn, self):\n    self._own\n    syn.__dict__\n    _own = 2\n"
+                         "    syn.engine._own\n    return syn.engine._plans\n")
+    found = list(_foreign_private_reads([("learning.engine", engine), ("emulator.fused", emulator)]))
+    assert found == [("emulator.fused", 6, "_plans", ["learning"])]
+
+
+def test_the_checker_sees_a_private_name_imported_in_a_function():
+    tree = ast.parse("def f():\n    from ..learning.engine import _Stream\n")
+    found = [(t, n) for t, n, _ in _imports("emulator.fused", False, tree)]
+    assert found == [("learning.engine", ["_Stream"])]
+    assert _top("learning.engine") != _top("emulator.fused")

@@ -49,6 +49,11 @@ def _pow2_at_least(x: float) -> float:
     return float(2.0 ** np.ceil(np.log2(x)))
 
 
+# the task's inputs are sized for a 7-bit payload with offset 64 (loihi2's graded x1): a rule
+# parameter chosen once, the same for every profile, so that the levels of a check compare
+PAYLOAD_OFFSET = 64
+
+
 def rule_params(cfg: Mapping[str, Any], kind: str, sigma_eff: float) -> dict[str, Any]:
     """The rule's parameters for the task ``cfg``: the optimal learning rate (times the task's
     ``lr_scale``, if any), the perturbation size for ``sigma_eff``, and the lowering's ranges (the
@@ -61,7 +66,7 @@ def rule_params(cfg: Mapping[str, Any], kind: str, sigma_eff: float) -> dict[str
     return {
         "lr": task_mod.optimal_lr(cfg, kind) * cfg.get("lr_scale", 1.0),
         "sigma": s,
-        "input_lsb": _pow2_at_least(r_max / (pt.PRE_OFFSET - 1)),
+        "input_lsb": _pow2_at_least(r_max / (PAYLOAD_OFFSET - 1)),
         "elig_max": 5 * sigma_eff * np.sqrt(T * a2),
         "reward_max": 4 * sigma_eff * np.sqrt(2 * task_mod.largest_error(cfg) / T) + cfg["n_out"] * sigma_eff**2 / 2,
     }

@@ -131,6 +131,8 @@ def _neuron_classes(LIF) -> dict[str, type]:
 
         spiked: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=1)
         s_out_bap: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, bool, precision=1)
+        # (precision: Lava's type annotation, not applied by its Python models; _y_sources saturates
+        # the values at the profile's trace_bits)
         s_out_y1: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
         s_out_y2: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
         s_out_y3: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=7)
@@ -379,6 +381,7 @@ class LavaBackend:
         """The Lava rule object of an ``EngineRule``: the rule strings as our printer writes
         them (Lava's syntax), the traces' impulses and taus, epoch and seed."""
         L = self.lava
+        rule = rule.on_engine(self.program.profile.learning)  # a hand-built rule: the engine's graded decay
         tr = rule.traces
         common = dict(
             dw=None if rule.dw is None else str(rule.dw),
@@ -391,7 +394,11 @@ class LavaBackend:
             t_epoch=int(rule.t_epoch),
             rng_seed=int(rule.rng_seed),
         )
-        if rule.post_traces == "graded":  # y impulses 0 and taus 65535, as EngineRule sets them
+        if rule.post_traces == "graded":  # Lava sets y impulses 0 and taus 65535 (loihi2's graded_trace_tau)
+            lava_tau = np.iinfo(np.uint16).max  # Loihi3FLearningRule's own, which it does not take as a parameter
+            if any(tr[y].tau != lava_tau for y in ("y1", "y2", "y3")):
+                raise BackendError([Problem("learning rule", f"graded y traces decay with tau {tr['y1'].tau}; "
+                                            f"Lava's three-factor rule fixes {lava_tau}")])  # fmt: skip
             return L["Loihi3FLearningRule"](**common)
         ys = {f"{y}_{k}": getattr(tr[y], k) for y in ("y1", "y2", "y3") for k in ("impulse", "tau")}
         return L["Loihi2FLearningRule"](**common, **ys)

@@ -99,7 +99,8 @@ class XylosimBackend:
         shift = min(exps, default=0)
         m = full >> shift
         problems = []
-        if (m << shift != full).any() or m.min(initial=0) < -128 or m.max(initial=0) > 127:
+        i8 = np.iinfo(np.int8)  # XyloSim's own weight storage, whatever the profile's mantissa width
+        if (m << shift != full).any() or m.min(initial=0) < i8.min or m.max(initial=0) > i8.max:
             names = ", ".join(pr.name for pr in projs)
             problems.append(
                 Problem(

@@ -204,7 +204,7 @@ def weight_dtype(mantissas: np.ndarray, fixed: bool):
     """The dtype delivery holds weights in: fixed point, the chip's mantissas, int16 when they
     fit (loihi2's 9-bit signed mantissas; half the memory of float32), else float32 (exact
     below 2**24); float chips, float32 weights in model units."""
-    if fixed and int(np.abs(mantissas).max(initial=0)) < 2**15:
+    if fixed and int(np.abs(mantissas).max(initial=0)) <= np.iinfo(np.int16).max:
         return np.int16
     return np.float32
 

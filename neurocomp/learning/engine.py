@@ -32,7 +32,7 @@ float64 (the attribution of a rule check: which quantization causes the gap), ea
   ``exp(-1/tau)`` and add the exact impulse, with no 7-bit saturation;
 * ``"graded"``: the other graded post traces (three-factor rules: learning signal,
   pseudo-derivative, error, reward) hold the values the neurons send unquantized, and decay
-  exactly over the epoch's history (Lava's tau 65535);
+  exactly over the epoch's history (the profile's ``graded_trace_tau``: Lava's 65535);
 * ``"products"``: a product wider than the accumulator is divided by ``2**s`` exactly instead
   of floor-shifted, and accumulated in float64; the variable is then rounded onto its grid
   as the chip rounds it (stochastically, with the epoch's random number). The floor biases
@@ -278,7 +278,7 @@ class SumOfProductsEngine:
         compiled: bool | None = None,
     ):
         self._check_modes(learn_mode, arithmetic, rounding, engine)
-        self.rule = rule
+        self.rule = rule.on_engine(engine)  # a rule built by hand gets the engine's graded-trace decay
         self.engine = engine
         self.sign_mode = sign_mode
         self.batch = batch

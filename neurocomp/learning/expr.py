@@ -371,7 +371,9 @@ def parse(text: str, target: str = "dw", engine=None) -> Expr:
     for d in drafts:
         if d.dependency is None:
             problems.append(f"product {d.index} (column {d.col}) has no dependency; every product needs x0, y0 or u_k")
-        while abs(d.mantissa) > 7 and d.mantissa % 2 == 0 and d.exponent < 8:  # Lava's normalisation
+        # Lava's normalisation of a rule string (product_series.py: |m| > 7, e < 8), part of its
+        # syntax whatever the engine; the engine's own scale bounds are checked below
+        while abs(d.mantissa) > 7 and d.mantissa % 2 == 0 and d.exponent < 8:
             d.mantissa //= 2  # exact: m is even
             d.exponent += 1
     ks = {d.decimate: d.dep_col for d in reversed(drafts) if d.decimate is not None}  # k -> its first column
@@ -389,16 +391,16 @@ def _engine_problems(drafts: list[_Draft], engine, who: str) -> list[str]:
     """Everything in the (normalised) products that ``engine`` cannot represent."""
     out: list[str] = []
     mlo, mhi, elo, ehi = engine.mantissa_min, engine.mantissa_max, engine.exponent_min, engine.exponent_max
-    max_factors = engine.params.get("max_factors_per_product")
-    bits = engine.params.get("constant_bits")
-    clo, chi = (-(2**bits), 2**bits - 1) if bits is not None else (None, None)
+    max_factors = int(engine.params["max_factors_per_product"])  # (a sum_of_products profile must give both)
+    bits = int(engine.params["constant_bits"])
+    clo, chi = -(2**bits), 2**bits - 1
     deps = set(engine.dependencies)
     available = ", ".join(tuple(v for v in ("x0", "y0") if v in deps) + tuple(engine.variables))
     for d in drafts:
         scale = f"(after normalisation {d.mantissa}*2^{d.exponent}); {who} cannot represent it"
-        if mlo is not None and not mlo <= d.mantissa <= mhi:
+        if not mlo <= d.mantissa <= mhi:
             out.append(f"mantissa {d.mantissa} of product {d.index} is outside [{mlo}, {mhi}] {scale}")
-        if elo is not None and not elo <= d.exponent <= ehi:
+        if not elo <= d.exponent <= ehi:
             out.append(f"exponent {d.exponent} of product {d.index} is outside [{elo}, {ehi}] {scale}")
         if d.dependency is not None and d.dependency not in deps:
             name = f"u{d.decimate}" if d.dependency == "u" else d.dependency
@@ -406,7 +408,7 @@ def _engine_problems(drafts: list[_Draft], engine, who: str) -> list[str]:
                 f"dependency {name} at column {d.dep_col} is not available on {who} "
                 f"(available: {', '.join(sorted(deps))})"
             )
-        if max_factors is not None and len(d.factors) > max_factors:
+        if len(d.factors) > max_factors:
             listed = ", ".join(_format_factor(f) for f in d.factors)
             out.append(
                 f"product {d.index} has {len(d.factors)} factors; the engine allows at most {max_factors} ({listed})"
@@ -415,7 +417,7 @@ def _engine_problems(drafts: list[_Draft], engine, who: str) -> list[str]:
             ok = f.var in deps if f.var in ("x0", "y0") else f.var in engine.variables
             if not ok:
                 out.append(f"variable {f.var!r} at column {col} is not available on {who} (available: {available})")
-            if clo is not None and not clo <= f.const <= chi:
+            if not clo <= f.const <= chi:
                 out.append(
                     f"constant {f.const} at column {const_col or col} is outside [{clo}, {chi}] "
                     f"({bits}-bit constant); {who} cannot represent it"

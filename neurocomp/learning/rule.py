@@ -12,19 +12,19 @@ y1..y3 as graded values every step, Lava's 3-factor rule, described by ``graded`
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .._frozen import FrozenDict, freeze, thaw
-from ..errors import Problem
+from ..errors import Problem, ProfileError
 from .expr import Expr, RuleSyntaxError, parse
 
 TRACE_NAMES = ("x1", "x2", "y1", "y2", "y3")
 REWARD_TRACE = "r1"  # Loihi 1's reward trace: one per learning rule, driven by reward spikes
 TARGETS = ("dw", "dt", "dd")
-# Lava's Loihi3FLearningRule: y traces come from the neuron, so their own impulse is 0 and
-# their decay is (almost) off; tau 65535 still loses an LSB now and then, which is reproduced.
-GRADED_Y_TAU = 65535
+# the profile key of the decay a sum-of-products engine gives the traces a neuron writes (graded
+# y1..y3, graded x1): a property of the chip, not of the rule (Lava's Loihi3FLearningRule fixes it)
+GRADED_TAU_KEY = "graded_trace_tau"
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,15 @@ class EngineRule:
     ``pre_graded``: ``{"x1": {"source": "pre", "offset": c}}`` makes ``x1`` a graded
     pre-synaptic value: every step each pre neuron sends its graded payload plus ``c`` (an
     unsigned 7-bit value on Loihi 2) and the engine overwrites ``x1`` with it (Lava's
-    ``LearningDense(graded_spike_cfg=OVERWRITE)``); ``x1``'s impulse is then 0 and its tau
-    65535, as for graded post traces. A rule reads the signed value as ``(x1 - c)``.
+    ``LearningDense(graded_spike_cfg=OVERWRITE)``); ``x1``'s impulse is then 0, as for graded
+    post traces. A rule reads the signed value as ``(x1 - c)``.
+
+    The traces a neuron writes (:attr:`graded_traces`) have impulse 0 and decay with
+    ``graded_tau``, whatever ``traces`` says of them: the engine's own decay, the profile's
+    ``learning.params.graded_trace_tau`` (loihi2: 65535, Lava's), which :meth:`on_engine`
+    sets. The ``lower_learning`` pass binds every rule it lowers, and the engine and the Lava
+    backend bind a rule built by hand; until then ``graded_tau`` is 0 (unset). A saved Program
+    holds it in its graded traces' ``tau``.
 
     A rule that reads ``r1`` uses the reward trace of Loihi 1's engine (one per learning
     rule, so one per projection and trial): reward spikes, given as the run's input
@@ -68,18 +75,40 @@ class EngineRule:
     graded: Mapping[str, str] = field(default_factory=FrozenDict)
     source: str = "custom"  # the rule it was lowered from, for reports
     pre_graded: Mapping[str, Any] = field(default_factory=FrozenDict)
+    graded_tau: float = 0  # the decay of the graded traces (steps): the profile's, set by on_engine
 
     def __post_init__(self) -> None:
         traces = {name: self.traces.get(name, Trace()) for name in TRACE_NAMES}
         if REWARD_TRACE in self.traces or any(REWARD_TRACE in e.variables for e in self.expressions.values()):
             traces[REWARD_TRACE] = self.traces.get(REWARD_TRACE, Trace())
-        if self.post_traces == "graded":  # the neuron supplies y1..y3 (Lava's 3-factor rule)
-            traces.update({y: Trace(0.0, GRADED_Y_TAU) for y in ("y1", "y2", "y3")})
-        if "x1" in self.pre_graded:  # the pre neuron's payload overwrites x1 (graded spikes)
-            traces["x1"] = Trace(0.0, GRADED_Y_TAU)
+        for name in self.graded_traces:  # written by a neuron: no impulse, the engine's decay
+            traces[name] = Trace(0.0, self.graded_tau)
         object.__setattr__(self, "traces", FrozenDict(traces))
         object.__setattr__(self, "graded", freeze(dict(self.graded)))
         object.__setattr__(self, "pre_graded", freeze(dict(self.pre_graded)))
+
+    @property
+    def graded_traces(self) -> tuple[str, ...]:
+        """The traces a neuron writes every step rather than spikes driving them: y1..y3 with
+        graded post traces (Lava's 3-factor rule), x1 with graded pre-synaptic spikes."""
+        return (("y1", "y2", "y3") if self.post_traces == "graded" else ()) + (
+            ("x1",) if "x1" in self.pre_graded else ()
+        )
+
+    def on_engine(self, engine) -> EngineRule:
+        """This rule with the decay of its graded traces set to ``engine``'s (a profile's
+        ``LearningEngine``: ``params.graded_trace_tau``) if it is still unset (0). A profile
+        without the key is a named error when a graded trace needs it."""
+        if not self.graded_traces or self.graded_tau != 0:
+            return self
+        tau = engine.params.get(GRADED_TAU_KEY)  # (required here: checked below, not defaulted)
+        if tau is None:
+            raise ProfileError(
+                [Problem("profile learning (sum_of_products)",
+                         f"missing params.{GRADED_TAU_KEY}, required by the graded traces "
+                         f"{list(self.graded_traces)} of the rule")]
+            )  # fmt: skip
+        return replace(self, graded_tau=tau)
 
     @property
     def uses_reward(self) -> bool:
@@ -185,6 +214,12 @@ class EngineRule:
                 off = src.get("offset", 0) if isinstance(src, Mapping) else 0
                 if isinstance(off, int) and not 0 <= off < 2**tb:
                     out.append(Problem("learning rule", f"graded {x} offset {off} outside the {tb}-bit trace"))
+            tau = engine.params.get(GRADED_TAU_KEY)  # (None: on_engine names it where it is needed)
+            if self.graded_traces and tau is not None and self.graded_tau not in (0, tau):
+                out.append(
+                    Problem("learning rule", f"graded traces decay with tau {self.graded_tau}, "
+                            f"but this engine's is {tau} (learning.params.{GRADED_TAU_KEY})")
+                )  # fmt: skip
             if self.uses_reward and REWARD_TRACE not in engine.variables:
                 out.append(
                     Problem("learning rule", f"reads the reward trace {REWARD_TRACE}, which this engine does not have")
@@ -216,4 +251,11 @@ class EngineRule:
             graded=dict(d.get("graded", {})),
             source=d.get("source", "custom"),
             pre_graded=dict(d.get("pre_graded", {})),
+            graded_tau=_saved_graded_tau(d),
         )
+
+
+def _saved_graded_tau(d: Mapping[str, Any]) -> float:
+    """The graded traces' decay a saved rule holds (in their ``tau``; 0: unset)."""
+    graded = "y1" if d.get("post_traces") == "graded" else "x1" if "x1" in d.get("pre_graded", {}) else None
+    return d["traces"][graded]["tau"] if graded in d.get("traces", {}) else 0

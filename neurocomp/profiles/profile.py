@@ -145,13 +145,15 @@ class Capacity:
 EngineKind = Literal["sum_of_products", "eprop_fixed", "programmable", "none"]
 
 
-# the registers of a sum-of-products engine its emulation reads (``LearningEngine.params``)
+# the registers of a sum-of-products engine its emulation and the rule parser read (``LearningEngine.params``)
 SUM_OF_PRODUCTS_PARAMS = (
     "factor_widths",
     "scale_mantissa_bits",
     "trace_bits",
     "impulse_fraction_bits",
     "conn_random_seed",
+    "constant_bits",
+    "max_factors_per_product",
 )
 
 

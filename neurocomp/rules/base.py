@@ -15,6 +15,13 @@ from typing import Any
 from ..learning.lowering import LoweringContext, LoweringError, param_problems  # noqa: F401  (the rules import them here)
 
 
+def tag_clear(lrn) -> int:
+    """The graded ``y1`` that moves a tag into ``dw`` and clears it in one step (NP's reward
+    step, CHL's apply step): ``2**s`` for the engine's shift ``s`` of ``t * y1``, so that
+    ``t * y1 >> s = t`` (loihi2: 32, ``s = 4 + 9 + 7 - 15 = 5``)."""
+    return 2 ** lrn.product_shift("t", "y1")
+
+
 def require(params: Mapping[str, Any], defaults: Mapping[str, Any], ctx: LoweringContext, rule: str) -> dict:
     """``params`` completed with ``defaults``; unknown keys and missing required ones
     (default ``...``) are reported together."""

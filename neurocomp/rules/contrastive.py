@@ -53,7 +53,7 @@ import numpy as np
 from .._frozen import thaw
 from ..learning.expr import parse
 from ..learning.rule import EngineRule
-from .base import LoweringContext, literal, require, scale_literal
+from .base import LoweringContext, literal, require, scale_literal, tag_clear
 
 DEFAULTS = {
     "lr": ...,
@@ -71,8 +71,7 @@ REFUSALS = {
     ),
     "eprop_fixed": "a fixed-function e-prop learner has no phase input and no symmetric recurrent learning",
 }
-APPLY = 32  # y1 at the apply step: t * y1 >> 5 = t
-C_E = (1, -3)  # c_e = 2^-3: the tag keeps x1 * y2 / 64
+C_E = (1, -3)  # c_e = 2^-3 (a choice: two phases of 7-bit x1 * y2 fit loihi2's 9-bit tag); the tag keeps x1 * y2 / 64
 
 
 def _logistic(u: np.ndarray) -> np.ndarray:
@@ -188,9 +187,10 @@ class Contrastive:
 # -- the lowering ------------------------------------------------------------------------------
 
 
-def tag_lsb(rate_lsb: float) -> float:
-    """Model units of ``V_i V_j`` per tag LSB: ``c_e x1 y2 / 8`` with ``c_e = 2^-3``."""
-    return 64 * rate_lsb**2
+def tag_lsb(rate_lsb: float, lrn) -> float:
+    """Model units of ``V_i V_j`` per tag LSB: ``c_e x1 y2 / 2**s`` for the engine's shift ``s``
+    of ``x1 * y2`` (loihi2: ``2^-3 x1 y2 / 8``, 64 ``rate_lsb**2``)."""
+    return 2 ** lrn.product_shift("x1", "y2") / 2.0 ** C_E[1] / C_E[0] * rate_lsb**2
 
 
 def lower_chl(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
@@ -200,7 +200,7 @@ def lower_chl(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
         raise ctx.fail(REFUSALS["no_third_factor"])
     if p["rate_lsb"] <= 0:
         raise ctx.fail(f"chl: parameter 'rate_lsb' must be > 0, got {p['rate_lsb']!r}")
-    c_w = scale_literal(p["lr"] * tag_lsb(p["rate_lsb"]) / ctx.weight_lsb, ctx, "chl scale (lr lsb_t / lsb_w)")
+    c_w = scale_literal(p["lr"] * tag_lsb(p["rate_lsb"], lrn) / ctx.weight_lsb, ctx, "chl scale (lr lsb_t / lsb_w)")
     rule = EngineRule(
         dt=parse(f"{literal(*C_E)}*u0*x1*y2 - u0*t*y1", "dt", lrn),
         dw=parse(f"{literal(*c_w)}*u0*t*y1", "dw", lrn),
@@ -213,7 +213,8 @@ def lower_chl(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
     )
     ctx.note(
         f"chl lowered to dt = {rule.dt}; dw = {rule.dw}; input '{ctx.projection}/y2' (s V_i: the phase sign times "
-        f"the post rate) each phase step, '{ctx.projection}/y1' ({APPLY} at the apply step: applies and clears the tag)"
+        f"the post rate) each phase step, '{ctx.projection}/y1' ({tag_clear(lrn)} at the apply step: applies and "
+        "clears the tag)"
     )
     return rule
 
@@ -279,7 +280,7 @@ class ContrastiveOnEngine(Contrastive):
         for v, s in ((vf, -1.0), (vc, 1.0)):
             r = self._rates(v)
             self._engine_step(r, {"y2": (s * r)[None]})
-        self._engine_step(np.zeros(self.n), {"y1": np.full((1, self.n), APPLY)})
+        self._engine_step(np.zeros(self.n), {"y1": np.full((1, self.n), tag_clear(self.engine.engine))})
         return vf[-self.n_out :]
 
 

@@ -80,7 +80,7 @@ from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
 DEFAULTS = EpropParams.defaults()  # the hyperparameters and their defaults, defined once (EpropParams)
-ERROR_BITS = 8  # the error units' graded payload (signed)
+ERROR_BITS = 8  # the error units' graded payload (signed): the lowering's choice, a register of the units
 
 
 @dataclass(frozen=True)
@@ -416,8 +416,8 @@ def _shared_scales(net, prof, dt_ms: float, rule: str, first, R: str, hidden, ra
     a_fit = math.ceil(math.log2(x1_typ * wd.y_top / (wd.xy * wd.tag_max)))
     a_max = -lrn.exponent_min - k  # the dt scale 2^-(k+a) must stay representable
     # adaptive feedback: B reads the error as its graded pre-synaptic trace x1 = e + 64, so the
-    # error must fit 7 bits signed (see _adaptive_rule)
-    bits = ERROR_BITS - 1 if first["feedback"] == "adaptive" else ERROR_BITS
+    # error must fit the unsigned trace's bits as a signed value (loihi2: 7; see _adaptive_rule)
+    bits = int(lrn.params["trace_bits"]) if first["feedback"] == "adaptive" else ERROR_BITS
     gamma = float(first["dampening"])
     return _Lowering(prof, wd, dt_ms, rule, first, I, gamma, kappa, T, k, x1_typ, a_fit, a_max, bits,
                      2 ** (bits - 1) - 1, math.nan)  # fmt: skip
@@ -499,7 +499,9 @@ def _feedback(lw: _Lowering, h: str, B_random: np.ndarray, err_pop: QPopulation,
     l_max = float(np.abs(Bm).sum(axis=1).max()) * lw.pmax * in_shift
     s_L = max(0, math.ceil(math.log2(max(l_max / wd.y_top, 1.0))))
     Lq = 2.0**s_L * ls_unit  # model units per y2 LSB
-    notes.append(f"eprop: feedback {fb} B -> {h}: 8-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)")
+    notes.append(
+        f"eprop: feedback {fb} B -> {h}: {wf.mantissa_bits}-bit, learning signal y2 = L >> {s_L} ({Lq:.3g} per LSB)"
+    )
     return fb_proj, Lq, s_L
 
 

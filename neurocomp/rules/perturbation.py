@@ -61,7 +61,7 @@ import numpy as np
 from .._frozen import thaw
 from ..learning.expr import parse
 from ..learning.rule import EngineRule
-from .base import LoweringContext, literal, require, scale_literal
+from .base import LoweringContext, literal, require, scale_literal, tag_clear
 from .reward import RewardBaseline
 
 KINDS = ("wp", "np")
@@ -95,8 +95,11 @@ PROGRAMMABLE = (
 )
 FIXED_FUNCTION = "a fixed-function e-prop learner has no reward input and no perturbation source"
 
-TAG_CLEAR = 32  # y1 at the reward step: t * y1 >> 5 = t
-PRE_OFFSET = 64  # the graded x1 payload's offset (7-bit unsigned: r in [-64, 63] payload units)
+
+def pre_offset(lrn) -> int:
+    """The graded x1 payload's offset: half the unsigned trace's range (loihi2's 7 bits: 64,
+    ``r`` in [-64, 63] payload units)."""
+    return 2 ** (int(lrn.params["trace_bits"]) - 1)
 
 
 def _pow2_at_least(x: float) -> float:
@@ -200,11 +203,12 @@ def np_scales(p: Mapping[str, Any], ctx: LoweringContext) -> NpScales:
     tag = _pow2_at_least(p["elig_max"] / (2**tb - 1))
     m, step = _reward_grid(lrn)
     k_max = (2**yb - 1) // step
-    per_e = p["sigma"] ** 2 * ctx.weight_lsb / (32 * p["lr"] * tag)  # lsb_R = m 2^e per_e
+    g = 2 ** lrn.product_shift("t", "y3")  # the low bits the engine drops from t * y3 (loihi2: 32)
+    per_e = p["sigma"] ** 2 * ctx.weight_lsb / (g * p["lr"] * tag)  # lsb_R = m 2^e per_e
     e = max(lrn.exponent_min, math.ceil(math.log2(p["reward_max"] / (step * k_max) / (m * per_e))))
     if e > lrn.exponent_max:
         raise ctx.fail(
-            f"np: the reward scale c_w = 32 lr lsb_R lsb_t / (sigma^2 lsb_w) would need 2^{e} > 2^{lrn.exponent_max} "
+            f"np: the reward scale c_w = {g} lr lsb_R lsb_t / (sigma^2 lsb_w) would need 2^{e} > 2^{lrn.exponent_max} "
             f"to hold reward_max = {p['reward_max']:.4g} in y3 (lr {p['lr']:.4g}, sigma {p['sigma']:.4g}): "
             "lower reward_max or raise lr"
         )
@@ -223,22 +227,24 @@ def lower_np(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
         if p[k] <= 0:
             raise ctx.fail(f"np: parameter {k!r} must be > 0, got {p[k]!r}")
     sc = np_scales(p, ctx)
-    c_e = scale_literal(8 * sc.input * sc.xi / sc.tag, ctx, "np eligibility scale (8 input_lsb lsb_xi / lsb_t)")
+    g, offset = 2 ** lrn.product_shift("x1", "y2"), pre_offset(lrn)  # (loihi2: 8, 64)
+    c_e = scale_literal(g * sc.input * sc.xi / sc.tag, ctx, f"np eligibility scale ({g} input_lsb lsb_xi / lsb_t)")
     rule = EngineRule(
-        dt=parse(f"{literal(*c_e)}*u0*(x1 - {PRE_OFFSET})*y2 - u0*t*y1", "dt", lrn),
+        dt=parse(f"{literal(*c_e)}*u0*(x1 - {offset})*y2 - u0*t*y1", "dt", lrn),
         dw=parse(f"{literal(sc.mantissa, sc.exponent)}*u0*t*y3", "dw", lrn),
         t_epoch=1,
         rng_seed=ctx.seed,
         post_traces="graded",
         graded={y: {"source": "input"} for y in ("y1", "y2", "y3")},
-        pre_graded={"x1": {"source": "pre", "offset": PRE_OFFSET}},
+        pre_graded={"x1": {"source": "pre", "offset": offset}},
         source="np",
     )
     ctx.note(
         f"np lowered to dt = {rule.dt}; dw = {rule.dw}; inputs '{ctx.projection}/y2' (the perturbation, "
         f"{sc.xi:.3g} per LSB), '{ctx.projection}/y3' (dR at the reward step, {sc.reward:.3g} per LSB, sent in "
         f"multiples of {sc.reward_step}: then the engine's floor of t*y3 after its width shift drops only zero bits, "
-        f"no drift) and '{ctx.projection}/y1' ({TAG_CLEAR} at the reward step: clears the tag, {sc.tag:.3g} per LSB)"
+        f"no drift) and '{ctx.projection}/y1' ({tag_clear(lrn)} at the reward step: clears the tag, "
+        f"{sc.tag:.3g} per LSB)"
     )
     return rule
 
@@ -316,7 +322,8 @@ class NpOnEngine:
         """As :meth:`Perceptron.trial`."""
         B, M, T = target.shape
         top = 2**self.yb
-        xq = self._grid(x, self.scales.input, -PRE_OFFSET, PRE_OFFSET - 1, self.fixed_input)  # [B, N, T]
+        off = pre_offset(self.engine.engine)
+        xq = self._grid(x, self.scales.input, -off, off - 1, self.fixed_input)  # [B, N, T]
         xiq = self._grid(self.sigma * self.rng.standard_normal(target.shape), self.scales.xi, -top, top - 1,
                          self.fixed_xi)  # fmt: skip
         W = self.W
@@ -335,8 +342,8 @@ class NpOnEngine:
             eng.spikes(self.step, none, post, {"y2": xiq[:, :, t]}, pre_values=xq[:, :, t])
             eng.learn(self.step)
         self.step += 1  # the reward step: dw = c_w t dR, and the tag cleared
-        eng.spikes(self.step, none, post, {"y3": np.repeat(d[:, None], M, axis=1), "y1": np.full((B, M), TAG_CLEAR)},
-                   pre_values=np.zeros((B, x.shape[1])))  # fmt: skip
+        graded = {"y3": np.repeat(d[:, None], M, axis=1), "y1": np.full((B, M), tag_clear(eng.engine))}
+        eng.spikes(self.step, none, post, graded, pre_values=np.zeros((B, x.shape[1])))
         eng.learn(self.step)
         return -r0
 

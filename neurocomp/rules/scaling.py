@@ -22,8 +22,9 @@ epoch is ``steps / 2^k`` (the shortest the epoch register and ``u0``..``u9`` all
 :func:`epoch`) and the dependency ``u_k`` is 1 once every ``2^k`` epochs, at the trial's end::
 
     dt = I * x0 - (1/tau_A) * u_k * t              dd = I * y0 - (1/tau_A) * u_k * d
-    PSD:  dw = -c * u_k * t * (d - C)        c = 128 lr / (s^2 lsb_w)   (t * d is shifted by 7)
-    SS:   dw = -c * u_k * w * (d - C)        c = 128 lr / s             (w * d is shifted by 7)
+    PSD:  dw = -c * u_k * t * (d - C)        c = 2^7 lr / (s^2 lsb_w)   (t * d is shifted by 7 on loihi2)
+    SS:   dw = -c * u_k * w * (d - C)        c = 2^7 lr / s             (w * d is shifted by 7; the
+                                             profile's product_shift)
 
 with ``C = s A_goal`` (an integer: ``s`` and ``A_goal`` are chosen so; noted if rounded) and
 ``c``, ``1/tau_A`` rounded to ``m 2^e`` (noted; exact for ``tau_A`` a power of two). The
@@ -137,13 +138,15 @@ def lower(kind: str, params: Mapping[str, Any], ctx: LoweringContext) -> EngineR
         raise ctx.fail(f"{kind}: tag_impulse must be an integer and tau_a * tag_impulse * a_goal (the goal's count, "
                        f"{s * p['a_goal']:.4g}) below the tag's {top}")  # fmt: skip
     decay = scale_literal(1 / p["tau_a"], ctx, f"{kind} average's decay (1 / tau_a)")
+    lrn = ctx.profile.learning
     if kind == "psd":
-        c = scale_literal(-128 * p["lr"] / (s * s * ctx.weight_lsb), ctx, "psd scale (128 lr / (s^2 lsb_w))")
+        g = 2 ** lrn.product_shift("t", "d")  # the low bits the engine drops from t * d (loihi2: 128)
+        c = scale_literal(-g * p["lr"] / (s * s * ctx.weight_lsb), ctx, f"psd scale ({g} lr / (s^2 lsb_w))")
         dw = f"{literal(*c)}*u{k}*t*(d - {goal})"
     else:
-        c = scale_literal(-128 * p["lr"] / s, ctx, "ss scale (128 lr / s)")
+        g = 2 ** lrn.product_shift("w", "d")
+        c = scale_literal(-g * p["lr"] / s, ctx, f"ss scale ({g} lr / s)")
         dw = f"{literal(*c)}*u{k}*w*(d - {goal})"
-    lrn = ctx.profile.learning
     rule = EngineRule(
         dw=parse(dw, "dw", lrn),
         dt=parse(f"{imp}*x0 - {literal(*decay)}*u{k}*t", "dt", lrn),

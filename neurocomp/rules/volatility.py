@@ -249,7 +249,8 @@ def lower_vkf(params: Mapping[str, Any], ctx: LoweringContext) -> EngineRule:
         raise ctx.fail(f"vkf: need 0 < lambda < 1 and v0, sigma2, error_max > 0, got {p}")
     lsb_y3 = y3_lsb(p, ctx)
     x1 = rate_max(lrn)
-    c = scale_literal(8 * lsb_y3 / (x1 * ctx.weight_lsb), ctx, f"vkf scale (8 lsb_y3 / ({x1} lsb_w))")
+    g = 2 ** lrn.product_shift("x1", "y3")  # the low bits the engine drops from x1 * y3 (loihi2: 8)
+    c = scale_literal(g * lsb_y3 / (x1 * ctx.weight_lsb), ctx, f"vkf scale ({g} lsb_y3 / ({x1} lsb_w))")
     rule = EngineRule(
         dw=parse(f"{literal(*c)}*u0*x1*y3", "dw", lrn),
         t_epoch=1,

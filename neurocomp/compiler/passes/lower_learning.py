@@ -18,8 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ...errors import Problem
+from ...errors import Problem, ProfileError
 from ...learning.lowering import LOWERINGS, NETWORK_LOWERINGS, LoweringContext, LoweringError, lower
+from ...learning.rule import EngineRule
 from ..context import PassContext
 from ..errors import CompileError
 from ..ir import QuantizedNetwork
@@ -43,10 +44,25 @@ def lower_learning(net: QuantizedNetwork, ctx: PassContext) -> QuantizedNetwork:
             continue
         (kept if engine_rule is None else lowered).append(f"{p.name} ({p.plasticity.name})")
         projections.append(p if engine_rule is None else replace(p, learning=engine_rule))
+    projections = _on_engine(projections, ctx, problems)
     if problems:
         raise CompileError(problems, header=f"{len(problems)} plastic projection(s) cannot be lowered")
     _summary(ctx, lowered, kept)
     return replace(net, projections=tuple(projections))  # keeps any populations e-prop added
+
+
+def _on_engine(projections: list, ctx: PassContext, problems: list[Problem]) -> list:
+    """Every lowered sum-of-products rule with the engine's decay of its graded traces (the
+    profile's ``learning.params.graded_trace_tau``; see ``EngineRule.on_engine``)."""
+    out = []
+    for p in projections:
+        if isinstance(p.learning, EngineRule):
+            try:
+                p = replace(p, learning=p.learning.on_engine(ctx.profile.learning))
+            except ProfileError as exc:
+                problems.extend(Problem(f"projection {p.name!r}", f"{b.where}: {b.message}") for b in exc.problems)
+        out.append(p)
+    return out
 
 
 def _lower_networks(net: QuantizedNetwork, ctx: PassContext, problems: list[Problem]):
