@@ -38,6 +38,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import neurocomp as nc  # noqa: E402
+from neurocomp.analysis.check import format_saturation  # noqa: E402
 from neurocomp.graph.io import load_network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def run(profile: str, iterations: int, seed: int, steps: int | None = None, near
     spread = {lv: float(np.std(c["nmse"][-tail:])) for lv, c in rep.curves.items()}
     reg = next(pr.plasticity.params.get("reg", 0.0) for pr in net.projections if pr.plasticity is not None)
     return {"profile": profile, "seed": seed, "iterations": iterations, "reg": reg, "note": note, "final": final,
-            "final_std": spread, "iterations_per_s": per_s, "wall_s": wall,
+            "final_std": spread, "iterations_per_s": per_s, "wall_s": wall, "saturation": rep.saturation,
             "curves": {lv: c["nmse"] for lv, c in rep.curves.items()}}  # fmt: skip
 
 
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         if "fixed, round-to-nearest" in f:
             line += f"; round-to-nearest {f['fixed, round-to-nearest']:.4f}"
         print(line + (f"  [{r['note']}]" if r["note"] else ""))
+        print("\n".join("  " + x for x in format_saturation(r["saturation"])[1:]))
         fx = ips["lowered-fixed"]
         print(
             f"    speed per CPU second: lowered-fixed {fx:.2f} iterations/s ({fx / NEST_ITERATIONS_PER_S:.2f}x NEST's "

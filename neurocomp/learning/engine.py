@@ -566,6 +566,22 @@ class SumOfProductsEngine:
         """``[trials or 1, post, pre]``: the current weights."""
         return self.state["w"]
 
+    def at_edge(self) -> np.ndarray:
+        """``[trials or 1]``: how many synapses' weights sit at the largest magnitude of the
+        weight range (both ends in mixed sign mode, the one away from zero otherwise): where
+        learning clipped them, or will lose any further push outward. In fixed and float
+        arithmetic alike (the float engine clips to the same range)."""
+        lo, hi = self._var_range("w")
+        w = self.state["w"]
+        edge = np.zeros(w.shape, dtype=bool)
+        if self.sign_mode != "inhibitory":
+            edge |= w >= hi
+        if self.sign_mode != "excitatory":
+            edge |= w <= lo
+        if self.mask is not None:  # a sparse projection held dense: only the synapses that exist
+            edge &= self.mask
+        return edge.reshape(w.shape[0], -1).sum(axis=1)
+
     @property
     def fusable(self) -> bool:
         """Its learning phase can run inside a fused trial kernel: a compiled rule kernel,

@@ -145,9 +145,12 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     T = out.get("t_epoch", 1)
     if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
         problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
-    h = out.get("readout_headroom_bits", 0)
-    if not isinstance(h, int) or isinstance(h, bool) or h < 0:
-        problems.append(Problem(where, f"eprop: readout_headroom_bits must be an integer >= 0, got {h!r}"))
+    for key in ("weight_headroom_bits", "readout_headroom_bits"):
+        h = out.get(key, 0)
+        if h is None and key == "readout_headroom_bits":  # the projection's weight_headroom_bits
+            continue
+        if not isinstance(h, int) or isinstance(h, bool) or h < 0:
+            problems.append(Problem(where, f"eprop: {key} must be an integer >= 0, got {h!r}"))
     if out.get("update", "online") not in ("online", "trial"):
         problems.append(Problem(where, f"eprop: update must be 'online' or 'trial', got {out['update']!r}"))
     if out.get("optimizer", "sgd") not in ("sgd", "adam"):
@@ -297,6 +300,9 @@ def lower_network(
     err_pop, lw = _error_units(lw, pops[readout], notes)
     new_projs: list[QProjection] = []
     rules: dict[str, EngineRule] = {}
+    # every learned projection's range widened first: the rules' weight scales use its LSB
+    widened = {p.name: _weight_headroom(p, params[p.name], p.post == readout, ctx_profile, notes) for p in eprop}
+    eprop = [widened[p.name] for p in eprop]
     read_proj = {p.pre: p for p in eprop if p.post == readout}
     order = [p.name for p in net.populations if p.name in hidden]  # B's rows: declaration order
     drawn = feedback_matrix(int(lw.first["seed"]), [pops[h].size for h in order], pops[readout].size)
@@ -309,11 +315,9 @@ def lower_network(
         for p in eprop:
             if p.post == h:
                 rules[p.name] = _hidden_rule(lw, p, hpop, tau_steps, params[p.name], Lq, s_L, notes)
-    widened: dict[str, QProjection] = {}
     for p in eprop:
         if p.post == readout:
-            q = widened[p.name] = _readout_headroom(p, int(params[p.name]["readout_headroom_bits"]), ctx_profile, notes)
-            rules[p.name] = _readout_rule(lw, q, params[p.name], err_pop.name, notes)
+            rules[p.name] = _readout_rule(lw, p, params[p.name], err_pop.name, notes)
     projections = tuple(
         replace(widened.get(p.name, p), learning=rules[p.name]) if p.name in rules else p for p in net.projections
     )
@@ -555,27 +559,50 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     return rule
 
 
-def _readout_headroom(p: QProjection, bits: int, prof, notes: list[str]) -> QProjection:
-    """The readout projection with its weight exponent ``bits`` higher (the rule parameter
-    ``readout_headroom_bits``): the quantizer sizes the exponent to the initial weights, which
-    for a readout are small (Bellec's ``N(0, 1/n) (1 - kappa)``), so the learned weights would
-    saturate at a few times their initial size. The mantissas are divided by ``2**bits``,
-    rounded to nearest (to even values where the chip drops a mixed-sign LSB)."""
+def headroom_bits(pr: Mapping[str, Any], readout: bool) -> tuple[int, str]:
+    """A learned projection's weight headroom in bits and the parameter that set it: the
+    readout's ``readout_headroom_bits`` when given, else ``weight_headroom_bits``."""
+    if readout and pr.get("readout_headroom_bits") is not None:
+        return int(pr["readout_headroom_bits"]), "readout_headroom_bits"
+    return int(pr["weight_headroom_bits"]), "weight_headroom_bits"
+
+
+def _weight_headroom(p: QProjection, pr: Mapping[str, Any], readout: bool, prof, notes: list[str]) -> QProjection:
+    """The learned projection with its weight exponent ``bits`` higher (:func:`headroom_bits`):
+    the quantizer sizes the exponent to the initial weights, so without headroom a learned
+    weight saturates at the initial weights' largest magnitude (Bellec's readout, ``N(0, 1/n)
+    (1 - kappa)``, grows a few times past it; a hidden weight that pushes past it caps the
+    network's feedback and its rates run away). The mantissas are divided by ``2**bits``,
+    rounded to nearest (to even values where the chip drops a mixed-sign LSB): the initial
+    weights lose ``bits`` bits of resolution, which the compile log states. A requested
+    headroom beyond the profile's largest exponent is an error; the default takes what fits
+    and says so."""
+    bits, key = headroom_bits(pr, readout)
     if not bits:
         return p
     wf = prof.formats.weight
+    role = "readout" if readout else "hidden"
+    fits = wf.exponent_max - int(p.weight_exp)
+    if bits > fits:
+        if key in thaw(p.plasticity.params):  # type: ignore[union-attr]
+            raise LoweringError([Problem(f"projection {p.name!r}", f"eprop {key} {bits}: weight exponent "
+                                         f"{int(p.weight_exp) + bits} above {prof.name}'s largest, {wf.exponent_max}")])  # fmt: skip
+        notes.append(f"eprop: {p.name} ({role}): {key} {bits} (default) reduced to {fits}: weight exponent "
+                     f"{p.weight_exp} is {fits} below {prof.name}'s largest")  # fmt: skip
+        bits = fits
+        if not bits:
+            return p
     e = int(p.weight_exp) + bits
-    if e > wf.exponent_max:
-        raise LoweringError([Problem(f"projection {p.name!r}", f"eprop readout_headroom_bits {bits}: weight exponent "
-                                     f"{e} above {prof.name}'s largest, {wf.exponent_max}")])  # fmt: skip
     step = 2 if wf.mixed_sign_drops_lsb and p.sign_mode == "mixed" else 1
     m = (step * np.round(p.weights / (2.0**bits * step))).astype(p.weights.dtype)
     lsb = 2.0**e * p.float_scale
-    lo, hi = wf.mantissa_range(p.sign_mode)
+    hi = wf.mantissa_range(p.sign_mode)[1]
+    init = float(np.abs(p.weights).max()) * lsb / 2**bits
     notes.append(
-        f"eprop: {p.name} (readout): weight exponent {p.weight_exp} -> {e} (readout_headroom_bits {bits}): learned "
-        f"weights up to {hi * lsb:.3g} model units (the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}), "
-        f"initial weights at {lsb:.3g} per LSB ({int((m != 0).sum())} of {m.size} nonzero)"
+        f"eprop: {p.name} ({role}): weight exponent {p.weight_exp} -> {e} ({key} {bits}): learned weights up to "
+        f"{hi * lsb:.3g} model units, {hi * lsb / max(init, 1e-300):.2f}x the largest initial weight {init:.3g} "
+        f"(the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}); resolution {lsb:.3g} per LSB, "
+        f"{bits} bit(s) coarser ({int((m != 0).sum())} of {m.size} initial weights nonzero)"
     )
     return replace(p, weights=m, weight_exp=e)
 
