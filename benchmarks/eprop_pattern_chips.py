@@ -19,7 +19,8 @@ iterations per second (target 8 on loihi2), against NEST's recorded ~8.
 
 ``--summarize`` reads the ``--json`` files of several runs (one profile and seed each, or
 more) and prints, per profile and level, the mean and the range over seeds of the final
-NMSE; with ``--json`` it writes the runs without their full curves (every 50th iteration kept).
+NMSE, then each run's learned weights at their range's edge (Loihi's engines); with
+``--json`` it writes the runs without their full curves (every 50th iteration kept).
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def summarize(paths: list[str]) -> tuple[list[str], list[dict]]:
         ratio = np.mean([r["final"]["lowered-fixed"] for r in rs]) / np.mean([r["final"]["lowered-float"] for r in rs])
         seeds = ", ".join(str(r["seed"]) for r in rs)
         rows.append(f"| {prof} | {its} | {seeds} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    edge = [f"  {r['profile']}, {r['iterations']} iterations, seed {r['seed']}: {line.strip()}"
+            for r in sorted(runs, key=lambda r: (r["profile"], r["iterations"], r["seed"]))
+            for line in format_saturation(r.get("saturation", {}))[2:]]  # fmt: skip
+    if edge:
+        rows += ["", "learned weights within one LSB of the weight range's edge (largest magnitude; after each trial):", *edge]
     thin = [{**r, "curves": {lv: c[::CURVE_STRIDE] for lv, c in r["curves"].items()}, "curve_stride": CURVE_STRIDE}
             for r in runs]  # fmt: skip
     return rows, thin

@@ -165,7 +165,7 @@ def format_saturation(sat: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> lis
     """Lines of the report on the learned weights at their range's edge (levels without any: one line)."""
     if not sat:
         return []
-    lines = ["", "learned weights at the weight range's edge (largest magnitude; after each trial):"]
+    lines = ["", "learned weights within one LSB of the weight range's edge (largest magnitude; after each trial):"]
     for level, per in sat.items():
         hit = {n: s for n, s in per.items() if s["peak"]}
         if not hit:

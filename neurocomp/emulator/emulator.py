@@ -558,8 +558,8 @@ class Emulator:
 
     def weights_at_edge(self) -> dict[str, tuple[np.ndarray, int]]:
         """Per plastic projection on a sum-of-products engine: ``(count, synapses)``, ``count``
-        ``[trials or 1]`` the synapses whose weight sits at the largest magnitude of its
-        range now (:meth:`~neurocomp.learning.engine.SumOfProductsEngine.at_edge`: learning
+        ``[trials or 1]`` the synapses whose weight lies within one LSB of the largest
+        magnitude of its range now (:meth:`~neurocomp.learning.engine.SumOfProductsEngine.at_edge`: learning
         clipped it, or loses any push past it), ``synapses`` the projection's count. Read
         between runs: saturation at the weight range is reported, not hidden."""
         out = {}
