@@ -141,7 +141,8 @@ def summarize(paths: list[str]) -> tuple[list[str], list[dict]]:
             for r in sorted(runs, key=lambda r: (r["profile"], r["iterations"], r["seed"]))
             for line in format_saturation(r.get("saturation", {}))[2:]]  # fmt: skip
     if edge:
-        rows += ["", "learned weights within one LSB of the weight range's edge (largest magnitude; after each trial):", *edge]
+        rows += ["", "learned weights within one LSB of the weight range's edge (largest magnitude; after each "
+                 "trial):", *edge]
     thin = [{**r, "curves": {lv: c[::CURVE_STRIDE] for lv, c in r["curves"].items()}, "curve_stride": CURVE_STRIDE}
             for r in runs]  # fmt: skip
     return rows, thin

@@ -171,8 +171,9 @@ def format_saturation(sat: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> lis
         if not hit:
             lines.append(f"  {level:15s} none")
             continue
-        parts = [f"{n}: {s['final']} of {s['synapses']} at the end, peak {s['peak']} (iteration {s['peak_iteration']}), "
-                 f"in {s['iterations_with_any']} of {s['iterations']} iterations" for n, s in hit.items()]  # fmt: skip
+        parts = [f"{n}: {s['final']} of {s['synapses']} at the end, peak {s['peak']} (iteration "
+                 f"{s['peak_iteration']}), in {s['iterations_with_any']} of {s['iterations']} iterations"
+                 for n, s in hit.items()]  # fmt: skip
         lines.append(f"  {level:15s} " + "; ".join(parts))
     return lines
 

@@ -134,9 +134,11 @@ class EpropExact:
                     self.feedback == "adaptive", self.feedback == "symmetric")  # fmt: skip
 
 
-# learned weights' range above their initial weights' on a fixed-point engine, in bits (the
-# quantizer fits the range to the initial weights; e-prop's learned weights outgrow them)
-WEIGHT_HEADROOM_BITS = 2
+# learned weights' range above their initial weights' on a fixed-point engine, in bits, by the
+# projection's role (the quantizer fits the range to the initial weights). Measured on loihi2's
+# pattern generation (README): recurrent and readout weights outgrow their initial range
+# (lowered-float diverged at 0 bits), input weights did not, and a bit on them cost lowered-fixed
+WEIGHT_HEADROOM_BITS = {"input": 0, "recurrent": 1, "readout": 1}
 ADAM = (0.9, 0.999, 1e-8)  # Adam's beta1, beta2, eps (Kingma & Ba 2015; reference.eprop.Adam's)
 
 
@@ -191,9 +193,9 @@ class EpropParams(Mapping):
     ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two);
     ``weight_headroom_bits``: on a fixed-point engine, the learned weights' exponent that many
     bits above the one their initial weights need, so that they can grow ``2**bits``-fold
-    (their initial mantissas lose as many bits; a programmable core ignores it);
-    ``readout_headroom_bits`` the same for the projections onto the readout (None: the
-    projection's ``weight_headroom_bits``); ``update``
+    (their initial mantissas lose as many bits; a programmable core ignores it; None: by the
+    projection's role, :data:`WEIGHT_HEADROOM_BITS`); ``readout_headroom_bits`` the same for
+    the projections onto the readout, over ``weight_headroom_bits``; ``update``
     ``online`` (every step's update applied at once) or ``trial`` (a programmable core's
     minibatch: the updates accumulate with the weights fixed and the run's trials' mean is
     applied at its end, :func:`apply_trial_update`); ``optimizer`` of a ``trial`` update:
@@ -210,7 +212,7 @@ class EpropParams(Mapping):
     trace_impulse: float = 16.0
     error_range: float = 2.0
     t_epoch: int = 1
-    weight_headroom_bits: int = WEIGHT_HEADROOM_BITS
+    weight_headroom_bits: int | None = None
     readout_headroom_bits: int | None = None
     update: str = "online"
     optimizer: str = "sgd"

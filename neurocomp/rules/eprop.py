@@ -74,7 +74,12 @@ from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..learning.expr import parse
-from ..learning.programmable import EpropExact, EpropParams, ProgrammableEprop  # noqa: F401  (the rule's exact form)
+from ..learning.programmable import (  # noqa: F401  (EpropExact: the rule's exact form)
+    WEIGHT_HEADROOM_BITS,
+    EpropExact,
+    EpropParams,
+    ProgrammableEprop,
+)
 from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
@@ -146,8 +151,8 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
         problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
     for key in ("weight_headroom_bits", "readout_headroom_bits"):
-        h = out.get(key, 0)
-        if h is None and key == "readout_headroom_bits":  # the projection's weight_headroom_bits
+        h = out.get(key)
+        if h is None:  # the role's default (WEIGHT_HEADROOM_BITS)
             continue
         if not isinstance(h, int) or isinstance(h, bool) or h < 0:
             problems.append(Problem(where, f"eprop: {key} must be an integer >= 0, got {h!r}"))
@@ -301,7 +306,8 @@ def lower_network(
     new_projs: list[QProjection] = []
     rules: dict[str, EngineRule] = {}
     # every learned projection's range widened first: the rules' weight scales use its LSB
-    widened = {p.name: _weight_headroom(p, params[p.name], p.post == readout, ctx_profile, notes) for p in eprop}
+    roles = {p.name: "readout" if p.post == readout else "recurrent" if p.pre in hidden else "input" for p in eprop}
+    widened = {p.name: _weight_headroom(p, params[p.name], roles[p.name], ctx_profile, notes) for p in eprop}
     eprop = [widened[p.name] for p in eprop]
     read_proj = {p.pre: p for p in eprop if p.post == readout}
     order = [p.name for p in net.populations if p.name in hidden]  # B's rows: declaration order
@@ -559,34 +565,39 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     return rule
 
 
-def headroom_bits(pr: Mapping[str, Any], readout: bool) -> tuple[int, str]:
-    """A learned projection's weight headroom in bits and the parameter that set it: the
-    readout's ``readout_headroom_bits`` when given, else ``weight_headroom_bits``."""
-    if readout and pr.get("readout_headroom_bits") is not None:
-        return int(pr["readout_headroom_bits"]), "readout_headroom_bits"
-    return int(pr["weight_headroom_bits"]), "weight_headroom_bits"
+def headroom_bits(pr: Mapping[str, Any], role: str) -> tuple[int, str, bool]:
+    """A learned projection's weight headroom in bits, the parameter that sets it and whether
+    it was given: ``readout_headroom_bits`` for the readout's projections when given, else
+    ``weight_headroom_bits``, else the default of the projection's ``role`` (``input``,
+    ``recurrent``: from a hidden population, ``readout``; :data:`WEIGHT_HEADROOM_BITS`)."""
+    if role == "readout" and pr.get("readout_headroom_bits") is not None:
+        return int(pr["readout_headroom_bits"]), "readout_headroom_bits", True
+    if pr.get("weight_headroom_bits") is not None:
+        return int(pr["weight_headroom_bits"]), "weight_headroom_bits", True
+    return WEIGHT_HEADROOM_BITS[role], "weight_headroom_bits", False
 
 
-def _weight_headroom(p: QProjection, pr: Mapping[str, Any], readout: bool, prof, notes: list[str]) -> QProjection:
+def _weight_headroom(p: QProjection, pr: Mapping[str, Any], role: str, prof, notes: list[str]) -> QProjection:
     """The learned projection with its weight exponent ``bits`` higher (:func:`headroom_bits`):
     the quantizer sizes the exponent to the initial weights, so without headroom a learned
     weight saturates at the initial weights' largest magnitude (Bellec's readout, ``N(0, 1/n)
-    (1 - kappa)``, grows a few times past it; a hidden weight that pushes past it caps the
-    network's feedback and its rates run away). The mantissas are divided by ``2**bits``,
+    (1 - kappa)``, grows a few times past it; recurrent weights that push past it cap the
+    network's inhibition and its rates run away). The mantissas are divided by ``2**bits``,
     rounded to nearest (to even values where the chip drops a mixed-sign LSB): the initial
     weights lose ``bits`` bits of resolution, which the compile log states. A requested
-    headroom beyond the profile's largest exponent is an error; the default takes what fits
+    headroom beyond the profile's largest exponent is an error; a default takes what fits
     and says so."""
-    bits, key = headroom_bits(pr, readout)
+    bits, key, given = headroom_bits(pr, role)
+    wf = prof.formats.weight
+    if not given:
+        notes.append(f"eprop: {p.name} ({role}): {key} {bits} (the default for {role} projections)")
     if not bits:
         return p
-    wf = prof.formats.weight
-    role = "readout" if readout else "hidden"
     fits = wf.exponent_max - int(p.weight_exp)
     if bits > fits:
-        if key in thaw(p.plasticity.params):  # type: ignore[union-attr]
-            raise LoweringError([Problem(f"projection {p.name!r}", f"eprop {key} {bits}: weight exponent "
-                                         f"{int(p.weight_exp) + bits} above {prof.name}'s largest, {wf.exponent_max}")])  # fmt: skip
+        if given:
+            why = f"{int(p.weight_exp) + bits} above {prof.name}'s largest, {wf.exponent_max}"
+            raise LoweringError([Problem(f"projection {p.name!r}", f"eprop {key} {bits}: weight exponent {why}")])
         notes.append(f"eprop: {p.name} ({role}): {key} {bits} (default) reduced to {fits}: weight exponent "
                      f"{p.weight_exp} is {fits} below {prof.name}'s largest")  # fmt: skip
         bits = fits
