@@ -23,36 +23,43 @@ def _notes(prog) -> str:
     return "\n".join(n for r in prog.pass_log for n in r.get("notes", []))
 
 
-def test_learned_projections_get_weight_headroom_and_the_log_says_what_it_costs():
-    """By default every e-prop projection's range is at least twice its largest initial weight
-    (``WEIGHT_HEADROOM_BITS`` above the exponent the quantizer fits to them, fewer where the
-    profile's largest exponent stops it, which the log says; without it the largest initial
-    mantissa lies above half the range and the learned weights saturate right there);
-    ``weight_headroom_bits`` 0 gives the quantizer's exponents back, ``readout_headroom_bits``
-    overrides the readout's, and the log names bits and resolution per projection."""
+def test_learned_projections_get_weight_headroom_and_the_log_says_what_it_costs(tmp_path):
+    """By default the recurrent and readout projections' ranges are at least twice their
+    largest initial weight (one bit above the exponent the quantizer fits to them, which
+    leaves the largest initial mantissa above half the range: learned weights saturate right
+    there), the input projections' are not widened (their role's default, 0); the log states
+    each projection's bits and resolution; ``weight_headroom_bits`` overrides every role's,
+    ``readout_headroom_bits`` the readout's; a default the profile's largest exponent stops is
+    reduced and said, a requested one refused by name."""
     from neurocomp.learning.programmable import WEIGHT_HEADROOM_BITS
 
     net = load_network(ROOT / "examples" / "eprop_pattern_100.yaml")
     wide = nc.compile(net, "loihi2", out=io.StringIO())
     tight = nc.compile(net.with_rule_params(weight_headroom_bits=0), "loihi2", out=io.StringIO())
-    wf = wide.profile.formats.weight
-    hi = wf.mantissa_range("mixed")[1]
+    hi = wide.profile.formats.weight.mantissa_range("mixed")[1]
     notes = _notes(wide)
-    for name in LEARNED:
+    for name, role in zip(LEARNED, ("input", "recurrent", "readout"), strict=True):
         a, b = tight.projection(name), wide.projection(name)
-        bits = min(WEIGHT_HEADROOM_BITS, wf.exponent_max - a.weight_exp)
-        assert bits >= 1 and np.abs(a.weights).max() > hi // 2, name  # the quantizer's fit: no room to grow 2x
+        bits = WEIGHT_HEADROOM_BITS[role]
+        assert np.abs(a.weights).max() > hi // 2, name  # the quantizer's fit: no room to grow 2x
         assert b.weight_exp == a.weight_exp + bits and np.abs(b.weights).max() <= hi // 2**bits + 1, name
-        assert f"{name} (" in notes and f"-> {b.weight_exp} (weight_headroom_bits {bits})" in notes, name
-        assert f"per LSB, {bits} bit(s) coarser" in notes, name
-        if bits < WEIGHT_HEADROOM_BITS:
-            assert f"{name} (hidden): weight_headroom_bits {WEIGHT_HEADROOM_BITS} (default) reduced to {bits}" in notes
-    assert "weight_headroom_bits" not in _notes(tight)
+        assert f"{name} ({role}): weight_headroom_bits {bits} (the default for {role} projections)" in notes
+        if bits:
+            assert f"{name} ({role}): weight exponent {a.weight_exp} -> {b.weight_exp} (weight_headroom_bits " \
+                   f"{bits}): learned weights up to" in notes and f"per LSB, {bits} bit(s) coarser" in notes
+    assert WEIGHT_HEADROOM_BITS["recurrent"] >= 1 and WEIGHT_HEADROOM_BITS["readout"] >= 1
+    assert "(the default for" not in _notes(tight)
     ro = nc.compile(net.with_rule_params(readout_headroom_bits=3), "loihi2", out=io.StringIO())
     assert ro.projection("rec->out").weight_exp == tight.projection("rec->out").weight_exp + 3
     assert ro.projection("rec->rec").weight_exp == wide.projection("rec->rec").weight_exp
     with pytest.raises(nc.NeurocompError, match="weight_headroom_bits 30: weight exponent"):
         nc.compile(net.with_rule_params(weight_headroom_bits=30), "loihi2", out=io.StringIO())
+    # recurrent weights that already need loihi2's largest exponent: the default cannot be had
+    big = tmp_path / "big.yaml"
+    big.write_text(MODEL.read_text().replace("std: 0.1, seed: 3", "std: 0.5, seed: 3"))
+    prog = nc.compile(load_network(big), "loihi2", out=io.StringIO())
+    assert prog.projection("rec->rec").weight_exp == prog.profile.formats.weight.exponent_max
+    assert "rec->rec (recurrent): weight_headroom_bits 1 (default) reduced to 0" in _notes(prog)
 
 
 @pytest.mark.parametrize("arithmetic", ["chip", "float"])
