@@ -308,6 +308,23 @@ def lower_network(
     # every learned projection's range widened first: the rules' weight scales use its LSB
     roles = {p.name: "readout" if p.post == readout else "recurrent" if p.pre in hidden else "input" for p in eprop}
     widened = {p.name: _weight_headroom(p, params[p.name], roles[p.name], ctx_profile, notes) for p in eprop}
+    original = {p.name: p for p in eprop}
+
+    def fitted(p: QProjection, make):  # the rule at the widened LSB, or a default headroom dropped
+        try:
+            return widened[p.name], make(widened[p.name])
+        except LoweringError:
+            q = original[p.name]
+            if widened[p.name] is q or headroom_bits(params[p.name], roles[p.name])[2]:
+                raise
+            notes.append(f"eprop: {p.name} ({roles[p.name]}): default weight headroom dropped: the rule's scale at "
+                         "the coarser weight LSB is below what the engine represents")  # fmt: skip
+            widened[p.name] = q
+            return q, make(q)
+
+    for p in eprop:
+        if p.post == readout:
+            _, rules[p.name] = fitted(p, lambda q: _readout_rule(lw, q, params[q.name], err_pop.name, notes))
     eprop = [widened[p.name] for p in eprop]
     read_proj = {p.pre: p for p in eprop if p.post == readout}
     order = [p.name for p in net.populations if p.name in hidden]  # B's rows: declaration order
@@ -320,10 +337,9 @@ def lower_network(
         tau_steps = _pre_trace_steps(lw, hpop, notes)
         for p in eprop:
             if p.post == h:
-                rules[p.name] = _hidden_rule(lw, p, hpop, tau_steps, params[p.name], Lq, s_L, notes)
-    for p in eprop:
-        if p.post == readout:
-            rules[p.name] = _readout_rule(lw, p, params[p.name], err_pop.name, notes)
+                _, rules[p.name] = fitted(
+                    p, lambda q: _hidden_rule(lw, q, hpop, tau_steps, params[q.name], Lq, s_L, notes)  # noqa: B023
+                )
     projections = tuple(
         replace(widened.get(p.name, p), learning=rules[p.name]) if p.name in rules else p for p in net.projections
     )
