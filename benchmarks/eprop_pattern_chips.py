@@ -19,7 +19,8 @@ iterations per second (target 8 on loihi2), against NEST's recorded ~8.
 
 ``--summarize`` reads the ``--json`` files of several runs (one profile and seed each, or
 more) and prints, per profile and level, the mean and the range over seeds of the final
-NMSE; with ``--json`` it writes the runs without their full curves (every 50th iteration kept).
+NMSE, then each run's learned weights at their range's edge (Loihi's engines); with
+``--json`` it writes the runs without their full curves (every 50th iteration kept).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import neurocomp as nc  # noqa: E402
+from neurocomp.analysis.check import format_saturation  # noqa: E402
 from neurocomp.graph.io import load_network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +82,7 @@ def run(profile: str, iterations: int, seed: int, steps: int | None = None, near
     reg = next(pr.plasticity.params.get("reg", 0.0) for pr in net.projections if pr.plasticity is not None)
     return {"profile": profile, "seed": seed, "iterations": iterations, "reg": reg, "note": note, "final": final,
             "final_std": spread, "iterations_per_s": per_s, "wall_s": wall, "diverged": diverged,
+            "saturation": rep.saturation,
             "curves": {lv: c["nmse"] for lv, c in rep.curves.items()}}  # fmt: skip
 
 
@@ -138,6 +141,12 @@ def summarize(paths: list[str]) -> tuple[list[str], list[dict]]:
         ratio = np.mean([r["final"]["lowered-fixed"] for r in rs]) / np.mean([r["final"]["lowered-float"] for r in rs])
         seeds = ", ".join(str(r["seed"]) for r in rs)
         rows.append(f"| {prof} | {its} | {seeds} | " + " | ".join(cells) + f" | {ratio:.2f}x |")
+    edge = [f"  {r['profile']}, {r['iterations']} iterations, seed {r['seed']}: {line.strip()}"
+            for r in sorted(runs, key=lambda r: (r["profile"], r["iterations"], r["seed"]))
+            for line in format_saturation(r.get("saturation", {}))[2:]]  # fmt: skip
+    if edge:
+        rows += ["", "learned weights within one LSB of the weight range's edge (largest magnitude; after each "
+                 "trial):", *edge]
     thin = [{**r, "curves": {lv: c[::CURVE_STRIDE] for lv, c in r["curves"].items()}, "curve_stride": CURVE_STRIDE}
             for r in runs]  # fmt: skip
     return rows, thin
@@ -186,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line + (f"  [{r['note']}]" if r["note"] else ""))
         for lv, k in r["diverged"].items():
             print(f"    {lv}: weights not finite after iteration {k}; stopped there (NaN from then on)")
+        print("\n".join("  " + x for x in format_saturation(r["saturation"])[1:]))
         fx = ips["lowered-fixed"]
         print(
             f"    speed per CPU second: lowered-fixed {fx:.2f} iterations/s ({fx / NEST_ITERATIONS_PER_S:.2f}x NEST's "

@@ -97,6 +97,8 @@ class CheckReport:
     files: list[str] = field(default_factory=list)
     raster: tuple | None = field(default=None, repr=False)  # (spikes, readout, target) of the last fixed trial
     weights: dict[str, dict[str, list]] = field(default_factory=dict)  # final weights per level (spiking rules)
+    # per emulated level and plastic projection: its weights at the range's edge after each trial
+    saturation: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +112,7 @@ class CheckReport:
             "notes": self.notes,
             "files": self.files,
             **({"weights": self.weights} if self.weights else {}),
+            **({"saturation": self.saturation} if self.saturation else {}),
         }
 
     def summary(self) -> str:
@@ -133,6 +136,7 @@ class CheckReport:
             lines.append(f"  {level:15s} " + "; ".join(parts))
         if self.attribution:
             lines += ["", *format_attribution(self.attribution, m)]
+        lines += format_saturation(self.saturation)
         for name, s in self.spikes.items():
             if "rms_difference" in s:  # a rate network: its outputs compared instead
                 lines.append(f"\n{name}: RMS difference {s['rms_difference']:.4f} (target RMS {s['target_rms']:.4f})")
@@ -147,6 +151,32 @@ class CheckReport:
         if self.files:
             lines += ["", "wrote " + ", ".join(self.files)]
         return "\n".join(lines)
+
+
+def saturation_stats(counts: Sequence[int], synapses: int) -> dict[str, Any]:
+    """A projection's weights at the range's edge, from ``counts`` (one per iteration, after
+    its trial): the last, the peak and its iteration, and how many iterations had any."""
+    c = np.asarray(counts, dtype=np.int64)
+    peak = int(c.argmax()) if c.size else 0
+    return {"synapses": synapses, "final": int(c[-1]) if c.size else 0, "peak": int(c.max(initial=0)),
+            "peak_iteration": peak, "iterations_with_any": int((c > 0).sum()), "iterations": int(c.size)}  # fmt: skip
+
+
+def format_saturation(sat: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
+    """Lines of the report on the learned weights at their range's edge (levels without any: one line)."""
+    if not sat:
+        return []
+    lines = ["", "learned weights within one LSB of the weight range's edge (largest magnitude; after each trial):"]
+    for level, per in sat.items():
+        hit = {n: s for n, s in per.items() if s["peak"]}
+        if not hit:
+            lines.append(f"  {level:15s} none")
+            continue
+        parts = [f"{n}: {s['final']} of {s['synapses']} at the end, peak {s['peak']} (iteration "
+                 f"{s['peak_iteration']}), in {s['iterations_with_any']} of {s['iterations']} iterations"
+                 for n, s in hit.items()]  # fmt: skip
+        lines.append(f"  {level:15s} " + "; ".join(parts))
+    return lines
 
 
 # -- levels ------------------------------------------------------------------------------------
@@ -747,6 +777,9 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
 
         return go
 
+    edges: dict[str, dict[str, list[int]]] = {}  # level -> projection -> weights at the edge per iteration
+    synapses: dict[str, int] = {}
+
     def step_emu(e: _Emulated, level: str, keep: dict | None = None) -> Callable[[int], tuple[float, float]]:
         def go(k: int) -> tuple[float, float]:
             if level in diverged:  # the chip would run on silent (NaN membranes never spike): not emulated
@@ -759,6 +792,9 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
                 rec = e.output(exc.recording)
             if keep is not None:
                 keep["rec"] = rec
+            for n, (count, size) in e.emu.weights_at_edge().items():
+                edges.setdefault(level, {}).setdefault(n, []).append(int(count[0]))
+                synapses[n] = size
             return _loss(rec["y"], tg), _score(tk, k, rec["y"])
 
         return go
@@ -806,6 +842,8 @@ def _stage_curves(rep: CheckReport, run: _EpropRun, iterations: int, bptt: bool,
         if level in diverged:  # noted in the levels' order (they finish in any order)
             rep.final[level]["diverged_at"], why = diverged[level]
             rep.notes.append(why)
+    rep.saturation = {lv: {n: saturation_stats(c, synapses[n]) for n, c in per.items()}
+                      for lv in runs if (per := edges.get(lv))}  # fmt: skip
     rep.timing["curves_s"] = time.perf_counter() - t0
     return last_rec
 

@@ -52,7 +52,7 @@ from ..kernels import announce_compile, call_parallel
 from ..kernels import errors as ke
 from ..kernels import neurons as kn
 from ..kernels import run as kr
-from ..learning.engine import LEARN_QUANTITIES
+from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
 from ..learning.programmable import ProgrammableEprop
 from ..learning.quantities import ce_error_exact, ce_error_fixed
 from ..learning.reckon import ReckonLearning
@@ -555,6 +555,20 @@ class Emulator:
         ``"weights"``, the core's float on programmable cores (``weight_unit`` of the
         projection's synapses converts to model units)."""
         return self._plastic(projection).engine.weights.copy()
+
+    def weights_at_edge(self) -> dict[str, tuple[np.ndarray, int]]:
+        """Per plastic projection on a sum-of-products engine: ``(count, synapses)``, ``count``
+        ``[trials or 1]`` the synapses whose weight lies within one LSB of the largest
+        magnitude of its range now (:meth:`~neurocomp.learning.engine.SumOfProductsEngine.at_edge`: learning
+        clipped it, or loses any push past it), ``synapses`` the projection's count. Read
+        between runs: saturation at the weight range is reported, not hidden."""
+        out = {}
+        for name, syn in self.plastic.items():
+            eng = getattr(syn, "engine", None)
+            if isinstance(eng, SumOfProductsEngine):
+                n = int(eng.mask.sum()) if eng.mask is not None else int(np.prod(eng.weights.shape[1:]))
+                out[name] = (eng.at_edge(), n)
+        return out
 
     def set_weights(self, projection: str, weights) -> None:
         """Replace a plastic projection's weights: units and shape as :meth:`get_weights`, or

@@ -566,6 +566,24 @@ class SumOfProductsEngine:
         """``[trials or 1, post, pre]``: the current weights."""
         return self.state["w"]
 
+    def at_edge(self) -> np.ndarray:
+        """``[trials or 1]``: how many synapses' weights lie within one LSB of the largest
+        magnitude of the weight range (both ends in mixed sign mode, the one away from zero
+        otherwise): where learning clipped them, or loses any further push outward. The same
+        test in fixed arithmetic (the weight is at the edge) and in float (the float engine
+        clips to the same range; the next update moves a clipped weight off it by a fraction
+        of an LSB)."""
+        lo, hi = self._var_range("w")
+        w = self.state["w"]
+        edge = np.zeros(w.shape, dtype=bool)
+        if self.sign_mode != "inhibitory":
+            edge |= w > hi - 1
+        if self.sign_mode != "excitatory":
+            edge |= w < lo + 1
+        if self.mask is not None:  # a sparse projection held dense: only the synapses that exist
+            edge &= self.mask
+        return edge.reshape(w.shape[0], -1).sum(axis=1)
+
     @property
     def weight_range(self) -> tuple[int, int]:
         """``(lo, hi)``: the mantissas the weights are saturated to after each learning phase

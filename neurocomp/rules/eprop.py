@@ -74,7 +74,12 @@ from .._frozen import thaw
 from ..compiler.ir import QPopulation, QProjection, QuantizedNetwork
 from ..errors import Problem
 from ..learning.expr import parse
-from ..learning.programmable import EpropExact, EpropParams, ProgrammableEprop  # noqa: F401  (the rule's exact form)
+from ..learning.programmable import (  # noqa: F401  (EpropExact: the rule's exact form)
+    WEIGHT_HEADROOM_BITS,
+    EpropExact,
+    EpropParams,
+    ProgrammableEprop,
+)
 from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
@@ -145,9 +150,12 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
     T = out.get("t_epoch", 1)
     if not isinstance(T, int) or isinstance(T, bool) or T < 1 or T & (T - 1):
         problems.append(Problem(where, f"eprop: t_epoch must be a power of two >= 1 (steps per epoch), got {T!r}"))
-    h = out.get("readout_headroom_bits", 0)
-    if not isinstance(h, int) or isinstance(h, bool) or h < 0:
-        problems.append(Problem(where, f"eprop: readout_headroom_bits must be an integer >= 0, got {h!r}"))
+    for key in ("weight_headroom_bits", "readout_headroom_bits"):
+        h = out.get(key)
+        if h is None:  # the role's default (WEIGHT_HEADROOM_BITS)
+            continue
+        if not isinstance(h, int) or isinstance(h, bool) or h < 0:
+            problems.append(Problem(where, f"eprop: {key} must be an integer >= 0, got {h!r}"))
     if out.get("update", "online") not in ("online", "trial"):
         problems.append(Problem(where, f"eprop: update must be 'online' or 'trial', got {out['update']!r}"))
     if out.get("optimizer", "sgd") not in ("sgd", "adam"):
@@ -297,6 +305,27 @@ def lower_network(
     err_pop, lw = _error_units(lw, pops[readout], notes)
     new_projs: list[QProjection] = []
     rules: dict[str, EngineRule] = {}
+    # every learned projection's range widened first: the rules' weight scales use its LSB
+    roles = {p.name: "readout" if p.post == readout else "recurrent" if p.pre in hidden else "input" for p in eprop}
+    widened = {p.name: _weight_headroom(p, params[p.name], roles[p.name], ctx_profile, notes) for p in eprop}
+    original = {p.name: p for p in eprop}
+
+    def fitted(p: QProjection, make):  # the rule at the widened LSB, or a default headroom dropped
+        try:
+            return widened[p.name], make(widened[p.name])
+        except LoweringError:
+            q = original[p.name]
+            if widened[p.name] is q or headroom_bits(params[p.name], roles[p.name])[2]:
+                raise
+            notes.append(f"eprop: {p.name} ({roles[p.name]}): default weight headroom dropped: the rule's scale at "
+                         "the coarser weight LSB is below what the engine represents")  # fmt: skip
+            widened[p.name] = q
+            return q, make(q)
+
+    for p in eprop:
+        if p.post == readout:
+            _, rules[p.name] = fitted(p, lambda q: _readout_rule(lw, q, params[q.name], err_pop.name, notes))
+    eprop = [widened[p.name] for p in eprop]
     read_proj = {p.pre: p for p in eprop if p.post == readout}
     order = [p.name for p in net.populations if p.name in hidden]  # B's rows: declaration order
     drawn = feedback_matrix(int(lw.first["seed"]), [pops[h].size for h in order], pops[readout].size)
@@ -308,12 +337,9 @@ def lower_network(
         tau_steps = _pre_trace_steps(lw, hpop, notes)
         for p in eprop:
             if p.post == h:
-                rules[p.name] = _hidden_rule(lw, p, hpop, tau_steps, params[p.name], Lq, s_L, notes)
-    widened: dict[str, QProjection] = {}
-    for p in eprop:
-        if p.post == readout:
-            q = widened[p.name] = _readout_headroom(p, int(params[p.name]["readout_headroom_bits"]), ctx_profile, notes)
-            rules[p.name] = _readout_rule(lw, q, params[p.name], err_pop.name, notes)
+                _, rules[p.name] = fitted(
+                    p, lambda q: _hidden_rule(lw, q, hpop, tau_steps, params[q.name], Lq, s_L, notes)  # noqa: B023
+                )
     projections = tuple(
         replace(widened.get(p.name, p), learning=rules[p.name]) if p.name in rules else p for p in net.projections
     )
@@ -557,27 +583,55 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     return rule
 
 
-def _readout_headroom(p: QProjection, bits: int, prof, notes: list[str]) -> QProjection:
-    """The readout projection with its weight exponent ``bits`` higher (the rule parameter
-    ``readout_headroom_bits``): the quantizer sizes the exponent to the initial weights, which
-    for a readout are small (Bellec's ``N(0, 1/n) (1 - kappa)``), so the learned weights would
-    saturate at a few times their initial size. The mantissas are divided by ``2**bits``,
-    rounded to nearest (to even values where the chip drops a mixed-sign LSB)."""
+def headroom_bits(pr: Mapping[str, Any], role: str) -> tuple[int, str, bool]:
+    """A learned projection's weight headroom in bits, the parameter that sets it and whether
+    it was given: ``readout_headroom_bits`` for the readout's projections when given, else
+    ``weight_headroom_bits``, else the default of the projection's ``role`` (``input``,
+    ``recurrent``: from a hidden population, ``readout``; :data:`WEIGHT_HEADROOM_BITS`)."""
+    if role == "readout" and pr.get("readout_headroom_bits") is not None:
+        return int(pr["readout_headroom_bits"]), "readout_headroom_bits", True
+    if pr.get("weight_headroom_bits") is not None:
+        return int(pr["weight_headroom_bits"]), "weight_headroom_bits", True
+    return WEIGHT_HEADROOM_BITS[role], "weight_headroom_bits", False
+
+
+def _weight_headroom(p: QProjection, pr: Mapping[str, Any], role: str, prof, notes: list[str]) -> QProjection:
+    """The learned projection with its weight exponent ``bits`` higher (:func:`headroom_bits`):
+    the quantizer sizes the exponent to the initial weights, so without headroom a learned
+    weight saturates at the initial weights' largest magnitude (Bellec's readout, ``N(0, 1/n)
+    (1 - kappa)``, grows a few times past it; recurrent weights that push past it cap the
+    network's inhibition and its rates run away). The mantissas are divided by ``2**bits``,
+    rounded to nearest (to even values where the chip drops a mixed-sign LSB): the initial
+    weights lose ``bits`` bits of resolution, which the compile log states. A requested
+    headroom beyond the profile's largest exponent is an error; a default takes what fits
+    and says so."""
+    bits, key, given = headroom_bits(pr, role)
+    wf = prof.formats.weight
+    if not given:
+        notes.append(f"eprop: {p.name} ({role}): {key} {bits} (the default for {role} projections)")
     if not bits:
         return p
-    wf = prof.formats.weight
+    fits = wf.exponent_max - int(p.weight_exp)
+    if bits > fits:
+        if given:
+            why = f"{int(p.weight_exp) + bits} above {prof.name}'s largest, {wf.exponent_max}"
+            raise LoweringError([Problem(f"projection {p.name!r}", f"eprop {key} {bits}: weight exponent {why}")])
+        notes.append(f"eprop: {p.name} ({role}): {key} {bits} (default) reduced to {fits}: weight exponent "
+                     f"{p.weight_exp} is {fits} below {prof.name}'s largest")  # fmt: skip
+        bits = fits
+        if not bits:
+            return p
     e = int(p.weight_exp) + bits
-    if e > wf.exponent_max:
-        raise LoweringError([Problem(f"projection {p.name!r}", f"eprop readout_headroom_bits {bits}: weight exponent "
-                                     f"{e} above {prof.name}'s largest, {wf.exponent_max}")])  # fmt: skip
     step = 2 if wf.mixed_sign_drops_lsb and p.sign_mode == "mixed" else 1
     m = (step * np.round(p.weights / (2.0**bits * step))).astype(p.weights.dtype)
     lsb = 2.0**e * p.float_scale
-    lo, hi = wf.mantissa_range(p.sign_mode)
+    hi = wf.mantissa_range(p.sign_mode)[1]
+    init = float(np.abs(p.weights).max()) * lsb / 2**bits
     notes.append(
-        f"eprop: {p.name} (readout): weight exponent {p.weight_exp} -> {e} (readout_headroom_bits {bits}): learned "
-        f"weights up to {hi * lsb:.3g} model units (the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}), "
-        f"initial weights at {lsb:.3g} per LSB ({int((m != 0).sum())} of {m.size} nonzero)"
+        f"eprop: {p.name} ({role}): weight exponent {p.weight_exp} -> {e} ({key} {bits}): learned weights up to "
+        f"{hi * lsb:.3g} model units, {hi * lsb / max(init, 1e-300):.2f}x the largest initial weight {init:.3g} "
+        f"(the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}); resolution {lsb:.3g} per LSB, "
+        f"{bits} bit(s) coarser ({int((m != 0).sum())} of {m.size} initial weights nonzero)"
     )
     return replace(p, weights=m, weight_exp=e)
 
