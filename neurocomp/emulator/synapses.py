@@ -42,6 +42,9 @@ _ACC_BITS = (16, 32)  # the narrow accumulators, narrowest first
 # row adds 1.6x faster than int16)
 _ROW_BITS = (8, 16)
 _ALIGN = 64  # bytes: each group's rows start on a cache line
+# a fixed-point list group is stored as compact rows (3 bytes per synapse) when they fit; False
+# keeps the per-pre index lists (int32 index, int16 or float32 weight: 6 or 8 bytes)
+_COMPACT_LISTS = True
 
 
 class Synapses:
@@ -129,6 +132,14 @@ class Synapses:
                 self.dense_parts.append((len(rows), rows_int.ravel().astype(f"int{row[kd.G_WBITS]}"), True))
                 row[kd.G_KIND], row[kd.G_WSHIFT] = kd.K_NARROW, shift
                 scales.append(gscale * 2.0**shift if emode == kd.E_DIRECT else gscale)
+            elif (proj.is_sparse or r.size < _LIST_FRACTION * self.n_pre * self.n_post) and (
+                packed := self._compact(r, c, vals, emode)
+            ) is not None:
+                row[kd.G_WSHIFT], row[kd.G_WBITS], ptr, data = packed
+                parts["indptr"].append(ptr)
+                self.dense_parts.append((len(rows), data, True))
+                row[kd.G_KIND] = kd.K_COMPACT
+                scales.append(gscale * 2.0 ** row[kd.G_WSHIFT] if emode == kd.E_DIRECT else gscale)
             elif proj.is_sparse or r.size < _LIST_FRACTION * self.n_pre * self.n_post:
                 order = np.lexsort((r, c))  # by pre neuron, then post
                 parts["indptr"].append(np.searchsorted(c[order], np.arange(self.n_pre + 1)))
@@ -174,6 +185,29 @@ class Synapses:
                 return shift, bits
         return None
 
+    def _compact(self, r: np.ndarray, c: np.ndarray, vals: np.ndarray, emode: int):
+        """``(shift, weight bits, row pointers, row bytes)`` of a list group delivered as compact
+        rows (:data:`kd.K_COMPACT`), else None. Fixed point with integer spikes (the sums are
+        integers, exact in any order), mantissas ``vals`` that fit int16 once divided by their
+        common power of two ``2**shift``, and every row's targets within a window of 2**16 post
+        neurons (which may wrap around the population): a row is its first target (int32), the
+        uint16 offsets of its targets from it (sorted), and its mantissas (int8, else int16)."""
+        if not _COMPACT_LISTS or self._graded or emode not in (kd.E_DIRECT, kd.E_SHIFT) or r.size == 0:
+            return None
+        if np.any(vals != np.round(vals)):
+            return None
+        mags = np.abs(vals).astype(np.int64)
+        common = int(np.bitwise_or.reduce(mags))
+        shift = (common & -common).bit_length() - 1 if common else 0
+        ints = vals.astype(np.int64) >> shift
+        bits = next((b for b in _ROW_BITS if -(2 ** (b - 1)) <= ints.min() and ints.max() < 2 ** (b - 1)), None)
+        if bits is None:
+            return None
+        rows = compact_rows(c, r, ints, self.n_pre, self.n_post, bits)
+        if rows is None:
+            return None
+        return (shift, bits, *rows)
+
     def deliver(self, spikes: np.ndarray, ring: np.ndarray, t: int) -> None:
         """Add the input that ``spikes`` (batch x pre, counts) of step ``t`` cause to ``ring``
         (slots x batch x post, indexed by step modulo the number of slots), in the units of
@@ -198,6 +232,51 @@ class Synapses:
             wide = max(self.n_post, (self.n_pre + 1) // 2)
             self._acc_key, self._acc = key, (np.zeros((batch, self.n_post), dtype), np.zeros((batch, wide)))
         return self._acc
+
+
+def compact_rows(pre, post, w, n_pre: int, n_post: int, bits: int):
+    """Compact rows (:data:`kd.K_COMPACT`) of the synapses ``pre -> post`` with integer weights
+    ``w`` (int8 or int16 values, ``bits``): ``(pointers, bytes)``, the byte range of pre neuron
+    ``i``'s row being ``pointers[i] : pointers[i + 1]`` (empty without synapses), or None when a
+    row's targets do not fit a window of 2**16 (the offsets would not fit uint16). Each row
+    starts at the target after its largest circular gap, so a row near the end of the
+    population may wrap around to its start; its offsets are sorted, so the last is the
+    largest."""
+    pre, post, w = (np.asarray(a, dtype=np.int64) for a in (pre, post, w))
+    order = np.lexsort((post, pre))
+    pre, post, w = pre[order], post[order], w[order]
+    counts = np.bincount(pre, minlength=n_pre)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])  # index of each row's first synapse
+    last = first + counts - 1
+    nxt = np.arange(pre.size) + 1  # the next synapse of the row, circularly
+    has = counts > 0
+    nxt[last[has]] = first[has]
+    gap = (post[nxt] - post) % n_post
+    gap[last[has]] = post[first[has]] + n_post - post[last[has]]  # the wrap gap (a whole circle for one synapse)
+    top = np.lexsort((-gap, pre))  # per row, the largest gap first (the lowest target of equals)
+    start = post[nxt[top[first[has]]]]  # the target after it: the row's first
+    base = np.zeros(n_pre, np.int64)
+    base[has] = start
+    off = (post - base[pre]) % n_post
+    if off.size and off.max() >= 2**16:
+        return None
+    order = np.lexsort((off, pre))
+    off, w = off[order], w[order]
+    size = np.where(has, 4 + (2 + bits // 8) * counts, 0)
+    ptr = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
+    data = np.zeros(int(ptr[-1]), np.uint8)
+    at = ptr[:-1][has]
+    data[at[:, None] + np.arange(4)] = base[has].astype("<i4").view(np.uint8).reshape(-1, 4)
+    k = np.arange(pre.size) - first[pre]  # rank within the row
+    row0 = ptr[pre] + 4
+    o_at = row0 + 2 * k
+    data[o_at], data[o_at + 1] = off.astype("<u2").view(np.uint8).reshape(-1, 2).T
+    wb = bits // 8
+    w_at = row0 + 2 * counts[pre] + wb * k
+    wbytes = w.astype(f"<i{wb}").view(np.uint8).reshape(-1, wb)
+    for j in range(wb):
+        data[w_at + j] = wbytes[:, j]
+    return ptr, data
 
 
 def weight_dtype(mantissas: np.ndarray, fixed: bool):
