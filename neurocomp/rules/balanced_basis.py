@@ -46,7 +46,7 @@ import numpy as np
 
 from ..arith.rounding import round_to_int
 from ..errors import Problem
-from .balanced import BalancedNet, FloatLearner, Phase, cv2_isi, cv_isi, decoder, rel_error
+from .balanced import BalancedNet, FloatLearner, Phase, annealed_rates, cv2_isi, cv_isi, decoder, rel_error
 from .base import LoweringError
 
 # --------------------------------------------------------------------------- the basis
@@ -104,6 +104,18 @@ def bistable(x: np.ndarray, k: float, a: float) -> np.ndarray:
     return k * np.stack([x1 - x1**3 / a**2, x1**2 / a - x2], axis=-1)
 
 
+def phase_steps(cfg: Any) -> tuple[int, ...]:
+    """Steps of each of the ``slow_stages`` learning stages (``slow_steps`` split evenly, the
+    remainder in the last) and of the test."""
+    s, k = int(cfg["slow_steps"]), int(cfg["slow_stages"])
+    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k), int(cfg["test_steps"]))
+
+
+def stage_rates(cfg: Any) -> tuple[float, ...]:
+    """The rule's rate in each learning stage (:func:`neurocomp.rules.balanced.annealed_rates`)."""
+    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), phase_steps(cfg)[:-1], float(cfg["dt"]))
+
+
 class BasisBalanced:
     """One network for a ``balanced-bistable`` task, drawn from ``seed``: the decoder, the
     basis, the fast weights (the derivation's), the slow weights (0), the phases of the
@@ -112,8 +124,6 @@ class BasisBalanced:
     :meth:`delete` the network without a seeded fraction of its neurons."""
 
     def __init__(self, task: Any, seed: int = 0):
-        from ..tasks.balanced_bistable import phase_steps, stage_rates
-
         cfg = self.cfg = task.config
         self.n = int(cfg["n"])
         rng = np.random.default_rng([seed, 7])

@@ -7,9 +7,9 @@ The system ``dx/dt = F(x) + c(t)`` with ``F(x) = k [x1 - x1^3/a^2, x1^2/a - x2]`
 start of each phase, driven by Ornstein-Uhlenbeck noise (correlation time ``tau_c``, standard
 deviation ``c_amplitude``) that switches ``x1`` between the wells about once every 2 s.
 
-One trial is phases back to back (:func:`phase_steps`): the rule's (``slow_steps`` in
+One trial is phases back to back (:func:`neurocomp.rules.balanced_basis.phase_steps`): the rule's (``slow_steps`` in
 ``slow_stages`` stages, the rate decaying from ``eta_slow`` with time constant ``anneal_s``:
-:func:`stage_rates`) and the test (``test_steps``: feedback off, no
+:func:`~neurocomp.rules.balanced_basis.stage_rates`) and the test (``test_steps``: feedback off, no
 learning), each with its own input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``;
 the mask is the test phase. Metric ``error``: RMS of ``x - xh`` over the RMS of ``x`` in the
 test (lower is better). ``config`` carries the network's constants, which the rule reads.
@@ -55,20 +55,6 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def phase_steps(cfg: Any) -> tuple[int, ...]:
-    """Steps of each of the ``slow_stages`` learning stages (``slow_steps`` split evenly, the
-    remainder in the last) and of the test."""
-    s, k = int(cfg["slow_steps"]), int(cfg["slow_stages"])
-    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k), int(cfg["test_steps"]))
-
-
-def stage_rates(cfg: Any) -> tuple[float, ...]:
-    """The rule's rate in each learning stage (:func:`neurocomp.rules.balanced.annealed_rates`)."""
-    from ..rules.balanced import annealed_rates
-
-    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), phase_steps(cfg)[:-1], float(cfg["dt"]))
-
-
 def integrate(c: np.ndarray, k: float, a: float, dt: float) -> np.ndarray:
     """``x [T, 2]``: Euler steps of ``dx/dt = F(x) + c`` from 0 (row i after step i)."""
     from ..rules.balanced_basis import bistable
@@ -84,6 +70,7 @@ def integrate(c: np.ndarray, k: float, a: float, dt: float) -> np.ndarray:
 def make(seed: int = 0, **overrides: Any) -> Task:
     """The ``balanced-bistable`` task (one trial of three phases); see the module docstring."""
     from ..rules.balanced import rel_error
+    from ..rules.balanced_basis import phase_steps
 
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
