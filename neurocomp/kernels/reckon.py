@@ -680,10 +680,10 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
                        treg_zero, by_post[2], by_post[3], regs, seq)  # fmt: skip
         if do_eprop & 1:
             _hidden_words(winp, lo, act[0], post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS],
-                          r[R_MUL_FRAC], by_post[0], False, seq[0], n_i[0])  # fmt: skip
+                          r[R_MUL_FRAC], by_post[0], by_post[4], False, seq[0], n_i[0])  # fmt: skip
         if do_eprop & 2:
             _hidden_words(wrec, lo, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS],
-                          r[R_MUL_FRAC], by_post[1], True, seq[1], n_i[1])  # fmt: skip
+                          r[R_MUL_FRAC], by_post[1], by_post[5], True, seq[1], n_i[1])  # fmt: skip
 
 
 @kernel
@@ -753,41 +753,73 @@ def _written(ti, n_in, fp_i, tr, n_rec, fp_r, treg_zero, next_i, next_r, regs, s
 
 
 @kernel
-def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, frac, by_post, recurrent, seq, nw):
+def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, frac, by_post, top_bits, recurrent, seq, nw):
     """The ``nw`` written words (:func:`_written`) of one block (posts ``lo ..``) in the weights
-    ``w[pre, post]`` of one role: post by post only the posts of ``act`` (:func:`_movers`: the
-    others keep their weight) over those words, each with its own number of each draw
-    (``by_post[n]``: the LFSR tables of number ``n``). A recurrent word's autapse is written as
-    0 where its update fires. Event-driven and exact: a post that cannot move reads no number."""
+    ``w[pre, post]`` of one role: word by word, the posts of ``act`` (:func:`_movers`: the
+    others keep their weight), each with its own number of the word's draw (``by_post[n]``:
+    the LFSR tables of number ``n``). A recurrent word's autapse is written as 0 where its
+    update fires. Event-driven and exact: a post that cannot move reads no number, and a post
+    whose ``p`` is bounded skips the words whose number's top bits (``top_bits``: those of
+    every post of a draw, packed in one integer) exceed its bound (:func:`_limit`)."""
     movers, regular = act[0], act[1]
-    for m in range(1, movers[0] + 1):
-        n = movers[m]
+    n_mov = movers[0]
+    if n_mov == 0 or nw == 0:
+        return
+    q = 64 // by_post.shape[0]
+    q = min(q, width)
+    mask = (1 << q) - 1
+    t_max = 0
+    for k in range(nw):
+        t_max = max(t_max, seq[2, k])
+    lim = np.empty(n_mov, np.int64)
+    also = np.empty(n_mov, np.bool_)
+    for m in range(n_mov):
+        n = movers[m + 1]
         also_zero = False  # a post with a regularization term moves where the trace reads 0 too
-        for q in range(1, regular[0] + 1):
-            also_zero = also_zero or regular[q] == n
-        lh, wregi, wregs, on = post[0, n], post[1, n], post[2, n], post[3, n] != 0
-        tab = by_post[n]
-        col = lo + n
-        fires = seq[3]
-        for k in range(nw):  # which weights step: a loop without exits, which the compiler vectorizes
-            t = seq[2, k]
-            rk = seq[0, k]
+        for i in range(1, regular[0] + 1):
+            also_zero = also_zero or regular[i] == n
+        also[m] = also_zero
+        lim[m] = _limit(post[0, n], post[1, n], post[2, n], post[3, n] != 0, t_max, lr_p, lr_r, width, frac, q)
+    for k in range(nw):
+        t = seq[2, k]
+        rk = seq[0, k]
+        i = seq[1, k]
+        top = _next_fixed(top_bits, rk)  # the top q bits of each post's number of this draw
+        for m in range(n_mov):
+            n = movers[m + 1]
+            if (top >> (q * n)) & mask > lim[m]:
+                continue  # its number exceeds any of its totals: no update
+            lh, wregi, wregs, on = post[0, n], post[1, n], post[2, n], post[3, n] != 0
+            tab = by_post[n]
             rnd = np.int64(0)
-            for c in range(BY_POST_CHUNKS):  # number n of the draw from rk (a fixed count: unrolled)
+            for c in range(BY_POST_CHUNKS):
                 rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
             p = _hidden_p(lh, t, wregi, wregs, width, frac)
-            fires[k] = stoch_fires(p, lr_p, lr_r, rnd, width, on and (t != 0 or also_zero))
-        for k in range(nw):
-            if fires[k]:  # rare: the weight's word changes
-                t = seq[2, k]
-                rk = seq[0, k]
-                rnd = np.int64(0)
-                for c in range(tab.shape[0]):
-                    rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
-                p = _hidden_p(lh, t, wregi, wregs, width, frac)
-                i = seq[1, k]
+            if stoch_fires(p, lr_p, lr_r, rnd, width, on and (t != 0 or also[m])):
+                col = lo + n
                 new = stoch_step(w[i, col], p, lr_p, lr_r, rnd, width, on, w_bits)
                 w[i, col] = 0 if recurrent and i == col else new
+
+
+@kernel
+def _limit(lh, wregi, wregs, on, t_max, lr_p, lr_r, width, frac, q):
+    """The top ``q`` bits of a bound on ``stoch_update``'s total of one post over trace reads
+    ``0 .. t_max`` (a number whose top bits exceed it cannot fire): -1 when the post cannot
+    fire, ``2**q - 1`` (every word checked) when ``p`` could wrap or be forced to
+    ``-2**(width-1)`` (:func:`_hidden_p`). Otherwise ``|p| <= (|lh| t m >> frac) + wregi``
+    (``m = max(wregs, 2**frac)``) with no wrap: ``|lh| t m`` and ``wregi >= 0`` below
+    ``2**(width-2)``, so a product ``pe >= 0`` scales below ``2**(width-1)`` (bit
+    ``width - 1`` clear) and a ``pe < 0`` leaves ``ps < 0``."""
+    if not on:
+        return -1
+    quarter = 1 << (width - 2)
+    m = max(wregs, 1 << frac)
+    a = abs(lh) * t_max * m
+    if wregi < 0 or wregi >= quarter or a >= quarter:
+        return (1 << q) - 1
+    ub = (a >> frac) + wregi
+    tot = min(ub << lr_p, (1 << width) - 1) >> lr_r
+    return tot >> (width - q)
 
 
 @kernel
@@ -812,10 +844,31 @@ def _pad_next(tab_next):
 
 
 @kernel
-def _tables_by_post(words, nexts):
+def _tables_by_post(words, nexts, r_hid_bits):
     """The input and recurrent weight LFSRs' tables as :func:`_hidden_words` reads them: the word
     tables by post (:func:`_by_post`), then the padded next tables (:func:`_pad_next`)."""
-    return _by_post(words[T_WI]), _by_post(words[T_WR]), _pad_next(nexts[T_WI]), _pad_next(nexts[T_WR])
+    return (_by_post(words[T_WI]), _by_post(words[T_WR]), _pad_next(nexts[T_WI]), _pad_next(nexts[T_WR]),
+            _top_table(words[T_WI], r_hid_bits), _top_table(words[T_WR], r_hid_bits))
+
+
+@kernel
+def _top_table(tab_words, width):
+    """Per chunk and value the top ``q = min(64 // numbers, width)`` bits of each number of an
+    LFSR draw's ``width``-bit words, number ``n`` at bit ``q * n`` of one integer, padded to
+    :data:`BY_POST_CHUNKS` rows (GF(2)-linear like the words: a draw's top bits are the XOR of
+    its chunks' rows; :func:`_hidden_words`)."""
+    n_c, n_v, n_n = tab_words.shape
+    if n_c > BY_POST_CHUNKS or n_n > 64:
+        raise ValueError("a weight LFSR wider than the compiled draw's 36 bits, or more than 64 numbers per draw")
+    q = min(64 // n_n, width)
+    out = np.zeros((BY_POST_CHUNKS, n_v), np.int64)
+    for c in range(n_c):
+        for v in range(n_v):
+            acc = np.int64(0)
+            for n in range(n_n):
+                acc |= ((np.int64(tab_words[c, v, n]) >> (width - q)) & ((1 << q) - 1)) << (q * n)
+            out[c, v] = acc
+    return out
 
 
 @kernel
@@ -842,7 +895,7 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
     ``wout[b, pre, out]``, LFSR registers ``lfsr[b, L_*]``. ``recs``: ``(z, u, oneur, winp,
     wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
     recorded)."""
-    by_post = _tables_by_post(words, nexts)
+    by_post = _tables_by_post(words, nexts, r[R_HID_BITS])
     for b in prange(u.shape[0]):
         _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
                    do_eprop, recs)  # fmt: skip
@@ -851,7 +904,7 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
 @kernel
 def run_core_serial(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop, recs):
     """:func:`run_core` on the calling thread (one trial: no thread pool to wake)."""
-    by_post = _tables_by_post(words, nexts)
+    by_post = _tables_by_post(words, nexts, r[R_HID_BITS])
     for b in range(u.shape[0]):
         _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
                    do_eprop, recs)  # fmt: skip
