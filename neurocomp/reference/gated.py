@@ -36,7 +36,7 @@ Inputs ``x`` are currents (the task's analog waveforms), ``[T, batch, n_in]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
