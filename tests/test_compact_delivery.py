@@ -54,7 +54,7 @@ def test_compact_rows_decode_to_their_synapses(n_post, bits):
         post = (pre * 1000 + rng.integers(0, 60_000, k)) % n_post
     ptr, data = sy.compact_rows(pre, post, w, n_pre, n_post, bits)
     assert ptr.size == n_pre + 1 and ptr[-1] == data.size
-    assert _decode(ptr, data, n_pre, n_post, bits) == sorted(zip(pre.tolist(), post.tolist(), w.tolist()))
+    assert _decode(ptr, data, n_pre, n_post, bits) == sorted(zip(pre.tolist(), post.tolist(), w.tolist(), strict=True))
     if n_post > 2**16:
         spread = np.arange(0, n_post, 4000)  # no gap above 4 000: the row spans 66 000 targets
         assert sy.compact_rows(0 * spread, spread, 1 + 0 * spread, 1, n_post, bits) is None

@@ -54,7 +54,7 @@ finite-difference checks of BPTT.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
@@ -64,6 +64,7 @@ import numpy as np
 from ..errors import ModelError, Problem
 from ..learning.quantities import RATE_TAU_MS, feedback_matrix, pseudo_derivative, rate_decay, softmax, softmax_error
 from . import neuron, online
+from .blocks import dense_blocks
 from .conventions import Conventions
 
 FEEDBACKS = ("random", "symmetric", "adaptive")
@@ -588,36 +589,9 @@ class RecurrentSNN:
                 problems.append(Problem(f"population {pop.name!r}", "e-prop's reference has no bias"))
         if problems:
             raise ModelError(problems)
-        off_in, off_rec = _offsets(ins), _offsets(recs)
-        n_in, n_rec, ro = sum(p.size for p in ins), sum(p.size for p in recs), outs[0]
-        W_in, W_rec, W_out = np.zeros((n_rec, n_in)), np.zeros((n_rec, n_rec)), np.zeros((ro.size, n_rec))
-        m_in, m_rec = np.zeros_like(W_in), np.zeros_like(W_rec)
-        blocks: dict[str, tuple[str, slice, slice]] = {}
-        for pr in net.projections:
-            if rule is not None and pr.plasticity is not None and pr.plasticity.name != rule:
-                continue
-            where = f"projection {pr.name!r}"
-            if pr.max_delay:
-                problems.append(Problem(where, "e-prop's reference has no extra delays"))
-                continue
-            w = pr.dense_weights()
-            present = (w != 0) if pr.is_sparse else np.ones_like(w)
-            if pr.post == ro.name and pr.pre in off_rec:
-                cols = off_rec[pr.pre]
-                W_out[:, cols] = w
-                blocks[pr.name] = ("W_out", slice(0, ro.size), cols)
-            elif pr.post in off_rec and pr.pre in off_in:
-                rows, cols = off_rec[pr.post], off_in[pr.pre]
-                W_in[rows, cols], m_in[rows, cols] = w, present
-                blocks[pr.name] = ("W_in", rows, cols)
-            elif pr.post in off_rec and pr.pre in off_rec:
-                rows, cols = off_rec[pr.post], off_rec[pr.pre]
-                W_rec[rows, cols], m_rec[rows, cols] = w, present
-                blocks[pr.name] = ("W_rec", rows, cols)
-            else:
-                problems.append(Problem(where, f"{pr.pre} -> {pr.post} is not part of e-prop's architecture"))
-        if problems:
-            raise ModelError(problems)
+        ro = outs[0]
+        d = dense_blocks(net, ins, recs, ro, "e-prop's reference", rule)
+        W_in, W_rec, W_out, m_in, m_rec, blocks = d.W_in, d.W_rec, d.W_out, d.m_in, d.m_rec, d.blocks
         np.fill_diagonal(m_rec, 0.0)  # no autapses: e-prop masks them (eprop.md §1.9)
         W_rec *= m_rec
 
@@ -658,14 +632,6 @@ class RecurrentSNN:
     def projection_grads(self, g: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """A gradient dict split per projection."""
         return {name: g[mat][rows, cols] for name, (mat, rows, cols) in self.blocks.items()}
-
-
-def _offsets(pops: Sequence) -> dict[str, slice]:
-    out, i = {}, 0
-    for p in pops:
-        out[p.name] = slice(i, i + p.size)
-        i += p.size
-    return out
 
 
 class Sgd:

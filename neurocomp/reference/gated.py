@@ -36,7 +36,7 @@ Inputs ``x`` are currents (the task's analog waveforms), ``[T, batch, n_in]``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any
@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
+from .blocks import dense_blocks
 
 TWO_PI = 2.0 * math.pi
 VARIANTS = ("exact", "no_dfdtheta", "no_gate_at_start")  # GatedNet.backward's; only "exact" is right
@@ -336,33 +337,8 @@ class GatedNet:
         if problems:
             raise ModelError(problems)
         ro = outs[0]
-        off_in, off_rec = _offsets(ins), _offsets(recs)
-        n_in, n_rec = sum(p.size for p in ins), sum(p.size for p in recs)
-        W_in, W_rec, W_out = np.zeros((n_rec, n_in)), np.zeros((n_rec, n_rec)), np.zeros((ro.size, n_rec))
-        m_in, m_rec = np.zeros_like(W_in), np.zeros_like(W_rec)
-        blocks: dict[str, tuple[str, slice, slice]] = {}
-        for pr in net.projections:
-            where = f"projection {pr.name!r}"
-            if pr.max_delay:
-                problems.append(Problem(where, "the gated network has no extra delays"))
-                continue
-            w = pr.dense_weights()
-            present = (w != 0) if pr.is_sparse else np.ones_like(w)
-            if pr.post == ro.name and pr.pre in off_rec:
-                W_out[:, off_rec[pr.pre]] = w
-                blocks[pr.name] = ("W_out", slice(0, ro.size), off_rec[pr.pre])
-            elif pr.post in off_rec and pr.pre in off_in:
-                rows, cols = off_rec[pr.post], off_in[pr.pre]
-                W_in[rows, cols], m_in[rows, cols] = w, present
-                blocks[pr.name] = ("W_in", rows, cols)
-            elif pr.post in off_rec and pr.pre in off_rec:
-                rows, cols = off_rec[pr.post], off_rec[pr.pre]
-                W_rec[rows, cols], m_rec[rows, cols] = w, present
-                blocks[pr.name] = ("W_rec", rows, cols)
-            else:
-                problems.append(Problem(where, f"{pr.pre} -> {pr.post} is not part of the gated network"))
-        if problems:
-            raise ModelError(problems)
+        d = dense_blocks(net, ins, recs, ro, "the gated network")
+        W_in, W_rec, W_out, m_in, m_rec, blocks = d.W_in, d.W_rec, d.W_out, d.m_in, d.m_rec, d.blocks
 
         def per_neuron(f) -> np.ndarray:
             return np.concatenate([np.full(p.size, f(p.neuron), np.float64) for p in recs])
@@ -390,9 +366,3 @@ def is_gated(net) -> bool:
     return any(p.neuron.model == "GatedTheta" for p in net.populations)
 
 
-def _offsets(pops: Sequence) -> dict[str, slice]:
-    out, i = {}, 0
-    for p in pops:
-        out[p.name] = slice(i, i + p.size)
-        i += p.size
-    return out
