@@ -19,7 +19,9 @@ from neurocomp.graph import GatedTheta, load_network
 from neurocomp.reference.gated import GatedNet, gate, gate_integral
 from neurocomp.tasks import delayed_xor, make
 
-EXAMPLE = "examples/gated_delayed_xor.yaml"
+from .conftest import ROOT
+
+EXAMPLE = ROOT / "examples" / "gated_delayed_xor.yaml"
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -215,7 +217,7 @@ def test_train_path_runs_the_gated_network(tmp_path):
         fa = train(EXAMPLE, "delayed-xor", TrainConfig(method=method, iterations=2, batch=4, lr=1e-2))
         assert not np.array_equal(fa.model.W_rec, res.model.W_rec)  # the approximations train too
     with pytest.raises(TrainError, match="'forward' is the GatedTheta network's"):
-        train("examples/lsnn_store_recall.yaml", "store-recall", TrainConfig(method="forward", iterations=1))
+        train(ROOT / "examples" / "lsnn_store_recall.yaml", "store-recall", TrainConfig(method="forward", iterations=1))
 
 
 def test_fixed_function_chips_refuse_by_name():
