@@ -162,15 +162,11 @@ def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale, add_s
 
 
 @kernel(inline="always")
-def _compact_row(s, row, npost, out, base, scale):
-    """``out[base + t] += s * w * scale`` over one compact row (raw bytes ``row``: the int32 first
-    target ``b``, then ``m`` uint16 offsets, then ``m`` int8 weights):
-    the target of offset ``o`` is ``b + o``, less ``npost`` past the last post neuron (a row's
-    targets lie in a window of 2**16 that may wrap around the post population)."""
-    b = np.int64(row[:4].view(np.int32)[0])
-    m = (row.shape[0] - 4) // 3
-    offs = row[4 : 4 + 2 * m].view(np.uint16)
-    ws = row[4 + 2 * m : 4 + 3 * m].view(np.int8)
+def _compact_add(s, b, offs, ws, npost, out, base, scale):
+    """``out[base + t] += s * w * scale`` for the targets ``t = b + offs[q]`` (less ``npost`` past
+    the last post neuron: a row's targets lie in a window of 2**16 that may wrap around the post
+    population) and weights ``ws[q]`` of one compact row."""
+    m = offs.shape[0]
     if b + offs[m - 1] < npost:  # no wrap: offsets sorted, the last is the largest
         o = out[base + b : base + npost]
         for q in range(m):
@@ -183,21 +179,20 @@ def _compact_row(s, row, npost, out, base, scale):
 
 
 @kernel(inline="always")
+def _compact_row(s, row, npost, out, base, scale):
+    """:func:`_compact_add` over one compact row of raw bytes ``row``: the int32 first target
+    ``b``, then ``m`` uint16 offsets, then ``m`` int8 weights (``4 + 3 m`` bytes)."""
+    m = (row.shape[0] - 4) // 3
+    _compact_add(s, np.int64(row[:4].view(np.int32)[0]), row[4 : 4 + 2 * m].view(np.uint16),
+                 row[4 + 2 * m : 4 + 3 * m].view(np.int8), npost, out, base, scale)  # fmt: skip
+
+
+@kernel(inline="always")
 def _compact_row16(s, row, npost, out, base, scale):
     """:func:`_compact_row` with int16 weights (``m`` synapses in ``4 + 4 m`` bytes)."""
-    b = np.int64(row[:4].view(np.int32)[0])
     m = (row.shape[0] - 4) // 4
-    offs = row[4 : 4 + 2 * m].view(np.uint16)
-    ws = row[4 + 2 * m : 4 + 4 * m].view(np.int16)
-    if b + offs[m - 1] < npost:
-        o = out[base + b : base + npost]
-        for q in range(m):
-            o[offs[q]] += weighted(s, ws[q]) * scale
-    else:
-        for q in range(m):
-            t = b + offs[q]
-            t -= npost if t >= npost else 0
-            out[base + t] += weighted(s, ws[q]) * scale
+    _compact_add(s, np.int64(row[:4].view(np.int32)[0]), row[4 : 4 + 2 * m].view(np.uint16),
+                 row[4 + 2 * m : 4 + 4 * m].view(np.int16), npost, out, base, scale)  # fmt: skip
 
 
 @kernel
