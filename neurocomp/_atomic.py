@@ -96,10 +96,32 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        stop = _interrupt_behind(exc)
+        if stop is not None:
+            raise stop.with_traceback(stop.__traceback__) from None
         if isinstance(exc, OSError) and not isinstance(exc, NeurocompError):
             raise OutputError([Problem(str(path), f"cannot write ({exc.strerror or exc})")]) from exc
         raise
     _fsync_dir(target.parent)
+
+
+def _interrupt_behind(exc: BaseException) -> BaseException | None:
+    """The interrupt (``KeyboardInterrupt``, a signal raised as an exception, ``SystemExit``)
+    that an ordinary error was raised while handling, if any.
+
+    A writer's own clean-up can fail because it was interrupted mid-write: numpy 2's
+    ``savez`` closes its zip in a ``finally`` and raises ``ValueError`` ("open writing
+    handle") over the SIGTERM that stopped it. The caller must see the interrupt, so that
+    it exits as interrupted, not as an internal error."""
+    if not isinstance(exc, Exception):
+        return None  # already the interrupt itself
+    seen, ctx = set(), exc.__context__
+    while ctx is not None and id(ctx) not in seen:
+        if not isinstance(ctx, Exception):
+            return ctx
+        seen.add(id(ctx))
+        ctx = ctx.__context__
+    return None
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], object]) -> Path:

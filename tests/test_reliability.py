@@ -145,6 +145,33 @@ def test_a_process_killed_while_saving_leaves_the_old_file(tmp_path, sig):
         assert all(p.startswith(".rec.npz.") and p.endswith(".tmp") for p in leftovers)
 
 
+def test_an_interrupt_masked_by_the_writers_cleanup_still_stops_the_write(tmp_path):
+    """numpy 2's savez closes its zip in a `finally` and raises ValueError over the signal
+    that stopped it mid-write; the interrupt must reach the caller (so the CLI exits 130 or
+    143, not 1 with a traceback), with the old file intact and no temporary file left."""
+    from neurocomp._atomic import atomic_write
+
+    out = tmp_path / "rec.npz"
+    out.write_bytes(b"old")
+
+    def write(f):
+        try:
+            f.write(b"half")
+            raise KeyboardInterrupt
+        finally:
+            raise ValueError("Can't close the ZIP file while there is an open writing handle on it")
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(out, write)
+    assert out.read_bytes() == b"old" and os.listdir(tmp_path) == ["rec.npz"]
+
+    def fails(f):  # an ordinary error with no interrupt behind it stays what it is
+        raise ValueError("bad data")
+
+    with pytest.raises(ValueError, match="bad data"):
+        atomic_write(out, fails)
+
+
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_cli_run_stopped_while_saving_keeps_the_old_recording(tmp_path, sig, code):
     """`neurocomp run` in a real subprocess, stopped once its recording is being written
