@@ -85,26 +85,51 @@ def test_delete_removes_a_seeded_quarter():
 
 
 def test_engine_rule_scales_against_the_float_rule():
-    # the engine in float arithmetic at a rate whose rule runs every step: one step's change in model units is
-    # Cs * y3 * x1 / 2^shift LSBs with y3 = fb / fb_lsb, x1 = Phi / phi_lsb, i.e. eta dt fb Phi (the float rule)
-    # times Cs's rounding and the graded values' decay over the step (Lava's tau of 65535 steps for y3 and x1,
-    # exact in the float engine); within 1e-12: float64 products of a few factors
+    # the engine in float arithmetic over one epoch of T steps: the neurons send their feedback current averaged
+    # over the epoch (y3), the basis units their last output (x1); the change in model units is Cs * y3 * x1 /
+    # 2^shift LSBs, i.e. eta dt T mean(fb) Phi_T (the float rule summed over the epoch with Phi held) times Cs's
+    # match to T steps' worth and the graded values' decay (the engine decays the last written y3 and x1 over the
+    # epoch's T steps at its learning step, Lava's tau of 65535 steps, exact in the float engine); within 1e-12:
+    # float64 products and sums of a few factors
     tk = small_task()
     cfg, prof = dict(tk.config), load_profile("loihi2")
-    eta = 40.0
+    eta = 0.5
     rule, sc, notes = lower_engine(prof, cfg, eta)
-    assert rule.t_epoch == 1 and str(rule.dw).endswith("*u0*y3*x1") and "x1" in rule.pre_graded
-    assert any("graded pre spikes" in n for n in notes)
+    assert 16 <= rule.t_epoch < 2**prof.learning.epoch_bits and str(rule.dw).endswith("*u0*y3*x1")
+    assert "x1" in rule.pre_graded and any("graded pre spikes" in n for n in notes)
     cs = rule.dw.products[0].mantissa * 2.0 ** rule.dw.products[0].exponent
-    exact = eta * cfg["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0 ** prof.learning.product_shift("y3", "x1")
+    one = eta * cfg["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0 ** prof.learning.product_shift("y3", "x1")
+    assert abs(cs / (rule.t_epoch * one) - 1) <= 0.5 / rule.t_epoch  # the epoch is Cs's number of steps
     b = BasisBalanced(tk, 0)
     ln = BasisEngineLearner(b.wf0, b.w0, prof, cfg, 0, arithmetic="float")
-    fb = np.linspace(-1.0, 1.0, b.n)
+    rng = np.random.default_rng(1)
+    fbs = rng.normal(0.0, 0.5, (rule.t_epoch, b.n))
     pre = np.linspace(0.0, 3.0, b.m)
-    ln.after_step(0, Phase(False, True, True, eta), np.zeros(b.n, bool), None, None, fb, pre)
-    decay = np.exp(-2 / 65535)
-    np.testing.assert_allclose(ln.ws, decay * (cs / exact) * eta * cfg["dt"] * np.outer(fb, pre), rtol=1e-12,
-                               atol=1e-15)  # fmt: skip
+    for i, fb in enumerate(fbs):
+        ln.after_step(i, Phase(False, True, True, eta), np.zeros(b.n, bool), None, None, fb, pre * (i + 1) / len(fbs))
+    decay = np.exp(-2 * rule.t_epoch / 65535)
+    expect = decay * (cs / (rule.t_epoch * one)) * eta * cfg["dt"] * rule.t_epoch * np.outer(fbs.mean(0), pre)
+    np.testing.assert_allclose(ln.ws, expect, rtol=1e-12, atol=1e-15)
+
+
+def test_fixed_products_lose_nothing_to_the_width_shift():
+    # Cs = 4*2^E and x1 on a grid of 2^(s-2) levels make Cs*y3*x1 a multiple of 2^s, so the engine's floor by its
+    # width shift is exact (the floor biases every active synapse by half an accumulator LSB per epoch, a drift
+    # that kept loihi2's fixed point from learning): the fixed engine equals the one whose products are divided
+    # exactly, bit for bit, over several epochs of random feedback and basis outputs
+    tk = small_task()
+    cfg, prof = dict(tk.config), load_profile("loihi2")
+    b = BasisBalanced(tk, 0)
+    fixed = BasisEngineLearner(b.wf0, b.w0, prof, cfg, 0)
+    exact = BasisEngineLearner(b.wf0, b.w0, prof, cfg, 0, float_quantities=("products",))
+    rng = np.random.default_rng(2)
+    phase = Phase(False, True, True, float(cfg["eta_slow"]))
+    for i in range(4 * lower_engine(prof, cfg, phase.eta_slow)[0].t_epoch):
+        fb, pre = rng.normal(0.0, 1.0, b.n), rng.uniform(0.0, 4.0, b.m)
+        for ln in (fixed, exact):
+            ln.after_step(i, phase, np.zeros(b.n, bool), None, None, fb, pre)
+    assert np.abs(fixed.ws).max() > 10 * fixed.sc.w_lsb  # the weights moved
+    np.testing.assert_array_equal(fixed.ws, exact.ws)
 
 
 def test_lowerings_and_refusals():

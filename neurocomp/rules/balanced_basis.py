@@ -39,6 +39,7 @@ level, as in :mod:`.balanced`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,52 +187,75 @@ class BasisBalanced:
 @dataclass(frozen=True)
 class BasisScales:
     """Model quantity per engine LSB: the slow weights, the feedback current (``y3``) and the
-    basis output (``x1``, unsigned); ``y_top``: the graded values' largest magnitude."""
+    basis output (``x1``, unsigned); ``y_top``: the graded values' largest magnitude;
+    ``phi_step``: the levels between two values the basis units send (``x1`` a multiple of it)."""
 
     w_lsb: float
     fb_lsb: float
     phi_lsb: float
     y_top: int
+    phi_step: int
 
 
 def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0) -> tuple[Any, BasisScales, list[str]]:
     """The rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
     scales, notes)``. ``p``: the task's config (``dt``, ranges ``w_range``, ``fb_range``,
-    ``phi_range``). As in :func:`.balanced.slow_rule`, the rule runs once every ``t_epoch``
-    steps (the shortest power of two whose ``Cs`` has a mantissa of 4 or more) with ``Cs``
-    that many steps' worth; ``x1`` is the basis output of the epoch's last step."""
+    ``phi_range``, the epoch's target length ``epoch_steps``).
+
+    The rule runs once every ``t_epoch`` steps with ``y3`` the neurons' feedback current
+    averaged over the epoch and ``x1`` the basis output of its last step, ``Cs`` that many
+    steps' worth. Two choices keep the fixed point unbiased and its noise small:
+
+    * the product ``Cs*y3*x1`` loses its low ``s`` bits to a floor (the engine's width shift),
+      biased by half an accumulator LSB per epoch on every active synapse (against the rule's
+      small mean change, a drift that the feedback must hold off); ``Cs = 4 * 2^E`` and ``x1``
+      a multiple of ``2^(s - 2)`` (``phi_step``) make every product a multiple of ``2^s``:
+      the shift is exact;
+    * each epoch's change is rounded stochastically onto the 9-bit weights (a random walk of
+      about half an LSB per epoch); long epochs (about ``epoch_steps``, at most the engine's
+      ``epoch_bits``) make few roundings: the rate sets ``E`` and the epoch ``t_epoch =
+      round(Cs / one step's Cs)`` (the rate is then exact within ``1 / (2 t_epoch)``).
+    """
     from ..learning.rule import EngineRule
-    from .base import LoweringContext, literal, scale_literal
+    from .base import LoweringContext, literal
 
     lrn = profile.learning
     top = 2 ** int(lrn.params["trace_bits"]) - 1
     wbits = int(lrn.synaptic_variable_bits["w"]) - 1
+    shift = lrn.product_shift("y3", "x1")
     sc = BasisScales(w_lsb=p["w_range"] / 2.0**wbits, fb_lsb=p["fb_range"] / top, phi_lsb=p["phi_range"] / top,
-                     y_top=top)  # fmt: skip
+                     y_top=top, phi_step=2 ** max(0, shift - 2))  # fmt: skip
     ctx = LoweringContext("balanced-basis", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
-    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0 ** lrn.product_shift("y3", "x1")
-    smallest = 4 * 2.0**lrn.exponent_min  # a mantissa of 4 or more: rounded by at most 1/8
-    epoch = 1
-    while epoch * one < smallest and 2 * epoch < 2 ** int(lrn.epoch_bits):
-        epoch *= 2
-    cs = scale_literal(epoch * one, ctx, f"rule (eta {eta:g}, every {epoch} steps): Cs")
+    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0**shift  # one step's Cs
+    longest = 2 ** int(lrn.epoch_bits) - 1
+    e = round(math.log2(float(p["epoch_steps"]) * one / 4))
+    while e > lrn.exponent_min and 4 * 2.0**e / one > longest:
+        e -= 1
+    e = max(e, lrn.exponent_min)
+    epoch = round(4 * 2.0**e / one)
+    if not 1 <= epoch <= longest:
+        raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs an epoch of {4 * 2.0**e / one:.3g} steps "
+                       f"for Cs = 4*2^{e}, outside 1..{longest} (the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
+    ctx.note(f"rule (eta {eta:g}): every {epoch} steps, Cs = 4*2^{e} (the rate within "
+             f"{abs(4 * 2.0**e / (epoch * one) - 1):.1%})")  # fmt: skip
     rule = EngineRule.from_strings(
-        dw=f"{literal(*cs)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
+        dw=f"{literal(4, e)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
         graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}},
         source="balanced-basis",
     )  # fmt: skip
-    ctx.note(f"x1 = Phi (graded pre spikes, {top} levels over [0, {p['phi_range']:g}], {sc.phi_lsb:.3g} per level), "
-             f"y3 = K D^T e over ±{p['fb_range']:g} ({sc.fb_lsb:.3g}), slow weights over ±{p['w_range']:g} "
-             f"({sc.w_lsb:.3g} per LSB)")  # fmt: skip
+    ctx.note(f"x1 = Phi (graded pre spikes, multiples of {sc.phi_step} of {top} levels over [0, {p['phi_range']:g}], "
+             f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = K D^T e averaged over the epoch "
+             f"over ±{p['fb_range']:g} ({sc.fb_lsb:.3g}), slow weights over ±{p['w_range']:g} ({sc.w_lsb:.3g} per LSB)")
     return rule, sc, ctx.notes
 
 
 class BasisEngineLearner:
     """The rule on a sum-of-products engine (loihi2's fixed point, or float64 with
-    ``arithmetic="float"``): the neurons send the feedback current as ``y3``, the basis units
-    their outputs as graded pre spikes (rounded to nearest within ``[0, y_top]`` where the
-    engine is fixed); the fast weights are fixed (float64, the neurons' own). A phase with a
-    new rate loads the rule of that rate, keeping the weights."""
+    ``arithmetic="float"``): the neurons send their feedback current averaged over the epoch
+    as ``y3`` (an accumulator in the neuron, cleared at each learning step), the basis units
+    their outputs as graded pre spikes (each rounded to nearest on its grid, within ``[0,
+    y_top]``, where the engine is fixed); the fast weights are fixed (float64, the neurons'
+    own). A phase with a new rate loads the rule of that rate, keeping the weights."""
 
     def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0, **engine_kw: Any):
         self.profile, self.p, self.seed, self.kw = profile, p, seed, engine_kw
@@ -241,15 +265,16 @@ class BasisEngineLearner:
         if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
             m = (m >> 1) << 1
         self._w_m, self.engine, self._eta, self.t = m, None, None, 0
+        self._fb_sum, self._fb_n = 0.0, 0
         self.ws = m * self.sc.w_lsb
 
     def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
         """Nothing: the fast weights are fixed."""
 
-    def _graded(self, value: np.ndarray, lsb: float, lo: int) -> np.ndarray:
+    def _graded(self, value: np.ndarray, lsb: float, lo: int, step: int = 1) -> np.ndarray:
         y = value / lsb
-        if self.engine.var_fixed["y3"]:  # the neurons send integers
-            y = np.clip(round_to_int(y, "nearest"), lo, self.sc.y_top)
+        if self.engine.var_fixed["y3"]:  # the neurons send integers (multiples of step)
+            y = np.clip(round_to_int(y / step, "nearest") * step, lo, self.sc.y_top - self.sc.y_top % step)
         return y[None]
 
     def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
@@ -262,14 +287,16 @@ class BasisEngineLearner:
             w = self._w_m if self.engine is None else self.engine.weights[0]
             rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed)
             self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
-            self._eta, self.t = phase.eta_slow, 0
+            self._eta, self.t, self._fb_sum, self._fb_n = phase.eta_slow, 0, 0.0, 0
         self.t += 1
+        self._fb_sum, self._fb_n = self._fb_sum + np.asarray(fb, np.float64), self._fb_n + 1
         none = np.zeros((1, len(pre)), bool)
         self.engine.spikes(self.t, none, np.zeros((1, len(fired)), bool),
-                           {"y3": self._graded(np.asarray(fb), self.sc.fb_lsb, -self.sc.y_top)},
-                           pre_values=self._graded(pre, self.sc.phi_lsb, 0))  # fmt: skip
+                           {"y3": self._graded(self._fb_sum / self._fb_n, self.sc.fb_lsb, -self.sc.y_top)},
+                           pre_values=self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step))  # fmt: skip
         if self.engine.learn(self.t):
             self.ws = np.asarray(self.engine.weights[0], np.float64) * self.sc.w_lsb
+            self._fb_sum, self._fb_n = 0.0, 0
 
 
 # --------------------------------------------------------------------------- the chips
