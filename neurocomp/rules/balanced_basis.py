@@ -105,22 +105,31 @@ def bistable(x: np.ndarray, k: float, a: float) -> np.ndarray:
     return k * np.stack([x1 - x1**3 / a**2, x1**2 / a - x2], axis=-1)
 
 
-def phase_steps(cfg: Any) -> tuple[int, ...]:
+def slow_stage_steps(cfg: Any) -> tuple[int, ...]:
     """Steps of each of the ``slow_stages`` learning stages (``slow_steps`` split evenly, the
-    remainder in the last) and of the test."""
+    remainder in the last)."""
     s, k = int(cfg["slow_steps"]), int(cfg["slow_stages"])
-    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k), int(cfg["test_steps"]))
+    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k))
+
+
+def phase_steps(cfg: Any) -> tuple[int, ...]:
+    """Steps of the fast rule's phase (``fast_steps``, where positive), of each learning stage
+    (:func:`slow_stage_steps`) and of the test."""
+    fast = (int(cfg["fast_steps"]),) if int(cfg["fast_steps"]) > 0 else ()
+    return (*fast, *slow_stage_steps(cfg), int(cfg["test_steps"]))
 
 
 def stage_rates(cfg: Any) -> tuple[float, ...]:
     """The rule's rate in each learning stage (:func:`neurocomp.rules.balanced.annealed_rates`)."""
-    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), phase_steps(cfg)[:-1], float(cfg["dt"]))
+    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), slow_stage_steps(cfg), float(cfg["dt"]))
 
 
 class BasisBalanced:
     """One network for a ``balanced-bistable`` task, drawn from ``seed``: the decoder, the
-    basis, the fast weights (the derivation's), the slow weights (0), the phases of the
-    task's input (the learning stages at the task's decaying rates, then the test).
+    basis, the fast weights (the derivation's; with ``fast_steps > 0`` the resets only, the
+    rest learned first by :mod:`.balanced`'s voltage rule), the slow weights (0), the phases
+    of the task's input (the fast phase, the learning stages at the task's decaying rates,
+    then the test).
     :meth:`train` runs the learning phases, :meth:`test` the test (feedback off, no learning),
     :meth:`delete` the network without a seeded fraction of its neurons."""
 
@@ -135,12 +144,17 @@ class BasisBalanced:
                                 float(cfg["basis_amp"]))  # fmt: skip
         self.lam, self.mu = float(cfg["lam"]), float(cfg["mu"])
         self.net = BasisNet(self.D, self.basis, self.lam, self.mu, float(cfg["K"]), float(cfg["dt"]))
-        self.wf0 = -self.D.T @ self.D - self.mu * np.eye(self.n)
+        self.fast = int(cfg["fast_steps"]) > 0
+        if self.fast:  # the resets; the fast rule learns the rest
+            self.wf0 = np.diag(-np.sum(self.D * self.D, axis=0) - self.mu)
+        else:
+            self.wf0 = -self.D.T @ self.D - self.mu * np.eye(self.n)
         self.w0 = np.zeros((self.n, self.m))
         c, x = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
         bounds = np.cumsum([0, *phase_steps(cfg)])
         self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self.phases = [Phase(False, True, True, eta) for eta in stage_rates(cfg)]
+        fast = [Phase(True, False, False)] if self.fast else []
+        self.phases = [*fast, *(Phase(False, True, True, eta) for eta in stage_rates(cfg))]
 
     def fx(self, x: np.ndarray) -> np.ndarray:
         """``F(x) + lam x``: what ``W Phi`` should carry."""
@@ -152,9 +166,12 @@ class BasisBalanced:
         return self.D.T @ ideal_readout(self.basis, self.fx(x), x)
 
     def learner(self, dtype=np.float64, wf: np.ndarray | None = None, w: np.ndarray | None = None) -> FloatLearner:
-        """The float rule (``dtype``: float64, or float32 on programmable cores)."""
+        """The float rules (``dtype``: float64, or float32 on programmable cores): the slow one,
+        and the fast one (``eta_fast``, ``beta``, ``|w| <= wf_bound``) in the fast phase."""
+        cfg = self.cfg
         wf = self.wf0 if wf is None else wf
-        return FloatLearner(wf, self.w0 if w is None else w, 0.0, 0.0, self.mu, float(self.cfg["dt"]), dtype=dtype)
+        return FloatLearner(wf, self.w0 if w is None else w, float(cfg["eta_fast"]), float(cfg["beta"]), self.mu,
+                            float(cfg["dt"]), bound=float(cfg["wf_bound"]), dtype=dtype)  # fmt: skip
 
     def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
         """The learning stages ``phases`` (indices into :attr:`phases`; default: all)."""
@@ -258,6 +275,10 @@ class BasisEngineLearner:
     own). A phase with a new rate loads the rule of that rate, keeping the weights."""
 
     def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0, **engine_kw: Any):
+        if int(p.get("fast_steps", 0)) > 0:
+            raise LoweringError([Problem(f"rule 'balanced-basis' on {profile.name}", (
+                f"fast_steps = {p['fast_steps']}: the engine's form keeps the derivation's fast weights; learned fast "
+                "weights run in float (set fast_steps to 0)"))])  # fmt: skip
         self.profile, self.p, self.seed, self.kw = profile, p, seed, engine_kw
         self.wf = np.asarray(wf, np.float64)
         _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed)
