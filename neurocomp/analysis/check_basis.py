@@ -9,8 +9,8 @@ Levels, from the same network (:class:`neurocomp.rules.balanced_basis.BasisBalan
 2. **lowered-float**: what the profile runs (:func:`neurocomp.rules.balanced_basis.lower`) in
    float64: the rule itself on programmable cores, the engine's rule in float64 on loihi2;
 3. **lowered-fixed**: the same in the chip's arithmetic: float32 on the cores, the engine's
-   fixed point (the feedback current as a 7-bit graded y3, the basis as 7-bit graded pre
-   spikes) on loihi2.
+   fixed point (the epoch's mean feedback current as a 7-bit graded y3, the basis as graded
+   pre spikes on even 7-bit levels) on loihi2.
 
 Each level's curve is the test phase's autonomous error (feedback off) after each learning
 stage; ``final`` adds the error after deleting the task's ``delete_fraction`` of the neurons,

@@ -24,14 +24,16 @@ feedback"), every step with the feedback on::
     dW_kj = eta dt (K D^T e)_k Phi_j                  (error-feedback current x basis output)
 
 which is :func:`.balanced.slow_update` with ``Phi`` as the presynaptic factor. The fast
-weights are the derivation's ``-D^T D - mu I`` (Alemi et al. take them as given; learning
-them is :mod:`.balanced`'s fast rule). Robustness: :meth:`BasisBalanced.delete` removes a
+weights are the derivation's ``-D^T D - mu I`` (Alemi et al. take them as given), or, with the
+task's ``fast_steps > 0``, learned first from the resets by :mod:`.balanced`'s voltage rule
+(float only). Robustness: :meth:`BasisBalanced.delete` removes a
 seeded 25 % of the neurons (their decoder columns, fast and slow weights) and the rest run on.
 
 Chips (:func:`lower`): spinnaker2 runs the basis and the rule in float32 on its cores; loihi2
-runs the rule on the sum-of-products engine as ``dw = Cs*u0*y3*x1``: ``y3`` the neuron's
-feedback current (graded post value, as in :mod:`.balanced`), ``x1`` the basis unit's output as
-a graded pre-synaptic spike (7 bits unsigned, Lava's ``graded_spike_cfg=OVERWRITE``)
+runs the rule on the sum-of-products engine as ``dw = Cs*u0*y3*x1`` once per epoch of about
+32 steps: ``y3`` the neuron's feedback current averaged over the epoch (graded post value),
+``x1`` the basis unit's output as a graded pre-synaptic spike (7 bits unsigned, even levels,
+Lava's ``graded_spike_cfg=OVERWRITE``), so that the product's width shift is exact
 (:func:`lower_engine`, :class:`BasisEngineLearner`); loihi1 refuses (no graded factors: its
 traces are spike traces), reckon and xylo refuse. The network dynamics are float64 at every
 level, as in :mod:`.balanced`.
