@@ -216,10 +216,13 @@ class BasisScales:
     phi_step: int
 
 
-def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0) -> tuple[Any, BasisScales, list[str]]:
+def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: bool = False,
+                 ) -> tuple[Any, BasisScales, list[str]]:  # fmt: skip
     """The rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
     scales, notes)``. ``p``: the task's config (``dt``, ranges ``w_range``, ``fb_range``,
-    ``phi_range``, the epoch's target length ``epoch_steps``).
+    ``phi_range``, the epoch's target length ``epoch_steps``). ``factored``: the rule learns
+    ``Theta`` (``W = D^T Theta``) on ``J`` error units, ``y3`` their error ``K e`` (ranges
+    ``theta_range``, ``err_range``) instead of ``W`` on the neurons with ``y3 = K D^T e``.
 
     The rule runs once every ``t_epoch`` steps with ``y3`` the neurons' feedback current
     averaged over the epoch and ``x1`` the basis output of its last step, ``Cs`` that many
@@ -242,8 +245,9 @@ def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0) -> tuple[A
     top = 2 ** int(lrn.params["trace_bits"]) - 1
     wbits = int(lrn.synaptic_variable_bits["w"]) - 1
     shift = lrn.product_shift("y3", "x1")
-    sc = BasisScales(w_lsb=p["w_range"] / 2.0**wbits, fb_lsb=p["fb_range"] / top, phi_lsb=p["phi_range"] / top,
-                     y_top=top, phi_step=2 ** max(0, shift - 2))  # fmt: skip
+    w_range, fb_range = (p["theta_range"], p["err_range"]) if factored else (p["w_range"], p["fb_range"])
+    sc = BasisScales(w_lsb=w_range / 2.0**wbits, fb_lsb=fb_range / top, phi_lsb=p["phi_range"] / top, y_top=top,
+                     phi_step=2 ** max(0, shift - 2))  # fmt: skip
     ctx = LoweringContext("balanced-basis", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
     one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0**shift  # one step's Cs
     longest = 2 ** int(lrn.epoch_bits) - 1
@@ -262,9 +266,10 @@ def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0) -> tuple[A
         graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}},
         source="balanced-basis",
     )  # fmt: skip
+    y3, w = ("K e (the error units')", "Theta") if factored else ("K D^T e (the neurons')", "slow weights")
     ctx.note(f"x1 = Phi (graded pre spikes, multiples of {sc.phi_step} of {top} levels over [0, {p['phi_range']:g}], "
-             f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = K D^T e averaged over the epoch "
-             f"over ±{p['fb_range']:g} ({sc.fb_lsb:.3g}), slow weights over ±{p['w_range']:g} ({sc.w_lsb:.3g} per LSB)")
+             f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = {y3} averaged over the epoch "
+             f"over ±{fb_range:g} ({sc.fb_lsb:.3g}), {w} over ±{w_range:g} ({sc.w_lsb:.3g} per LSB)")
     return rule, sc, ctx.notes
 
 
@@ -276,20 +281,28 @@ class BasisEngineLearner:
     y_top]``, where the engine is fixed); the fast weights are fixed (float64, the neurons'
     own). A phase with a new rate loads the rule of that rate, keeping the weights."""
 
-    def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0, **engine_kw: Any):
+    def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0,
+                 D: np.ndarray | None = None, **engine_kw: Any):  # fmt: skip
         if int(p.get("fast_steps", 0)) > 0:
             raise LoweringError([Problem(f"rule 'balanced-basis' on {profile.name}", (
                 f"fast_steps = {p['fast_steps']}: the engine's form keeps the derivation's fast weights; learned fast "
                 "weights run in float (set fast_steps to 0)"))])  # fmt: skip
-        self.profile, self.p, self.seed, self.kw = profile, p, seed, engine_kw
+        self.profile, self.p, self.seed, self.kw, self.D = profile, p, seed, engine_kw, D
         self.wf = np.asarray(wf, np.float64)
-        _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed)
+        _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed, factored=D is not None)
+        if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
+            w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
         m = round_to_int(np.asarray(w0) / self.sc.w_lsb, "nearest")
         if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
             m = (m >> 1) << 1
         self._w_m, self.engine, self._eta, self.t = m, None, None, 0
         self._fb_sum, self._fb_n = 0.0, 0
-        self.ws = m * self.sc.w_lsb
+        self.ws = self._deliver(m)
+
+    def _deliver(self, m: np.ndarray) -> np.ndarray:
+        """The slow weights the neurons see: the engine's, or ``D^T Theta`` through the error units."""
+        w = np.asarray(m, np.float64) * self.sc.w_lsb
+        return w if self.D is None else self.D.T @ w
 
     def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
         """Nothing: the fast weights are fixed."""
@@ -308,17 +321,20 @@ class BasisEngineLearner:
             return
         if self._eta != phase.eta_slow:  # the host loads the rule of this rate
             w = self._w_m if self.engine is None else self.engine.weights[0]
-            rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed)
+            rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed, factored=self.D is not None)
             self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
             self._eta, self.t, self._fb_sum, self._fb_n = phase.eta_slow, 0, 0.0, 0
         self.t += 1
-        self._fb_sum, self._fb_n = self._fb_sum + np.asarray(fb, np.float64), self._fb_n + 1
+        fb = np.asarray(fb, np.float64)
+        if self.D is not None:  # the error units' K e (fb = K D^T e, D^T of full column rank: exact)
+            fb = np.linalg.lstsq(self.D.T, fb, rcond=None)[0]
+        self._fb_sum, self._fb_n = self._fb_sum + fb, self._fb_n + 1
         none = np.zeros((1, len(pre)), bool)
-        self.engine.spikes(self.t, none, np.zeros((1, len(fired)), bool),
+        self.engine.spikes(self.t, none, np.zeros((1, len(fb)), bool),
                            {"y3": self._graded(self._fb_sum / self._fb_n, self.sc.fb_lsb, -self.sc.y_top)},
                            pre_values=self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step))  # fmt: skip
         if self.engine.learn(self.t):
-            self.ws = np.asarray(self.engine.weights[0], np.float64) * self.sc.w_lsb
+            self.ws = self._deliver(self.engine.weights[0])
             self._fb_sum, self._fb_n = 0.0, 0
 
 

@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     "w_range": 0.25,  # the learned weights stay within ±0.18 (the least-squares ideal reaches 2.2)
     "fb_range": 8.0,  # coarse (a typical feedback current of 0.5 is 8 levels) so that the rule runs every 8-32 steps
     "phi_range": 4.0,  # = basis_amp: the tuning's peak is the top level
+    "error_units": True,  # learn Theta (W = D^T Theta) on J error units: the rule's changes stay in the span of D^T
+    "theta_range": 4.0,  # Theta's range (|W| <= 0.2 with |D_i| = 0.1)
+    "err_range": 16.0,  # the error units' K e
     "epoch_steps": 32,  # the engine rule's epoch (about): few stochastic roundings of the weights
 }
 
