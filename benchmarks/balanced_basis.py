@@ -32,7 +32,7 @@ def learner(variant: str, b, cfg: dict, seed: int):
     import numpy as np
 
     from neurocomp.profiles import load_profile
-    from neurocomp.rules.balanced_basis import BasisEngineLearner, lower, lower_engine
+    from neurocomp.rules.balanced_basis import lower, lower_engine
 
     if variant == "ideal":
         return b.learner(w=b.ideal_w()), ()
@@ -43,8 +43,8 @@ def learner(variant: str, b, cfg: dict, seed: int):
     if low.variant == "float32":
         return b.learner(np.float32), low.notes
     kw = {"arithmetic": "float"} if variant.endswith("-float") else {}
-    notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[2]
-    return BasisEngineLearner(b.wf0, b.w0, prof, cfg, seed, **kw), (*low.notes, *notes)
+    notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed, factored=bool(cfg["error_units"]))[2]
+    return b.engine_learner(prof, seed, **kw), (*low.notes, *notes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -175,6 +175,12 @@ class BasisBalanced:
         return FloatLearner(wf, self.w0 if w is None else w, float(cfg["eta_fast"]), float(cfg["beta"]), self.mu,
                             float(cfg["dt"]), bound=float(cfg["wf_bound"]), dtype=dtype)  # fmt: skip
 
+    def engine_learner(self, profile: Any, seed: int = 0, **engine_kw: Any) -> BasisEngineLearner:
+        """The rule on ``profile``'s engine (:class:`BasisEngineLearner`), through the error units
+        where the task's ``error_units`` asks."""
+        D = self.D if self.cfg["error_units"] else None
+        return BasisEngineLearner(self.wf0, self.w0, profile, dict(self.cfg), seed, D=D, **engine_kw)
+
     def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
         """The learning stages ``phases`` (indices into :attr:`phases`; default: all)."""
         for k in range(len(self.phases)) if phases is None else phases:
