@@ -60,7 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "phi_range": 4.0,  # = basis_amp: the tuning's peak is the top level
     "error_units": True,  # learn Theta (W = D^T Theta) on J error units: the rule's changes stay in the span of D^T
     "theta_range": 4.0,  # Theta's range (|W| <= 0.2 with |D_i| = 0.1)
-    "err_range": 16.0,  # the error units' K e
+    "err_range": 32.0,  # the error units' K e (about 20 at the start; a finer grid needs epochs beyond 63 steps)
     "epoch_steps": 32,  # the engine rule's epoch (about): few stochastic roundings of the weights
 }
 
