@@ -34,7 +34,11 @@ runs the rule on the sum-of-products engine as ``dw = Cs*u0*y3*x1`` once per epo
 32 steps: ``y3`` the neuron's feedback current averaged over the epoch (graded post value),
 ``x1`` the basis unit's output as a graded pre-synaptic spike (7 bits unsigned, even levels,
 Lava's ``graded_spike_cfg=OVERWRITE``), so that the product's width shift is exact
-(:func:`lower_engine`, :class:`BasisEngineLearner`); loihi1 refuses (no graded factors: its
+(:func:`lower_engine`, :class:`BasisEngineLearner`). With the task's ``error_units`` (its
+default) the engine learns ``Theta`` on ``J`` error units carrying ``K e``, which reach the
+neurons through fixed ``D^T``: the rule's float form only ever changes ``W`` along ``D^T``, and
+rounding each neuron's ``y3`` and weight would add changes outside that span that nothing
+restores; loihi1 refuses (no graded factors: its
 traces are spike traces), reckon and xylo refuse. The network dynamics are float64 at every
 level, as in :mod:`.balanced`.
 """
@@ -282,7 +286,9 @@ def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: 
 class BasisEngineLearner:
     """The rule on a sum-of-products engine (loihi2's fixed point, or float64 with
     ``arithmetic="float"``): the neurons send their feedback current averaged over the epoch
-    as ``y3`` (an accumulator in the neuron, cleared at each learning step), the basis units
+    as ``y3`` (an accumulator in the neuron, cleared at each learning step; with ``D``, the
+    ``J`` error units send their ``K e`` and the engine learns ``Theta``, delivered as
+    ``D^T Theta``), the basis units
     their outputs as graded pre spikes (each rounded to nearest on its grid, within ``[0,
     y_top]``, where the engine is fixed); the fast weights are fixed (float64, the neurons'
     own). A phase with a new rate loads the rule of that rate, keeping the weights."""
@@ -366,8 +372,9 @@ def lower(profile: Any, n: int, m: int) -> BasisLowering:
             f"the basis ({m} units with Gaussian tuning) and the rule in float32 on the cores",))  # fmt: skip
     if kind == "sum_of_products" and lrn.third_factor and lrn.params.get("graded_pre_spikes"):
         return BasisLowering(name, "engine", (
-            f"rule: dw = Cs*u0*y3*x1, the feedback current as the graded y3, the {m} basis units' outputs as "
-            "graded pre spikes into x1; the fast weights fixed in the neurons",))  # fmt: skip
+            f"rule: dw = Cs*u0*y3*x1, the feedback current (or the error units' K e: the task's error_units) as "
+            f"the graded y3, the {m} basis units' outputs as graded pre spikes into x1; the fast weights fixed in "
+            "the neurons",))  # fmt: skip
     why = {
         "sum_of_products": "the rule multiplies the feedback current (a graded post factor) by the basis output "
         "(a graded pre value), and its traces are spike traces",
