@@ -155,6 +155,8 @@ def test_task_phases_and_mask():
         make("balanced-bistable", nope=1)
     with pytest.raises(ValueError, match="delete_fraction"):
         make("balanced-bistable", delete_fraction=1.0)
+    with pytest.raises(ValueError, match="fast_steps >= 0"):
+        make("balanced-bistable", fast_steps=-1)
 
 
 def test_check_runs_the_levels_on_loihi2():
