@@ -10,6 +10,7 @@ squares) is printed first: what the rule should approach.
 
     python benchmarks/balanced_basis.py                          # ideal, float, spinnaker2, loihi2
     python benchmarks/balanced_basis.py --variants float --seeds 0,1,2
+    python benchmarks/balanced_basis.py --variants float --fast-steps 100000   # the fast weights learned
 
 Variants: ``ideal`` (the derivation's weights, no learning), ``float`` (float64 rule),
 ``spinnaker2`` (the basis and the rule in float32 on the cores), ``loihi2`` (the engine's
@@ -31,7 +32,7 @@ def learner(variant: str, b, cfg: dict, seed: int):
     import numpy as np
 
     from neurocomp.profiles import load_profile
-    from neurocomp.rules.balanced_basis import BasisEngineLearner, lower, lower_engine
+    from neurocomp.rules.balanced_basis import lower, lower_engine
 
     if variant == "ideal":
         return b.learner(w=b.ideal_w()), ()
@@ -42,15 +43,17 @@ def learner(variant: str, b, cfg: dict, seed: int):
     if low.variant == "float32":
         return b.learner(np.float32), low.notes
     kw = {"arithmetic": "float"} if variant.endswith("-float") else {}
-    notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[2]
-    return BasisEngineLearner(b.wf0, b.w0, prof, cfg, seed, **kw), (*low.notes, *notes)
+    notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed, factored=bool(cfg["error_units"]))[2]
+    return b.engine_learner(prof, seed, **kw), (*low.notes, *notes)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--variants", default="ideal,float,spinnaker2,loihi2")
-    ap.add_argument("--n", type=int, default=None, help="neurons (default: the task's 50)")
+    ap.add_argument("--n", type=int, default=None, help="neurons (default: the task's 36)")
+    ap.add_argument("--fast-steps", type=int, default=None,
+                    help="learn the fast weights first with the voltage rule for this many steps (float variants)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -64,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  machine: {platform.processor() or platform.machine()}, Python {platform.python_version()} "
           "(CPU times of this process)")  # fmt: skip
     for seed in (int(s) for s in args.seeds.split(",")):
-        tk = make("balanced-bistable", seed=seed, **({} if args.n is None else {"n": args.n}))
+        over = {k: v for k, v in (("n", args.n), ("fast_steps", args.fast_steps)) if v is not None}
+        tk = make("balanced-bistable", seed=seed, **over)
         cfg = dict(tk.config)
         for v in args.variants.split(","):
             b = BasisBalanced(tk, seed)

@@ -9,8 +9,8 @@ Levels, from the same network (:class:`neurocomp.rules.balanced_basis.BasisBalan
 2. **lowered-float**: what the profile runs (:func:`neurocomp.rules.balanced_basis.lower`) in
    float64: the rule itself on programmable cores, the engine's rule in float64 on loihi2;
 3. **lowered-fixed**: the same in the chip's arithmetic: float32 on the cores, the engine's
-   fixed point (the feedback current as a 7-bit graded y3, the basis as 7-bit graded pre
-   spikes) on loihi2.
+   fixed point (the epoch's mean feedback current as a 7-bit graded y3, the basis as graded
+   pre spikes on even 7-bit levels) on loihi2.
 
 Each level's curve is the test phase's autonomous error (feedback off) after each learning
 stage; ``final`` adds the error after deleting the task's ``delete_fraction`` of the neurons,
@@ -34,14 +34,12 @@ TASKS = ("balanced-bistable",)
 
 def learner(level: str, low, b, cfg: dict, prof, seed: int):
     """The learner of ``level`` for lowering ``low`` on network ``b``."""
-    from ..rules.balanced_basis import BasisEngineLearner
-
     if level == "reference" or (low.variant == "float32" and level == "lowered-float"):
         return b.learner()
     if low.variant == "float32":
         return b.learner(np.float32)
     kw = {"arithmetic": "float"} if level == "lowered-float" else {}
-    return BasisEngineLearner(b.wf0, b.w0, prof, cfg, seed, **kw)
+    return b.engine_learner(prof, seed, **kw)
 
 
 def run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots) -> CheckReport:
@@ -91,7 +89,7 @@ def check_basis(model: str, task: str, tk, *, profile: str, seed: int, progress:
         "the network's dynamics are float64 at every level: the levels differ in the learning path",
     ]
     if low.variant == "engine":
-        rep.notes += lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[2]
+        rep.notes += lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed, factored=bool(cfg["error_units"]))[2]
     rep.timing["levels_s"] = {}
     last = {}
     frac = float(cfg["delete_fraction"])

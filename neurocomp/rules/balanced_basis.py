@@ -24,21 +24,28 @@ feedback"), every step with the feedback on::
     dW_kj = eta dt (K D^T e)_k Phi_j                  (error-feedback current x basis output)
 
 which is :func:`.balanced.slow_update` with ``Phi`` as the presynaptic factor. The fast
-weights are the derivation's ``-D^T D - mu I`` (Alemi et al. take them as given; learning
-them is :mod:`.balanced`'s fast rule). Robustness: :meth:`BasisBalanced.delete` removes a
+weights are the derivation's ``-D^T D - mu I`` (Alemi et al. take them as given), or, with the
+task's ``fast_steps > 0``, learned first from the resets by :mod:`.balanced`'s voltage rule
+(float only). Robustness: :meth:`BasisBalanced.delete` removes a
 seeded 25 % of the neurons (their decoder columns, fast and slow weights) and the rest run on.
 
 Chips (:func:`lower`): spinnaker2 runs the basis and the rule in float32 on its cores; loihi2
-runs the rule on the sum-of-products engine as ``dw = Cs*u0*y3*x1``: ``y3`` the neuron's
-feedback current (graded post value, as in :mod:`.balanced`), ``x1`` the basis unit's output as
-a graded pre-synaptic spike (7 bits unsigned, Lava's ``graded_spike_cfg=OVERWRITE``)
-(:func:`lower_engine`, :class:`BasisEngineLearner`); loihi1 refuses (no graded factors: its
+runs the rule on the sum-of-products engine as ``dw = Cs*u0*y3*x1`` once per epoch of about
+32 steps: ``y3`` the neuron's feedback current averaged over the epoch (graded post value),
+``x1`` the basis unit's output as a graded pre-synaptic spike (7 bits unsigned, even levels,
+Lava's ``graded_spike_cfg=OVERWRITE``), so that the product's width shift is exact
+(:func:`lower_engine`, :class:`BasisEngineLearner`). With the task's ``error_units`` (its
+default) the engine learns ``Theta`` on ``J`` error units carrying ``K e``, which reach the
+neurons through fixed ``D^T``: the rule's float form only ever changes ``W`` along ``D^T``, and
+rounding each neuron's ``y3`` and weight would add changes outside that span that nothing
+restores; loihi1 refuses (no graded factors: its
 traces are spike traces), reckon and xylo refuse. The network dynamics are float64 at every
 level, as in :mod:`.balanced`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,22 +111,31 @@ def bistable(x: np.ndarray, k: float, a: float) -> np.ndarray:
     return k * np.stack([x1 - x1**3 / a**2, x1**2 / a - x2], axis=-1)
 
 
-def phase_steps(cfg: Any) -> tuple[int, ...]:
+def slow_stage_steps(cfg: Any) -> tuple[int, ...]:
     """Steps of each of the ``slow_stages`` learning stages (``slow_steps`` split evenly, the
-    remainder in the last) and of the test."""
+    remainder in the last)."""
     s, k = int(cfg["slow_steps"]), int(cfg["slow_stages"])
-    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k), int(cfg["test_steps"]))
+    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k))
+
+
+def phase_steps(cfg: Any) -> tuple[int, ...]:
+    """Steps of the fast rule's phase (``fast_steps``, where positive), of each learning stage
+    (:func:`slow_stage_steps`) and of the test."""
+    fast = (int(cfg["fast_steps"]),) if int(cfg["fast_steps"]) > 0 else ()
+    return (*fast, *slow_stage_steps(cfg), int(cfg["test_steps"]))
 
 
 def stage_rates(cfg: Any) -> tuple[float, ...]:
     """The rule's rate in each learning stage (:func:`neurocomp.rules.balanced.annealed_rates`)."""
-    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), phase_steps(cfg)[:-1], float(cfg["dt"]))
+    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), slow_stage_steps(cfg), float(cfg["dt"]))
 
 
 class BasisBalanced:
     """One network for a ``balanced-bistable`` task, drawn from ``seed``: the decoder, the
-    basis, the fast weights (the derivation's), the slow weights (0), the phases of the
-    task's input (the learning stages at the task's decaying rates, then the test).
+    basis, the fast weights (the derivation's; with ``fast_steps > 0`` the resets only, the
+    rest learned first by :mod:`.balanced`'s voltage rule), the slow weights (0), the phases
+    of the task's input (the fast phase, the learning stages at the task's decaying rates,
+    then the test).
     :meth:`train` runs the learning phases, :meth:`test` the test (feedback off, no learning),
     :meth:`delete` the network without a seeded fraction of its neurons."""
 
@@ -134,12 +150,17 @@ class BasisBalanced:
                                 float(cfg["basis_amp"]))  # fmt: skip
         self.lam, self.mu = float(cfg["lam"]), float(cfg["mu"])
         self.net = BasisNet(self.D, self.basis, self.lam, self.mu, float(cfg["K"]), float(cfg["dt"]))
-        self.wf0 = -self.D.T @ self.D - self.mu * np.eye(self.n)
+        self.fast = int(cfg["fast_steps"]) > 0
+        if self.fast:  # the resets; the fast rule learns the rest
+            self.wf0 = np.diag(-np.sum(self.D * self.D, axis=0) - self.mu)
+        else:
+            self.wf0 = -self.D.T @ self.D - self.mu * np.eye(self.n)
         self.w0 = np.zeros((self.n, self.m))
         c, x = np.asarray(task.inputs)[:, 0], np.asarray(task.targets)[:, 0]
         bounds = np.cumsum([0, *phase_steps(cfg)])
         self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        self.phases = [Phase(False, True, True, eta) for eta in stage_rates(cfg)]
+        fast = [Phase(True, False, False)] if self.fast else []
+        self.phases = [*fast, *(Phase(False, True, True, eta) for eta in stage_rates(cfg))]
 
     def fx(self, x: np.ndarray) -> np.ndarray:
         """``F(x) + lam x``: what ``W Phi`` should carry."""
@@ -151,9 +172,18 @@ class BasisBalanced:
         return self.D.T @ ideal_readout(self.basis, self.fx(x), x)
 
     def learner(self, dtype=np.float64, wf: np.ndarray | None = None, w: np.ndarray | None = None) -> FloatLearner:
-        """The float rule (``dtype``: float64, or float32 on programmable cores)."""
+        """The float rules (``dtype``: float64, or float32 on programmable cores): the slow one,
+        and the fast one (``eta_fast``, ``beta``, ``|w| <= wf_bound``) in the fast phase."""
+        cfg = self.cfg
         wf = self.wf0 if wf is None else wf
-        return FloatLearner(wf, self.w0 if w is None else w, 0.0, 0.0, self.mu, float(self.cfg["dt"]), dtype=dtype)
+        return FloatLearner(wf, self.w0 if w is None else w, float(cfg["eta_fast"]), float(cfg["beta"]), self.mu,
+                            float(cfg["dt"]), bound=float(cfg["wf_bound"]), dtype=dtype)  # fmt: skip
+
+    def engine_learner(self, profile: Any, seed: int = 0, **engine_kw: Any) -> BasisEngineLearner:
+        """The rule on ``profile``'s engine (:class:`BasisEngineLearner`), through the error units
+        where the task's ``error_units`` asks."""
+        D = self.D if self.cfg["error_units"] else None
+        return BasisEngineLearner(self.wf0, self.w0, profile, dict(self.cfg), seed, D=D, **engine_kw)
 
     def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
         """The learning stages ``phases`` (indices into :attr:`phases`; default: all)."""
@@ -186,70 +216,113 @@ class BasisBalanced:
 @dataclass(frozen=True)
 class BasisScales:
     """Model quantity per engine LSB: the slow weights, the feedback current (``y3``) and the
-    basis output (``x1``, unsigned); ``y_top``: the graded values' largest magnitude."""
+    basis output (``x1``, unsigned); ``y_top``: the graded values' largest magnitude;
+    ``phi_step``: the levels between two values the basis units send (``x1`` a multiple of it)."""
 
     w_lsb: float
     fb_lsb: float
     phi_lsb: float
     y_top: int
+    phi_step: int
 
 
-def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0) -> tuple[Any, BasisScales, list[str]]:
+def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: bool = False,
+                 ) -> tuple[Any, BasisScales, list[str]]:  # fmt: skip
     """The rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
     scales, notes)``. ``p``: the task's config (``dt``, ranges ``w_range``, ``fb_range``,
-    ``phi_range``). As in :func:`.balanced.slow_rule`, the rule runs once every ``t_epoch``
-    steps (the shortest power of two whose ``Cs`` has a mantissa of 4 or more) with ``Cs``
-    that many steps' worth; ``x1`` is the basis output of the epoch's last step."""
+    ``phi_range``, the epoch's target length ``epoch_steps``). ``factored``: the rule learns
+    ``Theta`` (``W = D^T Theta``) on ``J`` error units, ``y3`` their error ``K e`` (ranges
+    ``theta_range``, ``err_range``) instead of ``W`` on the neurons with ``y3 = K D^T e``.
+
+    The rule runs once every ``t_epoch`` steps with ``y3`` the neurons' feedback current
+    averaged over the epoch and ``x1`` the basis output of its last step, ``Cs`` that many
+    steps' worth. Two choices keep the fixed point unbiased and its noise small:
+
+    * the product ``Cs*y3*x1`` loses its low ``s`` bits to a floor (the engine's width shift),
+      biased by half an accumulator LSB per epoch on every active synapse (against the rule's
+      small mean change, a drift that the feedback must hold off); ``Cs = 4 * 2^E`` and ``x1``
+      a multiple of ``2^(s - 2)`` (``phi_step``) make every product a multiple of ``2^s``:
+      the shift is exact;
+    * each epoch's change is rounded stochastically onto the 9-bit weights (a random walk of
+      about half an LSB per epoch); long epochs (about ``epoch_steps``, at most the engine's
+      ``epoch_bits``) make few roundings: the rate sets ``E`` and the epoch ``t_epoch =
+      round(Cs / one step's Cs)`` (the rate is then exact within ``1 / (2 t_epoch)``).
+    """
     from ..learning.rule import EngineRule
-    from .base import LoweringContext, literal, scale_literal
+    from .base import LoweringContext, literal
 
     lrn = profile.learning
     top = 2 ** int(lrn.params["trace_bits"]) - 1
     wbits = int(lrn.synaptic_variable_bits["w"]) - 1
-    sc = BasisScales(w_lsb=p["w_range"] / 2.0**wbits, fb_lsb=p["fb_range"] / top, phi_lsb=p["phi_range"] / top,
-                     y_top=top)  # fmt: skip
+    shift = lrn.product_shift("y3", "x1")
+    w_range, fb_range = (p["theta_range"], p["err_range"]) if factored else (p["w_range"], p["fb_range"])
+    sc = BasisScales(w_lsb=w_range / 2.0**wbits, fb_lsb=fb_range / top, phi_lsb=p["phi_range"] / top, y_top=top,
+                     phi_step=2 ** max(0, shift - 2))  # fmt: skip
     ctx = LoweringContext("balanced-basis", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
-    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0 ** lrn.product_shift("y3", "x1")
-    smallest = 4 * 2.0**lrn.exponent_min  # a mantissa of 4 or more: rounded by at most 1/8
-    epoch = 1
-    while epoch * one < smallest and 2 * epoch < 2 ** int(lrn.epoch_bits):
-        epoch *= 2
-    cs = scale_literal(epoch * one, ctx, f"rule (eta {eta:g}, every {epoch} steps): Cs")
+    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0**shift  # one step's Cs
+    longest = 2 ** int(lrn.epoch_bits) - 1
+    e = round(math.log2(float(p["epoch_steps"]) * one / 4))
+    while e > lrn.exponent_min and 4 * 2.0**e / one > longest:
+        e -= 1
+    e = max(e, lrn.exponent_min)
+    epoch = round(4 * 2.0**e / one)
+    if not 1 <= epoch <= longest:
+        raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs an epoch of {4 * 2.0**e / one:.3g} steps "
+                       f"for Cs = 4*2^{e}, outside 1..{longest} (the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
+    ctx.note(f"rule (eta {eta:g}): every {epoch} steps, Cs = 4*2^{e} (the rate within "
+             f"{abs(4 * 2.0**e / (epoch * one) - 1):.1%})")  # fmt: skip
     rule = EngineRule.from_strings(
-        dw=f"{literal(*cs)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
+        dw=f"{literal(4, e)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
         graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}},
         source="balanced-basis",
     )  # fmt: skip
-    ctx.note(f"x1 = Phi (graded pre spikes, {top} levels over [0, {p['phi_range']:g}], {sc.phi_lsb:.3g} per level), "
-             f"y3 = K D^T e over ±{p['fb_range']:g} ({sc.fb_lsb:.3g}), slow weights over ±{p['w_range']:g} "
-             f"({sc.w_lsb:.3g} per LSB)")  # fmt: skip
+    y3, w = ("K e (the error units')", "Theta") if factored else ("K D^T e (the neurons')", "slow weights")
+    ctx.note(f"x1 = Phi (graded pre spikes, multiples of {sc.phi_step} of {top} levels over [0, {p['phi_range']:g}], "
+             f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = {y3} averaged over the epoch "
+             f"over ±{fb_range:g} ({sc.fb_lsb:.3g}), {w} over ±{w_range:g} ({sc.w_lsb:.3g} per LSB)")
     return rule, sc, ctx.notes
 
 
 class BasisEngineLearner:
     """The rule on a sum-of-products engine (loihi2's fixed point, or float64 with
-    ``arithmetic="float"``): the neurons send the feedback current as ``y3``, the basis units
-    their outputs as graded pre spikes (rounded to nearest within ``[0, y_top]`` where the
-    engine is fixed); the fast weights are fixed (float64, the neurons' own). A phase with a
-    new rate loads the rule of that rate, keeping the weights."""
+    ``arithmetic="float"``): the neurons send their feedback current averaged over the epoch
+    as ``y3`` (an accumulator in the neuron, cleared at each learning step; with ``D``, the
+    ``J`` error units send their ``K e`` and the engine learns ``Theta``, delivered as
+    ``D^T Theta``), the basis units
+    their outputs as graded pre spikes (each rounded to nearest on its grid, within ``[0,
+    y_top]``, where the engine is fixed); the fast weights are fixed (float64, the neurons'
+    own). A phase with a new rate loads the rule of that rate, keeping the weights."""
 
-    def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0, **engine_kw: Any):
-        self.profile, self.p, self.seed, self.kw = profile, p, seed, engine_kw
+    def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0,
+                 D: np.ndarray | None = None, **engine_kw: Any):  # fmt: skip
+        if int(p.get("fast_steps", 0)) > 0:
+            raise LoweringError([Problem(f"rule 'balanced-basis' on {profile.name}", (
+                f"fast_steps = {p['fast_steps']}: the engine's form keeps the derivation's fast weights; learned fast "
+                "weights run in float (set fast_steps to 0)"))])  # fmt: skip
+        self.profile, self.p, self.seed, self.kw, self.D = profile, p, seed, engine_kw, D
         self.wf = np.asarray(wf, np.float64)
-        _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed)
+        _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed, factored=D is not None)
+        if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
+            w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
         m = round_to_int(np.asarray(w0) / self.sc.w_lsb, "nearest")
         if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
             m = (m >> 1) << 1
         self._w_m, self.engine, self._eta, self.t = m, None, None, 0
-        self.ws = m * self.sc.w_lsb
+        self._fb_sum, self._fb_n = 0.0, 0
+        self.ws = self._deliver(m)
+
+    def _deliver(self, m: np.ndarray) -> np.ndarray:
+        """The slow weights the neurons see: the engine's, or ``D^T Theta`` through the error units."""
+        w = np.asarray(m, np.float64) * self.sc.w_lsb
+        return w if self.D is None else self.D.T @ w
 
     def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
         """Nothing: the fast weights are fixed."""
 
-    def _graded(self, value: np.ndarray, lsb: float, lo: int) -> np.ndarray:
+    def _graded(self, value: np.ndarray, lsb: float, lo: int, step: int = 1) -> np.ndarray:
         y = value / lsb
-        if self.engine.var_fixed["y3"]:  # the neurons send integers
-            y = np.clip(round_to_int(y, "nearest"), lo, self.sc.y_top)
+        if self.engine.var_fixed["y3"]:  # the neurons send integers (multiples of step)
+            y = np.clip(round_to_int(y / step, "nearest") * step, lo, self.sc.y_top - self.sc.y_top % step)
         return y[None]
 
     def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
@@ -260,16 +333,21 @@ class BasisEngineLearner:
             return
         if self._eta != phase.eta_slow:  # the host loads the rule of this rate
             w = self._w_m if self.engine is None else self.engine.weights[0]
-            rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed)
+            rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed, factored=self.D is not None)
             self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
-            self._eta, self.t = phase.eta_slow, 0
+            self._eta, self.t, self._fb_sum, self._fb_n = phase.eta_slow, 0, 0.0, 0
         self.t += 1
+        fb = np.asarray(fb, np.float64)
+        if self.D is not None:  # the error units' K e (fb = K D^T e, D^T of full column rank: exact)
+            fb = np.linalg.lstsq(self.D.T, fb, rcond=None)[0]
+        self._fb_sum, self._fb_n = self._fb_sum + fb, self._fb_n + 1
         none = np.zeros((1, len(pre)), bool)
-        self.engine.spikes(self.t, none, np.zeros((1, len(fired)), bool),
-                           {"y3": self._graded(np.asarray(fb), self.sc.fb_lsb, -self.sc.y_top)},
-                           pre_values=self._graded(pre, self.sc.phi_lsb, 0))  # fmt: skip
+        self.engine.spikes(self.t, none, np.zeros((1, len(fb)), bool),
+                           {"y3": self._graded(self._fb_sum / self._fb_n, self.sc.fb_lsb, -self.sc.y_top)},
+                           pre_values=self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step))  # fmt: skip
         if self.engine.learn(self.t):
-            self.ws = np.asarray(self.engine.weights[0], np.float64) * self.sc.w_lsb
+            self.ws = self._deliver(self.engine.weights[0])
+            self._fb_sum, self._fb_n = 0.0, 0
 
 
 # --------------------------------------------------------------------------- the chips
@@ -294,8 +372,9 @@ def lower(profile: Any, n: int, m: int) -> BasisLowering:
             f"the basis ({m} units with Gaussian tuning) and the rule in float32 on the cores",))  # fmt: skip
     if kind == "sum_of_products" and lrn.third_factor and lrn.params.get("graded_pre_spikes"):
         return BasisLowering(name, "engine", (
-            f"rule: dw = Cs*u0*y3*x1, the feedback current as the graded y3, the {m} basis units' outputs as "
-            "graded pre spikes into x1; the fast weights fixed in the neurons",))  # fmt: skip
+            f"rule: dw = Cs*u0*y3*x1, the feedback current (or the error units' K e: the task's error_units) as "
+            f"the graded y3, the {m} basis units' outputs as graded pre spikes into x1; the fast weights fixed in "
+            "the neurons",))  # fmt: skip
     why = {
         "sum_of_products": "the rule multiplies the feedback current (a graded post factor) by the basis output "
         "(a graded pre value), and its traces are spike traces",

@@ -7,7 +7,9 @@ The system ``dx/dt = F(x) + c(t)`` with ``F(x) = k [x1 - x1^3/a^2, x1^2/a - x2]`
 start of each phase, driven by Ornstein-Uhlenbeck noise (correlation time ``tau_c``, standard
 deviation ``c_amplitude``) that switches ``x1`` between the wells about once every 2 s.
 
-One trial is phases back to back (:func:`neurocomp.rules.balanced_basis.phase_steps`): the rule's (``slow_steps`` in
+One trial is phases back to back (:func:`neurocomp.rules.balanced_basis.phase_steps`): with
+``fast_steps > 0`` the fast (voltage) rule's, learning the fast weights from the resets (else
+they are the derivation's); the rule's (``slow_steps`` in
 ``slow_stages`` stages, the rate decaying from ``eta_slow`` with time constant ``anneal_s``:
 :func:`~neurocomp.rules.balanced_basis.stage_rates`) and the test (``test_steps``: feedback off, no
 learning), each with its own input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``;
@@ -37,6 +39,10 @@ DEFAULTS: dict[str, Any] = {
     "lam": 10.0,  # 1/s: the leak of V and the decay of r
     "mu": 1e-4,  # quadratic cost (the resets' margin)
     "K": 100.0,  # 1/s: the error feedback's gain while learning
+    "fast_steps": 0,  # > 0: a phase of the fast (voltage) rule first, from the resets; 0: the derivation's fast weights
+    "beta": 1.8,  # the fast rule's voltage gain (neurocomp.rules.balanced)
+    "eta_fast": 0.02,  # the fast rule's rate per spike
+    "wf_bound": 0.02,  # |fast weight| bound, 2 d_norm^2
     "eta_slow": 1.0,  # the rule's rate (per s) at its start, decaying as 1 / (1 + t / anneal_s)
     "anneal_s": 20.0,  # s
     "slow_stages": 6,  # piecewise-constant stages of that rate (a chip's host loads one rule per stage)
@@ -52,6 +58,10 @@ DEFAULTS: dict[str, Any] = {
     "w_range": 0.25,  # the learned weights stay within ±0.18 (the least-squares ideal reaches 2.2)
     "fb_range": 8.0,  # coarse (a typical feedback current of 0.5 is 8 levels) so that the rule runs every 8-32 steps
     "phi_range": 4.0,  # = basis_amp: the tuning's peak is the top level
+    "error_units": True,  # learn Theta (W = D^T Theta) on J error units: the rule's changes stay in the span of D^T
+    "theta_range": 4.0,  # Theta's range (|W| <= 0.2 with |D_i| = 0.1)
+    "err_range": 32.0,  # the error units' K e (about 20 at the start; a finer grid needs epochs beyond 63 steps)
+    "epoch_steps": 32,  # the engine rule's epoch (about): few stochastic roundings of the weights
 }
 
 
@@ -77,15 +87,17 @@ def make(seed: int = 0, **overrides: Any) -> Task:
         raise ValueError(f"{NAME}: unknown parameter(s) {sorted(unknown)} (known: {sorted(DEFAULTS)})")
     cfg = {**DEFAULTS, **overrides}
     if (int(cfg["n"]) < 4 or int(cfg["basis_side"]) < 1 or int(cfg["slow_stages"]) < 1 or float(cfg["dt"]) <= 0
-            or min(phase_steps(cfg)) < 1):  # fmt: skip
-        raise ValueError(f"{NAME}: need n >= 4, basis_side >= 1, slow_stages >= 1, dt > 0 and every phase at least "
-                         "one step")  # fmt: skip
+            or int(cfg["fast_steps"]) < 0 or min(phase_steps(cfg)) < 1):  # fmt: skip
+        raise ValueError(f"{NAME}: need n >= 4, basis_side >= 1, slow_stages >= 1, dt > 0, fast_steps >= 0 and "
+                         "every phase at least one step")  # fmt: skip
     if not 0 <= float(cfg["delete_fraction"]) < 1:
         raise ValueError(f"{NAME}: delete_fraction {cfg['delete_fraction']} is outside [0, 1)")
     dt, k, a = float(cfg["dt"]), float(cfg["k"]), float(cfg["a"])
-    rngs = [np.random.default_rng([seed, 20 + i]) for i in range(len(phase_steps(cfg)))]
+    steps = phase_steps(cfg)
+    first = 20 - (len(steps) - int(cfg["slow_stages"]) - 1)  # the learning stages and test keep their streams
+    rngs = [np.random.default_rng([seed, first + i]) for i in range(len(steps))]
     amp, tau = float(cfg["c_amplitude"]), float(cfg["tau_c"])
-    cs = [ou_input(s, dt, tau, amp, g) for s, g in zip(phase_steps(cfg), rngs, strict=True)]
+    cs = [ou_input(s, dt, tau, amp, g) for s, g in zip(steps, rngs, strict=True)]
     xs = [integrate(c, k, a, dt) for c in cs]
     c, x = np.concatenate(cs), np.concatenate(xs)
     test = phase_steps(cfg)[-1]
