@@ -228,21 +228,19 @@ class GatedTheta(NeuronModel):
         _finite("bias", self.bias, out)
         return out
 
-    @staticmethod
-    def programmable_on(profile) -> bool:
-        """Whether ``profile``'s neurons are software in float32 (the gate is then a neuron feature)."""
-        impl = {m.implementation for k, m in profile.neuron_models.items() if k != "SpikeInput"}
-        return profile.arithmetic == "float32" and impl == {"programmable"}
+    def step_constants(self, dt_ms: float) -> dict[str, float]:
+        """The discrete model's per-neuron constants at step ``dt_ms`` (float64): ``eps =
+        dt/tau_v``, ``alpha = exp(-dt/tau_s)``, ``beta = (1 - alpha)/dt`` (1/ms), ``width``
+        (rad), ``bias`` (I0) and the initial phase ``theta0`` (rad)."""
+        alpha = math.exp(-dt_ms / self.tau_s_ms)
+        return {"eps": dt_ms / self.tau_v_ms, "alpha": alpha, "beta": (1 - alpha) / dt_ms,
+                "width": self.zone_width_rad, "bias": self.bias, "theta0": self.theta_rest}  # fmt: skip
 
     @classmethod
     def chip_refusal(cls, profile) -> str:
         """Why ``profile``'s chip compiles no Program of this model (the DRC's and ``check
-        --deploy``'s refusal)."""
-        if cls.programmable_on(profile):
-            return (
-                f"{profile.name}'s cores could run it as software, but neurocomp has no GatedTheta kernel "
-                "for a Program: `check --deploy` runs it as the reference in float32 with the chip's weights"
-            )
+        --deploy``'s refusal): it needs the phase's cosine and the gate's integral, which
+        only a float core's software (spinnaker2's profile lists the model) computes."""
         models = ", ".join(k for k in profile.neuron_models if k != "SpikeInput")
         return (
             f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "

@@ -17,6 +17,12 @@ import numpy as np
 from . import kernel
 
 
+def passages(theta: np.ndarray) -> np.ndarray:
+    """Zone passages per step from phases ``[T + 1, ...]`` (rad): crossings of ``pi`` (mod
+    2 pi), the gated neuron's spikes, ``[T, ...]`` (float64 integers)."""
+    return np.diff(np.floor((np.asarray(theta, np.float64) - np.pi) / (2 * np.pi)), axis=0)
+
+
 @kernel(inline="always")
 def gate_charge(theta, width, cosine, pi, two_pi, half):
     """``G(theta)``: passages of the active zone (centred on ``pi + 2 pi k``, ``width`` rad)

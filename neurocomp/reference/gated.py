@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..kernels.gated import gate_charges, run_gated
+from ..kernels.gated import gate_charges, passages, run_gated
 from .blocks import dense_blocks
 
 TWO_PI = 2.0 * math.pi
@@ -85,8 +85,7 @@ class GatedTrace:
     @property
     def spikes(self) -> np.ndarray:
         """Zone passages per step ``[T, batch, n_rec]`` (integers: passages of ``pi`` mod 2 pi)."""
-        k = np.floor((self.theta - math.pi) / TWO_PI)
-        return np.diff(k, axis=0)
+        return passages(self.theta)
 
 
 @dataclass
@@ -326,20 +325,17 @@ class GatedNet:
         d = dense_blocks(net, ins, recs, ro, "the gated network")
         W_in, W_rec, W_out, m_in, m_rec, blocks = d.W_in, d.W_rec, d.W_out, d.m_in, d.m_rec, d.blocks
 
-        def per_neuron(f) -> np.ndarray:
-            return np.concatenate([np.full(p.size, f(p.neuron), np.float64) for p in recs])
+        consts = [p.neuron.step_constants(dt_ms) for p in recs]
+
+        def per_neuron(key: str) -> np.ndarray:
+            return np.concatenate([np.full(p.size, c[key], np.float64) for p, c in zip(recs, consts, strict=True)])
 
         return cls(
-            W_in, W_rec, W_out,
-            eps=per_neuron(lambda n: dt_ms / n.tau_v_ms),
-            alpha=per_neuron(lambda n: math.exp(-dt_ms / n.tau_s_ms)),
-            width=per_neuron(lambda n: n.zone_width_rad),
-            bias=per_neuron(lambda n: n.bias),
-            theta0=per_neuron(lambda n: n.theta_rest),
-            kappa=math.exp(-dt_ms / ro.neuron.tau_mem_ms),
-            b_out=np.full(ro.size, float(ro.neuron.bias)),
-            shape=shapes.pop(), dt_ms=dt_ms, mask_in=m_in, mask_rec=m_rec, blocks=blocks, dtype=dtype,
-        )  # fmt: skip
+            W_in, W_rec, W_out, eps=per_neuron("eps"), alpha=per_neuron("alpha"), width=per_neuron("width"),
+            bias=per_neuron("bias"), theta0=per_neuron("theta0"), kappa=math.exp(-dt_ms / ro.neuron.tau_mem_ms),
+            b_out=np.full(ro.size, float(ro.neuron.bias)), shape=shapes.pop(), dt_ms=dt_ms, mask_in=m_in,
+            mask_rec=m_rec, blocks=blocks, dtype=dtype,
+        )
 
     def projection_weights(self, name: str) -> np.ndarray:
         """The ``[post, pre]`` block of projection ``name``."""
