@@ -137,6 +137,7 @@ class GatedEmulator(Emulator):
             what = ", ".join((["strict"] if strict else []) + bad)
             raise EmulatorError([Problem("emulator", f"{what}: a gated network runs in float32 and does not learn")])
         self.program, self.profile, self.batch, self.seed = program, program.profile, batch, seed
+        self.plastic: dict = {}  # nothing learns (the Emulator's interface)
         self.layer = GatedLayer.of(program)
         self.reset()
 
