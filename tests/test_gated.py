@@ -244,7 +244,11 @@ def test_exact_gradient_learns_delayed_xor(tmp_path):
     cfg = TrainConfig(iterations=300, batch=32, lr=1e-2)
     train(EXAMPLE, "delayed-xor", cfg, out=tmp_path / "t.yaml")
     rep = deploy_check(tmp_path / "t.yaml", "delayed-xor", ("spinnaker2",), trials=128)
-    assert 1 - rep.chips["spinnaker2"]["levels"]["float"] >= 0.95
+    lv = rep.chips["spinnaker2"]["levels"]
+    assert 1 - lv["float"] >= 0.95
+    # the emulator (float32 neurons) against float64 with the same int8 weights: within noise,
+    # at most 2 of 128 trials change (measured: none, at 256 trials and 4 trainings)
+    assert abs(lv["chip"] - lv["float, chip weights"]) <= 2 / 128
 
 
 def test_nir_export_refuses_by_name():
