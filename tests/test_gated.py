@@ -239,16 +239,16 @@ def test_deploy_reports_spinnaker2_and_refusals():
 
 @pytest.mark.slow
 def test_exact_gradient_learns_delayed_xor(tmp_path):
-    # the target, at the benchmark's settings: >= 95 % held-out accuracy in float
-    # (about 60 s of CPU)
+    # the target, at the benchmark's settings (seed 0, 256 held-out trials): >= 95 %
+    # held-out accuracy in float (measured 96.1 %; about 60 s of CPU)
     cfg = TrainConfig(iterations=300, batch=32, lr=1e-2)
     train(EXAMPLE, "delayed-xor", cfg, out=tmp_path / "t.yaml")
-    rep = deploy_check(tmp_path / "t.yaml", "delayed-xor", ("spinnaker2",), trials=128)
+    rep = deploy_check(tmp_path / "t.yaml", "delayed-xor", ("spinnaker2",), trials=256)
     lv = rep.chips["spinnaker2"]["levels"]
     assert 1 - lv["float"] >= 0.95
     # the emulator (float32 neurons) against float64 with the same int8 weights: within noise,
-    # at most 2 of 128 trials change (measured: none, at 256 trials and 4 trainings)
-    assert abs(lv["chip"] - lv["float, chip weights"]) <= 2 / 128
+    # at most 2 of 256 trials change (measured: none, in 5 trainings)
+    assert abs(lv["chip"] - lv["float, chip weights"]) <= 2 / 256
 
 
 def test_nir_export_refuses_by_name():
