@@ -9,8 +9,9 @@ neurons dropped), ``forward`` the single-trace approximation of ``learning-rules
 "Mapping" (:meth:`GatedNet.forward_approx`: the phase's memory dropped too). Each
 trained network is then scored by ``check --deploy``
 (:func:`neurocomp.analysis.deploy.deploy_check`) on held-out trials: float64, and spinnaker2
-(the reference's discrete model in float32 with the chip's int8 weights; the emulator has no
-GatedTheta kernel); the other chips refuse the model by name.
+(``compile`` to its int8 weights and float32 GatedTheta registers, run by the emulator with the
+discrete model's kernel); the other chips refuse the model by name (loihi2's refusal also names
+what its learning engine lacks for the forward approximation; printed at the end).
 
 Target (issue 19, ``learning-rules.md`` §2.8): delayed-XOR accuracy >= 95 % in float with the
 exact gradient; the forward approximations and the deployed accuracy reported against it.
@@ -58,13 +59,15 @@ def main() -> None:
             rows.append((method, len(res.history["loss"]), cpu, rep))
     name = {"bptt": "exact gradient (BPTT)", "eprop": "e-prop (2 traces)", "forward": "single-trace forward"}
     print(f"\ndelayed XOR, accuracy on {a.trials} held-out trials (target: exact gradient, float >= {TARGET:.0%}):")
-    print(f"  {'training':24s} {'iters':>5s} {'CPU s':>6s} {'float64':>8s} {'spinnaker2':>10s} "
+    print(f"  {'training':24s} {'iters':>5s} {'CPU s':>6s} {'float64':>8s} {'spinnaker2 (emulator)':>21s} "
           f"{'(float64, its weights)':>22s}  other chips")  # fmt: skip
     for method, its, cpu, rep in rows:
         sp = rep.chips["spinnaker2"]["levels"]
         others = ", ".join(f"{c} {'refused' if 'refused' in rep.chips[c] else 'runs'}" for c in CHIPS[1:])
-        print(f"  {name.get(method, method):24s} {its:5d} {cpu:6.0f} {1 - sp['float']:8.3f} {1 - sp['chip']:10.3f} "
+        print(f"  {name.get(method, method):24s} {its:5d} {cpu:6.0f} {1 - sp['float']:8.3f} {1 - sp['chip']:21.3f} "
               f"{1 - sp['float, chip weights']:22.3f}  {others}")  # fmt: skip
+    for chip in CHIPS[1:]:
+        print(f"{chip} refused: {rows[0][3].chips[chip]['refused'][0]}")
     exact = next((r for r in rows if r[0] == "bptt"), None)
     if exact is not None:
         acc = 1 - exact[3].chips["spinnaker2"]["levels"]["float"]

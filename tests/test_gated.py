@@ -225,8 +225,9 @@ def test_fixed_function_chips_refuse_by_name():
     for chip in ("loihi2", "loihi1", "reckon", "xylo"):
         with pytest.raises(DRCError, match="no gate nonlinearity on the membrane state"):
             compile(net, chip, out=io.StringIO())
-    with pytest.raises(DRCError, match="no GatedTheta kernel"):
-        compile(net, "spinnaker2", out=io.StringIO())
+    # loihi2's refusal names what its engine lacks for the forward approximation's two traces
+    with pytest.raises(DRCError, match=r"5 graded post factors .* the engine has 3 \(y1, y2, y3\).* 7-bit unsigned"):
+        compile(net, "loihi2", out=io.StringIO())
 
 
 def test_deploy_reports_spinnaker2_and_refusals():
@@ -236,31 +237,18 @@ def test_deploy_reports_spinnaker2_and_refusals():
     assert set(lv) == {"float", "float, chip weights", "chip"} and all(0 <= v <= 1 for v in lv.values())
 
 
-def test_spinnaker2_weights_do_not_depend_on_the_stand_in_neuron():
-    # deploy takes the gated network's chip weights from a compile with LIF stand-ins: the
-    # weight formats must not depend on the stand-in's own parameters
-    from dataclasses import replace
-
-    from neurocomp.analysis.deploy import chip_weights
-    from neurocomp.analysis.gated import stand_in
-    from neurocomp.graph import LIF, Network
-
-    net = load_network(EXAMPLE)
-    a = chip_weights(compile(stand_in(net), "spinnaker2", out=io.StringIO()))
-    pops = tuple(replace(p, neuron=LIF(tau_mem_ms=3.0, v_th=7.5)) if isinstance(p.neuron, GatedTheta) else p
-                 for p in net.populations)  # fmt: skip
-    b = chip_weights(compile(Network(pops, net.projections, name="x"), "spinnaker2", out=io.StringIO()))
-    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
-
-
 @pytest.mark.slow
 def test_exact_gradient_learns_delayed_xor(tmp_path):
-    # the issue's target, at the benchmark's settings: >= 95 % held-out accuracy in float
-    # (about 60 s of CPU)
+    # the issue's target, at the benchmark's settings (seed 0, 256 held-out trials): >= 95 %
+    # held-out accuracy in float (measured 96.1 %; about 60 s of CPU)
     cfg = TrainConfig(iterations=300, batch=32, lr=1e-2)
     train(EXAMPLE, "delayed-xor", cfg, out=tmp_path / "t.yaml")
-    rep = deploy_check(tmp_path / "t.yaml", "delayed-xor", ("spinnaker2",), trials=128)
-    assert 1 - rep.chips["spinnaker2"]["levels"]["float"] >= 0.95
+    rep = deploy_check(tmp_path / "t.yaml", "delayed-xor", ("spinnaker2",), trials=256)
+    lv = rep.chips["spinnaker2"]["levels"]
+    assert 1 - lv["float"] >= 0.95
+    # the emulator (float32 neurons) against float64 with the same int8 weights: within noise,
+    # at most 2 of 256 trials change (measured: none, in 5 trainings)
+    assert abs(lv["chip"] - lv["float, chip weights"]) <= 2 / 256
 
 
 def test_nir_export_refuses_by_name():

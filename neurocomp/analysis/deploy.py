@@ -69,8 +69,6 @@ class DeployReport:
                          f"(float with the chip's weights {lv['float, chip weights']:.4f})")  # fmt: skip
             lines.append(f"  {'':11s} attribution: weights {r['attribution']['weights']:+.4f}, "
                          f"neuron arithmetic {r['attribution']['neuron arithmetic']:+.4f}")  # fmt: skip
-            if "runs" in r:  # the chip level is not the emulator's
-                lines.append(f"  {'':11s} chip level: {r['runs']}")
         if self.files:
             lines.append("wrote " + ", ".join(self.files))
         return "\n".join(lines)
@@ -138,7 +136,7 @@ def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
     from .train import float_model
 
     prof = load_profile(profile)
-    if is_gated(net):  # no Program: the gated synapse deploys as the reference in the chip's float32
+    if is_gated(net):  # its own float model (the gated reference) and input currents
         from .gated import deploy_levels
 
         return deploy_levels(net, prof, tk)

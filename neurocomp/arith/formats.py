@@ -31,7 +31,7 @@ integer from the chip's LFSR (``frac >= rand``; with a ``w``-bit random and ``w 
 ``|leak[30:15]`` term: a value that decays below 1 is never rounded back up).
 """
 SignMode = Literal["mixed", "excitatory", "inhibitory"]
-NeuronModelName = Literal["LIF", "ALIF", "LI", "SpikeInput"]
+NeuronModelName = Literal["LIF", "ALIF", "LI", "SpikeInput", "GatedTheta"]
 ResetMode = Literal["zero", "subtract"]
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import Problem
+from ..graph.neurons import GATE_SHAPES
 from ..profiles import Profile
 
-_MODELS = ("SpikeInput", "LIF", "ALIF", "LI", "ErrorUnit")
+_MODELS = ("SpikeInput", "LIF", "ALIF", "LI", "ErrorUnit", "GatedTheta")
 _SIGN_MODES = ("mixed", "excitatory", "inhibitory")
 
 
@@ -185,6 +186,21 @@ def _population_problems(p: Any, i: int, prof: Profile, sizes: dict, models: dic
             out.append(Problem(where, "params: an error unit needs readout (a name), bits and shift (integers)"))
         elif not 2 <= params["bits"] <= 32 or not -64 <= params["shift"] <= 64:
             out.append(Problem(where, f"params: bits {params['bits']} or shift {params['shift']} out of range"))
+    elif model == "GatedTheta":
+        out += [Problem(where, msg) for msg in _gated_problems(params, prof)]
+    return out
+
+
+def _gated_problems(params: Mapping, prof: Profile) -> list[str]:
+    """A gated theta population: on a chip whose profile lists it, with step constants in range."""
+    if "GatedTheta" not in prof.neuron_models:
+        return [f"{prof.name} has no GatedTheta neurons"]
+    limits = {"eps": (0.0, math.inf), "alpha": (0.0, 1.0), "beta": (0.0, math.inf), "width": (0.0, 2 * math.pi)}
+    out = [f"{k} must be a number in ({lo:g}, {hi:g}], got {params.get(k)!r}" for k, (lo, hi) in limits.items()
+           if not _is_num(params.get(k)) or not lo < params[k] <= hi]  # fmt: skip
+    out += [f"{k} must be a number, got {params.get(k)!r}" for k in ("bias", "theta0") if not _is_num(params.get(k))]
+    if params.get("zone_shape") not in GATE_SHAPES:
+        out.append(f"zone_shape must be one of {', '.join(GATE_SHAPES)}, got {params.get('zone_shape')!r}")
     return out
 
 

@@ -146,6 +146,22 @@ class ErrorUnitRegisters(Registers):
     payload_max: int | _Absent = ABSENT
 
 
+@dataclass(frozen=True, eq=False, repr=False, kw_only=True)
+class GatedThetaRegisters(Registers):
+    """A gated theta neuron on a float core, its step constants as float32 values
+    (:meth:`neurocomp.graph.GatedTheta.step_constants`): ``eps = dt/tau_v``, ``alpha =
+    exp(-dt/tau_s)``, ``beta = (1 - alpha)/dt`` (1/ms), the zone's ``width`` (rad) and
+    ``zone_shape``, the bias ``I0`` and the initial phase ``theta0`` (rad)."""
+
+    zone_shape: str
+    eps: float
+    alpha: float
+    beta: float
+    width: float
+    bias: float
+    theta0: float
+
+
 # neuron model -> its registers
 REGISTERS: dict[str, type[Registers]] = {
     "SpikeInput": InputRegisters,
@@ -153,6 +169,7 @@ REGISTERS: dict[str, type[Registers]] = {
     "LIF": LifRegisters,
     "ALIF": AlifRegisters,
     "ErrorUnit": ErrorUnitRegisters,
+    "GatedTheta": GatedThetaRegisters,
 }
 
 

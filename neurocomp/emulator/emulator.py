@@ -219,6 +219,11 @@ class Emulator:
             from .xylo import XyloEmulator
 
             cls = XyloEmulator
+        # gated theta networks run as the discrete model on a float core's software (spinnaker2)
+        if cls is Emulator and any(q.model == "GatedTheta" for q in program.populations):
+            from .gated import GatedEmulator
+
+            cls = GatedEmulator
         return super().__new__(cls)
 
     def __init__(

@@ -228,26 +228,47 @@ class GatedTheta(NeuronModel):
         _finite("bias", self.bias, out)
         return out
 
-    @staticmethod
-    def programmable_on(profile) -> bool:
-        """Whether ``profile``'s neurons are software in float32 (the gate is then a neuron feature)."""
-        impl = {m.implementation for k, m in profile.neuron_models.items() if k != "SpikeInput"}
-        return profile.arithmetic == "float32" and impl == {"programmable"}
+    def step_constants(self, dt_ms: float) -> dict[str, float]:
+        """The discrete model's per-neuron constants at step ``dt_ms`` (float64): ``eps =
+        dt/tau_v``, ``alpha = exp(-dt/tau_s)``, ``beta = (1 - alpha)/dt`` (1/ms), ``width``
+        (rad), ``bias`` (I0) and the initial phase ``theta0`` (rad)."""
+        alpha = math.exp(-dt_ms / self.tau_s_ms)
+        return {"eps": dt_ms / self.tau_v_ms, "alpha": alpha, "beta": (1 - alpha) / dt_ms,
+                "width": self.zone_width_rad, "bias": self.bias, "theta0": self.theta_rest}  # fmt: skip
+
+    # The forward approximation's two eligibility traces (``GatedNet.eprop``) written as a
+    # sum-of-products rule with the phase trace in tag t and the charge trace in tag d:
+    #   dt = (jac - 1) t + b x1,   dd = -(1 - alpha) d + beta (g' jac - g) t + beta g' b x1,   dw = -y3 d
+    # (jac = 1 + eps sin theta (1 - I), b = eps (1 + cos theta), g, g' the gate before and after
+    # the step): five graded factors of the post neuron per step, x1 the signed presynaptic drive.
+    FORWARD_POST_FACTORS: ClassVar[tuple[str, ...]] = (
+        "1 + eps sin(theta) (1 - I)", "eps (1 + cos theta)", "g(theta') jac - g(theta)",
+        "g(theta') eps (1 + cos theta)", "the output error y3",
+    )  # fmt: skip
 
     @classmethod
     def chip_refusal(cls, profile) -> str:
         """Why ``profile``'s chip compiles no Program of this model (the DRC's and ``check
-        --deploy``'s refusal)."""
-        if cls.programmable_on(profile):
-            return (
-                f"{profile.name}'s cores could run it as software, but neurocomp has no GatedTheta kernel "
-                "for a Program: `check --deploy` runs it as the reference in float32 with the chip's weights"
-            )
+        --deploy``'s refusal): it needs the phase's cosine and the gate's integral, which only
+        a float core's software computes (spinnaker2's profile lists the model); on a
+        sum-of-products engine with graded post factors (loihi2) also why the forward
+        approximation does not lower."""
         models = ", ".join(k for k in profile.neuron_models if k != "SpikeInput")
-        return (
+        why = (
             f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "
             f"graded synaptic output s; {profile.name}'s neuron models ({models}, {profile.arithmetic} "
             "arithmetic) have no gate nonlinearity on the membrane state"
+        )
+        eng = profile.learning
+        if eng.kind != "sum_of_products" or not eng.third_factor:
+            return why
+        post = [v for v in eng.variables if v.startswith("y")]
+        bits = eng.params.get("trace_bits")
+        return (
+            f"{why}; nor does its learning engine hold the forward approximation's two traces (phase in tag t, "
+            f"charge in tag d): they need {len(cls.FORWARD_POST_FACTORS)} graded post factors per step "
+            f"({'; '.join(cls.FORWARD_POST_FACTORS)}) where the engine has {len(post)} ({', '.join(post)}), and "
+            f"a signed presynaptic factor (the input currents) where x1 is a {bits}-bit unsigned trace"
         )
 
     @property

@@ -12,7 +12,8 @@ and recording arrays; Python only orchestrates.
 
 Modules (one per family): :mod:`.neurons` (LIF, ALIF, LI updates), :mod:`.delivery` (dense,
 sparse and delayed synaptic delivery), :mod:`.learning` (the sum-of-products engine),
-:mod:`.reckon` (ReckOn's learner), :mod:`.eprop` (e-prop on programmable cores).
+:mod:`.reckon` (ReckOn's learner), :mod:`.eprop` (e-prop on programmable cores),
+:mod:`.gated` (the gated theta network, reference and emulator).
 
 Compiling is the cold run's cost, and numba compiles under a process-wide lock: work that
 needs many kernels at once (a check's levels) fills the cache from worker processes first

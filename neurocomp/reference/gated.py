@@ -38,12 +38,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError, Problem
+from ..kernels.gated import gate_charges, passages, run_gated
 from .blocks import dense_blocks
 
 TWO_PI = 2.0 * math.pi
@@ -53,14 +53,12 @@ VARIANTS = ("exact", "no_dfdtheta", "no_gate_at_start")  # GatedNet.backward's; 
 def gate_integral(theta: np.ndarray, width: np.ndarray, shape: str) -> np.ndarray:
     """``G(theta)``: the gate's integral from a reference phase, the number of zone passages
     plus the fraction of the current one (``G(theta + 2 pi) = G(theta) + 1``; zones centred
-    on ``pi + 2 pi k``)."""
-    k = np.round((theta - math.pi) / TWO_PI)
-    phi = theta - math.pi - TWO_PI * k  # in [-pi, pi]: the phase from the nearest zone centre
-    u = np.clip(phi / width, -0.5, 0.5)
-    ramp = u + 0.5
-    if shape == "cosine":
-        ramp = ramp + np.sin(TWO_PI * u) / TWO_PI
-    return k + ramp
+    on ``pi + 2 pi k``). :func:`neurocomp.kernels.gated.gate_charge`, in ``theta``'s dtype."""
+    dt = np.float32 if np.asarray(theta).dtype == np.float32 else np.float64
+    th, w = (np.array(a, dt) for a in np.broadcast_arrays(theta, width))  # contiguous copies
+    out = np.empty_like(th)
+    gate_charges(th.ravel(), w.ravel(), shape == "cosine", out.ravel())
+    return out
 
 
 def gate(theta: np.ndarray, width: np.ndarray, shape: str) -> np.ndarray:
@@ -87,8 +85,7 @@ class GatedTrace:
     @property
     def spikes(self) -> np.ndarray:
         """Zone passages per step ``[T, batch, n_rec]`` (integers: passages of ``pi`` mod 2 pi)."""
-        k = np.floor((self.theta - math.pi) / TWO_PI)
-        return np.diff(k, axis=0)
+        return passages(self.theta)
 
 
 @dataclass
@@ -155,35 +152,23 @@ class GatedNet:
     # -- forward ------------------------------------------------------------------------------
     def forward(self, x: np.ndarray, **_: Any) -> GatedTrace:
         """Run the discrete model on currents ``x`` ``[T, batch, n_in]`` (``dtype``'s
-        arithmetic: float64, or float32 as a programmable core runs it)."""
+        arithmetic: float64, or float32 as a programmable core runs it), with
+        :func:`neurocomp.kernels.gated.run_gated`, the emulator's kernel."""
         dt = self.dtype
-        x = np.asarray(x, dt)
+        x = np.ascontiguousarray(x, dt)
         T, nb = x.shape[:2]
-        n = self.n_rec
-        c = SimpleNamespace(
-            eps=self.eps.astype(dt), alpha=self.alpha.astype(dt), width=self.width.astype(dt),
-            bias=self.bias.astype(dt), beta=((1 - self.alpha) / self.dt_ms).astype(dt),
-            W_in=self.W_in.astype(dt), W_rec=self.W_rec.astype(dt), W_out=self.W_out.astype(dt),
-            kappa=dt(self.kappa), b=self.b_out.astype(dt), one=dt(1.0),
-        )  # fmt: skip
-        th = np.empty((T + 1, nb, n), dt)
-        s = np.empty((T + 1, nb, n), dt)
-        I = np.empty((T, nb, n), dt)  # noqa: E741
-        y = np.empty((T, nb, self.n_out), dt)
+        th = np.empty((T + 1, nb, self.n_rec), dt)
+        s = np.empty_like(th)
         th[0], s[0] = self.theta0.astype(dt), 0
-        Gp = gate_integral(th[0], c.width, self.shape).astype(dt)
-        drive = x @ c.W_in.T  # [T, batch, n_rec]: the inputs do not depend on the state
-        yk = np.zeros((nb, self.n_out), dt)
-        for t in range(T):
-            I[t] = drive[t] + s[t] @ c.W_rec.T + c.bias
-            cs = np.cos(th[t])
-            th[t + 1] = th[t] + c.eps * ((c.one - cs) + (c.one + cs) * I[t])
-            Gn = gate_integral(th[t + 1], c.width, self.shape).astype(dt)
-            s[t + 1] = c.alpha * s[t] + c.beta * (Gn - Gp)
-            Gp = Gn
-            yk = c.kappa * yk + (c.one - c.kappa) * (s[t + 1] @ c.W_out.T + c.b)
-            y[t] = yk
-        return GatedTrace(x, th, s, I, y)
+        cur = np.empty((T, nb, self.n_rec), dt)
+        y = np.empty((T, nb, self.n_out), dt)
+        run_gated(
+            x, *(np.ascontiguousarray(a, dt) for a in (self.W_in, self.W_rec, self.W_out, self.bias, self.eps,
+                                                       self.alpha, (1 - self.alpha) / self.dt_ms, self.width)),
+            self.shape == "cosine", dt(self.kappa), self.b_out.astype(dt), th, s, cur, y,
+            np.zeros((nb, self.n_out), dt),
+        )  # fmt: skip
+        return GatedTrace(x, th, s, cur, y)
 
     # -- loss ---------------------------------------------------------------------------------
     @staticmethod
@@ -340,20 +325,17 @@ class GatedNet:
         d = dense_blocks(net, ins, recs, ro, "the gated network")
         W_in, W_rec, W_out, m_in, m_rec, blocks = d.W_in, d.W_rec, d.W_out, d.m_in, d.m_rec, d.blocks
 
-        def per_neuron(f) -> np.ndarray:
-            return np.concatenate([np.full(p.size, f(p.neuron), np.float64) for p in recs])
+        consts = [p.neuron.step_constants(dt_ms) for p in recs]
+
+        def per_neuron(key: str) -> np.ndarray:
+            return np.concatenate([np.full(p.size, c[key], np.float64) for p, c in zip(recs, consts, strict=True)])
 
         return cls(
-            W_in, W_rec, W_out,
-            eps=per_neuron(lambda n: dt_ms / n.tau_v_ms),
-            alpha=per_neuron(lambda n: math.exp(-dt_ms / n.tau_s_ms)),
-            width=per_neuron(lambda n: n.zone_width_rad),
-            bias=per_neuron(lambda n: n.bias),
-            theta0=per_neuron(lambda n: n.theta_rest),
-            kappa=math.exp(-dt_ms / ro.neuron.tau_mem_ms),
-            b_out=np.full(ro.size, float(ro.neuron.bias)),
-            shape=shapes.pop(), dt_ms=dt_ms, mask_in=m_in, mask_rec=m_rec, blocks=blocks, dtype=dtype,
-        )  # fmt: skip
+            W_in, W_rec, W_out, eps=per_neuron("eps"), alpha=per_neuron("alpha"), width=per_neuron("width"),
+            bias=per_neuron("bias"), theta0=per_neuron("theta0"), kappa=math.exp(-dt_ms / ro.neuron.tau_mem_ms),
+            b_out=np.full(ro.size, float(ro.neuron.bias)), shape=shapes.pop(), dt_ms=dt_ms, mask_in=m_in,
+            mask_rec=m_rec, blocks=blocks, dtype=dtype,
+        )
 
     def projection_weights(self, name: str) -> np.ndarray:
         """The ``[post, pre]`` block of projection ``name``."""

@@ -33,7 +33,7 @@ import numpy as np
 
 from ...arith.rounding import round_to_int
 from ...errors import Problem
-from ...graph import ALIF, LI, LIF, Projection, SpikeInput
+from ...graph import ALIF, LI, LIF, GatedTheta, Projection, SpikeInput
 from ...graph.conv import ConvProjection
 from ...graph.weights import SparseWeights, row_pointers
 from ...profiles import Profile
@@ -158,6 +158,8 @@ class _Quantizer:
         if isinstance(n, SpikeInput):
             params = {"rate_hz": n.rate_hz, "seed": n.seed, "trials": n.trials}
             return QPopulation(pop.name, pop.size, n.model, True, 0, params)
+        if isinstance(n, GatedTheta):
+            return self.gated(pop, where)
         fixed = prof.arithmetic == "fixed"
         for role, d in pop.decays.items():
             realized = d.factor if fixed else float(np.float32(d.factor))
@@ -176,6 +178,16 @@ class _Quantizer:
                 bias = self.bias(where, n.bias, scale_exp, fixed)
                 params.update(bias)
         return QPopulation(pop.name, pop.size, n.model, n.spiking, scale_exp if fixed else 0, params)
+
+    def gated(self, pop: DiscretePopulation, where: str) -> QPopulation:
+        """A gated theta population on a float core (the DRC admits it nowhere else): its step
+        constants (:meth:`GatedTheta.step_constants`) rounded once to float32."""
+        n: GatedTheta = pop.neuron  # type: ignore[assignment]
+        params: dict = {"zone_shape": n.zone_shape}
+        for name, value in n.step_constants(self.net.dt_ms).items():
+            params[name] = float(np.float32(value))
+            self.stats.append(ParamStats.compare(where, name, np.array([value]), np.array([params[name]])))
+        return QPopulation(pop.name, pop.size, n.model, n.spiking, 0, params)
 
     def scaled(self, where, name, value, scale_exp, fmt, fixed, allow_zero=False):
         """A threshold-like value: ``mantissa << shift == value * S`` (exponent fixed at its minimum)."""

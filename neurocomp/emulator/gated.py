@@ -1,0 +1,220 @@
+"""The emulator on a gated theta network: a Program with GatedTheta populations (Huh &
+Sejnowski's gated synapse as a neuron feature of a float core's software, spinnaker2) run
+with :func:`neurocomp.kernels.gated.run_gated`, the discrete model's one definition.
+
+:class:`~.emulator.Emulator` returns a :class:`GatedEmulator` for such a Program. The network
+is one structure, as the discrete model has it: input populations (``SpikeInput``) driven
+with analog currents (the task's waveforms, applied in the step they are given for), the
+gated populations (concatenated in program order), one ``LI`` readout without a synaptic
+current. Weights are the compiled ones as the chip holds them (the int8 mantissas times
+their per-row power-of-two unit), everything runs in float32. Timing and the readout follow
+the discrete model: the charge ``s`` reaches the gated neurons in the next step (the
+profile's one-step synaptic delay) and the readout in the same step, whose input gain is
+``1 - kappa`` (the normalized leak the trained readout weights assume). What the structure
+cannot hold is refused by name (:meth:`GatedLayer.of`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..compiler.chip_weights import chip_mantissas
+from ..compiler.program import Program
+from ..errors import Problem
+from ..kernels.gated import passages, run_gated
+from .emulator import Emulator, EmulatorError
+from .plastic import mantissa_unit
+
+GATED_RECORDABLE = ("theta", "s", "I", "spikes", "v")
+_CONSTS = ("bias", "eps", "alpha", "beta", "width")
+_LEARN_DEFAULTS = {"learn_mode": "independent", "learn_arithmetic": "chip", "learn_float": (), "learn_rounding": None}
+
+
+@dataclass(frozen=True)
+class GatedLayer:
+    """A Program as the gated network: offsets of the input and gated populations, the
+    readout's name, the float32 weights ``w_in`` ``[n, n_in]``, ``w_rec`` ``[n, n]``, ``w_out``
+    ``[n_out, n]`` (model units), the per-neuron constants (``consts[name]``, ``[n]``,
+    float32), the initial phases ``theta0`` and the readout's ``kappa`` and bias ``b_out``."""
+
+    inputs: dict[str, int]
+    gated: dict[str, int]
+    readout: str
+    w_in: np.ndarray
+    w_rec: np.ndarray
+    w_out: np.ndarray
+    consts: dict[str, np.ndarray]
+    theta0: np.ndarray
+    cosine: bool
+    kappa: np.float32
+    b_out: np.ndarray
+
+    @classmethod
+    def of(cls, program: Program) -> GatedLayer:
+        """The layer of ``program``, or an :class:`EmulatorError` naming everything the gated
+        network cannot hold: models other than SpikeInput, GatedTheta and one LI readout
+        without a synaptic current, mixed gate shapes, and projections other than input ->
+        gated, gated -> gated and gated -> readout without delay or learning."""
+        problems: list[Problem] = []
+        offs: dict[str, dict[str, int]] = {"SpikeInput": {}, "GatedTheta": {}, "LI": {}}
+        size = dict.fromkeys(offs, 0)
+        for q in program.populations:
+            where = f"population {q.name!r}"
+            if q.model not in offs:
+                problems.append(Problem(where, f"{q.model}: a gated network has inputs, GatedTheta and one LI readout"))
+                continue
+            if q.model == "LI" and float(q.params["current_decay"]) != 0.0:
+                problems.append(Problem(where, "the gated network's readout integrates s directly (no tau_syn_ms)"))
+            offs[q.model][q.name] = size[q.model]
+            size[q.model] += q.size
+        gq = [program.population(n) for n in offs["GatedTheta"]]
+        shapes = sorted({q.params["zone_shape"] for q in gq})
+        if len(shapes) > 1:
+            problems.append(Problem("network", f"one gate shape per network, found {shapes}"))
+        if len(offs["LI"]) != 1:
+            problems.append(Problem("network", f"a gated network has one LI readout, found {len(offs['LI'])}"))
+        n_in, n = size["SpikeInput"], size["GatedTheta"]
+        n_out = size["LI"] if len(offs["LI"]) == 1 else 0
+        mats = {("SpikeInput", "GatedTheta"): np.zeros((n, n_in)), ("GatedTheta", "GatedTheta"): np.zeros((n, n)),
+                ("GatedTheta", "LI"): np.zeros((n_out, n))}  # fmt: skip
+        for pr in program.projections:
+            problems += _place(program, pr, offs, mats)
+        if problems:
+            raise EmulatorError(problems)
+        ro = program.population(next(iter(offs["LI"])))
+
+        def per_neuron(key: str) -> np.ndarray:
+            return np.concatenate([np.full(q.size, q.params[key], np.float32) for q in gq])
+
+        w_in, w_rec, w_out = (m.astype(np.float32) for m in mats.values())
+        return cls(
+            offs["SpikeInput"], offs["GatedTheta"], ro.name, w_in, w_rec, w_out,
+            {k: per_neuron(k) for k in _CONSTS}, per_neuron("theta0"), shapes[0] == "cosine",
+            np.float32(ro.params["voltage_decay"]), np.full(ro.size, ro.params.get("bias", 0.0), np.float32),
+        )  # fmt: skip
+
+
+def _place(program: Program, pr, offs, mats) -> list[Problem]:
+    """Put projection ``pr``'s weights (as the chip holds them, model units, float64 until
+    the one cast to float32) into its block, or say why it does not fit."""
+    where = f"projection {pr.name!r}"
+    pre = next((m for m, d in offs.items() if pr.pre in d), None)
+    post = next((m for m, d in offs.items() if pr.post in d), None)
+    if (pre, post) not in mats:
+        return [Problem(where, f"{pre} -> {post}: a gated network has input -> gated, gated -> gated and "
+                               "gated -> readout projections")]  # fmt: skip
+    out = []
+    if np.any(np.asarray(pr.delay_steps) != 0):
+        out.append(Problem(where, "delays: the gated network's charge arrives in the next step; no further delay"))
+    if pr.plasticity is not None:
+        out.append(Problem(where, f"{pr.plasticity.name}: no on-chip learning of a gated network"))
+    if out:
+        return out
+    m, unit = chip_mantissas(pr, program.profile).astype(np.float64), mantissa_unit(pr)
+    w = np.zeros(pr.shape)
+    if pr.is_sparse:
+        w[pr.rows, pr.cols] = m * (unit if np.ndim(unit) == 0 else unit[pr.rows, 0])
+    else:
+        w = m * unit
+    r0, c0 = offs[post][pr.post], offs[pre][pr.pre]
+    mats[pre, post][r0 : r0 + pr.shape[0], c0 : c0 + pr.shape[1]] += w
+    return []
+
+
+class GatedEmulator(Emulator):
+    """:class:`~.emulator.Emulator` for a gated theta network (made by ``Emulator(program)``
+    when the Program has GatedTheta populations). ``run`` takes input currents (float, as the
+    task gives them) and records ``theta``, ``s``, ``I`` and ``spikes`` (zone passages per
+    step) of the gated populations and ``v`` of the readout, ``[steps, batch, neurons]``
+    float32 (spikes int32). No learning, no strict mode (a float core has no overflow)."""
+
+    def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, **learn):
+        bad = [k for k, v in learn.items() if _LEARN_DEFAULTS.get(k, ()) != (tuple(v) if k == "learn_float" else v)]
+        if strict or bad:
+            what = ", ".join((["strict"] if strict else []) + bad)
+            raise EmulatorError([Problem("emulator", f"{what}: a gated network runs in float32 and does not learn")])
+        self.program, self.profile, self.batch, self.seed = program, program.profile, batch, seed
+        self.plastic: dict = {}  # nothing learns (the Emulator's interface)
+        self.layer = GatedLayer.of(program)
+        self.reset()
+
+    def reset(self, keep_weights: bool = False) -> None:
+        L, b = self.layer, self.batch
+        self.t = 0
+        self._th = np.repeat(L.theta0[None], b, axis=0)
+        self._s = np.zeros_like(self._th)
+        self._y = np.zeros((b, L.w_out.shape[0]), np.float32)
+
+    @property
+    def state(self) -> dict[str, np.ndarray]:
+        """The phase and charge of each gated population and the readout's ``v`` ``[batch, n]``."""
+        out = {f"{self.layer.readout}/v": self._y.copy()}
+        for name, o in self.layer.gated.items():
+            sl = slice(o, o + self.program.population(name).size)
+            out |= {f"{name}/theta": self._th[:, sl].copy(), f"{name}/s": self._s[:, sl].copy()}
+        return out
+
+    def step(self, inputs: Mapping[str, np.ndarray] | None = None, learn: bool = False) -> None:
+        """Advance one step; ``inputs`` maps input populations to ``[batch, n]`` or ``[n]`` currents."""
+        self.run(1, {k: np.asarray(v)[None] for k, v in (inputs or {}).items()}, record=())
+
+    def run(self, steps: int, inputs=None, record=("spikes",), learn: bool = False) -> dict[str, np.ndarray]:
+        """Run ``steps`` steps on ``inputs``: every input population's currents, ``[steps,
+        batch, n]`` or ``[steps, n]`` (shared by all trials)."""
+        bad = [v for v in record if v not in GATED_RECORDABLE]
+        if bad or learn:
+            msg = f"cannot record {bad} (recordable: {', '.join(GATED_RECORDABLE)})" if bad else "no on-chip learning"
+            raise EmulatorError([Problem("record" if bad else "learn", msg)])
+        L, b = self.layer, self.batch
+        x = self._currents(inputs or {}, steps)
+        th = np.empty((steps + 1, b, L.theta0.size), np.float32)
+        s = np.empty_like(th)
+        th[0], s[0] = self._th, self._s
+        cur = np.empty((steps, b, L.theta0.size), np.float32)
+        y = np.empty((steps, b, L.w_out.shape[0]), np.float32)
+        c = L.consts
+        run_gated(
+            x, L.w_in, L.w_rec, L.w_out, c["bias"], c["eps"], c["alpha"], c["beta"], c["width"], L.cosine, L.kappa,
+            L.b_out, th, s, cur, y, self._y,
+        )  # fmt: skip
+        self._th, self._s = th[-1].copy(), s[-1].copy()
+        if steps:
+            self._y = y[-1].copy()
+        self.t += steps
+        return self._recordings(record, th, s, cur, y)
+
+    def _currents(self, given: Mapping[str, np.ndarray], steps: int) -> np.ndarray:
+        """``[steps, batch, n_in]`` float32 currents from the given ones, each checked by name."""
+        L, b = self.layer, self.batch
+        x = np.zeros((steps, b, L.w_in.shape[1]), np.float32)
+        problems = [Problem(f"inputs[{k!r}]", "not an input population of the gated network")
+                    for k in given if k not in L.inputs]  # fmt: skip
+        for name, o in L.inputs.items():
+            n = self.program.population(name).size
+            if name not in given:
+                problems.append(Problem(f"inputs[{name!r}]", "missing: the gated network's inputs are currents"))
+                continue
+            a = np.asarray(given[name], np.float64)
+            if a.shape not in ((steps, b, n), (steps, n)) or not np.all(np.isfinite(a)):
+                problems.append(Problem(f"inputs[{name!r}]", f"expected finite currents [{steps}, {b}, {n}] or "
+                                                             f"[{steps}, {n}], got shape {a.shape}"))  # fmt: skip
+                continue
+            x[:, :, o : o + n] = a if a.ndim == 3 else a[:, None]
+        if problems:
+            raise EmulatorError(problems)
+        return x
+
+    def _recordings(self, record, th, s, cur, y) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if "v" in record:
+            out[f"{self.layer.readout}/v"] = y
+        for name, o in self.layer.gated.items():
+            sl = slice(o, o + self.program.population(name).size)
+            arrays = {"theta": th[1:, :, sl], "s": s[1:, :, sl], "I": cur[:, :, sl]}
+            if "spikes" in record:  # passages of pi (mod 2 pi) per step
+                arrays["spikes"] = passages(th[:, :, sl]).astype(np.int32)
+            out |= {f"{name}/{v}": np.ascontiguousarray(arrays[v]) for v in record if v in arrays}
+        return out
