@@ -86,6 +86,10 @@ def test_emulator_refuses_by_name(tmp_path):
         emu.run(5, {"in": np.full((5, 2), np.nan)})
     with pytest.raises(EmulatorError, match="cannot record \\['u'\\]"):
         emu.run(5, {"in": np.zeros((5, 2))}, record=["u"])
+    for call in (emu.checkpoint, emu.weights_at_edge, lambda: emu.get_weights("rec->rec"), lambda: emu.restore(None)):
+        with pytest.raises(EmulatorError, match="not available for a gated network"):
+            call()
+    assert emu.reckon_core is None
     with pytest.raises(EmulatorError, match="strict: a gated network runs in float32"):
         Emulator(prog, strict=True)
     delayed = _net(tmp_path, **{"exclude_self: true}}": "exclude_self: true}, delay_steps: 2}"})

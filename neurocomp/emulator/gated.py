@@ -138,6 +138,7 @@ class GatedEmulator(Emulator):
             raise EmulatorError([Problem("emulator", f"{what}: a gated network runs in float32 and does not learn")])
         self.program, self.profile, self.batch, self.seed = program, program.profile, batch, seed
         self.plastic: dict = {}  # nothing learns (the Emulator's interface)
+        self._core = None  # not a ReckOn core
         self.layer = GatedLayer.of(program)
         self.reset()
 
@@ -185,6 +186,31 @@ class GatedEmulator(Emulator):
             self._y = y[-1].copy()
         self.t += steps
         return self._recordings(record, th, s, cur, y)
+
+    def _unsupported(self, what: str):
+        msg = f"{what}: not available for a gated network (it runs, steps, resets and reports its state)"
+        raise EmulatorError([Problem("emulator", msg)])
+
+    def get_weights(self, projection: str) -> np.ndarray:
+        self._unsupported(f"get_weights({projection!r})")
+
+    def set_weights(self, projection: str, weights) -> None:
+        self._unsupported(f"set_weights({projection!r})")
+
+    def weights_at_edge(self):
+        self._unsupported("weights_at_edge")
+
+    def checkpoint(self):
+        self._unsupported("checkpoint")
+
+    def restore(self, ckpt) -> None:
+        self._unsupported("restore")
+
+    def run_inputs(self, inputs, steps: int):
+        self._unsupported("run_inputs")
+
+    def attach_shadow(self, *args, **kwargs):
+        self._unsupported("attach_shadow")
 
     def _currents(self, given: Mapping[str, np.ndarray], steps: int) -> np.ndarray:
         """``[steps, batch, n_in]`` float32 currents from the given ones, each checked by name."""
