@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "tau_c": 0.05,  # s: the input's correlation time
     "c_amplitude": 8.0,  # the input's standard deviation
     "fast_steps": 100_000,
+    "readout_fit_steps": 20_000,  # the fast phase's last steps, rerun to fit the readout (0: the derivation's D)
     "slow_steps": 180_000,
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
@@ -88,6 +89,9 @@ def make(seed: int = 0, **overrides: Any) -> Task:
     cfg = {**DEFAULTS, **overrides}
     if int(cfg["n"]) < 2 or int(cfg["slow_stages"]) < 1 or float(cfg["dt"]) <= 0 or min(phase_steps(cfg)) < 1:
         raise ValueError(f"{NAME}: need n >= 2, dt > 0, slow_stages >= 1 and every phase at least one step")
+    if not 0 <= int(cfg["readout_fit_steps"]) <= int(cfg["fast_steps"]):
+        raise ValueError(f"{NAME}: readout_fit_steps = {cfg['readout_fit_steps']} must be within [0, fast_steps = "
+                         f"{cfg['fast_steps']}] (the readout is fitted on the fast phase's input)")  # fmt: skip
     A, dt = system_matrix(cfg), float(cfg["dt"])
     rngs = [np.random.default_rng([seed, 10 + k]) for k in range(len(phase_steps(cfg)))]
     amp, tau = float(cfg["c_amplitude"]), float(cfg["tau_c"])
