@@ -160,9 +160,11 @@ def fast_update(wf_col: np.ndarray, v_pre: np.ndarray, r: np.ndarray, j: int, et
     return d
 
 
-def slow_update(fb: np.ndarray, r: np.ndarray, eta: float, dt: float) -> np.ndarray:
-    """The slow rule's change: ``eta dt fb r^T`` with ``fb = K D^T e`` the feedback current."""
-    return eta * dt * np.outer(fb, r)
+def slow_update(fb: np.ndarray, r: np.ndarray, eta: float, dt: float, learned: Any = 0.0,
+                decay: float = 0.0) -> np.ndarray:  # fmt: skip
+    """The slow rule's change: ``eta dt (fb r^T - decay learned)`` with ``fb = K D^T e`` the
+    feedback current and ``learned`` the slow weights' change from their start (``decay`` per s)."""
+    return eta * dt * (np.outer(fb, r) - decay * learned)
 
 
 class FloatLearner:
@@ -170,10 +172,11 @@ class FloatLearner:
     ``wf``/``ws``: the fast and slow weights the network delivers with (float64 views)."""
 
     def __init__(self, wf0: np.ndarray, ws0: np.ndarray, eta_fast: float, beta: float, mu: float, dt: float,
-                 bound: float = np.inf, dtype=np.float64):  # fmt: skip
+                 bound: float = np.inf, dtype=np.float64, slow_decay: float = 0.0):  # fmt: skip
         self.dtype = np.dtype(dtype)
         self.bound = self.dtype.type(bound)
         self._wf, self._ws = wf0.astype(self.dtype), ws0.astype(self.dtype)
+        self._ws0, self.slow_decay = self._ws.copy(), self.dtype.type(slow_decay)
         self.eta_f, self.beta, self.mu, self.dt = eta_fast, beta, mu, dt
         self.wf, self.ws = self._wf.astype(np.float64), self._ws.astype(np.float64)
 
@@ -191,7 +194,8 @@ class FloatLearner:
         """The slow rule, with ``pre`` (the network's :meth:`BalancedNet.presyn`) as its presynaptic factor."""
         if phase.slow and phase.feedback:
             t = self.dtype.type
-            self._ws += slow_update(np.asarray(fb, self.dtype), pre.astype(self.dtype), t(phase.eta_slow), t(self.dt))
+            self._ws += slow_update(np.asarray(fb, self.dtype), pre.astype(self.dtype), t(phase.eta_slow), t(self.dt),
+                                    self._ws - self._ws0, self.slow_decay)  # fmt: skip
             self.ws = self._ws.astype(np.float64)
 
 

@@ -35,8 +35,8 @@ DEFAULTS: dict[str, Any] = {
     "K": 100.0,  # 1/s: the error feedback's gain during the slow phase
     "beta": 1.8,  # the fast rule's voltage gain (see neurocomp.rules.balanced)
     "eta_fast": 0.02,  # the fast rule's rate per spike
-    "wf_bound": 0.02,  # |fast weight| bound, 2 d_norm^2 (the ideal's largest is d_norm^2; 0.9 of it did not help)
-    "eta_slow": 1.0,  # the slow rule's rate (per s) at its start, decaying as 1 / (1 + t / anneal_s)
+    "wf_bound": 0.009,  # |fast weight| bound: 0.9 d_norm^2, below 2 T (a pair of opposite neurons cannot ping-pong)
+    "eta_slow": 0.3,  # the slow rule's rate (per s) at its start, decaying as 1 / (1 + t / anneal_s)
     "anneal_s": 20.0,  # s
     "slow_stages": 6,  # piecewise-constant stages of that rate (a chip's host loads one rule per stage)
     "dt": 1e-3,  # s per step
@@ -49,7 +49,7 @@ DEFAULTS: dict[str, Any] = {
     "slow_steps": 180_000,
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
-    "wf_range": 0.02,  # = wf_bound: the engine's weight range is the bound
+    "wf_range": 0.009,  # = wf_bound: the engine's weight range is the bound
     "ws_range": 0.125,  # the ideal's largest is 0.11; finer steps let the slow rule run every 1-8 steps
     "v_range": 0.02,
     "r_range": 16.0,
