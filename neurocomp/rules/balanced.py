@@ -28,7 +28,9 @@ available, so the constants here are ours and :func:`fast_update`'s fixed point 
   (``V_i = -T``) lands exactly on its threshold after the jump and the network can ping-pong,
   so ``beta = 1.8`` (measured over 100 s, seeds 0-2: the learned ``Of`` is 0.93-0.97 of
   ``-D^T D``, correlation 0.995). The weights are bounded by ``±bound`` (the task's
-  ``wf_bound``, on loihi2 the engine's weight range).
+  ``wf_bound``, on loihi2 the engine's weight range): below ``2 T``, the jump that lifts a
+  neuron just reset (at ``-T``) over its threshold, or an opposite pair can fire in turn every
+  step once the slow weights excite the network (unbounded, a few learned weights exceed it).
 * slow, every step, with the feedback on::
 
       dOs_ij = eta_s dt (K D^T e)_i r_j                        (error-feedback current x r)
@@ -38,6 +40,9 @@ at ``mu lam I`` (the network then codes the leaky integral of ``c``); then the s
 feedback on and the fast weights frozen (learning both at once with the feedback on diverged:
 the feedback current enters V, which is the fast rule's factor), its rate decaying in
 piecewise-constant stages (:func:`stage_rates`); then the test: feedback off, no learning.
+Between the fast and slow phases the host fits the readout decoder (:meth:`Balanced.fit_readout`):
+learned fast weights fall short of ``-D^T D``, so the network codes its signal along a decoder
+shorter than ``D``; the readout and the error fed back (``K D^T (x - D_fit r)``) use the fitted one.
 With one spike per step the engine's one voltage per step is the voltage before that spike
 (with a cascade, the engine's fast rule learned 0.025 of ``-D^T D`` and the network ran away).
 
@@ -160,11 +165,9 @@ def fast_update(wf_col: np.ndarray, v_pre: np.ndarray, r: np.ndarray, j: int, et
     return d
 
 
-def slow_update(fb: np.ndarray, r: np.ndarray, eta: float, dt: float, learned: Any = 0.0,
-                decay: float = 0.0) -> np.ndarray:  # fmt: skip
-    """The slow rule's change: ``eta dt (fb r^T - decay learned)`` with ``fb = K D^T e`` the
-    feedback current and ``learned`` the slow weights' change from their start (``decay`` per s)."""
-    return eta * dt * (np.outer(fb, r) - decay * learned)
+def slow_update(fb: np.ndarray, r: np.ndarray, eta: float, dt: float) -> np.ndarray:
+    """The slow rule's change: ``eta dt fb r^T`` with ``fb = K D^T e`` the feedback current."""
+    return eta * dt * np.outer(fb, r)
 
 
 class FloatLearner:
@@ -172,11 +175,10 @@ class FloatLearner:
     ``wf``/``ws``: the fast and slow weights the network delivers with (float64 views)."""
 
     def __init__(self, wf0: np.ndarray, ws0: np.ndarray, eta_fast: float, beta: float, mu: float, dt: float,
-                 bound: float = np.inf, dtype=np.float64, slow_decay: float = 0.0):  # fmt: skip
+                 bound: float = np.inf, dtype=np.float64):  # fmt: skip
         self.dtype = np.dtype(dtype)
         self.bound = self.dtype.type(bound)
         self._wf, self._ws = wf0.astype(self.dtype), ws0.astype(self.dtype)
-        self._ws0, self.slow_decay = self._ws.copy(), self.dtype.type(slow_decay)
         self.eta_f, self.beta, self.mu, self.dt = eta_fast, beta, mu, dt
         self.wf, self.ws = self._wf.astype(np.float64), self._ws.astype(np.float64)
 
@@ -194,8 +196,7 @@ class FloatLearner:
         """The slow rule, with ``pre`` (the network's :meth:`BalancedNet.presyn`) as its presynaptic factor."""
         if phase.slow and phase.feedback:
             t = self.dtype.type
-            self._ws += slow_update(np.asarray(fb, self.dtype), pre.astype(self.dtype), t(phase.eta_slow), t(self.dt),
-                                    self._ws - self._ws0, self.slow_decay)  # fmt: skip
+            self._ws += slow_update(np.asarray(fb, self.dtype), pre.astype(self.dtype), t(phase.eta_slow), t(self.dt))
             self.ws = self._ws.astype(np.float64)
 
 
