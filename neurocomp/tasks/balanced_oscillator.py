@@ -36,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "beta": 1.8,  # the fast rule's voltage gain (see neurocomp.rules.balanced)
     "eta_fast": 0.02,  # the fast rule's rate per spike
     "wf_bound": 0.009,  # |fast weight| bound: 0.9 d_norm^2, below 2 T (a pair of opposite neurons cannot ping-pong)
-    "eta_slow": 0.3,  # the slow rule's rate (per s) at its start, decaying as 1 / (1 + t / anneal_s)
+    "eta_slow": 0.15,  # the slow rule's rate (per s) at its start, decaying as 1 / (1 + t / anneal_s)
     "anneal_s": 20.0,  # s
     "slow_stages": 6,  # piecewise-constant stages of that rate (a chip's host loads one rule per stage)
     "dt": 1e-3,  # s per step
@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
     "wf_range": 0.009,  # = wf_bound: the engine's weight range is the bound
-    "ws_range": 0.125,  # the ideal's largest is 0.11; finer steps let the slow rule run every 1-8 steps
+    "ws_range": 0.25,  # the ideal's largest is 0.11; the learned ones reach 0.13-0.21 (at ±0.125 they saturate)
     "v_range": 0.02,
     "r_range": 16.0,
     "fb_range": 4.0,
