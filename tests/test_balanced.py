@@ -174,3 +174,17 @@ def test_a_model_file_naming_balanced_gets_a_named_problem(tmp_path, capsys):
     assert main(["validate", str(model)]) == 2
     out = capsys.readouterr()
     assert "projection 'in->rec'" in out.out + out.err and "check balanced --task" in out.out + out.err
+
+
+@pytest.mark.slow
+def test_float_protocol_meets_the_target_on_seed_1():
+    # the acceptance protocol (benchmarks/balanced_oscillator.py) in float64 on the seed that ran away before the
+    # readout fit, the 0.9 |D_i|^2 bound and the slower slow rate: each of those reverted misses (0.161 without the
+    # fit, 0.552 with the bound at 2 |D_i|^2, a run-away with eta_slow 1). 4-5 s of CPU
+    tk = make("balanced-oscillator", seed=1)
+    cfg = tk.config
+    b = Balanced(tk, 1)
+    ln = FloatLearner(b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
+                      float(cfg["wf_bound"]))  # fmt: skip
+    b.train(ln)
+    assert b.test(ln)["error"] < 0.1  # the target: autonomous error under 10 % of the signal's RMS
