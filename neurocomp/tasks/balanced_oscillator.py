@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
     "c_amplitude": 8.0,  # the input's standard deviation
     "fast_steps": 100_000,
     "readout_fit_steps": 20_000,  # the fast phase's last steps, rerun to fit the readout (0: the derivation's D)
-    "slow_steps": 180_000,
+    "slow_steps": 360_000,
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
     "wf_range": 0.009,  # = wf_bound: the engine's weight range is the bound
