@@ -106,12 +106,12 @@ def test_engine_rules_state_their_precision():
     from neurocomp.tasks.balanced_oscillator import DEFAULTS
 
     cfg, prof = dict(DEFAULTS), load_profile("loihi2")
-    rates = stage_rates(cfg)  # the task's: 0.06 per s decaying to 0.0086
-    fast, slow, sc, notes = lower_engine(prof, cfg, rates[0])
+    fast, slow, sc, notes = lower_engine(prof, cfg, 0.3)
     assert "x0*y2" in str(fast.dw) and "x0*w" in str(fast.dw)  # V as the graded y2, the decay through w
     assert "u0*y3*x1" in str(slow.dw)
-    # the last stage's rate is 5x lower: one step's constant is below the engine's smallest, so it runs less often
-    assert slow_rule(prof, sc, rates[-1], cfg, 0).t_epoch > slow.t_epoch
+    # a 5x lower rate (the task's first stage, 0.06 per s): one step's constant is below the engine's smallest, so
+    # the rule runs less often (the task's later stages hit the longest epoch, 32 steps)
+    assert slow_rule(prof, sc, stage_rates(cfg)[0], cfg, 0).t_epoch > slow.t_epoch
     assert fast.post_traces == "graded" and set(fast.graded) == {"y1", "y2"}
     assert any("127 levels a side" in n and "threshold" in n for n in notes)
     # the fixed point of dw = Cv*x0*y2 + Cw*x0*w (each product divided by its width shift) is w = -beta V in model
