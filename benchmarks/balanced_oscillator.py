@@ -2,8 +2,9 @@
 (``balanced-oscillator``): the float reference and each chip's form against the target.
 
 Every variant trains the same network (seed ``--seed``: decoder, inputs) through the task's
-phases (the fast rule alone, then the slow rule with the error fed back), then runs the test
-phase with the feedback off and scores the readout against the system's state.
+phases (the fast rule alone; the host fits the readout decoder to the learned fast weights;
+then the slow rule with the error fed back), then runs the test phase with the feedback off
+and scores the readout against the system's state.
 
     python benchmarks/balanced_oscillator.py                          # float, spinnaker2, loihi2
     python benchmarks/balanced_oscillator.py --variants float --seeds 0,1,2
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=None, help="neurons (default: the task's 40)")
     args = ap.parse_args(argv)
 
+    import numpy as np
+
     from neurocomp.rules.balanced import Balanced
     from neurocomp.tasks import make
 
@@ -70,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             cpu = time.process_time() - t0
             auto, fb = b.test(ln), b.test(ln, feedback=True)
             ok = "meets" if auto["error"] < TARGET else "misses"
+            fit = float(np.sum(b.net.readout * b.D) / np.sum(b.D * b.D))  # the fitted readout's length along D
             print(f"seed {seed} {v:<13} autonomous error {auto['error']:.3f} ({ok} < {TARGET}); with feedback "
                   f"{fb['error']:.3f}; CV of ISI {auto['cv_isi']:.2f} (local CV2 {auto['cv2_isi']:.2f}); "
-                  f"{auto['rate_hz']:.1f} Hz; N = {b.n}; training CPU {cpu:.0f} s", flush=True)  # fmt: skip
+                  f"{auto['rate_hz']:.1f} Hz; readout {fit:.3f} D; N = {b.n}; training CPU {cpu:.0f} s",
+                  flush=True)  # fmt: skip
             for note in notes:
                 print(f"{'':<20}{note}")
     return 0

@@ -13,8 +13,10 @@ from neurocomp.rules.balanced import (
     Phase,
     fast_update,
     ideal_weights,
+    leaky_integral,
     lower,
     lower_engine,
+    rel_error,
     slow_rule,
     slow_update,
     stage_rates,
@@ -24,7 +26,7 @@ from neurocomp.tasks import make
 
 
 def small_task(**kw):
-    return make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=30, test_steps=3000, **kw)
+    return make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=30, test_steps=3000, readout_fit_steps=0, **kw)
 
 
 def test_ideal_weights_track_the_oscillator():
@@ -39,6 +41,27 @@ def test_ideal_weights_track_the_oscillator():
     # and without the slow weights it does not: the dynamics live in Os
     bad = b.test(FloatLearner(of, np.zeros_like(os_), 0.0, 0.0, 0.0, float(tk.config["dt"])))
     assert bad["error"] > 0.5
+
+
+def test_fitted_readout_reads_fast_weights_short_of_the_ideal():
+    # learned fast weights settle short of -D^T D (0.93-0.97 of it); with 0.9 of it off the diagonal the network
+    # codes the leaky integral y of c as about 0.9 D r, so D misreads it by about 10 %. The readout fitted on the
+    # fast phase's input must read a fresh input (the test phase's) with at most 0.7 of D's error (0.057 vs 0.116
+    # measured over 3 s); the ideal network's own coding error is 0.06 at this size (y is small for 3 s from 0)
+    tk = make("balanced-oscillator", seed=0, fast_steps=3000, readout_fit_steps=3000, slow_steps=30, test_steps=3000)
+    b = Balanced(tk, 0)
+    lam, dt = float(tk.config["lam"]), float(tk.config["dt"])
+    of, _ = ideal_weights(b.D, b.A, lam, float(tk.config["mu"]))
+    ln = FloatLearner(np.where(np.eye(b.n, dtype=bool), of, 0.9 * of), b.ws0, 0.0, 0.0, 0.0, dt)
+    c = b.segments[-1][0]
+    y = leaky_integral(c, lam, dt)
+    err_d = rel_error(b.net.run(Phase(False, False, False), c, y, ln)[0], y)
+    fitted = b.fit_readout(ln)
+    assert b.net.readout is fitted and fitted.shape == b.D.shape
+    err_fit = rel_error(b.net.run(Phase(False, False, False), c, y, ln)[0], y)
+    assert err_fit < 0.7 * err_d
+    with pytest.raises(ValueError, match="readout_fit_steps"):
+        make("balanced-oscillator", fast_steps=100, readout_fit_steps=101)
 
 
 def test_fast_update_formula():
@@ -83,12 +106,12 @@ def test_engine_rules_state_their_precision():
     from neurocomp.tasks.balanced_oscillator import DEFAULTS
 
     cfg, prof = dict(DEFAULTS), load_profile("loihi2")
-    rates = stage_rates(cfg)  # the task's: 0.57 per s decaying to 0.11
-    fast, slow, sc, notes = lower_engine(prof, cfg, rates[0])
+    fast, slow, sc, notes = lower_engine(prof, cfg, 0.3)
     assert "x0*y2" in str(fast.dw) and "x0*w" in str(fast.dw)  # V as the graded y2, the decay through w
     assert "u0*y3*x1" in str(slow.dw)
-    # the last stage's rate is 5x lower: one step's constant is below the engine's smallest, so it runs less often
-    assert slow_rule(prof, sc, rates[-1], cfg, 0).t_epoch > slow.t_epoch
+    # a 5x lower rate (the task's first stage, 0.06 per s): one step's constant is below the engine's smallest, so
+    # the rule runs less often (the task's later stages hit the longest epoch, 32 steps)
+    assert slow_rule(prof, sc, stage_rates(cfg)[0], cfg, 0).t_epoch > slow.t_epoch
     assert fast.post_traces == "graded" and set(fast.graded) == {"y1", "y2"}
     assert any("127 levels a side" in n and "threshold" in n for n in notes)
     # the fixed point of dw = Cv*x0*y2 + Cw*x0*w (each product divided by its width shift) is w = -beta V in model
@@ -115,7 +138,8 @@ def test_check_runs_the_levels_on_loihi2():
     from neurocomp.analysis.check import CheckError
     from neurocomp.analysis.check_balanced import check_balanced
 
-    tk = make("balanced-oscillator", seed=0, fast_steps=100, slow_steps=150, slow_stages=2, test_steps=100)
+    tk = make("balanced-oscillator", seed=0, fast_steps=100, slow_steps=150, slow_stages=2, test_steps=100,
+              readout_fit_steps=100)
     rep = check_balanced("balanced", "balanced-oscillator", tk, profile="loihi2", seed=0, progress=False)
     assert set(rep.final) == {"reference", "lowered-float", "lowered-fixed"}
     assert all(np.isfinite(f["error"]) and len(rep.curves[lv]["error"]) == 2 for lv, f in rep.final.items())
@@ -150,3 +174,17 @@ def test_a_model_file_naming_balanced_gets_a_named_problem(tmp_path, capsys):
     assert main(["validate", str(model)]) == 2
     out = capsys.readouterr()
     assert "projection 'in->rec'" in out.out + out.err and "check balanced --task" in out.out + out.err
+
+
+@pytest.mark.slow
+def test_float_protocol_meets_the_target_on_seed_1():
+    # the acceptance protocol (benchmarks/balanced_oscillator.py) in float64 on a seed that ran away before the
+    # readout fit, the 0.9 |D_i|^2 bound and the slower slow rate (with a 180-s slow phase and eta_slow 0.3,
+    # reverting one of them missed: 0.161 without the fit, 0.552 with the bound at 2 |D_i|^2). 8 s of CPU
+    tk = make("balanced-oscillator", seed=1)
+    cfg = tk.config
+    b = Balanced(tk, 1)
+    ln = FloatLearner(b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
+                      float(cfg["wf_bound"]))  # fmt: skip
+    b.train(ln)
+    assert b.test(ln)["error"] < 0.1  # the target: autonomous error under 10 % of the signal's RMS

@@ -2,7 +2,8 @@
 network; the model named on the command line is the rule, ``balanced``).
 
 Levels, from the same network (:class:`neurocomp.rules.balanced.Balanced`, seed ``seed``)
-through the task's fixed phases (the fast rule, then the slow rule in stages of decaying rate):
+through the task's fixed phases (the fast rule; the host's fit of the readout decoder to the
+level's learned fast weights; then the slow rule in stages of decaying rate):
 
 1. **reference**: both rules in float64;
 2. **lowered-float**: what the profile runs (:func:`neurocomp.rules.balanced.lower`) in

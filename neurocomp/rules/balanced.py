@@ -28,7 +28,10 @@ available, so the constants here are ours and :func:`fast_update`'s fixed point 
   (``V_i = -T``) lands exactly on its threshold after the jump and the network can ping-pong,
   so ``beta = 1.8`` (measured over 100 s, seeds 0-2: the learned ``Of`` is 0.93-0.97 of
   ``-D^T D``, correlation 0.995). The weights are bounded by ``±bound`` (the task's
-  ``wf_bound``, on loihi2 the engine's weight range).
+  ``wf_bound``, on loihi2 the engine's weight range), 0.9 ``d_norm^2``: under ``2 T``, the
+  jump that would lift a neuron just reset (at ``-T``) back over its threshold; without it a few
+  learned weights between opposite neurons exceed ``2 T``, and with a bound of ``2 d_norm^2``
+  seeds 1 and 2 reach 0.55 and 1.25 instead of 0.031 and 0.081 (everything else as the task's).
 * slow, every step, with the feedback on::
 
       dOs_ij = eta_s dt (K D^T e)_i r_j                        (error-feedback current x r)
@@ -38,6 +41,9 @@ at ``mu lam I`` (the network then codes the leaky integral of ``c``); then the s
 feedback on and the fast weights frozen (learning both at once with the feedback on diverged:
 the feedback current enters V, which is the fast rule's factor), its rate decaying in
 piecewise-constant stages (:func:`stage_rates`); then the test: feedback off, no learning.
+Between the fast and slow phases the host fits the readout decoder (:meth:`Balanced.fit_readout`):
+learned fast weights fall short of ``-D^T D``, so the network codes its signal along a decoder
+shorter than ``D``; the readout and the error fed back (``K D^T (x - D_fit r)``) use the fitted one.
 With one spike per step the engine's one voltage per step is the voltage before that spike
 (with a cascade, the engine's fast rule learned 0.025 of ``-D^T D`` and the network ran away).
 
@@ -113,6 +119,7 @@ class BalancedNet:
         self.cap = int(spikes_per_step) or 4 * D.shape[1]  # 0: a cascade (4 N: longer is a ping-pong, stop the step)
         self.T = (np.sum(D * D, axis=0) + mu) / 2
         self.n = D.shape[1]
+        self.readout = D  # the readout decoder (and the error's): D, or one fitted to the learned fast weights
 
     def run(self, phase: Phase, c: np.ndarray, x: np.ndarray, learner: Any) -> tuple[np.ndarray, np.ndarray]:
         D, dt, decay = self.D, self.dt, 1 - self.lam * self.dt
@@ -120,8 +127,9 @@ class BalancedNet:
         xh = np.empty_like(x)
         spikes: list[tuple[int, int]] = []
         ff = c @ D  # D^T c for every step
+        R = self.readout
         for i in range(len(c)):
-            e = x[i] - D @ r
+            e = x[i] - R @ r
             fb = self.K * (D.T @ e) if phase.feedback else 0.0
             V = decay * V + dt * (ff[i] + learner.ws @ self.presyn(r) + fb)
             r *= decay
@@ -139,7 +147,7 @@ class BalancedNet:
                 if phase.fast:
                     learner.on_spike(j, v_pre, r)
             learner.after_step(i, phase, fired, v_step, r, fb, self.presyn(r))
-            xh[i] = D @ r
+            xh[i] = R @ r
         return xh, np.array(spikes, dtype=np.int64).reshape(-1, 2)
 
     def presyn(self, r: np.ndarray) -> np.ndarray:
@@ -406,9 +414,27 @@ class Balanced:
         self.phases = [Phase(True, False, False), *(Phase(False, True, True, eta) for eta in stage_rates(cfg))]
 
     def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
-        """The learning phases ``phases`` (indices into :attr:`phases`; default: all)."""
+        """The learning phases ``phases`` (indices into :attr:`phases`; default: all); after
+        the fast phase, the host fits the readout (:meth:`fit_readout`) if the task asks."""
         for k in range(len(self.phases)) if phases is None else phases:
             self.net.run(self.phases[k], *self.segments[k], learner)
+            if k == 0 and int(self.cfg["readout_fit_steps"]):
+                self.fit_readout(learner)
+
+    def fit_readout(self, learner: Any) -> np.ndarray:
+        """Set the network's readout (and error) decoder to the one its learned fast weights
+        imply: the least-squares decoder of what the fast phase's network codes, the leaky
+        integral ``y`` of ``c`` (``dy/dt = -lam y + c``), from its ``r``, over the last
+        ``readout_fit_steps`` steps of the fast phase's input with learning off (Boerlin et
+        al. 2013's optimal decoder; a host computation). Learned fast weights of ``s D^T D``
+        make the network code ``y`` as ``s D r``, so the derivation's ``D`` misreads it, and
+        the feedback ``K D^T e`` then pushes against the balance. Returns the decoder ``[2, N]``."""
+        c = self.segments[0][0][-int(self.cfg["readout_fit_steps"]):]
+        y = leaky_integral(c, self.net.lam, self.net.dt)
+        rec = _Recorder(learner)
+        self.net.run(Phase(False, False, False), c, y, rec)
+        self.net.readout = np.linalg.lstsq(np.array(rec.r), y, rcond=None)[0].T
+        return self.net.readout
 
     def test(self, learner: Any, feedback: bool = False) -> dict:
         """The test phase (no learning): the readout, its error against the target, the CV of
@@ -418,6 +444,28 @@ class Balanced:
         dur = len(c) * float(self.cfg["dt"])
         return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, self.n),
                 "cv2_isi": cv2_isi(spikes, self.n), "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
+
+
+class _Recorder:
+    """Runs the network with ``learner``'s weights, learning nothing, and records ``r`` each step."""
+
+    def __init__(self, learner: Any):
+        self.wf, self.ws, self.r = learner.wf, learner.ws, []
+
+    def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
+        """Nothing: no learning."""
+
+    def after_step(self, i, phase, fired, v, r, fb, pre) -> None:  # noqa: ANN001 (BalancedNet's learner call)
+        self.r.append(r.copy())
+
+
+def leaky_integral(c: np.ndarray, lam: float, dt: float) -> np.ndarray:
+    """``y [T, J]``: Euler steps of ``dy/dt = -lam y + c`` from 0, as the network's ``r`` decays."""
+    y, out = np.zeros(c.shape[1]), np.empty_like(c)
+    for i, ci in enumerate(c):
+        y = (1 - lam * dt) * y + dt * ci
+        out[i] = y
+    return out
 
 
 def system_matrix(cfg: Any) -> np.ndarray:
@@ -490,5 +538,6 @@ def lower(profile: Any, n: int) -> BalancedLowering:
 
 
 __all__ = ["Balanced", "BalancedLowering", "BalancedNet", "EngineLearner", "EngineScales", "FloatLearner", "Phase",
-           "annealed_rates", "cv2_isi", "cv_isi", "decoder", "fast_update", "ideal_weights", "lower", "lower_engine",
-           "phase_steps", "rel_error", "slow_rule", "slow_update", "stage_rates", "system_matrix"]  # fmt: skip
+           "annealed_rates", "cv2_isi", "cv_isi", "decoder", "fast_update", "ideal_weights", "leaky_integral", "lower",
+           "lower_engine", "phase_steps", "rel_error", "slow_rule", "slow_update", "stage_rates",
+           "system_matrix"]  # fmt: skip
