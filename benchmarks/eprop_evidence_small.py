@@ -7,11 +7,12 @@ on its own copy of the weights; every 10 updates the error on 128 held-out trial
 
     PYTHONPATH=. python benchmarks/eprop_evidence_small.py --chip spinnaker2 --adam 1e-2
     PYTHONPATH=. python benchmarks/eprop_evidence_small.py --chip loihi2 --adam 5e-3 --lr-engine 4e-2 \\
-        [--learn-float weights,graded] [--learn-arithmetic float]
+        [--learn-float weights,graded] [--learn-arithmetic float] [--weight-headroom-bits -2] [--masters]
 
 spinnaker2 runs its own minibatch (``update: trial``, Adam at ``--adam``); loihi2 its online
 engine at ``--lr-engine`` (readout x0.125, headroom 3 bits, ``t_epoch`` 16) with the host's Adam
-(``neurocomp.learning.host.HostAdam``) at ``--adam`` after each minibatch.
+(``neurocomp.learning.host.HostAdam``) at ``--adam`` after each minibatch. The network is
+``neurocomp.tasks.evidence.small_network`` at ``SMALL_TASK``, the slow test's.
 """
 
 from __future__ import annotations
