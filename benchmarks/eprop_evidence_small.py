@@ -7,11 +7,12 @@ on its own copy of the weights; every 10 updates the error on 128 held-out trial
 
     PYTHONPATH=. python benchmarks/eprop_evidence_small.py --chip spinnaker2 --adam 1e-2
     PYTHONPATH=. python benchmarks/eprop_evidence_small.py --chip loihi2 --adam 5e-3 --lr-engine 4e-2 \\
-        [--learn-float weights,graded] [--learn-arithmetic float]
+        [--learn-float weights,graded] [--learn-arithmetic float] [--weight-headroom-bits -2] [--masters]
 
 spinnaker2 runs its own minibatch (``update: trial``, Adam at ``--adam``); loihi2 its online
 engine at ``--lr-engine`` (readout x0.125, headroom 3 bits, ``t_epoch`` 16) with the host's Adam
-(``neurocomp.learning.host.HostAdam``) at ``--adam`` after each minibatch.
+(``neurocomp.learning.host.HostAdam``) at ``--adam`` after each minibatch. The network is
+``neurocomp.tasks.evidence.small_network`` at ``SMALL_TASK``, the slow test's.
 """
 
 from __future__ import annotations
@@ -32,31 +33,19 @@ from neurocomp._yaml import read_yaml  # noqa: E402
 from neurocomp.compiler import compile  # noqa: E402
 from neurocomp.emulator import Emulator  # noqa: E402
 from neurocomp.graph import Network  # noqa: E402
-from neurocomp.graph.io import network_from_dict  # noqa: E402
 from neurocomp.learning.host import HostAdam  # noqa: E402
 from neurocomp.tasks import make  # noqa: E402
+from neurocomp.tasks.evidence import SMALL_TASK, small_network  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TASK = {"n_cues": 3, "t_delay": 300}
 READOUT_LR = 0.125
 
 
-def small_network(n_hidden: int = 20) -> Network:
-    d = read_yaml(ROOT / "examples" / "eprop_evidence.yaml")
-    for p in d["populations"]:
-        if p["name"] in ("lif", "alif"):
-            p["size"] = n_hidden
-    for p in d["projections"]:
-        if p["pre"] in ("lif", "alif") and p["post"] in ("lif", "alif"):
-            p["weights"]["std"] = float(1 / np.sqrt(2 * n_hidden))
-    return network_from_dict(d)
-
-
-def program(chip: str, adam: float, lr_engine: float):
-    net = small_network()
+def program(chip: str, adam: float, lr_engine: float, weight_headroom: int = 0):
+    net = small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"))
     if chip == "spinnaker2":
         return compile(net.with_rule_params(update="trial", optimizer="adam", lr=adam), chip, out=io.StringIO())
-    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3)
+    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=weight_headroom)
 
     def rule(p):
         f = READOUT_LR if p.post == "out" else 1.0
@@ -75,18 +64,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--learn-float", default="", help="loihi2: learning quantities in float64 (Emulator learn_float)")
     ap.add_argument("--learn-arithmetic", default="chip", choices=("chip", "float"))
+    ap.add_argument("--weight-headroom-bits", type=int, default=0,
+                    help="loihi2: the hidden projections' weight headroom (< 0: a finer LSB)")
+    ap.add_argument("--masters", action="store_true", help="loihi2: the host's Adam on float64 master weights")
     a = ap.parse_args(argv)
-    prog = program(a.chip, a.adam, a.lr_engine)
+    prog = program(a.chip, a.adam, a.lr_engine, a.weight_headroom_bits)
     kw = {"learn_arithmetic": a.learn_arithmetic}
     kw |= {"learn_float": tuple(a.learn_float.split(","))} if a.learn_float else {}
-    task = make("evidence-accumulation", seed=a.seed, batch=16, **TASK)
-    val = make("evidence-accumulation", seed=10_000 + a.seed, batch=128, **TASK)
+    task = make("evidence-accumulation", seed=a.seed, batch=16, **SMALL_TASK)
+    val = make("evidence-accumulation", seed=10_000 + a.seed, batch=128, **SMALL_TASK)
     emu, judge = Emulator(prog, batch=16, seed=a.seed, **kw), Emulator(prog, batch=128, seed=a.seed, **kw)
     target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
-    adam = HostAdam(emu, a.adam, seed=a.seed) if a.chip == "loihi2" else None
+    adam = HostAdam(emu, a.adam, seed=a.seed, masters=a.masters) if a.chip == "loihi2" else None
     lr = {n: a.lr_engine * (READOUT_LR if n.endswith("->out") else 1.0) for n in emu.plastic}
     print(f"evidence-accumulation (3 cues, 750 steps), 20 LIF + 20 ALIF on {a.chip}: Adam {a.adam:g}"
-          + (f", engine lr {a.lr_engine:g}, learn_float {a.learn_float or '()'}, {a.learn_arithmetic}" if adam else ""),
+          + (f", engine lr {a.lr_engine:g}, learn_float {a.learn_float or '()'}, {a.learn_arithmetic}"
+                                 f"{', float masters' if a.masters else ''}" if adam else ""),
           flush=True)  # fmt: skip
     c0 = time.process_time()
     for it in range(a.updates):

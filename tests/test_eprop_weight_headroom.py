@@ -92,3 +92,27 @@ def test_weights_pushed_past_the_range_are_counted_not_hidden(arithmetic):
         count, synapses = counts[name]
         assert synapses == w.size
         assert int(count[0]) == int(((w > hi - 1) | (w < lo + 1)).sum()) > 0, name
+
+
+def test_negative_weight_headroom_gives_a_finer_lsb_and_counts_the_saturated_initial_weights():
+    """``weight_headroom_bits`` -1: every hidden projection's exponent one lower (half the LSB),
+    its mantissas twice the quantizer's, those beyond the range at its (even: loihi2 drops a mixed
+    sign's LSB) limit, and the compile log counts them; an exponent below the profile's smallest
+    is refused by name."""
+    net = load_network(ROOT / "examples" / "eprop_pattern_100.yaml").with_rule_params(readout_headroom_bits=0)
+    tight = nc.compile(net.with_rule_params(weight_headroom_bits=0), "loihi2", out=io.StringIO())
+    fine = nc.compile(net.with_rule_params(weight_headroom_bits=-1), "loihi2", out=io.StringIO())
+    lo, hi = fine.profile.formats.weight.mantissa_range("mixed")
+    lo, hi = lo + lo % 2, hi - hi % 2  # -256, 254: the even mantissas loihi2 keeps in mixed sign mode
+    notes = _notes(fine)
+    for name in ("in->rec", "rec->rec"):
+        a, b = tight.projection(name), fine.projection(name)
+        assert b.weight_exp == a.weight_exp - 1, name
+        doubled = 2 * a.weights.astype(np.int64)
+        beyond = int(((doubled < lo) | (doubled > hi)).sum())
+        assert beyond > 0, name  # the quantizer fits the largest initial weight: it saturates
+        np.testing.assert_array_equal(b.weights, np.clip(doubled, lo, hi), err_msg=name)
+        assert f"per LSB, 1 bit(s) finer, {beyond} initial weight(s) saturated" in notes, name
+    assert fine.projection("rec->out").weight_exp == tight.projection("rec->out").weight_exp  # readout's own
+    with pytest.raises(nc.NeurocompError, match="weight_headroom_bits -30: weight exponent .* below"):
+        nc.compile(net.with_rule_params(weight_headroom_bits=-30), "loihi2", out=io.StringIO())

@@ -16,28 +16,20 @@ from neurocomp._yaml import read_yaml
 from neurocomp.compiler import compile
 from neurocomp.emulator import Emulator
 from neurocomp.graph import Network
-from neurocomp.graph.io import network_from_dict
 from neurocomp.learning.host import HostAdam
 from neurocomp.tasks import make
+from neurocomp.tasks.evidence import SMALL_TASK, small_network
 
 from .conftest import ROOT
 
 N_HIDDEN = 20  # LIF and as many ALIF (the example's 50 + 50)
-TASK = {"n_cues": 3, "t_delay": 300}  # 750 steps a trial (the example's 7 cues and 1200 ms: 2250)
 K = 16  # trials per update
 READOUT_LR = 0.125  # loihi2: the readout's online lr relative to the hidden projections' (the benchmark's)
 
 
 def _small_network(**rule) -> Network:
     """examples/eprop_evidence.yaml with 20 LIF + 20 ALIF, recurrent weights N(0, 1/40)."""
-    d = read_yaml(ROOT / "examples" / "eprop_evidence.yaml")
-    for p in d["populations"]:
-        if p["name"] in ("lif", "alif"):
-            p["size"] = N_HIDDEN
-    for p in d["projections"]:
-        if p["pre"] in ("lif", "alif") and p["post"] in ("lif", "alif"):
-            p["weights"]["std"] = float(1 / np.sqrt(2 * N_HIDDEN))
-    return network_from_dict(d).with_rule_params(**rule)
+    return small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"), N_HIDDEN).with_rule_params(**rule)
 
 
 def _with_lr(net: Network, lr: float, readout: float) -> Network:
@@ -50,7 +42,7 @@ def _with_lr(net: Network, lr: float, readout: float) -> Network:
 
 def _error(emu: Emulator, prog, n: int, seed: int) -> float:
     """The error of ``emu``'s current weights (copy 0) on ``n`` fresh trials of ``seed``."""
-    tk = make("evidence-accumulation", seed=seed, batch=n, **TASK)
+    tk = make("evidence-accumulation", seed=seed, batch=n, **SMALL_TASK)
     judge = Emulator(prog, batch=n, seed=0)
     for name, syn in emu.plastic.items():
         judge.plastic[name].engine.state["w"][...] = syn.engine.state["w"][0]
@@ -62,7 +54,7 @@ def _train(prog, updates: int, host_adam: float = 0.0, lr: float = 0.0) -> Emula
     """``updates`` minibatches of ``K`` fresh trials (seed 0), one copy of the weights per trial;
     ``host_adam`` > 0: each minibatch ends with the host's Adam at that lr (``lr``: the hidden
     projections' online lr, the readout's READOUT_LR times it)."""
-    task = make("evidence-accumulation", seed=0, batch=K, **TASK)
+    task = make("evidence-accumulation", seed=0, batch=K, **SMALL_TASK)
     target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
     emu = Emulator(prog, batch=K, seed=0)
     adam = HostAdam(emu, host_adam, seed=0) if host_adam else None

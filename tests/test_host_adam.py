@@ -102,6 +102,38 @@ def test_host_adam_on_engine_mantissas_is_adam_with_stochastic_rounding():
     assert abs(ups - near) < 6 * np.sqrt(total / 4), (ups, near, total)
 
 
+def test_host_adam_with_float_masters_keeps_adams_path_and_writes_it_rounded():
+    """masters=True: the host's float64 weights follow Adam from the start over the gradients read
+    (no rounding carried from step to step), and every copy holds them rounded to nearest."""
+    emu = _emu("loihi2")
+    names = list(emu.plastic)
+    lr, lr_engine = 0.01, {n: 0.04 for n in names}
+    adam = HostAdam(emu, lr, seed=3, masters=True)
+    rng = np.random.default_rng(11)
+    w_start = {n: emu.plastic[n].engine.state["w"][0].astype(np.float64) for n in names}
+    unit = {n: np.asarray(emu.plastic[n].weight_unit, np.float64) for n in names}
+    grads = {n: [] for n in names}
+    checked = 0
+    for _ in range(3):
+        moved = _move_copies(emu, rng)
+        res = adam.step(emu, lr_engine)
+        for n in names:
+            # the mean change against the weights the host wrote, as without masters
+            np.testing.assert_allclose(res.grad[n], -moved[n] * unit[n] / lr_engine[n], rtol=1e-12, atol=0)
+            grads[n].append(res.grad[n])
+            lo, hi = emu.plastic[n].engine.weight_range
+            ideal = _adam_oracle(w_start[n] * unit[n], grads[n], lr)[-1] / unit[n]  # mantissas
+            inside = (ideal > lo + 1) & (ideal < hi - 1)  # clear of the saturation
+            # float64 over three steps of a few hundred LSB: 1e-9 LSB; carrying the rounded weights
+            # from step to step (no masters) is off by up to 1.5 LSB
+            np.testing.assert_allclose(adam.masters[n][inside], ideal[inside], rtol=0, atol=1e-9, err_msg=n)
+            w = emu.plastic[n].engine.state["w"]
+            for k in range(K):
+                np.testing.assert_array_equal(w[k], np.round(adam.masters[n]), err_msg=n)
+            checked += int(inside.sum())
+    assert checked > 1000
+
+
 def test_host_adam_first_step_has_the_bias_correction():
     """The first step of Adam moves every synapse with a nonzero gradient by lr (m_hat / sqrt(v_hat)
     = sign(g)); without the corrections it would be 0.1 / sqrt(0.001) = 3.16 lr."""

@@ -50,11 +50,19 @@ class HostAdam:
     probability, so the mean is kept) and saturated at the engine's weight range
     (:attr:`~neurocomp.learning.engine.SumOfProductsEngine.weight_range`; counted in the returned
     :class:`HostStep`). float32 weights take the float64 result rounded to nearest. The written
-    weights are the next minibatch's ``w0``. Host state: ``m``, ``v`` and ``w0`` per synapse
-    (float64) and the step count ``t``. Same ``emu`` state, ``seed`` and sequence of calls: the
-    same bits."""
+    weights are the next minibatch's ``w0``.
 
-    def __init__(self, emu, lr: float, seed: int | np.random.Generator = 0) -> None:
+    ``masters=True`` (mixed precision): the host keeps float64 master weights ``W`` (mantissa
+    units, starting at the copies' weights) and takes Adam's step on them, ``W <- clip(W + step
+    / weight_unit)`` to the engine's range; the copies get ``W`` rounded to nearest, and the
+    gradient is read against what was written. Steps below an LSB then add up in ``W`` instead
+    of each being rounded (stochastic rounding keeps their mean but adds a random walk of up to
+    half an LSB per step and synapse). The rounding of the written weights is not accumulated.
+
+    Host state: ``m``, ``v``, ``w0`` (and ``W``) per synapse (float64) and the step count ``t``.
+    Same ``emu`` state, ``seed`` and sequence of calls: the same bits."""
+
+    def __init__(self, emu, lr: float, seed: int | np.random.Generator = 0, masters: bool = False) -> None:
         self.lr = float(lr)
         self.b1, self.b2, self.eps = ADAM
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -62,6 +70,7 @@ class HostAdam:
         self.m: dict[str, np.ndarray] = {}
         self.v: dict[str, np.ndarray] = {}
         self.w0 = {n: s.engine.state["w"][0].astype(np.float64) for n, s in emu.plastic.items()}
+        self.masters = {n: w.copy() for n, w in self.w0.items()} if masters else None
 
     def step(self, emu, lr_engine: Mapping[str, float]) -> HostStep:
         """One minibatch's end: read the copies, Adam, write ``w0 + step`` to every copy."""
@@ -77,14 +86,19 @@ class HostAdam:
             g = -(w.astype(np.float64).mean(axis=0) - self.w0[name]) * unit / float(lr_engine[name])
             m = self.m[name] = self.b1 * self.m.get(name, 0.0) + (1.0 - self.b1) * g
             v = self.v[name] = self.b2 * self.v.get(name, 0.0) + (1.0 - self.b2) * g * g
-            new = self.w0[name] - self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps) / unit
-            if np.issubdtype(w.dtype, np.floating):
-                saturated[name] = 0
-            else:  # an engine's mantissas: stochastic rounding, then the engine's range
-                new = np.floor(new + self.rng.random(new.shape))
+            base = self.w0[name] if self.masters is None else self.masters[name]
+            new = base - self.lr * (m / c1) / (np.sqrt(v / c2) + self.eps) / unit
+            fixed = not np.issubdtype(w.dtype, np.floating)
+            saturated[name] = 0
+            if fixed:  # an engine's mantissas: the engine's range (stochastic rounding without masters)
                 lo, hi = syn.engine.weight_range
+                if self.masters is None:
+                    new = np.floor(new + self.rng.random(new.shape))
                 saturated[name] = int(np.count_nonzero((new < lo) | (new > hi)))
                 new = np.clip(new, lo, hi)
+            if self.masters is not None:
+                self.masters[name] = new
+                new = np.round(new) if fixed else new
             w[...] = new.astype(w.dtype)
             self.w0[name] = w[0].astype(np.float64)
             grads[name] = g

@@ -195,8 +195,9 @@ class EpropParams(Mapping):
     ``t_epoch`` steps per learning epoch on a sum-of-products engine (a power of two);
     ``weight_headroom_bits``: on a fixed-point engine, the learned weights' exponent that many
     bits above the one their initial weights need, so that they can grow ``2**bits``-fold
-    (their initial mantissas lose as many bits; a programmable core ignores it; None: by the
-    projection's role, :data:`WEIGHT_HEADROOM_BITS`); ``readout_headroom_bits`` the same for
+    (their initial mantissas lose as many bits; negative: a finer LSB, the initial weights
+    beyond the narrower range saturated and counted in the compile log; a programmable core
+    ignores it; None: by the projection's role, :data:`WEIGHT_HEADROOM_BITS`); ``readout_headroom_bits`` the same for
     the projections onto the readout, over ``weight_headroom_bits``; ``update``
     ``online`` (every step's update applied at once) or ``trial`` (a programmable core's
     minibatch: the updates accumulate with the weights fixed and the run's trials' mean is

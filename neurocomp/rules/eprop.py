@@ -154,8 +154,8 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
         h = out.get(key)
         if h is None:  # the role's default (WEIGHT_HEADROOM_BITS)
             continue
-        if not isinstance(h, int) or isinstance(h, bool) or h < 0:
-            problems.append(Problem(where, f"eprop: {key} must be an integer >= 0, got {h!r}"))
+        if not isinstance(h, int) or isinstance(h, bool):  # < 0: a finer LSB (see _weight_headroom)
+            problems.append(Problem(where, f"eprop: {key} must be an integer, got {h!r}"))
     if out.get("update", "online") not in ("online", "trial"):
         problems.append(Problem(where, f"eprop: update must be 'online' or 'trial', got {out['update']!r}"))
     if out.get("optimizer", "sgd") not in ("sgd", "adam"):
@@ -604,7 +604,9 @@ def _weight_headroom(p: QProjection, pr: Mapping[str, Any], role: str, prof, not
     rounded to nearest (to even values where the chip drops a mixed-sign LSB): the initial
     weights lose ``bits`` bits of resolution, which the compile log states. A requested
     headroom beyond the profile's largest exponent is an error; a default takes what fits
-    and says so."""
+    and says so. Negative ``bits`` go the other way: a ``-bits`` finer LSB for weights that
+    learn in steps near one LSB, the initial weights beyond the narrower range saturated at its
+    limit and counted in the compile log (an exponent below the profile's smallest is an error)."""
     bits, key, given = headroom_bits(pr, role)
     wf = prof.formats.weight
     if not given:
@@ -612,6 +614,9 @@ def _weight_headroom(p: QProjection, pr: Mapping[str, Any], role: str, prof, not
     if not bits:
         return p
     fits = wf.exponent_max - int(p.weight_exp)
+    if int(p.weight_exp) + bits < wf.exponent_min:
+        why = f"{int(p.weight_exp) + bits} below {prof.name}'s smallest, {wf.exponent_min}"
+        raise LoweringError([Problem(f"projection {p.name!r}", f"eprop {key} {bits}: weight exponent {why}")])
     if bits > fits:
         if given:
             why = f"{int(p.weight_exp) + bits} above {prof.name}'s largest, {wf.exponent_max}"
@@ -623,15 +628,19 @@ def _weight_headroom(p: QProjection, pr: Mapping[str, Any], role: str, prof, not
             return p
     e = int(p.weight_exp) + bits
     step = 2 if wf.mixed_sign_drops_lsb and p.sign_mode == "mixed" else 1
-    m = (step * np.round(p.weights / (2.0**bits * step))).astype(p.weights.dtype)
+    m = step * np.round(p.weights / (2.0**bits * step))
+    lo, hi = wf.mantissa_range(p.sign_mode)
+    lo, hi = -(-lo // step) * step, hi // step * step  # the representable ends (even with a dropped LSB)
+    clipped = int(np.count_nonzero((m < lo) | (m > hi)))
+    m = np.clip(m, lo, hi).astype(p.weights.dtype)
     lsb = 2.0**e * p.float_scale
-    hi = wf.mantissa_range(p.sign_mode)[1]
     init = float(np.abs(p.weights).max()) * lsb / 2**bits
+    coarser = f"{bits} bit(s) coarser" if bits > 0 else f"{-bits} bit(s) finer, {clipped} initial weight(s) saturated"
     notes.append(
         f"eprop: {p.name} ({role}): weight exponent {p.weight_exp} -> {e} ({key} {bits}): learned weights up to "
         f"{hi * lsb:.3g} model units, {hi * lsb / max(init, 1e-300):.2f}x the largest initial weight {init:.3g} "
         f"(the initial weights' exponent allowed {hi * lsb / 2**bits:.3g}); resolution {lsb:.3g} per LSB, "
-        f"{bits} bit(s) coarser ({int((m != 0).sum())} of {m.size} initial weights nonzero)"
+        f"{coarser} ({int((m != 0).sum())} of {m.size} initial weights nonzero)"
     )
     return replace(p, weights=m, weight_exp=e)
 

@@ -17,10 +17,14 @@ deterministic function of ``(seed, k)``.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from ..graph import Network
+from ..graph.io import network_from_dict
 from .base import Task
 
 NAME = "evidence-accumulation"
@@ -122,3 +126,22 @@ def bellec_model(seed: int = 0, n_lif: int = 50, n_alif: int = 50, n_in: int = 4
         n_ref=5,
     )
     return model, rng.standard_normal((n, n_out))
+
+
+SMALL_TASK: dict[str, Any] = {"n_cues": 3, "t_delay": 300}
+"""The task at the small size: 3 cues and a 300 ms delay, 750 steps a trial (the default: 2250)."""
+
+
+def small_network(spec: Mapping[str, Any], n_hidden: int = 20) -> Network:
+    """The e-prop evidence network of ``spec`` (a network's dict with hidden populations ``lif``
+    and ``alif``, e.g. ``examples/eprop_evidence.yaml`` read) at a size that still learns
+    :data:`SMALL_TASK`: ``n_hidden`` LIF and as many ALIF, the recurrent weights drawn
+    ``N(0, 1 / (2 n_hidden))`` (fan-in scaled as the example's 50 + 50). ``spec`` is not changed."""
+    d = copy.deepcopy(dict(spec))
+    for p in d["populations"]:
+        if p["name"] in ("lif", "alif"):
+            p["size"] = n_hidden
+    for p in d["projections"]:
+        if p["pre"] in ("lif", "alif") and p["post"] in ("lif", "alif"):
+            p["weights"]["std"] = float(1 / np.sqrt(2 * n_hidden))
+    return network_from_dict(d)
