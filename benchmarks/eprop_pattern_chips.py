@@ -10,7 +10,8 @@ learning signal is symmetric only, so its run uses symmetric feedback (said in t
 Target (issue 6): on loihi2, lowered-fixed's final NMSE within 1.5x of lowered-float's;
 reckon and spinnaker2 reported. The final NMSE is the mean over the last 10 iterations (one
 trial's NMSE jumps from one iteration to the next). Speed: lowered-fixed training
-iterations per second (target 8 on loihi2), against NEST's recorded ~8.
+iterations per second (issue 13's target: 10 per CPU second for one trial), against NEST's
+recorded ~8.
 
     python benchmarks/eprop_pattern_chips.py                              # 3 profiles x 400 iterations
     python benchmarks/eprop_pattern_chips.py --profiles loihi2 --iterations 100 --json out.json
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "examples" / "eprop_pattern_100.yaml"
 NEST_ITERATIONS_PER_S = 8.0  # NEST 3.10 e-prop, same task, these machines (~125 ms per iteration)
 TARGET_RATIO = 1.5
+TARGET_SINGLE = 10.0  # lowered-fixed iterations per CPU second, one trial (issue 13)
 
 
 def network_for(profile: str):
@@ -197,9 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"    {lv}: weights not finite after iteration {k}; stopped there (NaN from then on)")
         print("\n".join("  " + x for x in format_saturation(r["saturation"])[1:]))
         fx = ips["lowered-fixed"]
+        met = "MET" if fx >= TARGET_SINGLE else "MISSED"
         print(
             f"    speed per CPU second: lowered-fixed {fx:.2f} iterations/s ({fx / NEST_ITERATIONS_PER_S:.2f}x NEST's "
-            f"recorded {NEST_ITERATIONS_PER_S:g}/s; target 8/s: {'MET' if fx >= 8 else 'MISSED'}), lowered-float "
+            f"recorded {NEST_ITERATIONS_PER_S:g}/s; target {TARGET_SINGLE:g}/s: {met}), lowered-float "
             f"{ips['lowered-float']:.2f}/s, reference {ips['reference']:.2f}/s; wall {r['wall_s']:.0f} s "
             "(levels side by side)",
             flush=True,

@@ -135,8 +135,11 @@ def _unpack(w, spec: dict) -> None:
     """The trial's arrays by name, and its scratch (trace histories, visit plans)."""
     w(f"{', '.join(NET_ARRAYS)} = net")
     w("per_step = rnd.shape[0] > 1")
+    for q in range(spec["ls_ports"]):
+        w(f"ls_port{q} = ls_ports[{q}]")
     for e in range(len(spec["errors"])):
         w(f"{', '.join(a + f'_e{e}' for a in ERROR_ARRAYS)} = errs[{e}]")
+        w(f"vro_e{e}b, pay_e{e}b = vro_e{e}[b : b + 1], pay_e{e}[b : b + 1]")
     for f in range(len(spec["feedback"])):
         w(f"{', '.join(a + f'_f{f}' for a in FEEDBACK_ARRAYS)} = fbs[{f}]")
     for k, p in enumerate(spec["plastic"]):
@@ -155,15 +158,18 @@ def _unpack(w, spec: dict) -> None:
         w(f"nearest_{k} = flags0_{k}[1] != 0")
         w(f"epoch_{k} = 0")
         w(f"live_{k} = np.ones((3, 1, {n}), np.bool_)  # rows holding a value other than 0 (see learn_live)")
-        w(f"rows_live(W_{k}[b : b + 1], Tg_{k}[b : b + 1], D_{k}[b : b + 1], live_{k})")
+        for a in ("W", "Tg", "D", "x1", "x2", "y1", "y2", "y3", "tx", "ty", "pre", "post"):
+            w(f"{a}_{k}b = {a}_{k}[b : b + 1]")
+        w(f"xs_{k} = (x1_{k}b, x2_{k}b)")
+        w(f"ys_{k} = (y1_{k}b, y2_{k}b, y3_{k}b, rnone_{k})")
+        w(f"rows_live(W_{k}b, Tg_{k}b, D_{k}b, live_{k})")
 
 
 def _step(w, spec: dict) -> None:
     """Step ``t = t0 + s + 1`` of trial ``b``, in the emulator's order."""
     w("t = t0 + s + 1")
     for q in range(spec["ls_ports"]):
-        w(f"lsq = ls_ports[{q}]")
-        w("lsq[(t - 1) % lsq.shape[0], b, :] = 0.0")
+        w(f"ls_port{q}[(t - 1) % ls_port{q}.shape[0], b, :] = 0.0")
     w("inputs_trial(s, b, inputs, in_table, spikes)")
     w("deliver_trial(t, b, batch, g1, s1, indptr, idx, w, dense, exps, spikes, ring, acc, acc64)")
     for k, p in enumerate(spec["plastic"]):
@@ -171,13 +177,13 @@ def _step(w, spec: dict) -> None:
             _deliver_plastic(w, k, p)
     w("neurons_trial(t, b, batch, st, spikes, ring, pop, thr, nconst, mode, lims, rnd[s if per_step else 0], err)")
     for e, eu in enumerate(spec["errors"]):
-        tgt = f"target_e{e}[s, b : b + 1]" if eu["has"] else f"vro_e{e}[b : b + 1]"
+        tgt = f"target_e{e}[s, b : b + 1]" if eu["has"] else f"vro_e{e}b"
         if spec["exact_errors"]:  # the exact error
-            w(f"error_exact(vro_e{e}[b : b + 1], {tgt}, {eu['has']}, {eu['scale']!r}, {1 / eu['scale']!r}, "
-              f"{eu['shift']!r}, pay_e{e}[b : b + 1])")  # fmt: skip
+            w(f"error_exact(vro_e{e}b, {tgt}, {eu['has']}, {eu['scale']!r}, {1 / eu['scale']!r}, {eu['shift']!r}, "
+              f"pay_e{e}b)")  # fmt: skip
         else:
-            w(f"error_fixed(vro_e{e}[b : b + 1], {tgt}, {eu['has']}, {eu['scale']!r}, {eu['shift']!r}, "
-              f"{eu['lim']!r}, pay_e{e}[b : b + 1])")  # fmt: skip
+            w(f"error_fixed(vro_e{e}b, {tgt}, {eu['has']}, {eu['scale']!r}, {eu['shift']!r}, {eu['lim']!r}, "
+              f"pay_e{e}b)")  # fmt: skip
         w(f"if erec_e{e}.shape[0]:  # the payload recorded (else an empty placeholder)")
         w(f"    erec_e{e}[s, b, :] = pay_e{e}[b, :]")
     w("deliver_trial(t, b, batch, g2, s2, indptr, idx, w, dense, exps, spikes, ring, acc, acc64)")
@@ -194,7 +200,7 @@ def _step(w, spec: dict) -> None:
 
 def _deliver_plastic(w, k: int, p: dict) -> None:
     w(f"slot = (t + {p['slot']}) % ring_{k}.shape[0]")
-    w(f"deliver_plastic(W_{k}[b : b + 1], pre_{k}[b : b + 1], ring_{k}[slot, b : b + 1], {p['exp']}, "
+    w(f"deliver_plastic(W_{k}b, pre_{k}b, ring_{k}[slot, b : b + 1], {p['exp']}, "
       f"{p['rounding']}, {p['in_scale']!r})")  # fmt: skip
 
 
@@ -239,14 +245,9 @@ def _learn(w, k: int, p: dict, flt: bool) -> None:
         w(f"within = t % {T}")
         w(f"within = within if within else {T}")
         within = "within"
-    x, y, tx, ty = (  # trial b's slices of the engine's arrays
-        f"(x1_{k}[b : b + 1], x2_{k}[b : b + 1])",
-        f"(y1_{k}[b : b + 1], y2_{k}[b : b + 1], y3_{k}[b : b + 1], rnone_{k})",
-        f"tx_{k}[b : b + 1]",
-        f"ty_{k}[b : b + 1]",
-    )
+    x, y, tx, ty = f"xs_{k}", f"ys_{k}", f"tx_{k}b", f"ty_{k}b"  # trial b's views of the engine's arrays
     rnd = f"nearest_{k}, {p['half']}, {p['top']}"
-    w(f"spike_phase({x}, {y}, {tx}, {ty}, trnone_{k}, pre_{k}[b : b + 1], post_{k}[b : b + 1], reward_{k}, {within}, "
+    w(f"spike_phase({x}, {y}, {tx}, {ty}, trnone_{k}, pre_{k}b, post_{k}b, reward_{k}, {within}, "
       f"int(yr_{k}[2 * s, 1]), imp_{k}, {rnd}, False)")  # fmt: skip
     w(f"if t % {T} == 0:")
     w.depth += 1
@@ -257,9 +258,9 @@ def _learn(w, k: int, p: dict, flt: bool) -> None:
     dec = p["decimate"]
     w("u = 0" if dec is None else f"u = 1 if (t // {T}) % {2**dec} == 0 else 0")
     w(f"full = fresh_{k} or {bool(p['always_full'])}" + (" or u == 1" if p["has_u"] else ""))
-    w(f"rule_{k}(W_{k}[b : b + 1], Tg_{k}[b : b + 1], D_{k}[b : b + 1], hx_{k}, hy_{k}, tx_{k}[b : b + 1], "
-      f"ty_{k}[b : b + 1], u, kc_{k}[epoch_{k}, 0], kc_{k}[epoch_{k}, 1], kc_{k}[epoch_{k}, 2], full, deps_{k}, "
-      f"plan_{k}, mask_{k}, live_{k}, not (fresh_{k} or {bool(p['always_full'])}))")  # fmt: skip
+    w(f"rule_{k}(W_{k}b, Tg_{k}b, D_{k}b, hx_{k}, hy_{k}, tx_{k}b, ty_{k}b, u, kc_{k}[epoch_{k}, 0], "
+      f"kc_{k}[epoch_{k}, 1], kc_{k}[epoch_{k}, 2], full, deps_{k}, plan_{k}, mask_{k}, live_{k}, "
+      f"not (fresh_{k} or {bool(p['always_full'])}))")  # fmt: skip
     w(f"fresh_{k} = False")
     w(f"epoch_{k} += 1")
     w(f"tx_{k}[b, :] = 0")
