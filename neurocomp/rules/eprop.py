@@ -26,6 +26,10 @@ The lowering (one graph-level step for the whole network, since it adds elements
       dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
       dw = -c_w * u0 * t * y2
 
+  hidden LIF neurons that reset to zero (at ``t_epoch`` 1) take the eligibility vector that
+  restarts at their own spike instead of ``z_bar``, held per synapse in the tag ``d``
+  (:func:`_zero_reset_rules`);
+
 * on the readout projection: ``y2 = e_k`` from the error unit, ``x1`` the presynaptic trace
   with the readout's time constant, ``dw = -c_o * u0 * x1 * y2``.
 
@@ -219,12 +223,13 @@ def _zero_reset_rules(lw: _Lowering, hpop, k: int, a: int, ctx: LoweringContext)
     holds the carry ``alpha (1 - z_j) eps_ji`` (what the next step starts from) at ``D`` LSB
     per spike; each step, with every rule reading the old ``d``::
 
-        dd = D*x0 - D*x0*y0 - c*u0*d - y0*d + c*y0*d     d <- (1 - c)(1 - y0) d + D x0 (1 - y0)
+        dd = D*x0 - c*u0*d - y0*(d + D)                   d <- (1 - y0) ((1 - c) d + D x0)
         dt = c1*u0*y3*d + c1*x0*y3*(d + D) - c1*x0*y3*d - 2^-k*u0*t
                                                           t += 2^-k (psi (d + D x0) / D - t)  (tag units)
 
     ``c``: ``1 - alpha`` rounded to ``m * 2^e``; the spike of step ``t`` enters the carry
-    without that step's decay (``alpha`` on the newest spike rounded to 1). ``x0*y3`` alone
+    without that step's decay (``alpha`` on the newest spike rounded to 1). A post spike
+    takes ``d + D`` off, and the engine saturates ``d`` at 0 (from ``-c d``). ``x0*y3`` alone
     is 11 bits wide and the engine would not shift it: the ``(d + D)`` form gives it ``y3*d``'s
     width shift, so ``c1`` is the same representable scale. ``D`` is the largest power of two
     that keeps ``c1`` within the engine's scales and twice the typical trace in ``d``'s range."""
@@ -238,7 +243,7 @@ def _zero_reset_rules(lw: _Lowering, hpop, k: int, a: int, ctx: LoweringContext)
     c = scale_literal(1.0 - alpha, ctx, "eprop eligibility decay 1 - alpha")
     c1 = scale_literal(ratio / D, ctx, "eprop eligibility scale")
     ctx.note(f"eprop: reset to zero: the eligibility vector restarts at the post spike (tag d, {D} per spike)")
-    dd = f"{D}*x0 - {D}*x0*y0 - {literal(*c)}*u0*d - y0*d + {literal(*c)}*y0*d"
+    dd = f"{D}*x0 - {literal(*c)}*u0*d - y0*(d + {D})"
     dt = f"{literal(*c1)}*u0*y3*d + {literal(*c1)}*x0*y3*(d + {D}) - {literal(*c1)}*x0*y3*d - {literal(1, -k)}*u0*t"
     return dt, dd
 
