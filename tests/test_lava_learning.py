@@ -330,7 +330,7 @@ HANDWRITTEN = [
     # spike that takes d + 4 off (d saturates at 0), x0*y3*(d + 4) - x0*y3*d the newest spike
     dict(
         dw="2^-4*u0*t*y2",
-        dt="2^-3*u0*y3*d + 2^-3*x0*y3*(d + 4) - 2^-3*x0*y3*d - 2^-2*u0*t",
+        dt="u0*y3*d + x0*y3*(d + 4) - x0*y3*d - 2^-2*u0*t",
         dd="4*x0 - 3*2^-7*u0*d - y0*(d + 4)",
         t_epoch=1,
         sign_mode="mixed",
