@@ -152,7 +152,10 @@ def test_fixed_update_aligns_with_float_update():
     100-step warm-up. Bound 0.9: the fixed engine's roundings of traces, tag and weights are
     stochastic and unbiased, but it floors each product shifted by its width (the x1*y3 and
     t*y2 products lose half an LSB per step on average) and psi, L and the error are 7-8 bit,
-    so the directions agree closely but not exactly (measured 0.92-0.99 per projection). At
+    so the directions agree closely but not exactly (measured 0.92-0.99 per projection with
+    the subtractive reset's eligibility; 0.86 overall since the eligibility restarts at the
+    reset to zero, the products' floor drifting it: README, "loihi2 with the eligibility
+    restarted at the reset to zero"; bound 0.8). At
     the quantizer's weight exponents: the default weight headroom (one bit on the recurrent and
     readout weights) costs that bit of resolution, and the cosine falls to 0.85 (README,
     "Weight headroom for learned projections")."""
@@ -167,7 +170,7 @@ def test_fixed_update_aligns_with_float_update():
     flt = np.concatenate([(shadow[n].engine.weights - w0[n]).ravel() for n in emu.plastic])
     cos = fixed @ flt / (np.linalg.norm(fixed) * np.linalg.norm(flt))
     assert np.linalg.norm(fixed) > 10  # tens of weight LSBs moved: a real update
-    assert cos >= 0.9, cos
+    assert cos >= 0.8, cos
 
 
 def test_training_on_the_chip_reduces_the_loss():
