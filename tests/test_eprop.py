@@ -91,36 +91,48 @@ def test_program_round_trip_keeps_the_lowering(tmp_path):
 
 def test_one_epoch_float_update_equals_the_stated_equations():
     """A 20-neuron network learning in float (the lowered rule without its rounding): every
-    step's change of w and t equals the lowering's equations evaluated on the recorded
-    traces and graded signals (hand-computed here from those equations)."""
+    step's change of w, t and d equals the lowering's equations evaluated on the recorded
+    spikes and graded signals (hand-computed here from those equations; the neurons reset to
+    zero, so the eligibility vector restarts at the post spike: ``_zero_reset_rules``)."""
     prog = compile_small()
     steps = 80
     emu = Emulator(prog, learn_arithmetic="float")
     rec = emu.run(
         steps,
         inputs={"out.error/target": target(steps)},
-        record=["spikes", "w", "t", "x1", "y2", "y3"],
+        record=["spikes", "w", "t", "d", "y2", "y3"],
         learn=True,
     )
     k_ok = 0
     for name in ("in->rec", "rec->rec"):
         rule = prog.projection(name).learning
         (pw,) = rule.dw.products  # -c_w * u0 * t * y2, shifted by 5 (9 + 7 + 4 - 15 bits)
-        decay, inject = sorted(rule.dt.products, key=lambda p: p.mantissa)
-        c_w = pw.mantissa * 2.0 ** (pw.exponent - 5)
-        c_e = inject.mantissa * 2.0 ** (inject.exponent - 3)  # x1 * y3 shifted by 3 (7 + 7 + 4 - 15)
-        c_t = decay.mantissa * 2.0**decay.exponent  # u0 * t: 9 + 4 bits, no shift
-        w, t = rec[f"{name}/w"][:, 0], rec[f"{name}/t"][:, 0]
-        x1, y2, y3 = rec[f"{name}/x1"][:, 0], rec[f"{name}/y2"][:, 0], rec[f"{name}/y3"][:, 0]
+        products = [*rule.dt.products, *rule.dd.products]
+        by = {(p.dependency, tuple((f.var, f.const) for f in p.factors)): p for p in products}
+        scale = lambda p, shift=0: p.mantissa * 2.0 ** (p.exponent - shift)  # noqa: E731
+        c_w = scale(pw, 5)
+        D = scale(by[("x0", ())])  # the carry's LSB per spike
+        c_e = scale(by[("u", (("y3", 0), ("d", 0)))], 5)  # y3 * d shifted by 5 (7 + 9 + 4 - 15)
+        assert scale(by[("x0", (("y3", 0), ("d", int(D))))], 5) == c_e  # the step's spike: y3 * (d + D)
+        assert scale(by[("x0", (("y3", 0), ("d", 0)))], 5) == -c_e
+        c_t = scale(by[("u", (("t", 0),))])  # u0 * t: 9 + 4 bits, no shift
+        c_d = scale(by[("u", (("d", 0),))])  # the carry's decay, -(1 - alpha) rounded
+        assert scale(by[("y0", (("d", int(D)),))]) == -1  # a post spike takes d + D off
+        w, t, d = rec[f"{name}/w"][:, 0], rec[f"{name}/t"][:, 0], rec[f"{name}/d"][:, 0]
+        x0 = rec[f"{name.split('->')[0]}/spikes"][:, 0].astype(float)[:, None, :]
+        y0 = rec["rec/spikes"][:, 0].astype(float)[:, :, None]
+        y2, y3 = rec[f"{name}/y2"][:, 0], rec[f"{name}/y3"][:, 0]
         # graded y values are read through the engine's y-trace history, which decays them by
         # exp(-1/65535) per step (Lava's three-factor rule sets the y taus to 65535)
         yd = np.exp(-1 / 65535)
         for s in range(1, steps):
             dw = c_w * t[s - 1] * yd * y2[s][:, None]  # every rule sees the tag before its update
-            dt = c_e * x1[s][None, :] * yd * y3[s][:, None] + c_t * t[s - 1]
+            dt = c_e * (d[s - 1] + D * x0[s]) * yd * y3[s][:, None] + c_t * t[s - 1]
+            d_new = np.maximum(0, d[s - 1] + D * x0[s] + c_d * d[s - 1] - y0[s] * (d[s - 1] + D))  # d >= 0
             # same float64 algebra in another order: agreement to rounding error
             np.testing.assert_allclose(w[s] - w[s - 1], dw, rtol=1e-9, atol=1e-9)
             np.testing.assert_allclose(t[s] - t[s - 1], dt, rtol=1e-9, atol=1e-9)
+            np.testing.assert_allclose(d[s], d_new, rtol=1e-9, atol=1e-9)
             k_ok += int(np.abs(dw).max() > 0)
     assert k_ok > 20  # the updates are not trivially zero
     # the learning signal is B times the error of the step before, in y2 units
@@ -140,7 +152,10 @@ def test_fixed_update_aligns_with_float_update():
     100-step warm-up. Bound 0.9: the fixed engine's roundings of traces, tag and weights are
     stochastic and unbiased, but it floors each product shifted by its width (the x1*y3 and
     t*y2 products lose half an LSB per step on average) and psi, L and the error are 7-8 bit,
-    so the directions agree closely but not exactly (measured 0.92-0.99 per projection). At
+    so the directions agree closely but not exactly (measured 0.92-0.99 per projection with
+    the subtractive reset's eligibility; 0.86 overall since the eligibility restarts at the
+    reset to zero, the products' floor drifting it: README, "loihi2 with the eligibility
+    restarted at the reset to zero"; bound 0.8). At
     the quantizer's weight exponents: the default weight headroom (one bit on the recurrent and
     readout weights) costs that bit of resolution, and the cosine falls to 0.85 (README,
     "Weight headroom for learned projections")."""
@@ -155,7 +170,7 @@ def test_fixed_update_aligns_with_float_update():
     flt = np.concatenate([(shadow[n].engine.weights - w0[n]).ravel() for n in emu.plastic])
     cos = fixed @ flt / (np.linalg.norm(fixed) * np.linalg.norm(flt))
     assert np.linalg.norm(fixed) > 10  # tens of weight LSBs moved: a real update
-    assert cos >= 0.9, cos
+    assert cos >= 0.8, cos
 
 
 def test_training_on_the_chip_reduces_the_loss():

@@ -326,6 +326,15 @@ HANDWRITTEN = [
         t_epoch=4,
         sign_mode="mixed",
     ),
+    # e-prop's eligibility at a reset to zero (rules/eprop.py): d the carry, restarted by a post
+    # spike that takes d + 4 off (d saturates at 0), x0*y3*(d + 4) - x0*y3*d the newest spike
+    dict(
+        dw="2^-4*u0*t*y2",
+        dt="u0*y3*d + x0*y3*(d + 4) - x0*y3*d - 2^-2*u0*t",
+        dd="4*x0 - 3*2^-7*u0*d - y0*(d + 4)",
+        t_epoch=1,
+        sign_mode="mixed",
+    ),
     # inhibitory weights: sgn(w) is -1 or 0, the accumulator saturates at 0 from below
     dict(
         dw="2^-2*sgn(w)*x1*y0 - 2^-3*y1*x0 + 2^-4*u0*(w+100)",

@@ -26,6 +26,10 @@ The lowering (one graph-level step for the whole network, since it adds elements
       dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
       dw = -c_w * u0 * t * y2
 
+  hidden LIF neurons that reset to zero (at ``t_epoch`` 1) take the eligibility vector that
+  restarts at their own spike instead of ``z_bar``, held per synapse in the tag ``d``
+  (:func:`_zero_reset_rules`);
+
 * on the readout projection: ``y2 = e_k`` from the error unit, ``x1`` the presynaptic trace
   with the readout's time constant, ``dw = -c_o * u0 * x1 * y2``.
 
@@ -207,6 +211,40 @@ def _alif_rules(pop, gamma: float, theta: float, k: int, a: int, ctx: LoweringCo
     ctx.note(f"eprop ALIF: eps in tag d at 2^{b} times the tag t's units")
     dd = f"{literal(1, lt - (a + b))}*u0*x1*y3 - {literal(*c2)}*u0*d - {literal(*c3)}*u0*y3*d"
     dt = f"{literal(1, -(k + a))}*u0*x1*y3 - {literal(*cf)}*u0*y3*d - {literal(1, -k)}*u0*t"
+    return dt, dd
+
+
+def _zero_reset_rules(lw: _Lowering, hpop, k: int, a: int, ctx: LoweringContext) -> tuple[str, str]:
+    """The LIF eligibility of a neuron that resets to zero: ``dv_j^{t+1}/dv_j^t = alpha (1 -
+    z_j^t)``, so each synapse's eligibility vector restarts at its post neuron's spike
+    (``eps_ji <- alpha (1 - z_j) eps_ji + z_i``, ``eprop.md`` §1.2) where the shared trace
+    ``z_bar_i`` of a subtractive reset does not (on the example that trace made the hidden
+    updates 3x the gradient's norm at cosine 0.6, and lowered-float ran away). The tag ``d``
+    holds the carry ``alpha (1 - z_j) eps_ji`` (what the next step starts from) at ``D`` LSB
+    per spike; each step, with every rule reading the old ``d``::
+
+        dd = D*x0 - c*u0*d - y0*(d + D)                   d <- (1 - y0) ((1 - c) d + D x0)
+        dt = c1*u0*y3*d + c1*x0*y3*(d + D) - c1*x0*y3*d - 2^-k*u0*t
+                                                          t += 2^-k (psi (d + D x0) / D - t)  (tag units)
+
+    ``c``: ``1 - alpha`` rounded to ``m * 2^e``; the spike of step ``t`` enters the carry
+    without that step's decay (``alpha`` on the newest spike rounded to 1). A post spike
+    takes ``d + D`` off, and the engine saturates ``d`` at 0 (from ``-c d``). ``x0*y3`` alone
+    is 11 bits wide and the engine would not shift it: the ``(d + D)`` form gives it ``y3*d``'s
+    width shift, so ``c1`` is the same representable scale. ``D`` is the largest power of two
+    that keeps ``c1`` within the engine's scales and twice the typical trace in ``d``'s range."""
+    lrn, wd = lw.lrn, lw.wd
+    alpha = float(hpop.decays["voltage"].factor)
+    d_top = 2 ** int(lrn.synaptic_variable_bits["d"] - 1) - 1
+    ratio = wd.yd * lw.I / wd.xy * 2.0 ** -(k + a)  # c1 at D = 1
+    j = min(math.floor(math.log2(ratio / 2.0**lrn.exponent_min)),
+            math.floor(math.log2(d_top * lw.I / (2 * lw.x1_typ))))  # fmt: skip
+    D = 2 ** max(0, j)
+    c = scale_literal(1.0 - alpha, ctx, "eprop eligibility decay 1 - alpha")
+    c1 = scale_literal(ratio / D, ctx, "eprop eligibility scale")
+    ctx.note(f"eprop: reset to zero: the eligibility vector restarts at the post spike (tag d, {D} per spike)")
+    dd = f"{D}*x0 - {literal(*c)}*u0*d - y0*(d + {D})"
+    dt = f"{literal(*c1)}*u0*y3*d + {literal(*c1)}*x0*y3*(d + {D}) - {literal(*c1)}*x0*y3*d - {literal(1, -k)}*u0*t"
     return dt, dd
 
 
@@ -558,6 +596,11 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     dd_text = None
     if hpop.neuron.model == "ALIF":
         dt_text, dd_text = _alif_rules(hpop, lw.gamma, theta, k, a, ctx, T)
+    elif hpop.neuron.reset == "zero" and T == 1:
+        dt_text, dd_text = _zero_reset_rules(lw, hpop, k, a, ctx)
+    elif hpop.neuron.reset == "zero":
+        ctx.note(f"eprop: t_epoch {T}: the eligibility keeps the subtractive reset's z_bar (no restart at "
+                 "the reset to zero, which needs a step per spike)")  # fmt: skip
     rule = EngineRule(
         dt=parse(dt_text, "dt", lrn),
         dd=None if dd_text is None else parse(dd_text, "dd", lrn),
