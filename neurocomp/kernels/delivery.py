@@ -20,7 +20,7 @@ even), stored as raw int8 or int16 bytes inside ``dense`` from byte ``G_DENSE * 
 read through a view (so ``dense`` keeps one dtype and no kernel is compiled twice for it); its
 sum is multiplied back by ``2**G_WSHIFT`` (for ``E_DIRECT``, in ``gscale``); its accumulator is
 the trial's scratch ``acc`` viewed as int16 or int32, and ``acc64`` viewed as int32 lists the
-spiking pre neurons. Integer addition wraps
+spiking pre neurons (of compact groups too). Integer addition wraps
 modulo ``2**G_ACC``, so the sum is exact whatever the order when its bound (largest weight
 times fan-in times spike count) is below ``2**(G_ACC - 1)``. Spikes and rings are flat:
 the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
@@ -223,7 +223,7 @@ def _compact(spikes, s0, i0, npre, npost, indptr, p0, rows, wbits, out, base, sc
     weights) where an index list takes 6, and a row is one contiguous run of bytes, so a spike
     reads half the cache lines. The spiking neurons are listed first in ``lst`` (int32
     scratch, any length: in chunks of its size); when the rows outgrow the caches, the row of
-    the spiking neuron ``_AHEAD`` places later in the list is prefetched meanwhile (at
+    the spiking neuron ``_AHEAD_ROWS`` places later in the list is prefetched meanwhile (at
     N = 1e5 the rows come from memory)."""
     ahead = _AHEAD_ROWS if indptr[p0 + npre] - indptr[p0] > _FETCH_BYTES else 0
     while i0 < npre:
