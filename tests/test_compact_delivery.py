@@ -148,3 +148,24 @@ def test_rows_that_wrap_and_wide_rows(monkeypatch):
     _same(*runs)
     wide = sy.compact_rows([0, 0, 0, 1], [0, 33_000, 66_000, 5], [1, 1, 1, 1], 2, 100_000, 8)
     assert wide is None  # gaps of 33 000, 33 000 and 34 000: no window of 2**16 holds the row
+
+
+@pytest.mark.parametrize("scratch", [7, 4000])
+def test_kernel_prefetching_rows_listed_in_chunks(scratch):
+    """The compact kernel on rows beyond its prefetch threshold (the prefetching path), its
+    spiking neurons listed in a scratch shorter than the population (in chunks) or as long:
+    the sum np.add.at makes of the same synapses (an independent oracle)."""
+    rng = np.random.default_rng(3)
+    n_pre, n_post, k = 4000, 3000, 100
+    pre = np.repeat(np.arange(n_pre), k)
+    post = rng.integers(0, n_post, pre.size)
+    w = rng.integers(-128, 128, pre.size)
+    ptr, data = sy.compact_rows(pre, post, w, n_pre, n_post, 8)
+    assert data.size > kd._FETCH_BYTES
+    spikes = rng.random(n_pre) < 0.1
+    out = np.zeros(n_post)
+    kd._compact(spikes, 0, 0, n_pre, n_post, ptr, 0, data, 8, out, 0, 2.0, np.zeros(scratch, np.int32))
+    want = np.zeros(n_post)
+    hit = spikes[pre]
+    np.add.at(want, post[hit], 2.0 * w[hit])
+    np.testing.assert_array_equal(out, want)

@@ -20,7 +20,7 @@ even), stored as raw int8 or int16 bytes inside ``dense`` from byte ``G_DENSE * 
 read through a view (so ``dense`` keeps one dtype and no kernel is compiled twice for it); its
 sum is multiplied back by ``2**G_WSHIFT`` (for ``E_DIRECT``, in ``gscale``); its accumulator is
 the trial's scratch ``acc`` viewed as int16 or int32, and ``acc64`` viewed as int32 lists the
-spiking pre neurons. Integer addition wraps
+spiking pre neurons (of compact groups too). Integer addition wraps
 modulo ``2**G_ACC``, so the sum is exact whatever the order when its bound (largest weight
 times fan-in times spike count) is below ``2**(G_ACC - 1)``. Spikes and rings are flat:
 the pre spikes ``[batch, pre]`` at ``G_PRE``, the post ring ``[slots, batch, post]`` at
@@ -55,6 +55,7 @@ E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
 RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
 SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
 _AHEAD = 2  # spiking pre neurons whose lists are prefetched ahead of the one delivered
+_AHEAD_ROWS = 4  # the same for compact rows (listed up front: a deeper prefetch costs no scan)
 _LINE = 16  # synapses per prefetch (a 64-byte line of int32 indices)
 _FETCH_SYNAPSES = 1 << 18  # a group with more synapses prefetches its lists (they would not stay in L2)
 _FETCH_BYTES = 1 << 20  # a compact group with more bytes prefetches its rows
@@ -195,37 +196,52 @@ def _compact_row16(s, row, npost, out, base, scale):
                  row[4 + 2 * m : 4 + 4 * m].view(np.int16), npost, out, base, scale)  # fmt: skip
 
 
+@kernel(inline="always")
+def _spiking(spikes, s0, i0, i1, lst):
+    """List the pre neurons ``i0 <= i < i1`` that spiked in ``lst`` (branch free: no
+    misprediction per spike) and return their number."""
+    k = 0
+    for i in range(i0, i1):
+        lst[k] = i
+        k += spikes[s0 + i] != 0
+    return k
+
+
+@kernel(inline="always")
+def _fetch_row(rows, indptr, p0, i):
+    """Prefetch the compact row of pre neuron ``i``."""
+    for q in range(indptr[p0 + i], indptr[p0 + i + 1], _BYTES_LINE):
+        prefetch(rows, q)
+
+
 @kernel
-def _compact(spikes, s0, i0, npre, npost, indptr, p0, rows, wbits, out, base, scale):
+def _compact(spikes, s0, i0, npre, npost, indptr, p0, rows, wbits, out, base, scale, lst):
     """``out[base + t] += s * w * scale`` over the compact row of every pre neuron ``i >= i0``
     that spiked, in pre order; row ``i`` is ``rows[indptr[p0 + i] : indptr[p0 + i + 1]]`` (raw
     bytes, empty without synapses). A synapse is 3 bytes (a uint16 offset from the row's first
     target and an int8 mantissa divided by the group's common power of two; 4 with int16
     weights) where an index list takes 6, and a row is one contiguous run of bytes, so a spike
-    reads half the cache lines (at N = 1e5 the rows come from memory: lines, not adds, bound
-    it). When the rows outgrow the caches, the row of the spiking neuron ``_AHEAD`` spikes
-    later is prefetched meanwhile."""
-    big = indptr[p0 + npre] - indptr[p0] > _FETCH_BYTES
-    ahead = i0 - 1 if big else npre
-    for _ in range(_AHEAD if ahead < npre else 0):
-        ahead = _next_spike(spikes, s0, ahead, npre)
-        if ahead < npre:
-            for q in range(indptr[p0 + ahead], indptr[p0 + ahead + 1], _BYTES_LINE):
-                prefetch(rows, q)
-    for i in range(i0, npre):
-        s = spikes[s0 + i]
-        if s != 0:
-            if ahead < npre:
-                ahead = _next_spike(spikes, s0, ahead, npre)
-                if ahead < npre:
-                    for q in range(indptr[p0 + ahead], indptr[p0 + ahead + 1], _BYTES_LINE):
-                        prefetch(rows, q)
+    reads half the cache lines. The spiking neurons are listed first in ``lst`` (int32
+    scratch, any length: in chunks of its size); when the rows outgrow the caches, the row of
+    the spiking neuron ``_AHEAD_ROWS`` places later in the list is prefetched meanwhile (at
+    N = 1e5 the rows come from memory)."""
+    ahead = _AHEAD_ROWS if indptr[p0 + npre] - indptr[p0] > _FETCH_BYTES else 0
+    while i0 < npre:
+        i1 = min(npre, i0 + lst.shape[0])
+        k = _spiking(spikes, s0, i0, i1, lst)
+        for j in range(min(ahead, k)):
+            _fetch_row(rows, indptr, p0, lst[j])
+        for j in range(k):
+            if j + ahead < k:
+                _fetch_row(rows, indptr, p0, lst[j + ahead])
+            i = lst[j]
             lo, hi = indptr[p0 + i], indptr[p0 + i + 1]
             if hi > lo:
                 if wbits == 8:
-                    _compact_row(s, rows[lo:hi], npost, out, base, scale)
+                    _compact_row(spikes[s0 + i], rows[lo:hi], npost, out, base, scale)
                 else:
-                    _compact_row16(s, rows[lo:hi], npost, out, base, scale)
+                    _compact_row16(spikes[s0 + i], rows[lo:hi], npost, out, base, scale)
+        i0 = i1
 
 
 @kernel(inline="always")
@@ -275,10 +291,7 @@ def _narrow_sum(spikes, s0, i0, npre, rows, r0, npost, acc, lst):
             if s != 0:
                 _narrow_add(s, rows[r0 + i * npost : r0 + (i + 1) * npost], a)
         return
-    k = 0
-    for i in range(i0, npre):
-        lst[k] = i
-        k += spikes[s0 + i] != 0
+    k = _spiking(spikes, s0, i0, npre, lst)
     q = 0
     while q + 4 <= k:
         j0, j1, j2, j3 = lst[q], lst[q + 1], lst[q + 2], lst[q + 3]
@@ -356,7 +369,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         rows = dense.view(np.uint8)[d0 * dense.itemsize :]
         if emode == E_DIRECT:  # gscale holds 2**G_WSHIFT too
             _compact(spikes, s0, 0, npre, npost, indptr, p0, rows, groups[g, G_WBITS], ring, slot_off + b * npost,
-                     gscale[g])  # fmt: skip
+                     gscale[g], acc64.view(np.int32))  # fmt: skip
             return
         i0 = 0
         while i0 < npre and spikes[s0 + i0] == 0:
@@ -365,7 +378,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
             return
         acc[:npost] = 0.0  # the sum of mantissas (the stored weights times 2**G_WSHIFT), exact
         _compact(spikes, s0, i0, npre, npost, indptr, p0, rows, groups[g, G_WBITS], acc, 0,
-                 2.0 ** groups[g, G_WSHIFT])  # fmt: skip
+                 2.0 ** groups[g, G_WSHIFT], acc64.view(np.int32))  # fmt: skip
         _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
         return
     if emode == E_DIRECT and kind != K_NARROW:
