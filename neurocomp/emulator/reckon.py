@@ -794,7 +794,8 @@ class ReckonCore:
 
     def _recordings(self, emu, record, steps: int) -> dict[str, np.ndarray]:
         """The kernel's recording arrays (``z, u, oneur, winp, wrec, wout, ti, tr, to``; empty where
-        not recorded)."""
+        not recorded): spikes as uint8 and membranes in the emulator's recording dtype (what
+        ``run`` returns, with no copy), weights and traces int64."""
         chip, b = self.chip, emu.batch
         want = {
             "z": "spikes" in record, "u": "v" in record, "o": "v" in record and chip.out is not None,
@@ -808,8 +809,9 @@ class ReckonCore:
         shapes = {"z": (chip.n_rec,), "u": (chip.n_rec,), "o": (chip.n_out,), "wi": (chip.n_in, chip.n_rec),
                   "wr": (chip.n_rec, chip.n_rec), "wo": (chip.n_rec, chip.n_out), "ti": (chip.n_in,),
                   "tr": (chip.n_rec,), "to": (chip.n_rec,)}  # fmt: skip
-        return {k: np.zeros((steps, b) + shapes[k] if want[k] else (0, 0) + (1,) * len(shapes[k]), np.int64)
-                for k in shapes}  # fmt: skip
+        dtypes = {"z": np.uint8, "u": emu._record_dtype(), "o": emu._record_dtype()}
+        return {k: np.zeros((steps, b) + shapes[k] if want[k] else (0, 0) + (1,) * len(shapes[k]),
+                            dtypes.get(k, np.int64)) for k in shapes}  # fmt: skip
 
     def _store(self, emu, winp, wrec, wout, traces) -> None:
         """The learned weights and traces back into the plastic projections' state."""
@@ -832,13 +834,13 @@ class ReckonCore:
         rec_dtype = emu._record_dtype()
         if "spikes" in record:
             out[f"{chip.inp.name}/spikes"] = x.copy()
-            out[f"{chip.hid.name}/spikes"] = recs["z"].astype(np.uint8)
+            out[f"{chip.hid.name}/spikes"] = recs["z"]
             if chip.out is not None:
                 out[f"{chip.out.name}/spikes"] = np.zeros(recs["o"].shape[:2] + (chip.n_out,), np.uint8)
         if "v" in record:
-            out[f"{chip.hid.name}/v"] = recs["u"].astype(rec_dtype)
+            out[f"{chip.hid.name}/v"] = recs["u"]
             if chip.out is not None:
-                out[f"{chip.out.name}/v"] = recs["o"].astype(rec_dtype)
+                out[f"{chip.out.name}/v"] = recs["o"]
         if "u" in record:
             for p in (chip.hid, chip.out):
                 if p is not None:

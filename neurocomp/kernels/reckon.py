@@ -628,12 +628,15 @@ def stoch_fires(p, lr_p, lr_r, rand, width, enable):
 
 
 @kernel
-def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs, buf, L, h, treg, act, post, by_post,
-           seq):  # fmt: skip
+def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, out_tabs, regs, L, h, treg, act, post, tabs, reads,
+           scratch):  # fmt: skip
     """The learning phase (``EPROP``) of a step with a target: block by block of 16 post
     neurons, first each post's pseudo-derivative, regularization term, learning signal (from
     ``W_out`` before its update) and output weights (one draw per post whose output trace reads
-    nonzero), then pre neuron by pre neuron one draw per written input and recurrent word."""
+    nonzero), then pre neuron by pre neuron one draw per written input and recurrent word
+    (:func:`_role_words`; ``reads``: per role the traces as read and the pre neurons whose
+    read is nonzero, :func:`_reads`). ``out_tabs``: the output weight LFSR's word and next
+    tables; ``tabs``: the input and recurrent ones (:func:`_role_tables`)."""
     n_in, n_rec = r[R_N_IN], r[R_N_REC]
     n_neur = max(n_in, n_rec)
     thr_h, h_values = r[R_THR_H : R_THR_H + 4], r[R_H : R_H + 5]
@@ -643,7 +646,10 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
     n_out, fp_trec, f0, fp_tout = r[R_N_OUT], r[R_FP_TREC], r[R_F0], r[R_FP_TOUT]
     scale, shift, sig_bits = r[R_SIG_SCALE], r[R_SIG_SHIFT], r[R_SIG_BITS]
     width, lr_p, lr_r, w_bits = r[R_OUT_BITS], r[R_LR_P_WOUT], r[R_LR_R_WOUT], r[R_W_BITS]
-    tab_o, next_o = words[T_WO], nexts[T_WO]
+    tab_o, next_o = out_tabs
+    reg_o = regs[L_WO]
+    n_nz_i, t_max_i = _reads(ti, n_in if do_eprop & 1 else 0, r[R_FP_TINP], reads[0])
+    n_nz_r, t_max_r = _reads(tr, n_rec if do_eprop & 2 else 0, r[R_FP_TREC], reads[1])
     for bl in range((n_rec - 1) // block + 1):
         treg_zero = True
         for n in range(block):
@@ -662,28 +668,31 @@ def _eprop(u, ti, tr, to, winp, wrec, wout, err, r, do_eprop, words, nexts, regs
                 L[n] = sat((s << scale) >> shift, sig_bits)
             t = to[rs] >> fp_tout
             if do_eprop & 4 and t != 0:  # one draw; the outputs past NUM_OUT have e = 0: p = 0, no step
-                reg = regs[L_WO]
                 for k in range(n_out):
                     rnd = np.int64(0)
                     for c in range(tab_o.shape[0]):  # number k of the draw
-                        rnd ^= np.int64(tab_o[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK, k])
+                        rnd ^= np.int64(tab_o[c, (reg_o >> (CHUNK_BITS * c)) & CHUNK_MASK, k])
                     pk = wrap(err[k] * t, width)
                     wout[p, k] = stoch_step(wout[p, k], pk, lr_p, lr_r, rnd, width, True, w_bits)
-                regs[L_WO] = lfsr_next(next_o, reg)
-        if do_eprop == 4:
+                reg_o = lfsr_next(next_o, reg_o)
+        if do_eprop & 7 == 4:
             continue
         _movers(L, h, treg, r[R_REGUL_W] & 1, r[R_K_INP_P], r[R_K_INP_R], r, act[0], post[0])
         _movers(L, h, treg, r[R_REGUL_W] & 2, r[R_K_REC_P], r[R_K_REC_R], r, act[1], post[1])
         lo = bl * block
-        # the input and recurrent words draw from two LFSRs: their register chains run side by side
-        n_i = _written(ti, n_in if do_eprop & 1 else 0, r[R_FP_TINP], tr, n_rec if do_eprop & 2 else 0, r[R_FP_TREC],
-                       treg_zero, by_post[2], by_post[3], regs, seq)  # fmt: skip
+        # a pre neuron's word is written (one draw) unless its trace reads 0 and no post of the
+        # block has a regularization term: then every pre neuron's word is
         if do_eprop & 1:
-            _hidden_words(winp, lo, act[0], post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS], r[R_W_BITS],
-                          r[R_MUL_FRAC], by_post[0], by_post[4], False, seq[0], n_i[0])  # fmt: skip
+            regs[L_WI] = _role_words(winp, lo, act[0], post[0], r[R_LR_P_WINP], r[R_LR_R_WINP], r[R_HID_BITS],
+                                     r[R_W_BITS], r[R_MUL_FRAC], tabs[0], regs[L_WI], reads[0],
+                                     n_nz_i if treg_zero else n_in, not treg_zero, t_max_i, False,
+                                     scratch)  # fmt: skip
         if do_eprop & 2:
-            _hidden_words(wrec, lo, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS], r[R_W_BITS],
-                          r[R_MUL_FRAC], by_post[1], by_post[5], True, seq[1], n_i[1])  # fmt: skip
+            regs[L_WR] = _role_words(wrec, lo, act[1], post[1], r[R_LR_P_WREC], r[R_LR_R_WREC], r[R_HID_BITS],
+                                     r[R_W_BITS], r[R_MUL_FRAC], tabs[1], regs[L_WR], reads[1],
+                                     n_nz_r if treg_zero else n_rec, not treg_zero, t_max_r, True,
+                                     scratch)  # fmt: skip
+    regs[L_WO] = reg_o
 
 
 @kernel
@@ -729,50 +738,54 @@ def _hidden_p(lh, t, wregi, wregs, width, frac):
 
 
 @kernel
-def _written(ti, n_in, fp_i, tr, n_rec, fp_r, treg_zero, next_i, next_r, regs, seq):
-    """The written SRAM words of one block, input (``n_in`` pre neurons, 0: not learning) and
-    recurrent, in draw order: a pre neuron's word is written, with one draw, unless its trace
-    reads 0 and no post of the block has a regularization term. ``seq[role]``: per written word
-    the register it draws from, its pre neuron and its trace read; the weight LFSRs' registers
-    ``regs`` advance past them (one step per word). Returns the number of words per role."""
-    nw_i, nw_r = 0, 0
-    reg_i, reg_r = regs[L_WI], regs[L_WR]
-    for i in range(max(n_in, n_rec)):  # two independent chains of dependent steps, interleaved
-        t = ti[i] >> fp_i if i < n_in else 0
-        if i < n_in and not (t == 0 and treg_zero):
-            seq[0, 0, nw_i], seq[0, 1, nw_i], seq[0, 2, nw_i] = reg_i, i, t
-            nw_i += 1
-            reg_i = _next_fixed(next_i, reg_i)
-        t = tr[i] >> fp_r if i < n_rec else 0
-        if i < n_rec and not (t == 0 and treg_zero):
-            seq[1, 0, nw_r], seq[1, 1, nw_r], seq[1, 2, nw_r] = reg_r, i, t
-            nw_r += 1
-            reg_r = _next_fixed(next_r, reg_r)
-    regs[L_WI], regs[L_WR] = reg_i, reg_r
-    return nw_i, nw_r
+def _reads(trace, n, fp, out):
+    """A role's ``n`` pre traces as the update reads them, ``out[0, i] = trace[i] >> fp``, and the
+    pre neurons whose read is nonzero, ``out[1, :count]`` in order (the words written where no
+    post of a block has a regularization term); returns ``count`` and the largest read."""
+    count, t_max = 0, 0
+    for i in range(n):
+        t = trace[i] >> fp
+        out[0, i] = t
+        out[1, count] = i
+        count += t != 0
+        t_max = max(t_max, t)
+    return count, t_max
 
 
 @kernel
-def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, frac, by_post, top_bits, recurrent, seq, nw):
-    """The ``nw`` written words (:func:`_written`) of one block (posts ``lo ..``) in the weights
-    ``w[pre, post]`` of one role: word by word, the posts of ``act`` (:func:`_movers`: the
-    others keep their weight), each with its own number of the word's draw (``by_post[n]``:
-    the LFSR tables of number ``n``). A recurrent word's autapse is written as 0 where its
-    update fires. Event-driven and exact: a post that cannot move reads no number, and a post
-    whose ``p`` is bounded skips the words whose number's top bits (``top_bits``: those of
-    every post of a draw, packed in one integer) exceed its bound (:func:`_limit`)."""
+def _role_words(w, lo, act, post, lr_p, lr_r, width, w_bits, frac, tabs, reg, reads, nw, dense, t_max, recurrent,
+                scratch):  # fmt: skip
+    """The ``nw`` written words of one block (posts ``lo ..``) in the weights ``w[pre, post]`` of
+    one role, in draw order (``dense``: pre neurons ``0 .. nw - 1``; else those of ``reads[1]``),
+    from the weight LFSR's register ``reg``; returns the register after them (one draw per
+    word). Word by word, the posts of ``act`` (:func:`_movers`: the others keep their weight),
+    each with its own number of the word's draw (``by_post[n]``: the LFSR tables of number
+    ``n``). A recurrent word's autapse is written as 0 where its update fires.
+
+    Event-driven and exact: a post that cannot move reads no number, and a post whose ``p`` is
+    bounded reads its number only in the words whose number's top ``q`` bits are within its
+    bound (:func:`_limit`). One table lookup per register chunk gives a word's next register
+    and the top bits of all its numbers (``comb``), and one SWAR compare tests them against
+    every post's bound at once (even and odd posts in lanes of ``2q`` bits, a lane's top bit
+    set where the bound is reached). A block without moving posts jumps over its words
+    (``jumps[k]``: the register after ``2**k`` draws)."""
+    by_post, comb, jumps = tabs
     movers, regular = act[0], act[1]
     n_mov = movers[0]
     if n_mov == 0 or nw == 0:
-        return
-    q = 64 // by_post.shape[0]
-    q = min(q, width)
+        for k in range(jumps.shape[0]):
+            if (nw >> k) & 1:
+                reg = _next_fixed(jumps[k], reg)
+        return reg
+    n_num = by_post.shape[0]
+    q = min(64 // n_num, width)
     mask = (1 << q) - 1
-    t_max = 0
-    for k in range(nw):
-        t_max = max(t_max, seq[2, k])
-    lim = np.empty(n_mov, np.int64)
-    also = np.empty(n_mov, np.bool_)
+    nib, top_bit = np.int64(0), np.int64(0)  # the lanes' low q bits, the lanes' top bits
+    for lane in range((n_num + 1) // 2):
+        nib |= np.int64(mask) << (2 * q * lane)
+        top_bit |= np.int64(1) << (2 * q * lane + 2 * q - 1)
+    lim, also = scratch[0], scratch[1]
+    lim_even, lim_odd, on_even, on_odd = np.int64(0), np.int64(0), np.int64(0), np.int64(0)
     for m in range(n_mov):
         n = movers[m + 1]
         also_zero = False  # a post with a regularization term moves where the trace reads 0 too
@@ -780,25 +793,46 @@ def _hidden_words(w, lo, act, post, lr_p, lr_r, width, w_bits, frac, by_post, to
             also_zero = also_zero or regular[i] == n
         also[m] = also_zero
         lim[m] = _limit(post[0, n], post[1, n], post[2, n], post[3, n] != 0, t_max, lr_p, lr_r, width, frac, q)
+        if lim[m] >= 0:  # its lane: the bound, and the top bit kept
+            lane = np.int64(2 * q * (n >> 1))
+            if n & 1:
+                lim_odd |= lim[m] << lane
+                on_odd |= np.int64(1) << (lane + 2 * q - 1)
+            else:
+                lim_even |= lim[m] << lane
+                on_even |= np.int64(1) << (lane + 2 * q - 1)
+    lim_even |= top_bit
+    lim_odd |= top_bit
+    m6 = CHUNK_MASK
     for k in range(nw):
-        t = seq[2, k]
-        rk = seq[0, k]
-        i = seq[1, k]
-        top = _next_fixed(top_bits, rk)  # the top q bits of each post's number of this draw
-        for m in range(n_mov):
-            n = movers[m + 1]
-            if (top >> (q * n)) & mask > lim[m]:
-                continue  # its number exceeds any of its totals: no update
-            lh, wregi, wregs, on = post[0, n], post[1, n], post[2, n], post[3, n] != 0
-            tab = by_post[n]
-            rnd = np.int64(0)
-            for c in range(BY_POST_CHUNKS):
-                rnd ^= np.int64(tab[c, (rk >> (CHUNK_BITS * c)) & CHUNK_MASK])
-            p = _hidden_p(lh, t, wregi, wregs, width, frac)
-            if stoch_fires(p, lr_p, lr_r, rnd, width, on and (t != 0 or also[m])):
-                col = lo + n
-                new = stoch_step(w[i, col], p, lr_p, lr_r, rnd, width, on, w_bits)
-                w[i, col] = 0 if recurrent and i == col else new
+        i = k if dense else reads[1, k]
+        c0, c1, c2 = reg & m6, (reg >> 6) & m6, (reg >> 12) & m6
+        c3, c4, c5 = (reg >> 18) & m6, (reg >> 24) & m6, (reg >> 30) & m6
+        top = ((comb[0, c0, 1] ^ comb[1, c1, 1]) ^ (comb[2, c2, 1] ^ comb[3, c3, 1])) ^ (
+            comb[4, c4, 1] ^ comb[5, c5, 1]
+        )
+        nxt = ((comb[0, c0, 0] ^ comb[1, c1, 0]) ^ (comb[2, c2, 0] ^ comb[3, c3, 0])) ^ (
+            comb[4, c4, 0] ^ comb[5, c5, 0]
+        )
+        hit = (((lim_even - (top & nib)) & on_even) | ((lim_odd - ((top >> q) & nib)) & on_odd)) != 0
+        if hit:  # some post's number may be within its bound
+            t = reads[0, i]
+            for m in range(n_mov):
+                n = movers[m + 1]
+                if (top >> (q * n)) & mask > lim[m]:
+                    continue  # its number exceeds any of its totals: no update
+                lh, wregi, wregs, on = post[0, n], post[1, n], post[2, n], post[3, n] != 0
+                tab = by_post[n]
+                rnd = np.int64(0)
+                for c in range(BY_POST_CHUNKS):
+                    rnd ^= np.int64(tab[c, (reg >> (CHUNK_BITS * c)) & CHUNK_MASK])
+                p = _hidden_p(lh, t, wregi, wregs, width, frac)
+                if stoch_fires(p, lr_p, lr_r, rnd, width, on and (t != 0 or also[m] != 0)):
+                    col = lo + n
+                    new = stoch_step(w[i, col], p, lr_p, lr_r, rnd, width, on, w_bits)
+                    w[i, col] = 0 if recurrent and i == col else new
+        reg = nxt
+    return reg
 
 
 @kernel
@@ -844,11 +878,37 @@ def _pad_next(tab_next):
 
 
 @kernel
-def _tables_by_post(words, nexts, r_hid_bits):
-    """The input and recurrent weight LFSRs' tables as :func:`_hidden_words` reads them: the word
-    tables by post (:func:`_by_post`), then the padded next tables (:func:`_pad_next`)."""
-    return (_by_post(words[T_WI]), _by_post(words[T_WR]), _pad_next(nexts[T_WI]), _pad_next(nexts[T_WR]),
-            _top_table(words[T_WI], r_hid_bits), _top_table(words[T_WR], r_hid_bits))
+def _role_tables(tab_words, tab_next, width, n_words):
+    """A hidden role's weight LFSR tables as :func:`_role_words` reads them: the word tables by
+    post (:func:`_by_post`); per chunk and value the next register and the top bits of every
+    number (``[chunk, value, 2]``: one cache line for both; :func:`_pad_next`,
+    :func:`_top_table`); and the registers after ``2**k`` draws, ``[k, chunk, value]`` for
+    ``2**k <= n_words`` (an advance by ``m`` draws is linear: the ``m``-draw table applied to the
+    ``m``-draw table's rows gives the ``2m``-draw one)."""
+    nxt = _pad_next(tab_next)
+    top = _top_table(tab_words, width)
+    comb = np.empty(nxt.shape + (2,), np.int64)
+    comb[:, :, 0] = nxt
+    comb[:, :, 1] = top
+    n_jumps = 1
+    while (1 << n_jumps) <= n_words:
+        n_jumps += 1
+    jumps = np.empty((n_jumps,) + nxt.shape, np.int64)
+    jumps[0] = nxt
+    for k in range(1, n_jumps):
+        for c in range(nxt.shape[0]):
+            for v in range(nxt.shape[1]):
+                jumps[k, c, v] = _next_fixed(jumps[k - 1], jumps[k - 1, c, v])
+    return _by_post(tab_words), comb, jumps
+
+
+@kernel
+def _tables_by_post(words, nexts, r_hid_bits, n_words):
+    """The input and recurrent weight LFSRs' tables (:func:`_role_tables`), as one flat tuple
+    (input, recurrent; a tuple of tuples cannot cross into a ``prange`` loop)."""
+    by_i, comb_i, jumps_i = _role_tables(words[T_WI], nexts[T_WI], r_hid_bits, n_words)
+    by_r, comb_r, jumps_r = _role_tables(words[T_WR], nexts[T_WR], r_hid_bits, n_words)
+    return by_i, comb_i, jumps_i, by_r, comb_r, jumps_r
 
 
 @kernel
@@ -856,7 +916,7 @@ def _top_table(tab_words, width):
     """Per chunk and value the top ``q = min(64 // numbers, width)`` bits of each number of an
     LFSR draw's ``width``-bit words, number ``n`` at bit ``q * n`` of one integer, padded to
     :data:`BY_POST_CHUNKS` rows (GF(2)-linear like the words: a draw's top bits are the XOR of
-    its chunks' rows; :func:`_hidden_words`)."""
+    its chunks' rows; :func:`_role_words`)."""
     n_c, n_v, n_n = tab_words.shape
     if n_c > BY_POST_CHUNKS or n_n > 64:
         raise ValueError("a weight LFSR wider than the compiled draw's 36 bits, or more than 64 numbers per draw")
@@ -874,7 +934,7 @@ def _top_table(tab_words, width):
 @kernel
 def _by_post(tab_words):
     """LFSR word tables ``[chunk, value, number]`` as ``[number, chunk, value]``: the rows one
-    post's number reads, together (:func:`_hidden_words`)."""
+    post's number reads, together (:func:`_role_words`)."""
     n_c, n_v, n_n = tab_words.shape
     if n_c > BY_POST_CHUNKS:
         raise ValueError("a weight LFSR wider than the compiled draw's 36 bits")
@@ -895,23 +955,23 @@ def run_core(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x
     ``wout[b, pre, out]``, LFSR registers ``lfsr[b, L_*]``. ``recs``: ``(z, u, oneur, winp,
     wrec, wout, ti, tr, to)`` per step, each ``[steps, batch, ...]`` or an empty array (not
     recorded)."""
-    by_post = _tables_by_post(words, nexts, r[R_HID_BITS])
+    tabs = _tables_by_post(words, nexts, r[R_HID_BITS], max(winp.shape[1], wrec.shape[1]))
     for b in prange(u.shape[0]):
-        _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
+        _run_trial(b, r, words, nexts, tabs, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
                    do_eprop, recs)  # fmt: skip
 
 
 @kernel
 def run_core_serial(r, words, nexts, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop, recs):
     """:func:`run_core` on the calling thread (one trial: no thread pool to wake)."""
-    by_post = _tables_by_post(words, nexts, r[R_HID_BITS])
+    tabs = _tables_by_post(words, nexts, r[R_HID_BITS], max(winp.shape[1], wrec.shape[1]))
     for b in range(u.shape[0]):
-        _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
+        _run_trial(b, r, words, nexts, tabs, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid,
                    do_eprop, recs)  # fmt: skip
 
 
 @kernel
-def _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop,
+def _run_trial(b, r, words, nexts, tabs, lfsr, u, ti, tr, to, z, oneur, winp, wrec, wout, x, tar, valid, do_eprop,
                recs):  # fmt: skip
     """Trial ``b`` of :func:`run_core`."""
     block = r[R_BLOCK]
@@ -922,16 +982,21 @@ def _run_trial(b, r, words, nexts, by_post, lfsr, u, ti, tr, to, z, oneur, winp,
     treg = np.zeros(block, np.int64)
     act = np.zeros((2, 2, block + 1), np.int64)
     post = np.zeros((2, 4, block), np.int64)
-    seq = np.empty((2, 4, max(winp.shape[1], wrec.shape[1])), np.int64)  # per role and written word (_written)
-    regs = lfsr[b]
+    reads = np.zeros((2, 2, max(winp.shape[1], wrec.shape[1])), np.int64)  # per role (_reads)
+    scratch = np.zeros((2, block), np.int64)  # per moving post (_role_words)
+    out_tabs = (words[T_WO], nexts[T_WO])
+    role_tabs = ((tabs[0], tabs[1], tabs[2]), (tabs[3], tabs[4], tabs[5]))
+    # the trial's views, once (not per step: each view counts a reference)
+    regs, ub, tib, trb, tob, zb, ob = lfsr[b], u[b], ti[b], tr[b], to[b], z[b], oneur[b]
+    wib, wrb, wob, xb, tarb = winp[b], wrec[b], wout[b], x[:, b], tar[:, b]
     for t in range(x.shape[0]):
-        _prop(x[t, b], z[b], u[b], ti[b], tr[b], to[b], oneur[b], winp[b], wrec[b], wout[b], r, do_eprop)
-        _step(u[b], ti[b], tr[b], to[b], z[b], oneur[b], r, words, nexts, regs, buf)
+        _prop(xb[t], zb, ub, tib, trb, tob, ob, wib, wrb, wob, r, do_eprop)
+        _step(ub, tib, trb, tob, zb, ob, r, words, nexts, regs, buf)
         if do_eprop and valid[t, b]:
-            _errors(oneur[b], tar[t, b], r, err)
-            _eprop(u[b], ti[b], tr[b], to[b], winp[b], wrec[b], wout[b], err, r, do_eprop, words, nexts, regs, buf, L,
-                   h, treg, act, post, by_post, seq)  # fmt: skip
-        _record(recs, t, b, z[b], u[b], oneur[b], winp[b], wrec[b], wout[b], ti[b], tr[b], to[b], r)
+            _errors(ob, tarb[t], r, err)
+            _eprop(ub, tib, trb, tob, wib, wrb, wob, err, r, do_eprop, out_tabs, regs, L, h, treg, act, post,
+                   role_tabs, reads, scratch)  # fmt: skip
+        _record(recs, t, b, zb, ub, ob, wib, wrb, wob, tib, trb, tob, r)
 
 
 @kernel
