@@ -73,9 +73,13 @@ def test_default_knobs_are_the_chip_bit_for_bit(prog):
 
 
 def test_each_quantity_changes_the_learned_weights(prog):
-    base, _ = run(prog)
+    """Every quantity in float changes every projection's learned weights within 300 steps. Some
+    reach a projection only through the spikes they change (the hidden rules read the carried tag
+    ``d``, not the trace ``x1``; the readout's error is the error unit's integer in either form),
+    which takes longer than the other tests' 150 steps."""
+    base, _ = run(prog, steps=300)
     for q in LEARN_QUANTITIES:
-        emu, _ = run(prog, learn_float=(q,))
+        emu, _ = run(prog, steps=300, learn_float=(q,))
         changed = [n for n in emu.plastic if not np.array_equal(emu.state[f"{n}/w"], base.state[f"{n}/w"])]
         assert changed == list(emu.plastic), (q, changed)
 
@@ -148,21 +152,31 @@ def test_float_graded_factors_are_unquantized(prog):
 
 
 def test_float_tags_update_exactly(prog):
-    """``tags``: dt is ``c_e * x1 * Y3 - 2^-k * t`` exactly, with x1 the chip's integer trace
-    and ``Y3`` the integer the y history read (y3 or one LSB below); w stays integer."""
-    _, rec = run(prog, record=("t", "x1", "y3", "w"), learn_float=("tags",))
+    """``tags``: the example's LIF neurons reset to zero, so the tag ``t`` is fed by the carried
+    eligibility ``d`` (``dt = c1*y3*d + c1*x0*y3*(d + D) - c1*x0*y3*d - 2^-k*t``): in float the two
+    ``x0`` products cancel to ``c1*D*x0*y3``, so each step ``t`` moves by exactly ``c1*(Ya*d +
+    Yb*D*x0) - 2^-k*t`` with ``d`` the previous step's tag, ``x0`` this step's pre spike and ``Ya``,
+    ``Yb`` the integer the y history read (y3 or one LSB below); t and d leave the integer grid,
+    x1 and w stay on it."""
+    _, rec = run(prog, record=("t", "d", "x1", "y3", "w", "spikes"), learn_float=("tags",))
     for name in ("in->rec", "rec->rec"):
-        rule = prog.projection(name).learning
-        decay, inject = sorted(rule.dt.products, key=lambda p: p.mantissa)  # -2^-k*u0*t, 2^-(k+a)*u0*x1*y3
-        t, x1, y3 = rec[f"{name}/t"][:, 0], rec[f"{name}/x1"][:, 0], rec[f"{name}/y3"][:, 0]
-        assert not integral(t) and integral(x1) and integral(rec[f"{name}/w"])
+        rule, pre = prog.projection(name).learning, prog.projection(name).pre
+        decay = next(p for p in rule.dt.products if [f.var for f in p.factors] == ["t"])
+        inject = next(p for p in rule.dt.products if p.mantissa > 0)
+        impulse = next(p for p in rule.dd.products if not p.factors)  # dd's D*x0
+        D = impulse.mantissa * 2.0**impulse.exponent
+        t, d, y3 = rec[f"{name}/t"][:, 0], rec[f"{name}/d"][:, 0], rec[f"{name}/y3"][:, 0]
+        x0 = rec[f"{pre}/spikes"][:, 0]
+        assert not integral(t) and not integral(d) and integral(rec[f"{name}/x1"]) and integral(rec[f"{name}/w"])
         for s in range(1, STEPS):
-            rest = t[s] - t[s - 1] - scale(decay, prog) * t[s - 1]
-            on = np.broadcast_to(x1[s][None, :] != 0, rest.shape)
-            Y3 = rest[on] / (scale(inject, prog) * np.broadcast_to(x1[s][None, :], rest.shape)[on])
-            np.testing.assert_allclose(Y3, np.round(Y3), atol=1e-6)
-            assert np.all(np.abs(np.round(Y3) - np.broadcast_to(y3[s][:, None], rest.shape)[on]) <= 1)
-            np.testing.assert_allclose(rest[~on], 0, atol=1e-12)
+            rest = (t[s] - t[s - 1] - scale(decay, prog) * t[s - 1]) / scale(inject, prog)
+            X = np.broadcast_to(D * x0[s][None, :], rest.shape)
+            Y = np.broadcast_to(y3[s][:, None], rest.shape)
+            ok = np.zeros(rest.shape, bool)
+            for a in (0, -1):
+                for b in (0, -1):
+                    ok |= np.abs(rest - ((Y + a) * d[s - 1] + (Y + b) * X)) < 1e-6
+            assert ok.all(), (name, s, int((~ok).sum()))
 
 
 def test_all_four_in_float_is_the_float_arithmetic(prog):
@@ -189,7 +203,10 @@ def test_round_to_nearest_stalls_small_updates(tmp_path):
         emu.run(200, inputs={"out.error/target": target(200)}, learn=True)
         counts[rounding] = {n: int((s.engine.weights != w0[n]).sum()) for n, s in emu.plastic.items()}
     hidden = {r: c["in->rec"] + c["rec->rec"] for r, c in counts.items()}
-    assert hidden["stochastic"] >= 40, counts
+    # 22 of the 1500 hidden weights moved in the measured run (40 before the eligibility restarted at
+    # a reset to zero, which leaves fewer synapses with a live tag): a floor of 10 still tells
+    # "now and then" from "never"
+    assert hidden["stochastic"] >= 10, counts
     assert hidden["nearest"] <= hidden["stochastic"] / 4, counts
     assert counts["nearest"]["rec->out"] < counts["stochastic"]["rec->out"], counts
 

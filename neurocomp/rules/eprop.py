@@ -26,9 +26,9 @@ The lowering (one graph-level step for the whole network, since it adds elements
       dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
       dw = -c_w * u0 * t * y2
 
-  hidden LIF neurons that reset to zero (at ``t_epoch`` 1) take the eligibility vector that
-  restarts at their own spike instead of ``z_bar``, held per synapse in the tag ``d``
-  (:func:`_zero_reset_rules`);
+  under e-prop, hidden LIF neurons that reset to zero (at ``t_epoch`` 1) take the eligibility
+  vector that restarts at their own spike instead of ``z_bar``, held per synapse in the tag ``d``
+  (:func:`_zero_reset_rules`; RFLO keeps its filtered trace, which has no reset);
 
 * on the readout projection: ``y2 = e_k`` from the error unit, ``x1`` the presynaptic trace
   with the readout's time constant, ``dw = -c_o * u0 * x1 * y2``.
@@ -596,7 +596,7 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     dd_text = None
     if hpop.neuron.model == "ALIF":
         dt_text, dd_text = _alif_rules(hpop, lw.gamma, theta, k, a, ctx, T)
-    elif hpop.neuron.reset == "zero" and T == 1:
+    elif hpop.neuron.reset == "zero" and T == 1 and lw.rule == "eprop":  # RFLO: Murray's filtered trace, no reset
         dt_text, dd_text = _zero_reset_rules(lw, hpop, k, a, ctx)
     elif hpop.neuron.reset == "zero":
         ctx.note(f"eprop: t_epoch {T}: the eligibility keeps the subtractive reset's z_bar (no restart at "
