@@ -53,6 +53,15 @@ def test_spinnaker2_compiles_the_step_constants_in_float32(tmp_path):
     assert back.population("rec").params == q.params and back == prog
 
 
+def test_the_widest_gate_survives_a_save(tmp_path):
+    """A width of 2 pi (the graph's limit) rounds up in float32; the saved Program still loads."""
+    prog = compile(_net(tmp_path, **{"zone_width_rad: 1.0": f"zone_width_rad: {2 * math.pi!r}"}), "spinnaker2",
+                   out=io.StringIO())  # fmt: skip
+    assert prog.population("rec").params["width"] > 2 * math.pi
+    prog.save(tmp_path / "p")
+    assert Program.load(tmp_path / "p") == prog
+
+
 def test_emulator_equals_the_float32_reference_with_the_chip_weights(tmp_path):
     net = _net(tmp_path)
     fm, qm, prog = chip_model(net, "spinnaker2")

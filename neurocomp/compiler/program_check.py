@@ -191,11 +191,15 @@ def _population_problems(p: Any, i: int, prof: Profile, sizes: dict, models: dic
     return out
 
 
+# the zone's width is stored as a float32 register: 2 pi rounds up to 6.2831855
+_WIDTH_MAX = float(np.float32(2 * math.pi))
+
+
 def _gated_problems(params: Mapping, prof: Profile) -> list[str]:
     """A gated theta population: on a chip whose profile lists it, with step constants in range."""
     if "GatedTheta" not in prof.neuron_models:
         return [f"{prof.name} has no GatedTheta neurons"]
-    limits = {"eps": (0.0, math.inf), "alpha": (0.0, 1.0), "beta": (0.0, math.inf), "width": (0.0, 2 * math.pi)}
+    limits = {"eps": (0.0, math.inf), "alpha": (0.0, 1.0), "beta": (0.0, math.inf), "width": (0.0, _WIDTH_MAX)}
     out = [f"{k} must be a number in ({lo:g}, {hi:g}], got {params.get(k)!r}" for k, (lo, hi) in limits.items()
            if not _is_num(params.get(k)) or not lo < params[k] <= hi]  # fmt: skip
     out += [f"{k} must be a number, got {params.get(k)!r}" for k in ("bias", "theta0") if not _is_num(params.get(k))]
