@@ -165,18 +165,9 @@ def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
 
 def chip_weights(prog) -> dict[str, np.ndarray]:
     """Every projection's weights as the chip holds them, in model units, ``[post, pre]``."""
-    from ..compiler.chip_weights import chip_mantissas
-    from ..emulator.plastic import mantissa_unit
+    from ..emulator.plastic import chip_weight_matrix
 
-    out = {}
-    for p in prog.projections:
-        m, unit = chip_mantissas(p, prog.profile).astype(np.float64), mantissa_unit(p)
-        if p.is_sparse:
-            out[p.name] = np.zeros(p.shape)
-            out[p.name][p.rows, p.cols] = m * (unit if np.ndim(unit) == 0 else unit[p.rows, 0])
-        else:
-            out[p.name] = m * unit
-    return out
+    return {p.name: chip_weight_matrix(p, prog.profile) for p in prog.projections}
 
 
 def emulated_readout(prog, inp: str, readout: str, x: np.ndarray, seed: int) -> np.ndarray:

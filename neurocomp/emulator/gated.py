@@ -16,21 +16,23 @@ cannot hold is refused by name (:meth:`GatedLayer.of`).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..compiler.chip_weights import chip_mantissas
 from ..compiler.program import Program
 from ..errors import Problem
 from ..kernels.gated import passages, run_gated
 from .emulator import Emulator, EmulatorError
-from .plastic import mantissa_unit
+from .plastic import chip_weight_matrix
 
 GATED_RECORDABLE = ("theta", "s", "I", "spikes", "v")
 _CONSTS = ("bias", "eps", "alpha", "beta", "width")
-_LEARN_DEFAULTS = {"learn_mode": "independent", "learn_arithmetic": "chip", "learn_float": (), "learn_rounding": None}
+# the Emulator's learning options at their defaults (read from it: a gated network takes no other)
+_LEARN_DEFAULTS = {k: p.default for k, p in inspect.signature(Emulator.__init__).parameters.items()
+                   if k.startswith("learn_")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -113,14 +115,8 @@ def _place(program: Program, pr, offs, mats) -> list[Problem]:
         out.append(Problem(where, f"{pr.plasticity.name}: no on-chip learning of a gated network"))
     if out:
         return out
-    m, unit = chip_mantissas(pr, program.profile).astype(np.float64), mantissa_unit(pr)
-    w = np.zeros(pr.shape)
-    if pr.is_sparse:
-        w[pr.rows, pr.cols] = m * (unit if np.ndim(unit) == 0 else unit[pr.rows, 0])
-    else:
-        w = m * unit
     r0, c0 = offs[post][pr.post], offs[pre][pr.pre]
-    mats[pre, post][r0 : r0 + pr.shape[0], c0 : c0 + pr.shape[1]] += w
+    mats[pre, post][r0 : r0 + pr.shape[0], c0 : c0 + pr.shape[1]] += chip_weight_matrix(pr, program.profile)
     return []
 
 

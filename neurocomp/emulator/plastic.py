@@ -47,6 +47,17 @@ def mantissa_unit(proj: QProjection) -> np.ndarray:
     return np.exp2(e if e.ndim == 0 else e[:, None]) * float(proj.float_scale)
 
 
+def chip_weight_matrix(proj: QProjection, profile: Profile) -> np.ndarray:
+    """The projection's weights as the chip holds them, in model units, ``[post, pre]`` float64
+    (a sparse projection's missing synapses 0)."""
+    m, unit = chip_mantissas(proj, profile).astype(np.float64), mantissa_unit(proj)
+    if not proj.is_sparse:
+        return m * unit
+    w = np.zeros(proj.shape)
+    w[proj.rows, proj.cols] = m * (unit if np.ndim(unit) == 0 else unit[proj.rows, 0])
+    return w
+
+
 class PlasticSynapses:
     """Runtime form of a plastic projection with a scalar delay (a sparse one is held dense,
     with a mask of the synapses that exist). ``arithmetic``: ``"chip"`` or ``"float"`` (all of
