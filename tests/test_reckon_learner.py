@@ -20,7 +20,7 @@ import pytest
 import neurocomp as nc
 from neurocomp.emulator import Emulator
 from tests.test_reckon_rtl import random_program, random_samples
-from tests.test_reckon_rule import RefLfsr, ref_h, ref_stoch_update, s32
+from tests.test_reckon_rule import RefLfsr, ref_h, ref_L, ref_stoch_update, s32
 
 PROFILE = nc.load_profile("reckon")
 ONE = 2048  # srnn.v's output_act_err: the hard sigmoid's 1.0 and a class label's target
@@ -83,8 +83,7 @@ def eprop(st: dict, w: dict, target, spi: dict, lfsr: dict) -> None:
         for j in posts:  # buf16: each post's pseudo-derivative, regularization trace and learning signal
             h[j] = ref_h(st["u"][j], out)
             treg[j] = max((st["tr"][j] >> out.fp_loc_trec) - out.regul_f0, 0) if spi["mode"] else 0
-            psum = sum(err[k] * w["output"][k][j] for k in range(n_out))  # W_out before its update
-            L[j] = sat((psum << out.learn_sig_scale) >> 12, 16)
+            L[j] = ref_L(err, [w["output"][k][j] for k in range(n_out)], out)  # W_out before its update
             t_out = st["to"][j] >> out.fp_loc_tout
             if t_out:  # the post's output word: one draw
                 nums = lfsr["weights_output"].draw()
@@ -106,15 +105,9 @@ def eprop(st: dict, w: dict, target, spi: dict, lfsr: dict) -> None:
                     p, en = hidden_prob(L[j], t, h[j], treg[j], spi, role)
                     old = w[role][j][i]
                     w[role][j][i] = ref_stoch_update(old, p, en, reg.lr_p, reg.lr_r, nums[n], 32)
-                    fires = en and p != 0 and (p == -(2**31) or _total(p, reg.lr_p, reg.lr_r) >= nums[n])
+                    fires = ref_stoch_update(0, p, en, reg.lr_p, reg.lr_r, nums[n], 32) != 0  # from 0: +-1 iff it fires
                     if role == "recurrent" and i == j and fires:
                         w[role][j][i] = 0  # the written autapse byte is 0 (srnn.v's wrec_data_i_eprop)
-
-
-def _total(p: int, lr_p: int, lr_r: int) -> int:
-    """stoch_update's ``prob_tot`` (32-bit)."""
-    lrp = abs(p) << lr_p
-    return ((1 << 32) - 1 if lrp >> 32 else lrp) >> lr_r
 
 
 KEYS = {"input": "in->rec/w", "recurrent": "rec->rec/w", "output": "rec->out/w"}

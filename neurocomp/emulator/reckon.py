@@ -809,7 +809,8 @@ class ReckonCore:
         shapes = {"z": (chip.n_rec,), "u": (chip.n_rec,), "o": (chip.n_out,), "wi": (chip.n_in, chip.n_rec),
                   "wr": (chip.n_rec, chip.n_rec), "wo": (chip.n_rec, chip.n_out), "ti": (chip.n_in,),
                   "tr": (chip.n_rec,), "to": (chip.n_rec,)}  # fmt: skip
-        dtypes = {"z": np.uint8, "u": emu._record_dtype(), "o": emu._record_dtype()}
+        rec = emu._record_dtype()
+        dtypes = {"z": np.uint8, "u": rec, "o": rec}
         return {k: np.zeros((steps, b) + shapes[k] if want[k] else (0, 0) + (1,) * len(shapes[k]),
                             dtypes.get(k, np.int64)) for k in shapes}  # fmt: skip
 
