@@ -157,6 +157,9 @@ def test_task_phases_and_mask():
         make("balanced-bistable", delete_fraction=1.0)
     with pytest.raises(ValueError, match="fast_steps >= 0"):
         make("balanced-bistable", fast_steps=-1)
+    for bad in ({"epoch_steps": 0}, {"eta_slow": 0.0}):  # the engine's epoch would take log2(0)
+        with pytest.raises(ValueError, match="epoch_steps .* must be >= 1 and eta_slow"):
+            make("balanced-bistable", **bad)
 
 
 def test_check_runs_the_levels_on_loihi2():

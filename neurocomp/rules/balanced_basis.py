@@ -53,7 +53,8 @@ import numpy as np
 
 from ..arith.rounding import round_to_int
 from ..errors import Problem
-from .balanced import BalancedNet, FloatLearner, Phase, annealed_rates, cv2_isi, cv_isi, decoder, rel_error
+from .balanced import BalancedNet, FloatLearner, Phase, cv2_isi, cv_isi, decoder, rel_error, stage_rates
+from .balanced import phase_steps as balanced_phase_steps
 from .base import LoweringError
 
 # --------------------------------------------------------------------------- the basis
@@ -111,23 +112,11 @@ def bistable(x: np.ndarray, k: float, a: float) -> np.ndarray:
     return k * np.stack([x1 - x1**3 / a**2, x1**2 / a - x2], axis=-1)
 
 
-def slow_stage_steps(cfg: Any) -> tuple[int, ...]:
-    """Steps of each of the ``slow_stages`` learning stages (``slow_steps`` split evenly, the
-    remainder in the last)."""
-    s, k = int(cfg["slow_steps"]), int(cfg["slow_stages"])
-    return (*([s // k] * (k - 1)), s - (k - 1) * (s // k))
-
-
 def phase_steps(cfg: Any) -> tuple[int, ...]:
-    """Steps of the fast rule's phase (``fast_steps``, where positive), of each learning stage
-    (:func:`slow_stage_steps`) and of the test."""
-    fast = (int(cfg["fast_steps"]),) if int(cfg["fast_steps"]) > 0 else ()
-    return (*fast, *slow_stage_steps(cfg), int(cfg["test_steps"]))
-
-
-def stage_rates(cfg: Any) -> tuple[float, ...]:
-    """The rule's rate in each learning stage (:func:`neurocomp.rules.balanced.annealed_rates`)."""
-    return annealed_rates(float(cfg["eta_slow"]), float(cfg["anneal_s"]), slow_stage_steps(cfg), float(cfg["dt"]))
+    """Steps of the fast rule's phase (where ``fast_steps`` is positive), of each learning stage
+    and of the test (:func:`neurocomp.rules.balanced.phase_steps` without an empty fast phase)."""
+    steps = balanced_phase_steps(cfg)
+    return steps if steps[0] > 0 else steps[1:]
 
 
 class BasisBalanced:
@@ -251,6 +240,10 @@ def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: 
     from ..learning.rule import EngineRule
     from .base import LoweringContext, literal
 
+    if int(p.get("fast_steps", 0)) > 0:  # refused before any level of a check runs
+        raise LoweringError([Problem(f"rule 'balanced-basis' on {profile.name}", (
+            f"fast_steps = {p['fast_steps']}: the engine's form keeps the derivation's fast weights; learned fast "
+            "weights run in float (set fast_steps to 0)"))])  # fmt: skip
     lrn = profile.learning
     top = 2 ** int(lrn.params["trace_bits"]) - 1
     wbits = int(lrn.synaptic_variable_bits["w"]) - 1
@@ -295,10 +288,6 @@ class BasisEngineLearner:
 
     def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0,
                  D: np.ndarray | None = None, **engine_kw: Any):  # fmt: skip
-        if int(p.get("fast_steps", 0)) > 0:
-            raise LoweringError([Problem(f"rule 'balanced-basis' on {profile.name}", (
-                f"fast_steps = {p['fast_steps']}: the engine's form keeps the derivation's fast weights; learned fast "
-                "weights run in float (set fast_steps to 0)"))])  # fmt: skip
         self.profile, self.p, self.seed, self.kw, self.D = profile, p, seed, engine_kw, D
         self.wf = np.asarray(wf, np.float64)
         _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed, factored=D is not None)

@@ -598,7 +598,7 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
         dt_text, dd_text = _alif_rules(hpop, lw.gamma, theta, k, a, ctx, T)
     elif hpop.neuron.reset == "zero" and T == 1 and lw.rule == "eprop":  # RFLO: Murray's filtered trace, no reset
         dt_text, dd_text = _zero_reset_rules(lw, hpop, k, a, ctx)
-    elif hpop.neuron.reset == "zero":
+    elif hpop.neuron.reset == "zero" and lw.rule == "eprop":
         ctx.note(f"eprop: t_epoch {T}: the eligibility keeps the subtractive reset's z_bar (no restart at "
                  "the reset to zero, which needs a step per spike)")  # fmt: skip
     rule = EngineRule(

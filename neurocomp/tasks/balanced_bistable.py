@@ -11,7 +11,7 @@ One trial is phases back to back (:func:`neurocomp.rules.balanced_basis.phase_st
 ``fast_steps > 0`` the fast (voltage) rule's, learning the fast weights from the resets (else
 they are the derivation's); the rule's (``slow_steps`` in
 ``slow_stages`` stages, the rate decaying from ``eta_slow`` with time constant ``anneal_s``:
-:func:`~neurocomp.rules.balanced_basis.stage_rates`) and the test (``test_steps``: feedback off, no
+:func:`~neurocomp.rules.balanced.stage_rates`) and the test (``test_steps``: feedback off, no
 learning), each with its own input. ``inputs [T, 1, 2]``: ``c``; ``targets [T, 1, 2]``: ``x``;
 the mask is the test phase. Metric ``error``: RMS of ``x - xh`` over the RMS of ``x`` in the
 test (lower is better). ``config`` carries the network's constants, which the rule reads.
@@ -92,15 +92,17 @@ def make(seed: int = 0, **overrides: Any) -> Task:
                          "every phase at least one step")  # fmt: skip
     if not 0 <= float(cfg["delete_fraction"]) < 1:
         raise ValueError(f"{NAME}: delete_fraction {cfg['delete_fraction']} is outside [0, 1)")
+    if int(cfg["epoch_steps"]) < 1 or not float(cfg["eta_slow"]) > 0:
+        raise ValueError(f"{NAME}: epoch_steps {cfg['epoch_steps']} must be >= 1 and eta_slow {cfg['eta_slow']} > 0")
     dt, k, a = float(cfg["dt"]), float(cfg["k"]), float(cfg["a"])
     steps = phase_steps(cfg)
-    first = 20 - (len(steps) - int(cfg["slow_stages"]) - 1)  # the learning stages and test keep their streams
+    first = 20 - (int(cfg["fast_steps"]) > 0)  # the learning stages and test keep their streams
     rngs = [np.random.default_rng([seed, first + i]) for i in range(len(steps))]
     amp, tau = float(cfg["c_amplitude"]), float(cfg["tau_c"])
     cs = [ou_input(s, dt, tau, amp, g) for s, g in zip(steps, rngs, strict=True)]
     xs = [integrate(c, k, a, dt) for c in cs]
     c, x = np.concatenate(cs), np.concatenate(xs)
-    test = phase_steps(cfg)[-1]
+    test = steps[-1]
     mask = np.zeros((len(c), 1))
     mask[-test:] = 1.0
 
