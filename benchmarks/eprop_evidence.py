@@ -109,21 +109,6 @@ def parse_schedule(text: str) -> list[tuple[float, int]]:
     return stages
 
 
-def with_lr(net, lr: float, readout_factor: float):
-    """``net`` with every e-prop projection's lr set to ``lr``, the readout's (onto ``out``) to
-    ``lr * readout_factor``."""
-    from dataclasses import replace
-
-    from neurocomp.graph import Network
-
-    def rule(p):
-        f = readout_factor if p.post == "out" else 1.0
-        return replace(p.plasticity, params={**p.plasticity.params, "lr": lr * f})
-
-    projs = [p if p.plasticity is None else replace(p, plasticity=rule(p)) for p in net.projections]
-    return Network(net.populations, projs, name=net.name, description=net.description)
-
-
 def average_weights(emu, rng) -> None:
     """Every trial's copy of each learned projection set to the copies' mean (integers: rounded
     stochastically, so that updates smaller than one LSB per trial survive on average)."""
@@ -208,7 +193,7 @@ def train_chip(
 
     for lr, n in schedule:
         log = io.StringIO()
-        prog = compile(with_lr(net.with_rule_params(**extra), lr, readout_lr), profile, out=log)
+        prog = compile(evidence.with_lr(net.with_rule_params(**extra), lr, readout_lr), profile, out=log)
         emu = Emulator(prog, batch=per_update, seed=seed)
         if weights is not None:  # the next stage starts from the learned weights (every copy: trial 0's)
             for name, w in weights.items():

@@ -22,7 +22,6 @@ import io
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -32,10 +31,9 @@ import numpy as np  # noqa: E402
 from neurocomp._yaml import read_yaml  # noqa: E402
 from neurocomp.compiler import compile  # noqa: E402
 from neurocomp.emulator import Emulator  # noqa: E402
-from neurocomp.graph import Network  # noqa: E402
 from neurocomp.learning.host import HostAdam  # noqa: E402
 from neurocomp.tasks import make  # noqa: E402
-from neurocomp.tasks.evidence import SMALL_TASK, small_network  # noqa: E402
+from neurocomp.tasks.evidence import SMALL_TASK, small_network, with_lr  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 READOUT_LR = 0.125
@@ -46,13 +44,7 @@ def program(chip: str, adam: float, lr_engine: float, weight_headroom: int = 0):
     if chip == "spinnaker2":
         return compile(net.with_rule_params(update="trial", optimizer="adam", lr=adam), chip, out=io.StringIO())
     net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=weight_headroom)
-
-    def rule(p):
-        f = READOUT_LR if p.post == "out" else 1.0
-        return replace(p.plasticity, params={**p.plasticity.params, "lr": lr_engine * f})
-
-    projs = [p if p.plasticity is None else replace(p, plasticity=rule(p)) for p in net.projections]
-    return compile(Network(net.populations, projs, name=net.name), chip, out=io.StringIO())
+    return compile(with_lr(net, lr_engine, READOUT_LR), chip, out=io.StringIO())
 
 
 def main(argv: list[str] | None = None) -> int:

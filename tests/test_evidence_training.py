@@ -7,7 +7,6 @@ arithmetic that keeps the learning, and fail when it stops (chance is 50 %)."""
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from neurocomp.emulator import Emulator
 from neurocomp.graph import Network
 from neurocomp.learning.host import HostAdam
 from neurocomp.tasks import make
-from neurocomp.tasks.evidence import SMALL_TASK, small_network
+from neurocomp.tasks.evidence import SMALL_TASK, small_network, with_lr
 
 from .conftest import ROOT
 
@@ -30,14 +29,6 @@ READOUT_LR = 0.125  # loihi2: the readout's online lr relative to the hidden pro
 def _small_network(**rule) -> Network:
     """examples/eprop_evidence.yaml with 20 LIF + 20 ALIF, recurrent weights N(0, 1/40)."""
     return small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"), N_HIDDEN).with_rule_params(**rule)
-
-
-def _with_lr(net: Network, lr: float, readout: float) -> Network:
-    def rule(p):
-        return replace(p.plasticity, params={**p.plasticity.params, "lr": lr * (readout if p.post == "out" else 1)})
-
-    projs = [p if p.plasticity is None else replace(p, plasticity=rule(p)) for p in net.projections]
-    return Network(net.populations, projs, name=net.name)
 
 
 def _error(emu: Emulator, prog, n: int, seed: int) -> float:
@@ -81,7 +72,7 @@ def test_evidence_accumulation_learns_on_spinnaker2_with_its_minibatch_adam():
 @pytest.mark.slow
 def test_evidence_accumulation_learns_on_loihi2_with_the_host_adam():
     lr = 0.04  # the online rule's lr: the host reads the copies' mean change as -lr times the gradient
-    prog = compile(_with_lr(_small_network(t_epoch=16, readout_headroom_bits=3), lr, READOUT_LR), "loihi2",
+    prog = compile(with_lr(_small_network(t_epoch=16, readout_headroom_bits=3), lr, READOUT_LR), "loihi2",
                    out=io.StringIO())  # fmt: skip
     assert _error(Emulator(prog, batch=K, seed=0), prog, 256, 20_000) > 0.35
     emu = _train(prog, 80, host_adam=5e-3, lr=lr)  # 1280 trials, 39 s of CPU

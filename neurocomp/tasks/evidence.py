@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -145,3 +146,15 @@ def small_network(spec: Mapping[str, Any], n_hidden: int = 20) -> Network:
         if p["pre"] in ("lif", "alif") and p["post"] in ("lif", "alif"):
             p["weights"]["std"] = float(1 / np.sqrt(2 * n_hidden))
     return network_from_dict(d)
+
+
+def with_lr(net: Network, lr: float, readout_factor: float, readout: str = "out") -> Network:
+    """``net`` with every plastic projection's ``lr`` set to ``lr``, the readout's (onto
+    ``readout``) to ``lr * readout_factor``."""
+
+    def rule(p):
+        f = readout_factor if p.post == readout else 1.0
+        return replace(p.plasticity, params={**p.plasticity.params, "lr": lr * f})
+
+    projs = [p if p.plasticity is None else replace(p, plasticity=rule(p)) for p in net.projections]
+    return Network(net.populations, projs, name=net.name, description=net.description)
