@@ -39,11 +39,13 @@ ROOT = Path(__file__).resolve().parents[1]
 READOUT_LR = 0.125
 
 
-def program(chip: str, adam: float, lr_engine: float, weight_headroom: int = 0, readout_lr: float = READOUT_LR):
+def program(chip: str, adam: float, lr_engine: float, weight_headroom: int = 0, readout_lr: float = READOUT_LR,
+            trace_impulse: float | None = None):
     net = small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"))
     if chip == "spinnaker2":
         return compile(net.with_rule_params(update="trial", optimizer="adam", lr=adam), chip, out=io.StringIO())
-    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=weight_headroom)
+    extra = {} if trace_impulse is None else {"trace_impulse": trace_impulse}
+    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=weight_headroom, **extra)
     return compile(with_lr(net, lr_engine, readout_lr), chip, out=io.StringIO())
 
 
@@ -60,10 +62,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="loihi2: the hidden projections' weight headroom (< 0: a finer LSB)")
     ap.add_argument("--masters", action="store_true", help="loihi2: the host's Adam on float64 master weights")
     ap.add_argument("--readout-lr", type=float, default=READOUT_LR, help="loihi2: the readout's engine lr factor")
+    ap.add_argument("--trace-impulse", type=float, help="loihi2: the rule's trace_impulse (trace LSBs per spike)")
     ap.add_argument("--per-update", type=int, default=16, help="trials per update (one copy of the weights each)")
     ap.add_argument("--val-trials", type=int, default=128, help="held-out trials per validation")
     a = ap.parse_args(argv)
-    prog = program(a.chip, a.adam, a.lr_engine, a.weight_headroom_bits, a.readout_lr)
+    prog = program(a.chip, a.adam, a.lr_engine, a.weight_headroom_bits, a.readout_lr, a.trace_impulse)
     kw = {"learn_arithmetic": a.learn_arithmetic}
     kw |= {"learn_float": tuple(a.learn_float.split(","))} if a.learn_float else {}
     task = make("evidence-accumulation", seed=a.seed, batch=a.per_update, **SMALL_TASK)
