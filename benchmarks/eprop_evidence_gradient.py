@@ -63,16 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ref-lr", type=float, default=1.25e-3,
                     help="the reference's engine lr (small: little drift; at the default impulse the readout's "
                     "scale is then the engine's smallest, 2^-7)")
+    ap.add_argument("--reg", type=float, help="the rule's rate regularization (default: the example's)")
     ap.add_argument("--seed", type=int, default=5, help="the task seed of the minibatch")
     ap.add_argument("--levels", default="float,fixed,weights,traces,graded,tags,products")
     a = ap.parse_args(argv)
     net = small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"))
     extra = {"trace_impulse": a.trace_impulse} if a.trace_impulse else {}
+    extra |= {} if a.reg is None else {"reg": a.reg}
     hr = a.weight_headroom_bits
     net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=hr, **extra)
     trials = make("evidence-accumulation", seed=a.seed, batch=a.per_update, **SMALL_TASK)
     ref = gradient(net, "float", a.ref_lr, 1.0, trials)
-    imp = f", trace impulse {a.trace_impulse:g}" if extra else ""
+    imp = "".join(f", {k} {v:g}" for k, v in extra.items())
     print(f"minibatch of {a.per_update} trials, engine lr {a.lr_engine:g} (readout x{a.readout_lr:g}), hidden headroom "
           f"{hr} bits{imp}: cosine / norm ratio against the lowered rule in float64 at lr {a.ref_lr:g}")  # fmt: skip
     print("level | " + " | ".join(ref))
