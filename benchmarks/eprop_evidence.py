@@ -127,7 +127,7 @@ def train_chip(
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
     headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
     average_last: int = 0, adam_lr: float = 0.0, update: str = "online", optimizer: str = "sgd",
-    weight_headroom: int = 0, masters: bool = False,
+    weight_headroom: int = 0, masters: bool = False, trace_impulse: float | None = None,
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -154,7 +154,7 @@ def train_chip(
     stage's lr is the optimizer's), no host step. ``weight_headroom``: the rule's
     ``weight_headroom_bits`` (the hidden projections'; < 0: a finer LSB, the initial weights
     beyond the narrower range saturated); ``masters``: the host's Adam on float64 master weights
-    (``HostAdam(masters=True)``)."""
+    (``HostAdam(masters=True)``); ``trace_impulse``: the rule's (trace LSBs per spike)."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -168,6 +168,7 @@ def train_chip(
     extra = ({} if t_epoch == 1 else {"t_epoch": t_epoch}) | ({} if reg is None else {"reg": reg})
     extra |= {"readout_headroom_bits": headroom} if headroom else {}
     extra |= {"weight_headroom_bits": weight_headroom} if weight_headroom else {}
+    extra |= {"trace_impulse": trace_impulse} if trace_impulse else {}
     extra |= {"update": update, "optimizer": optimizer} if update != "online" else {}
     task = make("evidence-accumulation", seed=seed, batch=per_update)
     rng = np.random.default_rng([seed, 99])  # the host's stochastic rounding of averaged weights
@@ -288,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-headroom-bits", type=int, default=0,
                     help="the rule's weight_headroom_bits for the hidden projections; < 0: a finer LSB (--chip)")
     ap.add_argument("--masters", action="store_true", help="the host's Adam on float64 master weights (--adam)")
+    ap.add_argument("--trace-impulse", type=float, help="the rule's trace_impulse, trace LSBs per spike (--chip)")
     ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
     ap.add_argument("--average-last", type=int, default=0,
                     help="also measure the mean of the weights after the last N updates (--chip)")
@@ -310,14 +312,15 @@ def main(argv: list[str] | None = None) -> int:
               f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
               f"headroom {args.readout_headroom_bits} bits (hidden {args.weight_headroom_bits}), "
               f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}"
-              f"{' on float masters' if args.masters else ''}, update {args.update} "
+              f"{' on float masters' if args.masters else ''}, "
+              f"{f'trace impulse {args.trace_impulse:g}, ' if args.trace_impulse else ''}update {args.update} "
               f"({args.optimizer}), seed {args.seed})",
               flush=True)  # fmt: skip
         r = train_chip(args.chip, args.seed, schedule, args.val_every, args.val_trials, args.t_epoch,
                        args.readout_scale, args.final_val, args.per_update, args.reg,
                        args.readout_headroom_bits, args.readout_lr, args.resume, args.save,
                        args.average_last, args.adam, args.update, args.optimizer,
-                       args.weight_headroom_bits, args.masters)  # fmt: skip
+                       args.weight_headroom_bits, args.masters, args.trace_impulse)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         if "final_avg" in r:

@@ -39,12 +39,14 @@ ROOT = Path(__file__).resolve().parents[1]
 READOUT_LR = 0.125
 
 
-def program(chip: str, adam: float, lr_engine: float, weight_headroom: int = 0):
+def program(chip: str, adam: float, lr_engine: float, weight_headroom: int = 0, readout_lr: float = READOUT_LR,
+            trace_impulse: float | None = None):
     net = small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"))
     if chip == "spinnaker2":
         return compile(net.with_rule_params(update="trial", optimizer="adam", lr=adam), chip, out=io.StringIO())
-    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=weight_headroom)
-    return compile(with_lr(net, lr_engine, READOUT_LR), chip, out=io.StringIO())
+    extra = {} if trace_impulse is None else {"trace_impulse": trace_impulse}
+    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=weight_headroom, **extra)
+    return compile(with_lr(net, lr_engine, readout_lr), chip, out=io.StringIO())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,16 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-headroom-bits", type=int, default=0,
                     help="loihi2: the hidden projections' weight headroom (< 0: a finer LSB)")
     ap.add_argument("--masters", action="store_true", help="loihi2: the host's Adam on float64 master weights")
+    ap.add_argument("--readout-lr", type=float, default=READOUT_LR, help="loihi2: the readout's engine lr factor")
+    ap.add_argument("--trace-impulse", type=float, help="loihi2: the rule's trace_impulse (trace LSBs per spike)")
+    ap.add_argument("--per-update", type=int, default=16, help="trials per update (one copy of the weights each)")
+    ap.add_argument("--val-trials", type=int, default=128, help="held-out trials per validation")
     a = ap.parse_args(argv)
-    prog = program(a.chip, a.adam, a.lr_engine, a.weight_headroom_bits)
+    prog = program(a.chip, a.adam, a.lr_engine, a.weight_headroom_bits, a.readout_lr, a.trace_impulse)
     kw = {"learn_arithmetic": a.learn_arithmetic}
     kw |= {"learn_float": tuple(a.learn_float.split(","))} if a.learn_float else {}
-    task = make("evidence-accumulation", seed=a.seed, batch=16, **SMALL_TASK)
-    val = make("evidence-accumulation", seed=10_000 + a.seed, batch=128, **SMALL_TASK)
-    emu, judge = Emulator(prog, batch=16, seed=a.seed, **kw), Emulator(prog, batch=128, seed=a.seed, **kw)
+    task = make("evidence-accumulation", seed=a.seed, batch=a.per_update, **SMALL_TASK)
+    val = make("evidence-accumulation", seed=10_000 + a.seed, batch=a.val_trials, **SMALL_TASK)
+    emu = Emulator(prog, batch=a.per_update, seed=a.seed, **kw)
+    judge = Emulator(prog, batch=a.val_trials, seed=a.seed, **kw)
     target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
     adam = HostAdam(emu, a.adam, seed=a.seed, masters=a.masters) if a.chip == "loihi2" else None
-    lr = {n: a.lr_engine * (READOUT_LR if n.endswith("->out") else 1.0) for n in emu.plastic}
+    lr = {n: a.lr_engine * (a.readout_lr if n.endswith("->out") else 1.0) for n in emu.plastic}
     print(f"evidence-accumulation (3 cues, 750 steps), 20 LIF + 20 ALIF on {a.chip}: Adam {a.adam:g}"
           + (f", engine lr {a.lr_engine:g}, learn_float {a.learn_float or '()'}, {a.learn_arithmetic}"
                                  f"{', float masters' if a.masters else ''}" if adam else ""),

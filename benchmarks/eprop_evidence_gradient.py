@@ -1,0 +1,93 @@
+"""What loihi2's fixed point does to one minibatch's gradient on evidence accumulation: the
+host's gradient estimate (:class:`neurocomp.learning.host.HostAdam`'s ``g``, the copies' mean
+weight change over a trial divided by the engine's lr) at each level, from the same weights on
+the same trials, against the lowered rule in float64 at a small lr (the drift-free reference).
+
+The network and task are ``eprop_evidence_small.py``'s (20 LIF + 20 ALIF, 3 cues, 750 steps,
+``t_epoch`` 16, readout headroom 3 bits). For every plastic projection it prints the cosine of
+each level's gradient with the reference and the ratio of their norms. Noise that is
+independent between the trials of a minibatch shrinks as ``--per-update`` grows and the
+cosine rises towards the float level's; an error that is the same in every copy (a bias, or
+rounding with random numbers the copies share) does not.
+
+    PYTHONPATH=. python benchmarks/eprop_evidence_gradient.py --per-update 64 --weight-headroom-bits -2 \\
+        --lr-engine 1e-2 --readout-lr 1 --levels float,fixed,weights,traces,graded,tags,products
+
+A level is ``float`` (``learn_arithmetic="float"`` at the engine's lr), ``fixed`` (the chip),
+or a ``+``-joined set of learning quantities run in float64 (``Emulator(learn_float=...)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from neurocomp._yaml import read_yaml  # noqa: E402
+from neurocomp.compiler import compile  # noqa: E402
+from neurocomp.emulator import Emulator  # noqa: E402
+from neurocomp.tasks import make  # noqa: E402
+from neurocomp.tasks.evidence import SMALL_TASK, small_network, with_lr  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def gradient(net, level: str, lr: float, readout_lr: float, trials) -> dict[str, np.ndarray]:
+    """The host's gradient (model units per unit lr) of one minibatch at ``level``."""
+    prog = compile(with_lr(net, lr, readout_lr), "loihi2", out=io.StringIO())
+    kw = {"learn_arithmetic": "float"} if level == "float" else {}
+    kw |= {"learn_float": tuple(level.split("+"))} if level not in ("float", "fixed") else {}
+    emu = Emulator(prog, batch=trials.inputs.shape[1], seed=0, **kw)
+    w0 = {n: s.engine.state["w"][0].astype(np.float64) for n, s in emu.plastic.items()}
+    emu.run(trials.steps, inputs={"in": trials.inputs, "out.error/target": trials.targets}, learn=True)
+    out = {}
+    for n, s in emu.plastic.items():
+        lr_n = lr * (readout_lr if n.endswith("->out") else 1.0)
+        out[n] = -(s.engine.state["w"].astype(np.float64).mean(axis=0) - w0[n]) * np.asarray(s.weight_unit) / lr_n
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--per-update", type=int, default=16, help="trials of the minibatch (one copy each)")
+    ap.add_argument("--weight-headroom-bits", type=int, default=-2)
+    ap.add_argument("--lr-engine", type=float, default=1e-2)
+    ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's engine lr factor")
+    ap.add_argument("--trace-impulse", type=float, help="the rule's trace_impulse (default: the rule's)")
+    ap.add_argument("--ref-lr", type=float, default=1.25e-3,
+                    help="the reference's engine lr (small: little drift; at the default impulse the readout's "
+                    "scale is then the engine's smallest, 2^-7)")
+    ap.add_argument("--reg", type=float, help="the rule's rate regularization (default: the example's)")
+    ap.add_argument("--seed", type=int, default=5, help="the task seed of the minibatch")
+    ap.add_argument("--levels", default="float,fixed,weights,traces,graded,tags,products")
+    a = ap.parse_args(argv)
+    net = small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"))
+    extra = {"trace_impulse": a.trace_impulse} if a.trace_impulse else {}
+    extra |= {} if a.reg is None else {"reg": a.reg}
+    hr = a.weight_headroom_bits
+    net = net.with_rule_params(t_epoch=16, readout_headroom_bits=3, weight_headroom_bits=hr, **extra)
+    trials = make("evidence-accumulation", seed=a.seed, batch=a.per_update, **SMALL_TASK)
+    ref = gradient(net, "float", a.ref_lr, 1.0, trials)
+    imp = "".join(f", {k} {v:g}" for k, v in extra.items())
+    print(f"minibatch of {a.per_update} trials, engine lr {a.lr_engine:g} (readout x{a.readout_lr:g}), hidden headroom "
+          f"{hr} bits{imp}: cosine / norm ratio against the lowered rule in float64 at lr {a.ref_lr:g}")  # fmt: skip
+    print("level | " + " | ".join(ref))
+    for level in a.levels.split(","):
+        g = gradient(net, level, a.lr_engine, a.readout_lr, trials)
+        cells = []
+        for n, r in ref.items():
+            x, y = r.ravel(), g[n].ravel()
+            cos = x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-300)
+            cells.append(f"{cos:.2f} / {np.linalg.norm(y) / (np.linalg.norm(x) + 1e-300):.2f}")
+        print(f"{level} | " + " | ".join(cells), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
