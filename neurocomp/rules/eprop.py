@@ -84,7 +84,7 @@ from ..learning.programmable import (  # noqa: F401  (EpropExact: the rule's exa
     EpropParams,
     ProgrammableEprop,
 )
-from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, rate_shift
+from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, floor_loss, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -160,6 +160,8 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
             continue
         if not isinstance(h, int) or isinstance(h, bool):  # < 0: a finer LSB (see _weight_headroom)
             problems.append(Problem(where, f"eprop: {key} must be an integer, got {h!r}"))
+    if not isinstance(out.get("floor_offset", True), bool):
+        problems.append(Problem(where, f"eprop: floor_offset must be true or false, got {out['floor_offset']!r}"))
     if out.get("update", "online") not in ("online", "trial"):
         problems.append(Problem(where, f"eprop: update must be 'online' or 'trial', got {out['update']!r}"))
     if out.get("optimizer", "sgd") not in ("sgd", "adam"):
@@ -601,16 +603,22 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     elif hpop.neuron.reset == "zero" and lw.rule == "eprop":
         ctx.note(f"eprop: t_epoch {T}: the eligibility keeps the subtractive reset's z_bar (no restart at "
                  "the reset to zero, which needs a step per spike)")  # fmt: skip
+    dw_text = f"{literal(*c_w)}*u0*t*y2"
+    graded = {
+        "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, lw.dt_ms, rate_bits(prof))},
+        "y3": {"source": "pseudo_derivative"},
+    }
+    offset = _floor_offset(lrn, c_w, hpop, pr, ctx)
+    if offset is not None:
+        dw_text += offset[0]
+        graded["y1"] = offset[1]
     rule = EngineRule(
         dt=parse(dt_text, "dt", lrn),
         dd=None if dd_text is None else parse(dd_text, "dd", lrn),
-        dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
+        dw=parse(dw_text, "dw", lrn),
         traces={"x1": Trace(lw.I, tau_steps)},
         post_traces="graded",
-        graded={
-            "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, lw.dt_ms, rate_bits(prof))},
-            "y3": {"source": "pseudo_derivative"},
-        },
+        graded=graded,
         source=lw.rule,
         t_epoch=T,
     )
@@ -624,6 +632,32 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
             f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
         )
     return rule
+
+
+def _floor_offset(lrn, c_w: tuple[int, int], hpop, pr: Mapping[str, Any], ctx: LoweringContext):
+    """The rule parameter ``floor_offset``: the dw term and the graded ``y1`` that offset the
+    engine's floor of ``c_w * u0 * t * y2`` (``m t y2 >> s``, ``s`` = 5 on loihi2: it loses on
+    average ``(2^s - g) / 2^(s+1)`` of an accumulator unit, ``g = gcd(m, 2^s)``, on every
+    synapse-step whose ``t * y2`` is nonzero, always downwards; measured on the example it is
+    most of lowered-fixed's drift). The neuron sends ``y1 = 2^s`` where its ``y2 != 0``, on
+    ``count`` of every ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`),
+    and ``+2^e * u0 * sgn(t) * y1`` (``e`` the weight scale's exponent, the product shifted by
+    ``s`` as well) adds one unit then where the tag is nonzero: on average the floor's loss,
+    where it acts. ``sgn(t)`` needs ``t >= 0``: every LIF tag here (an ALIF's takes both signs,
+    and keeps the floor). None: no offset."""
+    m, e = c_w
+    s = lrn.product_shift("t", "y2")
+    if not pr["floor_offset"] or m == 0 or s == 0:
+        return None
+    if hpop.neuron.model == "ALIF":
+        ctx.note("eprop: floor_offset: none on ALIF neurons (their tag takes both signs)")
+        return None
+    count, period = floor_loss(m, s)
+    value = 2 ** lrn.product_shift("t", "y1")
+    ctx.note(f"eprop: floor_offset: the neuron sends y1 = {value} where y2 != 0 on {count} of {period} steps; dw adds "
+             f"{literal(1, e)}*u0*sgn(t)*y1, on average the {count}/{period} unit the floor of t*y2 takes")
+    src = {"source": "floor_offset", "of": "y2", "value": value, "count": count, "period": period}
+    return f" + {literal(1, e)}*u0*sgn(t)*y1", src
 
 
 def headroom_bits(pr: Mapping[str, Any], role: str) -> tuple[int, str, bool]:
