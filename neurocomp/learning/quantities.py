@@ -39,7 +39,8 @@ from numba.np.numpy_support import as_dtype
 from ..kernels import kernel
 
 __all__ = ["feedback_matrix", "floor_loss", "floor_offset", "graded_fixed", "pseudo_derivative",
-           "pseudo_derivative_fixed", "rate_decay", "rate_regularization", "rate_shift", "running_rate", "running_rate_fixed", "softmax", "softmax_error"]
+           "pseudo_derivative_fixed", "rate_decay", "rate_regularization", "rate_shift", "running_rate",
+           "running_rate_fixed", "softmax", "softmax_error"]
 
 
 def _like(x, ref):
