@@ -335,6 +335,15 @@ HANDWRITTEN = [
         t_epoch=1,
         sign_mode="mixed",
     ),
+    # e-prop with its floor offset's term (rules/eprop.py _floor_offset): sgn(t)*y1 shifted by 5 as
+    # t*y2 (the mantissa 7 so that the post traces here, below 32, reach a unit)
+    dict(
+        dw="-6*2^-7*u0*t*y2 + 7*2^-7*u0*sgn(t)*y1",
+        dt="u0*y3*d + x0*y3*(d + 4) - x0*y3*d - 2^-2*u0*t",
+        dd="4*x0 - 3*2^-7*u0*d - y0*(d + 4)",
+        t_epoch=1,
+        sign_mode="mixed",
+    ),
     # inhibitory weights: sgn(w) is -1 or 0, the accumulator saturates at 0 from below
     dict(
         dw="2^-2*sgn(w)*x1*y0 - 2^-3*y1*x0 + 2^-4*u0*(w+100)",
