@@ -148,15 +148,3 @@ def test_the_float_levels_send_no_offset():
             w.append(emu.plastic["in->rec"].engine.weights.copy())
         assert (w[0] == w[1]).all(), kw
 
-
-@pytest.mark.lava
-def test_lava_refuses_the_dither_by_name():
-    # Lava's LearningDense runs the dw term (tests/test_lava_learning.py's e-prop cases); its
-    # post neuron cannot send the dither, so the backend names the source it refuses
-    pytest.importorskip("lava")
-    from neurocomp.backends import BackendError
-    from neurocomp.backends.lava import LavaBackend
-
-    with pytest.raises(BackendError) as info:
-        LavaBackend(_compiled()).run(5, learn=True)
-    assert "graded y1 from 'floor_offset'" in str(info.value)
