@@ -64,7 +64,8 @@ def test_lowering_adds_error_units_and_feedback():
         rule = prog.projection(name).learning
         assert rule.post_traces == "graded" and rule.source == "eprop"
         assert rule.graded["y2"]["source"] == "learning_signal" and rule.graded["y3"]["source"] == "pseudo_derivative"
-        assert str(rule.dw).endswith("*u0*t*y2") and str(rule.dw).startswith("-")  # gradient descent
+        dw = str(rule.dw).split(" + ")[0]  # then the floor offset (tests/test_eprop_floor_offset.py)
+        assert dw.endswith("*u0*t*y2") and dw.startswith("-")  # gradient descent
     readout = prog.projection("rec->out").learning
     assert readout.graded["y2"] == {"source": "error", "unit": "out.error"}
     notes = [n for r in prog.pass_log if r["name"] == "lower_learning" for n in r["notes"]]
