@@ -24,7 +24,10 @@ The lowering (one graph-level step for the whole network, since it adds elements
   and ``y2 = L >> s_L`` (learning signal); the tag holds the filtered eligibility::
 
       dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
-      dw = -c_w * u0 * t * y2
+      dw = -c_w * u0 * t * y2 + 2^e * u0 * sgn(t) * y1    (the second term: ``floor_offset``)
+
+  the rule parameter ``floor_offset`` (default true) has the neuron send in ``y1`` a dither
+  that offsets, on average, the engine's floor of ``t * y2`` (:func:`_floor_offset`);
 
   under e-prop, hidden LIF neurons that reset to zero (at ``t_epoch`` 1) take the eligibility
   vector that restarts at their own spike instead of ``z_bar``, held per synapse in the tag ``d``
@@ -39,6 +42,9 @@ Approximations, each noted in the compile log where it is made:
     ``lr`` all fold into ``c_w`` and ``c_o``, each rounded to ``m * 2^e``;
   - the tag keeps ``F(x1 * y3) / (8 * 2^a)`` as a 9-bit integer (``a`` bits of headroom), the
     traces are 7-bit, psi and L 7-bit, the error 8-bit; all round stochastically or floor;
+  - the engine floors the products wider than its accumulator (``t * y2``: 5 bits, on average
+    15/32 of a unit per nonzero product, always downwards); ``floor_offset`` cancels that mean,
+    not each product's loss;
   - the learning signal reaches the hidden neurons one step after the error it comes from;
   - the update is applied every step (online e-prop), not summed over a trial; with the rule
     parameter ``t_epoch`` T > 1 (a power of two) once every T steps, T times the epoch's last
