@@ -79,8 +79,13 @@ def test_the_lowering_adds_the_offset_and_states_it():
     rule = _hidden_rule(prog)
     assert str(rule.dw) == "-6*2^-7*u0*t*y2 + 2^-7*u0*sgn(t)*y1"
     assert dict(rule.graded["y1"]) == {"source": "floor_offset", "of": "y2", "value": 32, "count": 15, "period": 32}
+    # the readout's x1*y2 is shifted by 3: floor_loss(-6, 3) = 3/8 of a unit of 2^-6; its tag
+    # holds the previous epoch's x1, so sgn(t) marks where x1 (and the product) can be nonzero
+    readout = _hidden_rule(prog, "rec->out")
+    assert str(readout.dw) == "-6*2^-6*u0*x1*y2 + 2^-6*u0*sgn(t)*y1" and str(readout.dt) == "u0*x1 - u0*t"
+    assert dict(readout.graded["y1"]) == {"source": "floor_offset", "of": "y2", "value": 32, "count": 3, "period": 8}
     notes = [n for r in prog.pass_log for n in r.get("notes", ()) if "floor_offset" in n]
-    assert any("15 of 32 steps" in n for n in notes)
+    assert any("15 of 32 steps" in n for n in notes) and any("3 of 8 steps" in n for n in notes)
     off = _compiled(MODEL.read_text().replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, floor_offset: false}"))
     assert str(_hidden_rule(off).dw) == "-6*2^-7*u0*t*y2" and "y1" not in _hidden_rule(off).graded
     with pytest.raises(NeurocompError, match="floor_offset must be true or false, got 'yes'"):
@@ -145,6 +150,6 @@ def test_the_float_levels_send_no_offset():
         for prog in (on, off):
             emu = Emulator(prog, seed=0, **kw)
             emu.run(200, inputs=inputs, learn=True)
-            w.append(emu.plastic["in->rec"].engine.weights.copy())
-        assert (w[0] == w[1]).all(), kw
+            w.append({n: emu.plastic[n].engine.weights.copy() for n in ("in->rec", "rec->rec", "rec->out")})
+        assert all((w[0][n] == w[1][n]).all() for n in w[0]), kw
 

@@ -614,7 +614,11 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
         "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, lw.dt_ms, rate_bits(prof))},
         "y3": {"source": "pseudo_derivative"},
     }
-    offset = _floor_offset(lrn, c_w, hpop, pr, ctx)
+    offset = None
+    if hpop.neuron.model == "ALIF" and pr["floor_offset"]:
+        ctx.note("eprop: floor_offset: none on ALIF neurons (their tag takes both signs)")
+    elif hpop.neuron.model != "ALIF":  # the tag t >= 0
+        offset = _floor_offset(lrn, c_w, ("t", "y2"), pr, ctx)
     if offset is not None:
         dw_text += offset[0]
         graded["y1"] = offset[1]
@@ -640,28 +644,26 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     return rule
 
 
-def _floor_offset(lrn, c_w: tuple[int, int], hpop, pr: Mapping[str, Any], ctx: LoweringContext):
+def _floor_offset(lrn, c: tuple[int, int], factors: tuple[str, str], pr: Mapping[str, Any], ctx: LoweringContext):
     """The rule parameter ``floor_offset``: the dw term and the graded ``y1`` that offset the
-    engine's floor of ``c_w * u0 * t * y2`` (``m t y2 >> s``, ``s`` = 5 on loihi2: it loses on
-    average ``(2^s - g) / 2^(s+1)`` of an accumulator unit, ``g = gcd(m, 2^s)``, on every
-    synapse-step whose ``t * y2`` is nonzero, always downwards; measured on the example it is
-    most of lowered-fixed's drift). The neuron sends ``y1 = 2^s`` where its ``y2 != 0``, on
-    ``count`` of every ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`),
-    and ``+2^e * u0 * sgn(t) * y1`` (``e`` the weight scale's exponent, the product shifted by
-    ``s`` as well) adds one unit then where the tag is nonzero: on average the floor's loss,
-    where it acts. ``sgn(t)`` needs ``t >= 0``: every LIF tag here (an ALIF's takes both signs,
-    and keeps the floor). None: no offset."""
-    m, e = c_w
-    s = lrn.product_shift("t", "y2")
+    engine's floor of the weight update ``c * u0 * f * y2`` (``m f y2 >> s``, ``s`` its width
+    beyond the accumulator: 5 for ``t * y2`` on loihi2, 3 for ``x1 * y2``; it loses on average
+    ``(2^s - g) / 2^(s+1)`` of a unit of ``2^e``, ``g = gcd(m, 2^s)``, on every synapse-step
+    whose product is nonzero, always downwards; measured on the example it is most of
+    lowered-fixed's drift). The neuron sends ``y1 = 32`` where its ``y2 != 0``, on ``count`` of
+    every ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`), and
+    ``+2^e * u0 * sgn(t) * y1`` (shifted by 5 as well) adds one unit of ``2^e`` then where the
+    tag is nonzero: on average the floor's loss, where it acts. ``sgn(t)`` needs a tag that is
+    nonzero where ``f`` is and never negative (the caller's). None: no offset."""
+    m, e = c
+    s = lrn.product_shift(*factors)
     if not pr["floor_offset"] or m == 0 or s == 0:
-        return None
-    if hpop.neuron.model == "ALIF":
-        ctx.note("eprop: floor_offset: none on ALIF neurons (their tag takes both signs)")
         return None
     count, period = floor_loss(m, s)
     value = 2 ** lrn.product_shift("t", "y1")
+    prod = "*".join(factors)
     ctx.note(f"eprop: floor_offset: the neuron sends y1 = {value} where y2 != 0 on {count} of {period} steps; dw adds "
-             f"{literal(1, e)}*u0*sgn(t)*y1, on average the {count}/{period} unit the floor of t*y2 takes")
+             f"{literal(1, e)}*u0*sgn(t)*y1, on average the {count}/{period} unit the floor of {prod} takes")
     src = {"source": "floor_offset", "of": "y2", "value": value, "count": count, "period": period}
     return f" + {literal(1, e)}*u0*sgn(t)*y1", src
 
@@ -735,13 +737,23 @@ def _readout_rule(lw: _Lowering, p: QProjection, pr: Mapping[str, Any], err_unit
     # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
     c_o = scale_literal(-lw.wd.xy * pr["lr"] * lw.Eq * (1 - lw.kappa) / (lw.I * ctx.weight_lsb) * lw.T, ctx,
                         "eprop readout scale")  # fmt: skip
+    dw_text, dt_text = f"{literal(*c_o)}*u0*x1*y2", None
+    graded = {"y2": {"source": "error", "unit": err_unit}}
+    # the floor offset, with the tag holding the previous epoch's x1 (nonzero where x1 is, but
+    # one epoch late: a trace that has just started or ended); adaptive feedback's B mirrors this
+    # rule product for product, so it keeps the floor there
+    offset = None if lw.adaptive else _floor_offset(lw.lrn, c_o, ("x1", "y2"), pr, ctx)
+    if offset is not None:
+        dw_text, dt_text = dw_text + offset[0], "u0*x1 - u0*t"
+        graded["y1"] = offset[1]
     rule = EngineRule(
-        dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lw.lrn),
+        dw=parse(dw_text, "dw", lw.lrn),
+        dt=None if dt_text is None else parse(dt_text, "dt", lw.lrn),
         traces={"x1": Trace(lw.I, steps(lw.tau_out_ms, ctx, "readout tau"))},
         # adaptive feedback: B's post trace y1 draws the random numbers of this x1 (seeds 2, 3)
         rng_seed=ADAPTIVE_SEED if lw.adaptive else 0,
         post_traces="graded",
-        graded={"y2": {"source": "error", "unit": err_unit}},
+        graded=graded,
         source=lw.rule,
         t_epoch=lw.T,
     )
