@@ -34,7 +34,8 @@ The lowering (one graph-level step for the whole network, since it adds elements
   (:func:`_zero_reset_rules`; RFLO keeps its filtered trace, which has no reset);
 
 * on the readout projection: ``y2 = e_k`` from the error unit, ``x1`` the presynaptic trace
-  with the readout's time constant, ``dw = -c_o * u0 * x1 * y2``.
+  with the readout's time constant, ``dw = -c_o * u0 * x1 * y2`` (with ``floor_offset``, plus
+  its offset term and ``dt = u0*x1 - u0*t``: the tag keeps the last epoch's ``x1`` for ``sgn(t)``).
 
 Approximations, each noted in the compile log where it is made:
   - ``kappa`` becomes ``1 - 2^-k`` (the tag's decay is a power of two);
