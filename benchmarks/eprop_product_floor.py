@@ -5,8 +5,9 @@ accumulator) before adding it, which loses 15/32 of an accumulator unit (1/128 w
 average on every synapse-step whose product is nonzero, always downwards. The rule parameter
 ``floor_offset`` (default on) has the hidden neuron send ``y1 = 32`` where its ``y2 != 0`` on 15
 of every 32 steps and adds ``2^-7 * u0 * sgn(t) * y1`` to ``dw``: one unit where it is sent and
-the tag is nonzero, on average the floor's loss where the floor acts (``rules.eprop``). This
-script runs the first trial of ``examples/eprop_pattern_100.yaml`` (1000 steps, learning from
+the tag is nonzero, on average the floor's loss where the floor acts (``rules.eprop``; the
+readout's ``x1 * y2``, shifted by 3, gets the same on 3 of 8 steps). This script runs the
+first trial of ``examples/eprop_pattern_100.yaml`` (1000 steps, learning from
 the initial weights) for each seed: lowered-fixed without the offset, with it, with exact
 products (``learn_float=("products",)``: the shift divides exactly, no offset) and
 lowered-float; and reports per hidden projection the mean weight change (weight LSB per
