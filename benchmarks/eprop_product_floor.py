@@ -1,29 +1,25 @@
-"""The learning engine's product floor on e-prop, measured per seed: can a rule term offset it?
+"""The learning engine's product floor on e-prop, and the rule's ``floor_offset`` against it.
 
-loihi2's engine floors ``m * t * y2 >> 5`` (the hidden ``dw``'s product, wider than the 16-bit
-accumulator) before adding it, which loses on average about half an accumulator unit (1/128
-weight LSB) on every synapse-step whose product is nonzero, always downwards. This script runs
-the first trial of ``examples/eprop_pattern_100.yaml`` (1000 steps, learning from the initial
-weights) for each seed three times: lowered-fixed, lowered-fixed with exact products
-(``learn_float=("products",)``: the shift divides exactly) and lowered-float; and reports per
-hidden projection:
-
-* the mean weight change (weight LSB per synapse) of each;
-* the bias the floor causes (fixed minus exact products) and the share of synapse-steps whose
-  product ``t * y2`` is nonzero (where the floor acts);
-* what the offsets a rule could add would do. The smallest ``u0`` term (``2^-7 * u0``: one
-  accumulator unit every step, on every synapse) adds ``steps / 128`` LSB per synapse; a
-  per-presynaptic-spike term (``c * x0``) adds in proportion to the pre spikes, while the floor
-  acts in proportion to the synapse's nonzero-product steps: the spread (coefficient of
-  variation over synapses) of the ratio "floor steps per pre spike" says how far one ``c`` is
-  from each synapse's need.
+loihi2's engine floors ``-6 * t * y2 >> 5`` (the hidden ``dw``'s product, wider than the 16-bit
+accumulator) before adding it, which loses 15/32 of an accumulator unit (1/128 weight LSB) on
+average on every synapse-step whose product is nonzero, always downwards. The rule parameter
+``floor_offset`` (default on) has the hidden neuron send ``y1 = 32`` where its ``y2 != 0`` on 15
+of every 32 steps and adds ``2^-7 * u0 * sgn(t) * y1`` to ``dw``: one unit where it is sent and
+the tag is nonzero, on average the floor's loss where the floor acts (``rules.eprop``; the
+readout's ``x1 * y2``, shifted by 3, gets the same on 3 of 8 steps). This script runs the
+first trial of ``examples/eprop_pattern_100.yaml`` (1000 steps, learning from
+the initial weights) for each seed: lowered-fixed without the offset, with it, with exact
+products (``learn_float=("products",)``: the shift divides exactly, no offset) and
+lowered-float; and reports per hidden projection the mean weight change (weight LSB per
+synapse) of each, with what the floor took and what the offset added, summed from the
+recorded tags and graded values (LSB per synapse).
 
     python benchmarks/eprop_product_floor.py --seeds 0 1 2 3 4
-    python benchmarks/eprop_product_floor.py --curve 2 --iterations 300   # seed 2: fixed vs exact products
+    python benchmarks/eprop_product_floor.py --curve 2 --iterations 300   # seed 2: NMSE per level
 
-``--curve SEED`` trains lowered-fixed and lowered-fixed with exact products for
-``--iterations`` trials as ``check`` does and prints their NMSE (mean of the last 10): whether
-removing the floor removes the stall.
+``--curve SEED`` trains the ``--levels`` (default: lowered-fixed with and without the offset,
+and lowered-float) for ``--iterations`` trials as ``check`` does and prints their NMSE (mean
+of the last 10) every 50 iterations.
 """
 
 from __future__ import annotations
@@ -49,90 +45,109 @@ MODEL = ROOT / "examples" / "eprop_pattern_100.yaml"
 HIDDEN = ("in->rec", "rec->rec")
 
 
-def first_trial(prog, seed: int, **kw) -> tuple[Emulator, dict]:
-    """Trial 0 of the check's frozen task for ``seed`` with learning, as ``check`` runs it."""
+def first_trial(prog, seed: int, record: tuple[str, ...] = (), **kw) -> dict:
+    """Trial 0 of the check's frozen task for ``seed`` with learning, as ``check`` runs it;
+    ``rec["dw"]``: each hidden projection's weight change (mantissas)."""
     tk = make("pattern-generation", seed=seed, n_in=100, n_out=1, n_rec=100)
     emu = Emulator(prog, seed=seed, **kw)
     w0 = {n: emu.plastic[n].engine.weights[0].astype(np.float64).copy() for n in HIDDEN}
     rec = emu.run(tk.steps, inputs={"in": tk.inputs, "out.error/target": tk.targets[:, 0, :]},
-                  record=["t", "y2", "spikes"] if not kw else [], learn=True)  # fmt: skip
+                  record=list(record), learn=True)  # fmt: skip
     rec["dw"] = {n: emu.plastic[n].engine.weights[0].astype(np.float64) - w0[n] for n in HIDDEN}
-    return emu, rec
+    return rec
 
 
 def measure(seed: int) -> dict:
-    prog = nc.compile(load_network(MODEL), "loihi2", out=io.StringIO())
-    _, fixed = first_trial(prog, seed)
-    _, exact = first_trial(prog, seed, learn_float=("products",))
-    _, flt = first_trial(prog, seed, learn_arithmetic="float")
-    steps = fixed[f"{HIDDEN[0]}/t"].shape[0]
+    """Per hidden projection: the mean weight change of each level (weight LSB per synapse),
+    the floor's loss in the run without the offset and the offset's gain in the run with it."""
+    progs = {on: nc.compile(with_offset(on), "loihi2", out=io.StringIO()) for on in (False, True)}
+    fixed = first_trial(progs[False], seed, record=("t", "y2"))
+    offset = first_trial(progs[True], seed, record=("t", "y1"))
+    exact = first_trial(progs[False], seed, learn_float=("products",))
+    flt = first_trial(progs[False], seed, learn_arithmetic="float")
     out = {}
     for n in HIDDEN:
-        t, y2 = fixed[f"{n}/t"][:, 0], fixed[f"{n}/y2"][:, 0]  # [steps, post, pre], [steps, post]
-        nonzero = (t != 0) & (y2[:, :, None] != 0)
-        per_syn = nonzero.sum(axis=0).astype(np.float64)  # floor steps per synapse
-        pre_spikes = fixed[f"{n.split('->')[0]}/spikes"][:, 0].sum(axis=0).astype(np.float64)  # [pre]
-        active = pre_spikes > 0
-        ratio = per_syn[:, active] / pre_spikes[None, active]  # floor steps per pre spike
+        t, y2 = fixed[f"{n}/t"][:, 0].astype(np.int64), fixed[f"{n}/y2"][:, 0].astype(np.int64)
+        x = -6 * t * y2[:, :, None]  # the product the engine floors by 5 bits: it loses x mod 32 of 32
+        syn = t[0].size
+        t1, y1 = offset[f"{n}/t"][:, 0].astype(np.int64), offset[f"{n}/y1"][:, 0].astype(np.int64)
         out[n] = {
-            "dw_fixed": float(fixed["dw"][n].mean()),
-            "dw_products": float(exact["dw"][n].mean()),
-            "dw_float": float(flt["dw"][n].mean()),
-            "share_nonzero": float(nonzero.mean()),
-            "u0_offset_lsb": steps / 128,
-            "per_spike_cv": float(ratio.std() / ratio.mean()) if ratio.size and ratio.mean() > 0 else float("nan"),
+            "fixed": float(fixed["dw"][n].mean()),
+            "offset": float(offset["dw"][n].mean()),
+            "products": float(exact["dw"][n].mean()),
+            "float": float(flt["dw"][n].mean()),
+            "floor": -float((x % 32).sum()) / 32 / 128 / syn,
+            "gain": float((np.sign(t1) * y1[:, :, None] // 32).sum()) / 128 / syn,
+            "nonzero": float((x != 0).mean()),
         }
     return out
 
 
-def curve(seed: int, iterations: int) -> None:
-    """lowered-fixed and lowered-fixed with exact products learning freely (as check's curves)."""
+LEVELS = {  # --curve's levels: (label, the rule's floor_offset, emulator options)
+    "offset": ("lowered-fixed, floor offset", True, {}),
+    "fixed": ("lowered-fixed, no offset", False, {}),
+    "products": ("lowered-fixed, exact products", False, {"learn_float": ("products",)}),
+    "float": ("lowered-float", True, {"learn_arithmetic": "float"}),
+}
+
+
+def with_offset(on: bool):
+    """The example with every e-prop projection's ``floor_offset`` set to ``on``."""
+    import tempfile
+
+    text = MODEL.read_text().replace("reg_rate_hz: 10.0}", f"reg_rate_hz: 10.0, floor_offset: {str(on).lower()}}}")
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    try:
+        return load_network(f.name)
+    finally:
+        os.unlink(f.name)
+
+
+def curve(seed: int, iterations: int, levels: list[str]) -> None:
+    """The levels learning freely (as check's curves): NMSE, the mean of the last 10."""
     from neurocomp.analysis.check import _EpropRun, _score
 
-    net = load_network(MODEL)
-    prog = nc.compile(net, "loihi2", out=io.StringIO())
-    run = _EpropRun.of(net, prog, "pattern-generation", seed, None)
-    for label, kw in (("lowered-fixed", {}), ("exact products", {"learn_float": ("products",)})):
-        em, nmse, t0 = run.emulated(**kw), [], time.perf_counter()
+    for level in levels:
+        label, on, kw = LEVELS[level]
+        net = with_offset(on)
+        prog = nc.compile(net, "loihi2", out=io.StringIO())
+        run = _EpropRun.of(net, prog, "pattern-generation", seed, None)
+        em, nmse, t0 = run.emulated(**kw), [], time.process_time()
         for k in range(iterations):
             x, tg = run.trial_data(k)
             nmse.append(_score(run.tk, k, em.trial(x, tg)["y"]))
             if (k + 1) % 50 == 0:
                 print(f"  seed {seed} {label}: iteration {k + 1}, NMSE (last 10) {np.mean(nmse[-10:]):.4f} "
-                      f"({time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
-        print(f"seed {seed} {label}: NMSE {np.mean(nmse[-10:]):.4f} (+-{np.std(nmse[-10:]):.4f}) after {iterations}")
+                      f"({time.process_time() - t0:.0f} s CPU)", flush=True)  # fmt: skip
+        print(f"seed {seed} {label}: NMSE {np.mean(nmse[-10:]):.4f} (+-{np.std(nmse[-10:]):.4f}) after {iterations}",
+              flush=True)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    ap.add_argument("--curve", type=int, help="train this seed's lowered-fixed with and without exact products")
+    ap.add_argument("--curve", type=int, help="train this seed's levels (--levels) freely")
+    ap.add_argument("--levels", nargs="+", choices=list(LEVELS), default=["offset", "fixed", "float"])
     ap.add_argument("--iterations", type=int, default=300)
     args = ap.parse_args(argv)
     if args.curve is not None:
-        curve(args.curve, args.iterations)
+        curve(args.curve, args.iterations, args.levels)
         return 0
     print("first trial of examples/eprop_pattern_100.yaml on loihi2 (1000 steps), mean weight change per synapse "
-          "in weight LSB; floor bias = fixed - exact products")  # fmt: skip
-    hdr = f"{'seed':>4} {'projection':10} {'fixed':>7} {'products':>8} {'float':>7} {'bias':>7} {'nonzero':>8} " \
-          f"{'u0 offset':>9} {'x0 CV':>6}"  # fmt: skip
-    print(hdr)
+          "in weight LSB; floor: what the floor of t*y2 took (no offset), gain: what the offset added")  # fmt: skip
+    print(f"{'seed':>4} {'projection':10} {'fixed':>7} {'offset':>7} {'products':>8} {'float':>7} {'floor':>7} "
+          f"{'gain':>7} {'nonzero':>8}")  # fmt: skip
     rows = []
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for s in args.seeds:
-        r = measure(s)
-        for n, v in r.items():
-            bias = v["dw_fixed"] - v["dw_products"]
-            rows.append((s, n, bias, v["share_nonzero"], v["per_spike_cv"]))
-            line = f"{s:4d} {n:10} {v['dw_fixed']:7.2f} {v['dw_products']:8.2f} {v['dw_float']:7.2f} {bias:7.2f} "
-            print(line + f"{100 * v['share_nonzero']:7.1f}% {v['u0_offset_lsb']:+9.2f} {v['per_spike_cv']:6.2f}",
-                  flush=True)  # fmt: skip
-    b = np.array([r[2] for r in rows])
-    sh = np.array([r[3] for r in rows])
-    cv = np.array([r[4] for r in rows])
-    print(f"over seeds {args.seeds}: floor bias {b.mean():.2f} LSB per synapse per trial (range {b.min():.2f} .. "
-          f"{b.max():.2f}); nonzero share {100 * sh.min():.0f}-{100 * sh.max():.0f} %; per-spike CV "
-          f"{cv.min():.2f}-{cv.max():.2f}; {time.perf_counter() - t0:.0f} s")  # fmt: skip
+        for n, v in measure(s).items():
+            rows.append(v)
+            print(f"{s:4d} {n:10} {v['fixed']:7.3f} {v['offset']:7.3f} {v['products']:8.3f} {v['float']:7.3f} "
+                  f"{v['floor']:7.3f} {v['gain']:7.3f} {100 * v['nonzero']:7.1f}%", flush=True)  # fmt: skip
+    gap = {k: np.array([abs(r[k] - r["float"]) for r in rows]) for k in ("fixed", "offset", "products")}
+    print(f"over seeds {args.seeds}: |level - float| mean " + ", ".join(f"{k} {v.mean():.3f}" for k, v in gap.items())
+          + f" LSB per synapse per trial; {time.process_time() - t0:.0f} s CPU")  # fmt: skip
     return 0
 
 

@@ -335,6 +335,15 @@ HANDWRITTEN = [
         t_epoch=1,
         sign_mode="mixed",
     ),
+    # e-prop with its floor offset's term (rules/eprop.py _floor_offset): sgn(t)*y1 shifted by 5 as
+    # t*y2 (the mantissa 7 so that the post traces here, below 32, reach a unit)
+    dict(
+        dw="-6*2^-7*u0*t*y2 + 7*2^-7*u0*sgn(t)*y1",
+        dt="u0*y3*d + x0*y3*(d + 4) - x0*y3*d - 2^-2*u0*t",
+        dd="4*x0 - 3*2^-7*u0*d - y0*(d + 4)",
+        t_epoch=1,
+        sign_mode="mixed",
+    ),
     # inhibitory weights: sgn(w) is -1 or 0, the accumulator saturates at 0 from below
     dict(
         dw="2^-2*sgn(w)*x1*y0 - 2^-3*y1*x0 + 2^-4*u0*(w+100)",
@@ -603,6 +612,13 @@ def test_lava_backend_refuses_what_learning_dense_cannot_run():
     with pytest.raises(BackendError) as info:
         LavaBackend(_two_layer(eprop_like)).run(5, learn=True)
     assert "pseudo_derivative" in info.value.problems[0].message
+    # e-prop's floor offset: LearningDense runs its dw term (HANDWRITTEN), the neuron cannot send its dither
+    dither = {"source": "floor_offset", "of": "y2", "value": 32, "count": 15, "period": 32}
+    offset_rule = EngineRule.from_strings(dw="u0*t*y2 + 2^-7*u0*sgn(t)*y1", engine=ENGINE, post_traces="graded",
+                                          graded={"y1": dither, "y2": {"source": "input"}})  # fmt: skip
+    with pytest.raises(BackendError) as info:
+        LavaBackend(_two_layer(offset_rule)).run(5, learn=True)
+    assert "graded y1 from 'floor_offset'" in info.value.problems[0].message
     # two three-factor projections onto one population would need two sets of y ports
     program = _two_layer(eprop_like)
     second = dataclasses.replace(program.projections[0], name="pre->post 2")

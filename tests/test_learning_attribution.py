@@ -23,12 +23,15 @@ PATTERN = ROOT / "examples" / "eprop_pattern.yaml"
 YD = np.exp(-1 / 65535)  # graded y values pass once through the engine's y history (Lava's tau 65535)
 
 
-def pattern(tmp_path=None, lr: float | None = None):
-    """``examples/eprop_pattern.yaml`` compiled for loihi2 (optionally with another ``lr``)."""
+def pattern(tmp_path=None, lr: float | None = None, floor_offset: bool = True):
+    """``examples/eprop_pattern.yaml`` compiled for loihi2 (optionally with another ``lr``, or
+    without the floor offset)."""
     path = PATTERN
-    if lr is not None:
+    if lr is not None or not floor_offset:
         path = tmp_path / "pattern.yaml"
-        path.write_text(PATTERN.read_text().replace("lr: 3.0e-3", f"lr: {lr:g}"))
+        text = PATTERN.read_text().replace("lr: 3.0e-3", f"lr: {3e-3 if lr is None else lr:g}")
+        off = f"trace_impulse: 1.0, floor_offset: {str(floor_offset).lower()}}}"
+        path.write_text(text.replace("trace_impulse: 1.0}", off))
     return nc.compile(nc.load_network(path), "loihi2", out=io.StringIO())
 
 
@@ -90,7 +93,8 @@ def test_float_weights_add_each_update_exactly(prog):
     LSB off: the chip's tau-65535 rounding); the synaptic input reads the float weights."""
     emu, rec = run(prog, record=("w", "t", "y2", "x1"), learn_float=("weights",))
     for name in ("in->rec", "rec->rec"):
-        (p,) = prog.projection(name).learning.dw.products
+        # the gradient's product; the floor offset's sends y1 = 0 with float weights (no floor)
+        p = prog.projection(name).learning.dw.products[0]
         w, t, y2 = rec[f"{name}/w"][:, 0], rec[f"{name}/t"][:, 0], rec[f"{name}/y2"][:, 0]
         assert integral(t) and integral(y2) and integral(rec[f"{name}/x1"])
         assert not integral(w)
@@ -348,12 +352,13 @@ def test_reckon_knobs_resume_bit_for_bit(reckon, tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a) and a["in->rec/w"].dtype == np.float64
 
 
-def test_exact_products_remove_the_floor_of_wide_products_only(prog):
+def test_exact_products_remove_the_floor_of_wide_products_only(tmp_path):
     """``products``: the width shift divides exactly instead of flooring. A rule whose products
     all fit the 16-bit accumulator (STDP's x1*y0 and y1*x0: 7 + 1 + 4 bits) runs bit for bit
-    as the chip; on e-prop (t*y2 and x1*y3 lose 5 and 3 bits) the floor's downward bias is
-    gone, so the hidden weights end higher than the chip's (a sign test over 150 steps, as the
-    two runs' spikes drift apart)."""
+    as the chip; on e-prop without the floor offset (t*y2 and x1*y3 lose 5 and 3 bits) the
+    floor's downward bias is gone, so the hidden weights end higher than the chip's (a sign
+    test over 150 steps, as the two runs' spikes drift apart)."""
+    prog = pattern(tmp_path, floor_offset=False)
     stdp = nc.compile(nc.load_network(ROOT / "examples" / "models" / "stdp_feedforward.yaml"), "loihi2",
                       out=io.StringIO())  # fmt: skip
     a, b = Emulator(stdp), Emulator(stdp, learn_float=("products",))

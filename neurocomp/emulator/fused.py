@@ -7,7 +7,8 @@ float (``learn_arithmetic="float"``: every one a float64, the lowered-float leve
 of the two (``learn_float``, the attribution knobs, where the engine compiles it: each
 side's traces of one kind), all from the same generated source; independent trials, static
 projections, error units with a mean squared error and their feedback, and graded glue from
-pseudo-derivatives, learning signals (with their rate trace), errors and graded inputs.
+pseudo-derivatives, learning signals (with their rate trace), errors, floor offsets and graded
+inputs.
 Anything else (a mix that the engine runs in numpy, shared weights, reward channels, graded
 pre spikes, traces kept by the neuron, softmax errors, strict runs, learners of other
 engines, recorded learning variables) runs step by step, with the same results.
@@ -28,7 +29,8 @@ from . import layout as lay
 from .plastic import PlasticSynapses
 from .synapses import Synapses
 
-_GLUE = {"pseudo_derivative": kt.G_PSEUDO, "learning_signal": kt.G_SIGNAL, "error": kt.G_ERROR}
+_GLUE = {"pseudo_derivative": kt.G_PSEUDO, "learning_signal": kt.G_SIGNAL, "error": kt.G_ERROR,
+         "floor_offset": kt.G_OFFSET}
 ENABLED = True  # False: every learning run step by step (the tests compare the two)
 MAX_DRAWS = 1 << 23  # neuron rounding numbers (float64) a fused run draws up front at most
 
@@ -91,7 +93,7 @@ def _engine_fits(syn: PlasticSynapses) -> bool:
     if rule.pre_graded or eng.learn_mode != "independent":
         return False
     sources = {src.get("source") for src in rule.graded.values()}
-    return sources <= {"pseudo_derivative", "learning_signal", "error", "input"}
+    return sources <= {"pseudo_derivative", "learning_signal", "error", "input", "floor_offset"}
 
 
 class FusedLearning:
@@ -151,6 +153,8 @@ class FusedLearning:
                 prm["unit"] = self.errors.index(src["unit"])
             elif kind == kt.G_INPUT:
                 prm["input"] = inputs.index(y)
+            elif kind == kt.G_OFFSET:
+                prm.update({k: int(src[k]) for k in ("value", "count", "period")}, of=src["of"], on=eng.floors)
             glue.append((kind, prm))
         return {
             "rule": plan.rule_module,

@@ -28,6 +28,7 @@ from ..compiler.ir import QProjection
 from ..kernels.learning import EXACT, ROUNDINGS, deliver_plastic
 from ..learning.engine import LEARN_QUANTITIES, SumOfProductsEngine
 from ..learning.quantities import (
+    floor_offset,
     graded_fixed,
     pseudo_derivative,
     pseudo_derivative_fixed,
@@ -183,6 +184,9 @@ class PlasticSynapses:
                 graded[y] = self._learning_signal(post, t, src)
             elif kind == "error":
                 graded[y] = pops[src["unit"]].state["spikes"]
+        for y, src in self.rule.graded.items():  # after the values they read
+            if src.get("source") == "floor_offset":
+                graded[y] = self._floor_offset(graded[src["of"]], t, src)
         graded = graded if self.rule.post_traces == "graded" else None
         self.engine.spikes(t, pre_spikes, spikes, graded, pre_values=pre_values, reward=reward)
         self.engine.learn(t)
@@ -202,6 +206,15 @@ class PlasticSynapses:
             return pseudo_derivative_fixed(v, A, float(th), top)
         v = np.asarray(v, np.float64)
         return top * pseudo_derivative(v, np.asarray(A, np.float64), np.float64(th))
+
+    def _floor_offset(self, of: np.ndarray, t: int, src: Mapping) -> np.ndarray:
+        """The dither that offsets the engine's floor of a product
+        (:func:`~neurocomp.learning.quantities.floor_offset`): 0 where the engine does not
+        floor (float arithmetic, exact products), as there is nothing to offset."""
+        if not self.engine.floors:
+            return np.zeros(of.shape)
+        j = np.arange(self.n_post)
+        return floor_offset(t, j, of, int(src["value"]), int(src["count"]), int(src["period"])).astype(np.float64)
 
     def _learning_signal(self, post, t: int, src: Mapping) -> np.ndarray:
         """The learning signal that arrived at the post neurons for step ``t`` (the feedback

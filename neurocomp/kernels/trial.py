@@ -40,12 +40,12 @@ from neurocomp.kernels.errors import error_exact, error_fixed
 from neurocomp.kernels.learning import deliver_plastic, rows_live, spike_phase, trace_history
 from neurocomp.kernels.trial import deliver_trial, inputs_trial, neurons_trial, record_trial
 from neurocomp.learning.quantities import (
-    graded_fixed, pseudo_derivative, pseudo_derivative_fixed, running_rate, running_rate_fixed
+    floor_offset, graded_fixed, pseudo_derivative, pseudo_derivative_fixed, running_rate, running_rate_fixed
 )
 '''
 
 # graded sources of a post trace
-G_NONE, G_PSEUDO, G_SIGNAL, G_ERROR, G_INPUT = range(5)
+G_NONE, G_PSEUDO, G_SIGNAL, G_ERROR, G_INPUT, G_OFFSET = range(6)
 # the arrays of a plastic projection's tuple, in order
 PLASTIC_ARRAYS = (
     "W Tg D x1 x2 y1 y2 y3 tx ty unsafe mask deps imp xlive xdecay xfactor ximp xback ylive ydecay yfactor yimp "
@@ -204,6 +204,15 @@ def _deliver_plastic(w, k: int, p: dict) -> None:
       f"{p['rounding']}, {p['in_scale']!r})")  # fmt: skip
 
 
+def _floor_offset(w, y: str, of: str, n: int, prm: dict) -> None:
+    """The dither a neuron sends to offset the engine's floor (0 where it does not floor)."""
+    if not prm["on"]:
+        w(f"{y}[b, :] = 0")
+        return
+    w(f"for i in range({n}):")
+    w(f"    {y}[b, i] = floor_offset(t, i, {of}[b, i], {prm['value']}, {prm['count']}, {prm['period']})")
+
+
 def _learn(w, k: int, p: dict, flt: bool) -> None:
     """Projection ``k``'s learning step: glue, spike phase, learning phase at an epoch's end.
     ``flt``: the float learning arithmetic (the glue's values unrounded, as
@@ -212,6 +221,8 @@ def _learn(w, k: int, p: dict, flt: bool) -> None:
     if p["graded"]:
         for yi, (kind, prm) in enumerate(p["glue"]):
             y = f"y{yi + 1}_{k}"
+            if kind == G_OFFSET:  # below, after the value it reads
+                continue
             if kind == G_NONE:
                 w(f"{y}[b, :] = 0")
                 continue
@@ -240,6 +251,9 @@ def _learn(w, k: int, p: dict, flt: bool) -> None:
             else:
                 w(f"{y}[b, i] = graded_{k}[{prm['input']}, s, b, i]")
             w.depth -= 1
+        for yi, (kind, prm) in enumerate(p["glue"]):
+            if kind == G_OFFSET:
+                _floor_offset(w, f"y{yi + 1}_{k}", f"{prm['of']}_{k}", p["n"], prm)
     within = "1"
     if T > 1:
         w(f"within = t % {T}")

@@ -591,6 +591,12 @@ class SumOfProductsEngine:
         return self._var_range("w")
 
     @property
+    def floors(self) -> bool:
+        """Whether the weight update's products are floored (the chip's fixed weights, the
+        width shift not exact): what a floor offset (``rules.eprop``) offsets."""
+        return self.var_fixed["w"] and not self.exact_products
+
+    @property
     def fusable(self) -> bool:
         """Its learning phase can run inside a fused trial kernel: a compiled rule kernel,
         and no reward trace (Loihi 1's, which the trial kernel does not carry)."""

@@ -202,7 +202,10 @@ class EpropParams(Mapping):
     ``online`` (every step's update applied at once) or ``trial`` (a programmable core's
     minibatch: the updates accumulate with the weights fixed and the run's trials' mean is
     applied at its end, :func:`apply_trial_update`); ``optimizer`` of a ``trial`` update:
-    ``sgd`` (``lr`` times the e-prop update) or ``adam`` (``lr`` Adam's step size)."""
+    ``sgd`` (``lr`` times the e-prop update) or ``adam`` (``lr`` Adam's step size);
+    ``floor_offset``: on a sum-of-products engine, the hidden neurons send a dither that offsets
+    the engine's floor of the weight update's product (``rules.eprop``; a programmable core
+    ignores it)."""
 
     lr: float
     feedback: str = "random"
@@ -219,6 +222,7 @@ class EpropParams(Mapping):
     readout_headroom_bits: int | None = None
     update: str = "online"
     optimizer: str = "sgd"
+    floor_offset: bool = True
 
     @classmethod
     def defaults(cls) -> dict[str, Any]:

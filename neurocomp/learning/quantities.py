@@ -38,8 +38,9 @@ from numba.np.numpy_support import as_dtype
 
 from ..kernels import kernel
 
-__all__ = ["feedback_matrix", "graded_fixed", "pseudo_derivative", "pseudo_derivative_fixed", "rate_decay",
-           "rate_regularization", "rate_shift", "running_rate", "running_rate_fixed", "softmax", "softmax_error"]
+__all__ = ["feedback_matrix", "floor_loss", "floor_offset", "graded_fixed", "pseudo_derivative",
+           "pseudo_derivative_fixed", "rate_decay", "rate_regularization", "rate_shift", "running_rate",
+           "running_rate_fixed", "softmax", "softmax_error"]
 
 
 def _like(x, ref):
@@ -84,6 +85,29 @@ def graded_fixed(x, top):
     """A graded value as a chip's neuron sends it in a signed ``log2(top) + 1``-bit payload:
     rounded to nearest (a floor would bias it down), saturated to ``[-top, top - 1]``."""
     return np.minimum(np.maximum(np.floor(x + 0.5), -top), top - 1)
+
+
+@kernel
+def floor_offset(t, j, of, value, count, period):
+    """The dither a neuron ``j`` sends at step ``t`` to offset the learning engine's floor of a
+    product ``m * f * of`` wider than the accumulator (``m * f * of >> s`` loses ``(m f of mod
+    2^s) / 2^s`` of a unit, about a half on average, always downwards): ``value`` (``2^s``, one
+    unit once the engine shifts the offset's own product by ``s``) on ``count`` of every
+    ``period`` steps, spread evenly (a phase accumulator: the steps ``n = t + j`` where
+    ``n * count mod period >= period - count``), where ``of != 0`` (the floor acts only on a
+    nonzero product), else 0. Its mean, ``value * count / period``, is the floor's mean loss
+    when the product is uniform modulo ``2^s`` (:func:`floor_loss`). Integers or arrays."""
+    return value * ((((t + j) * count) % period >= period - count) & (of != 0))
+
+
+def floor_loss(mantissa: int, shift: int) -> tuple[int, int]:
+    """The mean loss of the engine's floor ``m * x >> shift`` over ``x`` uniform modulo
+    ``2^shift``, as ``(count, period)`` of one unit: ``m x mod 2^shift`` takes the multiples of
+    ``g = gcd(m, 2^shift)`` below ``2^shift`` equally often, so the mean is
+    ``(2^shift - g) / 2`` units of ``2^-shift``, i.e. ``(2^shift - g) / 2^(shift + 1)`` of a unit
+    (``m = -6``, ``shift = 5``: 15/32)."""
+    g = math.gcd(abs(int(mantissa)), 2**shift)
+    return (2**shift - g) // g, 2 ** (shift + 1) // g
 
 
 def softmax(y: np.ndarray) -> np.ndarray:

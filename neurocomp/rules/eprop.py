@@ -24,14 +24,18 @@ The lowering (one graph-level step for the whole network, since it adds elements
   and ``y2 = L >> s_L`` (learning signal); the tag holds the filtered eligibility::
 
       dt = 2^-(k+a) * u0 * x1 * y3 - 2^-k * u0 * t       (x1: z_bar with impulse I, tau of the membrane)
-      dw = -c_w * u0 * t * y2
+      dw = -c_w * u0 * t * y2 + 2^e * u0 * sgn(t) * y1    (the second term: ``floor_offset``)
+
+  the rule parameter ``floor_offset`` (default true) has the neuron send in ``y1`` a dither
+  that offsets, on average, the engine's floor of ``t * y2`` (:func:`_floor_offset`);
 
   under e-prop, hidden LIF neurons that reset to zero (at ``t_epoch`` 1) take the eligibility
   vector that restarts at their own spike instead of ``z_bar``, held per synapse in the tag ``d``
   (:func:`_zero_reset_rules`; RFLO keeps its filtered trace, which has no reset);
 
 * on the readout projection: ``y2 = e_k`` from the error unit, ``x1`` the presynaptic trace
-  with the readout's time constant, ``dw = -c_o * u0 * x1 * y2``.
+  with the readout's time constant, ``dw = -c_o * u0 * x1 * y2`` (with ``floor_offset``, plus
+  its offset term and ``dt = u0*x1 - u0*t``: the tag keeps the last epoch's ``x1`` for ``sgn(t)``).
 
 Approximations, each noted in the compile log where it is made:
   - ``kappa`` becomes ``1 - 2^-k`` (the tag's decay is a power of two);
@@ -39,6 +43,9 @@ Approximations, each noted in the compile log where it is made:
     ``lr`` all fold into ``c_w`` and ``c_o``, each rounded to ``m * 2^e``;
   - the tag keeps ``F(x1 * y3) / (8 * 2^a)`` as a 9-bit integer (``a`` bits of headroom), the
     traces are 7-bit, psi and L 7-bit, the error 8-bit; all round stochastically or floor;
+  - the engine floors the products wider than its accumulator (``t * y2``: 5 bits, on average
+    15/32 of a unit per nonzero product, always downwards); ``floor_offset`` cancels that mean,
+    not each product's loss;
   - the learning signal reaches the hidden neurons one step after the error it comes from;
   - the update is applied every step (online e-prop), not summed over a trial; with the rule
     parameter ``t_epoch`` T > 1 (a power of two) once every T steps, T times the epoch's last
@@ -84,7 +91,7 @@ from ..learning.programmable import (  # noqa: F401  (EpropExact: the rule's exa
     EpropParams,
     ProgrammableEprop,
 )
-from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, rate_shift
+from ..learning.quantities import RATE_TAU_MS, ce_error_params, feedback_matrix, floor_loss, rate_shift
 from ..learning.rule import EngineRule, Trace
 from .base import LoweringContext, LoweringError, literal, scale_literal, steps
 
@@ -160,6 +167,8 @@ def eprop_params(proj: QProjection, problems: list[Problem], defaults: Mapping[s
             continue
         if not isinstance(h, int) or isinstance(h, bool):  # < 0: a finer LSB (see _weight_headroom)
             problems.append(Problem(where, f"eprop: {key} must be an integer, got {h!r}"))
+    if not isinstance(out.get("floor_offset", True), bool):
+        problems.append(Problem(where, f"eprop: floor_offset must be true or false, got {out['floor_offset']!r}"))
     if out.get("update", "online") not in ("online", "trial"):
         problems.append(Problem(where, f"eprop: update must be 'online' or 'trial', got {out['update']!r}"))
     if out.get("optimizer", "sgd") not in ("sgd", "adam"):
@@ -601,16 +610,26 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
     elif hpop.neuron.reset == "zero" and lw.rule == "eprop":
         ctx.note(f"eprop: t_epoch {T}: the eligibility keeps the subtractive reset's z_bar (no restart at "
                  "the reset to zero, which needs a step per spike)")  # fmt: skip
+    dw_text = f"{literal(*c_w)}*u0*t*y2"
+    graded = {
+        "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, lw.dt_ms, rate_bits(prof))},
+        "y3": {"source": "pseudo_derivative"},
+    }
+    offset = None
+    if hpop.neuron.model == "ALIF" and pr["floor_offset"]:
+        ctx.note("eprop: floor_offset: none on ALIF neurons (their tag takes both signs)")
+    elif hpop.neuron.model != "ALIF":  # the tag t >= 0
+        offset = _floor_offset(lrn, c_w, ("t", "y2"), pr, ctx)
+    if offset is not None:
+        dw_text += offset[0]
+        graded["y1"] = offset[1]
     rule = EngineRule(
         dt=parse(dt_text, "dt", lrn),
         dd=None if dd_text is None else parse(dd_text, "dd", lrn),
-        dw=parse(f"{literal(*c_w)}*u0*t*y2", "dw", lrn),
+        dw=parse(dw_text, "dw", lrn),
         traces={"x1": Trace(lw.I, tau_steps)},
         post_traces="graded",
-        graded={
-            "y2": {"source": "learning_signal", "shift": s_L, **_regularization(pr, Lq, lw.dt_ms, rate_bits(prof))},
-            "y3": {"source": "pseudo_derivative"},
-        },
+        graded=graded,
         source=lw.rule,
         t_epoch=T,
     )
@@ -624,6 +643,30 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
             f"({bits} fraction bits, tau {2**sh} steps for reg_tau_ms {float(pr['reg_tau_ms']):g})"
         )
     return rule
+
+
+def _floor_offset(lrn, c: tuple[int, int], factors: tuple[str, str], pr: Mapping[str, Any], ctx: LoweringContext):
+    """The rule parameter ``floor_offset``: the dw term and the graded ``y1`` that offset the
+    engine's floor of the weight update ``c * u0 * f * y2`` (``m f y2 >> s``, ``s`` its width
+    beyond the accumulator: 5 for ``t * y2`` on loihi2, 3 for ``x1 * y2``; it loses on average
+    ``(2^s - g) / 2^(s+1)`` of a unit of ``2^e``, ``g = gcd(m, 2^s)``, on every synapse-step
+    whose product is nonzero, always downwards; measured on the example it is most of
+    lowered-fixed's drift). The neuron sends ``y1 = 32`` where its ``y2 != 0``, on ``count`` of
+    every ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`), and
+    ``+2^e * u0 * sgn(t) * y1`` (shifted by 5 as well) adds one unit of ``2^e`` then where the
+    tag is nonzero: on average the floor's loss, where it acts. ``sgn(t)`` needs a tag that is
+    nonzero where ``f`` is and never negative (the caller's). None: no offset."""
+    m, e = c
+    s = lrn.product_shift(*factors)
+    if not pr["floor_offset"] or m == 0 or s == 0:
+        return None
+    count, period = floor_loss(m, s)
+    value = 2 ** lrn.product_shift("t", "y1")
+    prod = "*".join(factors)
+    ctx.note(f"eprop: floor_offset: the neuron sends y1 = {value} where y2 != 0 on {count} of {period} steps; dw adds "
+             f"{literal(1, e)}*u0*sgn(t)*y1, on average the {count}/{period} unit the floor of {prod} takes")
+    src = {"source": "floor_offset", "of": "y2", "value": value, "count": count, "period": period}
+    return f" + {literal(1, e)}*u0*sgn(t)*y1", src
 
 
 def headroom_bits(pr: Mapping[str, Any], role: str) -> tuple[int, str, bool]:
@@ -695,13 +738,23 @@ def _readout_rule(lw: _Lowering, p: QProjection, pr: Mapping[str, Any], err_unit
     # dW = -lr * err * (1 - kappa) * x1 / I; the engine shifts x1*y2 by 3
     c_o = scale_literal(-lw.wd.xy * pr["lr"] * lw.Eq * (1 - lw.kappa) / (lw.I * ctx.weight_lsb) * lw.T, ctx,
                         "eprop readout scale")  # fmt: skip
+    dw_text, dt_text = f"{literal(*c_o)}*u0*x1*y2", None
+    graded = {"y2": {"source": "error", "unit": err_unit}}
+    # the floor offset, with the tag holding the previous epoch's x1 (nonzero where x1 is, but
+    # one epoch late: a trace that has just started or ended); adaptive feedback's B mirrors this
+    # rule product for product, so it keeps the floor there
+    offset = None if lw.adaptive else _floor_offset(lw.lrn, c_o, ("x1", "y2"), pr, ctx)
+    if offset is not None:
+        dw_text, dt_text = dw_text + offset[0], "u0*x1 - u0*t"
+        graded["y1"] = offset[1]
     rule = EngineRule(
-        dw=parse(f"{literal(*c_o)}*u0*x1*y2", "dw", lw.lrn),
+        dw=parse(dw_text, "dw", lw.lrn),
+        dt=None if dt_text is None else parse(dt_text, "dt", lw.lrn),
         traces={"x1": Trace(lw.I, steps(lw.tau_out_ms, ctx, "readout tau"))},
         # adaptive feedback: B's post trace y1 draws the random numbers of this x1 (seeds 2, 3)
         rng_seed=ADAPTIVE_SEED if lw.adaptive else 0,
         post_traces="graded",
-        graded={"y2": {"source": "error", "unit": err_unit}},
+        graded=graded,
         source=lw.rule,
         t_epoch=lw.T,
     )
