@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from neurocomp.analysis.gated import chip_model
+from neurocomp.analysis.deploy import chip_model
 from neurocomp.compiler import compile
 from neurocomp.compiler.program import Program
 from neurocomp.emulator import Emulator

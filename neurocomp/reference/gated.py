@@ -273,6 +273,45 @@ class GatedNet:
             "W_out": np.einsum("tbo,tbn->on", ybar, tr.s[1:]),
         }
 
+    def engine_factors(self, tr: GatedTrace, target: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The graded post factors of :meth:`engine_rule`, ``[T, batch, n_rec]`` each: ``y1 =
+        eps sin theta_t (1 - I_t)`` (the phase's Jacobian less 1), ``y2 = eps (1 + cos
+        theta_t)`` (``dtheta_{t+1}/dI_t``), ``y3 = beta g(theta_{t+1}) (O^T dL/dy_t)``; and the
+        readout's ``err = (1 - kappa) dL/dy`` ``[T, batch, n_out]``."""
+        dy, _ = self.error(tr.y, target)
+        th = tr.theta[:-1]
+        beta = (1 - self.alpha) / self.dt_ms
+        y1 = self.eps * np.sin(th) * (1.0 - tr.I)
+        y2 = self.eps * (1.0 + np.cos(th))
+        y3 = beta * gate(tr.theta[1:], self.width, self.shape) * (dy @ self.W_out)
+        return y1, y2, y3, (1.0 - self.kappa) * dy
+
+    def engine_rule(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
+        """The forward rule reduced to what a sum-of-products engine holds: three graded
+        post factors (:meth:`engine_factors`) and one tag, e-prop's phase trace::
+
+            t_ij(t+1) = t_ij(t) + y1_i(t) t_ij(t) + y2_i(t) x1_j(t)
+            dw_ij     = sum_t y3_i(t) t_ij(t+1)
+
+        ``x1`` the presynaptic input or ``s_j``. Against :meth:`eprop` it drops two things:
+        the charge trace's low-pass part (e-prop's ``e_s = beta (g e_theta - m)``, ``m`` the
+        ``tau_s`` average of ``g e_theta``; here ``e_s = beta g e_theta``) and the readout's
+        leak on the error (``y3`` and ``W_out``'s ``err`` use ``dL/dy_t`` of the same step).
+        ``W_out``: ``sum_t err_t s_{t+1}``. Computed in closed form: ``dw_ij = sum_t y2_i(t)
+        x1_j(t) r_i(t)`` with ``r(t) = y3(t) + (1 + y1(t + 1)) r(t + 1)``."""
+        y1, y2, y3, err = self.engine_factors(tr, target)
+        r = np.empty_like(y3)
+        acc = np.zeros(y3.shape[1:])
+        for t in range(y3.shape[0] - 1, -1, -1):
+            acc = y3[t] + ((1.0 + y1[t + 1]) * acc if t + 1 < y3.shape[0] else 0.0)
+            r[t] = acc
+        f = r * y2
+        return {
+            "W_in": np.einsum("tbn,tbi->ni", f, tr.x) * self.mask_in,
+            "W_rec": np.einsum("tbn,tbj->nj", f, tr.s[:-1]) * self.mask_rec,
+            "W_out": np.einsum("tbo,tbn->on", err, tr.s[1:]),
+        }
+
     def forward_approx(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
         """The causal approximation of ``learning-rules.md`` §2.8 ("Mapping"): per synapse an
         eligibility trace ``e_ij(t) = alpha e_ij(t-1) + y2_i(t) x1_j(t)`` (``dt = y2*x1 - t/tau_s``),
