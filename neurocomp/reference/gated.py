@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..kernels.gated import gate_charges, passages, run_gated
+from ..kernels.gated import float_arith, gate_charges, passages, run_gated
 from .blocks import dense_blocks
 
 TWO_PI = 2.0 * math.pi
@@ -57,7 +57,7 @@ def gate_integral(theta: np.ndarray, width: np.ndarray, shape: str) -> np.ndarra
     dt = np.float32 if np.asarray(theta).dtype == np.float32 else np.float64
     th, w = (np.array(a, dt) for a in np.broadcast_arrays(theta, width))  # contiguous copies
     out = np.empty_like(th)
-    gate_charges(th.ravel(), w.ravel(), shape == "cosine", out.ravel())
+    gate_charges(th.ravel(), w.ravel(), shape == "cosine", out.ravel(), *float_arith(dt))
     return out
 
 
@@ -166,7 +166,7 @@ class GatedNet:
             x, *(np.ascontiguousarray(a, dt) for a in (self.W_in, self.W_rec, self.W_out, self.bias, self.eps,
                                                        self.alpha, (1 - self.alpha) / self.dt_ms, self.width)),
             self.shape == "cosine", dt(self.kappa), self.b_out.astype(dt), th, s, cur, y,
-            np.zeros((nb, self.n_out), dt),
+            np.zeros((nb, self.n_out), dt), *float_arith(dt),
         )  # fmt: skip
         return GatedTrace(x, th, s, cur, y)
 
