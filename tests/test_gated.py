@@ -213,28 +213,26 @@ def test_train_path_runs_the_gated_network(tmp_path):
     assert np.any(w != 0)
     with pytest.raises(TrainError, match="loss: 'ce'"):
         train(EXAMPLE, "delayed-xor", TrainConfig(loss="ce", iterations=1, batch=2))
-    for method in ("eprop", "forward"):
+    for method in ("eprop", "forward", "engine"):
         fa = train(EXAMPLE, "delayed-xor", TrainConfig(method=method, iterations=2, batch=4, lr=1e-2))
         assert not np.array_equal(fa.model.W_rec, res.model.W_rec)  # the approximations train too
-    with pytest.raises(TrainError, match="'forward' is the GatedTheta network's"):
+    with pytest.raises(TrainError, match="'forward' is a GatedTheta network's"):
         train(ROOT / "examples" / "lsnn_store_recall.yaml", "store-recall", TrainConfig(method="forward", iterations=1))
 
 
 def test_fixed_function_chips_refuse_by_name():
     net = load_network(EXAMPLE)
-    for chip in ("loihi2", "loihi1", "reckon", "xylo"):
+    for chip in ("loihi1", "reckon", "xylo"):
         with pytest.raises(DRCError, match="no gate nonlinearity on the membrane state"):
             compile(net, chip, out=io.StringIO())
-    # loihi2's refusal names what its engine lacks for the forward approximation's two traces
-    with pytest.raises(DRCError, match=r"5 graded post factors .* the engine has 3 \(y1, y2, y3\).* 7-bit unsigned"):
-        compile(net, "loihi2", out=io.StringIO())
 
 
-def test_deploy_reports_spinnaker2_and_refusals():
-    rep = deploy_check(EXAMPLE, "delayed-xor", ("spinnaker2", "loihi2"), trials=4)
-    assert "no gate nonlinearity" in rep.chips["loihi2"]["refused"][0]
-    lv = rep.chips["spinnaker2"]["levels"]
-    assert set(lv) == {"float", "float, chip weights", "chip"} and all(0 <= v <= 1 for v in lv.values())
+def test_deploy_reports_spinnaker2_loihi2_and_refusals():
+    rep = deploy_check(EXAMPLE, "delayed-xor", ("spinnaker2", "loihi2", "reckon"), trials=4)
+    assert "no gate nonlinearity" in rep.chips["reckon"]["refused"][0]
+    for chip in ("spinnaker2", "loihi2"):
+        lv = rep.chips[chip]["levels"]
+        assert set(lv) == {"float", "float, chip weights", "chip"} and all(0 <= v <= 1 for v in lv.values())
 
 
 @pytest.mark.slow

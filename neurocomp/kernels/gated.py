@@ -67,7 +67,7 @@ def on_grid(x: float, fmt) -> float | None:
 
 # the fixed neuron's step-constant registers: format, and the register's value per model unit
 # (phases in turns; ``width`` is held as its reciprocal, 2 pi / width per turn)
-CHIP_REGISTERS = {"eps": ("c", 1 / (2 * np.pi)), "alpha": ("c", 1.0), "beta": ("c", 1.0), "width": ("c", None),
+CHIP_REGISTERS = {"eps": ("c", 1 / (2 * np.pi)), "alpha": ("c", 1.0), "beta": ("c", 1.0), "width": ("r", None),
                   "bias": ("I", 1.0), "theta0": ("theta", 1 / (2 * np.pi))}  # fmt: skip
 
 

@@ -184,18 +184,20 @@ class _Quantizer:
         """A gated theta population: its step constants (:meth:`GatedTheta.step_constants`)
         rounded once to float32 on a float core, or (fixed, loihi2's microcode neuron) to
         nearest on their registers' grids (:func:`~neurocomp.kernels.gated.chip_constants`),
-        stored in model units; a constant outside its register is a named loss."""
+        stored in model units; a constant outside its register is a named error."""
         n: GatedTheta = pop.neuron  # type: ignore[assignment]
         params: dict = {"zone_shape": n.zone_shape}
         consts = n.step_constants(self.net.dt_ms)
         if self.prof.arithmetic == "fixed":
             state = self.prof.neuron_models["GatedTheta"].state
             chip = chip_constants(consts, state)
-            for name in [k for k, v in chip.items() if v is None]:
-                fmt = state[CHIP_REGISTERS[name][0]]
-                self.loss(where, f"GatedTheta {name} {consts[name]:g} does not fit its {fmt.bits}-bit register "
-                                 f"({fmt.frac_bits} fraction bits)")  # fmt: skip
-            realized = {**consts, **model_constants({k: v for k, v in chip.items() if v is not None})}
+            bad = [k for k, v in chip.items() if v is None]
+            if bad:  # not representable at all: an error in any mode
+                fmts = {k: (CHIP_REGISTERS[k][0], state[CHIP_REGISTERS[k][0]]) for k in bad}
+                raise QuantizationError([Problem(where, f"GatedTheta {k} {consts[k]:g} does not fit its {f.bits}-bit "
+                                                        f"register {r!r} ({f.frac_bits} fraction bits)")
+                                         for k, (r, f) in fmts.items()])  # fmt: skip
+            realized = model_constants(chip)
         else:
             realized = {k: float(np.float32(v)) for k, v in consts.items()}
         for name, value in consts.items():
