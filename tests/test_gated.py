@@ -175,14 +175,15 @@ def test_engine_rule_is_its_online_form():
 
 def test_engine_rule_is_close_to_eprop():
     # what the reduction drops (the charge trace's low-pass, the readout's leak on the error)
-    # costs little direction: on the small network, cosine with e-prop's gradient above 0.8
-    # (measured 0.90 on the example network after 5 BPTT iterations; README)
+    # costs little direction: on the small network the cosine with e-prop's gradient is 0.956,
+    # and 0.80 without the phase Jacobian (y1 = 0), which the bound 0.9 rejects (the example
+    # network after 5 BPTT iterations: 0.905; README)
     net, x, tg = _small()
     tr = net.forward(x)
     ep, en = net.eprop(tr, tg), net.engine_rule(tr, tg)
     a = np.concatenate([ep["W_in"], ep["W_rec"]], axis=1).ravel()
     b = np.concatenate([en["W_in"], en["W_rec"]], axis=1).ravel()
-    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.8
+    assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.9
 
 
 def test_eprop_is_exact_without_recurrence_and_close_with_it():
