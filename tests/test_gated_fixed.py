@@ -13,7 +13,7 @@ import pytest
 
 from neurocomp.analysis.deploy import chip_model
 from neurocomp.compiler import compile
-from neurocomp.compiler.errors import QuantizationError
+from neurocomp.compiler.errors import DRCError, QuantizationError
 from neurocomp.compiler.program import Program
 from neurocomp.emulator import Emulator
 from neurocomp.graph import load_network
@@ -161,3 +161,15 @@ def test_a_width_whose_reciprocal_leaves_its_register_is_a_named_error(tmp_path)
     path.write_text(EXAMPLE.read_text().replace("zone_width_rad: 1.0", "zone_width_rad: 0.5e-6"))
     with pytest.raises(QuantizationError, match=r"'rec'.*GatedTheta width 5e-07 does not fit its 24-bit register 'r'"):
         compile(load_network(path), "loihi2", out=io.StringIO())
+
+
+@pytest.mark.parametrize("chip", ["loihi2", "spinnaker2"])
+def test_learning_on_a_gated_network_is_refused_by_name(tmp_path, chip):
+    # the forward rule is trained off chip; on loihi2's engine the refusal says why (the tag)
+    path = tmp_path / "plastic.yaml"
+    old = "{init: normal, std: 3.873, seed: 2, exclude_self: true}}"
+    assert old in EXAMPLE.read_text()
+    path.write_text(EXAMPLE.read_text().replace(old, old[:-1] + ", plasticity: {rule: stdp, params: {lr: 0.01}}}"))
+    why = "the tag's 9 bits" if chip == "loihi2" else "trained off chip"
+    with pytest.raises(DRCError, match=rf"projection 'rec->rec': plastic \('stdp'\): .*{why}"):
+        compile(load_network(path), chip, out=io.StringIO())
