@@ -32,7 +32,7 @@ def passages(theta: np.ndarray) -> np.ndarray:
     return np.diff(np.floor((np.asarray(theta, np.float64) - np.pi) / (2 * np.pi)), axis=0)
 
 
-# the fixed formats (fx[3 k] = 2**frac_bits, fx[3 k + 1], fx[3 k + 2] its range), k = ...
+# the fixed formats: format k's 2**frac_bits in fx[3 k], its range in fx[3 k + 1], fx[3 k + 2]
 FX_TH, FX_F, FX_I, FX_S, FX_Y = range(5)  # phase (turns), polynomials, current, charge, readout
 FX_LEN = 15
 # least-squares fits on |z| <= 1/2 (a quarter turn): cos(pi z) = sum_k COS_POLY[k] z^(2k) (max
@@ -40,8 +40,6 @@ FX_LEN = 15
 # quarter folds onto it (cos(pi z) = -cos(pi (1 - z)), sin(pi z) = sin(pi (1 - z)))
 COS_POLY = (0.99999528, -4.93412033, 4.04361923, -1.22933704)
 SIN_POLY = (0.49999874, -0.82239307, 0.40471113, -0.08867447)
-POLY_LEN = 8  # cc: COS_POLY then SIN_POLY, on the polynomials' grid
-
 FORMATS = ("theta", "f", "I", "s", "y")  # fx's formats in FX_* order (a profile's GatedTheta state)
 
 
