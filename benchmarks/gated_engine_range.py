@@ -78,7 +78,7 @@ def main() -> None:
         per_step = a.lr / (x.shape[0] * x.shape[1]) / wl
         share = contrib[below].sum() / contrib.sum()
         print(f"  {k:9s} largest {allv.max():.3g}, median {np.median(allv):.2g}; below one LSB: "
-              f"{np.mean(allv < lsb):.1%} (in the zone {below.mean():.1%}, carrying {share:.0%} of sum |y3 t|)")  # fmt: skip
+              f"{np.mean(allv < lsb):.1%} (in the zone {below.mean():.1%}, carrying {share:.0%} of sum |y3 t|)")
         print(f"  {'':9s} weight change per step and trial {per_step:.2g} LSB of {name} ({wl:g}); accumulator grid "
               f"{grid:.2g} LSB: {grid / per_step:.0f} times larger")  # fmt: skip
 
