@@ -737,14 +737,15 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
         description="Train every projection of MODEL.yaml (spike inputs -> LIF/ALIF -> one LI readout, or inputs -> "
         "GatedTheta -> one LI readout) on --task in float64 with the chip's discrete-time conventions, and write the "
         "trained model; then `compile` it and `check --deploy` it. For a GatedTheta network bptt is the exact "
-        "gradient, eprop e-prop with its phase and charge traces, forward the single-trace approximation. The "
+        "gradient, eprop e-prop with its phase and charge traces, forward the single-trace approximation, engine "
+        "e-prop reduced to loihi2's learning engine (three post factors, one tag). The "
         "trials are drawn from --seed; a checkpoint resumes to the same bits.",
     )
     p.add_argument("model", metavar="MODEL.yaml")
     p.add_argument("--task", required=True, help="task name (as for check)")
     p.add_argument("-o", "--output", required=True, metavar="TRAINED.yaml", help="where to write the trained model")
-    p.add_argument("--method", choices=("bptt", "eprop", "forward"), default="bptt",
-                   help="bptt (default), eprop, or forward (GatedTheta: the single-trace approximation)")  # fmt: skip
+    p.add_argument("--method", choices=("bptt", "eprop", "forward", "engine"), default="bptt",
+                   help="bptt (default), eprop, or (GatedTheta) forward or engine")  # fmt: skip
     p.add_argument("--iterations", type=_int(1, 10**7), default=200, help="batches to train on (default 200)")
     p.add_argument("--batch", type=_BATCH, default=None, help="trials per batch (default: the task's)")
     p.add_argument("--lr", type=_float(0, lo_open=True), default=1e-2, help="Adam's step size (default 0.01)")

@@ -1,7 +1,6 @@
 """The gated theta network on a chip: spinnaker2 compiles GatedTheta and the emulator runs the
-Program; it equals the float32 reference with the chip's weights bit for bit. And loihi2's
-refusal: the forward approximation as a sum-of-products rule needs the five post factors the
-refusal names."""
+Program; it equals the float32 reference with the chip's weights bit for bit. And e-prop's two
+traces as a sum-of-products rule need five graded post factors (why the engine's rule is reduced)."""
 
 from __future__ import annotations
 
@@ -12,13 +11,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from neurocomp.analysis.gated import chip_model
+from neurocomp.analysis.deploy import chip_model
 from neurocomp.compiler import compile
 from neurocomp.compiler.program import Program
 from neurocomp.emulator import Emulator
 from neurocomp.emulator.emulator import EmulatorError
 from neurocomp.emulator.gated import GatedEmulator
-from neurocomp.graph import GatedTheta, load_network
+from neurocomp.graph import load_network
 from neurocomp.reference.gated import gate
 
 from .conftest import ROOT
@@ -99,17 +98,17 @@ def test_emulator_refuses_by_name(tmp_path):
         with pytest.raises(EmulatorError, match="not available for a gated network"):
             call()
     assert emu.reckon_core is None
-    with pytest.raises(EmulatorError, match="strict: a gated network runs in float32"):
+    with pytest.raises(EmulatorError, match="strict: a gated network runs without learning or strict mode"):
         Emulator(prog, strict=True)
     delayed = _net(tmp_path, **{"exclude_self: true}}": "exclude_self: true}, delay_steps: 2}"})
     with pytest.raises(EmulatorError, match="projection 'rec->rec': delays"):
         Emulator(compile(delayed, "spinnaker2", out=io.StringIO()))
 
 
-def test_the_refusals_engine_form_of_the_two_traces_is_eprop():
-    # loihi2's refusal counts the post factors of e-prop's two traces as a sum-of-products
-    # rule (GatedTheta.FORWARD_POST_FACTORS): run that rule step by step, tags updated from
-    # their old values as the engine does, and it must give GatedNet.eprop's gradient
+def test_eprop_as_an_engine_rule_needs_five_post_factors():
+    # e-prop's two traces as a sum-of-products rule (phase trace in tag t, charge trace in tag
+    # d; why GatedNet.engine_rule reduces it to three post factors): run that rule step by step,
+    # tags updated from their old values as the engine does, and it gives GatedNet.eprop's gradient
     net, x, tg = _small()
     tr = net.forward(x)
     dy, _ = net.error(tr.y, tg)
@@ -127,7 +126,6 @@ def test_the_refusals_engine_form_of_the_two_traces_is_eprop():
         jac = 1 + net.eps * np.sin(th) * (1 - tr.I[t])
         b = net.eps * (1 + np.cos(th))
         f = [jac - 1, b, beta * (g2 * jac - g), beta * g2 * b, y3[t]]  # the five post factors
-        assert len(f) == len(GatedTheta.FORWARD_POST_FACTORS)
         f = [v[:, :, None] for v in f]
         d_t = f[0] * tag_t + f[1] * pre[t]
         d_d = -(1 - net.alpha)[:, None] * tag_d + f[2] * tag_t + f[3] * pre[t]

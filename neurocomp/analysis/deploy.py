@@ -16,6 +16,12 @@ mantissa bits, exponents, clipping), ``neuron arithmetic`` is level 3 minus leve
 fixed-point states, decays and thresholds, and the chip's ordering of the updates). A chip
 that refuses the model (a design-rule violation: a time constant, a reset mode, a size)
 gets its refusal, naming the limit, in place of numbers.
+
+A gated theta network (:class:`~neurocomp.graph.GatedTheta`, Huh & Sejnowski) takes the same
+path: its float model is :class:`~neurocomp.reference.gated.GatedNet`, the task's inputs are
+currents, and the emulator runs the Program with the discrete model's kernel
+(:class:`~neurocomp.emulator.gated.GatedEmulator`); a chip whose neurons have no gate refuses
+it with :meth:`GatedTheta.chip_refusal <neurocomp.graph.GatedTheta.chip_refusal>`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,6 @@ import numpy as np
 
 from .._atomic import atomic_write_text
 from ..errors import NeurocompError, Problem
-from ..reference.gated import is_gated
 
 HELD_OUT = 1_000_003  # the test trials' seed offset (training seeds are below it)
 LEVELS = ("float", "float, chip weights", "chip")
@@ -131,28 +136,13 @@ def _held_out(task: str, seed: int, trials: int):
 
 def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
     """One chip's levels and attribution, or its refusal."""
-    from ..compiler import compile
-    from ..profiles import load_profile
-    from .train import float_model
-
-    prof = load_profile(profile)
-    if is_gated(net):  # its own float model (the gated reference) and input currents
-        from .gated import deploy_levels
-
-        return deploy_levels(net, prof, tk)
     try:
-        prog = compile(net, prof, out=io.StringIO())
+        fm, qm, prog = chip_model(net, profile)
     except NeurocompError as exc:
         return {"refused": [f"{p.where}: {p.message}" for p in exc.problems] or [str(exc)]}
-    fm = float_model(net, prof)
-    x, ro = np.asarray(tk.inputs), _readout(net)
-    levels = {"float": tk.score(fm.forward(x).y)}
-    qm = fm.copy()
-    for name, w in chip_weights(prog).items():
-        mat, rows, cols = qm.blocks[name]
-        getattr(qm, mat)[rows, cols] = w
-    levels["float, chip weights"] = tk.score(qm.forward(x).y)
-    levels["chip"] = tk.score(emulated_readout(prog, _input(net), ro, x, seed))
+    x = np.asarray(tk.inputs)
+    levels = {"float": tk.score(fm.forward(x).y), "float, chip weights": tk.score(qm.forward(x).y)}
+    levels["chip"] = tk.score(emulated_readout(prog, _input(net), _readout(net), x, seed))
     sign = -1.0 if tk.higher_is_better else 1.0  # attribution in "how much worse" units
     return {
         "levels": levels,
@@ -161,6 +151,25 @@ def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
             "neuron arithmetic": sign * (levels["chip"] - levels["float, chip weights"]),
         },
     }
+
+
+def chip_model(net, profile):
+    """``(float64 model, the same with the chip's weights, the Program)`` of ``net`` on
+    ``profile`` (a name or a profile): the Program compiled for the chip, the float model
+    in its conventions (:func:`neurocomp.analysis.train.float_model`) and a copy holding
+    the weights as the Program stores them (model units)."""
+    from ..compiler import compile
+    from ..profiles import load_profile
+    from .train import float_model
+
+    prof = load_profile(profile) if isinstance(profile, str) else profile
+    prog = compile(net, prof, out=io.StringIO())
+    fm = float_model(net, prof)
+    qm = fm.copy()
+    for name, w in chip_weights(prog).items():
+        mat, rows, cols = qm.blocks[name]
+        getattr(qm, mat)[rows, cols] = w
+    return fm, qm, prog
 
 
 def chip_weights(prog) -> dict[str, np.ndarray]:
@@ -172,7 +181,7 @@ def chip_weights(prog) -> dict[str, np.ndarray]:
 
 def emulated_readout(prog, inp: str, readout: str, x: np.ndarray, seed: int) -> np.ndarray:
     """The readout's voltage in model units ``[T, batch, n_out]``, the emulator on ``prog``
-    with input spikes ``x`` ``[T, batch, n_in]``, no learning."""
+    with input spikes ``x`` ``[T, batch, n_in]`` (a gated network's: currents), no learning."""
     from ..emulator import Emulator
 
     emu = Emulator(prog, batch=x.shape[1], seed=seed)

@@ -4,9 +4,10 @@ The network is the e-prop architecture that :meth:`RecurrentSNN.from_network` re
 inputs -> LIF/ALIF populations -> one LI readout), or a gated theta network that
 :meth:`GatedNet.from_network <neurocomp.reference.gated.GatedNet.from_network>` reads (current
 inputs -> GatedTheta populations -> one LI readout; ``bptt`` is then its exact gradient,
-``eprop`` e-prop with its two eligibility traces and ``forward`` the single-trace approximation
-of ``learning-rules.md`` §2.8); every projection of it is trained, plastic or not. The
-dynamics are the chip's discrete-time conventions
+``eprop`` e-prop with its two eligibility traces, ``forward`` the single-trace approximation
+of ``learning-rules.md`` §2.8 and ``engine`` e-prop reduced to what loihi2's engine holds,
+:meth:`GatedNet.engine_rule <neurocomp.reference.gated.GatedNet.engine_rule>`); every
+projection of it is trained, plastic or not. The dynamics are the chip's discrete-time conventions
 (:meth:`~neurocomp.reference.conventions.Conventions.chip`, the profile's latencies when one
 is given), so that the trained weights mean on the chip what they meant in training and the
 float-to-chip gap ``check --deploy`` reports is quantization alone.
@@ -41,7 +42,7 @@ from ..reference.conventions import Conventions
 from ..reference.eprop import Adam, EpropParams, RecurrentSNN
 from ..reference.gated import GatedNet, is_gated
 
-METHODS = ("bptt", "eprop", "forward")  # forward: the gated network's single-trace approximation
+METHODS = ("bptt", "eprop", "forward", "engine")  # forward, engine: the gated network's approximations
 STOP_WINDOW = 5  # iterations averaged for the stopping rule (one batch's metric jumps)
 # the loss each supported task trains with (others: give `loss`)
 TASK_LOSS = {"pattern-generation": "mse", "evidence-accumulation": "ce", "store-recall": "ce", "delayed-xor": "mse"}
@@ -188,8 +189,9 @@ def train(
     m = float_model(net, profile)
     if is_gated(net):
         _gated_problems(cfg, loss)
-    elif cfg.method == "forward":
-        raise TrainError([Problem("method", "'forward' is the GatedTheta network's approximation; use bptt or eprop")])
+    elif cfg.method in ("forward", "engine"):
+        raise TrainError([Problem("method", f"{cfg.method!r} is a GatedTheta network's approximation; use bptt or "
+                                            "eprop")])  # fmt: skip
     tk = _task(task, cfg.seed, cfg.batch, cfg.task_params)
     if tk.n_in != m.n_in or tk.n_out != m.n_out:
         raise TrainError([Problem("model", f"{task} has {tk.n_in} inputs and {tk.n_out} outputs; the model has "
@@ -225,7 +227,8 @@ def train(
 
 def _gated_problems(cfg: TrainConfig, loss: str) -> None:
     """What a gated theta network cannot be trained with (``bptt``: its exact gradient;
-    ``eprop``: :meth:`GatedNet.eprop`; ``forward``: :meth:`GatedNet.forward_approx`)."""
+    ``eprop``: :meth:`GatedNet.eprop`; ``forward``: :meth:`GatedNet.forward_approx`; ``engine``:
+    :meth:`GatedNet.engine_rule`)."""
     out = []
     if loss != "mse":
         out.append(Problem("loss", f"{loss!r}: a GatedTheta network's readout trains with mse"))
@@ -244,7 +247,8 @@ def _step(m: RecurrentSNN, tk, k: int, p: EpropParams, cfg: TrainConfig, B, opt:
     if cfg.method == "bptt":
         g = m.bptt(tr, tg, p)
     elif isinstance(m, GatedNet):  # causal approximations, with symmetric feedback O^T
-        g = m.eprop(tr, tg) if cfg.method == "eprop" else m.forward_approx(tr, tg)
+        rule = {"eprop": m.eprop, "forward": m.forward_approx, "engine": m.engine_rule}[cfg.method]
+        g = rule(tr, tg)
     else:
         g = m.eprop(tr, tg, p, B)
     opt.lr = cfg.lr * cfg.lr_decay ** (k // cfg.lr_decay_every) if cfg.lr_decay_every else cfg.lr

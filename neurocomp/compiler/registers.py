@@ -148,10 +148,11 @@ class ErrorUnitRegisters(Registers):
 
 @dataclass(frozen=True, eq=False, repr=False, kw_only=True)
 class GatedThetaRegisters(Registers):
-    """A gated theta neuron on a float core, its step constants as float32 values
-    (:meth:`neurocomp.graph.GatedTheta.step_constants`): ``eps = dt/tau_v``, ``alpha =
-    exp(-dt/tau_s)``, ``beta = (1 - alpha)/dt`` (1/ms), the zone's ``width`` (rad) and
-    ``zone_shape``, the bias ``I0`` and the initial phase ``theta0`` (rad)."""
+    """A gated theta neuron's step constants (:meth:`neurocomp.graph.GatedTheta.step_constants`)
+    as the chip realizes them, in model units: float32 values on a float core, the values of
+    the fixed registers on loihi2 (:func:`neurocomp.kernels.gated.chip_constants`): ``eps =
+    dt/tau_v``, ``alpha = exp(-dt/tau_s)``, ``beta = (1 - alpha)/dt`` (1/ms), the zone's
+    ``width`` (rad) and ``zone_shape``, the bias ``I0`` and the initial phase ``theta0`` (rad)."""
 
     zone_shape: str
     eps: float

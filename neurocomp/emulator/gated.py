@@ -1,13 +1,18 @@
 """The emulator on a gated theta network: a Program with GatedTheta populations (Huh &
 Sejnowski's gated synapse as a neuron feature of a float core's software, spinnaker2) run
-with :func:`neurocomp.kernels.gated.run_gated`, the discrete model's one definition.
+with :func:`neurocomp.kernels.gated.run_gated`, the discrete model's one definition; on
+loihi2 the same kernel in its fixed arithmetic (the microcode neuron of the profile's
+``GatedTheta`` formats: polynomial cosine, phases in turns, every product floored).
 
 :class:`~.emulator.Emulator` returns a :class:`GatedEmulator` for such a Program. The network
 is one structure, as the discrete model has it: input populations (``SpikeInput``) driven
 with analog currents (the task's waveforms, applied in the step they are given for), the
 gated populations (concatenated in program order), one ``LI`` readout without a synaptic
 current. Weights are the compiled ones as the chip holds them (the int8 mantissas times
-their per-row power-of-two unit), everything runs in float32. Timing and the readout follow
+their per-row power-of-two unit, or loihi2's), everything runs in float32 (float cores) or on
+the fixed formats' grids (loihi2: inputs are graded payloads on the current's grid, rounded to
+nearest; the readout is part of the program, with the LI's 12-bit decay). The readout's ``v``
+is recorded as the chip holds it, model units times ``2**scale_exp``. Timing and the readout follow
 the discrete model: the charge ``s`` reaches the gated neurons in the next step (the
 profile's one-step synaptic delay) and the readout in the same step, whose input gain is
 ``1 - kappa`` (the normalized leak the trained readout weights assume). What the structure
@@ -22,9 +27,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arith.decay import decay_factor
 from ..compiler.program import Program
 from ..errors import Problem
-from ..kernels.gated import passages, run_gated
+from ..kernels.gated import FX_I, chip_constants, fixed_arith, float_arith, passages, run_gated
 from .emulator import Emulator, EmulatorError
 from .plastic import chip_weight_matrix
 
@@ -38,9 +44,11 @@ _LEARN_DEFAULTS = {k: p.default for k, p in inspect.signature(Emulator.__init__)
 @dataclass(frozen=True)
 class GatedLayer:
     """A Program as the gated network: offsets of the input and gated populations, the
-    readout's name, the float32 weights ``w_in`` ``[n, n_in]``, ``w_rec`` ``[n, n]``, ``w_out``
-    ``[n_out, n]`` (model units), the per-neuron constants (``consts[name]``, ``[n]``,
-    float32), the initial phases ``theta0`` and the readout's ``kappa`` and bias ``b_out``."""
+    readout's name, the weights ``w_in`` ``[n, n_in]``, ``w_rec`` ``[n, n]``, ``w_out``
+    ``[n_out, n]`` (model units), the per-neuron constants (``consts[name]``, ``[n]``), the
+    initial phases ``theta0``, the readout's ``kappa`` and bias ``b_out``, all in the
+    arithmetic's dtype (float32, or float64 holding the fixed registers: turns, ``width`` as
+    1/turn); the kernel's ``fx``, ``cc`` and the readout's recording scale ``v_scale``."""
 
     inputs: dict[str, int]
     gated: dict[str, int]
@@ -51,8 +59,11 @@ class GatedLayer:
     consts: dict[str, np.ndarray]
     theta0: np.ndarray
     cosine: bool
-    kappa: np.float32
+    kappa: np.floating
     b_out: np.ndarray
+    fx: np.ndarray
+    cc: np.ndarray
+    v_scale: float
 
     @classmethod
     def of(cls, program: Program) -> GatedLayer:
@@ -68,7 +79,7 @@ class GatedLayer:
             if q.model not in offs:
                 problems.append(Problem(where, f"{q.model}: a gated network has inputs, GatedTheta and one LI readout"))
                 continue
-            if q.model == "LI" and float(q.params["current_decay"]) != 0.0:
+            if q.model == "LI" and _decay(program, q, "current") != 0.0:
                 problems.append(Problem(where, "the gated network's readout integrates s directly (no tau_syn_ms)"))
             offs[q.model][q.name] = size[q.model]
             size[q.model] += q.size
@@ -88,15 +99,38 @@ class GatedLayer:
             raise EmulatorError(problems)
         ro = program.population(next(iter(offs["LI"])))
 
-        def per_neuron(key: str) -> np.ndarray:
-            return np.concatenate([np.full(q.size, q.params[key], np.float32) for q in gq])
+        fixed = program.profile.arithmetic == "fixed"
+        dt = np.float64 if fixed else np.float32
+        if fixed:  # the registers in chip units (turns, 1/turn), exact on their grids
+            state = program.profile.neuron_models["GatedTheta"].state
+            fx, cc = fixed_arith(state)
+            regs = [chip_constants({k: q.params[k] for k in (*_CONSTS, "theta0")}, state) for q in gq]
+            b_out = float(ro.params["bias_mant"]) * 2.0 ** (int(ro.params["bias_exp"]) - ro.scale_exp)
+        else:
+            fx, cc = float_arith(dt)
+            regs = [{k: q.params[k] for k in (*_CONSTS, "theta0")} for q in gq]
+            b_out = ro.params.get("bias", 0.0)
 
-        w_in, w_rec, w_out = (m.astype(np.float32) for m in mats.values())
+        def per_neuron(key: str) -> np.ndarray:
+            return np.concatenate([np.full(q.size, r[key], dt) for q, r in zip(gq, regs, strict=True)])
+
+        w_in, w_rec, w_out = (m.astype(dt) for m in mats.values())
         return cls(
             offs["SpikeInput"], offs["GatedTheta"], ro.name, w_in, w_rec, w_out,
             {k: per_neuron(k) for k in _CONSTS}, per_neuron("theta0"), shapes[0] == "cosine",
-            np.float32(ro.params["voltage_decay"]), np.full(ro.size, ro.params.get("bias", 0.0), np.float32),
+            dt(_decay(program, ro, "voltage")), np.full(ro.size, b_out, dt), fx.astype(dt), cc.astype(dt),
+            2.0**ro.scale_exp,
         )  # fmt: skip
+
+    @property
+    def dtype(self):
+        return self.theta0.dtype
+
+
+def _decay(program: Program, q, role: str) -> float:
+    """The readout's ``role`` decay factor: the float register, or the fixed code's factor."""
+    v = q.params[f"{role}_decay"]
+    return float(v) if program.profile.arithmetic != "fixed" else decay_factor(program.profile.formats.decay, v, role)
 
 
 def _place(program: Program, pr, offs, mats) -> list[Problem]:
@@ -125,13 +159,14 @@ class GatedEmulator(Emulator):
     when the Program has GatedTheta populations). ``run`` takes input currents (float, as the
     task gives them) and records ``theta``, ``s``, ``I`` and ``spikes`` (zone passages per
     step) of the gated populations and ``v`` of the readout, ``[steps, batch, neurons]``
-    float32 (spikes int32). No learning, no strict mode (a float core has no overflow)."""
+    in the arithmetic's dtype (``theta`` in rad, spikes int32). No learning, no strict mode
+    (the fixed formats saturate, as the profile says)."""
 
     def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, **learn):
         bad = [k for k, v in learn.items() if _LEARN_DEFAULTS.get(k, ()) != (tuple(v) if k == "learn_float" else v)]
         if strict or bad:
             what = ", ".join((["strict"] if strict else []) + bad)
-            raise EmulatorError([Problem("emulator", f"{what}: a gated network runs in float32 and does not learn")])
+            raise EmulatorError([Problem("emulator", f"{what}: a gated network runs without learning or strict mode")])
         self.program, self.profile, self.batch, self.seed = program, program.profile, batch, seed
         self.plastic: dict = {}  # nothing learns (the Emulator's interface)
         self._core = None  # not a ReckOn core
@@ -143,15 +178,15 @@ class GatedEmulator(Emulator):
         self.t = 0
         self._th = np.repeat(L.theta0[None], b, axis=0)
         self._s = np.zeros_like(self._th)
-        self._y = np.zeros((b, L.w_out.shape[0]), np.float32)
+        self._y = np.zeros((b, L.w_out.shape[0]), L.dtype)
 
     @property
     def state(self) -> dict[str, np.ndarray]:
         """The phase and charge of each gated population and the readout's ``v`` ``[batch, n]``."""
-        out = {f"{self.layer.readout}/v": self._y.copy()}
+        out = {f"{self.layer.readout}/v": self._y * self.layer.v_scale}
         for name, o in self.layer.gated.items():
             sl = slice(o, o + self.program.population(name).size)
-            out |= {f"{name}/theta": self._th[:, sl].copy(), f"{name}/s": self._s[:, sl].copy()}
+            out |= {f"{name}/theta": self._rad(self._th[:, sl]), f"{name}/s": self._s[:, sl].copy()}
         return out
 
     def step(self, inputs: Mapping[str, np.ndarray] | None = None, learn: bool = False) -> None:
@@ -167,21 +202,25 @@ class GatedEmulator(Emulator):
             raise EmulatorError([Problem("record" if bad else "learn", msg)])
         L, b = self.layer, self.batch
         x = self._currents(inputs or {}, steps)
-        th = np.empty((steps + 1, b, L.theta0.size), np.float32)
+        th = np.empty((steps + 1, b, L.theta0.size), L.dtype)
         s = np.empty_like(th)
         th[0], s[0] = self._th, self._s
-        cur = np.empty((steps, b, L.theta0.size), np.float32)
-        y = np.empty((steps, b, L.w_out.shape[0]), np.float32)
+        cur = np.empty((steps, b, L.theta0.size), L.dtype)
+        y = np.empty((steps, b, L.w_out.shape[0]), L.dtype)
         c = L.consts
         run_gated(
             x, L.w_in, L.w_rec, L.w_out, c["bias"], c["eps"], c["alpha"], c["beta"], c["width"], L.cosine, L.kappa,
-            L.b_out, th, s, cur, y, self._y,
+            L.b_out, th, s, cur, y, self._y, L.fx, L.cc,
         )  # fmt: skip
         self._th, self._s = th[-1].copy(), s[-1].copy()
         if steps:
             self._y = y[-1].copy()
         self.t += steps
         return self._recordings(record, th, s, cur, y)
+
+    def _rad(self, th: np.ndarray) -> np.ndarray:
+        """Phases in rad (the fixed registers hold turns)."""
+        return th * (2 * np.pi) if self.layer.fx.size else th.copy()
 
     def _unsupported(self, what: str):
         msg = f"{what}: not available for a gated network (it runs, steps, resets and reports its state)"
@@ -209,9 +248,11 @@ class GatedEmulator(Emulator):
         self._unsupported("attach_shadow")
 
     def _currents(self, given: Mapping[str, np.ndarray], steps: int) -> np.ndarray:
-        """``[steps, batch, n_in]`` float32 currents from the given ones, each checked by name."""
+        """``[steps, batch, n_in]`` currents from the given ones, each checked by name (fixed:
+        the graded payloads, rounded to nearest on the current's grid; one outside its range is
+        named)."""
         L, b = self.layer, self.batch
-        x = np.zeros((steps, b, L.w_in.shape[1]), np.float32)
+        x = np.zeros((steps, b, L.w_in.shape[1]), L.dtype)
         problems = [Problem(f"inputs[{k!r}]", "not an input population of the gated network")
                     for k in given if k not in L.inputs]  # fmt: skip
         for name, o in L.inputs.items():
@@ -224,6 +265,13 @@ class GatedEmulator(Emulator):
                 problems.append(Problem(f"inputs[{name!r}]", f"expected finite currents [{steps}, {b}, {n}] or "
                                                              f"[{steps}, {n}], got shape {a.shape}"))  # fmt: skip
                 continue
+            if L.fx.size:  # the graded payload: the current's grid
+                sc, lo, hi = L.fx[3 * FX_I : 3 * FX_I + 3]
+                a = np.round(a * sc) / sc
+                if a.size and not lo <= a.min() <= a.max() <= hi:
+                    msg = f"currents in [{a.min():g}, {a.max():g}] leave the graded payload's range [{lo:g}, {hi:g}]"
+                    problems.append(Problem(f"inputs[{name!r}]", msg))
+                    continue
             x[:, :, o : o + n] = a if a.ndim == 3 else a[:, None]
         if problems:
             raise EmulatorError(problems)
@@ -232,11 +280,12 @@ class GatedEmulator(Emulator):
     def _recordings(self, record, th, s, cur, y) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if "v" in record:
-            out[f"{self.layer.readout}/v"] = y
+            out[f"{self.layer.readout}/v"] = y * y.dtype.type(self.layer.v_scale)
         for name, o in self.layer.gated.items():
             sl = slice(o, o + self.program.population(name).size)
-            arrays = {"theta": th[1:, :, sl], "s": s[1:, :, sl], "I": cur[:, :, sl]}
+            rad = self._rad(th[:, :, sl])
+            arrays = {"theta": rad[1:], "s": s[1:, :, sl], "I": cur[:, :, sl]}
             if "spikes" in record:  # passages of pi (mod 2 pi) per step
-                arrays["spikes"] = passages(th[:, :, sl]).astype(np.int32)
+                arrays["spikes"] = passages(rad).astype(np.int32)
             out |= {f"{name}/{v}": np.ascontiguousarray(arrays[v]) for v in record if v in arrays}
         return out

@@ -236,39 +236,17 @@ class GatedTheta(NeuronModel):
         return {"eps": dt_ms / self.tau_v_ms, "alpha": alpha, "beta": (1 - alpha) / dt_ms,
                 "width": self.zone_width_rad, "bias": self.bias, "theta0": self.theta_rest}  # fmt: skip
 
-    # The forward approximation's two eligibility traces (``GatedNet.eprop``) written as a
-    # sum-of-products rule with the phase trace in tag t and the charge trace in tag d:
-    #   dt = (jac - 1) t + b x1,   dd = -(1 - alpha) d + beta (g' jac - g) t + beta g' b x1,   dw = -y3 d
-    # (jac = 1 + eps sin theta (1 - I), b = eps (1 + cos theta), g, g' the gate before and after
-    # the step): five graded factors of the post neuron per step, x1 the signed presynaptic drive.
-    FORWARD_POST_FACTORS: ClassVar[tuple[str, ...]] = (
-        "1 + eps sin(theta) (1 - I)", "eps (1 + cos theta)", "g(theta') jac - g(theta)",
-        "g(theta') eps (1 + cos theta)", "the output error y3",
-    )  # fmt: skip
-
     @classmethod
     def chip_refusal(cls, profile) -> str:
         """Why ``profile``'s chip compiles no Program of this model (the DRC's and ``check
         --deploy``'s refusal): it needs the phase's cosine and the gate's integral, which only
-        a float core's software computes (spinnaker2's profile lists the model); on a
-        sum-of-products engine with graded post factors (loihi2) also why the forward
-        approximation does not lower."""
+        a float core's software or a microcode neuron computes (spinnaker2's and loihi2's
+        profiles list the model)."""
         models = ", ".join(k for k in profile.neuron_models if k != "SpikeInput")
-        why = (
+        return (
             f"the gated synapse needs the gate g(theta) of the membrane phase, the theta neuron's cosine and a "
             f"graded synaptic output s; {profile.name}'s neuron models ({models}, {profile.arithmetic} "
             "arithmetic) have no gate nonlinearity on the membrane state"
-        )
-        eng = profile.learning
-        if eng.kind != "sum_of_products" or not eng.third_factor:
-            return why
-        post = [v for v in eng.variables if v.startswith("y")]
-        bits = eng.params.get("trace_bits")
-        return (
-            f"{why}; nor does its learning engine hold the forward approximation's two traces (phase in tag t, "
-            f"charge in tag d): they need {len(cls.FORWARD_POST_FACTORS)} graded post factors per step "
-            f"({'; '.join(cls.FORWARD_POST_FACTORS)}) where the engine has {len(post)} ({', '.join(post)}), and "
-            f"a signed presynaptic factor (the input currents) where x1 is a {bits}-bit unsigned trace"
         )
 
     @property

@@ -8,6 +8,15 @@ so a float32 run rounds every operation to float32 as the core's single-precisio
 (no fastmath, no fused multiply-add; a core's libm may round the cosine or sine differently
 in the last bit). Sums run in a fixed order: over the inputs, then the recurrent charges,
 then the bias.
+
+**Fixed point** (loihi2's microcode neuron, :data:`FX_LEN` formats in ``fx``; an empty ``fx``
+is the float arithmetic): the same template in float64 holding the chip's numbers exactly (dyadic
+values on each register's grid). The phase is in turns (``pi`` is ``1/2``), so the zone count
+``k`` is the phase's integer part and ``eps`` is in turns per step; the neuron has no cosine or
+sine, so :func:`cos_phase` and the raised-cosine ramp are the polynomials :data:`COS_POLY`,
+:data:`SIN_POLY` (Horner's rule, a multiply and a shift per term); the zone's width is its
+reciprocal (no divider: ``width`` holds ``1/width`` in 1/turn); every product is floored onto its
+register's grid (an arithmetic shift) and saturated to its range (:func:`grid`).
 """
 
 from __future__ import annotations
@@ -23,30 +32,137 @@ def passages(theta: np.ndarray) -> np.ndarray:
     return np.diff(np.floor((np.asarray(theta, np.float64) - np.pi) / (2 * np.pi)), axis=0)
 
 
+# the fixed formats: format k's 2**frac_bits in fx[3 k], its range in fx[3 k + 1], fx[3 k + 2]
+FX_TH, FX_F, FX_I, FX_S, FX_Y = range(5)  # phase (turns), polynomials, current, charge, readout
+FX_LEN = 15
+# least-squares fits on |z| <= 1/2 (a quarter turn): cos(pi z) = sum_k COS_POLY[k] z^(2k) (max
+# error 1.7e-5) and sin(pi z)/(2 pi) = z sum_k SIN_POLY[k] z^(2k) (max error 2.6e-7); the other
+# quarter folds onto it (cos(pi z) = -cos(pi (1 - z)), sin(pi z) = sin(pi (1 - z)))
+COS_POLY = (0.99999528, -4.93412033, 4.04361923, -1.22933704)
+SIN_POLY = (0.49999874, -0.82239307, 0.40471113, -0.08867447)
+FORMATS = ("theta", "f", "I", "s", "y")  # fx's formats in FX_* order (a profile's GatedTheta state)
+
+
+def fixed_arith(state) -> tuple[np.ndarray, np.ndarray]:
+    """``(fx, cc)`` of the fixed arithmetic from the :data:`FORMATS` in ``state`` (name ->
+    a format with ``bits`` and ``frac_bits``): each one's ``2**frac_bits`` and two's-complement
+    range, and the polynomials' coefficients rounded to nearest on ``f``'s grid."""
+    fx = np.empty(FX_LEN)
+    for k, name in enumerate(FORMATS):
+        f = state[name]
+        sc = 2.0**f.frac_bits
+        fx[3 * k : 3 * k + 3] = sc, -(2.0 ** (f.bits - 1)) / sc, (2.0 ** (f.bits - 1) - 1) / sc
+    sc = fx[3 * FX_F]
+    return fx, np.round(np.array(COS_POLY + SIN_POLY) * sc) / sc
+
+
+def on_grid(x: float, fmt) -> float | None:
+    """``x`` rounded to nearest on ``fmt``'s grid (``bits``, ``frac_bits``), or None when it
+    leaves the format's range."""
+    m = round(x * 2.0**fmt.frac_bits)
+    return m / 2.0**fmt.frac_bits if -(2 ** (fmt.bits - 1)) <= m < 2 ** (fmt.bits - 1) else None
+
+
+# the fixed neuron's step-constant registers: format, and the register's value per model unit
+# (phases in turns; ``width`` is held as its reciprocal, 2 pi / width per turn)
+CHIP_REGISTERS = {"eps": ("c", 1 / (2 * np.pi)), "alpha": ("c", 1.0), "beta": ("c", 1.0), "width": ("r", None),
+                  "bias": ("I", 1.0), "theta0": ("theta", 1 / (2 * np.pi))}  # fmt: skip
+
+
+def chip_constants(consts, state) -> dict[str, float | None]:
+    """The fixed registers (:data:`CHIP_REGISTERS`) of step constants given in model units
+    (``GatedTheta.step_constants``' names), each on its format's grid; None: out of its range."""
+    out = {}
+    for name, value in consts.items():
+        fmt, per = CHIP_REGISTERS[name]
+        out[name] = on_grid(2 * np.pi / value if per is None else value * per, state[fmt])
+    return out
+
+
+def model_constants(chip) -> dict[str, float]:
+    """:func:`chip_constants`' registers back in model units (the values the chip realizes)."""
+    return {k: 2 * np.pi / v if CHIP_REGISTERS[k][1] is None else v / CHIP_REGISTERS[k][1] for k, v in chip.items()}
+
+
+def float_arith(dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(fx, cc)`` of the float arithmetic in ``dtype``: empty."""
+    return np.empty(0, dtype), np.empty(0, dtype)
+
+
 @kernel(inline="always")
-def gate_charge(theta, width, cosine, pi, two_pi, half):
+def grid(x, fx, k):
+    """``x`` floored onto format ``k``'s grid and saturated to its range; ``x`` itself in
+    the float arithmetic (``fx`` empty)."""
+    if fx.shape[0] == 0:
+        return x
+    q = np.floor(x * fx[3 * k]) / fx[3 * k]
+    return min(max(q, fx[3 * k + 1]), fx[3 * k + 2])
+
+
+@kernel(inline="always")
+def _horner(w, cc, o, fx):
+    p = cc[o + 3]
+    for j in range(2, -1, -1):
+        p = grid(p * w, fx, FX_F) + cc[o + j]
+    return p
+
+
+@kernel(inline="always")
+def cos_phase(theta, fx, cc, one, half):
+    """``cos theta`` (rad); fixed: ``cos 2 pi theta`` of a phase in turns, by :data:`COS_POLY`.
+    ``one``, ``half``: 1 and 1/2 in the arithmetic's dtype (as every constant here)."""
+    if fx.shape[0] == 0:
+        return np.cos(theta)
+    z = abs((one + one) * (theta - np.floor(theta)) - one)  # cos(2 pi theta) = -cos(pi z)
+    if z > half:
+        return _horner(grid((one - z) * (one - z), fx, FX_F), cc, 0, fx)
+    return -_horner(grid(z * z, fx, FX_F), cc, 0, fx)
+
+
+@kernel(inline="always")
+def sine_ramp(u, two_pi, fx, cc, one, half):
+    """``sin(2 pi u)/(2 pi)`` for ``|u| <= 1/2``; fixed: by :data:`SIN_POLY`."""
+    if fx.shape[0] == 0:
+        return np.sin(two_pi * u) / two_pi
+    z = abs((one + one) * u)
+    if z > half:
+        z = one - z
+    p = grid(z * _horner(grid(z * z, fx, FX_F), cc, 4, fx), fx, FX_F)
+    return p if u >= 0 else -p
+
+
+@kernel(inline="always")
+def in_zone(phi, width, fx):
+    """``phi / width``; fixed: ``width`` holds the reciprocal (no divider), the product floored."""
+    if fx.shape[0] == 0:
+        return phi / width
+    return grid(phi * width, fx, FX_F)
+
+
+@kernel(inline="always")
+def gate_charge(theta, width, cosine, pi, two_pi, half, fx, cc):
     """``G(theta)``: passages of the active zone (centred on ``pi + 2 pi k``, ``width`` rad)
     plus the fraction of the current one; ``cosine``: the raised-cosine gate's integral, else
-    the rectangular gate's. All arguments in one dtype."""
+    the rectangular gate's. All arguments in one dtype (fixed: turns, ``pi = 1/2``)."""
     k = np.floor((theta - pi) / two_pi + half)  # the nearest zone
-    u = min(max((theta - pi - two_pi * k) / width, -half), half)
+    u = min(max(in_zone(theta - pi - two_pi * k, width, fx), -half), half)
     ramp = u + half
     if cosine:
-        ramp = ramp + np.sin(two_pi * u) / two_pi
+        ramp = ramp + sine_ramp(u, two_pi, fx, cc, half + half, half)
     return k + ramp
 
 
 @kernel
-def gate_charges(theta, width, cosine, out):
+def gate_charges(theta, width, cosine, out, fx, cc):
     """``out[i] = G(theta[i])`` (:func:`gate_charge`) over flat arrays of one dtype."""
     c = theta.dtype.type
-    pi = c(np.pi)
+    pi = c(0.5) if fx.shape[0] else c(np.pi)
     for i in range(theta.shape[0]):
-        out[i] = gate_charge(theta[i], width[i], cosine, pi, c(2.0) * pi, c(0.5))
+        out[i] = gate_charge(theta[i], width[i], cosine, pi, c(2.0) * pi, c(0.5), fx, cc)
 
 
 @kernel
-def run_gated(x, w_in, w_rec, w_out, bias, eps, alpha, beta, width, cosine, kappa, b_out, th, s, cur, y, y0):
+def run_gated(x, w_in, w_rec, w_out, bias, eps, alpha, beta, width, cosine, kappa, b_out, th, s, cur, y, y0, fx, cc):
     """Run ``T = x.shape[0]`` steps of the discrete model, for every trial::
 
         I_t         = U x_t + W s_t + I0
@@ -60,15 +176,17 @@ def run_gated(x, w_in, w_rec, w_out, bias, eps, alpha, beta, width, cosine, kapp
     ``kappa`` and ``b_out``. ``th`` and ``s`` ``[T + 1, batch, n]`` hold the initial state in
     row 0 and receive each step's result; ``cur`` ``[T, batch, n]`` receives ``I``, ``y``
     ``[T, batch, n_out]`` the readout, ``y0`` ``[batch, n_out]`` is its state before the run.
-    Every array and scalar in one dtype (float64 or float32)."""
+    Every array and scalar in one dtype (float64 or float32). ``fx``, ``cc``: empty (float), or
+    the fixed formats and polynomial coefficients (module docstring: phases in turns, ``eps``
+    in turns per step, ``width`` its reciprocal in 1/turn)."""
     c = th.dtype.type
-    pi, one, half = c(np.pi), c(1.0), c(0.5)
+    pi, one, half = c(0.5) if fx.shape[0] else c(np.pi), c(1.0), c(0.5)
     two_pi = c(2.0) * pi
     T, nb, n = x.shape[0], x.shape[1], w_rec.shape[0]
     g = np.empty(n, th.dtype)
     for b in range(nb):
         for i in range(n):
-            g[i] = gate_charge(th[0, b, i], width[i], cosine, pi, two_pi, half)
+            g[i] = gate_charge(th[0, b, i], width[i], cosine, pi, two_pi, half, fx, cc)
         yk = y0[b].copy()
         for t in range(T):
             for i in range(n):
@@ -77,17 +195,18 @@ def run_gated(x, w_in, w_rec, w_out, bias, eps, alpha, beta, width, cosine, kapp
                     acc += w_in[i, k] * x[t, b, k]
                 for j in range(n):
                     acc += w_rec[i, j] * s[t, b, j]
-                cur[t, b, i] = acc + bias[i]
+                cur[t, b, i] = grid(acc + bias[i], fx, FX_I)
             for i in range(n):
-                th_i, cs = th[t, b, i], np.cos(th[t, b, i])
-                th_n = th_i + eps[i] * ((one - cs) + (one + cs) * cur[t, b, i])
-                g_n = gate_charge(th_n, width[i], cosine, pi, two_pi, half)
-                s[t + 1, b, i] = alpha[i] * s[t, b, i] + beta[i] * (g_n - g[i])
+                th_i, cs = th[t, b, i], cos_phase(th[t, b, i], fx, cc, one, half)
+                th_n = th_i + grid(eps[i] * ((one - cs) + grid((one + cs) * cur[t, b, i], fx, FX_I)), fx, FX_TH)
+                g_n = gate_charge(th_n, width[i], cosine, pi, two_pi, half, fx, cc)
+                s[t + 1, b, i] = grid(grid(alpha[i] * s[t, b, i], fx, FX_S) + grid(beta[i] * (g_n - g[i]), fx, FX_S),
+                                      fx, FX_S)  # fmt: skip
                 th[t + 1, b, i] = th_n
                 g[i] = g_n
             for o in range(w_out.shape[0]):
                 acc = c(0.0)
                 for i in range(n):
                     acc += w_out[o, i] * s[t + 1, b, i]
-                yk[o] = kappa * yk[o] + (one - kappa) * (acc + b_out[o])
+                yk[o] = grid(grid(kappa * yk[o], fx, FX_Y) + grid((one - kappa) * (acc + b_out[o]), fx, FX_Y), fx, FX_Y)
                 y[t, b, o] = yk[o]

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, Problem
-from ..kernels.gated import gate_charges, passages, run_gated
+from ..kernels.gated import float_arith, gate_charges, passages, run_gated
 from .blocks import dense_blocks
 
 TWO_PI = 2.0 * math.pi
@@ -57,7 +57,7 @@ def gate_integral(theta: np.ndarray, width: np.ndarray, shape: str) -> np.ndarra
     dt = np.float32 if np.asarray(theta).dtype == np.float32 else np.float64
     th, w = (np.array(a, dt) for a in np.broadcast_arrays(theta, width))  # contiguous copies
     out = np.empty_like(th)
-    gate_charges(th.ravel(), w.ravel(), shape == "cosine", out.ravel())
+    gate_charges(th.ravel(), w.ravel(), shape == "cosine", out.ravel(), *float_arith(dt))
     return out
 
 
@@ -166,7 +166,7 @@ class GatedNet:
             x, *(np.ascontiguousarray(a, dt) for a in (self.W_in, self.W_rec, self.W_out, self.bias, self.eps,
                                                        self.alpha, (1 - self.alpha) / self.dt_ms, self.width)),
             self.shape == "cosine", dt(self.kappa), self.b_out.astype(dt), th, s, cur, y,
-            np.zeros((nb, self.n_out), dt),
+            np.zeros((nb, self.n_out), dt), *float_arith(dt),
         )  # fmt: skip
         return GatedTrace(x, th, s, cur, y)
 
@@ -271,6 +271,45 @@ class GatedNet:
             "W_in": grad[:, : self.n_in] * self.mask_in,
             "W_rec": grad[:, self.n_in :] * self.mask_rec,
             "W_out": np.einsum("tbo,tbn->on", ybar, tr.s[1:]),
+        }
+
+    def engine_factors(self, tr: GatedTrace, target: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The graded post factors of :meth:`engine_rule`, ``[T, batch, n_rec]`` each: ``y1 =
+        eps sin theta_t (1 - I_t)`` (the phase's Jacobian less 1), ``y2 = eps (1 + cos
+        theta_t)`` (``dtheta_{t+1}/dI_t``), ``y3 = beta g(theta_{t+1}) (O^T dL/dy_t)``; and the
+        readout's ``err = (1 - kappa) dL/dy`` ``[T, batch, n_out]``."""
+        dy, _ = self.error(tr.y, target)
+        th = tr.theta[:-1]
+        beta = (1 - self.alpha) / self.dt_ms
+        y1 = self.eps * np.sin(th) * (1.0 - tr.I)
+        y2 = self.eps * (1.0 + np.cos(th))
+        y3 = beta * gate(tr.theta[1:], self.width, self.shape) * (dy @ self.W_out)
+        return y1, y2, y3, (1.0 - self.kappa) * dy
+
+    def engine_rule(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
+        """The forward rule reduced to what a sum-of-products engine holds: three graded
+        post factors (:meth:`engine_factors`) and one tag, e-prop's phase trace::
+
+            t_ij(t+1) = t_ij(t) + y1_i(t) t_ij(t) + y2_i(t) x1_j(t)
+            dw_ij     = sum_t y3_i(t) t_ij(t+1)
+
+        ``x1`` the presynaptic input or ``s_j``. Against :meth:`eprop` it drops two things:
+        the charge trace's low-pass part (e-prop's ``e_s = beta (g e_theta - m)``, ``m`` the
+        ``tau_s`` average of ``g e_theta``; here ``e_s = beta g e_theta``) and the readout's
+        leak on the error (``y3`` and ``W_out``'s ``err`` use ``dL/dy_t`` of the same step).
+        ``W_out``: ``sum_t err_t s_{t+1}``. Computed in closed form: ``dw_ij = sum_t y2_i(t)
+        x1_j(t) r_i(t)`` with ``r(t) = y3(t) + (1 + y1(t + 1)) r(t + 1)``."""
+        y1, y2, y3, err = self.engine_factors(tr, target)
+        r = np.empty_like(y3)
+        acc = np.zeros(y3.shape[1:])
+        for t in range(y3.shape[0] - 1, -1, -1):
+            acc = y3[t] + ((1.0 + y1[t + 1]) * acc if t + 1 < y3.shape[0] else 0.0)
+            r[t] = acc
+        f = r * y2
+        return {
+            "W_in": np.einsum("tbn,tbi->ni", f, tr.x) * self.mask_in,
+            "W_rec": np.einsum("tbn,tbj->nj", f, tr.s[:-1]) * self.mask_rec,
+            "W_out": np.einsum("tbo,tbn->on", err, tr.s[1:]),
         }
 
     def forward_approx(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:

@@ -395,6 +395,21 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
     return out
 
 
+def gated_network_static(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
+    """A gated theta network learns off chip (``neurocomp train``): no chip runs its learning.
+    On a sum-of-products engine the reason is the forward rule's phase trace (its reduced form,
+    ``GatedNet.engine_rule``, needs far more range than the tag's bits; README)."""
+    gated = {p.name for p in net.populations if p.model == "GatedTheta"}
+    lrn = prof.learning
+    why = "a gated theta network is trained off chip (neurocomp train) and deployed static"
+    if lrn.kind == "sum_of_products":
+        bits = lrn.synaptic_variable_bits["t"]
+        why += (f"; its forward rule (GatedNet.engine_rule) is not lowered onto {prof.name}'s engine: the phase "
+                f"trace it keeps in the tag spans more than the tag's {bits} bits hold")  # fmt: skip
+    return [Violation("gated_network_static", _proj(pr.name), f"plastic ({pr.plasticity.name!r}): {why}")
+            for pr in net.projections if pr.plasticity is not None and {pr.pre, pr.post} & gated]  # fmt: skip
+
+
 DRC_RULES: tuple[Rule, ...] = (
     neuron_model_supported,
     reset_mode_supported,
@@ -408,6 +423,7 @@ DRC_RULES: tuple[Rule, ...] = (
     fan_in_within_limit,
     fan_out_within_limit,
     learning_rule_supported,
+    gated_network_static,
     io_ports_within_limit,
     neuron_capacity,
     input_rate_within_limit,

@@ -36,6 +36,7 @@ from ...errors import Problem
 from ...graph import ALIF, LI, LIF, GatedTheta, Projection, SpikeInput
 from ...graph.conv import ConvProjection
 from ...graph.weights import SparseWeights, row_pointers
+from ...kernels.gated import CHIP_REGISTERS, chip_constants, model_constants
 from ...profiles import Profile
 from ..context import PassContext
 from ..errors import QuantizationError
@@ -180,12 +181,27 @@ class _Quantizer:
         return QPopulation(pop.name, pop.size, n.model, n.spiking, scale_exp if fixed else 0, params)
 
     def gated(self, pop: DiscretePopulation, where: str) -> QPopulation:
-        """A gated theta population on a float core (the DRC admits it nowhere else): its step
-        constants (:meth:`GatedTheta.step_constants`) rounded once to float32."""
+        """A gated theta population: its step constants (:meth:`GatedTheta.step_constants`)
+        rounded once to float32 on a float core, or (fixed, loihi2's microcode neuron) to
+        nearest on their registers' grids (:func:`~neurocomp.kernels.gated.chip_constants`),
+        stored in model units; a constant outside its register is a named error."""
         n: GatedTheta = pop.neuron  # type: ignore[assignment]
         params: dict = {"zone_shape": n.zone_shape}
-        for name, value in n.step_constants(self.net.dt_ms).items():
-            params[name] = float(np.float32(value))
+        consts = n.step_constants(self.net.dt_ms)
+        if self.prof.arithmetic == "fixed":
+            state = self.prof.neuron_models["GatedTheta"].state
+            chip = chip_constants(consts, state)
+            bad = [k for k, v in chip.items() if v is None]
+            if bad:  # not representable at all: an error in any mode
+                fmts = {k: (CHIP_REGISTERS[k][0], state[CHIP_REGISTERS[k][0]]) for k in bad}
+                raise QuantizationError([Problem(where, f"GatedTheta {k} {consts[k]:g} does not fit its {f.bits}-bit "
+                                                        f"register {r!r} ({f.frac_bits} fraction bits)")
+                                         for k, (r, f) in fmts.items()])  # fmt: skip
+            realized = model_constants(chip)
+        else:
+            realized = {k: float(np.float32(v)) for k, v in consts.items()}
+        for name, value in consts.items():
+            params[name] = realized[name]
             self.stats.append(ParamStats.compare(where, name, np.array([value]), np.array([params[name]])))
         return QPopulation(pop.name, pop.size, n.model, n.spiking, 0, params)
 
