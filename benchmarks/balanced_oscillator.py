@@ -27,23 +27,21 @@ TARGET = 0.1
 
 
 def learner(variant: str, b, cfg: dict, seed: int):
-    """The learner of ``variant`` for network ``b``."""
+    """The learner of ``variant`` for network ``b`` and the lowering's notes."""
     import numpy as np
 
     from neurocomp.profiles import load_profile
-    from neurocomp.rules.balanced import EngineLearner, FloatLearner, lower, lower_engine
+    from neurocomp.rules.balanced import lower, lower_engine
 
-    args = (b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
-            float(cfg["wf_bound"]))  # fmt: skip
     if variant == "float":
-        return FloatLearner(*args), ()
+        return b.learner(), ()
     prof = load_profile(variant.split("-")[0])
     low = lower(prof, b.n)
     if low.variant == "float32":
-        return FloatLearner(*args, dtype=np.float32), low.notes
-    fast, _, sc, notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)
+        return b.learner(np.float32), low.notes
+    notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[2]
     kw = {"arithmetic": "float"} if variant.endswith("-float") else {}
-    return EngineLearner(b.wf0, b.ws0, prof, fast, sc, cfg, seed, **kw), (*low.notes, *notes)
+    return b.engine_learner(prof, seed, **kw), (*low.notes, *notes)
 
 
 def main(argv: list[str] | None = None) -> int:

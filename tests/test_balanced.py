@@ -16,10 +16,10 @@ from neurocomp.rules.balanced import (
     leaky_integral,
     lower,
     lower_engine,
+    lower_slow_engine,
     rel_error,
-    slow_rule,
+    slow_params,
     slow_update,
-    stage_rates,
 )
 from neurocomp.rules.base import LoweringError
 from neurocomp.tasks import make
@@ -106,12 +106,12 @@ def test_engine_rules_state_their_precision():
     from neurocomp.tasks.balanced_oscillator import DEFAULTS
 
     cfg, prof = dict(DEFAULTS), load_profile("loihi2")
-    fast, slow, sc, notes = lower_engine(prof, cfg, 0.3)
+    fast, sc, notes = lower_engine(prof, cfg, 0.3)
     assert "x0*y2" in str(fast.dw) and "x0*w" in str(fast.dw)  # V as the graded y2, the decay through w
-    assert "u0*y3*x1" in str(slow.dw)
-    # a 5x lower rate (the task's first stage, 0.06 per s): one step's constant is below the engine's smallest, so
-    # the rule runs less often (the task's later stages hit the longest epoch, 32 steps)
-    assert slow_rule(prof, sc, stage_rates(cfg)[0], cfg, 0).t_epoch > slow.t_epoch
+    # the slow rule is the basis network's with r as x1 (graded pre spikes of relay units) and Theta on error units
+    slow, _, slow_notes = lower_slow_engine(prof, slow_params(cfg), 0.3, factored=True)
+    assert "u0*y3*x1" in str(slow.dw) and "x1" in slow.pre_graded and slow.t_epoch > 1
+    assert any("relay units" in n and "K e (the error units')" in n for n in notes)
     assert fast.post_traces == "graded" and set(fast.graded) == {"y1", "y2"}
     assert any("127 levels a side" in n and "threshold" in n for n in notes)
     # the fixed point of dw = Cv*x0*y2 + Cw*x0*w (each product divided by its width shift) is w = -beta V in model
