@@ -52,9 +52,17 @@ Chips (:func:`lower`):
 * spinnaker2 (programmable cores): the exact rules in float32 (:class:`FloatLearner`);
 * loihi2 (sum-of-products engine with graded post traces): the fast rule as
   ``dw = Cv*x0*y2 + Cr*x0*y1 + Cw*x0*w`` with the membrane voltage sent by the neuron as the
-  graded ``y2`` (and its own ``r`` as ``y1``), the slow rule as ``dw = Cs*u0*y3*x1`` with the
-  feedback current as the graded ``y3`` and ``x1`` the presynaptic trace of ``r``
-  (:func:`lower_engine`, :class:`EngineLearner`); the precision of each factor is in its notes;
+  graded ``y2`` (and its own ``r`` as ``y1``) (:func:`lower_engine`); the slow rule is
+  :mod:`.balanced_basis`'s rule with a linear basis, ``Phi = r`` (:func:`lower_slow_engine`,
+  :class:`SlowEngineLearner`, one definition for both): ``dw = Cs*u0*y3*x1`` once per epoch
+  of about 32 steps, ``x1`` the ``r`` of ``N`` relay units as graded pre spikes on even
+  levels and ``Cs = 4*2^E`` (the product's width shift exact), ``y3`` the feedback averaged
+  over the epoch, learning ``Theta`` on ``J`` error units (``Os = D^T Theta + mu lam I``: the
+  float rule's changes lie along ``D^T``, rounding would add changes outside it that nothing
+  restores). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
+  epoch of up to 32 steps, the weights on the neurons) ran away in fixed point (autonomous
+  error 1.07-1.09) and missed in float64 (0.16-1.0) (:class:`EngineLearner`); the precision
+  of each factor is in the notes;
 * loihi1: refused, its post traces are spike traces and cannot carry the membrane voltage;
   reckon (fixed-function e-prop) and xylo (no learning): refused.
 
@@ -640,11 +648,13 @@ def lower(profile: Any, n: int) -> BalancedLowering:
         return BalancedLowering(name, "float32", (
             "exact rules in float32 on the cores: the fast rule reads V, the slow rule the feedback current, both "
             "held by the core's neuron program",))  # fmt: skip
-    if kind == "sum_of_products" and lrn.third_factor:
+    if kind == "sum_of_products" and lrn.third_factor and lrn.params.get("graded_pre_spikes"):
         return BalancedLowering(name, "engine", (
             "fast rule: dw = Cv*x0*y2 (+ Cr*x0*y1) + Cw*x0*w, the membrane voltage V sent by the neuron as the "
-            "graded y2 (as e-prop's pseudo-derivative is); slow rule: dw = Cs*u0*y3*x1, the feedback current as "
-            "the graded y3; the resets stay in the neurons",))  # fmt: skip
+            "graded y2 (as e-prop's pseudo-derivative is); the resets stay in the neurons. Slow rule: balanced-basis's "
+            "with a linear basis, dw = Cs*u0*y3*x1 on Theta at the error units (Os = D^T Theta + mu lam I; the "
+            f"task's error_units), their K e averaged over the epoch as the graded y3, r from {n} relay units as "
+            "graded pre spikes into x1",))  # fmt: skip
     why = {
         "sum_of_products": "the fast rule needs the membrane voltage V as a learning factor, and its post-synaptic "
         "traces are spike traces (no graded third factor to carry V)",
