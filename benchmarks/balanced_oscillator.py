@@ -10,8 +10,9 @@ and scores the readout against the system's state.
     python benchmarks/balanced_oscillator.py --variants float --seeds 0,1,2
 
 Variants: ``float`` (float64 rules), ``spinnaker2`` (the rules in float32 on the cores),
-``loihi2`` (the rules on the sum-of-products engine in its fixed point: V as the graded y2,
-the feedback current as y3), ``loihi2-float`` (the same engine in float64). The network's
+``loihi2`` (the rules on the sum-of-products engine in its fixed point: V as the graded y2;
+the slow rule as balanced-basis's with a linear basis, ``r`` from relay units into x1 and
+``Theta`` on the error units), ``loihi2-float`` (the same engine in float64). The network's
 dynamics are float64 in every variant (see :mod:`neurocomp.rules.balanced`).
 Target (learning-rules.md §2.9): N = 20-50, autonomous error < 10% of the signal's RMS, CV of
 the ISIs about 1.

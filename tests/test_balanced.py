@@ -251,3 +251,16 @@ def test_float_protocol_meets_the_target_on_seed_1():
                       float(cfg["wf_bound"]))  # fmt: skip
     b.train(ln)
     assert b.test(ln)["error"] < 0.1  # the target: autonomous error under 10 % of the signal's RMS
+
+
+@pytest.mark.slow
+def test_loihi2_fixed_point_meets_the_target_on_seed_1():
+    # the acceptance protocol (benchmarks/balanced_oscillator.py) on loihi2's fixed point: the fast rule on the engine,
+    # the slow rule as balanced-basis's with r as x1 and Theta on the error units. Before that lowering the fixed point
+    # ran away on every seed (1.07-1.09); with it seed 1 reaches 0.062 (0.048 with another stochastic-rounding seed).
+    # About 25 s of CPU
+    tk = make("balanced-oscillator", seed=1)
+    b = Balanced(tk, 1)
+    ln = b.engine_learner(load_profile("loihi2"), 1)
+    b.train(ln)
+    assert b.test(ln)["error"] < 0.1  # the target: autonomous error under 10 % of the signal's RMS
