@@ -10,8 +10,9 @@ and scores the readout against the system's state.
     python benchmarks/balanced_oscillator.py --variants float --seeds 0,1,2
 
 Variants: ``float`` (float64 rules), ``spinnaker2`` (the rules in float32 on the cores),
-``loihi2`` (the rules on the sum-of-products engine in its fixed point: V as the graded y2,
-the feedback current as y3), ``loihi2-float`` (the same engine in float64). The network's
+``loihi2`` (the rules on the sum-of-products engine in its fixed point: V as the graded y2;
+the slow rule as balanced-basis's with a linear basis, ``r`` from relay units into x1 and
+``Theta`` on the error units), ``loihi2-float`` (the same engine in float64). The network's
 dynamics are float64 in every variant (see :mod:`neurocomp.rules.balanced`).
 Target (learning-rules.md §2.9): N = 20-50, autonomous error < 10% of the signal's RMS, CV of
 the ISIs about 1.
@@ -27,23 +28,21 @@ TARGET = 0.1
 
 
 def learner(variant: str, b, cfg: dict, seed: int):
-    """The learner of ``variant`` for network ``b``."""
+    """The learner of ``variant`` for network ``b`` and the lowering's notes."""
     import numpy as np
 
     from neurocomp.profiles import load_profile
-    from neurocomp.rules.balanced import EngineLearner, FloatLearner, lower, lower_engine
+    from neurocomp.rules.balanced import lower, lower_engine
 
-    args = (b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
-            float(cfg["wf_bound"]))  # fmt: skip
     if variant == "float":
-        return FloatLearner(*args), ()
+        return b.learner(), ()
     prof = load_profile(variant.split("-")[0])
     low = lower(prof, b.n)
     if low.variant == "float32":
-        return FloatLearner(*args, dtype=np.float32), low.notes
-    fast, _, sc, notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)
+        return b.learner(np.float32), low.notes
+    notes = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[2]
     kw = {"arithmetic": "float"} if variant.endswith("-float") else {}
-    return EngineLearner(b.wf0, b.ws0, prof, fast, sc, cfg, seed, **kw), (*low.notes, *notes)
+    return b.engine_learner(prof, seed, **kw), (*low.notes, *notes)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,10 +16,10 @@ from neurocomp.rules.balanced import (
     leaky_integral,
     lower,
     lower_engine,
+    lower_slow_engine,
     rel_error,
-    slow_rule,
+    slow_params,
     slow_update,
-    stage_rates,
 )
 from neurocomp.rules.base import LoweringError
 from neurocomp.tasks import make
@@ -106,12 +106,12 @@ def test_engine_rules_state_their_precision():
     from neurocomp.tasks.balanced_oscillator import DEFAULTS
 
     cfg, prof = dict(DEFAULTS), load_profile("loihi2")
-    fast, slow, sc, notes = lower_engine(prof, cfg, 0.3)
+    fast, sc, notes = lower_engine(prof, cfg, 0.3)
     assert "x0*y2" in str(fast.dw) and "x0*w" in str(fast.dw)  # V as the graded y2, the decay through w
-    assert "u0*y3*x1" in str(slow.dw)
-    # a 5x lower rate (the task's first stage, 0.06 per s): one step's constant is below the engine's smallest, so
-    # the rule runs less often (the task's later stages hit the longest epoch, 32 steps)
-    assert slow_rule(prof, sc, stage_rates(cfg)[0], cfg, 0).t_epoch > slow.t_epoch
+    # the slow rule is the basis network's with r as x1 (graded pre spikes of relay units) and Theta on error units
+    slow, _, slow_notes = lower_slow_engine(prof, slow_params(cfg), 0.3, factored=True)
+    assert "u0*y3*x1" in str(slow.dw) and "x1" in slow.pre_graded and slow.t_epoch > 1
+    assert any("relay units" in n and "K e (the error units')" in n for n in notes)
     assert fast.post_traces == "graded" and set(fast.graded) == {"y1", "y2"}
     assert any("127 levels a side" in n and "threshold" in n for n in notes)
     # the fixed point of dw = Cv*x0*y2 + Cw*x0*w (each product divided by its width shift) is w = -beta V in model
@@ -120,6 +120,69 @@ def test_engine_rules_state_their_precision():
     c = {p.factors[0].var: p.mantissa * 2.0**p.exponent for p in fast.dw.products}
     gain = (c["y2"] / 2.0 ** lrn.product_shift("x0", "y2")) / (c["w"] / 2.0 ** lrn.product_shift("x0", "w"))
     assert gain * sc.wf_lsb / sc.v_lsb == pytest.approx(float(cfg["beta"]), rel=1e-12)
+
+
+def _one_slow_run(b, prof, eta, steps, **engine_kw):
+    """The task network's engine learner through ``steps`` steps of a slow phase at rate ``eta`` (fast weights: the
+    resets), with each step's feedback current and presynaptic r recorded."""
+    ln = b.engine_learner(prof, 0, **engine_kw)
+    seen, step = [], ln.after_step
+
+    def record(i, phase, fired, v, r, fb, pre):
+        seen.append((np.array(fb, dtype=float), np.array(pre, dtype=float), ln.ws.copy()))
+        step(i, phase, fired, v, r, fb, pre)
+
+    ln.after_step = record
+    c, x = b.segments[1]
+    b.net.run(Phase(False, True, True, eta), c[:steps], x[:steps], ln)
+    return ln, seen
+
+
+def test_engine_slow_rule_is_the_float_rule_sampled_per_epoch():
+    # Independent derivation: the slow rule's float form dOs = eta dt (K D^T e) r^T, summed over one epoch of T
+    # steps as the engine samples it (the feedback averaged over the epoch, r of the learning step from the relay
+    # units), is eta dt T mean(K D^T e) r_T^T; the engine (float arithmetic) learns Theta on the error units with
+    # Cs = (Cs / (T one)) T steps' worth and delivers D^T Theta beside the neurons' own mu lam I. Its graded values
+    # decay over the epoch at Lava's tau of 65535 steps (as in test_balanced_basis). Nothing may change before the
+    # learning step. Within 1e-12: float64 sums of T products and a least-squares solve of full rank.
+    tk = make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10,
+              readout_fit_steps=0)
+    cfg, prof = dict(tk.config), load_profile("loihi2")
+    b = Balanced(tk, 0)
+    eta = 0.5
+    rule, sc, _ = lower_slow_engine(prof, slow_params(cfg), eta, factored=True)
+    T = rule.t_epoch
+    ln, seen = _one_slow_run(b, prof, eta, T, arithmetic="float")
+    assert ln.slow.D is b.D  # the task's error units
+    assert all(np.array_equal(w, b.ws0) for _, _, w in seen)  # no change before the epoch's end
+    cs = rule.dw.products[0].mantissa * 2.0 ** rule.dw.products[0].exponent
+    one = eta * cfg["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0 ** prof.learning.product_shift("y3", "x1")
+    fb = np.mean([f for f, _, _ in seen], axis=0)
+    r_T = seen[-1][1]
+    assert np.abs(fb).max() > 0 and r_T.max() > 0  # the network fed back and spiked
+    expect = b.ws0 + np.exp(-2 * T / 65535) * (cs / one) * eta * cfg["dt"] * np.outer(fb, r_T)
+    np.testing.assert_allclose(ln.ws, expect, rtol=1e-12, atol=1e-15)
+
+
+def test_engine_slow_rule_fixed_point_is_exact_and_stays_in_the_decoder_span():
+    # loihi2's fixed point on the task network over three epochs (the lowering's two fixes for the run-away):
+    # Cs = 4*2^E and r on even levels make every product Cs*y3*x1 a multiple of the width shift, so the engine equals
+    # the one whose products are divided exactly, bit for bit (the floor's bias was a drift on every synapse); and
+    # learning Theta on the error units keeps Os - mu lam I in the span of D^T whatever the rounding (nothing
+    # restores a component outside it: the float rule only ever changes Os along D^T e)
+    tk = make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10,
+              readout_fit_steps=0)
+    prof = load_profile("loihi2")
+    eta = 1.0  # the first stage's rate is 0.06: a faster one moves Theta further in three epochs
+    T = lower_slow_engine(prof, slow_params(dict(tk.config)), eta, factored=True)[0].t_epoch
+    fixed, _ = _one_slow_run(Balanced(tk, 0), prof, eta, 3 * T)
+    exact, _ = _one_slow_run(Balanced(tk, 0), prof, eta, 3 * T, float_quantities=("products",))
+    b = Balanced(tk, 0)
+    dw = fixed.ws - b.ws0
+    assert np.abs(fixed.slow.engine.weights[0]).max() >= 10  # it learned: Theta moved by 10 LSBs or more
+    np.testing.assert_array_equal(fixed.ws, exact.ws)
+    q = np.linalg.qr(b.D.T)[0]
+    assert np.linalg.norm(dw - q @ (q.T @ dw)) < 1e-12 * np.linalg.norm(dw)
 
 
 def test_task_phases_and_mask():
@@ -186,5 +249,18 @@ def test_float_protocol_meets_the_target_on_seed_1():
     b = Balanced(tk, 1)
     ln = FloatLearner(b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
                       float(cfg["wf_bound"]))  # fmt: skip
+    b.train(ln)
+    assert b.test(ln)["error"] < 0.1  # the target: autonomous error under 10 % of the signal's RMS
+
+
+@pytest.mark.slow
+def test_loihi2_fixed_point_meets_the_target_on_seed_1():
+    # the acceptance protocol (benchmarks/balanced_oscillator.py) on loihi2's fixed point: the fast rule on the engine,
+    # the slow rule as balanced-basis's with r as x1 and Theta on the error units. Before that lowering the fixed point
+    # ran away on every seed (1.07-1.09); with it seed 1 reaches 0.062 (0.048 with another stochastic-rounding seed).
+    # About 25 s of CPU
+    tk = make("balanced-oscillator", seed=1)
+    b = Balanced(tk, 1)
+    ln = b.engine_learner(load_profile("loihi2"), 1)
     b.train(ln)
     assert b.test(ln)["error"] < 0.1  # the target: autonomous error under 10 % of the signal's RMS

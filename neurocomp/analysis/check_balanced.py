@@ -31,19 +31,13 @@ MODELS = ("balanced",)
 TASKS = ("balanced-oscillator",)
 
 
-def learner(level: str, low, b, cfg: dict, prof, seed: int):
+def learner(level: str, low, b, prof, seed: int):
     """The learner of ``level`` for lowering ``low`` on network ``b``."""
-    from ..rules.balanced import EngineLearner, FloatLearner, lower_engine
-
-    args = (b.wf0, b.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]), float(cfg["dt"]),
-            float(cfg["wf_bound"]))  # fmt: skip
     if level == "reference" or (low.variant == "float32" and level == "lowered-float"):
-        return FloatLearner(*args)
+        return b.learner()
     if low.variant == "float32":
-        return FloatLearner(*args, dtype=np.float32)
-    fast, _, sc, _ = lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)
-    kw = {"arithmetic": "float"} if level == "lowered-float" else {}
-    return EngineLearner(b.wf0, b.ws0, prof, fast, sc, cfg, seed, **kw)
+        return b.learner(np.float32)
+    return b.engine_learner(prof, seed, **({"arithmetic": "float"} if level == "lowered-float" else {}))
 
 
 def run(model, task, iterations, seed, align, attribution, steps, profile, progress, out, plots) -> CheckReport:
@@ -92,12 +86,12 @@ def check_balanced(model: str, task: str, tk, *, profile: str, seed: int, progre
         "the network's dynamics are float64 at every level: the levels differ in the learning path",
     ]
     if low.variant == "engine":
-        rep.notes += lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[3]
+        rep.notes += lower_engine(prof, cfg, float(cfg["eta_slow"]), seed=seed)[2]
     rep.timing["levels_s"] = {}
     last = {}
     for lv in levels:
         t0, b = time.perf_counter(), Balanced(tk, seed)
-        ln = learner(lv, low, b, cfg, prof, seed)
+        ln = learner(lv, low, b, prof, seed)
         b.train(ln, (0,))
         curve = []
         for k in range(1, len(b.phases)):

@@ -52,9 +52,17 @@ Chips (:func:`lower`):
 * spinnaker2 (programmable cores): the exact rules in float32 (:class:`FloatLearner`);
 * loihi2 (sum-of-products engine with graded post traces): the fast rule as
   ``dw = Cv*x0*y2 + Cr*x0*y1 + Cw*x0*w`` with the membrane voltage sent by the neuron as the
-  graded ``y2`` (and its own ``r`` as ``y1``), the slow rule as ``dw = Cs*u0*y3*x1`` with the
-  feedback current as the graded ``y3`` and ``x1`` the presynaptic trace of ``r``
-  (:func:`lower_engine`, :class:`EngineLearner`); the precision of each factor is in its notes;
+  graded ``y2`` (and its own ``r`` as ``y1``) (:func:`lower_engine`); the slow rule is
+  :mod:`.balanced_basis`'s rule with a linear basis, ``Phi = r`` (:func:`lower_slow_engine`,
+  :class:`SlowEngineLearner`, one definition for both): ``dw = Cs*u0*y3*x1`` once per epoch
+  of about 32 steps, ``x1`` the ``r`` of ``N`` relay units as graded pre spikes on even
+  levels and ``Cs = 4*2^E`` (the product's width shift exact), ``y3`` the feedback averaged
+  over the epoch, learning ``Theta`` on ``J`` error units (``Os = D^T Theta + mu lam I``: the
+  float rule's changes lie along ``D^T``, rounding would add changes outside it that nothing
+  restores). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
+  epoch of up to 32 steps, the weights on the neurons) ran away in fixed point (autonomous
+  error 1.07-1.09) and missed in float64 (0.16-1.0) (:class:`EngineLearner`); the precision
+  of each factor is in the notes;
 * loihi1: refused, its post traces are spike traces and cannot carry the membrane voltage;
   reckon (fixed-function e-prop) and xylo (no learning): refused.
 
@@ -64,6 +72,7 @@ the learning path and in the weights the network runs with), as in :mod:`.rls`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -206,32 +215,29 @@ class FloatLearner:
 
 @dataclass(frozen=True)
 class EngineScales:
-    """Model quantity per engine LSB: the weights of each projection, the voltage (``y2``),
-    the neuron's ``r`` (``y1``, and the presynaptic trace ``x1``) and the feedback current
-    (``y3``); ``y_top``: the graded values' largest magnitude (7 bits)."""
+    """The fast rule's model quantity per engine LSB: its weights, the voltage (``y2``) and
+    the neuron's ``r`` (``y1``); ``y_top``: the graded values' largest magnitude (7 bits)."""
 
     wf_lsb: float
-    ws_lsb: float
     v_lsb: float
     r_lsb: float
-    fb_lsb: float
     y_top: int
 
 
-def lower_engine(profile: Any, p: dict, eta_slow: float, *, seed: int = 0) -> tuple[Any, Any, EngineScales, list[str]]:
-    """The two rules on ``profile``'s sum-of-products engine: ``(fast rule, slow rule, scales,
-    notes)``. ``p``: the task's config (``d_norm``, ``lam``, ``mu``, ``beta``, ``eta_fast``,
-    ``K``, ``dt`` and the ranges ``wf_range``, ``ws_range``, ``v_range``, ``r_range``,
-    ``fb_range``). Each constant is ``value * (model LSBs per engine LSB) * (the product's
-    width division)``, rounded to ``m * 2^e`` (noted)."""
+def lower_engine(profile: Any, p: dict, eta_slow: float, *, seed: int = 0) -> tuple[Any, EngineScales, list[str]]:
+    """The fast rule on ``profile``'s sum-of-products engine: ``(rule, scales, notes)``, the
+    notes with the slow rule's (:func:`lower_slow_engine` at ``eta_slow``, its presynaptic
+    factor ``r``: :func:`slow_params`). ``p``: the task's config (``d_norm``, ``lam``, ``mu``,
+    ``beta``, ``eta_fast``, ``dt``, the ranges ``wf_range``, ``v_range``, ``r_range`` and the
+    slow rule's). Each constant is ``value * (model LSBs per engine LSB) * (the product's width
+    division)``, rounded to ``m * 2^e`` (noted)."""
     from ..learning.rule import EngineRule
     from .base import LoweringContext, literal, scale_literal
 
     lrn = profile.learning
     top = 2 ** int(lrn.params["trace_bits"]) - 1
     wbits = int(lrn.synaptic_variable_bits["w"]) - 1
-    sc = EngineScales(wf_lsb=p["wf_range"] / 2.0**wbits, ws_lsb=p["ws_range"] / 2.0**wbits, v_lsb=p["v_range"] / top,
-                      r_lsb=p["r_range"] / top, fb_lsb=p["fb_range"] / top, y_top=top)  # fmt: skip
+    sc = EngineScales(wf_lsb=p["wf_range"] / 2.0**wbits, v_lsb=p["v_range"] / top, r_lsb=p["r_range"] / top, y_top=top)
     ctx = LoweringContext("balanced", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.wf_lsb, seed=seed, kind="rule")
 
     def div(*names: str) -> float:
@@ -258,79 +264,197 @@ def lower_engine(profile: Any, p: dict, eta_slow: float, *, seed: int = 0) -> tu
     fast = EngineRule.from_strings(dw=" + ".join(terms).replace("+ -", "- "), engine=lrn, t_epoch=1,
                                    rng_seed=int(seed), post_traces="graded", graded={"y1": g_in, "y2": g_in},
                                    source="balanced-fast")  # fmt: skip
-    slow = slow_rule(profile, sc, eta_slow, p, seed, ctx)
     ctx.note(f"y2 = V over ±{sc.v_lsb * top:.3g} ({top} levels a side, {sc.v_lsb:.3g} per level; threshold "
-             f"{(p['d_norm'] ** 2 + mu) / 2 / sc.v_lsb:.1f} levels), y1 = r over [0, {p['r_range']:g}], "
-             f"y3 = K D^T e over ±{p['fb_range']:g}, x1 = r (impulse {1 / sc.r_lsb:.3g}, tau "
-             f"{1 / (p['lam'] * p['dt']):g} steps); fast weights over ±{p['wf_range']:g} ({sc.wf_lsb:.3g} per LSB), "
-             f"slow over ±{p['ws_range']:g} ({sc.ws_lsb:.3g})")  # fmt: skip
-    return fast, slow, sc, ctx.notes
+             f"{(p['d_norm'] ** 2 + mu) / 2 / sc.v_lsb:.1f} levels), y1 = r over [0, {p['r_range']:g}]; fast weights "
+             f"over ±{p['wf_range']:g} ({sc.wf_lsb:.3g} per LSB)")  # fmt: skip
+    notes = lower_slow_engine(profile, slow_params(p), eta_slow, seed=seed, factored=bool(p["error_units"]),
+                              pre="r (N relay units, one per neuron, fed by its spikes with r's time constant)")[2]
+    return fast, sc, [*ctx.notes, *notes]
 
 
-def slow_rule(profile: Any, sc: EngineScales, eta_slow: float, p: dict, seed: int, ctx: Any = None):
-    """The slow rule ``dw = Cs*u0*y3*x1`` for rate ``eta_slow`` (a new rule per rate: the
-    host reloads it when the rate drops), once every ``t_epoch`` steps with ``Cs`` that many
-    times one step's: the shortest power-of-two epoch whose ``Cs`` has a mantissa of 4 or more
-    (one step's ``Cs`` is below the engine's smallest constant); ``x1`` is the presynaptic
-    ``r`` (impulse ``1/r_lsb``, ``tau = 1 / (lam dt)`` steps)."""
-    from ..learning.rule import EngineRule, Trace
-    from .base import LoweringContext, literal, scale_literal
+def slow_params(p: dict) -> dict:
+    """The oscillator's config as :func:`lower_slow_engine` reads it: the presynaptic factor is
+    ``r`` (``phi_range`` = ``r_range``), the slow weights' range ``w_range`` = ``ws_range``."""
+    return {**p, "phi_range": p["r_range"], "w_range": p["ws_range"]}
+
+
+@dataclass(frozen=True)
+class SlowScales:
+    """The slow rule's model quantity per engine LSB: the slow weights (or ``Theta``), the
+    feedback current (``y3``) and the presynaptic factor (``x1``, unsigned); ``y_top``: the
+    graded values' largest magnitude; ``phi_step``: the levels between two values the
+    presynaptic units send (``x1`` a multiple of it)."""
+
+    w_lsb: float
+    fb_lsb: float
+    phi_lsb: float
+    y_top: int
+    phi_step: int
+
+
+def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: bool = False,
+                      name: str = "balanced", pre: str = "Phi") -> tuple[Any, SlowScales, list[str]]:  # fmt: skip
+    """The slow rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
+    scales, notes)``, for a presynaptic factor ``x1`` sent as graded pre spikes by units of its
+    own (``pre`` names it: the basis outputs ``Phi`` of :mod:`.balanced_basis`, or ``r``, the
+    linear basis of the oscillator). ``p``: the task's config (``dt``, ranges ``w_range``,
+    ``fb_range``, ``phi_range``, the epoch's target length ``epoch_steps``). ``factored``: the
+    rule learns ``Theta`` (``W = D^T Theta``) on ``J`` error units, ``y3`` their error ``K e``
+    (ranges ``theta_range``, ``err_range``) instead of ``W`` on the neurons with ``y3 = K D^T e``.
+
+    The rule runs once every ``t_epoch`` steps with ``y3`` the neurons' feedback current
+    averaged over the epoch and ``x1`` the presynaptic value of its last step, ``Cs`` that many
+    steps' worth. Two choices keep the fixed point unbiased and its noise small:
+
+    * the product ``Cs*y3*x1`` loses its low ``s`` bits to a floor (the engine's width shift),
+      biased by half an accumulator LSB per epoch on every active synapse (against the rule's
+      small mean change, a drift that the feedback must hold off); ``Cs = 4 * 2^E`` and ``x1``
+      a multiple of ``2^(s - 2)`` (``phi_step``) make every product a multiple of ``2^s``:
+      the shift is exact;
+    * each epoch's change is rounded stochastically onto the 9-bit weights (a random walk of
+      about half an LSB per epoch); long epochs (about ``epoch_steps``, at most the engine's
+      ``epoch_bits``) make few roundings: the rate sets ``E`` and the epoch ``t_epoch =
+      round(Cs / one step's Cs)`` (the rate is then exact within ``1 / (2 t_epoch)``).
+    """
+    from ..learning.rule import EngineRule
+    from .base import LoweringContext, literal
 
     lrn = profile.learning
-    if ctx is None:
-        ctx = LoweringContext("balanced", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.ws_lsb, seed=seed, kind="rule")
-    one = eta_slow * p["dt"] * sc.fb_lsb * sc.r_lsb / sc.ws_lsb * 2.0 ** lrn.product_shift("y3", "x1")
-    smallest = 4 * 2.0**lrn.exponent_min  # a mantissa of 4 or more: rounded by at most 1/8
-    epoch = 1
-    while epoch * one < smallest and 2 * epoch < 2 ** int(lrn.epoch_bits):
-        epoch *= 2
-    cs = scale_literal(epoch * one, ctx, f"slow rule (eta {eta_slow:g}, every {epoch} steps): Cs")
-    return EngineRule.from_strings(
-        dw=f"{literal(*cs)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed) + 1, post_traces="graded",
-        graded={"y3": {"source": "input"}}, traces={"x1": Trace(1 / sc.r_lsb, 1 / (p["lam"] * p["dt"]))},
-        source="balanced-slow",
+    top = 2 ** int(lrn.params["trace_bits"]) - 1
+    wbits = int(lrn.synaptic_variable_bits["w"]) - 1
+    shift = lrn.product_shift("y3", "x1")
+    w_range, fb_range = (p["theta_range"], p["err_range"]) if factored else (p["w_range"], p["fb_range"])
+    sc = SlowScales(w_lsb=w_range / 2.0**wbits, fb_lsb=fb_range / top, phi_lsb=p["phi_range"] / top, y_top=top,
+                    phi_step=2 ** max(0, shift - 2))  # fmt: skip
+    ctx = LoweringContext(name, profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
+    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0**shift  # one step's Cs
+    longest = 2 ** int(lrn.epoch_bits) - 1
+    e = round(math.log2(float(p["epoch_steps"]) * one / 4))
+    while e > lrn.exponent_min and 4 * 2.0**e / one > longest:
+        e -= 1
+    e = max(e, lrn.exponent_min)
+    epoch = round(4 * 2.0**e / one)
+    if not 1 <= epoch <= longest:
+        raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs an epoch of {4 * 2.0**e / one:.3g} steps "
+                       f"for Cs = 4*2^{e}, outside 1..{longest} (the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
+    ctx.note(f"slow rule (eta {eta:g}): every {epoch} steps, Cs = 4*2^{e} (the rate within "
+             f"{abs(4 * 2.0**e / (epoch * one) - 1):.1%})")  # fmt: skip
+    rule = EngineRule.from_strings(
+        dw=f"{literal(4, e)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
+        graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}}, source=name,
     )  # fmt: skip
+    y3, w = ("K e (the error units')", "Theta") if factored else ("K D^T e (the neurons')", "slow weights")
+    ctx.note(f"x1 = {pre} (graded pre spikes, multiples of {sc.phi_step} of {top} levels over [0, {p['phi_range']:g}], "
+             f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = {y3} averaged over the epoch "
+             f"over ±{fb_range:g} ({sc.fb_lsb:.3g}), {w} over ±{w_range:g} ({sc.w_lsb:.3g} per LSB)")
+    return rule, sc, ctx.notes
+
+
+class SlowEngineLearner:
+    """The slow rule on a sum-of-products engine (loihi2's fixed point, or float64 with
+    ``arithmetic="float"``; :func:`lower_slow_engine`): the neurons send their feedback current
+    averaged over the epoch as ``y3`` (an accumulator in the neuron, cleared at each learning
+    step; with ``D``, the ``J`` error units send their ``K e`` and the engine learns ``Theta``,
+    delivered as ``D^T Theta``), the presynaptic units their values (the network's
+    :meth:`BalancedNet.presyn`) as graded pre spikes (each rounded to nearest on its grid,
+    within ``[0, y_top]``, where the engine is fixed). ``ws_fixed``: slow weights that are the
+    neurons' own (the oscillator's ``mu lam I``), delivered beside the engine's; the fast
+    weights ``wf`` are fixed. A phase with a new rate loads the rule of that rate, keeping the
+    weights. ``name`` and ``pre`` name the rule and its presynaptic factor in the lowering's notes."""
+
+    def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0,
+                 D: np.ndarray | None = None, ws_fixed: np.ndarray | None = None, name: str = "balanced",
+                 **engine_kw: Any):  # fmt: skip
+        self.profile, self.p, self.seed, self.kw, self.D, self.name = profile, p, seed, engine_kw, D, name
+        self.wf, self.ws_fixed = np.asarray(wf, np.float64), ws_fixed
+        _, self.sc, _ = self._lower(float(p["eta_slow"]))
+        if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
+            w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
+        m = round_to_int(np.asarray(w0) / self.sc.w_lsb, "nearest")
+        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
+            m = (m >> 1) << 1
+        self._w_m, self.engine, self._eta, self.t = m, None, None, 0
+        self._fb_sum, self._fb_n = 0.0, 0
+        self.ws = self._deliver(m)
+
+    def _lower(self, eta: float) -> tuple[Any, SlowScales, list[str]]:
+        return lower_slow_engine(self.profile, self.p, eta, seed=self.seed, factored=self.D is not None, name=self.name)
+
+    def _deliver(self, m: np.ndarray) -> np.ndarray:
+        """The slow weights the neurons see: the engine's, or ``D^T Theta`` through the error
+        units, with the neurons' own ``ws_fixed``."""
+        w = np.asarray(m, np.float64) * self.sc.w_lsb
+        w = w if self.D is None else self.D.T @ w
+        return w if self.ws_fixed is None else w + self.ws_fixed
+
+    def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
+        """Nothing: the fast weights are fixed."""
+
+    def _graded(self, value: np.ndarray, lsb: float, lo: int, step: int = 1) -> np.ndarray:
+        y = value / lsb
+        if self.engine.var_fixed["y3"]:  # the neurons send integers (multiples of step)
+            y = np.clip(round_to_int(y / step, "nearest") * step, lo, self.sc.y_top - self.sc.y_top % step)
+        return y[None]
+
+    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
+                   pre: np.ndarray) -> None:  # fmt: skip
+        from ..learning.engine import SumOfProductsEngine
+
+        if not (phase.slow and phase.feedback):
+            return
+        if self._eta != phase.eta_slow:  # the host loads the rule of this rate
+            w = self._w_m if self.engine is None else self.engine.weights[0]
+            rule, _, _ = self._lower(phase.eta_slow)
+            self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
+            self._eta, self.t, self._fb_sum, self._fb_n = phase.eta_slow, 0, 0.0, 0
+        self.t += 1
+        fb = np.asarray(fb, np.float64)
+        if self.D is not None:  # the error units' K e (fb = K D^T e, D^T of full column rank: exact)
+            fb = np.linalg.lstsq(self.D.T, fb, rcond=None)[0]
+        self._fb_sum, self._fb_n = self._fb_sum + fb, self._fb_n + 1
+        none = np.zeros((1, len(pre)), bool)
+        self.engine.spikes(self.t, none, np.zeros((1, len(fb)), bool),
+                           {"y3": self._graded(self._fb_sum / self._fb_n, self.sc.fb_lsb, -self.sc.y_top)},
+                           pre_values=self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step))  # fmt: skip
+        if self.engine.learn(self.t):
+            self.ws = self._deliver(self.engine.weights[0])
+            self._fb_sum, self._fb_n = 0.0, 0
 
 
 class EngineLearner:
     """Both rules on a sum-of-products engine (:class:`~neurocomp.learning.engine.SumOfProductsEngine`:
-    loihi2's fixed point, or the same engine in float64 with ``arithmetic="float"``). The
-    neurons send ``V`` (``y2``) and ``r`` (``y1``) to the fast projection and the feedback
-    current (``y3``) to the slow one, rounded to nearest within ``±y_top``; each engine learns
-    every step (fast, ``t_epoch = 1``) or every few steps (slow, :func:`slow_rule`). The
-    resets (``Of_jj``) and the slow ``mu lam I`` are the neuron's own and stay outside the
-    engines. A slow phase with a new rate reloads the slow rule, keeping the weights."""
+    loihi2's fixed point, or the same engine in float64 with ``arithmetic="float"``). The fast
+    rule learns every step (``t_epoch = 1``) from ``V`` (``y2``) and ``r`` (``y1``), which the
+    neurons send rounded to nearest within ``±y_top``; its resets (``Of_jj``) are the neurons'
+    own and stay outside the engine. The slow rule is :class:`SlowEngineLearner` with ``r`` as
+    its presynaptic factor (the linear basis: ``N`` relay units send ``r`` as graded pre
+    spikes), on the task's ``J`` error units where its ``error_units`` asks (``D``), the slow
+    ``mu lam I`` the neurons' own; it starts from the fast weights the fast phase left."""
 
     def __init__(self, wf0: np.ndarray, ws0: np.ndarray, profile: Any, fast_rule: Any, scales: EngineScales,
-                 p: dict, seed: int = 0, **engine_kw: Any):  # fmt: skip
+                 p: dict, seed: int = 0, D: np.ndarray | None = None, **engine_kw: Any):  # fmt: skip
         from ..learning.engine import SumOfProductsEngine
 
-        self.profile, self.sc, self.p, self.seed, self.kw = profile, scales, p, seed, engine_kw
+        self.profile, self.sc = profile, scales
         n = len(wf0)
-        self.diag_f, self.diag_s = np.diag(np.diag(wf0)), np.diag(np.diag(ws0))
+        self.diag_f, diag_s = np.diag(np.diag(wf0)), np.diag(np.diag(ws0))
         off = ~np.eye(n, dtype=bool)
-        m = self._mantissas(np.where(off, wf0, 0.0) / scales.wf_lsb)
-        self.fast = SumOfProductsEngine(fast_rule, m, engine=profile.learning, mask=off, **engine_kw)
-        self.slow = None
-        self._eta_slow = None
-        self._ws_m = self._mantissas((ws0 - self.diag_s) / scales.ws_lsb)
-        self.t_fast = self.t_slow = 0
-        self.wf, self.ws = self._weights()
-
-    def _mantissas(self, m: np.ndarray) -> np.ndarray:
-        m = round_to_int(m, "nearest")
-        if self.profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
+        m = round_to_int(np.where(off, wf0, 0.0) / scales.wf_lsb, "nearest")
+        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
             m = (m >> 1) << 1
-        return m
+        self.fast = SumOfProductsEngine(fast_rule, m, engine=profile.learning, mask=off, **engine_kw)
+        self.t_fast = 0
+        self.wf = self._fast_weights()
+        self.slow = SlowEngineLearner(self.wf, ws0 - diag_s, profile, slow_params(p), seed, D=D, ws_fixed=diag_s,
+                                      **engine_kw)  # fmt: skip
+        self.ws = self.slow.ws
 
-    def _weights(self) -> tuple[np.ndarray, np.ndarray]:
-        wf = self.fast.weights[0] * self.sc.wf_lsb + self.diag_f
-        ws_m = self._ws_m if self.slow is None else self.slow.weights[0]
-        return np.asarray(wf, np.float64), np.asarray(ws_m * self.sc.ws_lsb + self.diag_s, np.float64)
+    def _fast_weights(self) -> np.ndarray:
+        return np.asarray(self.fast.weights[0] * self.sc.wf_lsb + self.diag_f, np.float64)
 
-    def _graded(self, eng: Any, name: str, value: np.ndarray, lsb: float) -> np.ndarray:
+    def _graded(self, name: str, value: np.ndarray, lsb: float) -> np.ndarray:
         y = value / lsb
-        if eng.var_fixed[name]:  # the neuron sends an integer
+        if self.fast.var_fixed[name]:  # the neuron sends an integer
             y = np.clip(round_to_int(y, "nearest"), -self.sc.y_top, self.sc.y_top)
         return y[None]
 
@@ -339,27 +463,14 @@ class EngineLearner:
 
     def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
                    pre: np.ndarray) -> None:  # fmt: skip
-        from ..learning.engine import SumOfProductsEngine
-
-        changed = False
         if phase.fast:
             self.t_fast += 1
-            g = {"y1": self._graded(self.fast, "y1", r, self.sc.r_lsb),
-                 "y2": self._graded(self.fast, "y2", v, self.sc.v_lsb)}  # fmt: skip
+            g = {"y1": self._graded("y1", r, self.sc.r_lsb), "y2": self._graded("y2", v, self.sc.v_lsb)}
             self.fast.spikes(self.t_fast, fired[None], fired[None], g)
-            changed |= self.fast.learn(self.t_fast)
-        if phase.slow and phase.feedback:
-            if self._eta_slow != phase.eta_slow:  # the host loads the rule of this rate
-                w = self._ws_m if self.slow is None else self.slow.weights[0]
-                rule = slow_rule(self.profile, self.sc, phase.eta_slow, self.p, self.seed)
-                self.slow = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
-                self._eta_slow, self.t_slow = phase.eta_slow, 0
-            self.t_slow += 1
-            self.slow.spikes(self.t_slow, fired[None], fired[None], {"y3": self._graded(self.slow, "y3", fb,
-                                                                                         self.sc.fb_lsb)})  # fmt: skip
-            changed |= self.slow.learn(self.t_slow)
-        if changed:
-            self.wf, self.ws = self._weights()
+            if self.fast.learn(self.t_fast):
+                self.wf = self.slow.wf = self._fast_weights()
+        self.slow.after_step(i, phase, fired, v, r, fb, pre)
+        self.ws = self.slow.ws
 
 
 # --------------------------------------------------------------------------- training
@@ -412,6 +523,20 @@ class Balanced:
         bounds = np.cumsum([0, *phase_steps(cfg)])
         self.segments = [(c[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         self.phases = [Phase(True, False, False), *(Phase(False, True, True, eta) for eta in stage_rates(cfg))]
+
+    def learner(self, dtype=np.float64) -> FloatLearner:
+        """Both rules in ``dtype`` (float64, or float32 on programmable cores)."""
+        cfg = self.cfg
+        return FloatLearner(self.wf0, self.ws0, float(cfg["eta_fast"]), float(cfg["beta"]), float(cfg["mu"]),
+                            float(cfg["dt"]), float(cfg["wf_bound"]), dtype=dtype)  # fmt: skip
+
+    def engine_learner(self, profile: Any, seed: int = 0, **engine_kw: Any) -> EngineLearner:
+        """Both rules on ``profile``'s engine (:class:`EngineLearner`), the slow one through the
+        error units where the task's ``error_units`` asks."""
+        cfg = dict(self.cfg)
+        fast, sc, _ = lower_engine(profile, cfg, float(cfg["eta_slow"]), seed=seed)
+        D = self.D if cfg["error_units"] else None
+        return EngineLearner(self.wf0, self.ws0, profile, fast, sc, cfg, seed, D=D, **engine_kw)
 
     def train(self, learner: Any, phases: tuple[int, ...] | None = None) -> None:
         """The learning phases ``phases`` (indices into :attr:`phases`; default: all); after
@@ -523,11 +648,13 @@ def lower(profile: Any, n: int) -> BalancedLowering:
         return BalancedLowering(name, "float32", (
             "exact rules in float32 on the cores: the fast rule reads V, the slow rule the feedback current, both "
             "held by the core's neuron program",))  # fmt: skip
-    if kind == "sum_of_products" and lrn.third_factor:
+    if kind == "sum_of_products" and lrn.third_factor and lrn.params.get("graded_pre_spikes"):
         return BalancedLowering(name, "engine", (
             "fast rule: dw = Cv*x0*y2 (+ Cr*x0*y1) + Cw*x0*w, the membrane voltage V sent by the neuron as the "
-            "graded y2 (as e-prop's pseudo-derivative is); slow rule: dw = Cs*u0*y3*x1, the feedback current as "
-            "the graded y3; the resets stay in the neurons",))  # fmt: skip
+            "graded y2 (as e-prop's pseudo-derivative is); the resets stay in the neurons. Slow rule: balanced-basis's "
+            "with a linear basis, dw = Cs*u0*y3*x1 on Theta at the error units (Os = D^T Theta + mu lam I; the "
+            f"task's error_units), their K e averaged over the epoch as the graded y3, r from {n} relay units as "
+            "graded pre spikes into x1",))  # fmt: skip
     why = {
         "sum_of_products": "the fast rule needs the membrane voltage V as a learning factor, and its post-synaptic "
         "traces are spike traces (no graded third factor to carry V)",
@@ -538,6 +665,6 @@ def lower(profile: Any, n: int) -> BalancedLowering:
 
 
 __all__ = ["Balanced", "BalancedLowering", "BalancedNet", "EngineLearner", "EngineScales", "FloatLearner", "Phase",
-           "annealed_rates", "cv2_isi", "cv_isi", "decoder", "fast_update", "ideal_weights", "leaky_integral", "lower",
-           "lower_engine", "phase_steps", "rel_error", "slow_rule", "slow_update", "stage_rates",
-           "system_matrix"]  # fmt: skip
+           "SlowEngineLearner", "SlowScales", "annealed_rates", "cv2_isi", "cv_isi", "decoder", "fast_update",
+           "ideal_weights", "leaky_integral", "lower", "lower_engine", "lower_slow_engine", "phase_steps", "rel_error",
+           "slow_params", "slow_update", "stage_rates", "system_matrix"]  # fmt: skip

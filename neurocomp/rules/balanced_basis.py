@@ -45,15 +45,25 @@ level, as in :mod:`.balanced`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..arith.rounding import round_to_int
 from ..errors import Problem
-from .balanced import BalancedNet, FloatLearner, Phase, cv2_isi, cv_isi, decoder, rel_error, stage_rates
+from .balanced import (
+    BalancedNet,
+    FloatLearner,
+    Phase,
+    SlowEngineLearner,
+    SlowScales,
+    cv2_isi,
+    cv_isi,
+    decoder,
+    lower_slow_engine,
+    rel_error,
+    stage_rates,
+)
 from .balanced import phase_steps as balanced_phase_steps
 from .base import LoweringError
 
@@ -202,141 +212,32 @@ class BasisBalanced:
 # --------------------------------------------------------------------------- the engine (loihi2)
 
 
-@dataclass(frozen=True)
-class BasisScales:
-    """Model quantity per engine LSB: the slow weights, the feedback current (``y3``) and the
-    basis output (``x1``, unsigned); ``y_top``: the graded values' largest magnitude;
-    ``phi_step``: the levels between two values the basis units send (``x1`` a multiple of it)."""
-
-    w_lsb: float
-    fb_lsb: float
-    phi_lsb: float
-    y_top: int
-    phi_step: int
-
-
-def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: bool = False,
-                 ) -> tuple[Any, BasisScales, list[str]]:  # fmt: skip
-    """The rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
-    scales, notes)``. ``p``: the task's config (``dt``, ranges ``w_range``, ``fb_range``,
-    ``phi_range``, the epoch's target length ``epoch_steps``). ``factored``: the rule learns
-    ``Theta`` (``W = D^T Theta``) on ``J`` error units, ``y3`` their error ``K e`` (ranges
-    ``theta_range``, ``err_range``) instead of ``W`` on the neurons with ``y3 = K D^T e``.
-
-    The rule runs once every ``t_epoch`` steps with ``y3`` the neurons' feedback current
-    averaged over the epoch and ``x1`` the basis output of its last step, ``Cs`` that many
-    steps' worth. Two choices keep the fixed point unbiased and its noise small:
-
-    * the product ``Cs*y3*x1`` loses its low ``s`` bits to a floor (the engine's width shift),
-      biased by half an accumulator LSB per epoch on every active synapse (against the rule's
-      small mean change, a drift that the feedback must hold off); ``Cs = 4 * 2^E`` and ``x1``
-      a multiple of ``2^(s - 2)`` (``phi_step``) make every product a multiple of ``2^s``:
-      the shift is exact;
-    * each epoch's change is rounded stochastically onto the 9-bit weights (a random walk of
-      about half an LSB per epoch); long epochs (about ``epoch_steps``, at most the engine's
-      ``epoch_bits``) make few roundings: the rate sets ``E`` and the epoch ``t_epoch =
-      round(Cs / one step's Cs)`` (the rate is then exact within ``1 / (2 t_epoch)``).
-    """
-    from ..learning.rule import EngineRule
-    from .base import LoweringContext, literal
-
-    if int(p.get("fast_steps", 0)) > 0:  # refused before any level of a check runs
+def _refuse_learned_fast(profile: Any, p: dict) -> None:
+    """The engine's form keeps the derivation's fast weights: a named refusal of ``fast_steps > 0``."""
+    if int(p.get("fast_steps", 0)) > 0:
         raise LoweringError([Problem(f"rule 'balanced-basis' on {profile.name}", (
             f"fast_steps = {p['fast_steps']}: the engine's form keeps the derivation's fast weights; learned fast "
             "weights run in float (set fast_steps to 0)"))])  # fmt: skip
-    lrn = profile.learning
-    top = 2 ** int(lrn.params["trace_bits"]) - 1
-    wbits = int(lrn.synaptic_variable_bits["w"]) - 1
-    shift = lrn.product_shift("y3", "x1")
-    w_range, fb_range = (p["theta_range"], p["err_range"]) if factored else (p["w_range"], p["fb_range"])
-    sc = BasisScales(w_lsb=w_range / 2.0**wbits, fb_lsb=fb_range / top, phi_lsb=p["phi_range"] / top, y_top=top,
-                     phi_step=2 ** max(0, shift - 2))  # fmt: skip
-    ctx = LoweringContext("balanced-basis", profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
-    one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0**shift  # one step's Cs
-    longest = 2 ** int(lrn.epoch_bits) - 1
-    e = round(math.log2(float(p["epoch_steps"]) * one / 4))
-    while e > lrn.exponent_min and 4 * 2.0**e / one > longest:
-        e -= 1
-    e = max(e, lrn.exponent_min)
-    epoch = round(4 * 2.0**e / one)
-    if not 1 <= epoch <= longest:
-        raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs an epoch of {4 * 2.0**e / one:.3g} steps "
-                       f"for Cs = 4*2^{e}, outside 1..{longest} (the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
-    ctx.note(f"rule (eta {eta:g}): every {epoch} steps, Cs = 4*2^{e} (the rate within "
-             f"{abs(4 * 2.0**e / (epoch * one) - 1):.1%})")  # fmt: skip
-    rule = EngineRule.from_strings(
-        dw=f"{literal(4, e)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
-        graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}},
-        source="balanced-basis",
-    )  # fmt: skip
-    y3, w = ("K e (the error units')", "Theta") if factored else ("K D^T e (the neurons')", "slow weights")
-    ctx.note(f"x1 = Phi (graded pre spikes, multiples of {sc.phi_step} of {top} levels over [0, {p['phi_range']:g}], "
-             f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = {y3} averaged over the epoch "
-             f"over ±{fb_range:g} ({sc.fb_lsb:.3g}), {w} over ±{w_range:g} ({sc.w_lsb:.3g} per LSB)")
-    return rule, sc, ctx.notes
 
 
-class BasisEngineLearner:
-    """The rule on a sum-of-products engine (loihi2's fixed point, or float64 with
-    ``arithmetic="float"``): the neurons send their feedback current averaged over the epoch
-    as ``y3`` (an accumulator in the neuron, cleared at each learning step; with ``D``, the
-    ``J`` error units send their ``K e`` and the engine learns ``Theta``, delivered as
-    ``D^T Theta``), the basis units
-    their outputs as graded pre spikes (each rounded to nearest on its grid, within ``[0,
-    y_top]``, where the engine is fixed); the fast weights are fixed (float64, the neurons'
-    own). A phase with a new rate loads the rule of that rate, keeping the weights."""
+def lower_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: bool = False,
+                 ) -> tuple[Any, SlowScales, list[str]]:  # fmt: skip
+    """The rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``, the basis outputs
+    as ``x1``: :func:`.balanced.lower_slow_engine` (``p``: the task's config, with ``w_range``,
+    ``fb_range``, ``phi_range``, ``epoch_steps``; ``theta_range``, ``err_range`` where
+    ``factored``), after a named refusal of learned fast weights (before a check's first level)."""
+    _refuse_learned_fast(profile, p)
+    return lower_slow_engine(profile, p, eta, seed=seed, factored=factored, name="balanced-basis")
+
+
+class BasisEngineLearner(SlowEngineLearner):
+    """The rule on a sum-of-products engine (:class:`.balanced.SlowEngineLearner`), the basis
+    units' outputs as the graded pre spikes, the fast weights the derivation's (fixed)."""
 
     def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0,
                  D: np.ndarray | None = None, **engine_kw: Any):  # fmt: skip
-        self.profile, self.p, self.seed, self.kw, self.D = profile, p, seed, engine_kw, D
-        self.wf = np.asarray(wf, np.float64)
-        _, self.sc, _ = lower_engine(profile, p, float(p["eta_slow"]), seed=seed, factored=D is not None)
-        if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
-            w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
-        m = round_to_int(np.asarray(w0) / self.sc.w_lsb, "nearest")
-        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
-            m = (m >> 1) << 1
-        self._w_m, self.engine, self._eta, self.t = m, None, None, 0
-        self._fb_sum, self._fb_n = 0.0, 0
-        self.ws = self._deliver(m)
-
-    def _deliver(self, m: np.ndarray) -> np.ndarray:
-        """The slow weights the neurons see: the engine's, or ``D^T Theta`` through the error units."""
-        w = np.asarray(m, np.float64) * self.sc.w_lsb
-        return w if self.D is None else self.D.T @ w
-
-    def on_spike(self, j: int, v_pre: np.ndarray, r: np.ndarray) -> None:
-        """Nothing: the fast weights are fixed."""
-
-    def _graded(self, value: np.ndarray, lsb: float, lo: int, step: int = 1) -> np.ndarray:
-        y = value / lsb
-        if self.engine.var_fixed["y3"]:  # the neurons send integers (multiples of step)
-            y = np.clip(round_to_int(y / step, "nearest") * step, lo, self.sc.y_top - self.sc.y_top % step)
-        return y[None]
-
-    def after_step(self, i: int, phase: Phase, fired: np.ndarray, v: np.ndarray, r: np.ndarray, fb,
-                   pre: np.ndarray) -> None:  # fmt: skip
-        from ..learning.engine import SumOfProductsEngine
-
-        if not (phase.slow and phase.feedback):
-            return
-        if self._eta != phase.eta_slow:  # the host loads the rule of this rate
-            w = self._w_m if self.engine is None else self.engine.weights[0]
-            rule, _, _ = lower_engine(self.profile, self.p, phase.eta_slow, seed=self.seed, factored=self.D is not None)
-            self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
-            self._eta, self.t, self._fb_sum, self._fb_n = phase.eta_slow, 0, 0.0, 0
-        self.t += 1
-        fb = np.asarray(fb, np.float64)
-        if self.D is not None:  # the error units' K e (fb = K D^T e, D^T of full column rank: exact)
-            fb = np.linalg.lstsq(self.D.T, fb, rcond=None)[0]
-        self._fb_sum, self._fb_n = self._fb_sum + fb, self._fb_n + 1
-        none = np.zeros((1, len(pre)), bool)
-        self.engine.spikes(self.t, none, np.zeros((1, len(fb)), bool),
-                           {"y3": self._graded(self._fb_sum / self._fb_n, self.sc.fb_lsb, -self.sc.y_top)},
-                           pre_values=self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step))  # fmt: skip
-        if self.engine.learn(self.t):
-            self.ws = self._deliver(self.engine.weights[0])
-            self._fb_sum, self._fb_n = 0.0, 0
+        _refuse_learned_fast(profile, p)
+        super().__init__(wf, w0, profile, p, seed, D=D, name="balanced-basis", **engine_kw)
 
 
 # --------------------------------------------------------------------------- the chips
@@ -373,5 +274,5 @@ def lower(profile: Any, n: int, m: int) -> BasisLowering:
     raise LoweringError([Problem(where, f"{name} cannot run the basis network's rule: {why}")])
 
 
-__all__ = ["Basis", "BasisBalanced", "BasisEngineLearner", "BasisLowering", "BasisNet", "BasisScales", "bistable",
+__all__ = ["Basis", "BasisBalanced", "BasisEngineLearner", "BasisLowering", "BasisNet", "bistable",
            "ideal_readout", "lower", "lower_engine"]  # fmt: skip

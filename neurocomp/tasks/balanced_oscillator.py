@@ -50,10 +50,14 @@ DEFAULTS: dict[str, Any] = {
     "test_steps": 10_000,
     # the loihi2 engine's ranges (model units over the 9-bit weights and 7-bit graded values)
     "wf_range": 0.009,  # = wf_bound: the engine's weight range is the bound
-    "ws_range": 0.25,  # the ideal's largest is 0.11; the learned ones reach 0.13-0.21 (at ±0.125 they saturate)
     "v_range": 0.02,
-    "r_range": 16.0,
-    "fb_range": 4.0,
+    "r_range": 16.0,  # r: the fast rule's y1 and the slow rule's x1 (graded pre spikes of N relay units)
+    "error_units": True,  # the slow rule learns Theta (Os = D^T Theta + mu lam I) on J error units
+    "theta_range": 2.0,  # Theta's range (the ideal (A + lam I) D reaches 1.1; the learned ones 1.2-1.7)
+    "err_range": 64.0,  # the error units' K e (about 12 at the start; finer needs epochs beyond 63 steps at the end)
+    "epoch_steps": 32,  # the slow rule's epoch (about): few stochastic roundings of Theta
+    "ws_range": 0.25,  # error_units False: the slow weights on the neurons (the ideal's largest is 0.11)
+    "fb_range": 4.0,  # error_units False: the neurons' K D^T e
 }
 
 
