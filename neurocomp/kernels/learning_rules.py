@@ -467,10 +467,10 @@ def _live_source(out: _Writer, spec: dict) -> None:
 def rule_kernels(spec: dict):
     """(learn, learn_trials) for the rule ``spec`` (bytecode, variable rows, accumulator
     range, rules present, unsafe bounds, zero_clips, shared, fixed; ``t_epoch`` the epoch's
-    steps, 0 where unknown), or None when no cache
-    directory is writable. ``learn(W, Tg, D, hx, hy, tx, ty, u, kw, kt, kd, full, deps,
-    plan, mask)`` runs the phase; ``kw kt kd``: the epoch's rounding constants. The module's
-    name (for other generated modules that call it) is ``learn.__module__``."""
+    steps, 0 where unknown), or None when no cache directory is writable. ``learn(W, Tg, D,
+    hx, hy, tx, ty, u, kw, kt, kd, full, deps, plan, mask)`` runs the phase; ``kw kt kd``:
+    the epoch's rounding constants. The module's name (for other generated modules that
+    call it) is ``learn.__module__``."""
     fixed = spec["fixed"]
     defaults = {
         "var_fixed": (fixed,) * 3,
