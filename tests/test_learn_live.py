@@ -26,7 +26,7 @@ RULES = {
     # y0 and u products, tags driven to the clip, sgn of a variable, d read by t
     "mixed": {"dw": "2^-2*y0*x1 + 2^-5*u0*t", "dt": "-7*2^4*u0*t*y1 + y0*x1*2^-1 - u0*sgn(d)*y2",
               "dd": "2^-3*u0*y3*d", "t_epoch": 2},
-    # an x0 product: no row test, learn_live is learn
+    # an x0 product: in a one-step epoch its post trace is read at the epoch's step, a row constant (row test)
     "stdp": {"dw": "2^-2*x1*y0 - 2^-2*y1*x0", "t_epoch": 1},
 }  # fmt: skip
 

@@ -36,6 +36,13 @@ RULES = {
     },
     # drives t to Lava's lower clip -257, where a phase without products is not the identity
     "tag-floor": {"dw": "u2*t*2^-4 + y0*x1", "dt": "-7*2^4*x0*y1 + y0*x1*2^-1"},
+    # e-prop's eligibility restarted at the post spike (rules/eprop.py, _zero_reset_rules): x0, y0
+    # and u products on every synapse each step, post traces read at the pre spike's step
+    "restart": {
+        "dw": "-6*2^-5*u0*t*y2",
+        "dt": "2^-3*u0*y3*d + 2^-3*x0*y3*(d + 4) - 2^-3*x0*y3*d - 2^-2*u0*t",
+        "dd": "4*x0 - 2^-2*u0*d - y0*(d + 4)",
+    },
 }
 
 
@@ -83,6 +90,9 @@ CASES = [
     ("syn-vars", 1, {"arithmetic": "float", "sign_mode": "excitatory"}),
     ("stdp", 1, {"mask": np.random.default_rng(5).random((5, 7)) < 0.5}),
     ("tags", 3, {"mask": np.random.default_rng(6).random((5, 7)) < 0.5, "batch": 2}),
+    ("restart", 1, {"batch": 2}),  # one-step epochs: traces read at the epoch's step, along a row
+    ("restart", 2, {}),  # longer ones: x0 products gather their post traces by spike time
+    ("restart", 1, {"arithmetic": "float"}),
 ]
 
 

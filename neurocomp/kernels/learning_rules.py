@@ -88,6 +88,23 @@ def _float_factors(spec: dict, code_row) -> bool:
     return not all(spec["factor_fixed"][c] for c in codes)
 
 
+def _spike(dep: int, hoist) -> str:
+    """The within-epoch step of a product's dependency, 0 where it is off: the pre spike's
+    (``x0``), the post spike's (``y0``; named in ``hoist`` where a row's constants are) or
+    ``u`` (on at the epoch's last step)."""
+    if dep == 1 and hoist is not None:
+        return hoist.setdefault("ty[b, i]", f"r{len(hoist)}")
+    return ("tx[b, j]", "ty[b, i]", "u")[dep]
+
+
+def _step(spec: dict, dep: int, hoist) -> str:
+    """The within-epoch step at which a product reads its traces where it is on: its
+    dependency's (:func:`_spike`), the last one ``T`` for ``u``. In a one-step epoch every
+    one of them is ``T``: traces are then constant along a row (post) or read in memory
+    order (pre), not gathered by spike time."""
+    return "T" if dep == 2 or spec["t_epoch"] == 1 else _spike(dep, hoist)
+
+
 def _product(
     out: _Writer, spec: dict, p: int, fixed: bool, w_index: str, zero_clip: bool, target: str, hoist=None
 ) -> None:
@@ -95,6 +112,12 @@ def _product(
     float variable's sum). ``hoist``: a dict that collects the factors constant along a row
     (post neuron ``i``'s traces and spike, the dependency of a ``y0`` or ``u`` product) as
     named expressions for the row's prologue (a full pass), instead of reading them per synapse.
+
+    The product is added where its dependency is on (a spike, or ``u``): computed at every
+    synapse and then selected, which the compiler turns into vector code without branches;
+    only a product that gathers its traces by each pre spike's step (``x0``, epochs longer
+    than a step) is computed behind its test. Where it is off, a fixed accumulator that can
+    start below its range (``zero_clip``) is still saturated, as a zero product would.
 
     A fixed variable's product is the chip's (integer factors clipped to their widths, the
     floor shift by the excess width, the exponent's shift) unless the attribution knobs make
@@ -105,25 +128,25 @@ def _product(
     accumulator."""
     code_row = spec["code"][p]
     dep = int(code_row[K.P_DEP])
-    ts = {0: "tx[b, j]", 1: "ty[b, i]", 2: "T"}[dep]
-    on = "u != 0" if dep == 2 else "ts != 0"
-    row_const = hoist is not None and dep != 0
-    if row_const and dep == 1:
-        ts = hoist.setdefault("ty[b, i]", f"r{len(hoist)}")
+    ts = _step(spec, dep, hoist)
+    on = f"{_spike(dep, hoist)} != 0"
+    nf = int(code_row[K.P_NF])
+    traces = [int(code_row[K.P_FACTORS + 4 * f]) for f in range(nf)]
+    gather = ts == "tx[b, j]" and any(K.F_X1 <= c <= K.F_R1 for c in traces)
+    row_const = hoist is not None and ts != "tx[b, j]"
     mixed = fixed and _float_factors(spec, code_row)
-    out(f"ts = {ts}")
-    out(f"if {on}:")
-    out.depth += 1
+    if gather:
+        out(f"if {on}:")
+        out.depth += 1
     mant = int(code_row[K.P_MANT])
     out("m = 1.0" if mixed else f"m = {mant}" if fixed else f"m = {float(spec['scale'][p])!r}")
-    for f in range(int(code_row[K.P_NF])):
-        c = int(code_row[K.P_FACTORS + 4 * f])
+    for f in range(nf):
+        c = traces[f]
         clip = fixed and spec["factor_fixed"][c]
+        expr = _factor(code_row, f, clip, w_index, ts)
         if row_const and (c == K.F_Y0 or K.F_Y1 <= c <= K.F_R1):
-            expr = _factor(code_row, f, clip, w_index, ts)
-            out(f"m = m * {hoist.setdefault(expr, f'r{len(hoist)}')}")
-            continue
-        out(f"m = m * {_factor(code_row, f, clip, w_index)}")
+            expr = hoist.setdefault(expr, f"r{len(hoist)}")
+        out(f"m = m * {expr}")
     if fixed:
         s, e = int(code_row[K.P_SHIFT]), int(code_row[K.P_EXP])
         if mixed:
@@ -133,13 +156,18 @@ def _product(
             out(f"m = m * {2.0 ** (e - s)!r}")
         elif s or e:
             out(f"m = (m >> {s}) << {e}")
-        out("acc = min(max(acc + min(max(m, LO), HI), LO), HI)")
+        add, keep = "min(max(acc + min(max(m, LO), HI), LO), HI)", "min(max(acc, LO), HI)" if zero_clip else "acc"
+        target = "acc"
     else:
-        out(f"{target} += m")
-    out.depth -= 1
-    if fixed and zero_clip:  # a zero product still saturates an accumulator that starts below it
-        out("else:")
-        out("    acc = min(max(acc, LO), HI)")
+        add, keep = f"{target} + m", target
+    if gather:
+        out(f"{target} = {add}")
+        out.depth -= 1
+        if keep != target:
+            out("else:")
+            out(f"    {target} = {keep}")
+    else:
+        out(f"{target} = {add} if {on} else {keep}")
 
 
 def _variable(out: _Writer, spec: dict, var: int, trials: str, w_index: str, hoist=None) -> None:
@@ -351,14 +379,14 @@ def _row_zero(spec: dict, hoist: dict) -> tuple[str, list[int]] | None:
         for p in range(int(vinfo[v, K.V_START]), int(vinfo[v, K.V_END])):
             row = code[p]
             dep = int(row[K.P_DEP])
-            ts = "T" if dep == 2 else hoist.get("ty[b, i]")
-            zero = ["u == 0"] if dep == 2 else [f"{ts} == 0"] if dep == 1 else []
+            ts = _step(spec, dep, hoist)  # (the names _row_body gave its row's constants)
+            zero = [] if dep == 0 else [f"{_spike(dep, hoist)} == 0"]
             for f in range(int(row[K.P_NF])):
                 c, const = int(row[K.P_FACTORS + 4 * f]), int(row[K.P_FACTORS + 4 * f + 1])
                 if c >= K.F_W and const == 0:  # (and its sign, where the factor is one)
                     zero.append(f"not live[{c - K.F_W}, b, i]")
                     tracked.add(c - K.F_W)
-                elif dep != 0 and (c == K.F_Y0 or K.F_Y1 <= c <= K.F_R1):
+                elif ts != "tx[b, j]" and (c == K.F_Y0 or K.F_Y1 <= c <= K.F_R1):
                     name = hoist.get(_factor(row, f, True, "b", ts))
                     if name is None:
                         return None
@@ -438,12 +466,20 @@ def _live_source(out: _Writer, spec: dict) -> None:
 
 def rule_kernels(spec: dict):
     """(learn, learn_trials) for the rule ``spec`` (bytecode, variable rows, accumulator
-    range, rules present, unsafe bounds, zero_clips, shared, fixed), or None when no cache
-    directory is writable. ``learn(W, Tg, D, hx, hy, tx, ty, u, kw, kt, kd, full, deps,
-    plan, mask)`` runs the phase; ``kw kt kd``: the epoch's rounding constants. The module's
-    name (for other generated modules that call it) is ``learn.__module__``."""
+    range, rules present, unsafe bounds, zero_clips, shared, fixed; ``t_epoch`` the epoch's
+    steps, 0 where unknown), or None when no cache directory is writable. ``learn(W, Tg, D,
+    hx, hy, tx, ty, u, kw, kt, kd, full, deps, plan, mask)`` runs the phase; ``kw kt kd``:
+    the epoch's rounding constants. The module's name (for other generated modules that
+    call it) is ``learn.__module__``."""
     fixed = spec["fixed"]
-    spec = {"var_fixed": (fixed,) * 3, "factor_fixed": (fixed,) * 11, "exact": False, "nearest": False, **spec}
+    defaults = {
+        "var_fixed": (fixed,) * 3,
+        "factor_fixed": (fixed,) * 11,
+        "exact": False,
+        "nearest": False,
+        "t_epoch": 0,
+    }
+    spec = {**defaults, **spec}
     mod = load_module(_source(spec), "neurocomp_rule")
     return None if mod is None else (mod.learn, mod.learn_trials)
 

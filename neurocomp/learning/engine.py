@@ -473,6 +473,7 @@ class SumOfProductsEngine:
             "factor_fixed": tuple(self.var_fixed.get(k, True) for k in K.FACTOR_CODES),
             "exact": self.exact_products,
             "nearest": self.nearest,
+            "t_epoch": int(self.rule.t_epoch),  # (one step: traces read at the epoch's step, not gathered)
         }
         self._rule_kernels = rule_kernels(spec) if self.rule_kernels else None
 
