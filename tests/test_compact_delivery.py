@@ -33,7 +33,8 @@ def _decode(ptr, data, n_pre, n_post, bits):
         m = (row.size - 4) // (2 + wb)
         base = int(row[:4].view("<i4")[0])
         offs = row[4 : 4 + 2 * m].view("<u2").astype(np.int64)
-        ws = row[4 + 2 * m :].view(f"<i{wb}").astype(np.int64)
+        ws = row[4 + 2 * m : 4 + (2 + wb) * m].view(f"<i{wb}").astype(np.int64)
+        assert row.size == 4 + (2 + wb) * m + (m * wb) % 2 and not row[4 + (2 + wb) * m :].any()  # even, zero pad
         assert ws.size == m and (np.diff(offs) >= 0).all()  # sorted: the kernel's wrap test reads the last
         out += [(i, (base + o) % n_post, w) for o, w in zip(offs, ws, strict=True)]
     return sorted(out)

@@ -67,6 +67,9 @@ def neuron_table(pops, blocks: Blocks, slots: Mapping[str, int], rand_bits: Mapp
         row[kn.P_REFR] = int(p.q.params.get("refractory", 0) or 0) if p.kind != "li" else 0
         row[kn.P_KEEP] = 1 if p.const.get("keep_v_pre") else 0
         row[kn.P_RBITS] = rand_bits.get(name, 0)
+        # the same leak factors and bias for every neuron: the kernel holds them in registers
+        consts = [np.asarray(p.const.get(k, 0.0)) for k in ("leak_u", "leak_v", "bias")]
+        row[kn.P_UNIFORM] = p.q.size > 0 and all(c.ndim == 0 or (c == c.flat[0]).all() for c in consts)
         rows.append(row)
     return np.array(rows, dtype=np.int64).reshape(-1, kn.P_COLS)
 

@@ -237,7 +237,8 @@ class Synapses:
 def compact_rows(pre, post, w, n_pre: int, n_post: int, bits: int):
     """Compact rows (:data:`kd.K_COMPACT`) of the synapses ``pre -> post`` with integer weights
     ``w`` (int8 or int16 values, ``bits``): ``(pointers, bytes)``, the byte range of pre neuron
-    ``i``'s row being ``pointers[i] : pointers[i + 1]`` (empty without synapses), or None when a
+    ``i``'s row being ``pointers[i] : pointers[i + 1]`` (empty without synapses; a row of ``m``
+    synapses is ``4 + (2 + bits / 8) m`` bytes, and one zero byte more when that is odd), or None when a
     row's targets do not fit a window of 2**16 (the offsets would not fit uint16). Each row
     starts at the target after its largest circular gap, so a row near the end of the
     population may wrap around to its start; its offsets are sorted, so the last is the
@@ -263,6 +264,7 @@ def compact_rows(pre, post, w, n_pre: int, n_post: int, bits: int):
     order = np.lexsort((off, pre))
     off, w = off[order], w[order]
     size = np.where(has, 4 + (2 + bits // 8) * counts, 0)
+    size += size & 1  # even lengths: every row's offsets start on a 2-byte boundary (read as uint16)
     ptr = np.concatenate([[0], np.cumsum(size)]).astype(np.int64)
     data = np.zeros(int(ptr[-1]), np.uint8)
     at = ptr[:-1][has]

@@ -163,37 +163,24 @@ def _lists(spikes, s0, i0, npre, indptr, p0, q0, idx, w, out, base, scale, add_s
 
 
 @kernel(inline="always")
-def _compact_add(s, b, offs, ws, npost, out, base, scale):
-    """``out[base + t] += s * w * scale`` for the targets ``t = b + offs[q]`` (less ``npost`` past
-    the last post neuron: a row's targets lie in a window of 2**16 that may wrap around the post
-    population) and weights ``ws[q]`` of one compact row."""
-    m = offs.shape[0]
-    if b + offs[m - 1] < npost:  # no wrap: offsets sorted, the last is the largest
-        o = out[base + b : base + npost]
+def _compact_add(s, b, offs, o0, ws, w0, m, npost, out, base, scale):
+    """``out[base + t] += s * w * scale`` for the ``m`` targets ``t = b + offs[o0 + q]`` (less
+    ``npost`` past the last post neuron: a row's targets lie in a window of 2**16 that may wrap
+    around the post population) and weights ``ws[w0 + q]`` of one compact row. Indices are
+    unsigned where they can be (no negative-index wraparound per synapse) and the arrays are
+    whole: a slice per row would cost two atomic reference counts each."""
+    one = np.uint64(1)
+    if b + offs[o0 + np.uint64(m) - one] < npost:  # no wrap: offsets sorted, the last is the largest
+        t0 = np.uint64(base + b)
         for q in range(m):
-            o[offs[q]] += weighted(s, ws[q]) * scale
+            u = np.uint64(q)
+            out[t0 + offs[o0 + u]] += weighted(s, ws[w0 + u]) * scale
     else:
         for q in range(m):
-            t = b + offs[q]
+            u = np.uint64(q)
+            t = b + np.int64(offs[o0 + u])
             t -= npost if t >= npost else 0
-            out[base + t] += weighted(s, ws[q]) * scale
-
-
-@kernel(inline="always")
-def _compact_row(s, row, npost, out, base, scale):
-    """:func:`_compact_add` over one compact row of raw bytes ``row``: the int32 first target
-    ``b``, then ``m`` uint16 offsets, then ``m`` int8 weights (``4 + 3 m`` bytes)."""
-    m = (row.shape[0] - 4) // 3
-    _compact_add(s, np.int64(row[:4].view(np.int32)[0]), row[4 : 4 + 2 * m].view(np.uint16),
-                 row[4 + 2 * m : 4 + 3 * m].view(np.int8), npost, out, base, scale)  # fmt: skip
-
-
-@kernel(inline="always")
-def _compact_row16(s, row, npost, out, base, scale):
-    """:func:`_compact_row` with int16 weights (``m`` synapses in ``4 + 4 m`` bytes)."""
-    m = (row.shape[0] - 4) // 4
-    _compact_add(s, np.int64(row[:4].view(np.int32)[0]), row[4 : 4 + 2 * m].view(np.uint16),
-                 row[4 + 2 * m : 4 + 4 * m].view(np.int16), npost, out, base, scale)  # fmt: skip
+            out[base + t] += weighted(s, ws[w0 + u]) * scale
 
 
 @kernel(inline="always")
@@ -215,32 +202,48 @@ def _fetch_row(rows, indptr, p0, i):
 
 
 @kernel
+def _compact_rows(spikes, s0, lst, k, ahead, indptr, p0, rows, r16, ws, npost, out, base, scale):
+    """:func:`_compact_add` over the rows of the ``k`` spiking pre neurons listed in ``lst``,
+    in order, prefetching the row ``ahead`` places later. ``r16`` and ``ws`` are ``rows`` viewed
+    whole as uint16 and as the weights' type (int8 or int16): a row of ``m`` synapses is its
+    first target (int32, as two uint16), ``m`` uint16 offsets, then ``m`` weights."""
+    one, two, wb = np.uint64(1), np.uint64(2), ws.itemsize
+    for j in range(min(ahead, k)):
+        _fetch_row(rows, indptr, p0, lst[j])
+    for j in range(k):
+        if j + ahead < k:
+            _fetch_row(rows, indptr, p0, lst[j + ahead])
+        i = lst[j]
+        lo, hi = indptr[p0 + i], indptr[p0 + i + 1]
+        if hi > lo:
+            h = np.uint64(lo >> 1)  # the row's first uint16
+            b = np.int64(r16[h]) | (np.int64(r16[h + one]) << 16)
+            m = (hi - lo - 4) // (2 + wb)
+            w0 = np.uint64((lo + 4 + 2 * m) // wb)
+            _compact_add(spikes[s0 + i], b, r16, h + two, ws, w0, m, npost, out, base, scale)
+
+
+@kernel
 def _compact(spikes, s0, i0, npre, npost, indptr, p0, rows, wbits, out, base, scale, lst):
     """``out[base + t] += s * w * scale`` over the compact row of every pre neuron ``i >= i0``
     that spiked, in pre order; row ``i`` is ``rows[indptr[p0 + i] : indptr[p0 + i + 1]]`` (raw
     bytes, empty without synapses). A synapse is 3 bytes (a uint16 offset from the row's first
     target and an int8 mantissa divided by the group's common power of two; 4 with int16
     weights) where an index list takes 6, and a row is one contiguous run of bytes, so a spike
-    reads half the cache lines. The spiking neurons are listed first in ``lst`` (int32
-    scratch, any length: in chunks of its size); when the rows outgrow the caches, the row of
-    the spiking neuron ``_AHEAD_ROWS`` places later in the list is prefetched meanwhile (at
-    N = 1e5 the rows come from memory)."""
+    reads half the cache lines. Rows have even lengths (a zero byte pads an odd one), so all
+    are read through whole-array views (:func:`_compact_rows`). The spiking neurons are listed
+    first in ``lst`` (int32 scratch, any length: in chunks of its size); when the rows outgrow
+    the caches, the row of the spiking neuron ``_AHEAD_ROWS`` places later in the list is
+    prefetched meanwhile (at N = 1e5 the rows come from memory)."""
     ahead = _AHEAD_ROWS if indptr[p0 + npre] - indptr[p0] > _FETCH_BYTES else 0
+    r16 = rows[: rows.shape[0] & ~1].view(np.uint16)
     while i0 < npre:
         i1 = min(npre, i0 + lst.shape[0])
         k = _spiking(spikes, s0, i0, i1, lst)
-        for j in range(min(ahead, k)):
-            _fetch_row(rows, indptr, p0, lst[j])
-        for j in range(k):
-            if j + ahead < k:
-                _fetch_row(rows, indptr, p0, lst[j + ahead])
-            i = lst[j]
-            lo, hi = indptr[p0 + i], indptr[p0 + i + 1]
-            if hi > lo:
-                if wbits == 8:
-                    _compact_row(spikes[s0 + i], rows[lo:hi], npost, out, base, scale)
-                else:
-                    _compact_row16(spikes[s0 + i], rows[lo:hi], npost, out, base, scale)
+        if wbits == 8:
+            _compact_rows(spikes, s0, lst, k, ahead, indptr, p0, rows, r16, rows.view(np.int8), npost, out, base, scale)
+        else:
+            _compact_rows(spikes, s0, lst, k, ahead, indptr, p0, rows, r16, r16.view(np.int16), npost, out, base, scale)
         i0 = i1
 
 

@@ -19,7 +19,8 @@ row of ``st`` (rows ``S_*``: ``u``, ``v``, ``a``, refractory counter, ``v_pre``,
 and of ``spikes``; its input ring ``[slots, batch, n]`` is a block of the flat ``ring``.
 ``pop`` is an int64 table with one row per population (columns ``P_*``), ``thr`` its
 constants in the state's dtype (columns ``T_*``), ``nconst`` the per-neuron leak factors and
-bias (rows ``C_*``, ``[row, neurons]``, offset ``P_NOFF``). ``mode`` holds the arithmetic
+bias (rows ``C_*``, ``[row, neurons]``, offset ``P_NOFF``; read once per step when ``P_UNIFORM``
+says they are equal over the population). ``mode`` holds the arithmetic
 (indices ``M_*``), ``lims`` the integer ranges ``[var, lo/hi]`` of ``u``, ``v``, ``a``, and
 ``rnd`` a step's rounding numbers ``[u/v/a, flat]`` (read by stochastic roundings only).
 """
@@ -33,8 +34,8 @@ from numba.extending import overload
 from . import kernel
 
 # population table columns
-P_KIND, P_BOFF, P_N, P_NOFF, P_ROFF, P_SLOTS, P_RESET, P_REFR, P_KEEP, P_RBITS = range(10)
-P_COLS = 10
+P_KIND, P_BOFF, P_N, P_NOFF, P_ROFF, P_SLOTS, P_RESET, P_REFR, P_KEEP, P_RBITS, P_UNIFORM = range(11)
+P_COLS = 11
 KIND_LIF, KIND_ALIF, KIND_LI = 0, 1, 2
 # columns of the per-population constants in the state's dtype (no mixed-type arithmetic on float32)
 T_TH, T_BETA, T_ONE, T_CAP = range(4)
@@ -207,29 +208,32 @@ def _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits):
 
 
 @kernel(inline="always")
-def _leak_add(x, f, inp, bias, clear, rounding, bitshift, min_step, r, frac_bits, rand_bits, lo, hi):
+def _leak_add(x, f, inp, bias, clear, uniform, rounding, bitshift, min_step, r, frac_bits, rand_bits, lo, hi):
     """``x[i] <- (leak(x[i]) + inp[i]) (+ bias[i])`` in place, and ``inp[i] <- 0`` when ``clear``
-    (the input slot read); ``bias`` empty: none. Returns whether every result lies in
-    ``[lo, hi]`` (:func:`in_range`). The deterministic multiplicative leaks run as one
-    branch-free pass (the same operations per element as :func:`_leak_all` followed by the
-    additions; one pass over memory instead of three); other leaks take :func:`_leak_all`."""
+    (the input slot read); ``bias`` empty: none; ``uniform``: every ``f[i]`` and ``bias[i]`` is
+    ``f[0]`` and ``bias[0]`` (the same values, held in registers instead of read per neuron).
+    Returns whether every result lies in ``[lo, hi]`` (:func:`in_range`). The deterministic
+    multiplicative leaks run as one branch-free pass (the same operations per element as
+    :func:`_leak_all` followed by the additions; one pass over memory instead of three); other
+    leaks take :func:`_leak_all`."""
     n, zero = x.shape[0], inp.dtype.type(0)
     plain = rounding == R_NONE or ((rounding == R_TRUNC or rounding == R_FLOOR) and not bitshift)
     if not plain:
         _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits)
     has_bias = bias.shape[0] > 0
+    f0, b0 = f[0], bias[0] if has_bias else zero
     ok = True
     for i in range(n):
-        y = x[i]
+        y, fi = x[i], f0 if uniform else f[i]
         if rounding == R_TRUNC and not bitshift:
-            y = np.trunc(y * f[i])
+            y = np.trunc(y * fi)
         elif rounding == R_FLOOR and not bitshift:
-            y = np.floor(y * f[i])
+            y = np.floor(y * fi)
         elif rounding == R_NONE:
-            y = y * f[i]
+            y = y * fi
         y = y + inp[i]
         if has_bias:
-            y = y + bias[i]
+            y = y + (b0 if uniform else bias[i])
         if clear:
             inp[i] = zero
         x[i] = y
@@ -297,11 +301,12 @@ def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, 
     u, v, a, refr = st[S_U, k0 : k0 + n], st[S_V, k0 : k0 + n], st[S_A, k0 : k0 + n], st[S_REFR, k0 : k0 + n]
     inp, bias = ring[r0 : r0 + n], nconst[C_BIAS, noff : noff + n]
     fu, ru = nconst[C_FU, noff : noff + n], rnd[0, k0 : k0 + n]
-    if not _leak_add(u, fu, inp, bias[:0], True, mode[M_ROUND_U], bshift, ms, ru, fb, rb, lims[0, 0], lims[0, 1]):
+    uni = pop[p, P_UNIFORM] != 0
+    if not _leak_add(u, fu, inp, bias[:0], True, uni, mode[M_ROUND_U], bshift, ms, ru, fb, rb, lims[0, 0], lims[0, 1]):
         _settle_all(u, 0, p, b, mode, lims, err)
     v_old = v.copy() if period > 0 else v[:0]  # a refractory neuron's v does not move (u still integrates)
     fv, rv = nconst[C_FV, noff : noff + n], rnd[1, k0 : k0 + n]
-    if not _leak_add(v, fv, u, bias, False, mode[M_ROUND_V], bshift, ms, rv, fb, rb, lims[1, 0], lims[1, 1]):
+    if not _leak_add(v, fv, u, bias, False, uni, mode[M_ROUND_V], bshift, ms, rv, fb, rb, lims[1, 0], lims[1, 1]):
         _settle_all(v, 1, p, b, mode, lims, err)
     if kind == KIND_LI:
         return
