@@ -86,10 +86,18 @@ def test_the_lowering_adds_the_offset_and_states_it():
     assert dict(readout.graded["y1"]) == {"source": "floor_offset", "of": "y2", "value": 32, "count": 3, "period": 8}
     notes = [n for r in prog.pass_log for n in r.get("notes", ()) if "floor_offset" in n]
     assert any("15 of 32 steps" in n for n in notes) and any("3 of 8 steps" in n for n in notes)
-    off = _compiled(MODEL.read_text().replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, floor_offset: false}"))
+    text = MODEL.read_text()
+    assert "reg_rate_hz: 10.0}" in text  # else the replacement below would leave the offset on
+    off = _compiled(text.replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, floor_offset: false}"))
     assert str(_hidden_rule(off).dw) == "-6*2^-7*u0*t*y2" and "y1" not in _hidden_rule(off).graded
     with pytest.raises(NeurocompError, match="floor_offset must be true or false, got 'yes'"):
         _compiled(MODEL.read_text().replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, floor_offset: 'yes'}"))
+    # at t_epoch 2 the engine learns on even steps only: a per-step dither would give each neuron
+    # the same phases at every epoch (a biased share), so the lowering sends none and says so
+    epochs = _compiled(text.replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, t_epoch: 2}"))
+    assert "y1" not in _hidden_rule(epochs).graded and "sgn" not in str(_hidden_rule(epochs).dw)
+    notes = [n for r in epochs.pass_log for n in r.get("notes", ()) if "floor_offset" in n]
+    assert any("none at t_epoch 2" in n for n in notes)
 
 
 def _drift(rule, offset: bool, steps: int = 1024, seed: int = 0) -> tuple[float, float]:
@@ -142,14 +150,19 @@ def test_the_float_levels_send_no_offset():
     from neurocomp.tasks import make
 
     on = _compiled()
-    off = _compiled(MODEL.read_text().replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, floor_offset: false}"))
+    text = MODEL.read_text()
+    assert "reg_rate_hz: 10.0}" in text  # else the replacement below would leave the offset on
+    off = _compiled(text.replace("reg_rate_hz: 10.0}", "reg_rate_hz: 10.0, floor_offset: false}"))
     tk = make("pattern-generation", seed=0, n_in=100, n_out=1, n_rec=100)
     inputs = {"in": tk.inputs[:200], "out.error/target": tk.targets[:200, 0, :]}
     for kw in ({"learn_arithmetic": "float"}, {"learn_float": ("products",)}):
         w = []
         for prog in (on, off):
             emu = Emulator(prog, seed=0, **kw)
+            start = {n: emu.plastic[n].engine.weights.copy() for n in ("in->rec", "rec->rec", "rec->out")}
             emu.run(200, inputs=inputs, learn=True)
-            w.append({n: emu.plastic[n].engine.weights.copy() for n in ("in->rec", "rec->rec", "rec->out")})
+            w.append({n: emu.plastic[n].engine.weights.copy() for n in start})
+            # the comparison means something only if the trial learned
+            assert all((w[-1][n] != start[n]).any() for n in start), kw
         assert all((w[0][n] == w[1][n]).all() for n in w[0]), kw
 

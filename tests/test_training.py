@@ -181,6 +181,15 @@ def test_deploy_float_level_is_the_trained_models_own_score():
     assert rep.chips["spinnaker2"]["levels"]["float"] == tk.score(float_model(net).forward(tk.inputs).y)
 
 
+def test_deploy_a_profile_that_does_not_load_is_an_error_not_a_refusal():
+    # a mistyped chip is the user's error (exit 2 from the CLI), not a chip refusing the model
+    from neurocomp.errors import ProfileError
+
+    net = network_from_dict(tiny_lsnn(100))
+    with pytest.raises(ProfileError, match="loihii2"):
+        deploy_check(net, "store-recall", ("loihii2",), trials=1)
+
+
 def test_train_cli_writes_the_trained_model_and_names_bad_input(tmp_path, capsys):
     from neurocomp.graph.io import save_network
 

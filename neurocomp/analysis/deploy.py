@@ -135,11 +135,17 @@ def _held_out(task: str, seed: int, trials: int):
 
 
 def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
-    """One chip's levels and attribution, or its refusal."""
+    """One chip's levels and attribution, or its refusal (the compiler's: a profile that does
+    not load or a model without a float form is the user's error and propagates)."""
+    from ..compiler import compile
+    from ..profiles import load_profile
+
+    prof = load_profile(profile)
     try:
-        fm, qm, prog = chip_model(net, profile)
+        prog = compile(net, prof, out=io.StringIO())
     except NeurocompError as exc:
         return {"refused": [f"{p.where}: {p.message}" for p in exc.problems] or [str(exc)]}
+    fm, qm, prog = chip_model(net, prof, prog)
     x = np.asarray(tk.inputs)
     levels = {"float": tk.score(fm.forward(x).y), "float, chip weights": tk.score(qm.forward(x).y)}
     levels["chip"] = tk.score(emulated_readout(prog, _input(net), _readout(net), x, seed))
@@ -153,17 +159,18 @@ def _chip(net, profile: str, tk, seed: int) -> dict[str, Any]:
     }
 
 
-def chip_model(net, profile):
+def chip_model(net, profile, prog=None):
     """``(float64 model, the same with the chip's weights, the Program)`` of ``net`` on
-    ``profile`` (a name or a profile): the Program compiled for the chip, the float model
-    in its conventions (:func:`neurocomp.analysis.train.float_model`) and a copy holding
-    the weights as the Program stores them (model units)."""
+    ``profile`` (a name or a profile): the Program compiled for the chip (``prog``, if given,
+    is that Program), the float model in its conventions
+    (:func:`neurocomp.analysis.train.float_model`) and a copy holding the weights as the
+    Program stores them (model units)."""
     from ..compiler import compile
     from ..profiles import load_profile
     from .train import float_model
 
     prof = load_profile(profile) if isinstance(profile, str) else profile
-    prog = compile(net, prof, out=io.StringIO())
+    prog = compile(net, prof, out=io.StringIO()) if prog is None else prog
     fm = float_model(net, prof)
     qm = fm.copy()
     for name, w in chip_weights(prog).items():

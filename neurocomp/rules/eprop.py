@@ -655,12 +655,19 @@ def _floor_offset(lrn, c: tuple[int, int], factors: tuple[str, str], pr: Mapping
     every ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`), and
     ``+2^e * u0 * sgn(t) * y1`` (shifted by 5 as well) adds one unit of ``2^e`` then where the
     tag is nonzero: on average the floor's loss, where it acts. ``sgn(t)`` needs a tag that is
-    nonzero where ``f`` is and never negative (the caller's). None: no offset."""
+    nonzero where ``f`` is and never negative (the caller's). None: no offset, also at
+    ``t_epoch`` > 1, where the dither's phase (the step) would give each neuron the same
+    phases at every epoch and so a biased share of ``count / period``."""
     m, e = c
     s = lrn.product_shift(*factors)
     if not pr["floor_offset"] or m == 0 or s == 0:
         return None
+    if int(pr.get("t_epoch", 1)) > 1:
+        ctx.note(f"eprop: floor_offset: none at t_epoch {pr['t_epoch']} (the dither is per step, the engine per epoch)")
+        return None
     count, period = floor_loss(m, s)
+    if count == 0:  # the floor loses nothing (m a multiple of 2^s)
+        return None
     value = 2 ** lrn.product_shift("t", "y1")
     prod = "*".join(factors)
     ctx.note(f"eprop: floor_offset: the neuron sends y1 = {value} where y2 != 0 on {count} of {period} steps; dw adds "
