@@ -738,7 +738,8 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
         "GatedTheta -> one LI readout) on --task in float64 with the chip's discrete-time conventions, and write the "
         "trained model; then `compile` it and `check --deploy` it. For a GatedTheta network bptt is the exact "
         "gradient, eprop e-prop with its phase and charge traces, forward the single-trace approximation, engine "
-        "e-prop reduced to loihi2's learning engine (three post factors, one tag). The "
+        "e-prop reduced to the shape of loihi2's learning engine (three post factors, one tag; trained off chip: "
+        "the engine's tag range cannot hold it, so compile refuses a plastic gated projection). The "
         "trials are drawn from --seed; a checkpoint resumes to the same bits.",
     )
     p.add_argument("model", metavar="MODEL.yaml")

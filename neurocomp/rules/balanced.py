@@ -61,7 +61,7 @@ Chips (:func:`lower`):
   float rule's changes lie along ``D^T``, rounding would add changes outside it that nothing
   restores). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
   epoch of up to 32 steps, the weights on the neurons) ran away in fixed point (autonomous
-  error 1.07-1.09) and missed in float64 (0.16-1.0) (:class:`EngineLearner`); the precision
+  error 1.07-1.09) and missed in float64 (0.16-1.0); the precision
   of each factor is in the notes;
 * loihi1: refused, its post traces are spike traces and cannot carry the membrane voltage;
   reckon (fixed-function e-prop) and xylo (no learning): refused.
@@ -360,7 +360,7 @@ class SlowEngineLearner:
     within ``[0, y_top]``, where the engine is fixed). ``ws_fixed``: slow weights that are the
     neurons' own (the oscillator's ``mu lam I``), delivered beside the engine's; the fast
     weights ``wf`` are fixed. A phase with a new rate loads the rule of that rate, keeping the
-    weights. ``name`` and ``pre`` name the rule and its presynaptic factor in the lowering's notes."""
+    weights. ``name`` names the rule in the lowering's notes."""
 
     def __init__(self, wf: np.ndarray, w0: np.ndarray, profile: Any, p: dict, seed: int = 0,
                  D: np.ndarray | None = None, ws_fixed: np.ndarray | None = None, name: str = "balanced",

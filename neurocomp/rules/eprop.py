@@ -591,7 +591,8 @@ def _hidden_rule(lw: _Lowering, p: QProjection, hpop, tau_steps: int, pr: Mappin
                  notes: list[str]) -> EngineRule:  # fmt: skip
     """The three-factor rule of a projection into the hidden population ``hpop`` (the float
     network's): the filtered eligibility in the tag ``t`` (ALIF: the adaptation eligibility in
-    ``d``), ``dw = c_w * u0 * t * y2`` with the learning signal ``y2`` and psi ``y3``."""
+    ``d``), ``dw = c_w * u0 * t * y2`` with the learning signal ``y2`` and psi ``y3`` (plus, with
+    ``floor_offset``, the term and graded ``y1`` of :func:`_floor_offset`)."""
     prof, wd, lrn, k, T = lw.prof, lw.wd, lw.lrn, lw.k, lw.T
     theta = float(hpop.neuron.v_th)
     ctx = LoweringContext(p.name, prof, lw.dt_ms, float(2.0**p.weight_exp * p.float_scale), seed=0)
