@@ -305,12 +305,7 @@ class GatedNet:
         for t in range(y3.shape[0] - 1, -1, -1):
             acc = y3[t] + ((1.0 + y1[t + 1]) * acc if t + 1 < y3.shape[0] else 0.0)
             r[t] = acc
-        f = r * y2
-        return {
-            "W_in": np.einsum("tbn,tbi->ni", f, tr.x) * self.mask_in,
-            "W_rec": np.einsum("tbn,tbj->nj", f, tr.s[:-1]) * self.mask_rec,
-            "W_out": np.einsum("tbo,tbn->on", err, tr.s[1:]),
-        }
+        return self._local_grads(r * y2, tr, err)
 
     def forward_approx(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
         """The causal approximation of ``learning-rules.md`` §2.8 ("Mapping"): per synapse an
@@ -332,11 +327,15 @@ class GatedNet:
         for t in range(T - 1, -1, -1):
             acc = y3[t] + self.alpha * acc
             r[t] = acc
-        f = r * y2
+        return self._local_grads(r * y2, tr, ybar)
+
+    def _local_grads(self, f: np.ndarray, tr: GatedTrace, err: np.ndarray) -> dict[str, np.ndarray]:
+        """A forward rule's gradients: ``dw_ij = sum_t f_i(t) x1_j(t)`` (``f`` ``[T, batch, n]``,
+        ``x1`` the input or the presynaptic ``s``), and the readout's ``sum_t err_t s_{t+1}``."""
         return {
             "W_in": np.einsum("tbn,tbi->ni", f, tr.x) * self.mask_in,
             "W_rec": np.einsum("tbn,tbj->nj", f, tr.s[:-1]) * self.mask_rec,
-            "W_out": np.einsum("tbo,tbn->on", ybar, tr.s[1:]),
+            "W_out": np.einsum("tbo,tbn->on", err, tr.s[1:]),
         }
 
     # -- from a network -----------------------------------------------------------------------
