@@ -173,3 +173,14 @@ def test_learning_on_a_gated_network_is_refused_by_name(tmp_path, chip):
     why = "the tag's 9 bits" if chip == "loihi2" else "trained off chip"
     with pytest.raises(DRCError, match=rf"projection 'rec->rec': plastic \('stdp'\): .*{why}"):
         compile(load_network(path), chip, out=io.StringIO())
+
+
+def test_a_chip_without_learning_names_the_plastic_gated_projection_once(tmp_path):
+    # xylo has no learning engine: learning_rule_supported names the projection; the gated rule adds nothing
+    path = tmp_path / "plastic.yaml"
+    old = "{init: normal, std: 3.873, seed: 2, exclude_self: true}}"
+    path.write_text(EXAMPLE.read_text().replace(old, old[:-1] + ", plasticity: {rule: stdp, params: {lr: 0.01}}}"))
+    with pytest.raises(DRCError) as info:
+        compile(load_network(path), "xylo", out=io.StringIO())
+    plastic = [p for p in info.value.problems if "rec->rec" in p.where and "plastic" in p.message]
+    assert len(plastic) <= 1 and not any("trained off chip" in p.message for p in plastic), plastic
