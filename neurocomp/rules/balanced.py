@@ -350,6 +350,15 @@ def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, facto
     return rule, sc, ctx.notes
 
 
+def _weight_mantissas(w: np.ndarray, lsb: float, profile: Any) -> np.ndarray:
+    """Weights (model units) as the engine's mantissas of ``lsb``, rounded to nearest; even where
+    the profile's mixed-sign weights drop their LSB."""
+    m = round_to_int(w / lsb, "nearest")
+    if profile.formats.weight.mixed_sign_drops_lsb:
+        m = (m >> 1) << 1
+    return m
+
+
 class SlowEngineLearner:
     """The slow rule on a sum-of-products engine (loihi2's fixed point, or float64 with
     ``arithmetic="float"``; :func:`lower_slow_engine`): the neurons send their feedback current
@@ -370,9 +379,7 @@ class SlowEngineLearner:
         _, self.sc, _ = self._lower(float(p["eta_slow"]))
         if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
             w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
-        m = round_to_int(np.asarray(w0) / self.sc.w_lsb, "nearest")
-        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
-            m = (m >> 1) << 1
+        m = _weight_mantissas(np.asarray(w0), self.sc.w_lsb, profile)
         self._w_m, self.engine, self._eta, self.t = m, None, None, 0
         self._fb_sum, self._fb_n = 0.0, 0
         self.ws = self._deliver(m)
@@ -439,9 +446,7 @@ class EngineLearner:
         n = len(wf0)
         self.diag_f, diag_s = np.diag(np.diag(wf0)), np.diag(np.diag(ws0))
         off = ~np.eye(n, dtype=bool)
-        m = round_to_int(np.where(off, wf0, 0.0) / scales.wf_lsb, "nearest")
-        if profile.formats.weight.mixed_sign_drops_lsb:  # mixed-sign weights hold even mantissas
-            m = (m >> 1) << 1
+        m = _weight_mantissas(np.where(off, wf0, 0.0), scales.wf_lsb, profile)
         self.fast = SumOfProductsEngine(fast_rule, m, engine=profile.learning, mask=off, **engine_kw)
         self.t_fast = 0
         self.wf = self._fast_weights()
