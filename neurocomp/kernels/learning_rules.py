@@ -58,7 +58,7 @@ class _Writer:
         self.lines.append("    " * self.depth + text)
 
 
-def _factor(code_row, f: int, fixed: bool, w_index: str, ts: str = "ts") -> str:
+def _factor(code_row, f: int, fixed: bool, w_index: str, ts: str) -> str:
     """Factor ``f`` of a product as an expression (``b``: the trial, ``ts``: the step),
     clipped to its width when ``fixed`` (the chip's factor; a float one is read as it is)."""
     c, const, sgn, width = (int(x) for x in code_row[K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4])
