@@ -19,8 +19,9 @@ row of ``st`` (rows ``S_*``: ``u``, ``v``, ``a``, refractory counter, ``v_pre``,
 and of ``spikes``; its input ring ``[slots, batch, n]`` is a block of the flat ``ring``.
 ``pop`` is an int64 table with one row per population (columns ``P_*``), ``thr`` its
 constants in the state's dtype (columns ``T_*``), ``nconst`` the per-neuron leak factors and
-bias (rows ``C_*``, ``[row, neurons]``, offset ``P_NOFF``; read once per step when ``P_UNIFORM``
-says they are equal over the population). ``mode`` holds the arithmetic
+bias (rows ``C_*``, ``[row, neurons]``, offset ``P_NOFF``; the u and v leak factors and bias
+read once per step when ``P_UNIFORM`` says they are equal over the population). ``mode`` holds
+the arithmetic
 (indices ``M_*``), ``lims`` the integer ranges ``[var, lo/hi]`` of ``u``, ``v``, ``a``, and
 ``rnd`` a step's rounding numbers ``[u/v/a, flat]`` (read by stochastic roundings only).
 """
@@ -217,6 +218,8 @@ def _leak_add(x, f, inp, bias, clear, uniform, rounding, bitshift, min_step, r, 
     :func:`_leak_all` followed by the additions; one pass over memory instead of three); other
     leaks take :func:`_leak_all`."""
     n, zero = x.shape[0], inp.dtype.type(0)
+    if n == 0:  # (f[0] below would read past an empty population's slice)
+        return True
     plain = rounding == R_NONE or ((rounding == R_TRUNC or rounding == R_FLOOR) and not bitshift)
     if not plain:
         _leak_all(x, f, rounding, bitshift, min_step, r, frac_bits, rand_bits)
