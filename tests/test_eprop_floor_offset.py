@@ -166,3 +166,17 @@ def test_the_float_levels_send_no_offset():
             assert all((w[-1][n] != start[n]).any() for n in start), kw
         assert all((w[0][n] == w[1][n]).all() for n in w[0]), kw
 
+
+
+def test_an_offset_beyond_the_graded_range_is_a_named_error():
+    # a profile whose graded values are narrower than the offset's unit (2^5 here) cannot send
+    # it: y1 would saturate and the term lose its unit, so the lowering refuses by name
+    from neurocomp.learning.lowering import LoweringContext
+    from neurocomp.rules.base import LoweringError
+    from neurocomp.rules.eprop import _floor_offset
+
+    ctx = LoweringContext("in->rec", LOIHI2, 1.0, 1.0)
+    assert _floor_offset(LOIHI2.learning, (-6, -7), ("t", "y2"), {"floor_offset": True}, ctx) is not None
+    narrow = dataclasses.replace(LOIHI2.learning, params={**LOIHI2.learning.params, "trace_bits": 5})
+    with pytest.raises(LoweringError, match=r"'in->rec'.*y1 = 32, beyond the 5-bit graded range \(max 31\)"):
+        _floor_offset(narrow, (-6, -7), ("t", "y2"), {"floor_offset": True}, ctx)

@@ -652,9 +652,10 @@ def _floor_offset(lrn, c: tuple[int, int], factors: tuple[str, str], pr: Mapping
     beyond the accumulator: 5 for ``t * y2`` on loihi2, 3 for ``x1 * y2``; it loses on average
     ``(2^s - g) / 2^(s+1)`` of a unit of ``2^e``, ``g = gcd(m, 2^s)``, on every synapse-step
     whose product is nonzero, always downwards; measured on the example it is most of
-    lowered-fixed's drift). The neuron sends ``y1 = 32`` where its ``y2 != 0``, on ``count`` of
-    every ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`), and
-    ``+2^e * u0 * sgn(t) * y1`` (shifted by 5 as well) adds one unit of ``2^e`` then where the
+    lowered-fixed's drift). The neuron sends ``y1 = 2^r`` (``r`` the shift of the
+    offset's own product ``t * y1``: 32 on loihi2) where its ``y2 != 0``, on ``count`` of every
+    ``period`` steps (:func:`~neurocomp.learning.quantities.floor_offset`), and
+    ``+2^e * u0 * sgn(t) * y1`` (shifted by ``r``) adds one unit of ``2^e`` then where the
     tag is nonzero: on average the floor's loss, where it acts. ``sgn(t)`` needs a tag that is
     nonzero where ``f`` is and never negative (the caller's). None: no offset, also at
     ``t_epoch`` > 1, where the dither's phase (the step) would give each neuron the same
@@ -669,7 +670,11 @@ def _floor_offset(lrn, c: tuple[int, int], factors: tuple[str, str], pr: Mapping
     count, period = floor_loss(m, s)
     if count == 0:  # the floor loses nothing (m a multiple of 2^s)
         return None
-    value = 2 ** lrn.product_shift("t", "y1")
+    value, top = 2 ** lrn.product_shift("t", "y1"), 2 ** int(lrn.params["trace_bits"]) - 1
+    if value > top:  # y1 would saturate: the term could not add its unit
+        bits = lrn.params["trace_bits"]
+        why = f"eprop: floor_offset needs y1 = {value}, beyond the {bits}-bit graded range (max {top})"
+        raise LoweringError([Problem(f"projection {ctx.projection!r}", f"{why}; set floor_offset: false")])
     prod = "*".join(factors)
     ctx.note(f"eprop: floor_offset: the neuron sends y1 = {value} where y2 != 0 on {count} of {period} steps; dw adds "
              f"{literal(1, e)}*u0*sgn(t)*y1, on average the {count}/{period} unit the floor of {prod} takes")
