@@ -100,6 +100,14 @@ def test_lowerings_and_refusals():
         lower(load_profile("xylo"), 40)
     with pytest.raises(LoweringError, match="fixed-function e-prop"):
         lower(load_profile("reckon"), 40)
+    # graded post traces without graded pre spikes: the slow rule's relay units are what is missing
+    import dataclasses
+
+    l2 = load_profile("loihi2")
+    params = {k: v for k, v in l2.learning.params.items() if k != "graded_pre_spikes"}
+    no_pre = dataclasses.replace(l2, learning=dataclasses.replace(l2.learning, params=params))
+    with pytest.raises(LoweringError, match="relay units as graded pre spikes"):
+        lower(no_pre, 40)
 
 
 def test_engine_rules_state_their_precision():

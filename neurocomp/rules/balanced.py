@@ -666,6 +666,8 @@ def lower(profile: Any, n: int) -> BalancedLowering:
         "eprop_fixed": "its engine is a fixed-function e-prop, which has no rule for fast and slow weights",
         "none": "it has no learning engine",
     }.get(kind, f"its engine is {kind}")
+    if kind == "sum_of_products" and lrn.third_factor:  # graded post traces, but no graded pre spikes
+        why = "the slow rule's presynaptic factor r comes from relay units as graded pre spikes, which its engine lacks"
     raise LoweringError([Problem(where, f"{name} cannot run the balanced network's rules: {why}")])
 
 
