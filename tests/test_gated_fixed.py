@@ -15,7 +15,7 @@ from neurocomp.analysis.deploy import chip_model
 from neurocomp.compiler import compile
 from neurocomp.compiler.errors import DRCError, QuantizationError
 from neurocomp.compiler.program import Program
-from neurocomp.emulator import Emulator
+from neurocomp.emulator import Emulator, EmulatorError
 from neurocomp.graph import load_network
 from neurocomp.kernels.gated import (
     chip_constants,
@@ -152,7 +152,7 @@ def test_loihi2_compiles_and_runs_the_fixed_neuron(tmp_path):
     # exact constants, whose rounding adds a little: eps to 2^-20 turns)
     assert np.abs(rec["rec/theta"][:10] - tr.theta[1:11]).max() <= 10 * 4e-4
     assert np.any(rec["rec/theta"][:10] != tr.theta[1:11])  # but not the float model's bits
-    with pytest.raises(Exception, match="graded payload's range"):
+    with pytest.raises(EmulatorError, match="graded payload's range"):
         emu.run(2, inputs={"in": np.full((2, 2, 2), 1e6)})
 
 
