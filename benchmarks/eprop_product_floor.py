@@ -95,7 +95,9 @@ def with_offset(on: bool):
     """The example with every e-prop projection's ``floor_offset`` set to ``on``."""
     import tempfile
 
-    text = MODEL.read_text().replace("reg_rate_hz: 10.0}", f"reg_rate_hz: 10.0, floor_offset: {str(on).lower()}}}")
+    text = MODEL.read_text()
+    assert "reg_rate_hz: 10.0}" in text, "the example's rule parameters changed: the offset would not be set"
+    text = text.replace("reg_rate_hz: 10.0}", f"reg_rate_hz: 10.0, floor_offset: {str(on).lower()}}}")
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(text)
     try:
@@ -106,8 +108,11 @@ def with_offset(on: bool):
 
 def curve(seed: int, iterations: int, levels: list[str]) -> None:
     """The levels learning freely (as check's curves): NMSE, the mean of the last 10."""
+    from eprop_pattern_chips import TARGET_RATIO  # (this script's folder is on the path)
+
     from neurocomp.analysis.check import _EpropRun, _score
 
+    final = {}
     for level in levels:
         label, on, kw = LEVELS[level]
         net = with_offset(on)
@@ -122,6 +127,11 @@ def curve(seed: int, iterations: int, levels: list[str]) -> None:
                       f"({time.process_time() - t0:.0f} s CPU)", flush=True)  # fmt: skip
         print(f"seed {seed} {label}: NMSE {np.mean(nmse[-10:]):.4f} (+-{np.std(nmse[-10:]):.4f}) after {iterations}",
               flush=True)  # fmt: skip
+        final[level] = float(np.mean(nmse[-10:]))
+    for level in (lv for lv in levels if lv != "float" and "float" in final):
+        ratio = final[level] / final["float"]
+        print(f"seed {seed} {LEVELS[level][0]} / lowered-float: {ratio:.2f}x, target <= {TARGET_RATIO}x: "
+              f"{'MET' if ratio <= TARGET_RATIO else 'MISSED'}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
