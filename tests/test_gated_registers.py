@@ -147,7 +147,8 @@ def test_the_emulator_counts_passages_across_the_wrap_and_strict_names_the_overf
     spikes = rec["rec/spikes"][:, 0, wrapped]
     assert spikes.min() >= 0 and np.all(spikes.sum(axis=0) > 100)  # no -255 at the wrap
     with pytest.raises(EmulatorOverflowError, match=r"population 'rec': GatedTheta register 'theta' overflow at step"):
-        Emulator(prog, strict=True).run(700, inputs={"in": x})
+        (emu := Emulator(prog, strict=True)).run(700, inputs={"in": x})
+    assert emu.t == 0 and np.array_equal(emu.state["rec/theta"], Emulator(prog).state["rec/theta"])  # not applied
 
 
 def test_hand_computed_steps_floor_every_product():

@@ -30,8 +30,24 @@ import numpy as np
 from ..arith.decay import decay_factor
 from ..compiler.program import Program
 from ..errors import Problem
-from ..kernels import gated as kg
-from ..kernels.gated import FX_I, chip_constants, fixed_arith, float_arith, passages, run_gated, theta_span
+from ..kernels.gated import (
+    E_FMT,
+    E_FOUND,
+    E_NEURON,
+    E_STEP,
+    E_TRIAL,
+    E_VALUE,
+    FORMATS,
+    FX_ERR,
+    FX_I,
+    FX_Y,
+    chip_constants,
+    fixed_arith,
+    float_arith,
+    passages,
+    run_gated,
+    theta_span,
+)
 from .emulator import Emulator, EmulatorError, EmulatorOverflowError
 from .plastic import chip_weight_matrix
 
@@ -215,12 +231,12 @@ class GatedEmulator(Emulator):
         cur = np.empty((steps, b, L.theta0.size), L.dtype)
         y = np.empty((steps, b, L.w_out.shape[0]), L.dtype)
         c = L.consts
-        L.fx[kg.FX_LEN :] = 0  # a strict run's record
+        L.fx[FX_ERR:] = 0  # a strict run's record
         run_gated(
             x, L.w_in, L.w_rec, L.w_out, c["bias"], c["eps"], c["alpha"], c["beta"], c["width"], L.cosine, L.kappa,
             L.b_out, th, s, cur, y, self._y, L.fx, L.cc,
         )  # fmt: skip
-        if self.strict and L.fx[kg.FX_ERR + kg.E_FOUND]:
+        if self.strict and L.fx[FX_ERR + E_FOUND]:
             self._raise_overflow()
         self._th, self._s = th[-1].copy(), s[-1].copy()
         if steps:
@@ -230,19 +246,17 @@ class GatedEmulator(Emulator):
 
     def _raise_overflow(self):
         """The named error of a strict run's first overflow (the kernel's record in ``fx``)."""
-        fx = self.layer.fx
-        e = {k: int(fx[kg.FX_ERR + getattr(kg, k)]) for k in ("E_FMT", "E_VALUE", "E_STEP", "E_TRIAL", "E_NEURON")}
-        fmt = self.profile.neuron_models["GatedTheta"].state[kg.FORMATS[e["E_FMT"]]]
-        lo, hi = fmt.int_range()
-        i = e["E_NEURON"]
-        if e["E_FMT"] == kg.FX_Y:
+        rec = self.layer.fx[FX_ERR:].astype(np.int64)
+        reg, i = FORMATS[rec[E_FMT]], int(rec[E_NEURON])
+        lo, hi = self.profile.neuron_models["GatedTheta"].state[reg].int_range()
+        if rec[E_FMT] == FX_Y:
             where = f"population {self.layer.readout!r}"
         else:  # the gated population that holds neuron i
             name = max((o, n) for n, o in self.layer.gated.items() if o <= i)[1]
             where, i = f"population {name!r}", i - self.layer.gated[name]
-        reg, step = kg.FORMATS[e["E_FMT"]], self.t + e["E_STEP"] + 1
-        msg = (f"GatedTheta register {reg!r} overflow at step {step}, neuron {i}, trial {e['E_TRIAL']}: value "
-               f"{e['E_VALUE']} outside [{lo}, {hi}] (strict; the run is not applied)")  # fmt: skip
+        msg = (f"GatedTheta register {reg!r} overflow at step {self.t + rec[E_STEP] + 1}, neuron {i}, "
+               f"trial {rec[E_TRIAL]}: value {rec[E_VALUE]} outside [{lo}, {hi}] "
+               "(strict; the run is not applied)")  # fmt: skip
         raise EmulatorOverflowError([Problem(where, msg)])
 
     def _rad(self, th: np.ndarray) -> np.ndarray:
