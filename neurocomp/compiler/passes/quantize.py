@@ -206,7 +206,7 @@ class _Quantizer:
                                          for k in bad])  # fmt: skip
             realized = model_constants(chip)
         else:
-            held = dict.fromkeys(consts, "float32")
+            held = dict.fromkeys(consts, "float32 register")
             realized = {k: float(np.float32(v)) for k, v in consts.items()}
         refused = []
         for name, value in consts.items():
