@@ -30,8 +30,25 @@ import numpy as np
 from ..arith.decay import decay_factor
 from ..compiler.program import Program
 from ..errors import Problem
-from ..kernels.gated import FX_I, chip_constants, fixed_arith, float_arith, passages, run_gated
-from .emulator import Emulator, EmulatorError
+from ..kernels.gated import (
+    E_FMT,
+    E_FOUND,
+    E_NEURON,
+    E_STEP,
+    E_TRIAL,
+    E_VALUE,
+    FORMATS,
+    FX_ERR,
+    FX_I,
+    FX_Y,
+    chip_constants,
+    fixed_arith,
+    float_arith,
+    passages,
+    run_gated,
+    theta_span,
+)
+from .emulator import Emulator, EmulatorError, EmulatorOverflowError
 from .plastic import chip_weight_matrix
 
 GATED_RECORDABLE = ("theta", "s", "I", "spikes", "v")
@@ -66,11 +83,12 @@ class GatedLayer:
     v_scale: float
 
     @classmethod
-    def of(cls, program: Program) -> GatedLayer:
+    def of(cls, program: Program, strict: bool = False) -> GatedLayer:
         """The layer of ``program``, or an :class:`EmulatorError` naming everything the gated
         network cannot hold: models other than SpikeInput, GatedTheta and one LI readout
         without a synaptic current, mixed gate shapes, and projections other than input ->
-        gated, gated -> gated and gated -> readout without delay or learning."""
+        gated, gated -> gated and gated -> readout without delay or learning. ``strict``:
+        the fixed arithmetic records its first overflow (:func:`~neurocomp.kernels.gated.fixed_arith`)."""
         problems: list[Problem] = []
         offs: dict[str, dict[str, int]] = {"SpikeInput": {}, "GatedTheta": {}, "LI": {}}
         size = dict.fromkeys(offs, 0)
@@ -103,7 +121,7 @@ class GatedLayer:
         dt = np.float64 if fixed else np.float32
         if fixed:  # the registers in chip units (turns, 1/turn), exact on their grids
             state = program.profile.neuron_models["GatedTheta"].state
-            fx, cc = fixed_arith(state)
+            fx, cc = fixed_arith(state, strict)
             regs = [chip_constants({k: q.params[k] for k in (*_CONSTS, "theta0")}, state) for q in gq]
             b_out = float(ro.params["bias_mant"]) * 2.0 ** (int(ro.params["bias_exp"]) - ro.scale_exp)
         else:
@@ -159,18 +177,23 @@ class GatedEmulator(Emulator):
     when the Program has GatedTheta populations). ``run`` takes input currents (float, as the
     task gives them) and records ``theta``, ``s``, ``I`` and ``spikes`` (zone passages per
     step) of the gated populations and ``v`` of the readout, ``[steps, batch, neurons]``
-    in the arithmetic's dtype (``theta`` in rad, spikes int32). No learning, no strict mode
-    (the fixed formats saturate, as the profile says)."""
+    in the arithmetic's dtype (``theta`` in rad, spikes int32). No learning. The fixed formats
+    saturate or wrap as the profile says (a wrapping phase is recorded wrapped, its passages
+    counted modulo the register's span); ``strict`` (fixed arithmetic only) raises
+    :class:`~.emulator.EmulatorOverflowError` at the first value that leaves its register,
+    and the run that met it is not applied."""
 
     def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, **learn):
         bad = [k for k, v in learn.items() if _LEARN_DEFAULTS.get(k, ()) != (tuple(v) if k == "learn_float" else v)]
-        if strict or bad:
-            what = ", ".join((["strict"] if strict else []) + bad)
-            raise EmulatorError([Problem("emulator", f"{what}: a gated network runs without learning or strict mode")])
-        self.program, self.profile, self.batch, self.seed = program, program.profile, batch, seed
+        if strict and program.profile.arithmetic != "fixed":
+            bad.insert(0, f"strict ({program.profile.arithmetic} has no register to overflow)")
+        if bad:
+            what = ", ".join(bad)
+            raise EmulatorError([Problem("emulator", f"{what}: a gated network runs without learning")])
+        self.program, self.profile, self.batch, self.seed, self.strict = program, program.profile, batch, seed, strict
         self.plastic: dict = {}  # nothing learns (the Emulator's interface)
         self._core = None  # not a ReckOn core
-        self.layer = GatedLayer.of(program)
+        self.layer = GatedLayer.of(program, strict)
         self.reset()
 
     def reset(self, keep_weights: bool = False) -> None:
@@ -208,15 +231,33 @@ class GatedEmulator(Emulator):
         cur = np.empty((steps, b, L.theta0.size), L.dtype)
         y = np.empty((steps, b, L.w_out.shape[0]), L.dtype)
         c = L.consts
+        L.fx[FX_ERR:] = 0  # a strict run's record
         run_gated(
             x, L.w_in, L.w_rec, L.w_out, c["bias"], c["eps"], c["alpha"], c["beta"], c["width"], L.cosine, L.kappa,
             L.b_out, th, s, cur, y, self._y, L.fx, L.cc,
         )  # fmt: skip
+        if self.strict and L.fx[FX_ERR + E_FOUND]:
+            self._raise_overflow()
         self._th, self._s = th[-1].copy(), s[-1].copy()
         if steps:
             self._y = y[-1].copy()
         self.t += steps
         return self._recordings(record, th, s, cur, y)
+
+    def _raise_overflow(self):
+        """The named error of a strict run's first overflow (the kernel's record in ``fx``)."""
+        rec = self.layer.fx[FX_ERR:].astype(np.int64)
+        reg, i = FORMATS[rec[E_FMT]], int(rec[E_NEURON])
+        lo, hi = self.profile.neuron_models["GatedTheta"].state[reg].int_range()
+        if rec[E_FMT] == FX_Y:
+            where = f"population {self.layer.readout!r}"
+        else:  # the gated population that holds neuron i
+            name = max((o, n) for n, o in self.layer.gated.items() if o <= i)[1]
+            where, i = f"population {name!r}", i - self.layer.gated[name]
+        msg = (f"GatedTheta register {reg!r} overflow at step {self.t + rec[E_STEP] + 1}, neuron {i}, "
+               f"trial {rec[E_TRIAL]}: value {rec[E_VALUE]} outside [{lo}, {hi}] "
+               "(strict; the run is not applied)")  # fmt: skip
+        raise EmulatorOverflowError([Problem(where, msg)])
 
     def _rad(self, th: np.ndarray) -> np.ndarray:
         """Phases in rad (the fixed registers hold turns)."""
@@ -266,7 +307,7 @@ class GatedEmulator(Emulator):
                                                              f"[{steps}, {n}], got shape {a.shape}"))  # fmt: skip
                 continue
             if L.fx.size:  # the graded payload: the current's grid
-                sc, lo, hi = L.fx[3 * FX_I : 3 * FX_I + 3]
+                sc, lo, hi = L.fx[4 * FX_I : 4 * FX_I + 3]
                 a = np.round(a * sc) / sc
                 if a.size and not lo <= a.min() <= a.max() <= hi:
                     msg = f"currents in [{a.min():g}, {a.max():g}] leave the graded payload's range [{lo:g}, {hi:g}]"
@@ -286,6 +327,6 @@ class GatedEmulator(Emulator):
             rad = self._rad(th[:, :, sl])
             arrays = {"theta": rad[1:], "s": s[1:, :, sl], "I": cur[:, :, sl]}
             if "spikes" in record:  # passages of pi (mod 2 pi) per step
-                arrays["spikes"] = passages(rad).astype(np.int32)
+                arrays["spikes"] = passages(rad, 2 * np.pi * theta_span(self.layer.fx)).astype(np.int32)
             out |= {f"{name}/{v}": np.ascontiguousarray(arrays[v]) for v in record if v in arrays}
         return out

@@ -16,7 +16,11 @@ values on each register's grid). The phase is in turns (``pi`` is ``1/2``), so t
 sine, so :func:`cos_phase` and the raised-cosine ramp are the polynomials :data:`COS_POLY`,
 :data:`SIN_POLY` (Horner's rule, a multiply and a shift per term); the zone's width is its
 reciprocal (no divider: ``width`` holds ``1/width`` in 1/turn); every product is floored onto its
-register's grid (an arithmetic shift) and saturated to its range (:func:`grid`).
+register's grid (an arithmetic shift) and brought into its range as the format's ``overflow``
+says (:func:`grid`): saturated, or wrapped modulo ``2**bits``. A wrapping phase register holds
+the phase modulo ``2**(bits - frac_bits)`` turns, a whole number of zones, so the gate's charge
+is unchanged and the zone count's difference is taken modulo the same span (:func:`zone_step`).
+A strict run records the first value that leaves its range (:data:`FX_ERR`) and stops.
 """
 
 from __future__ import annotations
@@ -24,17 +28,29 @@ from __future__ import annotations
 import numpy as np
 
 from . import kernel
+from .neurons import O_NONE, O_WRAP, OVERFLOWS
 
 
-def passages(theta: np.ndarray) -> np.ndarray:
+def passages(theta: np.ndarray, span: float = 0.0) -> np.ndarray:
     """Zone passages per step from phases ``[T + 1, ...]`` (rad): crossings of ``pi`` (mod
-    2 pi), the gated neuron's spikes, ``[T, ...]`` (float64 integers)."""
-    return np.diff(np.floor((np.asarray(theta, np.float64) - np.pi) / (2 * np.pi)), axis=0)
+    2 pi), the gated neuron's spikes, ``[T, ...]`` (float64 integers). ``span`` (rad, a
+    multiple of 2 pi): the phases wrap modulo it (:func:`theta_span`), so each step's count is
+    taken modulo ``span / 2 pi`` into ``[-span/4 pi, span/4 pi)``; 0: they do not wrap."""
+    d = np.diff(np.floor((np.asarray(theta, np.float64) - np.pi) / (2 * np.pi)), axis=0)
+    if span:
+        n = round(span / (2 * np.pi))
+        d -= n * np.floor(d / n + 0.5)
+    return d
 
 
-# the fixed formats: format k's 2**frac_bits in fx[3 k], its range in fx[3 k + 1], fx[3 k + 2]
+# the fixed formats: format k's 2**frac_bits in fx[4 k], its range in fx[4 k + 1], fx[4 k + 2] (model
+# units), its overflow in fx[4 k + 3] (kernels.neurons' O_SATURATE or O_WRAP; O_NONE: strict)
 FX_TH, FX_F, FX_I, FX_S, FX_Y = range(5)  # phase (turns), polynomials, current, charge, readout
-FX_LEN = 15
+FX_LEN = 20
+# a strict run's record after the formats: found (0, 1: in grid, 2: located), format, value (its
+# integer units, before the saturation the run continued with), step, trial, neuron
+FX_ERR = FX_LEN
+E_FOUND, E_FMT, E_VALUE, E_STEP, E_TRIAL, E_NEURON = range(6)
 # least-squares fits on |z| <= 1/2 (a quarter turn): cos(pi z) = sum_k COS_POLY[k] z^(2k) (max
 # error 1.7e-5) and sin(pi z)/(2 pi) = z sum_k SIN_POLY[k] z^(2k) (max error 2.6e-7); the other
 # quarter folds onto it (cos(pi z) = -cos(pi (1 - z)), sin(pi z) = sin(pi (1 - z)))
@@ -43,17 +59,38 @@ SIN_POLY = (0.49999874, -0.82239307, 0.40471113, -0.08867447)
 FORMATS = ("theta", "f", "I", "s", "y")  # fx's formats in FX_* order (a profile's GatedTheta state)
 
 
-def fixed_arith(state) -> tuple[np.ndarray, np.ndarray]:
+def fixed_arith(state, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """``(fx, cc)`` of the fixed arithmetic from the :data:`FORMATS` in ``state`` (name ->
-    a format with ``bits`` and ``frac_bits``): each one's ``2**frac_bits`` and two's-complement
-    range, and the polynomials' coefficients rounded to nearest on ``f``'s grid."""
-    fx = np.empty(FX_LEN)
+    a format with ``bits``, ``frac_bits`` and ``overflow``): each one's ``2**frac_bits``,
+    two's-complement range and overflow, and the polynomials' coefficients rounded to nearest
+    on ``f``'s grid. ``strict``: every overflow is recorded (fx's :data:`FX_ERR` tail) and stops
+    the run."""
+    fx = np.zeros(FX_LEN + (6 if strict else 0))
     for k, name in enumerate(FORMATS):
         f = state[name]
         sc = 2.0**f.frac_bits
-        fx[3 * k : 3 * k + 3] = sc, -(2.0 ** (f.bits - 1)) / sc, (2.0 ** (f.bits - 1) - 1) / sc
-    sc = fx[3 * FX_F]
+        ovf = O_NONE if strict else OVERFLOWS[f.overflow]
+        fx[4 * k : 4 * k + 4] = sc, -(2.0 ** (f.bits - 1)) / sc, (2.0 ** (f.bits - 1) - 1) / sc, ovf
+    sc = fx[4 * FX_F]
     return fx, np.round(np.array(COS_POLY + SIN_POLY) * sc) / sc
+
+
+REGISTERS = (*FORMATS, "c", "r")  # every format the fixed neuron reads (c, r: chip_constants' registers)
+
+
+def state_problems(state) -> list[str]:
+    """Why ``state`` (a profile's ``GatedTheta.state``) cannot hold the fixed neuron: a missing
+    :data:`REGISTERS` format, a float one, or an overflow other than saturate and wrap."""
+    out = []
+    for name in REGISTERS:
+        f = state.get(name)
+        if f is None:
+            out.append(f"{name}: missing (the fixed GatedTheta neuron's registers: {', '.join(REGISTERS)})")
+        elif f.kind != "int":
+            out.append(f"{name}: kind {f.kind!r}; the fixed GatedTheta neuron's registers are int")
+        elif f.overflow not in ("saturate", "wrap"):
+            out.append(f"{name}: overflow {f.overflow!r}; the fixed GatedTheta neuron saturates or wraps")
+    return out
 
 
 def on_grid(x: float, fmt) -> float | None:
@@ -91,12 +128,49 @@ def float_arith(dtype) -> tuple[np.ndarray, np.ndarray]:
 
 @kernel(inline="always")
 def grid(x, fx, k):
-    """``x`` floored onto format ``k``'s grid and saturated to its range; ``x`` itself in
-    the float arithmetic (``fx`` empty)."""
+    """``x`` floored onto format ``k``'s grid and brought into its range by its overflow
+    (saturate; wrap modulo ``2**bits``; strict: the first such value recorded in fx's
+    :data:`FX_ERR` tail, then saturated); ``x`` itself in the float arithmetic (``fx`` empty)."""
     if fx.shape[0] == 0:
         return x
-    q = np.floor(x * fx[3 * k]) / fx[3 * k]
-    return min(max(q, fx[3 * k + 1]), fx[3 * k + 2])
+    sc, lo, hi, ovf = fx[4 * k], fx[4 * k + 1], fx[4 * k + 2], fx[4 * k + 3]
+    q = np.floor(x * sc) / sc
+    if lo <= q <= hi:
+        return q
+    if ovf == O_WRAP:  # (no literal here: a float32 run stays in float32)
+        span = -(lo + lo)
+        return q - span * np.floor((q - lo) / span)
+    if ovf == O_NONE and fx[FX_ERR + E_FOUND] == 0:
+        fx[FX_ERR + E_FOUND], fx[FX_ERR + E_FMT], fx[FX_ERR + E_VALUE] = 1, k, q * sc
+    return min(max(q, lo), hi)
+
+
+def theta_span(fx: np.ndarray) -> float:
+    """The span (turns) a wrapping phase register holds, ``2**(bits - frac_bits)``; 0: the
+    phase does not wrap (float, saturating, strict)."""
+    if fx.shape[0] == 0 or fx[4 * FX_TH + 3] != O_WRAP:
+        return 0.0
+    return float(-2 * fx[4 * FX_TH + 1])
+
+
+@kernel(inline="always")
+def zone_step(dg, fx):
+    """The change ``dg`` of the zone count ``G`` over a step; with a wrapping phase register,
+    modulo its span ``2 |lo|`` into ``[lo, -lo)`` (a step moves the phase far less than that)."""
+    if fx.shape[0] == 0 or fx[4 * FX_TH + 3] != O_WRAP:
+        return dg
+    lo = fx[4 * FX_TH + 1]
+    return dg + (lo + lo) * np.floor((dg - lo) / -(lo + lo))
+
+
+@kernel(inline="always")
+def stopped(fx, t, b, i):
+    """Whether a strict run stops here: an overflow :func:`grid` recorded, now located (step
+    ``t``, trial ``b``, neuron ``i``)."""
+    if fx.shape[0] <= FX_LEN or fx[FX_ERR + E_FOUND] != 1:
+        return False
+    fx[FX_ERR + E_FOUND], fx[FX_ERR + E_STEP], fx[FX_ERR + E_TRIAL], fx[FX_ERR + E_NEURON] = 2, t, b, i
+    return True
 
 
 @kernel(inline="always")
@@ -178,7 +252,9 @@ def run_gated(x, w_in, w_rec, w_out, bias, eps, alpha, beta, width, cosine, kapp
     ``[T, batch, n_out]`` the readout, ``y0`` ``[batch, n_out]`` is its state before the run.
     Every array and scalar in one dtype (float64 or float32). ``fx``, ``cc``: empty (float), or
     the fixed formats and polynomial coefficients (module docstring: phases in turns, ``eps``
-    in turns per step, ``width`` its reciprocal in 1/turn)."""
+    in turns per step, ``width`` its reciprocal in 1/turn). A strict ``fx`` returns at the
+    first overflow (trial-major order), located in its :data:`FX_ERR` tail; the arrays hold
+    the steps before it."""
     c = th.dtype.type
     pi, one, half = c(0.5) if fx.shape[0] else c(np.pi), c(1.0), c(0.5)
     two_pi = c(2.0) * pi
@@ -196,17 +272,24 @@ def run_gated(x, w_in, w_rec, w_out, bias, eps, alpha, beta, width, cosine, kapp
                 for j in range(n):
                     acc += w_rec[i, j] * s[t, b, j]
                 cur[t, b, i] = grid(acc + bias[i], fx, FX_I)
+                if stopped(fx, t, b, i):
+                    return
             for i in range(n):
                 th_i, cs = th[t, b, i], cos_phase(th[t, b, i], fx, cc, one, half)
-                th_n = th_i + grid(eps[i] * ((one - cs) + grid((one + cs) * cur[t, b, i], fx, FX_I)), fx, FX_TH)
+                step = grid(eps[i] * ((one - cs) + grid((one + cs) * cur[t, b, i], fx, FX_I)), fx, FX_TH)
+                th_n = grid(th_i + step, fx, FX_TH)  # the phase register's overflow (a sum on its grid)
                 g_n = gate_charge(th_n, width[i], cosine, pi, two_pi, half, fx, cc)
-                s[t + 1, b, i] = grid(grid(alpha[i] * s[t, b, i], fx, FX_S) + grid(beta[i] * (g_n - g[i]), fx, FX_S),
-                                      fx, FX_S)  # fmt: skip
+                charge = grid(beta[i] * zone_step(g_n - g[i], fx), fx, FX_S)
+                s[t + 1, b, i] = grid(grid(alpha[i] * s[t, b, i], fx, FX_S) + charge, fx, FX_S)
                 th[t + 1, b, i] = th_n
                 g[i] = g_n
+                if stopped(fx, t, b, i):
+                    return
             for o in range(w_out.shape[0]):
                 acc = c(0.0)
                 for i in range(n):
                     acc += w_out[o, i] * s[t + 1, b, i]
                 yk[o] = grid(grid(kappa * yk[o], fx, FX_Y) + grid((one - kappa) * (acc + b_out[o]), fx, FX_Y), fx, FX_Y)
                 y[t, b, o] = yk[o]
+                if stopped(fx, t, b, o):
+                    return

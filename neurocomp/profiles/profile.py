@@ -20,6 +20,7 @@ from ..arith.formats import (  # the number formats live below both arith and pr
     ResetMode,
     StateFormat,
 )
+from ..kernels.gated import state_problems as gated_state_problems
 
 
 def _ge(v: float) -> dict:
@@ -317,6 +318,9 @@ class Profile:
         ]
         if lfsr_rules and not self.random_sources:
             out.append(f"{', '.join(lfsr_rules)}: stochastic_rule 'lfsr' needs random_sources (the chip's LFSRs)")
+        gated = self.neuron_models.get("GatedTheta")
+        if gated is not None and self.arithmetic == "fixed":  # the microcode neuron's registers
+            out += [f"neuron_models.GatedTheta.state.{msg}" for msg in gated_state_problems(gated.state)]
         return out
 
     def supports(self, model: str) -> bool:

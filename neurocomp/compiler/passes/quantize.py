@@ -54,6 +54,9 @@ from ..ir import (
 from .drc import state_range_warnings
 
 _CHUNK = 1 << 20  # weights per chunk: bounds the float temporaries of large projections
+# the gated neuron's step constants it cannot work without, and why
+GATED_NONZERO = {"eps": "the phase would never move (eps = dt/tau_v; shorten tau_v_ms)",
+                 "beta": "the neuron would send no charge (beta = (1 - alpha)/dt; shorten tau_s_ms)"}  # fmt: skip
 
 
 def ceil_log2(r: float) -> int:
@@ -184,25 +187,39 @@ class _Quantizer:
         """A gated theta population: its step constants (:meth:`GatedTheta.step_constants`)
         rounded once to float32 on a float core, or (fixed, loihi2's microcode neuron) to
         nearest on their registers' grids (:func:`~neurocomp.kernels.gated.chip_constants`),
-        stored in model units; a constant outside its register is a named error."""
+        stored in model units. A constant outside its register is a named error; one that
+        becomes 0 is a quantization loss, and an error where the neuron cannot work without
+        it (:data:`GATED_NONZERO`)."""
         n: GatedTheta = pop.neuron  # type: ignore[assignment]
         params: dict = {"zone_shape": n.zone_shape}
         consts = n.step_constants(self.net.dt_ms)
         if self.prof.arithmetic == "fixed":
             state = self.prof.neuron_models["GatedTheta"].state
+            held = {}
+            for k in consts:
+                r = CHIP_REGISTERS[k][0]
+                held[k] = f"{state[r].bits}-bit register {r!r} ({state[r].frac_bits} fraction bits)"
             chip = chip_constants(consts, state)
             bad = [k for k, v in chip.items() if v is None]
             if bad:  # not representable at all: an error in any mode
-                fmts = {k: (CHIP_REGISTERS[k][0], state[CHIP_REGISTERS[k][0]]) for k in bad}
-                raise QuantizationError([Problem(where, f"GatedTheta {k} {consts[k]:g} does not fit its {f.bits}-bit "
-                                                        f"register {r!r} ({f.frac_bits} fraction bits)")
-                                         for k, (r, f) in fmts.items()])  # fmt: skip
+                raise QuantizationError([Problem(where, f"GatedTheta {k} {consts[k]:g} does not fit its {held[k]}")
+                                         for k in bad])  # fmt: skip
             realized = model_constants(chip)
         else:
+            held = dict.fromkeys(consts, "float32 register")
             realized = {k: float(np.float32(v)) for k, v in consts.items()}
+        refused = []
         for name, value in consts.items():
             params[name] = realized[name]
             self.stats.append(ParamStats.compare(where, name, np.array([value]), np.array([params[name]])))
+            if value != 0 and realized[name] == 0:
+                msg = f"GatedTheta {name} {value:g} quantizes to 0 in its {held[name]}"
+                if name in GATED_NONZERO:
+                    refused.append(Problem(where, f"{msg}: {GATED_NONZERO[name]}"))
+                else:
+                    self.loss(where, msg)
+        if refused:
+            raise QuantizationError(refused)
         return QPopulation(pop.name, pop.size, n.model, n.spiking, 0, params)
 
     def scaled(self, where, name, value, scale_exp, fmt, fixed, allow_zero=False):
