@@ -11,6 +11,7 @@ from neurocomp.rules.balanced import (
     Balanced,
     FloatLearner,
     Phase,
+    copy_staggers,
     fast_update,
     ideal_weights,
     leaky_integral,
@@ -191,6 +192,28 @@ def test_engine_slow_rule_fixed_point_is_exact_and_stays_in_the_decoder_span():
     np.testing.assert_array_equal(fixed.ws, exact.ws)
     q = np.linalg.qr(b.D.T)[0]
     assert np.linalg.norm(dw - q @ (q.T @ dw)) < 1e-12 * np.linalg.norm(dw)
+
+
+def test_error_unit_copies_learn_with_staggered_epochs_and_deliver_their_mean():
+    # error_copies = 2: two learning connections onto two copies of the error units, with epochs T - 1 and T + 1
+    # (T the one copy's), so the engine's one random number per epoch (the same stream in every connection) rounds
+    # their changes at other times; the neurons receive D^T (the copies' mean Theta) beside mu lam I
+    assert copy_staggers(1) == (0,) and copy_staggers(2) == (-1, 1) and copy_staggers(3) == (-1, 0, 1)
+    kw = dict(fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10, readout_fit_steps=0)
+    tk = make("balanced-oscillator", seed=0, error_copies=2, **kw)
+    prof = load_profile("loihi2")
+    eta = 1.0
+    T = lower_slow_engine(prof, slow_params(dict(tk.config)), eta, factored=True)[0].t_epoch
+    b = Balanced(tk, 0)
+    ln, _ = _one_slow_run(b, prof, eta, 6 * T)
+    assert [e.rule.t_epoch for e in ln.slow.engines] == [T - 1, T + 1]
+    th = [e.weights[0].astype(float) for e in ln.slow.engines]
+    assert min(np.abs(t).max() for t in th) >= 10  # both learned
+    assert np.abs(th[0] - th[1]).sum() > 0  # their changes were rounded apart
+    w_lsb = float(tk.config["theta_range"]) / 2 ** (prof.learning.synaptic_variable_bits["w"] - 1)
+    np.testing.assert_allclose(ln.ws, b.D.T @ ((th[0] + th[1]) / 2 * w_lsb) + b.ws0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="error_copies"):
+        make("balanced-oscillator", error_copies=0)
 
 
 def test_task_phases_and_mask():
