@@ -12,6 +12,8 @@ from neurocomp.rules.balanced import (
     FloatLearner,
     Phase,
     copy_staggers,
+    cv_isi,
+    cv_rescaled,
     fast_update,
     ideal_weights,
     leaky_integral,
@@ -214,6 +216,22 @@ def test_error_unit_copies_learn_with_staggered_epochs_and_deliver_their_mean():
     np.testing.assert_allclose(ln.ws, b.D.T @ ((th[0] + th[1]) / 2 * w_lsb) + b.ws0, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="error_copies"):
         make("balanced-oscillator", error_copies=0)
+
+
+def test_rescaled_cv_is_one_for_a_poisson_train_tuned_to_the_signal():
+    # independent trains: Bernoulli spikes per step (Poisson at 1 ms) at a rate tuned to the direction of a signal
+    # rotating at 1 Hz, as this network's neurons are; their plain CV counts the modulation (about 3), their rescaled
+    # CV is 1 within 0.1 (100 s, about 2500 spikes a neuron: the estimate's spread is a few percent, and the rate
+    # is taken as constant within each of 12 sectors); a periodic train gated by the same tuning is far below 1
+    rng = np.random.default_rng(0)
+    ph = 2 * np.pi * np.arange(100_000) / 1000
+    x = np.stack([np.cos(ph), np.sin(ph)], 1)
+    lam = 0.08 * np.maximum(np.cos(ph[:, None] - np.array([0.0, 2.0])), 0)
+    poisson = np.argwhere(rng.random(lam.shape) < lam)
+    assert cv_isi(poisson, 2) > 2
+    assert abs(cv_rescaled(poisson, 2, x) - 1) < 0.1
+    gated = np.argwhere((lam[:, :1] > 0.04) & (np.arange(len(lam))[:, None] % 20 == 0))
+    assert cv_rescaled(gated, 1, x) < 0.3
 
 
 def test_task_phases_and_mask():

@@ -546,6 +546,28 @@ def cv2_isi(spikes: np.ndarray, n: int, min_spikes: int = 4) -> float:
     return float(np.mean(out)) if out else float("nan")
 
 
+def cv_rescaled(spikes: np.ndarray, n: int, x: np.ndarray, bins: int = 12, min_spikes: int = 4) -> float:
+    """Mean over neurons with at least ``min_spikes`` spikes of the CV of their ISIs in rescaled
+    time (the time-rescaling theorem, Brown et al. 2002): each neuron's rate as a function of the
+    signal's direction (``x [steps, 2]``'s angle in ``bins`` sectors, spikes per step of the
+    sector over the run), time measured as the integral of that rate. 1 for a Poisson train
+    whose rate follows the signal's direction (where :func:`cv_isi` counts the modulation as
+    irregularity), below 1 for a train more regular than Poisson given its tuning."""
+    sector = ((np.arctan2(x[:, 1], x[:, 0]) + np.pi) / (2 * np.pi) * bins).astype(np.int64) % bins
+    steps = np.bincount(sector, minlength=bins)
+    out = []
+    for j in range(n):
+        t = spikes[spikes[:, 1] == j, 0].astype(np.int64)
+        if len(t) < min_spikes:
+            continue
+        rate = np.bincount(sector[t], minlength=bins) / np.maximum(steps, 1)
+        clock = np.concatenate([[0.0], np.cumsum(rate[sector])])  # the rate's integral before each step
+        isi = np.diff(clock[t])
+        if isi.mean() > 0:
+            out.append(isi.std() / isi.mean())
+    return float(np.mean(out)) if out else float("nan")
+
+
 class Balanced:
     """One network for a ``balanced-oscillator`` task, drawn from ``seed``: the decoder, the
     system matrix, the initial weights (off-diagonal fast weights 0, the resets; slow weights
@@ -607,12 +629,14 @@ class Balanced:
 
     def test(self, learner: Any, feedback: bool = False) -> dict:
         """The test phase (no learning): the readout, its error against the target, the CV of
-        the ISIs and the mean rate."""
+        the ISIs (plain, local and rescaled by the rate's tuning to the signal's direction) and
+        the mean rate."""
         c, x = self.segments[-1]
         xh, spikes = self.net.run(Phase(False, False, feedback), c, x, learner)
         dur = len(c) * float(self.cfg["dt"])
         return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, self.n),
-                "cv2_isi": cv2_isi(spikes, self.n), "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
+                "cv2_isi": cv2_isi(spikes, self.n), "cv_rescaled": cv_rescaled(spikes, self.n, x),
+                "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
 
 
 class _Recorder:
