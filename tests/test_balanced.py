@@ -198,8 +198,9 @@ def test_engine_slow_rule_fixed_point_is_exact_and_stays_in_the_decoder_span():
 
 def test_error_unit_copies_learn_with_staggered_epochs_and_deliver_their_mean():
     # error_copies = 2: two learning connections onto two copies of the error units, with epochs T - 1 and T + 1
-    # (T the one copy's), so the engine's one random number per epoch (the same stream in every connection) rounds
-    # their changes at other times; the neurons receive D^T (the copies' mean Theta) beside mu lam I
+    # (T the one copy's), the second learning -Theta from -K e, so the engine's one random number per epoch (the
+    # same stream in every connection) rounds their changes apart; the neurons receive D^T (the copies' mean Theta,
+    # the second's negated) beside mu lam I
     assert copy_staggers(1) == (0,) and copy_staggers(2) == (-1, 1) and copy_staggers(3) == (-1, 0, 1)
     kw = dict(fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10, readout_fit_steps=0)
     tk = make("balanced-oscillator", seed=0, error_copies=2, **kw)
@@ -211,9 +212,10 @@ def test_error_unit_copies_learn_with_staggered_epochs_and_deliver_their_mean():
     assert [e.rule.t_epoch for e in ln.slow.engines] == [T - 1, T + 1]
     th = [e.weights[0].astype(float) for e in ln.slow.engines]
     assert min(np.abs(t).max() for t in th) >= 10  # both learned
-    assert np.abs(th[0] - th[1]).sum() > 0  # their changes were rounded apart
+    assert np.corrcoef(th[0].ravel(), th[1].ravel())[0, 1] < -0.5  # the second learned -Theta (+0.7 without)
+    assert np.abs(th[0] + th[1]).sum() > 0  # their changes were rounded apart
     w_lsb = float(tk.config["theta_range"]) / 2 ** (prof.learning.synaptic_variable_bits["w"] - 1)
-    np.testing.assert_allclose(ln.ws, b.D.T @ ((th[0] + th[1]) / 2 * w_lsb) + b.ws0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ln.ws, b.D.T @ ((th[0] - th[1]) / 2 * w_lsb) + b.ws0, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="error_copies"):
         make("balanced-oscillator", error_copies=0)
 

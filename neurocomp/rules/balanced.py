@@ -348,9 +348,10 @@ def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, facto
         rate = np.mean([4 * 2.0**e / ((base + g) * one) for g in copies])
         ctx.note(f"slow rule: Theta on {len(copies)} copies of the error units, each a learning connection with "
                  f"an epoch of {', '.join(str(base + g) for g in copies)} steps (their mean rate within "
-                 f"{abs(rate - 1):.1%}); the neurons receive the copies' mean Theta. The engine rounds the changes "
-                 "against one random number per epoch shared by a connection's synapses (the same stream in every "
-                 "connection): the copies' epochs use it at different times")  # fmt: skip
+                 f"{abs(rate - 1):.1%}), every other one learning -Theta from -K e and projecting through -D^T; the "
+                 "neurons receive the copies' mean Theta. The engine rounds the changes against one random number per "
+                 "epoch shared by a connection's synapses (the same stream in every connection): the negated copies "
+                 "round at other numbers, the staggered epochs at other times")  # fmt: skip
     rule = EngineRule.from_strings(
         dw=f"{literal(4, e)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
         graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}}, source=name,
@@ -367,11 +368,12 @@ def copy_staggers(k: int) -> tuple[int, ...]:
     the ``k`` nonzero integers nearest 0 with their mean 0 (``k`` even) or ``0`` among them (odd).
 
     The engine rounds every synapse's change onto the 9-bit weights stochastically against one
-    random number per epoch (Lava's ``ConnVarRandom``, the same seed in every learning
-    connection), so the rounding of one connection's synapses is correlated. ``k`` copies, each
-    a learning connection of its own with the same rule but an epoch of ``k`` different lengths,
-    use that stream's numbers at different times on different changes; the neurons receive the
-    copies' mean ``Theta``, averaging the roundings."""
+    random number ``u`` per epoch (Lava's ``ConnVarRandom``, the same seed in every learning
+    connection): a change of a fraction ``f`` of an LSB rounds up when ``u < f``. Copies of one
+    rule with one stream would round alike, so every other copy learns ``-Theta`` from ``-K e``
+    (its synapses round down when ``u > 1 - f``: other epochs) and reaches the neurons through
+    ``-D^T``, and each copy's epoch has its own length (it uses the stream's numbers at other
+    times, on other changes). The neurons receive the copies' mean."""
     if k < 1:
         raise ValueError(f"error_copies must be >= 1, got {k}")
     return tuple(o for o in range(-(k // 2), k // 2 + 1) if o or k % 2)
@@ -404,6 +406,7 @@ class SlowEngineLearner:
         self.profile, self.p, self.seed, self.kw, self.D, self.name = profile, p, seed, engine_kw, D, name
         self.wf, self.ws_fixed = np.asarray(wf, np.float64), ws_fixed
         self.staggers = copy_staggers(int(p.get("error_copies", 1))) if D is not None else (0,)
+        self.signs = tuple(1 - 2 * (c % 2) for c in range(len(self.staggers)))  # every other copy learns -Theta
         _, self.sc, _ = self._lower(float(p["eta_slow"]))
         if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
             w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
@@ -424,7 +427,10 @@ class SlowEngineLearner:
     def _deliver(self, ms: list[np.ndarray]) -> np.ndarray:
         """The slow weights the neurons see: the engine's, or ``D^T Theta`` through the error
         units (the copies' mean ``Theta``), with the neurons' own ``ws_fixed``."""
-        m = ms[0] if len(ms) == 1 else np.sum(ms, axis=0, dtype=np.float64) / len(ms)
+        if len(ms) == 1:
+            m = ms[0]
+        else:  # the copies that learn -Theta project onto the neurons through -D^T
+            m = sum(g * np.asarray(w, np.float64) for g, w in zip(self.signs, ms, strict=True)) / len(ms)
         w = np.asarray(m, np.float64) * self.sc.w_lsb
         w = w if self.D is None else self.D.T @ w
         return w if self.ws_fixed is None else w + self.ws_fixed
@@ -445,7 +451,7 @@ class SlowEngineLearner:
         if not (phase.slow and phase.feedback):
             return
         if self._eta != phase.eta_slow:  # the host loads the rule of this rate
-            ws = [self._w_m] * len(self.staggers) if not self.engines else [e.weights[0] for e in self.engines]
+            ws = [g * self._w_m for g in self.signs] if not self.engines else [e.weights[0] for e in self.engines]
             self.engines = [SumOfProductsEngine(self._lower(phase.eta_slow, g)[0], w, engine=self.profile.learning,
                                                 **self.kw) for g, w in zip(self.staggers, ws, strict=True)]  # fmt: skip
             self._eta, self.t = phase.eta_slow, 0
@@ -459,7 +465,8 @@ class SlowEngineLearner:
         for c, eng in enumerate(self.engines):  # each copy averages the feedback over its own epoch
             self._fb_sum[c], self._fb_n[c] = self._fb_sum[c] + fb, self._fb_n[c] + 1
             eng.spikes(self.t, none, np.zeros((1, len(fb)), bool),
-                       {"y3": self._graded(self._fb_sum[c] / self._fb_n[c], self.sc.fb_lsb, -self.sc.y_top)},
+                       {"y3": self._graded(self.signs[c] * self._fb_sum[c] / self._fb_n[c], self.sc.fb_lsb,
+                                           -self.sc.y_top)},
                        pre_values=x1)  # fmt: skip
             if eng.learn(self.t):
                 learned, self._fb_sum[c], self._fb_n[c] = True, 0.0, 0
