@@ -56,7 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "theta_range": 2.0,  # Theta's range (the ideal (A + lam I) D reaches 1.1; the learned ones 1.2-1.7)
     "err_range": 64.0,  # the error units' K e (about 12 at the start; finer needs epochs beyond 63 steps at the end)
     "epoch_steps": 32,  # the slow rule's epoch (about): few stochastic roundings of Theta
-    "error_copies": 1,  # copies of the error units, each learning Theta with its own epoch; the neurons get the mean
+    "error_copies": 2,  # copies of the error units (the second learns -Theta), epochs T -+ 1; the neurons get the mean
     "ws_range": 0.25,  # error_units False: the slow weights on the neurons (the ideal's largest is 0.11)
     "fb_range": 4.0,  # error_units False: the neurons' K D^T e
 }
