@@ -59,7 +59,9 @@ Chips (:func:`lower`):
   levels and ``Cs = 4*2^E`` (the product's width shift exact), ``y3`` the feedback averaged
   over the epoch, learning ``Theta`` on ``J`` error units (``Os = D^T Theta + mu lam I``: the
   float rule's changes lie along ``D^T``, rounding would add changes outside it that nothing
-  restores). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
+  restores), on the task's ``error_copies`` copies of them (:func:`copy_staggers`: the second
+  learns ``-Theta``, so the engine's one random number per epoch rounds the copies apart, and the
+  neurons receive their mean). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
   epoch of up to 32 steps, the weights on the neurons) ran away in fixed point (autonomous
   error 1.07-1.09) and missed in float64 (0.16-1.0); the precision
   of each factor is in the notes;
