@@ -155,9 +155,10 @@ def test_engine_slow_rule_is_the_float_rule_sampled_per_epoch():
     # units), is eta dt T mean(K D^T e) r_T^T; the engine (float arithmetic) learns Theta on the error units with
     # Cs = (Cs / (T one)) T steps' worth and delivers D^T Theta beside the neurons' own mu lam I. Its graded values
     # decay over the epoch at Lava's tau of 65535 steps (as in test_balanced_basis). Nothing may change before the
-    # learning step. Within 1e-12: float64 sums of T products and a least-squares solve of full rank.
+    # learning step. Within 1e-12: float64 sums of T products and a least-squares solve of full rank. One copy of
+    # the error units (the derivation is one rule's epoch; the copies have their own test below).
     tk = make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10,
-              readout_fit_steps=0)
+              readout_fit_steps=0, error_copies=1)
     cfg, prof = dict(tk.config), load_profile("loihi2")
     b = Balanced(tk, 0)
     eta = 0.5

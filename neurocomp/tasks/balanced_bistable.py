@@ -62,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "theta_range": 4.0,  # Theta's range (|W| <= 0.2 with |D_i| = 0.1)
     "err_range": 32.0,  # the error units' K e (about 20 at the start; a finer grid needs epochs beyond 63 steps)
     "epoch_steps": 32,  # the engine rule's epoch (about): few stochastic roundings of the weights
-    "error_copies": 1,  # copies of the error units, each learning Theta with its own epoch; the neurons get the mean
+    "error_copies": 2,  # copies of the error units (the second learns -Theta), epochs T -+ 1; the neurons get the mean
 }
 
 
