@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=None, help="neurons (default: the task's 36)")
     ap.add_argument("--fast-steps", type=int, default=None,
                     help="learn the fast weights first with the voltage rule for this many steps (float variants)")
+    ap.add_argument("--error-copies", type=int, default=None,
+                    help="copies of the error units on loihi2, each with its own epoch (default: the task's)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -67,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  machine: {platform.processor() or platform.machine()}, Python {platform.python_version()} "
           "(CPU times of this process)")  # fmt: skip
     for seed in (int(s) for s in args.seeds.split(",")):
-        over = {k: v for k, v in (("n", args.n), ("fast_steps", args.fast_steps)) if v is not None}
+        over = {k: v for k, v in (("n", args.n), ("fast_steps", args.fast_steps), ("error_copies", args.error_copies))
+                if v is not None}  # fmt: skip
         tk = make("balanced-bistable", seed=seed, **over)
         cfg = dict(tk.config)
         for v in args.variants.split(","):

@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--variants", default="float,spinnaker2,loihi2")
     ap.add_argument("--n", type=int, default=None, help="neurons (default: the task's 40)")
+    ap.add_argument("--error-copies", type=int, default=None,
+                    help="copies of the error units on loihi2, each with its own epoch (default: the task's)")
     args = ap.parse_args(argv)
 
     import numpy as np
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  machine: {platform.processor() or platform.machine()}, Python {platform.python_version()} "
           "(CPU times of this process)")  # fmt: skip
     for seed in (int(s) for s in args.seeds.split(",")):
-        tk = make("balanced-oscillator", seed=seed, **({} if args.n is None else {"n": args.n}))
+        over = {k: v for k, v in (("n", args.n), ("error_copies", args.error_copies)) if v is not None}
+        tk = make("balanced-oscillator", seed=seed, **over)
         cfg = dict(tk.config)
         for v in args.variants.split(","):
             b = Balanced(tk, seed)
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
             ok = "meets" if auto["error"] < TARGET else "misses"
             fit = float(np.sum(b.net.readout * b.D) / np.sum(b.D * b.D))  # the fitted readout's length along D
             print(f"seed {seed} {v:<13} autonomous error {auto['error']:.3f} ({ok} < {TARGET}); with feedback "
-                  f"{fb['error']:.3f}; CV of ISI {auto['cv_isi']:.2f} (local CV2 {auto['cv2_isi']:.2f}); "
+                  f"{fb['error']:.3f}; CV of ISI {auto['cv_isi']:.2f} (local CV2 {auto['cv2_isi']:.2f}, rescaled "
+                  f"{auto['cv_rescaled']:.2f}); "
                   f"{auto['rate_hz']:.1f} Hz; readout {fit:.3f} D; N = {b.n}; training CPU {cpu:.0f} s",
                   flush=True)  # fmt: skip
             for note in notes:

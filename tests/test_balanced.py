@@ -11,6 +11,9 @@ from neurocomp.rules.balanced import (
     Balanced,
     FloatLearner,
     Phase,
+    copy_staggers,
+    cv_isi,
+    cv_rescaled,
     fast_update,
     ideal_weights,
     leaky_integral,
@@ -152,9 +155,10 @@ def test_engine_slow_rule_is_the_float_rule_sampled_per_epoch():
     # units), is eta dt T mean(K D^T e) r_T^T; the engine (float arithmetic) learns Theta on the error units with
     # Cs = (Cs / (T one)) T steps' worth and delivers D^T Theta beside the neurons' own mu lam I. Its graded values
     # decay over the epoch at Lava's tau of 65535 steps (as in test_balanced_basis). Nothing may change before the
-    # learning step. Within 1e-12: float64 sums of T products and a least-squares solve of full rank.
+    # learning step. Within 1e-12: float64 sums of T products and a least-squares solve of full rank. One copy of
+    # the error units (the derivation is one rule's epoch; the copies have their own test below).
     tk = make("balanced-oscillator", seed=0, fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10,
-              readout_fit_steps=0)
+              readout_fit_steps=0, error_copies=1)
     cfg, prof = dict(tk.config), load_profile("loihi2")
     b = Balanced(tk, 0)
     eta = 0.5
@@ -191,6 +195,46 @@ def test_engine_slow_rule_fixed_point_is_exact_and_stays_in_the_decoder_span():
     np.testing.assert_array_equal(fixed.ws, exact.ws)
     q = np.linalg.qr(b.D.T)[0]
     assert np.linalg.norm(dw - q @ (q.T @ dw)) < 1e-12 * np.linalg.norm(dw)
+
+
+def test_error_unit_copies_learn_with_staggered_epochs_and_deliver_their_mean():
+    # error_copies = 2: two learning connections onto two copies of the error units, with epochs T - 1 and T + 1
+    # (T the one copy's), the second learning -Theta from -K e, so the engine's one random number per epoch (the
+    # same stream in every connection) rounds their changes apart; the neurons receive D^T (the copies' mean Theta,
+    # the second's negated) beside mu lam I
+    assert copy_staggers(1) == (0,) and copy_staggers(2) == (-1, 1) and copy_staggers(3) == (-1, 0, 1)
+    kw = dict(fast_steps=10, slow_steps=400, slow_stages=1, test_steps=10, readout_fit_steps=0)
+    tk = make("balanced-oscillator", seed=0, error_copies=2, **kw)
+    prof = load_profile("loihi2")
+    eta = 1.0
+    T = lower_slow_engine(prof, slow_params(dict(tk.config)), eta, factored=True)[0].t_epoch
+    b = Balanced(tk, 0)
+    ln, _ = _one_slow_run(b, prof, eta, 6 * T)
+    assert [e.rule.t_epoch for e in ln.slow.engines] == [T - 1, T + 1]
+    th = [e.weights[0].astype(float) for e in ln.slow.engines]
+    assert min(np.abs(t).max() for t in th) >= 10  # both learned
+    assert np.corrcoef(th[0].ravel(), th[1].ravel())[0, 1] < -0.5  # the second learned -Theta (+0.7 without)
+    assert np.abs(th[0] + th[1]).sum() > 0  # their changes were rounded apart
+    w_lsb = float(tk.config["theta_range"]) / 2 ** (prof.learning.synaptic_variable_bits["w"] - 1)
+    np.testing.assert_allclose(ln.ws, b.D.T @ ((th[0] - th[1]) / 2 * w_lsb) + b.ws0, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="error_copies"):
+        make("balanced-oscillator", error_copies=0)
+
+
+def test_rescaled_cv_is_one_for_a_poisson_train_tuned_to_the_signal():
+    # independent trains: Bernoulli spikes per step (Poisson at 1 ms) at a rate tuned to the direction of a signal
+    # rotating at 1 Hz, as this network's neurons are; their plain CV counts the modulation (about 3), their rescaled
+    # CV is 1 within 0.1 (100 s, about 2500 spikes a neuron: the estimate's spread is a few percent, and the rate
+    # is taken as constant within each of 12 sectors); a periodic train gated by the same tuning is far below 1
+    rng = np.random.default_rng(0)
+    ph = 2 * np.pi * np.arange(100_000) / 1000
+    x = np.stack([np.cos(ph), np.sin(ph)], 1)
+    lam = 0.08 * np.maximum(np.cos(ph[:, None] - np.array([0.0, 2.0])), 0)
+    poisson = np.argwhere(rng.random(lam.shape) < lam)
+    assert cv_isi(poisson, 2) > 2
+    assert abs(cv_rescaled(poisson, 2, x) - 1) < 0.1
+    gated = np.argwhere((lam[:, :1] > 0.04) & (np.arange(len(lam))[:, None] % 20 == 0))
+    assert cv_rescaled(gated, 1, x) < 0.3
 
 
 def test_task_phases_and_mask():

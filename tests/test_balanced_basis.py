@@ -92,8 +92,8 @@ def test_engine_rule_scales_against_the_float_rule(factored):
     # epoch with Phi held; through the error units D^T of it, the same) times Cs's match to T steps' worth and the
     # graded values' decay (the engine decays the last written y3 and x1 over the epoch's T steps at its learning
     # step, Lava's tau of 65535 steps, exact in the float engine); within 1e-12: float64 products and sums of a few
-    # factors (and a least-squares solve of full rank)
-    tk = small_task()
+    # factors (and a least-squares solve of full rank); one copy of the error units (one rule's epoch)
+    tk = small_task(error_copies=1)
     cfg, prof = dict(tk.config), load_profile("loihi2")
     eta = 0.5
     rule, sc, notes = lower_engine(prof, cfg, eta, factored=factored)

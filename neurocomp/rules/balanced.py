@@ -59,7 +59,9 @@ Chips (:func:`lower`):
   levels and ``Cs = 4*2^E`` (the product's width shift exact), ``y3`` the feedback averaged
   over the epoch, learning ``Theta`` on ``J`` error units (``Os = D^T Theta + mu lam I``: the
   float rule's changes lie along ``D^T``, rounding would add changes outside it that nothing
-  restores). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
+  restores), on the task's ``error_copies`` copies of them (:func:`copy_staggers`: the second
+  learns ``-Theta``, so the engine's one random number per epoch rounds the copies apart, and the
+  neurons receive their mean). The earlier form (``x1`` the presynaptic trace of ``r``, one step's feedback per
   epoch of up to 32 steps, the weights on the neurons) ran away in fixed point (autonomous
   error 1.07-1.09) and missed in float64 (0.16-1.0); the precision
   of each factor is in the notes;
@@ -293,7 +295,8 @@ class SlowScales:
 
 
 def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, factored: bool = False,
-                      name: str = "balanced", pre: str = "Phi") -> tuple[Any, SlowScales, list[str]]:  # fmt: skip
+                      name: str = "balanced", pre: str = "Phi",
+                      stagger: int = 0) -> tuple[Any, SlowScales, list[str]]:  # fmt: skip
     """The slow rule ``dw = Cs*u0*y3*x1`` on ``profile``'s engine for rate ``eta``: ``(rule,
     scales, notes)``, for a presynaptic factor ``x1`` sent as graded pre spikes by units of its
     own (``pre`` names it: the basis outputs ``Phi`` of :mod:`.balanced_basis`, or ``r``, the
@@ -315,6 +318,8 @@ def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, facto
       about half an LSB per epoch); long epochs (about ``epoch_steps``, at most the engine's
       ``epoch_bits``) make few roundings: the rate sets ``E`` and the epoch ``t_epoch =
       round(Cs / one step's Cs)`` (the rate is then exact within ``1 / (2 t_epoch)``).
+
+    ``stagger``: steps added to the epoch (a copy of the error units, :func:`copy_staggers`).
     """
     from ..learning.rule import EngineRule
     from .base import LoweringContext, literal
@@ -333,12 +338,22 @@ def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, facto
     while e > lrn.exponent_min and 4 * 2.0**e / one > longest:
         e -= 1
     e = max(e, lrn.exponent_min)
-    epoch = round(4 * 2.0**e / one)
+    base = round(4 * 2.0**e / one)
+    epoch = base + int(stagger)
     if not 1 <= epoch <= longest:
         raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs an epoch of {4 * 2.0**e / one:.3g} steps "
                        f"for Cs = 4*2^{e}, outside 1..{longest} (the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
     ctx.note(f"slow rule (eta {eta:g}): every {epoch} steps, Cs = 4*2^{e} (the rate within "
              f"{abs(4 * 2.0**e / (epoch * one) - 1):.1%})")  # fmt: skip
+    copies = copy_staggers(int(p.get("error_copies", 1))) if factored else (0,)
+    if len(copies) > 1:
+        rate = np.mean([4 * 2.0**e / ((base + g) * one) for g in copies])
+        ctx.note(f"slow rule: Theta on {len(copies)} copies of the error units, each a learning connection with "
+                 f"an epoch of {', '.join(str(base + g) for g in copies)} steps (their mean rate within "
+                 f"{abs(rate - 1):.1%}), every other one learning -Theta from -K e and projecting through -D^T; the "
+                 "neurons receive the copies' mean Theta. The engine rounds the changes against one random number per "
+                 "epoch shared by a connection's synapses (the same stream in every connection): the negated copies "
+                 "round at other numbers, the staggered epochs at other times")  # fmt: skip
     rule = EngineRule.from_strings(
         dw=f"{literal(4, e)}*u0*y3*x1", engine=lrn, t_epoch=epoch, rng_seed=int(seed), post_traces="graded",
         graded={"y3": {"source": "input"}}, pre_graded={"x1": {"source": "pre", "offset": 0}}, source=name,
@@ -348,6 +363,22 @@ def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, facto
              f"{sc.phi_lsb:.3g} per level: Cs*y3*x1 a multiple of 2^{shift}), y3 = {y3} averaged over the epoch "
              f"over ±{fb_range:g} ({sc.fb_lsb:.3g}), {w} over ±{w_range:g} ({sc.w_lsb:.3g} per LSB)")
     return rule, sc, ctx.notes
+
+
+def copy_staggers(k: int) -> tuple[int, ...]:
+    """The epoch offsets (steps) of ``k`` copies of the error units: ``0`` for one copy, else
+    the ``k`` nonzero integers nearest 0 with their mean 0 (``k`` even) or ``0`` among them (odd).
+
+    The engine rounds every synapse's change onto the 9-bit weights stochastically against one
+    random number ``u`` per epoch (Lava's ``ConnVarRandom``, the same seed in every learning
+    connection): a change of a fraction ``f`` of an LSB rounds up when ``u < f``. Copies of one
+    rule with one stream would round alike, so every other copy learns ``-Theta`` from ``-K e``
+    (its synapses round down when ``u > 1 - f``: other epochs) and reaches the neurons through
+    ``-D^T``, and each copy's epoch has its own length (it uses the stream's numbers at other
+    times, on other changes). The neurons receive the copies' mean."""
+    if k < 1:
+        raise ValueError(f"error_copies must be >= 1, got {k}")
+    return tuple(o for o in range(-(k // 2), k // 2 + 1) if o or k % 2)
 
 
 def _weight_mantissas(w: np.ndarray, lsb: float, profile: Any) -> np.ndarray:
@@ -376,20 +407,32 @@ class SlowEngineLearner:
                  **engine_kw: Any):  # fmt: skip
         self.profile, self.p, self.seed, self.kw, self.D, self.name = profile, p, seed, engine_kw, D, name
         self.wf, self.ws_fixed = np.asarray(wf, np.float64), ws_fixed
+        self.staggers = copy_staggers(int(p.get("error_copies", 1))) if D is not None else (0,)
+        self.signs = tuple(1 - 2 * (c % 2) for c in range(len(self.staggers)))  # every other copy learns -Theta
         _, self.sc, _ = self._lower(float(p["eta_slow"]))
         if D is not None:  # Theta from W = D^T Theta (least squares: exact for W in the span of D^T)
             w0 = np.linalg.lstsq(D.T, np.asarray(w0, np.float64), rcond=None)[0]
         m = _weight_mantissas(np.asarray(w0), self.sc.w_lsb, profile)
-        self._w_m, self.engine, self._eta, self.t = m, None, None, 0
-        self._fb_sum, self._fb_n = 0.0, 0
-        self.ws = self._deliver(m)
+        self._w_m, self.engines, self._eta, self.t = m, [], None, 0
+        self._fb_sum, self._fb_n = [0.0] * len(self.staggers), [0] * len(self.staggers)
+        self.ws = self._deliver([m])
 
-    def _lower(self, eta: float) -> tuple[Any, SlowScales, list[str]]:
-        return lower_slow_engine(self.profile, self.p, eta, seed=self.seed, factored=self.D is not None, name=self.name)
+    @property
+    def engine(self) -> Any:
+        """The first copy's engine (None before the slow phase)."""
+        return self.engines[0] if self.engines else None
 
-    def _deliver(self, m: np.ndarray) -> np.ndarray:
+    def _lower(self, eta: float, stagger: int = 0) -> tuple[Any, SlowScales, list[str]]:
+        return lower_slow_engine(self.profile, self.p, eta, seed=self.seed, factored=self.D is not None, name=self.name,
+                                 stagger=stagger)  # fmt: skip
+
+    def _deliver(self, ms: list[np.ndarray]) -> np.ndarray:
         """The slow weights the neurons see: the engine's, or ``D^T Theta`` through the error
-        units, with the neurons' own ``ws_fixed``."""
+        units (the copies' mean ``Theta``), with the neurons' own ``ws_fixed``."""
+        if len(ms) == 1:
+            m = ms[0]
+        else:  # the copies that learn -Theta project onto the neurons through -D^T
+            m = sum(g * np.asarray(w, np.float64) for g, w in zip(self.signs, ms, strict=True)) / len(ms)
         w = np.asarray(m, np.float64) * self.sc.w_lsb
         w = w if self.D is None else self.D.T @ w
         return w if self.ws_fixed is None else w + self.ws_fixed
@@ -410,22 +453,27 @@ class SlowEngineLearner:
         if not (phase.slow and phase.feedback):
             return
         if self._eta != phase.eta_slow:  # the host loads the rule of this rate
-            w = self._w_m if self.engine is None else self.engine.weights[0]
-            rule, _, _ = self._lower(phase.eta_slow)
-            self.engine = SumOfProductsEngine(rule, w, engine=self.profile.learning, **self.kw)
-            self._eta, self.t, self._fb_sum, self._fb_n = phase.eta_slow, 0, 0.0, 0
+            ws = [g * self._w_m for g in self.signs] if not self.engines else [e.weights[0] for e in self.engines]
+            self.engines = [SumOfProductsEngine(self._lower(phase.eta_slow, g)[0], w, engine=self.profile.learning,
+                                                **self.kw) for g, w in zip(self.staggers, ws, strict=True)]  # fmt: skip
+            self._eta, self.t = phase.eta_slow, 0
+            self._fb_sum, self._fb_n = [0.0] * len(self.staggers), [0] * len(self.staggers)
         self.t += 1
         fb = np.asarray(fb, np.float64)
         if self.D is not None:  # the error units' K e (fb = K D^T e, D^T of full column rank: exact)
             fb = np.linalg.lstsq(self.D.T, fb, rcond=None)[0]
-        self._fb_sum, self._fb_n = self._fb_sum + fb, self._fb_n + 1
-        none = np.zeros((1, len(pre)), bool)
-        self.engine.spikes(self.t, none, np.zeros((1, len(fb)), bool),
-                           {"y3": self._graded(self._fb_sum / self._fb_n, self.sc.fb_lsb, -self.sc.y_top)},
-                           pre_values=self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step))  # fmt: skip
-        if self.engine.learn(self.t):
-            self.ws = self._deliver(self.engine.weights[0])
-            self._fb_sum, self._fb_n = 0.0, 0
+        none, x1 = np.zeros((1, len(pre)), bool), self._graded(pre, self.sc.phi_lsb, 0, self.sc.phi_step)
+        learned = False
+        for c, eng in enumerate(self.engines):  # each copy averages the feedback over its own epoch
+            self._fb_sum[c], self._fb_n[c] = self._fb_sum[c] + fb, self._fb_n[c] + 1
+            eng.spikes(self.t, none, np.zeros((1, len(fb)), bool),
+                       {"y3": self._graded(self.signs[c] * self._fb_sum[c] / self._fb_n[c], self.sc.fb_lsb,
+                                           -self.sc.y_top)},
+                       pre_values=x1)  # fmt: skip
+            if eng.learn(self.t):
+                learned, self._fb_sum[c], self._fb_n[c] = True, 0.0, 0
+        if learned:
+            self.ws = self._deliver([e.weights[0] for e in self.engines])
 
 
 class EngineLearner:
@@ -507,6 +555,28 @@ def cv2_isi(spikes: np.ndarray, n: int, min_spikes: int = 4) -> float:
     return float(np.mean(out)) if out else float("nan")
 
 
+def cv_rescaled(spikes: np.ndarray, n: int, x: np.ndarray, bins: int = 12, min_spikes: int = 4) -> float:
+    """Mean over neurons with at least ``min_spikes`` spikes of the CV of their ISIs in rescaled
+    time (the time-rescaling theorem, Brown et al. 2002): each neuron's rate as a function of the
+    signal's direction (``x [steps, 2]``'s angle in ``bins`` sectors, spikes per step of the
+    sector over the run), time measured as the integral of that rate. 1 for a Poisson train
+    whose rate follows the signal's direction (where :func:`cv_isi` counts the modulation as
+    irregularity), below 1 for a train more regular than Poisson given its tuning."""
+    sector = ((np.arctan2(x[:, 1], x[:, 0]) + np.pi) / (2 * np.pi) * bins).astype(np.int64) % bins
+    steps = np.bincount(sector, minlength=bins)
+    out = []
+    for j in range(n):
+        t = spikes[spikes[:, 1] == j, 0].astype(np.int64)
+        if len(t) < min_spikes:
+            continue
+        rate = np.bincount(sector[t], minlength=bins) / np.maximum(steps, 1)
+        clock = np.concatenate([[0.0], np.cumsum(rate[sector])])  # the rate's integral before each step
+        isi = np.diff(clock[t])
+        if isi.mean() > 0:
+            out.append(isi.std() / isi.mean())
+    return float(np.mean(out)) if out else float("nan")
+
+
 class Balanced:
     """One network for a ``balanced-oscillator`` task, drawn from ``seed``: the decoder, the
     system matrix, the initial weights (off-diagonal fast weights 0, the resets; slow weights
@@ -568,12 +638,14 @@ class Balanced:
 
     def test(self, learner: Any, feedback: bool = False) -> dict:
         """The test phase (no learning): the readout, its error against the target, the CV of
-        the ISIs and the mean rate."""
+        the ISIs (plain, local and rescaled by the rate's tuning to the signal's direction) and
+        the mean rate."""
         c, x = self.segments[-1]
         xh, spikes = self.net.run(Phase(False, False, feedback), c, x, learner)
         dur = len(c) * float(self.cfg["dt"])
         return {"xh": xh, "error": rel_error(xh, x), "cv_isi": cv_isi(spikes, self.n),
-                "cv2_isi": cv2_isi(spikes, self.n), "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
+                "cv2_isi": cv2_isi(spikes, self.n), "cv_rescaled": cv_rescaled(spikes, self.n, x),
+                "rate_hz": len(spikes) / dur / self.n}  # fmt: skip
 
 
 class _Recorder:

@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "theta_range": 4.0,  # Theta's range (|W| <= 0.2 with |D_i| = 0.1)
     "err_range": 32.0,  # the error units' K e (about 20 at the start; a finer grid needs epochs beyond 63 steps)
     "epoch_steps": 32,  # the engine rule's epoch (about): few stochastic roundings of the weights
+    "error_copies": 2,  # copies of the error units (the second learns -Theta), epochs T -+ 1; the neurons get the mean
 }
 
 
@@ -94,6 +95,8 @@ def make(seed: int = 0, **overrides: Any) -> Task:
         raise ValueError(f"{NAME}: delete_fraction {cfg['delete_fraction']} is outside [0, 1)")
     if int(cfg["epoch_steps"]) < 1 or not float(cfg["eta_slow"]) > 0:
         raise ValueError(f"{NAME}: epoch_steps {cfg['epoch_steps']} must be >= 1 and eta_slow {cfg['eta_slow']} > 0")
+    if int(cfg["error_copies"]) < 1:
+        raise ValueError(f"{NAME}: error_copies = {cfg['error_copies']} must be >= 1")
     dt, k, a = float(cfg["dt"]), float(cfg["k"]), float(cfg["a"])
     steps = phase_steps(cfg)
     first = 20 - (int(cfg["fast_steps"]) > 0)  # the learning stages and test keep their streams

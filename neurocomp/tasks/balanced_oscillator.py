@@ -56,6 +56,7 @@ DEFAULTS: dict[str, Any] = {
     "theta_range": 2.0,  # Theta's range (the ideal (A + lam I) D reaches 1.1; the learned ones 1.2-1.7)
     "err_range": 64.0,  # the error units' K e (about 12 at the start; finer needs epochs beyond 63 steps at the end)
     "epoch_steps": 32,  # the slow rule's epoch (about): few stochastic roundings of Theta
+    "error_copies": 2,  # copies of the error units (the second learns -Theta), epochs T -+ 1; the neurons get the mean
     "ws_range": 0.25,  # error_units False: the slow weights on the neurons (the ideal's largest is 0.11)
     "fb_range": 4.0,  # error_units False: the neurons' K D^T e
 }
@@ -93,6 +94,8 @@ def make(seed: int = 0, **overrides: Any) -> Task:
     cfg = {**DEFAULTS, **overrides}
     if int(cfg["n"]) < 2 or int(cfg["slow_stages"]) < 1 or float(cfg["dt"]) <= 0 or min(phase_steps(cfg)) < 1:
         raise ValueError(f"{NAME}: need n >= 2, dt > 0, slow_stages >= 1 and every phase at least one step")
+    if int(cfg["error_copies"]) < 1:
+        raise ValueError(f"{NAME}: error_copies = {cfg['error_copies']} must be >= 1")
     if not 0 <= int(cfg["readout_fit_steps"]) <= int(cfg["fast_steps"]):
         raise ValueError(f"{NAME}: readout_fit_steps = {cfg['readout_fit_steps']} must be within [0, fast_steps = "
                          f"{cfg['fast_steps']}] (the readout is fitted on the fast phase's input)")  # fmt: skip
