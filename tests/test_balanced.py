@@ -221,6 +221,17 @@ def test_error_unit_copies_learn_with_staggered_epochs_and_deliver_their_mean():
         make("balanced-oscillator", error_copies=0)
 
 
+def test_staggered_epochs_all_fit_the_engine_s_epoch():
+    # a target epoch at the engine's longest (63 steps) must not leave the +1 copy at 64: the exponent E is chosen
+    # so that every copy's epoch fits; over a range of rates each copy lowers, inside 1..63, one step apart from T
+    tk = make("balanced-oscillator", seed=0, epoch_steps=63, error_copies=2)
+    cfg, prof = slow_params(dict(tk.config)), load_profile("loihi2")
+    longest = 2 ** int(prof.learning.epoch_bits) - 1
+    for eta in np.linspace(0.5, 1.0, 60):
+        epochs = [lower_slow_engine(prof, cfg, eta, factored=True, stagger=g)[0].t_epoch for g in copy_staggers(2)]
+        assert 1 <= epochs[0] and epochs[1] <= longest and epochs[1] - epochs[0] == 2
+
+
 def test_rescaled_cv_is_one_for_a_poisson_train_tuned_to_the_signal():
     # independent trains: Bernoulli spikes per step (Poisson at 1 ms) at a rate tuned to the direction of a signal
     # rotating at 1 Hz, as this network's neurons are; their plain CV counts the modulation (about 3), their rescaled

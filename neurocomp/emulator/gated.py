@@ -185,11 +185,12 @@ class GatedEmulator(Emulator):
 
     def __init__(self, program: Program, batch: int = 1, seed: int = 0, strict: bool = False, **learn):
         bad = [k for k, v in learn.items() if _LEARN_DEFAULTS.get(k, ()) != (tuple(v) if k == "learn_float" else v)]
+        problems = [Problem("emulator", f"{', '.join(bad)}: a gated network runs without learning")] if bad else []
         if strict and program.profile.arithmetic != "fixed":
-            bad.insert(0, f"strict ({program.profile.arithmetic} has no register to overflow)")
-        if bad:
-            what = ", ".join(bad)
-            raise EmulatorError([Problem("emulator", f"{what}: a gated network runs without learning")])
+            problems.insert(0, Problem("emulator", f"strict: {program.profile.name}'s GatedTheta neuron is "
+                                                   f"{program.profile.arithmetic}, with no register to overflow"))
+        if problems:
+            raise EmulatorError(problems)
         self.program, self.profile, self.batch, self.seed, self.strict = program, program.profile, batch, seed, strict
         self.plastic: dict = {}  # nothing learns (the Emulator's interface)
         self._core = None  # not a ReckOn core

@@ -51,6 +51,7 @@ FX_LEN = 20
 # integer units, before the saturation the run continued with), step, trial, neuron
 FX_ERR = FX_LEN
 E_FOUND, E_FMT, E_VALUE, E_STEP, E_TRIAL, E_NEURON = range(6)
+E_LEN = 6
 # least-squares fits on |z| <= 1/2 (a quarter turn): cos(pi z) = sum_k COS_POLY[k] z^(2k) (max
 # error 1.7e-5) and sin(pi z)/(2 pi) = z sum_k SIN_POLY[k] z^(2k) (max error 2.6e-7); the other
 # quarter folds onto it (cos(pi z) = -cos(pi (1 - z)), sin(pi z) = sin(pi (1 - z)))
@@ -65,7 +66,7 @@ def fixed_arith(state, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     two's-complement range and overflow, and the polynomials' coefficients rounded to nearest
     on ``f``'s grid. ``strict``: every overflow is recorded (fx's :data:`FX_ERR` tail) and stops
     the run."""
-    fx = np.zeros(FX_LEN + (6 if strict else 0))
+    fx = np.zeros(FX_LEN + (E_LEN if strict else 0))
     for k, name in enumerate(FORMATS):
         f = state[name]
         sc = 2.0**f.frac_bits
@@ -75,6 +76,9 @@ def fixed_arith(state, strict: bool = False) -> tuple[np.ndarray, np.ndarray]:
     return fx, np.round(np.array(COS_POLY + SIN_POLY) * sc) / sc
 
 
+# a wrapping phase register's span must be at least 2**MIN_SPAN_BITS turns (a step moves the phase
+# by less than one turn, so a span of 4 leaves the zone count's step unambiguous modulo the span)
+MIN_SPAN_BITS = 2
 REGISTERS = (*FORMATS, "c", "r")  # every format the fixed neuron reads (c, r: chip_constants' registers)
 
 
@@ -90,6 +94,11 @@ def state_problems(state) -> list[str]:
             out.append(f"{name}: kind {f.kind!r}; the fixed GatedTheta neuron's registers are int")
         elif f.overflow not in ("saturate", "wrap"):
             out.append(f"{name}: overflow {f.overflow!r}; the fixed GatedTheta neuron saturates or wraps")
+        elif name == "theta" and f.overflow == "wrap" and f.bits - f.frac_bits < MIN_SPAN_BITS:
+            # the zone count's step is taken modulo the span: it must hold more than twice a step's passages
+            out.append(f"theta: a wrapping phase register of {f.bits} bits with {f.frac_bits} fraction bits holds "
+                       f"{2.0 ** (f.bits - f.frac_bits):g} turns; at least {2**MIN_SPAN_BITS} turns "
+                       f"(bits - frac_bits >= {MIN_SPAN_BITS}) so that a step's passages are counted right")
     return out
 
 

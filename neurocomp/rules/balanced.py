@@ -334,18 +334,20 @@ def lower_slow_engine(profile: Any, p: dict, eta: float, *, seed: int = 0, facto
     ctx = LoweringContext(name, profile, dt_ms=p["dt"] * 1e3, weight_lsb=sc.w_lsb, seed=seed, kind="rule")
     one = eta * p["dt"] * sc.fb_lsb * sc.phi_lsb / sc.w_lsb * 2.0**shift  # one step's Cs
     longest = 2 ** int(lrn.epoch_bits) - 1
+    copies = copy_staggers(int(p.get("error_copies", 1))) if factored else (0,)
+    # E from the target epoch, lowered until every copy's staggered epoch fits the engine's
     e = round(math.log2(float(p["epoch_steps"]) * one / 4))
-    while e > lrn.exponent_min and 4 * 2.0**e / one > longest:
+    while e > lrn.exponent_min and 4 * 2.0**e / one + max(copies) > longest:
         e -= 1
     e = max(e, lrn.exponent_min)
     base = round(4 * 2.0**e / one)
     epoch = base + int(stagger)
-    if not 1 <= epoch <= longest:
-        raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs an epoch of {4 * 2.0**e / one:.3g} steps "
-                       f"for Cs = 4*2^{e}, outside 1..{longest} (the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
+    if not 1 <= base + min(copies) <= base + max(copies) <= longest:
+        raise ctx.fail(f"rule (eta {eta:g}): one step's Cs = {one:.4g} needs epochs of "
+                       f"{', '.join(str(base + g) for g in copies)} steps for Cs = 4*2^{e}, outside 1..{longest} "
+                       f"(the engine's {lrn.epoch_bits}-bit epoch)")  # fmt: skip
     ctx.note(f"slow rule (eta {eta:g}): every {epoch} steps, Cs = 4*2^{e} (the rate within "
              f"{abs(4 * 2.0**e / (epoch * one) - 1):.1%})")  # fmt: skip
-    copies = copy_staggers(int(p.get("error_copies", 1))) if factored else (0,)
     if len(copies) > 1:
         rate = np.mean([4 * 2.0**e / ((base + g) * one) for g in copies])
         ctx.note(f"slow rule: Theta on {len(copies)} copies of the error units, each a learning connection with "
@@ -744,6 +746,7 @@ def lower(profile: Any, n: int) -> BalancedLowering:
 
 
 __all__ = ["Balanced", "BalancedLowering", "BalancedNet", "EngineLearner", "EngineScales", "FloatLearner", "Phase",
-           "SlowEngineLearner", "SlowScales", "annealed_rates", "cv2_isi", "cv_isi", "decoder", "fast_update",
+           "SlowEngineLearner", "SlowScales", "annealed_rates", "copy_staggers", "cv2_isi", "cv_isi", "cv_rescaled",
+           "decoder", "fast_update",
            "ideal_weights", "leaky_integral", "lower", "lower_engine", "lower_slow_engine", "phase_steps", "rel_error",
            "slow_params", "slow_update", "stage_rates", "system_matrix"]  # fmt: skip
