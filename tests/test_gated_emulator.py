@@ -98,7 +98,7 @@ def test_emulator_refuses_by_name(tmp_path):
         with pytest.raises(EmulatorError, match="not available for a gated network"):
             call()
     assert emu.reckon_core is None
-    with pytest.raises(EmulatorError, match=r"strict: spinnaker2.s GatedTheta neuron is float32, with no register to overflow"):
+    with pytest.raises(EmulatorError, match=r"strict: spinnaker2.s GatedTheta neuron is float32, with no register"):
         Emulator(prog, strict=True)
     delayed = _net(tmp_path, **{"exclude_self: true}}": "exclude_self: true}, delay_steps: 2}"})
     with pytest.raises(EmulatorError, match="projection 'rec->rec': delays"):

@@ -186,7 +186,10 @@ def test_hand_computed_steps_floor_every_product():
         (("      c: {bits: 24", None), r"neuron_models\.GatedTheta\.state\.c: missing"),
         (("overflow: wrap}", "overflow: wrap_once}"), r"neuron_models\.GatedTheta\.state\.theta: overflow 'wrap_once'"),
         # a wrapping phase of 2 turns would count a passage as -1 (the zone step modulo the span)
-        (("theta: {bits: 24, frac_bits: 16", "theta: {bits: 17, frac_bits: 16"), r"state\.theta: a wrapping phase .* 2 turns"),
+        (
+            ("theta: {bits: 24, frac_bits: 16", "theta: {bits: 17, frac_bits: 16"),
+            r"state\.theta: a wrapping phase .* 2 turns",
+        ),
         (
             ("      s: {bits: 24,", "      s: {bits: 32, kind: float,"),
             r"neuron_models\.GatedTheta\.state\.s: kind 'float'",
