@@ -127,7 +127,7 @@ def train_chip(
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
     headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
     average_last: int = 0, adam_lr: float = 0.0, update: str = "online", optimizer: str = "sgd",
-    weight_headroom: int = 0, masters: bool = False, trace_impulse: float | None = None,
+    weight_headroom: int = 0, masters: bool = False, trace_impulse: float | None = None, centre_rows: bool = False,
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -154,7 +154,8 @@ def train_chip(
     stage's lr is the optimizer's), no host step. ``weight_headroom``: the rule's
     ``weight_headroom_bits`` (the hidden projections'; < 0: a finer LSB, the initial weights
     beyond the narrower range saturated); ``masters``: the host's Adam on float64 master weights
-    (``HostAdam(masters=True)``); ``trace_impulse``: the rule's (trace LSBs per spike)."""
+    (``HostAdam(masters=True)``); ``trace_impulse``: the rule's (trace LSBs per spike); ``centre_rows``: the host's
+    gradient without its per-post-neuron row means (``HostAdam(centre_rows=True)``)."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -204,7 +205,8 @@ def train_chip(
         # the learning engine's error units take the target (loihi2); a programmable core's readout does
         target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
         if adam_lr and adam is None:
-            adam = HostAdam(emu, adam_lr, rng, masters=masters)  # the host's step (neurocomp.learning.host)
+            # the host's step (neurocomp.learning.host)
+            adam = HostAdam(emu, adam_lr, rng, masters=masters, centre_rows=centre_rows)
         lr_chip = {name: lr * (readout_lr if name.split("->")[-1] == "out" else 1.0) for name in emu.plastic}
         for _ in range(n):
             t = task.sample(it)
@@ -289,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-headroom-bits", type=int, default=0,
                     help="the rule's weight_headroom_bits for the hidden projections; < 0: a finer LSB (--chip)")
     ap.add_argument("--masters", action="store_true", help="the host's Adam on float64 master weights (--adam)")
+    ap.add_argument("--centre-rows", action="store_true",
+                    help="the host's gradient without each post neuron's row mean (--adam)")
     ap.add_argument("--trace-impulse", type=float, help="the rule's trace_impulse, trace LSBs per spike (--chip)")
     ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
     ap.add_argument("--average-last", type=int, default=0,
@@ -312,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
               f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
               f"headroom {args.readout_headroom_bits} bits (hidden {args.weight_headroom_bits}), "
               f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}"
-              f"{' on float masters' if args.masters else ''}, "
+              f"{' on float masters' if args.masters else ''}{', rows centred' if args.centre_rows else ''}, "
               f"{f'trace impulse {args.trace_impulse:g}, ' if args.trace_impulse else ''}update {args.update} "
               f"({args.optimizer}), seed {args.seed})",
               flush=True)  # fmt: skip
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
                        args.readout_scale, args.final_val, args.per_update, args.reg,
                        args.readout_headroom_bits, args.readout_lr, args.resume, args.save,
                        args.average_last, args.adam, args.update, args.optimizer,
-                       args.weight_headroom_bits, args.masters, args.trace_impulse)  # fmt: skip
+                       args.weight_headroom_bits, args.masters, args.trace_impulse, args.centre_rows)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         if "final_avg" in r:

@@ -15,6 +15,11 @@ rounding with random numbers the copies share) does not.
 
 A level is ``float`` (``learn_arithmetic="float"`` at the engine's lr), ``fixed`` (the chip),
 or a ``+``-joined set of learning quantities run in float64 (``Emulator(learn_float=...)``).
+
+``--rows`` adds, per level, the row means (one per post neuron, over its synapses): the share of
+the squared norm of the level's error (its gradient minus the reference) that lies in them, and
+the cosine of the level's gradient with those row means removed (``HostAdam(centre_rows=True)``);
+the reference's own share is printed first.
 """
 
 from __future__ import annotations
@@ -53,6 +58,16 @@ def gradient(net, level: str, lr: float, readout_lr: float, trials) -> dict[str,
     return out
 
 
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    x, y = a.ravel(), b.ravel()
+    return float(x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-300))
+
+
+def _row_share(a: np.ndarray) -> float:
+    """The share of ``a``'s squared norm in its row means (``[post, pre]``: one per post neuron)."""
+    return float(np.sum(a.mean(axis=1) ** 2) * a.shape[1] / (np.sum(a**2) + 1e-300))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--per-update", type=int, default=16, help="trials of the minibatch (one copy each)")
@@ -66,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reg", type=float, help="the rule's rate regularization (default: the example's)")
     ap.add_argument("--seed", type=int, default=5, help="the task seed of the minibatch")
     ap.add_argument("--levels", default="float,fixed,weights,traces,graded,tags,products")
+    ap.add_argument("--rows", action="store_true", help="also the row means' share and the row-centred cosine")
     a = ap.parse_args(argv)
     net = small_network(read_yaml(ROOT / "examples" / "eprop_evidence.yaml"))
     extra = {"trace_impulse": a.trace_impulse} if a.trace_impulse else {}
@@ -78,14 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"minibatch of {a.per_update} trials, engine lr {a.lr_engine:g} (readout x{a.readout_lr:g}), hidden headroom "
           f"{hr} bits{imp}: cosine / norm ratio against the lowered rule in float64 at lr {a.ref_lr:g}")  # fmt: skip
     print("level | " + " | ".join(ref))
+    if a.rows:
+        print("reference, row means' share of its norm^2 | " + " | ".join(f"{_row_share(r):.2f}" for r in ref.values()))
     for level in a.levels.split(","):
         g = gradient(net, level, a.lr_engine, a.readout_lr, trials)
         cells = []
         for n, r in ref.items():
             x, y = r.ravel(), g[n].ravel()
-            cos = x @ y / (np.linalg.norm(x) * np.linalg.norm(y) + 1e-300)
-            cells.append(f"{cos:.2f} / {np.linalg.norm(y) / (np.linalg.norm(x) + 1e-300):.2f}")
+            cells.append(f"{_cosine(r, g[n]):.2f} / {np.linalg.norm(y) / (np.linalg.norm(x) + 1e-300):.2f}")
         print(f"{level} | " + " | ".join(cells), flush=True)
+        if a.rows:
+            cells = [f"{_row_share(g[n] - r):.2f} / {_cosine(r, g[n] - g[n].mean(axis=1, keepdims=True)):.2f}"
+                     for n, r in ref.items()]  # fmt: skip
+            print(f"{level}: error's row-mean share / centred cosine | " + " | ".join(cells), flush=True)
     return 0
 
 

@@ -172,3 +172,36 @@ def test_host_adam_is_deterministic_and_names_a_missing_lr():
         np.testing.assert_array_equal(runs[0][n], runs[1][n], err_msg=n)
     with pytest.raises(KeyError, match="no engine lr"):
         adam.step(emu, {})
+
+
+def test_host_adam_centre_rows_steps_on_the_gradient_without_its_row_means():
+    """centre_rows=True: the gradient Adam takes is the copies' gradient minus each post neuron's
+    mean over its row (written out here), and Adam's first step (lr times its sign) follows it."""
+    emu = _emu("loihi2")
+    names = list(emu.plastic)
+    lr, lr_engine = 0.01, {n: 0.04 for n in names}
+    adam = HostAdam(emu, lr, seed=3, masters=True, centre_rows=True)
+    w0 = {n: emu.plastic[n].engine.state["w"][0].astype(np.float64) for n in names}
+    rng = np.random.default_rng(4)
+    offset = {}  # every row moved by one offset of its own (what centring removes) ...
+    for n, syn in emu.plastic.items():
+        w = syn.engine.state["w"]
+        offset[n] = rng.integers(-3, 4, size=(w.shape[1], 1))
+        w[...] += offset[n].astype(w.dtype)
+    moved = _move_copies(emu, rng)  # ... and every copy by its own random changes
+    res = adam.step(emu, lr_engine)
+    checked = 0
+    for n in names:
+        syn = emu.plastic[n]
+        unit = np.asarray(syn.weight_unit, np.float64)
+        g = -(moved[n] + offset[n]) * unit / lr_engine[n]  # the gradient the copies' mean change gives
+        expect = g - g.mean(axis=1, keepdims=True)
+        scale = np.abs(g).max()  # float64 sums of a few hundred terms: 1e-12 relative
+        np.testing.assert_allclose(res.grad[n], expect, rtol=0, atol=1e-12 * scale, err_msg=n)
+        lo, hi = syn.engine.weight_range
+        ideal = w0[n] - lr * np.sign(expect) / unit  # Adam's first step, in mantissas
+        on = (np.abs(expect) > 1e-3) & (ideal > lo + 1) & (ideal < hi - 1)
+        # Adam's first step is lr |g| / (|g| + eps): within 1e-5 lr of lr where |g| > 1e-3
+        np.testing.assert_allclose(adam.masters[n][on], ideal[on], rtol=0, atol=1e-5 * lr / unit.min(), err_msg=n)
+        checked += int(on.sum())
+    assert checked > 1000
