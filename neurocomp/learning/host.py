@@ -62,10 +62,12 @@ class HostAdam:
     ``centre_rows=True``: before Adam, each post neuron's mean of ``g`` over its synapses in the
     projection (the synapses that exist, for a sparse one) is subtracted from that row,
     ``g_ij <- g_ij - mean_i' g_ij'``. This removes an error of the engine's estimate that is one
-    value per post neuron, the same in every copy: on loihi2 at ``t_epoch`` 16 (evidence
-    accumulation) 70 % of the error's norm into the LIF neurons lies in row means, against 5-11 %
-    of the lowered rule's own gradient (``benchmarks/eprop_evidence_gradient.py --rows``). The
-    rule's true row means (e.g. most of the rate regularization's push) go with it.
+    value per post neuron, the same in every copy, and with it the rule's true row means (e.g.
+    most of the rate regularization's push). Measured on loihi2 at ``t_epoch`` 16 (evidence
+    accumulation, ``benchmarks/eprop_evidence_gradient.py --rows``): at the small size 70 % of the
+    error's squared norm into the LIF neurons lies in row means, against at most 11 % of the
+    lowered rule's own gradient; at the full size the rule's own share is 16-40 % and the
+    option does not lower the error rate.
 
     Host state: ``m``, ``v``, ``w0`` (and ``W``) per synapse (float64) and the step count ``t``.
     Same ``emu`` state, ``seed`` and sequence of calls: the same bits."""
