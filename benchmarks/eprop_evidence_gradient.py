@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", help="an .npz of eprop_evidence.py --save (--full) to start from")
     ap.add_argument("--rows", action="store_true", help="also the row means' share and the row-centred cosine")
     a = ap.parse_args(argv)
-    spec = read_yaml(ROOT / "examples" / "eprop_evidence.yaml")
-    net = load_network(ROOT / "examples" / "eprop_evidence.yaml") if a.full else small_network(spec)
+    example = ROOT / "examples" / "eprop_evidence.yaml"
+    net = load_network(example) if a.full else small_network(read_yaml(example))
     start = None
     if a.weights:
         with np.load(a.weights) as f:

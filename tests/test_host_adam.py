@@ -205,3 +205,20 @@ def test_host_adam_centre_rows_steps_on_the_gradient_without_its_row_means():
         np.testing.assert_allclose(adam.masters[n][on], ideal[on], rtol=0, atol=1e-5 * lr / unit.min(), err_msg=n)
         checked += int(on.sum())
     assert checked > 1000
+
+
+def test_host_adam_centre_rows_of_a_sparse_projection_averages_its_synapses_only():
+    """A sparse projection (held dense with the engine's ``mask`` of the synapses that exist):
+    each row's mean is over its existing synapses, and a synapse that does not exist gets 0."""
+    emu = _emu("loihi2")
+    name = "in->lif"
+    eng = emu.plastic[name].engine
+    mask = np.random.default_rng(8).random(eng.weights.shape[1:]) < 0.3
+    eng.mask = mask  # the flags a sparse projection's engine holds (set before the host reads it)
+    adam = HostAdam(emu, 0.01, seed=3, centre_rows=True)
+    moved = _move_copies(emu, np.random.default_rng(9))
+    res = adam.step(emu, {n: 0.04 for n in emu.plastic})
+    g = -moved[name] * float(emu.plastic[name].weight_unit) / 0.04
+    mean = np.array([g[i, mask[i]].mean() if mask[i].any() else 0.0 for i in range(g.shape[0])])
+    expect = np.where(mask, g - mean[:, None], 0.0)
+    np.testing.assert_allclose(res.grad[name], expect, rtol=0, atol=1e-12 * np.abs(g).max())
