@@ -127,7 +127,8 @@ def train_chip(
     readout_scale: float = 1.0, final_val: int = 0, per_update: int = 1, reg: float | None = None,
     headroom: int = 0, readout_lr: float = 1.0, resume: str | None = None, save: str | None = None,
     average_last: int = 0, adam_lr: float = 0.0, update: str = "online", optimizer: str = "sgd",
-    weight_headroom: int = 0, masters: bool = False, trace_impulse: float | None = None,
+    weight_headroom: int = 0, masters: bool = False, trace_impulse: float | None = None, centre_rows: bool = False,
+    learn_arithmetic: str = "chip",
 ) -> dict:
     """examples/eprop_evidence.yaml compiled for ``profile`` and trained on the emulator in the
     chip's arithmetic, one trial per update (the chip's learner applies every step's update at
@@ -154,7 +155,9 @@ def train_chip(
     stage's lr is the optimizer's), no host step. ``weight_headroom``: the rule's
     ``weight_headroom_bits`` (the hidden projections'; < 0: a finer LSB, the initial weights
     beyond the narrower range saturated); ``masters``: the host's Adam on float64 master weights
-    (``HostAdam(masters=True)``); ``trace_impulse``: the rule's (trace LSBs per spike)."""
+    (``HostAdam(masters=True)``); ``trace_impulse``: the rule's (trace LSBs per spike); ``centre_rows``: the host's
+    gradient without its per-post-neuron row means (``HostAdam(centre_rows=True)``); ``learn_arithmetic``: the
+    emulators' (``"float"``: the lowered rule in float64, a level the chip cannot run)."""
     import numpy as np
 
     from neurocomp.compiler import compile
@@ -195,16 +198,17 @@ def train_chip(
     for lr, n in schedule:
         log = io.StringIO()
         prog = compile(evidence.with_lr(net.with_rule_params(**extra), lr, readout_lr), profile, out=log)
-        emu = Emulator(prog, batch=per_update, seed=seed)
+        emu = Emulator(prog, batch=per_update, seed=seed, learn_arithmetic=learn_arithmetic)
         if weights is not None:  # the next stage starts from the learned weights (every copy: trial 0's)
             for name, w in weights.items():
                 emu.plastic[name].engine.state["w"][...] = w[:1]
         if judge is None:
-            judge = Emulator(prog, batch=n_val, seed=seed)
+            judge = Emulator(prog, batch=n_val, seed=seed, learn_arithmetic=learn_arithmetic)
         # the learning engine's error units take the target (loihi2); a programmable core's readout does
         target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
         if adam_lr and adam is None:
-            adam = HostAdam(emu, adam_lr, rng, masters=masters)  # the host's step (neurocomp.learning.host)
+            # the host's step (neurocomp.learning.host)
+            adam = HostAdam(emu, adam_lr, rng, masters=masters, centre_rows=centre_rows)
         lr_chip = {name: lr * (readout_lr if name.split("->")[-1] == "out" else 1.0) for name in emu.plastic}
         for _ in range(n):
             t = task.sample(it)
@@ -235,7 +239,8 @@ def train_chip(
            "cpu_s": time.process_time() - c0}
     if final_val:
         fin = make("evidence-accumulation", seed=20_000 + seed, batch=final_val)
-        out["final"] = validate(fin, final_judge := Emulator(prog, batch=final_val, seed=seed))
+        final_judge = Emulator(prog, batch=final_val, seed=seed, learn_arithmetic=learn_arithmetic)
+        out["final"] = validate(fin, final_judge)
         if wsum:
             for name, syn in emu.plastic.items():
                 m = wsum[name] / average_last
@@ -289,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-headroom-bits", type=int, default=0,
                     help="the rule's weight_headroom_bits for the hidden projections; < 0: a finer LSB (--chip)")
     ap.add_argument("--masters", action="store_true", help="the host's Adam on float64 master weights (--adam)")
+    ap.add_argument("--learn-arithmetic", default="chip", choices=("chip", "float"),
+                    help="the learning engine's arithmetic (float: the lowered rule in float64; --chip loihi2)")
+    ap.add_argument("--centre-rows", action="store_true",
+                    help="the host's gradient without each post neuron's row mean (--adam)")
     ap.add_argument("--trace-impulse", type=float, help="the rule's trace_impulse, trace LSBs per spike (--chip)")
     ap.add_argument("--readout-lr", type=float, default=1.0, help="the readout's lr times this (--chip)")
     ap.add_argument("--average-last", type=int, default=0,
@@ -312,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
               f"reg {'as the example' if args.reg is None else args.reg}, readout lr x{args.readout_lr:g}, "
               f"headroom {args.readout_headroom_bits} bits (hidden {args.weight_headroom_bits}), "
               f"{f'host Adam lr {args.adam:g}' if args.adam else 'mean update'}"
-              f"{' on float masters' if args.masters else ''}, "
+              f"{' on float masters' if args.masters else ''}{', rows centred' if args.centre_rows else ''}, "
+              f"learning arithmetic {args.learn_arithmetic}, "
               f"{f'trace impulse {args.trace_impulse:g}, ' if args.trace_impulse else ''}update {args.update} "
               f"({args.optimizer}), seed {args.seed})",
               flush=True)  # fmt: skip
@@ -320,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
                        args.readout_scale, args.final_val, args.per_update, args.reg,
                        args.readout_headroom_bits, args.readout_lr, args.resume, args.save,
                        args.average_last, args.adam, args.update, args.optimizer,
-                       args.weight_headroom_bits, args.masters, args.trace_impulse)  # fmt: skip
+                       args.weight_headroom_bits, args.masters, args.trace_impulse, args.centre_rows,
+                       args.learn_arithmetic)  # fmt: skip
         it, err = r["curve"][-1]
         fin = f"; {100 * r['final']:.1f} % on {args.final_val} fresh trials" if "final" in r else ""
         if "final_avg" in r:

@@ -7,7 +7,8 @@ on its own copy of the weights; every 10 updates the error on 128 held-out trial
 
     PYTHONPATH=. python benchmarks/eprop_evidence_small.py --chip spinnaker2 --adam 1e-2
     PYTHONPATH=. python benchmarks/eprop_evidence_small.py --chip loihi2 --adam 5e-3 --lr-engine 4e-2 \\
-        [--learn-float weights,graded] [--learn-arithmetic float] [--weight-headroom-bits -2] [--masters]
+        [--learn-float weights,graded] [--learn-arithmetic float] [--weight-headroom-bits -2] [--masters] \\
+        [--centre-rows]
 
 spinnaker2 runs its own minibatch (``update: trial``, Adam at ``--adam``); loihi2 its online
 engine at ``--lr-engine`` (readout x0.125, headroom 3 bits, ``t_epoch`` 16) with the host's Adam
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weight-headroom-bits", type=int, default=0,
                     help="loihi2: the hidden projections' weight headroom (< 0: a finer LSB)")
     ap.add_argument("--masters", action="store_true", help="loihi2: the host's Adam on float64 master weights")
+    ap.add_argument("--centre-rows", action="store_true", help="loihi2: the host's gradient without its row means")
     ap.add_argument("--readout-lr", type=float, default=READOUT_LR, help="loihi2: the readout's engine lr factor")
     ap.add_argument("--trace-impulse", type=float, help="loihi2: the rule's trace_impulse (trace LSBs per spike)")
     ap.add_argument("--per-update", type=int, default=16, help="trials per update (one copy of the weights each)")
@@ -74,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     emu = Emulator(prog, batch=a.per_update, seed=a.seed, **kw)
     judge = Emulator(prog, batch=a.val_trials, seed=a.seed, **kw)
     target = "out.error/target" if any(p.name == "out.error" for p in prog.populations) else "out/target"
-    adam = HostAdam(emu, a.adam, seed=a.seed, masters=a.masters) if a.chip == "loihi2" else None
+    adam = None
+    if a.chip == "loihi2":
+        adam = HostAdam(emu, a.adam, seed=a.seed, masters=a.masters, centre_rows=a.centre_rows)
     lr = {n: a.lr_engine * (a.readout_lr if n.endswith("->out") else 1.0) for n in emu.plastic}
     print(f"evidence-accumulation (3 cues, 750 steps), 20 LIF + 20 ALIF on {a.chip}: Adam {a.adam:g}"
           + (f", engine lr {a.lr_engine:g}, learn_float {a.learn_float or '()'}, {a.learn_arithmetic}"
-                                 f"{', float masters' if a.masters else ''}" if adam else ""),
+                                 f"{', float masters' if a.masters else ''}{', rows centred' if a.centre_rows else ''}"
+             if adam else ""),
           flush=True)  # fmt: skip
     c0 = time.process_time()
     for it in range(a.updates):

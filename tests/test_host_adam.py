@@ -172,3 +172,53 @@ def test_host_adam_is_deterministic_and_names_a_missing_lr():
         np.testing.assert_array_equal(runs[0][n], runs[1][n], err_msg=n)
     with pytest.raises(KeyError, match="no engine lr"):
         adam.step(emu, {})
+
+
+def test_host_adam_centre_rows_steps_on_the_gradient_without_its_row_means():
+    """centre_rows=True: the gradient Adam takes is the copies' gradient minus each post neuron's
+    mean over its row (written out here), and Adam's first step (lr times its sign) follows it."""
+    emu = _emu("loihi2")
+    names = list(emu.plastic)
+    lr, lr_engine = 0.01, {n: 0.04 for n in names}
+    adam = HostAdam(emu, lr, seed=3, masters=True, centre_rows=True)
+    w0 = {n: emu.plastic[n].engine.state["w"][0].astype(np.float64) for n in names}
+    rng = np.random.default_rng(4)
+    offset = {}  # every row moved by one offset of its own (what centring removes) ...
+    for n, syn in emu.plastic.items():
+        w = syn.engine.state["w"]
+        offset[n] = rng.integers(-3, 4, size=(w.shape[1], 1))
+        w[...] += offset[n].astype(w.dtype)
+    moved = _move_copies(emu, rng)  # ... and every copy by its own random changes
+    res = adam.step(emu, lr_engine)
+    checked = 0
+    for n in names:
+        syn = emu.plastic[n]
+        unit = np.asarray(syn.weight_unit, np.float64)
+        g = -(moved[n] + offset[n]) * unit / lr_engine[n]  # the gradient the copies' mean change gives
+        expect = g - g.mean(axis=1, keepdims=True)
+        scale = np.abs(g).max()  # float64 sums of a few hundred terms: 1e-12 relative
+        np.testing.assert_allclose(res.grad[n], expect, rtol=0, atol=1e-12 * scale, err_msg=n)
+        lo, hi = syn.engine.weight_range
+        ideal = w0[n] - lr * np.sign(expect) / unit  # Adam's first step, in mantissas
+        on = (np.abs(expect) > 1e-3) & (ideal > lo + 1) & (ideal < hi - 1)
+        # Adam's first step is lr |g| / (|g| + eps): within 1e-5 lr of lr where |g| > 1e-3
+        np.testing.assert_allclose(adam.masters[n][on], ideal[on], rtol=0, atol=1e-5 * lr / unit.min(), err_msg=n)
+        checked += int(on.sum())
+    assert checked > 1000
+
+
+def test_host_adam_centre_rows_of_a_sparse_projection_averages_its_synapses_only():
+    """A sparse projection (held dense with the engine's ``mask`` of the synapses that exist):
+    each row's mean is over its existing synapses, and a synapse that does not exist gets 0."""
+    emu = _emu("loihi2")
+    name = "in->lif"
+    eng = emu.plastic[name].engine
+    mask = np.random.default_rng(8).random(eng.weights.shape[1:]) < 0.3
+    eng.mask = mask  # the flags a sparse projection's engine holds (set before the host reads it)
+    adam = HostAdam(emu, 0.01, seed=3, centre_rows=True)
+    moved = _move_copies(emu, np.random.default_rng(9))
+    res = adam.step(emu, {n: 0.04 for n in emu.plastic})
+    g = -moved[name] * float(emu.plastic[name].weight_unit) / 0.04
+    mean = np.array([g[i, mask[i]].mean() if mask[i].any() else 0.0 for i in range(g.shape[0])])
+    expect = np.where(mask, g - mean[:, None], 0.0)
+    np.testing.assert_allclose(res.grad[name], expect, rtol=0, atol=1e-12 * np.abs(g).max())
