@@ -55,9 +55,7 @@ E_DIRECT, E_SHIFT, E_EXACT, E_F32, E_F64 = range(5)
 RD_FLOOR, RD_TRUNC, RD_NEAREST = range(3)
 SHIFT_ROUNDINGS = {"floor": RD_FLOOR, "toward_zero": RD_TRUNC, "nearest": RD_NEAREST}
 _AHEAD = 2  # spiking pre neurons whose lists are prefetched ahead of the one delivered
-_AHEAD_ROWS = 8  # the same for compact rows (listed up front: a deeper prefetch costs no scan)
-_LIST_CHUNK = 4096  # pre neurons listed at a time for compact rows (16 KiB of int32: stays in L1, where a
-# list of the whole population, 400 KB at N = 1e5, would push the rings out of L2 every step)
+_AHEAD_ROWS = 4  # the same for compact rows (listed up front: a deeper prefetch costs no scan)
 _LINE = 16  # synapses per prefetch (a 64-byte line of int32 indices)
 _FETCH_SYNAPSES = 1 << 18  # a group with more synapses prefetches its lists (they would not stay in L2)
 _FETCH_BYTES = 1 << 20  # a compact group with more bytes prefetches its rows
@@ -374,7 +372,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
         rows = dense.view(np.uint8)[d0 * dense.itemsize :]
         if emode == E_DIRECT:  # gscale holds 2**G_WSHIFT too
             _compact(spikes, s0, 0, npre, npost, indptr, p0, rows, groups[g, G_WBITS], ring, slot_off + b * npost,
-                     gscale[g], acc64.view(np.int32)[:_LIST_CHUNK])  # fmt: skip
+                     gscale[g], acc64.view(np.int32))  # fmt: skip
             return
         i0 = 0
         while i0 < npre and spikes[s0 + i0] == 0:
@@ -383,7 +381,7 @@ def deliver_group(g, t, b, batch, groups, gscale, indptr, idx, w, dense, exps, s
             return
         acc[:npost] = 0.0  # the sum of mantissas (the stored weights times 2**G_WSHIFT), exact
         _compact(spikes, s0, i0, npre, npost, indptr, p0, rows, groups[g, G_WBITS], acc, 0,
-                 2.0 ** groups[g, G_WSHIFT], acc64.view(np.int32)[:_LIST_CHUNK])  # fmt: skip
+                 2.0 ** groups[g, G_WSHIFT], acc64.view(np.int32))  # fmt: skip
         _flush(g, b, groups, gscale, exps, ring, slot_off, acc, acc64)
         return
     if emode == E_DIRECT and kind != K_NARROW:

@@ -59,7 +59,6 @@ O_NONE, O_SATURATE, O_WRAP, O_WRAP_ONCE = range(4)
 OVERFLOWS = {"saturate": O_SATURATE, "wrap": O_WRAP, "wrap_once": O_WRAP_ONCE}
 # the error record of a strict run: found, population, variable (0 u, 1 v, 2 a), trial, neuron, value
 E_FOUND, E_POP, E_VAR, E_TRIAL, E_NEURON, E_VALUE = range(6)
-_BLOCK = 1024  # neurons per pass of a population's update (8 KiB per float64 state: in L1)
 
 
 def spike_value(arr, n):
@@ -246,10 +245,10 @@ def _leak_add(x, f, inp, bias, clear, uniform, rounding, bitshift, min_step, r, 
 
 
 @kernel(inline="always")
-def _settle_all(x, var, p, b, i0, mode, lims, err):
-    """Bring every element of ``x`` (variable ``var``: 0 u, 1 v, 2 a; neurons ``i0, i0 + 1, ...``
-    of the population) into range; in strict mode note the first that leaves it in ``err``
-    instead (and keep it). One vectorizable pass when all are in range, the common case."""
+def _settle_all(x, var, p, b, mode, lims, err):
+    """Bring every element of ``x`` (variable ``var``: 0 u, 1 v, 2 a) into range; in strict
+    mode note the first that leaves it in ``err`` instead (and keep it). One vectorizable
+    pass when all are in range, the common case."""
     lo, hi = lims[var, 0], lims[var, 1]
     bad = False
     for i in range(x.shape[0]):
@@ -270,7 +269,7 @@ def _settle_all(x, var, p, b, i0, mode, lims, err):
         if in_range(x[i], lo, hi):
             continue
         if strict and out_of_range(x[i], ovf, bits, lo, hi):
-            _note(err, p, var, b, i0 + i, x[i])
+            _note(err, p, var, b, i, x[i])
         else:
             x[i] = settle(x[i], ovf, bits, lo, hi, reg)
 
@@ -293,21 +292,11 @@ def update_population(p, t, b, batch, st, spikes, ring, pop, thr, nconst, mode, 
     clear its input slot, ``u <- leak(u) + in``, ``v <- leak(v) + u + bias``, (ALIF)
     ``a <- leak(a)`` and the threshold ``th + a``, refractory freeze, spikes (counts up to the
     cap), ``v_pre``, reset (zero, or subtract the base threshold), ``a += n * beta``. Each
-    stage is one pass over a block of ``_BLOCK`` neurons (the same operations per neuron, in
-    the same order, as one pass per neuron: neurons do not interact within a step), so a
-    large population's states stay in the nearest cache from one stage to the next (at
-    N = 1e5, ``u``, ``v`` and the input slot are 2.4 MB, beyond L2)."""
-    n = pop[p, P_N]
-    for i0 in range(0, n, _BLOCK):
-        _update_block(p, t, b, batch, i0, min(n, i0 + _BLOCK), st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err)
-
-
-@kernel(inline="always")
-def _update_block(p, t, b, batch, i0, i1, st, spikes, ring, pop, thr, nconst, mode, lims, rnd, err):
-    """:func:`update_population`'s stages over its neurons ``i0 <= i < i1``."""
-    kind, n, noff = pop[p, P_KIND], i1 - i0, pop[p, P_NOFF] + i0
-    k0 = pop[p, P_BOFF] + b * pop[p, P_N] + i0
-    r0 = pop[p, P_ROFF] + ((t % pop[p, P_SLOTS]) * batch + b) * pop[p, P_N] + i0
+    stage is one pass over the population (the same operations per neuron, in the same
+    order, as one pass per neuron)."""
+    kind, n, noff = pop[p, P_KIND], pop[p, P_N], pop[p, P_NOFF]
+    k0 = pop[p, P_BOFF] + b * n
+    r0 = pop[p, P_ROFF] + ((t % pop[p, P_SLOTS]) * batch + b) * n
     period, keep, subtract = pop[p, P_REFR], pop[p, P_KEEP], pop[p, P_RESET] == 1
     bshift, ms, fb, rb = mode[M_BITSHIFT], mode[M_MIN_STEP], mode[M_FRAC_BITS], pop[p, P_RBITS]
     th0, beta, one, cap = thr[p, T_TH], thr[p, T_BETA], thr[p, T_ONE], thr[p, T_CAP]  # the state's dtype
@@ -317,16 +306,16 @@ def _update_block(p, t, b, batch, i0, i1, st, spikes, ring, pop, thr, nconst, mo
     fu, ru = nconst[C_FU, noff : noff + n], rnd[0, k0 : k0 + n]
     uni = pop[p, P_UNIFORM] != 0
     if not _leak_add(u, fu, inp, bias[:0], True, uni, mode[M_ROUND_U], bshift, ms, ru, fb, rb, lims[0, 0], lims[0, 1]):
-        _settle_all(u, 0, p, b, i0, mode, lims, err)
+        _settle_all(u, 0, p, b, mode, lims, err)
     v_old = v.copy() if period > 0 else v[:0]  # a refractory neuron's v does not move (u still integrates)
     fv, rv = nconst[C_FV, noff : noff + n], rnd[1, k0 : k0 + n]
     if not _leak_add(v, fv, u, bias, False, uni, mode[M_ROUND_V], bshift, ms, rv, fb, rb, lims[1, 0], lims[1, 1]):
-        _settle_all(v, 1, p, b, i0, mode, lims, err)
+        _settle_all(v, 1, p, b, mode, lims, err)
     if kind == KIND_LI:
         return
     if kind == KIND_ALIF:
         _leak_all(a, nconst[C_FA, noff : noff + n], mode[M_ROUND_A], bshift, ms, rnd[2, k0 : k0 + n], fb, rb)
-        _settle_all(a, 2, p, b, i0, mode, lims, err)
+        _settle_all(a, 2, p, b, mode, lims, err)
     ge = mode[M_GE]
     if kind == KIND_LIF and period == 0 and not keep and cap <= one:
         _fire_lif(v, spikes[k0 : k0 + n], th0, ge, subtract, one)
