@@ -29,7 +29,9 @@ from ..learning.expr import parse
 from ..learning.rule import EngineRule
 from .base import LoweringContext, literal, scale_literal
 
-HIDDEN_FACTORS = ("y1", "y2", "y3", "x1", "t")  # the quantities a hidden projection's scales cover
+# rule "gated": its parameters (the on-chip trainer's, neurocomp.analysis.gated_chip): the RMS weight
+# step per trial (model units), "host" or "engine", the weights' headroom, the tag range's quantile
+DEFAULTS = {"step": 1e-3, "mode": "host", "headroom": 2.0, "tag_quantile": 0.999}
 
 
 @dataclass(frozen=True)
