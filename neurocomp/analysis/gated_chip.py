@@ -127,10 +127,6 @@ class ChipLearner:
     def _code(self, name: str, f: str, v: np.ndarray) -> np.ndarray:
         return self.scales[name].code(f, v, self.lrn, self.exact)
 
-    def _payload(self, name: str, v: np.ndarray) -> np.ndarray:
-        """``x1``'s graded payload: its code less the offset the engine adds back."""
-        return self._code(name, "x1", v) - (64 if self.scales[name].signed_x1 else 0)
-
     def run(self, x: np.ndarray, target: np.ndarray, learn: bool) -> np.ndarray:
         """Run trials ``x`` ``[T, batch, n_in]`` (learning online if ``learn``); the readout
         ``y`` ``[T, batch, n_out]``."""
@@ -173,7 +169,7 @@ class ChipLearner:
             graded = ({"y3": self._code(name, "y3", err)} if name == "W_out" else
                       {f: self._code(name, f, v) for f, v in (("y1", y1), ("y2", y2), ("y3", y3_late))})  # fmt: skip
             zeros = np.zeros((nb, e.n_pre), bool)
-            e.spikes(k, zeros, np.zeros((nb, e.n_post), bool), graded, self._payload(name, pre[name]))
+            e.spikes(k, zeros, np.zeros((nb, e.n_post), bool), graded, self.scales[name].payload(pre[name], self.lrn, self.exact))
             e.learn(k)
             if name == "W_out":
                 continue

@@ -57,6 +57,10 @@ class GatedScales:
         c = np.asarray(v, np.float64) / getattr(self, name) + off
         return c if exact else np.clip(np.round(c), off - (top if off else 0), off + top)
 
+    def payload(self, v: np.ndarray, lrn, exact: bool = False) -> np.ndarray:
+        """``x1``'s graded payload: its code less the offset the engine adds back on arrival."""
+        return self.code("x1", v, lrn, exact) - _trace_range(lrn, self.signed_x1)[1]
+
 
 def _trace_range(lrn, signed: bool) -> tuple[int, int]:
     """``(largest magnitude, offset)`` of a graded trace: unsigned ``2**bits - 1`` and offset
