@@ -168,8 +168,8 @@ class ChipLearner:
         for name, e in self.engines.items():
             graded = ({"y3": self._code(name, "y3", err)} if name == "W_out" else
                       {f: self._code(name, f, v) for f, v in (("y1", y1), ("y2", y2), ("y3", y3_late))})  # fmt: skip
-            zeros = np.zeros((nb, e.n_pre), bool)
-            e.spikes(k, zeros, np.zeros((nb, e.n_post), bool), graded, self.scales[name].payload(pre[name], self.lrn, self.exact))
+            payload = self.scales[name].payload(pre[name], self.lrn, self.exact)
+            e.spikes(k, np.zeros((nb, e.n_pre), bool), np.zeros((nb, e.n_post), bool), graded, payload)
             e.learn(k)
             if name == "W_out":
                 continue

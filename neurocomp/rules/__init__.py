@@ -9,7 +9,20 @@ the rule's name and the profile's engine kind.
 from __future__ import annotations
 
 from ..learning.lowering import lower, register_rules
-from . import contrastive, custom, eprop, gated_engine, oja, perturbation, reckon, rflo, rstdp, scaling, stdp, volatility
+from . import (
+    contrastive,
+    custom,
+    eprop,
+    gated_engine,
+    oja,
+    perturbation,
+    reckon,
+    rflo,
+    rstdp,
+    scaling,
+    stdp,
+    volatility,
+)
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering

@@ -81,6 +81,7 @@ def choose_scales(ranges: dict[str, float], w_max: float, lrn, headroom: float, 
     holds ``headroom`` times the largest initial weight ``w_max``. The tag's LSB is the finer of
     its range's and the coarsest the engine's smallest constant allows for ``y2 x1`` (``2**e_min``
     after the product's shift): beyond that the tag saturates (the learner counts how often)."""
+
     def lsb(name: str, signed: bool) -> float | None:
         if name not in ranges:
             return None
