@@ -187,6 +187,8 @@ def test_the_lowered_forward_rule_passes_the_design_rules_on_loihi2_only(tmp_pat
     path = _plastic(tmp_path, "{rule: gated}")
     prog = compile(load_network(path), "loihi2", out=io.StringIO())
     assert prog.projection("rec->rec").plasticity.name == "gated"
+    with pytest.raises(EmulatorError, match="rule 'gated' trains with neurocomp.analysis.gated_chip"):
+        Emulator(prog)  # the emulator runs it static; the on-chip trainer runs the rule
     with pytest.raises(DRCError) as info:
         compile(load_network(path), "spinnaker2", out=io.StringIO())
     assert any("gated_network_static" in p.message and "trained off chip" in p.message for p in info.value.problems)
