@@ -121,8 +121,15 @@ class ChipLearner:
         return {"W_in": self.m.mask_in, "W_rec": self.m.mask_rec}.get(name)
 
     def weights(self) -> dict[str, np.ndarray]:
-        """The weights the neurons see, model units (the engine's ``w`` times its LSB)."""
-        return self.w | {k: e.weights[0] * self.scales[k].w for k, e in self.engines.items()}
+        """The weights the neurons see, model units: the engine's ``w`` times its LSB, the
+        host's readout weights on the same grid (in the float arithmetic: as the host holds them)."""
+        out = {k: e.weights[0] * self.scales[k].w for k, e in self.engines.items()}
+        return {k: out[k] if k in out else self._on_grid(k, w) * self.scales[k].w for k, w in self.w.items()}
+
+    def _on_grid(self, name: str, w: np.ndarray) -> np.ndarray:
+        """Host weights ``w`` in units of the engine's LSB: rounded (fixed), or exact (float)."""
+        m = w / self.scales[name].w
+        return m if self.exact else np.round(m)
 
     def _code(self, name: str, f: str, v: np.ndarray) -> np.ndarray:
         return self.scales[name].code(f, v, self.lrn, self.exact)
@@ -191,7 +198,7 @@ class ChipLearner:
             sc = self.scales[name]
             self.w[name] = np.clip(self.w[name] + d, -hi * sc.w, (hi - 1) * sc.w)
             if name in self.engines:
-                self.engines[name].set_state({"w": np.round(self.w[name] / sc.w)[None]}, None)
+                self.engines[name].set_state({"w": self._on_grid(name, self.w[name])[None]}, None)
 
 
 def train_on_chip(net, task: str = "delayed-xor", profile: str = "loihi2", *, arithmetic: str = "fixed",
