@@ -407,11 +407,12 @@ def gated_network_static(net: DiscreteNetwork, prof: Profile) -> list[Violation]
     lowered = lrn.kind == "sum_of_products" and lrn.third_factor and "gated" in lrn.rules
     why = "a gated theta network is trained off chip (neurocomp train) and deployed static"
     if lowered:
-        why += (f", or on {prof.name}'s engine by its lowered forward rule 'gated' (GatedNet.engine_rule: the phase "
-                "trace in the tag, three graded post factors); no other rule has a lowering for its neurons")
+        why += (f", or on {prof.name}'s engine by its lowered forward rule 'gated' (GatedNet.engine_rule: "
+                "the phase trace in the tag, three graded post factors); no other rule is lowered")  # fmt: skip
     elif lrn.kind == "sum_of_products":
+        runs = "does not run" if lrn.third_factor else "lacks"
         why += (f"; its forward rule (GatedNet.engine_rule, rule 'gated') needs the tag and three graded post "
-                f"factors, which {prof.name}'s engine {'does not run' if lrn.third_factor else 'lacks'}")
+                f"factors, which {prof.name}'s engine {runs}")  # fmt: skip
     return [Violation("gated_network_static", _proj(pr.name), f"plastic ({pr.plasticity.name!r}): {why}")
             for pr in net.projections if pr.plasticity is not None and {pr.pre, pr.post} & gated
             and not (lowered and pr.plasticity.name == "gated")]  # fmt: skip
