@@ -17,7 +17,8 @@ name (printed at the end).
 
 Target (issue 19, ``learning-rules.md`` §2.8): delayed-XOR accuracy >= 95 % in float with the
 exact gradient; the forward approximations and the deployed accuracy reported against it. The
-engine rule is trained in float64 here, not on loihi2's engine (not lowered: see the README).
+engine rule is trained in float64 here; ``benchmarks/delayed_xor_chip.py`` trains it on loihi2's
+engine.
 
     PYTHONPATH=. nice -n 10 python benchmarks/delayed_xor.py [--iterations 300] [--batch 32] [--trials 256]
 """

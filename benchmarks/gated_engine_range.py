@@ -1,6 +1,6 @@
-"""Why the gated network's forward rule is not lowered onto loihi2's learning engine: the range
-its phase trace needs against the tag's bits, and its per-step weight change against the
-accumulator's grid.
+"""What the gated network's forward rule needs of loihi2's learning engine: the range its phase
+trace needs against the tag's bits, and its per-step weight change against the accumulator's
+grid (why the lowering, ``neurocomp.rules.gated_engine``, sums the update on the host).
 
 The rule is :meth:`GatedNet.engine_rule` (e-prop reduced to three graded post factors and the
 phase trace in one tag). The network is trained with it in float64 (``--method engine``,

@@ -164,7 +164,7 @@ def test_engine_rule_is_its_online_form():
         th = tr.theta[t]
         y1 = net.eps * np.sin(th) * (1 - tr.I[t])
         y2 = net.eps * (1 + np.cos(th))
-        y3 = beta * gate(tr.theta[t + 1], net.width, "cosine") * (dy[t] @ net.W_out)
+        y3 = beta * gate(tr.theta[t + 1], net.width, "cosine") * ((1 - net.kappa) * dy[t] @ net.W_out)
         tag = tag + y1[:, :, None] * tag + y2[:, :, None] * pre[t][:, None, :]
         dw += np.einsum("bn,bnj->nj", y3, tag)
     np.testing.assert_allclose(g["W_in"], dw[:, : net.n_in], rtol=1e-9, atol=1e-12 * np.abs(dw).max())
@@ -184,6 +184,9 @@ def test_engine_rule_is_close_to_eprop():
     a = np.concatenate([ep["W_in"], ep["W_rec"]], axis=1).ravel()
     b = np.concatenate([en["W_in"], en["W_rec"]], axis=1).ravel()
     assert a @ b / np.linalg.norm(a) / np.linalg.norm(b) > 0.9
+    # and its scale: y3 carries the readout's input gain (1 - kappa) as e-prop's signal does;
+    # b's projection on a is 0.67 of a (the dropped low-pass), 1.34 without that gain (kappa 0.5)
+    assert 0.45 < a @ b / (a @ a) < 1.0
 
 
 def test_eprop_is_exact_without_recurrence_and_close_with_it():

@@ -165,14 +165,33 @@ def test_a_width_whose_reciprocal_leaves_its_register_is_a_named_error(tmp_path)
 
 @pytest.mark.parametrize("chip", ["loihi2", "spinnaker2"])
 def test_learning_on_a_gated_network_is_refused_by_name(tmp_path, chip):
-    # the forward rule is trained off chip; on loihi2's engine the refusal says why (the tag)
+    # a rule other than the lowered forward rule: loihi2 names the one it runs, spinnaker2 says off chip
+    path = _plastic(tmp_path, "{rule: stdp, params: {lr: 0.01}}")
+    why = "its lowered forward rule 'gated'" if chip == "loihi2" else "trained off chip"
+    with pytest.raises(DRCError, match=rf"projection 'rec->rec': plastic \('stdp'\): .*{why}"):
+        compile(load_network(path), chip, out=io.StringIO())
+
+
+def _plastic(tmp_path, plasticity: str):
+    """The example with its recurrent projection plastic by ``plasticity`` (rule-string YAML)."""
     path = tmp_path / "plastic.yaml"
     old = "{init: normal, std: 3.873, seed: 2, exclude_self: true}}"
     assert old in EXAMPLE.read_text()
-    path.write_text(EXAMPLE.read_text().replace(old, old[:-1] + ", plasticity: {rule: stdp, params: {lr: 0.01}}}"))
-    why = "the tag's 9 bits" if chip == "loihi2" else "trained off chip"
-    with pytest.raises(DRCError, match=rf"projection 'rec->rec': plastic \('stdp'\): .*{why}"):
-        compile(load_network(path), chip, out=io.StringIO())
+    path.write_text(EXAMPLE.read_text().replace(old, old[:-1] + f", plasticity: {plasticity}}}"))
+    return path
+
+
+def test_the_lowered_forward_rule_passes_the_design_rules_on_loihi2_only(tmp_path):
+    # rule 'gated' is GatedNet.engine_rule on the engine (rules/gated_engine.py): loihi2's graded
+    # third factors run it, so compile keeps the projection plastic; spinnaker2 refuses it by name
+    path = _plastic(tmp_path, "{rule: gated}")
+    prog = compile(load_network(path), "loihi2", out=io.StringIO())
+    assert prog.projection("rec->rec").plasticity.name == "gated"
+    with pytest.raises(EmulatorError, match="rule 'gated' trains with neurocomp.analysis.gated_chip"):
+        Emulator(prog)  # the emulator runs it static; the on-chip trainer runs the rule
+    with pytest.raises(DRCError) as info:
+        compile(load_network(path), "spinnaker2", out=io.StringIO())
+    assert any("gated_network_static" in p.message and "trained off chip" in p.message for p in info.value.problems)
 
 
 def test_a_chip_without_learning_names_the_plastic_gated_projection_once(tmp_path):

@@ -164,7 +164,8 @@ def _place(program: Program, pr, offs, mats) -> list[Problem]:
     if np.any(np.asarray(pr.delay_steps) != 0):
         out.append(Problem(where, "delays: the gated network's charge arrives in the next step; no further delay"))
     if pr.plasticity is not None:
-        out.append(Problem(where, f"{pr.plasticity.name}: no on-chip learning of a gated network"))
+        msg = "the emulator runs a gated network static; rule 'gated' trains with neurocomp.analysis.gated_chip"
+        out.append(Problem(where, f"{pr.plasticity.name}: {msg}"))
     if out:
         return out
     r0, c0 = offs[post][pr.post], offs[pre][pr.pre]

@@ -274,17 +274,25 @@ class GatedNet:
         }
 
     def engine_factors(self, tr: GatedTrace, target: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The graded post factors of :meth:`engine_rule`, ``[T, batch, n_rec]`` each: ``y1 =
-        eps sin theta_t (1 - I_t)`` (the phase's Jacobian less 1), ``y2 = eps (1 + cos
-        theta_t)`` (``dtheta_{t+1}/dI_t``), ``y3 = beta g(theta_{t+1}) (O^T dL/dy_t)``; and the
-        readout's ``err = (1 - kappa) dL/dy`` ``[T, batch, n_out]``."""
+        """The graded post factors of :meth:`engine_rule` on a trace and its targets
+        (:meth:`post_factors` with the loss's ``dL/dy``)."""
         dy, _ = self.error(tr.y, target)
-        th = tr.theta[:-1]
+        return self.post_factors(tr.theta[:-1], tr.I, tr.theta[1:], dy)
+
+    def post_factors(self, theta, I, theta_next, dy) -> tuple[np.ndarray, ...]:  # noqa: E741 (the paper's name)
+        """The graded post factors of :meth:`engine_rule`, ``[..., n_rec]`` each, from the
+        phases before and after steps ``theta``, ``theta_next`` (rad), their input currents
+        ``I`` and the readout's ``dy = dL/dy`` ``[..., n_out]``: ``y1 = eps sin theta_t (1 -
+        I_t)`` (the phase's Jacobian less 1), ``y2 = eps (1 + cos theta_t)``
+        (``dtheta_{t+1}/dI_t``), ``y3 = beta g(theta_{t+1}) (O^T err_t)``; and the readout's
+        error ``err = (1 - kappa) dL/dy`` (the readout's input gain, which ``y3`` passes back
+        through ``O^T`` as :meth:`eprop`'s learning signal does)."""
+        err = (1.0 - self.kappa) * dy
         beta = (1 - self.alpha) / self.dt_ms
-        y1 = self.eps * np.sin(th) * (1.0 - tr.I)
-        y2 = self.eps * (1.0 + np.cos(th))
-        y3 = beta * gate(tr.theta[1:], self.width, self.shape) * (dy @ self.W_out)
-        return y1, y2, y3, (1.0 - self.kappa) * dy
+        y1 = self.eps * np.sin(theta) * (1.0 - I)
+        y2 = self.eps * (1.0 + np.cos(theta))
+        y3 = beta * gate(theta_next, self.width, self.shape) * (err @ self.W_out)
+        return y1, y2, y3, err
 
     def engine_rule(self, tr: GatedTrace, target: np.ndarray) -> dict[str, np.ndarray]:
         """The forward rule reduced to what a sum-of-products engine holds: three graded

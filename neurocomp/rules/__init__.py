@@ -9,7 +9,20 @@ the rule's name and the profile's engine kind.
 from __future__ import annotations
 
 from ..learning.lowering import lower, register_rules
-from . import contrastive, custom, eprop, oja, perturbation, reckon, rflo, rstdp, scaling, stdp, volatility
+from . import (
+    contrastive,
+    custom,
+    eprop,
+    gated_engine,
+    oja,
+    perturbation,
+    reckon,
+    rflo,
+    rstdp,
+    scaling,
+    stdp,
+    volatility,
+)
 from .base import LoweringContext, LoweringError
 
 # rule name -> engine kind -> lowering
@@ -28,6 +41,9 @@ LOWERINGS = {
     "vkf": {"sum_of_products": volatility.lower_vkf},
     "psd": {"sum_of_products": scaling.lower_psd},
     "ss": {"sum_of_products": scaling.lower_ss},
+    # a gated theta network's forward rule: its scales come from the float network's measured ranges,
+    # so the on-chip trainer lowers it (neurocomp.analysis.gated_chip), not compile
+    "gated": {"sum_of_products": None},
 }
 
 # rules that train a whole network of their own rather than a projection: why a model file cannot name them
@@ -56,6 +72,7 @@ PARAMS = {
     "vkf": volatility.DEFAULTS,
     "psd": scaling.DEFAULTS,
     "ss": scaling.DEFAULTS,
+    "gated": gated_engine.DEFAULTS,
 }
 
 

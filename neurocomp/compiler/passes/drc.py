@@ -396,21 +396,26 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
 
 
 def gated_network_static(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
-    """A gated theta network learns off chip (``neurocomp train``): no chip runs its learning.
-    On a sum-of-products engine the reason is the forward rule's phase trace (its reduced form,
-    ``GatedNet.engine_rule``, needs far more range than the tag's bits; README)."""
+    """A gated theta network learns off chip (``neurocomp train``), or on a sum-of-products
+    engine with graded third factors by the lowered forward rule ``gated`` (``GatedNet.engine_rule``
+    on the engine: ``neurocomp.rules.gated_engine``) where the profile runs it; any other rule
+    on a gated projection is refused, naming why."""
     gated = {p.name for p in net.populations if p.model == "GatedTheta"}
     lrn = prof.learning
     if lrn.kind == "none":  # no learning at all: learning_rule_supported names it once
         return []
+    lowered = lrn.kind == "sum_of_products" and lrn.third_factor and "gated" in lrn.rules
     why = "a gated theta network is trained off chip (neurocomp train) and deployed static"
-    if lrn.kind == "sum_of_products":
-        bits = lrn.synaptic_variable_bits["t"]
-        why += (f"; its forward rule (GatedNet.engine_rule) is not lowered onto {prof.name}'s engine: the phase "
-                f"trace it keeps in the tag spans more than the tag's {bits} bits hold (on delayed XOR it reaches "
-                "about 4e3 with a median of 0.01: benchmarks/gated_engine_range.py)")  # fmt: skip
+    if lowered:
+        why += (f", or on {prof.name}'s engine by its lowered forward rule 'gated' (GatedNet.engine_rule: "
+                "the phase trace in the tag, three graded post factors); no other rule is lowered")  # fmt: skip
+    elif lrn.kind == "sum_of_products":
+        runs = "does not run" if lrn.third_factor else "lacks"
+        why += (f"; its forward rule (GatedNet.engine_rule, rule 'gated') needs the tag and three graded post "
+                f"factors, which {prof.name}'s engine {runs}")  # fmt: skip
     return [Violation("gated_network_static", _proj(pr.name), f"plastic ({pr.plasticity.name!r}): {why}")
-            for pr in net.projections if pr.plasticity is not None and {pr.pre, pr.post} & gated]  # fmt: skip
+            for pr in net.projections if pr.plasticity is not None and {pr.pre, pr.post} & gated
+            and not (lowered and pr.plasticity.name == "gated")]  # fmt: skip
 
 
 DRC_RULES: tuple[Rule, ...] = (
