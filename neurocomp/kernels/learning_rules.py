@@ -151,8 +151,9 @@ def _product(
     start below its range (``zero_clip``) is still saturated, as a zero product would.
 
     A fixed variable's product is the chip's (integer factors clipped to their widths, the
-    floor shift by the excess width, the exponent's shift) unless the attribution knobs make
-    it otherwise, in the engine's numpy order (``SumOfProductsEngine._product_fixed``): with a
+    floor shift by the excess width, the exponent's shift; then saturated to the accumulator's
+    range, a clip left out where :func:`_product_range` lies within it) unless the attribution
+    knobs make it otherwise, in the engine's numpy order (``SumOfProductsEngine._product_fixed``): with a
     float factor (``mixed``), the factors multiplied in float64 in the rule's order, then the
     mantissa, then floored onto the accumulator's grid and clipped to its range; with exact
     products (``spec["exact"]``), the integer product times ``2**(e - s)`` into a float64
