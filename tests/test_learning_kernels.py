@@ -199,3 +199,29 @@ def test_attribution_mix_runs_compiled_where_each_side_is_one_kind():
     )
     eng = SumOfProductsEngine(graded_x1, np.zeros((5, 7), int), engine=ENGINE, float_quantities=("graded",))
     assert not eng.compiled
+
+
+@pytest.mark.parametrize("name", list(RULES))
+def test_product_ranges_bound_every_chip_product(name):
+    """The rule kernel leaves out a product's clip to the accumulator's range where the
+    product's range lies within it. That range against every value the chip's product takes,
+    enumerated here (each factor over every value it can have after its clip, the mantissa,
+    the floor shift and the exponent's shift): the generator's range must be exactly it."""
+    from neurocomp.kernels import learning as K
+    from neurocomp.kernels.learning_rules import _product_range
+
+    code = engine(name, 1, None)._code
+    for row in code:
+        values = np.array([int(row[K.P_MANT])], np.int64)
+        for f in range(int(row[K.P_NF])):
+            c, const, sgn, width = (int(x) for x in row[K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4])
+            if c in (K.F_X0, K.F_Y0):
+                own = np.array([const, const + 1])
+            elif sgn:
+                own = np.array([-1, 0, 1])
+            else:  # a trace or a synaptic variable: any integer, clipped
+                own = np.arange(-(1 << width) - 3, (1 << width) + 3)
+            own = np.unique(np.clip(own, -(1 << width), (1 << width) - 1))
+            values = np.unique((values[:, None] * own[None, :]).ravel())
+        values = (values >> int(row[K.P_SHIFT])) << int(row[K.P_EXP])
+        assert _product_range(row) == (values.min(), values.max()), row

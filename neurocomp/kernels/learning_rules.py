@@ -60,7 +60,8 @@ class _Writer:
 
 def _factor(code_row, f: int, fixed: bool, w_index: str, ts: str) -> str:
     """Factor ``f`` of a product as an expression (``b``: the trial, ``ts``: the step),
-    clipped to its width when ``fixed`` (the chip's factor; a float one is read as it is)."""
+    clipped to its width when ``fixed`` (the chip's factor; a float one is read as it is)
+    unless its value provably lies in the width already (a spike plus a constant, a sign)."""
     c, const, sgn, width = (int(x) for x in code_row[K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4])
     plus = f" + {const}" if const else ""
     if c == K.F_X0:
@@ -78,8 +79,38 @@ def _factor(code_row, f: int, fixed: bool, w_index: str, ts: str) -> str:
             v = f"np.sign{v}"
     if not fixed:
         return v
-    hi = (1 << width) - 1
-    return f"min(max({v}, {-hi - 1}), {hi})"  # the chip clips a factor to its width
+    lo, hi = _factor_range(code_row, f)
+    if (lo, hi) != _width_range(width):
+        return v  # (already within its width)
+    return f"min(max({v}, {lo}), {hi})"  # the chip clips a factor to its width
+
+
+def _width_range(width: int) -> tuple[int, int]:
+    """The range a chip factor of ``width`` magnitude bits is clipped to."""
+    return -(1 << width), (1 << width) - 1
+
+
+def _factor_range(code_row, f: int) -> tuple[int, int]:
+    """The values factor ``f`` of a fixed product can take after the chip's clip: a spike
+    (0 or 1) plus its constant and a sign (-1, 0 or 1) have their own range, every other
+    factor its width's."""
+    c, const, sgn, width = (int(x) for x in code_row[K.P_FACTORS + 4 * f : K.P_FACTORS + 4 * f + 4])
+    lo, hi = _width_range(width)
+    own = (const, const + 1) if c in (K.F_X0, K.F_Y0) else (-1, 1) if sgn and c >= K.F_W else None
+    return own if own is not None and lo <= own[0] and own[1] <= hi else (lo, hi)
+
+
+def _product_range(code_row) -> tuple[int, int]:
+    """The range of a fixed product (its factors' ranges multiplied with the mantissa, then
+    floored by the width shift and shifted by the exponent): where it lies within the
+    accumulator's range, clipping the product to that range changes nothing."""
+    lo = hi = int(code_row[K.P_MANT])
+    for f in range(int(code_row[K.P_NF])):
+        flo, fhi = _factor_range(code_row, f)
+        ends = (lo * flo, lo * fhi, hi * flo, hi * fhi)
+        lo, hi = min(ends), max(ends)
+    s, e = int(code_row[K.P_SHIFT]), int(code_row[K.P_EXP])
+    return (lo >> s) << e, (hi >> s) << e
 
 
 def _float_factors(spec: dict, code_row) -> bool:
@@ -120,8 +151,9 @@ def _product(
     start below its range (``zero_clip``) is still saturated, as a zero product would.
 
     A fixed variable's product is the chip's (integer factors clipped to their widths, the
-    floor shift by the excess width, the exponent's shift) unless the attribution knobs make
-    it otherwise, in the engine's numpy order (``SumOfProductsEngine._product_fixed``): with a
+    floor shift by the excess width, the exponent's shift; then saturated to the accumulator's
+    range, a clip left out where :func:`_product_range` lies within it) unless the attribution
+    knobs make it otherwise, in the engine's numpy order (``SumOfProductsEngine._product_fixed``): with a
     float factor (``mixed``), the factors multiplied in float64 in the rule's order, then the
     mantissa, then floored onto the accumulator's grid and clipped to its range; with exact
     products (``spec["exact"]``), the integer product times ``2**(e - s)`` into a float64
@@ -156,7 +188,11 @@ def _product(
             out(f"m = m * {2.0 ** (e - s)!r}")
         elif s or e:
             out(f"m = (m >> {s}) << {e}")
-        add, keep = "min(max(acc + min(max(m, LO), HI), LO), HI)", "min(max(acc, LO), HI)" if zero_clip else "acc"
+        plo, phi = _product_range(code_row)
+        lim_lo, lim_hi = (int(x) for x in spec["lim"])
+        within = not (mixed or spec["exact"]) and lim_lo <= plo and phi <= lim_hi
+        add = "min(max(acc + m, LO), HI)" if within else "min(max(acc + min(max(m, LO), HI), LO), HI)"
+        keep = "min(max(acc, LO), HI)" if zero_clip else "acc"
         target = "acc"
     else:
         add, keep = f"{target} + m", target
@@ -188,7 +224,9 @@ def _variable(out: _Writer, spec: dict, var: int, trials: str, w_index: str, hoi
             if several:  # shared weights: every trial's product, in trial order
                 out(f"for b in {trials}:")
                 out.depth += 1
-            _product(out, spec, p, True, w_index, bool(spec["zero_clips"][var]), "", hoist)
+            # (a zero product saturates a variable that can start below the accumulator's
+            # range; after the first product, added or not, the accumulator lies within it)
+            _product(out, spec, p, True, w_index, bool(spec["zero_clips"][var]) and p == start, "", hoist)
             if several:
                 out.depth -= 1
         zero = "0.0" if exact else "0"
