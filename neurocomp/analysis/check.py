@@ -135,7 +135,7 @@ class CheckReport:
             parts = [f"{p}: cos {v['cosine_mean']:.3f}, rel.err {v['relative_error_mean']:.2f}" for p, v in per.items()]
             lines.append(f"  {level:15s} " + "; ".join(parts))
         if self.attribution:
-            lines += ["", *format_attribution(self.attribution, m)]
+            lines += ["", *format_attribution(self.attribution, m, c.get("higher_is_better", False))]
         lines += format_saturation(self.saturation)
         for name, s in self.spikes.items():
             if "rms_difference" in s:  # a rate network: its outputs compared instead
@@ -327,10 +327,46 @@ def spike_agreement(a: np.ndarray, b: np.ndarray, dt_ms: float, window: int = 2)
     }
 
 
-def format_attribution(rows: Sequence[Mapping[str, Any]], m: str) -> list[str]:
-    """The attribution table as text lines (a header, then one line per row)."""
+def format_attribution(rows: Sequence[Mapping[str, Any]], m: str, higher_is_better: bool = False) -> list[str]:
+    """The attribution table as text lines (a header, one line per row, then a note on each
+    row worse than the chip: :func:`attribution_worse_notes`)."""
     head = f"attribution (lowered-fixed with one quantity back in float; {m}, and its difference from lowered-fixed):"
-    return [head] + [_attribution_line(r, m) for r in rows]
+    return [head] + [_attribution_line(r, m) for r in rows] + attribution_worse_notes(rows, m, higher_is_better)
+
+
+WORSE_MARGIN = 0.25  # one seed: a row flagged as worse than the chip by this share of lowered-fixed's metric
+
+
+def attribution_worse_notes(rows: Sequence[Mapping[str, Any]], m: str, higher_is_better: bool = False) -> list[str]:
+    """A note per quantity-in-float row that is worse than lowered-fixed beyond the seeds'
+    spread (its mean difference above the difference's standard deviation; one seed: by more
+    than ``WORSE_MARGIN`` of lowered-fixed's metric). Such a row does not measure the
+    quantity's own rounding but its interaction with the roundings left: on the
+    sum-of-products engine, a float value is seldom exactly 0 (a float tag never decays to
+    0), and the engine still floors every product it enters onto the accumulator's grid."""
+    fixed = next((r for r in rows if r["row"].startswith("all quantized")), None)
+    if fixed is None:
+        return []
+    notes = []
+    for r in rows:
+        if not (r["row"].startswith("fixed, ") and r["row"].endswith(" in float")):
+            continue
+        worse = -r["difference"] if higher_is_better else r["difference"]
+        several = r.get("seeds", 1) > 1
+        margin = r["difference_std"] if several else WORSE_MARGIN * abs(fixed[m])
+        if worse > margin:
+            q = r["row"].removeprefix("fixed, ").removesuffix(" in float")
+            beyond = "beyond the seeds' spread" if several else f"by more than {WORSE_MARGIN:.0%} (one seed)"
+            why = (
+                "exact products drop the floor and also what the rule adds to offset it (e-prop's floor_offset)"
+                if q == "products"
+                else f"not {q}'s own rounding but {q} in float64 beside the chip's other roundings. The engine "
+                f"still floors each product onto its accumulator's grid, and a float value is seldom exactly 0 "
+                f"(a float tag never decays to 0), so the floor (up to a unit, downwards) hits many more products; "
+                f"Emulator(program, learn_float=('{q}', 'products')) shows {q}'s own rounding"
+            )
+            notes.append(f"  note: {r['row']} is worse than lowered-fixed ({r['difference']:+.4f}, {beyond}): {why}.")
+    return notes
 
 
 def _attribution_line(row: Mapping[str, Any], m: str) -> str:
