@@ -154,7 +154,7 @@ def test_attribution_over_seeds_gives_mean_and_spread():
 
 def test_attribution_notes_rows_worse_than_the_chip():
     """A quantity-in-float row worse than lowered-fixed beyond the seeds' spread gets a note
-    (and names the exact-products row to run); one within the spread, a better one, the
+    (and the table a line naming the exact-products run); one within the spread, a better one, the
     round-to-nearest row and, one seed, a row within 25 % of lowered-fixed get none. Values
     hand-picked around the margins."""
     from neurocomp.analysis.check import format_attribution
@@ -166,8 +166,10 @@ def test_attribution_notes_rows_worse_than_the_chip():
     fixed = row("all quantized (lowered-fixed)", 0.1, 0.0, 0.0, 3)
     seeds = [fixed, row("fixed, tags in float", 0.7, 0.6, 0.2, 3), row("fixed, traces in float", 0.15, 0.05, 0.08, 3),
              row("fixed, weights in float", 0.05, -0.05, 0.01, 3), row("fixed, round-to-nearest", 1.1, 1.0, 0.1, 3)]
-    notes = [line for line in format_attribution(seeds, "nmse") if "note:" in line]
-    assert len(notes) == 1 and "tags in float" in notes[0] and "('tags', 'products')" in notes[0]
+    lines = format_attribution(seeds, "nmse")
+    notes = [line for line in lines if "note:" in line]
+    assert len(notes) == 1 and "tags in float" in notes[0]
+    assert "learn_float=(quantity, 'products')" in lines[-1]  # the run that leaves the floor out
     one = [row("all quantized (lowered-fixed)", 0.1, 0.0), row("fixed, graded in float", 0.13, 0.03),
            row("fixed, products in float", 0.12, 0.02)]
     notes = [line for line in format_attribution(one, "nmse") if "note:" in line]

@@ -340,10 +340,8 @@ WORSE_MARGIN = 0.25  # one seed: a row flagged as worse than the chip by this sh
 def attribution_worse_notes(rows: Sequence[Mapping[str, Any]], m: str, higher_is_better: bool = False) -> list[str]:
     """A note per quantity-in-float row that is worse than lowered-fixed beyond the seeds'
     spread (its mean difference above the difference's standard deviation; one seed: by more
-    than ``WORSE_MARGIN`` of lowered-fixed's metric). Such a row does not measure the
-    quantity's own rounding but its interaction with the roundings left: on the
-    sum-of-products engine, a float value is seldom exactly 0 (a float tag never decays to
-    0), and the engine still floors every product it enters onto the accumulator's grid."""
+    than ``WORSE_MARGIN`` of lowered-fixed's metric), then one line on what such a row can
+    mean: the quantity in float beside the roundings left, not the chip less one error."""
     fixed = next((r for r in rows if r["row"].startswith("all quantized")), None)
     if fixed is None:
         return []
@@ -353,19 +351,17 @@ def attribution_worse_notes(rows: Sequence[Mapping[str, Any]], m: str, higher_is
             continue
         worse = -r["difference"] if higher_is_better else r["difference"]
         several = r.get("seeds", 1) > 1
-        margin = r["difference_std"] if several else WORSE_MARGIN * abs(fixed[m])
-        if worse > margin:
-            q = r["row"].removeprefix("fixed, ").removesuffix(" in float")
-            beyond = "beyond the seeds' spread" if several else f"by more than {WORSE_MARGIN:.0%} (one seed)"
-            why = (
-                "exact products drop the floor and also what the rule adds to offset it (e-prop's floor_offset)"
-                if q == "products"
-                else f"not {q}'s own rounding but {q} in float64 beside the chip's other roundings. The engine "
-                f"still floors each product onto its accumulator's grid, and a float value is seldom exactly 0 "
-                f"(a float tag never decays to 0), so the floor (up to a unit, downwards) hits many more products; "
-                f"Emulator(program, learn_float=('{q}', 'products')) shows {q}'s own rounding"
-            )
-            notes.append(f"  note: {r['row']} is worse than lowered-fixed ({r['difference']:+.4f}, {beyond}): {why}.")
+        if worse > (r["difference_std"] if several else WORSE_MARGIN * abs(fixed[m])):
+            beyond = "beyond the seeds' spread" if several else f"by more than {WORSE_MARGIN:.0%}, one seed"
+            notes.append(f"  note: {r['row']} is worse than lowered-fixed ({r['difference']:+.4f}, {beyond})")
+    if notes:
+        notes.append(
+            "  (a row holds one quantity in float64 beside the chip's other roundings: not the chip less one error. "
+            "The engine still floors every product onto its accumulator's grid, and a float value is seldom "
+            "exactly 0 (a float tag never decays to 0), so the floor hits more products; "
+            "Emulator(program, learn_float=(quantity, 'products')) leaves the floor out, and exact products also "
+            "drop what a rule adds to offset it, e-prop's floor_offset)"
+        )
     return notes
 
 
