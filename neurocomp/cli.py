@@ -854,7 +854,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     rows = attribution_over_seeds(reports)
     if rows:
         m = reports[0].config["metric"]
-        text = "\n".join([f"over seeds {args.seeds}:", *format_attribution(rows, m)])
+        higher = reports[0].config.get("higher_is_better", False)
+        text = "\n".join([f"over seeds {args.seeds}:", *format_attribution(rows, m, higher)])
         atomic_write_text(Path(args.out) / "attribution_seeds.txt", text + "\n")
         try:
             plot_attribution(rows, {**reports[0].config, "seed": args.seeds}, Path(args.out), "attribution_seeds.png")

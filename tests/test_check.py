@@ -152,6 +152,34 @@ def test_attribution_over_seeds_gives_mean_and_spread():
     assert rows[0]["difference_std"] == 0.0
 
 
+def test_attribution_notes_rows_worse_than_the_chip():
+    """A quantity-in-float row worse than lowered-fixed beyond the seeds' spread gets a note
+    (and the table a line naming the exact-products run); one within the spread, a better one, the
+    round-to-nearest row and, one seed, a row within 25 % of lowered-fixed get none. Values
+    hand-picked around the margins."""
+    from neurocomp.analysis.check import format_attribution
+
+    def row(name, nmse, diff, std=None, seeds=1):
+        r = {"row": name, "nmse": nmse, "difference": diff}
+        return {**r, "std": 0.0, "difference_std": std, "seeds": seeds} if std is not None else r
+
+    fixed = row("all quantized (lowered-fixed)", 0.1, 0.0, 0.0, 3)
+    seeds = [fixed, row("fixed, tags in float", 0.7, 0.6, 0.2, 3), row("fixed, traces in float", 0.15, 0.05, 0.08, 3),
+             row("fixed, weights in float", 0.05, -0.05, 0.01, 3), row("fixed, round-to-nearest", 1.1, 1.0, 0.1, 3)]
+    lines = format_attribution(seeds, "nmse")
+    notes = [line for line in lines if "note:" in line]
+    assert len(notes) == 1 and "tags in float" in notes[0]
+    assert "learn_float=(quantity, 'products')" in lines[-1]  # the run that leaves the floor out
+    one = [row("all quantized (lowered-fixed)", 0.1, 0.0), row("fixed, graded in float", 0.13, 0.03),
+           row("fixed, products in float", 0.12, 0.02)]
+    notes = [line for line in format_attribution(one, "nmse") if "note:" in line]
+    assert len(notes) == 1 and "graded in float" in notes[0]
+    # a metric where higher is better: a row worse than the chip has a negative difference
+    higher = [row("all quantized (lowered-fixed)", 0.8, 0.0), row("fixed, tags in float", 0.3, -0.5)]
+    assert any("note:" in line for line in format_attribution(higher, "nmse", higher_is_better=True))
+    assert not any("note:" in line for line in format_attribution(higher, "nmse"))
+
+
 def test_help_lists_check_its_tasks_and_attribution_rows(capsys):
     from neurocomp.analysis.check import ATTRIBUTION_ROWS
     from neurocomp.tasks import TASKS

@@ -170,6 +170,9 @@ MIXED = [
     ("syn-vars", 1, {"float_quantities": ("products",)}),
     ("tags", 2, {"float_quantities": ("products",), "rounding": "nearest"}),
     ("stdp", 1, {"float_quantities": ("graded",)}),
+    # two knobs: a float tag's product under exact products is divided exactly, not floored
+    ("tags", 1, {"float_quantities": ("tags", "products")}),
+    ("restart", 1, {"float_quantities": ("tags", "products"), "batch": 2}),
 ]
 
 

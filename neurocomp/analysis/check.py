@@ -135,7 +135,7 @@ class CheckReport:
             parts = [f"{p}: cos {v['cosine_mean']:.3f}, rel.err {v['relative_error_mean']:.2f}" for p, v in per.items()]
             lines.append(f"  {level:15s} " + "; ".join(parts))
         if self.attribution:
-            lines += ["", *format_attribution(self.attribution, m)]
+            lines += ["", *format_attribution(self.attribution, m, c.get("higher_is_better", False))]
         lines += format_saturation(self.saturation)
         for name, s in self.spikes.items():
             if "rms_difference" in s:  # a rate network: its outputs compared instead
@@ -327,10 +327,42 @@ def spike_agreement(a: np.ndarray, b: np.ndarray, dt_ms: float, window: int = 2)
     }
 
 
-def format_attribution(rows: Sequence[Mapping[str, Any]], m: str) -> list[str]:
-    """The attribution table as text lines (a header, then one line per row)."""
+def format_attribution(rows: Sequence[Mapping[str, Any]], m: str, higher_is_better: bool = False) -> list[str]:
+    """The attribution table as text lines (a header, one line per row, then a note on each
+    row worse than the chip: :func:`attribution_worse_notes`)."""
     head = f"attribution (lowered-fixed with one quantity back in float; {m}, and its difference from lowered-fixed):"
-    return [head] + [_attribution_line(r, m) for r in rows]
+    return [head] + [_attribution_line(r, m) for r in rows] + attribution_worse_notes(rows, m, higher_is_better)
+
+
+WORSE_MARGIN = 0.25  # one seed: a row flagged as worse than the chip by this share of lowered-fixed's metric
+
+
+def attribution_worse_notes(rows: Sequence[Mapping[str, Any]], m: str, higher_is_better: bool = False) -> list[str]:
+    """A note per quantity-in-float row that is worse than lowered-fixed beyond the seeds'
+    spread (its mean difference above the difference's standard deviation; one seed: by more
+    than ``WORSE_MARGIN`` of lowered-fixed's metric), then one line on what such a row can
+    mean: the quantity in float beside the roundings left, not the chip less one error."""
+    fixed = next((r for r in rows if r["row"].startswith("all quantized")), None)
+    if fixed is None:
+        return []
+    notes = []
+    for r in rows:
+        if not (r["row"].startswith("fixed, ") and r["row"].endswith(" in float")):
+            continue
+        worse = -r["difference"] if higher_is_better else r["difference"]
+        several = r.get("seeds", 1) > 1
+        if worse > (r["difference_std"] if several else WORSE_MARGIN * abs(fixed[m])):
+            beyond = "beyond the seeds' spread" if several else f"by more than {WORSE_MARGIN:.0%}, one seed"
+            notes.append(f"  note: {r['row']} is worse than lowered-fixed ({r['difference']:+.4f}, {beyond})")
+    if notes:
+        notes.append(
+            "  (a row holds one quantity in float64 beside the chip's other roundings: not the chip less one error. "
+            "The engine still floors every product onto its accumulator's grid, and a float value is seldom "
+            "exactly 0 (a float tag never decays to 0), so the floor hits more products; "
+            "Emulator(program, learn_float=(quantity, 'products')) leaves the floor out, and exact products also "
+            "drop what a rule adds to offset it, e-prop's floor_offset)"
+        )
+    return notes
 
 
 def _attribution_line(row: Mapping[str, Any], m: str) -> str:

@@ -156,8 +156,8 @@ def _product(
     knobs make it otherwise, in the engine's numpy order (``SumOfProductsEngine._product_fixed``): with a
     float factor (``mixed``), the factors multiplied in float64 in the rule's order, then the
     mantissa, then floored onto the accumulator's grid and clipped to its range; with exact
-    products (``spec["exact"]``), the integer product times ``2**(e - s)`` into a float64
-    accumulator."""
+    products (``spec["exact"]``), the product (integer, or mixed) times ``2**(e - s)`` into a
+    float64 accumulator, not floored."""
     code_row = spec["code"][p]
     dep = int(code_row[K.P_DEP])
     ts = _step(spec, dep, hoist)
@@ -183,9 +183,10 @@ def _product(
         s, e = int(code_row[K.P_SHIFT]), int(code_row[K.P_EXP])
         if mixed:
             out(f"m = m * {mant}")
-            out(f"m = np.int64(np.floor(m * {2.0**-s!r}))" + (f" << {e}" if e else ""))
-        elif spec["exact"]:
+        if spec["exact"]:
             out(f"m = m * {2.0 ** (e - s)!r}")
+        elif mixed:
+            out(f"m = np.int64(np.floor(m * {2.0**-s!r}))" + (f" << {e}" if e else ""))
         elif s or e:
             out(f"m = (m >> {s}) << {e}")
         plo, phi = _product_range(code_row)

@@ -41,7 +41,10 @@ float64 (the attribution of a rule check: which quantization causes the gap), ea
 
 A product whose factors include a float quantity, updating a variable that is still fixed,
 is computed in float64, floored onto the accumulator's grid (the chip's width shift) and
-accumulated as the chip does; a float factor is not clipped to its factor width. With all
+accumulated as the chip does; a float factor is not clipped to its factor width. (So a float
+quantity can make a row worse than the chip: a float tag never decays to exactly 0, and the floor
+then takes up to a unit from nearly every product instead of the few an integer tag leaves
+nonzero. With ``"products"`` too, such a product is divided exactly.) With all
 four quantities in float the engine is the ``"float"`` arithmetic above, which is how that
 arithmetic is implemented. ``rounding`` (``"stochastic"`` or ``"nearest"``; default: the
 profile's ``stochastic_rounding``) picks how the fixed quantities round: trace decays and
