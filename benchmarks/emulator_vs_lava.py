@@ -142,15 +142,19 @@ def check_same(name: str, state: dict, final: dict) -> None:
         assert np.array_equal(lava, emu), f"emulator and Lava disagree on {name}: final {var}"
 
 
+def synapses_per_neuron(prog) -> float:
+    """The recurrent projection's stored synapses per neuron: its nonzero weights (a weight whose
+    mantissa rounds to 0 delivers nothing), counted alike for dense (a) and sparse (d)."""
+    return np.count_nonzero(prog.projections[0].weights) / prog.populations[0].size
+
+
 def event_cost(prog_a, prog_d, steps: int, rep: int) -> tuple[float, float, float, float]:
     """CPU seconds per synaptic event of (a) and of (d) (spikes x synapses per neuron), and
     their CPU seconds per step: one round of the (d)/(a) comparison."""
     _, rec_a, _, cpu_a = time_emulator(prog_a, steps, repeat=rep)
     _, rec_d, _, cpu_d = time_emulator(prog_d, steps, repeat=rep)
-    syn_a = np.count_nonzero(prog_a.projections[0].weights) / prog_a.populations[0].size  # dense: its nonzeros
-    syn_d = prog_d.projections[0].n_synapses / prog_d.populations[0].size
-    per_a = cpu_a / (rec_a["rec/spikes"].sum() * syn_a)
-    per_d = cpu_d / (rec_d["rec/spikes"].sum() * syn_d)
+    per_a = cpu_a / (rec_a["rec/spikes"].sum() * synapses_per_neuron(prog_a))
+    per_d = cpu_d / (rec_d["rec/spikes"].sum() * synapses_per_neuron(prog_d))
     return per_a, per_d, cpu_a / steps, cpu_d / steps
 
 
@@ -196,7 +200,7 @@ def main() -> int:
     prog_a = recurrent_program(1000)
     emu_a, rec_a, state_a, cpu_a = time_emulator(prog_a, steps, repeat=rep)
     rate_a = rec_a["rec/spikes"].mean()
-    events_a = rec_a["rec/spikes"].sum() * 0.1 * 1000  # spikes x synapses per neuron
+    events_a = rec_a["rec/spikes"].sum() * synapses_per_neuron(prog_a)
     lava_a = None
     if not args.no_lava:
         lava_a, final = time_lava(prog_a, steps, rep)
@@ -225,8 +229,7 @@ def main() -> int:
 
     prog_d = sparse_program()
     emu_d, rec_d, _, cpu_d = time_emulator(prog_d, steps, repeat=rep)
-    syn_per_neuron = prog_d.projections[0].n_synapses / 100_000
-    events_d = rec_d["rec/spikes"].sum() * syn_per_neuron
+    events_d = rec_d["rec/spikes"].sum() * synapses_per_neuron(prog_d)
     rows.append(("(d) N=100000 sparse, 100 syn/neuron", steps / emu_d, None, rec_d["rec/spikes"].mean()))
 
     stdp_emu, stdp_lava, stdp_rate = case_stdp(steps, args.lava_stdp_steps, args.no_lava)

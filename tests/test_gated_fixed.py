@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 import pytest
@@ -165,9 +166,9 @@ def test_a_width_whose_reciprocal_leaves_its_register_is_a_named_error(tmp_path)
 
 @pytest.mark.parametrize("chip", ["loihi2", "spinnaker2"])
 def test_learning_on_a_gated_network_is_refused_by_name(tmp_path, chip):
-    # a rule other than the lowered forward rule: loihi2 names the one it runs, spinnaker2 says off chip
+    # any rule on a gated projection: loihi2 names the forward rule and its trainer, spinnaker2 says off chip
     path = _plastic(tmp_path, "{rule: stdp, params: {lr: 0.01}}")
-    why = "its lowered forward rule 'gated'" if chip == "loihi2" else "trained off chip"
+    why = "its forward rule 'gated'" if chip == "loihi2" else "trained off chip"
     with pytest.raises(DRCError, match=rf"projection 'rec->rec': plastic \('stdp'\): .*{why}"):
         compile(load_network(path), chip, out=io.StringIO())
 
@@ -181,17 +182,27 @@ def _plastic(tmp_path, plasticity: str):
     return path
 
 
-def test_the_lowered_forward_rule_passes_the_design_rules_on_loihi2_only(tmp_path):
-    # rule 'gated' is GatedNet.engine_rule on the engine (rules/gated_engine.py): loihi2's graded
-    # third factors run it, so compile keeps the projection plastic; spinnaker2 refuses it by name
+def test_a_plastic_gated_projection_is_refused_naming_the_on_chip_trainer(tmp_path):
+    # rule 'gated' (GatedNet.engine_rule on the engine) takes its scales from the float network's measured
+    # ranges, so the on-chip trainer runs it from the static network: compile refuses it in a model, and names
+    # the trainer where the engine runs it (loihi2), the missing engine where it does not (spinnaker2)
     path = _plastic(tmp_path, "{rule: gated}")
-    prog = compile(load_network(path), "loihi2", out=io.StringIO())
-    assert prog.projection("rec->rec").plasticity.name == "gated"
-    with pytest.raises(EmulatorError, match="rule 'gated' trains with neurocomp.analysis.gated_chip"):
-        Emulator(prog)  # the emulator runs it static; the on-chip trainer runs the rule
+    for chip, says in (("loihi2", "gated_chip.train_on_chip"), ("spinnaker2", "trained off chip")):
+        with pytest.raises(DRCError) as info:
+            compile(load_network(path), chip, out=io.StringIO())
+        assert any("gated_network_static" in p.message and says in p.message for p in info.value.problems), chip
+
+
+def test_rule_gated_outside_a_gated_network_is_refused(tmp_path):
+    # the forward rule reads the gated neuron's phase: on an LIF projection it has nothing to read
+    src = (ROOT / "examples" / "stdp_pattern.yaml").read_text()
+    stdp = re.findall(r"\{rule: stdp, params: \{[^}]*\}\}", src)
+    assert len(stdp) == 1  # the edit applies once
+    path = tmp_path / "lif_gated.yaml"
+    path.write_text(src.replace(stdp[0], "{rule: gated}"))
     with pytest.raises(DRCError) as info:
-        compile(load_network(path), "spinnaker2", out=io.StringIO())
-    assert any("gated_network_static" in p.message and "trained off chip" in p.message for p in info.value.problems)
+        compile(load_network(path), "loihi2", out=io.StringIO())
+    assert any("not a projection of a gated network" in p.message for p in info.value.problems)
 
 
 def test_a_chip_without_learning_names_the_plastic_gated_projection_once(tmp_path):

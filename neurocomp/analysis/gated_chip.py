@@ -49,6 +49,7 @@ class ChipTraining:
     cpu_s: float = 0.0
     raised: dict[str, float] = field(default_factory=dict)  # engine mode: the rate raised to the smallest held
     host_reads: float = 0.0  # host mode: the fraction of tag rows read per step
+    error_val: float | None = None  # on ``val_trials`` validation trials after training (None: not scored)
 
 
 def _dy(y: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -203,10 +204,13 @@ class ChipLearner:
 
 def train_on_chip(net, task: str = "delayed-xor", profile: str = "loihi2", *, arithmetic: str = "fixed",
                   mode: str = "host", iterations: int = 40, batch: int = 16, step: float = 1e-3, seed: int = 0,
-                  trials: int = 256, headroom: float = 2.0, tag_quantile: float = 0.999) -> ChipTraining:  # fmt: skip
+                  trials: int = 256, headroom: float = 2.0, tag_quantile: float = 0.999,
+                  val_trials: int = 0) -> ChipTraining:  # fmt: skip
     """Train ``net`` (a float-trained gated network: fine-tuning from it) on ``profile``'s
     engine for ``iterations`` batches of ``batch`` trials, online; score it on ``trials``
-    held-out trials (seed ``1000003 + seed``, as ``check --deploy``) before and after."""
+    held-out trials (seed ``1000003 + seed``, as ``check --deploy``) before and after, and on
+    ``val_trials`` validation trials of their own (seed ``2000003 + seed``) after: the trials a
+    choice of ``step`` may be made on, apart from the held-out ones that report it."""
     t0 = time.process_time()
     tk = make(task, seed=7919 + seed, batch=32)
     calib = (np.asarray(tk.inputs), np.asarray(tk.targets))
@@ -221,8 +225,13 @@ def train_on_chip(net, task: str = "delayed-xor", profile: str = "loihi2", *, ar
         hist.append(float(tr.score(y)))
         rail, reads = {n: v / hx.shape[0] for n, v in lr.rail.items()}, reads + [lr.reads / hx.shape[0]]
     after = _score(lr, held, hx)
+    val = None
+    if val_trials:
+        vt = make(task, seed=2000003 + seed, batch=val_trials)
+        val = _score(lr, vt, np.asarray(vt.inputs))
     return ChipTraining(before, after, hist, lr.scales, lr.notes, rail, time.process_time() - t0,
-                        raised=lr.raised, host_reads=float(np.mean(reads)) if reads else 0.0)  # fmt: skip
+                        raised=lr.raised, host_reads=float(np.mean(reads)) if reads else 0.0,
+                        error_val=val)  # fmt: skip
 
 
 def _score(lr: ChipLearner, task, x: np.ndarray) -> float:

@@ -164,7 +164,7 @@ def _place(program: Program, pr, offs, mats) -> list[Problem]:
     if np.any(np.asarray(pr.delay_steps) != 0):
         out.append(Problem(where, "delays: the gated network's charge arrives in the next step; no further delay"))
     if pr.plasticity is not None:
-        msg = "the emulator runs a gated network static; rule 'gated' trains with neurocomp.analysis.gated_chip"
+        msg = "a gated network runs static; rule 'gated' trains with neurocomp.analysis.gated_chip.train_on_chip"
         out.append(Problem(where, f"{pr.plasticity.name}: {msg}"))
     if out:
         return out

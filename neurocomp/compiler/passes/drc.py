@@ -396,26 +396,37 @@ def state_range_warnings(qnet: QuantizedNetwork) -> list[str]:
 
 
 def gated_network_static(net: DiscreteNetwork, prof: Profile) -> list[Violation]:
-    """A gated theta network learns off chip (``neurocomp train``), or on a sum-of-products
-    engine with graded third factors by the lowered forward rule ``gated`` (``GatedNet.engine_rule``
-    on the engine: ``neurocomp.rules.gated_engine``) where the profile runs it; any other rule
-    on a gated projection is refused, naming why."""
+    """A gated theta network compiles static: it is trained off chip (``neurocomp train``), or
+    on a sum-of-products engine with graded third factors by its lowered forward rule ``gated``
+    (``GatedNet.engine_rule``), which ``neurocomp.analysis.gated_chip.train_on_chip`` runs from
+    the static network (the rule's scales come from the float network's measured ranges, so no
+    Program carries it). A plastic projection of a gated network is refused, naming why, and so
+    is rule ``gated`` on any other projection."""
     gated = {p.name for p in net.populations if p.model == "GatedTheta"}
     lrn = prof.learning
     if lrn.kind == "none":  # no learning at all: learning_rule_supported names it once
         return []
-    lowered = lrn.kind == "sum_of_products" and lrn.third_factor and "gated" in lrn.rules
+    runs = lrn.kind == "sum_of_products" and lrn.third_factor and "gated" in lrn.rules
     why = "a gated theta network is trained off chip (neurocomp train) and deployed static"
-    if lowered:
-        why += (f", or on {prof.name}'s engine by its lowered forward rule 'gated' (GatedNet.engine_rule: "
-                "the phase trace in the tag, three graded post factors); no other rule is lowered")  # fmt: skip
+    if runs:
+        why += (f"; on {prof.name}'s engine its forward rule 'gated' (GatedNet.engine_rule: the phase trace in the "
+                "tag, three graded post factors) is trained by neurocomp.analysis.gated_chip.train_on_chip from "
+                "the static network, not from a compiled rule")  # fmt: skip
     elif lrn.kind == "sum_of_products":
-        runs = "does not run" if lrn.third_factor else "lacks"
+        has = "does not run" if lrn.third_factor else "lacks"
         why += (f"; its forward rule (GatedNet.engine_rule, rule 'gated') needs the tag and three graded post "
-                f"factors, which {prof.name}'s engine {runs}")  # fmt: skip
-    return [Violation("gated_network_static", _proj(pr.name), f"plastic ({pr.plasticity.name!r}): {why}")
-            for pr in net.projections if pr.plasticity is not None and {pr.pre, pr.post} & gated
-            and not (lowered and pr.plasticity.name == "gated")]  # fmt: skip
+                f"factors, which {prof.name}'s engine {has}")  # fmt: skip
+    out = []
+    for pr in net.projections:
+        if pr.plasticity is None:
+            continue
+        if {pr.pre, pr.post} & gated:
+            out.append(Violation("gated_network_static", _proj(pr.name), f"plastic ({pr.plasticity.name!r}): {why}"))
+        elif pr.plasticity.name == "gated":
+            out.append(Violation("gated_network_static", _proj(pr.name),
+                                 f"rule 'gated' is the gated theta network's forward rule; {pr.pre!r} -> "
+                                 f"{pr.post!r} is not a projection of a gated network"))  # fmt: skip
+    return out
 
 
 DRC_RULES: tuple[Rule, ...] = (
