@@ -175,7 +175,9 @@ def in_range(x, lo, hi):
 def _in_range(x, lo, hi):
     if x.bitwidth == 32:
         return lambda x, lo, hi: True
-    return lambda x, lo, hi: lo <= x <= hi
+    # both comparisons, not a chained (short-circuit) one: its branch's variables trip numba's
+    # SSA check (NumbaIRAssumptionWarning) once inlined; the result is the same, NaN included
+    return lambda x, lo, hi: (x >= lo) & (x <= hi)
 
 
 def settle(x, ovf, bits, lo, hi, reg):
