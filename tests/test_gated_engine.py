@@ -91,3 +91,31 @@ def test_on_chip_training_keeps_a_float_trained_network_accurate(tmp_path):
     train(ROOT / "examples" / "gated_delayed_xor.yaml", "delayed-xor", cfg, out=out, progress=False)
     r = train_on_chip(load_network(out), arithmetic="fixed", mode="host", iterations=30, batch=16, step=1e-3)
     assert r.error_after <= 0.10, r
+
+
+def test_a_graded_code_s_value_is_its_value_on_the_grid():
+    # the host reads y3 back from the code the neuron sends: offset-encoded about 2**(bits-1), so the
+    # value is (code - offset) * LSB; a value on the grid comes back exactly, one off the grid to within
+    # half an LSB, and a value beyond the 7-bit range at its rail (derived here from the profile's bits)
+    y1, y2, y3, x1 = _factors()
+    ranges = {"y1": np.abs(y1).max(), "y2": y2.max(), "y3": np.abs(y3).max(), "x1": np.abs(x1).max(), "t": 1.0}
+    sc = choose_scales(ranges, 1.0, LRN, 2.0, True)
+    top = 2 ** (int(LRN.params["trace_bits"]) - 1) - 1
+    on_grid = np.arange(-top, top + 1) * sc.y3
+    np.testing.assert_array_equal(sc.value("y3", sc.code("y3", on_grid, LRN), LRN), on_grid)
+    v = np.array([0.3, -2.6, 5.49]) * sc.y3
+    assert np.all(np.abs(sc.value("y3", sc.code("y3", v, LRN), LRN) - v) <= sc.y3 / 2)
+    assert sc.value("y3", sc.code("y3", np.array([1e9]), LRN), LRN)[0] == top * sc.y3
+
+
+def test_a_network_that_never_reaches_its_gate_zone_is_a_named_error():
+    # an untrained example: no neuron passes through its gate zone on the calibration trials, so no
+    # tag is ever read and its range cannot be measured; a named error, not an empty quantile
+    from neurocomp.analysis.gated_chip import train_on_chip
+    from neurocomp.graph import load_network
+
+    from .conftest import ROOT
+
+    net = load_network(ROOT / "examples" / "gated_delayed_xor.yaml")
+    with pytest.raises(LoweringError, match="no neuron entered its gate zone"):
+        train_on_chip(net, iterations=1, batch=2, trials=2)

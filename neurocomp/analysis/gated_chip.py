@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from ..compiler import compile
 from ..emulator import Emulator
+from ..errors import Problem
 from ..learning.engine import SumOfProductsEngine
-from ..learning.lowering import LoweringContext
+from ..learning.lowering import LoweringContext, LoweringError
 from ..profiles import load_profile
 from ..reference.gated import GatedNet
 from ..rules.gated_engine import GatedScales, choose_scales, gated_rule, rate_unit
@@ -72,8 +74,13 @@ def measure_ranges(m: GatedNet, x: np.ndarray, target: np.ndarray, tag_quantile:
             tag = tag + y1[t][:, :, None] * tag + y2[t][:, :, None] * pre[t][:, None, :]
             seen.append(np.abs(tag[zone[t]]).ravel())
             dw -= np.einsum("bn,bnj->nj", y3[t], tag)
+        seen = np.concatenate(seen)
+        if seen.size == 0:  # no neuron reached its gate zone: y3 never reads a tag, whose range is then unknown
+            raise LoweringError([Problem(f"rule 'gated', {name}", f"no neuron entered its gate zone on the "
+                                         f"{x.shape[1]} calibration trials, so the tag's range cannot be measured "
+                                         "(train the network in float first: neurocomp train --method engine)")])
         ranges = {"y1": np.abs(y1).max(), "y2": y2.max(), "y3": np.abs(y3).max(), "x1": np.abs(pre).max(),
-                  "t": np.quantile(np.concatenate(seen), tag_quantile)}  # fmt: skip
+                  "t": np.quantile(seen, tag_quantile)}  # fmt: skip
         out[name] = {"ranges": ranges, "rms": float(np.sqrt(np.mean((dw / x.shape[1]) ** 2)))}
     dw = -np.einsum("tbo,tbn->on", err, tr.s[1:]) / x.shape[1]
     out["W_out"] = {"ranges": {"y3": np.abs(err).max(), "x1": tr.s[1:].max()}, "rms": float(np.sqrt(np.mean(dw**2)))}
@@ -118,6 +125,10 @@ class ChipLearner:
                 arithmetic="float" if self.exact else "fixed", mask=self._mask(name),
             )  # fmt: skip
 
+    def layer_with(self, w: dict[str, np.ndarray]) -> Any:
+        """The emulator's gated layer with weight matrices ``w`` (model units) in its dtype."""
+        return replace(self.layer0, **{LAYER[k]: v.astype(self.layer0.dtype) for k, v in w.items()})
+
     def _mask(self, name: str) -> np.ndarray | None:
         return {"W_in": self.m.mask_in, "W_rec": self.m.mask_rec}.get(name)
 
@@ -152,7 +163,7 @@ class ChipLearner:
         self.dw = {k: np.zeros_like(v) for k, v in self.w.items()}
         for t in range(T):
             w = self.weights()
-            emu.layer = replace(self.layer0, **{LAYER[k]: v.astype(self.layer0.dtype) for k, v in w.items()})
+            emu.layer = self.layer_with(w)
             rec = emu.run(1, {self.inp: x[t : t + 1]}, record=("theta", "I", "s", "v"))
             th_next = np.concatenate([rec[f"{g}/theta"][0] for g in gated], axis=1)
             s_next = np.concatenate([rec[f"{g}/s"][0] for g in gated], axis=1)
@@ -185,7 +196,7 @@ class ChipLearner:
                 self.rail[name] += float(np.mean(np.abs(e.state["t"]) >= top))
             if self.host:  # the host reads the rows whose y3 is nonzero, y3 as the neuron sends it
                 sc = self.scales[name]
-                y3 = (graded["y3"] - 64) * sc.y3
+                y3 = sc.value("y3", graded["y3"], self.lrn)
                 read = y3 != 0
                 self.reads += float(read.mean()) / len(self.engines)
                 self.dw[name] -= self.lr[name] * np.einsum("bn,bnj->nj", y3, e.state["t"] * sc.t)
@@ -237,6 +248,6 @@ def train_on_chip(net, task: str = "delayed-xor", profile: str = "loihi2", *, ar
 def _score(lr: ChipLearner, task, x: np.ndarray) -> float:
     """The task's error on held-out trials ``x``, the learned weights fixed (one run)."""
     emu = Emulator(lr.prog, batch=x.shape[1])
-    emu.layer = replace(lr.layer0, **{LAYER[k]: v.astype(lr.layer0.dtype) for k, v in lr.weights().items()})
+    emu.layer = lr.layer_with(lr.weights())
     rec = emu.run(x.shape[0], {lr.inp: x}, record=("v",))
     return float(task.score(rec[f"{lr.layer0.readout}/v"] / lr.layer0.v_scale))

@@ -53,9 +53,18 @@ class GatedScales:
         """The graded code of value ``v`` (model units) of factor ``name``: rounded to nearest
         and saturated to the trace's bits (``exact``: the unrounded, unsaturated code, the
         lowered rule in float)."""
-        top, off = _trace_range(lrn, name == "y1" or name == "y3" or (name == "x1" and self.signed_x1))
+        top, off = _trace_range(lrn, self._signed(name))
         c = np.asarray(v, np.float64) / getattr(self, name) + off
         return c if exact else np.clip(np.round(c), off - (top if off else 0), off + top)
+
+    def value(self, name: str, c: np.ndarray, lrn) -> np.ndarray:
+        """The value (model units) of factor ``name``'s graded code ``c``: :meth:`code`'s inverse
+        on its grid (the offset taken off, times the LSB)."""
+        return (np.asarray(c, np.float64) - _trace_range(lrn, self._signed(name))[1]) * getattr(self, name)
+
+    def _signed(self, name: str) -> bool:
+        """Whether factor ``name`` travels offset-encoded: ``y1``, ``y3``, and a signed ``x1``."""
+        return name == "y1" or name == "y3" or (name == "x1" and self.signed_x1)
 
     def payload(self, v: np.ndarray, lrn, exact: bool = False) -> np.ndarray:
         """``x1``'s graded payload: its code less the offset the engine adds back on arrival."""
