@@ -109,6 +109,10 @@ def on_grid(x: float, fmt) -> float | None:
     return m / 2.0**fmt.frac_bits if -(2 ** (fmt.bits - 1)) <= m < 2 ** (fmt.bits - 1) else None
 
 
+# the step constants the neuron cannot work without, and why (a compile that rounds one to 0 refuses it)
+NONZERO_CONSTANTS = {"eps": "the phase would never move (eps = dt/tau_v; shorten tau_v_ms)",
+                     "beta": "the neuron would send no charge (beta = (1 - alpha)/dt; shorten tau_s_ms)"}  # fmt: skip
+
 # the fixed neuron's step-constant registers: format, and the register's value per model unit
 # (phases in turns; ``width`` is held as its reciprocal, 2 pi / width per turn)
 CHIP_REGISTERS = {"eps": ("c", 1 / (2 * np.pi)), "alpha": ("c", 1.0), "beta": ("c", 1.0), "width": ("r", None),

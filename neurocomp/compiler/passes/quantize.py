@@ -36,7 +36,7 @@ from ...errors import Problem
 from ...graph import ALIF, LI, LIF, GatedTheta, Projection, SpikeInput
 from ...graph.conv import ConvProjection
 from ...graph.weights import SparseWeights, row_pointers
-from ...kernels.gated import CHIP_REGISTERS, chip_constants, model_constants
+from ...kernels.gated import CHIP_REGISTERS, NONZERO_CONSTANTS, chip_constants, model_constants
 from ...profiles import Profile
 from ..context import PassContext
 from ..errors import QuantizationError
@@ -54,9 +54,6 @@ from ..ir import (
 from .drc import state_range_warnings
 
 _CHUNK = 1 << 20  # weights per chunk: bounds the float temporaries of large projections
-# the gated neuron's step constants it cannot work without, and why
-GATED_NONZERO = {"eps": "the phase would never move (eps = dt/tau_v; shorten tau_v_ms)",
-                 "beta": "the neuron would send no charge (beta = (1 - alpha)/dt; shorten tau_s_ms)"}  # fmt: skip
 
 
 def ceil_log2(r: float) -> int:
@@ -189,7 +186,7 @@ class _Quantizer:
         nearest on their registers' grids (:func:`~neurocomp.kernels.gated.chip_constants`),
         stored in model units. A constant outside its register is a named error; one that
         becomes 0 is a quantization loss, and an error where the neuron cannot work without
-        it (:data:`GATED_NONZERO`)."""
+        it (:data:`~neurocomp.kernels.gated.NONZERO_CONSTANTS`)."""
         n: GatedTheta = pop.neuron  # type: ignore[assignment]
         params: dict = {"zone_shape": n.zone_shape}
         consts = n.step_constants(self.net.dt_ms)
@@ -214,8 +211,8 @@ class _Quantizer:
             self.stats.append(ParamStats.compare(where, name, np.array([value]), np.array([params[name]])))
             if value != 0 and realized[name] == 0:
                 msg = f"GatedTheta {name} {value:g} quantizes to 0 in its {held[name]}"
-                if name in GATED_NONZERO:
-                    refused.append(Problem(where, f"{msg}: {GATED_NONZERO[name]}"))
+                if name in NONZERO_CONSTANTS:
+                    refused.append(Problem(where, f"{msg}: {NONZERO_CONSTANTS[name]}"))
                 else:
                     self.loss(where, msg)
         if refused:
