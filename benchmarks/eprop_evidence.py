@@ -312,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--t-epoch", type=int, default=1, help="the rule's t_epoch (--chip loihi2 needs 16 for tau_a 2 s)")
     ap.add_argument("--readout-scale", type=float, default=1.0, help="initial readout weights times this (--chip)")
     args = ap.parse_args(argv)
+    if args.centre_rows and not args.adam:
+        ap.error("--centre-rows centres the host Adam's gradient: it needs --adam")
     if args.chip:
         lr = 5e-3 if args.lr is None else args.lr
         schedule = parse_schedule(args.schedule) if args.schedule else [(lr, args.iterations)]
