@@ -89,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", help="an .npz of eprop_evidence.py --save (--full) to start from")
     ap.add_argument("--rows", action="store_true", help="also the row means' share and the row-centred cosine")
     a = ap.parse_args(argv)
+    if a.weights and not a.full:  # a checkpoint of eprop_evidence.py holds the full-size network's weights
+        ap.error("--weights starts from a full-size checkpoint: it needs --full")
     example = ROOT / "examples" / "eprop_evidence.yaml"
     net = load_network(example) if a.full else small_network(read_yaml(example))
     start = None
